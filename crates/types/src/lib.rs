@@ -1,0 +1,10 @@
+//! Identifiers, keys and hashes shared by every tabnode crate.
+//!
+//! Everything here is plain data: no I/O, no browser types. Ids are 32 bytes and print as base58,
+//! as Calimero prints them, so an id copied from merod's tooling reads the same here.
+
+mod id;
+mod keys;
+
+pub use id::{AppId, ContextId, DeltaId, Hash, IdParseError};
+pub use keys::{verify_signature, PublicKey, SecretKey, Signature, SignatureError};
