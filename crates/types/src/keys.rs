@@ -55,7 +55,8 @@ pub fn verify_signature(
     message: &[u8],
     signature: &Signature,
 ) -> Result<(), SignatureError> {
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&key.0).map_err(|_| SignatureError::BadKey)?;
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(&key.0).map_err(|_| SignatureError::BadKey)?;
     let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
     key.verify_strict(message, &sig)
         .map_err(|_| SignatureError::Mismatch)

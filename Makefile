@@ -1,0 +1,40 @@
+# The two commands: `make run` and `make test`. Both install what is missing first.
+.PHONY: run test setup apps pkg www relay native-test wasm-test e2e-test bench clean
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-unknown-unknown
+
+run: setup apps www relay
+	node scripts/serve.mjs
+
+test: setup apps www relay native-test wasm-test e2e-test
+
+setup:
+	bash scripts/setup.sh
+
+# Guest apps are built from source with calimero-sdk; no .wasm is committed.
+apps:
+	bash tests/apps/build.sh
+
+# The node as a JS package: wasm-bindgen output of crates/web.
+pkg:
+	$(CARGO) build --release --target $(WASM_TARGET) -p tabnode-web
+	wasm-bindgen --target bundler --out-dir pkg target/$(WASM_TARGET)/release/tabnode_web.wasm
+
+www: pkg
+	npx webpack --config webpack.config.js
+
+relay:
+	$(CARGO) build --release -p tabnode-relay
+
+native-test:
+	$(CARGO) test --release --workspace
+
+wasm-test:
+	bash scripts/wasm-test.sh -p tabnode-store
+
+e2e-test:
+	node --test --test-concurrency=1 tests/e2e/
+
+clean:
+	rm -rf pkg www/dist tests/apps/dist

@@ -1,0 +1,96 @@
+//! Signed causal deltas: what one call on one node changed, as the guest's sync artifact.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use tabnode_types::{
+    verify_signature, ContextId, DeltaId, Hash, PublicKey, SecretKey, Signature, SignatureError,
+};
+
+/// An event a call emitted, carried in the delta so every member's subscribers see it.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct EventRecord {
+    pub kind: String,
+    pub data: Vec<u8>,
+}
+
+/// The unsigned content of a delta; its blake3 hash is the delta's id.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DeltaBody {
+    pub context_id: ContextId,
+    /// The author's heads when it made this delta: the causal past.
+    pub parents: Vec<DeltaId>,
+    pub author: PublicKey,
+    /// The author's clock (ns since the epoch) when it ran the call; replayed as `time_now`.
+    pub timestamp: u64,
+    /// The guest's sync artifact (a borsh `StorageDelta`), fed to `__calimero_sync_next`.
+    pub artifact: Vec<u8>,
+    /// The author's state root after the call: equal on a receiver whose heads were `parents`.
+    pub root_hash: Hash,
+    pub events: Vec<EventRecord>,
+}
+
+/// A delta as it travels and is stored: content plus the author's signature over its id.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Delta {
+    pub body: DeltaBody,
+    pub signature: Signature,
+}
+
+impl DeltaBody {
+    pub fn id(&self) -> DeltaId {
+        let bytes = borsh::to_vec(self).expect("borsh encoding of a delta cannot fail");
+        DeltaId(*blake3::hash(&bytes).as_bytes())
+    }
+
+    pub fn sign(self, key: &SecretKey) -> Delta {
+        let signature = key.sign(self.id().as_bytes());
+        Delta {
+            body: self,
+            signature,
+        }
+    }
+}
+
+impl Delta {
+    pub fn id(&self) -> DeltaId {
+        self.body.id()
+    }
+
+    /// Checks that the author signed exactly this content.
+    pub fn verify(&self) -> Result<DeltaId, SignatureError> {
+        let id = self.id();
+        verify_signature(&self.body.author, id.as_bytes(), &self.signature)?;
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(key: &SecretKey) -> DeltaBody {
+        DeltaBody {
+            context_id: ContextId([1; 32]),
+            parents: vec![DeltaId([2; 32])],
+            author: key.public(),
+            timestamp: 5,
+            artifact: vec![1, 2, 3],
+            root_hash: Hash([9; 32]),
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn signed_delta_verifies_and_tampering_is_caught() {
+        let key = SecretKey::from_seed([3; 32]);
+        let delta = body(&key).sign(&key);
+        assert_eq!(delta.verify(), Ok(delta.id()));
+
+        let mut tampered = delta.clone();
+        tampered.body.artifact.push(4);
+        assert_eq!(tampered.verify(), Err(SignatureError::Mismatch));
+
+        let mut forged = delta;
+        forged.body.author = SecretKey::from_seed([4; 32]).public();
+        assert_eq!(forged.verify(), Err(SignatureError::Mismatch));
+    }
+}

@@ -1,0 +1,45 @@
+//! The node's only non-deterministic inputs: the clock and randomness.
+
+/// Where time and randomness come from; the browser uses `Date.now()` and WebCrypto, tests a seed.
+pub trait Env {
+    /// Nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> u64;
+    /// 32 bytes from a cryptographically secure source.
+    fn random32(&self) -> [u8; 32];
+}
+
+/// A deterministic environment for tests: time advances by one millisecond per reading and the
+/// random stream is blake3 of a seed and a counter.
+#[derive(Debug)]
+pub struct FixedEnv {
+    seed: [u8; 32],
+    counter: std::cell::Cell<u64>,
+}
+
+impl FixedEnv {
+    pub fn new(seed: u8) -> Self {
+        Self {
+            seed: [seed; 32],
+            counter: std::cell::Cell::new(0),
+        }
+    }
+
+    fn tick(&self) -> u64 {
+        let n = self.counter.get() + 1;
+        self.counter.set(n);
+        n
+    }
+}
+
+impl Env for FixedEnv {
+    fn now_nanos(&self) -> u64 {
+        1_700_000_000_000_000_000 + self.tick() * 1_000_000
+    }
+
+    fn random32(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.seed);
+        hasher.update(&self.tick().to_le_bytes());
+        *hasher.finalize().as_bytes()
+    }
+}

@@ -1,0 +1,53 @@
+//! Every way a node operation can fail, each with a stable kind for callers to match on.
+
+use tabnode_runtime::RuntimeError;
+use tabnode_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid application: {0}")]
+    InvalidApp(RuntimeError),
+    #[error("application {0} is not installed on this node")]
+    AppNotInstalled(String),
+    #[error("context {0} is not known to this node")]
+    UnknownContext(String),
+    #[error("context {0} has no state yet: waiting for a member to send it")]
+    NotSynced(String),
+    #[error("invalid invitation: {0}")]
+    BadInvitation(String),
+    #[error("invalid id: {0}")]
+    BadId(String),
+    #[error("arguments must be a JSON object, got {0}")]
+    BadArgs(String),
+    #[error("the app has no method {0:?}")]
+    MethodNotFound(String),
+    #[error("the call failed: {0}")]
+    Execution(RuntimeError),
+    #[error("the app returned an error: {0}")]
+    AppError(String),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl NodeError {
+    /// A short, stable name for the kind of error (what JS sees as `error.name`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidApp(_) => "InvalidApp",
+            Self::AppNotInstalled(_) => "AppNotInstalled",
+            Self::UnknownContext(_) => "UnknownContext",
+            Self::NotSynced(_) => "NotSynced",
+            Self::BadInvitation(_) => "BadInvitation",
+            Self::BadId(_) => "BadId",
+            Self::BadArgs(_) => "BadArgs",
+            Self::MethodNotFound(_) => "MethodNotFound",
+            Self::Execution(_) => "ExecutionFailed",
+            Self::AppError(_) => "AppError",
+            Self::Store(StoreError::QuotaExceeded) => "QuotaExceeded",
+            Self::Store(_) => "StoreError",
+            Self::Corrupt(_) => "Corrupt",
+        }
+    }
+}

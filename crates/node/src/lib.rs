@@ -1,0 +1,28 @@
+//! The node's logic, free of I/O: apps, contexts, execution, signed deltas and their merge.
+//!
+//! The node is driven from outside (sans-IO): callers invoke its async methods with a [`Store`]
+//! for persistence, and feed it messages from the network with [`Node::handle_message`]. What it
+//! wants sent comes out of [`Node::take_outgoing`], and what subscribers should see comes out of
+//! [`Node::take_events`]. Time and randomness come in through [`Env`], so tests are deterministic
+//! and a call can be replayed.
+//!
+//! [`Store`]: tabnode_store::Store
+
+mod delta;
+mod env;
+mod error;
+mod invitation;
+mod node;
+mod wire;
+
+pub use delta::{Delta, EventRecord};
+pub use env::{Env, FixedEnv};
+pub use error::NodeError;
+pub use invitation::Invitation;
+pub use node::{Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing};
+pub use wire::WireMessage;
+
+/// The gossip topic of a context: every member subscribes to it.
+pub fn context_topic(context_id: &tabnode_types::ContextId) -> String {
+    format!("/tabnode/context/{context_id}")
+}

@@ -1,0 +1,778 @@
+//! The node: apps, contexts and their state, local calls and remote deltas.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::Serialize;
+use tabnode_runtime::{App, Call, Runtime, RuntimeError, StateView};
+use tabnode_store::{Batch, Namespace, Store};
+use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey};
+
+use crate::delta::{Delta, DeltaBody, EventRecord};
+use crate::env::Env;
+use crate::error::NodeError;
+use crate::invitation::Invitation;
+use crate::wire::WireMessage;
+use crate::context_topic;
+
+/// Key of the node's own signing key in [`Namespace::Keys`].
+const NODE_KEY: &[u8] = b"node";
+/// Deltas waiting for their parents, per context; beyond this the oldest are dropped and asked
+/// for again later, so a flood of orphans cannot exhaust memory.
+const MAX_PENDING: usize = 10_000;
+/// Gossip messages stay well under the transport's 1 MiB limit.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// How often (ns) a context with missing parents asks its peers again.
+const SYNC_RETRY_NANOS: u64 = 2_000_000_000;
+
+/// What the node wants the network layer to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Subscribe { topic: String },
+    Publish { topic: String, data: Vec<u8> },
+}
+
+/// What subscribers of a context are told.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum NodeEvent {
+    /// An event a guest emitted, here or on another member's node.
+    #[serde(rename_all = "camelCase")]
+    Event {
+        context_id: ContextId,
+        kind: String,
+        data: serde_json::Value,
+        author: PublicKey,
+        delta_id: Option<DeltaId>,
+        local: bool,
+    },
+    /// A remote delta was verified and merged.
+    #[serde(rename_all = "camelCase")]
+    DeltaApplied {
+        context_id: ContextId,
+        delta_id: DeltaId,
+        author: PublicKey,
+        root_hash: Option<Hash>,
+    },
+    /// A remote message was refused; nothing changed.
+    #[serde(rename_all = "camelCase")]
+    SyncRejected {
+        context_id: Option<ContextId>,
+        reason: String,
+    },
+    /// After applying a delta on exactly its parents, our root differs from its author's.
+    #[serde(rename_all = "camelCase")]
+    Divergence {
+        context_id: ContextId,
+        delta_id: DeltaId,
+        expected: Hash,
+        actual: Option<Hash>,
+    },
+}
+
+impl NodeEvent {
+    pub fn context_id(&self) -> Option<ContextId> {
+        match self {
+            Self::Event { context_id, .. }
+            | Self::DeltaApplied { context_id, .. }
+            | Self::Divergence { context_id, .. } => Some(*context_id),
+            Self::SyncRejected { context_id, .. } => *context_id,
+        }
+    }
+}
+
+/// What a local call returns.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecuteResult {
+    pub output: serde_json::Value,
+    pub logs: Vec<String>,
+    pub events: Vec<serde_json::Value>,
+    pub root_hash: Option<Hash>,
+    pub delta_id: Option<DeltaId>,
+}
+
+/// A context's position: members with equal heads must have equal roots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub heads: Vec<DeltaId>,
+    pub root_hash: Option<Hash>,
+}
+
+/// A context as persisted in [`Namespace::Contexts`].
+#[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
+struct ContextRecord {
+    app_id: AppId,
+    heads: Vec<DeltaId>,
+    root_hash: Option<Hash>,
+    next_seq: u64,
+}
+
+/// A context in memory: its whole state, its delta graph and deltas waiting for parents.
+struct ContextState {
+    id: ContextId,
+    record: ContextRecord,
+    shared: BTreeMap<Vec<u8>, Vec<u8>>,
+    private: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Every applied delta's parents: the DAG, for answering sync requests.
+    parents: HashMap<DeltaId, Vec<DeltaId>>,
+    pending: HashMap<DeltaId, Delta>,
+    last_sync_request: Option<u64>,
+}
+
+/// A read-only map view the runtime reads state through.
+struct MapView<'a>(&'a BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl StateView for MapView<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get(key).cloned()
+    }
+}
+
+/// Store keys of one context's rows: the context id, then the row's own key.
+fn scoped(context: &ContextId, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + key.len());
+    out.extend_from_slice(context.as_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> NodeError {
+    NodeError::Corrupt(format!("{what}: {err}"))
+}
+
+/// Guest output and event data are JSON by convention; anything else is shown as bytes.
+fn json_or_bytes(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| serde_json::Value::from(bytes.to_vec()))
+}
+
+/// The tabnode node. See the crate docs for how it is driven.
+pub struct Node<S: Store, E: Env> {
+    store: S,
+    env: E,
+    runtime: Runtime,
+    key: SecretKey,
+    apps: HashMap<AppId, App>,
+    contexts: HashMap<ContextId, ContextState>,
+    outgoing: Vec<Outgoing>,
+    events: Vec<NodeEvent>,
+}
+
+impl<S: Store, E: Env> Node<S, E> {
+    /// Opens the node on `store`: loads (or creates) its key and every context, and asks peers
+    /// for anything it missed while it was away.
+    pub async fn open(store: S, env: E, runtime: Runtime) -> Result<Self, NodeError> {
+        let key = match store.get(Namespace::Keys, NODE_KEY).await? {
+            Some(seed) => SecretKey::from_seed(
+                seed.try_into()
+                    .map_err(|_| corrupt("node key", "not 32 bytes"))?,
+            ),
+            None => {
+                let key = SecretKey::from_seed(env.random32());
+                store
+                    .commit(Batch::new().put(Namespace::Keys, NODE_KEY, key.seed().to_vec()))
+                    .await?;
+                key
+            }
+        };
+        let mut node = Self {
+            store,
+            env,
+            runtime,
+            key,
+            apps: HashMap::new(),
+            contexts: HashMap::new(),
+            outgoing: Vec::new(),
+            events: Vec::new(),
+        };
+        for (id, record) in node.store.scan_prefix(Namespace::Contexts, &[]).await? {
+            let id = ContextId(
+                id.try_into()
+                    .map_err(|_| corrupt("context key", "not 32 bytes"))?,
+            );
+            let record = ContextRecord::try_from_slice(&record)
+                .map_err(|e| corrupt("context record", e))?;
+            node.load_context(id, record).await?;
+        }
+        Ok(node)
+    }
+
+    async fn load_context(&mut self, id: ContextId, record: ContextRecord) -> Result<(), NodeError> {
+        let strip = |rows: Vec<(Vec<u8>, Vec<u8>)>| {
+            rows.into_iter()
+                .map(|(k, v)| (k[32..].to_vec(), v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let shared = strip(self.store.scan_prefix(Namespace::State, id.as_bytes()).await?);
+        let private = strip(self.store.scan_prefix(Namespace::Private, id.as_bytes()).await?);
+        let mut parents = HashMap::new();
+        for (_, bytes) in self.store.scan_prefix(Namespace::Deltas, id.as_bytes()).await? {
+            let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
+            parents.insert(delta.id(), delta.body.parents);
+        }
+        self.subscribe_and_catch_up(id, &record.heads);
+        self.contexts.insert(
+            id,
+            ContextState {
+                id,
+                record,
+                shared,
+                private,
+                parents,
+                pending: HashMap::new(),
+                last_sync_request: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn subscribe_and_catch_up(&mut self, id: ContextId, heads: &[DeltaId]) {
+        let topic = context_topic(&id);
+        self.outgoing.push(Outgoing::Subscribe {
+            topic: topic.clone(),
+        });
+        self.outgoing.push(Outgoing::Publish {
+            topic,
+            data: WireMessage::SyncRequest {
+                context_id: id,
+                heads: heads.to_vec(),
+            }
+            .encode(),
+        });
+    }
+
+    /// This node's public key: its identity as a member and as the executor of its calls.
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    /// The seed the network layer derives this node's peer identity from.
+    pub fn network_identity_seed(&self) -> [u8; 32] {
+        *blake3::keyed_hash(&self.key.seed(), b"tabnode libp2p identity").as_bytes()
+    }
+
+    /// What the node wants sent, in order.
+    pub fn take_outgoing(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// What subscribers should be told, in order.
+    pub fn take_events(&mut self) -> Vec<NodeEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Ids of the contexts this node holds.
+    pub fn context_ids(&self) -> Vec<ContextId> {
+        let mut ids: Vec<_> = self.contexts.keys().copied().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Validates, compiles and stores an app binary; its id is its blake3 hash.
+    pub async fn install_app(&mut self, wasm: &[u8]) -> Result<AppId, NodeError> {
+        let app = self.runtime.compile(wasm).map_err(NodeError::InvalidApp)?;
+        let id = AppId::of_wasm(wasm);
+        if self.store.get(Namespace::Apps, id.as_bytes()).await?.is_none() {
+            self.store
+                .commit(Batch::new().put(Namespace::Apps, id.as_bytes(), wasm.to_vec()))
+                .await?;
+        }
+        self.apps.insert(id, app);
+        Ok(id)
+    }
+
+    /// The compiled app, loaded from the store and checked against its hash on first use.
+    async fn app(&mut self, id: AppId) -> Result<App, NodeError> {
+        if let Some(app) = self.apps.get(&id) {
+            return Ok(app.clone());
+        }
+        let wasm = self
+            .store
+            .get(Namespace::Apps, id.as_bytes())
+            .await?
+            .ok_or_else(|| NodeError::AppNotInstalled(id.to_string()))?;
+        if AppId::of_wasm(&wasm) != id {
+            return Err(corrupt("app binary", format!("hash differs from {id}")));
+        }
+        let app = self.runtime.compile(&wasm).map_err(NodeError::InvalidApp)?;
+        self.apps.insert(id, app.clone());
+        Ok(app)
+    }
+
+    /// Creates a context running `app_id`, initialised by the app's `init` with `init_args`.
+    pub async fn create_context(
+        &mut self,
+        app_id: AppId,
+        init_args: serde_json::Value,
+    ) -> Result<ContextId, NodeError> {
+        let app = self.app(app_id).await?;
+        let context_key = SecretKey::from_seed(self.env.random32());
+        let id = ContextId(context_key.public().0);
+        let mut ctx = ContextState {
+            id,
+            record: ContextRecord {
+                app_id,
+                heads: vec![],
+                root_hash: None,
+                next_seq: 0,
+            },
+            shared: BTreeMap::new(),
+            private: BTreeMap::new(),
+            parents: HashMap::new(),
+            pending: HashMap::new(),
+            last_sync_request: None,
+        };
+        let mut batch = Batch::new().put(Namespace::Keys, &scoped(&id, b"context-key"), context_key.seed().to_vec());
+        self.run_local(&app, &mut ctx, "init", init_args, &mut batch).await?;
+        self.outgoing.push(Outgoing::Subscribe {
+            topic: context_topic(&id),
+        });
+        self.contexts.insert(id, ctx);
+        Ok(id)
+    }
+
+    /// A signed invitation to `context_id`, as a shareable string.
+    pub fn invite(&self, context_id: &ContextId) -> Result<String, NodeError> {
+        let ctx = self.context(context_id)?;
+        Ok(Invitation::new(*context_id, ctx.record.app_id, &self.key, self.env.now_nanos()).encode())
+    }
+
+    /// Joins the context an invitation names. Its state arrives from members afterwards;
+    /// until then calls answer [`NodeError::NotSynced`].
+    pub async fn join(&mut self, invitation: &str) -> Result<ContextId, NodeError> {
+        let invitation = Invitation::decode(invitation)?;
+        let id = invitation.context_id;
+        self.app(invitation.app_id).await?;
+        if self.contexts.contains_key(&id) {
+            return Ok(id);
+        }
+        let record = ContextRecord {
+            app_id: invitation.app_id,
+            heads: vec![],
+            root_hash: None,
+            next_seq: 0,
+        };
+        self.store
+            .commit(Batch::new().put(Namespace::Contexts, id.as_bytes(), borsh::to_vec(&record).expect("encode")))
+            .await?;
+        self.load_context(id, record).await?;
+        Ok(id)
+    }
+
+    fn context(&self, id: &ContextId) -> Result<&ContextState, NodeError> {
+        self.contexts
+            .get(id)
+            .ok_or_else(|| NodeError::UnknownContext(id.to_string()))
+    }
+
+    /// The context's heads and state root.
+    pub fn checkpoint(&self, id: &ContextId) -> Result<Checkpoint, NodeError> {
+        let ctx = self.context(id)?;
+        Ok(Checkpoint {
+            heads: ctx.record.heads.clone(),
+            root_hash: ctx.record.root_hash,
+        })
+    }
+
+    /// Runs `method` with `args` (a JSON object) as this node's member; a change becomes a
+    /// signed delta, persisted and published before this returns.
+    pub async fn execute(
+        &mut self,
+        id: &ContextId,
+        method: &str,
+        args: serde_json::Value,
+    ) -> Result<ExecuteResult, NodeError> {
+        let app_id = self.context(id)?.record.app_id;
+        let app = self.app(app_id).await?;
+        let mut ctx = self.contexts.remove(id).expect("checked above");
+        let result = if ctx.record.heads.is_empty() {
+            Err(NodeError::NotSynced(id.to_string()))
+        } else {
+            self.run_local(&app, &mut ctx, method, args, &mut Batch::new()).await
+        };
+        self.contexts.insert(*id, ctx);
+        result
+    }
+
+    /// Runs a local call and, if it changed state, commits state, delta and heads in one batch.
+    async fn run_local(
+        &mut self,
+        app: &App,
+        ctx: &mut ContextState,
+        method: &str,
+        args: serde_json::Value,
+        batch: &mut Batch,
+    ) -> Result<ExecuteResult, NodeError> {
+        let input = match args {
+            serde_json::Value::Object(_) => serde_json::to_vec(&args).expect("JSON encodes"),
+            serde_json::Value::Null => b"{}".to_vec(),
+            other => return Err(NodeError::BadArgs(json_type(&other).into())),
+        };
+        let timestamp = self.env.now_nanos();
+        let call = Call {
+            method,
+            input: &input,
+            context_id: ctx.id.0,
+            executor_id: self.key.public().0,
+            time_now_nanos: timestamp,
+            random_seed: self.env.random32(),
+        };
+        let outcome = self
+            .runtime
+            .call(app, &call, &MapView(&ctx.shared), &MapView(&ctx.private))
+            .map_err(|e| match e {
+                RuntimeError::MethodNotFound(m) => NodeError::MethodNotFound(m),
+                other => NodeError::Execution(other),
+            })?;
+        let output = match &outcome.returns {
+            Ok(Some(bytes)) => json_or_bytes(bytes),
+            Ok(None) => serde_json::Value::Null,
+            Err(bytes) => return Err(NodeError::AppError(String::from_utf8_lossy(bytes).into_owned())),
+        };
+        let events: Vec<EventRecord> = outcome
+            .events
+            .iter()
+            .map(|e| EventRecord {
+                kind: e.kind.clone(),
+                data: e.data.clone(),
+            })
+            .collect();
+        let mut delta = None;
+        if !outcome.artifact.is_empty() {
+            let root_hash = Hash(outcome.root_hash.unwrap_or_default());
+            delta = Some(
+                DeltaBody {
+                    context_id: ctx.id,
+                    parents: ctx.record.heads.clone(),
+                    author: self.key.public(),
+                    timestamp,
+                    artifact: outcome.artifact.clone(),
+                    root_hash,
+                    events: events.clone(),
+                }
+                .sign(&self.key),
+            );
+        }
+        let root_hash = outcome.root_hash.map(Hash).or(ctx.record.root_hash);
+        let changed = delta.is_some()
+            || !outcome.shared_writes.is_empty()
+            || !outcome.private_writes.is_empty();
+        if changed {
+            let mut record = ctx.record.clone();
+            record.root_hash = root_hash;
+            stage_writes(batch, ctx.id, &outcome.shared_writes, &outcome.private_writes);
+            if let Some(delta) = &delta {
+                record.heads = vec![delta.id()];
+                stage_delta(batch, ctx.id, &mut record, delta);
+            }
+            batch.put_mut(Namespace::Contexts, ctx.id.as_bytes(), borsh::to_vec(&record).expect("encode"));
+            self.store.commit(std::mem::take(batch)).await?;
+            apply_writes(&mut ctx.shared, outcome.shared_writes);
+            apply_writes(&mut ctx.private, outcome.private_writes);
+            ctx.record = record;
+        }
+        let delta_id = delta.as_ref().map(Delta::id);
+        for e in &events {
+            self.events.push(NodeEvent::Event {
+                context_id: ctx.id,
+                kind: e.kind.clone(),
+                data: json_or_bytes(&e.data),
+                author: self.key.public(),
+                delta_id,
+                local: true,
+            });
+        }
+        if let Some(delta) = delta {
+            ctx.parents.insert(delta.id(), delta.body.parents.clone());
+            self.outgoing.push(Outgoing::Publish {
+                topic: context_topic(&ctx.id),
+                data: WireMessage::Deltas(vec![delta]).encode(),
+            });
+        }
+        Ok(ExecuteResult {
+            output,
+            logs: outcome.logs,
+            events: events
+                .iter()
+                .map(|e| serde_json::json!({"kind": e.kind, "data": json_or_bytes(&e.data)}))
+                .collect(),
+            root_hash,
+            delta_id,
+        })
+    }
+
+    /// Feeds a message that arrived on `topic`. Anything refused becomes a
+    /// [`NodeEvent::SyncRejected`] and changes nothing.
+    pub async fn handle_message(&mut self, topic: &str, data: &[u8]) {
+        let message = match WireMessage::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                return self.reject(None, format!("undecodable message on {topic}: {e}"));
+            }
+        };
+        match message {
+            WireMessage::Deltas(deltas) => {
+                for delta in deltas {
+                    if let Err(e) = self.receive_delta(delta, topic).await {
+                        self.reject(None, e.to_string());
+                    }
+                }
+            }
+            WireMessage::SyncRequest { context_id, heads } => {
+                if context_topic(&context_id) != topic {
+                    return self.reject(Some(context_id), format!("sync request on the wrong topic {topic}"));
+                }
+                if let Err(e) = self.answer_sync_request(context_id, heads).await {
+                    self.reject(Some(context_id), e.to_string());
+                }
+            }
+        }
+    }
+
+    fn reject(&mut self, context_id: Option<ContextId>, reason: String) {
+        tracing::warn!(?context_id, %reason, "refused a remote message");
+        self.events.push(NodeEvent::SyncRejected { context_id, reason });
+    }
+
+    async fn receive_delta(&mut self, delta: Delta, topic: &str) -> Result<(), NodeError> {
+        let context_id = delta.body.context_id;
+        if context_topic(&context_id) != topic {
+            self.reject(Some(context_id), format!("delta on the wrong topic {topic}"));
+            return Ok(());
+        }
+        let id = match delta.verify() {
+            Ok(id) => id,
+            Err(e) => {
+                self.reject(Some(context_id), format!("delta from {}: {e}", delta.body.author));
+                return Ok(());
+            }
+        };
+        let Some(ctx) = self.contexts.get_mut(&context_id) else {
+            return Ok(()); // not ours: gossip may deliver topics we left
+        };
+        if ctx.parents.contains_key(&id) || ctx.pending.contains_key(&id) {
+            return Ok(());
+        }
+        if ctx.pending.len() >= MAX_PENDING {
+            ctx.pending.clear();
+        }
+        ctx.pending.insert(id, delta);
+        self.apply_ready(context_id).await
+    }
+
+    /// Applies every pending delta whose parents are all applied, until none is left.
+    async fn apply_ready(&mut self, context_id: ContextId) -> Result<(), NodeError> {
+        let app_id = self.context(&context_id)?.record.app_id;
+        let app = self.app(app_id).await?;
+        loop {
+            let ctx = self.contexts.get_mut(&context_id).expect("known context");
+            let ready = ctx
+                .pending
+                .iter()
+                .filter(|(_, d)| d.body.parents.iter().all(|p| ctx.parents.contains_key(p)))
+                .map(|(id, d)| (d.body.timestamp, *id))
+                .min();
+            let Some((_, id)) = ready else { break };
+            let delta = ctx.pending.remove(&id).expect("present");
+            let mut ctx = self.contexts.remove(&context_id).expect("known context");
+            let result = self.apply_remote(&app, &mut ctx, id, delta).await;
+            self.contexts.insert(context_id, ctx);
+            if let Err(e) = result {
+                self.reject(Some(context_id), format!("delta {id}: {e}"));
+            }
+        }
+        let now = self.env.now_nanos();
+        let ctx = self.contexts.get_mut(&context_id).expect("known context");
+        let due = ctx
+            .last_sync_request
+            .is_none_or(|t| now.saturating_sub(t) >= SYNC_RETRY_NANOS);
+        if !ctx.pending.is_empty() && due {
+            ctx.last_sync_request = Some(now);
+            let heads = ctx.record.heads.clone();
+            self.outgoing.push(Outgoing::Publish {
+                topic: context_topic(&context_id),
+                data: WireMessage::SyncRequest { context_id, heads }.encode(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Merges one verified delta whose parents are all applied, through the guest.
+    async fn apply_remote(
+        &mut self,
+        app: &App,
+        ctx: &mut ContextState,
+        id: DeltaId,
+        delta: Delta,
+    ) -> Result<(), NodeError> {
+        let body = &delta.body;
+        let call = Call {
+            method: "__calimero_sync_next",
+            input: &body.artifact,
+            context_id: ctx.id.0,
+            executor_id: body.author.0,
+            time_now_nanos: body.timestamp,
+            random_seed: *id.as_bytes(),
+        };
+        let outcome = self
+            .runtime
+            .call(app, &call, &MapView(&ctx.shared), &MapView(&ctx.private))
+            .map_err(NodeError::Execution)?;
+        let mut shared = ctx.shared.clone();
+        apply_writes(&mut shared, outcome.shared_writes.clone());
+        let root_hash = self.runtime.root_hash(&MapView(&shared)).map(Hash);
+
+        let mut heads: BTreeSet<DeltaId> = ctx.record.heads.iter().copied().collect();
+        let on_parents = heads == body.parents.iter().copied().collect();
+        for parent in &body.parents {
+            heads.remove(parent);
+        }
+        heads.insert(id);
+        let mut record = ctx.record.clone();
+        record.heads = heads.into_iter().collect();
+        record.root_hash = root_hash;
+
+        let mut batch = Batch::new();
+        stage_writes(&mut batch, ctx.id, &outcome.shared_writes, &outcome.private_writes);
+        stage_delta(&mut batch, ctx.id, &mut record, &delta);
+        batch.put_mut(Namespace::Contexts, ctx.id.as_bytes(), borsh::to_vec(&record).expect("encode"));
+        self.store.commit(batch).await?;
+
+        ctx.shared = shared;
+        apply_writes(&mut ctx.private, outcome.private_writes);
+        ctx.record = record;
+        ctx.parents.insert(id, body.parents.clone());
+
+        if on_parents && root_hash != Some(body.root_hash) {
+            self.events.push(NodeEvent::Divergence {
+                context_id: ctx.id,
+                delta_id: id,
+                expected: body.root_hash,
+                actual: root_hash,
+            });
+        }
+        self.events.push(NodeEvent::DeltaApplied {
+            context_id: ctx.id,
+            delta_id: id,
+            author: body.author,
+            root_hash,
+        });
+        for e in &body.events {
+            self.events.push(NodeEvent::Event {
+                context_id: ctx.id,
+                kind: e.kind.clone(),
+                data: json_or_bytes(&e.data),
+                author: body.author,
+                delta_id: Some(id),
+                local: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Answers a member's heads with every delta it lacks, in the order we applied them; if it
+    /// knows deltas we do not, asks back.
+    async fn answer_sync_request(
+        &mut self,
+        context_id: ContextId,
+        their_heads: Vec<DeltaId>,
+    ) -> Result<(), NodeError> {
+        let Some(ctx) = self.contexts.get(&context_id) else {
+            return Ok(());
+        };
+        let our_heads = &ctx.record.heads;
+        if *our_heads == their_heads {
+            return Ok(());
+        }
+        let unknown_to_us = their_heads.iter().any(|h| !ctx.parents.contains_key(h));
+        let mut theirs: HashSet<DeltaId> = HashSet::new();
+        let mut stack: Vec<DeltaId> = their_heads
+            .iter()
+            .filter(|h| ctx.parents.contains_key(h))
+            .copied()
+            .collect();
+        while let Some(id) = stack.pop() {
+            if theirs.insert(id) {
+                stack.extend(ctx.parents.get(&id).into_iter().flatten().copied());
+            }
+        }
+        let topic = context_topic(&context_id);
+        if unknown_to_us {
+            self.outgoing.push(Outgoing::Publish {
+                topic: topic.clone(),
+                data: WireMessage::SyncRequest {
+                    context_id,
+                    heads: our_heads.clone(),
+                }
+                .encode(),
+            });
+        }
+        let rows = self.store.scan_prefix(Namespace::Deltas, context_id.as_bytes()).await?;
+        let mut chunk = Vec::new();
+        let mut chunk_bytes = 0;
+        for (_, bytes) in rows {
+            let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
+            if theirs.contains(&delta.id()) {
+                continue;
+            }
+            if chunk_bytes + bytes.len() > MAX_BATCH_BYTES && !chunk.is_empty() {
+                self.outgoing.push(Outgoing::Publish {
+                    topic: topic.clone(),
+                    data: WireMessage::Deltas(std::mem::take(&mut chunk)).encode(),
+                });
+                chunk_bytes = 0;
+            }
+            chunk_bytes += bytes.len();
+            chunk.push(delta);
+        }
+        if !chunk.is_empty() {
+            self.outgoing.push(Outgoing::Publish {
+                topic,
+                data: WireMessage::Deltas(chunk).encode(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+fn stage_writes(batch: &mut Batch, ctx: ContextId, shared: &WriteSet, private: &WriteSet) {
+    for (ns, writes) in [(Namespace::State, shared), (Namespace::Private, private)] {
+        for (key, value) in writes {
+            let key = scoped(&ctx, key);
+            match value {
+                Some(v) => batch.put_mut(ns, &key, v.clone()),
+                None => batch.delete_mut(ns, &key),
+            }
+        }
+    }
+}
+
+/// Stores a delta under the next sequence number, so a scan returns deltas in applied (causal) order.
+fn stage_delta(batch: &mut Batch, ctx: ContextId, record: &mut ContextRecord, delta: &Delta) {
+    let key = scoped(&ctx, &record.next_seq.to_be_bytes());
+    record.next_seq += 1;
+    batch.put_mut(Namespace::Deltas, &key, borsh::to_vec(delta).expect("encode"));
+}
+
+fn apply_writes(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, writes: WriteSet) {
+    for (key, value) in writes {
+        match value {
+            Some(v) => map.insert(key, v),
+            None => map.remove(&key),
+        };
+    }
+}

@@ -1,0 +1,214 @@
+//! Several nodes in one process, on memory stores, exchanging the messages they queue through a
+//! simulated network that can hold, reorder and duplicate them. Runs the real kv-store guest.
+
+use futures::executor::block_on;
+use serde_json::json;
+use tabnode_node::{context_topic, FixedEnv, Node, NodeEvent, Outgoing};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+use tabnode_types::ContextId;
+
+type TestNode = Node<MemoryStore, FixedEnv>;
+
+fn kv_store_wasm() -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/apps/dist/kv_store.wasm");
+    std::fs::read(path).unwrap_or_else(|e| {
+        panic!("{path}: {e}; build the guest apps first with `bash tests/apps/build.sh`")
+    })
+}
+
+fn open(store: MemoryStore, seed: u8) -> TestNode {
+    block_on(Node::open(store, FixedEnv::new(seed), Runtime::new(Limits::default()))).unwrap()
+}
+
+/// Messages in flight: (topic, data), delivered to every node but the sender.
+#[derive(Default)]
+struct Wire {
+    in_flight: Vec<(usize, String, Vec<u8>)>,
+}
+
+impl Wire {
+    fn collect(&mut self, from: usize, node: &mut TestNode) {
+        for out in node.take_outgoing() {
+            if let Outgoing::Publish { topic, data } = out {
+                self.in_flight.push((from, topic, data));
+            }
+        }
+    }
+
+    /// Delivers until nothing is left in flight; `reverse` delivers each round backwards.
+    fn settle(&mut self, nodes: &mut [&mut TestNode], reverse: bool) -> usize {
+        let mut delivered = 0;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            self.collect(i, node);
+        }
+        while !self.in_flight.is_empty() {
+            let mut round = std::mem::take(&mut self.in_flight);
+            if reverse {
+                round.reverse();
+            }
+            for (from, topic, data) in round {
+                for (i, node) in nodes.iter_mut().enumerate() {
+                    if i != from {
+                        block_on(node.handle_message(&topic, &data));
+                        delivered += 1;
+                    }
+                }
+            }
+            for (i, node) in nodes.iter_mut().enumerate() {
+                self.collect(i, node);
+            }
+        }
+        delivered
+    }
+}
+
+fn entries(node: &mut TestNode, ctx: &ContextId) -> serde_json::Value {
+    block_on(node.execute(ctx, "entries", json!({}))).unwrap().output
+}
+
+fn set(node: &mut TestNode, ctx: &ContextId, key: &str, value: &str) {
+    block_on(node.execute(ctx, "set", json!({"key": key, "value": value}))).unwrap();
+}
+
+/// A creates a context with kv-store, B joins and catches up.
+fn pair() -> (TestNode, TestNode, ContextId, Wire) {
+    let wasm = kv_store_wasm();
+    let mut a = open(MemoryStore::default(), 1);
+    let mut b = open(MemoryStore::default(), 2);
+    let app = block_on(a.install_app(&wasm)).unwrap();
+    assert_eq!(block_on(b.install_app(&wasm)).unwrap(), app);
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let invitation = a.invite(&ctx).unwrap();
+    assert_eq!(block_on(b.join(&invitation)).unwrap(), ctx);
+    let mut wire = Wire::default();
+    wire.settle(&mut [&mut a, &mut b], false);
+    assert_eq!(a.checkpoint(&ctx).unwrap(), b.checkpoint(&ctx).unwrap());
+    (a, b, ctx, wire)
+}
+
+#[test]
+fn concurrent_writes_converge_to_one_root() {
+    let (mut a, mut b, ctx, mut wire) = pair();
+    for i in 0..30 {
+        set(&mut a, &ctx, &format!("a{i}"), "from a");
+        set(&mut b, &ctx, &format!("b{i}"), "from b");
+    }
+    set(&mut a, &ctx, "both", "a's");
+    set(&mut b, &ctx, "both", "b's");
+    // Everything was written while partitioned; now deliver, in reverse to exercise the DAG.
+    wire.settle(&mut [&mut a, &mut b], true);
+
+    let (ea, eb) = (entries(&mut a, &ctx), entries(&mut b, &ctx));
+    assert_eq!(ea, eb);
+    assert_eq!(ea.as_object().unwrap().len(), 61);
+    let (ca, cb) = (a.checkpoint(&ctx).unwrap(), b.checkpoint(&ctx).unwrap());
+    assert_eq!(ca.heads, cb.heads);
+    assert_eq!(ca.root_hash, cb.root_hash);
+    assert!(ca.root_hash.is_some());
+    let divergence = a
+        .take_events()
+        .into_iter()
+        .chain(b.take_events())
+        .filter(|e| matches!(e, NodeEvent::Divergence { .. }))
+        .count();
+    assert_eq!(divergence, 0);
+}
+
+#[test]
+fn remote_events_reach_subscribers_once() {
+    let (mut a, mut b, ctx, _wire) = pair();
+    b.take_events();
+    set(&mut a, &ctx, "k", "v");
+    // Deliver every message twice: a duplicate changes nothing and raises no event.
+    for out in a.take_outgoing() {
+        if let Outgoing::Publish { topic, data } = out {
+            block_on(b.handle_message(&topic, &data));
+            block_on(b.handle_message(&topic, &data));
+        }
+    }
+    let remote: Vec<_> = b
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::Event { local: false, .. }))
+        .collect();
+    assert_eq!(remote.len(), 1, "{remote:?}");
+    let NodeEvent::Event { data, .. } = &remote[0] else { unreachable!() };
+    assert_eq!(data["key"], "k");
+}
+
+#[test]
+fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
+    let (mut a, mut b, ctx, _wire) = pair();
+    let before = b.checkpoint(&ctx).unwrap();
+    set(&mut a, &ctx, "k", "v");
+    let published: Vec<Vec<u8>> = a
+        .take_outgoing()
+        .into_iter()
+        .filter_map(|o| match o {
+            Outgoing::Publish { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect();
+    let mut message = tabnode_node::WireMessage::decode(&published[0]).unwrap();
+    let tabnode_node::WireMessage::Deltas(deltas) = &mut message else { panic!("expected deltas") };
+    deltas[0].body.artifact.push(0);
+    let forged = message.encode();
+    block_on(b.handle_message(&context_topic(&ctx), &forged));
+    block_on(b.handle_message(&context_topic(&ctx), b"not borsh"));
+    block_on(b.handle_message("/tabnode/context/other", &published[0]));
+    assert_eq!(b.checkpoint(&ctx).unwrap(), before);
+    let rejected = b
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::SyncRejected { .. }))
+        .count();
+    assert_eq!(rejected, 3);
+}
+
+#[test]
+fn reopened_node_restores_everything_and_catches_up() {
+    let wasm = kv_store_wasm();
+    let store_b = MemoryStore::default();
+    let mut a = open(MemoryStore::default(), 1);
+    let mut b = open(store_b.clone(), 2);
+    let app = block_on(a.install_app(&wasm)).unwrap();
+    block_on(b.install_app(&wasm)).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    let mut wire = Wire::default();
+    wire.settle(&mut [&mut a, &mut b], false);
+    set(&mut b, &ctx, "kept", "yes");
+    wire.settle(&mut [&mut a, &mut b], false);
+    let b_key = b.public_key();
+    drop(b);
+
+    // A writes while B is away.
+    set(&mut a, &ctx, "missed", "while away");
+    a.take_outgoing();
+
+    let mut b = open(store_b, 2);
+    assert_eq!(b.public_key(), b_key, "the node key persists");
+    assert_eq!(entries(&mut b, &ctx)["kept"], "yes");
+    wire.settle(&mut [&mut a, &mut b], false);
+    assert_eq!(entries(&mut b, &ctx)["missed"], "while away");
+    assert_eq!(a.checkpoint(&ctx).unwrap(), b.checkpoint(&ctx).unwrap());
+}
+
+#[test]
+fn bad_calls_fail_clearly_and_change_nothing() {
+    let (mut a, _b, ctx, _wire) = pair();
+    let before = a.checkpoint(&ctx).unwrap();
+    let err = block_on(a.execute(&ctx, "nope", json!({}))).unwrap_err();
+    assert_eq!(err.kind(), "MethodNotFound", "{err}");
+    let err = block_on(a.execute(&ctx, "set", json!([1]))).unwrap_err();
+    assert_eq!(err.kind(), "BadArgs", "{err}");
+    let err = block_on(a.execute(&ctx, "set", json!({"key": 1}))).unwrap_err();
+    assert!(matches!(err.kind(), "ExecutionFailed" | "AppError"), "{err}");
+    let err = block_on(a.join("tabnode-invite:xyz")).unwrap_err();
+    assert_eq!(err.kind(), "BadInvitation");
+    let err = block_on(a.install_app(b"\0asm garbage")).unwrap_err();
+    assert_eq!(err.kind(), "InvalidApp");
+    assert_eq!(a.checkpoint(&ctx).unwrap(), before);
+    assert!(a.take_outgoing().iter().all(|o| !matches!(o, Outgoing::Publish { .. })));
+}

@@ -1,0 +1,30 @@
+//! Why a call (or a module) was refused. Every kind carries what a user needs to fix it.
+
+/// A failed compile or call. A failed call leaves no writes behind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("invalid module: {0}")]
+    InvalidModule(String),
+    #[error("the app has no method {0:?}")]
+    MethodNotFound(String),
+    #[error("the call ran out of fuel after {0} units")]
+    OutOfFuel(u64),
+    #[error("the call needs more memory than the limit of {max_pages} pages")]
+    OutOfMemory { max_pages: u32 },
+    #[error("the app panicked: {message}{}", location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    Panic {
+        message: String,
+        location: Option<String>,
+    },
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    #[error("host function `{import}` is not supported by this node: {reason}")]
+    Unsupported {
+        import: &'static str,
+        reason: &'static str,
+    },
+    #[error("the app broke the host ABI: {0}")]
+    BadAbiUse(String),
+    #[error("the app trapped: {0}")]
+    Trap(String),
+}

@@ -1,0 +1,170 @@
+//! Runs guest apps built with `calimero-sdk` 0.10 under `wasmi`, through the host ABI that
+//! `calimero-sys` 0.10 declares in module `"env"`.
+//!
+//! A call is a pure function: (compiled app, [`Call`], read-only views of shared and private
+//! state) -> [`Outcome`] with the call's write sets. The runtime never mutates state itself, so a
+//! call that traps, panics or runs out of fuel changes nothing, and the caller decides what to
+//! persist. The only non-deterministic inputs, time and randomness, come from the [`Call`]: a
+//! call replayed with the same record on the same state gives a byte-identical outcome.
+
+mod abi;
+mod error;
+mod host;
+mod limits;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub use abi::IMPORTS;
+pub use error::RuntimeError;
+pub use limits::Limits;
+
+use host::HostState;
+
+/// Reads state for a call. Reads see the call's own earlier writes through an overlay.
+pub trait StateView {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+}
+
+impl StateView for BTreeMap<Vec<u8>, Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        BTreeMap::get(self, key).cloned()
+    }
+}
+
+/// One method call and its recorded non-deterministic inputs.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub input: &'a [u8],
+    pub context_id: [u8; 32],
+    /// The calling member's public key, as `executor_id` returns it.
+    pub executor_id: [u8; 32],
+    /// What `time_now` returns (ns since the epoch).
+    pub time_now_nanos: u64,
+    /// Seeds the stream `random_bytes` reads from.
+    pub random_seed: [u8; 32],
+}
+
+/// An event the guest emitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: String,
+    pub data: Vec<u8>,
+    /// The method to call on receivers, for `emit_with_handler`.
+    pub handler: Option<String>,
+}
+
+/// Writes of one call: `None` removes the key.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Everything a successful call produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// What the guest passed to `value_return`: `Ok` bytes, or `Err` bytes for an app error.
+    pub returns: Result<Option<Vec<u8>>, Vec<u8>>,
+    pub logs: Vec<String>,
+    pub events: Vec<Event>,
+    /// The state root the guest committed (calimero-storage's Merkle root), if it committed.
+    pub root_hash: Option<[u8; 32]>,
+    /// The sync artifact the guest committed: what peers feed to `__calimero_sync_next`.
+    pub artifact: Vec<u8>,
+    pub shared_writes: WriteSet,
+    pub private_writes: WriteSet,
+    pub fuel_used: u64,
+}
+
+/// A validated, compiled app; cheap to clone. Compiled once, instantiated per call.
+#[derive(Clone)]
+pub struct App {
+    module: Arc<wasmi::Module>,
+    hash: [u8; 32],
+}
+
+impl App {
+    /// blake3 of the wasm binary: the application id.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// Whether the app exports a callable method of this name.
+    pub fn has_method(&self, name: &str) -> bool {
+        matches!(
+            self.module.get_export(name),
+            Some(wasmi::ExternType::Func(_))
+        )
+    }
+}
+
+/// The wasm engine, with fuel metering, and the limits every call runs under.
+pub struct Runtime {
+    engine: wasmi::Engine,
+    linker: wasmi::Linker<HostState>,
+    limits: Limits,
+}
+
+impl Runtime {
+    pub fn new(limits: Limits) -> Self {
+        let mut config = wasmi::Config::default();
+        config.consume_fuel(true);
+        // Lazy compilation would charge fuel for compiling on first use, so the same call
+        // would cost different fuel on a fresh node and a warm one; eager keeps fuel replayable.
+        config.compilation_mode(wasmi::CompilationMode::Eager);
+        let engine = wasmi::Engine::new(&config);
+        let linker = host::linker(&engine);
+        Self {
+            engine,
+            linker,
+            limits,
+        }
+    }
+
+    fn engine(&self) -> &wasmi::Engine {
+        &self.engine
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validates and compiles a guest app. Refuses modules that could not run here: too large,
+    /// not wasm, no exported memory, an imported memory, a `_start`, or an import outside the ABI.
+    pub fn compile(&self, wasm: &[u8]) -> Result<App, RuntimeError> {
+        abi::validate_size(wasm, &self.limits)?;
+        let module = wasmi::Module::new(&self.engine, wasm)
+            .map_err(|e| RuntimeError::InvalidModule(format!("not a valid wasm module: {e}")))?;
+        abi::validate_module(&module, &self.limits)?;
+        Ok(App {
+            module: Arc::new(module),
+            hash: *blake3::hash(wasm).as_bytes(),
+        })
+    }
+
+    /// Runs `call` on a fresh instance of `app`.
+    pub fn call(
+        &self,
+        app: &App,
+        call: &Call<'_>,
+        shared: Rc<dyn StateView>,
+        private: Rc<dyn StateView>,
+    ) -> Result<Outcome, RuntimeError> {
+        if !wasmi::Engine::same(self.engine(), app.module.engine()) {
+            return Err(RuntimeError::InvalidModule(
+                "the app was compiled by another runtime; compile it with this one".into(),
+            ));
+        }
+        if !app.has_method(call.method) {
+            return Err(RuntimeError::MethodNotFound(call.method.to_owned()));
+        }
+        let state = HostState::new(&self.limits, call, shared, private);
+        host::run(
+            &self.engine,
+            &self.linker,
+            &app.module,
+            state,
+            call.method,
+            self.limits.fuel,
+        )
+    }
+}

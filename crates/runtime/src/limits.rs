@@ -1,0 +1,43 @@
+//! What one call may use. The defaults are Calimero's (merod's `VMLimits`).
+
+/// Resource limits of a call; exceeding one ends the call with an error and no writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_module_size: usize,
+    /// Linear memory, in 64 KiB pages.
+    pub max_memory_pages: u32,
+    pub max_registers: usize,
+    pub max_register_size: usize,
+    pub max_logs: usize,
+    pub max_log_size: usize,
+    pub max_events: usize,
+    pub max_event_kind_size: usize,
+    pub max_event_data_size: usize,
+    pub max_storage_key_size: usize,
+    pub max_storage_value_size: usize,
+    pub max_return_size: usize,
+    /// wasmi fuel per call (roughly one unit per executed instruction).
+    pub fuel: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        const KIB: usize = 1024;
+        const MIB: usize = 1024 * KIB;
+        Self {
+            max_module_size: 20 * MIB,
+            max_memory_pages: 1024,
+            max_registers: 100,
+            max_register_size: 100 * MIB,
+            max_logs: 1024,
+            max_log_size: 16 * KIB,
+            max_events: 100,
+            max_event_kind_size: 100,
+            max_event_data_size: 16 * KIB,
+            max_storage_key_size: MIB,
+            max_storage_value_size: 10 * MIB,
+            max_return_size: 16 * MIB,
+            fuel: 10_000_000_000,
+        }
+    }
+}

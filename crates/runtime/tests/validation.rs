@@ -1,0 +1,89 @@
+//! Modules are checked before they are stored.
+
+use tabnode_runtime::{Limits, Runtime, RuntimeError};
+
+fn compile(wat: &str) -> Result<(), RuntimeError> {
+    Runtime::new(Limits::default())
+        .compile(&wat::parse_str(wat).unwrap())
+        .map(|_| ())
+}
+
+fn refused(wat: &str) -> String {
+    match compile(wat) {
+        Err(RuntimeError::InvalidModule(why)) => why,
+        other => panic!("expected InvalidModule, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_minimal_app_compiles() {
+    compile(r#"(module (import "env" "log_utf8" (func (param i64))) (memory (export "memory") 1) (func (export "m")))"#).unwrap();
+}
+
+#[test]
+fn unknown_imports_are_named() {
+    let why =
+        refused(r#"(module (import "env" "steal_keys" (func)) (memory (export "memory") 1))"#);
+    assert!(why.contains("env.steal_keys"), "{why}");
+    let why = refused(r#"(module (import "wasi" "fd_write" (func)) (memory (export "memory") 1))"#);
+    assert!(why.contains("wasi.fd_write"), "{why}");
+}
+
+#[test]
+fn memory_must_be_exported_not_imported_and_within_limits() {
+    assert!(refused(r#"(module (func (export "m")))"#).contains("memory"));
+    assert!(refused(r#"(module (import "env" "memory" (memory 1)))"#).contains("imports memory"));
+    assert!(refused(r#"(module (memory (export "memory") 2000))"#).contains("pages"));
+}
+
+#[test]
+fn start_functions_and_garbage_are_refused() {
+    assert!(
+        refused(r#"(module (memory (export "memory") 1) (func (export "_start")))"#)
+            .contains("_start")
+    );
+    assert!(refused_bytes(b"\0asm\x01\0\0\0garbage").contains("not a valid wasm module"));
+    let too_big = Runtime::new(Limits {
+        max_module_size: 10,
+        ..Limits::default()
+    })
+    .compile(&[0; 11]);
+    assert!(matches!(too_big, Err(RuntimeError::InvalidModule(_))));
+}
+
+fn refused_bytes(bytes: &[u8]) -> String {
+    match Runtime::new(Limits::default()).compile(bytes) {
+        Err(RuntimeError::InvalidModule(why)) => why,
+        other => panic!("expected InvalidModule, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn unsupported_imports_fail_loudly_when_called() {
+    let rt = Runtime::new(Limits::default());
+    let app = rt
+        .compile(&wat::parse_str(r#"(module (import "env" "fetch" (func $f (param i64 i64 i64 i64 i64) (result i32)))
+            (memory (export "memory") 1)
+            (func (export "m") (drop (call $f (i64.const 0) (i64.const 0) (i64.const 0) (i64.const 0) (i64.const 0)))))"#).unwrap())
+        .unwrap();
+    let call = tabnode_runtime::Call {
+        method: "m",
+        input: b"",
+        context_id: [0; 32],
+        executor_id: [0; 32],
+        time_now_nanos: 0,
+        random_seed: [0; 32],
+    };
+    let empty = std::rc::Rc::new(std::collections::BTreeMap::new());
+    let err = rt.call(&app, &call, empty.clone(), empty).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::Unsupported {
+                import: "fetch",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

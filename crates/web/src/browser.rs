@@ -1,0 +1,380 @@
+//! `BrowserNode`: one node per page, on IndexedDB and the libp2p swarm.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use futures::lock::Mutex;
+use futures::StreamExt;
+use js_sys::{Function, Promise, Uint8Array};
+use serde::Serialize;
+use tabnode_net::{NetConfig, NetEvent, NetHandle};
+use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::IndexedDbStore;
+use tabnode_types::{AppId, ContextId};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+type CoreNode = Node<IndexedDbStore, BrowserEnv>;
+
+/// Time from `Date.now()`, made strictly increasing; randomness from WebCrypto.
+struct BrowserEnv {
+    last: Cell<u64>,
+}
+
+impl Env for BrowserEnv {
+    fn now_nanos(&self) -> u64 {
+        let now = (js_sys::Date::now() * 1_000_000.0) as u64;
+        let next = now.max(self.last.get() + 1);
+        self.last.set(next);
+        next
+    }
+
+    fn random32(&self) -> [u8; 32] {
+        let mut out = [0; 32];
+        getrandom::fill(&mut out).expect("WebCrypto is available in every page and worker");
+        out
+    }
+}
+
+/// Options a page passes to [`BrowserNode::create`].
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Options {
+    /// IndexedDB database name: one per node; two tabs with the same name share one node.
+    db_name: Option<String>,
+    /// Relay multiaddrs, e.g. `/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3...`.
+    relays: Vec<String>,
+}
+
+/// A JS callback subscribed to one context (or to all, for `None`).
+struct Subscriber {
+    id: u32,
+    context: Option<ContextId>,
+    callback: Function,
+}
+
+struct Inner {
+    node: Mutex<CoreNode>,
+    net: Option<NetHandle>,
+    peer_id: String,
+    public_key: String,
+    subscribers: RefCell<Vec<Subscriber>>,
+    next_subscriber: Cell<u32>,
+    peers: RefCell<HashMap<String, ()>>,
+}
+
+/// A tabnode node running in this page.
+#[wasm_bindgen]
+pub struct BrowserNode {
+    inner: Rc<Inner>,
+}
+
+/// Turns a node error into a JS `Error` whose `name` is the error's kind.
+fn js_error(err: NodeError) -> JsValue {
+    let e = js_sys::Error::new(&err.to_string());
+    e.set_name(err.kind());
+    e.into()
+}
+
+fn usage_error(kind: &str, message: String) -> JsValue {
+    let e = js_sys::Error::new(&message);
+    e.set_name(kind);
+    e.into()
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| usage_error("EncodeError", e.to_string()))
+}
+
+fn parse_id<T: std::str::FromStr<Err = tabnode_types::IdParseError>>(text: &str) -> Result<T, JsValue> {
+    text.parse::<T>().map_err(|e| js_error(NodeError::BadId(e.to_string())))
+}
+
+impl Inner {
+    /// Runs one operation on the node (operations are serialised), then sends what it queued
+    /// and tells subscribers what happened.
+    async fn run<T>(
+        self: &Rc<Self>,
+        op: impl AsyncFnOnce(&mut CoreNode) -> Result<T, NodeError>,
+    ) -> Result<T, JsValue> {
+        let mut node = self.node.lock().await;
+        let result = op(&mut node).await;
+        let outgoing = node.take_outgoing();
+        let events = node.take_events();
+        drop(node);
+        self.send(outgoing);
+        self.notify(&events);
+        result.map_err(js_error)
+    }
+
+    fn send(&self, outgoing: Vec<Outgoing>) {
+        let Some(net) = &self.net else { return };
+        for out in outgoing {
+            let result = match out {
+                Outgoing::Subscribe { topic } => net.subscribe(&topic),
+                Outgoing::Publish { topic, data } => net.publish(&topic, data),
+            };
+            if let Err(e) = result {
+                tracing::warn!("network: {e}");
+            }
+        }
+    }
+
+    fn notify(&self, events: &[NodeEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        // Clone the callbacks first: a callback may subscribe or unsubscribe.
+        let subscribers: Vec<(Option<ContextId>, Function)> = self
+            .subscribers
+            .borrow()
+            .iter()
+            .map(|s| (s.context, s.callback.clone()))
+            .collect();
+        for event in events {
+            let Ok(value) = to_js(event) else { continue };
+            for (context, callback) in &subscribers {
+                if context.is_none() || *context == event.context_id() {
+                    if let Err(e) = callback.call1(&JsValue::NULL, &value) {
+                        tracing::warn!("a subscriber threw: {e:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn notify_peer(&self, kind: &str, peer: &str) {
+        let value = to_js(&serde_json::json!({"type": kind, "peer": peer})).unwrap_or(JsValue::NULL);
+        let all: Vec<Function> = self
+            .subscribers
+            .borrow()
+            .iter()
+            .filter(|s| s.context.is_none())
+            .map(|s| s.callback.clone())
+            .collect();
+        for callback in all {
+            let _ = callback.call1(&JsValue::NULL, &value);
+        }
+    }
+}
+
+/// Sends the node's warnings to the devtools console, once per page.
+fn init_logging() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let config = tracing_wasm::WASMLayerConfigBuilder::new()
+            .set_max_level(tracing::Level::WARN)
+            .build();
+        tracing_wasm::set_as_global_default_with_config(config);
+    });
+}
+
+/// Feeds network events to the node for as long as the page lives.
+async fn pump_network(inner: std::rc::Weak<Inner>, mut events: futures::channel::mpsc::UnboundedReceiver<NetEvent>) {
+    while let Some(event) = events.next().await {
+        let Some(inner) = inner.upgrade() else { return };
+        match event {
+            NetEvent::Message { topic, data, .. } => {
+                let _ = inner
+                    .run(async |node| {
+                        node.handle_message(&topic, &data).await;
+                        Ok(())
+                    })
+                    .await;
+            }
+            NetEvent::Connected { peer } => {
+                inner.peers.borrow_mut().insert(peer.clone(), ());
+                inner.notify_peer("peerConnected", &peer);
+            }
+            NetEvent::Disconnected { peer } => {
+                inner.peers.borrow_mut().remove(&peer);
+                inner.notify_peer("peerDisconnected", &peer);
+            }
+            other => tracing::debug!(?other, "network event"),
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl BrowserNode {
+    /// Opens (or creates) the node stored in IndexedDB and connects to the relays.
+    /// `options`: `{ dbName?: string, relays?: string[] }`.
+    pub async fn create(options: JsValue) -> Result<BrowserNode, JsValue> {
+        console_error_panic_hook::set_once();
+        init_logging();
+        let options: Options = if options.is_undefined() || options.is_null() {
+            Options::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| usage_error("BadOptions", format!("invalid options: {e}")))?
+        };
+        let db_name = options.db_name.unwrap_or_else(|| "tabnode".into());
+        let store = IndexedDbStore::open(&db_name)
+            .await
+            .map_err(|e| js_error(NodeError::Store(e)))?;
+        let env = BrowserEnv { last: Cell::new(0) };
+        let mut node = Node::open(store, env, Runtime::new(Limits::default()))
+            .await
+            .map_err(js_error)?;
+        let (net, events) = if options.relays.is_empty() {
+            (None, None)
+        } else {
+            let (handle, events) = tabnode_net::start(NetConfig {
+                relays: options.relays.clone(),
+                identity_ed25519_secret: node.network_identity_seed(),
+            })
+            .map_err(|e| usage_error("NetworkError", e.to_string()))?;
+            (Some(handle), Some(events))
+        };
+        let peer_id = net.as_ref().map(|n| n.peer_id()).unwrap_or_default();
+        let public_key = node.public_key().to_string();
+        let outgoing = node.take_outgoing();
+        let inner = Rc::new(Inner {
+            node: Mutex::new(node),
+            net,
+            peer_id,
+            public_key,
+            subscribers: RefCell::new(Vec::new()),
+            next_subscriber: Cell::new(1),
+            peers: RefCell::new(HashMap::new()),
+        });
+        inner.send(outgoing);
+        if let Some(events) = events {
+            wasm_bindgen_futures::spawn_local(pump_network(Rc::downgrade(&inner), events));
+        }
+        Ok(BrowserNode { inner })
+    }
+
+    /// This node's libp2p peer id (empty when started without relays).
+    #[wasm_bindgen(getter, js_name = peerId)]
+    pub fn peer_id(&self) -> String {
+        self.inner.peer_id.clone()
+    }
+
+    /// This node's public key: who it is as a member, and `executor_id` in its calls.
+    #[wasm_bindgen(getter, js_name = publicKey)]
+    pub fn public_key(&self) -> String {
+        self.inner.public_key.clone()
+    }
+
+    /// Peers this node is connected to right now.
+    pub fn peers(&self) -> Vec<String> {
+        self.inner.peers.borrow().keys().cloned().collect()
+    }
+
+    /// Validates and stores an app (`Uint8Array` or `ArrayBuffer` of wasm); resolves to its id.
+    #[wasm_bindgen(js_name = installApp)]
+    pub fn install_app(&self, bytes: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            if !(bytes.is_instance_of::<Uint8Array>() || bytes.is_instance_of::<js_sys::ArrayBuffer>()) {
+                return Err(usage_error("BadArgs", "installApp takes a Uint8Array or ArrayBuffer of wasm".into()));
+            }
+            let wasm = Uint8Array::new(&bytes).to_vec();
+            let id = inner.run(async |node| node.install_app(&wasm).await).await?;
+            Ok(JsValue::from(id.to_string()))
+        })
+    }
+
+    /// Creates a context running the app; `initArgs` (an object) go to the app's `init`.
+    #[wasm_bindgen(js_name = createContext)]
+    pub fn create_context(&self, app_id: String, init_args: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let app_id: AppId = parse_id(&app_id)?;
+            let args = js_args(init_args)?;
+            let id = inner.run(async |node| node.create_context(app_id, args).await).await?;
+            Ok(JsValue::from(id.to_string()))
+        })
+    }
+
+    /// A signed invitation to the context, as a string to share.
+    pub fn invite(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let text = inner.run(async |node| node.invite(&id)).await?;
+            Ok(JsValue::from(text))
+        })
+    }
+
+    /// Joins the context an invitation names; resolves to its id. State arrives from members.
+    pub fn join(&self, invitation: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id = inner.run(async |node| node.join(&invitation).await).await?;
+            Ok(JsValue::from(id.to_string()))
+        })
+    }
+
+    /// Calls `method` with `args` (an object); resolves to
+    /// `{output, logs, events, rootHash, deltaId}`.
+    pub fn execute(&self, context_id: String, method: String, args: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let args = js_args(args)?;
+            let result = inner
+                .run(async |node| node.execute(&id, &method, args).await)
+                .await?;
+            to_js(&result)
+        })
+    }
+
+    /// The context's `{heads, rootHash}`.
+    pub fn checkpoint(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let checkpoint = inner.run(async |node| node.checkpoint(&id)).await?;
+            to_js(&checkpoint)
+        })
+    }
+
+    /// Ids of the contexts this node holds.
+    pub fn contexts(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let ids = inner.run(async |node| Ok(node.context_ids())).await?;
+            to_js(&ids)
+        })
+    }
+
+    /// Calls `callback(event)` for every event of the context (`null` for every context and
+    /// peer changes); returns a function that unsubscribes.
+    pub fn subscribe(&self, context_id: JsValue, callback: Function) -> Result<Function, JsValue> {
+        let context = match context_id.as_string() {
+            Some(text) => Some(parse_id::<ContextId>(&text)?),
+            None if context_id.is_null() || context_id.is_undefined() => None,
+            None => return Err(usage_error("BadArgs", "contextId must be a string or null".into())),
+        };
+        let id = self.inner.next_subscriber.get();
+        self.inner.next_subscriber.set(id + 1);
+        self.inner.subscribers.borrow_mut().push(Subscriber {
+            id,
+            context,
+            callback,
+        });
+        let weak = Rc::downgrade(&self.inner);
+        let unsubscribe = Closure::once_into_js(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.subscribers.borrow_mut().retain(|s| s.id != id);
+            }
+        });
+        Ok(unsubscribe.unchecked_into())
+    }
+}
+
+/// Call arguments: an object, or nothing (`{}`); anything else is refused by the node.
+fn js_args(args: JsValue) -> Result<serde_json::Value, JsValue> {
+    if args.is_undefined() || args.is_null() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_wasm_bindgen::from_value(args)
+        .map_err(|e| js_error(NodeError::BadArgs(format!("something that is not JSON ({e})"))))
+}

@@ -1,0 +1,128 @@
+// Starts the native relay and serves the console (www/dist) with its config and the demo apps.
+// `node scripts/serve.mjs` is what `make run` runs; tests import `startStack` and call `stop()`.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.css': 'text/css',
+};
+
+/** Starts the relay binary and resolves to its multiaddr once it listens. */
+function startRelay({ host, port, binary }) {
+  const child = spawn(binary, ['--listen', `/ip4/${host}/tcp/${port}/ws`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const address = new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const match = /^RELAY_MULTIADDR=(.+)$/.exec(line.trim());
+      if (match) resolve(match[1]);
+    });
+    child.once('error', (err) => reject(new Error(`cannot start the relay ${binary}: ${err.message}`)));
+    exited.then(({ code, signal }) => reject(new Error(`the relay exited early (code ${code}, signal ${signal})`)));
+  });
+  const timeout = new Promise((_, reject) => {
+    const t = setTimeout(() => reject(new Error('the relay did not report its address within 30 s')), 30_000);
+    t.unref();
+  });
+  return {
+    address: Promise.race([address, timeout]),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Serves the console, `/config.json` (the relays) and `/apps/*.wasm` (guest apps built from source). */
+function startHttp({ host, port, relays }) {
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://localhost');
+    if (url.pathname === '/config.json') {
+      res.writeHead(200, { 'content-type': TYPES['.json'], 'cache-control': 'no-store' });
+      return res.end(JSON.stringify({ relays }));
+    }
+    const file = url.pathname.startsWith('/apps/')
+      ? path.join(root, 'tests/apps/dist', path.basename(url.pathname))
+      : path.join(root, 'www/dist', path.normalize(url.pathname === '/' ? '/index.html' : url.pathname));
+    if (!file.startsWith(root)) {
+      res.writeHead(403);
+      return res.end();
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end(`not found: ${url.pathname}\n`);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+/**
+ * Starts relay and console. Ports 0 pick free ones (tests); returns `{url, relayAddr, stop}`.
+ */
+export async function startStack({
+  host = '127.0.0.1',
+  port = 8080,
+  relayPort = 9090,
+  relayBinary = path.join(root, 'target/release/tabnode-relay'),
+} = {}) {
+  const relay = startRelay({ host, port: relayPort, binary: relayBinary });
+  let relayAddr;
+  try {
+    relayAddr = await relay.address;
+  } catch (err) {
+    await relay.stop();
+    throw err;
+  }
+  let server;
+  try {
+    server = await startHttp({ host, port, relays: [relayAddr] });
+  } catch (err) {
+    await relay.stop();
+    throw err;
+  }
+  const url = `http://${host}:${server.address().port}/`;
+  return {
+    url,
+    relayAddr,
+    async stop() {
+      server.closeAllConnections?.();
+      await new Promise((resolve) => server.close(resolve));
+      await relay.stop();
+    },
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const port = Number(process.env.PORT || 8080);
+  const relayPort = Number(process.env.RELAY_PORT || 9090);
+  const stack = await startStack({ port, relayPort });
+  console.log(`tabnode console: ${stack.url}`);
+  console.log(`relay:           ${stack.relayAddr}`);
+  console.log('Ctrl-C stops both.');
+  const shutdown = async () => {
+    await stack.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}

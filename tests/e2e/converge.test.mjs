@@ -1,0 +1,161 @@
+// Two browser tabs converge on a calimero-sdk app (kv-store) through a real relay.
+// Real parts only: the native relay process, two headless Chromium contexts with their own
+// IndexedDB, the wasm node in each page, the guest app built from source.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack } from '../../scripts/serve.mjs';
+import { launchChromium, openNode, waitForNode, eventually, percentile } from './browser.mjs';
+
+const KEYS_EACH = 100;
+let stack;
+let browser;
+
+before(async () => {
+  stack = await startStack({ port: 0, relayPort: 0 });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+/** Installs kv-store (served from tests/apps/dist) in the page; resolves to its app id. */
+const installKvStore = (page) =>
+  page.evaluate(async () => {
+    const bytes = new Uint8Array(await (await fetch('apps/kv_store.wasm')).arrayBuffer());
+    return window.tabnode.installApp(bytes);
+  });
+
+const checkpoint = (page, ctx) => page.evaluate((c) => window.tabnode.checkpoint(c), ctx);
+const entries = (page, ctx) =>
+  page.evaluate(async (c) => (await window.tabnode.execute(c, 'entries', {})).output, ctx);
+
+/** Records, in the page, when each remote `Inserted`/`Updated` event arrives (ms since epoch). */
+const recordArrivals = (page, ctx) =>
+  page.evaluate((c) => {
+    window.arrivals = {};
+    window.tabnode.subscribe(c, (event) => {
+      if (event.type === 'event' && !event.local && event.data && event.data.key !== undefined) {
+        window.arrivals[event.data.key] ??= performance.timeOrigin + performance.now();
+      }
+    });
+  }, ctx);
+
+/** Writes `count` keys `${prefix}${i}` one call after another; resolves to each call's start time. */
+const writeKeys = (page, ctx, prefix, count) =>
+  page.evaluate(
+    async ({ c, prefix, count }) => {
+      const started = {};
+      for (let i = 0; i < count; i++) {
+        const key = `${prefix}${i}`;
+        started[key] = performance.timeOrigin + performance.now();
+        await window.tabnode.execute(c, 'set', { key, value: `value of ${key}` });
+      }
+      return started;
+    },
+    { c: ctx, prefix, count },
+  );
+
+test('two tabs converge on kv-store through the relay, and a reload loses nothing', async () => {
+  const a = await openNode(browser, stack.url, { name: 'A' });
+  const b = await openNode(browser, stack.url, { name: 'B' });
+  assert.notEqual(await a.page.evaluate(() => window.tabnode.peerId), await b.page.evaluate(() => window.tabnode.peerId));
+
+  const appId = await installKvStore(a.page);
+  assert.equal(await installKvStore(b.page), appId, 'the app id is the hash of the same binary');
+  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  const invitation = await a.page.evaluate((c) => window.tabnode.invite(c), ctx);
+  assert.equal(await b.page.evaluate((inv) => window.tabnode.join(inv), invitation), ctx);
+
+  // B catches up with A's initial state before writing.
+  const aStart = await checkpoint(a.page, ctx);
+  await eventually('B to receive the context state', async () => {
+    const cp = await checkpoint(b.page, ctx);
+    return { ok: cp.rootHash === aStart.rootHash, cp };
+  });
+
+  await recordArrivals(a.page, ctx);
+  await recordArrivals(b.page, ctx);
+  const [sentByA] = await Promise.all([
+    writeKeys(a.page, ctx, 'a', KEYS_EACH),
+    writeKeys(b.page, ctx, 'b', KEYS_EACH),
+  ]);
+
+  const converged = await eventually('both tabs to hold the same 200 entries and root', async () => {
+    const [ca, cb] = [await checkpoint(a.page, ctx), await checkpoint(b.page, ctx)];
+    const [ea, eb] = [await entries(a.page, ctx), await entries(b.page, ctx)];
+    const ok =
+      Object.keys(ea).length === 2 * KEYS_EACH &&
+      Object.keys(eb).length === 2 * KEYS_EACH &&
+      ca.rootHash === cb.rootHash &&
+      JSON.stringify(ca.heads) === JSON.stringify(cb.heads);
+    return { ok, ca, cb, ea, eb, sizes: [Object.keys(ea).length, Object.keys(eb).length] };
+  });
+  assert.deepEqual(converged.ea, converged.eb);
+  for (const prefix of ['a', 'b']) {
+    for (let i = 0; i < KEYS_EACH; i++) {
+      assert.equal(converged.ea[`${prefix}${i}`], `value of ${prefix}${i}`);
+    }
+  }
+  assert.ok(converged.ca.rootHash, 'the context has a root hash');
+
+  // Latency from A's execute to B's event for the same key.
+  const arrivedAtB = await b.page.evaluate(() => window.arrivals);
+  const latencies = Object.keys(sentByA)
+    .filter((k) => arrivedAtB[k] !== undefined)
+    .map((k) => arrivedAtB[k] - sentByA[k]);
+  assert.equal(latencies.length, KEYS_EACH, 'B saw an event for every key A wrote');
+  console.log(
+    `A execute -> B event over ${latencies.length} keys: median ${percentile(latencies, 50).toFixed(1)} ms, ` +
+      `p95 ${percentile(latencies, 95).toFixed(1)} ms`,
+  );
+
+  // B reloads: everything is read back from IndexedDB, and A's next write still reaches it.
+  await b.page.reload();
+  await waitForNode(b.page);
+  assert.deepEqual(await checkpoint(b.page, ctx), converged.cb, 'checkpoint restored from IndexedDB');
+  assert.deepEqual(await entries(b.page, ctx), converged.ea, 'entries restored from IndexedDB');
+  await a.page.evaluate((c) => window.tabnode.execute(c, 'set', { key: 'after-reload', value: 'still here' }), ctx);
+  const after = await eventually('A write after the reload to reach B', async () => {
+    const e = await entries(b.page, ctx);
+    return { ok: e['after-reload'] === 'still here', size: Object.keys(e).length };
+  });
+  assert.equal(after.size, 2 * KEYS_EACH + 1);
+
+  await a.context.close();
+  await b.context.close();
+});
+
+test('bad input gets a clear, typed error and changes nothing', async () => {
+  const { page, context } = await openNode(browser, stack.url, { name: 'C' });
+  const appId = await installKvStore(page);
+  const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  const before = await checkpoint(page, ctx);
+  const failure = (fn, arg) =>
+    page.evaluate(
+      async ({ fn, arg }) => {
+        try {
+          await new Function('node', 'arg', fn)(window.tabnode, arg);
+          return null;
+        } catch (e) {
+          return { name: e.name, message: e.message };
+        }
+      },
+      { fn, arg },
+    );
+
+  const badInvite = await failure('return node.join("not an invitation")');
+  assert.equal(badInvite?.name, 'BadInvitation', JSON.stringify(badInvite));
+  const noMethod = await failure('return node.execute(arg, "no_such_method", {})', ctx);
+  assert.equal(noMethod?.name, 'MethodNotFound', JSON.stringify(noMethod));
+  assert.match(noMethod.message, /no_such_method/);
+  const notObject = await failure('return node.execute(arg, "set", [1, 2])', ctx);
+  assert.equal(notObject?.name, 'BadArgs', JSON.stringify(notObject));
+  const badApp = await failure('return node.installApp(new Uint8Array([0, 97, 115, 109, 9, 9]))');
+  assert.equal(badApp?.name, 'InvalidApp', JSON.stringify(badApp));
+  const badId = await failure('return node.execute("nope", "get", {})');
+  assert.equal(badId?.name, 'BadId', JSON.stringify(badId));
+  assert.deepEqual(await checkpoint(page, ctx), before, 'failed calls changed nothing');
+  await context.close();
+});
