@@ -1,1 +1,186 @@
-pub fn x(){}
+//! The node's persistence: one async [`Store`] trait, namespaced, with atomic batches.
+//!
+//! Backends: [`MemoryStore`] (tests, and anywhere nothing must survive) and, in the browser,
+//! `IndexedDbStore`. One conformance suite ([`conformance`]) runs against every backend.
+//! Futures are not `Send`: the browser is single-threaded, and so is the node's core.
+
+#[cfg(target_arch = "wasm32")]
+mod indexeddb;
+mod memory;
+
+pub mod conformance;
+
+#[cfg(target_arch = "wasm32")]
+pub use indexeddb::IndexedDbStore;
+pub use memory::MemoryStore;
+
+/// The fixed set of namespaces: IndexedDB object stores must be declared when the database opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Namespace {
+    Meta,
+    Keys,
+    Apps,
+    Contexts,
+    State,
+    Private,
+    Deltas,
+    Audit,
+    Blobs,
+}
+
+impl Namespace {
+    pub const ALL: [Namespace; 9] = [
+        Self::Meta,
+        Self::Keys,
+        Self::Apps,
+        Self::Contexts,
+        Self::State,
+        Self::Private,
+        Self::Deltas,
+        Self::Audit,
+        Self::Blobs,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Meta => "meta",
+            Self::Keys => "keys",
+            Self::Apps => "apps",
+            Self::Contexts => "contexts",
+            Self::State => "state",
+            Self::Private => "private",
+            Self::Deltas => "deltas",
+            Self::Audit => "audit",
+            Self::Blobs => "blobs",
+        }
+    }
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put {
+        ns: Namespace,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        ns: Namespace,
+        key: Vec<u8>,
+    },
+}
+
+/// Writes applied together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn put(mut self, ns: Namespace, key: &[u8], value: Vec<u8>) -> Self {
+        self.put_mut(ns, key, value);
+        self
+    }
+
+    pub fn delete(mut self, ns: Namespace, key: &[u8]) -> Self {
+        self.delete_mut(ns, key);
+        self
+    }
+
+    pub fn put_mut(&mut self, ns: Namespace, key: &[u8], value: Vec<u8>) {
+        self.ops.push(Op::Put {
+            ns,
+            key: key.to_vec(),
+            value,
+        });
+    }
+
+    pub fn delete_mut(&mut self, ns: Namespace, key: &[u8]) {
+        self.ops.push(Op::Delete {
+            ns,
+            key: key.to_vec(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// The namespaces the batch touches, each once.
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        let mut out: Vec<Namespace> = self
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { ns, .. } | Op::Delete { ns, .. } => *ns,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// Why the store refused; nothing of the failed batch was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the browser's storage quota is exhausted; free space or grant persistent storage")]
+    QuotaExceeded,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store failed: {0}")]
+    Backend(String),
+}
+
+/// The node's persistence.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    async fn get(&self, ns: Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every entry whose key starts with `prefix`, in key order (bytewise).
+    async fn scan_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// Applies every op of the batch, in order, or none; returns once it is durable.
+    async fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+}
+
+/// The first key after every key that starts with `prefix`, or `None` if there is none
+/// (the prefix is empty or all `0xFF`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_covers_the_edges() {
+        assert_eq!(prefix_end(b""), None);
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+    }
+
+    #[test]
+    fn memory_store_passes_the_conformance_suite() {
+        futures::executor::block_on(conformance::run_all(|| async { MemoryStore::default() }));
+    }
+}

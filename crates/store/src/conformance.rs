@@ -1,0 +1,137 @@
+//! The behaviour every [`Store`] backend must have; run natively on memory and in headless
+//! Chromium on IndexedDB.
+
+use std::future::Future;
+
+use crate::{Batch, Namespace, Store};
+
+fn rows(pairs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
+/// Runs every check, each on a fresh store from `fresh`.
+pub async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() -> F) {
+    get_put_overwrite_delete(&fresh().await).await;
+    scan_prefix_bounds(&fresh().await).await;
+    namespaces_are_isolated(&fresh().await).await;
+    batches_span_namespaces_and_keep_order(&fresh().await).await;
+}
+
+pub async fn get_put_overwrite_delete(store: &impl Store) {
+    let ns = Namespace::State;
+    assert_eq!(store.get(ns, b"k").await.unwrap(), None);
+    store.commit(Batch::new()).await.unwrap();
+    store
+        .commit(Batch::new().put(ns, b"k", b"v1".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(store.get(ns, b"k").await.unwrap(), Some(b"v1".to_vec()));
+    store
+        .commit(Batch::new().put(ns, b"k", b"v2".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(store.get(ns, b"k").await.unwrap(), Some(b"v2".to_vec()));
+    store
+        .commit(Batch::new().put(ns, b"empty", vec![]))
+        .await
+        .unwrap();
+    assert_eq!(store.get(ns, b"empty").await.unwrap(), Some(vec![]));
+    store
+        .commit(Batch::new().delete(ns, b"k").delete(ns, b"never"))
+        .await
+        .unwrap();
+    assert_eq!(store.get(ns, b"k").await.unwrap(), None);
+}
+
+pub async fn scan_prefix_bounds(store: &impl Store) {
+    let ns = Namespace::Deltas;
+    let keys: [&[u8]; 8] = [
+        b"a",
+        b"ab",
+        b"ab\x00",
+        b"ab\xff",
+        b"ab\xff\xff",
+        b"ac",
+        b"b",
+        b"\xff\xff",
+    ];
+    let mut batch = Batch::new();
+    for k in keys.iter().rev() {
+        batch.put_mut(ns, k, k.to_vec());
+    }
+    store.commit(batch).await.unwrap();
+    assert_eq!(
+        store.scan_prefix(ns, b"ab").await.unwrap(),
+        rows(&[
+            (b"ab", b"ab"),
+            (b"ab\x00", b"ab\x00"),
+            (b"ab\xff", b"ab\xff"),
+            (b"ab\xff\xff", b"ab\xff\xff")
+        ])
+    );
+    assert_eq!(
+        store.scan_prefix(ns, b"ab\xff").await.unwrap(),
+        rows(&[(b"ab\xff", b"ab\xff"), (b"ab\xff\xff", b"ab\xff\xff")])
+    );
+    assert_eq!(
+        store.scan_prefix(ns, b"\xff").await.unwrap(),
+        rows(&[(b"\xff\xff", b"\xff\xff")])
+    );
+    assert_eq!(store.scan_prefix(ns, b"zz").await.unwrap(), rows(&[]));
+    let all = store.scan_prefix(ns, b"").await.unwrap();
+    assert_eq!(
+        all.iter().map(|(k, _)| k.as_slice()).collect::<Vec<_>>(),
+        keys.to_vec()
+    );
+}
+
+pub async fn namespaces_are_isolated(store: &impl Store) {
+    store
+        .commit(
+            Batch::new()
+                .put(Namespace::State, b"k", b"state".to_vec())
+                .put(Namespace::Private, b"k", b"private".to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Namespace::State, b"k").await.unwrap(),
+        Some(b"state".to_vec())
+    );
+    assert_eq!(
+        store.get(Namespace::Private, b"k").await.unwrap(),
+        Some(b"private".to_vec())
+    );
+    assert_eq!(store.get(Namespace::Apps, b"k").await.unwrap(), None);
+    assert_eq!(
+        store.scan_prefix(Namespace::Meta, b"").await.unwrap(),
+        rows(&[])
+    );
+}
+
+pub async fn batches_span_namespaces_and_keep_order(store: &impl Store) {
+    let batch = Batch::new()
+        .put(Namespace::Contexts, b"c", b"1".to_vec())
+        .put(Namespace::Deltas, b"d", b"2".to_vec())
+        .put(Namespace::Deltas, b"d", b"3".to_vec())
+        .put(Namespace::Keys, b"gone", b"x".to_vec())
+        .delete(Namespace::Keys, b"gone");
+    assert_eq!(
+        batch.namespaces(),
+        vec![Namespace::Keys, Namespace::Contexts, Namespace::Deltas]
+    );
+    store.commit(batch).await.unwrap();
+    assert_eq!(
+        store.get(Namespace::Contexts, b"c").await.unwrap(),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(
+        store.get(Namespace::Deltas, b"d").await.unwrap(),
+        Some(b"3".to_vec()),
+        "later ops win"
+    );
+    assert_eq!(store.get(Namespace::Keys, b"gone").await.unwrap(), None);
+}
