@@ -12,6 +12,19 @@ pub struct EventRecord {
     pub data: Vec<u8>,
 }
 
+/// What a context's first delta records so every member can replay the app's `init` exactly.
+///
+/// The init artifact cannot be merged into an empty state to the same root (calimero-storage
+/// re-ids the state's collections inside init), but the runtime is deterministic: replaying the
+/// call with the author's record gives the author's state and root.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Genesis {
+    /// The JSON arguments `init` ran with.
+    pub input: Vec<u8>,
+    /// The seed `random_bytes` read from.
+    pub random_seed: [u8; 32],
+}
+
 /// The unsigned content of a delta; its blake3 hash is the delta's id.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct DeltaBody {
@@ -26,6 +39,8 @@ pub struct DeltaBody {
     /// The author's state root after the call: equal on a receiver whose heads were `parents`.
     pub root_hash: Hash,
     pub events: Vec<EventRecord>,
+    /// Set on the context's first delta only.
+    pub genesis: Option<Genesis>,
 }
 
 /// A delta as it travels and is stored: content plus the author's signature over its id.
@@ -76,6 +91,7 @@ mod tests {
             artifact: vec![1, 2, 3],
             root_hash: Hash([9; 32]),
             events: vec![],
+            genesis: None,
         }
     }
 

@@ -19,14 +19,24 @@ pub struct Invitation {
 const PREFIX: &str = "tabnode-invite:";
 
 impl Invitation {
-    fn signed_bytes(context_id: &ContextId, app_id: &AppId, inviter: &PublicKey, at: u64) -> Vec<u8> {
+    fn signed_bytes(
+        context_id: &ContextId,
+        app_id: &AppId,
+        inviter: &PublicKey,
+        at: u64,
+    ) -> Vec<u8> {
         borsh::to_vec(&(b"tabnode-invitation-v1", context_id, app_id, inviter, at))
             .expect("borsh encoding cannot fail")
     }
 
     pub fn new(context_id: ContextId, app_id: AppId, key: &SecretKey, issued_at: u64) -> Self {
         let inviter = key.public();
-        let signature = key.sign(&Self::signed_bytes(&context_id, &app_id, &inviter, issued_at));
+        let signature = key.sign(&Self::signed_bytes(
+            &context_id,
+            &app_id,
+            &inviter,
+            issued_at,
+        ));
         Self {
             context_id,
             app_id,
@@ -77,7 +87,10 @@ mod tests {
         let text = inv.encode();
         assert_eq!(Invitation::decode(&text).unwrap(), inv);
 
-        assert!(matches!(Invitation::decode("hello"), Err(NodeError::BadInvitation(_))));
+        assert!(matches!(
+            Invitation::decode("hello"),
+            Err(NodeError::BadInvitation(_))
+        ));
         assert!(matches!(
             Invitation::decode("tabnode-invite:0OIl"),
             Err(NodeError::BadInvitation(_))

@@ -15,7 +15,7 @@ mod invitation;
 mod node;
 mod wire;
 
-pub use delta::{Delta, EventRecord};
+pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;
 pub use invitation::Invitation;

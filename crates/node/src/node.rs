@@ -1,19 +1,20 @@
 //! The node: apps, contexts and their state, local calls and remote deltas.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
-use tabnode_runtime::{App, Call, Runtime, RuntimeError, StateView};
+use tabnode_runtime::{App, Call, Runtime, RuntimeError, StateView, WriteSet};
 use tabnode_store::{Batch, Namespace, Store};
 use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey};
 
-use crate::delta::{Delta, DeltaBody, EventRecord};
+use crate::context_topic;
+use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::env::Env;
 use crate::error::NodeError;
 use crate::invitation::Invitation;
 use crate::wire::WireMessage;
-use crate::context_topic;
 
 /// Key of the node's own signing key in [`Namespace::Keys`].
 const NODE_KEY: &[u8] = b"node";
@@ -113,20 +114,20 @@ struct ContextRecord {
 struct ContextState {
     id: ContextId,
     record: ContextRecord,
-    shared: BTreeMap<Vec<u8>, Vec<u8>>,
-    private: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Shared with the runtime during a call (no copy); written only between calls.
+    shared: Rc<StateMap>,
+    private: Rc<StateMap>,
     /// Every applied delta's parents: the DAG, for answering sync requests.
     parents: HashMap<DeltaId, Vec<DeltaId>>,
     pending: HashMap<DeltaId, Delta>,
     last_sync_request: Option<u64>,
 }
 
-/// A read-only map view the runtime reads state through.
-struct MapView<'a>(&'a BTreeMap<Vec<u8>, Vec<u8>>);
+type StateMap = BTreeMap<Vec<u8>, Vec<u8>>;
 
-impl StateView for MapView<'_> {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.get(key).cloned()
+impl ContextState {
+    fn views(&self) -> (Rc<dyn StateView>, Rc<dyn StateView>) {
+        (self.shared.clone(), self.private.clone())
     }
 }
 
@@ -191,23 +192,39 @@ impl<S: Store, E: Env> Node<S, E> {
                 id.try_into()
                     .map_err(|_| corrupt("context key", "not 32 bytes"))?,
             );
-            let record = ContextRecord::try_from_slice(&record)
-                .map_err(|e| corrupt("context record", e))?;
+            let record =
+                ContextRecord::try_from_slice(&record).map_err(|e| corrupt("context record", e))?;
             node.load_context(id, record).await?;
         }
         Ok(node)
     }
 
-    async fn load_context(&mut self, id: ContextId, record: ContextRecord) -> Result<(), NodeError> {
+    async fn load_context(
+        &mut self,
+        id: ContextId,
+        record: ContextRecord,
+    ) -> Result<(), NodeError> {
         let strip = |rows: Vec<(Vec<u8>, Vec<u8>)>| {
             rows.into_iter()
                 .map(|(k, v)| (k[32..].to_vec(), v))
-                .collect::<BTreeMap<_, _>>()
+                .collect::<StateMap>()
         };
-        let shared = strip(self.store.scan_prefix(Namespace::State, id.as_bytes()).await?);
-        let private = strip(self.store.scan_prefix(Namespace::Private, id.as_bytes()).await?);
+        let shared = strip(
+            self.store
+                .scan_prefix(Namespace::State, id.as_bytes())
+                .await?,
+        );
+        let private = strip(
+            self.store
+                .scan_prefix(Namespace::Private, id.as_bytes())
+                .await?,
+        );
         let mut parents = HashMap::new();
-        for (_, bytes) in self.store.scan_prefix(Namespace::Deltas, id.as_bytes()).await? {
+        for (_, bytes) in self
+            .store
+            .scan_prefix(Namespace::Deltas, id.as_bytes())
+            .await?
+        {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
             parents.insert(delta.id(), delta.body.parents);
         }
@@ -217,8 +234,8 @@ impl<S: Store, E: Env> Node<S, E> {
             ContextState {
                 id,
                 record,
-                shared,
-                private,
+                shared: Rc::new(shared),
+                private: Rc::new(private),
                 parents,
                 pending: HashMap::new(),
                 last_sync_request: None,
@@ -273,7 +290,12 @@ impl<S: Store, E: Env> Node<S, E> {
     pub async fn install_app(&mut self, wasm: &[u8]) -> Result<AppId, NodeError> {
         let app = self.runtime.compile(wasm).map_err(NodeError::InvalidApp)?;
         let id = AppId::of_wasm(wasm);
-        if self.store.get(Namespace::Apps, id.as_bytes()).await?.is_none() {
+        if self
+            .store
+            .get(Namespace::Apps, id.as_bytes())
+            .await?
+            .is_none()
+        {
             self.store
                 .commit(Batch::new().put(Namespace::Apps, id.as_bytes(), wasm.to_vec()))
                 .await?;
@@ -317,14 +339,19 @@ impl<S: Store, E: Env> Node<S, E> {
                 root_hash: None,
                 next_seq: 0,
             },
-            shared: BTreeMap::new(),
-            private: BTreeMap::new(),
+            shared: Rc::default(),
+            private: Rc::default(),
             parents: HashMap::new(),
             pending: HashMap::new(),
             last_sync_request: None,
         };
-        let mut batch = Batch::new().put(Namespace::Keys, &scoped(&id, b"context-key"), context_key.seed().to_vec());
-        self.run_local(&app, &mut ctx, "init", init_args, &mut batch).await?;
+        let mut batch = Batch::new().put(
+            Namespace::Keys,
+            &scoped(&id, b"context-key"),
+            context_key.seed().to_vec(),
+        );
+        self.run_local(&app, &mut ctx, "init", init_args, &mut batch)
+            .await?;
         self.outgoing.push(Outgoing::Subscribe {
             topic: context_topic(&id),
         });
@@ -335,7 +362,13 @@ impl<S: Store, E: Env> Node<S, E> {
     /// A signed invitation to `context_id`, as a shareable string.
     pub fn invite(&self, context_id: &ContextId) -> Result<String, NodeError> {
         let ctx = self.context(context_id)?;
-        Ok(Invitation::new(*context_id, ctx.record.app_id, &self.key, self.env.now_nanos()).encode())
+        Ok(Invitation::new(
+            *context_id,
+            ctx.record.app_id,
+            &self.key,
+            self.env.now_nanos(),
+        )
+        .encode())
     }
 
     /// Joins the context an invitation names. Its state arrives from members afterwards;
@@ -354,7 +387,11 @@ impl<S: Store, E: Env> Node<S, E> {
             next_seq: 0,
         };
         self.store
-            .commit(Batch::new().put(Namespace::Contexts, id.as_bytes(), borsh::to_vec(&record).expect("encode")))
+            .commit(Batch::new().put(
+                Namespace::Contexts,
+                id.as_bytes(),
+                borsh::to_vec(&record).expect("encode"),
+            ))
             .await?;
         self.load_context(id, record).await?;
         Ok(id)
@@ -389,7 +426,8 @@ impl<S: Store, E: Env> Node<S, E> {
         let result = if ctx.record.heads.is_empty() {
             Err(NodeError::NotSynced(id.to_string()))
         } else {
-            self.run_local(&app, &mut ctx, method, args, &mut Batch::new()).await
+            self.run_local(&app, &mut ctx, method, args, &mut Batch::new())
+                .await
         };
         self.contexts.insert(*id, ctx);
         result
@@ -410,17 +448,19 @@ impl<S: Store, E: Env> Node<S, E> {
             other => return Err(NodeError::BadArgs(json_type(&other).into())),
         };
         let timestamp = self.env.now_nanos();
+        let random_seed = self.env.random32();
         let call = Call {
             method,
             input: &input,
             context_id: ctx.id.0,
             executor_id: self.key.public().0,
             time_now_nanos: timestamp,
-            random_seed: self.env.random32(),
+            random_seed,
         };
+        let (shared, private) = ctx.views();
         let outcome = self
             .runtime
-            .call(app, &call, &MapView(&ctx.shared), &MapView(&ctx.private))
+            .call(app, &call, shared, private)
             .map_err(|e| match e {
                 RuntimeError::MethodNotFound(m) => NodeError::MethodNotFound(m),
                 other => NodeError::Execution(other),
@@ -428,7 +468,11 @@ impl<S: Store, E: Env> Node<S, E> {
         let output = match &outcome.returns {
             Ok(Some(bytes)) => json_or_bytes(bytes),
             Ok(None) => serde_json::Value::Null,
-            Err(bytes) => return Err(NodeError::AppError(String::from_utf8_lossy(bytes).into_owned())),
+            Err(bytes) => {
+                return Err(NodeError::AppError(
+                    String::from_utf8_lossy(bytes).into_owned(),
+                ))
+            }
         };
         let events: Vec<EventRecord> = outcome
             .events
@@ -450,6 +494,10 @@ impl<S: Store, E: Env> Node<S, E> {
                     artifact: outcome.artifact.clone(),
                     root_hash,
                     events: events.clone(),
+                    genesis: ctx.record.heads.is_empty().then(|| Genesis {
+                        input: input.clone(),
+                        random_seed,
+                    }),
                 }
                 .sign(&self.key),
             );
@@ -461,12 +509,21 @@ impl<S: Store, E: Env> Node<S, E> {
         if changed {
             let mut record = ctx.record.clone();
             record.root_hash = root_hash;
-            stage_writes(batch, ctx.id, &outcome.shared_writes, &outcome.private_writes);
+            stage_writes(
+                batch,
+                ctx.id,
+                &outcome.shared_writes,
+                &outcome.private_writes,
+            );
             if let Some(delta) = &delta {
                 record.heads = vec![delta.id()];
                 stage_delta(batch, ctx.id, &mut record, delta);
             }
-            batch.put_mut(Namespace::Contexts, ctx.id.as_bytes(), borsh::to_vec(&record).expect("encode"));
+            batch.put_mut(
+                Namespace::Contexts,
+                ctx.id.as_bytes(),
+                borsh::to_vec(&record).expect("encode"),
+            );
             self.store.commit(std::mem::take(batch)).await?;
             apply_writes(&mut ctx.shared, outcome.shared_writes);
             apply_writes(&mut ctx.private, outcome.private_writes);
@@ -521,7 +578,10 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             WireMessage::SyncRequest { context_id, heads } => {
                 if context_topic(&context_id) != topic {
-                    return self.reject(Some(context_id), format!("sync request on the wrong topic {topic}"));
+                    return self.reject(
+                        Some(context_id),
+                        format!("sync request on the wrong topic {topic}"),
+                    );
                 }
                 if let Err(e) = self.answer_sync_request(context_id, heads).await {
                     self.reject(Some(context_id), e.to_string());
@@ -532,19 +592,26 @@ impl<S: Store, E: Env> Node<S, E> {
 
     fn reject(&mut self, context_id: Option<ContextId>, reason: String) {
         tracing::warn!(?context_id, %reason, "refused a remote message");
-        self.events.push(NodeEvent::SyncRejected { context_id, reason });
+        self.events
+            .push(NodeEvent::SyncRejected { context_id, reason });
     }
 
     async fn receive_delta(&mut self, delta: Delta, topic: &str) -> Result<(), NodeError> {
         let context_id = delta.body.context_id;
         if context_topic(&context_id) != topic {
-            self.reject(Some(context_id), format!("delta on the wrong topic {topic}"));
+            self.reject(
+                Some(context_id),
+                format!("delta on the wrong topic {topic}"),
+            );
             return Ok(());
         }
         let id = match delta.verify() {
             Ok(id) => id,
             Err(e) => {
-                self.reject(Some(context_id), format!("delta from {}: {e}", delta.body.author));
+                self.reject(
+                    Some(context_id),
+                    format!("delta from {}: {e}", delta.body.author),
+                );
                 return Ok(());
             }
         };
@@ -607,21 +674,37 @@ impl<S: Store, E: Env> Node<S, E> {
         delta: Delta,
     ) -> Result<(), NodeError> {
         let body = &delta.body;
+        // The first delta is replayed (see `Genesis`); every later one is merged by the guest.
+        let (method, input, random_seed) = match &body.genesis {
+            Some(_) if !ctx.parents.is_empty() || !body.parents.is_empty() => {
+                return Err(NodeError::Corrupt(format!(
+                    "{id} claims to be a genesis but the context has one"
+                )));
+            }
+            Some(genesis) => ("init", genesis.input.as_slice(), genesis.random_seed),
+            None => (
+                "__calimero_sync_next",
+                body.artifact.as_slice(),
+                *id.as_bytes(),
+            ),
+        };
         let call = Call {
-            method: "__calimero_sync_next",
-            input: &body.artifact,
+            method,
+            input,
             context_id: ctx.id.0,
             executor_id: body.author.0,
             time_now_nanos: body.timestamp,
-            random_seed: *id.as_bytes(),
+            random_seed,
         };
+        let (shared, private) = ctx.views();
         let outcome = self
             .runtime
-            .call(app, &call, &MapView(&ctx.shared), &MapView(&ctx.private))
+            .call(app, &call, shared, private)
             .map_err(NodeError::Execution)?;
-        let mut shared = ctx.shared.clone();
-        apply_writes(&mut shared, outcome.shared_writes.clone());
-        let root_hash = self.runtime.root_hash(&MapView(&shared)).map(Hash);
+        if let Err(e) = &outcome.returns {
+            return Err(NodeError::AppError(String::from_utf8_lossy(e).into_owned()));
+        }
+        let root_hash = outcome.root_hash.map(Hash).or(ctx.record.root_hash);
 
         let mut heads: BTreeSet<DeltaId> = ctx.record.heads.iter().copied().collect();
         let on_parents = heads == body.parents.iter().copied().collect();
@@ -634,12 +717,21 @@ impl<S: Store, E: Env> Node<S, E> {
         record.root_hash = root_hash;
 
         let mut batch = Batch::new();
-        stage_writes(&mut batch, ctx.id, &outcome.shared_writes, &outcome.private_writes);
+        stage_writes(
+            &mut batch,
+            ctx.id,
+            &outcome.shared_writes,
+            &outcome.private_writes,
+        );
         stage_delta(&mut batch, ctx.id, &mut record, &delta);
-        batch.put_mut(Namespace::Contexts, ctx.id.as_bytes(), borsh::to_vec(&record).expect("encode"));
+        batch.put_mut(
+            Namespace::Contexts,
+            ctx.id.as_bytes(),
+            borsh::to_vec(&record).expect("encode"),
+        );
         self.store.commit(batch).await?;
 
-        ctx.shared = shared;
+        apply_writes(&mut ctx.shared, outcome.shared_writes);
         apply_writes(&mut ctx.private, outcome.private_writes);
         ctx.record = record;
         ctx.parents.insert(id, body.parents.clone());
@@ -708,7 +800,10 @@ impl<S: Store, E: Env> Node<S, E> {
                 .encode(),
             });
         }
-        let rows = self.store.scan_prefix(Namespace::Deltas, context_id.as_bytes()).await?;
+        let rows = self
+            .store
+            .scan_prefix(Namespace::Deltas, context_id.as_bytes())
+            .await?;
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
         for (_, bytes) in rows {
@@ -747,8 +842,6 @@ fn json_type(value: &serde_json::Value) -> &'static str {
     }
 }
 
-type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
-
 fn stage_writes(batch: &mut Batch, ctx: ContextId, shared: &WriteSet, private: &WriteSet) {
     for (ns, writes) in [(Namespace::State, shared), (Namespace::Private, private)] {
         for (key, value) in writes {
@@ -765,10 +858,18 @@ fn stage_writes(batch: &mut Batch, ctx: ContextId, shared: &WriteSet, private: &
 fn stage_delta(batch: &mut Batch, ctx: ContextId, record: &mut ContextRecord, delta: &Delta) {
     let key = scoped(&ctx, &record.next_seq.to_be_bytes());
     record.next_seq += 1;
-    batch.put_mut(Namespace::Deltas, &key, borsh::to_vec(delta).expect("encode"));
+    batch.put_mut(
+        Namespace::Deltas,
+        &key,
+        borsh::to_vec(delta).expect("encode"),
+    );
 }
 
-fn apply_writes(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, writes: WriteSet) {
+fn apply_writes(map: &mut Rc<StateMap>, writes: WriteSet) {
+    if writes.is_empty() {
+        return;
+    }
+    let map = Rc::make_mut(map);
     for (key, value) in writes {
         match value {
             Some(v) => map.insert(key, v),
