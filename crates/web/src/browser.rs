@@ -90,8 +90,11 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
         .map_err(|e| usage_error("EncodeError", e.to_string()))
 }
 
-fn parse_id<T: std::str::FromStr<Err = tabnode_types::IdParseError>>(text: &str) -> Result<T, JsValue> {
-    text.parse::<T>().map_err(|e| js_error(NodeError::BadId(e.to_string())))
+fn parse_id<T: std::str::FromStr<Err = tabnode_types::IdParseError>>(
+    text: &str,
+) -> Result<T, JsValue> {
+    text.parse::<T>()
+        .map_err(|e| js_error(NodeError::BadId(e.to_string())))
 }
 
 impl Inner {
@@ -148,7 +151,8 @@ impl Inner {
     }
 
     fn notify_peer(&self, kind: &str, peer: &str) {
-        let value = to_js(&serde_json::json!({"type": kind, "peer": peer})).unwrap_or(JsValue::NULL);
+        let value =
+            to_js(&serde_json::json!({"type": kind, "peer": peer})).unwrap_or(JsValue::NULL);
         let all: Vec<Function> = self
             .subscribers
             .borrow()
@@ -175,7 +179,10 @@ fn init_logging() {
 }
 
 /// Feeds network events to the node for as long as the page lives.
-async fn pump_network(inner: std::rc::Weak<Inner>, mut events: futures::channel::mpsc::UnboundedReceiver<NetEvent>) {
+async fn pump_network(
+    inner: std::rc::Weak<Inner>,
+    mut events: futures::channel::mpsc::UnboundedReceiver<NetEvent>,
+) {
     while let Some(event) = events.next().await {
         let Some(inner) = inner.upgrade() else { return };
         match event {
@@ -272,11 +279,18 @@ impl BrowserNode {
     pub fn install_app(&self, bytes: JsValue) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            if !(bytes.is_instance_of::<Uint8Array>() || bytes.is_instance_of::<js_sys::ArrayBuffer>()) {
-                return Err(usage_error("BadArgs", "installApp takes a Uint8Array or ArrayBuffer of wasm".into()));
+            if !(bytes.is_instance_of::<Uint8Array>()
+                || bytes.is_instance_of::<js_sys::ArrayBuffer>())
+            {
+                return Err(usage_error(
+                    "BadArgs",
+                    "installApp takes a Uint8Array or ArrayBuffer of wasm".into(),
+                ));
             }
             let wasm = Uint8Array::new(&bytes).to_vec();
-            let id = inner.run(async |node| node.install_app(&wasm).await).await?;
+            let id = inner
+                .run(async |node| node.install_app(&wasm).await)
+                .await?;
             Ok(JsValue::from(id.to_string()))
         })
     }
@@ -288,7 +302,9 @@ impl BrowserNode {
         future_to_promise(async move {
             let app_id: AppId = parse_id(&app_id)?;
             let args = js_args(init_args)?;
-            let id = inner.run(async |node| node.create_context(app_id, args).await).await?;
+            let id = inner
+                .run(async |node| node.create_context(app_id, args).await)
+                .await?;
             Ok(JsValue::from(id.to_string()))
         })
     }
@@ -351,7 +367,12 @@ impl BrowserNode {
         let context = match context_id.as_string() {
             Some(text) => Some(parse_id::<ContextId>(&text)?),
             None if context_id.is_null() || context_id.is_undefined() => None,
-            None => return Err(usage_error("BadArgs", "contextId must be a string or null".into())),
+            None => {
+                return Err(usage_error(
+                    "BadArgs",
+                    "contextId must be a string or null".into(),
+                ))
+            }
         };
         let id = self.inner.next_subscriber.get();
         self.inner.next_subscriber.set(id + 1);
@@ -375,6 +396,9 @@ fn js_args(args: JsValue) -> Result<serde_json::Value, JsValue> {
     if args.is_undefined() || args.is_null() {
         return Ok(serde_json::Value::Null);
     }
-    serde_wasm_bindgen::from_value(args)
-        .map_err(|e| js_error(NodeError::BadArgs(format!("something that is not JSON ({e})"))))
+    serde_wasm_bindgen::from_value(args).map_err(|e| {
+        js_error(NodeError::BadArgs(format!(
+            "something that is not JSON ({e})"
+        )))
+    })
 }

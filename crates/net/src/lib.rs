@@ -1,0 +1,122 @@
+//! The node's libp2p glue: it moves bytes on gossip topics and knows nothing of their meaning.
+//!
+//! [`start`] builds a swarm (WebSocket in the browser, TCP and WebSocket natively), dials the
+//! relays, and runs it in a task of its own. The node talks to it through a [`NetHandle`]
+//! (subscribe, publish) and hears from it through a stream of [`NetEvent`]s.
+
+mod swarm;
+
+use futures::channel::mpsc;
+
+/// What the network layer needs to start.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Relay multiaddrs ending in `/p2p/<peer id>`; redialled with backoff when a connection drops.
+    pub relays: Vec<String>,
+    /// Seed of the node's libp2p ed25519 identity, so its peer id is stable across reloads.
+    pub identity_ed25519_secret: [u8; 32],
+}
+
+/// What happened on the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    Connected {
+        peer: String,
+    },
+    Disconnected {
+        peer: String,
+    },
+    /// A gossip message on a topic this node subscribes to (never one it published itself).
+    Message {
+        topic: String,
+        data: Vec<u8>,
+        source: Option<String>,
+    },
+    /// A peer subscribed to a topic.
+    PeerSubscribed {
+        peer: String,
+        topic: String,
+    },
+    /// Something failed that the caller may want to show (a dial, a publish).
+    Error(String),
+}
+
+/// Why a network call was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    #[error("invalid relay address {addr:?}: {reason}")]
+    BadAddress { addr: String, reason: String },
+    #[error("cannot build the network: {0}")]
+    Build(String),
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+pub(crate) enum Command {
+    Subscribe(String),
+    Unsubscribe(String),
+    Publish(String, Vec<u8>),
+}
+
+/// Talks to the swarm task; cheap to clone.
+#[derive(Clone)]
+pub struct NetHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    peer_id: String,
+}
+
+impl NetHandle {
+    pub fn peer_id(&self) -> String {
+        self.peer_id.clone()
+    }
+
+    fn send(&self, command: Command) -> Result<(), NetError> {
+        self.commands
+            .unbounded_send(command)
+            .map_err(|_| NetError::Stopped)
+    }
+
+    pub fn subscribe(&self, topic: &str) -> Result<(), NetError> {
+        self.send(Command::Subscribe(topic.to_owned()))
+    }
+
+    pub fn unsubscribe(&self, topic: &str) -> Result<(), NetError> {
+        self.send(Command::Unsubscribe(topic.to_owned()))
+    }
+
+    /// Publishes on a topic. With no peer on the topic yet, the message waits in a bounded
+    /// queue and goes out when one subscribes.
+    pub fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
+        self.send(Command::Publish(topic.to_owned(), data))
+    }
+}
+
+/// Starts the network task; in the browser it runs on the page's event loop, natively on the
+/// current tokio runtime.
+pub fn start(
+    config: NetConfig,
+) -> Result<(NetHandle, mpsc::UnboundedReceiver<NetEvent>), NetError> {
+    let relays = config
+        .relays
+        .iter()
+        .map(|addr| {
+            addr.parse::<libp2p::Multiaddr>()
+                .map_err(|e| NetError::BadAddress {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(config.identity_ed25519_secret)
+        .map_err(|e| NetError::Build(e.to_string()))?;
+    let peer_id = keypair.public().to_peer_id().to_string();
+    let swarm = swarm::build(keypair)?;
+    let (commands, command_rx) = mpsc::unbounded();
+    let (events_tx, events) = mpsc::unbounded();
+    let task = swarm::run(swarm, relays, command_rx, events_tx);
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_futures::spawn_local(task);
+    #[cfg(not(target_arch = "wasm32"))]
+    tokio::spawn(task);
+    Ok((NetHandle { commands, peer_id }, events))
+}

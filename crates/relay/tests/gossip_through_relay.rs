@@ -1,0 +1,105 @@
+//! Two native tabnode-net clients exchange gossip through a real relay process.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tabnode_net::{NetConfig, NetEvent};
+
+/// Kills the relay when the test ends, also when it fails.
+struct Relay(Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_relay() -> (Relay, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tabnode-relay"))
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0/ws"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the relay");
+    let stdout = child.stdout.take().unwrap();
+    let relay = Relay(child);
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("RELAY_MULTIADDR="))
+        .expect("the relay prints its address");
+    (
+        relay,
+        line.trim_start_matches("RELAY_MULTIADDR=").to_owned(),
+    )
+}
+
+async fn next_message(
+    events: &mut futures::channel::mpsc::UnboundedReceiver<NetEvent>,
+) -> (String, Vec<u8>) {
+    loop {
+        match events.next().await.expect("the network task runs") {
+            NetEvent::Message { topic, data, .. } => return (topic, data),
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_messages_cross_the_relay_exactly_once() {
+    let (_relay, addr) = start_relay();
+    let (a, _a_events) = tabnode_net::start(NetConfig {
+        relays: vec![addr.clone()],
+        identity_ed25519_secret: [1; 32],
+    })
+    .unwrap();
+    let (b, mut b_events) = tabnode_net::start(NetConfig {
+        relays: vec![addr],
+        identity_ed25519_secret: [2; 32],
+    })
+    .unwrap();
+    assert_ne!(a.peer_id(), b.peer_id());
+    let topic = "/tabnode/context/test";
+    a.subscribe(topic).unwrap();
+    b.subscribe(topic).unwrap();
+    // Published before B is known to be on the topic: queued, then sent, not lost.
+    for i in 0..100u32 {
+        a.publish(topic, i.to_le_bytes().to_vec()).unwrap();
+    }
+    let received = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut seen = Vec::new();
+        while seen.len() < 100 {
+            let (t, data) = next_message(&mut b_events).await;
+            assert_eq!(t, topic);
+            seen.push(u32::from_le_bytes(data.try_into().unwrap()));
+        }
+        seen
+    })
+    .await
+    .expect("all 100 messages arrive within 30 s");
+    let unique: BTreeSet<u32> = received.iter().copied().collect();
+    assert_eq!(unique.len(), 100, "every message once");
+    // Nothing more arrives: no duplicates.
+    let extra =
+        tokio::time::timeout(Duration::from_millis(1500), next_message(&mut b_events)).await;
+    assert!(extra.is_err(), "a duplicate arrived: {extra:?}");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_usage() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tabnode-relay"))
+        .arg("--listen")
+        .arg("not-an-addr")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--listen not-an-addr") && err.contains("usage"),
+        "{err}"
+    );
+}
