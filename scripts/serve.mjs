@@ -17,9 +17,10 @@ const TYPES = {
 };
 
 /** Starts the relay binary and resolves to its multiaddr once it listens. */
-function startRelay({ host, port, binary }) {
+function startRelay({ host, port, binary, logLevel }) {
   const child = spawn(binary, ['--listen', `/ip4/${host}/tcp/${port}/ws`], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || logLevel },
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const address = new Promise((resolve, reject) => {
@@ -84,8 +85,9 @@ export async function startStack({
   port = 8080,
   relayPort = 9090,
   relayBinary = path.join(root, 'target/release/tabnode-relay'),
+  relayLogLevel = 'info',
 } = {}) {
-  const relay = startRelay({ host, port: relayPort, binary: relayBinary });
+  const relay = startRelay({ host, port: relayPort, binary: relayBinary, logLevel: relayLogLevel });
   let relayAddr;
   try {
     relayAddr = await relay.address;

@@ -11,7 +11,7 @@ let stack;
 let browser;
 
 before(async () => {
-  stack = await startStack({ port: 0, relayPort: 0 });
+  stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' });
   browser = await launchChromium();
 });
 
