@@ -2,7 +2,7 @@
 // `node scripts/serve.mjs` is what `make run` runs; tests import `startStack` and call `stop()`.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -17,8 +17,9 @@ const TYPES = {
 };
 
 /** Starts the relay binary and resolves to its multiaddr once it listens. */
-function startRelay({ host, port, binary, logLevel }) {
-  const child = spawn(binary, ['--listen', `/ip4/${host}/tcp/${port}/ws`], {
+function startRelay({ host, port, binary, logLevel, keyFile }) {
+  const args = ['--listen', `/ip4/${host}/tcp/${port}/ws`, ...(keyFile ? ['--key-file', keyFile] : [])];
+  const child = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || logLevel },
   });
@@ -86,8 +87,9 @@ export async function startStack({
   relayPort = 9090,
   relayBinary = path.join(root, 'target/release/tabnode-relay'),
   relayLogLevel = 'info',
+  relayKeyFile,
 } = {}) {
-  const relay = startRelay({ host, port: relayPort, binary: relayBinary, logLevel: relayLogLevel });
+  const relay = startRelay({ host, port: relayPort, binary: relayBinary, logLevel: relayLogLevel, keyFile: relayKeyFile });
   let relayAddr;
   try {
     relayAddr = await relay.address;
@@ -117,7 +119,9 @@ export async function startStack({
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT || 8080);
   const relayPort = Number(process.env.RELAY_PORT || 9090);
-  const stack = await startStack({ port, relayPort });
+  // A kept key gives the relay the same peer id, and so the same multiaddr, on every start.
+  await mkdir(path.join(root, '.tabnode'), { recursive: true });
+  const stack = await startStack({ port, relayPort, relayKeyFile: path.join(root, '.tabnode/relay.key') });
   console.log(`tabnode console: ${stack.url}`);
   console.log(`relay:           ${stack.relayAddr}`);
   console.log('Ctrl-C stops both.');

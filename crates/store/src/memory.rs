@@ -6,9 +6,11 @@ use std::rc::Rc;
 
 use crate::{Batch, Namespace, Op, Store, StoreError};
 
+type Rows = BTreeMap<(Namespace, Vec<u8>), Vec<u8>>;
+
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    data: Rc<RefCell<BTreeMap<(Namespace, Vec<u8>), Vec<u8>>>>,
+    data: Rc<RefCell<Rows>>,
 }
 
 impl Store for MemoryStore {
