@@ -425,6 +425,9 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
         "env",
         "time_now",
         |mut c: C<'_>, buf: i64| -> Result<(), Error> {
+            // The recorded time, the same for every read of the call: members merging a delta
+            // replay the author's timestamp, and calimero-storage's roots then agree. (A clock
+            // that advanced per read would make the merge depend on how often each side reads.)
             let now = c.data().time_now.to_le_bytes();
             fill_buffer(&mut c, buf as u64, &now, "time_now")
         },

@@ -41,7 +41,7 @@ pub struct Call<'a> {
     pub context_id: [u8; 32],
     /// The calling member's public key, as `executor_id` returns it.
     pub executor_id: [u8; 32],
-    /// What `time_now` returns (ns since the epoch).
+    /// What `time_now` returns (ns since the epoch), for every read of the call.
     pub time_now_nanos: u64,
     /// Seeds the stream `random_bytes` reads from.
     pub random_seed: [u8; 32],

@@ -1,103 +1,13 @@
 //! The runtime against a real calimero-sdk 0.10 app (tests/apps/kv-store, built from source).
 
-use std::collections::BTreeMap;
-use std::rc::Rc;
+mod common;
 
+use common::{guest_app, Replica};
 use serde_json::{json, Value};
-use tabnode_runtime::{App, Call, Limits, Outcome, Runtime, RuntimeError, WriteSet};
-
-type State = BTreeMap<Vec<u8>, Vec<u8>>;
+use tabnode_runtime::{App, Call, Limits, Runtime, RuntimeError};
 
 fn kv_store(runtime: &Runtime) -> App {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/kv_store.wasm"
-    );
-    let wasm = std::fs::read(path).unwrap_or_else(|e| {
-        panic!("{path}: {e}; build the guest apps with `bash tests/apps/build.sh`")
-    });
-    runtime.compile(&wasm).expect("kv-store compiles")
-}
-
-/// A member's replica: shared and private state, and a clock.
-struct Replica {
-    shared: Rc<State>,
-    private: Rc<State>,
-    executor: u8,
-    clock: u64,
-}
-
-fn apply(state: &mut Rc<State>, writes: &WriteSet) {
-    let state = Rc::make_mut(state);
-    for (k, v) in writes {
-        match v {
-            Some(v) => state.insert(k.clone(), v.clone()),
-            None => state.remove(k),
-        };
-    }
-}
-
-impl Replica {
-    fn new(executor: u8) -> Self {
-        Self {
-            shared: Rc::default(),
-            private: Rc::default(),
-            executor,
-            clock: 1_700_000_000_000_000_000,
-        }
-    }
-
-    fn try_call(
-        &mut self,
-        rt: &Runtime,
-        app: &App,
-        method: &str,
-        input: &[u8],
-    ) -> Result<Outcome, RuntimeError> {
-        self.clock += 1_000_000;
-        let call = Call {
-            method,
-            input,
-            context_id: [7; 32],
-            executor_id: [self.executor; 32],
-            time_now_nanos: self.clock,
-            random_seed: [self.executor; 32],
-        };
-        let outcome = rt.call(app, &call, self.shared.clone(), self.private.clone())?;
-        if outcome.returns.is_ok() {
-            apply(&mut self.shared, &outcome.shared_writes);
-            apply(&mut self.private, &outcome.private_writes);
-        }
-        Ok(outcome)
-    }
-
-    /// Merges a peer's artifact, replaying the author's clock as merod's deltas do.
-    fn sync(
-        &mut self,
-        rt: &Runtime,
-        app: &App,
-        artifact: &[u8],
-        author_time: u64,
-    ) -> Option<[u8; 32]> {
-        let saved = self.clock;
-        self.clock = author_time - 1_000_000;
-        let root = self
-            .try_call(rt, app, "__calimero_sync_next", artifact)
-            .unwrap()
-            .root_hash;
-        self.clock = saved;
-        root
-    }
-
-    fn call(&mut self, rt: &Runtime, app: &App, method: &str, args: Value) -> Outcome {
-        self.try_call(rt, app, method, &serde_json::to_vec(&args).unwrap())
-            .unwrap()
-    }
-
-    fn output(&mut self, rt: &Runtime, app: &App, method: &str, args: Value) -> Value {
-        let out = self.call(rt, app, method, args);
-        serde_json::from_slice(&out.returns.unwrap().unwrap()).unwrap()
-    }
+    guest_app(runtime, "kv_store")
 }
 
 #[test]

@@ -1,0 +1,169 @@
+//! The host ABI end to end through tests/apps/probe: every collection, private storage, the
+//! environment, and each way a call can fail (none of which leaves a write behind).
+
+mod common;
+
+use common::{guest_app, Replica};
+use serde_json::{json, Value};
+use tabnode_runtime::{App, Limits, Runtime, RuntimeError};
+
+fn setup(limits: Limits) -> (Runtime, App, Replica) {
+    let rt = Runtime::new(limits);
+    let app = guest_app(&rt, "probe");
+    let mut r = Replica::new(4);
+    r.call(&rt, &app, "init", json!({"title": "first"}));
+    (rt, app, r)
+}
+
+#[test]
+fn every_collection_round_trips() {
+    let (rt, app, mut r) = setup(Limits::default());
+    assert_eq!(r.output(&rt, &app, "visit", json!({})), json!(1));
+    let visit = r.call(&rt, &app, "visit", json!({}));
+    assert_eq!(visit.events[0].kind, "Visited");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&visit.events[0].data).unwrap(),
+        json!({"total": 2})
+    );
+    assert_eq!(r.output(&rt, &app, "tag", json!({"tag": "b"})), json!(true));
+    assert_eq!(r.output(&rt, &app, "tag", json!({"tag": "a"})), json!(true));
+    assert_eq!(
+        r.output(&rt, &app, "tag", json!({"tag": "a"})),
+        json!(false)
+    );
+    assert_eq!(r.output(&rt, &app, "tags", json!({})), json!(["a", "b"]));
+    assert_eq!(
+        r.output(&rt, &app, "push_line", json!({"line": "one"})),
+        json!(1)
+    );
+    assert_eq!(
+        r.output(&rt, &app, "push_line", json!({"line": "two"})),
+        json!(2)
+    );
+    assert_eq!(
+        r.output(&rt, &app, "lines", json!({})),
+        json!(["one", "two"])
+    );
+    r.call(&rt, &app, "set_title", json!({"title": "second"}));
+    assert_eq!(r.output(&rt, &app, "title", json!({})), json!("second"));
+    assert_eq!(
+        r.output(&rt, &app, "write", json!({"pos": 0, "text": "hello"})),
+        json!("hello")
+    );
+    assert_eq!(
+        r.output(&rt, &app, "write", json!({"pos": 5, "text": " world"})),
+        json!("hello world")
+    );
+    assert_eq!(
+        r.output(&rt, &app, "write", json!({"pos": 0, "text": "> "})),
+        json!("> hello world")
+    );
+}
+
+#[test]
+fn private_storage_stays_out_of_shared_state() {
+    let (rt, app, mut r) = setup(Limits::default());
+    let shared_before = r.shared.clone();
+    let noted = r.call(&rt, &app, "note", json!({"secret": "my pin is 1234"}));
+    assert!(
+        !noted.private_writes.is_empty(),
+        "the note went to private storage"
+    );
+    assert!(
+        noted
+            .shared_writes
+            .values()
+            .flatten()
+            .all(|v| !v.windows(4).any(|w| w == b"1234")),
+        "the secret never reaches shared state"
+    );
+    assert!(
+        !noted.artifact.windows(4).any(|w| w == b"1234"),
+        "nor the sync artifact"
+    );
+    assert_eq!(
+        r.output(&rt, &app, "notes", json!({})),
+        json!(["my pin is 1234"])
+    );
+    let data: Value = serde_json::from_slice(&noted.events[0].data).unwrap();
+    assert_eq!(
+        data,
+        json!({"sha256_len": 14}),
+        "the event discloses only a length"
+    );
+    assert_eq!(
+        r.shared, shared_before,
+        "shared state unchanged by a private write"
+    );
+}
+
+#[test]
+fn environment_comes_from_the_call_record() {
+    let (rt, app, mut r) = setup(Limits::default());
+    assert_eq!(
+        r.output(&rt, &app, "whoami", json!({})),
+        json!(vec![4u8; 32])
+    );
+    assert_eq!(
+        r.output(&rt, &app, "context", json!({})),
+        json!(vec![7u8; 32])
+    );
+    let now = r.output(&rt, &app, "now", json!({}));
+    assert_eq!(now, json!(r.clock));
+    let first = r.output(&rt, &app, "random", json!({}));
+    let second = r.output(&rt, &app, "random", json!({}));
+    assert_ne!(first, second, "each call draws from its own seed");
+    r.clock -= 1_000_000; // the next call reuses the second call's record
+    assert_eq!(
+        r.output(&rt, &app, "random", json!({})),
+        second,
+        "the same record gives the same bytes"
+    );
+}
+
+#[test]
+fn failures_have_their_own_kinds_and_write_nothing() {
+    let (rt, app, mut r) = setup(Limits {
+        fuel: 50_000_000,
+        max_memory_pages: 64,
+        max_logs: 10,
+        ..Limits::default()
+    });
+    let (shared, private) = (r.shared.clone(), r.private.clone());
+
+    let bail = r
+        .try_call(&rt, &app, "fail", br#"{"reason":"no"}"#)
+        .unwrap();
+    assert!(String::from_utf8(bail.returns.unwrap_err())
+        .unwrap()
+        .contains("refused: no"));
+
+    match r.try_call(&rt, &app, "explode", b"{}") {
+        Err(RuntimeError::Panic { message, location }) => {
+            assert_eq!(message, "boom");
+            assert!(location.unwrap().contains("probe/src/lib.rs"));
+        }
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert!(matches!(
+        r.try_call(&rt, &app, "spin", b"{}"),
+        Err(RuntimeError::OutOfFuel(_))
+    ));
+    let hog = r.try_call(&rt, &app, "hog", b"{}");
+    assert!(
+        matches!(hog, Err(RuntimeError::OutOfMemory { max_pages: 64 })),
+        "{hog:?}"
+    );
+    let logs = r.try_call(&rt, &app, "log_many", br#"{"count": 11}"#);
+    assert!(
+        matches!(logs, Err(RuntimeError::LimitExceeded(_))),
+        "{logs:?}"
+    );
+    assert!(r
+        .try_call(&rt, &app, "log_many", br#"{"count": 10}"#)
+        .is_ok());
+
+    assert_eq!(r.shared, shared, "no failed call left a shared write");
+    assert_eq!(r.private, private, "no failed call left a private write");
+    assert_eq!(r.output(&rt, &app, "title", json!({})), json!("first"));
+}

@@ -1,0 +1,162 @@
+//! A guest app that pokes every part of the host ABI the runtime tests check: each collection
+//! calimero-storage offers, private storage, events and logs, the environment (executor, time,
+//! randomness, signatures), an app error, a panic, an endless loop and unbounded memory growth.
+
+use calimero_sdk::borsh::{BorshDeserialize, BorshSerialize};
+use calimero_sdk::{app, env};
+use calimero_storage::collections::{
+    Counter, LwwRegister, ReplicatedGrowableArray, UnorderedMap, UnorderedSet, Vector,
+};
+
+#[app::state(emits = Event)]
+#[derive(Debug, BorshSerialize, BorshDeserialize)]
+#[borsh(crate = "calimero_sdk::borsh")]
+pub struct Probe {
+    visits: Counter,
+    tags: UnorderedSet<String>,
+    lines: Vector<LwwRegister<String>>,
+    names: UnorderedMap<String, LwwRegister<String>>,
+    title: LwwRegister<String>,
+    doc: ReplicatedGrowableArray,
+}
+
+/// This member's notes: private storage, never in a delta.
+#[app::private]
+#[derive(Debug, Default, BorshSerialize, BorshDeserialize)]
+#[borsh(crate = "calimero_sdk::borsh")]
+pub struct Notes {
+    items: Vec<String>,
+}
+
+#[app::event]
+pub enum Event {
+    Visited { total: u64 },
+    /// Selective disclosure: only a hash of the secret leaves the node.
+    SecretNoted { sha256_len: usize },
+}
+
+#[app::logic]
+impl Probe {
+    #[app::init]
+    pub fn init(title: String) -> Probe {
+        Probe {
+            visits: Counter::new(),
+            tags: UnorderedSet::new(),
+            lines: Vector::new(),
+            names: UnorderedMap::new(),
+            title: LwwRegister::new(title),
+            doc: ReplicatedGrowableArray::new(),
+        }
+    }
+
+    pub fn visit(&mut self) -> app::Result<u64> {
+        self.visits.increment()?;
+        let total = self.visits.value()?;
+        app::emit!(Event::Visited { total });
+        Ok(total)
+    }
+
+    pub fn tag(&mut self, tag: String) -> app::Result<bool> {
+        Ok(self.tags.insert(tag)?)
+    }
+
+    pub fn tags(&self) -> app::Result<Vec<String>> {
+        let mut tags: Vec<String> = self.tags.iter()?.collect();
+        tags.sort();
+        Ok(tags)
+    }
+
+    pub fn push_line(&mut self, line: String) -> app::Result<usize> {
+        self.lines.push(line.into())?;
+        Ok(self.lines.len()?)
+    }
+
+    pub fn lines(&self) -> app::Result<Vec<String>> {
+        Ok(self.lines.iter()?.map(|l| l.get().clone()).collect())
+    }
+
+    pub fn name(&mut self, key: String, value: String) -> app::Result<()> {
+        self.names.insert(key, value.into())?;
+        Ok(())
+    }
+
+    pub fn set_title(&mut self, title: String) {
+        self.title.set(title);
+    }
+
+    pub fn title(&self) -> String {
+        self.title.get().clone()
+    }
+
+    pub fn write(&mut self, pos: usize, text: String) -> app::Result<String> {
+        self.doc.insert_str(pos, &text)?;
+        Ok(self.doc.get_text()?)
+    }
+
+    pub fn note(&self, secret: String) -> app::Result<usize> {
+        let mut notes = Notes::private_load_or_default()?;
+        let mut notes = notes.as_mut();
+        notes.items.push(secret.clone());
+        app::emit!(Event::SecretNoted { sha256_len: secret.len() });
+        Ok(notes.items.len())
+    }
+
+    pub fn notes(&self) -> app::Result<Vec<String>> {
+        Ok(Notes::private_load_or_default()?.items.clone())
+    }
+
+    pub fn whoami(&self) -> Vec<u8> {
+        env::executor_id().to_vec()
+    }
+
+    pub fn context(&self) -> Vec<u8> {
+        env::context_id().to_vec()
+    }
+
+    pub fn now(&self) -> u64 {
+        env::time_now()
+    }
+
+    pub fn random(&self) -> Vec<u8> {
+        let mut bytes = [0; 8];
+        env::random_bytes(&mut bytes);
+        bytes.to_vec()
+    }
+
+    pub fn fail(&self, reason: String) -> app::Result<()> {
+        app::bail!("refused: {reason}");
+    }
+
+    pub fn explode(&mut self) {
+        self.title.set("must not persist".into());
+        panic!("boom");
+    }
+
+    pub fn spin(&mut self) -> u64 {
+        self.title.set("must not persist".into());
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+            if n == u64::MAX {
+                return n;
+            }
+        }
+    }
+
+    pub fn hog(&mut self) -> usize {
+        self.title.set("must not persist".into());
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        loop {
+            chunks.push(vec![1; 1 << 20]);
+            if chunks.len() == usize::MAX {
+                return chunks.len();
+            }
+        }
+    }
+
+    pub fn log_many(&self, count: usize) {
+        for i in 0..count {
+            env::log(&format!("line {i}"));
+        }
+    }
+}
