@@ -101,6 +101,15 @@ pub struct Checkpoint {
     pub root_hash: Option<Hash>,
 }
 
+/// What [`Node::replay`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayReport {
+    pub deltas: usize,
+    pub root_hash: Option<Hash>,
+    pub matches: bool,
+}
+
 /// A context as persisted in [`Namespace::Contexts`].
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
 struct ContextRecord {
@@ -128,6 +137,29 @@ type StateMap = BTreeMap<Vec<u8>, Vec<u8>>;
 impl ContextState {
     fn views(&self) -> (Rc<dyn StateView>, Rc<dyn StateView>) {
         (self.shared.clone(), self.private.clone())
+    }
+}
+
+/// How a member applies a delta: the first one replays `init` with the author's record (see
+/// [`Genesis`]); every later one is merged by the guest through `__calimero_sync_next`. Either
+/// way `time_now` is the author's timestamp.
+fn merge_call<'a>(delta: &'a Delta, id: &DeltaId) -> Call<'a> {
+    let body = &delta.body;
+    let (method, input, random_seed) = match &body.genesis {
+        Some(genesis) => ("init", genesis.input.as_slice(), genesis.random_seed),
+        None => (
+            "__calimero_sync_next",
+            body.artifact.as_slice(),
+            *id.as_bytes(),
+        ),
+    };
+    Call {
+        method,
+        input,
+        context_id: body.context_id.0,
+        executor_id: body.author.0,
+        time_now_nanos: body.timestamp,
+        random_seed,
     }
 }
 
@@ -674,28 +706,12 @@ impl<S: Store, E: Env> Node<S, E> {
         delta: Delta,
     ) -> Result<(), NodeError> {
         let body = &delta.body;
-        // The first delta is replayed (see `Genesis`); every later one is merged by the guest.
-        let (method, input, random_seed) = match &body.genesis {
-            Some(_) if !ctx.parents.is_empty() || !body.parents.is_empty() => {
-                return Err(NodeError::Corrupt(format!(
-                    "{id} claims to be a genesis but the context has one"
-                )));
-            }
-            Some(genesis) => ("init", genesis.input.as_slice(), genesis.random_seed),
-            None => (
-                "__calimero_sync_next",
-                body.artifact.as_slice(),
-                *id.as_bytes(),
-            ),
-        };
-        let call = Call {
-            method,
-            input,
-            context_id: ctx.id.0,
-            executor_id: body.author.0,
-            time_now_nanos: body.timestamp,
-            random_seed,
-        };
+        if body.genesis.is_some() && (!ctx.parents.is_empty() || !body.parents.is_empty()) {
+            return Err(NodeError::Corrupt(format!(
+                "{id} claims to be a genesis but the context has one"
+            )));
+        }
+        let call = merge_call(&delta, &id);
         let (shared, private) = ctx.views();
         let outcome = self
             .runtime
@@ -761,6 +777,41 @@ impl<S: Store, E: Env> Node<S, E> {
             });
         }
         Ok(())
+    }
+
+    /// Re-runs every stored delta of the context, in the order it was applied, on an empty
+    /// state, checking each signature; returns the root reached and whether it is the root the
+    /// node holds. Private state is not part of it (it never travels in deltas).
+    pub async fn replay(&mut self, id: &ContextId) -> Result<ReplayReport, NodeError> {
+        let ctx = self.context(id)?;
+        let (app_id, held) = (ctx.record.app_id, ctx.record.root_hash);
+        let app = self.app(app_id).await?;
+        let mut shared: Rc<StateMap> = Rc::default();
+        let private: Rc<StateMap> = Rc::default();
+        let mut root_hash = None;
+        let rows = self
+            .store
+            .scan_prefix(Namespace::Deltas, id.as_bytes())
+            .await?;
+        let deltas = rows.len();
+        for (_, bytes) in rows {
+            let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
+            let delta_id = delta
+                .verify()
+                .map_err(|e| corrupt("stored delta", format!("{}: {e}", delta.id())))?;
+            let call = merge_call(&delta, &delta_id);
+            let outcome = self
+                .runtime
+                .call(&app, &call, shared.clone(), private.clone())
+                .map_err(NodeError::Execution)?;
+            apply_writes(&mut shared, outcome.shared_writes);
+            root_hash = outcome.root_hash.map(Hash).or(root_hash);
+        }
+        Ok(ReplayReport {
+            deltas,
+            root_hash,
+            matches: root_hash == held,
+        })
     }
 
     /// Answers a member's heads with every delta it lacks, in the order we applied them; if it

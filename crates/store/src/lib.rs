@@ -1,15 +1,19 @@
 //! The node's persistence: one async [`Store`] trait, namespaced, with atomic batches.
 //!
-//! Backends: [`MemoryStore`] (tests, and anywhere nothing must survive) and, in the browser,
-//! `IndexedDbStore`. One conformance suite ([`conformance`]) runs against every backend.
-//! Futures are not `Send`: the browser is single-threaded, and so is the node's core.
+//! Backends: [`MemoryStore`] (tests, and anywhere nothing must survive), natively `FileStore`
+//! (the CLI), and in the browser `IndexedDbStore`. One conformance suite ([`conformance`])
+//! runs against every backend. Futures are not `Send`: the browser is single-threaded, and so is the node's core.
 
+#[cfg(not(target_arch = "wasm32"))]
+mod file;
 #[cfg(target_arch = "wasm32")]
 mod indexeddb;
 mod memory;
 
 pub mod conformance;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use file::FileStore;
 #[cfg(target_arch = "wasm32")]
 pub use indexeddb::IndexedDbStore;
 pub use memory::MemoryStore;

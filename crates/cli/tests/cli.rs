@@ -1,0 +1,121 @@
+//! The `tabnode` binary end to end on a temporary home, with the kv-store guest app.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+fn home(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tabnode-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn kv_store() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/apps/dist/kv_store.wasm"
+    );
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing; build it with `bash tests/apps/build.sh`"
+    );
+    path.to_owned()
+}
+
+/// Runs `tabnode --home HOME args...`; returns (exit code, parsed stdout).
+fn tabnode(home: &Path, args: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tabnode"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}"));
+    (out.status.code().unwrap(), value)
+}
+
+fn ok(home: &Path, args: &[&str]) -> Value {
+    let (code, value) = tabnode(home, args);
+    assert_eq!(code, 0, "{args:?} failed: {value}");
+    value
+}
+
+#[test]
+fn install_create_call_persist_and_replay() {
+    let home = home("flow");
+    let app = ok(&home, &["app", "install", &kv_store()]);
+    let app_id = app["app_id"].as_str().unwrap();
+    let ctx = ok(&home, &["context", "create", app_id, "--args", "{}"]);
+    let ctx = ctx["context_id"].as_str().unwrap();
+
+    let set = ok(&home, &["call", ctx, "set", r#"{"key":"k","value":"v"}"#]);
+    assert_eq!(
+        set["events"],
+        json!([{"kind": "Inserted", "data": {"key": "k", "value": "v"}}])
+    );
+    assert_eq!(set["logs"], json!([r#"set "k""#]));
+    assert!(set["root_hash"].is_string());
+    ok(&home, &["call", ctx, "set", r#"{"key":"k2","value":"v2"}"#]);
+
+    // A new process on the same home sees the state.
+    let get = ok(&home, &["call", ctx, "get", r#"{"key":"k"}"#]);
+    assert_eq!(get["output"], json!("v"));
+    let entries = ok(&home, &["call", ctx, "entries"]);
+    assert_eq!(entries["output"], json!({"k": "v", "k2": "v2"}));
+
+    let replay = ok(&home, &["replay", ctx]);
+    assert_eq!(replay["matches"], json!(true), "{replay}");
+    assert_eq!(replay["deltas"], json!(3));
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn failures_are_json_with_a_kind_and_a_non_zero_exit() {
+    let home = home("errors");
+    let app_id = ok(&home, &["app", "install", &kv_store()])["app_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ctx = ok(&home, &["context", "create", &app_id])["context_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let cases: [(&[&str], &str); 6] = [
+        (&["call", &ctx, "nope", "{}"], "MethodNotFound"),
+        (&["call", &ctx, "set", "[1]"], "BadArgs"),
+        (&["call", &ctx, "set", "{not json"], "BadArgs"),
+        (&["call", "zzz", "get", "{}"], "BadId"),
+        (
+            &["call", &ctx, "entries", "--fuel", "1000"],
+            "ExecutionFailed",
+        ),
+        (&["audit", &ctx], "NotYetAvailable"),
+    ];
+    for (args, kind) in cases {
+        let (code, value) = tabnode(&home, args);
+        assert_eq!(code, 1, "{args:?}: {value}");
+        assert_eq!(value["error"]["kind"], json!(kind), "{args:?}: {value}");
+        assert!(value["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let fuel = tabnode(&home, &["call", &ctx, "entries", "--fuel", "1000"]).1;
+    assert!(
+        fuel["error"]["message"].as_str().unwrap().contains("fuel"),
+        "{fuel}"
+    );
+
+    let (code, value) = tabnode(&home, &["frobnicate"]);
+    assert_eq!(code, 2);
+    assert_eq!(value["error"]["kind"], json!("Usage"));
+    let (code, _) = tabnode(&home, &["app", "install", "/no/such/file.wasm"]);
+    assert_eq!(code, 1);
+    // None of it changed the state.
+    assert_eq!(ok(&home, &["call", &ctx, "entries"])["output"], json!({}));
+    assert_eq!(ok(&home, &["replay", &ctx])["matches"], json!(true));
+    let _ = std::fs::remove_dir_all(home);
+}
