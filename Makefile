@@ -38,3 +38,10 @@ e2e-test:
 
 clean:
 	rm -rf pkg www/dist tests/apps/dist
+
+# Runtime benchmark: native and in headless Chromium in one run (figures, not a test).
+bench: setup apps
+	$(CARGO) build --release -p tabnode-bench
+	$(CARGO) build --release --target $(WASM_TARGET) -p tabnode-bench
+	wasm-bindgen --target web --out-dir bench/pkg target/$(WASM_TARGET)/release/tabnode_bench.wasm
+	node bench/run.mjs $(or $(CALLS),500)

@@ -589,12 +589,15 @@ pub(crate) fn run(
     module: &Module,
     state: HostState,
     method: &str,
-    fuel: u64,
+    fuel: Option<u64>,
 ) -> Result<Outcome, RuntimeError> {
     let max_pages = state.limits.max_memory_pages;
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory_limits);
-    store.set_fuel(fuel).expect("fuel metering is on");
+    if let Some(fuel) = fuel {
+        store.set_fuel(fuel).expect("fuel metering is on");
+    }
+    let fuel = fuel.unwrap_or(0);
     let classify = |store: &Store<HostState>, err: Error| -> RuntimeError {
         if let Some(HostTrap(e)) = err.downcast_ref::<HostTrap>() {
             return e.clone();

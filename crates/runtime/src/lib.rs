@@ -102,12 +102,23 @@ pub struct Runtime {
     engine: wasmi::Engine,
     linker: wasmi::Linker<HostState>,
     limits: Limits,
+    metered: bool,
 }
 
 impl Runtime {
     pub fn new(limits: Limits) -> Self {
+        Self::build(limits, true)
+    }
+
+    /// A runtime without fuel metering: a guest's endless loop would hang the caller. Only for
+    /// measuring what metering costs (`bench/`); never for running apps.
+    pub fn unmetered(limits: Limits) -> Self {
+        Self::build(limits, false)
+    }
+
+    fn build(limits: Limits, metered: bool) -> Self {
         let mut config = wasmi::Config::default();
-        config.consume_fuel(true);
+        config.consume_fuel(metered);
         // Lazy compilation would charge fuel for compiling on first use, so the same call
         // would cost different fuel on a fresh node and a warm one; eager keeps fuel replayable.
         config.compilation_mode(wasmi::CompilationMode::Eager);
@@ -117,6 +128,7 @@ impl Runtime {
             engine,
             linker,
             limits,
+            metered,
         }
     }
 
@@ -164,7 +176,7 @@ impl Runtime {
             &app.module,
             state,
             call.method,
-            self.limits.fuel,
+            self.metered.then_some(self.limits.fuel),
         )
     }
 }

@@ -145,7 +145,8 @@ impl Store for FileStore {
         record.extend_from_slice(blake3::hash(&payload).as_bytes());
         {
             let mut log = self.log.borrow_mut();
-            log.write_all(&record).map_err(|e| io("appending to the log", e))?;
+            log.write_all(&record)
+                .map_err(|e| io("appending to the log", e))?;
             log.sync_data().map_err(|e| io("syncing the log", e))?;
         }
         self.memory.commit(batch).await

@@ -1,0 +1,108 @@
+//! The runtime benchmark: kv-store `set` and `get` calls per second through `tabnode-runtime`,
+//! with fuel metering on and off. The same code runs natively (`tabnode-bench`) and in the page
+//! (`bench/run.mjs` loads this crate built for wasm32), so the browser/native ratio compares
+//! one harness on two platforms.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde::Serialize;
+use tabnode_runtime::{Call, Limits, Runtime};
+
+/// Calls per second of each measured operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub calls: u32,
+    pub set_per_sec: f64,
+    pub get_per_sec: f64,
+    pub set_unmetered_per_sec: f64,
+    pub get_unmetered_per_sec: f64,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn now_ms() -> f64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+        * 1000.0
+}
+
+#[cfg(target_arch = "wasm32")]
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+type State = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// `calls` sets of distinct keys, then `calls` gets of them; returns (sets/s, gets/s).
+fn measure(runtime: &Runtime, wasm: &[u8], calls: u32) -> Result<(f64, f64), String> {
+    let app = runtime.compile(wasm).map_err(|e| e.to_string())?;
+    let private: Rc<State> = Rc::default();
+    let mut shared: Rc<State> = Rc::default();
+    let mut clock = 1_700_000_000_000_000_000u64;
+    let mut run = |shared: &mut Rc<State>, method: &str, input: String| -> Result<(), String> {
+        clock += 1_000;
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&clock.to_le_bytes());
+        let call = Call {
+            method,
+            input: input.as_bytes(),
+            context_id: [1; 32],
+            executor_id: [2; 32],
+            time_now_nanos: clock,
+            random_seed: seed,
+        };
+        let outcome = runtime
+            .call(&app, &call, shared.clone(), private.clone())
+            .map_err(|e| e.to_string())?;
+        let state = Rc::make_mut(shared);
+        for (k, v) in outcome.shared_writes {
+            match v {
+                Some(v) => state.insert(k, v),
+                None => state.remove(&k),
+            };
+        }
+        Ok(())
+    };
+    run(&mut shared, "init", "{}".into())?;
+    let start = now_ms();
+    for i in 0..calls {
+        run(
+            &mut shared,
+            "set",
+            format!(r#"{{"key":"key-{i}","value":"value {i}"}}"#),
+        )?;
+    }
+    let set_ms = now_ms() - start;
+    let start = now_ms();
+    for i in 0..calls {
+        run(&mut shared, "get", format!(r#"{{"key":"key-{i}"}}"#))?;
+    }
+    let get_ms = now_ms() - start;
+    let per_sec = |ms: f64| f64::from(calls) / (ms.max(0.001) / 1000.0);
+    Ok((per_sec(set_ms), per_sec(get_ms)))
+}
+
+/// Runs every measurement on the kv-store binary `wasm`.
+pub fn run(wasm: &[u8], calls: u32) -> Result<Figures, String> {
+    let (set_per_sec, get_per_sec) = measure(&Runtime::new(Limits::default()), wasm, calls)?;
+    let (set_unmetered_per_sec, get_unmetered_per_sec) =
+        measure(&Runtime::unmetered(Limits::default()), wasm, calls)?;
+    Ok(Figures {
+        calls,
+        set_per_sec,
+        get_per_sec,
+        set_unmetered_per_sec,
+        get_unmetered_per_sec,
+    })
+}
+
+/// The page's entry point: figures as a JSON string.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = runBench)]
+pub fn run_bench(wasm: &[u8], calls: u32) -> Result<String, String> {
+    run(wasm, calls).map(|f| serde_json::to_string(&f).expect("figures encode"))
+}
