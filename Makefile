@@ -31,7 +31,7 @@ native-test:
 	$(CARGO) test --release --workspace
 
 wasm-test:
-	bash scripts/wasm-test.sh -p tabnode-store
+	bash scripts/wasm-test.sh -p tabnode-store -p tabnode-runtime
 
 e2e-test:
 	node --test --test-concurrency=1 tests/e2e/

@@ -1,6 +1,9 @@
 //! The host ABI end to end through tests/apps/probe: every collection, private storage, the
 //! environment, and each way a call can fail (none of which leaves a write behind).
 
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 mod common;
 
 use common::{guest_app, Replica};
@@ -15,7 +18,8 @@ fn setup(limits: Limits) -> (Runtime, App, Replica) {
     (rt, app, r)
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn every_collection_round_trips() {
     let (rt, app, mut r) = setup(Limits::default());
     assert_eq!(r.output(&rt, &app, "visit", json!({})), json!(1));
@@ -60,7 +64,8 @@ fn every_collection_round_trips() {
     );
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn private_storage_stays_out_of_shared_state() {
     let (rt, app, mut r) = setup(Limits::default());
     let shared_before = r.shared.clone();
@@ -97,7 +102,8 @@ fn private_storage_stays_out_of_shared_state() {
     );
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn environment_comes_from_the_call_record() {
     let (rt, app, mut r) = setup(Limits::default());
     assert_eq!(
@@ -121,7 +127,8 @@ fn environment_comes_from_the_call_record() {
     );
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn failures_have_their_own_kinds_and_write_nothing() {
     let (rt, app, mut r) = setup(Limits {
         fuel: 50_000_000,

@@ -1,5 +1,8 @@
 //! Modules are checked before they are stored.
 
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use tabnode_runtime::{Limits, Runtime, RuntimeError};
 
 fn compile(wat: &str) -> Result<(), RuntimeError> {
@@ -15,12 +18,14 @@ fn refused(wat: &str) -> String {
     }
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn a_minimal_app_compiles() {
     compile(r#"(module (import "env" "log_utf8" (func (param i64))) (memory (export "memory") 1) (func (export "m")))"#).unwrap();
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn unknown_imports_are_named() {
     let why =
         refused(r#"(module (import "env" "steal_keys" (func)) (memory (export "memory") 1))"#);
@@ -29,14 +34,16 @@ fn unknown_imports_are_named() {
     assert!(why.contains("wasi.fd_write"), "{why}");
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn memory_must_be_exported_not_imported_and_within_limits() {
     assert!(refused(r#"(module (func (export "m")))"#).contains("memory"));
     assert!(refused(r#"(module (import "env" "memory" (memory 1)))"#).contains("imports memory"));
     assert!(refused(r#"(module (memory (export "memory") 2000))"#).contains("pages"));
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn start_functions_and_garbage_are_refused() {
     assert!(
         refused(r#"(module (memory (export "memory") 1) (func (export "_start")))"#)
@@ -58,7 +65,8 @@ fn refused_bytes(bytes: &[u8]) -> String {
     }
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn unsupported_imports_fail_loudly_when_called() {
     let rt = Runtime::new(Limits::default());
     let app = rt

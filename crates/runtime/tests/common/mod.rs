@@ -10,18 +10,33 @@ use tabnode_runtime::{App, Call, Outcome, Runtime, RuntimeError, WriteSet};
 
 pub type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// A guest app from `tests/apps/dist` (built by `bash tests/apps/build.sh`).
+/// A guest app from `tests/apps/dist` (built by `bash tests/apps/build.sh`): read at run time
+/// natively, compiled into the test binary for the browser (which has no file system).
 pub fn guest_app(runtime: &Runtime, name: &str) -> App {
+    let wasm = guest_bytes(name);
+    runtime
+        .compile(&wasm)
+        .unwrap_or_else(|e| panic!("{name} compiles: {e}"))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn guest_bytes(name: &str) -> Vec<u8> {
     let path = format!(
         "{}/../../tests/apps/dist/{name}.wasm",
         env!("CARGO_MANIFEST_DIR")
     );
-    let wasm = std::fs::read(&path).unwrap_or_else(|e| {
+    std::fs::read(&path).unwrap_or_else(|e| {
         panic!("{path}: {e}; build the guest apps with `bash tests/apps/build.sh`")
-    });
-    runtime
-        .compile(&wasm)
-        .unwrap_or_else(|e| panic!("{name} compiles: {e}"))
+    })
+}
+
+#[cfg(target_arch = "wasm32")]
+fn guest_bytes(name: &str) -> Vec<u8> {
+    match name {
+        "kv_store" => include_bytes!("../../../../tests/apps/dist/kv_store.wasm").to_vec(),
+        "probe" => include_bytes!("../../../../tests/apps/dist/probe.wasm").to_vec(),
+        other => panic!("no guest app {other} is compiled into the browser tests"),
+    }
 }
 
 /// A member's replica: shared and private state, and a clock.
