@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde::Serialize;
-use tabnode_runtime::{Call, Limits, Runtime};
+use tabnode_runtime::{Call, Limits, Runtime, Views};
 
 /// Calls per second of each measured operation.
 #[derive(Debug, Clone, Serialize)]
@@ -56,7 +56,7 @@ fn measure(runtime: &Runtime, wasm: &[u8], calls: u32) -> Result<(f64, f64), Str
             random_seed: seed,
         };
         let outcome = runtime
-            .call(&app, &call, shared.clone(), private.clone())
+            .call(&app, &call, Views::new(shared.clone(), private.clone()))
             .map_err(|e| e.to_string())?;
         let state = Rc::make_mut(shared);
         for (k, v) in outcome.shared_writes {

@@ -19,7 +19,7 @@ pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;
 pub use invitation::Invitation;
-pub use node::{Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport};
+pub use node::{Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport, XCallResult};
 pub use wire::WireMessage;
 
 /// The gossip topic of a context: every member subscribes to it.

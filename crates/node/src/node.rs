@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
-use tabnode_runtime::{App, Call, Runtime, RuntimeError, StateView, WriteSet};
+use tabnode_runtime::{App, Call, Runtime, RuntimeError, Views, WriteSet, XCallRequest};
 use tabnode_store::{Batch, Namespace, Store};
 use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey};
 
@@ -91,7 +91,26 @@ pub struct ExecuteResult {
     pub events: Vec<serde_json::Value>,
     pub root_hash: Option<Hash>,
     pub delta_id: Option<DeltaId>,
+    /// Ids (base58) of the blobs the call stored.
+    pub blobs: Vec<String>,
+    /// The cross-context calls the call asked for, each run after it, in order.
+    pub xcalls: Vec<XCallResult>,
+    #[serde(skip)]
+    queued_xcalls: Vec<XCallRequest>,
 }
+
+/// How one `xcall` went.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct XCallResult {
+    pub context_id: ContextId,
+    pub function: String,
+    /// The error, if the call was refused or failed (the calling call stays committed).
+    pub error: Option<String>,
+}
+
+/// How deep xcalls may chain (an xcall's own xcalls count one deeper).
+const MAX_XCALL_DEPTH: usize = 4;
 
 /// A context's position: members with equal heads must have equal roots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,8 +154,12 @@ struct ContextState {
 type StateMap = BTreeMap<Vec<u8>, Vec<u8>>;
 
 impl ContextState {
-    fn views(&self) -> (Rc<dyn StateView>, Rc<dyn StateView>) {
-        (self.shared.clone(), self.private.clone())
+    fn views(&self, blobs: &Rc<StateMap>) -> Views {
+        Views {
+            shared: self.shared.clone(),
+            private: self.private.clone(),
+            blobs: blobs.clone(),
+        }
     }
 }
 
@@ -188,6 +211,8 @@ pub struct Node<S: Store, E: Env> {
     key: SecretKey,
     apps: HashMap<AppId, App>,
     contexts: HashMap<ContextId, ContextState>,
+    /// Every blob this node holds, by id: calls read them synchronously.
+    blobs: Rc<StateMap>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -216,9 +241,12 @@ impl<S: Store, E: Env> Node<S, E> {
             key,
             apps: HashMap::new(),
             contexts: HashMap::new(),
+            blobs: Rc::default(),
             outgoing: Vec::new(),
             events: Vec::new(),
         };
+        let blobs = node.store.scan_prefix(Namespace::Blobs, &[]).await?;
+        node.blobs = Rc::new(blobs.into_iter().collect());
         for (id, record) in node.store.scan_prefix(Namespace::Contexts, &[]).await? {
             let id = ContextId(
                 id.try_into()
@@ -452,17 +480,62 @@ impl<S: Store, E: Env> Node<S, E> {
         method: &str,
         args: serde_json::Value,
     ) -> Result<ExecuteResult, NodeError> {
-        let app_id = self.context(id)?.record.app_id;
-        let app = self.app(app_id).await?;
-        let mut ctx = self.contexts.remove(id).expect("checked above");
-        let result = if ctx.record.heads.is_empty() {
-            Err(NodeError::NotSynced(id.to_string()))
-        } else {
-            self.run_local(&app, &mut ctx, method, args, &mut Batch::new())
-                .await
-        };
-        self.contexts.insert(*id, ctx);
-        result
+        self.execute_at_depth(id, method, args, 0).await
+    }
+
+    fn execute_at_depth<'a>(
+        &'a mut self,
+        id: &'a ContextId,
+        method: &'a str,
+        args: serde_json::Value,
+        depth: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ExecuteResult, NodeError>> + 'a>>
+    {
+        Box::pin(async move {
+            let app_id = self.context(id)?.record.app_id;
+            let app = self.app(app_id).await?;
+            let mut ctx = self.contexts.remove(id).expect("checked above");
+            let result = if ctx.record.heads.is_empty() {
+                Err(NodeError::NotSynced(id.to_string()))
+            } else {
+                self.run_local(&app, &mut ctx, method, args, &mut Batch::new())
+                    .await
+            };
+            self.contexts.insert(*id, ctx);
+            let mut result = result?;
+            for request in std::mem::take(&mut result.queued_xcalls) {
+                let error = self
+                    .xcall(&request, depth)
+                    .await
+                    .err()
+                    .map(|e| e.to_string());
+                result.xcalls.push(XCallResult {
+                    context_id: ContextId(request.context_id),
+                    function: request.function,
+                    error,
+                });
+            }
+            Ok(result)
+        })
+    }
+
+    /// Runs a queued xcall as this node's member in the target context, which this node must
+    /// hold (roles come with the membership log).
+    async fn xcall(&mut self, request: &XCallRequest, depth: usize) -> Result<(), NodeError> {
+        if depth + 1 > MAX_XCALL_DEPTH {
+            return Err(NodeError::BadArgs(format!(
+                "xcalls nest deeper than {MAX_XCALL_DEPTH}"
+            )));
+        }
+        let target = ContextId(request.context_id);
+        if !self.contexts.contains_key(&target) {
+            return Err(NodeError::UnknownContext(target.to_string()));
+        }
+        let args: serde_json::Value = serde_json::from_slice(&request.params)
+            .map_err(|e| NodeError::BadArgs(format!("xcall params are not JSON ({e})")))?;
+        self.execute_at_depth(&target, &request.function, args, depth + 1)
+            .await
+            .map(|_| ())
     }
 
     /// Runs a local call and, if it changed state, commits state, delta and heads in one batch.
@@ -489,10 +562,9 @@ impl<S: Store, E: Env> Node<S, E> {
             time_now_nanos: timestamp,
             random_seed,
         };
-        let (shared, private) = ctx.views();
         let outcome = self
             .runtime
-            .call(app, &call, shared, private)
+            .call(app, &call, ctx.views(&self.blobs))
             .map_err(|e| match e {
                 RuntimeError::MethodNotFound(m) => NodeError::MethodNotFound(m),
                 other => NodeError::Execution(other),
@@ -538,7 +610,15 @@ impl<S: Store, E: Env> Node<S, E> {
         let changed = delta.is_some()
             || !outcome.shared_writes.is_empty()
             || !outcome.private_writes.is_empty();
-        if changed {
+        let blob_ids: Vec<String> = outcome
+            .blobs
+            .keys()
+            .map(|id| bs58::encode(id).into_string())
+            .collect();
+        for (id, data) in &outcome.blobs {
+            batch.put_mut(Namespace::Blobs, id, data.clone());
+        }
+        if changed || !outcome.blobs.is_empty() {
             let mut record = ctx.record.clone();
             record.root_hash = root_hash;
             stage_writes(
@@ -559,6 +639,15 @@ impl<S: Store, E: Env> Node<S, E> {
             self.store.commit(std::mem::take(batch)).await?;
             apply_writes(&mut ctx.shared, outcome.shared_writes);
             apply_writes(&mut ctx.private, outcome.private_writes);
+            if !outcome.blobs.is_empty() {
+                let blobs = Rc::make_mut(&mut self.blobs);
+                blobs.extend(
+                    outcome
+                        .blobs
+                        .into_iter()
+                        .map(|(id, data)| (id.to_vec(), data)),
+                );
+            }
             ctx.record = record;
         }
         let delta_id = delta.as_ref().map(Delta::id);
@@ -588,6 +677,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 .collect(),
             root_hash,
             delta_id,
+            blobs: blob_ids,
+            xcalls: Vec::new(),
+            queued_xcalls: outcome.xcalls,
         })
     }
 
@@ -712,10 +804,9 @@ impl<S: Store, E: Env> Node<S, E> {
             )));
         }
         let call = merge_call(&delta, &id);
-        let (shared, private) = ctx.views();
         let outcome = self
             .runtime
-            .call(app, &call, shared, private)
+            .call(app, &call, ctx.views(&self.blobs))
             .map_err(NodeError::Execution)?;
         if let Err(e) = &outcome.returns {
             return Err(NodeError::AppError(String::from_utf8_lossy(e).into_owned()));
@@ -802,7 +893,7 @@ impl<S: Store, E: Env> Node<S, E> {
             let call = merge_call(&delta, &delta_id);
             let outcome = self
                 .runtime
-                .call(&app, &call, shared.clone(), private.clone())
+                .call(&app, &call, Views::new(shared.clone(), private.clone()))
                 .map_err(NodeError::Execution)?;
             apply_writes(&mut shared, outcome.shared_writes);
             root_hash = outcome.root_hash.map(Hash).or(root_hash);

@@ -14,7 +14,7 @@ use wasmi::{
     TrapCode,
 };
 
-use crate::{Call, Event, Limits, Outcome, RuntimeError, StateView, WriteSet};
+use crate::{Call, Event, Limits, Outcome, RuntimeError, StateView, Views, WriteSet, XCallRequest};
 
 /// Why the host stopped a call; carried through wasmi as a host error.
 #[derive(Debug)]
@@ -52,21 +52,32 @@ pub(crate) struct HostState {
     random: blake3::OutputReader,
     shared: Rc<dyn StateView>,
     private: Rc<dyn StateView>,
+    blobs: Rc<dyn StateView>,
     shared_writes: WriteSet,
     private_writes: WriteSet,
     logs: Vec<String>,
     events: Vec<Event>,
     returns: Option<Result<Vec<u8>, Vec<u8>>>,
     committed: Option<([u8; 32], Vec<u8>)>,
+    /// Open blob handles by descriptor; 0 is never a descriptor (it means "not found").
+    handles: HashMap<u64, BlobHandle>,
+    next_fd: u64,
+    created_blobs: std::collections::BTreeMap<[u8; 32], Vec<u8>>,
+    announced_blobs: Vec<[u8; 32]>,
+    xcalls: Vec<XCallRequest>,
+}
+
+enum BlobHandle {
+    Writing(Vec<u8>),
+    Reading {
+        id: [u8; 32],
+        data: Rc<Vec<u8>>,
+        pos: usize,
+    },
 }
 
 impl HostState {
-    pub(crate) fn new(
-        limits: &Limits,
-        call: &Call<'_>,
-        shared: Rc<dyn StateView>,
-        private: Rc<dyn StateView>,
-    ) -> Self {
+    pub(crate) fn new(limits: &Limits, call: &Call<'_>, views: Views) -> Self {
         let mut random = blake3::Hasher::new_derive_key("tabnode runtime random_bytes v1");
         random.update(&call.random_seed);
         Self {
@@ -81,15 +92,36 @@ impl HostState {
             executor_id: call.executor_id,
             time_now: call.time_now_nanos,
             random: random.finalize_xof(),
-            shared,
-            private,
+            shared: views.shared,
+            private: views.private,
+            blobs: views.blobs,
             shared_writes: WriteSet::new(),
             private_writes: WriteSet::new(),
             logs: Vec::new(),
             events: Vec::new(),
             returns: None,
             committed: None,
+            handles: HashMap::new(),
+            next_fd: 1,
+            created_blobs: Default::default(),
+            announced_blobs: Vec::new(),
+            xcalls: Vec::new(),
         }
+    }
+
+    /// A blob created by this call or held by the node.
+    fn blob(&self, id: &[u8; 32]) -> Option<Rc<Vec<u8>>> {
+        match self.created_blobs.get(id) {
+            Some(data) => Some(Rc::new(data.clone())),
+            None => self.blobs.get(id).map(Rc::new),
+        }
+    }
+
+    fn open(&mut self, handle: BlobHandle) -> u64 {
+        let fd = self.next_fd;
+        self.next_fd += 1;
+        self.handles.insert(fd, handle);
+        fd
     }
 
     fn set_register(&mut self, id: u64, data: Vec<u8>) -> Result<(), Error> {
@@ -453,11 +485,28 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
         },
     )?;
 
-    // -- not available in this node yet: each fails with an error naming it, never silently.
-    const LATER: &str = "not implemented in this node yet";
-    l.func_wrap("env", "xcall", |_: C<'_>, _: i64| -> Result<(), Error> {
-        Err(unsupported("xcall", LATER))
-    })?;
+    l.func_wrap(
+        "env",
+        "xcall",
+        |mut c: C<'_>, at: i64| -> Result<(), Error> {
+            let at = at as u64;
+            let context_id: [u8; 32] = bytes_of(&c, at, 32, "xcall context id")?
+                .try_into()
+                .map_err(|_| abi("an xcall context id is 32 bytes"))?;
+            let function = string_of(&c, at + 16, 1024, "xcall function")?;
+            let params = bytes_of(&c, at + 32, c.data().limits.max_return_size, "xcall params")?;
+            let max = c.data().limits.max_xcalls;
+            if c.data().xcalls.len() >= max {
+                return Err(limit(format!("more than {max} xcalls")));
+            }
+            c.data_mut().xcalls.push(XCallRequest {
+                context_id,
+                function,
+                params,
+            });
+            Ok(())
+        },
+    )?;
     l.func_wrap(
         "env",
         "fetch",
@@ -468,6 +517,9 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
             ))
         },
     )?;
+    // -- context management and proposals act on membership and roles, which come with the
+    // membership log: until then each fails with an error naming it, never silently.
+    const LATER: &str = "not implemented in this node yet";
     l.func_wrap(
         "env",
         "send_proposal",
@@ -513,34 +565,100 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
             Err(unsupported("context_resolve_alias", LATER))
         },
     )?;
-    l.func_wrap("env", "blob_create", |_: C<'_>| -> Result<i64, Error> {
-        Err(unsupported("blob_create", LATER))
+    // -- blobs: written and read in chunks through descriptors; created blobs go to the outcome
+    l.func_wrap("env", "blob_create", |mut c: C<'_>| -> i64 {
+        c.data_mut().open(BlobHandle::Writing(Vec::new())) as i64
     })?;
     l.func_wrap(
         "env",
+        "blob_write",
+        |mut c: C<'_>, fd: i64, data: i64| -> Result<i64, Error> {
+            let max = c.data().limits.max_blob_size;
+            let data = bytes_of(&c, data as u64, max, "blob chunk")?;
+            match c.data_mut().handles.get_mut(&(fd as u64)) {
+                Some(BlobHandle::Writing(blob)) => {
+                    if blob.len() + data.len() > max {
+                        return Err(limit(format!("a blob over {max} bytes")));
+                    }
+                    blob.extend_from_slice(&data);
+                    Ok(data.len() as i64)
+                }
+                _ => Err(abi(format!(
+                    "blob_write on {fd}, which is not a blob being written"
+                ))),
+            }
+        },
+    )?;
+    l.func_wrap(
+        "env",
         "blob_open",
-        |_: C<'_>, _: i64| -> Result<i64, Error> { Err(unsupported("blob_open", LATER)) },
+        |mut c: C<'_>, id: i64| -> Result<i64, Error> {
+            let id: [u8; 32] = bytes_of(&c, id as u64, 32, "blob id")?
+                .try_into()
+                .map_err(|_| abi("a blob id is 32 bytes"))?;
+            Ok(match c.data().blob(&id) {
+                Some(data) => c.data_mut().open(BlobHandle::Reading { id, data, pos: 0 }) as i64,
+                None => 0,
+            })
+        },
     )?;
     l.func_wrap(
         "env",
         "blob_read",
-        |_: C<'_>, _: i64, _: i64| -> Result<i64, Error> { Err(unsupported("blob_read", LATER)) },
-    )?;
-    l.func_wrap(
-        "env",
-        "blob_write",
-        |_: C<'_>, _: i64, _: i64| -> Result<i64, Error> { Err(unsupported("blob_write", LATER)) },
+        |mut c: C<'_>, fd: i64, buf: i64| -> Result<i64, Error> {
+            let (ptr, len) = buffer_at(&c, buf as u64)?;
+            let chunk = match c.data_mut().handles.get_mut(&(fd as u64)) {
+                Some(BlobHandle::Reading { data, pos, .. }) => {
+                    let end = data.len().min(*pos + to_usize(len)?);
+                    let chunk = data[*pos..end].to_vec();
+                    *pos = end;
+                    chunk
+                }
+                _ => {
+                    return Err(abi(format!(
+                        "blob_read on {fd}, which is not a blob being read"
+                    )))
+                }
+            };
+            let mem = memory(&c)?;
+            mem.write(&mut c, to_usize(ptr)?, &chunk).map_err(|_| {
+                abi(format!(
+                    "blob_read: {len} bytes at {ptr:#x} are out of bounds"
+                ))
+            })?;
+            Ok(chunk.len() as i64)
+        },
     )?;
     l.func_wrap(
         "env",
         "blob_close",
-        |_: C<'_>, _: i64, _: i64| -> Result<i32, Error> { Err(unsupported("blob_close", LATER)) },
+        |mut c: C<'_>, fd: i64, buf: i64| -> Result<i32, Error> {
+            let id = match c.data_mut().handles.remove(&(fd as u64)) {
+                Some(BlobHandle::Writing(data)) => {
+                    let id = *blake3::hash(&data).as_bytes();
+                    c.data_mut().created_blobs.insert(id, data);
+                    id
+                }
+                Some(BlobHandle::Reading { id, .. }) => id,
+                None => return Ok(0),
+            };
+            fill_buffer(&mut c, buf as u64, &id, "blob_close")?;
+            Ok(1)
+        },
     )?;
     l.func_wrap(
         "env",
         "blob_announce_to_context",
-        |_: C<'_>, _: i64, _: i64| -> Result<i32, Error> {
-            Err(unsupported("blob_announce_to_context", LATER))
+        |mut c: C<'_>, id: i64, ctx: i64| -> Result<i32, Error> {
+            let id: [u8; 32] = bytes_of(&c, id as u64, 32, "blob id")?
+                .try_into()
+                .map_err(|_| abi("a blob id is 32 bytes"))?;
+            let ctx = bytes_of(&c, ctx as u64, 32, "context id")?;
+            if ctx != c.data().context_id || c.data().blob(&id).is_none() {
+                return Ok(0);
+            }
+            c.data_mut().announced_blobs.push(id);
+            Ok(1)
         },
     )?;
     Ok(())
@@ -642,6 +760,9 @@ pub(crate) fn run(
         artifact,
         shared_writes: state.shared_writes,
         private_writes: state.private_writes,
+        blobs: state.created_blobs,
+        announced_blobs: state.announced_blobs,
+        xcalls: state.xcalls,
         fuel_used,
     })
 }

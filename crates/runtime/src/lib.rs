@@ -33,6 +33,34 @@ impl StateView for BTreeMap<Vec<u8>, Vec<u8>> {
     }
 }
 
+/// What a call reads: shared state, this member's private state, and the blobs this node holds
+/// (keyed by blob id). All read-only; the call's writes come back in its [`Outcome`].
+#[derive(Clone)]
+pub struct Views {
+    pub shared: Rc<dyn StateView>,
+    pub private: Rc<dyn StateView>,
+    pub blobs: Rc<dyn StateView>,
+}
+
+impl Views {
+    /// Views with no blobs.
+    pub fn new(shared: Rc<dyn StateView>, private: Rc<dyn StateView>) -> Self {
+        Self {
+            shared,
+            private,
+            blobs: Rc::new(BTreeMap::<Vec<u8>, Vec<u8>>::new()),
+        }
+    }
+}
+
+/// A call the guest asked for in another context (`xcall`), run by the node after this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XCallRequest {
+    pub context_id: [u8; 32],
+    pub function: String,
+    pub params: Vec<u8>,
+}
+
 /// One method call and its recorded non-deterministic inputs.
 #[derive(Debug, Clone)]
 pub struct Call<'a> {
@@ -72,6 +100,12 @@ pub struct Outcome {
     pub artifact: Vec<u8>,
     pub shared_writes: WriteSet,
     pub private_writes: WriteSet,
+    /// Blobs the call created, by id (blake3 of the content); the node stores them.
+    pub blobs: BTreeMap<[u8; 32], Vec<u8>>,
+    /// Blobs the call announced to its context.
+    pub announced_blobs: Vec<[u8; 32]>,
+    /// Calls to run after this one, in order.
+    pub xcalls: Vec<XCallRequest>,
     pub fuel_used: u64,
 }
 
@@ -154,13 +188,7 @@ impl Runtime {
     }
 
     /// Runs `call` on a fresh instance of `app`.
-    pub fn call(
-        &self,
-        app: &App,
-        call: &Call<'_>,
-        shared: Rc<dyn StateView>,
-        private: Rc<dyn StateView>,
-    ) -> Result<Outcome, RuntimeError> {
+    pub fn call(&self, app: &App, call: &Call<'_>, views: Views) -> Result<Outcome, RuntimeError> {
         if !wasmi::Engine::same(self.engine(), app.module.engine()) {
             return Err(RuntimeError::InvalidModule(
                 "the app was compiled by another runtime; compile it with this one".into(),
@@ -169,7 +197,7 @@ impl Runtime {
         if !app.has_method(call.method) {
             return Err(RuntimeError::MethodNotFound(call.method.to_owned()));
         }
-        let state = HostState::new(&self.limits, call, shared, private);
+        let state = HostState::new(&self.limits, call, views);
         host::run(
             &self.engine,
             &self.linker,

@@ -16,6 +16,10 @@ pub struct Limits {
     pub max_storage_key_size: usize,
     pub max_storage_value_size: usize,
     pub max_return_size: usize,
+    /// Bytes of one blob written by a call.
+    pub max_blob_size: usize,
+    /// Cross-context calls one call may queue.
+    pub max_xcalls: usize,
     /// wasmi fuel per call (roughly one unit per executed instruction).
     pub fuel: u64,
 }
@@ -37,6 +41,8 @@ impl Default for Limits {
             max_storage_key_size: MIB,
             max_storage_value_size: 10 * MIB,
             max_return_size: 16 * MIB,
+            max_blob_size: 64 * MIB,
+            max_xcalls: 16,
             fuel: 10_000_000_000,
         }
     }

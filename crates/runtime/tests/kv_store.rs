@@ -7,7 +7,7 @@ mod common;
 
 use common::{guest_app, Replica};
 use serde_json::{json, Value};
-use tabnode_runtime::{App, Call, Limits, Runtime, RuntimeError};
+use tabnode_runtime::{App, Call, Limits, Runtime, RuntimeError, Views};
 
 fn kv_store(runtime: &Runtime) -> App {
     guest_app(runtime, "kv_store")
@@ -159,10 +159,10 @@ fn replay_with_the_same_record_is_byte_identical() {
         random_seed: [9; 32],
     };
     let first = rt
-        .call(&app, &call, r.shared.clone(), r.private.clone())
+        .call(&app, &call, Views::new(r.shared.clone(), r.private.clone()))
         .unwrap();
     let second = rt
-        .call(&app, &call, r.shared.clone(), r.private.clone())
+        .call(&app, &call, Views::new(r.shared.clone(), r.private.clone()))
         .unwrap();
     assert_eq!(first, second);
 }

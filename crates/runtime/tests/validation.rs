@@ -83,7 +83,13 @@ fn unsupported_imports_fail_loudly_when_called() {
         random_seed: [0; 32],
     };
     let empty = std::rc::Rc::new(std::collections::BTreeMap::new());
-    let err = rt.call(&app, &call, empty.clone(), empty).unwrap_err();
+    let err = rt
+        .call(
+            &app,
+            &call,
+            tabnode_runtime::Views::new(empty.clone(), empty),
+        )
+        .unwrap_err();
     assert!(
         matches!(
             err,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde_json::Value;
-use tabnode_runtime::{App, Call, Outcome, Runtime, RuntimeError, WriteSet};
+use tabnode_runtime::{App, Call, Outcome, Runtime, RuntimeError, Views, WriteSet};
 
 pub type State = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -83,7 +83,11 @@ impl Replica {
             time_now_nanos: self.clock,
             random_seed: self.seed(),
         };
-        let outcome = rt.call(app, &call, self.shared.clone(), self.private.clone())?;
+        let outcome = rt.call(
+            app,
+            &call,
+            Views::new(self.shared.clone(), self.private.clone()),
+        )?;
         if outcome.returns.is_ok() {
             apply(&mut self.shared, &outcome.shared_writes);
             apply(&mut self.private, &outcome.private_writes);

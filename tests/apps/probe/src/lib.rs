@@ -154,6 +154,49 @@ impl Probe {
         }
     }
 
+    /// Streams `data` into a new blob in small chunks, announces it here; returns its id.
+    pub fn store_blob(&self, data: String) -> Vec<u8> {
+        let fd = env::blob_create();
+        for chunk in data.as_bytes().chunks(1000) {
+            assert_eq!(env::blob_write(fd, chunk), chunk.len() as u64);
+        }
+        let id = env::blob_close(fd);
+        assert!(env::blob_announce_to_context(&id, &env::context_id()));
+        id.to_vec()
+    }
+
+    /// Reads a blob back in small chunks; `None` if this node does not have it.
+    pub fn read_blob(&self, id: Vec<u8>) -> app::Result<Option<String>> {
+        let Ok(id) = <[u8; 32]>::try_from(id) else {
+            app::bail!("a blob id is 32 bytes");
+        };
+        let fd = env::blob_open(&id);
+        if fd == 0 {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        let mut buf = [0; 777];
+        loop {
+            let n = env::blob_read(fd, &mut buf) as usize;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(env::blob_close(fd), id);
+        Ok(Some(String::from_utf8_lossy(&out).into_owned()))
+    }
+
+    /// Asks the node to run `set` in another context after this call.
+    pub fn call_other(&self, context: Vec<u8>, key: String, value: String) -> app::Result<()> {
+        let Ok(context) = <[u8; 32]>::try_from(context) else {
+            app::bail!("a context id is 32 bytes");
+        };
+        let params = format!(r#"{{"key":{key:?},"value":{value:?}}}"#);
+        env::xcall(&context, "set", params.as_bytes());
+        Ok(())
+    }
+
     pub fn log_many(&self, count: usize) {
         for i in 0..count {
             env::log(&format!("line {i}"));

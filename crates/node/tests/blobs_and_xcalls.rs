@@ -1,0 +1,77 @@
+//! Blobs a call writes persist with the node; xcalls run after the call in the target context.
+
+use futures::executor::block_on;
+use serde_json::json;
+use tabnode_node::{FixedEnv, Node};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+use tabnode_types::ContextId;
+
+fn app(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../tests/apps/dist/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+}
+
+fn open(store: MemoryStore) -> Node<MemoryStore, FixedEnv> {
+    block_on(Node::open(
+        store,
+        FixedEnv::new(9),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn blobs_are_written_in_chunks_read_back_and_survive_a_restart() {
+    let store = MemoryStore::default();
+    let mut node = open(store.clone());
+    let probe = block_on(node.install_app(&app("probe"))).unwrap();
+    let ctx = block_on(node.create_context(probe, json!({"title": "t"}))).unwrap();
+    let text = "0123456789".repeat(500);
+    let stored = block_on(node.execute(&ctx, "store_blob", json!({"data": text}))).unwrap();
+    assert_eq!(stored.blobs.len(), 1);
+    let id = stored.output.clone();
+    assert_eq!(id.as_array().unwrap().len(), 32);
+    let read = block_on(node.execute(&ctx, "read_blob", json!({"id": id}))).unwrap();
+    assert_eq!(read.output, json!(text));
+    drop(node);
+
+    let mut node = open(store);
+    let read = block_on(node.execute(&ctx, "read_blob", json!({"id": id}))).unwrap();
+    assert_eq!(read.output, json!(text), "the blob was persisted");
+    let missing = block_on(node.execute(&ctx, "read_blob", json!({"id": vec![0u8; 32]}))).unwrap();
+    assert_eq!(missing.output, json!(null));
+}
+
+#[test]
+fn xcalls_run_in_the_target_context_after_the_call() {
+    let mut node = open(MemoryStore::default());
+    let probe = block_on(node.install_app(&app("probe"))).unwrap();
+    let kv = block_on(node.install_app(&app("kv_store"))).unwrap();
+    let caller = block_on(node.create_context(probe, json!({"title": "t"}))).unwrap();
+    let target = block_on(node.create_context(kv, json!({}))).unwrap();
+    let result = block_on(node.execute(
+        &caller,
+        "call_other",
+        json!({"context": target.as_bytes().to_vec(), "key": "from", "value": "probe"}),
+    ))
+    .unwrap();
+    assert_eq!(result.xcalls.len(), 1);
+    assert_eq!(result.xcalls[0].context_id, target);
+    assert_eq!(result.xcalls[0].error, None);
+    let entries = block_on(node.execute(&target, "entries", json!({}))).unwrap();
+    assert_eq!(entries.output, json!({"from": "probe"}));
+
+    let nowhere = ContextId([3; 32]);
+    let result = block_on(node.execute(
+        &caller,
+        "call_other",
+        json!({"context": nowhere.as_bytes().to_vec(), "key": "k", "value": "v"}),
+    ))
+    .unwrap();
+    let error = result.xcalls[0].error.as_deref().unwrap();
+    assert!(error.contains("not known"), "{error}");
+}
