@@ -1,0 +1,221 @@
+//! A root's signed grant of a client key: which contexts, which capabilities, for how long.
+
+use serde::{Deserialize, Serialize};
+use tabnode_types::{verify_signature, ContextId, PublicKey, SecretKey, Signature};
+
+use crate::nep413::{Nep413Error, Payload, SignedMessage};
+
+/// What a client key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    Read,
+    Write,
+    Admin,
+}
+
+/// Where a grant holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    All,
+    Contexts(Vec<ContextId>),
+}
+
+/// The content a root signs. Its canonical text is what a wallet shows the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub client_key: PublicKey,
+    pub scope: Scope,
+    pub capabilities: Vec<Capability>,
+    /// Milliseconds since the epoch.
+    pub not_before: u64,
+    pub expires_at: u64,
+    /// 32 random bytes, hex: also the NEP-413 nonce when a wallet signs.
+    pub nonce: String,
+}
+
+/// Who issued the grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Root {
+    /// A root key the node created for a user without a NEAR account.
+    Local { public_key: PublicKey },
+    /// A NEAR account, through one of its full-access keys.
+    Near {
+        account_id: String,
+        public_key: PublicKey,
+    },
+}
+
+/// How the root signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// ed25519 over the canonical text.
+    Local(Signature),
+    /// NEP-413 `signMessage` over the canonical text, with the grant's nonce.
+    Nep413 {
+        recipient: String,
+        callback_url: Option<String>,
+        signature: Signature,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedGrant {
+    pub grant: Grant,
+    pub root: Root,
+    pub proof: Proof,
+}
+
+/// Why a grant was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("the grant is not valid before {0} ms")]
+    NotYetValid(u64),
+    #[error("the grant expired at {0} ms")]
+    Expired(u64),
+    #[error("the root's signature does not verify")]
+    BadSignature,
+    #[error("the proof does not match the root ({0})")]
+    Mismatch(&'static str),
+    #[error("the nonce must be 32 bytes of hex")]
+    BadNonce,
+    #[error(transparent)]
+    Wallet(#[from] Nep413Error),
+}
+
+impl Grant {
+    /// The text a root signs: stable field order, one line of JSON after a header.
+    pub fn canonical_message(&self) -> String {
+        format!(
+            "tabnode grant v1\n{}",
+            serde_json::to_string(self).expect("a grant encodes")
+        )
+    }
+
+    fn nonce_bytes(&self) -> Result<[u8; 32], GrantError> {
+        let bytes: Vec<u8> = (0..self.nonce.len())
+            .step_by(2)
+            .map(|i| {
+                self.nonce
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<_>>()
+            .ok_or(GrantError::BadNonce)?;
+        bytes.try_into().map_err(|_| GrantError::BadNonce)
+    }
+
+    /// The NEP-413 payload a wallet signs for this grant.
+    pub fn payload(
+        &self,
+        recipient: &str,
+        callback_url: Option<String>,
+    ) -> Result<Payload, GrantError> {
+        Ok(Payload {
+            message: self.canonical_message(),
+            nonce: self.nonce_bytes()?,
+            recipient: recipient.to_owned(),
+            callback_url,
+        })
+    }
+}
+
+/// Hex of 32 bytes, for a grant's nonce.
+pub fn hex_nonce(bytes: [u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl SignedGrant {
+    /// A local root signs.
+    pub fn sign_local(grant: Grant, root: &SecretKey) -> Self {
+        let signature = root.sign(grant.canonical_message().as_bytes());
+        Self {
+            grant,
+            root: Root::Local {
+                public_key: root.public(),
+            },
+            proof: Proof::Local(signature),
+        }
+    }
+
+    /// Takes a wallet's answer to `signMessage(grant.payload(recipient))`, verifying it.
+    pub fn from_wallet(
+        grant: Grant,
+        recipient: &str,
+        answer: &SignedMessage,
+        page_url: Option<&str>,
+    ) -> Result<Self, GrantError> {
+        let payload = grant.payload(recipient, None)?;
+        let public_key = answer.verify(&payload, page_url)?;
+        let callback_url = if payload.verify(&public_key, &answer.signature()?).is_ok() {
+            None
+        } else {
+            page_url.map(str::to_owned)
+        };
+        Ok(Self {
+            grant,
+            root: Root::Near {
+                account_id: answer.account_id.clone(),
+                public_key,
+            },
+            proof: Proof::Nep413 {
+                recipient: recipient.to_owned(),
+                callback_url,
+                signature: answer.signature()?,
+            },
+        })
+    }
+
+    /// Checks the root's signature and that `now_ms` is inside the validity window.
+    pub fn verify(&self, now_ms: u64) -> Result<(), GrantError> {
+        match (&self.root, &self.proof) {
+            (Root::Local { public_key }, Proof::Local(signature)) => {
+                verify_signature(
+                    public_key,
+                    self.grant.canonical_message().as_bytes(),
+                    signature,
+                )
+                .map_err(|_| GrantError::BadSignature)?;
+            }
+            (
+                Root::Near { public_key, .. },
+                Proof::Nep413 {
+                    recipient,
+                    callback_url,
+                    signature,
+                },
+            ) => {
+                self.grant
+                    .payload(recipient, callback_url.clone())?
+                    .verify(public_key, signature)
+                    .map_err(|_| GrantError::BadSignature)?;
+            }
+            (Root::Local { .. }, _) => {
+                return Err(GrantError::Mismatch("a local root signs with ed25519"))
+            }
+            (Root::Near { .. }, _) => {
+                return Err(GrantError::Mismatch("a NEAR root signs with NEP-413"))
+            }
+        }
+        if now_ms < self.grant.not_before {
+            return Err(GrantError::NotYetValid(self.grant.not_before));
+        }
+        if now_ms >= self.grant.expires_at {
+            return Err(GrantError::Expired(self.grant.expires_at));
+        }
+        Ok(())
+    }
+
+    /// Whether the grant, valid at `now_ms`, lets its client key use `capability` in `context`.
+    pub fn allows(&self, context: &ContextId, capability: Capability, now_ms: u64) -> bool {
+        let in_scope = match &self.grant.scope {
+            Scope::All => true,
+            Scope::Contexts(ids) => ids.contains(context),
+        };
+        let capable = self.grant.capabilities.contains(&capability)
+            || self.grant.capabilities.contains(&Capability::Admin);
+        in_scope && capable && self.verify(now_ms).is_ok()
+    }
+}
