@@ -1,5 +1,6 @@
 //! Signed causal deltas: what one call on one node changed, as the guest's sync artifact.
 
+use crate::membership::MemberCert;
 use borsh::{BorshDeserialize, BorshSerialize};
 use tabnode_types::{
     verify_signature, ContextId, DeltaId, Hash, PublicKey, SecretKey, Signature, SignatureError,
@@ -41,6 +42,8 @@ pub struct DeltaBody {
     pub events: Vec<EventRecord>,
     /// Set on the context's first delta only.
     pub genesis: Option<Genesis>,
+    /// The author's membership: every member checks it before applying the delta.
+    pub author_cert: MemberCert,
 }
 
 /// A delta as it travels and is stored: content plus the author's signature over its id.
@@ -92,6 +95,7 @@ mod tests {
             root_hash: Hash([9; 32]),
             events: vec![],
             genesis: None,
+            author_cert: MemberCert::genesis(&SecretKey::from_seed([8; 32]), key.public()),
         }
     }
 

@@ -15,6 +15,8 @@ pub enum NodeError {
     NotSynced(String),
     #[error("invalid invitation: {0}")]
     BadInvitation(String),
+    #[error("not allowed: {0}")]
+    Unauthorized(String),
     #[error("invalid id: {0}")]
     BadId(String),
     #[error("arguments must be a JSON object, got {0}")]
@@ -40,6 +42,7 @@ impl NodeError {
             Self::UnknownContext(_) => "UnknownContext",
             Self::NotSynced(_) => "NotSynced",
             Self::BadInvitation(_) => "BadInvitation",
+            Self::Unauthorized(_) => "Unauthorized",
             Self::BadId(_) => "BadId",
             Self::BadArgs(_) => "BadArgs",
             Self::MethodNotFound(_) => "MethodNotFound",

@@ -11,14 +11,14 @@
 mod delta;
 mod env;
 mod error;
-mod invitation;
+mod membership;
 mod node;
 mod wire;
 
 pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;
-pub use invitation::Invitation;
+pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
 pub use node::{Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport, XCallResult};
 pub use wire::WireMessage;
 

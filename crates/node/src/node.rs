@@ -13,7 +13,7 @@ use crate::context_topic;
 use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::env::Env;
 use crate::error::NodeError;
-use crate::invitation::Invitation;
+use crate::membership::{Invitation, MemberCert, Role};
 use crate::wire::WireMessage;
 
 /// Key of the node's own signing key in [`Namespace::Keys`].
@@ -25,6 +25,8 @@ const MAX_PENDING: usize = 10_000;
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// How often (ns) a context with missing parents asks its peers again.
 const SYNC_RETRY_NANOS: u64 = 2_000_000_000;
+/// How long an invitation made without an explicit expiry stays usable: a week.
+pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 
 /// What the node wants the network layer to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +138,8 @@ struct ContextRecord {
     heads: Vec<DeltaId>,
     root_hash: Option<Hash>,
     next_seq: u64,
+    /// This node's membership of the context.
+    cert: MemberCert,
 }
 
 /// A context in memory: its whole state, its delta graph and deltas waiting for parents.
@@ -398,6 +402,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 heads: vec![],
                 root_hash: None,
                 next_seq: 0,
+                cert: MemberCert::genesis(&context_key, self.key.public()),
             },
             shared: Rc::default(),
             private: Rc::default(),
@@ -419,32 +424,51 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(id)
     }
 
-    /// A signed invitation to `context_id`, as a shareable string.
+    /// An invitation to `context_id` as a member, valid for [`DEFAULT_INVITATION_NANOS`].
     pub fn invite(&self, context_id: &ContextId) -> Result<String, NodeError> {
+        let expires_at = self
+            .env
+            .now_nanos()
+            .saturating_add(DEFAULT_INVITATION_NANOS);
+        self.invite_as(context_id, Role::Member, expires_at)
+    }
+
+    /// An invitation with `role`, usable until `expires_at` (ns since the epoch), as a link-safe
+    /// string. Only admins invite.
+    pub fn invite_as(
+        &self,
+        context_id: &ContextId,
+        role: Role,
+        expires_at: u64,
+    ) -> Result<String, NodeError> {
         let ctx = self.context(context_id)?;
-        Ok(Invitation::new(
-            *context_id,
+        let invitation = Invitation::new(
             ctx.record.app_id,
+            role,
+            expires_at,
+            ctx.record.cert.clone(),
             &self.key,
-            self.env.now_nanos(),
-        )
-        .encode())
+            self.env.random32(),
+        )?;
+        Ok(invitation.encode())
     }
 
     /// Joins the context an invitation names. Its state arrives from members afterwards;
     /// until then calls answer [`NodeError::NotSynced`].
     pub async fn join(&mut self, invitation: &str) -> Result<ContextId, NodeError> {
         let invitation = Invitation::decode(invitation)?;
-        let id = invitation.context_id;
-        self.app(invitation.app_id).await?;
+        let (id, app_id) = (invitation.grant.context_id, invitation.grant.app_id);
+        self.app(app_id).await?;
         if self.contexts.contains_key(&id) {
             return Ok(id);
         }
+        let cert = invitation.redeem(self.key.public(), self.env.now_nanos())?;
         let record = ContextRecord {
-            app_id: invitation.app_id,
+            app_id,
             heads: vec![],
             root_hash: None,
             next_seq: 0,
+            cert,
         };
         self.store
             .commit(Batch::new().put(
@@ -587,6 +611,13 @@ impl<S: Store, E: Env> Node<S, E> {
             })
             .collect();
         let mut delta = None;
+        let writes = !outcome.artifact.is_empty() || !outcome.shared_writes.is_empty();
+        if writes && !ctx.record.cert.role.can_write() {
+            return Err(NodeError::Unauthorized(format!(
+                "{method} changes state, and this node is a reader of {}",
+                ctx.id
+            )));
+        }
         if !outcome.artifact.is_empty() {
             let root_hash = Hash(outcome.root_hash.unwrap_or_default());
             delta = Some(
@@ -602,6 +633,7 @@ impl<S: Store, E: Env> Node<S, E> {
                         input: input.clone(),
                         random_seed,
                     }),
+                    author_cert: ctx.record.cert.clone(),
                 }
                 .sign(&self.key),
             );
@@ -739,9 +771,18 @@ impl<S: Store, E: Env> Node<S, E> {
                 return Ok(());
             }
         };
-        let Some(ctx) = self.contexts.get_mut(&context_id) else {
+        if !self.contexts.contains_key(&context_id) {
             return Ok(()); // not ours: gossip may deliver topics we left
-        };
+        }
+        if let Err(e) = delta
+            .body
+            .author_cert
+            .authorize_write(&context_id, &delta.body.author)
+        {
+            self.reject(Some(context_id), format!("delta {id}: {e}"));
+            return Ok(());
+        }
+        let ctx = self.contexts.get_mut(&context_id).expect("checked above");
         if ctx.parents.contains_key(&id) || ctx.pending.contains_key(&id) {
             return Ok(());
         }

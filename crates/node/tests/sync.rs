@@ -245,3 +245,81 @@ fn concurrent_writes_to_one_key_settle_on_the_same_value() {
         b.checkpoint(&ctx).unwrap().heads
     );
 }
+
+#[test]
+fn deltas_from_non_members_and_readers_are_refused() {
+    use tabnode_node::{DeltaBody, MemberCert, Role, WireMessage};
+    use tabnode_types::{Hash, SecretKey};
+
+    let (mut a, mut b, ctx, _wire) = pair();
+    let before = b.checkpoint(&ctx).unwrap();
+    b.take_events();
+
+    // An outsider signs a well-formed delta with its own (self-made) creator certificate.
+    let outsider = SecretKey::from_seed([42; 32]);
+    let forged = DeltaBody {
+        context_id: ctx,
+        parents: before.heads.clone(),
+        author: outsider.public(),
+        timestamp: 1,
+        artifact: vec![0],
+        root_hash: Hash([0; 32]),
+        events: vec![],
+        genesis: None,
+        author_cert: MemberCert::genesis(&SecretKey::from_seed([43; 32]), outsider.public()),
+    }
+    .sign(&outsider);
+    block_on(b.handle_message(
+        &context_topic(&ctx),
+        &WireMessage::Deltas(vec![forged]).encode(),
+    ));
+    assert_eq!(b.checkpoint(&ctx).unwrap(), before);
+    let reasons: Vec<String> = b
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::SyncRejected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("not allowed"), "{reasons:?}");
+
+    // A reader may read, but its node refuses to write for it.
+    let mut reader = open(MemoryStore::default(), 7);
+    block_on(reader.install_app(&kv_store_wasm())).unwrap();
+    let invitation = a.invite_as(&ctx, Role::Reader, u64::MAX).unwrap();
+    block_on(reader.join(&invitation)).unwrap();
+    let mut wire = Wire::default();
+    wire.settle(&mut [&mut a, &mut reader], false);
+    assert!(entries(&mut reader, &ctx).is_object());
+    let err = block_on(reader.execute(&ctx, "set", json!({"key": "r", "value": "x"}))).unwrap_err();
+    assert_eq!(err.kind(), "Unauthorized", "{err}");
+    // And a reader cannot invite.
+    assert_eq!(reader.invite(&ctx).unwrap_err().kind(), "Unauthorized");
+}
+
+#[test]
+fn expired_and_tampered_invitations_are_refused() {
+    let wasm = kv_store_wasm();
+    let mut a = open(MemoryStore::default(), 1);
+    let mut b = open(MemoryStore::default(), 2);
+    let app = block_on(a.install_app(&wasm)).unwrap();
+    block_on(b.install_app(&wasm)).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let expired = a.invite_as(&ctx, tabnode_node::Role::Member, 1).unwrap();
+    assert_eq!(
+        block_on(b.join(&expired)).unwrap_err().kind(),
+        "BadInvitation"
+    );
+    let good = a.invite(&ctx).unwrap();
+    let mut tampered = good.clone();
+    let i = tampered.len() / 2;
+    let c = if &tampered[i..i + 1] == "2" { "3" } else { "2" };
+    tampered.replace_range(i..i + 1, c);
+    assert_eq!(
+        block_on(b.join(&tampered)).unwrap_err().kind(),
+        "BadInvitation"
+    );
+    assert_eq!(block_on(b.join(&good)).unwrap(), ctx);
+}

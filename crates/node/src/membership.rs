@@ -1,0 +1,415 @@
+//! Who may write to a context: membership certificates chained to the context's own key.
+//!
+//! A context id is the public half of a key made at creation; that key certifies the creator
+//! as the first admin. An admin signs invitations (role, expiry, a one-time invite key whose
+//! secret travels in the link); a joiner proves it holds the link by signing its own key with
+//! the invite key. The resulting certificate chain is checked by every member on every delta,
+//! so a non-member's delta is refused whatever its signature. (Removal, role changes and key
+//! revocation need a replicated membership log: they come with it.)
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use tabnode_types::{verify_signature, AppId, ContextId, PublicKey, SecretKey, Signature};
+
+use crate::error::NodeError;
+
+/// What a member may do.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads, writes and invites.
+    Admin,
+    /// Reads and writes.
+    Member,
+    /// Reads only.
+    Reader,
+}
+
+impl Role {
+    pub fn can_write(self) -> bool {
+        !matches!(self, Self::Reader)
+    }
+
+    pub fn can_invite(self) -> bool {
+        matches!(self, Self::Admin)
+    }
+}
+
+/// Proof that `member` holds `role` in `context_id`.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct MemberCert {
+    pub context_id: ContextId,
+    pub member: PublicKey,
+    pub role: Role,
+    pub issued: Issuance,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Issuance {
+    /// The context key made `member` the first admin.
+    Genesis { signature: Signature },
+    /// `member` redeemed an invitation at `joined_at` (ns since the epoch).
+    Invited {
+        invitation: Box<InvitationGrant>,
+        joined_at: u64,
+        join_signature: Signature,
+    },
+}
+
+/// An admin's signed offer of a role, redeemable by whoever holds the invite key's secret.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct InvitationGrant {
+    pub context_id: ContextId,
+    pub app_id: AppId,
+    pub role: Role,
+    /// Ns since the epoch; a join after it is refused.
+    pub expires_at: u64,
+    pub invite_key: PublicKey,
+    pub inviter: MemberCert,
+    pub signature: Signature,
+}
+
+/// Certificates nest one level per invitation; a longer chain is refused.
+const MAX_CHAIN: usize = 32;
+const PREFIX: &str = "tabnode-invite:";
+
+fn bytes<T: BorshSerialize>(value: &T) -> Vec<u8> {
+    borsh::to_vec(value).expect("borsh encoding cannot fail")
+}
+
+fn unauthorized(why: impl Into<String>) -> NodeError {
+    NodeError::Unauthorized(why.into())
+}
+
+impl MemberCert {
+    /// The creator's certificate, signed with the context key.
+    pub fn genesis(context_key: &SecretKey, member: PublicKey) -> Self {
+        let context_id = ContextId(context_key.public().0);
+        let signature = context_key.sign(&bytes(&(b"tabnode-genesis-v1", &context_id, &member)));
+        Self {
+            context_id,
+            member,
+            role: Role::Admin,
+            issued: Issuance::Genesis { signature },
+        }
+    }
+
+    /// Checks the whole chain back to the context key.
+    pub fn verify(&self) -> Result<(), NodeError> {
+        self.verify_depth(0)
+    }
+
+    fn verify_depth(&self, depth: usize) -> Result<(), NodeError> {
+        if depth > MAX_CHAIN {
+            return Err(unauthorized("the membership chain is too long"));
+        }
+        match &self.issued {
+            Issuance::Genesis { signature } => {
+                if self.role != Role::Admin {
+                    return Err(unauthorized("a genesis certificate makes an admin"));
+                }
+                let context_key = PublicKey(self.context_id.0);
+                let message = bytes(&(b"tabnode-genesis-v1", &self.context_id, &self.member));
+                verify_signature(&context_key, &message, signature)
+                    .map_err(|_| unauthorized("the context key did not certify this creator"))
+            }
+            Issuance::Invited {
+                invitation,
+                joined_at,
+                join_signature,
+            } => {
+                if invitation.context_id != self.context_id || invitation.role != self.role {
+                    return Err(unauthorized(
+                        "the invitation is for another context or role",
+                    ));
+                }
+                invitation.verify_depth(depth + 1)?;
+                if *joined_at >= invitation.expires_at {
+                    return Err(unauthorized("the invitation had expired when it was used"));
+                }
+                let message = join_message(&self.context_id, &self.member, *joined_at);
+                verify_signature(&invitation.invite_key, &message, join_signature)
+                    .map_err(|_| unauthorized("the joiner did not hold the invitation"))
+            }
+        }
+    }
+
+    /// Checks the chain and that it certifies `author` as a writer of `context_id`.
+    pub fn authorize_write(
+        &self,
+        context_id: &ContextId,
+        author: &PublicKey,
+    ) -> Result<(), NodeError> {
+        if self.context_id != *context_id || self.member != *author {
+            return Err(unauthorized(format!(
+                "{author} shows no membership of {context_id}"
+            )));
+        }
+        self.verify()?;
+        if !self.role.can_write() {
+            return Err(unauthorized(format!(
+                "{author} is a reader of {context_id}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn join_message(context_id: &ContextId, member: &PublicKey, joined_at: u64) -> Vec<u8> {
+    bytes(&(b"tabnode-join-v1", context_id, member, joined_at))
+}
+
+fn invitation_body(
+    context_id: &ContextId,
+    app_id: &AppId,
+    role: Role,
+    expires_at: u64,
+    invite_key: &PublicKey,
+    inviter: &MemberCert,
+) -> Vec<u8> {
+    bytes(&(
+        b"tabnode-invitation-v1",
+        context_id,
+        app_id,
+        role,
+        expires_at,
+        invite_key,
+        inviter,
+    ))
+}
+
+impl InvitationGrant {
+    fn verify_depth(&self, depth: usize) -> Result<(), NodeError> {
+        if self.inviter.context_id != self.context_id {
+            return Err(unauthorized(
+                "the inviter's certificate is for another context",
+            ));
+        }
+        self.inviter.verify_depth(depth)?;
+        if !self.inviter.role.can_invite() {
+            return Err(unauthorized("only admins invite"));
+        }
+        let body = invitation_body(
+            &self.context_id,
+            &self.app_id,
+            self.role,
+            self.expires_at,
+            &self.invite_key,
+            &self.inviter,
+        );
+        verify_signature(&self.inviter.member, &body, &self.signature)
+            .map_err(|_| unauthorized("the inviter's signature does not verify"))
+    }
+}
+
+/// An invitation as shared: the admin's grant plus the invite key's secret.
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub grant: InvitationGrant,
+    invite_secret: [u8; 32],
+}
+
+impl Invitation {
+    /// An admin (holding `inviter`, signing with `key`) invites with `role` until `expires_at`.
+    pub fn new(
+        app_id: AppId,
+        role: Role,
+        expires_at: u64,
+        inviter: MemberCert,
+        key: &SecretKey,
+        invite_secret: [u8; 32],
+    ) -> Result<Self, NodeError> {
+        if !inviter.role.can_invite() {
+            return Err(unauthorized("only admins invite"));
+        }
+        let context_id = inviter.context_id;
+        let invite_key = SecretKey::from_seed(invite_secret).public();
+        let signature = key.sign(&invitation_body(
+            &context_id,
+            &app_id,
+            role,
+            expires_at,
+            &invite_key,
+            &inviter,
+        ));
+        Ok(Self {
+            grant: InvitationGrant {
+                context_id,
+                app_id,
+                role,
+                expires_at,
+                invite_key,
+                inviter,
+                signature,
+            },
+            invite_secret,
+        })
+    }
+
+    /// The text form: a prefix, then base58 of the grant and of the invite secret.
+    pub fn encode(&self) -> String {
+        format!(
+            "{PREFIX}{}.{}",
+            bs58::encode(bytes(&self.grant)).into_string(),
+            bs58::encode(self.invite_secret).into_string()
+        )
+    }
+
+    /// Parses and checks the whole chain (not the expiry: that is checked when it is used).
+    pub fn decode(text: &str) -> Result<Self, NodeError> {
+        let bad = |why: String| NodeError::BadInvitation(why);
+        let body = text
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| bad(format!("it must start with {PREFIX:?}")))?;
+        let (grant, secret) = body
+            .split_once('.')
+            .ok_or_else(|| bad("it has no invite key".into()))?;
+        let grant = bs58::decode(grant)
+            .into_vec()
+            .map_err(|e| bad(format!("not base58: {e}")))?;
+        let grant: InvitationGrant =
+            borsh::from_slice(&grant).map_err(|e| bad(format!("malformed: {e}")))?;
+        let secret: [u8; 32] = bs58::decode(secret)
+            .into_vec()
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| bad("the invite key is not 32 bytes of base58".into()))?;
+        if SecretKey::from_seed(secret).public() != grant.invite_key {
+            return Err(bad("the invite key does not match the invitation".into()));
+        }
+        grant.verify_depth(0).map_err(|e| bad(e.to_string()))?;
+        Ok(Self {
+            grant,
+            invite_secret: secret,
+        })
+    }
+
+    /// Redeems the invitation for `member` at `now`: its certificate.
+    pub fn redeem(&self, member: PublicKey, now: u64) -> Result<MemberCert, NodeError> {
+        if now >= self.grant.expires_at {
+            return Err(NodeError::BadInvitation(
+                "the invitation has expired".into(),
+            ));
+        }
+        let context_id = self.grant.context_id;
+        let join_signature =
+            SecretKey::from_seed(self.invite_secret).sign(&join_message(&context_id, &member, now));
+        Ok(MemberCert {
+            context_id,
+            member,
+            role: self.grant.role,
+            issued: Issuance::Invited {
+                invitation: Box::new(self.grant.clone()),
+                joined_at: now,
+                join_signature,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin() -> (SecretKey, MemberCert, SecretKey) {
+        let context_key = SecretKey::from_seed([1; 32]);
+        let creator = SecretKey::from_seed([2; 32]);
+        let cert = MemberCert::genesis(&context_key, creator.public());
+        (context_key, cert, creator)
+    }
+
+    #[test]
+    fn a_joiner_gets_a_verifiable_certificate() {
+        let (_, admin_cert, admin_key) = admin();
+        admin_cert.verify().unwrap();
+        let inv = Invitation::new(
+            AppId([3; 32]),
+            Role::Member,
+            1_000,
+            admin_cert.clone(),
+            &admin_key,
+            [4; 32],
+        )
+        .unwrap();
+        let parsed = Invitation::decode(&inv.encode()).unwrap();
+        let joiner = SecretKey::from_seed([5; 32]).public();
+        let cert = parsed.redeem(joiner, 500).unwrap();
+        cert.authorize_write(&admin_cert.context_id, &joiner)
+            .unwrap();
+        assert!(parsed.redeem(joiner, 1_000).is_err(), "expired");
+        let other = SecretKey::from_seed([6; 32]).public();
+        assert!(
+            cert.authorize_write(&admin_cert.context_id, &other)
+                .is_err(),
+            "someone else's cert"
+        );
+    }
+
+    #[test]
+    fn readers_non_admin_inviters_and_forgeries_are_refused() {
+        let (_, admin_cert, admin_key) = admin();
+        let context = admin_cert.context_id;
+        let reader_inv = Invitation::new(
+            AppId([3; 32]),
+            Role::Reader,
+            1_000,
+            admin_cert.clone(),
+            &admin_key,
+            [4; 32],
+        )
+        .unwrap();
+        let reader = SecretKey::from_seed([5; 32]);
+        let reader_cert = reader_inv.redeem(reader.public(), 1).unwrap();
+        let err = reader_cert
+            .authorize_write(&context, &reader.public())
+            .unwrap_err();
+        assert!(err.to_string().contains("reader"), "{err}");
+        assert!(Invitation::new(
+            AppId([3; 32]),
+            Role::Admin,
+            1_000,
+            reader_cert,
+            &reader,
+            [7; 32]
+        )
+        .is_err());
+
+        // A key that is not the context key cannot mint a creator.
+        let fake = MemberCert::genesis(&SecretKey::from_seed([9; 32]), reader.public());
+        let forged = MemberCert {
+            context_id: context,
+            ..fake
+        };
+        assert!(forged.verify().is_err());
+
+        // Changing the role inside a redeemed certificate breaks the chain.
+        let member_inv = Invitation::new(
+            AppId([3; 32]),
+            Role::Reader,
+            1_000,
+            admin_cert,
+            &admin_key,
+            [8; 32],
+        )
+        .unwrap();
+        let mut cert = member_inv.redeem(reader.public(), 1).unwrap();
+        cert.role = Role::Member;
+        assert!(cert.verify().is_err());
+        let mut text = member_inv.encode();
+        text.replace_range(text.len() - 3.., "abc");
+        assert!(matches!(
+            Invitation::decode(&text),
+            Err(NodeError::BadInvitation(_))
+        ));
+    }
+}
