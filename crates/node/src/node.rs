@@ -153,6 +153,9 @@ struct ContextState {
     parents: HashMap<DeltaId, Vec<DeltaId>>,
     pending: HashMap<DeltaId, Delta>,
     last_sync_request: Option<u64>,
+    /// blake3 of the membership certificates already checked: a chain is verified once, not on
+    /// every delta its holder signs.
+    verified_certs: HashSet<[u8; 32]>,
 }
 
 type StateMap = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -303,6 +306,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 parents,
                 pending: HashMap::new(),
                 last_sync_request: None,
+                verified_certs: HashSet::new(),
             },
         );
         Ok(())
@@ -409,6 +413,7 @@ impl<S: Store, E: Env> Node<S, E> {
             parents: HashMap::new(),
             pending: HashMap::new(),
             last_sync_request: None,
+            verified_certs: HashSet::new(),
         };
         let mut batch = Batch::new().put(
             Namespace::Keys,
@@ -774,15 +779,16 @@ impl<S: Store, E: Env> Node<S, E> {
         if !self.contexts.contains_key(&context_id) {
             return Ok(()); // not ours: gossip may deliver topics we left
         }
-        if let Err(e) = delta
-            .body
-            .author_cert
-            .authorize_write(&context_id, &delta.body.author)
-        {
-            self.reject(Some(context_id), format!("delta {id}: {e}"));
-            return Ok(());
-        }
         let ctx = self.contexts.get_mut(&context_id).expect("checked above");
+        let cert = &delta.body.author_cert;
+        let cert_hash = *blake3::hash(&borsh::to_vec(cert).expect("encode")).as_bytes();
+        if !ctx.verified_certs.contains(&cert_hash) {
+            if let Err(e) = cert.authorize_write(&context_id, &delta.body.author) {
+                self.reject(Some(context_id), format!("delta {id}: {e}"));
+                return Ok(());
+            }
+            ctx.verified_certs.insert(cert_hash);
+        }
         if ctx.parents.contains_key(&id) || ctx.pending.contains_key(&id) {
             return Ok(());
         }
