@@ -159,3 +159,46 @@ test('bad input gets a clear, typed error and changes nothing', async () => {
   assert.deepEqual(await checkpoint(page, ctx), before, 'failed calls changed nothing');
   await context.close();
 });
+
+test('the audit trail in IndexedDB finds a flipped byte, and replay reaches the same root', async () => {
+  const { page, context } = await openNode(browser, stack.url, { name: 'D' });
+  const appId = await installKvStore(page);
+  const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  for (let i = 0; i < 4; i++) {
+    await page.evaluate(({ c, i }) => window.tabnode.execute(c, 'set', { key: `k${i}`, value: 'v' }), { c: ctx, i });
+  }
+  const records = await page.evaluate((c) => window.tabnode.audit(c), ctx);
+  assert.deepEqual(records.map((r) => r.method), ['init', 'set', 'set', 'set', 'set']);
+  assert.ok(records.every((r) => r.outcome === 'ok' && r.executor === records[0].executor));
+  assert.deepEqual(await page.evaluate((c) => window.tabnode.verifyAudit(c), ctx), {
+    ok: true,
+    records: 5,
+    badSeq: null,
+    reason: null,
+  });
+  const replay = await page.evaluate((c) => window.tabnode.replay(c), ctx);
+  assert.equal(replay.matches, true, JSON.stringify(replay));
+  assert.equal(replay.rootHash, (await checkpoint(page, ctx)).rootHash);
+
+  // Flip one byte of record 2, directly in IndexedDB, from another connection.
+  await page.evaluate(async () => {
+    const done = (request) =>
+      new Promise((resolve, reject) => {
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+    const db = await done(indexedDB.open('tabnode'));
+    const tx = db.transaction('audit', 'readwrite');
+    const store = tx.objectStore('audit');
+    const [keys, values] = [await done(store.getAllKeys()), await done(store.getAll())];
+    const value = new Uint8Array(values[2]);
+    value[value.length - 70] ^= 1;
+    store.put(value, keys[2]);
+    await new Promise((resolve) => (tx.oncomplete = resolve));
+    db.close();
+  });
+  const report = await page.evaluate((c) => window.tabnode.verifyAudit(c), ctx);
+  assert.equal(report.ok, false);
+  assert.equal(report.badSeq, 2, JSON.stringify(report));
+  await context.close();
+});

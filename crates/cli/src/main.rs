@@ -20,7 +20,8 @@ const USAGE: &str = "usage: tabnode --home DIR COMMAND
   call CONTEXT_ID METHOD [ARGS_JSON] [--fuel N]
                                         -> {\"output\", \"events\", \"logs\", \"root_hash\"}
   replay CONTEXT_ID                     -> {\"root_hash\", \"matches\", \"deltas\"}
-  audit CONTEXT_ID [--verify]           -> (comes with the audit trail)";
+  audit CONTEXT_ID                      -> {\"records\": [...]}
+  audit CONTEXT_ID --verify             -> {\"ok\", \"records\", \"badSeq\", \"reason\"}";
 
 /// The machine's clock (never going backwards within a run) and the OS's randomness.
 struct SystemEnv {
@@ -135,19 +136,28 @@ fn run(args: &mut Vec<String>) -> Result<Value, Failure> {
 
     match words.as_slice() {
         ["app", "install", file] => {
-            let wasm = std::fs::read(file).map_err(|e| Failure::Other("Io", format!("{file}: {e}")))?;
+            let wasm =
+                std::fs::read(file).map_err(|e| Failure::Other("Io", format!("{file}: {e}")))?;
             let app_id = block_on(open()?.install_app(&wasm))?;
             Ok(json!({"app_id": app_id.to_string()}))
         }
         ["context", "create", app_id] => {
             let app_id: AppId = parse_id(app_id)?;
-            let args = init_args.as_deref().map(|a| parse_json("--args", a)).transpose()?.unwrap_or(Value::Null);
+            let args = init_args
+                .as_deref()
+                .map(|a| parse_json("--args", a))
+                .transpose()?
+                .unwrap_or(Value::Null);
             let context_id = block_on(open()?.create_context(app_id, args))?;
             Ok(json!({"context_id": context_id.to_string()}))
         }
         ["call", context_id, method, rest @ ..] if rest.len() <= 1 => {
             let context_id: ContextId = parse_id(context_id)?;
-            let args = rest.first().map(|a| parse_json("ARGS_JSON", a)).transpose()?.unwrap_or(Value::Null);
+            let args = rest
+                .first()
+                .map(|a| parse_json("ARGS_JSON", a))
+                .transpose()?
+                .unwrap_or(Value::Null);
             let result = block_on(open()?.execute(&context_id, method, args))?;
             Ok(json!({
                 "output": result.output,
@@ -166,13 +176,17 @@ fn run(args: &mut Vec<String>) -> Result<Value, Failure> {
                 "deltas": report.deltas,
             }))
         }
-        ["audit", _context_id] => Err(Failure::Other(
-            "NotYetAvailable",
-            format!(
-                "the audit trail{} arrives with the audit-trail issue; `replay` already re-checks every delta",
-                if verify { " and its verification" } else { "" }
-            ),
-        )),
+        ["audit", context_id] => {
+            let context_id: ContextId = parse_id(context_id)?;
+            let node = open()?;
+            if verify {
+                let report = block_on(node.verify_audit(&context_id))?;
+                Ok(serde_json::to_value(report).expect("a report encodes"))
+            } else {
+                let records = block_on(node.audit(&context_id))?;
+                Ok(json!({"records": records.iter().map(|r| r.to_json()).collect::<Vec<_>>()}))
+            }
+        }
         [] => Err(usage("no command given")),
         other => Err(usage(format!("unknown command: {}", other.join(" ")))),
     }

@@ -69,6 +69,18 @@ fn install_create_call_persist_and_replay() {
     let replay = ok(&home, &["replay", ctx]);
     assert_eq!(replay["matches"], json!(true), "{replay}");
     assert_eq!(replay["deltas"], json!(3));
+
+    let audit = ok(&home, &["audit", ctx]);
+    let methods: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, vec!["init", "set", "set", "get", "entries"]);
+    let verified = ok(&home, &["audit", ctx, "--verify"]);
+    assert_eq!(verified["ok"], json!(true), "{verified}");
+    assert_eq!(verified["records"], json!(5));
     let _ = std::fs::remove_dir_all(home);
 }
 
@@ -84,7 +96,7 @@ fn failures_are_json_with_a_kind_and_a_non_zero_exit() {
         .unwrap()
         .to_owned();
 
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["call", &ctx, "nope", "{}"], "MethodNotFound"),
         (&["call", &ctx, "set", "[1]"], "BadArgs"),
         (&["call", &ctx, "set", "{not json"], "BadArgs"),
@@ -93,7 +105,6 @@ fn failures_are_json_with_a_kind_and_a_non_zero_exit() {
             &["call", &ctx, "entries", "--fuel", "1000"],
             "ExecutionFailed",
         ),
-        (&["audit", &ctx], "NotYetAvailable"),
     ];
     for (args, kind) in cases {
         let (code, value) = tabnode(&home, args);

@@ -8,6 +8,7 @@
 //!
 //! [`Store`]: tabnode_store::Store
 
+mod audit;
 mod delta;
 mod env;
 mod error;
@@ -15,11 +16,15 @@ mod membership;
 mod node;
 mod wire;
 
+pub use audit::{AuditKind, AuditRecord, AuditReport};
 pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;
 pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
-pub use node::{Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport, XCallResult};
+pub use node::{
+    Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport, XCallResult,
+    DEFAULT_INVITATION_NANOS,
+};
 pub use wire::WireMessage;
 
 /// The gossip topic of a context: every member subscribes to it.

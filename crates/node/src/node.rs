@@ -9,6 +9,7 @@ use tabnode_runtime::{App, Call, Runtime, RuntimeError, Views, WriteSet, XCallRe
 use tabnode_store::{Batch, Namespace, Store};
 use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey};
 
+use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, AuditReport};
 use crate::context_topic;
 use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::env::Env;
@@ -153,6 +154,8 @@ struct ContextState {
     parents: HashMap<DeltaId, Vec<DeltaId>>,
     pending: HashMap<DeltaId, Delta>,
     last_sync_request: Option<u64>,
+    /// Where this context's audit chain stands.
+    audit: AuditHead,
     /// blake3 of the membership certificates already checked: a chain is verified once, not on
     /// every delta its holder signs.
     verified_certs: HashSet<[u8; 32]>,
@@ -295,6 +298,17 @@ impl<S: Store, E: Env> Node<S, E> {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
             parents.insert(delta.id(), delta.body.parents);
         }
+        let audit = match self
+            .store
+            .scan_prefix(Namespace::Audit, id.as_bytes())
+            .await?
+            .last()
+        {
+            Some((_, bytes)) => AuditRecord::try_from_slice(bytes)
+                .map_err(|e| corrupt("audit record", e))?
+                .next_head(),
+            None => AuditHead::default(),
+        };
         self.subscribe_and_catch_up(id, &record.heads);
         self.contexts.insert(
             id,
@@ -306,6 +320,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 parents,
                 pending: HashMap::new(),
                 last_sync_request: None,
+                audit,
                 verified_certs: HashSet::new(),
             },
         );
@@ -413,6 +428,7 @@ impl<S: Store, E: Env> Node<S, E> {
             parents: HashMap::new(),
             pending: HashMap::new(),
             last_sync_request: None,
+            audit: AuditHead::default(),
             verified_certs: HashSet::new(),
         };
         let mut batch = Batch::new().put(
@@ -523,6 +539,8 @@ impl<S: Store, E: Env> Node<S, E> {
         Box::pin(async move {
             let app_id = self.context(id)?.record.app_id;
             let app = self.app(app_id).await?;
+            let args_hash =
+                Hash(*blake3::hash(&serde_json::to_vec(&args).expect("JSON encodes")).as_bytes());
             let mut ctx = self.contexts.remove(id).expect("checked above");
             let result = if ctx.record.heads.is_empty() {
                 Err(NodeError::NotSynced(id.to_string()))
@@ -530,6 +548,21 @@ impl<S: Store, E: Env> Node<S, E> {
                 self.run_local(&app, &mut ctx, method, args, &mut Batch::new())
                     .await
             };
+            if let Err(e) = &result {
+                let entry = AuditEntry {
+                    kind: AuditKind::Call,
+                    executor: self.key.public(),
+                    method: method.to_owned(),
+                    args_hash,
+                    outcome: e.kind().to_owned(),
+                    root_hash: ctx.record.root_hash,
+                    time: self.env.now_nanos(),
+                    random_seed: [0; 32],
+                    delta_id: None,
+                };
+                // The failure stands whether or not its record could be written.
+                let _ = self.audit_alone(&mut ctx, entry).await;
+            }
             self.contexts.insert(*id, ctx);
             let mut result = result?;
             for request in std::mem::take(&mut result.queued_xcalls) {
@@ -644,9 +677,22 @@ impl<S: Store, E: Env> Node<S, E> {
             );
         }
         let root_hash = outcome.root_hash.map(Hash).or(ctx.record.root_hash);
-        let changed = delta.is_some()
-            || !outcome.shared_writes.is_empty()
-            || !outcome.private_writes.is_empty();
+        let audit = AuditRecord::seal(
+            AuditEntry {
+                kind: AuditKind::Call,
+                executor: self.key.public(),
+                method: method.to_owned(),
+                args_hash: Hash(*blake3::hash(&input).as_bytes()),
+                outcome: "ok".into(),
+                root_hash,
+                time: timestamp,
+                random_seed,
+                delta_id: delta.as_ref().map(Delta::id),
+            },
+            &ctx.audit,
+            &self.key,
+        );
+        stage_audit(batch, ctx.id, &audit);
         let blob_ids: Vec<String> = outcome
             .blobs
             .keys()
@@ -655,7 +701,7 @@ impl<S: Store, E: Env> Node<S, E> {
         for (id, data) in &outcome.blobs {
             batch.put_mut(Namespace::Blobs, id, data.clone());
         }
-        if changed || !outcome.blobs.is_empty() {
+        {
             let mut record = ctx.record.clone();
             record.root_hash = root_hash;
             stage_writes(
@@ -686,6 +732,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 );
             }
             ctx.record = record;
+            ctx.audit = audit.next_head();
         }
         let delta_id = delta.as_ref().map(Delta::id);
         for e in &events {
@@ -784,6 +831,20 @@ impl<S: Store, E: Env> Node<S, E> {
         let cert_hash = *blake3::hash(&borsh::to_vec(cert).expect("encode")).as_bytes();
         if !ctx.verified_certs.contains(&cert_hash) {
             if let Err(e) = cert.authorize_write(&context_id, &delta.body.author) {
+                let entry = AuditEntry {
+                    kind: AuditKind::Refused,
+                    executor: delta.body.author,
+                    method: "delta".into(),
+                    args_hash: Hash(*blake3::hash(&delta.body.artifact).as_bytes()),
+                    outcome: e.kind().to_owned(),
+                    root_hash: ctx.record.root_hash,
+                    time: self.env.now_nanos(),
+                    random_seed: [0; 32],
+                    delta_id: Some(id),
+                };
+                let mut ctx = self.contexts.remove(&context_id).expect("present");
+                let _ = self.audit_alone(&mut ctx, entry).await;
+                self.contexts.insert(context_id, ctx);
                 self.reject(Some(context_id), format!("delta {id}: {e}"));
                 return Ok(());
             }
@@ -883,11 +944,28 @@ impl<S: Store, E: Env> Node<S, E> {
             ctx.id.as_bytes(),
             borsh::to_vec(&record).expect("encode"),
         );
+        let audit = AuditRecord::seal(
+            AuditEntry {
+                kind: AuditKind::RemoteDelta,
+                executor: body.author,
+                method: call.method.to_owned(),
+                args_hash: Hash(*blake3::hash(call.input).as_bytes()),
+                outcome: "ok".into(),
+                root_hash,
+                time: body.timestamp,
+                random_seed: call.random_seed,
+                delta_id: Some(id),
+            },
+            &ctx.audit,
+            &self.key,
+        );
+        stage_audit(&mut batch, ctx.id, &audit);
         self.store.commit(batch).await?;
 
         apply_writes(&mut ctx.shared, outcome.shared_writes);
         apply_writes(&mut ctx.private, outcome.private_writes);
         ctx.record = record;
+        ctx.audit = audit.next_head();
         ctx.parents.insert(id, body.parents.clone());
 
         if on_parents && root_hash != Some(body.root_hash) {
@@ -950,6 +1028,52 @@ impl<S: Store, E: Env> Node<S, E> {
             root_hash,
             matches: root_hash == held,
         })
+    }
+
+    /// Writes one audit record on its own (for calls and deltas that changed nothing else).
+    async fn audit_alone(
+        &mut self,
+        ctx: &mut ContextState,
+        entry: AuditEntry,
+    ) -> Result<(), NodeError> {
+        let record = AuditRecord::seal(entry, &ctx.audit, &self.key);
+        let mut batch = Batch::new();
+        stage_audit(&mut batch, ctx.id, &record);
+        self.store.commit(batch).await?;
+        ctx.audit = record.next_head();
+        Ok(())
+    }
+
+    /// The context's audit records, oldest first.
+    pub async fn audit(&self, id: &ContextId) -> Result<Vec<AuditRecord>, NodeError> {
+        self.context(id)?;
+        self.store
+            .scan_prefix(Namespace::Audit, id.as_bytes())
+            .await?
+            .into_iter()
+            .map(|(_, bytes)| {
+                AuditRecord::try_from_slice(&bytes).map_err(|e| corrupt("audit record", e))
+            })
+            .collect()
+    }
+
+    /// Checks the context's audit chain as stored: any changed, deleted or reordered record is
+    /// reported with its sequence number.
+    pub async fn verify_audit(&self, id: &ContextId) -> Result<AuditReport, NodeError> {
+        self.context(id)?;
+        let rows = self
+            .store
+            .scan_prefix(Namespace::Audit, id.as_bytes())
+            .await?;
+        let records = rows.into_iter().map(|(key, bytes)| {
+            let seq = key
+                .get(32..40)
+                .and_then(|s| s.try_into().ok())
+                .map_or(u64::MAX, u64::from_be_bytes);
+            AuditRecord::try_from_slice(&bytes)
+                .map_err(|e| (seq, format!("it does not decode: {e}")))
+        });
+        Ok(verify_chain(records, &self.key.public()))
     }
 
     /// Answers a member's heads with every delta it lacks, in the order we applied them; if it
@@ -1041,6 +1165,15 @@ fn stage_writes(batch: &mut Batch, ctx: ContextId, shared: &WriteSet, private: &
             }
         }
     }
+}
+
+/// Stores an audit record under its sequence number (big-endian, so key order is chain order).
+fn stage_audit(batch: &mut Batch, ctx: ContextId, record: &AuditRecord) {
+    batch.put_mut(
+        Namespace::Audit,
+        &scoped(&ctx, &record.seq.to_be_bytes()),
+        borsh::to_vec(record).expect("encode"),
+    );
 }
 
 /// Stores a delta under the next sequence number, so a scan returns deltas in applied (causal) order.

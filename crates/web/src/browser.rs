@@ -9,7 +9,7 @@ use futures::StreamExt;
 use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
 use tabnode_net::{NetConfig, NetEvent, NetHandle};
-use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing};
+use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing, Role, DEFAULT_INVITATION_NANOS};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::IndexedDbStore;
 use tabnode_types::{AppId, ContextId};
@@ -316,6 +316,68 @@ impl BrowserNode {
             let id: ContextId = parse_id(&context_id)?;
             let text = inner.run(async |node| node.invite(&id)).await?;
             Ok(JsValue::from(text))
+        })
+    }
+
+    /// An invitation with options `{role?: "admin"|"member"|"reader", expiresInMs?: number}`
+    /// (defaults: member, a week). Only admins invite.
+    #[wasm_bindgen(js_name = inviteAs)]
+    pub fn invite_as(&self, context_id: String, options: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            #[derive(serde::Deserialize, Default)]
+            #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+            struct InviteOptions {
+                role: Option<Role>,
+                expires_in_ms: Option<u64>,
+            }
+            let options: InviteOptions = if options.is_undefined() || options.is_null() {
+                InviteOptions::default()
+            } else {
+                serde_wasm_bindgen::from_value(options)
+                    .map_err(|e| usage_error("BadArgs", format!("invalid invite options: {e}")))?
+            };
+            let role = options.role.unwrap_or(Role::Member);
+            let ttl_ns = options
+                .expires_in_ms
+                .map_or(DEFAULT_INVITATION_NANOS, |ms| ms.saturating_mul(1_000_000));
+            let now = (js_sys::Date::now() * 1_000_000.0) as u64;
+            let text = inner
+                .run(async |node| node.invite_as(&id, role, now.saturating_add(ttl_ns)))
+                .await?;
+            Ok(JsValue::from(text))
+        })
+    }
+
+    /// The context's audit records, oldest first.
+    pub fn audit(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let records = inner.run(async |node| node.audit(&id).await).await?;
+            to_js(&records.iter().map(|r| r.to_json()).collect::<Vec<_>>())
+        })
+    }
+
+    /// Checks the audit chain as stored in IndexedDB: `{ok, records, badSeq, reason}`.
+    #[wasm_bindgen(js_name = verifyAudit)]
+    pub fn verify_audit(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let report = inner.run(async |node| node.verify_audit(&id).await).await?;
+            to_js(&report)
+        })
+    }
+
+    /// Re-runs every stored delta from an empty state: `{deltas, rootHash, matches}`.
+    pub fn replay(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let report = inner.run(async |node| node.replay(&id).await).await?;
+            to_js(&report)
         })
     }
 

@@ -1,0 +1,110 @@
+//! The audit trail: a record per call (ok or not) and per remote delta, hash-chained and signed;
+//! any changed, deleted or reordered record is found with its sequence number.
+
+use futures::executor::block_on;
+use serde_json::json;
+use tabnode_node::{AuditKind, FixedEnv, Node, Outgoing};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::{Batch, MemoryStore, Namespace, Store};
+
+fn kv_store() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/apps/dist/kv_store.wasm"
+    );
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+}
+
+fn open(store: MemoryStore, seed: u8) -> Node<MemoryStore, FixedEnv> {
+    block_on(Node::open(
+        store,
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
+    let store = MemoryStore::default();
+    let mut a = open(store.clone(), 1);
+    let mut b = open(MemoryStore::default(), 2);
+    let app = block_on(a.install_app(&kv_store())).unwrap();
+    block_on(b.install_app(&kv_store())).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    block_on(a.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    block_on(a.execute(&ctx, "get", json!({"key": "k"}))).unwrap();
+    assert!(block_on(a.execute(&ctx, "nope", json!({}))).is_err());
+    for out in a.take_outgoing() {
+        if let Outgoing::Publish { topic, data } = out {
+            block_on(b.handle_message(&topic, &data));
+        }
+    }
+
+    let records = block_on(a.audit(&ctx)).unwrap();
+    let outcomes: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.method.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("init", "ok"),
+            ("set", "ok"),
+            ("get", "ok"),
+            ("nope", "MethodNotFound")
+        ]
+    );
+    assert!(records
+        .iter()
+        .all(|r| r.kind == AuditKind::Call && r.executor == a.public_key()));
+    assert!(
+        records[1].delta_id.is_some() && records[2].delta_id.is_none(),
+        "only the write made a delta"
+    );
+    assert_eq!(block_on(a.verify_audit(&ctx)).unwrap().records, 4);
+    assert!(block_on(a.verify_audit(&ctx)).unwrap().ok);
+
+    let on_b = block_on(b.audit(&ctx)).unwrap();
+    assert_eq!(on_b.len(), 2, "B recorded A's two deltas");
+    assert!(on_b
+        .iter()
+        .all(|r| r.kind == AuditKind::RemoteDelta && r.executor == a.public_key()));
+    assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
+
+    // The chain continues across a restart.
+    drop(a);
+    let mut a = open(store, 1);
+    block_on(a.execute(&ctx, "get", json!({"key": "k"}))).unwrap();
+    let report = block_on(a.verify_audit(&ctx)).unwrap();
+    assert!(report.ok && report.records == 5, "{report:?}");
+}
+
+#[test]
+fn a_flipped_byte_or_a_deleted_record_is_found_with_its_sequence_number() {
+    let store = MemoryStore::default();
+    let mut a = open(store.clone(), 1);
+    let app = block_on(a.install_app(&kv_store())).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    for i in 0..5 {
+        block_on(a.execute(&ctx, "set", json!({"key": format!("k{i}"), "value": "v"}))).unwrap();
+    }
+    let rows = block_on(store.scan_prefix(Namespace::Audit, ctx.as_bytes())).unwrap();
+    assert_eq!(rows.len(), 6);
+
+    let (key, mut value) = rows[3].clone();
+    let i = value.len() - 70; // inside the record, before the signature
+    value[i] ^= 1;
+    block_on(store.commit(Batch::new().put(Namespace::Audit, &key, value))).unwrap();
+    let report = block_on(a.verify_audit(&ctx)).unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.bad_seq, Some(3), "{report:?}");
+
+    block_on(store.commit(Batch::new().put(Namespace::Audit, &key, rows[3].1.clone()))).unwrap();
+    assert!(block_on(a.verify_audit(&ctx)).unwrap().ok, "restored");
+    block_on(store.commit(Batch::new().delete(Namespace::Audit, &rows[2].0))).unwrap();
+    let report = block_on(a.verify_audit(&ctx)).unwrap();
+    assert_eq!(report.bad_seq, Some(2), "{report:?}");
+    assert!(report.reason.unwrap().contains("deleted or reordered"));
+}
