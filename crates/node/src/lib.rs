@@ -14,6 +14,7 @@ mod env;
 mod error;
 mod membership;
 mod node;
+mod seal;
 mod wire;
 
 pub use audit::{AuditKind, AuditRecord, AuditReport};
@@ -27,7 +28,10 @@ pub use node::{
 };
 pub use wire::WireMessage;
 
+/// What every context topic starts with; the context id follows.
+pub const CONTEXT_TOPIC_PREFIX: &str = "/tabnode/context/";
+
 /// The gossip topic of a context: every member subscribes to it.
 pub fn context_topic(context_id: &tabnode_types::ContextId) -> String {
-    format!("/tabnode/context/{context_id}")
+    format!("{CONTEXT_TOPIC_PREFIX}{context_id}")
 }

@@ -211,11 +211,14 @@ impl InvitationGrant {
     }
 }
 
-/// An invitation as shared: the admin's grant plus the invite key's secret.
+/// An invitation as shared: the admin's grant, the invite key's secret, and the context's
+/// secret (which seals everything the context sends). The link is a bearer secret: share it
+/// only with the person invited.
 #[derive(Debug, Clone)]
 pub struct Invitation {
     pub grant: InvitationGrant,
     invite_secret: [u8; 32],
+    context_secret: [u8; 32],
 }
 
 impl Invitation {
@@ -227,6 +230,7 @@ impl Invitation {
         inviter: MemberCert,
         key: &SecretKey,
         invite_secret: [u8; 32],
+        context_secret: [u8; 32],
     ) -> Result<Self, NodeError> {
         if !inviter.role.can_invite() {
             return Err(unauthorized("only admins invite"));
@@ -252,16 +256,22 @@ impl Invitation {
                 signature,
             },
             invite_secret,
+            context_secret,
         })
     }
 
-    /// The text form: a prefix, then base58 of the grant and of the invite secret.
+    /// The text form: a prefix, then base58 of the grant, the invite secret and the context secret.
     pub fn encode(&self) -> String {
         format!(
-            "{PREFIX}{}.{}",
+            "{PREFIX}{}.{}.{}",
             bs58::encode(bytes(&self.grant)).into_string(),
-            bs58::encode(self.invite_secret).into_string()
+            bs58::encode(self.invite_secret).into_string(),
+            bs58::encode(self.context_secret).into_string()
         )
+    }
+
+    pub fn context_secret(&self) -> [u8; 32] {
+        self.context_secret
     }
 
     /// Parses and checks the whole chain (not the expiry: that is checked when it is used).
@@ -271,19 +281,26 @@ impl Invitation {
             .trim()
             .strip_prefix(PREFIX)
             .ok_or_else(|| bad(format!("it must start with {PREFIX:?}")))?;
-        let (grant, secret) = body
-            .split_once('.')
-            .ok_or_else(|| bad("it has no invite key".into()))?;
+        let mut parts = body.split('.');
+        let (Some(grant), Some(secret), Some(context_secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("it must have three parts".into()));
+        };
         let grant = bs58::decode(grant)
             .into_vec()
             .map_err(|e| bad(format!("not base58: {e}")))?;
         let grant: InvitationGrant =
             borsh::from_slice(&grant).map_err(|e| bad(format!("malformed: {e}")))?;
-        let secret: [u8; 32] = bs58::decode(secret)
-            .into_vec()
-            .ok()
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| bad("the invite key is not 32 bytes of base58".into()))?;
+        let secret_32 = |text: &str, what: &str| -> Result<[u8; 32], NodeError> {
+            bs58::decode(text)
+                .into_vec()
+                .ok()
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| bad(format!("the {what} is not 32 bytes of base58")))
+        };
+        let secret = secret_32(secret, "invite key")?;
+        let context_secret = secret_32(context_secret, "context secret")?;
         if SecretKey::from_seed(secret).public() != grant.invite_key {
             return Err(bad("the invite key does not match the invitation".into()));
         }
@@ -291,6 +308,7 @@ impl Invitation {
         Ok(Self {
             grant,
             invite_secret: secret,
+            context_secret,
         })
     }
 
@@ -339,6 +357,7 @@ mod tests {
             admin_cert.clone(),
             &admin_key,
             [4; 32],
+            [0; 32],
         )
         .unwrap();
         let parsed = Invitation::decode(&inv.encode()).unwrap();
@@ -366,6 +385,7 @@ mod tests {
             admin_cert.clone(),
             &admin_key,
             [4; 32],
+            [0; 32],
         )
         .unwrap();
         let reader = SecretKey::from_seed([5; 32]);
@@ -380,7 +400,8 @@ mod tests {
             1_000,
             reader_cert,
             &reader,
-            [7; 32]
+            [7; 32],
+            [0; 32]
         )
         .is_err());
 
@@ -400,13 +421,15 @@ mod tests {
             admin_cert,
             &admin_key,
             [8; 32],
+            [0; 32],
         )
         .unwrap();
         let mut cert = member_inv.redeem(reader.public(), 1).unwrap();
         cert.role = Role::Member;
         assert!(cert.verify().is_err());
         let mut text = member_inv.encode();
-        text.replace_range(text.len() - 3.., "abc");
+        let i = text.find('.').unwrap() - 3; // inside the signed grant
+        text.replace_range(i..i + 3, "abc");
         assert!(matches!(
             Invitation::decode(&text),
             Err(NodeError::BadInvitation(_))

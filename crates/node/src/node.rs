@@ -10,13 +10,16 @@ use tabnode_store::{Batch, Namespace, Store};
 use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey};
 
 use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, AuditReport};
-use crate::context_topic;
 use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::env::Env;
 use crate::error::NodeError;
 use crate::membership::{Invitation, MemberCert, Role};
+use crate::seal;
 use crate::wire::WireMessage;
+use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
 
+/// Where a context's secret is kept in [`Namespace::Keys`], after the context id.
+const CONTEXT_SECRET: &[u8] = b"context-secret";
 /// Key of the node's own signing key in [`Namespace::Keys`].
 const NODE_KEY: &[u8] = b"node";
 /// Deltas waiting for their parents, per context; beyond this the oldest are dropped and asked
@@ -154,6 +157,8 @@ struct ContextState {
     parents: HashMap<DeltaId, Vec<DeltaId>>,
     pending: HashMap<DeltaId, Delta>,
     last_sync_request: Option<u64>,
+    /// The context's shared secret: seals everything this context sends.
+    secret: [u8; 32],
     /// Where this context's audit chain stands.
     audit: AuditHead,
     /// blake3 of the membership certificates already checked: a chain is verified once, not on
@@ -309,7 +314,13 @@ impl<S: Store, E: Env> Node<S, E> {
                 .next_head(),
             None => AuditHead::default(),
         };
-        self.subscribe_and_catch_up(id, &record.heads);
+        let secret: [u8; 32] = self
+            .store
+            .get(Namespace::Keys, &scoped(&id, CONTEXT_SECRET))
+            .await?
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| corrupt("context secret", format!("missing for {id}")))?;
+        self.subscribe_and_catch_up(id, &secret, &record.heads);
         self.contexts.insert(
             id,
             ContextState {
@@ -320,6 +331,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 parents,
                 pending: HashMap::new(),
                 last_sync_request: None,
+                secret,
                 audit,
                 verified_certs: HashSet::new(),
             },
@@ -327,18 +339,23 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    fn subscribe_and_catch_up(&mut self, id: ContextId, heads: &[DeltaId]) {
-        let topic = context_topic(&id);
+    fn subscribe_and_catch_up(&mut self, id: ContextId, secret: &[u8; 32], heads: &[DeltaId]) {
         self.outgoing.push(Outgoing::Subscribe {
-            topic: topic.clone(),
+            topic: context_topic(&id),
         });
+        let request = WireMessage::SyncRequest {
+            context_id: id,
+            heads: heads.to_vec(),
+        };
+        self.publish(id, secret, request);
+    }
+
+    /// Seals a message with the context's secret and queues it on the context's topic.
+    fn publish(&mut self, context_id: ContextId, secret: &[u8; 32], message: WireMessage) {
+        let data = seal::seal(secret, &context_id, self.env.random32(), &message.encode());
         self.outgoing.push(Outgoing::Publish {
-            topic,
-            data: WireMessage::SyncRequest {
-                context_id: id,
-                heads: heads.to_vec(),
-            }
-            .encode(),
+            topic: context_topic(&context_id),
+            data,
         });
     }
 
@@ -428,14 +445,21 @@ impl<S: Store, E: Env> Node<S, E> {
             parents: HashMap::new(),
             pending: HashMap::new(),
             last_sync_request: None,
+            secret: self.env.random32(),
             audit: AuditHead::default(),
             verified_certs: HashSet::new(),
         };
-        let mut batch = Batch::new().put(
-            Namespace::Keys,
-            &scoped(&id, b"context-key"),
-            context_key.seed().to_vec(),
-        );
+        let mut batch = Batch::new()
+            .put(
+                Namespace::Keys,
+                &scoped(&id, b"context-key"),
+                context_key.seed().to_vec(),
+            )
+            .put(
+                Namespace::Keys,
+                &scoped(&id, CONTEXT_SECRET),
+                ctx.secret.to_vec(),
+            );
         self.run_local(&app, &mut ctx, "init", init_args, &mut batch)
             .await?;
         self.outgoing.push(Outgoing::Subscribe {
@@ -470,6 +494,7 @@ impl<S: Store, E: Env> Node<S, E> {
             ctx.record.cert.clone(),
             &self.key,
             self.env.random32(),
+            ctx.secret,
         )?;
         Ok(invitation.encode())
     }
@@ -492,11 +517,19 @@ impl<S: Store, E: Env> Node<S, E> {
             cert,
         };
         self.store
-            .commit(Batch::new().put(
-                Namespace::Contexts,
-                id.as_bytes(),
-                borsh::to_vec(&record).expect("encode"),
-            ))
+            .commit(
+                Batch::new()
+                    .put(
+                        Namespace::Keys,
+                        &scoped(&id, CONTEXT_SECRET),
+                        invitation.context_secret().to_vec(),
+                    )
+                    .put(
+                        Namespace::Contexts,
+                        id.as_bytes(),
+                        borsh::to_vec(&record).expect("encode"),
+                    ),
+            )
             .await?;
         self.load_context(id, record).await?;
         Ok(id)
@@ -747,10 +780,7 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         if let Some(delta) = delta {
             ctx.parents.insert(delta.id(), delta.body.parents.clone());
-            self.outgoing.push(Outgoing::Publish {
-                topic: context_topic(&ctx.id),
-                data: WireMessage::Deltas(vec![delta]).encode(),
-            });
+            self.publish(ctx.id, &ctx.secret, WireMessage::Deltas(vec![delta]));
         }
         Ok(ExecuteResult {
             output,
@@ -770,7 +800,12 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Feeds a message that arrived on `topic`. Anything refused becomes a
     /// [`NodeEvent::SyncRejected`] and changes nothing.
     pub async fn handle_message(&mut self, topic: &str, data: &[u8]) {
-        let message = match WireMessage::decode(data) {
+        let data = match self.unseal(topic, data) {
+            Ok(Some(plain)) => plain,
+            Ok(None) => return, // a topic of a context this node does not hold
+            Err(reason) => return self.reject(None, reason),
+        };
+        let message = match WireMessage::decode(&data) {
             Ok(m) => m,
             Err(e) => {
                 return self.reject(None, format!("undecodable message on {topic}: {e}"));
@@ -796,6 +831,54 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
             }
         }
+    }
+
+    /// Opens a message that arrived on a context topic: `None` if the context is not ours.
+    fn unseal(&self, topic: &str, data: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let Some(id) = topic.strip_prefix(CONTEXT_TOPIC_PREFIX) else {
+            return Err(format!("a message on {topic}, which is no context topic"));
+        };
+        let Ok(context_id) = id.parse::<ContextId>() else {
+            return Err(format!("a message on {topic}, which names no context"));
+        };
+        let Some(ctx) = self.contexts.get(&context_id) else {
+            return Ok(None);
+        };
+        seal::open(&ctx.secret, &context_id, data)
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "a message on {topic} that the context's key does not open (not from a member)"
+                )
+            })
+    }
+
+    /// Seals a message for `context_id` as this node would send it (tools and tests).
+    pub fn seal_for(
+        &self,
+        context_id: &ContextId,
+        message: &WireMessage,
+    ) -> Result<Vec<u8>, NodeError> {
+        let ctx = self.context(context_id)?;
+        Ok(seal::seal(
+            &ctx.secret,
+            context_id,
+            self.env.random32(),
+            &message.encode(),
+        ))
+    }
+
+    /// Opens a message published for `context_id` (tools and tests).
+    pub fn open_message(
+        &self,
+        context_id: &ContextId,
+        data: &[u8],
+    ) -> Result<WireMessage, NodeError> {
+        let ctx = self.context(context_id)?;
+        let plain = seal::open(&ctx.secret, context_id, data).ok_or_else(|| {
+            NodeError::Unauthorized("the context key does not open this message".into())
+        })?;
+        WireMessage::decode(&plain).map_err(|e| corrupt("message", e))
     }
 
     fn reject(&mut self, context_id: Option<ContextId>, reason: String) {
@@ -888,11 +971,12 @@ impl<S: Store, E: Env> Node<S, E> {
             .is_none_or(|t| now.saturating_sub(t) >= SYNC_RETRY_NANOS);
         if !ctx.pending.is_empty() && due {
             ctx.last_sync_request = Some(now);
-            let heads = ctx.record.heads.clone();
-            self.outgoing.push(Outgoing::Publish {
-                topic: context_topic(&context_id),
-                data: WireMessage::SyncRequest { context_id, heads }.encode(),
-            });
+            let (heads, secret) = (ctx.record.heads.clone(), ctx.secret);
+            self.publish(
+                context_id,
+                &secret,
+                WireMessage::SyncRequest { context_id, heads },
+            );
         }
         Ok(())
     }
@@ -1102,16 +1186,14 @@ impl<S: Store, E: Env> Node<S, E> {
                 stack.extend(ctx.parents.get(&id).into_iter().flatten().copied());
             }
         }
-        let topic = context_topic(&context_id);
+        let secret = ctx.secret;
         if unknown_to_us {
-            self.outgoing.push(Outgoing::Publish {
-                topic: topic.clone(),
-                data: WireMessage::SyncRequest {
-                    context_id,
-                    heads: our_heads.clone(),
-                }
-                .encode(),
-            });
+            let heads = our_heads.clone();
+            self.publish(
+                context_id,
+                &secret,
+                WireMessage::SyncRequest { context_id, heads },
+            );
         }
         let rows = self
             .store
@@ -1125,20 +1207,18 @@ impl<S: Store, E: Env> Node<S, E> {
                 continue;
             }
             if chunk_bytes + bytes.len() > MAX_BATCH_BYTES && !chunk.is_empty() {
-                self.outgoing.push(Outgoing::Publish {
-                    topic: topic.clone(),
-                    data: WireMessage::Deltas(std::mem::take(&mut chunk)).encode(),
-                });
+                self.publish(
+                    context_id,
+                    &secret,
+                    WireMessage::Deltas(std::mem::take(&mut chunk)),
+                );
                 chunk_bytes = 0;
             }
             chunk_bytes += bytes.len();
             chunk.push(delta);
         }
         if !chunk.is_empty() {
-            self.outgoing.push(Outgoing::Publish {
-                topic,
-                data: WireMessage::Deltas(chunk).encode(),
-            });
+            self.publish(context_id, &secret, WireMessage::Deltas(chunk));
         }
         Ok(())
     }

@@ -160,12 +160,12 @@ fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
             _ => None,
         })
         .collect();
-    let mut message = tabnode_node::WireMessage::decode(&published[0]).unwrap();
+    let mut message = a.open_message(&ctx, &published[0]).unwrap();
     let tabnode_node::WireMessage::Deltas(deltas) = &mut message else {
         panic!("expected deltas")
     };
     deltas[0].body.artifact.push(0);
-    let forged = message.encode();
+    let forged = a.seal_for(&ctx, &message).unwrap();
     block_on(b.handle_message(&context_topic(&ctx), &forged));
     block_on(b.handle_message(&context_topic(&ctx), b"not borsh"));
     block_on(b.handle_message("/tabnode/context/other", &published[0]));
@@ -269,10 +269,11 @@ fn deltas_from_non_members_and_readers_are_refused() {
         author_cert: MemberCert::genesis(&SecretKey::from_seed([43; 32]), outsider.public()),
     }
     .sign(&outsider);
-    block_on(b.handle_message(
-        &context_topic(&ctx),
-        &WireMessage::Deltas(vec![forged]).encode(),
-    ));
+    let message = WireMessage::Deltas(vec![forged]);
+    // Without the context's key, nothing gets past the seal.
+    block_on(b.handle_message(&context_topic(&ctx), &message.encode()));
+    // With it (a leaked key), the membership check still refuses the outsider.
+    block_on(b.handle_message(&context_topic(&ctx), &a.seal_for(&ctx, &message).unwrap()));
     assert_eq!(b.checkpoint(&ctx).unwrap(), before);
     let reasons: Vec<String> = b
         .take_events()
@@ -282,8 +283,9 @@ fn deltas_from_non_members_and_readers_are_refused() {
             _ => None,
         })
         .collect();
-    assert_eq!(reasons.len(), 1, "{reasons:?}");
-    assert!(reasons[0].contains("not allowed"), "{reasons:?}");
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("does not open"), "{reasons:?}");
+    assert!(reasons[1].contains("not allowed"), "{reasons:?}");
 
     // A reader may read, but its node refuses to write for it.
     let mut reader = open(MemoryStore::default(), 7);
@@ -322,4 +324,29 @@ fn expired_and_tampered_invitations_are_refused() {
         "BadInvitation"
     );
     assert_eq!(block_on(b.join(&good)).unwrap(), ctx);
+}
+
+#[test]
+fn what_leaves_the_node_is_ciphertext() {
+    let (mut a, _b, ctx, _wire) = pair();
+    set(&mut a, &ctx, "secret-key-name", "a very recognisable value");
+    let published: Vec<Vec<u8>> = a
+        .take_outgoing()
+        .into_iter()
+        .filter_map(|o| match o {
+            Outgoing::Publish { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published.len(), 1);
+    let needle = b"recognisable";
+    assert!(
+        !published[0].windows(needle.len()).any(|w| w == needle),
+        "plaintext on the wire"
+    );
+    let opened = a.open_message(&ctx, &published[0]).unwrap();
+    let tabnode_node::WireMessage::Deltas(deltas) = opened else {
+        panic!("a delta")
+    };
+    assert_eq!(deltas.len(), 1);
 }
