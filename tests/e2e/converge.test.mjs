@@ -202,3 +202,32 @@ test('the audit trail in IndexedDB finds a flipped byte, and replay reaches the 
   assert.equal(report.badSeq, 2, JSON.stringify(report));
   await context.close();
 });
+
+test('a second tab on the same store gets a clear StoreLocked error; another store name works', async () => {
+  const context = await browser.newContext();
+  const first = await context.newPage();
+  await first.goto(stack.url);
+  await waitForNode(first);
+  const second = await context.newPage();
+  await second.goto(stack.url);
+  await second.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: 60_000 });
+  const error = await second.evaluate(
+    () => window.tabnodeError && { name: window.tabnodeError.name, message: window.tabnodeError.message },
+  );
+  assert.equal(error?.name, 'StoreLocked', JSON.stringify(error));
+  assert.match(error.message, /another tab/);
+  assert.match(await second.textContent('#status'), /StoreLocked/, 'the page says so');
+
+  const third = await context.newPage();
+  await third.goto(`${stack.url}?db=second`);
+  await waitForNode(third);
+  const key = (page) => page.evaluate(() => window.tabnode.publicKey);
+  assert.notEqual(await key(third), await key(first), 'another store is another node');
+
+  const firstKey = await key(first);
+  await first.close(); // releases the lock
+  await second.reload();
+  await waitForNode(second);
+  assert.equal(await key(second), firstKey, 'the same node, now in this tab');
+  await context.close();
+});

@@ -38,6 +38,60 @@ impl Env for BrowserEnv {
     }
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// The page's Web Locks manager (`navigator.locks`).
+    type LockManager;
+    #[wasm_bindgen(method)]
+    fn request(
+        this: &LockManager,
+        name: &str,
+        options: &JsValue,
+        callback: &Closure<dyn FnMut(JsValue) -> Promise>,
+    ) -> Promise;
+}
+
+/// Takes the store's Web Lock for as long as the page lives, so two tabs of one origin never
+/// write one node's store at once. Fails with `StoreLocked` if another tab holds it.
+async fn lock_store(db_name: &str) -> Result<(), JsValue> {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())?;
+    let locks = js_sys::Reflect::get(&navigator, &"locks".into())?;
+    if locks.is_undefined() {
+        tracing::warn!(
+            "no Web Locks here (not a secure context?): another tab could open this store too"
+        );
+        return Ok(());
+    }
+    let (acquired_tx, acquired) = futures::channel::oneshot::channel::<bool>();
+    let mut acquired_tx = Some(acquired_tx);
+    let callback = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |lock: JsValue| {
+        let held = !lock.is_null();
+        if let Some(tx) = acquired_tx.take() {
+            let _ = tx.send(held);
+        }
+        if held {
+            Promise::new(&mut |_, _| {}) // never settles: the lock is released when the page goes
+        } else {
+            Promise::resolve(&JsValue::UNDEFINED)
+        }
+    });
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE)?;
+    let manager: LockManager = locks.unchecked_into();
+    let _ = manager.request(&format!("tabnode-store:{db_name}"), &options, &callback);
+    callback.forget();
+    if acquired.await.unwrap_or(false) {
+        Ok(())
+    } else {
+        Err(usage_error(
+            "StoreLocked",
+            format!(
+                "the node stored as {db_name:?} is open in another tab of this site; close it, or open this page with another store name (e.g. ?db=second)"
+            ),
+        ))
+    }
+}
+
 /// Options a page passes to [`BrowserNode::create`].
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -221,6 +275,7 @@ impl BrowserNode {
                 .map_err(|e| usage_error("BadOptions", format!("invalid options: {e}")))?
         };
         let db_name = options.db_name.unwrap_or_else(|| "tabnode".into());
+        lock_store(&db_name).await?;
         let store = IndexedDbStore::open(&db_name)
             .await
             .map_err(|e| js_error(NodeError::Store(e)))?;
