@@ -14,6 +14,7 @@ pub trait Env {
 pub struct FixedEnv {
     seed: [u8; 32],
     counter: std::cell::Cell<u64>,
+    skipped: std::cell::Cell<u64>,
 }
 
 impl FixedEnv {
@@ -21,7 +22,13 @@ impl FixedEnv {
         Self {
             seed: [seed; 32],
             counter: std::cell::Cell::new(0),
+            skipped: std::cell::Cell::new(0),
         }
+    }
+
+    /// Moves the clock forward, as if `nanos` passed.
+    pub fn advance(&self, nanos: u64) {
+        self.skipped.set(self.skipped.get() + nanos);
     }
 
     fn tick(&self) -> u64 {
@@ -33,7 +40,11 @@ impl FixedEnv {
 
 impl Env for FixedEnv {
     fn now_nanos(&self) -> u64 {
-        1_700_000_000_000_000_000 + self.tick() * 1_000_000
+        // Each seed runs its own clock offset by a few microseconds, as real machines do.
+        1_700_000_000_000_000_000
+            + u64::from(self.seed[0]) * 1_000
+            + self.tick() * 1_000_000
+            + self.skipped.get()
     }
 
     fn random32(&self) -> [u8; 32] {

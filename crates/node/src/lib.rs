@@ -24,7 +24,7 @@ pub use error::NodeError;
 pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
 pub use node::{
     Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport, XCallResult,
-    DEFAULT_INVITATION_NANOS,
+    ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS,
 };
 pub use wire::WireMessage;
 

@@ -29,6 +29,8 @@ const MAX_PENDING: usize = 10_000;
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// How often (ns) a context with missing parents asks its peers again.
 const SYNC_RETRY_NANOS: u64 = 2_000_000_000;
+/// How often a context announces its heads to its members (anti-entropy).
+pub const ANNOUNCE_NANOS: u64 = 5_000_000_000;
 /// How long an invitation made without an explicit expiry stays usable: a week.
 pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 
@@ -157,6 +159,8 @@ struct ContextState {
     parents: HashMap<DeltaId, Vec<DeltaId>>,
     pending: HashMap<DeltaId, Delta>,
     last_sync_request: Option<u64>,
+    /// When this context last announced its heads (see [`Node::tick`]).
+    last_announce: Option<u64>,
     /// The context's shared secret: seals everything this context sends.
     secret: [u8; 32],
     /// Where this context's audit chain stands.
@@ -226,6 +230,10 @@ pub struct Node<S: Store, E: Env> {
     key: SecretKey,
     apps: HashMap<AppId, App>,
     contexts: HashMap<ContextId, ContextState>,
+    /// The latest timestamp this node has used or seen in any delta: local calls run strictly
+    /// after it (a hybrid logical clock), or a node whose wall clock is behind a member's could
+    /// not write after merging that member's delta (calimero-storage keeps the newer record).
+    clock: u64,
     /// Every blob this node holds, by id: calls read them synchronously.
     blobs: Rc<StateMap>,
     outgoing: Vec<Outgoing>,
@@ -257,6 +265,7 @@ impl<S: Store, E: Env> Node<S, E> {
             apps: HashMap::new(),
             contexts: HashMap::new(),
             blobs: Rc::default(),
+            clock: 0,
             outgoing: Vec::new(),
             events: Vec::new(),
         };
@@ -301,6 +310,7 @@ impl<S: Store, E: Env> Node<S, E> {
             .await?
         {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
+            self.clock = self.clock.max(delta.body.timestamp);
             parents.insert(delta.id(), delta.body.parents);
         }
         let audit = match self
@@ -331,6 +341,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 parents,
                 pending: HashMap::new(),
                 last_sync_request: None,
+                last_announce: None,
                 secret,
                 audit,
                 verified_certs: HashSet::new(),
@@ -359,6 +370,12 @@ impl<S: Store, E: Env> Node<S, E> {
         });
     }
 
+    /// The time of a local call: the wall clock, but always after every timestamp seen.
+    fn next_timestamp(&mut self) -> u64 {
+        self.clock = self.env.now_nanos().max(self.clock + 1);
+        self.clock
+    }
+
     /// This node's public key: its identity as a member and as the executor of its calls.
     pub fn public_key(&self) -> PublicKey {
         self.key.public()
@@ -377,6 +394,37 @@ impl<S: Store, E: Env> Node<S, E> {
     /// What subscribers should be told, in order.
     pub fn take_events(&mut self) -> Vec<NodeEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    /// The environment (clock, randomness) the node runs on.
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
+    /// Anti-entropy, to be called every second or so: every [`ANNOUNCE_NANOS`] each context
+    /// tells its members its heads, and members answer with what it lacks (or ask back for what
+    /// they lack). This is what repairs gossip that was lost, e.g. while a connection was down.
+    pub fn tick(&mut self) {
+        let now = self.env.now_nanos();
+        let due: Vec<(ContextId, [u8; 32], Vec<DeltaId>)> = self
+            .contexts
+            .values_mut()
+            .filter(|ctx| {
+                ctx.last_announce
+                    .is_none_or(|t| now.saturating_sub(t) >= ANNOUNCE_NANOS)
+            })
+            .map(|ctx| {
+                ctx.last_announce = Some(now);
+                (ctx.id, ctx.secret, ctx.record.heads.clone())
+            })
+            .collect();
+        for (context_id, secret, heads) in due {
+            self.publish(
+                context_id,
+                &secret,
+                WireMessage::SyncRequest { context_id, heads },
+            );
+        }
     }
 
     /// Ids of the contexts this node holds.
@@ -445,6 +493,7 @@ impl<S: Store, E: Env> Node<S, E> {
             parents: HashMap::new(),
             pending: HashMap::new(),
             last_sync_request: None,
+            last_announce: None,
             secret: self.env.random32(),
             audit: AuditHead::default(),
             verified_certs: HashSet::new(),
@@ -647,7 +696,7 @@ impl<S: Store, E: Env> Node<S, E> {
             serde_json::Value::Null => b"{}".to_vec(),
             other => return Err(NodeError::BadArgs(json_type(&other).into())),
         };
-        let timestamp = self.env.now_nanos();
+        let timestamp = self.next_timestamp();
         let random_seed = self.env.random32();
         let call = Call {
             method,
@@ -1051,6 +1100,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.record = record;
         ctx.audit = audit.next_head();
         ctx.parents.insert(id, body.parents.clone());
+        self.clock = self.clock.max(body.timestamp);
 
         if on_parents && root_hash != Some(body.root_hash) {
             self.events.push(NodeEvent::Divergence {

@@ -261,6 +261,21 @@ async fn pump_network(
     }
 }
 
+/// Ticks the node once a second (it announces each context's heads every few seconds), so
+/// gossip lost while a connection was down is repaired; stops when the node is dropped.
+async fn anti_entropy(inner: std::rc::Weak<Inner>) {
+    loop {
+        futures_timer::Delay::new(std::time::Duration::from_secs(1)).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let _ = inner
+            .run(async |node| {
+                node.tick();
+                Ok(())
+            })
+            .await;
+    }
+}
+
 #[wasm_bindgen]
 impl BrowserNode {
     /// Opens (or creates) the node stored in IndexedDB and connects to the relays.
@@ -308,6 +323,7 @@ impl BrowserNode {
         inner.send(outgoing);
         if let Some(events) = events {
             wasm_bindgen_futures::spawn_local(pump_network(Rc::downgrade(&inner), events));
+            wasm_bindgen_futures::spawn_local(anti_entropy(Rc::downgrade(&inner)));
         }
         Ok(BrowserNode { inner })
     }
