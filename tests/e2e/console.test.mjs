@@ -1,0 +1,56 @@
+// The console as a person uses it: buttons and fields only, no window.tabnode.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack } from '../../scripts/serve.mjs';
+import { launchChromium, openNode } from './browser.mjs';
+
+let stack;
+let browser;
+
+before(async () => {
+  stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+test('install, create, call, verify the audit trail and see a bad call alerted, all from the page', async () => {
+  const { page, context } = await openNode(browser, stack.url, { name: 'console' });
+  await page.click('#install-demo');
+  await page.waitForFunction(() => document.getElementById('app-id').textContent !== '–');
+  await page.click('#create-context');
+  await page.waitForFunction(() => document.getElementById('root').textContent.length > 10);
+
+  await page.fill('#method', 'set');
+  await page.fill('#args', '{"key":"from-the-console","value":"hello"}');
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('call-out').textContent.includes('rootHash'));
+  await page.fill('#method', 'get');
+  await page.fill('#args', '{"key":"from-the-console"}');
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('call-out').textContent.includes('"output": "hello"'));
+
+  await page.fill('#method', 'no_such_method');
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('call-out').textContent.includes('MethodNotFound'));
+  await page.fill('#args', '{not json');
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('alerts').textContent.includes('not JSON'));
+
+  await page.click('#audit-verify');
+  await page.waitForFunction(() => document.getElementById('audit-result').textContent.includes('chain intact'));
+  const rows = await page.$$eval('#audit tr', (trs) => trs.map((tr) => tr.children[2].textContent + ':' + tr.children[3].textContent));
+  assert.deepEqual(rows, ['no_such_method:MethodNotFound', 'get:ok', 'set:ok', 'init:ok']);
+  await page.click('#replay');
+  await page.waitForFunction(() => document.getElementById('audit-result').textContent.includes('replayed 2 deltas'));
+  assert.match(await page.textContent('#audit-result'), /^✓/);
+
+  await page.selectOption('#invite-role', 'reader');
+  await page.click('#invite');
+  await page.waitForFunction(() => document.getElementById('invite-out').textContent.startsWith('tabnode-invite:'));
+  await page.screenshot({ path: process.env.CONSOLE_SCREENSHOT || '/tmp/tabnode-console.png', fullPage: true });
+  await context.close();
+});
