@@ -89,7 +89,8 @@ export async function startStack({
   relayLogLevel = 'info',
   relayKeyFile,
 } = {}) {
-  const relay = startRelay({ host, port: relayPort, binary: relayBinary, logLevel: relayLogLevel, keyFile: relayKeyFile });
+  const launch = (port) => startRelay({ host, port, binary: relayBinary, logLevel: relayLogLevel, keyFile: relayKeyFile });
+  let relay = launch(relayPort);
   let relayAddr;
   try {
     relayAddr = await relay.address;
@@ -108,6 +109,15 @@ export async function startStack({
   return {
     url,
     relayAddr,
+    /** Stops the relay (every page loses its connection), waits, and starts it again at the
+     * same address: with `relayKeyFile` set, the same peer id on the same port. */
+    async restartRelay({ downMs = 0 } = {}) {
+      await relay.stop();
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      relay = launch(Number(/\/tcp\/(\d+)\//.exec(relayAddr)[1]));
+      const again = await relay.address;
+      if (again !== relayAddr) throw new Error(`the relay came back as ${again}, not ${relayAddr}`);
+    },
     async stop() {
       server.closeAllConnections?.();
       await new Promise((resolve) => server.close(resolve));
