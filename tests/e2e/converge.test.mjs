@@ -231,3 +231,35 @@ test('a second tab on the same store gets a clear StoreLocked error; another sto
   assert.equal(await key(second), firstKey, 'the same node, now in this tab');
   await context.close();
 });
+
+test('secret keys are sealed at rest under a non-extractable WebCrypto key, and a reload opens them', async () => {
+  const { page, context } = await openNode(browser, stack.url, { name: 'E' });
+  const appId = await installKvStore(page);
+  const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  const publicKey = await page.evaluate(() => window.tabnode.publicKey);
+  const atRest = await page.evaluate(async () => {
+    const done = (request) =>
+      new Promise((resolve, reject) => {
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+    const db = await done(indexedDB.open('tabnode'));
+    const values = await done(db.transaction('keys').objectStore('keys').getAll());
+    db.close();
+    const vault = await done(indexedDB.open('tabnode-vault'));
+    const key = await done(vault.transaction('keys').objectStore('keys').get('tabnode'));
+    vault.close();
+    const exported = await crypto.subtle.exportKey('raw', key).then(() => 'exported', (e) => e.name);
+    return { lengths: values.map((v) => v.length), extractable: key.extractable, type: key.type, exported };
+  });
+  // node key, context key and context secret: 32 bytes each, sealed as 12 (iv) + 32 + 16 (tag).
+  assert.deepEqual(atRest.lengths, [60, 60, 60], JSON.stringify(atRest));
+  assert.equal(atRest.extractable, false);
+  assert.equal(atRest.type, 'secret');
+  assert.equal(atRest.exported, 'InvalidAccessError', 'the vault key cannot be read out');
+  await page.reload();
+  await waitForNode(page);
+  assert.equal(await page.evaluate(() => window.tabnode.publicKey), publicKey, 'the sealed node key opens again');
+  assert.ok((await checkpoint(page, ctx)).rootHash);
+  await context.close();
+});

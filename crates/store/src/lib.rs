@@ -9,6 +9,7 @@ mod file;
 #[cfg(target_arch = "wasm32")]
 mod indexeddb;
 mod memory;
+mod sealed;
 
 pub mod conformance;
 
@@ -17,6 +18,7 @@ pub use file::FileStore;
 #[cfg(target_arch = "wasm32")]
 pub use indexeddb::IndexedDbStore;
 pub use memory::MemoryStore;
+pub use sealed::{SealedStore, Sealer};
 
 /// The fixed set of namespaces: IndexedDB object stores must be declared when the database opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -11,12 +11,86 @@ use serde::Serialize;
 use tabnode_net::{NetConfig, NetEvent, NetHandle};
 use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing, Role, DEFAULT_INVITATION_NANOS};
 use tabnode_runtime::{Limits, Runtime};
-use tabnode_store::IndexedDbStore;
+use tabnode_store::{IndexedDbStore, SealedStore, Sealer, StoreError};
 use tabnode_types::{AppId, ContextId};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-type CoreNode = Node<IndexedDbStore, BrowserEnv>;
+type CoreNode = Node<SealedStore<IndexedDbStore, WebCryptoSealer>, BrowserEnv>;
+
+#[wasm_bindgen(inline_js = r#"
+const done = (request) => new Promise((resolve, reject) => {
+  request.onsuccess = () => resolve(request.result);
+  request.onerror = () => reject(request.error);
+});
+// The store's vault key: a non-extractable AES-GCM CryptoKey, kept (as a CryptoKey object, which
+// stays non-extractable) in a database of its own, so no script can read its bytes.
+export async function vaultKey(name) {
+  const open = indexedDB.open('tabnode-vault', 1);
+  open.onupgradeneeded = () => open.result.createObjectStore('keys');
+  const db = await done(open);
+  try {
+    let key = await done(db.transaction('keys').objectStore('keys').get(name));
+    if (!key) {
+      key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+      const tx = db.transaction('keys', 'readwrite');
+      tx.objectStore('keys').put(key, name);
+      await new Promise((resolve, reject) => { tx.oncomplete = resolve; tx.onerror = () => reject(tx.error); });
+    }
+    return key;
+  } finally {
+    db.close();
+  }
+}
+export async function sealWith(key, plain) {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const body = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, key, plain));
+  const out = new Uint8Array(12 + body.length);
+  out.set(iv);
+  out.set(body, 12);
+  return out;
+}
+export async function openWith(key, sealed) {
+  const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: sealed.slice(0, 12) }, key, sealed.slice(12));
+  return new Uint8Array(plain);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = vaultKey)]
+    async fn vault_key(name: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch, js_name = sealWith)]
+    async fn seal_with(key: &JsValue, plain: &[u8]) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch, js_name = openWith)]
+    async fn open_with(key: &JsValue, sealed: &[u8]) -> Result<JsValue, JsValue>;
+}
+
+/// Seals the node's secrets at rest with the store's non-extractable WebCrypto key.
+struct WebCryptoSealer {
+    key: JsValue,
+}
+
+fn vault_error(what: &str, err: JsValue) -> StoreError {
+    StoreError::Backend(format!(
+        "{what}: {}",
+        err.as_string().unwrap_or_else(|| format!("{err:?}"))
+    ))
+}
+
+impl Sealer for WebCryptoSealer {
+    async fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let sealed = seal_with(&self.key, plain)
+            .await
+            .map_err(|e| vault_error("sealing a key", e))?;
+        Ok(Uint8Array::new(&sealed).to_vec())
+    }
+
+    async fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let plain = open_with(&self.key, sealed)
+            .await
+            .map_err(|e| vault_error("opening a sealed key (was the vault cleared?)", e))?;
+        Ok(Uint8Array::new(&plain).to_vec())
+    }
+}
 
 /// Time from `Date.now()`, made strictly increasing; randomness from WebCrypto.
 struct BrowserEnv {
@@ -294,6 +368,10 @@ impl BrowserNode {
         let store = IndexedDbStore::open(&db_name)
             .await
             .map_err(|e| js_error(NodeError::Store(e)))?;
+        let key = vault_key(&db_name)
+            .await
+            .map_err(|e| js_error(NodeError::Store(vault_error("the key vault", e))))?;
+        let store = SealedStore::new(store, WebCryptoSealer { key });
         let env = BrowserEnv { last: Cell::new(0) };
         let mut node = Node::open(store, env, Runtime::new(Limits::default()))
             .await
