@@ -64,6 +64,19 @@ impl Challenges {
         challenge
     }
 
+    /// Consumes a nonce this registry issued (for answers verified elsewhere, e.g. a grant
+    /// signed with the challenge's nonce): unknown, used or expired nonces are refused.
+    pub fn take(&mut self, nonce: &[u8; 32], now_ms: u64) -> Result<(), ChallengeError> {
+        let challenge = self
+            .pending
+            .remove(nonce)
+            .ok_or(ChallengeError::UnknownOrUsed)?;
+        if now_ms >= challenge.expires_at {
+            return Err(ChallengeError::Expired(challenge.expires_at));
+        }
+        Ok(())
+    }
+
     /// Checks a wallet's answer: known nonce, not expired, signed over exactly the challenge.
     /// A nonce is consumed by its first answer, right or wrong.
     pub fn answer(

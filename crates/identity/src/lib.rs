@@ -4,9 +4,11 @@
 //! - [`nep413`]: NEAR's `signMessage` (NEP-413), verified here in Rust.
 //! - [`grant`]: the root's signed grant of a client key (scope, capabilities, validity).
 //! - [`challenge`]: one-time challenges a wallet answers, to prove it holds the root now.
+//! - [`signin`]: sign-in with a wallet in one signature, which also grants the client key.
 //! - [`rpc`]: reading NEAR's `view_access_key` answers, to check a key belongs to an account.
 
 pub mod challenge;
 pub mod grant;
 pub mod nep413;
 pub mod rpc;
+pub mod signin;

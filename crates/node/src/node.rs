@@ -20,6 +20,8 @@ use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
 
 /// Where a context's secret is kept in [`Namespace::Keys`], after the context id.
 const CONTEXT_SECRET: &[u8] = b"context-secret";
+/// Where the root's grant of this node's key is kept in [`Namespace::Keys`].
+const ROOT_GRANT: &[u8] = b"root-grant";
 /// Key of the node's own signing key in [`Namespace::Keys`].
 const NODE_KEY: &[u8] = b"node";
 /// Deltas waiting for their parents, per context; beyond this the oldest are dropped and asked
@@ -394,6 +396,20 @@ impl<S: Store, E: Env> Node<S, E> {
     /// What subscribers should be told, in order.
     pub fn take_events(&mut self) -> Vec<NodeEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    /// Keeps the record of who this node acts for (a root's signed grant of its key), beside
+    /// the node's own key (sealed at rest in the browser).
+    pub async fn save_root_grant(&mut self, record: Vec<u8>) -> Result<(), NodeError> {
+        self.store
+            .commit(Batch::new().put(Namespace::Keys, ROOT_GRANT, record))
+            .await?;
+        Ok(())
+    }
+
+    /// The record [`Node::save_root_grant`] kept, if any.
+    pub async fn root_grant(&self) -> Result<Option<Vec<u8>>, NodeError> {
+        Ok(self.store.get(Namespace::Keys, ROOT_GRANT).await?)
     }
 
     /// The environment (clock, randomness) the node runs on.

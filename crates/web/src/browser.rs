@@ -8,11 +8,14 @@ use futures::lock::Mutex;
 use futures::StreamExt;
 use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
+use tabnode_identity::grant::{Grant, Root, SignedGrant};
+use tabnode_identity::nep413::SignedMessage;
+use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle};
 use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing, Role, DEFAULT_INVITATION_NANOS};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{IndexedDbStore, SealedStore, Sealer, StoreError};
-use tabnode_types::{AppId, ContextId};
+use tabnode_types::{AppId, ContextId, PublicKey};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -191,7 +194,55 @@ struct Inner {
     subscribers: RefCell<Vec<Subscriber>>,
     next_subscriber: Cell<u32>,
     peers: RefCell<HashMap<String, ()>>,
+    sign_in: RefCell<SignIn>,
 }
+
+/// A signed grant as kept in the store: the grant, the origin it was signed for, and the
+/// wallet's answer, so it can be checked again on every start.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RootGrantRecord {
+    grant: Grant,
+    recipient: String,
+    answer: SignedMessage,
+}
+
+/// Who this node acts for, as JS sees it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityView {
+    account_id: String,
+    root_public_key: String,
+    client_key: String,
+    expires_at: u64,
+}
+
+fn identity_view(record: &RootGrantRecord, now_ms: u64) -> Option<IdentityView> {
+    let signed = SignedGrant::from_wallet(
+        record.grant.clone(),
+        &record.recipient,
+        &record.answer,
+        None,
+    )
+    .ok()?;
+    signed.verify(now_ms).ok()?;
+    let Root::Near {
+        account_id,
+        public_key,
+    } = &signed.root
+    else {
+        return None;
+    };
+    Some(IdentityView {
+        account_id: account_id.clone(),
+        root_public_key: format!("ed25519:{public_key}"),
+        client_key: signed.grant.client_key.to_string(),
+        expires_at: signed.grant.expires_at,
+    })
+}
+
+/// How long a sign-in's grant lasts, and how long the wallet has to answer.
+const GRANT_VALID_MS: u64 = 30 * 24 * 3600 * 1000;
+const WALLET_ANSWER_MS: u32 = 120_000;
 
 /// A tabnode node running in this page.
 #[wasm_bindgen]
@@ -216,6 +267,11 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| usage_error("EncodeError", e.to_string()))
+}
+
+fn parse_id_key(text: &str) -> Result<PublicKey, JsValue> {
+    text.parse::<PublicKey>()
+        .map_err(|e| js_error(NodeError::BadId(e.to_string())))
 }
 
 fn parse_id<T: std::str::FromStr<Err = tabnode_types::IdParseError>>(
@@ -397,6 +453,7 @@ impl BrowserNode {
             subscribers: RefCell::new(Vec::new()),
             next_subscriber: Cell::new(1),
             peers: RefCell::new(HashMap::new()),
+            sign_in: RefCell::new(SignIn::default()),
         });
         inner.send(outgoing);
         if let Some(events) = events {
@@ -416,6 +473,111 @@ impl BrowserNode {
     #[wasm_bindgen(getter, js_name = publicKey)]
     pub fn public_key(&self) -> String {
         self.inner.public_key.clone()
+    }
+
+    /// Signs in with the user's NEAR wallet (NEP-408 injected, or NEAR Connect): one
+    /// `signMessage` grants this node's key, with a fresh nonce and this page's origin as
+    /// recipient, verified here. Options: `{account?: string}` to require a given account.
+    /// Resolves to `{accountId, rootPublicKey, clientKey, expiresAt}`.
+    #[wasm_bindgen(js_name = signIn)]
+    pub fn sign_in(&self, options: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let expected = if options.is_object() {
+                js_sys::Reflect::get(&options, &"account".into())?.as_string()
+            } else {
+                None
+            };
+            let now_ms = js_sys::Date::now() as u64;
+            let mut nonce = [0; 32];
+            getrandom::fill(&mut nonce).expect("WebCrypto is available");
+            let client_key: PublicKey = parse_id_key(&inner.public_key)?;
+            let recipient = crate::wallet::page_origin();
+            let request = inner
+                .sign_in
+                .borrow_mut()
+                .request(
+                    client_key,
+                    &recipient,
+                    nonce,
+                    now_ms,
+                    GRANT_VALID_MS,
+                    u64::from(WALLET_ANSWER_MS),
+                )
+                .map_err(|e| usage_error("SignInFailed", e.to_string()))?;
+            let wallet = crate::wallet::find_wallet(300).await;
+            if wallet.is_null() || wallet.is_undefined() {
+                return Err(usage_error(
+                    "WalletNotFound",
+                    "no NEAR wallet extension was found in this page".into(),
+                ));
+            }
+            let nonce_bytes = request.payload.nonce;
+            let answer = crate::wallet::wallet_sign_message(
+                &wallet,
+                &request.payload.message,
+                &nonce_bytes,
+                &recipient,
+                WALLET_ANSWER_MS,
+            )
+            .await?;
+            let answer: serde_json::Value =
+                serde_json::from_str(&answer.as_string().unwrap_or_default()).map_err(|e| {
+                    usage_error(
+                        "WalletAnswerInvalid",
+                        format!("the wallet's answer is not JSON: {e}"),
+                    )
+                })?;
+            let answer = SignedMessage::from_json(&answer)
+                .map_err(|e| usage_error("WalletAnswerInvalid", e.to_string()))?;
+            if let Some(account) = expected.filter(|a| *a != answer.account_id) {
+                return Err(usage_error(
+                    "WrongAccount",
+                    format!("the wallet signed as {}, not {account}", answer.account_id),
+                ));
+            }
+            let grant = request.grant.clone();
+            let page_url = crate::wallet::page_url();
+            let signed = inner
+                .sign_in
+                .borrow_mut()
+                .complete(
+                    request,
+                    &answer,
+                    js_sys::Date::now() as u64,
+                    Some(&page_url),
+                )
+                .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
+            let record = RootGrantRecord {
+                grant,
+                recipient,
+                answer,
+            };
+            let view = identity_view(&record, js_sys::Date::now() as u64).ok_or_else(|| {
+                usage_error("SignatureInvalid", "the grant does not verify".into())
+            })?;
+            debug_assert_eq!(signed.grant.client_key, client_key);
+            let bytes = serde_json::to_vec(&record).expect("a grant record encodes");
+            inner
+                .run(async |node| node.save_root_grant(bytes).await)
+                .await?;
+            to_js(&view)
+        })
+    }
+
+    /// Who this node acts for (`null` before sign-in or once the grant expired).
+    pub fn identity(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let record = inner.run(async |node| node.root_grant().await).await?;
+            let view = record
+                .and_then(|bytes| serde_json::from_slice::<RootGrantRecord>(&bytes).ok())
+                .and_then(|record| identity_view(&record, js_sys::Date::now() as u64));
+            match view {
+                Some(view) => to_js(&view),
+                None => Ok(JsValue::NULL),
+            }
+        })
     }
 
     /// Peers this node is connected to right now.

@@ -6,4 +6,6 @@
 #[cfg(target_arch = "wasm32")]
 mod browser;
 #[cfg(target_arch = "wasm32")]
+mod wallet;
+#[cfg(target_arch = "wasm32")]
 pub use browser::BrowserNode;
