@@ -102,6 +102,13 @@ async function main() {
     }
   });
 
+  const showIdentity = (identity) =>
+    text('account', identity ? `${identity.accountId} (until ${new Date(identity.expiresAt).toLocaleDateString()})` : 'nobody');
+  showIdentity(await node.identity());
+  $('sign-in').addEventListener('click', async () => {
+    showIdentity(await guarded('sign-in', () => node.signIn()));
+  });
+
   const install = async (bytes) => {
     const appId = await guarded('install', () => node.installApp(bytes));
     text('app-id', appId);

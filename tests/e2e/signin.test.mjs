@@ -37,6 +37,8 @@ test('without a wallet, signIn says so clearly', async () => {
   await waitForNode(page);
   const { error } = await attempt(page);
   assert.equal(error?.name, 'WalletNotFound');
+  await page.click('#sign-in'); // the console's button shows the same as an alert
+  await page.waitForFunction(() => document.getElementById('alerts').textContent.includes('WalletNotFound'));
   await context.close();
 });
 
@@ -58,6 +60,7 @@ test('sign-in with the wallet test double grants this node key, survives a reloa
   await page.reload();
   await waitForNode(page);
   assert.deepEqual(await page.evaluate(() => window.tabnode.identity()), identity, 'the grant is kept and checked again');
+  await page.waitForFunction(() => document.getElementById('account').textContent.startsWith('alice.test.near'));
 
   assert.equal((await attempt(page, { account: 'bob.near' })).error?.name, 'WrongAccount');
   await page.evaluate(() => (window.walletDoubleRejects = true));
