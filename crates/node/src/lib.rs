@@ -13,6 +13,7 @@ mod delta;
 mod env;
 mod error;
 mod membership;
+mod merkle;
 mod node;
 mod seal;
 mod wire;
@@ -22,6 +23,7 @@ pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;
 pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
+pub use merkle::MerkleTree;
 pub use node::{
     Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport, XCallResult,
     ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS,

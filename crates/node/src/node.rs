@@ -14,6 +14,7 @@ use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::env::Env;
 use crate::error::NodeError;
 use crate::membership::{Invitation, MemberCert, Role};
+use crate::merkle::MerkleTree;
 use crate::seal;
 use crate::wire::WireMessage;
 use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
@@ -127,7 +128,10 @@ const MAX_XCALL_DEPTH: usize = 4;
 #[serde(rename_all = "camelCase")]
 pub struct Checkpoint {
     pub heads: Vec<DeltaId>,
+    /// The app's own root (calimero-storage's Merkle root).
     pub root_hash: Option<Hash>,
+    /// The node's blake3 Merkle root over the stored shared state (see [`MerkleTree`]).
+    pub merkle_root: Hash,
 }
 
 /// What [`Node::replay`] found.
@@ -154,8 +158,10 @@ struct ContextRecord {
 struct ContextState {
     id: ContextId,
     record: ContextRecord,
-    /// Shared with the runtime during a call (no copy); written only between calls.
+    /// Shared with the runtime during a call (no copy); written only between calls, through
+    /// [`ContextState::apply_shared`], which keeps `merkle` in step.
     shared: Rc<StateMap>,
+    merkle: MerkleTree,
     private: Rc<StateMap>,
     /// Every applied delta's parents: the DAG, for answering sync requests.
     parents: HashMap<DeltaId, Vec<DeltaId>>,
@@ -175,6 +181,11 @@ struct ContextState {
 type StateMap = BTreeMap<Vec<u8>, Vec<u8>>;
 
 impl ContextState {
+    fn apply_shared(&mut self, writes: WriteSet) {
+        self.merkle.update(&writes);
+        apply_writes(&mut self.shared, writes);
+    }
+
     fn views(&self, blobs: &Rc<StateMap>) -> Views {
         Views {
             shared: self.shared.clone(),
@@ -338,6 +349,7 @@ impl<S: Store, E: Env> Node<S, E> {
             ContextState {
                 id,
                 record,
+                merkle: MerkleTree::build(&shared),
                 shared: Rc::new(shared),
                 private: Rc::new(private),
                 parents,
@@ -505,6 +517,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 cert: MemberCert::genesis(&context_key, self.key.public()),
             },
             shared: Rc::default(),
+            merkle: MerkleTree::build(&StateMap::new()),
             private: Rc::default(),
             parents: HashMap::new(),
             pending: HashMap::new(),
@@ -612,6 +625,7 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(Checkpoint {
             heads: ctx.record.heads.clone(),
             root_hash: ctx.record.root_hash,
+            merkle_root: ctx.merkle.root(),
         })
     }
 
@@ -818,7 +832,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 borsh::to_vec(&record).expect("encode"),
             );
             self.store.commit(std::mem::take(batch)).await?;
-            apply_writes(&mut ctx.shared, outcome.shared_writes);
+            ctx.apply_shared(outcome.shared_writes);
             apply_writes(&mut ctx.private, outcome.private_writes);
             if !outcome.blobs.is_empty() {
                 let blobs = Rc::make_mut(&mut self.blobs);
@@ -1111,7 +1125,7 @@ impl<S: Store, E: Env> Node<S, E> {
         stage_audit(&mut batch, ctx.id, &audit);
         self.store.commit(batch).await?;
 
-        apply_writes(&mut ctx.shared, outcome.shared_writes);
+        ctx.apply_shared(outcome.shared_writes);
         apply_writes(&mut ctx.private, outcome.private_writes);
         ctx.record = record;
         ctx.audit = audit.next_head();

@@ -64,9 +64,22 @@ async fn a_hundred_messages_cross_the_relay_exactly_once() {
     .unwrap();
     assert_ne!(a.peer_id(), b.peer_id());
     let topic = "/tabnode/context/test";
-    a.subscribe(topic).unwrap();
+    // B is on the topic at the relay first (gossip only reaches peers already in the relay's
+    // mesh; later joiners catch up through the node's anti-entropy, not through gossip).
     b.subscribe(topic).unwrap();
-    // Published before B is known to be on the topic: queued, then sent, not lost.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(NetEvent::PeerSubscribed { topic: t, .. }) = b_events.next().await {
+                if t == topic {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the relay joins the topic B subscribed to");
+    // A publishes before it knows any peer on the topic: queued, then sent, not lost.
+    a.subscribe(topic).unwrap();
     for i in 0..100u32 {
         a.publish(topic, i.to_le_bytes().to_vec()).unwrap();
     }
