@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test e2e-test bench clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -7,7 +7,7 @@ WASM_TARGET := wasm32-unknown-unknown
 run: setup apps www relay
 	node scripts/serve.mjs
 
-test: setup apps www relay native-test wasm-test e2e-test
+test: setup apps www relay native-test wasm-test types-test e2e-test
 
 setup:
 	bash scripts/setup.sh
@@ -32,6 +32,10 @@ native-test:
 
 wasm-test:
 	bash scripts/wasm-test.sh -p tabnode-store -p tabnode-runtime
+
+# The JS API's TypeScript declarations, as an embedding app uses them.
+types-test:
+	npx tsc -p tests/types
 
 e2e-test:
 	node --test --test-concurrency=1 tests/e2e/

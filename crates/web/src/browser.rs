@@ -169,6 +169,35 @@ async fn lock_store(db_name: &str) -> Result<(), JsValue> {
     }
 }
 
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Options of BrowserNode.create. */
+export interface NodeOptions { dbName?: string; relays?: string[]; }
+/** What a call returns. */
+export interface ExecuteResult {
+  output: unknown; logs: string[]; events: { kind: string; data: unknown }[];
+  rootHash: string | null; deltaId: string | null; blobs: string[];
+  xcalls: { contextId: string; function: string; error: string | null }[];
+}
+/** A context's position: members with equal heads have equal rootHash. */
+export interface Checkpoint { heads: string[]; rootHash: string | null; merkleRoot: string; }
+export interface AuditRecord {
+  seq: number; prev: string; kind: "call" | "remoteDelta" | "refused"; executor: string; method: string;
+  argsHash: string; outcome: string; rootHash: string | null; time: string; randomSeed: string; deltaId: string | null;
+}
+export interface AuditReport { ok: boolean; records: number; badSeq: number | null; reason: string | null; }
+export interface ReplayReport { deltas: number; rootHash: string | null; matches: boolean; }
+export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; }
+export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
+/** What subscribers hear. */
+export type NodeEvent =
+  | { type: "event"; contextId: string; kind: string; data: unknown; author: string; deltaId: string | null; local: boolean }
+  | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
+  | { type: "syncRejected"; contextId: string | null; reason: string }
+  | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
+  | { type: "peerConnected" | "peerDisconnected"; peer: string };
+"#;
+
 /// Options a page passes to [`BrowserNode::create`].
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -410,7 +439,7 @@ async fn anti_entropy(inner: std::rc::Weak<Inner>) {
 impl BrowserNode {
     /// Opens (or creates) the node stored in IndexedDB and connects to the relays.
     /// `options`: `{ dbName?: string, relays?: string[] }`.
-    pub async fn create(options: JsValue) -> Result<BrowserNode, JsValue> {
+    pub async fn create(#[wasm_bindgen(unchecked_param_type = "NodeOptions")] options: JsValue) -> Result<BrowserNode, JsValue> {
         console_error_panic_hook::set_once();
         init_logging();
         let options: Options = if options.is_undefined() || options.is_null() {
@@ -479,8 +508,8 @@ impl BrowserNode {
     /// `signMessage` grants this node's key, with a fresh nonce and this page's origin as
     /// recipient, verified here. Options: `{account?: string}` to require a given account.
     /// Resolves to `{accountId, rootPublicKey, clientKey, expiresAt}`.
-    #[wasm_bindgen(js_name = signIn)]
-    pub fn sign_in(&self, options: JsValue) -> Promise {
+    #[wasm_bindgen(js_name = signIn, unchecked_return_type = "Promise<Identity>")]
+    pub fn sign_in(&self, #[wasm_bindgen(unchecked_param_type = "{ account?: string }")] options: JsValue) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let expected = if options.is_object() {
@@ -566,6 +595,7 @@ impl BrowserNode {
     }
 
     /// Who this node acts for (`null` before sign-in or once the grant expired).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Identity | null>")]
     pub fn identity(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -586,8 +616,8 @@ impl BrowserNode {
     }
 
     /// Validates and stores an app (`Uint8Array` or `ArrayBuffer` of wasm); resolves to its id.
-    #[wasm_bindgen(js_name = installApp)]
-    pub fn install_app(&self, bytes: JsValue) -> Promise {
+    #[wasm_bindgen(js_name = installApp, unchecked_return_type = "Promise<string>")]
+    pub fn install_app(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: JsValue) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             if !(bytes.is_instance_of::<Uint8Array>()
@@ -607,8 +637,12 @@ impl BrowserNode {
     }
 
     /// Creates a context running the app; `initArgs` (an object) go to the app's `init`.
-    #[wasm_bindgen(js_name = createContext)]
-    pub fn create_context(&self, app_id: String, init_args: JsValue) -> Promise {
+    #[wasm_bindgen(js_name = createContext, unchecked_return_type = "Promise<string>")]
+    pub fn create_context(
+        &self,
+        app_id: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] init_args: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let app_id: AppId = parse_id(&app_id)?;
@@ -621,6 +655,7 @@ impl BrowserNode {
     }
 
     /// A signed invitation to the context, as a string to share.
+    #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
     pub fn invite(&self, context_id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -632,8 +667,12 @@ impl BrowserNode {
 
     /// An invitation with options `{role?: "admin"|"member"|"reader", expiresInMs?: number}`
     /// (defaults: member, a week). Only admins invite.
-    #[wasm_bindgen(js_name = inviteAs)]
-    pub fn invite_as(&self, context_id: String, options: JsValue) -> Promise {
+    #[wasm_bindgen(js_name = inviteAs, unchecked_return_type = "Promise<string>")]
+    pub fn invite_as(
+        &self,
+        context_id: String,
+        #[wasm_bindgen(unchecked_param_type = "InviteOptions")] options: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
@@ -662,6 +701,7 @@ impl BrowserNode {
     }
 
     /// The context's audit records, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<AuditRecord[]>")]
     pub fn audit(&self, context_id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -672,7 +712,7 @@ impl BrowserNode {
     }
 
     /// Checks the audit chain as stored in IndexedDB: `{ok, records, badSeq, reason}`.
-    #[wasm_bindgen(js_name = verifyAudit)]
+    #[wasm_bindgen(js_name = verifyAudit, unchecked_return_type = "Promise<AuditReport>")]
     pub fn verify_audit(&self, context_id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -683,6 +723,7 @@ impl BrowserNode {
     }
 
     /// Re-runs every stored delta from an empty state: `{deltas, rootHash, matches}`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ReplayReport>")]
     pub fn replay(&self, context_id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -693,6 +734,7 @@ impl BrowserNode {
     }
 
     /// Joins the context an invitation names; resolves to its id. State arrives from members.
+    #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
     pub fn join(&self, invitation: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -703,7 +745,13 @@ impl BrowserNode {
 
     /// Calls `method` with `args` (an object); resolves to
     /// `{output, logs, events, rootHash, deltaId}`.
-    pub fn execute(&self, context_id: String, method: String, args: JsValue) -> Promise {
+    #[wasm_bindgen(unchecked_return_type = "Promise<ExecuteResult>")]
+    pub fn execute(
+        &self,
+        context_id: String,
+        method: String,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] args: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
@@ -716,6 +764,7 @@ impl BrowserNode {
     }
 
     /// The context's `{heads, rootHash}`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Checkpoint>")]
     pub fn checkpoint(&self, context_id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -726,6 +775,7 @@ impl BrowserNode {
     }
 
     /// Ids of the contexts this node holds.
+    #[wasm_bindgen(unchecked_return_type = "Promise<string[]>")]
     pub fn contexts(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -736,7 +786,12 @@ impl BrowserNode {
 
     /// Calls `callback(event)` for every event of the context (`null` for every context and
     /// peer changes); returns a function that unsubscribes.
-    pub fn subscribe(&self, context_id: JsValue, callback: Function) -> Result<Function, JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | null")] context_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(event: NodeEvent) => void")] callback: Function,
+    ) -> Result<Function, JsValue> {
         let context = match context_id.as_string() {
             Some(text) => Some(parse_id::<ContextId>(&text)?),
             None if context_id.is_null() || context_id.is_undefined() => None,

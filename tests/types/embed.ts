@@ -1,0 +1,22 @@
+// Type-checks the JS API as an embedding web app would use it (`tsc` in `make test`, no emit):
+// a wrong argument or a misread result here is a compile error.
+import { BrowserNode, type Checkpoint, type ExecuteResult, type NodeEvent } from '../../pkg/tabnode_web.js';
+
+export async function embed(wasm: Uint8Array): Promise<string> {
+  const node: BrowserNode = await BrowserNode.create({ dbName: 'my-app', relays: ['/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3KooW'] });
+  const appId: string = await node.installApp(wasm);
+  const ctx: string = await node.createContext(appId, {});
+  const invitation: string = await node.inviteAs(ctx, { role: 'reader', expiresInMs: 3_600_000 });
+  const result: ExecuteResult = await node.execute(ctx, 'set', { key: 'k', value: 'v' });
+  const root: string | null = result.rootHash;
+  const checkpoint: Checkpoint = await node.checkpoint(ctx);
+  const unsubscribe: () => void = node.subscribe(ctx, (event: NodeEvent) => {
+    if (event.type === 'event' && !event.local) console.log(event.kind, event.data);
+    if (event.type === 'syncRejected') console.warn(event.reason);
+  });
+  unsubscribe();
+  const report = await node.verifyAudit(ctx);
+  const ok: boolean = report.ok && (await node.replay(ctx)).matches;
+  const who = await node.identity();
+  return `${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'}`;
+}
