@@ -39,6 +39,8 @@ async function refreshContext(node) {
   select.replaceChildren(...ids.map((id) => new Option(short(id), id)));
   if (ids.includes(selected)) select.value = selected;
   if (!select.value) return;
+  const members = await node.members(select.value);
+  text('members', members.map((m) => `${short(m.key)} ${m.role}${m.key === node.publicKey ? ' (this node)' : ''}`).join(' · '));
   const cp = await node.checkpoint(select.value);
   text('heads', cp.heads.length ? cp.heads.map(short).join(', ') : '(none yet: waiting for a member)');
   text('root', cp.rootHash || '–');

@@ -23,6 +23,7 @@ test('install, create, call, verify the audit trail and see a bad call alerted, 
   await page.waitForFunction(() => document.getElementById('app-id').textContent !== '–');
   await page.click('#create-context');
   await page.waitForFunction(() => document.getElementById('root').textContent.length > 10);
+  assert.match(await page.textContent('#members'), /admin \(this node\)/);
 
   await page.fill('#method', 'set');
   await page.fill('#args', '{"key":"from-the-console","value":"hello"}');

@@ -18,5 +18,6 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const report = await node.verifyAudit(ctx);
   const ok: boolean = report.ok && (await node.replay(ctx)).matches;
   const who = await node.identity();
-  return `${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'}`;
+  const admins: string[] = (await node.members(ctx)).filter((m) => m.role === 'admin').map((m) => m.key);
+  return `${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length}`;
 }

@@ -171,6 +171,9 @@ struct ContextState {
     last_announce: Option<u64>,
     /// The context's shared secret: seals everything this context sends.
     secret: [u8; 32],
+    /// Members this node knows, from the certificates it verified: its own and those carried by
+    /// applied deltas.
+    members: BTreeMap<PublicKey, Role>,
     /// Where this context's audit chain stands.
     audit: AuditHead,
     /// blake3 of the membership certificates already checked: a chain is verified once, not on
@@ -191,7 +194,13 @@ impl ContextState {
             shared: self.shared.clone(),
             private: self.private.clone(),
             blobs: blobs.clone(),
+            members: Rc::new(self.members.keys().map(|k| k.0).collect()),
         }
+    }
+
+    /// Records a member whose certificate was verified (a later certificate's role wins).
+    fn learn_member(&mut self, cert: &MemberCert) {
+        self.members.insert(cert.member, cert.role);
     }
 }
 
@@ -317,6 +326,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 .await?,
         );
         let mut parents = HashMap::new();
+        let mut members = BTreeMap::from([(record.cert.member, record.cert.role)]);
         for (_, bytes) in self
             .store
             .scan_prefix(Namespace::Deltas, id.as_bytes())
@@ -324,6 +334,7 @@ impl<S: Store, E: Env> Node<S, E> {
         {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
             self.clock = self.clock.max(delta.body.timestamp);
+            members.insert(delta.body.author_cert.member, delta.body.author_cert.role);
             parents.insert(delta.id(), delta.body.parents);
         }
         let audit = match self
@@ -356,6 +367,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 pending: HashMap::new(),
                 last_sync_request: None,
                 last_announce: None,
+                members,
                 secret,
                 audit,
                 verified_certs: HashSet::new(),
@@ -523,6 +535,7 @@ impl<S: Store, E: Env> Node<S, E> {
             pending: HashMap::new(),
             last_sync_request: None,
             last_announce: None,
+            members: BTreeMap::from([(self.key.public(), Role::Admin)]),
             secret: self.env.random32(),
             audit: AuditHead::default(),
             verified_certs: HashSet::new(),
@@ -617,6 +630,16 @@ impl<S: Store, E: Env> Node<S, E> {
         self.contexts
             .get(id)
             .ok_or_else(|| NodeError::UnknownContext(id.to_string()))
+    }
+
+    /// The members this node knows for the context, with their roles.
+    pub fn members(&self, id: &ContextId) -> Result<Vec<(PublicKey, Role)>, NodeError> {
+        Ok(self
+            .context(id)?
+            .members
+            .iter()
+            .map(|(k, r)| (*k, *r))
+            .collect())
     }
 
     /// The context's heads and state root.
@@ -1130,6 +1153,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.record = record;
         ctx.audit = audit.next_head();
         ctx.parents.insert(id, body.parents.clone());
+        ctx.learn_member(&body.author_cert);
         self.clock = self.clock.max(body.timestamp);
 
         if on_parents && root_hash != Some(body.root_hash) {

@@ -75,3 +75,53 @@ fn xcalls_run_in_the_target_context_after_the_call() {
     let error = result.xcalls[0].error.as_deref().unwrap();
     assert!(error.contains("not known"), "{error}");
 }
+
+#[test]
+fn the_app_sees_the_members_this_node_has_verified() {
+    use tabnode_node::{Outgoing, Role};
+    let mut a = open(MemoryStore::default());
+    let mut b = block_on(Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(10),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    let probe = block_on(a.install_app(&app("probe"))).unwrap();
+    block_on(b.install_app(&app("probe"))).unwrap();
+    let ctx = block_on(a.create_context(probe, json!({"title": "t"}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    // Deliver everything until quiet: B gets the state, A learns B from B's first write.
+    for _ in 0..4 {
+        for from_a in [true, false] {
+            let (src, dst) = if from_a {
+                (&mut a, &mut b)
+            } else {
+                (&mut b, &mut a)
+            };
+            for out in src.take_outgoing() {
+                if let Outgoing::Publish { topic, data } = out {
+                    block_on(dst.handle_message(&topic, &data));
+                }
+            }
+        }
+        if !b.checkpoint(&ctx).unwrap().heads.is_empty() {
+            block_on(b.execute(&ctx, "visit", json!({}))).ok();
+        }
+    }
+    let members = a.members(&ctx).unwrap();
+    let mut want = vec![
+        (a.public_key(), Role::Admin),
+        (b.public_key(), Role::Member),
+    ];
+    want.sort_by_key(|(k, _)| *k);
+    assert_eq!(members, want);
+    let seen = block_on(a.execute(&ctx, "members", json!({})))
+        .unwrap()
+        .output;
+    assert_eq!(seen.as_array().unwrap().len(), 2);
+    let yes =
+        block_on(a.execute(&ctx, "is_member", json!({"key": b.public_key().0.to_vec()}))).unwrap();
+    assert_eq!(yes.output, json!(true));
+    let no = block_on(a.execute(&ctx, "is_member", json!({"key": vec![9u8; 32]}))).unwrap();
+    assert_eq!(no.output, json!(false));
+}

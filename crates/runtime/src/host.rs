@@ -53,6 +53,7 @@ pub(crate) struct HostState {
     shared: Rc<dyn StateView>,
     private: Rc<dyn StateView>,
     blobs: Rc<dyn StateView>,
+    members: Rc<std::collections::BTreeSet<[u8; 32]>>,
     shared_writes: WriteSet,
     private_writes: WriteSet,
     logs: Vec<String>,
@@ -95,6 +96,7 @@ impl HostState {
             shared: views.shared,
             private: views.private,
             blobs: views.blobs,
+            members: views.members,
             shared_writes: WriteSet::new(),
             private_writes: WriteSet::new(),
             logs: Vec::new(),
@@ -548,15 +550,29 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
             Err(unsupported(name, LATER))
         })?;
     }
+    // -- membership as this node knows it (certificates it has verified)
     l.func_wrap(
         "env",
         "context_is_member",
-        |_: C<'_>, _: i64| -> Result<i32, Error> { Err(unsupported("context_is_member", LATER)) },
+        |c: C<'_>, key: i64| -> Result<i32, Error> {
+            let key: [u8; 32] = bytes_of(&c, key as u64, 32, "public key")?
+                .try_into()
+                .map_err(|_| abi("a public key is 32 bytes"))?;
+            Ok(flag(c.data().members.contains(&key)))
+        },
     )?;
     l.func_wrap(
         "env",
         "context_members",
-        |_: C<'_>, _: i64| -> Result<(), Error> { Err(unsupported("context_members", LATER)) },
+        |mut c: C<'_>, reg: i64| -> Result<(), Error> {
+            // borsh Vec<[u8; 32]>: a u32 LE count, then the keys.
+            let members = &c.data().members;
+            let mut out = (members.len() as u32).to_le_bytes().to_vec();
+            for key in members.iter() {
+                out.extend_from_slice(key);
+            }
+            c.data_mut().set_register(reg as u64, out)
+        },
     )?;
     l.func_wrap(
         "env",

@@ -33,13 +33,15 @@ impl StateView for BTreeMap<Vec<u8>, Vec<u8>> {
     }
 }
 
-/// What a call reads: shared state, this member's private state, and the blobs this node holds
-/// (keyed by blob id). All read-only; the call's writes come back in its [`Outcome`].
+/// What a call reads: shared state, this member's private state, the blobs this node holds
+/// (keyed by blob id) and the context's members. All read-only; the call's writes come back in its [`Outcome`].
 #[derive(Clone)]
 pub struct Views {
     pub shared: Rc<dyn StateView>,
     pub private: Rc<dyn StateView>,
     pub blobs: Rc<dyn StateView>,
+    /// The context's members as the node knows them (for `context_is_member`/`context_members`).
+    pub members: Rc<std::collections::BTreeSet<[u8; 32]>>,
 }
 
 impl Views {
@@ -49,6 +51,7 @@ impl Views {
             shared,
             private,
             blobs: Rc::new(BTreeMap::<Vec<u8>, Vec<u8>>::new()),
+            members: Rc::default(),
         }
     }
 }

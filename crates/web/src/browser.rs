@@ -439,7 +439,9 @@ async fn anti_entropy(inner: std::rc::Weak<Inner>) {
 impl BrowserNode {
     /// Opens (or creates) the node stored in IndexedDB and connects to the relays.
     /// `options`: `{ dbName?: string, relays?: string[] }`.
-    pub async fn create(#[wasm_bindgen(unchecked_param_type = "NodeOptions")] options: JsValue) -> Result<BrowserNode, JsValue> {
+    pub async fn create(
+        #[wasm_bindgen(unchecked_param_type = "NodeOptions")] options: JsValue,
+    ) -> Result<BrowserNode, JsValue> {
         console_error_panic_hook::set_once();
         init_logging();
         let options: Options = if options.is_undefined() || options.is_null() {
@@ -509,7 +511,10 @@ impl BrowserNode {
     /// recipient, verified here. Options: `{account?: string}` to require a given account.
     /// Resolves to `{accountId, rootPublicKey, clientKey, expiresAt}`.
     #[wasm_bindgen(js_name = signIn, unchecked_return_type = "Promise<Identity>")]
-    pub fn sign_in(&self, #[wasm_bindgen(unchecked_param_type = "{ account?: string }")] options: JsValue) -> Promise {
+    pub fn sign_in(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "{ account?: string }")] options: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let expected = if options.is_object() {
@@ -617,7 +622,10 @@ impl BrowserNode {
 
     /// Validates and stores an app (`Uint8Array` or `ArrayBuffer` of wasm); resolves to its id.
     #[wasm_bindgen(js_name = installApp, unchecked_return_type = "Promise<string>")]
-    pub fn install_app(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: JsValue) -> Promise {
+    pub fn install_app(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             if !(bytes.is_instance_of::<Uint8Array>()
@@ -771,6 +779,23 @@ impl BrowserNode {
             let id: ContextId = parse_id(&context_id)?;
             let checkpoint = inner.run(async |node| node.checkpoint(&id)).await?;
             to_js(&checkpoint)
+        })
+    }
+
+    /// The members this node knows for the context: `[{key, role}]`.
+    #[wasm_bindgen(
+        unchecked_return_type = "Promise<{ key: string; role: \"admin\" | \"member\" | \"reader\" }[]>"
+    )]
+    pub fn members(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let members = inner.run(async |node| node.members(&id)).await?;
+            let list: Vec<serde_json::Value> = members
+                .into_iter()
+                .map(|(key, role)| serde_json::json!({"key": key, "role": role}))
+                .collect();
+            to_js(&list)
         })
     }
 

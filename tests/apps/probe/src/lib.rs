@@ -197,6 +197,19 @@ impl Probe {
         Ok(())
     }
 
+    /// Whether `key` is a member of this context, as the node knows.
+    pub fn is_member(&self, key: Vec<u8>) -> app::Result<bool> {
+        let Ok(key) = <[u8; 32]>::try_from(key) else {
+            app::bail!("a public key is 32 bytes");
+        };
+        Ok(env::context_is_member(&key))
+    }
+
+    /// The context's members, as the node knows them.
+    pub fn members(&self) -> Vec<Vec<u8>> {
+        env::context_members().into_iter().map(|k| k.to_vec()).collect()
+    }
+
     pub fn log_many(&self, count: usize) {
         for i in 0..count {
             env::log(&format!("line {i}"));
