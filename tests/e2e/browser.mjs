@@ -1,6 +1,8 @@
 // Shared set-up for end-to-end tests: Debian's Chromium driven by playwright-core, pages of the
 // served console, and small helpers that wait for a condition instead of sleeping.
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
+import { startStack } from '../../scripts/serve.mjs';
 
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -56,3 +58,34 @@ export function percentile(values, p) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
+
+/**
+ * Starts a relay + console on free ports and a browser before the file's tests, and stops both
+ * after them, also when a test fails. `stackOptions` may be a function (for async set-up).
+ * Returns `{stack, browser}`, filled in once the tests start.
+ */
+export function useStack(stackOptions = {}) {
+  const env = {};
+  before(async () => {
+    const options = typeof stackOptions === 'function' ? await stackOptions() : stackOptions;
+    env.stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn', ...options });
+    env.browser = await launchChromium();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.stack?.stop();
+  });
+  return env;
+}
+
+/** Installs kv-store (served from tests/apps/dist) in the page; resolves to its app id. */
+export const installKvStore = (page) =>
+  page.evaluate(async () => {
+    const bytes = new Uint8Array(await (await fetch('apps/kv_store.wasm')).arrayBuffer());
+    return window.tabnode.installApp(bytes);
+  });
+
+export const checkpoint = (page, ctx) => page.evaluate((c) => window.tabnode.checkpoint(c), ctx);
+
+export const entries = (page, ctx) =>
+  page.evaluate(async (c) => (await window.tabnode.execute(c, 'entries', {})).output, ctx);

@@ -1,24 +1,12 @@
 // The console as a person uses it: buttons and fields only, no window.tabnode.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack } from '../../scripts/serve.mjs';
-import { launchChromium, openNode } from './browser.mjs';
+import { openNode, useStack } from './browser.mjs';
 
-let stack;
-let browser;
-
-before(async () => {
-  stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const env = useStack();
 
 test('install, create, call, verify the audit trail and see a bad call alerted, all from the page', async () => {
-  const { page, context } = await openNode(browser, stack.url, { name: 'console' });
+  const { page, context } = await openNode(env.browser, env.stack.url, { name: 'console' });
   await page.click('#install-demo');
   await page.waitForFunction(() => document.getElementById('app-id').textContent !== '–');
   await page.click('#create-context');

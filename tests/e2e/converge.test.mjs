@@ -1,35 +1,21 @@
 // Two browser tabs converge on a calimero-sdk app (kv-store) through a real relay.
 // Real parts only: the native relay process, two headless Chromium contexts with their own
 // IndexedDB, the wasm node in each page, the guest app built from source.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack } from '../../scripts/serve.mjs';
-import { launchChromium, openNode, waitForNode, eventually, percentile } from './browser.mjs';
+import {
+  checkpoint,
+  entries,
+  eventually,
+  installKvStore,
+  openNode,
+  percentile,
+  useStack,
+  waitForNode,
+} from './browser.mjs';
 
 const KEYS_EACH = 100;
-let stack;
-let browser;
-
-before(async () => {
-  stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
-
-/** Installs kv-store (served from tests/apps/dist) in the page; resolves to its app id. */
-const installKvStore = (page) =>
-  page.evaluate(async () => {
-    const bytes = new Uint8Array(await (await fetch('apps/kv_store.wasm')).arrayBuffer());
-    return window.tabnode.installApp(bytes);
-  });
-
-const checkpoint = (page, ctx) => page.evaluate((c) => window.tabnode.checkpoint(c), ctx);
-const entries = (page, ctx) =>
-  page.evaluate(async (c) => (await window.tabnode.execute(c, 'entries', {})).output, ctx);
+const env = useStack();
 
 /** Records, in the page, when each remote `Inserted`/`Updated` event arrives (ms since epoch). */
 const recordArrivals = (page, ctx) =>
@@ -58,8 +44,8 @@ const writeKeys = (page, ctx, prefix, count) =>
   );
 
 test('two tabs converge on kv-store through the relay, and a reload loses nothing', async () => {
-  const a = await openNode(browser, stack.url, { name: 'A' });
-  const b = await openNode(browser, stack.url, { name: 'B' });
+  const a = await openNode(env.browser, env.stack.url, { name: 'A' });
+  const b = await openNode(env.browser, env.stack.url, { name: 'B' });
   assert.notEqual(await a.page.evaluate(() => window.tabnode.peerId), await b.page.evaluate(() => window.tabnode.peerId));
 
   const appId = await installKvStore(a.page);
@@ -128,7 +114,7 @@ test('two tabs converge on kv-store through the relay, and a reload loses nothin
 });
 
 test('bad input gets a clear, typed error and changes nothing', async () => {
-  const { page, context } = await openNode(browser, stack.url, { name: 'C' });
+  const { page, context } = await openNode(env.browser, env.stack.url, { name: 'C' });
   const appId = await installKvStore(page);
   const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
   const before = await checkpoint(page, ctx);
@@ -161,7 +147,7 @@ test('bad input gets a clear, typed error and changes nothing', async () => {
 });
 
 test('the audit trail in IndexedDB finds a flipped byte, and replay reaches the same root', async () => {
-  const { page, context } = await openNode(browser, stack.url, { name: 'D' });
+  const { page, context } = await openNode(env.browser, env.stack.url, { name: 'D' });
   const appId = await installKvStore(page);
   const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
   for (let i = 0; i < 4; i++) {
@@ -204,12 +190,12 @@ test('the audit trail in IndexedDB finds a flipped byte, and replay reaches the 
 });
 
 test('a second tab on the same store gets a clear StoreLocked error; another store name works', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const first = await context.newPage();
-  await first.goto(stack.url);
+  await first.goto(env.stack.url);
   await waitForNode(first);
   const second = await context.newPage();
-  await second.goto(stack.url);
+  await second.goto(env.stack.url);
   await second.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: 60_000 });
   const error = await second.evaluate(
     () => window.tabnodeError && { name: window.tabnodeError.name, message: window.tabnodeError.message },
@@ -219,7 +205,7 @@ test('a second tab on the same store gets a clear StoreLocked error; another sto
   assert.match(await second.textContent('#status'), /StoreLocked/, 'the page says so');
 
   const third = await context.newPage();
-  await third.goto(`${stack.url}?db=second`);
+  await third.goto(`${env.stack.url}?db=second`);
   await waitForNode(third);
   const key = (page) => page.evaluate(() => window.tabnode.publicKey);
   assert.notEqual(await key(third), await key(first), 'another store is another node');
@@ -233,7 +219,7 @@ test('a second tab on the same store gets a clear StoreLocked error; another sto
 });
 
 test('secret keys are sealed at rest under a non-extractable WebCrypto key, and a reload opens them', async () => {
-  const { page, context } = await openNode(browser, stack.url, { name: 'E' });
+  const { page, context } = await openNode(env.browser, env.stack.url, { name: 'E' });
   const appId = await installKvStore(page);
   const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
   const publicKey = await page.evaluate(() => window.tabnode.publicKey);

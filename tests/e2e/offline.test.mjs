@@ -1,44 +1,30 @@
 // Offline first: the relay goes away, both pages keep editing (the same keys too), and they
 // converge when it is back; a page that joins late catches up from any member online.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startStack } from '../../scripts/serve.mjs';
-import { launchChromium, openNode, eventually } from './browser.mjs';
+import { checkpoint, entries, eventually, installKvStore, openNode, useStack } from './browser.mjs';
 
-let stack;
-let browser;
+// The relay restarts under the same peer id: it keeps its key in a file.
+const env = useStack(async () => ({
+  relayKeyFile: path.join(await mkdtemp(path.join(tmpdir(), 'tabnode-offline-')), 'relay.key'),
+}));
 
-before(async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'tabnode-offline-'));
-  stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn', relayKeyFile: path.join(dir, 'relay.key') });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
-
-const install = (page) =>
-  page.evaluate(async () => window.tabnode.installApp(new Uint8Array(await (await fetch('apps/kv_store.wasm')).arrayBuffer())));
 const set = (page, ctx, key, value) => page.evaluate(({ ctx, key, value }) => window.tabnode.execute(ctx, 'set', { key, value }), { ctx, key, value });
-const entries = (page, ctx) => page.evaluate(async (c) => (await window.tabnode.execute(c, 'entries', {})).output, ctx);
-const checkpoint = (page, ctx) => page.evaluate((c) => window.tabnode.checkpoint(c), ctx);
 
 test('pages edit while the relay is down and converge when it is back; a late joiner catches up', async () => {
-  const a = await openNode(browser, stack.url, { name: 'A' });
-  const b = await openNode(browser, stack.url, { name: 'B' });
-  const appId = await install(a.page);
-  await install(b.page);
+  const a = await openNode(env.browser, env.stack.url, { name: 'A' });
+  const b = await openNode(env.browser, env.stack.url, { name: 'B' });
+  const appId = await installKvStore(a.page);
+  await installKvStore(b.page);
   const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
   await b.page.evaluate((inv) => window.tabnode.join(inv), await a.page.evaluate((c) => window.tabnode.invite(c), ctx));
   await eventually('B to have the state', async () => (await checkpoint(b.page, ctx)).heads.length > 0);
 
   // The relay goes down: both pages are offline, and calls keep working on each.
-  const back = stack.restartRelay({ downMs: 4_000 });
+  const back = env.stack.restartRelay({ downMs: 4_000 });
   await eventually('both pages to see the relay go', async () => {
     const peers = await Promise.all([a, b].map((p) => p.page.evaluate(() => window.tabnode.peers().length)));
     return peers.every((n) => n === 0);
@@ -62,8 +48,8 @@ test('pages edit while the relay is down and converge when it is back; a late jo
   assert.equal(both.eb['online-4'], 'written by A');
   assert.ok(['from A', 'from B'].includes(both.ea.shared), 'one value wins the same key on both');
 
-  const late = await openNode(browser, stack.url, { name: 'late' });
-  await install(late.page);
+  const late = await openNode(env.browser, env.stack.url, { name: 'late' });
+  await installKvStore(late.page);
   await late.page.evaluate((inv) => window.tabnode.join(inv), await a.page.evaluate((c) => window.tabnode.invite(c), ctx));
   await eventually('the late joiner to catch up', async () => {
     const e = await entries(late.page, ctx).catch(() => ({}));

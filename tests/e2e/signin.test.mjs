@@ -1,25 +1,13 @@
 // Sign-in with a NEAR wallet, against A TEST DOUBLE of an injected NEP-408 wallet
 // (tests/e2e/wallet-double.js): no wallet extension can run in headless Chromium here.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack } from '../../scripts/serve.mjs';
-import { launchChromium, waitForNode } from './browser.mjs';
+import { useStack, waitForNode } from './browser.mjs';
 
 const double = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wallet-double.js');
-let stack;
-let browser;
-
-before(async () => {
-  stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
+const env = useStack();
 
 const attempt = (page, options) =>
   page.evaluate(async (o) => {
@@ -31,9 +19,9 @@ const attempt = (page, options) =>
   }, options);
 
 test('without a wallet, signIn says so clearly', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await page.goto(stack.url);
+  await page.goto(env.stack.url);
   await waitForNode(page);
   const { error } = await attempt(page);
   assert.equal(error?.name, 'WalletNotFound');
@@ -43,10 +31,10 @@ test('without a wallet, signIn says so clearly', async () => {
 });
 
 test('sign-in with the wallet test double grants this node key, survives a reload, and maps refusals', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   await context.addInitScript({ path: double });
   const page = await context.newPage();
-  await page.goto(stack.url);
+  await page.goto(env.stack.url);
   await waitForNode(page);
   assert.equal(await page.evaluate(() => window.tabnode.identity()), null, 'nobody signed in yet');
 
