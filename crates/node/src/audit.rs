@@ -19,11 +19,18 @@ pub enum AuditKind {
     Refused,
 }
 
-/// One entry; `signature` covers everything else.
+/// One entry: what happened, chained after the previous record; `signature` covers the rest.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct AuditRecord {
     pub seq: u64,
     pub prev: Hash,
+    pub entry: AuditEntry,
+    pub signature: Signature,
+}
+
+/// What a record says happened.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct AuditEntry {
     pub kind: AuditKind,
     /// Who called: `executor_id` for a call, the author for a delta.
     pub executor: PublicKey,
@@ -34,21 +41,6 @@ pub struct AuditRecord {
     pub outcome: String,
     pub root_hash: Option<Hash>,
     /// The recorded non-deterministic inputs.
-    pub time: u64,
-    pub random_seed: [u8; 32],
-    pub delta_id: Option<DeltaId>,
-    pub signature: Signature,
-}
-
-/// A record before it is chained and signed.
-#[derive(Debug, Clone)]
-pub struct AuditEntry {
-    pub kind: AuditKind,
-    pub executor: PublicKey,
-    pub method: String,
-    pub args_hash: Hash,
-    pub outcome: String,
-    pub root_hash: Option<Hash>,
     pub time: u64,
     pub random_seed: [u8; 32],
     pub delta_id: Option<DeltaId>,
@@ -89,15 +81,7 @@ impl AuditRecord {
         let mut record = Self {
             seq: head.next_seq,
             prev: head.last_hash,
-            kind: entry.kind,
-            executor: entry.executor,
-            method: entry.method,
-            args_hash: entry.args_hash,
-            outcome: entry.outcome,
-            root_hash: entry.root_hash,
-            time: entry.time,
-            random_seed: entry.random_seed,
-            delta_id: entry.delta_id,
+            entry,
             signature: Signature([0; 64]),
         };
         record.signature = key.sign(&record.unsigned_bytes());
@@ -114,19 +98,20 @@ impl AuditRecord {
 
     /// The record as JSON for people and tools.
     pub fn to_json(&self) -> serde_json::Value {
+        let e = &self.entry;
         serde_json::json!({
             "seq": self.seq,
             "prev": self.prev,
-            "kind": self.kind,
-            "executor": self.executor,
-            "method": self.method,
-            "argsHash": self.args_hash,
-            "outcome": self.outcome,
-            "rootHash": self.root_hash,
+            "kind": e.kind,
+            "executor": e.executor,
+            "method": e.method,
+            "argsHash": e.args_hash,
+            "outcome": e.outcome,
+            "rootHash": e.root_hash,
             // ns since the epoch, as text: JSON numbers lose precision past 2^53.
-            "time": self.time.to_string(),
-            "randomSeed": bs58::encode(self.random_seed).into_string(),
-            "deltaId": self.delta_id,
+            "time": e.time.to_string(),
+            "randomSeed": bs58::encode(e.random_seed).into_string(),
+            "deltaId": e.delta_id,
         })
     }
 }

@@ -18,7 +18,7 @@ mod node;
 mod seal;
 mod wire;
 
-pub use audit::{AuditKind, AuditRecord, AuditReport};
+pub use audit::{AuditEntry, AuditKind, AuditRecord, AuditReport};
 pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;

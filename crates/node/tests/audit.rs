@@ -45,7 +45,7 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
     let records = block_on(a.audit(&ctx)).unwrap();
     let outcomes: Vec<(&str, &str)> = records
         .iter()
-        .map(|r| (r.method.as_str(), r.outcome.as_str()))
+        .map(|r| (r.entry.method.as_str(), r.entry.outcome.as_str()))
         .collect();
     assert_eq!(
         outcomes,
@@ -58,9 +58,9 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
     );
     assert!(records
         .iter()
-        .all(|r| r.kind == AuditKind::Call && r.executor == a.public_key()));
+        .all(|r| r.entry.kind == AuditKind::Call && r.entry.executor == a.public_key()));
     assert!(
-        records[1].delta_id.is_some() && records[2].delta_id.is_none(),
+        records[1].entry.delta_id.is_some() && records[2].entry.delta_id.is_none(),
         "only the write made a delta"
     );
     assert_eq!(block_on(a.verify_audit(&ctx)).unwrap().records, 4);
@@ -70,7 +70,7 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
     assert_eq!(on_b.len(), 2, "B recorded A's two deltas");
     assert!(on_b
         .iter()
-        .all(|r| r.kind == AuditKind::RemoteDelta && r.executor == a.public_key()));
+        .all(|r| r.entry.kind == AuditKind::RemoteDelta && r.entry.executor == a.public_key()));
     assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
 
     // The chain continues across a restart.

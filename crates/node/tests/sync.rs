@@ -80,6 +80,17 @@ fn position(
     (cp.heads, cp.root_hash)
 }
 
+/// What the node queued for the network (its messages' bytes), taking it.
+fn published(node: &mut TestNode) -> Vec<Vec<u8>> {
+    node.take_outgoing()
+        .into_iter()
+        .filter_map(|o| match o {
+            Outgoing::Publish { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
 fn entries(node: &mut TestNode, ctx: &ContextId) -> serde_json::Value {
     block_on(node.execute(ctx, "entries", json!({})))
         .unwrap()
@@ -161,14 +172,7 @@ fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
     let (mut a, mut b, ctx, _wire) = pair();
     let before = b.checkpoint(&ctx).unwrap();
     set(&mut a, &ctx, "k", "v");
-    let published: Vec<Vec<u8>> = a
-        .take_outgoing()
-        .into_iter()
-        .filter_map(|o| match o {
-            Outgoing::Publish { data, .. } => Some(data),
-            _ => None,
-        })
-        .collect();
+    let published = published(&mut a);
     let mut message = a.open_message(&ctx, &published[0]).unwrap();
     let tabnode_node::WireMessage::Deltas(deltas) = &mut message else {
         panic!("expected deltas")
@@ -340,14 +344,7 @@ fn expired_and_tampered_invitations_are_refused() {
 fn what_leaves_the_node_is_ciphertext() {
     let (mut a, _b, ctx, _wire) = pair();
     set(&mut a, &ctx, "secret-key-name", "a very recognisable value");
-    let published: Vec<Vec<u8>> = a
-        .take_outgoing()
-        .into_iter()
-        .filter_map(|o| match o {
-            Outgoing::Publish { data, .. } => Some(data),
-            _ => None,
-        })
-        .collect();
+    let published = published(&mut a);
     assert_eq!(published.len(), 1);
     let needle = b"recognisable";
     assert!(
