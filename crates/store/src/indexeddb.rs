@@ -3,8 +3,10 @@
 //!
 //! A batch is one readwrite transaction: every request is issued, then the transaction is
 //! awaited; nothing else is awaited inside it, since IndexedDB commits a transaction on its own
-//! as soon as no request is pending.
+//! as soon as no request is pending. Writes go through `idb` directly (rexie is built on it):
+//! rexie does not show why a transaction aborted, and a full quota must be told apart.
 
+use idb::request::Request;
 use js_sys::Uint8Array;
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::JsValue;
@@ -16,6 +18,8 @@ const SCHEMA_VERSION: u32 = 1;
 
 pub struct IndexedDbStore {
     db: Rexie,
+    /// A second connection for writes, through idb, which shows why a transaction aborted.
+    writer: idb::Database,
 }
 
 fn bytes(value: &[u8]) -> JsValue {
@@ -47,11 +51,21 @@ impl IndexedDbStore {
         let db = builder.build().await.map_err(|e| {
             StoreError::Unavailable(format!("cannot open IndexedDB database {name:?}: {e:?}"))
         })?;
-        Ok(Self { db })
+        let writer = idb::Factory::new()
+            .and_then(|f| f.open(name, None))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open IndexedDB database {name:?}: {e}"))
+            })?
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open IndexedDB database {name:?}: {e}"))
+            })?;
+        Ok(Self { db, writer })
     }
 
     /// Closes the connection (tests reopen to check durability).
     pub fn close(self) {
+        self.writer.close();
         self.db.close();
     }
 
@@ -121,34 +135,41 @@ impl Store for IndexedDbStore {
             .into_iter()
             .map(Namespace::as_str)
             .collect();
+        let backend = |e: idb::Error| StoreError::Backend(e.to_string());
         let tx = self
-            .db
-            .transaction(&names, TransactionMode::ReadWrite)
-            .map_err(error)?;
-        let mut stores = std::collections::HashMap::new();
-        for name in &names {
-            stores.insert(*name, tx.store(name).map_err(error)?);
-        }
-        // Each request is awaited in turn; the continuation runs as a microtask of the request's
-        // success event, while the transaction is still active, so no other await may come here.
+            .writer
+            .transaction(&names, idb::TransactionMode::ReadWrite)
+            .map_err(backend)?;
+        // Every request is issued before the transaction is awaited (idb issues them on call),
+        // and one is kept to read the transaction's error if it aborts.
+        let mut witness = None;
         for op in batch.ops() {
-            let outcome = match op {
-                Op::Put { ns, key, value } => stores[ns.as_str()]
-                    .put(&bytes(value), Some(&bytes(key)))
-                    .await
-                    .map(|_| ()),
-                Op::Delete { ns, key } => stores[ns.as_str()].delete(bytes(key)).await,
+            let (ns, key) = match op {
+                Op::Put { ns, key, .. } | Op::Delete { ns, key } => (ns, key),
             };
-            if let Err(e) = outcome {
-                let _ = tx.abort().await;
-                return Err(error(e));
-            }
+            let store = tx.object_store(ns.as_str()).map_err(backend)?;
+            let request_tx = match op {
+                Op::Put { value, .. } => store
+                    .put(&bytes(value), Some(&bytes(key)))
+                    .map_err(backend)?
+                    .transaction(),
+                Op::Delete { .. } => store.delete(bytes(key)).map_err(backend)?.transaction(),
+            };
+            witness = witness.or(request_tx);
         }
-        let result = tx.done().await.map_err(error)?;
-        if result.is_committed() {
-            Ok(())
-        } else {
-            Err(StoreError::Backend("the transaction was aborted".into()))
+        let outcome = tx.await;
+        if matches!(outcome, Ok(idb::TransactionResult::Committed)) {
+            return Ok(());
+        }
+        let reason = witness.and_then(|t| t.error()).map(|e| e.name());
+        match reason.as_deref() {
+            Some("QuotaExceededError") => Err(StoreError::QuotaExceeded),
+            Some(name) => Err(StoreError::Backend(format!(
+                "the transaction was aborted: {name}"
+            ))),
+            None => Err(StoreError::Backend(format!(
+                "the transaction did not commit: {outcome:?}"
+            ))),
         }
     }
 }
