@@ -13,8 +13,10 @@ use wasm_bindgen::JsValue;
 
 use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError};
 
-/// Bump when object stores change; `open` then upgrades the database.
-const SCHEMA_VERSION: u32 = 1;
+/// Bump when object stores change; `open` then upgrades the database, creating the new stores
+/// and keeping every existing one's data. History: 1 had meta, keys, apps, contexts, state,
+/// private and deltas; 2 added audit and blobs.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub struct IndexedDbStore {
     db: Rexie,

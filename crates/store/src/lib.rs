@@ -16,7 +16,7 @@ pub mod conformance;
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::FileStore;
 #[cfg(target_arch = "wasm32")]
-pub use indexeddb::IndexedDbStore;
+pub use indexeddb::{IndexedDbStore, SCHEMA_VERSION as INDEXEDDB_SCHEMA_VERSION};
 pub use memory::MemoryStore;
 pub use sealed::{SealedStore, Sealer};
 

@@ -54,3 +54,49 @@ async fn committed_data_survives_closing_and_reopening() {
     store.close();
     IndexedDbStore::delete_database(&name).await.unwrap();
 }
+
+#[wasm_bindgen_test]
+async fn a_store_written_by_the_previous_schema_version_opens_upgraded_with_its_data() {
+    use rexie::{ObjectStore, Rexie, TransactionMode};
+    assert_eq!(tabnode_store::INDEXEDDB_SCHEMA_VERSION, 2);
+    let name = unique("upgrade");
+    // What schema version 1 created, with a value in it.
+    let mut builder = Rexie::builder(&name).version(1);
+    for store in [
+        "meta", "keys", "apps", "contexts", "state", "private", "deltas",
+    ] {
+        builder = builder.add_object_store(ObjectStore::new(store));
+    }
+    let old = builder.build().await.unwrap();
+    let tx = old
+        .transaction(&["state"], TransactionMode::ReadWrite)
+        .unwrap();
+    let key: wasm_bindgen::JsValue = js_sys::Uint8Array::from(&b"kept"[..]).into();
+    let value: wasm_bindgen::JsValue = js_sys::Uint8Array::from(&b"from v1"[..]).into();
+    tx.store("state")
+        .unwrap()
+        .put(&value, Some(&key))
+        .await
+        .unwrap();
+    tx.done().await.unwrap();
+    old.close();
+
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    assert_eq!(
+        store.get(Namespace::State, b"kept").await.unwrap(),
+        Some(b"from v1".to_vec())
+    );
+    store
+        .commit(Batch::new().put(Namespace::Audit, b"a", vec![1]).put(
+            Namespace::Blobs,
+            b"b",
+            vec![2],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Namespace::Audit, b"a").await.unwrap(),
+        Some(vec![1])
+    );
+    store.close();
+}
