@@ -23,19 +23,15 @@ const USAGE: &str = "usage: tabnode --home DIR COMMAND
   audit CONTEXT_ID                      -> {\"records\": [...]}
   audit CONTEXT_ID --verify             -> {\"ok\", \"records\", \"badSeq\", \"reason\"}";
 
-/// The machine's clock (never going backwards within a run) and the OS's randomness.
-struct SystemEnv {
-    last: std::cell::Cell<u64>,
-}
+/// The machine's clock (the node orders its own calls on a hybrid logical clock) and the OS's
+/// randomness.
+struct SystemEnv;
 
 impl Env for SystemEnv {
     fn now_nanos(&self) -> u64 {
-        let now = SystemTime::now()
+        SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let next = now.max(self.last.get() + 1);
-        self.last.set(next);
-        next
+            .map_or(0, |d| d.as_nanos() as u64)
     }
 
     fn random32(&self) -> [u8; 32] {
@@ -129,7 +125,7 @@ fn run(args: &mut Vec<String>) -> Result<Value, Failure> {
             .map_err(|e| Failure::Node(NodeError::Store(e)))?;
         Ok(block_on(Node::open(
             store,
-            SystemEnv { last: 0.into() },
+            SystemEnv,
             Runtime::new(limits.clone()),
         ))?)
     };

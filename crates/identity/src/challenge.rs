@@ -86,14 +86,10 @@ impl Challenges {
         now_ms: u64,
         page_url: Option<&str>,
     ) -> Result<Proven, ChallengeError> {
-        let challenge = self
-            .pending
-            .remove(nonce)
-            .ok_or(ChallengeError::UnknownOrUsed)?;
-        if now_ms >= challenge.expires_at {
-            return Err(ChallengeError::Expired(challenge.expires_at));
-        }
-        let public_key = answer.verify(&challenge.payload, page_url)?;
+        let payload = self.pending.get(nonce).map(|c| c.payload.clone());
+        self.take(nonce, now_ms)?;
+        let payload = payload.expect("take found the challenge");
+        let public_key = answer.verify(&payload, page_url)?;
         Ok(Proven {
             account_id: answer.account_id.clone(),
             public_key,

@@ -95,17 +95,13 @@ impl Sealer for WebCryptoSealer {
     }
 }
 
-/// Time from `Date.now()`, made strictly increasing; randomness from WebCrypto.
-struct BrowserEnv {
-    last: Cell<u64>,
-}
+/// Time from `Date.now()` (the node orders its own calls on a hybrid logical clock);
+/// randomness from WebCrypto.
+struct BrowserEnv;
 
 impl Env for BrowserEnv {
     fn now_nanos(&self) -> u64 {
-        let now = (js_sys::Date::now() * 1_000_000.0) as u64;
-        let next = now.max(self.last.get() + 1);
-        self.last.set(next);
-        next
+        (js_sys::Date::now() * 1_000_000.0) as u64
     }
 
     fn random32(&self) -> [u8; 32] {
@@ -459,7 +455,7 @@ impl BrowserNode {
             .await
             .map_err(|e| js_error(NodeError::Store(vault_error("the key vault", e))))?;
         let store = SealedStore::new(store, WebCryptoSealer { key });
-        let env = BrowserEnv { last: Cell::new(0) };
+        let env = BrowserEnv;
         let mut node = Node::open(store, env, Runtime::new(Limits::default()))
             .await
             .map_err(js_error)?;
