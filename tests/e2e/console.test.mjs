@@ -43,3 +43,23 @@ test('install, create, call, verify the audit trail and see a bad call alerted, 
   await page.screenshot({ path: process.env.CONSOLE_SCREENSHOT || '/tmp/tabnode-console.png', fullPage: true });
   await context.close();
 });
+
+test('the console fits a phone-sized viewport and works by keyboard', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await page.goto(env.stack.url);
+  await page.waitForFunction(() => window.tabnode);
+  const overflow = await page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
+  // Keyboard only: focus the demo button and press Enter, then create a context the same way.
+  await page.focus('#install-demo');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.getElementById('app-id').textContent !== '–');
+  await page.focus('#create-context');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.getElementById('root').textContent.length > 10);
+  const overflowAfter = await page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
+  assert.ok(overflowAfter <= 0, `with a context the page is ${overflowAfter} px too wide`);
+  await page.screenshot({ path: process.env.CONSOLE_PHONE_SCREENSHOT || '/tmp/tabnode-console-phone.png', fullPage: true });
+  await context.close();
+});
