@@ -14,12 +14,27 @@ export const CHROMIUM_ARGS = [
   '--no-first-run',
 ];
 
-export function launchChromium() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
+/**
+ * Launches Debian's Chromium. A launch is tried up to three times: on a CI machine Chromium has
+ * been seen to die with SIGSEGV while starting (before any page exists), which says nothing about
+ * the node; a failure of the third try is reported with every try's error.
+ */
+export async function launchChromium() {
+  const errors = [];
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await chromium.launch({
+        executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+        headless: true,
+        args: CHROMIUM_ARGS,
+      });
+    } catch (err) {
+      errors.push(err);
+      console.log(`# chromium launch ${attempt} failed: ${err.message.split('\n')[0]}`);
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+  throw new AggregateError(errors, `chromium did not start in 3 tries: ${errors.at(-1).message}`);
 }
 
 /** Opens the console in a fresh browser context (its own IndexedDB) and waits for the node. */

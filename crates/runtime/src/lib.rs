@@ -6,11 +6,28 @@
 //! call that traps, panics or runs out of fuel changes nothing, and the caller decides what to
 //! persist. The only non-deterministic inputs, time and randomness, come from the [`Call`]: a
 //! call replayed with the same record on the same state gives a byte-identical outcome.
+//!
+//! Shape of the API:
+//! - [`Runtime::new`]`(Limits) -> Runtime` owns the wasmi engine (fuel metering on) and the linker
+//!   with every `"env"` import of calimero-sys 0.10; imports this node cannot serve trap with
+//!   [`RuntimeError::Unsupported`] naming the import, so every calimero module still links.
+//! - [`Runtime::compile`]`(&[u8]) -> Result<App, RuntimeError>` validates (size, exported memory,
+//!   only known imports) and compiles once; [`App`] is an `Arc`, carries the blake3 of the wasm.
+//! - [`Runtime::call`]`(&App, &Call, Views) -> Result<Outcome, RuntimeError>` runs one method on a
+//!   fresh instance. `Err` means the call changed nothing; an app error (`app::bail!`) is
+//!   `Ok(Outcome { returns: Err(bytes), .. })` and its writes should not be persisted either.
+//!
+//! Root hash: calimero-storage passes its Merkle root to `commit` after every call that changed
+//! state and after every `__calimero_sync_next` (it re-commits the root's stored hash once the
+//! artifact is merged), so [`Outcome::root_hash`] has it in both cases. For state no call just
+//! committed (read-only calls commit nothing, or a node loading state) [`root_hash`] reads the
+//! same hash from calimero-storage's index entry of the root.
 
 mod abi;
 mod error;
 mod host;
 mod limits;
+mod root;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -19,6 +36,7 @@ use std::sync::Arc;
 pub use abi::IMPORTS;
 pub use error::RuntimeError;
 pub use limits::Limits;
+pub use root::{index_key, root_hash};
 
 use host::HostState;
 
@@ -97,7 +115,8 @@ pub struct Outcome {
     pub returns: Result<Option<Vec<u8>>, Vec<u8>>,
     pub logs: Vec<String>,
     pub events: Vec<Event>,
-    /// The state root the guest committed (calimero-storage's Merkle root), if it committed.
+    /// The state root the guest committed (calimero-storage's Merkle root), if it committed:
+    /// after a call that changed state and after `__calimero_sync_next`; see also [`root_hash`].
     pub root_hash: Option<[u8; 32]>,
     /// The sync artifact the guest committed: what peers feed to `__calimero_sync_next`.
     pub artifact: Vec<u8>,

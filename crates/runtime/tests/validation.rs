@@ -101,3 +101,42 @@ fn unsupported_imports_fail_loudly_when_called() {
         "{err}"
     );
 }
+
+/// A long-running guest must not grow the host's native stack (a wasmi dispatch that does not
+/// tail-call overflowed the 2 MiB stack of a test thread within a few thousand instructions).
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn a_long_loop_runs_in_constant_native_stack() {
+    let rt = Runtime::new(Limits::default());
+    let app = rt
+        .compile(
+            &wat::parse_str(
+                r#"(module (memory (export "memory") 1) (global $g (mut i32) (i32.const 0))
+                (func (export "m") (local $i i32)
+                  (loop $l
+                    (global.set $g (i32.xor (global.get $g) (i32.add (local.get $i) (i32.const 7))))
+                    (i32.store (i32.const 0) (global.get $g))
+                    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                    (br_if $l (i32.lt_u (local.get $i) (i32.const 1000000))))))"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let call = tabnode_runtime::Call {
+        method: "m",
+        input: b"",
+        context_id: [0; 32],
+        executor_id: [0; 32],
+        time_now_nanos: 0,
+        random_seed: [0; 32],
+    };
+    let empty = std::rc::Rc::new(std::collections::BTreeMap::new());
+    let outcome = rt
+        .call(
+            &app,
+            &call,
+            tabnode_runtime::Views::new(empty.clone(), empty),
+        )
+        .unwrap();
+    assert!(outcome.fuel_used > 1_000_000, "{}", outcome.fuel_used);
+}
