@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -49,3 +49,8 @@ bench: setup apps
 	$(CARGO) build --release --target $(WASM_TARGET) -p tabnode-bench
 	wasm-bindgen --target web --out-dir bench/pkg target/$(WASM_TARGET)/release/tabnode_bench.wasm
 	node bench/run.mjs $(or $(CALLS),500)
+
+# Persistence benchmark (issue 4): node set/s against raw IndexedDB writes of the same shape, and
+# bytes stored per entry, in headless Chromium (figures, not a test).
+bench-store: setup apps www relay
+	node bench/store.mjs $(or $(CALLS),300)
