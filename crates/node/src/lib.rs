@@ -15,6 +15,7 @@ mod error;
 mod membership;
 mod merkle;
 mod node;
+mod rows;
 mod seal;
 mod wire;
 

@@ -5,7 +5,9 @@ use std::rc::Rc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
-use tabnode_runtime::{App, Call, Runtime, RuntimeError, Views, WriteSet, XCallRequest};
+use tabnode_runtime::{
+    App, Call, Outcome, Runtime, RuntimeError, ViewKind, Views, WriteSet, XCallRequest,
+};
 use tabnode_store::{Batch, Namespace, Store};
 use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey};
 
@@ -15,6 +17,7 @@ use crate::env::Env;
 use crate::error::NodeError;
 use crate::membership::{Invitation, MemberCert, Role};
 use crate::merkle::MerkleTree;
+use crate::rows::Rows;
 use crate::seal;
 use crate::wire::WireMessage;
 use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
@@ -34,6 +37,9 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 const SYNC_RETRY_NANOS: u64 = 2_000_000_000;
 /// How often a context announces its heads to its members (anti-entropy).
 pub const ANNOUNCE_NANOS: u64 = 5_000_000_000;
+/// A call that asks for more rows than this, one at a time (see [`Rows`]), gets the whole view
+/// read in one scan instead: re-running a call per row would cost quadratic time.
+const MAX_ROW_MISSES: usize = 64;
 /// How long an invitation made without an explicit expiry stays usable: a week.
 pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 
@@ -154,15 +160,17 @@ struct ContextRecord {
     cert: MemberCert,
 }
 
-/// A context in memory: its whole state, its delta graph and deltas waiting for parents.
+/// A context in memory: the rows of its state read so far, its delta graph and deltas waiting
+/// for parents.
 struct ContextState {
     id: ContextId,
     record: ContextRecord,
     /// Shared with the runtime during a call (no copy); written only between calls, through
     /// [`ContextState::apply_shared`], which keeps `merkle` in step.
-    shared: Rc<StateMap>,
-    merkle: MerkleTree,
-    private: Rc<StateMap>,
+    shared: Rc<Rows>,
+    /// Built on the first checkpoint (it needs every row), then kept up to date write by write.
+    merkle: Option<MerkleTree>,
+    private: Rc<Rows>,
     /// Every applied delta's parents: the DAG, for answering sync requests.
     parents: HashMap<DeltaId, Vec<DeltaId>>,
     pending: HashMap<DeltaId, Delta>,
@@ -181,15 +189,15 @@ struct ContextState {
     verified_certs: HashSet<[u8; 32]>,
 }
 
-type StateMap = BTreeMap<Vec<u8>, Vec<u8>>;
-
 impl ContextState {
     fn apply_shared(&mut self, writes: WriteSet) {
-        self.merkle.update(&writes);
+        if let Some(merkle) = &mut self.merkle {
+            merkle.update(&writes);
+        }
         apply_writes(&mut self.shared, writes);
     }
 
-    fn views(&self, blobs: &Rc<StateMap>) -> Views {
+    fn views(&self, blobs: &Rc<Rows>) -> Views {
         Views {
             shared: self.shared.clone(),
             private: self.private.clone(),
@@ -256,8 +264,8 @@ pub struct Node<S: Store, E: Env> {
     /// after it (a hybrid logical clock), or a node whose wall clock is behind a member's could
     /// not write after merging that member's delta (calimero-storage keeps the newer record).
     clock: u64,
-    /// Every blob this node holds, by id: calls read them synchronously.
-    blobs: Rc<StateMap>,
+    /// The blobs this node has read or made, by id (read from the store as calls ask for them).
+    blobs: Rc<Rows>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -286,13 +294,11 @@ impl<S: Store, E: Env> Node<S, E> {
             key,
             apps: HashMap::new(),
             contexts: HashMap::new(),
-            blobs: Rc::default(),
+            blobs: Rc::new(Rows::unread()),
             clock: 0,
             outgoing: Vec::new(),
             events: Vec::new(),
         };
-        let blobs = node.store.scan_prefix(Namespace::Blobs, &[]).await?;
-        node.blobs = Rc::new(blobs.into_iter().collect());
         for (id, record) in node.store.scan_prefix(Namespace::Contexts, &[]).await? {
             let id = ContextId(
                 id.try_into()
@@ -310,21 +316,13 @@ impl<S: Store, E: Env> Node<S, E> {
         id: ContextId,
         record: ContextRecord,
     ) -> Result<(), NodeError> {
-        let strip = |rows: Vec<(Vec<u8>, Vec<u8>)>| {
-            rows.into_iter()
-                .map(|(k, v)| (k[32..].to_vec(), v))
-                .collect::<StateMap>()
+        // State is read row by row as calls ask for it; a context that has applied nothing
+        // (just joined) has none, so every row is known.
+        let rows = || match record.heads.is_empty() {
+            true => Rc::new(Rows::complete([])),
+            false => Rc::new(Rows::unread()),
         };
-        let shared = strip(
-            self.store
-                .scan_prefix(Namespace::State, id.as_bytes())
-                .await?,
-        );
-        let private = strip(
-            self.store
-                .scan_prefix(Namespace::Private, id.as_bytes())
-                .await?,
-        );
+        let (shared, private) = (rows(), rows());
         let mut parents = HashMap::new();
         let mut members = BTreeMap::from([(record.cert.member, record.cert.role)]);
         for (_, bytes) in self
@@ -339,11 +337,10 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         let audit = match self
             .store
-            .scan_prefix(Namespace::Audit, id.as_bytes())
+            .last_with_prefix(Namespace::Audit, id.as_bytes())
             .await?
-            .last()
         {
-            Some((_, bytes)) => AuditRecord::try_from_slice(bytes)
+            Some((_, bytes)) => AuditRecord::try_from_slice(&bytes)
                 .map_err(|e| corrupt("audit record", e))?
                 .next_head(),
             None => AuditHead::default(),
@@ -360,9 +357,9 @@ impl<S: Store, E: Env> Node<S, E> {
             ContextState {
                 id,
                 record,
-                merkle: MerkleTree::build(&shared),
-                shared: Rc::new(shared),
-                private: Rc::new(private),
+                merkle: None,
+                shared,
+                private,
                 parents,
                 pending: HashMap::new(),
                 last_sync_request: None,
@@ -528,9 +525,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 next_seq: 0,
                 cert: MemberCert::genesis(&context_key, self.key.public()),
             },
-            shared: Rc::default(),
-            merkle: MerkleTree::build(&StateMap::new()),
-            private: Rc::default(),
+            shared: Rc::new(Rows::complete([])),
+            merkle: Some(MerkleTree::build([])),
+            private: Rc::new(Rows::complete([])),
             parents: HashMap::new(),
             pending: HashMap::new(),
             last_sync_request: None,
@@ -642,13 +639,32 @@ impl<S: Store, E: Env> Node<S, E> {
             .collect())
     }
 
-    /// The context's heads and state root.
-    pub fn checkpoint(&self, id: &ContextId) -> Result<Checkpoint, NodeError> {
+    /// How many rows of the context's state (shared and private) this node holds in memory:
+    /// those its calls read or wrote since it opened, or all of them once a call or a
+    /// checkpoint needed the whole state.
+    pub fn rows_in_memory(&self, id: &ContextId) -> Result<usize, NodeError> {
+        let ctx = self.context(id)?;
+        Ok(ctx.shared.len() + ctx.private.len())
+    }
+
+    /// The context's heads, state root and Merkle root. The first checkpoint of a context this
+    /// node reopened reads its whole state once to build the Merkle tree.
+    pub async fn checkpoint(&mut self, id: &ContextId) -> Result<Checkpoint, NodeError> {
+        if self.context(id)?.merkle.is_none() {
+            let rows = self
+                .store
+                .scan_prefix(Namespace::State, id.as_bytes())
+                .await?;
+            let ctx = self.contexts.get_mut(id).expect("checked above");
+            let rows = rows.into_iter().map(|(k, v)| (k[32..].to_vec(), v));
+            Rc::make_mut(&mut ctx.shared).learn_all(rows);
+            ctx.merkle = Some(MerkleTree::build(ctx.shared.present()));
+        }
         let ctx = self.context(id)?;
         Ok(Checkpoint {
             heads: ctx.record.heads.clone(),
             root_hash: ctx.record.root_hash,
-            merkle_root: ctx.merkle.root(),
+            merkle_root: ctx.merkle.as_ref().expect("built above").root(),
         })
     }
 
@@ -735,6 +751,39 @@ impl<S: Store, E: Env> Node<S, E> {
             .map(|_| ())
     }
 
+    /// Runs a call on a context's state, reading from the store each row the call asks for
+    /// that is not in memory yet (see [`Rows`]), and running it again until it has them all.
+    async fn run_call(
+        &mut self,
+        app: &App,
+        call: &Call<'_>,
+        ctx: &mut ContextState,
+    ) -> Result<Outcome, NodeError> {
+        let mut misses = 0;
+        loop {
+            let (view, key) = match self.runtime.call(app, call, ctx.views(&self.blobs)) {
+                Ok(outcome) => return Ok(outcome),
+                Err(RuntimeError::MethodNotFound(m)) => return Err(NodeError::MethodNotFound(m)),
+                Err(RuntimeError::NotLoaded { view, key }) => (view, key),
+                Err(other) => return Err(NodeError::Execution(other)),
+            };
+            misses += 1;
+            let (ns, rows, stored_key) = match view {
+                ViewKind::Shared => (Namespace::State, &mut ctx.shared, scoped(&ctx.id, &key)),
+                ViewKind::Private => (Namespace::Private, &mut ctx.private, scoped(&ctx.id, &key)),
+                ViewKind::Blob => (Namespace::Blobs, &mut self.blobs, key.clone()),
+            };
+            if misses > MAX_ROW_MISSES && view != ViewKind::Blob {
+                let all = self.store.scan_prefix(ns, ctx.id.as_bytes()).await?;
+                let all = all.into_iter().map(|(k, v)| (k[32..].to_vec(), v));
+                Rc::make_mut(rows).learn_all(all);
+            } else {
+                let value = self.store.get(ns, &stored_key).await?;
+                Rc::make_mut(rows).learn(key, value);
+            }
+        }
+    }
+
     /// Runs a local call and, if it changed state, commits state, delta and heads in one batch.
     async fn run_local(
         &mut self,
@@ -759,13 +808,7 @@ impl<S: Store, E: Env> Node<S, E> {
             time_now_nanos: timestamp,
             random_seed,
         };
-        let outcome = self
-            .runtime
-            .call(app, &call, ctx.views(&self.blobs))
-            .map_err(|e| match e {
-                RuntimeError::MethodNotFound(m) => NodeError::MethodNotFound(m),
-                other => NodeError::Execution(other),
-            })?;
+        let outcome = self.run_call(app, &call, ctx).await?;
         let output = match &outcome.returns {
             Ok(Some(bytes)) => json_or_bytes(bytes),
             Ok(None) => serde_json::Value::Null,
@@ -859,12 +902,9 @@ impl<S: Store, E: Env> Node<S, E> {
             apply_writes(&mut ctx.private, outcome.private_writes);
             if !outcome.blobs.is_empty() {
                 let blobs = Rc::make_mut(&mut self.blobs);
-                blobs.extend(
-                    outcome
-                        .blobs
-                        .into_iter()
-                        .map(|(id, data)| (id.to_vec(), data)),
-                );
+                for (id, data) in outcome.blobs {
+                    blobs.learn(id.to_vec(), Some(data));
+                }
             }
             ctx.record = record;
             ctx.audit = audit.next_head();
@@ -1098,10 +1138,7 @@ impl<S: Store, E: Env> Node<S, E> {
             )));
         }
         let call = merge_call(&delta, &id);
-        let outcome = self
-            .runtime
-            .call(app, &call, ctx.views(&self.blobs))
-            .map_err(NodeError::Execution)?;
+        let outcome = self.run_call(app, &call, ctx).await?;
         if let Err(e) = &outcome.returns {
             return Err(NodeError::AppError(String::from_utf8_lossy(e).into_owned()));
         }
@@ -1190,8 +1227,8 @@ impl<S: Store, E: Env> Node<S, E> {
         let ctx = self.context(id)?;
         let (app_id, held) = (ctx.record.app_id, ctx.record.root_hash);
         let app = self.app(app_id).await?;
-        let mut shared: Rc<StateMap> = Rc::default();
-        let private: Rc<StateMap> = Rc::default();
+        let mut shared = Rc::new(Rows::complete([]));
+        let private = Rc::new(Rows::complete([]));
         let mut root_hash = None;
         let rows = self
             .store
@@ -1371,15 +1408,8 @@ fn stage_delta(batch: &mut Batch, ctx: ContextId, record: &mut ContextRecord, de
     );
 }
 
-fn apply_writes(map: &mut Rc<StateMap>, writes: WriteSet) {
-    if writes.is_empty() {
-        return;
-    }
-    let map = Rc::make_mut(map);
-    for (key, value) in writes {
-        match value {
-            Some(v) => map.insert(key, v),
-            None => map.remove(&key),
-        };
+fn apply_writes(rows: &mut Rc<Rows>, writes: WriteSet) {
+    if !writes.is_empty() {
+        Rc::make_mut(rows).apply(writes);
     }
 }

@@ -104,7 +104,7 @@ fn the_app_sees_the_members_this_node_has_verified() {
                 }
             }
         }
-        if !b.checkpoint(&ctx).unwrap().heads.is_empty() {
+        if !block_on(b.checkpoint(&ctx)).unwrap().heads.is_empty() {
             block_on(b.execute(&ctx, "visit", json!({}))).ok();
         }
     }

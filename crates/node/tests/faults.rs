@@ -109,13 +109,12 @@ impl Sim {
 
     /// Same heads and the same app root everywhere. (Not the node's Merkle root over the stored
     /// bytes: calimero-storage keeps per-member metadata beside the entries it hashes.)
-    fn converged(&self, ctx: &ContextId) -> bool {
-        let cps: Vec<_> = self
-            .members
-            .iter()
-            .map(|m| m.node.checkpoint(ctx).unwrap())
-            .map(|cp| (cp.heads, cp.root_hash))
-            .collect();
+    async fn converged(&mut self, ctx: &ContextId) -> bool {
+        let mut cps = Vec::new();
+        for m in &mut self.members {
+            let cp = m.node.checkpoint(ctx).await.unwrap();
+            cps.push((cp.heads, cp.root_hash));
+        }
         cps.windows(2).all(|w| w[0] == w[1]) && !cps[0].0.is_empty()
     }
 }
@@ -174,7 +173,7 @@ fn run(seed: u64, wasm: &[u8]) {
                 sim.members[i].crash_and_restart();
             }
             let node = &mut sim.members[i].node;
-            if node.checkpoint(&ctx).unwrap().heads.is_empty() || !sim.rng.chance(60) {
+            if block_on(node.checkpoint(&ctx)).unwrap().heads.is_empty() || !sim.rng.chance(60) {
                 continue;
             }
             let key = format!("m{i}-{}", sim.rng.below(8));
@@ -198,7 +197,7 @@ fn run(seed: u64, wasm: &[u8]) {
         sim.deliver();
     }
     let mut rounds = 0;
-    while !sim.converged(&ctx) {
+    while !block_on(sim.converged(&ctx)) {
         rounds += 1;
         assert!(
             rounds <= 300,

@@ -73,10 +73,10 @@ impl Wire {
 
 /// Heads and app root: what members agree on (the node's Merkle root covers per-member bytes).
 fn position(
-    node: &TestNode,
+    node: &mut TestNode,
     ctx: &ContextId,
 ) -> (Vec<tabnode_types::DeltaId>, Option<tabnode_types::Hash>) {
-    let cp = node.checkpoint(ctx).unwrap();
+    let cp = block_on(node.checkpoint(ctx)).unwrap();
     (cp.heads, cp.root_hash)
 }
 
@@ -113,7 +113,7 @@ fn pair() -> (TestNode, TestNode, ContextId, Wire) {
     assert_eq!(block_on(b.join(&invitation)).unwrap(), ctx);
     let mut wire = Wire::default();
     wire.settle(&mut [&mut a, &mut b], false);
-    assert_eq!(position(&a, &ctx), position(&b, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
     (a, b, ctx, wire)
 }
 
@@ -130,7 +130,10 @@ fn concurrent_writes_converge_to_one_root() {
     let (ea, eb) = (entries(&mut a, &ctx), entries(&mut b, &ctx));
     assert_eq!(ea, eb);
     assert_eq!(ea.as_object().unwrap().len(), 60);
-    let (ca, cb) = (a.checkpoint(&ctx).unwrap(), b.checkpoint(&ctx).unwrap());
+    let (ca, cb) = (
+        block_on(a.checkpoint(&ctx)).unwrap(),
+        block_on(b.checkpoint(&ctx)).unwrap(),
+    );
     assert_eq!(ca.heads, cb.heads);
     assert_eq!(ca.root_hash, cb.root_hash);
     assert!(ca.root_hash.is_some());
@@ -170,7 +173,7 @@ fn remote_events_reach_subscribers_once() {
 #[test]
 fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
     let (mut a, mut b, ctx, _wire) = pair();
-    let before = b.checkpoint(&ctx).unwrap();
+    let before = block_on(b.checkpoint(&ctx)).unwrap();
     set(&mut a, &ctx, "k", "v");
     let published = published(&mut a);
     let mut message = a.open_message(&ctx, &published[0]).unwrap();
@@ -182,7 +185,7 @@ fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
     block_on(b.handle_message(&context_topic(&ctx), &forged));
     block_on(b.handle_message(&context_topic(&ctx), b"not borsh"));
     block_on(b.handle_message("/tabnode/context/other", &published[0]));
-    assert_eq!(b.checkpoint(&ctx).unwrap(), before);
+    assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), before);
     let rejected = b
         .take_events()
         .into_iter()
@@ -217,13 +220,13 @@ fn reopened_node_restores_everything_and_catches_up() {
     assert_eq!(entries(&mut b, &ctx)["kept"], "yes");
     wire.settle(&mut [&mut a, &mut b], false);
     assert_eq!(entries(&mut b, &ctx)["missed"], "while away");
-    assert_eq!(position(&a, &ctx), position(&b, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
 }
 
 #[test]
 fn bad_calls_fail_clearly_and_change_nothing() {
     let (mut a, _b, ctx, _wire) = pair();
-    let before = a.checkpoint(&ctx).unwrap();
+    let before = block_on(a.checkpoint(&ctx)).unwrap();
     let err = block_on(a.execute(&ctx, "nope", json!({}))).unwrap_err();
     assert_eq!(err.kind(), "MethodNotFound", "{err}");
     let err = block_on(a.execute(&ctx, "set", json!([1]))).unwrap_err();
@@ -237,7 +240,7 @@ fn bad_calls_fail_clearly_and_change_nothing() {
     assert_eq!(err.kind(), "BadInvitation");
     let err = block_on(a.install_app(b"\0asm garbage")).unwrap_err();
     assert_eq!(err.kind(), "InvalidApp");
-    assert_eq!(a.checkpoint(&ctx).unwrap(), before);
+    assert_eq!(block_on(a.checkpoint(&ctx)).unwrap(), before);
     assert!(a
         .take_outgoing()
         .iter()
@@ -255,8 +258,8 @@ fn concurrent_writes_to_one_key_settle_on_the_same_value() {
     assert!(ea["both"] == "a's" || ea["both"] == "b's", "{ea}");
     // Same heads; the roots can still differ after a same-key conflict (README, known gap).
     assert_eq!(
-        a.checkpoint(&ctx).unwrap().heads,
-        b.checkpoint(&ctx).unwrap().heads
+        block_on(a.checkpoint(&ctx)).unwrap().heads,
+        block_on(b.checkpoint(&ctx)).unwrap().heads
     );
 }
 
@@ -266,7 +269,7 @@ fn deltas_from_non_members_and_readers_are_refused() {
     use tabnode_types::{Hash, SecretKey};
 
     let (mut a, mut b, ctx, _wire) = pair();
-    let before = b.checkpoint(&ctx).unwrap();
+    let before = block_on(b.checkpoint(&ctx)).unwrap();
     b.take_events();
 
     // An outsider signs a well-formed delta with its own (self-made) creator certificate.
@@ -288,7 +291,7 @@ fn deltas_from_non_members_and_readers_are_refused() {
     block_on(b.handle_message(&context_topic(&ctx), &message.encode()));
     // With it (a leaked key), the membership check still refuses the outsider.
     block_on(b.handle_message(&context_topic(&ctx), &a.seal_for(&ctx, &message).unwrap()));
-    assert_eq!(b.checkpoint(&ctx).unwrap(), before);
+    assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), before);
     let reasons: Vec<String> = b
         .take_events()
         .into_iter()

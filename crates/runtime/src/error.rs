@@ -27,4 +27,16 @@ pub enum RuntimeError {
     BadAbiUse(String),
     #[error("the app trapped: {0}")]
     Trap(String),
+    /// The call read a row its view has not loaded (see [`crate::StateView`]): not a failure of
+    /// the app; load the row and run the call again.
+    #[error("the call read a {view:?} row that is not loaded yet")]
+    NotLoaded { view: ViewKind, key: Vec<u8> },
+}
+
+/// Which of a call's views a row belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    Shared,
+    Private,
+    Blob,
 }

@@ -14,7 +14,10 @@ use wasmi::{
     TrapCode,
 };
 
-use crate::{Call, Event, Limits, Outcome, RuntimeError, StateView, Views, WriteSet, XCallRequest};
+use crate::{
+    Call, Event, Limits, NotLoaded, Outcome, RuntimeError, StateView, ViewKind, Views, WriteSet,
+    XCallRequest,
+};
 
 /// Why the host stopped a call; carried through wasmi as a host error.
 #[derive(Debug)]
@@ -34,6 +37,16 @@ fn trap(err: RuntimeError) -> Error {
 
 fn abi(message: impl Into<String>) -> Error {
     trap(RuntimeError::BadAbiUse(message.into()))
+}
+
+/// A row of a view, or a [`RuntimeError::NotLoaded`] trap that stops the call.
+fn loaded(base: &dyn StateView, view: ViewKind, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    base.get(key).map_err(|NotLoaded| {
+        trap(RuntimeError::NotLoaded {
+            view,
+            key: key.to_vec(),
+        })
+    })
 }
 
 fn limit(message: impl Into<String>) -> Error {
@@ -112,10 +125,10 @@ impl HostState {
     }
 
     /// A blob created by this call or held by the node.
-    fn blob(&self, id: &[u8; 32]) -> Option<Rc<Vec<u8>>> {
+    fn blob(&self, id: &[u8; 32]) -> Result<Option<Rc<Vec<u8>>>, Error> {
         match self.created_blobs.get(id) {
-            Some(data) => Some(Rc::new(data.clone())),
-            None => self.blobs.get(id).map(Rc::new),
+            Some(data) => Ok(Some(Rc::new(data.clone()))),
+            None => Ok(loaded(&*self.blobs, ViewKind::Blob, id)?.map(Rc::new)),
         }
     }
 
@@ -141,15 +154,15 @@ impl HostState {
     }
 
     /// Reads through the call's own writes first, then the state it started from.
-    fn read(&self, private: bool, key: &[u8]) -> Option<Vec<u8>> {
-        let (writes, base) = if private {
-            (&self.private_writes, &self.private)
+    fn read(&self, private: bool, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let (writes, base, view) = if private {
+            (&self.private_writes, &self.private, ViewKind::Private)
         } else {
-            (&self.shared_writes, &self.shared)
+            (&self.shared_writes, &self.shared, ViewKind::Shared)
         };
         match writes.get(key) {
-            Some(value) => value.clone(),
-            None => base.get(key),
+            Some(value) => Ok(value.clone()),
+            None => loaded(&**base, view, key),
         }
     }
 
@@ -397,7 +410,7 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
                     c.data().limits.max_storage_key_size,
                     "storage key",
                 )?;
-                match c.data().read(private, &key) {
+                match c.data().read(private, &key)? {
                     Some(value) => c.data_mut().set_register(reg as u64, value).map(|()| 1),
                     None => Ok(0),
                 }
@@ -413,7 +426,7 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
                     c.data().limits.max_storage_key_size,
                     "storage key",
                 )?;
-                let old = c.data().read(private, &key);
+                let old = c.data().read(private, &key)?;
                 c.data_mut().write(private, key, None);
                 match old {
                     Some(value) => c.data_mut().set_register(reg as u64, value).map(|()| 1),
@@ -612,7 +625,7 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
             let id: [u8; 32] = bytes_of(&c, id as u64, 32, "blob id")?
                 .try_into()
                 .map_err(|_| abi("a blob id is 32 bytes"))?;
-            Ok(match c.data().blob(&id) {
+            Ok(match c.data().blob(&id)? {
                 Some(data) => c.data_mut().open(BlobHandle::Reading { id, data, pos: 0 }) as i64,
                 None => 0,
             })
@@ -670,7 +683,7 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
                 .try_into()
                 .map_err(|_| abi("a blob id is 32 bytes"))?;
             let ctx = bytes_of(&c, ctx as u64, 32, "context id")?;
-            if ctx != c.data().context_id || c.data().blob(&id).is_none() {
+            if ctx != c.data().context_id || c.data().blob(&id)?.is_none() {
                 return Ok(0);
             }
             c.data_mut().announced_blobs.push(id);
@@ -711,7 +724,7 @@ fn store_write(
     let (max_key, max_value) = (limits.max_storage_key_size, limits.max_storage_value_size);
     let key = bytes_of(c, key, max_key, "storage key")?;
     let value = bytes_of(c, value, max_value, "storage value")?;
-    let old = c.data().read(private, &key);
+    let old = c.data().read(private, &key)?;
     c.data_mut().write(private, key, Some(value));
     Ok(old)
 }

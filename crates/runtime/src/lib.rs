@@ -34,20 +34,31 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub use abi::IMPORTS;
-pub use error::RuntimeError;
+pub use error::{RuntimeError, ViewKind};
 pub use limits::Limits;
 pub use root::{index_key, root_hash};
 
 use host::HostState;
 
 /// Reads state for a call. Reads see the call's own earlier writes through an overlay.
+///
+/// A view need not hold all of its state: the node reads rows from its store as calls touch
+/// them, so a large context opens without loading every entry. A read of a row the view has not
+/// loaded stops the call with [`RuntimeError::NotLoaded`] (changing nothing); the caller loads
+/// that row and runs the call again. Calls are deterministic, so the re-run is the same call.
 pub trait StateView {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// The value under `key`, `Ok(None)` if there is none, `Err(NotLoaded)` if not known yet.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, NotLoaded>;
 }
 
+/// A [`StateView`] has not loaded the row asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotLoaded;
+
+/// A whole state in memory: every key it lacks is absent.
 impl StateView for BTreeMap<Vec<u8>, Vec<u8>> {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        BTreeMap::get(self, key).cloned()
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, NotLoaded> {
+        Ok(BTreeMap::get(self, key).cloned())
     }
 }
 

@@ -24,10 +24,10 @@ pub fn index_key(id: &[u8; 32]) -> [u8; 32] {
 }
 
 /// The Merkle root of a context's shared state as calimero-storage 0.10 stored it: the full hash
-/// in the root entity's index (the root entity's id is the context id). `None` before `init`, or
-/// if the index entry is not in the layout of calimero-storage 0.10.
+/// in the root entity's index (the root entity's id is the context id). `None` before `init`, if
+/// the view has not loaded the entry, or if it is not in the layout of calimero-storage 0.10.
 pub fn root_hash(shared: &dyn StateView, context_id: &[u8; 32]) -> Option<[u8; 32]> {
-    let index = shared.get(&index_key(context_id))?;
+    let index = shared.get(&index_key(context_id)).ok()??;
     full_hash_of_index(&index)
 }
 

@@ -5,9 +5,15 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 mod common;
 
-use common::{guest_app, Replica};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use common::{guest_app, Replica, State};
 use serde_json::{json, Value};
-use tabnode_runtime::{root_hash, App, Call, Limits, Runtime, RuntimeError, Views};
+use tabnode_runtime::{
+    root_hash, App, Call, Limits, NotLoaded, Runtime, RuntimeError, StateView, ViewKind, Views,
+};
 
 /// The context every test replica runs in (see `common::Replica`).
 const CONTEXT: [u8; 32] = [7; 32];
@@ -281,4 +287,85 @@ fn stored_root_hash_matches_the_committed_one() {
     let read = r.call(&rt, &app, "entries", json!({}));
     assert_eq!(read.root_hash, None, "a read commits nothing");
     assert_eq!(root_hash(&*r.shared, &CONTEXT), removed.root_hash);
+}
+
+/// A view that has loaded only some rows of the state (a node reading rows from its store as
+/// calls touch them): a read of any other row stops the call with `NotLoaded`, naming the row.
+struct Partial {
+    full: Rc<State>,
+    loaded: RefCell<BTreeSet<Vec<u8>>>,
+}
+
+impl StateView for Partial {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, NotLoaded> {
+        if self.loaded.borrow().contains(key) {
+            Ok(self.full.get(key).cloned())
+        } else {
+            Err(NotLoaded)
+        }
+    }
+}
+
+/// Loading rows one `NotLoaded` at a time and running the call again ends in the outcome the
+/// whole state gives, byte for byte, after touching only the rows the call needs.
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn a_call_on_a_partly_loaded_state_asks_for_rows_until_it_runs() {
+    let rt = Runtime::new(Limits::default());
+    let app = kv_store(&rt);
+    let mut r = Replica::new(3);
+    r.call(&rt, &app, "init", json!({}));
+    for i in 0..50 {
+        r.call(
+            &rt,
+            &app,
+            "set",
+            json!({"key": format!("k{i}"), "value": format!("v{i}")}),
+        );
+    }
+    let input = serde_json::to_vec(&json!({"key": "k7"})).unwrap();
+    let call = Call {
+        method: "get",
+        input: &input,
+        context_id: CONTEXT,
+        executor_id: [3; 32],
+        time_now_nanos: r.clock + 1,
+        random_seed: [1; 32],
+    };
+    let whole = rt
+        .call(&app, &call, Views::new(r.shared.clone(), r.private.clone()))
+        .unwrap();
+    let partial = Rc::new(Partial {
+        full: r.shared.clone(),
+        loaded: RefCell::default(),
+    });
+    let mut runs = 0;
+    let outcome = loop {
+        runs += 1;
+        match rt.call(&app, &call, Views::new(partial.clone(), r.private.clone())) {
+            Ok(outcome) => break outcome,
+            Err(RuntimeError::NotLoaded {
+                view: ViewKind::Shared,
+                key,
+            }) => {
+                assert!(
+                    partial.loaded.borrow_mut().insert(key),
+                    "each row is asked for once"
+                );
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert_eq!(outcome, whole);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&outcome.returns.unwrap().unwrap()).unwrap(),
+        json!("v7")
+    );
+    let touched = partial.loaded.borrow().len();
+    assert!(
+        touched < r.shared.len() / 4,
+        "{touched} of {} rows read",
+        r.shared.len()
+    );
+    assert_eq!(runs, touched + 1);
 }

@@ -16,6 +16,7 @@ fn rows(pairs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
 pub async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() -> F) {
     get_put_overwrite_delete(&fresh().await).await;
     scan_prefix_bounds(&fresh().await).await;
+    last_with_prefix_bounds(&fresh().await).await;
     namespaces_are_isolated(&fresh().await).await;
     batches_span_namespaces_and_keep_order(&fresh().await).await;
 }
@@ -85,6 +86,44 @@ pub async fn scan_prefix_bounds(store: &impl Store) {
     assert_eq!(
         all.iter().map(|(k, _)| k.as_slice()).collect::<Vec<_>>(),
         keys.to_vec()
+    );
+}
+
+pub async fn last_with_prefix_bounds(store: &impl Store) {
+    let ns = Namespace::Audit;
+    let last = |prefix: &'static [u8]| async move {
+        store
+            .last_with_prefix(ns, prefix)
+            .await
+            .unwrap()
+            .map(|(k, _)| k)
+    };
+    assert_eq!(last(b"").await, None);
+    let mut batch = Batch::new().put(Namespace::Deltas, b"b\xff\xff", vec![]);
+    for k in [
+        &b"a"[..],
+        b"ab",
+        b"ab\x00",
+        b"ab\xff",
+        b"ab\xff\xff",
+        b"ac",
+        b"b",
+    ] {
+        batch.put_mut(ns, k, k.to_vec());
+    }
+    store.commit(batch).await.unwrap();
+    assert_eq!(last(b"ab").await, Some(b"ab\xff\xff".to_vec()));
+    assert_eq!(last(b"ab\xff\xff").await, Some(b"ab\xff\xff".to_vec()));
+    assert_eq!(last(b"a").await, Some(b"ac".to_vec()));
+    assert_eq!(last(b"aa").await, None);
+    assert_eq!(
+        last(b"").await,
+        Some(b"b".to_vec()),
+        "not another namespace's key"
+    );
+    assert_eq!(
+        store.last_with_prefix(ns, b"ac").await.unwrap(),
+        Some((b"ac".to_vec(), b"ac".to_vec()))
     );
 }
 

@@ -134,6 +134,14 @@ impl Store for FileStore {
         self.memory.scan_prefix(ns, prefix).await
     }
 
+    async fn last_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.memory.last_with_prefix(ns, prefix).await
+    }
+
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());

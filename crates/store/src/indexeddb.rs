@@ -8,7 +8,7 @@
 
 use idb::request::Request;
 use js_sys::Uint8Array;
-use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
+use rexie::{Direction, KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::JsValue;
 
 use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError};
@@ -30,6 +30,22 @@ fn bytes(value: &[u8]) -> JsValue {
 
 fn to_vec(value: &JsValue) -> Vec<u8> {
     Uint8Array::new(value).to_vec()
+}
+
+/// The key range of every key that starts with `prefix` (`None`: the whole store).
+fn prefix_range(prefix: &[u8]) -> Result<Option<KeyRange>, StoreError> {
+    match (prefix.is_empty(), prefix_end(prefix)) {
+        (true, _) => None,
+        (false, Some(end)) => Some(KeyRange::bound(
+            &bytes(prefix),
+            &bytes(&end),
+            Some(false),
+            Some(true),
+        )),
+        (false, None) => Some(KeyRange::lower_bound(&bytes(prefix), Some(false))),
+    }
+    .transpose()
+    .map_err(|e| StoreError::Backend(format!("key range: {e:?}")))
 }
 
 /// Maps IndexedDB failures, telling a full quota apart (rexie hides the DOMException's name,
@@ -93,18 +109,7 @@ impl Store for IndexedDbStore {
         ns: Namespace,
         prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let range = match (prefix.is_empty(), prefix_end(prefix)) {
-            (true, _) => None,
-            (false, Some(end)) => Some(KeyRange::bound(
-                &bytes(prefix),
-                &bytes(&end),
-                Some(false),
-                Some(true),
-            )),
-            (false, None) => Some(KeyRange::lower_bound(&bytes(prefix), Some(false))),
-        }
-        .transpose()
-        .map_err(|e| StoreError::Backend(format!("key range: {e:?}")))?;
+        let range = prefix_range(prefix)?;
         let tx = self
             .db
             .transaction(&[ns.as_str()], TransactionMode::ReadOnly)
@@ -126,6 +131,25 @@ impl Store for IndexedDbStore {
             .zip(values.iter())
             .map(|(k, v)| (to_vec(k), to_vec(v)))
             .collect())
+    }
+
+    async fn last_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let range = prefix_range(prefix)?;
+        let tx = self
+            .db
+            .transaction(&[ns.as_str()], TransactionMode::ReadOnly)
+            .map_err(error)?;
+        let store = tx.store(ns.as_str()).map_err(error)?;
+        // A cursor from the end of the range, one step.
+        let last = store
+            .scan(range, Some(1), None, Some(Direction::Prev))
+            .await
+            .map_err(error)?;
+        Ok(last.first().map(|(k, v)| (to_vec(k), to_vec(v))))
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {

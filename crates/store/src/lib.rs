@@ -156,6 +156,13 @@ pub trait Store {
         ns: Namespace,
         prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// The entry with the greatest key that starts with `prefix` (e.g. the head of a log kept
+    /// in key order), without reading the others.
+    async fn last_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
     /// Applies every op of the batch, in order, or none; returns once it is durable.
     async fn commit(&self, batch: Batch) -> Result<(), StoreError>;
 }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::{Batch, Namespace, Op, Store, StoreError};
+use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError};
 
 type Rows = BTreeMap<(Namespace, Vec<u8>), Vec<u8>>;
 
@@ -29,6 +29,23 @@ impl Store for MemoryStore {
             .range(start..)
             .take_while(|((n, k), _)| *n == ns && k.starts_with(prefix));
         Ok(rows.map(|((_, k), v)| (k.clone(), v.clone())).collect())
+    }
+
+    async fn last_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let data = self.data.borrow();
+        let start = (ns, prefix.to_vec());
+        let last = match prefix_end(prefix) {
+            Some(end) => data.range(start..(ns, end)).next_back(),
+            None => data
+                .range(start..)
+                .take_while(|((n, _), _)| *n == ns)
+                .last(),
+        };
+        Ok(last.map(|((_, k), v)| (k.clone(), v.clone())))
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {

@@ -51,6 +51,17 @@ impl<S: Store, K: Sealer> Store for SealedStore<S, K> {
         Ok(out)
     }
 
+    async fn last_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        match self.inner.last_with_prefix(ns, prefix).await? {
+            Some((key, value)) if sealed(ns) => Ok(Some((key, self.sealer.open(&value).await?))),
+            other => Ok(other),
+        }
+    }
+
     /// Seals first, then commits the whole batch at once (sealing awaits, a transaction must not).
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         let mut out = Batch::new();

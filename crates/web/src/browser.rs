@@ -183,6 +183,8 @@ export interface AuditRecord {
 }
 export interface AuditReport { ok: boolean; records: number; badSeq: number | null; reason: string | null; }
 export interface ReplayReport { deltas: number; rootHash: string | null; matches: boolean; }
+/** Rows of a context's state held in memory, and the node's wasm memory in bytes. */
+export interface MemoryUse { rows: number; wasmBytes: number; }
 export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; }
 export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
 /** What subscribers hear. */
@@ -773,7 +775,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let checkpoint = inner.run(async |node| node.checkpoint(&id)).await?;
+            let checkpoint = inner.run(async |node| node.checkpoint(&id).await).await?;
             to_js(&checkpoint)
         })
     }
@@ -792,6 +794,24 @@ impl BrowserNode {
                 .map(|(key, role)| serde_json::json!({"key": key, "role": role}))
                 .collect();
             to_js(&list)
+        })
+    }
+
+    /// What the node holds in memory for a context: `rows` of its state read (or written) so
+    /// far — a reopened context reads rows as calls touch them — and the size of the node's
+    /// whole wasm memory in bytes.
+    #[wasm_bindgen(unchecked_return_type = "Promise<MemoryUse>")]
+    pub fn memory(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let rows = inner.run(async |node| node.rows_in_memory(&id)).await?;
+            let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+            let bytes = memory
+                .buffer()
+                .unchecked_into::<js_sys::ArrayBuffer>()
+                .byte_length();
+            to_js(&serde_json::json!({"rows": rows, "wasmBytes": bytes}))
         })
     }
 

@@ -1,0 +1,108 @@
+//! What a context (or the node's blob store) has read of its rows so far.
+//!
+//! A node does not load a context's state when it opens: a call reads the rows it touches, and
+//! a row the node has not read yet stops the call with [`RuntimeError::NotLoaded`]; the node
+//! reads that row from its store and runs the call again (calls are deterministic, so the
+//! re-run is the same call). A context with 100,000 entries thus answers its first `get` after a
+//! handful of reads, and memory holds what calls touched, not the whole state.
+//!
+//! [`RuntimeError::NotLoaded`]: tabnode_runtime::RuntimeError::NotLoaded
+
+use std::collections::BTreeMap;
+
+use tabnode_runtime::{NotLoaded, StateView, WriteSet};
+
+/// Rows read from the store or written since, by key.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    /// `None`: known to be absent.
+    known: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Every row is in `known` (a context this node started, or one read whole): a key that is
+    /// not there is absent, not unread.
+    complete: bool,
+}
+
+impl Rows {
+    /// Rows that are all in memory from the start (a new context: the store has none of them).
+    pub fn complete(rows: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
+        Self {
+            known: rows.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            complete: true,
+        }
+    }
+
+    /// Rows still in the store: each is read when a call asks for it.
+    pub fn unread() -> Self {
+        Self::default()
+    }
+
+    /// Records what the store holds under `key` (`None`: nothing).
+    pub fn learn(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.known.insert(key, value);
+    }
+
+    /// Takes the whole set of rows, read from the store in one scan; rows written since the
+    /// scan began must not exist (the node runs one operation at a time).
+    pub fn learn_all(&mut self, rows: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+        *self = Self::complete(rows);
+    }
+
+    /// Applies a call's writes (after they are stored).
+    pub fn apply(&mut self, writes: WriteSet) {
+        if self.complete {
+            for (key, value) in writes {
+                match value {
+                    Some(v) => self.known.insert(key, Some(v)),
+                    None => self.known.remove(&key),
+                };
+            }
+        } else {
+            self.known.extend(writes);
+        }
+    }
+
+    /// The rows known to exist, in key order (the whole state if [`Self::is_complete`]).
+    pub fn present(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+        self.known
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    }
+
+    /// How many rows are in memory (read or written), present or known absent.
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+}
+
+impl StateView for Rows {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, NotLoaded> {
+        match self.known.get(key) {
+            Some(value) => Ok(value.clone()),
+            None if self.complete => Ok(None),
+            None => Err(NotLoaded),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unread_rows_ask_complete_rows_answer() {
+        let mut rows = Rows::unread();
+        assert_eq!(rows.get(b"k"), Err(NotLoaded));
+        rows.learn(b"k".to_vec(), None);
+        assert_eq!(rows.get(b"k"), Ok(None));
+        rows.apply(WriteSet::from([(b"j".to_vec(), Some(b"v".to_vec()))]));
+        assert_eq!(rows.get(b"j"), Ok(Some(b"v".to_vec())));
+        rows.apply(WriteSet::from([(b"j".to_vec(), None)]));
+        assert_eq!(rows.get(b"j"), Ok(None), "a removal is known, not unread");
+
+        let mut whole = Rows::complete([(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!(whole.get(b"zzz"), Ok(None));
+        whole.apply(WriteSet::from([(b"a".to_vec(), None)]));
+        assert_eq!(whole.get(b"a"), Ok(None));
+        assert_eq!(whole.present().count(), 0);
+    }
+}

@@ -1,0 +1,169 @@
+//! Cold start: a node reopening a context with 100,000 stored rows answers its first call after
+//! reading a handful of them, not the whole state; a call that needs many rows gets them all in
+//! one scan; the first checkpoint reads the state once for its Merkle tree.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use futures::executor::block_on;
+use serde_json::json;
+use tabnode_node::{FixedEnv, MerkleTree, Node};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::{Batch, MemoryStore, Namespace, Store, StoreError};
+
+const EXTRA_ROWS: u32 = 100_000;
+
+/// A memory store that counts what is read from it, per namespace.
+#[derive(Clone, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    gets: Rc<RefCell<BTreeMap<Namespace, usize>>>,
+    scanned_rows: Rc<RefCell<BTreeMap<Namespace, usize>>>,
+}
+
+impl CountingStore {
+    fn reset(&self) {
+        self.gets.borrow_mut().clear();
+        self.scanned_rows.borrow_mut().clear();
+    }
+
+    fn gets(&self, ns: Namespace) -> usize {
+        self.gets.borrow().get(&ns).copied().unwrap_or(0)
+    }
+
+    fn scanned(&self, ns: Namespace) -> usize {
+        self.scanned_rows.borrow().get(&ns).copied().unwrap_or(0)
+    }
+}
+
+impl Store for CountingStore {
+    async fn get(&self, ns: Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        *self.gets.borrow_mut().entry(ns).or_default() += 1;
+        self.inner.get(ns, key).await
+    }
+
+    async fn scan_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let rows = self.inner.scan_prefix(ns, prefix).await?;
+        *self.scanned_rows.borrow_mut().entry(ns).or_default() += rows.len();
+        Ok(rows)
+    }
+
+    async fn last_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        *self.gets.borrow_mut().entry(ns).or_default() += 1;
+        self.inner.last_with_prefix(ns, prefix).await
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        self.inner.commit(batch).await
+    }
+}
+
+fn kv_store() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/apps/dist/kv_store.wasm"
+    );
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+}
+
+fn open(store: &CountingStore) -> Node<CountingStore, FixedEnv> {
+    block_on(Node::open(
+        store.clone(),
+        FixedEnv::new(1),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_large_context_reopens_and_answers_without_reading_every_row() {
+    let store = CountingStore::default();
+    let mut node = open(&store);
+    let app = block_on(node.install_app(&kv_store())).unwrap();
+    let ctx = block_on(node.create_context(app, json!({}))).unwrap();
+    for i in 0..100 {
+        block_on(node.execute(
+            &ctx,
+            "set",
+            json!({"key": format!("k{i}"), "value": format!("v{i}")}),
+        ))
+        .unwrap();
+    }
+    let before = block_on(node.checkpoint(&ctx)).unwrap();
+    drop(node);
+    // 100,000 more rows of the context's shared state, as a large app would have stored them.
+    let mut batch = Batch::new();
+    for i in 0..EXTRA_ROWS {
+        let mut key = ctx.as_bytes().to_vec();
+        key.extend(blake3::hash(&i.to_le_bytes()).as_bytes());
+        batch.put_mut(Namespace::State, &key, vec![i as u8; 100]);
+    }
+    block_on(store.commit(batch)).unwrap();
+    let stored = block_on(store.scan_prefix(Namespace::State, ctx.as_bytes())).unwrap();
+    assert!(stored.len() > EXTRA_ROWS as usize);
+
+    store.reset();
+    let mut node = open(&store);
+    let got = block_on(node.execute(&ctx, "get", json!({"key": "k42"}))).unwrap();
+    assert_eq!(got.output, json!("v42"));
+    assert_eq!(store.scanned(Namespace::State), 0, "no scan of the state");
+    assert_eq!(store.scanned(Namespace::Private), 0);
+    let reads = store.gets(Namespace::State) + store.gets(Namespace::Private);
+    assert!(reads <= 32, "{reads} rows read for one get");
+    let in_memory = node.rows_in_memory(&ctx).unwrap();
+    assert!(in_memory <= 32, "{in_memory} rows in memory after one get");
+    println!(
+        "cold start over {} stored rows: the first get read {reads} rows, holds {in_memory}",
+        stored.len()
+    );
+
+    // Writes work on a partly read state, and what they wrote is read back.
+    block_on(node.execute(&ctx, "set", json!({"key": "new", "value": "n"}))).unwrap();
+    let got = block_on(node.execute(&ctx, "get", json!({"key": "new"}))).unwrap();
+    assert_eq!(got.output, json!("n"));
+    assert_eq!(store.scanned(Namespace::State), 0);
+
+    // A call that reads every entry asks for more than a few rows: the node reads the state
+    // in one scan instead of one row per run.
+    let entries = block_on(node.execute(&ctx, "entries", json!({}))).unwrap();
+    assert_eq!(entries.output.as_object().unwrap().len(), 101);
+    assert_eq!(entries.output["k99"], json!("v99"));
+    assert!(store.scanned(Namespace::State) > EXTRA_ROWS as usize);
+
+    // The first checkpoint builds the Merkle tree over every stored row.
+    let after = block_on(node.checkpoint(&ctx)).unwrap();
+    assert_ne!(after.heads, before.heads, "the set made a delta");
+    let rows = block_on(store.scan_prefix(Namespace::State, ctx.as_bytes())).unwrap();
+    let rows: BTreeMap<Vec<u8>, Vec<u8>> = rows
+        .into_iter()
+        .map(|(k, v)| (k[32..].to_vec(), v))
+        .collect();
+    assert_eq!(after.merkle_root, MerkleTree::build(&rows).root());
+}
+
+#[test]
+fn a_reopened_context_checkpoints_as_before() {
+    let store = CountingStore::default();
+    let mut node = open(&store);
+    let app = block_on(node.install_app(&kv_store())).unwrap();
+    let ctx = block_on(node.create_context(app, json!({}))).unwrap();
+    for i in 0..10 {
+        block_on(node.execute(&ctx, "set", json!({"key": format!("k{i}"), "value": "v"}))).unwrap();
+    }
+    let before = block_on(node.checkpoint(&ctx)).unwrap();
+    drop(node);
+    let mut node = open(&store);
+    assert_eq!(block_on(node.checkpoint(&ctx)).unwrap(), before);
+    // The audit chain continues where it stopped (its head is read, not the whole trail).
+    block_on(node.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    assert!(block_on(node.verify_audit(&ctx)).unwrap().ok);
+}
