@@ -8,7 +8,7 @@ use serde::Serialize;
 use tabnode_runtime::{
     App, Call, Outcome, Runtime, RuntimeError, ViewKind, Views, WriteSet, XCallRequest,
 };
-use tabnode_store::{Batch, Namespace, Store};
+use tabnode_store::{Batch, Namespace, Store, StoreError};
 use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey};
 
 use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, AuditReport};
@@ -897,7 +897,19 @@ impl<S: Store, E: Env> Node<S, E> {
                 ctx.id.as_bytes(),
                 borsh::to_vec(&record).expect("encode"),
             );
-            self.store.commit(std::mem::take(batch)).await?;
+            let read_only = delta.is_none()
+                && outcome.shared_writes.is_empty()
+                && outcome.private_writes.is_empty()
+                && outcome.blobs.is_empty();
+            match self.store.commit(std::mem::take(batch)).await {
+                Ok(()) => ctx.audit = audit.next_head(),
+                // A full disk must not stop reads: a call that changed nothing answers even if
+                // its audit record could not be stored (the chain goes on from the last one).
+                Err(StoreError::QuotaExceeded) if read_only => {
+                    tracing::warn!(context = %ctx.id, method, "quota exhausted: a read was not audited");
+                }
+                Err(e) => return Err(e.into()),
+            }
             ctx.apply_shared(outcome.shared_writes);
             apply_writes(&mut ctx.private, outcome.private_writes);
             if !outcome.blobs.is_empty() {
@@ -907,7 +919,6 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
             }
             ctx.record = record;
-            ctx.audit = audit.next_head();
         }
         let delta_id = delta.as_ref().map(Delta::id);
         for e in &events {

@@ -1,8 +1,9 @@
-//! Cold start: a node reopening a context with 100,000 stored rows answers its first call after
-//! reading a handful of them, not the whole state; a call that needs many rows gets them all in
-//! one scan; the first checkpoint reads the state once for its Merkle tree.
+//! How the node uses its store. Cold start: a node reopening a context with 100,000 stored rows
+//! answers its first call after reading a handful of them, not the whole state; a call that needs
+//! many rows gets them all in one scan; the first checkpoint reads the state once for its Merkle
+//! tree. A full disk: writes fail with `QuotaExceeded` and store nothing, reads keep answering.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -14,12 +15,14 @@ use tabnode_store::{Batch, MemoryStore, Namespace, Store, StoreError};
 
 const EXTRA_ROWS: u32 = 100_000;
 
-/// A memory store that counts what is read from it, per namespace.
+/// A memory store that counts what is read from it, per namespace, and can be made full.
 #[derive(Clone, Default)]
 struct CountingStore {
     inner: MemoryStore,
     gets: Rc<RefCell<BTreeMap<Namespace, usize>>>,
     scanned_rows: Rc<RefCell<BTreeMap<Namespace, usize>>>,
+    /// Refuse every commit as the browser does when the quota is exhausted.
+    full: Rc<Cell<bool>>,
 }
 
 impl CountingStore {
@@ -63,6 +66,9 @@ impl Store for CountingStore {
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        if self.full.get() {
+            return Err(StoreError::QuotaExceeded);
+        }
         self.inner.commit(batch).await
     }
 }
@@ -166,4 +172,36 @@ fn a_reopened_context_checkpoints_as_before() {
     // The audit chain continues where it stopped (its head is read, not the whole trail).
     block_on(node.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
     assert!(block_on(node.verify_audit(&ctx)).unwrap().ok);
+}
+
+#[test]
+fn on_a_full_disk_writes_fail_and_store_nothing_and_reads_still_answer() {
+    let store = CountingStore::default();
+    let mut node = open(&store);
+    let app = block_on(node.install_app(&kv_store())).unwrap();
+    let ctx = block_on(node.create_context(app, json!({}))).unwrap();
+    block_on(node.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    let before = block_on(node.checkpoint(&ctx)).unwrap();
+    let audited = block_on(node.audit(&ctx)).unwrap().len();
+
+    store.full.set(true);
+    let err = block_on(node.execute(&ctx, "set", json!({"key": "k2", "value": "w"}))).unwrap_err();
+    assert_eq!(err.kind(), "QuotaExceeded");
+    assert_eq!(block_on(node.checkpoint(&ctx)).unwrap(), before);
+    let got = block_on(node.execute(&ctx, "get", json!({"key": "k"}))).unwrap();
+    assert_eq!(got.output, json!("v"), "a read answers on a full disk");
+    let got = block_on(node.execute(&ctx, "get", json!({"key": "k2"}))).unwrap();
+    assert_eq!(got.output, json!(null), "the refused write is nowhere");
+
+    store.full.set(false);
+    block_on(node.execute(&ctx, "set", json!({"key": "k3", "value": "x"}))).unwrap();
+    let report = block_on(node.verify_audit(&ctx)).unwrap();
+    assert!(
+        report.ok,
+        "the chain goes on past the unaudited reads: {report:?}"
+    );
+    assert_eq!(block_on(node.audit(&ctx)).unwrap().len(), audited + 1);
+    let mut node = open(&store);
+    let got = block_on(node.execute(&ctx, "get", json!({"key": "k2"}))).unwrap();
+    assert_eq!(got.output, json!(null));
 }
