@@ -1,5 +1,6 @@
 //! Signed causal deltas: what one call on one node changed, as the guest's sync artifact.
 
+use crate::log::MemberOp;
 use crate::membership::MemberCert;
 use borsh::{BorshDeserialize, BorshSerialize};
 use tabnode_types::{
@@ -44,6 +45,8 @@ pub struct DeltaBody {
     pub genesis: Option<Genesis>,
     /// The author's membership: every member checks it before applying the delta.
     pub author_cert: MemberCert,
+    /// Set on an admin's membership operation (which carries no artifact).
+    pub op: Option<MemberOp>,
 }
 
 /// A delta as it travels and is stored: content plus the author's signature over its id.
@@ -96,6 +99,7 @@ mod tests {
             events: vec![],
             genesis: None,
             author_cert: MemberCert::genesis(&SecretKey::from_seed([8; 32]), key.public()),
+            op: None,
         }
     }
 

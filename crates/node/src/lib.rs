@@ -12,6 +12,7 @@ mod audit;
 mod delta;
 mod env;
 mod error;
+mod log;
 mod membership;
 mod merkle;
 mod node;
@@ -23,6 +24,7 @@ pub use audit::{AuditEntry, AuditKind, AuditRecord, AuditReport};
 pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;
+pub use log::MemberOp;
 pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
 pub use merkle::MerkleTree;
 pub use node::{

@@ -143,8 +143,9 @@ impl MemberCert {
         }
     }
 
-    /// Checks the chain and that it certifies `author` as a writer of `context_id`.
-    pub fn authorize_write(
+    /// Checks the chain and that it certifies `author` as a member of `context_id` (with the
+    /// certificate's role; the membership log may since have changed it).
+    pub fn authenticate(
         &self,
         context_id: &ContextId,
         author: &PublicKey,
@@ -154,7 +155,16 @@ impl MemberCert {
                 "{author} shows no membership of {context_id}"
             )));
         }
-        self.verify()?;
+        self.verify()
+    }
+
+    /// Checks the chain and that it certifies `author` as a writer of `context_id`.
+    pub fn authorize_write(
+        &self,
+        context_id: &ContextId,
+        author: &PublicKey,
+    ) -> Result<(), NodeError> {
+        self.authenticate(context_id, author)?;
         if !self.role.can_write() {
             return Err(unauthorized(format!(
                 "{author} is a reader of {context_id}"

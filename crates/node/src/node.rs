@@ -15,6 +15,7 @@ use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, 
 use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::env::Env;
 use crate::error::NodeError;
+use crate::log::{chain_of, Entry as LogEntry, Log, MemberOp};
 use crate::membership::{Invitation, MemberCert, Role};
 use crate::merkle::MerkleTree;
 use crate::rows::Rows;
@@ -78,6 +79,25 @@ pub enum NodeEvent {
         context_id: Option<ContextId>,
         reason: String,
     },
+    /// An admin's membership operation was applied (`counted`: it took effect under the log's
+    /// rule; see [`crate::MemberOp`]).
+    #[serde(rename_all = "camelCase")]
+    Membership {
+        context_id: ContextId,
+        delta_id: DeltaId,
+        by: PublicKey,
+        op: MemberOp,
+        counted: bool,
+    },
+    /// A member's delta does not stand under the membership log (its author, or a key its
+    /// authority depends on, was removed, or its role does not allow it): kept in the DAG,
+    /// not applied to the state.
+    #[serde(rename_all = "camelCase")]
+    Voided {
+        context_id: ContextId,
+        delta_id: DeltaId,
+        author: PublicKey,
+    },
     /// After applying a delta on exactly its parents, our root differs from its author's.
     #[serde(rename_all = "camelCase")]
     Divergence {
@@ -93,6 +113,8 @@ impl NodeEvent {
         match self {
             Self::Event { context_id, .. }
             | Self::DeltaApplied { context_id, .. }
+            | Self::Membership { context_id, .. }
+            | Self::Voided { context_id, .. }
             | Self::Divergence { context_id, .. } => Some(*context_id),
             Self::SyncRejected { context_id, .. } => *context_id,
         }
@@ -171,17 +193,23 @@ struct ContextState {
     /// Built on the first checkpoint (it needs every row), then kept up to date write by write.
     merkle: Option<MerkleTree>,
     private: Rc<Rows>,
-    /// Every applied delta's parents: the DAG, for answering sync requests.
-    parents: HashMap<DeltaId, Vec<DeltaId>>,
+    /// Every applied delta (void or not) as the membership log sees it: the DAG, for sync
+    /// requests and for judging deltas.
+    dag: HashMap<DeltaId, LogEntry>,
+    /// The membership log's verdict on `dag`; the state holds exactly the deltas it lets stand.
+    log: Log,
+    /// Whether the DAG has a delta by this node: a joiner announces itself with
+    /// [`MemberOp::Join`] once it has the context's state, so members know it before it writes.
+    announced: bool,
     pending: HashMap<DeltaId, Delta>,
     last_sync_request: Option<u64>,
     /// When this context last announced its heads (see [`Node::tick`]).
     last_announce: Option<u64>,
     /// The context's shared secret: seals everything this context sends.
     secret: [u8; 32],
-    /// Members this node knows, from the certificates it verified: its own and those carried by
-    /// applied deltas.
-    members: BTreeMap<PublicKey, Role>,
+    /// Members this node knows, from the certificates it verified (its own and those carried by
+    /// applied deltas): the role each certificate gives, and the keys it depends on.
+    members: BTreeMap<PublicKey, (Role, Vec<PublicKey>)>,
     /// Where this context's audit chain stands.
     audit: AuditHead,
     /// blake3 of the membership certificates already checked: a chain is verified once, not on
@@ -190,6 +218,21 @@ struct ContextState {
 }
 
 impl ContextState {
+    /// Takes an applied delta into the DAG and the log (`stands`: its changes were applied).
+    fn insert_applied(&mut self, delta: &Delta, stands: bool) {
+        let body = &delta.body;
+        let entry = LogEntry::new(
+            body.parents.clone(),
+            body.author,
+            body.timestamp,
+            &body.author_cert,
+            body.op.clone(),
+        );
+        let id = delta.id();
+        self.log.add(id, &entry, stands);
+        self.dag.insert(id, entry);
+    }
+
     fn apply_shared(&mut self, writes: WriteSet) {
         if let Some(merkle) = &mut self.merkle {
             merkle.update(&writes);
@@ -202,13 +245,49 @@ impl ContextState {
             shared: self.shared.clone(),
             private: self.private.clone(),
             blobs: blobs.clone(),
-            members: Rc::new(self.members.keys().map(|k| k.0).collect()),
+            members: Rc::new(
+                self.known_members()
+                    .iter()
+                    .filter(|k| self.role_now(k).is_some())
+                    .map(|k| k.0)
+                    .collect(),
+            ),
         }
     }
 
     /// Records a member whose certificate was verified (a later certificate's role wins).
     fn learn_member(&mut self, cert: &MemberCert) {
-        self.members.insert(cert.member, cert.role);
+        self.members
+            .insert(cert.member, (cert.role, chain_of(cert)));
+    }
+
+    /// How a new delta by `author` on this node's heads would be seen by the log.
+    fn entry_now(&self, author: &PublicKey, op: Option<MemberOp>) -> Option<LogEntry> {
+        // A key known only from a role an admin gave it is certified by that operation.
+        let (cert_role, chain) = match self.members.get(author) {
+            Some((role, chain)) => (*role, chain.clone()),
+            None => (self.log.verdict().roles.get(author)?.0, vec![*author]),
+        };
+        Some(LogEntry {
+            parents: self.record.heads.clone(),
+            author: *author,
+            timestamp: u64::MAX,
+            cert_role,
+            chain,
+            op,
+        })
+    }
+
+    /// Every key this node knows as a member, removed or not.
+    fn known_members(&self) -> BTreeSet<PublicKey> {
+        let granted = self.log.verdict().roles.keys();
+        self.members.keys().chain(granted).copied().collect()
+    }
+
+    /// The role `member` acts with now, by its certificate and the membership log; `None` if
+    /// it (or a key its authority depends on) was removed, or it is not known.
+    fn role_now(&self, member: &PublicKey) -> Option<Role> {
+        self.log.role_of_new(&self.entry_now(member, None)?)
     }
 }
 
@@ -323,8 +402,11 @@ impl<S: Store, E: Env> Node<S, E> {
             false => Rc::new(Rows::unread()),
         };
         let (shared, private) = (rows(), rows());
-        let mut parents = HashMap::new();
-        let mut members = BTreeMap::from([(record.cert.member, record.cert.role)]);
+        let mut dag = HashMap::new();
+        let mut members = BTreeMap::from([(
+            record.cert.member,
+            (record.cert.role, chain_of(&record.cert)),
+        )]);
         for (_, bytes) in self
             .store
             .scan_prefix(Namespace::Deltas, id.as_bytes())
@@ -332,8 +414,12 @@ impl<S: Store, E: Env> Node<S, E> {
         {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
             self.clock = self.clock.max(delta.body.timestamp);
-            members.insert(delta.body.author_cert.member, delta.body.author_cert.role);
-            parents.insert(delta.id(), delta.body.parents);
+            let id = delta.id();
+            let body = delta.body;
+            let cert = &body.author_cert;
+            members.insert(cert.member, (cert.role, chain_of(cert)));
+            let entry = LogEntry::new(body.parents, body.author, body.timestamp, cert, body.op);
+            dag.insert(id, entry);
         }
         let audit = match self
             .store
@@ -360,7 +446,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 merkle: None,
                 shared,
                 private,
-                parents,
+                log: Log::judge(&dag),
+                announced: dag.values().any(|e| e.author == self.key.public()),
+                dag,
                 pending: HashMap::new(),
                 last_sync_request: None,
                 last_announce: None,
@@ -528,15 +616,18 @@ impl<S: Store, E: Env> Node<S, E> {
             shared: Rc::new(Rows::complete([])),
             merkle: Some(MerkleTree::build([])),
             private: Rc::new(Rows::complete([])),
-            parents: HashMap::new(),
+            dag: HashMap::new(),
+            log: Log::default(),
+            announced: true,
             pending: HashMap::new(),
             last_sync_request: None,
             last_announce: None,
-            members: BTreeMap::from([(self.key.public(), Role::Admin)]),
+            members: BTreeMap::new(),
             secret: self.env.random32(),
             audit: AuditHead::default(),
             verified_certs: HashSet::new(),
         };
+        ctx.learn_member(&ctx.record.cert.clone());
         let mut batch = Batch::new()
             .put(
                 Namespace::Keys,
@@ -631,11 +722,11 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// The members this node knows for the context, with their roles.
     pub fn members(&self, id: &ContextId) -> Result<Vec<(PublicKey, Role)>, NodeError> {
-        Ok(self
-            .context(id)?
-            .members
-            .iter()
-            .map(|(k, r)| (*k, *r))
+        let ctx = self.context(id)?;
+        Ok(ctx
+            .known_members()
+            .into_iter()
+            .filter_map(|k| Some((k, ctx.role_now(&k)?)))
             .collect())
     }
 
@@ -828,11 +919,22 @@ impl<S: Store, E: Env> Node<S, E> {
             .collect();
         let mut delta = None;
         let writes = !outcome.artifact.is_empty() || !outcome.shared_writes.is_empty();
-        if writes && !ctx.record.cert.role.can_write() {
-            return Err(NodeError::Unauthorized(format!(
-                "{method} changes state, and this node is a reader of {}",
-                ctx.id
-            )));
+        if writes {
+            match ctx.role_now(&self.key.public()) {
+                Some(role) if role.can_write() => {}
+                Some(_) => {
+                    return Err(NodeError::Unauthorized(format!(
+                        "{method} changes state, and this node is a reader of {}",
+                        ctx.id
+                    )))
+                }
+                None => {
+                    return Err(NodeError::Unauthorized(format!(
+                        "this node was removed from {}",
+                        ctx.id
+                    )))
+                }
+            }
         }
         if !outcome.artifact.is_empty() {
             let root_hash = Hash(outcome.root_hash.unwrap_or_default());
@@ -850,6 +952,7 @@ impl<S: Store, E: Env> Node<S, E> {
                         random_seed,
                     }),
                     author_cert: ctx.record.cert.clone(),
+                    op: None,
                 }
                 .sign(&self.key),
             );
@@ -932,7 +1035,8 @@ impl<S: Store, E: Env> Node<S, E> {
             });
         }
         if let Some(delta) = delta {
-            ctx.parents.insert(delta.id(), delta.body.parents.clone());
+            ctx.announced = true;
+            ctx.insert_applied(&delta, true);
             self.publish(ctx.id, &ctx.secret, WireMessage::Deltas(vec![delta]));
         }
         Ok(ExecuteResult {
@@ -1066,7 +1170,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let cert = &delta.body.author_cert;
         let cert_hash = *blake3::hash(&borsh::to_vec(cert).expect("encode")).as_bytes();
         if !ctx.verified_certs.contains(&cert_hash) {
-            if let Err(e) = cert.authorize_write(&context_id, &delta.body.author) {
+            if let Err(e) = cert.authenticate(&context_id, &delta.body.author) {
                 let entry = AuditEntry {
                     kind: AuditKind::Refused,
                     executor: delta.body.author,
@@ -1086,7 +1190,7 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             ctx.verified_certs.insert(cert_hash);
         }
-        if ctx.parents.contains_key(&id) || ctx.pending.contains_key(&id) {
+        if ctx.dag.contains_key(&id) || ctx.pending.contains_key(&id) {
             return Ok(());
         }
         if ctx.pending.len() >= MAX_PENDING {
@@ -1105,7 +1209,7 @@ impl<S: Store, E: Env> Node<S, E> {
             let ready = ctx
                 .pending
                 .iter()
-                .filter(|(_, d)| d.body.parents.iter().all(|p| ctx.parents.contains_key(p)))
+                .filter(|(_, d)| d.body.parents.iter().all(|p| ctx.dag.contains_key(p)))
                 .map(|(id, d)| (d.body.timestamp, *id))
                 .min();
             let Some((_, id)) = ready else { break };
@@ -1115,6 +1219,16 @@ impl<S: Store, E: Env> Node<S, E> {
             self.contexts.insert(context_id, ctx);
             if let Err(e) = result {
                 self.reject(Some(context_id), format!("delta {id}: {e}"));
+            }
+        }
+        let ctx = self.contexts.get_mut(&context_id).expect("known context");
+        if !ctx.announced && !ctx.record.heads.is_empty() {
+            ctx.announced = true;
+            let mut ctx = self.contexts.remove(&context_id).expect("known context");
+            let result = self.member_op_in(&app, &mut ctx, MemberOp::Join).await;
+            self.contexts.insert(context_id, ctx);
+            if let Err(e) = result {
+                tracing::warn!(%context_id, %e, "could not announce this node's membership");
             }
         }
         let now = self.env.now_nanos();
@@ -1134,7 +1248,10 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// Merges one verified delta whose parents are all applied, through the guest.
+    /// Applies one verified delta whose parents are all applied. The membership log decides
+    /// whether it stands: a delta that does not is kept in the DAG (members who applied it
+    /// before they learnt why must agree on the DAG) but its changes are not applied. A
+    /// membership operation judges the log anew; data deltas are merged by the guest.
     async fn apply_remote(
         &mut self,
         app: &App,
@@ -1143,17 +1260,72 @@ impl<S: Store, E: Env> Node<S, E> {
         delta: Delta,
     ) -> Result<(), NodeError> {
         let body = &delta.body;
-        if body.genesis.is_some() && (!ctx.parents.is_empty() || !body.parents.is_empty()) {
+        if body.genesis.is_some() && (!ctx.dag.is_empty() || !body.parents.is_empty()) {
             return Err(NodeError::Corrupt(format!(
                 "{id} claims to be a genesis but the context has one"
             )));
         }
+        if body.parents.iter().any(|p| {
+            ctx.dag
+                .get(p)
+                .is_some_and(|e| e.timestamp >= body.timestamp)
+        }) {
+            return Err(NodeError::Corrupt(format!(
+                "{id} is not later than its parents"
+            )));
+        }
+        let entry = LogEntry::new(
+            body.parents.clone(),
+            body.author,
+            body.timestamp,
+            &body.author_cert,
+            body.op.clone(),
+        );
+        let allows = |role: Role| match &body.op {
+            Some(op) => op.allowed_for(role),
+            None => role.can_write(),
+        };
+        let stands = ctx.log.role_of_new(&entry).is_some_and(allows);
+        if !stands && !allows(body.author_cert.role) {
+            // Not even its certificate allows it (a reader's write): refused outright.
+            let e = NodeError::Unauthorized(format!(
+                "{} is a {:?} of {} and may not {}",
+                body.author,
+                body.author_cert.role,
+                ctx.id,
+                if body.op.is_some() {
+                    "change membership"
+                } else {
+                    "write"
+                }
+            ));
+            let refused = AuditEntry {
+                kind: AuditKind::Refused,
+                executor: body.author,
+                method: "delta".into(),
+                args_hash: Hash(*blake3::hash(&body.artifact).as_bytes()),
+                outcome: e.kind().to_owned(),
+                root_hash: ctx.record.root_hash,
+                time: self.env.now_nanos(),
+                random_seed: [0; 32],
+                delta_id: Some(id),
+            };
+            let _ = self.audit_alone(ctx, refused).await;
+            return Err(e);
+        }
         let call = merge_call(&delta, &id);
-        let outcome = self.run_call(app, &call, ctx).await?;
-        if let Err(e) = &outcome.returns {
+        let outcome = match (stands, &body.op) {
+            (true, None) => Some(self.run_call(app, &call, ctx).await?),
+            _ => None,
+        };
+        if let Some(Err(e)) = outcome.as_ref().map(|o| &o.returns) {
             return Err(NodeError::AppError(String::from_utf8_lossy(e).into_owned()));
         }
-        let root_hash = outcome.root_hash.map(Hash).or(ctx.record.root_hash);
+        let root_hash = outcome
+            .as_ref()
+            .and_then(|o| o.root_hash)
+            .map(Hash)
+            .or(ctx.record.root_hash);
 
         let mut heads: BTreeSet<DeltaId> = ctx.record.heads.iter().copied().collect();
         let on_parents = heads == body.parents.iter().copied().collect();
@@ -1166,28 +1338,39 @@ impl<S: Store, E: Env> Node<S, E> {
         record.root_hash = root_hash;
 
         let mut batch = Batch::new();
-        stage_writes(
-            &mut batch,
-            ctx.id,
-            &outcome.shared_writes,
-            &outcome.private_writes,
-        );
+        if let Some(outcome) = &outcome {
+            stage_writes(
+                &mut batch,
+                ctx.id,
+                &outcome.shared_writes,
+                &outcome.private_writes,
+            );
+        }
         stage_delta(&mut batch, ctx.id, &mut record, &delta);
         batch.put_mut(
             Namespace::Contexts,
             ctx.id.as_bytes(),
             borsh::to_vec(&record).expect("encode"),
         );
+        let (method, input, random_seed) = match (&body.op, &outcome) {
+            (Some(op), _) => (op.method(), body.artifact.as_slice(), [0; 32]),
+            (None, Some(_)) => (call.method, call.input, call.random_seed),
+            (None, None) => ("delta", body.artifact.as_slice(), [0; 32]),
+        };
         let audit = AuditRecord::seal(
             AuditEntry {
-                kind: AuditKind::RemoteDelta,
+                kind: if stands {
+                    AuditKind::RemoteDelta
+                } else {
+                    AuditKind::Refused
+                },
                 executor: body.author,
-                method: call.method.to_owned(),
-                args_hash: Hash(*blake3::hash(call.input).as_bytes()),
-                outcome: "ok".into(),
+                method: method.to_owned(),
+                args_hash: Hash(*blake3::hash(input).as_bytes()),
+                outcome: if stands { "ok" } else { "Void" }.into(),
                 root_hash,
                 time: body.timestamp,
-                random_seed: call.random_seed,
+                random_seed,
                 delta_id: Some(id),
             },
             &ctx.audit,
@@ -1196,15 +1379,35 @@ impl<S: Store, E: Env> Node<S, E> {
         stage_audit(&mut batch, ctx.id, &audit);
         self.store.commit(batch).await?;
 
-        ctx.apply_shared(outcome.shared_writes);
-        apply_writes(&mut ctx.private, outcome.private_writes);
+        if let Some(outcome) = outcome {
+            ctx.apply_shared(outcome.shared_writes);
+            apply_writes(&mut ctx.private, outcome.private_writes);
+        }
         ctx.record = record;
         ctx.audit = audit.next_head();
-        ctx.parents.insert(id, body.parents.clone());
         ctx.learn_member(&body.author_cert);
+        ctx.insert_applied(&delta, stands);
         self.clock = self.clock.max(body.timestamp);
 
-        if on_parents && root_hash != Some(body.root_hash) {
+        if let Some(op) = &body.op {
+            self.rejudge(app, ctx).await?;
+            self.events.push(NodeEvent::Membership {
+                context_id: ctx.id,
+                delta_id: id,
+                by: body.author,
+                op: op.clone(),
+                counted: ctx.log.verdict().applied_ops.contains(&id),
+            });
+        }
+        if !stands {
+            self.events.push(NodeEvent::Voided {
+                context_id: ctx.id,
+                delta_id: id,
+                author: body.author,
+            });
+            return Ok(());
+        }
+        if body.op.is_none() && on_parents && root_hash != Some(body.root_hash) {
             self.events.push(NodeEvent::Divergence {
                 context_id: ctx.id,
                 delta_id: id,
@@ -1231,19 +1434,56 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// Re-runs every stored delta of the context, in the order it was applied, on an empty
-    /// state, checking each signature; returns the root reached and whether it is the root the
-    /// node holds. Private state is not part of it (it never travels in deltas).
-    pub async fn replay(&mut self, id: &ContextId) -> Result<ReplayReport, NodeError> {
-        let ctx = self.context(id)?;
-        let (app_id, held) = (ctx.record.app_id, ctx.record.root_hash);
-        let app = self.app(app_id).await?;
+    /// Judges the membership log anew (after an operation); if that changes which applied
+    /// deltas stand, rebuilds the shared state from those that do.
+    async fn rejudge(&mut self, app: &App, ctx: &mut ContextState) -> Result<(), NodeError> {
+        let judged = Log::judge(&ctx.dag);
+        let changed = judged.verdict().void != ctx.log.verdict().void;
+        ctx.log = judged;
+        if !changed {
+            return Ok(());
+        }
+        let (rows, root_hash, _) = self.replay_standing(app, ctx).await?;
+        let mut batch = Batch::new();
+        for (key, _) in self
+            .store
+            .scan_prefix(Namespace::State, ctx.id.as_bytes())
+            .await?
+        {
+            batch.delete_mut(Namespace::State, &key);
+        }
+        for (key, value) in rows.present() {
+            batch.put_mut(Namespace::State, &scoped(&ctx.id, key), value.clone());
+        }
+        let mut record = ctx.record.clone();
+        record.root_hash = root_hash;
+        batch.put_mut(
+            Namespace::Contexts,
+            ctx.id.as_bytes(),
+            borsh::to_vec(&record).expect("encode"),
+        );
+        self.store.commit(batch).await?;
+        ctx.merkle = Some(MerkleTree::build(rows.present()));
+        ctx.shared = Rc::new(rows);
+        ctx.record = record;
+        Ok(())
+    }
+
+    /// Runs every stored delta of the context that stands under the membership log, in the
+    /// order it was applied, on an empty state, checking each signature. Returns the state,
+    /// its root and how many deltas are stored. Private state is not part of it (it never
+    /// travels in deltas).
+    async fn replay_standing(
+        &self,
+        app: &App,
+        ctx: &ContextState,
+    ) -> Result<(Rows, Option<Hash>, usize), NodeError> {
         let mut shared = Rc::new(Rows::complete([]));
         let private = Rc::new(Rows::complete([]));
         let mut root_hash = None;
         let rows = self
             .store
-            .scan_prefix(Namespace::Deltas, id.as_bytes())
+            .scan_prefix(Namespace::Deltas, ctx.id.as_bytes())
             .await?;
         let deltas = rows.len();
         for (_, bytes) in rows {
@@ -1251,19 +1491,138 @@ impl<S: Store, E: Env> Node<S, E> {
             let delta_id = delta
                 .verify()
                 .map_err(|e| corrupt("stored delta", format!("{}: {e}", delta.id())))?;
+            if delta.body.op.is_some() || ctx.log.verdict().void.contains(&delta_id) {
+                continue;
+            }
             let call = merge_call(&delta, &delta_id);
             let outcome = self
                 .runtime
-                .call(&app, &call, Views::new(shared.clone(), private.clone()))
+                .call(app, &call, Views::new(shared.clone(), private.clone()))
                 .map_err(NodeError::Execution)?;
             apply_writes(&mut shared, outcome.shared_writes);
             root_hash = outcome.root_hash.map(Hash).or(root_hash);
         }
+        Ok((Rc::unwrap_or_clone(shared), root_hash, deltas))
+    }
+
+    /// Re-runs every stored delta that stands on an empty state (see the membership log), and
+    /// says whether it reaches the root the node holds.
+    pub async fn replay(&mut self, id: &ContextId) -> Result<ReplayReport, NodeError> {
+        let app = self.app(self.context(id)?.record.app_id).await?;
+        let ctx = self.context(id)?;
+        let (_, root_hash, deltas) = self.replay_standing(&app, ctx).await?;
         Ok(ReplayReport {
             deltas,
             root_hash,
-            matches: root_hash == held,
+            matches: root_hash == ctx.record.root_hash,
         })
+    }
+
+    /// Removes `member` from the context, and every certificate issued through its key: an
+    /// admin's operation, replicated to every member (see [`MemberOp::Remove`]).
+    pub async fn remove_member(
+        &mut self,
+        id: &ContextId,
+        member: PublicKey,
+    ) -> Result<DeltaId, NodeError> {
+        if member == self.key.public() {
+            return Err(NodeError::BadArgs(
+                "an admin cannot remove itself; another admin can".into(),
+            ));
+        }
+        self.member_op(id, MemberOp::Remove { member }).await
+    }
+
+    /// Gives `member` a new role: an admin's operation, replicated to every member.
+    pub async fn set_role(
+        &mut self,
+        id: &ContextId,
+        member: PublicKey,
+        role: Role,
+    ) -> Result<DeltaId, NodeError> {
+        self.member_op(id, MemberOp::SetRole { member, role }).await
+    }
+
+    async fn member_op(&mut self, id: &ContextId, op: MemberOp) -> Result<DeltaId, NodeError> {
+        let app = self.app(self.context(id)?.record.app_id).await?;
+        let mut ctx = self.contexts.remove(id).expect("checked above");
+        let result = self.member_op_in(&app, &mut ctx, op).await;
+        self.contexts.insert(*id, ctx);
+        result
+    }
+
+    async fn member_op_in(
+        &mut self,
+        app: &App,
+        ctx: &mut ContextState,
+        op: MemberOp,
+    ) -> Result<DeltaId, NodeError> {
+        if ctx.record.heads.is_empty() {
+            return Err(NodeError::NotSynced(ctx.id.to_string()));
+        }
+        if !ctx
+            .role_now(&self.key.public())
+            .is_some_and(|role| op.allowed_for(role))
+        {
+            return Err(NodeError::Unauthorized(format!(
+                "only admins change the membership of {}",
+                ctx.id
+            )));
+        }
+        let delta = DeltaBody {
+            context_id: ctx.id,
+            parents: ctx.record.heads.clone(),
+            author: self.key.public(),
+            timestamp: self.next_timestamp(),
+            artifact: Vec::new(),
+            root_hash: ctx.record.root_hash.unwrap_or_default(),
+            events: Vec::new(),
+            genesis: None,
+            author_cert: ctx.record.cert.clone(),
+            op: Some(op.clone()),
+        }
+        .sign(&self.key);
+        let delta_id = delta.id();
+        let mut record = ctx.record.clone();
+        record.heads = vec![delta_id];
+        let mut batch = Batch::new();
+        stage_delta(&mut batch, ctx.id, &mut record, &delta);
+        batch.put_mut(
+            Namespace::Contexts,
+            ctx.id.as_bytes(),
+            borsh::to_vec(&record).expect("encode"),
+        );
+        let audit = AuditRecord::seal(
+            AuditEntry {
+                kind: AuditKind::Call,
+                executor: self.key.public(),
+                method: op.method().to_owned(),
+                args_hash: Hash(*blake3::hash(&borsh::to_vec(&op).expect("encode")).as_bytes()),
+                outcome: "ok".into(),
+                root_hash: record.root_hash,
+                time: delta.body.timestamp,
+                random_seed: [0; 32],
+                delta_id: Some(delta_id),
+            },
+            &ctx.audit,
+            &self.key,
+        );
+        stage_audit(&mut batch, ctx.id, &audit);
+        self.store.commit(batch).await?;
+        ctx.record = record;
+        ctx.audit = audit.next_head();
+        ctx.announced = true;
+        ctx.insert_applied(&delta, true);
+        self.rejudge(app, ctx).await?;
+        self.events.push(NodeEvent::Membership {
+            context_id: ctx.id,
+            delta_id,
+            by: self.key.public(),
+            op,
+            counted: true,
+        });
+        self.publish(ctx.id, &ctx.secret, WireMessage::Deltas(vec![delta]));
+        Ok(delta_id)
     }
 
     /// Writes one audit record on its own (for calls and deltas that changed nothing else).
@@ -1326,16 +1685,21 @@ impl<S: Store, E: Env> Node<S, E> {
         if *our_heads == their_heads {
             return Ok(());
         }
-        let unknown_to_us = their_heads.iter().any(|h| !ctx.parents.contains_key(h));
+        let unknown_to_us = their_heads.iter().any(|h| !ctx.dag.contains_key(h));
         let mut theirs: HashSet<DeltaId> = HashSet::new();
         let mut stack: Vec<DeltaId> = their_heads
             .iter()
-            .filter(|h| ctx.parents.contains_key(h))
+            .filter(|h| ctx.dag.contains_key(h))
             .copied()
             .collect();
         while let Some(id) = stack.pop() {
             if theirs.insert(id) {
-                stack.extend(ctx.parents.get(&id).into_iter().flatten().copied());
+                stack.extend(
+                    ctx.dag
+                        .get(&id)
+                        .into_iter()
+                        .flat_map(|e| e.parents.iter().copied()),
+                );
             }
         }
         let secret = ctx.secret;

@@ -67,10 +67,25 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
     assert!(block_on(a.verify_audit(&ctx)).unwrap().ok);
 
     let on_b = block_on(b.audit(&ctx)).unwrap();
-    assert_eq!(on_b.len(), 2, "B recorded A's two deltas");
-    assert!(on_b
+    let seen: Vec<(AuditKind, &str, bool)> = on_b
         .iter()
-        .all(|r| r.entry.kind == AuditKind::RemoteDelta && r.entry.executor == a.public_key()));
+        .map(|r| {
+            (
+                r.entry.kind,
+                r.entry.method.as_str(),
+                r.entry.executor == a.public_key(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (AuditKind::RemoteDelta, "init", true),
+            (AuditKind::Call, "member.join", false),
+            (AuditKind::RemoteDelta, "__calimero_sync_next", true),
+        ],
+        "B recorded A's two deltas, and announced itself once it had the state"
+    );
     assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
 
     // The chain continues across a restart.

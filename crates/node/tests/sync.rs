@@ -284,6 +284,7 @@ fn deltas_from_non_members_and_readers_are_refused() {
         events: vec![],
         genesis: None,
         author_cert: MemberCert::genesis(&SecretKey::from_seed([43; 32]), outsider.public()),
+        op: None,
     }
     .sign(&outsider);
     let message = WireMessage::Deltas(vec![forged]);

@@ -193,6 +193,9 @@ export type NodeEvent =
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
   | { type: "syncRejected"; contextId: string | null; reason: string }
   | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
+  | { type: "membership"; contextId: string; deltaId: string; by: string; counted: boolean;
+      op: { op: "remove"; member: string } | { op: "setRole"; member: string; role: "admin" | "member" | "reader" } | { op: "join" } }
+  | { type: "voided"; contextId: string; deltaId: string; author: string }
   | { type: "peerConnected" | "peerDisconnected"; peer: string };
 "#;
 
@@ -668,6 +671,45 @@ impl BrowserNode {
             let id: ContextId = parse_id(&context_id)?;
             let text = inner.run(async |node| node.invite(&id)).await?;
             Ok(JsValue::from(text))
+        })
+    }
+
+    /// Removes a member (by its public key) from the context: an admin's operation that every
+    /// member applies. What the member wrote before stays; anything it writes after is refused
+    /// by every node, and members it invited lose access too. Resolves to the operation's id.
+    #[wasm_bindgen(js_name = removeMember, unchecked_return_type = "Promise<string>")]
+    pub fn remove_member(&self, context_id: String, member: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let member = parse_id_key(&member)?;
+            let op = inner
+                .run(async |node| node.remove_member(&id, member).await)
+                .await?;
+            Ok(JsValue::from(op.to_string()))
+        })
+    }
+
+    /// Gives a member (by its public key) a new role: an admin's operation that every member
+    /// applies. Resolves to the operation's id.
+    #[wasm_bindgen(js_name = setRole, unchecked_return_type = "Promise<string>")]
+    pub fn set_role(
+        &self,
+        context_id: String,
+        member: String,
+        #[wasm_bindgen(unchecked_param_type = "\"admin\" | \"member\" | \"reader\"")] role: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let member = parse_id_key(&member)?;
+            let role: Role = serde_wasm_bindgen::from_value(role).map_err(|e| {
+                usage_error("BadArgs", format!("a role is admin, member or reader: {e}"))
+            })?;
+            let op = inner
+                .run(async |node| node.set_role(&id, member, role).await)
+                .await?;
+            Ok(JsValue::from(op.to_string()))
         })
     }
 

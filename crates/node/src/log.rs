@@ -1,0 +1,565 @@
+//! The membership log: admins' signed operations (remove a member, change a role), carried as
+//! deltas of their own in the context's DAG, and the rule every node applies to decide which
+//! deltas stand.
+//!
+//! Joining needs no operation: an admin's signed invitation, redeemed, is a certificate chain
+//! that every delta carries (see [`crate::membership`]). What the log adds is taking authority
+//! away, which must hold however the network orders messages:
+//!
+//! - **Removal cascades.** Removing a key removes it and every certificate issued through it (a
+//!   removed admin's invitees lose access too, until an admin gives them a role again, which
+//!   certifies them anew). A delta
+//!   whose authority depends on a removed key stands only if it is in the causal past of the
+//!   removal: what the key signed before stays valid, anything it signs afterwards, or
+//!   concurrently, is void. A node that applied such a delta before it learnt of the removal
+//!   rebuilds its state without it, so every member ends with the same state.
+//! - **Roles.** A role given by an operation counts for the member's deltas that come after the
+//!   operation; for deltas concurrent with it the lesser of the old and new role counts.
+//! - **Concurrent admin operations** are ordered by (timestamp, id): timestamps are hybrid
+//!   logical clocks, so an operation always comes after everything in its causal past. An
+//!   operation counts only if its author is an admin at its place in that order (so of two admins
+//!   removing each other at once, the earlier one wins).
+//!
+//! The whole rule is a pure function of the DAG ([`Log::judge`]), so every node that holds the
+//! same deltas reaches the same verdict, whatever order they arrived in. Between operations a
+//! node keeps its [`Log`] up to date delta by delta ([`Log::add`]); an operation judges anew.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use tabnode_types::{DeltaId, PublicKey};
+
+use crate::membership::{Issuance, MemberCert, Role};
+
+/// A change of membership, made by an admin.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum MemberOp {
+    /// `member`'s key, and every certificate issued through it, loses all authority for
+    /// anything outside the causal past of this operation.
+    Remove { member: PublicKey },
+    /// `member` holds `role` from this operation on.
+    SetRole { member: PublicKey, role: Role },
+    /// The author announces its membership (the certificate its delta carries), so every
+    /// member knows it before it writes. Any member may; it changes no authority.
+    Join,
+}
+
+impl MemberOp {
+    /// How the audit trail names the operation.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Remove { .. } => "member.remove",
+            Self::SetRole { .. } => "member.setRole",
+            Self::Join => "member.join",
+        }
+    }
+
+    /// Whether an author acting with `role` may make this operation.
+    pub fn allowed_for(&self, role: Role) -> bool {
+        matches!(self, Self::Join) || role == Role::Admin
+    }
+}
+
+/// What the log needs to know of each delta of the DAG.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub parents: Vec<DeltaId>,
+    pub author: PublicKey,
+    pub timestamp: u64,
+    /// The role the author's certificate gives it.
+    pub cert_role: Role,
+    /// Every key the author's authority depends on: the author and each inviter of its chain.
+    pub chain: Vec<PublicKey>,
+    pub op: Option<MemberOp>,
+}
+
+impl Entry {
+    /// The log's view of a delta by `author`, certified by `cert`.
+    pub fn new(
+        parents: Vec<DeltaId>,
+        author: PublicKey,
+        timestamp: u64,
+        cert: &MemberCert,
+        op: Option<MemberOp>,
+    ) -> Self {
+        Self {
+            parents,
+            author,
+            timestamp,
+            cert_role: cert.role,
+            chain: chain_of(cert),
+            op,
+        }
+    }
+}
+
+/// The keys a certificate's authority depends on: its member, then each inviter up the chain.
+pub fn chain_of(cert: &MemberCert) -> Vec<PublicKey> {
+    let mut keys = vec![cert.member];
+    let mut next = cert;
+    while let Issuance::Invited { invitation, .. } = &next.issued {
+        next = &invitation.inviter;
+        keys.push(next.member);
+    }
+    keys
+}
+
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Reader => 0,
+        Role::Member => 1,
+        Role::Admin => 2,
+    }
+}
+
+fn lesser(a: Role, b: Role) -> Role {
+    if rank(a) <= rank(b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// Where the log stands after judging a DAG.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Deltas that do not stand: their state changes are not applied.
+    pub void: BTreeSet<DeltaId>,
+    /// Removed keys, each with the operation that removed it.
+    pub removed: BTreeMap<PublicKey, DeltaId>,
+    /// Roles given by operations, each with its operation.
+    pub roles: BTreeMap<PublicKey, (Role, DeltaId)>,
+    /// The operations that counted, in the log's order.
+    pub applied_ops: Vec<DeltaId>,
+}
+
+/// Everything reachable from `id` by `edges` (parents: the causal past; children: the causal
+/// future), itself excluded.
+fn reach(edges: &HashMap<DeltaId, Vec<DeltaId>>, id: &DeltaId) -> HashSet<DeltaId> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<DeltaId> = edges.get(id).cloned().unwrap_or_default();
+    while let Some(next) = stack.pop() {
+        if seen.insert(next) {
+            stack.extend(edges.get(&next).into_iter().flatten().copied());
+        }
+    }
+    seen
+}
+
+/// A context's membership log as judged: the verdict, and each operation's causal past and
+/// future, to judge deltas against.
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    verdict: Verdict,
+    pasts: HashMap<DeltaId, HashSet<DeltaId>>,
+    futures: HashMap<DeltaId, HashSet<DeltaId>>,
+}
+
+impl Log {
+    fn new(dag: &HashMap<DeltaId, Entry>, ops: &[DeltaId]) -> Self {
+        if ops.is_empty() {
+            return Self::default();
+        }
+        let parents: HashMap<DeltaId, Vec<DeltaId>> =
+            dag.iter().map(|(id, e)| (*id, e.parents.clone())).collect();
+        let mut children: HashMap<DeltaId, Vec<DeltaId>> = HashMap::new();
+        for (id, e) in dag {
+            for p in &e.parents {
+                children.entry(*p).or_default().push(*id);
+            }
+        }
+        Self {
+            verdict: Verdict::default(),
+            pasts: ops.iter().map(|op| (*op, reach(&parents, op))).collect(),
+            futures: ops.iter().map(|op| (*op, reach(&children, op))).collect(),
+        }
+    }
+
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// Takes a delta that is not an operation into the log, judged as [`Self::role_of_new`]
+    /// judged it: the verdict stays what [`Self::judge`] would give for the grown DAG.
+    pub fn add(&mut self, id: DeltaId, entry: &Entry, stands: bool) {
+        for (op, future) in &mut self.futures {
+            if entry.parents.iter().any(|p| p == op || future.contains(p)) {
+                future.insert(id);
+            }
+        }
+        if !stands {
+            self.verdict.void.insert(id);
+        }
+    }
+
+    /// The role a new delta (`entry`, not yet in the DAG) would be made with: `None` if the
+    /// author, or a key its authority depends on, was removed.
+    pub fn role_of_new(&self, entry: &Entry) -> Option<Role> {
+        self.role(None, entry)
+    }
+
+    /// The role `entry` (the delta `id`, or a delta about to be made when `id` is `None`) is
+    /// made with, or `None` if a removal voids it.
+    fn role(&self, id: Option<&DeltaId>, entry: &Entry) -> Option<Role> {
+        let before = |op: &DeltaId| id.is_some_and(|id| self.pasts[op].contains(id));
+        let after = |op: &DeltaId| match id {
+            Some(id) => self.futures[op].contains(id),
+            None => entry
+                .parents
+                .iter()
+                .any(|p| p == op || self.futures[op].contains(p)),
+        };
+        let role_op = self.verdict.roles.get(&entry.author);
+        let certified_anew = role_op.is_some_and(|(_, op)| after(op));
+        for key in &entry.chain {
+            if let Some(op) = self.verdict.removed.get(key) {
+                if !before(op) && (*key == entry.author || !certified_anew) {
+                    return None;
+                }
+            }
+        }
+        match role_op {
+            None => Some(entry.cert_role),
+            Some((role, op)) if after(op) => Some(*role),
+            Some((_, op)) if before(op) => Some(entry.cert_role),
+            Some((role, _)) => Some(lesser(entry.cert_role, *role)),
+        }
+    }
+}
+
+impl Log {
+    /// The rule applied to a whole DAG (every delta this node applied).
+    pub fn judge(dag: &HashMap<DeltaId, Entry>) -> Log {
+        let mut ops: Vec<(u64, DeltaId)> = dag
+            .iter()
+            .filter(|(_, e)| e.op.is_some())
+            .map(|(id, e)| (e.timestamp, *id))
+            .collect();
+        ops.sort();
+        let ops: Vec<DeltaId> = ops.into_iter().map(|(_, id)| id).collect();
+        let mut judge = Log::new(dag, &ops);
+        judge.run(dag, ops);
+        judge
+    }
+
+    /// Folds the operations in the log's order, then judges every delta.
+    fn run(&mut self, dag: &HashMap<DeltaId, Entry>, ops: Vec<DeltaId>) {
+        let judge = self;
+        for id in ops {
+            let entry = &dag[&id];
+            if judge.role(Some(&id), entry) != Some(Role::Admin) {
+                continue;
+            }
+            match entry.op.as_ref().expect("an op") {
+                MemberOp::Remove { member } => {
+                    if judge.verdict.removed.contains_key(member) {
+                        continue;
+                    }
+                    judge.verdict.removed.insert(*member, id);
+                }
+                MemberOp::SetRole { member, role } => {
+                    if judge.verdict.removed.contains_key(member) {
+                        continue; // a removed key stays removed; a new key can be invited
+                    }
+                    judge.verdict.roles.insert(*member, (*role, id));
+                }
+                MemberOp::Join => continue,
+            }
+            judge.verdict.applied_ops.push(id);
+        }
+        let mut void = BTreeSet::new();
+        for (id, entry) in dag {
+            let stands = match (&entry.op, judge.role(Some(id), entry)) {
+                (_, None) => false,
+                (Some(_), Some(_)) => true, // an op that did not count changes nothing anyway
+                (None, Some(role)) => role.can_write(),
+            };
+            if !stands {
+                void.insert(*id);
+            }
+        }
+        judge.verdict.void = void;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> PublicKey {
+        PublicKey([n; 32])
+    }
+
+    fn id(n: u8) -> DeltaId {
+        DeltaId([n; 32])
+    }
+
+    /// A delta `n` at time `t` on `parents` by `author` (chain: author, then inviters).
+    fn entry(
+        dag: &mut HashMap<DeltaId, Entry>,
+        n: u8,
+        t: u64,
+        parents: &[u8],
+        chain: &[u8],
+        role: Role,
+        op: Option<MemberOp>,
+    ) {
+        dag.insert(
+            id(n),
+            Entry {
+                parents: parents.iter().map(|p| id(*p)).collect(),
+                author: key(chain[0]),
+                timestamp: t,
+                cert_role: role,
+                chain: chain.iter().map(|k| key(*k)).collect(),
+                op,
+            },
+        );
+    }
+
+    /// Admin 1 created the context (delta 1), invited 2 (a member) and 3 (an admin), and 3
+    /// invited 4.
+    fn context() -> HashMap<DeltaId, Entry> {
+        let mut dag = HashMap::new();
+        entry(&mut dag, 1, 1, &[], &[1], Role::Admin, None);
+        entry(&mut dag, 2, 2, &[1], &[2, 1], Role::Member, None);
+        entry(&mut dag, 3, 3, &[2], &[3, 1], Role::Admin, None);
+        entry(&mut dag, 4, 4, &[3], &[4, 3, 1], Role::Member, None);
+        dag
+    }
+
+    #[test]
+    fn nothing_is_void_without_operations() {
+        assert_eq!(Log::judge(&context()).verdict, Verdict::default());
+    }
+
+    #[test]
+    fn a_removal_voids_what_comes_after_and_concurrently_but_not_before() {
+        let mut dag = context();
+        // 2 writes (5), admin 1 removes 2 having seen 5 (6); 2 writes concurrently (7) and after (8).
+        entry(&mut dag, 5, 5, &[4], &[2, 1], Role::Member, None);
+        entry(
+            &mut dag,
+            6,
+            6,
+            &[5],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::Remove { member: key(2) }),
+        );
+        entry(&mut dag, 7, 7, &[5], &[2, 1], Role::Member, None);
+        entry(&mut dag, 8, 8, &[6, 7], &[2, 1], Role::Member, None);
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.void, BTreeSet::from([id(7), id(8)]));
+        assert_eq!(verdict.removed, BTreeMap::from([(key(2), id(6))]));
+    }
+
+    #[test]
+    fn removing_an_admin_cascades_to_its_invitees() {
+        let mut dag = context();
+        entry(
+            &mut dag,
+            5,
+            5,
+            &[4],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::Remove { member: key(3) }),
+        );
+        entry(&mut dag, 6, 6, &[5], &[4, 3, 1], Role::Member, None);
+        entry(&mut dag, 7, 7, &[5], &[2, 1], Role::Member, None);
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(
+            verdict.void,
+            BTreeSet::from([id(6)]),
+            "4 came through 3; 2 did not"
+        );
+        // An admin gives 4 a role again: its later deltas stand, the cascade is undone for it.
+        let mut dag2 = dag.clone();
+        entry(
+            &mut dag2,
+            8,
+            8,
+            &[6, 7],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::SetRole {
+                member: key(4),
+                role: Role::Member,
+            }),
+        );
+        entry(&mut dag2, 9, 9, &[8], &[4, 3, 1], Role::Member, None);
+        let verdict = Log::judge(&dag2).verdict;
+        assert!(
+            !verdict.void.contains(&id(9)),
+            "certified anew: {verdict:?}"
+        );
+        assert!(verdict.void.contains(&id(6)), "but not before");
+    }
+
+    #[test]
+    fn roles_count_after_their_operation_and_the_lesser_counts_concurrently() {
+        let mut dag = context();
+        // Admin 1 makes 2 a reader (5); 2 writes after it (6) and concurrently (7).
+        entry(
+            &mut dag,
+            5,
+            5,
+            &[4],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::SetRole {
+                member: key(2),
+                role: Role::Reader,
+            }),
+        );
+        entry(&mut dag, 6, 6, &[5], &[2, 1], Role::Member, None);
+        entry(&mut dag, 7, 7, &[4], &[2, 1], Role::Member, None);
+        assert_eq!(
+            Log::judge(&dag).verdict.void,
+            BTreeSet::from([id(6), id(7)])
+        );
+        // A reader made a member writes after the change, not before.
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[9, 1], Role::Reader, None);
+        entry(
+            &mut dag,
+            6,
+            6,
+            &[4],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::SetRole {
+                member: key(9),
+                role: Role::Member,
+            }),
+        );
+        entry(&mut dag, 7, 7, &[6], &[9, 1], Role::Reader, None);
+        assert_eq!(Log::judge(&dag).verdict.void, BTreeSet::from([id(5)]));
+    }
+
+    #[test]
+    fn of_two_admins_removing_each_other_the_earlier_wins_whatever_the_order_of_arrival() {
+        let mut dag = context();
+        entry(
+            &mut dag,
+            5,
+            10,
+            &[4],
+            &[3, 1],
+            Role::Admin,
+            Some(MemberOp::Remove { member: key(1) }),
+        );
+        entry(
+            &mut dag,
+            6,
+            11,
+            &[4],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::Remove { member: key(3) }),
+        );
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.removed, BTreeMap::from([(key(1), id(5))]));
+        assert!(verdict.void.contains(&id(6)));
+        assert_eq!(verdict.applied_ops, vec![id(5)]);
+    }
+
+    #[test]
+    fn non_admins_operations_count_for_nothing() {
+        let mut dag = context();
+        entry(
+            &mut dag,
+            5,
+            5,
+            &[4],
+            &[2, 1],
+            Role::Member,
+            Some(MemberOp::Remove { member: key(1) }),
+        );
+        let verdict = Log::judge(&dag).verdict;
+        assert!(verdict.removed.is_empty());
+        assert!(verdict.applied_ops.is_empty());
+    }
+
+    #[test]
+    fn a_new_delta_by_a_removed_key_has_no_role() {
+        let mut dag = context();
+        entry(
+            &mut dag,
+            5,
+            5,
+            &[4],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::Remove { member: key(3) }),
+        );
+        let log = Log::judge(&dag);
+        let new = |chain: &[u8], role| Entry {
+            parents: vec![id(5)],
+            author: key(chain[0]),
+            timestamp: 9,
+            cert_role: role,
+            chain: chain.iter().map(|k| key(*k)).collect(),
+            op: None,
+        };
+        assert_eq!(log.role_of_new(&new(&[4, 3, 1], Role::Member)), None);
+        assert_eq!(
+            log.role_of_new(&new(&[2, 1], Role::Member)),
+            Some(Role::Member)
+        );
+    }
+
+    /// Growing the log delta by delta gives what judging the grown DAG gives.
+    #[test]
+    fn adding_deltas_one_by_one_agrees_with_judging_the_whole() {
+        let mut dag = context();
+        entry(
+            &mut dag,
+            5,
+            5,
+            &[4],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::Remove { member: key(3) }),
+        );
+        entry(
+            &mut dag,
+            6,
+            6,
+            &[1],
+            &[1],
+            Role::Admin,
+            Some(MemberOp::SetRole {
+                member: key(2),
+                role: Role::Reader,
+            }),
+        );
+        let mut log = Log::judge(&dag);
+        for (n, parents, chain) in [
+            (7, vec![5], vec![4, 3, 1]),
+            (8, vec![6], vec![2, 1]),
+            (9, vec![4], vec![1]),
+            (10, vec![2], vec![2, 1]),
+        ] {
+            let e = Entry {
+                parents: parents.iter().map(|p| id(*p)).collect(),
+                author: key(chain[0]),
+                timestamp: n as u64,
+                cert_role: Role::Member,
+                chain: chain.iter().map(|k| key(*k)).collect(),
+                op: None,
+            };
+            let stands = log.role_of_new(&e).is_some_and(Role::can_write);
+            log.add(id(n), &e, stands);
+            dag.insert(id(n), e);
+            assert_eq!(log.verdict(), &Log::judge(&dag).verdict, "after {n}");
+        }
+        assert_eq!(
+            log.verdict().void,
+            BTreeSet::from([id(2), id(7), id(8), id(10)]),
+            "2 is concurrent with its demotion"
+        );
+    }
+}

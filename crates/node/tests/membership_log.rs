@@ -1,0 +1,227 @@
+//! The membership log across nodes: an admin removes a member or changes a role; every member
+//! ends with the same DAG and state whatever order the messages took, what the removed member
+//! signed before stays, what it signed after (or concurrently) is void everywhere, and its own
+//! node refuses its writes.
+
+use futures::executor::block_on;
+use serde_json::{json, Value};
+use tabnode_node::{FixedEnv, Node, NodeEvent, Outgoing, Role};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+use tabnode_types::ContextId;
+
+type TestNode = Node<MemoryStore, FixedEnv>;
+type Messages = Vec<(String, Vec<u8>)>;
+
+fn kv_store() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/apps/dist/kv_store.wasm"
+    );
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+}
+
+fn open(seed: u8) -> TestNode {
+    let mut node = block_on(Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    block_on(node.install_app(&kv_store())).unwrap();
+    node
+}
+
+fn sent(node: &mut TestNode) -> Messages {
+    node.take_outgoing()
+        .into_iter()
+        .filter_map(|out| match out {
+            Outgoing::Publish { topic, data } => Some((topic, data)),
+            Outgoing::Subscribe { .. } => None,
+        })
+        .collect()
+}
+
+fn deliver(messages: &Messages, to: &mut TestNode) {
+    for (topic, data) in messages {
+        block_on(to.handle_message(topic, data));
+    }
+}
+
+/// Everyone hears everyone until nobody has anything to say.
+fn settle(nodes: &mut [&mut TestNode]) {
+    loop {
+        let all: Vec<Messages> = nodes.iter_mut().map(|n| sent(n)).collect();
+        if all.iter().all(Vec::is_empty) {
+            return;
+        }
+        for (from, messages) in all.iter().enumerate() {
+            for (to, node) in nodes.iter_mut().enumerate() {
+                if to != from {
+                    deliver(messages, node);
+                }
+            }
+        }
+    }
+}
+
+fn set(node: &mut TestNode, ctx: &ContextId, key: &str, value: &str) {
+    block_on(node.execute(ctx, "set", json!({"key": key, "value": value}))).unwrap();
+}
+
+fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
+    block_on(node.execute(ctx, "entries", json!({})))
+        .unwrap()
+        .output
+}
+
+fn position(
+    node: &mut TestNode,
+    ctx: &ContextId,
+) -> (Vec<tabnode_types::DeltaId>, Option<tabnode_types::Hash>) {
+    let cp = block_on(node.checkpoint(ctx)).unwrap();
+    (cp.heads, cp.root_hash)
+}
+
+/// A creates the context; B and C join as members and have its state.
+fn three() -> (TestNode, TestNode, TestNode, ContextId) {
+    let (mut a, mut b, mut c) = (open(1), open(2), open(3));
+    let app = block_on(a.install_app(&kv_store())).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    (a, b, c, ctx)
+}
+
+fn voided(events: Vec<NodeEvent>) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::Voided { .. }))
+        .count()
+}
+
+#[test]
+fn a_removed_member_keeps_what_it_wrote_before_and_nothing_after_on_every_node() {
+    let (mut a, mut b, mut c, ctx) = three();
+    set(&mut b, &ctx, "k1", "before");
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    // B writes again; only C hears it. A, not having seen it, removes B.
+    set(&mut b, &ctx, "k2", "concurrent");
+    let from_b = sent(&mut b);
+    deliver(&from_b, &mut c);
+    assert_eq!(entries(&mut c, &ctx)["k2"], json!("concurrent"));
+    c.take_events();
+    block_on(a.remove_member(&ctx, b.public_key())).unwrap();
+    let from_a = sent(&mut a);
+    // C learns of the removal after applying B's write: it voids it and rebuilds.
+    deliver(&from_a, &mut c);
+    assert_eq!(
+        voided(c.take_events()),
+        0,
+        "already applied: rebuilt, not refused"
+    );
+    assert_eq!(entries(&mut c, &ctx), json!({"k1": "before"}));
+    // A hears B's write after the removal: void on arrival.
+    a.take_events();
+    deliver(&from_b, &mut a);
+    assert_eq!(voided(a.take_events()), 1);
+    // B learns it was removed.
+    deliver(&from_a, &mut b);
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    for node in [&mut a, &mut b, &mut c] {
+        assert_eq!(entries(node, &ctx), json!({"k1": "before"}));
+        assert!(block_on(node.replay(&ctx)).unwrap().matches);
+        assert!(block_on(node.verify_audit(&ctx)).unwrap().ok);
+    }
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut c, &ctx));
+
+    let err = block_on(b.execute(&ctx, "set", json!({"key": "k3", "value": "after"}))).unwrap_err();
+    assert_eq!(err.kind(), "Unauthorized", "{err}");
+    assert!(err.to_string().contains("removed"), "{err}");
+    let members: Vec<_> = a
+        .members(&ctx)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(!members.contains(&b.public_key()));
+    assert!(members.contains(&c.public_key()));
+    // C still writes, and everyone (B included, reading) converges.
+    set(&mut c, &ctx, "k4", "still");
+    settle(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(
+        entries(&mut a, &ctx),
+        json!({"k1": "before", "k4": "still"})
+    );
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+}
+
+#[test]
+fn roles_change_through_the_log_and_only_admins_change_them() {
+    let (mut a, mut b, mut c, ctx) = three();
+    // A member cannot change membership.
+    let err = block_on(c.remove_member(&ctx, b.public_key())).unwrap_err();
+    assert_eq!(err.kind(), "Unauthorized");
+
+    block_on(a.set_role(&ctx, c.public_key(), Role::Reader)).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    let err = block_on(c.execute(&ctx, "set", json!({"key": "x", "value": "1"}))).unwrap_err();
+    assert_eq!(err.kind(), "Unauthorized");
+    assert!(err.to_string().contains("reader"), "{err}");
+    assert!(a
+        .members(&ctx)
+        .unwrap()
+        .contains(&(c.public_key(), Role::Reader)));
+
+    // Made an admin, C writes and removes B; everyone agrees.
+    block_on(a.set_role(&ctx, c.public_key(), Role::Admin)).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    set(&mut c, &ctx, "x", "2");
+    block_on(c.remove_member(&ctx, b.public_key())).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(entries(&mut b, &ctx), json!({"x": "2"}));
+    assert!(block_on(b.execute(&ctx, "set", json!({"key": "y", "value": "3"}))).is_err());
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut c, &ctx));
+}
+
+#[test]
+fn the_log_survives_a_restart() {
+    let store = MemoryStore::default();
+    let mut a = block_on(Node::open(
+        store.clone(),
+        FixedEnv::new(1),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    let mut b = open(2);
+    let app = block_on(a.install_app(&kv_store())).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    set(&mut b, &ctx, "k", "v");
+    settle(&mut [&mut a, &mut b]);
+    block_on(a.remove_member(&ctx, b.public_key())).unwrap();
+    drop(a);
+    let mut a = block_on(Node::open(
+        store,
+        FixedEnv::new(1),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    assert!(!a
+        .members(&ctx)
+        .unwrap()
+        .iter()
+        .any(|(k, _)| *k == b.public_key()));
+    // B, not yet told, writes; A reopened still voids it.
+    set(&mut b, &ctx, "late", "x");
+    let from_b = sent(&mut b);
+    deliver(&from_b, &mut a);
+    assert_eq!(voided(a.take_events()), 1);
+    assert_eq!(entries(&mut a, &ctx), json!({"k": "v"}));
+}

@@ -1,0 +1,91 @@
+// The membership log across three pages and a real relay: an admin removes a member and
+// changes a role; every page applies it, the removed member's node refuses its writes, and
+// the others keep converging.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkpoint, entries, eventually, installKvStore, openNode, useStack } from './browser.mjs';
+
+const env = useStack();
+
+const call = (page, ctx, method, args) =>
+  page.evaluate(({ c, method, args }) => window.tabnode.execute(c, method, args), { c: ctx, method, args });
+
+/** The error a call fails with in the page, as `{name, message}`, or null if it succeeds. */
+const failure = (page, ctx, method, args) =>
+  page.evaluate(
+    async ({ c, method, args }) => {
+      try {
+        await window.tabnode.execute(c, method, args);
+        return null;
+      } catch (e) {
+        return { name: e.name, message: e.message };
+      }
+    },
+    { c: ctx, method, args },
+  );
+
+const members = (page, ctx) => page.evaluate((c) => window.tabnode.members(c), ctx);
+
+test('an admin removes a member and changes a role; every page follows the log', async () => {
+  const [a, b, c] = [
+    await openNode(env.browser, env.stack.url, { name: 'A' }),
+    await openNode(env.browser, env.stack.url, { name: 'B' }),
+    await openNode(env.browser, env.stack.url, { name: 'C' }),
+  ];
+  const appId = await installKvStore(a.page);
+  await installKvStore(b.page);
+  await installKvStore(c.page);
+  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  for (const joiner of [b, c]) {
+    const invitation = await a.page.evaluate((x) => window.tabnode.invite(x), ctx);
+    await joiner.page.evaluate((inv) => window.tabnode.join(inv), invitation);
+  }
+  const keyOf = (p) => p.page.evaluate(() => window.tabnode.publicKey);
+  const [keyA, keyB, keyC] = [await keyOf(a), await keyOf(b), await keyOf(c)];
+
+  // Joiners announce themselves once they have the state: A knows all three.
+  await eventually('A to know B and C as members', async () => {
+    const list = await members(a.page, ctx);
+    return { ok: list.length === 3, list };
+  });
+  await call(b.page, ctx, 'set', { key: 'k1', value: 'by B, before' });
+  await eventually('everyone to have k1', async () => {
+    const all = await Promise.all([a, b, c].map((p) => entries(p.page, ctx)));
+    return { ok: all.every((e) => e.k1 === 'by B, before'), all };
+  });
+
+  await b.page.evaluate((x) => {
+    window.membershipEvents = [];
+    window.tabnode.subscribe(x, (e) => e.type === 'membership' && window.membershipEvents.push(e));
+  }, ctx);
+  await a.page.evaluate(({ x, member }) => window.tabnode.removeMember(x, member), { x: ctx, member: keyB });
+  const told = await eventually('B to hear it was removed', async () => {
+    const events = await b.page.evaluate(() => window.membershipEvents);
+    return { ok: events.some((e) => e.op.op === 'remove' && e.op.member === keyB && e.by === keyA && e.counted), events };
+  });
+  assert.ok(told.events.length >= 1);
+  const refused = await failure(b.page, ctx, 'set', { key: 'k2', value: 'by B, after' });
+  assert.equal(refused?.name, 'Unauthorized', JSON.stringify(refused));
+  assert.match(refused.message, /removed/);
+  assert.deepEqual((await members(a.page, ctx)).map((m) => m.key).sort(), [keyA, keyC].sort());
+
+  // A makes C a reader: C's writes are refused; made a member again, C writes and all converge.
+  await a.page.evaluate(({ x, member }) => window.tabnode.setRole(x, member, 'reader'), { x: ctx, member: keyC });
+  await eventually('C to be a reader', async () => {
+    const f = await failure(c.page, ctx, 'set', { key: 'k3', value: 'by C' });
+    return { ok: f?.name === 'Unauthorized', f };
+  });
+  await a.page.evaluate(({ x, member }) => window.tabnode.setRole(x, member, 'member'), { x: ctx, member: keyC });
+  await eventually('C to write again', async () => ({ ok: (await failure(c.page, ctx, 'set', { key: 'k3', value: 'by C' })) === null }));
+  const settled = await eventually('all three pages to converge', async () => {
+    const cps = await Promise.all([a, b, c].map((p) => checkpoint(p.page, ctx)));
+    const all = await Promise.all([a, b, c].map((p) => entries(p.page, ctx)));
+    const same = cps.every((cp) => cp.rootHash === cps[0].rootHash && JSON.stringify(cp.heads) === JSON.stringify(cps[0].heads));
+    return { ok: same && all.every((e) => e.k3 === 'by C'), cps, all };
+  });
+  assert.deepEqual(settled.all[0], { k1: 'by B, before', k3: 'by C' });
+  for (const p of [a, b, c]) {
+    assert.equal((await p.page.evaluate((x) => window.tabnode.verifyAudit(x), ctx)).ok, true);
+    await p.context.close();
+  }
+});
