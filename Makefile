@@ -51,6 +51,8 @@ bench: setup apps
 	node bench/run.mjs $(or $(CALLS),500)
 
 # Persistence benchmark (issue 4): node set/s against raw IndexedDB writes of the same shape, and
-# bytes stored per entry, in headless Chromium (figures, not a test).
+# bytes stored per entry; then the cold start of a context with ROWS rows of state (lazy start
+# against a full read); in headless Chromium (figures, not a test).
 bench-store: setup apps www relay
 	node bench/store.mjs $(or $(CALLS),300)
+	node bench/cold-start.mjs $(or $(ROWS),100000)
