@@ -36,13 +36,25 @@ use crate::membership::{Issuance, MemberCert, Role};
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum MemberOp {
     /// `member`'s key, and every certificate issued through it, loses all authority for
-    /// anything outside the causal past of this operation.
-    Remove { member: PublicKey },
+    /// anything outside the causal past of this operation. The context gets a new secret,
+    /// sealed to each remaining member (`shares`), so the removed member reads nothing new.
+    Remove {
+        member: PublicKey,
+        #[serde(skip)]
+        shares: Vec<Share>,
+    },
     /// `member` holds `role` from this operation on.
     SetRole { member: PublicKey, role: Role },
     /// The author announces its membership (the certificate its delta carries), so every
     /// member knows it before it writes. Any member may; it changes no authority.
     Join,
+}
+
+/// A context secret sealed to one member's key (see [`crate::seal::seal_to`]).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Share {
+    pub member: PublicKey,
+    pub sealed: Vec<u8>,
 }
 
 impl MemberOp {
@@ -52,6 +64,14 @@ impl MemberOp {
             Self::Remove { .. } => "member.remove",
             Self::SetRole { .. } => "member.setRole",
             Self::Join => "member.join",
+        }
+    }
+
+    /// The secret shares the operation carries.
+    pub fn shares(&self) -> &[Share] {
+        match self {
+            Self::Remove { shares, .. } => shares,
+            Self::SetRole { .. } | Self::Join => &[],
         }
     }
 
@@ -252,7 +272,7 @@ impl Log {
                 continue;
             }
             match entry.op.as_ref().expect("an op") {
-                MemberOp::Remove { member } => {
+                MemberOp::Remove { member, .. } => {
                     if judge.verdict.removed.contains_key(member) {
                         continue;
                     }
@@ -346,7 +366,10 @@ mod tests {
             &[5],
             &[1],
             Role::Admin,
-            Some(MemberOp::Remove { member: key(2) }),
+            Some(MemberOp::Remove {
+                shares: vec![],
+                member: key(2),
+            }),
         );
         entry(&mut dag, 7, 7, &[5], &[2, 1], Role::Member, None);
         entry(&mut dag, 8, 8, &[6, 7], &[2, 1], Role::Member, None);
@@ -365,7 +388,10 @@ mod tests {
             &[4],
             &[1],
             Role::Admin,
-            Some(MemberOp::Remove { member: key(3) }),
+            Some(MemberOp::Remove {
+                shares: vec![],
+                member: key(3),
+            }),
         );
         entry(&mut dag, 6, 6, &[5], &[4, 3, 1], Role::Member, None);
         entry(&mut dag, 7, 7, &[5], &[2, 1], Role::Member, None);
@@ -449,7 +475,10 @@ mod tests {
             &[4],
             &[3, 1],
             Role::Admin,
-            Some(MemberOp::Remove { member: key(1) }),
+            Some(MemberOp::Remove {
+                shares: vec![],
+                member: key(1),
+            }),
         );
         entry(
             &mut dag,
@@ -458,7 +487,10 @@ mod tests {
             &[4],
             &[1],
             Role::Admin,
-            Some(MemberOp::Remove { member: key(3) }),
+            Some(MemberOp::Remove {
+                shares: vec![],
+                member: key(3),
+            }),
         );
         let verdict = Log::judge(&dag).verdict;
         assert_eq!(verdict.removed, BTreeMap::from([(key(1), id(5))]));
@@ -476,7 +508,10 @@ mod tests {
             &[4],
             &[2, 1],
             Role::Member,
-            Some(MemberOp::Remove { member: key(1) }),
+            Some(MemberOp::Remove {
+                shares: vec![],
+                member: key(1),
+            }),
         );
         let verdict = Log::judge(&dag).verdict;
         assert!(verdict.removed.is_empty());
@@ -493,7 +528,10 @@ mod tests {
             &[4],
             &[1],
             Role::Admin,
-            Some(MemberOp::Remove { member: key(3) }),
+            Some(MemberOp::Remove {
+                shares: vec![],
+                member: key(3),
+            }),
         );
         let log = Log::judge(&dag);
         let new = |chain: &[u8], role| Entry {
@@ -522,7 +560,10 @@ mod tests {
             &[4],
             &[1],
             Role::Admin,
-            Some(MemberOp::Remove { member: key(3) }),
+            Some(MemberOp::Remove {
+                shares: vec![],
+                member: key(3),
+            }),
         );
         entry(
             &mut dag,

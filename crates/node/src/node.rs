@@ -9,13 +9,15 @@ use tabnode_runtime::{
     App, Call, Outcome, Runtime, RuntimeError, ViewKind, Views, WriteSet, XCallRequest,
 };
 use tabnode_store::{Batch, Namespace, Store, StoreError};
-use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey};
+use tabnode_types::{
+    verify_signature, AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey, Signature,
+};
 
 use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, AuditReport};
 use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::env::Env;
 use crate::error::NodeError;
-use crate::log::{chain_of, Entry as LogEntry, Log, MemberOp};
+use crate::log::{chain_of, Entry as LogEntry, Log, MemberOp, Share};
 use crate::membership::{Invitation, MemberCert, Role};
 use crate::merkle::MerkleTree;
 use crate::rows::Rows;
@@ -25,6 +27,9 @@ use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
 
 /// Where a context's secret is kept in [`Namespace::Keys`], after the context id.
 const CONTEXT_SECRET: &[u8] = b"context-secret";
+/// Where a context's former secrets are kept in [`Namespace::Keys`], after the context id, with
+/// their index (big-endian u32): the secret, then the id of the operation that replaced it.
+const OLD_SECRET: &[u8] = b"old-secret";
 /// Where the root's grant of this node's key is kept in [`Namespace::Keys`].
 const ROOT_GRANT: &[u8] = b"root-grant";
 /// Key of the node's own signing key in [`Namespace::Keys`].
@@ -207,6 +212,10 @@ struct ContextState {
     last_announce: Option<u64>,
     /// The context's shared secret: seals everything this context sends.
     secret: [u8; 32],
+    /// Former secrets, oldest first, each with the operation that replaced it: they still open
+    /// what was sealed with them, and answer a member who has not caught up (see
+    /// [`Node::answer_sync_request`]).
+    older: Vec<([u8; 32], DeltaId)>,
     /// Members this node knows, from the certificates it verified (its own and those carried by
     /// applied deltas): the role each certificate gives, and the keys it depends on.
     members: BTreeMap<PublicKey, (Role, Vec<PublicKey>)>,
@@ -218,6 +227,46 @@ struct ContextState {
 }
 
 impl ContextState {
+    /// Opens a message sealed with the context's secret or a former one; says which former
+    /// one (by the operation that replaced it), if it was not the current secret.
+    fn open(&self, data: &[u8]) -> Option<(Vec<u8>, Option<DeltaId>)> {
+        if let Some(plain) = seal::open(&self.secret, &self.id, data) {
+            return Some((plain, None));
+        }
+        self.older
+            .iter()
+            .rev()
+            .find_map(|(secret, by)| Some((seal::open(secret, &self.id, data)?, Some(*by))))
+    }
+
+    /// Stages the writes that replace the secret with `next` (by operation `by`); the change
+    /// itself is made by [`Self::rotate`] once they are stored.
+    fn stage_rotation(&self, next: &[u8; 32], by: &DeltaId, batch: &mut Batch) {
+        let index = (self.older.len() as u32).to_be_bytes();
+        let mut old = self.secret.to_vec();
+        old.extend_from_slice(by.as_bytes());
+        batch.put_mut(
+            Namespace::Keys,
+            &scoped(&self.id, &[OLD_SECRET, &index].concat()),
+            old,
+        );
+        batch.put_mut(
+            Namespace::Keys,
+            &scoped(&self.id, CONTEXT_SECRET),
+            next.to_vec(),
+        );
+    }
+
+    fn rotate(&mut self, next: [u8; 32], by: DeltaId) {
+        self.older.push((self.secret, by));
+        self.secret = next;
+    }
+
+    /// Whether this context has ever held `secret`.
+    fn knows_secret(&self, secret: &[u8; 32]) -> bool {
+        self.secret == *secret || self.older.iter().any(|(s, _)| s == secret)
+    }
+
     /// Takes an applied delta into the DAG and the log (`stands`: its changes were applied).
     fn insert_applied(&mut self, delta: &Delta, stands: bool) {
         let body = &delta.body;
@@ -282,6 +331,17 @@ impl ContextState {
     fn known_members(&self) -> BTreeSet<PublicKey> {
         let granted = self.log.verdict().roles.keys();
         self.members.keys().chain(granted).copied().collect()
+    }
+
+    /// The role the holder of `cert` acts with now, by the certificate and the membership log.
+    fn role_of(&self, cert: &MemberCert) -> Option<Role> {
+        self.log.role_of_new(&LogEntry::new(
+            self.record.heads.clone(),
+            cert.member,
+            u64::MAX,
+            cert,
+            None,
+        ))
     }
 
     /// The role `member` acts with now, by its certificate and the membership log; `None` if
@@ -437,6 +497,18 @@ impl<S: Store, E: Env> Node<S, E> {
             .await?
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| corrupt("context secret", format!("missing for {id}")))?;
+        let mut older = Vec::new();
+        for (_, value) in self
+            .store
+            .scan_prefix(Namespace::Keys, &scoped(&id, OLD_SECRET))
+            .await?
+        {
+            let (secret, by) = value
+                .split_at_checked(32)
+                .and_then(|(s, b)| Some((s.try_into().ok()?, DeltaId(b.try_into().ok()?))))
+                .ok_or_else(|| corrupt("former context secret", "not 64 bytes"))?;
+            older.push((secret, by));
+        }
         self.subscribe_and_catch_up(id, &secret, &record.heads);
         self.contexts.insert(
             id,
@@ -454,6 +526,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 last_announce: None,
                 members,
                 secret,
+                older,
                 audit,
                 verified_certs: HashSet::new(),
             },
@@ -624,6 +697,7 @@ impl<S: Store, E: Env> Node<S, E> {
             last_announce: None,
             members: BTreeMap::new(),
             secret: self.env.random32(),
+            older: Vec::new(),
             audit: AuditHead::default(),
             verified_certs: HashSet::new(),
         };
@@ -1057,8 +1131,8 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Feeds a message that arrived on `topic`. Anything refused becomes a
     /// [`NodeEvent::SyncRejected`] and changes nothing.
     pub async fn handle_message(&mut self, topic: &str, data: &[u8]) {
-        let data = match self.unseal(topic, data) {
-            Ok(Some(plain)) => plain,
+        let (data, former_secret) = match self.unseal(topic, data) {
+            Ok(Some(opened)) => opened,
             Ok(None) => return, // a topic of a context this node does not hold
             Err(reason) => return self.reject(None, reason),
         };
@@ -1076,6 +1150,22 @@ impl<S: Store, E: Env> Node<S, E> {
                     }
                 }
             }
+            WireMessage::Share {
+                context_id,
+                share,
+                from,
+                signature,
+            } => {
+                if context_topic(&context_id) != topic {
+                    return self.reject(
+                        Some(context_id),
+                        format!("a share on the wrong topic {topic}"),
+                    );
+                }
+                if let Err(e) = self.receive_share(context_id, share, from, signature).await {
+                    self.reject(Some(context_id), e.to_string());
+                }
+            }
             WireMessage::SyncRequest { context_id, heads } => {
                 if context_topic(&context_id) != topic {
                     return self.reject(
@@ -1083,15 +1173,24 @@ impl<S: Store, E: Env> Node<S, E> {
                         format!("sync request on the wrong topic {topic}"),
                     );
                 }
-                if let Err(e) = self.answer_sync_request(context_id, heads).await {
+                if let Err(e) = self
+                    .answer_sync_request(context_id, heads, former_secret)
+                    .await
+                {
                     self.reject(Some(context_id), e.to_string());
                 }
             }
         }
     }
 
-    /// Opens a message that arrived on a context topic: `None` if the context is not ours.
-    fn unseal(&self, topic: &str, data: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    /// Opens a message that arrived on a context topic: `None` if the context is not ours; with
+    /// the operation that replaced the secret it was sealed with, if that was a former one.
+    #[allow(clippy::type_complexity)]
+    fn unseal(
+        &self,
+        topic: &str,
+        data: &[u8],
+    ) -> Result<Option<(Vec<u8>, Option<DeltaId>)>, String> {
         let Some(id) = topic.strip_prefix(CONTEXT_TOPIC_PREFIX) else {
             return Err(format!("a message on {topic}, which is no context topic"));
         };
@@ -1101,13 +1200,9 @@ impl<S: Store, E: Env> Node<S, E> {
         let Some(ctx) = self.contexts.get(&context_id) else {
             return Ok(None);
         };
-        seal::open(&ctx.secret, &context_id, data)
-            .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "a message on {topic} that the context's key does not open (not from a member)"
-                )
-            })
+        ctx.open(data).map(Some).ok_or_else(|| {
+            format!("a message on {topic} that the context's key does not open (not from a member)")
+        })
     }
 
     /// Seals a message for `context_id` as this node would send it (tools and tests).
@@ -1132,7 +1227,7 @@ impl<S: Store, E: Env> Node<S, E> {
         data: &[u8],
     ) -> Result<WireMessage, NodeError> {
         let ctx = self.context(context_id)?;
-        let plain = seal::open(&ctx.secret, context_id, data).ok_or_else(|| {
+        let (plain, _) = ctx.open(data).ok_or_else(|| {
             NodeError::Unauthorized("the context key does not open this message".into())
         })?;
         WireMessage::decode(&plain).map_err(|e| corrupt("message", e))
@@ -1377,7 +1472,22 @@ impl<S: Store, E: Env> Node<S, E> {
             &self.key,
         );
         stage_audit(&mut batch, ctx.id, &audit);
+        // An admin's operation may carry this node's share of a new context secret.
+        let rotation = body
+            .op
+            .as_ref()
+            .filter(|_| stands)
+            .and_then(|op| op.shares().iter().find(|s| s.member == self.key.public()))
+            .and_then(|share| seal::open_share(&self.key, &ctx.id, &share.sealed))
+            .filter(|next| !ctx.knows_secret(next));
+        if let Some(next) = &rotation {
+            ctx.stage_rotation(next, &id, &mut batch);
+        }
         self.store.commit(batch).await?;
+        let rotated = rotation.is_some();
+        if let Some(next) = rotation {
+            ctx.rotate(next, id);
+        }
 
         if let Some(outcome) = outcome {
             ctx.apply_shared(outcome.shared_writes);
@@ -1387,6 +1497,14 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.audit = audit.next_head();
         ctx.learn_member(&body.author_cert);
         ctx.insert_applied(&delta, stands);
+        if rotated {
+            // What members sent since is sealed with the new secret: ask for it.
+            let request = WireMessage::SyncRequest {
+                context_id: ctx.id,
+                heads: ctx.record.heads.clone(),
+            };
+            self.publish(ctx.id, &ctx.secret, request);
+        }
         self.clock = self.clock.max(body.timestamp);
 
         if let Some(op) = &body.op {
@@ -1398,6 +1516,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 op: op.clone(),
                 counted: ctx.log.verdict().applied_ops.contains(&id),
             });
+            self.share_secret_with_joiner(ctx, op, &body.author);
         }
         if !stands {
             self.events.push(NodeEvent::Voided {
@@ -1431,6 +1550,97 @@ impl<S: Store, E: Env> Node<S, E> {
                 local: false,
             });
         }
+        Ok(())
+    }
+
+    /// A member who joined with an invitation made before the context's secret last changed
+    /// holds a former secret: an admin gives it the current one.
+    fn share_secret_with_joiner(
+        &mut self,
+        ctx: &mut ContextState,
+        op: &MemberOp,
+        joiner: &PublicKey,
+    ) {
+        let admin = ctx.role_now(&self.key.public()) == Some(Role::Admin);
+        if !matches!(op, MemberOp::Join) || !admin || ctx.older.is_empty() {
+            return;
+        }
+        if ctx.role_now(joiner).is_none() {
+            return;
+        }
+        let Some(sealed) = seal::seal_to(joiner, &ctx.id, self.env.random32(), &ctx.secret) else {
+            return;
+        };
+        let share = Share {
+            member: *joiner,
+            sealed,
+        };
+        let signature = self.key.sign(&WireMessage::share_message(&ctx.id, &share));
+        let message = WireMessage::Share {
+            context_id: ctx.id,
+            share,
+            from: ctx.record.cert.clone(),
+            signature,
+        };
+        for (former, _) in ctx.older.clone() {
+            self.publish(ctx.id, &former, message.clone());
+        }
+    }
+
+    /// Takes a share of the context's current secret from an admin (see
+    /// [`WireMessage::Share`]), if it is for this node and the admin's signature and role hold.
+    async fn receive_share(
+        &mut self,
+        context_id: ContextId,
+        share: Share,
+        from: MemberCert,
+        signature: Signature,
+    ) -> Result<(), NodeError> {
+        let Some(ctx) = self.contexts.get(&context_id) else {
+            return Ok(());
+        };
+        if share.member != self.key.public() {
+            return Ok(());
+        }
+        from.authenticate(&context_id, &from.member)?;
+        if ctx.role_of(&from) != Some(Role::Admin) {
+            return Err(NodeError::Unauthorized(format!(
+                "{} shared a secret but is no admin of {context_id}",
+                from.member
+            )));
+        }
+        let message = WireMessage::share_message(&context_id, &share);
+        verify_signature(&from.member, &message, &signature).map_err(|_| {
+            NodeError::Unauthorized("a share whose signature does not verify".into())
+        })?;
+        let Some(next) = seal::open_share(&self.key, &context_id, &share.sealed) else {
+            return Err(NodeError::Unauthorized(
+                "a share this node's key does not open".into(),
+            ));
+        };
+        if ctx.knows_secret(&next) {
+            return Ok(());
+        }
+        // The former secret gave way at the latest removal this node applied.
+        let by = ctx
+            .log
+            .verdict()
+            .removed
+            .values()
+            .copied()
+            .max_by_key(|op| ctx.dag.get(op).map(|e| e.timestamp))
+            .unwrap_or(DeltaId([0; 32]));
+        let mut batch = Batch::new();
+        ctx.stage_rotation(&next, &by, &mut batch);
+        self.store.commit(batch).await?;
+        let ctx = self.contexts.get_mut(&context_id).expect("checked above");
+        ctx.rotate(next, by);
+        let (heads, secret) = (ctx.record.heads.clone(), ctx.secret);
+        self.publish(
+            context_id,
+            &secret,
+            WireMessage::SyncRequest { context_id, heads },
+        );
         Ok(())
     }
 
@@ -1530,7 +1740,14 @@ impl<S: Store, E: Env> Node<S, E> {
                 "an admin cannot remove itself; another admin can".into(),
             ));
         }
-        self.member_op(id, MemberOp::Remove { member }).await
+        self.member_op(
+            id,
+            MemberOp::Remove {
+                member,
+                shares: Vec::new(),
+            },
+        )
+        .await
     }
 
     /// Gives `member` a new role: an admin's operation, replicated to every member.
@@ -1568,6 +1785,32 @@ impl<S: Store, E: Env> Node<S, E> {
                 "only admins change the membership of {}",
                 ctx.id
             )));
+        }
+        // A removal gives the context a new secret, sealed to each member who remains.
+        let mut op = op;
+        let mut rotation = None;
+        if let MemberOp::Remove { member, shares } = &mut op {
+            let next = self.env.random32();
+            for key in ctx.known_members() {
+                let through_removed = ctx
+                    .members
+                    .get(&key)
+                    .is_some_and(|(_, chain)| chain.contains(member))
+                    && !ctx.log.verdict().roles.contains_key(&key);
+                if key == *member || key == self.key.public() || through_removed {
+                    continue;
+                }
+                if ctx.role_now(&key).is_none() {
+                    continue;
+                }
+                if let Some(sealed) = seal::seal_to(&key, &ctx.id, self.env.random32(), &next) {
+                    shares.push(Share {
+                        member: key,
+                        sealed,
+                    });
+                }
+            }
+            rotation = Some(next);
         }
         let delta = DeltaBody {
             context_id: ctx.id,
@@ -1608,7 +1851,16 @@ impl<S: Store, E: Env> Node<S, E> {
             &self.key,
         );
         stage_audit(&mut batch, ctx.id, &audit);
+        if let Some(next) = &rotation {
+            ctx.stage_rotation(next, &delta_id, &mut batch);
+        }
         self.store.commit(batch).await?;
+        // The operation itself goes out under the secret it replaces: members who have not
+        // applied it yet can read it, and find their share of the new one in it.
+        let sealing = ctx.secret;
+        if let Some(next) = rotation {
+            ctx.rotate(next, delta_id);
+        }
         ctx.record = record;
         ctx.audit = audit.next_head();
         ctx.announced = true;
@@ -1621,7 +1873,7 @@ impl<S: Store, E: Env> Node<S, E> {
             op,
             counted: true,
         });
-        self.publish(ctx.id, &ctx.secret, WireMessage::Deltas(vec![delta]));
+        self.publish(ctx.id, &sealing, WireMessage::Deltas(vec![delta]));
         Ok(delta_id)
     }
 
@@ -1673,10 +1925,17 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Answers a member's heads with every delta it lacks, in the order we applied them; if it
     /// knows deltas we do not, asks back.
+    ///
+    /// A request sealed with a former secret (the asker has not applied the operation that
+    /// replaced it, `replaced_by`) is answered, under that former secret, with only what that
+    /// secret was for: the deltas up to and including that operation, which carries the new
+    /// secret sealed to each remaining member. A removed member thus learns of its removal and
+    /// nothing newer; a member who was away catches up, then asks again under the new secret.
     async fn answer_sync_request(
         &mut self,
         context_id: ContextId,
         their_heads: Vec<DeltaId>,
+        replaced_by: Option<DeltaId>,
     ) -> Result<(), NodeError> {
         let Some(ctx) = self.contexts.get(&context_id) else {
             return Ok(());
@@ -1702,8 +1961,28 @@ impl<S: Store, E: Env> Node<S, E> {
                 );
             }
         }
-        let secret = ctx.secret;
-        if unknown_to_us {
+        let (secret, limit) = match replaced_by {
+            None => (ctx.secret, None),
+            Some(op) => {
+                let secret = ctx
+                    .older
+                    .iter()
+                    .find(|(_, by)| *by == op)
+                    .expect("the secret that opened the request")
+                    .0;
+                let mut upto = HashSet::from([op]);
+                let mut stack = vec![op];
+                while let Some(id) = stack.pop() {
+                    for p in ctx.dag.get(&id).into_iter().flat_map(|e| &e.parents) {
+                        if upto.insert(*p) {
+                            stack.push(*p);
+                        }
+                    }
+                }
+                (secret, Some(upto))
+            }
+        };
+        if unknown_to_us && limit.is_none() {
             let heads = our_heads.clone();
             self.publish(
                 context_id,
@@ -1719,7 +1998,8 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut chunk_bytes = 0;
         for (_, bytes) in rows {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
-            if theirs.contains(&delta.id()) {
+            let id = delta.id();
+            if theirs.contains(&id) || limit.as_ref().is_some_and(|upto| !upto.contains(&id)) {
                 continue;
             }
             if chunk_bytes + bytes.len() > MAX_BATCH_BYTES && !chunk.is_empty() {

@@ -1,9 +1,11 @@
 //! Messages members exchange on a context's topic.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use tabnode_types::{ContextId, DeltaId};
+use tabnode_types::{ContextId, DeltaId, Signature};
 
 use crate::delta::Delta;
+use crate::log::Share;
+use crate::membership::MemberCert;
 
 /// Everything that travels on a context topic, borsh-encoded.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -15,6 +17,23 @@ pub enum WireMessage {
         context_id: ContextId,
         heads: Vec<DeltaId>,
     },
+    /// An admin gives a member the context's current secret, sealed to the member's key: for
+    /// one who joined with an invitation made before the secret last changed. Sent under the
+    /// former secrets, which such a member holds.
+    Share {
+        context_id: ContextId,
+        share: Share,
+        /// The admin's certificate and signature over `(context_id, share)`.
+        from: MemberCert,
+        signature: Signature,
+    },
+}
+
+impl WireMessage {
+    /// What the admin of a [`WireMessage::Share`] signs.
+    pub fn share_message(context_id: &ContextId, share: &Share) -> Vec<u8> {
+        borsh::to_vec(&(b"tabnode-share-v1", context_id, share)).expect("encode")
+    }
 }
 
 impl WireMessage {

@@ -150,14 +150,75 @@ fn a_removed_member_keeps_what_it_wrote_before_and_nothing_after_on_every_node()
         .collect();
     assert!(!members.contains(&b.public_key()));
     assert!(members.contains(&c.public_key()));
-    // C still writes, and everyone (B included, reading) converges.
+    // C still writes and A gets it; B, still listening, opens nothing sealed after its removal.
+    let b_before = position(&mut b, &ctx);
     set(&mut c, &ctx, "k4", "still");
+    let from_c = sent(&mut c);
+    assert!(
+        b.open_message(&ctx, &from_c[0].1).is_err(),
+        "sealed with the new secret"
+    );
+    assert!(a.open_message(&ctx, &from_c[0].1).is_ok());
+    b.take_events();
+    deliver(&from_c, &mut a);
+    deliver(&from_c, &mut b);
     settle(&mut [&mut a, &mut b, &mut c]);
+    assert!(b.take_events().iter().any(
+        |e| matches!(e, NodeEvent::SyncRejected { reason, .. } if reason.contains("does not open"))
+    ));
     assert_eq!(
         entries(&mut a, &ctx),
         json!({"k1": "before", "k4": "still"})
     );
-    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut c, &ctx));
+    assert_eq!(entries(&mut b, &ctx), json!({"k1": "before"}));
+    assert_eq!(position(&mut b, &ctx), b_before, "B learnt nothing new");
+}
+
+#[test]
+fn a_member_away_during_a_removal_catches_up_and_an_old_invitation_still_gets_in() {
+    let (mut a, mut b, mut c, ctx) = three();
+    // An invitation made before the removal, redeemed after it.
+    let old_invitation = a.invite(&ctx).unwrap();
+    set(&mut c, &ctx, "k1", "v1");
+    settle(&mut [&mut a, &mut b, &mut c]);
+    // C is away while A removes B and writes on.
+    block_on(a.remove_member(&ctx, b.public_key())).unwrap();
+    set(&mut a, &ctx, "k2", "after the removal");
+    settle(&mut [&mut a, &mut b]);
+    assert_eq!(
+        entries(&mut b, &ctx),
+        json!({"k1": "v1"}),
+        "B got nothing new"
+    );
+    // C comes back: under the former secret it gets the removal (with its share of the new
+    // secret), then everything else.
+    c.tick();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(
+        entries(&mut c, &ctx),
+        json!({"k1": "v1", "k2": "after the removal"})
+    );
+    assert_eq!(position(&mut a, &ctx), position(&mut c, &ctx));
+
+    // D joins with the old invitation: it holds the former secret; A shares the current one.
+    let mut d = open(4);
+    block_on(d.join(&old_invitation)).unwrap();
+    for _ in 0..3 {
+        d.tick();
+        a.tick();
+        settle(&mut [&mut a, &mut b, &mut c, &mut d]);
+    }
+    assert_eq!(
+        entries(&mut d, &ctx),
+        json!({"k1": "v1", "k2": "after the removal"})
+    );
+    assert_eq!(position(&mut a, &ctx), position(&mut d, &ctx));
+    assert_eq!(
+        entries(&mut b, &ctx),
+        json!({"k1": "v1"}),
+        "B still got nothing new"
+    );
 }
 
 #[test]
