@@ -41,7 +41,8 @@ async function refreshContext(node) {
   if (!select.value) return;
   const members = await node.members(select.value);
   text('members', members.map((m) => `${short(m.key)} ${m.role}${m.key === node.publicKey ? ' (this node)' : ''}`).join(' · '));
-  const cp = await node.checkpoint(select.value);
+  // Heads and root only: a checkpoint's Merkle root would read a reopened context's whole state.
+  const cp = await node.position(select.value);
   text('heads', cp.heads.length ? cp.heads.map(short).join(', ') : '(none yet: waiting for a member)');
   text('root', cp.rootHash || '–');
 }

@@ -163,8 +163,9 @@ pub struct Checkpoint {
     pub heads: Vec<DeltaId>,
     /// The app's own root (calimero-storage's Merkle root).
     pub root_hash: Option<Hash>,
-    /// The node's blake3 Merkle root over the stored shared state (see [`MerkleTree`]).
-    pub merkle_root: Hash,
+    /// The node's blake3 Merkle root over the stored shared state (see [`MerkleTree`]); `None`
+    /// from [`Node::position`] while the context's tree is not built yet.
+    pub merkle_root: Option<Hash>,
 }
 
 /// What [`Node::replay`] found.
@@ -825,11 +826,17 @@ impl<S: Store, E: Env> Node<S, E> {
             Rc::make_mut(&mut ctx.shared).learn_all(rows);
             ctx.merkle = Some(MerkleTree::build(ctx.shared.present()));
         }
+        self.position(id)
+    }
+
+    /// The context's heads and state root, and its Merkle root if the tree is built: what
+    /// [`Self::checkpoint`] gives without reading a reopened context's whole state.
+    pub fn position(&self, id: &ContextId) -> Result<Checkpoint, NodeError> {
         let ctx = self.context(id)?;
         Ok(Checkpoint {
             heads: ctx.record.heads.clone(),
             root_hash: ctx.record.root_hash,
-            merkle_root: ctx.merkle.as_ref().expect("built above").root(),
+            merkle_root: ctx.merkle.as_ref().map(MerkleTree::root),
         })
     }
 
@@ -942,6 +949,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 let all = self.store.scan_prefix(ns, ctx.id.as_bytes()).await?;
                 let all = all.into_iter().map(|(k, v)| (k[32..].to_vec(), v));
                 Rc::make_mut(rows).learn_all(all);
+                if view == ViewKind::Shared && ctx.merkle.is_none() {
+                    ctx.merkle = Some(MerkleTree::build(ctx.shared.present()));
+                }
             } else {
                 let value = self.store.get(ns, &stored_key).await?;
                 Rc::make_mut(rows).learn(key, value);

@@ -140,10 +140,13 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
 
     // A call that reads every entry asks for more than a few rows: the node reads the state
     // in one scan instead of one row per run.
+    assert_eq!(node.position(&ctx).unwrap().merkle_root, None, "not built yet");
     let entries = block_on(node.execute(&ctx, "entries", json!({}))).unwrap();
     assert_eq!(entries.output.as_object().unwrap().len(), 101);
     assert_eq!(entries.output["k99"], json!("v99"));
     assert!(store.scanned(Namespace::State) > EXTRA_ROWS as usize);
+    let built = node.position(&ctx).unwrap().merkle_root;
+    assert!(built.is_some(), "a whole read builds the Merkle tree too");
 
     // The first checkpoint builds the Merkle tree over every stored row.
     let after = block_on(node.checkpoint(&ctx)).unwrap();
@@ -153,7 +156,8 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
         .into_iter()
         .map(|(k, v)| (k[32..].to_vec(), v))
         .collect();
-    assert_eq!(after.merkle_root, MerkleTree::build(&rows).root());
+    assert_eq!(after.merkle_root, Some(MerkleTree::build(&rows).root()));
+    assert_eq!(built, after.merkle_root, "no write since");
 }
 
 #[test]

@@ -176,7 +176,7 @@ export interface ExecuteResult {
   xcalls: { contextId: string; function: string; error: string | null }[];
 }
 /** A context's position: members with equal heads have equal rootHash. */
-export interface Checkpoint { heads: string[]; rootHash: string | null; merkleRoot: string; }
+export interface Checkpoint { heads: string[]; rootHash: string | null; merkleRoot: string | null; }
 export interface AuditRecord {
   seq: number; prev: string; kind: "call" | "remoteDelta" | "refused"; executor: string; method: string;
   argsHash: string; outcome: string; rootHash: string | null; time: string; randomSeed: string; deltaId: string | null;
@@ -811,7 +811,8 @@ impl BrowserNode {
         })
     }
 
-    /// The context's `{heads, rootHash}`.
+    /// The context's `{heads, rootHash, merkleRoot}`. The Merkle root needs the whole state:
+    /// the first checkpoint of a context reopened from IndexedDB reads it all once.
     #[wasm_bindgen(unchecked_return_type = "Promise<Checkpoint>")]
     pub fn checkpoint(&self, context_id: String) -> Promise {
         let inner = self.inner.clone();
@@ -819,6 +820,18 @@ impl BrowserNode {
             let id: ContextId = parse_id(&context_id)?;
             let checkpoint = inner.run(async |node| node.checkpoint(&id).await).await?;
             to_js(&checkpoint)
+        })
+    }
+
+    /// The context's heads and root at once, from what is in memory: a checkpoint whose
+    /// `merkleRoot` is null until a `checkpoint()` (or a call that read every row) built it.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Checkpoint>")]
+    pub fn position(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let position = inner.run(async |node| node.position(&id)).await?;
+            to_js(&position)
         })
     }
 
