@@ -28,8 +28,8 @@ pub use log::MemberOp;
 pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
 pub use merkle::MerkleTree;
 pub use node::{
-    Checkpoint, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport, XCallResult,
-    ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS,
+    Checkpoint, ExecuteResult, MemberChangeResult, Node, NodeEvent, Outgoing, ReplayReport,
+    XCallResult, ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS,
 };
 pub use wire::WireMessage;
 

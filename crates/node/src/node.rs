@@ -6,7 +6,8 @@ use std::rc::Rc;
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 use tabnode_runtime::{
-    App, Call, Outcome, Runtime, RuntimeError, ViewKind, Views, WriteSet, XCallRequest,
+    App, Call, MemberChange, Outcome, Runtime, RuntimeError, ViewKind, Views, WriteSet,
+    XCallRequest,
 };
 use tabnode_store::{Batch, Namespace, Store, StoreError};
 use tabnode_types::{
@@ -141,6 +142,23 @@ pub struct ExecuteResult {
     pub xcalls: Vec<XCallResult>,
     #[serde(skip)]
     queued_xcalls: Vec<XCallRequest>,
+    /// The membership changes the call asked for (`context_add_member` /
+    /// `context_remove_member`), each made after it through the membership log, in order.
+    pub member_changes: Vec<MemberChangeResult>,
+    #[serde(skip)]
+    queued_member_changes: Vec<MemberChange>,
+}
+
+/// How one membership change a call asked for went.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberChangeResult {
+    pub member: PublicKey,
+    /// `add` (made a member by the log) or `remove`.
+    pub change: &'static str,
+    /// The operation's id, or why it was refused (the calling call stays committed).
+    pub op: Option<DeltaId>,
+    pub error: Option<String>,
 }
 
 /// How one `xcall` went.
@@ -900,6 +918,26 @@ impl<S: Store, E: Env> Node<S, E> {
                     error,
                 });
             }
+            for change in std::mem::take(&mut result.queued_member_changes) {
+                let (member, name, made) = match change {
+                    MemberChange::Add(key) => (
+                        PublicKey(key),
+                        "add",
+                        self.set_role(id, PublicKey(key), Role::Member).await,
+                    ),
+                    MemberChange::Remove(key) => (
+                        PublicKey(key),
+                        "remove",
+                        self.remove_member(id, PublicKey(key)).await,
+                    ),
+                };
+                result.member_changes.push(MemberChangeResult {
+                    member,
+                    change: name,
+                    op: made.as_ref().ok().copied(),
+                    error: made.err().map(|e| e.to_string()),
+                });
+            }
             Ok(result)
         })
     }
@@ -1135,6 +1173,8 @@ impl<S: Store, E: Env> Node<S, E> {
             blobs: blob_ids,
             xcalls: Vec::new(),
             queued_xcalls: outcome.xcalls,
+            member_changes: Vec::new(),
+            queued_member_changes: outcome.member_changes,
         })
     }
 

@@ -286,3 +286,57 @@ fn the_log_survives_a_restart() {
     assert_eq!(voided(a.take_events()), 1);
     assert_eq!(entries(&mut a, &ctx), json!({"k": "v"}));
 }
+
+fn probe() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/apps/dist/probe.wasm"
+    );
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+}
+
+/// A guest's `context_add_member` / `context_remove_member` become the caller's operations in
+/// the membership log, made after the call; a member who is no admin gets each refused.
+#[test]
+fn a_guest_changes_membership_with_its_callers_authority() {
+    let (mut a, mut b, mut c) = (open(1), open(2), open(3));
+    let app = block_on(a.install_app(&probe())).unwrap();
+    for node in [&mut b, &mut c] {
+        block_on(node.install_app(&probe())).unwrap();
+    }
+    let ctx = block_on(a.create_context(app, json!({"title": "t"}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    let newcomer = tabnode_types::SecretKey::from_seed([77; 32]).public();
+    let key_arg = |k: tabnode_types::PublicKey| json!({"key": k.0.to_vec()});
+    let added = block_on(a.execute(&ctx, "add_member", key_arg(newcomer))).unwrap();
+    assert_eq!(added.member_changes.len(), 1);
+    assert_eq!(added.member_changes[0].change, "add");
+    assert!(
+        added.member_changes[0].error.is_none(),
+        "{:?}",
+        added.member_changes
+    );
+    let removed = block_on(a.execute(&ctx, "remove_member", key_arg(b.public_key()))).unwrap();
+    assert!(removed.member_changes[0].op.is_some());
+    settle(&mut [&mut a, &mut b, &mut c]);
+    for node in [&a, &c] {
+        let members = node.members(&ctx).unwrap();
+        assert!(members.contains(&(newcomer, Role::Member)), "{members:?}");
+        assert!(!members.iter().any(|(k, _)| *k == b.public_key()));
+    }
+
+    let refused = block_on(c.execute(&ctx, "remove_member", key_arg(a.public_key()))).unwrap();
+    let error = refused.member_changes[0]
+        .error
+        .as_deref()
+        .unwrap_or_default();
+    assert!(error.contains("only admins"), "{error}");
+    settle(&mut [&mut a, &mut b, &mut c]);
+    assert!(a
+        .members(&ctx)
+        .unwrap()
+        .contains(&(a.public_key(), Role::Admin)));
+}

@@ -140,7 +140,11 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
 
     // A call that reads every entry asks for more than a few rows: the node reads the state
     // in one scan instead of one row per run.
-    assert_eq!(node.position(&ctx).unwrap().merkle_root, None, "not built yet");
+    assert_eq!(
+        node.position(&ctx).unwrap().merkle_root,
+        None,
+        "not built yet"
+    );
     let entries = block_on(node.execute(&ctx, "entries", json!({}))).unwrap();
     assert_eq!(entries.output.as_object().unwrap().len(), 101);
     assert_eq!(entries.output["k99"], json!("v99"));

@@ -15,8 +15,8 @@ use wasmi::{
 };
 
 use crate::{
-    Call, Event, Limits, NotLoaded, Outcome, RuntimeError, StateView, ViewKind, Views, WriteSet,
-    XCallRequest,
+    Call, Event, Limits, MemberChange, NotLoaded, Outcome, RuntimeError, StateView, ViewKind,
+    Views, WriteSet, XCallRequest,
 };
 
 /// Why the host stopped a call; carried through wasmi as a host error.
@@ -79,6 +79,7 @@ pub(crate) struct HostState {
     created_blobs: std::collections::BTreeMap<[u8; 32], Vec<u8>>,
     announced_blobs: Vec<[u8; 32]>,
     xcalls: Vec<XCallRequest>,
+    member_changes: Vec<MemberChange>,
 }
 
 enum BlobHandle {
@@ -121,6 +122,7 @@ impl HostState {
             created_blobs: Default::default(),
             announced_blobs: Vec::new(),
             xcalls: Vec::new(),
+            member_changes: Vec::new(),
         }
     }
 
@@ -532,8 +534,8 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
             ))
         },
     )?;
-    // -- context management and proposals act on membership and roles, which come with the
-    // membership log: until then each fails with an error naming it, never silently.
+    // -- proposals, and creating or deleting contexts from a guest, are not served yet: each fails
+    // with an error naming it, never silently.
     const LATER: &str = "not implemented in this node yet";
     l.func_wrap(
         "env",
@@ -554,14 +556,35 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
             Err(unsupported("context_create", LATER))
         },
     )?;
-    for name in [
+    l.func_wrap(
+        "env",
         "context_delete",
-        "context_add_member",
-        "context_remove_member",
+        |_: C<'_>, _: i64| -> Result<(), Error> { Err(unsupported("context_delete", LATER)) },
+    )?;
+    // -- membership changes: queued, and made by the node after the call through the context's
+    // membership log, with the caller's authority (only admins change membership)
+    for (name, change) in [
+        (
+            "context_add_member",
+            MemberChange::Add as fn([u8; 32]) -> MemberChange,
+        ),
+        ("context_remove_member", MemberChange::Remove),
     ] {
-        l.func_wrap("env", name, move |_: C<'_>, _: i64| -> Result<(), Error> {
-            Err(unsupported(name, LATER))
-        })?;
+        l.func_wrap(
+            "env",
+            name,
+            move |mut c: C<'_>, key: i64| -> Result<(), Error> {
+                let key: [u8; 32] = bytes_of(&c, key as u64, 32, "public key")?
+                    .try_into()
+                    .map_err(|_| abi("a public key is 32 bytes"))?;
+                let max = c.data().limits.max_member_changes;
+                if c.data().member_changes.len() >= max {
+                    return Err(limit(format!("more than {max} membership changes")));
+                }
+                c.data_mut().member_changes.push(change(key));
+                Ok(())
+            },
+        )?;
     }
     // -- membership as this node knows it (certificates it has verified)
     l.func_wrap(
@@ -792,6 +815,7 @@ pub(crate) fn run(
         blobs: state.created_blobs,
         announced_blobs: state.announced_blobs,
         xcalls: state.xcalls,
+        member_changes: state.member_changes,
         fuel_used,
     })
 }

@@ -93,6 +93,14 @@ pub struct XCallRequest {
     pub params: Vec<u8>,
 }
 
+/// A membership change the guest asked for in its own context (`context_add_member` /
+/// `context_remove_member`): made by the node after the call, with the caller's authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    Add([u8; 32]),
+    Remove([u8; 32]),
+}
+
 /// One method call and its recorded non-deterministic inputs.
 #[derive(Debug, Clone)]
 pub struct Call<'a> {
@@ -139,6 +147,8 @@ pub struct Outcome {
     pub announced_blobs: Vec<[u8; 32]>,
     /// Calls to run after this one, in order.
     pub xcalls: Vec<XCallRequest>,
+    /// Membership changes to make after this one, in order.
+    pub member_changes: Vec<MemberChange>,
     pub fuel_used: u64,
 }
 

@@ -205,6 +205,24 @@ impl Probe {
         Ok(env::context_is_member(&key))
     }
 
+    /// Asks the node to make `key` a member of this context after this call (admins only).
+    pub fn add_member(&self, key: Vec<u8>) -> app::Result<()> {
+        let Ok(key) = <[u8; 32]>::try_from(key) else {
+            app::bail!("a public key is 32 bytes");
+        };
+        env::context_add_member(&key);
+        Ok(())
+    }
+
+    /// Asks the node to remove `key` from this context after this call (admins only).
+    pub fn remove_member(&self, key: Vec<u8>) -> app::Result<()> {
+        let Ok(key) = <[u8; 32]>::try_from(key) else {
+            app::bail!("a public key is 32 bytes");
+        };
+        env::context_remove_member(&key);
+        Ok(())
+    }
+
     /// The context's members, as the node knows them.
     pub fn members(&self) -> Vec<Vec<u8>> {
         env::context_members().into_iter().map(|k| k.to_vec()).collect()
