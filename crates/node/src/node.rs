@@ -40,6 +40,8 @@ const NODE_KEY: &[u8] = b"node";
 const MAX_PENDING: usize = 10_000;
 /// Gossip messages stay well under the transport's 1 MiB limit.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// A message larger than this is refused unread (the transport's own limit is 1 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// How often (ns) a context with missing parents asks its peers again.
 const SYNC_RETRY_NANOS: u64 = 2_000_000_000;
 /// How often a context announces its heads to its members (anti-entropy).
@@ -823,6 +825,12 @@ impl<S: Store, E: Env> Node<S, E> {
             .collect())
     }
 
+    /// How many deltas of the context wait for parents this node has not seen (bounded: a
+    /// flood of orphans cannot exhaust memory).
+    pub fn pending(&self, id: &ContextId) -> Result<usize, NodeError> {
+        Ok(self.context(id)?.pending.len())
+    }
+
     /// How many rows of the context's state (shared and private) this node holds in memory:
     /// those its calls read or wrote since it opened, or all of them once a call or a
     /// checkpoint needed the whole state.
@@ -1181,6 +1189,13 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Feeds a message that arrived on `topic`. Anything refused becomes a
     /// [`NodeEvent::SyncRejected`] and changes nothing.
     pub async fn handle_message(&mut self, topic: &str, data: &[u8]) {
+        if data.len() > MAX_MESSAGE_BYTES {
+            let reason = format!(
+                "a message of {} bytes on {topic}, over the limit of {MAX_MESSAGE_BYTES}",
+                data.len()
+            );
+            return self.reject(None, reason);
+        }
         let (data, former_secret) = match self.unseal(topic, data) {
             Ok(Some(opened)) => opened,
             Ok(None) => return, // a topic of a context this node does not hold

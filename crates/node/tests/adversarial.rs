@@ -1,0 +1,229 @@
+//! What a hostile member, or anyone holding a leaked context secret, can throw at a node: a
+//! flood of orphan deltas whose parents never arrive, junk, oversize messages, forged
+//! signatures, a tampered artifact, a wrong root hash. Nothing is applied that should not be,
+//! memory stays bounded, and the node keeps working for honest members.
+
+use futures::executor::block_on;
+use serde_json::json;
+use tabnode_node::{
+    context_topic, DeltaBody, FixedEnv, Invitation, Node, NodeEvent, Outgoing, WireMessage,
+    MAX_MESSAGE_BYTES,
+};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
+
+type TestNode = Node<MemoryStore, FixedEnv>;
+
+fn kv_store() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/apps/dist/kv_store.wasm"
+    );
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+}
+
+fn node(seed: u8) -> TestNode {
+    let mut node = block_on(Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    block_on(node.install_app(&kv_store())).unwrap();
+    node
+}
+
+/// A's context, and a member key the test controls (certified through a real invitation).
+fn context_with_rogue() -> (TestNode, ContextId, SecretKey, tabnode_node::MemberCert) {
+    let mut a = node(1);
+    let app = block_on(a.install_app(&kv_store())).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let rogue = SecretKey::from_seed([66; 32]);
+    let invitation = Invitation::decode(&a.invite(&ctx).unwrap()).unwrap();
+    let cert = invitation.redeem(rogue.public(), 1).unwrap();
+    a.take_outgoing();
+    (a, ctx, rogue, cert)
+}
+
+fn delta(
+    ctx: ContextId,
+    key: &SecretKey,
+    cert: &tabnode_node::MemberCert,
+    parents: Vec<DeltaId>,
+    timestamp: u64,
+    artifact: Vec<u8>,
+) -> tabnode_node::Delta {
+    DeltaBody {
+        context_id: ctx,
+        parents,
+        author: key.public(),
+        timestamp,
+        artifact,
+        root_hash: Hash([0; 32]),
+        events: vec![],
+        genesis: None,
+        author_cert: cert.clone(),
+        op: None,
+    }
+    .sign(key)
+}
+
+fn rejections(node: &mut TestNode) -> Vec<String> {
+    node.take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::SyncRejected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_flood_of_orphans_stays_bounded_and_changes_nothing() {
+    let (mut a, ctx, rogue, cert) = context_with_rogue();
+    let before = block_on(a.checkpoint(&ctx)).unwrap();
+    // 12,000 validly signed deltas whose parents never arrive, 500 to a message.
+    for batch in 0..24u32 {
+        let deltas = (0..500u32)
+            .map(|i| {
+                let n = batch * 500 + i;
+                let parent = DeltaId(*blake3::hash(&n.to_le_bytes()).as_bytes());
+                delta(
+                    ctx,
+                    &rogue,
+                    &cert,
+                    vec![parent],
+                    u64::from(n) + 10,
+                    vec![1, 2, 3],
+                )
+            })
+            .collect();
+        let sealed = a.seal_for(&ctx, &WireMessage::Deltas(deltas)).unwrap();
+        block_on(a.handle_message(&context_topic(&ctx), &sealed));
+        assert!(a.pending(&ctx).unwrap() <= 10_000, "bounded");
+    }
+    assert_eq!(
+        block_on(a.checkpoint(&ctx)).unwrap(),
+        before,
+        "nothing applied"
+    );
+    // The node asks for the missing parents at most once per retry period, not per message.
+    let asks = a
+        .take_outgoing()
+        .iter()
+        .filter(|o| matches!(o, Outgoing::Publish { .. }))
+        .count();
+    assert!(asks < 24, "{asks} sync requests for 24 messages of orphans");
+    // And honest work goes on.
+    block_on(a.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
+}
+
+#[test]
+fn junk_oversize_forged_and_tampered_messages_are_refused() {
+    let (mut a, ctx, rogue, cert) = context_with_rogue();
+    let topic = context_topic(&ctx);
+    let before = block_on(a.checkpoint(&ctx)).unwrap();
+    a.take_events();
+
+    // Junk: not sealed, sealed but not a message, and too large to read.
+    block_on(a.handle_message(&topic, b"junk"));
+    let sealed_junk = a.seal_for(&ctx, &WireMessage::Deltas(vec![])).unwrap();
+    let mut not_a_message = sealed_junk.clone();
+    not_a_message.truncate(10);
+    block_on(a.handle_message(&topic, &not_a_message));
+    block_on(a.handle_message(&topic, &vec![7u8; MAX_MESSAGE_BYTES + 1]));
+    let reasons = rejections(&mut a);
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[2].contains("over the limit"), "{reasons:?}");
+
+    // A forged signature: a member's delta whose content was changed after signing.
+    let heads = before.heads.clone();
+    let mut forged = delta(ctx, &rogue, &cert, heads.clone(), u64::MAX / 2, vec![0]);
+    forged.body.artifact = vec![9, 9, 9];
+    let sealed = a
+        .seal_for(&ctx, &WireMessage::Deltas(vec![forged]))
+        .unwrap();
+    block_on(a.handle_message(&topic, &sealed));
+    // A tampered artifact, validly signed: the guest refuses to merge it.
+    let tampered = delta(
+        ctx,
+        &rogue,
+        &cert,
+        heads.clone(),
+        u64::MAX / 2,
+        vec![0xff; 40],
+    );
+    let sealed = a
+        .seal_for(&ctx, &WireMessage::Deltas(vec![tampered]))
+        .unwrap();
+    block_on(a.handle_message(&topic, &sealed));
+    // A delta that claims to be older than its parents.
+    let backdated = delta(ctx, &rogue, &cert, heads, 0, vec![0]);
+    let sealed = a
+        .seal_for(&ctx, &WireMessage::Deltas(vec![backdated]))
+        .unwrap();
+    block_on(a.handle_message(&topic, &sealed));
+    let reasons = rejections(&mut a);
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("signature"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("not later than its parents"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        block_on(a.checkpoint(&ctx)).unwrap(),
+        before,
+        "nothing applied"
+    );
+}
+
+#[test]
+fn a_wrong_root_hash_on_exactly_our_heads_is_reported_as_divergence() {
+    let (mut a, ctx, rogue, cert) = context_with_rogue();
+    let mut b = node(2);
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    let relay = |from: &mut TestNode, to: &mut TestNode| {
+        for out in from.take_outgoing() {
+            if let Outgoing::Publish { topic, data } = out {
+                block_on(to.handle_message(&topic, &data));
+            }
+        }
+    };
+    relay(&mut b, &mut a);
+    relay(&mut a, &mut b);
+    relay(&mut b, &mut a);
+    let heads = block_on(b.checkpoint(&ctx)).unwrap().heads;
+    assert_eq!(heads, block_on(a.checkpoint(&ctx)).unwrap().heads);
+    b.take_events();
+    // The rogue member takes a real change (A's, not delivered to B) and claims a false root.
+    block_on(a.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    let real = a
+        .take_outgoing()
+        .into_iter()
+        .find_map(|o| match o {
+            Outgoing::Publish { data, .. } => match a.open_message(&ctx, &data).ok()? {
+                WireMessage::Deltas(mut d) => d.pop(),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("A published its delta");
+    let lying = delta(
+        ctx,
+        &rogue,
+        &cert,
+        heads,
+        real.body.timestamp,
+        real.body.artifact,
+    );
+    let sealed = a.seal_for(&ctx, &WireMessage::Deltas(vec![lying])).unwrap();
+    block_on(b.handle_message(&context_topic(&ctx), &sealed));
+    let events = b.take_events();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, NodeEvent::Divergence { expected, .. } if *expected == Hash([0; 32]))
+        ),
+        "{events:?}"
+    );
+}
