@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -56,3 +56,8 @@ bench: setup apps
 bench-store: setup apps www relay
 	node bench/store.mjs $(or $(CALLS),300)
 	node bench/cold-start.mjs $(or $(ROWS),100000)
+
+# Catch-up benchmark (issue 7), natively: a late joiner over DELTAS deltas (figures, not a test).
+bench-catchup: setup apps
+	$(CARGO) build --release -p tabnode-bench --bin tabnode-catchup
+	target/release/tabnode-catchup tests/apps/dist/kv_store.wasm $(or $(DELTAS),10000)

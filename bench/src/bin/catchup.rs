@@ -1,0 +1,125 @@
+//! Catch-up benchmark (issue 7), natively: a member writes N deltas, then a late joiner catches
+//! up from it over the in-process wire. Prints the time and the bytes on the wire, against the
+//! time the deltas took to make and the artifacts' own size, measured in the same run.
+//!
+//! `tabnode-catchup [KV_STORE_WASM] [DELTAS]` (default 10,000 deltas over 100 keys: the map stays
+//! small, so the figures are about sync, not calimero-storage's index growth).
+
+use std::time::Instant;
+
+use futures::executor::block_on;
+use serde_json::json;
+use tabnode_node::{FixedEnv, Node, Outgoing, WireMessage};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+
+type TestNode = Node<MemoryStore, FixedEnv>;
+
+fn open(seed: u8, wasm: &[u8]) -> TestNode {
+    let mut node = block_on(Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    ))
+    .expect("a node on memory opens");
+    block_on(node.install_app(wasm)).expect("kv-store installs");
+    node
+}
+
+/// Delivers what `from` queued to `to`; returns the bytes delivered.
+fn deliver(from: &mut TestNode, to: &mut TestNode) -> usize {
+    let mut bytes = 0;
+    for out in from.take_outgoing() {
+        if let Outgoing::Publish { topic, data } = out {
+            bytes += data.len();
+            block_on(to.handle_message(&topic, &data));
+        }
+    }
+    bytes
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args
+        .next()
+        .unwrap_or_else(|| "tests/apps/dist/kv_store.wasm".into());
+    let deltas: usize = args
+        .next()
+        .map_or(10_000, |n| n.parse().expect("DELTAS is a number"));
+    let wasm = std::fs::read(&path).unwrap_or_else(|e| {
+        eprintln!("{path}: {e} (build the apps with `bash tests/apps/build.sh`)");
+        std::process::exit(1)
+    });
+
+    let mut a = open(1, &wasm);
+    let app = block_on(a.install_app(&wasm)).expect("installs");
+    let ctx = block_on(a.create_context(app, json!({}))).expect("creates");
+    let started = Instant::now();
+    let mut artifact_bytes = 0usize;
+    let mut published_bytes = 0usize;
+    for i in 0..deltas {
+        let key = format!("key-{:03}", i % 100);
+        let value = format!("value {i:08}");
+        block_on(a.execute(&ctx, "set", json!({"key": key, "value": value}))).expect("set");
+        for out in a.take_outgoing() {
+            if let Outgoing::Publish { data, .. } = out {
+                published_bytes += data.len();
+                if let Ok(WireMessage::Deltas(ds)) = a.open_message(&ctx, &data) {
+                    artifact_bytes += ds.iter().map(|d| d.body.artifact.len()).sum::<usize>();
+                }
+            }
+        }
+    }
+    let make_secs = started.elapsed().as_secs_f64();
+
+    let mut b = open(2, &wasm);
+    block_on(b.join(&a.invite(&ctx).expect("invites"))).expect("joins");
+    let started = Instant::now();
+    let (mut to_b, mut to_a, mut rounds) = (0usize, 0usize, 0);
+    loop {
+        to_a += deliver(&mut b, &mut a);
+        to_b += deliver(&mut a, &mut b);
+        rounds += 1;
+        let (ha, hb) = (
+            a.position(&ctx).expect("a").heads,
+            b.position(&ctx).expect("b").heads,
+        );
+        if ha == hb || rounds > 1000 {
+            break;
+        }
+        b.tick();
+        a.tick();
+    }
+    let catch_up_secs = started.elapsed().as_secs_f64();
+    let (ra, rb) = (
+        a.position(&ctx).expect("a").root_hash,
+        b.position(&ctx).expect("b").root_hash,
+    );
+    assert_eq!(ra, rb, "the joiner reached the same root");
+
+    let per = |bytes: usize| bytes as f64 / deltas as f64;
+    println!("late joiner catching up on {deltas} deltas (kv-store set over 100 keys), natively\n");
+    println!("| what | figure |");
+    println!("|---|---|");
+    println!("| making the deltas (A's calls, each durable and published) | {make_secs:.1} s, {:.0} deltas/s |", deltas as f64 / make_secs);
+    println!("| catching up (B verifies and merges every delta) | {catch_up_secs:.1} s, {:.0} deltas/s, {rounds} rounds |", deltas as f64 / catch_up_secs);
+    println!("| catch-up / making | {:.2} |", catch_up_secs / make_secs);
+    println!(
+        "| bytes on the wire to the joiner | {:.1} MB ({:.0} B per delta) |",
+        to_b as f64 / 1e6,
+        per(to_b)
+    );
+    println!("| bytes from the joiner | {to_a} B |");
+    println!(
+        "| artifact bytes per delta (the guest's own) | {:.0} B |",
+        per(artifact_bytes)
+    );
+    println!(
+        "| published bytes per delta when made (sealed, signed, with certificate) | {:.0} B |",
+        per(published_bytes)
+    );
+    println!(
+        "| wire bytes / artifact bytes | {:.2} |",
+        to_b as f64 / artifact_bytes.max(1) as f64
+    );
+}
