@@ -1,4 +1,4 @@
-// Bundles the node console (www/) with the wasm node that wasm-bindgen generated into pkg/.
+// Bundles the node console (www/index.*) and the demo shared list (www/board.*) with the wasm node that wasm-bindgen generated into pkg/.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import HtmlWebpackPlugin from 'html-webpack-plugin';
@@ -7,7 +7,7 @@ const root = path.dirname(fileURLToPath(import.meta.url));
 
 export default {
   mode: process.env.NODE_ENV === 'development' ? 'development' : 'production',
-  entry: path.join(root, 'www/index.js'),
+  entry: { index: path.join(root, 'www/index.js'), board: path.join(root, 'www/board.js') },
   output: {
     path: path.join(root, 'www/dist'),
     filename: '[name].[contenthash].js',
@@ -16,5 +16,8 @@ export default {
   },
   experiments: { asyncWebAssembly: true },
   performance: { hints: false },
-  plugins: [new HtmlWebpackPlugin({ template: path.join(root, 'www/index.html') })],
+  plugins: [
+    new HtmlWebpackPlugin({ template: path.join(root, 'www/index.html'), chunks: ['index'] }),
+    new HtmlWebpackPlugin({ template: path.join(root, 'www/board.html'), filename: 'board.html', chunks: ['board'] }),
+  ],
 };

@@ -1,155 +1,356 @@
 // The node console: starts a BrowserNode for this page and shows what it does. The node is
 // `window.tabnode` for devtools and tests. Everything here is a view; rules live in the node.
+import QRCode from 'qrcode';
+import { coalesce, demoAppBytes, invitationLink, joinWithDemoApp, loadConfig, short, takeInvitationFromFragment } from './shared.js';
 
 const $ = (id) => document.getElementById(id);
 const text = (id, value) => { $(id).textContent = typeof value === 'string' ? value : JSON.stringify(value, null, 2); };
-const short = (id) => (id ? `${id.slice(0, 8)}…${id.slice(-4)}` : '–');
+/** A new element with properties (`aria` for an aria-label) and children. */
+const el = (tag, { aria, ...props } = {}, ...children) => {
+  const e = Object.assign(document.createElement(tag), props);
+  if (aria) e.setAttribute('aria-label', aria);
+  e.append(...children);
+  return e;
+};
 
-function alertUser(message) {
+// ---- alerts: a list under the header, a counter and the latest one in the (sticky) header ----
+
+let unread = 0;
+function alertUser(message, { severe = false } = {}) {
   const line = document.createElement('div');
   line.textContent = `${new Date().toLocaleTimeString()}  ${message}`;
+  if (severe) line.className = 'bad';
   $('alerts').prepend(line);
+  while ($('alerts').childElementCount > 200) $('alerts').lastElementChild.remove();
+  unread += 1;
+  text('alert-count', String(unread));
+  $('alert-badge').classList.add('unread');
+  text('alert-latest', message);
 }
-
-async function loadConfig() {
-  const params = new URLSearchParams(location.search);
-  const config = await fetch('config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
-  return {
-    dbName: params.get('db') || config.dbName || 'tabnode',
-    relays: params.getAll('relay').length ? params.getAll('relay') : config.relays || [],
-  };
-}
+$('alert-badge').addEventListener('click', () => {
+  unread = 0;
+  text('alert-count', '0');
+  $('alert-badge').classList.remove('unread');
+  text('alert-latest', '');
+  $('alerts').scrollIntoView({ block: 'center' });
+});
 
 /** Runs an action; a failure becomes an alert (with the error's kind) and is rethrown. */
 async function guarded(what, action) {
   try {
     return await action();
   } catch (err) {
-    alertUser(`${what} failed: ${err.name}: ${err.message}`);
+    if (err.name === 'Unauthorized') alertUser(`unauthorized: ${what} refused: ${err.message}`, { severe: true });
+    else alertUser(`${what} failed: ${err.name}: ${err.message}`);
     throw err;
   }
 }
 
 const current = () => $('context-select').value;
 
+// ---- per-context sync figures gathered from events (the node keeps no such counters) ----
+
+const syncStats = new Map();
+const statsOf = (ctx) => {
+  if (!syncStats.has(ctx)) syncStats.set(ctx, { divergences: [], rejected: [], heard: new Map(), checkpoint: null });
+  return syncStats.get(ctx);
+};
+const rejectedWithoutContext = [];
+
+function renderSyncStats() {
+  const stats = current() ? statsOf(current()) : null;
+  const rejected = [...rejectedWithoutContext, ...(stats?.rejected ?? [])];
+  const div = stats?.divergences ?? [];
+  $('divergence').className = div.length ? 'bad' : 'ok';
+  text('divergence', div.length
+    ? `${div.length}; last at delta ${short(div.at(-1).deltaId)} (${div.at(-1).at.toLocaleTimeString()}): root ${short(div.at(-1).actual)} ≠ author's ${short(div.at(-1).expected)}`
+    : 'none seen');
+  $('sync-failures').className = rejected.length ? 'bad' : 'ok';
+  text('sync-failures', rejected.length ? `${rejected.length}; last: ${rejected.at(-1).reason}` : 'none');
+  const heard = [...(stats?.heard ?? new Map())].sort((a, b) => b[1] - a[1]);
+  $('heard').replaceChildren(...(heard.length
+    ? heard.map(([author, at]) => el('li', { title: author }, `${short(author)} · last delta ${at.toLocaleTimeString()}`))
+    : [el('li', { className: 'muted' }, 'nobody yet')]));
+  const cp = stats?.checkpoint;
+  text('merkle-root', cp ? cp.merkleRoot || '–' : '–');
+  text('checkpoint-time', cp ? `taken ${cp.at.toLocaleTimeString()} over ${cp.heads.length} head(s)` : 'no checkpoint taken in this page');
+}
+
+// ---- views ----
+
+let lastMembers = '';
 async function refreshContext(node) {
   const ids = await node.contexts();
   const select = $('context-select');
   const selected = select.value;
-  select.replaceChildren(...ids.map((id) => new Option(short(id), id)));
+  if (ids.join() !== [...select.options].map((o) => o.value).join()) {
+    select.replaceChildren(...ids.map((id) => new Option(short(id), id)));
+  }
   if (ids.includes(selected)) select.value = selected;
   if (!select.value) return;
-  const members = await node.members(select.value);
-  text('members', members.map((m) => `${short(m.key)} ${m.role}${m.key === node.publicKey ? ' (this node)' : ''}`).join(' · '));
+  const ctx = select.value;
+  const members = await node.members(ctx);
+  renderMembers(node, ctx, members);
   // Heads and root only: a checkpoint's Merkle root would read a reopened context's whole state.
-  const cp = await node.position(select.value);
+  const cp = await node.position(ctx);
   text('heads', cp.heads.length ? cp.heads.map(short).join(', ') : '(none yet: waiting for a member)');
   text('root', cp.rootHash || '–');
+  renderSyncStats();
 }
 
+function renderMembers(node, ctx, members) {
+  const key = JSON.stringify([ctx, members]);
+  if (key === lastMembers) return;
+  lastMembers = key;
+  const me = members.find((m) => m.key === node.publicKey);
+  const admin = me?.role === 'admin';
+  text('my-role', me ? `you: ${me.role}` : 'you: not a member (removed, or not yet verified)');
+  $('members').replaceChildren(...members.map((m) => {
+    const row = el('tr');
+    row.dataset.key = m.key;
+    row.append(el('td', { title: m.key }, el('code', {}, short(m.key))));
+    if (m.key === node.publicKey || !admin) {
+      row.append(el('td', {}, `${m.role}${m.key === node.publicKey ? ' (this node)' : ''}`), el('td'));
+    } else {
+      const role = el('select', { className: 'member-role', aria: `role of ${short(m.key)}` },
+        ...['admin', 'member', 'reader'].map((r) => new Option(r, r, false, r === m.role)));
+      role.addEventListener('change', async () => {
+        role.disabled = true;
+        try {
+          await guarded('role change', () => node.setRole(ctx, m.key, role.value));
+          alertUser(`${short(m.key)} is now ${role.value} in ${short(ctx)}`);
+        } catch {
+          role.value = m.role;
+        } finally {
+          role.disabled = false;
+        }
+      });
+      // Two steps: the first press asks, the second removes.
+      const remove = el('button', { className: 'danger member-remove', title: 'remove this member: revokes its device key in this context' }, 'remove (revoke device)');
+      let armed = false;
+      remove.addEventListener('click', async () => {
+        if (!armed) {
+          armed = true;
+          remove.textContent = 'confirm removal';
+          setTimeout(() => { armed = false; remove.textContent = 'remove (revoke device)'; }, 8000);
+          return;
+        }
+        remove.disabled = true;
+        try {
+          await guarded('removal', () => node.removeMember(ctx, m.key));
+          alertUser(`removed ${short(m.key)} from ${short(ctx)}: its device key is revoked there`);
+        } catch {
+          remove.disabled = false;
+        }
+        refreshContext(node).catch(() => {});
+      });
+      row.append(el('td', {}, role), el('td', {}, remove));
+    }
+    return row;
+  }));
+}
+
+const PAGE = 25;
+let auditRecords = [];
+let auditPage = 0;
 async function refreshAudit(node) {
-  if (!current()) return;
-  const records = await node.audit(current());
-  $('audit').replaceChildren(
-    ...records.slice(-200).reverse().map((r) => {
-      const row = document.createElement('tr');
-      for (const [value, cls] of [
-        [r.seq, ''], [r.kind, ''], [r.method, ''], [r.outcome, r.outcome === 'ok' ? 'ok' : 'bad'],
-        [short(r.executor), ''], [short(r.rootHash), ''],
-      ]) {
-        const cell = document.createElement('td');
-        cell.textContent = value;
-        if (cls) cell.className = cls;
-        row.append(cell);
-      }
-      return row;
-    }),
-  );
+  auditRecords = current() ? (await node.audit(current())).reverse() : [];
+  renderAudit();
+}
+function renderAudit() {
+  const pages = Math.max(1, Math.ceil(auditRecords.length / PAGE));
+  auditPage = Math.min(auditPage, pages - 1);
+  const shown = auditRecords.slice(auditPage * PAGE, (auditPage + 1) * PAGE);
+  $('audit').replaceChildren(...shown.map((r) => {
+    const row = el('tr');
+    for (const [value, cls] of [
+      [r.seq, ''], [r.kind, ''], [r.method, ''], [r.outcome, r.outcome === 'ok' ? 'ok' : 'bad'],
+      [short(r.executor), ''], [short(r.rootHash), ''],
+    ]) row.append(el('td', { className: cls }, String(value)));
+    return row;
+  }));
+  text('audit-page', auditRecords.length
+    ? `${auditPage * PAGE + 1}–${auditPage * PAGE + shown.length} of ${auditRecords.length} (newest first)`
+    : 'no records');
+  $('audit-newer').disabled = auditPage === 0;
+  $('audit-older').disabled = auditPage >= pages - 1;
 }
 
 function showEvent(event) {
   const log = $('events');
-  log.textContent = `${JSON.stringify(event)}\n${log.textContent}`.slice(0, 20000);
+  log.textContent = `${new Date().toLocaleTimeString()} ${JSON.stringify(event)}\n${log.textContent}`.slice(0, 20000);
+}
+
+function renderPeers(node, relays) {
+  const peers = node.peers();
+  text('peer-count', String(peers.length));
+  const relayOf = new Map(relays.map((addr) => [/\/p2p\/([^/]+)/.exec(addr)?.[1], addr]));
+  $('peers').replaceChildren(...(peers.length
+    ? peers.map((peer) => el('li', { title: peer }, `${short(peer)} · `, relayOf.has(peer)
+      ? `relay, WebSocket ${relayOf.get(peer).replace(/\/p2p\/.*/, '')}: members' sealed gossip goes through it`
+      : 'direct connection'))
+    : [el('li', { className: 'muted' }, relays.length ? 'none: offline or still connecting; calls still work and sync when a connection is back' : 'none: no relay configured')]));
+}
+
+function showInvite(invitation) {
+  const link = invitationLink(invitation, './');
+  text('invite-out', invitation);
+  $('invite-link').href = link;
+  text('invite-link', link);
+  text('copy-result', '');
+  $('invite-share').hidden = false;
+  QRCode.toCanvas($('invite-qr'), link, { errorCorrectionLevel: 'L', margin: 2, scale: 3 })
+    .catch((err) => alertUser(`QR code: ${err.message}`));
 }
 
 async function main() {
   const { BrowserNode } = await import('../pkg/tabnode_web.js');
   const options = await loadConfig();
+  const invitationInLink = takeInvitationFromFragment();
   const node = await BrowserNode.create(options);
   window.tabnode = node;
   text('peer-id', node.peerId || '(offline: no relay configured)');
   text('public-key', node.publicKey);
   text('status', `ready · store "${options.dbName}" · relays: ${options.relays.join(', ') || 'none'}`);
+  $('status').title = $('status').textContent;
+
+  const refreshViews = coalesce(() => refreshContext(node), 250);
+  const refreshAuditSoon = coalesce(() => refreshAudit(node), 1000);
 
   node.subscribe(null, (event) => {
     switch (event.type) {
       case 'peerConnected':
-      case 'peerDisconnected': {
-        const peers = node.peers();
-        text('peer-count', String(peers.length));
-        text('peers', peers.map(short).join(' '));
+      case 'peerDisconnected':
+        renderPeers(node, options.relays);
         return;
-      }
-      case 'syncRejected':
-        alertUser(`refused a remote update: ${event.reason}`);
+      case 'syncRejected': {
+        const entry = { reason: event.reason, at: new Date() };
+        (event.contextId ? statsOf(event.contextId).rejected : rejectedWithoutContext).push(entry);
+        alertUser(`failed sync${event.contextId ? ` in ${short(event.contextId)}` : ''}: refused a remote update: ${event.reason}`, { severe: true });
+        renderSyncStats();
         break;
+      }
       case 'divergence':
-        alertUser(`divergence in ${short(event.contextId)} at delta ${short(event.deltaId)}: root differs from its author's`);
+        statsOf(event.contextId).divergences.push({ ...event, at: new Date() });
+        alertUser(`divergence in ${short(event.contextId)} at delta ${short(event.deltaId)}: root differs from its author's`, { severe: true });
+        renderSyncStats();
+        break;
+      case 'voided':
+        alertUser(`delta ${short(event.deltaId)} by ${short(event.author)} voided in ${short(event.contextId)}: its author was removed from the context (or lost the right to write)`, { severe: true });
+        break;
+      case 'membership':
+        if (event.op.op === 'remove' && event.op.member === node.publicKey && event.counted) {
+          alertUser(`you were removed from context ${short(event.contextId)} by ${short(event.by)}: this node can no longer write there nor read what is written after`, { severe: true });
+        }
+        break;
+      case 'deltaApplied':
+        if (event.author !== node.publicKey) {
+          statsOf(event.contextId).heard.set(event.author, new Date());
+          if (event.contextId === current()) renderSyncStats();
+        }
         break;
       default:
     }
     showEvent(event);
     if (event.contextId === current()) {
-      refreshContext(node).catch(() => {});
-      refreshAudit(node).catch(() => {});
+      refreshViews();
+      refreshAuditSoon();
     }
   });
+  renderPeers(node, options.relays);
 
-  const showIdentity = (identity) =>
+  const showIdentity = (identity) => {
     text('account', identity ? `${identity.accountId} (until ${new Date(identity.expiresAt).toLocaleDateString()})` : 'nobody');
+    text('client-key', identity ? identity.clientKey : '– (sign in to have a wallet grant this node\'s key)');
+  };
   showIdentity(await node.identity());
   $('sign-in').addEventListener('click', async () => {
-    showIdentity(await guarded('sign-in', () => node.signIn()));
+    showIdentity(await guarded('sign-in', () => node.signIn({})));
   });
 
-  const install = async (bytes) => {
+  const install = async (bytes, name) => {
     const appId = await guarded('install', () => node.installApp(bytes));
     text('app-id', appId);
+    $('app-verified').className = 'ok';
+    text('app-verified', `✓ ${name}, ${bytes.length.toLocaleString()} bytes: validated by the node (ABI imports, memory, size); its id is the blake3 hash of these bytes`);
     return appId;
   };
   $('app-file').addEventListener('change', async (e) => {
     const file = e.target.files[0];
-    if (file) await install(new Uint8Array(await file.arrayBuffer()));
+    if (file) await install(new Uint8Array(await file.arrayBuffer()), file.name).catch(() => {});
   });
   $('install-demo').addEventListener('click', async () => {
-    const response = await fetch('apps/kv_store.wasm');
-    if (!response.ok) return alertUser('the demo app is not served here (make run builds it)');
-    await install(new Uint8Array(await response.arrayBuffer()));
+    const bytes = await demoAppBytes();
+    if (!bytes) return alertUser('the demo app is not served here (make run builds it)');
+    await install(bytes, 'kv_store.wasm').catch(() => {});
   });
+  const select = async (id) => {
+    await refreshContext(node);
+    $('context-select').value = id;
+    auditPage = 0;
+    await refreshContext(node);
+    await refreshAudit(node);
+  };
   $('create-context').addEventListener('click', async () => {
     const appId = $('app-id').textContent;
     if (appId === '–') return alertUser('install an app first');
     const id = await guarded('create context', () => node.createContext(appId, {}));
-    await refreshContext(node);
-    $('context-select').value = id;
-    await refreshContext(node);
-    await refreshAudit(node);
+    await select(id);
   });
   $('context-select').addEventListener('change', () => {
+    auditPage = 0;
     refreshContext(node).catch(() => {});
     refreshAudit(node).catch(() => {});
   });
   $('invite').addEventListener('click', async () => {
     const invitation = await guarded('invite', () => node.inviteAs(current(), { role: $('invite-role').value }));
-    text('invite-out', invitation);
-    navigator.clipboard?.writeText(invitation).catch(() => {});
+    showInvite(invitation);
   });
+  $('copy-invite').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('invite-link').href);
+      text('copy-result', 'copied');
+    } catch (err) {
+      text('copy-result', `could not copy (${err.name}): select the link instead`);
+    }
+  });
+
+  const join = async (invitation) => {
+    const { contextId, installed } = await guarded('join', () => joinWithDemoApp(node, invitation));
+    if (installed) {
+      text('app-id', installed);
+      $('app-verified').className = 'ok';
+      text('app-verified', '✓ kv_store.wasm (the demo app the invitation runs): validated by the node; its id is the blake3 hash of its bytes');
+    }
+    await select(contextId);
+    const cp = await node.position(contextId);
+    text('join-result', `joined context ${short(contextId)}${installed ? ' (installed the demo kv-store it runs)' : ''}; ${cp.heads.length ? 'its state is here' : 'its state arrives from the members online'}`);
+    return contextId;
+  };
   $('join').addEventListener('click', async () => {
-    const id = await guarded('join', () => node.join($('invitation').value));
-    await refreshContext(node);
-    $('context-select').value = id;
-    await refreshContext(node);
+    await join($('invitation').value.trim()).catch(() => {});
   });
+
+  const offerToJoin = (invitation) => {
+    $('join-offer').hidden = false;
+    $('accept-invite').focus();
+    $('accept-invite').onclick = async () => {
+      $('accept-invite').disabled = true;
+      try {
+        await join(invitation);
+        $('join-offer').hidden = true;
+      } catch {
+        $('accept-invite').disabled = false;
+      }
+    };
+    $('dismiss-invite').onclick = () => { $('join-offer').hidden = true; };
+  };
+  if (invitationInLink) offerToJoin(invitationInLink);
+  window.addEventListener('hashchange', () => {
+    const invitation = takeInvitationFromFragment();
+    if (invitation) offerToJoin(invitation);
+  });
+
   $('call').addEventListener('click', async () => {
     let args;
     try {
@@ -161,19 +362,30 @@ async function main() {
       text('call-out', await node.execute(current(), $('method').value, args));
     } catch (err) {
       text('call-out', `${err.name}: ${err.message}`);
-      if (err.name === 'Unauthorized') alertUser(`unauthorized call: ${err.message}`);
+      if (err.name === 'Unauthorized') alertUser(`unauthorized call of ${$('method').value}: ${err.message}`, { severe: true });
     }
     await refreshContext(node);
     await refreshAudit(node);
   });
+  $('checkpoint').addEventListener('click', async () => {
+    const ctx = current();
+    if (!ctx) return alertUser('no context selected');
+    const cp = await guarded('checkpoint', () => node.checkpoint(ctx));
+    statsOf(ctx).checkpoint = { ...cp, at: new Date() };
+    text('heads', cp.heads.length ? cp.heads.map(short).join(', ') : '(none yet: waiting for a member)');
+    text('root', cp.rootHash || '–');
+    renderSyncStats();
+  });
   $('audit-refresh').addEventListener('click', () => refreshAudit(node));
+  $('audit-newer').addEventListener('click', () => { auditPage = Math.max(0, auditPage - 1); renderAudit(); });
+  $('audit-older').addEventListener('click', () => { auditPage += 1; renderAudit(); });
   $('audit-verify').addEventListener('click', async () => {
     const report = await guarded('verify', () => node.verifyAudit(current()));
     $('audit-result').className = report.ok ? 'ok' : 'bad';
     text('audit-result', report.ok
       ? `✓ ${report.records} records, chain intact`
       : `✗ record ${report.badSeq}: ${report.reason}`);
-    if (!report.ok) alertUser(`the audit trail of ${short(current())} was tampered with at record ${report.badSeq}`);
+    if (!report.ok) alertUser(`the audit trail of ${short(current())} was tampered with at record ${report.badSeq}`, { severe: true });
   });
   $('replay').addEventListener('click', async () => {
     const report = await guarded('replay', () => node.replay(current()));
