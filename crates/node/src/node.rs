@@ -6,7 +6,7 @@ use std::rc::Rc;
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 use tabnode_runtime::{
-    App, Call, MemberChange, Outcome, Runtime, RuntimeError, ViewKind, Views, WriteSet,
+    App, Call, ContextRequest, Outcome, Runtime, RuntimeError, ViewKind, Views, WriteSet,
     XCallRequest,
 };
 use tabnode_store::{Batch, Namespace, Store, StoreError};
@@ -31,6 +31,8 @@ const CONTEXT_SECRET: &[u8] = b"context-secret";
 /// Where a context's former secrets are kept in [`Namespace::Keys`], after the context id, with
 /// their index (big-endian u32): the secret, then the id of the operation that replaced it.
 const OLD_SECRET: &[u8] = b"old-secret";
+/// Where context aliases are kept in [`Namespace::Meta`]: this prefix, then the alias.
+const ALIAS: &[u8] = b"alias:";
 /// Where the root's grant of this node's key is kept in [`Namespace::Keys`].
 const ROOT_GRANT: &[u8] = b"root-grant";
 /// Key of the node's own signing key in [`Namespace::Keys`].
@@ -144,21 +146,25 @@ pub struct ExecuteResult {
     pub xcalls: Vec<XCallResult>,
     #[serde(skip)]
     queued_xcalls: Vec<XCallRequest>,
-    /// The membership changes the call asked for (`context_add_member` /
-    /// `context_remove_member`), each made after it through the membership log, in order.
-    pub member_changes: Vec<MemberChangeResult>,
+    /// What the call asked the node to do to contexts and membership (`context_create`,
+    /// `context_delete`, `context_add_member`, `context_remove_member`), each done after it,
+    /// in order.
+    pub context_requests: Vec<ContextRequestResult>,
     #[serde(skip)]
-    queued_member_changes: Vec<MemberChange>,
+    queued_context_requests: Vec<ContextRequest>,
 }
 
-/// How one membership change a call asked for went.
+/// How one request of a call to the node went (the calling call stays committed either way).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MemberChangeResult {
-    pub member: PublicKey,
-    /// `add` (made a member by the log) or `remove`.
-    pub change: &'static str,
-    /// The operation's id, or why it was refused (the calling call stays committed).
+pub struct ContextRequestResult {
+    /// `addMember`, `removeMember`, `create` or `delete`.
+    pub request: &'static str,
+    /// The member added or removed.
+    pub member: Option<PublicKey>,
+    /// The context created or deleted.
+    pub context_id: Option<ContextId>,
+    /// The membership operation made, for `addMember` and `removeMember`.
     pub op: Option<DeltaId>,
     pub error: Option<String>,
 }
@@ -310,11 +316,12 @@ impl ContextState {
         apply_writes(&mut self.shared, writes);
     }
 
-    fn views(&self, blobs: &Rc<Rows>) -> Views {
+    fn views(&self, blobs: &Rc<Rows>, aliases: &Rc<BTreeMap<String, [u8; 32]>>) -> Views {
         Views {
             shared: self.shared.clone(),
             private: self.private.clone(),
             blobs: blobs.clone(),
+            aliases: aliases.clone(),
             members: Rc::new(
                 self.known_members()
                     .iter()
@@ -426,6 +433,8 @@ pub struct Node<S: Store, E: Env> {
     clock: u64,
     /// The blobs this node has read or made, by id (read from the store as calls ask for them).
     blobs: Rc<Rows>,
+    /// Names a guest gave contexts it created (`context_create`), for `context_resolve_alias`.
+    aliases: Rc<BTreeMap<String, [u8; 32]>>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -455,10 +464,22 @@ impl<S: Store, E: Env> Node<S, E> {
             apps: HashMap::new(),
             contexts: HashMap::new(),
             blobs: Rc::new(Rows::unread()),
+            aliases: Rc::default(),
             clock: 0,
             outgoing: Vec::new(),
             events: Vec::new(),
         };
+        let mut aliases = BTreeMap::new();
+        for (key, id) in node.store.scan_prefix(Namespace::Meta, ALIAS).await? {
+            let (Ok(alias), Ok(id)) = (
+                String::from_utf8(key[ALIAS.len()..].to_vec()),
+                id.try_into(),
+            ) else {
+                return Err(corrupt("context alias", "not a name and a 32-byte id"));
+            };
+            aliases.insert(alias, id);
+        }
+        node.aliases = Rc::new(aliases);
         for (id, record) in node.store.scan_prefix(Namespace::Contexts, &[]).await? {
             let id = ContextId(
                 id.try_into()
@@ -926,28 +947,135 @@ impl<S: Store, E: Env> Node<S, E> {
                     error,
                 });
             }
-            for change in std::mem::take(&mut result.queued_member_changes) {
-                let (member, name, made) = match change {
-                    MemberChange::Add(key) => (
-                        PublicKey(key),
-                        "add",
-                        self.set_role(id, PublicKey(key), Role::Member).await,
-                    ),
-                    MemberChange::Remove(key) => (
-                        PublicKey(key),
-                        "remove",
-                        self.remove_member(id, PublicKey(key)).await,
-                    ),
-                };
-                result.member_changes.push(MemberChangeResult {
-                    member,
-                    change: name,
-                    op: made.as_ref().ok().copied(),
-                    error: made.err().map(|e| e.to_string()),
-                });
+            for request in std::mem::take(&mut result.queued_context_requests) {
+                let done = self.context_request(id, request).await;
+                result.context_requests.push(done);
             }
             Ok(result)
         })
+    }
+
+    /// Makes one request a call queued (see [`ContextRequest`]) as this node, in context `id`.
+    async fn context_request(
+        &mut self,
+        id: &ContextId,
+        request: ContextRequest,
+    ) -> ContextRequestResult {
+        let mut result = ContextRequestResult {
+            request: "",
+            member: None,
+            context_id: None,
+            op: None,
+            error: None,
+        };
+        let outcome = match request {
+            ContextRequest::AddMember(key) => {
+                result.request = "addMember";
+                result.member = Some(PublicKey(key));
+                self.set_role(id, PublicKey(key), Role::Member)
+                    .await
+                    .map(Some)
+            }
+            ContextRequest::RemoveMember(key) => {
+                result.request = "removeMember";
+                result.member = Some(PublicKey(key));
+                self.remove_member(id, PublicKey(key)).await.map(Some)
+            }
+            ContextRequest::Create {
+                app_id,
+                args,
+                alias,
+                ..
+            } => {
+                result.request = "create";
+                match self.create_from_guest(AppId(app_id), &args, alias).await {
+                    Ok(created) => {
+                        result.context_id = Some(created);
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ContextRequest::Delete(target) => {
+                result.request = "delete";
+                result.context_id = Some(ContextId(target));
+                self.delete_context(&ContextId(target)).await.map(|()| None)
+            }
+        };
+        match outcome {
+            Ok(op) => result.op = op,
+            Err(e) => result.error = Some(e.to_string()),
+        }
+        result
+    }
+
+    /// `context_create` from a guest: a new context of an app this node has, under an alias
+    /// that must be free.
+    async fn create_from_guest(
+        &mut self,
+        app_id: AppId,
+        args: &[u8],
+        alias: Option<String>,
+    ) -> Result<ContextId, NodeError> {
+        let args: serde_json::Value = match args {
+            [] => serde_json::json!({}),
+            bytes => serde_json::from_slice(bytes)
+                .map_err(|e| NodeError::BadArgs(format!("init args are not JSON ({e})")))?,
+        };
+        if let Some(alias) = &alias {
+            if self.aliases.contains_key(alias) {
+                return Err(NodeError::BadArgs(format!("the alias {alias:?} is taken")));
+            }
+        }
+        let created = self.create_context(app_id, args).await?;
+        if let Some(alias) = alias {
+            let key = [ALIAS, alias.as_bytes()].concat();
+            self.store
+                .commit(Batch::new().put(Namespace::Meta, &key, created.as_bytes().to_vec()))
+                .await?;
+            Rc::make_mut(&mut self.aliases).insert(alias, created.0);
+        }
+        Ok(created)
+    }
+
+    /// Drops a context from this node: its state, deltas, audit trail, keys and aliases, in one
+    /// batch. Only an admin of the context may. Its members elsewhere are not affected.
+    pub async fn delete_context(&mut self, id: &ContextId) -> Result<(), NodeError> {
+        let ctx = self.context(id)?;
+        if ctx.role_now(&self.key.public()) != Some(Role::Admin) {
+            return Err(NodeError::Unauthorized(format!(
+                "only an admin of {id} may delete it"
+            )));
+        }
+        let mut batch = Batch::new();
+        for ns in [
+            Namespace::State,
+            Namespace::Private,
+            Namespace::Deltas,
+            Namespace::Audit,
+            Namespace::Keys,
+        ] {
+            for (key, _) in self.store.scan_prefix(ns, id.as_bytes()).await? {
+                batch.delete_mut(ns, &key);
+            }
+        }
+        batch.delete_mut(Namespace::Contexts, id.as_bytes());
+        let aliases: Vec<String> = self
+            .aliases
+            .iter()
+            .filter(|(_, target)| **target == id.0)
+            .map(|(alias, _)| alias.clone())
+            .collect();
+        for alias in &aliases {
+            batch.delete_mut(Namespace::Meta, &[ALIAS, alias.as_bytes()].concat());
+        }
+        self.store.commit(batch).await?;
+        self.contexts.remove(id);
+        let map = Rc::make_mut(&mut self.aliases);
+        for alias in aliases {
+            map.remove(&alias);
+        }
+        Ok(())
     }
 
     /// Runs a queued xcall as this node's member in the target context, which this node must
@@ -979,12 +1107,18 @@ impl<S: Store, E: Env> Node<S, E> {
     ) -> Result<Outcome, NodeError> {
         let mut misses = 0;
         loop {
-            let (view, key) = match self.runtime.call(app, call, ctx.views(&self.blobs)) {
-                Ok(outcome) => return Ok(outcome),
-                Err(RuntimeError::MethodNotFound(m)) => return Err(NodeError::MethodNotFound(m)),
-                Err(RuntimeError::NotLoaded { view, key }) => (view, key),
-                Err(other) => return Err(NodeError::Execution(other)),
-            };
+            let (view, key) =
+                match self
+                    .runtime
+                    .call(app, call, ctx.views(&self.blobs, &self.aliases))
+                {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(RuntimeError::MethodNotFound(m)) => {
+                        return Err(NodeError::MethodNotFound(m))
+                    }
+                    Err(RuntimeError::NotLoaded { view, key }) => (view, key),
+                    Err(other) => return Err(NodeError::Execution(other)),
+                };
             misses += 1;
             let (ns, rows, stored_key) = match view {
                 ViewKind::Shared => (Namespace::State, &mut ctx.shared, scoped(&ctx.id, &key)),
@@ -1181,8 +1315,8 @@ impl<S: Store, E: Env> Node<S, E> {
             blobs: blob_ids,
             xcalls: Vec::new(),
             queued_xcalls: outcome.xcalls,
-            member_changes: Vec::new(),
-            queued_member_changes: outcome.member_changes,
+            context_requests: Vec::new(),
+            queued_context_requests: outcome.context_requests,
         })
     }
 

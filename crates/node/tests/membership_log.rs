@@ -312,15 +312,15 @@ fn a_guest_changes_membership_with_its_callers_authority() {
     let newcomer = tabnode_types::SecretKey::from_seed([77; 32]).public();
     let key_arg = |k: tabnode_types::PublicKey| json!({"key": k.0.to_vec()});
     let added = block_on(a.execute(&ctx, "add_member", key_arg(newcomer))).unwrap();
-    assert_eq!(added.member_changes.len(), 1);
-    assert_eq!(added.member_changes[0].change, "add");
+    assert_eq!(added.context_requests.len(), 1);
+    assert_eq!(added.context_requests[0].request, "addMember");
     assert!(
-        added.member_changes[0].error.is_none(),
+        added.context_requests[0].error.is_none(),
         "{:?}",
-        added.member_changes
+        added.context_requests
     );
     let removed = block_on(a.execute(&ctx, "remove_member", key_arg(b.public_key()))).unwrap();
-    assert!(removed.member_changes[0].op.is_some());
+    assert!(removed.context_requests[0].op.is_some());
     settle(&mut [&mut a, &mut b, &mut c]);
     for node in [&a, &c] {
         let members = node.members(&ctx).unwrap();
@@ -329,7 +329,7 @@ fn a_guest_changes_membership_with_its_callers_authority() {
     }
 
     let refused = block_on(c.execute(&ctx, "remove_member", key_arg(a.public_key()))).unwrap();
-    let error = refused.member_changes[0]
+    let error = refused.context_requests[0]
         .error
         .as_deref()
         .unwrap_or_default();
@@ -339,4 +339,73 @@ fn a_guest_changes_membership_with_its_callers_authority() {
         .members(&ctx)
         .unwrap()
         .contains(&(a.public_key(), Role::Admin)));
+}
+
+/// A guest's `context_create` makes a context on this node under an alias that
+/// `context_resolve_alias` then finds; `context_delete` drops one, for its admins only.
+#[test]
+fn a_guest_creates_resolves_and_deletes_contexts() {
+    let (mut a, mut b) = (open(1), open(2));
+    let probe_app = block_on(a.install_app(&probe())).unwrap();
+    let kv_app = block_on(a.install_app(&kv_store())).unwrap();
+    block_on(b.install_app(&probe())).unwrap();
+    let ctx = block_on(a.create_context(probe_app, json!({"title": "t"}))).unwrap();
+    let args = json!({"app_id": kv_app.0.to_vec(), "args": "{}", "alias": "notes"});
+    let spawned = block_on(a.execute(&ctx, "spawn", args.clone())).unwrap();
+    let created = spawned.context_requests[0].context_id.expect("created");
+    assert!(
+        spawned.context_requests[0].error.is_none(),
+        "{:?}",
+        spawned.context_requests
+    );
+    assert!(a.context_ids().contains(&created));
+    let resolved = block_on(a.execute(&ctx, "resolve", json!({"alias": "notes"}))).unwrap();
+    assert_eq!(resolved.output, json!(created.0.to_vec()));
+    assert_eq!(
+        block_on(a.execute(&ctx, "resolve", json!({"alias": "none"})))
+            .unwrap()
+            .output,
+        json!(null)
+    );
+    // The alias is taken; an app this node lacks is refused.
+    let again = block_on(a.execute(&ctx, "spawn", args)).unwrap();
+    assert!(again.context_requests[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("taken"));
+    let missing = json!({"app_id": vec![9u8; 32], "args": "{}", "alias": "x"});
+    let missing = block_on(a.execute(&ctx, "spawn", missing)).unwrap();
+    assert!(missing.context_requests[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("not installed"));
+    // The created context works; then it is deleted, alias and all.
+    block_on(a.execute(&created, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    let drop_it = json!({"context": created.0.to_vec()});
+    let dropped = block_on(a.execute(&ctx, "drop_context", drop_it.clone())).unwrap();
+    assert!(
+        dropped.context_requests[0].error.is_none(),
+        "{:?}",
+        dropped.context_requests
+    );
+    assert!(!a.context_ids().contains(&created));
+    assert_eq!(
+        block_on(a.execute(&ctx, "resolve", json!({"alias": "notes"})))
+            .unwrap()
+            .output,
+        json!(null)
+    );
+    // A member who is not an admin of the target cannot delete it.
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    let own = json!({"context": ctx.0.to_vec()});
+    let refused = block_on(b.execute(&ctx, "drop_context", own)).unwrap();
+    assert!(refused.context_requests[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("only an admin"));
+    assert!(b.context_ids().contains(&ctx));
 }

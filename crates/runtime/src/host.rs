@@ -15,7 +15,7 @@ use wasmi::{
 };
 
 use crate::{
-    Call, Event, Limits, MemberChange, NotLoaded, Outcome, RuntimeError, StateView, ViewKind,
+    Call, ContextRequest, Event, Limits, NotLoaded, Outcome, RuntimeError, StateView, ViewKind,
     Views, WriteSet, XCallRequest,
 };
 
@@ -37,6 +37,26 @@ fn trap(err: RuntimeError) -> Error {
 
 fn abi(message: impl Into<String>) -> Error {
     trap(RuntimeError::BadAbiUse(message.into()))
+}
+
+/// The longest protocol name or alias a guest may pass.
+const MAX_NAME: usize = 256;
+
+/// A 32-byte key or id the guest passed in a buffer.
+fn key_of(c: &C<'_>, ptr: i64, what: &str) -> Result<[u8; 32], Error> {
+    bytes_of(c, ptr as u64, 32, what)?
+        .try_into()
+        .map_err(|_| abi(format!("a {what} is 32 bytes")))
+}
+
+/// Queues a request for the node to make after the call.
+fn queue(c: &mut C<'_>, request: ContextRequest) -> Result<(), Error> {
+    let max = c.data().limits.max_context_requests;
+    if c.data().context_requests.len() >= max {
+        return Err(limit(format!("more than {max} context requests")));
+    }
+    c.data_mut().context_requests.push(request);
+    Ok(())
 }
 
 /// A row of a view, or a [`RuntimeError::NotLoaded`] trap that stops the call.
@@ -79,7 +99,8 @@ pub(crate) struct HostState {
     created_blobs: std::collections::BTreeMap<[u8; 32], Vec<u8>>,
     announced_blobs: Vec<[u8; 32]>,
     xcalls: Vec<XCallRequest>,
-    member_changes: Vec<MemberChange>,
+    context_requests: Vec<ContextRequest>,
+    aliases: Rc<std::collections::BTreeMap<String, [u8; 32]>>,
 }
 
 enum BlobHandle {
@@ -122,7 +143,8 @@ impl HostState {
             created_blobs: Default::default(),
             announced_blobs: Vec::new(),
             xcalls: Vec::new(),
-            member_changes: Vec::new(),
+            context_requests: Vec::new(),
+            aliases: views.aliases,
         }
     }
 
@@ -534,58 +556,96 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
             ))
         },
     )?;
-    // -- proposals, and creating or deleting contexts from a guest, are not served yet: each fails
-    // with an error naming it, never silently.
-    const LATER: &str = "not implemented in this node yet";
+    // -- proposals are a chain's (merod's proxy contracts); this node has none to send them to
+    const NO_PROPOSALS: &str =
+        "proposals go to a chain's proxy contract, which this node does not use";
     l.func_wrap(
         "env",
         "send_proposal",
         |_: C<'_>, _: i64, _: i64| -> Result<(), Error> {
-            Err(unsupported("send_proposal", LATER))
+            Err(unsupported("send_proposal", NO_PROPOSALS))
         },
     )?;
     l.func_wrap(
         "env",
         "approve_proposal",
-        |_: C<'_>, _: i64| -> Result<(), Error> { Err(unsupported("approve_proposal", LATER)) },
+        |_: C<'_>, _: i64| -> Result<(), Error> {
+            Err(unsupported("approve_proposal", NO_PROPOSALS))
+        },
     )?;
+    // -- contexts and membership: requests queued and made by the node after the call, with
+    // the caller's authority (membership through the context's log; only admins change it)
     l.func_wrap(
         "env",
         "context_create",
-        |_: C<'_>, _: i64, _: i64, _: i64, _: i64| -> Result<(), Error> {
-            Err(unsupported("context_create", LATER))
+        |mut c: C<'_>, protocol: i64, app_id: i64, args: i64, alias: i64| -> Result<(), Error> {
+            let text = |c: &C<'_>, ptr: i64, what: &str| -> Result<String, Error> {
+                String::from_utf8(bytes_of(c, ptr as u64, MAX_NAME, what)?)
+                    .map_err(|_| abi(format!("the {what} is not UTF-8")))
+            };
+            let protocol = text(&c, protocol, "protocol")?;
+            let app_id: [u8; 32] = bytes_of(&c, app_id as u64, 32, "application id")?
+                .try_into()
+                .map_err(|_| abi("an application id is 32 bytes"))?;
+            let args = bytes_of(
+                &c,
+                args as u64,
+                c.data().limits.max_storage_value_size,
+                "init args",
+            )?;
+            let alias = Some(text(&c, alias, "alias")?).filter(|a| !a.is_empty());
+            queue(
+                &mut c,
+                ContextRequest::Create {
+                    protocol,
+                    app_id,
+                    args,
+                    alias,
+                },
+            )
         },
     )?;
     l.func_wrap(
         "env",
         "context_delete",
-        |_: C<'_>, _: i64| -> Result<(), Error> { Err(unsupported("context_delete", LATER)) },
+        |mut c: C<'_>, id: i64| -> Result<(), Error> {
+            let id = key_of(&c, id, "context id")?;
+            queue(&mut c, ContextRequest::Delete(id))
+        },
     )?;
-    // -- membership changes: queued, and made by the node after the call through the context's
-    // membership log, with the caller's authority (only admins change membership)
-    for (name, change) in [
+    for (name, request) in [
         (
             "context_add_member",
-            MemberChange::Add as fn([u8; 32]) -> MemberChange,
+            ContextRequest::AddMember as fn([u8; 32]) -> ContextRequest,
         ),
-        ("context_remove_member", MemberChange::Remove),
+        ("context_remove_member", ContextRequest::RemoveMember),
     ] {
         l.func_wrap(
             "env",
             name,
             move |mut c: C<'_>, key: i64| -> Result<(), Error> {
-                let key: [u8; 32] = bytes_of(&c, key as u64, 32, "public key")?
-                    .try_into()
-                    .map_err(|_| abi("a public key is 32 bytes"))?;
-                let max = c.data().limits.max_member_changes;
-                if c.data().member_changes.len() >= max {
-                    return Err(limit(format!("more than {max} membership changes")));
-                }
-                c.data_mut().member_changes.push(change(key));
-                Ok(())
+                let key = key_of(&c, key, "public key")?;
+                queue(&mut c, request(key))
             },
         )?;
     }
+    l.func_wrap(
+        "env",
+        "context_resolve_alias",
+        |mut c: C<'_>, alias: i64, reg: i64| -> Result<i32, Error> {
+            let alias = bytes_of(&c, alias as u64, MAX_NAME, "alias")?;
+            let found = std::str::from_utf8(&alias)
+                .ok()
+                .and_then(|a| c.data().aliases.get(a).copied());
+            match found {
+                Some(id) => c
+                    .data_mut()
+                    .set_register(reg as u64, id.to_vec())
+                    .map(|()| 1),
+                None => Ok(0),
+            }
+        },
+    )?;
     // -- membership as this node knows it (certificates it has verified)
     l.func_wrap(
         "env",
@@ -608,13 +668,6 @@ fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::errors::LinkerError> {
                 out.extend_from_slice(key);
             }
             c.data_mut().set_register(reg as u64, out)
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "context_resolve_alias",
-        |_: C<'_>, _: i64, _: i64| -> Result<i32, Error> {
-            Err(unsupported("context_resolve_alias", LATER))
         },
     )?;
     // -- blobs: written and read in chunks through descriptors; created blobs go to the outcome
@@ -815,7 +868,7 @@ pub(crate) fn run(
         blobs: state.created_blobs,
         announced_blobs: state.announced_blobs,
         xcalls: state.xcalls,
-        member_changes: state.member_changes,
+        context_requests: state.context_requests,
         fuel_used,
     })
 }

@@ -71,6 +71,8 @@ pub struct Views {
     pub blobs: Rc<dyn StateView>,
     /// The context's members as the node knows them (for `context_is_member`/`context_members`).
     pub members: Rc<std::collections::BTreeSet<[u8; 32]>>,
+    /// The node's context aliases (for `context_resolve_alias`).
+    pub aliases: Rc<BTreeMap<String, [u8; 32]>>,
 }
 
 impl Views {
@@ -81,6 +83,7 @@ impl Views {
             private,
             blobs: Rc::new(BTreeMap::<Vec<u8>, Vec<u8>>::new()),
             members: Rc::default(),
+            aliases: Rc::default(),
         }
     }
 }
@@ -93,12 +96,25 @@ pub struct XCallRequest {
     pub params: Vec<u8>,
 }
 
-/// A membership change the guest asked for in its own context (`context_add_member` /
-/// `context_remove_member`): made by the node after the call, with the caller's authority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberChange {
-    Add([u8; 32]),
-    Remove([u8; 32]),
+/// What a guest asked the node to do to contexts and their membership: made by the node after
+/// the call, in order, with the caller's authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextRequest {
+    /// `context_add_member`: make the key a member of the calling context.
+    AddMember([u8; 32]),
+    /// `context_remove_member`: remove the key from the calling context.
+    RemoveMember([u8; 32]),
+    /// `context_create`: a new context running `app_id`, initialised with `args` (JSON), known
+    /// on this node as `alias` if given. `protocol` names a chain in merod; a context here is
+    /// anchored by its own membership log, so it is recorded, not acted on.
+    Create {
+        protocol: String,
+        app_id: [u8; 32],
+        args: Vec<u8>,
+        alias: Option<String>,
+    },
+    /// `context_delete`: this node drops the context (only its admins may).
+    Delete([u8; 32]),
 }
 
 /// One method call and its recorded non-deterministic inputs.
@@ -147,8 +163,8 @@ pub struct Outcome {
     pub announced_blobs: Vec<[u8; 32]>,
     /// Calls to run after this one, in order.
     pub xcalls: Vec<XCallRequest>,
-    /// Membership changes to make after this one, in order.
-    pub member_changes: Vec<MemberChange>,
+    /// What to do to contexts and membership after this call, in order.
+    pub context_requests: Vec<ContextRequest>,
     pub fuel_used: u64,
 }
 

@@ -20,8 +20,8 @@ pub struct Limits {
     pub max_blob_size: usize,
     /// Cross-context calls one call may queue.
     pub max_xcalls: usize,
-    /// Membership changes (`context_add_member` / `context_remove_member`) one call may queue.
-    pub max_member_changes: usize,
+    /// Requests to create or delete contexts or change membership one call may queue.
+    pub max_context_requests: usize,
     /// wasmi fuel per call (roughly one unit per executed instruction).
     pub fuel: u64,
 }
@@ -45,7 +45,7 @@ impl Default for Limits {
             max_return_size: 16 * MIB,
             max_blob_size: 64 * MIB,
             max_xcalls: 16,
-            max_member_changes: 16,
+            max_context_requests: 16,
             fuel: 10_000_000_000,
         }
     }

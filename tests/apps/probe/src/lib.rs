@@ -223,6 +223,30 @@ impl Probe {
         Ok(())
     }
 
+    /// Asks the node to create a context of app `app_id` (32 bytes) after this call, known on
+    /// the node as `alias`.
+    pub fn spawn(&self, app_id: Vec<u8>, args: String, alias: String) -> app::Result<()> {
+        let Ok(app_id) = <[u8; 32]>::try_from(app_id) else {
+            app::bail!("an application id is 32 bytes");
+        };
+        env::context_create("near", &app_id, args.as_bytes(), Some(&alias));
+        Ok(())
+    }
+
+    /// Asks the node to delete a context after this call.
+    pub fn drop_context(&self, context: Vec<u8>) -> app::Result<()> {
+        let Ok(context) = <[u8; 32]>::try_from(context) else {
+            app::bail!("a context id is 32 bytes");
+        };
+        env::context_delete(&context);
+        Ok(())
+    }
+
+    /// The context an alias names on this node.
+    pub fn resolve(&self, alias: String) -> Option<Vec<u8>> {
+        env::context_resolve_alias(&alias).map(|id| id.to_vec())
+    }
+
     /// The context's members, as the node knows them.
     pub fn members(&self) -> Vec<Vec<u8>> {
         env::context_members().into_iter().map(|k| k.to_vec()).collect()
