@@ -1361,7 +1361,10 @@ impl<S: Store, E: Env> Node<S, E> {
                         format!("a share on the wrong topic {topic}"),
                     );
                 }
-                if let Err(e) = self.receive_share(context_id, share, from, signature).await {
+                if let Err(e) = self
+                    .receive_share(context_id, share, *from, signature)
+                    .await
+                {
                     self.reject(Some(context_id), e.to_string());
                 }
             }
@@ -1778,7 +1781,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let message = WireMessage::Share {
             context_id: ctx.id,
             share,
-            from: ctx.record.cert.clone(),
+            from: Box::new(ctx.record.cert.clone()),
             signature,
         };
         for (former, _) in ctx.older.clone() {

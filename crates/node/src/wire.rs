@@ -24,7 +24,7 @@ pub enum WireMessage {
         context_id: ContextId,
         share: Share,
         /// The admin's certificate and signature over `(context_id, share)`.
-        from: MemberCert,
+        from: Box<MemberCert>,
         signature: Signature,
     },
 }
