@@ -154,6 +154,21 @@ pub struct Verdict {
     pub applied_ops: Vec<DeltaId>,
 }
 
+/// `from` and everything in their causal past that the DAG holds.
+pub fn with_ancestors(
+    dag: &HashMap<DeltaId, Entry>,
+    from: impl IntoIterator<Item = DeltaId>,
+) -> HashSet<DeltaId> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<DeltaId> = from.into_iter().filter(|id| dag.contains_key(id)).collect();
+    while let Some(id) = stack.pop() {
+        if seen.insert(id) {
+            stack.extend(dag[&id].parents.iter().filter(|p| dag.contains_key(p)));
+        }
+    }
+    seen
+}
+
 /// Everything reachable from `id` by `edges` (parents: the causal past; children: the causal
 /// future), itself excluded.
 fn reach(edges: &HashMap<DeltaId, Vec<DeltaId>>, id: &DeltaId) -> HashSet<DeltaId> {

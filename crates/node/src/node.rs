@@ -18,7 +18,7 @@ use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, 
 use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::env::Env;
 use crate::error::NodeError;
-use crate::log::{chain_of, Entry as LogEntry, Log, MemberOp, Share};
+use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
 use crate::membership::{Invitation, MemberCert, Role};
 use crate::merkle::MerkleTree;
 use crate::rows::Rows;
@@ -254,6 +254,14 @@ struct ContextState {
 }
 
 impl ContextState {
+    /// "These are my heads": members answer with what this node lacks.
+    fn sync_request(&self) -> WireMessage {
+        WireMessage::SyncRequest {
+            context_id: self.id,
+            heads: self.record.heads.clone(),
+        }
+    }
+
     /// Opens a message sealed with the context's secret or a former one; says which former
     /// one (by the operation that replaced it), if it was not the current secret.
     fn open(&self, data: &[u8]) -> Option<(Vec<u8>, Option<DeltaId>)> {
@@ -1535,12 +1543,8 @@ impl<S: Store, E: Env> Node<S, E> {
             .is_none_or(|t| now.saturating_sub(t) >= SYNC_RETRY_NANOS);
         if !ctx.pending.is_empty() && due {
             ctx.last_sync_request = Some(now);
-            let (heads, secret) = (ctx.record.heads.clone(), ctx.secret);
-            self.publish(
-                context_id,
-                &secret,
-                WireMessage::SyncRequest { context_id, heads },
-            );
+            let (secret, request) = (ctx.secret, ctx.sync_request());
+            self.publish(context_id, &secret, request);
         }
         Ok(())
     }
@@ -1701,11 +1705,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.insert_applied(&delta, stands);
         if rotated {
             // What members sent since is sealed with the new secret: ask for it.
-            let request = WireMessage::SyncRequest {
-                context_id: ctx.id,
-                heads: ctx.record.heads.clone(),
-            };
-            self.publish(ctx.id, &ctx.secret, request);
+            self.publish(ctx.id, &ctx.secret, ctx.sync_request());
         }
         self.clock = self.clock.max(body.timestamp);
 
@@ -1837,12 +1837,8 @@ impl<S: Store, E: Env> Node<S, E> {
         self.store.commit(batch).await?;
         let ctx = self.contexts.get_mut(&context_id).expect("checked above");
         ctx.rotate(next, by);
-        let (heads, secret) = (ctx.record.heads.clone(), ctx.secret);
-        self.publish(
-            context_id,
-            &secret,
-            WireMessage::SyncRequest { context_id, heads },
-        );
+        let (secret, request) = (ctx.secret, ctx.sync_request());
+        self.publish(context_id, &secret, request);
         Ok(())
     }
 
@@ -2147,22 +2143,7 @@ impl<S: Store, E: Env> Node<S, E> {
             return Ok(());
         }
         let unknown_to_us = their_heads.iter().any(|h| !ctx.dag.contains_key(h));
-        let mut theirs: HashSet<DeltaId> = HashSet::new();
-        let mut stack: Vec<DeltaId> = their_heads
-            .iter()
-            .filter(|h| ctx.dag.contains_key(h))
-            .copied()
-            .collect();
-        while let Some(id) = stack.pop() {
-            if theirs.insert(id) {
-                stack.extend(
-                    ctx.dag
-                        .get(&id)
-                        .into_iter()
-                        .flat_map(|e| e.parents.iter().copied()),
-                );
-            }
-        }
+        let theirs = with_ancestors(&ctx.dag, their_heads.iter().copied());
         let (secret, limit) = match replaced_by {
             None => (ctx.secret, None),
             Some(op) => {
@@ -2172,16 +2153,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     .find(|(_, by)| *by == op)
                     .expect("the secret that opened the request")
                     .0;
-                let mut upto = HashSet::from([op]);
-                let mut stack = vec![op];
-                while let Some(id) = stack.pop() {
-                    for p in ctx.dag.get(&id).into_iter().flat_map(|e| &e.parents) {
-                        if upto.insert(*p) {
-                            stack.push(*p);
-                        }
-                    }
-                }
-                (secret, Some(upto))
+                (secret, Some(with_ancestors(&ctx.dag, [op])))
             }
         };
         if unknown_to_us && limit.is_none() {

@@ -3,6 +3,8 @@
 //! signatures, a tampered artifact, a wrong root hash. Nothing is applied that should not be,
 //! memory stays bounded, and the node keeps working for honest members.
 
+mod common;
+
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{
@@ -16,11 +18,7 @@ use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
 type TestNode = Node<MemoryStore, FixedEnv>;
 
 fn kv_store() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/kv_store.wasm"
-    );
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+    common::guest("kv_store")
 }
 
 fn node(seed: u8) -> TestNode {

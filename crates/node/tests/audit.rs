@@ -1,6 +1,8 @@
 //! The audit trail: a record per call (ok or not) and per remote delta, hash-chained and signed;
 //! any changed, deleted or reordered record is found with its sequence number.
 
+mod common;
+
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{AuditKind, FixedEnv, Node, Outgoing};
@@ -8,11 +10,7 @@ use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Batch, MemoryStore, Namespace, Store};
 
 fn kv_store() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/kv_store.wasm"
-    );
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+    common::guest("kv_store")
 }
 
 fn open(store: MemoryStore, seed: u8) -> Node<MemoryStore, FixedEnv> {

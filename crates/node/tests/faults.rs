@@ -5,6 +5,8 @@
 //!
 //! `TABNODE_SIM_SEEDS=N` runs N seeds (default 200); `TABNODE_SIM_SEED=S` replays one.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use futures::executor::block_on;
@@ -120,11 +122,7 @@ impl Sim {
 }
 
 fn kv_store() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/kv_store.wasm"
-    );
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+    common::guest("kv_store")
 }
 
 fn run(seed: u64, wasm: &[u8]) {

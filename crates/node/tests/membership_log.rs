@@ -3,6 +3,8 @@
 //! signed before stays, what it signed after (or concurrently) is void everywhere, and its own
 //! node refuses its writes.
 
+mod common;
+
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_node::{FixedEnv, Node, NodeEvent, Outgoing, Role};
@@ -14,11 +16,7 @@ type TestNode = Node<MemoryStore, FixedEnv>;
 type Messages = Vec<(String, Vec<u8>)>;
 
 fn kv_store() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/kv_store.wasm"
-    );
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+    common::guest("kv_store")
 }
 
 fn open(seed: u8) -> TestNode {
@@ -288,11 +286,7 @@ fn the_log_survives_a_restart() {
 }
 
 fn probe() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/probe.wasm"
-    );
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+    common::guest("probe")
 }
 
 /// A guest's `context_add_member` / `context_remove_member` become the caller's operations in

@@ -3,6 +3,8 @@
 //! many rows gets them all in one scan; the first checkpoint reads the state once for its Merkle
 //! tree. A full disk: writes fail with `QuotaExceeded` and store nothing, reads keep answering.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -74,11 +76,7 @@ impl Store for CountingStore {
 }
 
 fn kv_store() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/kv_store.wasm"
-    );
-    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run `bash tests/apps/build.sh`"))
+    common::guest("kv_store")
 }
 
 fn open(store: &CountingStore) -> Node<CountingStore, FixedEnv> {

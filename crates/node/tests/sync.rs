@@ -1,6 +1,8 @@
 //! Several nodes in one process, on memory stores, exchanging the messages they queue through a
 //! simulated network that can hold, reorder and duplicate them. Runs the real kv-store guest.
 
+mod common;
+
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{context_topic, FixedEnv, Node, NodeEvent, Outgoing};
@@ -11,13 +13,7 @@ use tabnode_types::ContextId;
 type TestNode = Node<MemoryStore, FixedEnv>;
 
 fn kv_store_wasm() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/kv_store.wasm"
-    );
-    std::fs::read(path).unwrap_or_else(|e| {
-        panic!("{path}: {e}; build the guest apps first with `bash tests/apps/build.sh`")
-    })
+    common::guest("kv_store")
 }
 
 fn open(store: MemoryStore, seed: u8) -> TestNode {
