@@ -1,0 +1,34 @@
+//! NEAR anchoring for tabnode: a JSON-RPC client that works in the page and natively, and
+//! Calimero's context-config contract read through it, behind a small [`anchor::Anchor`] trait.
+//!
+//! - [`rpc`]: sans-IO request bodies and answer parsers for `query` (`call_function`,
+//!   `view_access_key`) and `block`, in NEAR's exact formats, with one typed error enum.
+//! - [`client`]: an async client over a [`client::Transport`], with failover across several RPC
+//!   URLs and a per-request timeout; [`web::FetchTransport`] in the page (wasm32),
+//!   [`native::ReqwestTransport`] natively.
+//! - [`calimero`]: Calimero's chain-neutral types (application, capability) and how it derives
+//!   application and blob ids, to check an anchored application against a wasm.
+//! - [`context_config`]: the NEAR contract's views, typed, and its signed `mutate` request as
+//!   a function call for the user's wallet.
+//! - [`anchor`]: what a node needs from a chain (members, privileges, application), with the
+//!   NEAR implementation.
+//!
+//! Enforcement in the node (refusing deltas from keys the anchor does not list, checking the
+//! app) is not wired yet; this crate is the reading side it will use.
+
+pub mod anchor;
+pub mod calimero;
+pub mod client;
+pub mod context_config;
+pub mod rpc;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use anchor::{Anchor, AnchorSnapshot, AnchoredRole, NearAnchor, Revisions};
+pub use calimero::{AppMismatch, Application, Capability};
+pub use client::{Answer, Attempt, CallError, HttpAnswer, RpcClient, Transport, TransportError};
+pub use context_config::{ContextConfig, ContextRequest, ContextRequestKind, FunctionCall};
+pub use rpc::{AccessKeyView, BlockInfo, BlockRef, CallResult, RpcError};
