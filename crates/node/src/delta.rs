@@ -11,7 +11,11 @@ use tabnode_types::{
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
 pub struct EventRecord {
     pub kind: String,
+    /// The payload, or what of it the author disclosed (see [`crate::Disclosure`]).
     pub data: Vec<u8>,
+    /// The blake3 hash of the full payload, when `data` is not all of it: a member may ask the
+    /// author for it.
+    pub withheld: Option<Hash>,
 }
 
 /// What a context's first delta records so every member can replay the app's `init` exactly.

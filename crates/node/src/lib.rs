@@ -10,6 +10,7 @@
 
 mod audit;
 mod delta;
+mod disclosure;
 mod env;
 mod error;
 mod log;
@@ -22,6 +23,7 @@ mod wire;
 
 pub use audit::{AuditEntry, AuditKind, AuditRecord, AuditReport};
 pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
+pub use disclosure::{Disclosure, REDACTED};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;
 pub use log::MemberOp;

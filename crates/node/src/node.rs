@@ -16,6 +16,7 @@ use tabnode_types::{
 
 use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, AuditReport};
 use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
+use crate::disclosure::Disclosure;
 use crate::env::Env;
 use crate::error::NodeError;
 use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
@@ -31,6 +32,12 @@ const CONTEXT_SECRET: &[u8] = b"context-secret";
 /// Where a context's former secrets are kept in [`Namespace::Keys`], after the context id, with
 /// their index (big-endian u32): the secret, then the id of the operation that replaced it.
 const OLD_SECRET: &[u8] = b"old-secret";
+/// Where a context's disclosure settings are kept in [`Namespace::Meta`]: this prefix, the
+/// context id, then the event kind.
+const DISCLOSE: &[u8] = b"disclose:";
+/// Where withheld event payloads are kept in [`Namespace::Meta`]: this prefix, the context id,
+/// then the payload's hash.
+const PAYLOAD: &[u8] = b"payload:";
 /// Where context aliases are kept in [`Namespace::Meta`]: this prefix, then the alias.
 const ALIAS: &[u8] = b"alias:";
 /// Where the root's grant of this node's key is kept in [`Namespace::Keys`].
@@ -74,6 +81,16 @@ pub enum NodeEvent {
         author: PublicKey,
         delta_id: Option<DeltaId>,
         local: bool,
+        /// The hash of the full payload when `data` is only what its author disclosed: ask
+        /// for the rest with [`Node::request_payload`].
+        withheld: Option<Hash>,
+    },
+    /// A withheld payload a member asked for arrived and matches its hash.
+    #[serde(rename_all = "camelCase")]
+    Payload {
+        context_id: ContextId,
+        hash: Hash,
+        data: serde_json::Value,
     },
     /// A remote delta was verified and merged.
     #[serde(rename_all = "camelCase")]
@@ -125,6 +142,7 @@ impl NodeEvent {
             | Self::DeltaApplied { context_id, .. }
             | Self::Membership { context_id, .. }
             | Self::Voided { context_id, .. }
+            | Self::Payload { context_id, .. }
             | Self::Divergence { context_id, .. } => Some(*context_id),
             Self::SyncRejected { context_id, .. } => *context_id,
         }
@@ -230,6 +248,8 @@ struct ContextState {
     dag: HashMap<DeltaId, LogEntry>,
     /// The membership log's verdict on `dag`; the state holds exactly the deltas it lets stand.
     log: Log,
+    /// How this node sends each kind of event to other members (kinds not named: in full).
+    disclosure: BTreeMap<String, Disclosure>,
     /// Whether the DAG has a delta by this node: a joiner announces itself with
     /// [`MemberOp::Join`] once it has the context's state, so members know it before it writes.
     announced: bool,
@@ -547,6 +567,15 @@ impl<S: Store, E: Env> Node<S, E> {
             .await?
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| corrupt("context secret", format!("missing for {id}")))?;
+        let mut disclosure = BTreeMap::new();
+        let prefix = [DISCLOSE, id.as_bytes()].concat();
+        for (key, value) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
+            let kind = String::from_utf8(key[prefix.len()..].to_vec())
+                .map_err(|e| corrupt("disclosure setting", e))?;
+            let setting =
+                Disclosure::try_from_slice(&value).map_err(|e| corrupt("disclosure setting", e))?;
+            disclosure.insert(kind, setting);
+        }
         let mut older = Vec::new();
         for (_, value) in self
             .store
@@ -569,6 +598,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 shared,
                 private,
                 log: Log::judge(&dag),
+                disclosure,
                 announced: dag.values().any(|e| e.author == self.key.public()),
                 dag,
                 pending: HashMap::new(),
@@ -741,6 +771,7 @@ impl<S: Store, E: Env> Node<S, E> {
             private: Rc::new(Rows::complete([])),
             dag: HashMap::new(),
             log: Log::default(),
+            disclosure: BTreeMap::new(),
             announced: true,
             pending: HashMap::new(),
             last_sync_request: None,
@@ -1181,12 +1212,22 @@ impl<S: Store, E: Env> Node<S, E> {
                 ))
             }
         };
+        // What leaves the node of each event; withheld payloads stay here, by hash.
+        let mut withheld = Vec::new();
         let events: Vec<EventRecord> = outcome
             .events
             .iter()
-            .map(|e| EventRecord {
-                kind: e.kind.clone(),
-                data: e.data.clone(),
+            .map(|e| {
+                let setting = ctx.disclosure.get(&e.kind).cloned().unwrap_or_default();
+                let (data, hash) = setting.apply(&e.data);
+                if let Some(hash) = hash {
+                    withheld.push((hash, e.data.clone()));
+                }
+                EventRecord {
+                    kind: e.kind.clone(),
+                    data,
+                    withheld: hash,
+                }
             })
             .collect();
         let mut delta = None;
@@ -1246,6 +1287,10 @@ impl<S: Store, E: Env> Node<S, E> {
             &self.key,
         );
         stage_audit(batch, ctx.id, &audit);
+        for (hash, payload) in &withheld {
+            let key = [PAYLOAD, ctx.id.as_bytes(), hash.as_bytes()].concat();
+            batch.put_mut(Namespace::Meta, &key, payload.clone());
+        }
         let blob_ids: Vec<String> = outcome
             .blobs
             .keys()
@@ -1296,7 +1341,7 @@ impl<S: Store, E: Env> Node<S, E> {
             ctx.record = record;
         }
         let delta_id = delta.as_ref().map(Delta::id);
-        for e in &events {
+        for e in &outcome.events {
             self.events.push(NodeEvent::Event {
                 context_id: ctx.id,
                 kind: e.kind.clone(),
@@ -1304,6 +1349,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 author: self.key.public(),
                 delta_id,
                 local: true,
+                withheld: None,
             });
         }
         if let Some(delta) = delta {
@@ -1314,7 +1360,8 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(ExecuteResult {
             output,
             logs: outcome.logs,
-            events: events
+            events: outcome
+                .events
                 .iter()
                 .map(|e| serde_json::json!({"kind": e.kind, "data": json_or_bytes(&e.data)}))
                 .collect(),
@@ -1373,6 +1420,29 @@ impl<S: Store, E: Env> Node<S, E> {
                     .receive_share(context_id, share, *from, signature)
                     .await
                 {
+                    self.reject(Some(context_id), e.to_string());
+                }
+            }
+            WireMessage::PayloadRequest {
+                context_id,
+                hash,
+                requester,
+                signature,
+            } => {
+                let result = self
+                    .answer_payload_request(context_id, hash, *requester, signature)
+                    .await;
+                if let Err(e) = result {
+                    self.reject(Some(context_id), e.to_string());
+                }
+            }
+            WireMessage::Payload {
+                context_id,
+                hash,
+                to,
+                sealed,
+            } => {
+                if let Err(e) = self.receive_payload(context_id, hash, to, &sealed) {
                     self.reject(Some(context_id), e.to_string());
                 }
             }
@@ -1750,6 +1820,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 author: body.author,
                 delta_id: Some(id),
                 local: false,
+                withheld: e.withheld,
             });
         }
         Ok(())
@@ -1839,6 +1910,111 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.rotate(next, by);
         let (secret, request) = (ctx.secret, ctx.sync_request());
         self.publish(context_id, &secret, request);
+        Ok(())
+    }
+
+    /// How this node sends events of `kind` in the context to other members from now on (see
+    /// [`Disclosure`]); kept with the node's store.
+    pub async fn set_disclosure(
+        &mut self,
+        id: &ContextId,
+        kind: &str,
+        disclosure: Disclosure,
+    ) -> Result<(), NodeError> {
+        self.context(id)?;
+        let key = [DISCLOSE, id.as_bytes(), kind.as_bytes()].concat();
+        let value = borsh::to_vec(&disclosure).expect("encode");
+        self.store
+            .commit(Batch::new().put(Namespace::Meta, &key, value))
+            .await?;
+        let ctx = self.contexts.get_mut(id).expect("checked above");
+        ctx.disclosure.insert(kind.to_owned(), disclosure);
+        Ok(())
+    }
+
+    /// Asks the author of an event for the payload it withheld (`hash`, from the event's
+    /// `withheld`); the answer arrives as a [`NodeEvent::Payload`], sealed to this node's key.
+    pub fn request_payload(&mut self, id: &ContextId, hash: Hash) -> Result<(), NodeError> {
+        let ctx = self.context(id)?;
+        let signature = self
+            .key
+            .sign(&WireMessage::payload_request_message(id, &hash));
+        let request = WireMessage::PayloadRequest {
+            context_id: *id,
+            hash,
+            requester: Box::new(ctx.record.cert.clone()),
+            signature,
+        };
+        let secret = ctx.secret;
+        self.publish(*id, &secret, request);
+        Ok(())
+    }
+
+    /// Gives a withheld payload this node holds to a current member who asked, sealed to its
+    /// key; anyone else gets nothing.
+    async fn answer_payload_request(
+        &mut self,
+        context_id: ContextId,
+        hash: Hash,
+        requester: MemberCert,
+        signature: Signature,
+    ) -> Result<(), NodeError> {
+        let Some(ctx) = self.contexts.get(&context_id) else {
+            return Ok(());
+        };
+        let key = [PAYLOAD, context_id.as_bytes(), hash.as_bytes()].concat();
+        let Some(payload) = self.store.get(Namespace::Meta, &key).await? else {
+            return Ok(()); // another member's event
+        };
+        requester.authenticate(&context_id, &requester.member)?;
+        let message = WireMessage::payload_request_message(&context_id, &hash);
+        verify_signature(&requester.member, &message, &signature).map_err(|_| {
+            NodeError::Unauthorized("a payload request whose signature does not verify".into())
+        })?;
+        if ctx.role_of(&requester).is_none() {
+            return Err(NodeError::Unauthorized(format!(
+                "{} asked for a withheld payload but is no member of {context_id}",
+                requester.member
+            )));
+        }
+        let to = requester.member;
+        let sealed = seal::seal_to(&to, &context_id, self.env.random32(), &payload)
+            .ok_or_else(|| NodeError::BadId(format!("{to} is not a valid key")))?;
+        let secret = ctx.secret;
+        let answer = WireMessage::Payload {
+            context_id,
+            hash,
+            to,
+            sealed,
+        };
+        self.publish(context_id, &secret, answer);
+        Ok(())
+    }
+
+    /// A withheld payload sealed to this node: given to subscribers if it matches its hash.
+    fn receive_payload(
+        &mut self,
+        context_id: ContextId,
+        hash: Hash,
+        to: PublicKey,
+        sealed: &[u8],
+    ) -> Result<(), NodeError> {
+        if to != self.key.public() {
+            return Ok(());
+        }
+        let payload = seal::open_sealed_to(&self.key, &context_id, sealed).ok_or_else(|| {
+            NodeError::Unauthorized("a payload this node's key does not open".into())
+        })?;
+        if blake3::hash(&payload).as_bytes() != hash.as_bytes() {
+            return Err(NodeError::Unauthorized(
+                "a payload that does not match its hash".into(),
+            ));
+        }
+        self.events.push(NodeEvent::Payload {
+            context_id,
+            hash,
+            data: json_or_bytes(&payload),
+        });
         Ok(())
     }
 

@@ -69,14 +69,14 @@ fn share_cipher(
     XChaCha20Poly1305::new(&blake3::derive_key("tabnode secret share v1", &material).into())
 }
 
-/// Seals a context secret so that only the holder of `member`'s secret key can open it:
-/// `ephemeral X25519 key ‖ ciphertext`, the ephemeral key drawn from `random`. `None` if
-/// `member` is not a valid ed25519 public key.
+/// Seals `plaintext` (a context secret, a withheld event payload) so that only the holder of
+/// `member`'s secret key can open it: `ephemeral X25519 key ‖ ciphertext`, the ephemeral key
+/// drawn from `random`. `None` if `member` is not a valid ed25519 public key.
 pub fn seal_to(
     member: &PublicKey,
     context_id: &ContextId,
     random: [u8; 32],
-    secret: &[u8; 32],
+    plaintext: &[u8],
 ) -> Option<Vec<u8>> {
     let member = ed25519_dalek::VerifyingKey::from_bytes(&member.0)
         .ok()?
@@ -88,7 +88,7 @@ pub fn seal_to(
         .encrypt(
             XNonce::from_slice(&[0; NONCE]),
             Payload {
-                msg: secret,
+                msg: plaintext,
                 aad: context_id.as_bytes(),
             },
         )
@@ -98,8 +98,8 @@ pub fn seal_to(
     Some(out)
 }
 
-/// Opens a share sealed to `key` by [`seal_to`]: the secret, or `None` if it is not for this key.
-pub fn open_share(key: &SecretKey, context_id: &ContextId, sealed: &[u8]) -> Option<[u8; 32]> {
+/// Opens what [`seal_to`] sealed to `key`, or `None` if it is not for this key.
+pub fn open_sealed_to(key: &SecretKey, context_id: &ContextId, sealed: &[u8]) -> Option<Vec<u8>> {
     let (ephemeral, body) = sealed.split_at_checked(32)?;
     let ephemeral = MontgomeryPoint(ephemeral.try_into().ok()?);
     let signing = ed25519_dalek::SigningKey::from_bytes(&key.seed());
@@ -113,9 +113,12 @@ pub fn open_share(key: &SecretKey, context_id: &ContextId, sealed: &[u8]) -> Opt
                 aad: context_id.as_bytes(),
             },
         )
-        .ok()?
-        .try_into()
         .ok()
+}
+
+/// A context secret sealed to `key` by [`seal_to`].
+pub fn open_share(key: &SecretKey, context_id: &ContextId, sealed: &[u8]) -> Option<[u8; 32]> {
+    open_sealed_to(key, context_id, sealed)?.try_into().ok()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Messages members exchange on a context's topic.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use tabnode_types::{ContextId, DeltaId, Signature};
+use tabnode_types::{ContextId, DeltaId, Hash, PublicKey, Signature};
 
 use crate::delta::Delta;
 use crate::log::Share;
@@ -27,9 +27,29 @@ pub enum WireMessage {
         from: Box<MemberCert>,
         signature: Signature,
     },
+    /// A member asks the author of an event for the payload it withheld (see
+    /// [`crate::Disclosure`]), proving who it is.
+    PayloadRequest {
+        context_id: ContextId,
+        hash: Hash,
+        requester: Box<MemberCert>,
+        signature: Signature,
+    },
+    /// The author's answer: the payload sealed to the requester's key.
+    Payload {
+        context_id: ContextId,
+        hash: Hash,
+        to: PublicKey,
+        sealed: Vec<u8>,
+    },
 }
 
 impl WireMessage {
+    /// What the requester of a [`WireMessage::PayloadRequest`] signs.
+    pub fn payload_request_message(context_id: &ContextId, hash: &Hash) -> Vec<u8> {
+        borsh::to_vec(&(b"tabnode-payload-request-v1", context_id, hash)).expect("encode")
+    }
+
     /// What the admin of a [`WireMessage::Share`] signs.
     pub fn share_message(context_id: &ContextId, share: &Share) -> Vec<u8> {
         borsh::to_vec(&(b"tabnode-share-v1", context_id, share)).expect("encode")

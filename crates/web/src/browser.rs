@@ -185,13 +185,18 @@ export interface AuditRecord {
 }
 export interface AuditReport { ok: boolean; records: number; badSeq: number | null; reason: string | null; }
 export interface ReplayReport { deltas: number; rootHash: string | null; matches: boolean; }
+/** How a kind of event leaves this node (selective disclosure). */
+export type Disclosure = { mode: "full" } | { mode: "hash" } | { mode: "redact"; fields: string[] };
 /** Rows of a context's state held in memory, and the node's wasm memory in bytes. */
 export interface MemoryUse { rows: number; wasmBytes: number; }
 export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; }
 export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
 /** What subscribers hear. */
 export type NodeEvent =
-  | { type: "event"; contextId: string; kind: string; data: unknown; author: string; deltaId: string | null; local: boolean }
+  | { type: "event"; contextId: string; kind: string; data: unknown; author: string; deltaId: string | null; local: boolean;
+      /** The full payload's hash when `data` is only what the author disclosed (see setDisclosure). */
+      withheld: string | null }
+  | { type: "payload"; contextId: string; hash: string; data: unknown }
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
   | { type: "syncRejected"; contextId: string | null; reason: string }
   | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
@@ -689,6 +694,43 @@ impl BrowserNode {
                 .run(async |node| node.remove_member(&id, member).await)
                 .await?;
             Ok(JsValue::from(op.to_string()))
+        })
+    }
+
+    /// How this node sends events of `kind` in the context to other members from now on:
+    /// `{mode: "full"}`, `{mode: "hash"}` (only the payload's blake3 hash) or `{mode: "redact",
+    /// fields: [...]}`. The full payload stays on this node; members ask with `requestPayload`.
+    #[wasm_bindgen(js_name = setDisclosure, unchecked_return_type = "Promise<void>")]
+    pub fn set_disclosure(
+        &self,
+        context_id: String,
+        kind: String,
+        #[wasm_bindgen(unchecked_param_type = "Disclosure")] disclosure: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let disclosure: tabnode_node::Disclosure = serde_wasm_bindgen::from_value(disclosure)
+                .map_err(|e| usage_error("BadArgs", format!("invalid disclosure: {e}")))?;
+            inner
+                .run(async |node| node.set_disclosure(&id, &kind, disclosure).await)
+                .await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Asks the author of an event for the payload it withheld (the event's `withheld` hash);
+    /// the payload arrives as a `payload` event, checked against the hash.
+    #[wasm_bindgen(js_name = requestPayload, unchecked_return_type = "Promise<void>")]
+    pub fn request_payload(&self, context_id: String, hash: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let hash: tabnode_types::Hash = parse_id(&hash)?;
+            inner
+                .run(async |node| node.request_payload(&id, hash))
+                .await?;
+            Ok(JsValue::UNDEFINED)
         })
     }
 
