@@ -1077,8 +1077,8 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(created)
     }
 
-    /// Drops a context from this node: its state, deltas, audit trail, keys and aliases, in one
-    /// batch. Only an admin of the context may. Its members elsewhere are not affected.
+    /// Drops a context from this node: its state, deltas, audit trail, keys, aliases, disclosure
+    /// settings and withheld payloads, in one batch. Only an admin of the context may. Its members elsewhere are not affected.
     pub async fn delete_context(&mut self, id: &ContextId) -> Result<(), NodeError> {
         let ctx = self.context(id)?;
         if ctx.role_now(&self.key.public()) != Some(Role::Admin) {
@@ -1096,6 +1096,12 @@ impl<S: Store, E: Env> Node<S, E> {
         ] {
             for (key, _) in self.store.scan_prefix(ns, id.as_bytes()).await? {
                 batch.delete_mut(ns, &key);
+            }
+        }
+        for prefix in [DISCLOSE, PAYLOAD] {
+            let prefix = [prefix, id.as_bytes()].concat();
+            for (key, _) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
+                batch.delete_mut(Namespace::Meta, &key);
             }
         }
         batch.delete_mut(Namespace::Contexts, id.as_bytes());

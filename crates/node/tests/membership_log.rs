@@ -339,7 +339,14 @@ fn a_guest_changes_membership_with_its_callers_authority() {
 /// `context_resolve_alias` then finds; `context_delete` drops one, for its admins only.
 #[test]
 fn a_guest_creates_resolves_and_deletes_contexts() {
-    let (mut a, mut b) = (open(1), open(2));
+    let store = MemoryStore::default();
+    let mut a = block_on(Node::open(
+        store.clone(),
+        FixedEnv::new(1),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    let mut b = open(2);
     let probe_app = block_on(a.install_app(&probe())).unwrap();
     let kv_app = block_on(a.install_app(&kv_store())).unwrap();
     block_on(b.install_app(&probe())).unwrap();
@@ -385,6 +392,31 @@ fn a_guest_creates_resolves_and_deletes_contexts() {
         dropped.context_requests
     );
     assert!(!a.context_ids().contains(&created));
+    for ns in tabnode_store::Namespace::ALL {
+        let left = block_on(tabnode_store::Store::scan_prefix(
+            &store,
+            ns,
+            created.as_bytes(),
+        ))
+        .unwrap();
+        assert!(
+            left.is_empty(),
+            "{ns:?} still holds {} rows of the deleted context",
+            left.len()
+        );
+    }
+    let meta = block_on(tabnode_store::Store::scan_prefix(
+        &store,
+        tabnode_store::Namespace::Meta,
+        b"",
+    ))
+    .unwrap();
+    assert!(
+        !meta
+            .iter()
+            .any(|(k, v)| v == &created.0.to_vec() || k.windows(32).any(|w| w == created.0)),
+        "no alias or setting of it is left"
+    );
     assert_eq!(
         block_on(a.execute(&ctx, "resolve", json!({"alias": "notes"})))
             .unwrap()
