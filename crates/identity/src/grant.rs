@@ -1,12 +1,25 @@
 //! A root's signed grant of a client key: which contexts, which capabilities, for how long.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 use tabnode_types::{verify_signature, ContextId, PublicKey, SecretKey, Signature};
 
 use crate::nep413::{Nep413Error, Payload, SignedMessage};
 
 /// What a client key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    BorshSerialize,
+    BorshDeserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Capability {
     Read,
@@ -15,7 +28,7 @@ pub enum Capability {
 }
 
 /// Where a grant holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     All,
@@ -23,7 +36,7 @@ pub enum Scope {
 }
 
 /// The content a root signs. Its canonical text is what a wallet shows the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct Grant {
     pub client_key: PublicKey,
     pub scope: Scope,
@@ -36,7 +49,7 @@ pub struct Grant {
 }
 
 /// Who issued the grant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Root {
     /// A root key the node created for a user without a NEAR account.
@@ -49,7 +62,7 @@ pub enum Root {
 }
 
 /// How the root signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Proof {
     /// ed25519 over the canonical text.
     Local(Signature),
@@ -61,7 +74,7 @@ pub enum Proof {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SignedGrant {
     pub grant: Grant,
     pub root: Root,
@@ -94,31 +107,156 @@ impl Grant {
         )
     }
 
-    fn nonce_bytes(&self) -> Result<[u8; 32], GrantError> {
-        let bytes: Vec<u8> = (0..self.nonce.len())
-            .step_by(2)
-            .map(|i| {
-                self.nonce
-                    .get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<_>>()
-            .ok_or(GrantError::BadNonce)?;
-        bytes.try_into().map_err(|_| GrantError::BadNonce)
-    }
-
     /// The NEP-413 payload a wallet signs for this grant.
     pub fn payload(
         &self,
         recipient: &str,
         callback_url: Option<String>,
     ) -> Result<Payload, GrantError> {
-        Ok(Payload {
-            message: self.canonical_message(),
-            nonce: self.nonce_bytes()?,
-            recipient: recipient.to_owned(),
+        statement_payload(
+            &self.canonical_message(),
+            &self.nonce,
+            recipient,
             callback_url,
+        )
+    }
+}
+
+/// The 32 bytes of a statement's hex nonce.
+fn nonce_bytes(nonce: &str) -> Result<[u8; 32], GrantError> {
+    let bytes: Vec<u8> = (0..nonce.len())
+        .step_by(2)
+        .map(|i| {
+            nonce
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         })
+        .collect::<Option<_>>()
+        .ok_or(GrantError::BadNonce)?;
+    bytes.try_into().map_err(|_| GrantError::BadNonce)
+}
+
+/// The NEP-413 payload a wallet signs for a root's statement (a grant, a revocation).
+fn statement_payload(
+    message: &str,
+    nonce: &str,
+    recipient: &str,
+    callback_url: Option<String>,
+) -> Result<Payload, GrantError> {
+    Ok(Payload {
+        message: message.to_owned(),
+        nonce: nonce_bytes(nonce)?,
+        recipient: recipient.to_owned(),
+        callback_url,
+    })
+}
+
+/// Checks that `root` signed `message` (with `nonce`, for a wallet) as `proof` says.
+fn verify_proof(root: &Root, proof: &Proof, message: &str, nonce: &str) -> Result<(), GrantError> {
+    match (root, proof) {
+        (Root::Local { public_key }, Proof::Local(signature)) => {
+            verify_signature(public_key, message.as_bytes(), signature)
+                .map_err(|_| GrantError::BadSignature)
+        }
+        (
+            Root::Near { public_key, .. },
+            Proof::Nep413 {
+                recipient,
+                callback_url,
+                signature,
+            },
+        ) => statement_payload(message, nonce, recipient, callback_url.clone())?
+            .verify(public_key, signature)
+            .map_err(|_| GrantError::BadSignature),
+        (Root::Local { .. }, _) => Err(GrantError::Mismatch("a local root signs with ed25519")),
+        (Root::Near { .. }, _) => Err(GrantError::Mismatch("a NEAR root signs with NEP-413")),
+    }
+}
+
+impl Root {
+    /// The root's public key: a local root key, or the NEAR account's key that signed.
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            Self::Local { public_key } | Self::Near { public_key, .. } => *public_key,
+        }
+    }
+}
+
+/// A root's revocation of one of its client keys: from where it stands in each context's
+/// membership log on, everything that key signs is void; what it signed before stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
+pub struct Revocation {
+    pub client_key: PublicKey,
+    /// 32 random bytes, hex: also the NEP-413 nonce when a wallet signs.
+    pub nonce: String,
+}
+
+impl Revocation {
+    /// The text a root signs, shown by a wallet.
+    pub fn canonical_message(&self) -> String {
+        format!(
+            "tabnode revocation v1\n{}",
+            serde_json::to_string(self).expect("a revocation encodes")
+        )
+    }
+
+    /// The NEP-413 payload a wallet signs for this revocation.
+    pub fn payload(&self, recipient: &str) -> Result<Payload, GrantError> {
+        statement_payload(&self.canonical_message(), &self.nonce, recipient, None)
+    }
+}
+
+/// A revocation with the root's signature.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedRevocation {
+    pub revocation: Revocation,
+    pub root: Root,
+    pub proof: Proof,
+}
+
+impl SignedRevocation {
+    /// A local root signs.
+    pub fn sign_local(revocation: Revocation, root: &SecretKey) -> Self {
+        let signature = root.sign(revocation.canonical_message().as_bytes());
+        Self {
+            revocation,
+            root: Root::Local {
+                public_key: root.public(),
+            },
+            proof: Proof::Local(signature),
+        }
+    }
+
+    /// Takes a wallet's answer to `signMessage(revocation.payload(recipient))`, verifying it.
+    pub fn from_wallet(
+        revocation: Revocation,
+        recipient: &str,
+        answer: &SignedMessage,
+    ) -> Result<Self, GrantError> {
+        let payload = revocation.payload(recipient)?;
+        let public_key = answer.verify(&payload, None)?;
+        Ok(Self {
+            revocation,
+            root: Root::Near {
+                account_id: answer.account_id.clone(),
+                public_key,
+            },
+            proof: Proof::Nep413 {
+                recipient: recipient.to_owned(),
+                callback_url: None,
+                signature: answer.signature()?,
+            },
+        })
+    }
+
+    /// Checks the root's signature (a revocation does not expire).
+    pub fn verify(&self) -> Result<(), GrantError> {
+        verify_proof(
+            &self.root,
+            &self.proof,
+            &self.revocation.canonical_message(),
+            &self.revocation.nonce,
+        )
     }
 }
 
@@ -168,37 +306,20 @@ impl SignedGrant {
         })
     }
 
+    /// Checks the root's signature only, not the validity window: what a membership log
+    /// judges by, the same on every node whenever it reads the grant.
+    pub fn verify_signature(&self) -> Result<(), GrantError> {
+        verify_proof(
+            &self.root,
+            &self.proof,
+            &self.grant.canonical_message(),
+            &self.grant.nonce,
+        )
+    }
+
     /// Checks the root's signature and that `now_ms` is inside the validity window.
     pub fn verify(&self, now_ms: u64) -> Result<(), GrantError> {
-        match (&self.root, &self.proof) {
-            (Root::Local { public_key }, Proof::Local(signature)) => {
-                verify_signature(
-                    public_key,
-                    self.grant.canonical_message().as_bytes(),
-                    signature,
-                )
-                .map_err(|_| GrantError::BadSignature)?;
-            }
-            (
-                Root::Near { public_key, .. },
-                Proof::Nep413 {
-                    recipient,
-                    callback_url,
-                    signature,
-                },
-            ) => {
-                self.grant
-                    .payload(recipient, callback_url.clone())?
-                    .verify(public_key, signature)
-                    .map_err(|_| GrantError::BadSignature)?;
-            }
-            (Root::Local { .. }, _) => {
-                return Err(GrantError::Mismatch("a local root signs with ed25519"))
-            }
-            (Root::Near { .. }, _) => {
-                return Err(GrantError::Mismatch("a NEAR root signs with NEP-413"))
-            }
-        }
+        self.verify_signature()?;
         if now_ms < self.grant.not_before {
             return Err(GrantError::NotYetValid(self.grant.not_before));
         }

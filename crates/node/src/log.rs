@@ -30,6 +30,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use tabnode_types::{DeltaId, PublicKey};
 
 use crate::membership::{Issuance, MemberCert, Role};
+use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 /// A change of membership, made by an admin.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
@@ -48,6 +49,23 @@ pub enum MemberOp {
     /// The author announces its membership (the certificate its delta carries), so every
     /// member knows it before it writes. Any member may; it changes no authority.
     Join,
+    /// The author shows the root (a NEAR account, or a local root key) that granted its key,
+    /// so that root's revocation can reach it. Any member may; the first binding of a key counts.
+    Bind {
+        root: PublicKey,
+        #[serde(skip)]
+        grant: Box<SignedGrant>,
+    },
+    /// The root that `key` is bound to revokes it: like a removal (it cascades, and the context
+    /// gets a new secret, `shares`), but on the root's authority, so any member may carry it.
+    Revoke {
+        key: PublicKey,
+        root: PublicKey,
+        #[serde(skip)]
+        revocation: Box<SignedRevocation>,
+        #[serde(skip)]
+        shares: Vec<Share>,
+    },
 }
 
 /// A context secret sealed to one member's key (see [`crate::seal::seal_to`]).
@@ -64,20 +82,69 @@ impl MemberOp {
             Self::Remove { .. } => "member.remove",
             Self::SetRole { .. } => "member.setRole",
             Self::Join => "member.join",
+            Self::Bind { .. } => "member.bind",
+            Self::Revoke { .. } => "member.revoke",
+        }
+    }
+
+    /// The key the operation takes all authority from, if it does.
+    pub fn removes(&self) -> Option<PublicKey> {
+        match self {
+            Self::Remove { member, .. } => Some(*member),
+            Self::Revoke { key, .. } => Some(*key),
+            Self::SetRole { .. } | Self::Join | Self::Bind { .. } => None,
+        }
+    }
+
+    /// Where the operation carries shares of a new context secret.
+    pub fn shares_mut(&mut self) -> Option<&mut Vec<Share>> {
+        match self {
+            Self::Remove { shares, .. } | Self::Revoke { shares, .. } => Some(shares),
+            Self::SetRole { .. } | Self::Join | Self::Bind { .. } => None,
         }
     }
 
     /// The secret shares the operation carries.
     pub fn shares(&self) -> &[Share] {
         match self {
-            Self::Remove { shares, .. } => shares,
-            Self::SetRole { .. } | Self::Join => &[],
+            Self::Remove { shares, .. } | Self::Revoke { shares, .. } => shares,
+            Self::SetRole { .. } | Self::Join | Self::Bind { .. } => &[],
         }
     }
 
-    /// Whether an author acting with `role` may make this operation.
+    /// Whether an author acting with `role` may make this operation: announcing oneself,
+    /// showing one's root, and carrying a root's revocation need no admin.
     pub fn allowed_for(&self, role: Role) -> bool {
-        matches!(self, Self::Join) || role == Role::Admin
+        matches!(self, Self::Join | Self::Bind { .. } | Self::Revoke { .. }) || role == Role::Admin
+    }
+
+    /// Checks what the operation carries from a root, for an operation by `author`: the root's
+    /// signature, and that the statement is about the keys the operation names. (Validity
+    /// windows are not checked: the log must judge the same whenever it is read.)
+    pub fn verify_root_statement(&self, author: &PublicKey) -> Result<(), String> {
+        match self {
+            Self::Bind { root, grant } => {
+                grant.verify_signature().map_err(|e| e.to_string())?;
+                if grant.grant.client_key != *author || grant.root.public_key() != *root {
+                    return Err("the grant is for another key or from another root".into());
+                }
+                Ok(())
+            }
+            Self::Revoke {
+                key,
+                root,
+                revocation,
+                ..
+            } => {
+                revocation.verify().map_err(|e| e.to_string())?;
+                if revocation.revocation.client_key != *key || revocation.root.public_key() != *root
+                {
+                    return Err("the revocation is for another key or from another root".into());
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -152,6 +219,8 @@ pub struct Verdict {
     pub roles: BTreeMap<PublicKey, (Role, DeltaId)>,
     /// The operations that counted, in the log's order.
     pub applied_ops: Vec<DeltaId>,
+    /// The root each bound key was granted by (see [`MemberOp::Bind`]).
+    pub roots: BTreeMap<PublicKey, PublicKey>,
 }
 
 /// `from` and everything in their causal past that the DAG holds.
@@ -283,10 +352,14 @@ impl Log {
         let judge = self;
         for id in ops {
             let entry = &dag[&id];
-            if judge.role(Some(&id), entry) != Some(Role::Admin) {
+            let op = entry.op.as_ref().expect("an op");
+            if !judge
+                .role(Some(&id), entry)
+                .is_some_and(|role| op.allowed_for(role))
+            {
                 continue;
             }
-            match entry.op.as_ref().expect("an op") {
+            match op {
                 MemberOp::Remove { member, .. } => {
                     if judge.verdict.removed.contains_key(member) {
                         continue;
@@ -300,6 +373,19 @@ impl Log {
                     judge.verdict.roles.insert(*member, (*role, id));
                 }
                 MemberOp::Join => continue,
+                MemberOp::Bind { root, .. } => {
+                    if judge.verdict.roots.contains_key(&entry.author) {
+                        continue;
+                    }
+                    judge.verdict.roots.insert(entry.author, *root);
+                }
+                MemberOp::Revoke { key, root, .. } => {
+                    let bound = judge.verdict.roots.get(key) == Some(root);
+                    if !bound || judge.verdict.removed.contains_key(key) {
+                        continue;
+                    }
+                    judge.verdict.removed.insert(*key, id);
+                }
             }
             judge.verdict.applied_ops.push(id);
         }

@@ -26,6 +26,7 @@ use crate::rows::Rows;
 use crate::seal;
 use crate::wire::WireMessage;
 use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
+use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 /// Where a context's secret is kept in [`Namespace::Keys`], after the context id.
 const CONTEXT_SECRET: &[u8] = b"context-secret";
@@ -1663,9 +1664,15 @@ impl<S: Store, E: Env> Node<S, E> {
             None => role.can_write(),
         };
         let stands = ctx.log.role_of_new(&entry).is_some_and(allows);
-        if !stands && !allows(body.author_cert.role) {
-            // Not even its certificate allows it (a reader's write): refused outright.
-            let e = NodeError::Unauthorized(format!(
+        // Refused outright (not kept): a root statement that does not verify, or what not even
+        // the author's certificate allows (a reader's write).
+        let refusal = match body
+            .op
+            .as_ref()
+            .map(|op| op.verify_root_statement(&body.author))
+        {
+            Some(Err(why)) => Some(format!("a root statement that does not verify: {why}")),
+            _ if !stands && !allows(body.author_cert.role) => Some(format!(
                 "{} is a {:?} of {} and may not {}",
                 body.author,
                 body.author_cert.role,
@@ -1675,7 +1682,11 @@ impl<S: Store, E: Env> Node<S, E> {
                 } else {
                     "write"
                 }
-            ));
+            )),
+            _ => None,
+        };
+        if let Some(why) = refusal {
+            let e = NodeError::Unauthorized(why);
             let refused = AuditEntry {
                 kind: AuditKind::Refused,
                 executor: body.author,
@@ -2130,6 +2141,47 @@ impl<S: Store, E: Env> Node<S, E> {
         .await
     }
 
+    /// Shows, in the context, the root that granted this node's key (a NEAR account or a local
+    /// root key), so that root's revocation reaches it: any member may.
+    pub async fn bind_root(
+        &mut self,
+        id: &ContextId,
+        grant: SignedGrant,
+    ) -> Result<DeltaId, NodeError> {
+        let root = grant.root.public_key();
+        let op = MemberOp::Bind {
+            root,
+            grant: Box::new(grant),
+        };
+        self.member_op(id, op).await
+    }
+
+    /// Carries a root's revocation of one of its client keys into the context: the key, bound
+    /// to that root here, loses all authority for what follows (as a removal, cascading, with a
+    /// new secret). Any member may carry it; the authority is the root's signature.
+    pub async fn revoke(
+        &mut self,
+        id: &ContextId,
+        revocation: SignedRevocation,
+    ) -> Result<DeltaId, NodeError> {
+        let (key, root) = (
+            revocation.revocation.client_key,
+            revocation.root.public_key(),
+        );
+        if self.context(id)?.log.verdict().roots.get(&key) != Some(&root) {
+            return Err(NodeError::BadArgs(format!(
+                "{key} is not bound to that root in {id}"
+            )));
+        }
+        let op = MemberOp::Revoke {
+            key,
+            root,
+            revocation: Box::new(revocation),
+            shares: Vec::new(),
+        };
+        self.member_op(id, op).await
+    }
+
     /// Gives `member` a new role: an admin's operation, replicated to every member.
     pub async fn set_role(
         &mut self,
@@ -2167,10 +2219,14 @@ impl<S: Store, E: Env> Node<S, E> {
             )));
         }
         // A removal gives the context a new secret, sealed to each member who remains.
+        op.verify_root_statement(&self.key.public())
+            .map_err(NodeError::Unauthorized)?;
         let mut op = op;
         let mut rotation = None;
-        if let MemberOp::Remove { member, shares } = &mut op {
+        if let Some(member) = op.removes() {
             let next = self.env.random32();
+            let member = &member;
+            let mut shares = Vec::new();
             for key in ctx.known_members() {
                 let through_removed = ctx
                     .members
@@ -2190,6 +2246,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     });
                 }
             }
+            *op.shares_mut().expect("a removal carries shares") = shares;
             rotation = Some(next);
         }
         let delta = DeltaBody {

@@ -1,0 +1,132 @@
+//! Revocation that cascades from the root: a member shows the root that granted its key; that
+//! root's signed revocation, carried by any member, voids everything the key signs afterwards on
+//! every node (what it signed before stays), and the key's node reads nothing new. A revocation
+//! from another root, or one whose signature does not verify, changes nothing.
+
+mod common;
+
+use futures::executor::block_on;
+use serde_json::{json, Value};
+use tabnode_identity::grant::{
+    hex_nonce, Capability, Grant, Revocation, Root, Scope, SignedGrant, SignedRevocation,
+};
+use tabnode_node::{FixedEnv, Node, Outgoing};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+use tabnode_types::{ContextId, PublicKey, SecretKey};
+
+type TestNode = Node<MemoryStore, FixedEnv>;
+
+fn open(seed: u8) -> TestNode {
+    let mut node = block_on(Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    block_on(node.install_app(&common::guest("kv_store"))).unwrap();
+    node
+}
+
+/// Everyone hears everyone until nobody has anything to say.
+fn settle(nodes: &mut [&mut TestNode]) {
+    loop {
+        let all: Vec<Vec<(String, Vec<u8>)>> = nodes
+            .iter_mut()
+            .map(|n| {
+                n.take_outgoing()
+                    .into_iter()
+                    .filter_map(|o| match o {
+                        Outgoing::Publish { topic, data } => Some((topic, data)),
+                        Outgoing::Subscribe { .. } => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        if all.iter().all(Vec::is_empty) {
+            return;
+        }
+        for (from, messages) in all.iter().enumerate() {
+            for (to, node) in nodes.iter_mut().enumerate() {
+                if to != from {
+                    for (topic, data) in messages {
+                        block_on(node.handle_message(topic, data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
+    block_on(node.execute(ctx, "entries", json!({})))
+        .unwrap()
+        .output
+}
+
+fn grant(client_key: PublicKey, root: &SecretKey) -> SignedGrant {
+    let grant = Grant {
+        client_key,
+        scope: Scope::All,
+        capabilities: vec![Capability::Write],
+        not_before: 0,
+        expires_at: 1,
+        nonce: hex_nonce([3; 32]),
+    };
+    SignedGrant::sign_local(grant, root)
+}
+
+fn revocation(client_key: PublicKey, root: &SecretKey) -> SignedRevocation {
+    let revocation = Revocation {
+        client_key,
+        nonce: hex_nonce([4; 32]),
+    };
+    SignedRevocation::sign_local(revocation, root)
+}
+
+#[test]
+fn a_roots_revocation_voids_what_its_key_signs_afterwards_on_every_node() {
+    let root = SecretKey::from_seed([50; 32]);
+    let (mut a, mut b, mut c) = (open(1), open(2), open(3));
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    // B shows its root (the grant has long expired: the log judges signatures, not clocks).
+    let err = block_on(b.bind_root(&ctx, grant(c.public_key(), &root))).unwrap_err();
+    assert_eq!(err.kind(), "Unauthorized", "someone else's grant: {err}");
+    block_on(b.bind_root(&ctx, grant(b.public_key(), &root))).unwrap();
+    block_on(b.execute(&ctx, "set", json!({"key": "k1", "value": "before"}))).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    // Another root's revocation, or a forged one, changes nothing.
+    let other = SecretKey::from_seed([51; 32]);
+    let err = block_on(c.revoke(&ctx, revocation(b.public_key(), &other))).unwrap_err();
+    assert_eq!(err.kind(), "BadArgs", "{err}");
+    let mut forged = revocation(b.public_key(), &other);
+    forged.root = Root::Local {
+        public_key: root.public(),
+    };
+    let err = block_on(c.revoke(&ctx, forged)).unwrap_err();
+    assert_eq!(err.kind(), "Unauthorized", "{err}");
+
+    // C, a plain member, carries the root's revocation while B writes on, not yet told.
+    block_on(c.revoke(&ctx, revocation(b.public_key(), &root))).unwrap();
+    block_on(b.execute(&ctx, "set", json!({"key": "k2", "value": "after"}))).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    for node in [&mut a, &mut b, &mut c] {
+        assert_eq!(entries(node, &ctx), json!({"k1": "before"}));
+        assert!(block_on(node.replay(&ctx)).unwrap().matches);
+    }
+    let err = block_on(b.execute(&ctx, "set", json!({"key": "k3", "value": "x"}))).unwrap_err();
+    assert!(err.to_string().contains("removed"), "{err}");
+    assert!(!a.members(&ctx).unwrap().iter().any(|(k, _)| *k == b.public_key()));
+
+    // The context got a new secret: B, still listening, reads nothing new.
+    block_on(a.execute(&ctx, "set", json!({"key": "k4", "value": "new"}))).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(entries(&mut c, &ctx), json!({"k1": "before", "k4": "new"}));
+    assert_eq!(entries(&mut b, &ctx), json!({"k1": "before"}));
+}
