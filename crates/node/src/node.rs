@@ -464,6 +464,9 @@ pub struct Node<S: Store, E: Env> {
     blobs: Rc<Rows>,
     /// Names a guest gave contexts it created (`context_create`), for `context_resolve_alias`.
     aliases: Rc<BTreeMap<String, [u8; 32]>>,
+    /// The root's grant of this node's key, once signed in: shown in every context this node
+    /// holds (see [`Node::use_root_grant`]).
+    root: Option<SignedGrant>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -494,6 +497,7 @@ impl<S: Store, E: Env> Node<S, E> {
             contexts: HashMap::new(),
             blobs: Rc::new(Rows::unread()),
             aliases: Rc::default(),
+            root: None,
             clock: 0,
             outgoing: Vec::new(),
             events: Vec::new(),
@@ -801,6 +805,7 @@ impl<S: Store, E: Env> Node<S, E> {
             topic: context_topic(&id),
         });
         self.contexts.insert(id, ctx);
+        self.bind_if_needed(&id).await;
         Ok(id)
     }
 
@@ -1612,6 +1617,7 @@ impl<S: Store, E: Env> Node<S, E> {
             if let Err(e) = result {
                 tracing::warn!(%context_id, %e, "could not announce this node's membership");
             }
+            self.bind_if_needed(&context_id).await;
         }
         let now = self.env.now_nanos();
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
@@ -2139,6 +2145,61 @@ impl<S: Store, E: Env> Node<S, E> {
             },
         )
         .await
+    }
+
+    /// Takes the root's grant of this node's key (after sign-in) and shows it in every context
+    /// this node holds, now and in each it creates or joins later, so that the root's
+    /// revocation of this key reaches every member.
+    pub async fn use_root_grant(&mut self, grant: SignedGrant) -> Result<(), NodeError> {
+        if grant.grant.client_key != self.key.public() {
+            return Err(NodeError::BadArgs("the grant is for another key".into()));
+        }
+        grant
+            .verify_signature()
+            .map_err(|e| NodeError::Unauthorized(e.to_string()))?;
+        self.root = Some(grant);
+        for id in self.context_ids() {
+            self.bind_if_needed(&id).await;
+        }
+        Ok(())
+    }
+
+    /// Shows this node's root in the context if it has one, the context has state, and the log
+    /// does not bind this key yet.
+    async fn bind_if_needed(&mut self, id: &ContextId) {
+        let Some(grant) = self.root.clone() else {
+            return;
+        };
+        let Some(ctx) = self.contexts.get(id) else {
+            return;
+        };
+        let me = self.key.public();
+        if ctx.record.heads.is_empty() || ctx.log.verdict().roots.contains_key(&me) {
+            return;
+        }
+        if let Err(e) = self.bind_root(id, grant).await {
+            tracing::warn!(context = %id, %e, "could not show this node's root");
+        }
+    }
+
+    /// Carries a root's revocation into every context of this node where the key is bound to
+    /// that root; returns those contexts.
+    pub async fn revoke_everywhere(
+        &mut self,
+        revocation: SignedRevocation,
+    ) -> Result<Vec<ContextId>, NodeError> {
+        let (key, root) = (
+            revocation.revocation.client_key,
+            revocation.root.public_key(),
+        );
+        let mut done = Vec::new();
+        for id in self.context_ids() {
+            if self.contexts[&id].log.verdict().roots.get(&key) == Some(&root) {
+                self.revoke(&id, revocation.clone()).await?;
+                done.push(id);
+            }
+        }
+        Ok(done)
     }
 
     /// Shows, in the context, the root that granted this node's key (a NEAR account or a local

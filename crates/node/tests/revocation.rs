@@ -122,11 +122,54 @@ fn a_roots_revocation_voids_what_its_key_signs_afterwards_on_every_node() {
     }
     let err = block_on(b.execute(&ctx, "set", json!({"key": "k3", "value": "x"}))).unwrap_err();
     assert!(err.to_string().contains("removed"), "{err}");
-    assert!(!a.members(&ctx).unwrap().iter().any(|(k, _)| *k == b.public_key()));
+    assert!(!a
+        .members(&ctx)
+        .unwrap()
+        .iter()
+        .any(|(k, _)| *k == b.public_key()));
 
     // The context got a new secret: B, still listening, reads nothing new.
     block_on(a.execute(&ctx, "set", json!({"key": "k4", "value": "new"}))).unwrap();
     settle(&mut [&mut a, &mut b, &mut c]);
     assert_eq!(entries(&mut c, &ctx), json!({"k1": "before", "k4": "new"}));
     assert_eq!(entries(&mut b, &ctx), json!({"k1": "before"}));
+}
+
+/// A node that signed in shows its root in every context it holds, and in those it creates or
+/// joins later; the root's revocation then reaches all of them in one call.
+#[test]
+fn a_signed_in_node_is_bound_everywhere_and_revoked_everywhere() {
+    let root = SecretKey::from_seed([52; 32]);
+    let (mut a, mut b) = (open(1), open(2));
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let first = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&first).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    assert_eq!(
+        block_on(b.use_root_grant(grant(a.public_key(), &root)))
+            .unwrap_err()
+            .kind(),
+        "BadArgs",
+        "another node's grant"
+    );
+    block_on(b.use_root_grant(grant(b.public_key(), &root))).unwrap();
+    // A context B creates after signing in, and one it joins.
+    let own = block_on(b.create_context(app, json!({}))).unwrap();
+    let second = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&second).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+
+    let revoked = block_on(a.revoke_everywhere(revocation(b.public_key(), &root))).unwrap();
+    let mut expected = vec![first, second];
+    expected.sort();
+    assert_eq!(revoked, expected, "A holds these two of B's contexts");
+    settle(&mut [&mut a, &mut b]);
+    for ctx in [first, second] {
+        let err = block_on(b.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap_err();
+        assert!(err.to_string().contains("removed"), "{err}");
+    }
+    assert!(
+        block_on(b.execute(&own, "set", json!({"key": "k", "value": "v"}))).is_ok(),
+        "B alone holds this one"
+    );
 }
