@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { useStack, waitForNode } from './browser.mjs';
+import { eventually, useStack, waitForNode } from './browser.mjs';
 
 const double = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wallet-double.js');
 const env = useStack();
@@ -56,4 +56,75 @@ test('sign-in with the wallet test double grants this node key, survives a reloa
   assert.equal(refused.error?.name, 'WalletRejected');
   assert.match(refused.error.message, /rejected/);
   await context.close();
+});
+
+test('two devices of one account (wallet test double): one revokes the other, whose later writes every member refuses', async () => {
+  // Device 1 signs in and creates a context.
+  const one = await env.browser.newContext();
+  await one.addInitScript({ path: double });
+  const a = await one.newPage();
+  await a.goto(env.stack.url);
+  await waitForNode(a);
+  assert.equal((await attempt(a)).error, undefined);
+  const ctx = await a.evaluate(async () => {
+    const bytes = new Uint8Array(await (await fetch('apps/kv_store.wasm')).arrayBuffer());
+    return window.tabnode.createContext(await window.tabnode.installApp(bytes), {});
+  });
+  // Device 2: the same account (the double's key, shared), its own node key; joins, signs in.
+  const jwk = await a.evaluate(() => window.near.exportKeyForTests());
+  const two = await env.browser.newContext();
+  await two.addInitScript((key) => (window.walletDoubleKey = key), jwk);
+  await two.addInitScript({ path: double });
+  const b = await two.newPage();
+  await b.goto(env.stack.url);
+  await waitForNode(b);
+  const invitation = await a.evaluate((c) => window.tabnode.invite(c), ctx);
+  await b.evaluate(async (inv) => {
+    const bytes = new Uint8Array(await (await fetch('apps/kv_store.wasm')).arrayBuffer());
+    await window.tabnode.installApp(bytes);
+    await window.tabnode.join(inv);
+  }, invitation);
+  const signedB = await attempt(b);
+  assert.equal(signedB.error, undefined, JSON.stringify(signedB.error));
+  const keyB = await b.evaluate(() => window.tabnode.publicKey);
+  const write = (page, key) =>
+    page.evaluate(
+      async ({ c, key }) => {
+        try {
+          await window.tabnode.execute(c, 'set', { key, value: 'from B' });
+          return null;
+        } catch (e) {
+          return { name: e.name, message: e.message };
+        }
+      },
+      { c: ctx, key },
+    );
+  // B has the state (it can write) and has shown its root to A.
+  await eventually('B to write', async () => ({ ok: (await write(b, 'before')) === null }));
+  await eventually('A to have B\'s write', async () => {
+    const e = await a.evaluate(async (c) => (await window.tabnode.execute(c, 'entries', {})).output, ctx);
+    return { ok: e.before === 'from B', e };
+  });
+  const revoked = await eventually('A to revoke B\'s key once B is bound', async () => {
+    const r = await a.evaluate(async (k) => {
+      try {
+        return { contexts: await window.tabnode.revokeKey(k) };
+      } catch (e) {
+        return { error: { name: e.name, message: e.message } };
+      }
+    }, keyB);
+    return { ok: !!r.contexts, r };
+  });
+  assert.deepEqual(revoked.r.contexts, [ctx]);
+  const refused = await eventually('B to learn its key was revoked', async () => {
+    const f = await write(b, 'after');
+    return { ok: f?.name === 'Unauthorized', f };
+  });
+  assert.match(refused.f.message, /removed/);
+  const members = await a.evaluate((c) => window.tabnode.members(c), ctx);
+  assert.ok(!members.some((m) => m.key === keyB), JSON.stringify(members));
+  const entriesA = await a.evaluate(async (c) => (await window.tabnode.execute(c, 'entries', {})).output, ctx);
+  assert.deepEqual(entriesA, { before: 'from B' }, 'what B signed before stays');
+  await one.close();
+  await two.close();
 });

@@ -35,10 +35,22 @@
     }
     return out;
   };
-  const keys = crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
+  // One key per page, or the key another page exported (`walletDoubleKey`, a private JWK), so
+  // two pages can stand for two devices of one account.
+  const shared = window.walletDoubleKey;
+  const keys = shared
+    ? Promise.all([
+        crypto.subtle.importKey('jwk', shared, { name: 'Ed25519' }, true, ['sign']),
+        crypto.subtle.importKey('jwk', { kty: shared.kty, crv: shared.crv, x: shared.x }, { name: 'Ed25519' }, true, ['verify']),
+      ]).then(([privateKey, publicKey]) => ({ privateKey, publicKey }))
+    : crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
   window.near = {
     isSender: true,
     isTestDouble: true,
+    /** The double's private key as a JWK, for another page to sign as the same account. */
+    async exportKeyForTests() {
+      return crypto.subtle.exportKey('jwk', (await keys).privateKey);
+    },
     async signMessage({ message, nonce, recipient }) {
       const { privateKey, publicKey } = await keys;
       if (window.walletDoubleRejects) throw new Error('User rejected the request');

@@ -8,7 +8,7 @@ use futures::lock::Mutex;
 use futures::StreamExt;
 use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
-use tabnode_identity::grant::{Grant, Root, SignedGrant};
+use tabnode_identity::grant::{hex_nonce, Grant, Revocation, Root, SignedGrant, SignedRevocation};
 use tabnode_identity::nep413::SignedMessage;
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle};
@@ -253,7 +253,8 @@ struct IdentityView {
     expires_at: u64,
 }
 
-fn identity_view(record: &RootGrantRecord, now_ms: u64) -> Option<IdentityView> {
+/// The stored sign-in as a grant, if it still verifies at `now_ms`.
+fn valid_grant(record: &RootGrantRecord, now_ms: u64) -> Option<SignedGrant> {
     let signed = SignedGrant::from_wallet(
         record.grant.clone(),
         &record.recipient,
@@ -262,6 +263,11 @@ fn identity_view(record: &RootGrantRecord, now_ms: u64) -> Option<IdentityView> 
     )
     .ok()?;
     signed.verify(now_ms).ok()?;
+    Some(signed)
+}
+
+fn identity_view(record: &RootGrantRecord, now_ms: u64) -> Option<IdentityView> {
+    let signed = valid_grant(record, now_ms)?;
     let Root::Near {
         account_id,
         public_key,
@@ -471,6 +477,14 @@ impl BrowserNode {
         let mut node = Node::open(store, env, Runtime::new(Limits::default()))
             .await
             .map_err(js_error)?;
+        // Signed in before: the node shows its root in its contexts (and those it joins).
+        let stored_grant = node.root_grant().await.map_err(js_error)?;
+        let grant = stored_grant
+            .and_then(|bytes| serde_json::from_slice::<RootGrantRecord>(&bytes).ok())
+            .and_then(|record| valid_grant(&record, js_sys::Date::now() as u64));
+        if let Some(grant) = grant {
+            node.use_root_grant(grant).await.map_err(js_error)?;
+        }
         let (net, events) = if options.relays.is_empty() {
             (None, None)
         } else {
@@ -601,9 +615,73 @@ impl BrowserNode {
             debug_assert_eq!(signed.grant.client_key, client_key);
             let bytes = serde_json::to_vec(&record).expect("a grant record encodes");
             inner
-                .run(async |node| node.save_root_grant(bytes).await)
+                .run(async |node| {
+                    node.save_root_grant(bytes).await?;
+                    node.use_root_grant(signed).await
+                })
                 .await?;
             to_js(&view)
+        })
+    }
+
+    /// Revokes a client key (another device's node key, or this one's) with the user's NEAR
+    /// wallet: the wallet signs the revocation (NEP-413), verified here, and this node carries
+    /// it into every context it holds where that key is bound to the same root. From there on
+    /// every member refuses what the key signs. Resolves to the ids of those contexts.
+    #[wasm_bindgen(js_name = revokeKey, unchecked_return_type = "Promise<string[]>")]
+    pub fn revoke_key(&self, client_key: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let client_key = parse_id_key(&client_key)?;
+            let mut nonce = [0; 32];
+            getrandom::fill(&mut nonce).expect("WebCrypto is available");
+            let revocation = Revocation {
+                client_key,
+                nonce: hex_nonce(nonce),
+            };
+            let recipient = crate::wallet::page_origin();
+            let payload = revocation
+                .payload(&recipient)
+                .map_err(|e| usage_error("RevocationFailed", e.to_string()))?;
+            let wallet = crate::wallet::find_wallet(300).await;
+            if wallet.is_null() || wallet.is_undefined() {
+                return Err(usage_error(
+                    "WalletNotFound",
+                    "no NEAR wallet extension was found in this page".into(),
+                ));
+            }
+            let answer = crate::wallet::wallet_sign_message(
+                &wallet,
+                &payload.message,
+                &payload.nonce,
+                &recipient,
+                WALLET_ANSWER_MS,
+            )
+            .await?;
+            let answer: serde_json::Value =
+                serde_json::from_str(&answer.as_string().unwrap_or_default()).map_err(|e| {
+                    usage_error(
+                        "WalletAnswerInvalid",
+                        format!("the wallet's answer is not JSON: {e}"),
+                    )
+                })?;
+            let answer = SignedMessage::from_json(&answer)
+                .map_err(|e| usage_error("WalletAnswerInvalid", e.to_string()))?;
+            let signed = SignedRevocation::from_wallet(revocation, &recipient, &answer)
+                .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
+            let contexts = inner
+                .run(async |node| node.revoke_everywhere(signed).await)
+                .await?;
+            if contexts.is_empty() {
+                return Err(usage_error(
+                    "NotBound",
+                    format!(
+                        "{client_key} is bound to this wallet's account in none of this node's contexts"
+                    ),
+                ));
+            }
+            let ids: Vec<String> = contexts.iter().map(ToString::to_string).collect();
+            to_js(&ids)
         })
     }
 
@@ -710,8 +788,9 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let disclosure: tabnode_node::Disclosure = serde_wasm_bindgen::from_value(disclosure)
-                .map_err(|e| usage_error("BadArgs", format!("invalid disclosure: {e}")))?;
+            let disclosure: tabnode_node::Disclosure =
+                serde_wasm_bindgen::from_value(disclosure)
+                    .map_err(|e| usage_error("BadArgs", format!("invalid disclosure: {e}")))?;
             inner
                 .run(async |node| node.set_disclosure(&id, &kind, disclosure).await)
                 .await?;
