@@ -267,6 +267,12 @@ async function main() {
   $('sign-in').addEventListener('click', async () => {
     showIdentity(await guarded('sign-in', () => node.signIn({})));
   });
+  $('revoke').addEventListener('click', async () => {
+    const key = $('revoke-key').value.trim();
+    if (!key) return;
+    const contexts = await guarded('revoke', () => node.revokeKey(key)).catch(() => null);
+    if (contexts) alertUser(`key ${short(key)} revoked in ${contexts.length} context(s): its later writes are refused`);
+  });
 
   const install = async (bytes, name) => {
     const appId = await guarded('install', () => node.installApp(bytes));
