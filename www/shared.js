@@ -10,6 +10,8 @@ export async function loadConfig(defaultDb = 'tabnode') {
   return {
     dbName: params.get('db') || config.dbName || defaultDb,
     relays: params.getAll('relay').length ? params.getAll('relay') : config.relays || [],
+    // NEAR JSON-RPC URLs: sign-in then checks with NEAR that the wallet's key is on the account.
+    nearRpc: params.getAll('nearRpc').length ? params.getAll('nearRpc') : config.nearRpc || [],
   };
 }
 

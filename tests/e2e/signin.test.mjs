@@ -1,6 +1,7 @@
 // Sign-in with a NEAR wallet, against A TEST DOUBLE of an injected NEP-408 wallet
 // (tests/e2e/wallet-double.js): no wallet extension can run in headless Chromium here.
 import { test } from 'node:test';
+import { createServer } from 'node:http';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,4 +128,90 @@ test('two devices of one account (wallet test double): one revokes the other, wh
   assert.deepEqual(entriesA, { before: 'from B' }, 'what B signed before stays');
   await one.close();
   await two.close();
+});
+
+/**
+ * A NEAR JSON-RPC TEST DOUBLE (no NEAR node runs here): answers `query` / `view_access_key` in
+ * NEAR's format, with the keys `keys` (account → set of "ed25519:…" keys) holds, and CORS for
+ * the page.
+ */
+async function nearRpcDouble(keys) {
+  const server = createServer((req, res) => {
+    res.setHeader('access-control-allow-origin', '*');
+    res.setHeader('access-control-allow-headers', 'content-type');
+    res.setHeader('access-control-allow-methods', 'POST');
+    if (req.method === 'OPTIONS') return res.end();
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const request = JSON.parse(body);
+      const { account_id: account, public_key: key } = request.params;
+      const known = keys.get(account)?.has(key);
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify(
+          known
+            ? {
+                jsonrpc: '2.0',
+                id: request.id,
+                result: { nonce: 7, permission: 'FullAccess', block_height: 100, block_hash: '4reLvkAWfqk5fsqio1KLudk46cqRz9erQdaHkWZKMJDZ' },
+              }
+            : {
+                jsonrpc: '2.0',
+                id: request.id,
+                error: {
+                  name: 'HANDLER_ERROR',
+                  cause: { name: 'UNKNOWN_ACCESS_KEY', info: { public_key: key, block_height: 100, block_hash: '4reLvkAWfqk5fsqio1KLudk46cqRz9erQdaHkWZKMJDZ' } },
+                  code: -32000,
+                  message: 'Server error',
+                  data: `Access key for public key ${key} does not exist while viewing`,
+                },
+              },
+        ),
+      );
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
+}
+
+const ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+const base58 = (bytes) => {
+  let n = 0n;
+  for (const b of bytes) n = n * 256n + BigInt(b);
+  let out = '';
+  while (n > 0n) {
+    out = ALPHABET[Number(n % 58n)] + out;
+    n /= 58n;
+  }
+  for (const b of bytes) {
+    if (b !== 0) break;
+    out = `1${out}`;
+  }
+  return out;
+};
+
+test('with NEAR RPC configured (against a JSON-RPC test double), sign-in checks the wallet key is on the account', async () => {
+  const keys = new Map();
+  const rpc = await nearRpcDouble(keys);
+  const context = await env.browser.newContext();
+  await context.addInitScript({ path: double });
+  const page = await context.newPage();
+  try {
+    await page.goto(`${env.stack.url}?nearRpc=${encodeURIComponent(rpc.url)}`);
+    await waitForNode(page);
+    // The account does not have the wallet's key: refused.
+    const refused = await attempt(page);
+    assert.equal(refused.error?.name, 'KeyNotOnAccount', JSON.stringify(refused));
+    assert.equal(await page.evaluate(() => window.tabnode.identity()), null, 'nothing kept');
+    // Once it has (as a full-access key), sign-in passes.
+    const jwk = await page.evaluate(() => window.near.exportKeyForTests());
+    keys.set('alice.test.near', new Set([`ed25519:${base58(Buffer.from(jwk.x, 'base64url'))}`]));
+    const { identity, error } = await attempt(page);
+    assert.equal(error, undefined, JSON.stringify(error));
+    assert.equal(identity.accountId, 'alice.test.near');
+  } finally {
+    await context.close();
+    await rpc.close();
+  }
 });

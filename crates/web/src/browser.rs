@@ -10,6 +10,7 @@ use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
 use tabnode_identity::grant::{hex_nonce, Grant, Revocation, Root, SignedGrant, SignedRevocation};
 use tabnode_identity::nep413::SignedMessage;
+use tabnode_identity::rpc::AccessKey;
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle};
 use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing, Role, DEFAULT_INVITATION_NANOS};
@@ -168,7 +169,7 @@ async fn lock_store(db_name: &str) -> Result<(), JsValue> {
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
 /** Options of BrowserNode.create. */
-export interface NodeOptions { dbName?: string; relays?: string[]; }
+export interface NodeOptions { dbName?: string; relays?: string[]; /** NEAR JSON-RPC URLs: sign-in then checks the key is on the account. */ nearRpc?: string[]; }
 /** What a call returns. */
 export interface ExecuteResult {
   output: unknown; logs: string[]; events: { kind: string; data: unknown }[];
@@ -214,6 +215,9 @@ struct Options {
     db_name: Option<String>,
     /// Relay multiaddrs, e.g. `/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3...`.
     relays: Vec<String>,
+    /// NEAR JSON-RPC URLs (tried in order): when given, sign-in also checks that the key the
+    /// wallet signed with is a full-access key of the account (`view_access_key`).
+    near_rpc: Vec<String>,
 }
 
 /// A JS callback subscribed to one context (or to all, for `None`).
@@ -232,6 +236,8 @@ struct Inner {
     next_subscriber: Cell<u32>,
     peers: RefCell<HashMap<String, ()>>,
     sign_in: RefCell<SignIn>,
+    /// See [`Options::near_rpc`].
+    near_rpc: Vec<String>,
 }
 
 /// A signed grant as kept in the store: the grant, the origin it was signed for, and the
@@ -281,6 +287,46 @@ fn identity_view(record: &RootGrantRecord, now_ms: u64) -> Option<IdentityView> 
         client_key: signed.grant.client_key.to_string(),
         expires_at: signed.grant.expires_at,
     })
+}
+
+/// Asks NEAR (through the configured RPC URLs, with failover) whether the key a wallet signed
+/// with is a full-access key of the account it named: a wallet could otherwise name any account.
+async fn check_access_key(urls: &[String], root: &Root) -> Result<(), JsValue> {
+    use tabnode_chain::{BlockRef, RpcClient, RpcError};
+    let Root::Near {
+        account_id,
+        public_key,
+    } = root
+    else {
+        return Ok(());
+    };
+    let client = RpcClient::new(
+        tabnode_chain::web::FetchTransport::new(),
+        urls.iter().cloned(),
+    );
+    let key = format!("ed25519:{public_key}");
+    match client
+        .view_access_key(account_id, &key, &BlockRef::Final)
+        .await
+    {
+        Ok(answer) if answer.value.permission == AccessKey::FullAccess => Ok(()),
+        Ok(_) => Err(usage_error(
+            "KeyNotOnAccount",
+            format!("{key} is only a function-call key of {account_id}, not a full-access key"),
+        )),
+        Err(e) => match e.error {
+            RpcError::UnknownAccessKey { .. } | RpcError::UnknownAccount { .. } => {
+                Err(usage_error(
+                    "KeyNotOnAccount",
+                    format!("NEAR says {key} is not a key of {account_id}: {e}"),
+                ))
+            }
+            _ => Err(usage_error(
+                "RpcUnavailable",
+                format!("could not check the key with NEAR: {e}"),
+            )),
+        },
+    }
 }
 
 /// How long a sign-in's grant lasts, and how long the wallet has to answer.
@@ -507,6 +553,7 @@ impl BrowserNode {
             next_subscriber: Cell::new(1),
             peers: RefCell::new(HashMap::new()),
             sign_in: RefCell::new(SignIn::default()),
+            near_rpc: options.near_rpc.clone(),
         });
         inner.send(outgoing);
         if let Some(events) = events {
@@ -604,6 +651,9 @@ impl BrowserNode {
                     Some(&page_url),
                 )
                 .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
+            if !inner.near_rpc.is_empty() {
+                check_access_key(&inner.near_rpc, &signed.root).await?;
+            }
             let record = RootGrantRecord {
                 grant,
                 recipient,
