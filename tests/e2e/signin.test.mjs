@@ -175,22 +175,6 @@ async function nearRpcDouble(keys) {
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
 }
 
-const ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
-const base58 = (bytes) => {
-  let n = 0n;
-  for (const b of bytes) n = n * 256n + BigInt(b);
-  let out = '';
-  while (n > 0n) {
-    out = ALPHABET[Number(n % 58n)] + out;
-    n /= 58n;
-  }
-  for (const b of bytes) {
-    if (b !== 0) break;
-    out = `1${out}`;
-  }
-  return out;
-};
-
 test('with NEAR RPC configured (against a JSON-RPC test double), sign-in checks the wallet key is on the account', async () => {
   const keys = new Map();
   const rpc = await nearRpcDouble(keys);
@@ -205,8 +189,7 @@ test('with NEAR RPC configured (against a JSON-RPC test double), sign-in checks 
     assert.equal(refused.error?.name, 'KeyNotOnAccount', JSON.stringify(refused));
     assert.equal(await page.evaluate(() => window.tabnode.identity()), null, 'nothing kept');
     // Once it has (as a full-access key), sign-in passes.
-    const jwk = await page.evaluate(() => window.near.exportKeyForTests());
-    keys.set('alice.test.near', new Set([`ed25519:${base58(Buffer.from(jwk.x, 'base64url'))}`]));
+    keys.set('alice.test.near', new Set([await page.evaluate(() => window.near.publicKeyForTests())]));
     const { identity, error } = await attempt(page);
     assert.equal(error, undefined, JSON.stringify(error));
     assert.equal(identity.accountId, 'alice.test.near');

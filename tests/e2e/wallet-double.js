@@ -51,6 +51,10 @@
     async exportKeyForTests() {
       return crypto.subtle.exportKey('jwk', (await keys).privateKey);
     },
+    /** The double's public key as NEAR writes it (`ed25519:` and base58). */
+    async publicKeyForTests() {
+      return `ed25519:${base58(new Uint8Array(await crypto.subtle.exportKey('raw', (await keys).publicKey)))}`;
+    },
     async signMessage({ message, nonce, recipient }) {
       const { privateKey, publicKey } = await keys;
       if (window.walletDoubleRejects) throw new Error('User rejected the request');

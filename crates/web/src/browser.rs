@@ -9,7 +9,7 @@ use futures::StreamExt;
 use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
 use tabnode_identity::grant::{hex_nonce, Grant, Revocation, Root, SignedGrant, SignedRevocation};
-use tabnode_identity::nep413::SignedMessage;
+use tabnode_identity::nep413::{Payload, SignedMessage};
 use tabnode_identity::rpc::AccessKey;
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle};
@@ -287,6 +287,35 @@ fn identity_view(record: &RootGrantRecord, now_ms: u64) -> Option<IdentityView> 
         client_key: signed.grant.client_key.to_string(),
         expires_at: signed.grant.expires_at,
     })
+}
+
+/// Finds the page's NEAR wallet and has it sign `payload` (NEP-413 `signMessage`); its answer,
+/// not yet verified. Failures map to `WalletNotFound`, `WalletRejected`, `WalletTimeout` and
+/// `WalletAnswerInvalid`.
+async fn ask_wallet_to_sign(payload: &Payload) -> Result<SignedMessage, JsValue> {
+    let wallet = crate::wallet::find_wallet(300).await;
+    if wallet.is_null() || wallet.is_undefined() {
+        return Err(usage_error(
+            "WalletNotFound",
+            "no NEAR wallet extension was found in this page".into(),
+        ));
+    }
+    let answer = crate::wallet::wallet_sign_message(
+        &wallet,
+        &payload.message,
+        &payload.nonce,
+        &payload.recipient,
+        WALLET_ANSWER_MS,
+    )
+    .await?;
+    let answer: serde_json::Value = serde_json::from_str(&answer.as_string().unwrap_or_default())
+        .map_err(|e| {
+        usage_error(
+            "WalletAnswerInvalid",
+            format!("the wallet's answer is not JSON: {e}"),
+        )
+    })?;
+    SignedMessage::from_json(&answer).map_err(|e| usage_error("WalletAnswerInvalid", e.to_string()))
 }
 
 /// Asks NEAR (through the configured RPC URLs, with failover) whether the key a wallet signed
@@ -608,31 +637,7 @@ impl BrowserNode {
                     u64::from(WALLET_ANSWER_MS),
                 )
                 .map_err(|e| usage_error("SignInFailed", e.to_string()))?;
-            let wallet = crate::wallet::find_wallet(300).await;
-            if wallet.is_null() || wallet.is_undefined() {
-                return Err(usage_error(
-                    "WalletNotFound",
-                    "no NEAR wallet extension was found in this page".into(),
-                ));
-            }
-            let nonce_bytes = request.payload.nonce;
-            let answer = crate::wallet::wallet_sign_message(
-                &wallet,
-                &request.payload.message,
-                &nonce_bytes,
-                &recipient,
-                WALLET_ANSWER_MS,
-            )
-            .await?;
-            let answer: serde_json::Value =
-                serde_json::from_str(&answer.as_string().unwrap_or_default()).map_err(|e| {
-                    usage_error(
-                        "WalletAnswerInvalid",
-                        format!("the wallet's answer is not JSON: {e}"),
-                    )
-                })?;
-            let answer = SignedMessage::from_json(&answer)
-                .map_err(|e| usage_error("WalletAnswerInvalid", e.to_string()))?;
+            let answer = ask_wallet_to_sign(&request.payload).await?;
             if let Some(account) = expected.filter(|a| *a != answer.account_id) {
                 return Err(usage_error(
                     "WrongAccount",
@@ -693,30 +698,7 @@ impl BrowserNode {
             let payload = revocation
                 .payload(&recipient)
                 .map_err(|e| usage_error("RevocationFailed", e.to_string()))?;
-            let wallet = crate::wallet::find_wallet(300).await;
-            if wallet.is_null() || wallet.is_undefined() {
-                return Err(usage_error(
-                    "WalletNotFound",
-                    "no NEAR wallet extension was found in this page".into(),
-                ));
-            }
-            let answer = crate::wallet::wallet_sign_message(
-                &wallet,
-                &payload.message,
-                &payload.nonce,
-                &recipient,
-                WALLET_ANSWER_MS,
-            )
-            .await?;
-            let answer: serde_json::Value =
-                serde_json::from_str(&answer.as_string().unwrap_or_default()).map_err(|e| {
-                    usage_error(
-                        "WalletAnswerInvalid",
-                        format!("the wallet's answer is not JSON: {e}"),
-                    )
-                })?;
-            let answer = SignedMessage::from_json(&answer)
-                .map_err(|e| usage_error("WalletAnswerInvalid", e.to_string()))?;
+            let answer = ask_wallet_to_sign(&payload).await?;
             let signed = SignedRevocation::from_wallet(revocation, &recipient, &answer)
                 .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
             let contexts = inner
