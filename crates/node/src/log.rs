@@ -49,6 +49,12 @@ pub enum MemberOp {
     /// The author announces its membership (the certificate its delta carries), so every
     /// member knows it before it writes. Any member may; it changes no authority.
     Join,
+    /// The author leaves the context: as if removed (from here on what its key signs is void),
+    /// and it gives the remaining members a new secret (`shares`) it does not keep.
+    Leave {
+        #[serde(skip)]
+        shares: Vec<Share>,
+    },
     /// The author shows the root (a NEAR account, or a local root key) that granted its key,
     /// so that root's revocation can reach it. Any member may; the first binding of a key counts.
     Bind {
@@ -82,16 +88,18 @@ impl MemberOp {
             Self::Remove { .. } => "member.remove",
             Self::SetRole { .. } => "member.setRole",
             Self::Join => "member.join",
+            Self::Leave { .. } => "member.leave",
             Self::Bind { .. } => "member.bind",
             Self::Revoke { .. } => "member.revoke",
         }
     }
 
-    /// The key the operation takes all authority from, if it does.
-    pub fn removes(&self) -> Option<PublicKey> {
+    /// The key the operation (by `author`) takes all authority from, if it does.
+    pub fn removes(&self, author: &PublicKey) -> Option<PublicKey> {
         match self {
             Self::Remove { member, .. } => Some(*member),
             Self::Revoke { key, .. } => Some(*key),
+            Self::Leave { .. } => Some(*author),
             Self::SetRole { .. } | Self::Join | Self::Bind { .. } => None,
         }
     }
@@ -99,7 +107,9 @@ impl MemberOp {
     /// Where the operation carries shares of a new context secret.
     pub fn shares_mut(&mut self) -> Option<&mut Vec<Share>> {
         match self {
-            Self::Remove { shares, .. } | Self::Revoke { shares, .. } => Some(shares),
+            Self::Remove { shares, .. } | Self::Revoke { shares, .. } | Self::Leave { shares } => {
+                Some(shares)
+            }
             Self::SetRole { .. } | Self::Join | Self::Bind { .. } => None,
         }
     }
@@ -107,7 +117,9 @@ impl MemberOp {
     /// The secret shares the operation carries.
     pub fn shares(&self) -> &[Share] {
         match self {
-            Self::Remove { shares, .. } | Self::Revoke { shares, .. } => shares,
+            Self::Remove { shares, .. } | Self::Revoke { shares, .. } | Self::Leave { shares } => {
+                shares
+            }
             Self::SetRole { .. } | Self::Join | Self::Bind { .. } => &[],
         }
     }
@@ -115,7 +127,10 @@ impl MemberOp {
     /// Whether an author acting with `role` may make this operation: announcing oneself,
     /// showing one's root, and carrying a root's revocation need no admin.
     pub fn allowed_for(&self, role: Role) -> bool {
-        matches!(self, Self::Join | Self::Bind { .. } | Self::Revoke { .. }) || role == Role::Admin
+        matches!(
+            self,
+            Self::Join | Self::Leave { .. } | Self::Bind { .. } | Self::Revoke { .. }
+        ) || role == Role::Admin
     }
 
     /// Checks what the operation carries from a root, for an operation by `author`: the root's
@@ -373,6 +388,12 @@ impl Log {
                     judge.verdict.roles.insert(*member, (*role, id));
                 }
                 MemberOp::Join => continue,
+                MemberOp::Leave { .. } => {
+                    if judge.verdict.removed.contains_key(&entry.author) {
+                        continue;
+                    }
+                    judge.verdict.removed.insert(entry.author, id);
+                }
                 MemberOp::Bind { root, .. } => {
                     if judge.verdict.roots.contains_key(&entry.author) {
                         continue;

@@ -1083,8 +1083,8 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(created)
     }
 
-    /// Drops a context from this node: its state, deltas, audit trail, keys, aliases, disclosure
-    /// settings and withheld payloads, in one batch. Only an admin of the context may. Its members elsewhere are not affected.
+    /// Deletes a context from this node (see [`Self::drop_context`]); only an admin of the
+    /// context may. Its members elsewhere are not affected.
     pub async fn delete_context(&mut self, id: &ContextId) -> Result<(), NodeError> {
         let ctx = self.context(id)?;
         if ctx.role_now(&self.key.public()) != Some(Role::Admin) {
@@ -1092,6 +1092,20 @@ impl<S: Store, E: Env> Node<S, E> {
                 "only an admin of {id} may delete it"
             )));
         }
+        self.drop_context(id).await
+    }
+
+    /// Leaves a context: tells its members (a [`MemberOp::Leave`], which gives them a new
+    /// secret this node does not keep, so it reads nothing written after), then drops it here.
+    pub async fn leave(&mut self, id: &ContextId) -> Result<(), NodeError> {
+        self.member_op(id, MemberOp::Leave { shares: Vec::new() })
+            .await?;
+        self.drop_context(id).await
+    }
+
+    /// Drops a context from this node: its state, deltas, audit trail, keys, aliases, disclosure
+    /// settings and withheld payloads, in one batch.
+    async fn drop_context(&mut self, id: &ContextId) -> Result<(), NodeError> {
         let mut batch = Batch::new();
         for ns in [
             Namespace::State,
@@ -2284,7 +2298,7 @@ impl<S: Store, E: Env> Node<S, E> {
             .map_err(NodeError::Unauthorized)?;
         let mut op = op;
         let mut rotation = None;
-        if let Some(member) = op.removes() {
+        if let Some(member) = op.removes(&self.key.public()) {
             let next = self.env.random32();
             let member = &member;
             let mut shares = Vec::new();

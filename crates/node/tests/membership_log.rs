@@ -435,3 +435,23 @@ fn a_guest_creates_resolves_and_deletes_contexts() {
         .contains("only an admin"));
     assert!(b.context_ids().contains(&ctx));
 }
+
+/// A member leaves: the others apply it (its key is out from there on, and they get a new
+/// secret), and its node drops the context.
+#[test]
+fn a_member_leaves() {
+    let (mut a, mut b, mut c, ctx) = three();
+    set(&mut c, &ctx, "k1", "by C");
+    settle(&mut [&mut a, &mut b, &mut c]);
+    block_on(c.leave(&ctx)).unwrap();
+    assert!(!c.context_ids().contains(&ctx), "C dropped it");
+    settle(&mut [&mut a, &mut b, &mut c]);
+    for node in [&a, &b] {
+        let members = node.members(&ctx).unwrap();
+        assert!(!members.iter().any(|(k, _)| *k == c.public_key()), "{members:?}");
+    }
+    set(&mut b, &ctx, "k2", "by B");
+    settle(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(entries(&mut a, &ctx), json!({"k1": "by C", "k2": "by B"}));
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+}

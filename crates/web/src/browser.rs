@@ -807,6 +807,18 @@ impl BrowserNode {
         })
     }
 
+    /// Leaves the context: its members apply it (this node's key is out from there on, and
+    /// they get a new secret this node does not keep), then this node drops the context.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn leave(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            inner.run(async |node| node.leave(&id).await).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// How this node sends events of `kind` in the context to other members from now on:
     /// `{mode: "full"}`, `{mode: "hash"}` (only the payload's blake3 hash) or `{mode: "redact",
     /// fields: [...]}`. The full payload stays on this node; members ask with `requestPayload`.
