@@ -92,3 +92,42 @@ test('an admin removes a member and changes a role; every page follows the log, 
     await p.context.close();
   }
 });
+
+test('an anchored context refuses a member the anchor does not list, and reports it', async () => {
+  const [a, b] = [
+    await openNode(env.browser, env.stack.url, { name: 'A' }),
+    await openNode(env.browser, env.stack.url, { name: 'B' }),
+  ];
+  const appId = await installKvStore(a.page);
+  await installKvStore(b.page);
+  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  const invitation = await a.page.evaluate((x) => window.tabnode.invite(x), ctx);
+  await b.page.evaluate((inv) => window.tabnode.join(inv), invitation);
+  const keyOf = (p) => p.page.evaluate(() => window.tabnode.publicKey);
+  const [keyA, keyB] = [await keyOf(a), await keyOf(b)];
+  await eventually('B to have the state', async () => ({ ok: (await failure(b.page, ctx, 'get', { key: 'x' })) === null }));
+
+  await a.page.evaluate(({ x, members }) => {
+    window.anchorEvents = [];
+    window.tabnode.subscribe(x, (e) => e.type === 'anchorMismatch' && window.anchorEvents.push(e));
+    return window.tabnode.setAnchor(x, { members, appMatches: true });
+  }, { x: ctx, members: [keyA] });
+  await call(b.page, ctx, 'set', { key: 'k', value: 'from B' });
+  const reported = await eventually('A to refuse and report B', async () => {
+    const events = await a.page.evaluate(() => window.anchorEvents);
+    return { ok: events.some((e) => e.reason.includes(keyB)), events };
+  });
+  assert.ok(reported.events.length >= 1);
+  assert.equal((await call(a.page, ctx, 'get', { key: 'k' })).output, null);
+
+  await a.page.evaluate(({ x, members }) => window.tabnode.setAnchor(x, { members, appMatches: true }), { x: ctx, members: [keyA, keyB] });
+  await eventually('B\'s write to reach A once the anchor lists B', async () => {
+    const got = (await call(a.page, ctx, 'get', { key: 'k' })).output;
+    return { ok: got === 'from B', got };
+  });
+  await a.page.evaluate((x) => window.tabnode.setAnchor(x, { members: [], appMatches: false }), ctx);
+  const refused = await failure(a.page, ctx, 'get', { key: 'k' });
+  assert.equal(refused?.name, 'Unauthorized', JSON.stringify(refused));
+  await a.context.close();
+  await b.context.close();
+});

@@ -30,8 +30,8 @@ pub use log::MemberOp;
 pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
 pub use merkle::MerkleTree;
 pub use node::{
-    Checkpoint, ContextRequestResult, ExecuteResult, Node, NodeEvent, Outgoing, ReplayReport,
-    XCallResult, ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS, MAX_MESSAGE_BYTES,
+    AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, Node, NodeEvent, Outgoing,
+    ReplayReport, XCallResult, ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS, MAX_MESSAGE_BYTES,
 };
 pub use wire::WireMessage;
 

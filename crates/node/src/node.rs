@@ -86,6 +86,13 @@ pub enum NodeEvent {
         /// for the rest with [`Node::request_payload`].
         withheld: Option<Hash>,
     },
+    /// The context's anchor disagrees with this node: its app is not the anchored one, or a
+    /// member acted who is not on the anchor.
+    #[serde(rename_all = "camelCase")]
+    AnchorMismatch {
+        context_id: ContextId,
+        reason: String,
+    },
     /// A withheld payload a member asked for arrived and matches its hash.
     #[serde(rename_all = "camelCase")]
     Payload {
@@ -144,6 +151,7 @@ impl NodeEvent {
             | Self::Membership { context_id, .. }
             | Self::Voided { context_id, .. }
             | Self::Payload { context_id, .. }
+            | Self::AnchorMismatch { context_id, .. }
             | Self::Divergence { context_id, .. } => Some(*context_id),
             Self::SyncRejected { context_id, .. } => *context_id,
         }
@@ -213,6 +221,16 @@ pub struct Checkpoint {
     pub merkle_root: Option<Hash>,
 }
 
+/// What a context's anchor says (a chain's record of the context, e.g. NEAR's context-config
+/// contract, read by the embedding layer: see `tabnode-chain`): who its members are, and whether
+/// this node's app binary is the anchored one. With an anchor, a member must be on it as well as
+/// in the membership log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorView {
+    pub members: BTreeSet<PublicKey>,
+    pub app_matches: bool,
+}
+
 /// What [`Node::replay`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -249,6 +267,8 @@ struct ContextState {
     dag: HashMap<DeltaId, LogEntry>,
     /// The membership log's verdict on `dag`; the state holds exactly the deltas it lets stand.
     log: Log,
+    /// What the context's anchor says, when it has one (see [`AnchorView`]).
+    anchor: Option<AnchorView>,
     /// How this node sends each kind of event to other members (kinds not named: in full).
     disclosure: BTreeMap<String, Disclosure>,
     /// Whether the DAG has a delta by this node: a joiner announces itself with
@@ -603,6 +623,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 shared,
                 private,
                 log: Log::judge(&dag),
+                anchor: None,
                 disclosure,
                 announced: dag.values().any(|e| e.author == self.key.public()),
                 dag,
@@ -776,6 +797,7 @@ impl<S: Store, E: Env> Node<S, E> {
             private: Rc::new(Rows::complete([])),
             dag: HashMap::new(),
             log: Log::default(),
+            anchor: None,
             disclosure: BTreeMap::new(),
             announced: true,
             pending: HashMap::new(),
@@ -889,6 +911,30 @@ impl<S: Store, E: Env> Node<S, E> {
             .into_iter()
             .filter_map(|k| Some((k, ctx.role_now(&k)?)))
             .collect())
+    }
+
+    /// Sets (or, with `None`, clears) what the context's anchor says. From then on a member's
+    /// deltas are accepted only if it is on the anchor as well as in the membership log, and
+    /// this node runs calls only if it is on the anchor and its app binary is the anchored one;
+    /// a mismatch is refused and reported ([`NodeEvent::AnchorMismatch`]). A delta refused for
+    /// want of a member on the anchor is asked for again by anti-entropy once the anchor lists it.
+    pub fn set_anchor(
+        &mut self,
+        id: &ContextId,
+        anchor: Option<AnchorView>,
+    ) -> Result<(), NodeError> {
+        let ctx = self
+            .contexts
+            .get_mut(id)
+            .ok_or_else(|| NodeError::UnknownContext(id.to_string()))?;
+        if anchor.as_ref().is_some_and(|a| !a.app_matches) {
+            self.events.push(NodeEvent::AnchorMismatch {
+                context_id: *id,
+                reason: format!("the app of {id} is not the one its anchor records"),
+            });
+        }
+        ctx.anchor = anchor;
+        Ok(())
     }
 
     /// How many deltas of the context wait for parents this node has not seen (bounded: a
@@ -1213,6 +1259,20 @@ impl<S: Store, E: Env> Node<S, E> {
         args: serde_json::Value,
         batch: &mut Batch,
     ) -> Result<ExecuteResult, NodeError> {
+        if let Some(anchor) = &ctx.anchor {
+            if !anchor.app_matches {
+                return Err(NodeError::Unauthorized(format!(
+                    "the app of {} is not the one its anchor records",
+                    ctx.id
+                )));
+            }
+            if !anchor.members.contains(&self.key.public()) {
+                return Err(NodeError::Unauthorized(format!(
+                    "this node is not a member of {} on its anchor",
+                    ctx.id
+                )));
+            }
+        }
         let input = match args {
             serde_json::Value::Object(_) => serde_json::to_vec(&args).expect("JSON encodes"),
             serde_json::Value::Null => b"{}".to_vec(),
@@ -1692,6 +1752,21 @@ impl<S: Store, E: Env> Node<S, E> {
             .map(|op| op.verify_root_statement(&body.author))
         {
             Some(Err(why)) => Some(format!("a root statement that does not verify: {why}")),
+            _ if ctx
+                .anchor
+                .as_ref()
+                .is_some_and(|a| !a.members.contains(&body.author)) =>
+            {
+                let reason = format!(
+                    "{} is not a member of {} on its anchor",
+                    body.author, ctx.id
+                );
+                self.events.push(NodeEvent::AnchorMismatch {
+                    context_id: ctx.id,
+                    reason: reason.clone(),
+                });
+                Some(reason)
+            }
             _ if !stands && !allows(body.author_cert.role) => Some(format!(
                 "{} is a {:?} of {} and may not {}",
                 body.author,

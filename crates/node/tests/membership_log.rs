@@ -448,7 +448,10 @@ fn a_member_leaves() {
     settle(&mut [&mut a, &mut b, &mut c]);
     for node in [&a, &b] {
         let members = node.members(&ctx).unwrap();
-        assert!(!members.iter().any(|(k, _)| *k == c.public_key()), "{members:?}");
+        assert!(
+            !members.iter().any(|(k, _)| *k == c.public_key()),
+            "{members:?}"
+        );
     }
     set(&mut b, &ctx, "k2", "by B");
     settle(&mut [&mut a, &mut b, &mut c]);

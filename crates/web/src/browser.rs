@@ -198,6 +198,7 @@ export type NodeEvent =
       /** The full payload's hash when `data` is only what the author disclosed (see setDisclosure). */
       withheld: string | null }
   | { type: "payload"; contextId: string; hash: string; data: unknown }
+  | { type: "anchorMismatch"; contextId: string; reason: string }
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
   | { type: "syncRejected"; contextId: string | null; reason: string }
   | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
@@ -804,6 +805,47 @@ impl BrowserNode {
                 .run(async |node| node.remove_member(&id, member).await)
                 .await?;
             Ok(JsValue::from(op.to_string()))
+        })
+    }
+
+    /// Sets what the context's anchor (a chain's record of it) says, or clears it with `null`:
+    /// `{members: [publicKey…], appMatches: boolean}`. From then on a member's deltas count only
+    /// if it is on the anchor as well as in the membership log, and this node runs calls only if
+    /// it is on the anchor with the anchored app; mismatches are refused and reported as
+    /// `anchorMismatch` events.
+    #[wasm_bindgen(js_name = setAnchor, unchecked_return_type = "Promise<void>")]
+    pub fn set_anchor(
+        &self,
+        context_id: String,
+        #[wasm_bindgen(unchecked_param_type = "{ members: string[]; appMatches: boolean } | null")]
+        anchor: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase", deny_unknown_fields)]
+            struct Anchor {
+                members: Vec<String>,
+                app_matches: bool,
+            }
+            let anchor = if anchor.is_null() || anchor.is_undefined() {
+                None
+            } else {
+                let anchor: Anchor = serde_wasm_bindgen::from_value(anchor)
+                    .map_err(|e| usage_error("BadArgs", format!("invalid anchor: {e}")))?;
+                let members = anchor
+                    .members
+                    .iter()
+                    .map(|k| parse_id_key(k))
+                    .collect::<Result<_, _>>()?;
+                Some(tabnode_node::AnchorView {
+                    members,
+                    app_matches: anchor.app_matches,
+                })
+            };
+            inner.run(async |node| node.set_anchor(&id, anchor)).await?;
+            Ok(JsValue::UNDEFINED)
         })
     }
 

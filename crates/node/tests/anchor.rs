@@ -1,0 +1,98 @@
+//! An anchored context: a member must be on the anchor (what a chain records of the context) as
+//! well as in the membership log, and this node runs calls only with the anchored app; a
+//! mismatch is refused and reported. (The chain itself is read by the embedding layer; here the
+//! anchor's view is set directly.)
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use futures::executor::block_on;
+use serde_json::json;
+use tabnode_node::{AnchorView, FixedEnv, Node, NodeEvent, Outgoing, ANNOUNCE_NANOS};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+
+type TestNode = Node<MemoryStore, FixedEnv>;
+
+fn open(seed: u8) -> TestNode {
+    let mut node = block_on(Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    block_on(node.install_app(&common::guest("kv_store"))).unwrap();
+    node
+}
+
+fn relay(from: &mut TestNode, to: &mut TestNode) {
+    for out in from.take_outgoing() {
+        if let Outgoing::Publish { topic, data } = out {
+            block_on(to.handle_message(&topic, &data));
+        }
+    }
+}
+
+fn settle(a: &mut TestNode, b: &mut TestNode) {
+    for _ in 0..6 {
+        relay(a, b);
+        relay(b, a);
+    }
+}
+
+#[test]
+fn members_off_the_anchor_and_a_different_app_are_refused_and_reported() {
+    let (mut a, mut b) = (open(1), open(2));
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut a, &mut b);
+
+    // The chain lists A alone: B's write is refused by A, and reported.
+    let only_a = AnchorView {
+        members: BTreeSet::from([a.public_key()]),
+        app_matches: true,
+    };
+    a.set_anchor(&ctx, Some(only_a)).unwrap();
+    a.take_events();
+    block_on(b.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    settle(&mut a, &mut b);
+    let events = a.take_events();
+    assert!(events.iter().any(|e| matches!(e, NodeEvent::AnchorMismatch { reason, .. } if reason.contains("on its anchor"))));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, NodeEvent::SyncRejected { .. })));
+    let got = block_on(a.execute(&ctx, "get", json!({"key": "k"}))).unwrap();
+    assert_eq!(got.output, json!(null));
+
+    // Once the chain lists B too, anti-entropy brings B's write.
+    let both = AnchorView {
+        members: BTreeSet::from([a.public_key(), b.public_key()]),
+        app_matches: true,
+    };
+    a.set_anchor(&ctx, Some(both)).unwrap();
+    for node in [&mut a, &mut b] {
+        node.env().advance(ANNOUNCE_NANOS);
+        node.tick();
+    }
+    settle(&mut a, &mut b);
+    let got = block_on(a.execute(&ctx, "get", json!({"key": "k"}))).unwrap();
+    assert_eq!(got.output, json!("v"));
+
+    // An app that is not the anchored one does not run here.
+    let wrong_app = AnchorView {
+        members: BTreeSet::from([a.public_key(), b.public_key()]),
+        app_matches: false,
+    };
+    a.set_anchor(&ctx, Some(wrong_app)).unwrap();
+    assert!(a
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, NodeEvent::AnchorMismatch { .. })));
+    let err = block_on(a.execute(&ctx, "get", json!({"key": "k"}))).unwrap_err();
+    assert!(err.to_string().contains("anchor records"), "{err}");
+    // Without an anchor, the membership log alone decides.
+    a.set_anchor(&ctx, None).unwrap();
+    assert!(block_on(a.execute(&ctx, "get", json!({"key": "k"}))).is_ok());
+}
