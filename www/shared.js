@@ -12,6 +12,9 @@ export async function loadConfig(defaultDb = 'tabnode') {
     relays: params.getAll('relay').length ? params.getAll('relay') : config.relays || [],
     // NEAR JSON-RPC URLs: sign-in then checks with NEAR that the wallet's key is on the account.
     nearRpc: params.getAll('nearRpc').length ? params.getAll('nearRpc') : config.nearRpc || [],
+    // A Calimero context-config contract on NEAR: the contexts it records are anchored there.
+    nearContract: params.get('nearContract') || config.nearContract || undefined,
+    anchorRefreshMs: Number(params.get('anchorRefreshMs')) || config.anchorRefreshMs || undefined,
   };
 }
 

@@ -3,7 +3,13 @@
 // reads nothing written after its removal, and the others keep converging.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { checkpoint, entries, eventually, installKvStore, openNode, useStack } from './browser.mjs';
+import { nearRpcDouble } from './near-rpc-double.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const env = useStack();
 
@@ -130,4 +136,49 @@ test('an anchored context refuses a member the anchor does not list, and reports
   assert.equal(refused?.name, 'Unauthorized', JSON.stringify(refused));
   await a.context.close();
   await b.context.close();
+});
+
+test('a context recorded on a context-config contract (a NEAR JSON-RPC test double) is anchored there', async () => {
+  const wasm = await readFile(path.join(root, 'tests/apps/dist/kv_store.wasm'));
+  const contexts = new Map();
+  const rpc = await nearRpcDouble({ keys: new Map(), contexts });
+  const url = `${env.stack.url}?nearRpc=${encodeURIComponent(rpc.url)}&nearContract=config.test.near&anchorRefreshMs=300`;
+  const [a, b] = [await openNode(env.browser, url, { name: 'A' }), await openNode(env.browser, url, { name: 'B' })];
+  try {
+    const appId = await installKvStore(a.page);
+    await installKvStore(b.page);
+    const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+    const invitation = await a.page.evaluate((x) => window.tabnode.invite(x), ctx);
+    await b.page.evaluate((inv) => window.tabnode.join(inv), invitation);
+    const keyOf = (p) => p.page.evaluate(() => window.tabnode.publicKey);
+    const [keyA, keyB] = [await keyOf(a), await keyOf(b)];
+    await eventually('B to have the state', async () => ({ ok: (await failure(b.page, ctx, 'get', { key: 'x' })) === null }));
+
+    // The contract records the context with A alone: B's own node refuses B's calls.
+    contexts.set(ctx, { members: [keyA], wasm });
+    const refused = await eventually('B to read the anchor and refuse its calls', async () => {
+      const f = await failure(b.page, ctx, 'get', { key: 'k' });
+      return { ok: f?.name === 'Unauthorized', f };
+    });
+    assert.equal((await failure(b.page, ctx, 'set', { key: 'k', value: 'from B' }))?.name, 'Unauthorized');
+    assert.match(refused.f.message, /not a member .* on its anchor/);
+    assert.equal((await call(a.page, ctx, 'get', { key: 'k' })).output, null);
+    // The contract adds B: it writes, and A takes it.
+    contexts.set(ctx, { members: [keyA, keyB], wasm });
+    await eventually('B\'s write to reach A', async () => {
+      await failure(b.page, ctx, 'set', { key: 'k', value: 'from B' });
+      const got = (await call(a.page, ctx, 'get', { key: 'k' })).output;
+      return { ok: got === 'from B', got };
+    });
+    // The contract records another binary: the app does not run.
+    contexts.set(ctx, { members: [keyA, keyB], wasm: Buffer.concat([wasm, Buffer.from([0])]) });
+    await eventually('A to refuse its own calls', async () => {
+      const f = await failure(a.page, ctx, 'get', { key: 'k' });
+      return { ok: f?.name === 'Unauthorized' && /anchor/.test(f.message), f };
+    });
+  } finally {
+    await a.context.close();
+    await b.context.close();
+    await rpc.close();
+  }
 });

@@ -1,11 +1,11 @@
 // Sign-in with a NEAR wallet, against A TEST DOUBLE of an injected NEP-408 wallet
 // (tests/e2e/wallet-double.js): no wallet extension can run in headless Chromium here.
 import { test } from 'node:test';
-import { createServer } from 'node:http';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eventually, useStack, waitForNode } from './browser.mjs';
+import { nearRpcDouble } from './near-rpc-double.mjs';
 
 const double = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wallet-double.js');
 const env = useStack();
@@ -130,54 +130,9 @@ test('two devices of one account (wallet test double): one revokes the other, wh
   await two.close();
 });
 
-/**
- * A NEAR JSON-RPC TEST DOUBLE (no NEAR node runs here): answers `query` / `view_access_key` in
- * NEAR's format, with the keys `keys` (account → set of "ed25519:…" keys) holds, and CORS for
- * the page.
- */
-async function nearRpcDouble(keys) {
-  const server = createServer((req, res) => {
-    res.setHeader('access-control-allow-origin', '*');
-    res.setHeader('access-control-allow-headers', 'content-type');
-    res.setHeader('access-control-allow-methods', 'POST');
-    if (req.method === 'OPTIONS') return res.end();
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const request = JSON.parse(body);
-      const { account_id: account, public_key: key } = request.params;
-      const known = keys.get(account)?.has(key);
-      res.setHeader('content-type', 'application/json');
-      res.end(
-        JSON.stringify(
-          known
-            ? {
-                jsonrpc: '2.0',
-                id: request.id,
-                result: { nonce: 7, permission: 'FullAccess', block_height: 100, block_hash: '4reLvkAWfqk5fsqio1KLudk46cqRz9erQdaHkWZKMJDZ' },
-              }
-            : {
-                jsonrpc: '2.0',
-                id: request.id,
-                error: {
-                  name: 'HANDLER_ERROR',
-                  cause: { name: 'UNKNOWN_ACCESS_KEY', info: { public_key: key, block_height: 100, block_hash: '4reLvkAWfqk5fsqio1KLudk46cqRz9erQdaHkWZKMJDZ' } },
-                  code: -32000,
-                  message: 'Server error',
-                  data: `Access key for public key ${key} does not exist while viewing`,
-                },
-              },
-        ),
-      );
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
-}
-
 test('with NEAR RPC configured (against a JSON-RPC test double), sign-in checks the wallet key is on the account', async () => {
   const keys = new Map();
-  const rpc = await nearRpcDouble(keys);
+  const rpc = await nearRpcDouble({ keys, contexts: new Map() });
   const context = await env.browser.newContext();
   await context.addInitScript({ path: double });
   const page = await context.newPage();

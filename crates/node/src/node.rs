@@ -913,6 +913,16 @@ impl<S: Store, E: Env> Node<S, E> {
             .collect())
     }
 
+    /// The binary of the app a context runs, as stored (an anchor compares it with the one it
+    /// records).
+    pub async fn context_wasm(&self, id: &ContextId) -> Result<Vec<u8>, NodeError> {
+        let app_id = self.context(id)?.record.app_id;
+        self.store
+            .get(Namespace::Apps, app_id.as_bytes())
+            .await?
+            .ok_or_else(|| NodeError::AppNotInstalled(app_id.to_string()))
+    }
+
     /// Sets (or, with `None`, clears) what the context's anchor says. From then on a member's
     /// deltas are accepted only if it is on the anchor as well as in the membership log, and
     /// this node runs calls only if it is on the anchor and its app binary is the anchored one;

@@ -169,7 +169,12 @@ async fn lock_store(db_name: &str) -> Result<(), JsValue> {
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
 /** Options of BrowserNode.create. */
-export interface NodeOptions { dbName?: string; relays?: string[]; /** NEAR JSON-RPC URLs: sign-in then checks the key is on the account. */ nearRpc?: string[]; }
+export interface NodeOptions {
+  dbName?: string; relays?: string[];
+  /** NEAR JSON-RPC URLs: sign-in then checks the key is on the account. */ nearRpc?: string[];
+  /** A Calimero context-config contract (with nearRpc): contexts it records are anchored there. */ nearContract?: string;
+  /** How often anchors are read again, ms (default 30000). */ anchorRefreshMs?: number;
+}
 /** What a call returns. */
 export interface ExecuteResult {
   output: unknown; logs: string[]; events: { kind: string; data: unknown }[];
@@ -219,6 +224,11 @@ struct Options {
     /// NEAR JSON-RPC URLs (tried in order): when given, sign-in also checks that the key the
     /// wallet signed with is a full-access key of the account (`view_access_key`).
     near_rpc: Vec<String>,
+    /// A Calimero context-config contract on NEAR (with `near_rpc`): a context it records is
+    /// anchored there, and the node keeps its view of it fresh (see [`anchor_refresh`]).
+    near_contract: Option<String>,
+    /// How often the anchors are read again, in ms (default 30 s).
+    anchor_refresh_ms: Option<u32>,
 }
 
 /// A JS callback subscribed to one context (or to all, for `None`).
@@ -512,6 +522,63 @@ async fn pump_network(
 
 /// Ticks the node once a second (it announces each context's heads every few seconds), so
 /// gossip lost while a connection was down is repaired; stops when the node is dropped.
+/// Keeps every context's anchor current: reads the contract's members and application for each
+/// context this node holds, checks this node's app binary against the application, and gives the
+/// node what it found. A context the contract does not record is not anchored; when NEAR cannot
+/// be reached the last view stands.
+async fn anchor_refresh(
+    inner: std::rc::Weak<Inner>,
+    rpc: Vec<String>,
+    contract: String,
+    every: u32,
+) {
+    use tabnode_chain::{Anchor, ContextConfig, NearAnchor, RpcClient, RpcError};
+    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc);
+    let config = ContextConfig::new(client, contract);
+    let anchor = NearAnchor::new(config);
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let ids = strong
+            .run(async |node| Ok(node.context_ids()))
+            .await
+            .unwrap_or_default();
+        drop(strong);
+        for id in ids {
+            let view = async {
+                let members = anchor.members(&id).await?;
+                let application = anchor.contract().application(&id).await?.value;
+                Ok::<_, tabnode_chain::CallError>((members, application))
+            }
+            .await;
+            let Some(strong) = inner.upgrade() else {
+                return;
+            };
+            let found = match view {
+                Ok((members, application)) => {
+                    let wasm = strong.run(async |node| node.context_wasm(&id).await).await;
+                    let app_matches = wasm.is_ok_and(|w| application.verify_wasm(&w).is_ok());
+                    Some(Some(tabnode_node::AnchorView {
+                        members: members.into_iter().collect(),
+                        app_matches,
+                    }))
+                }
+                // The chain's answer that it does not know the context: not anchored.
+                Err(e) if matches!(e.error, RpcError::ContractExecution { .. }) => Some(None),
+                Err(e) => {
+                    tracing::warn!(context = %id, %e, "could not read the context's anchor");
+                    None
+                }
+            };
+            if let Some(view) = found {
+                let _ = strong.run(async |node| node.set_anchor(&id, view)).await;
+            }
+        }
+        futures_timer::Delay::new(std::time::Duration::from_millis(u64::from(every))).await;
+    }
+}
+
 async fn anti_entropy(inner: std::rc::Weak<Inner>) {
     loop {
         futures_timer::Delay::new(std::time::Duration::from_secs(1)).await;
@@ -589,6 +656,11 @@ impl BrowserNode {
         if let Some(events) = events {
             wasm_bindgen_futures::spawn_local(pump_network(Rc::downgrade(&inner), events));
             wasm_bindgen_futures::spawn_local(anti_entropy(Rc::downgrade(&inner)));
+        }
+        if let (Some(contract), false) = (options.near_contract, options.near_rpc.is_empty()) {
+            let every = options.anchor_refresh_ms.unwrap_or(30_000);
+            let refresh = anchor_refresh(Rc::downgrade(&inner), options.near_rpc, contract, every);
+            wasm_bindgen_futures::spawn_local(refresh);
         }
         Ok(BrowserNode { inner })
     }
