@@ -5,37 +5,19 @@
 
 mod common;
 
+use common::{node, TestNode};
+
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{
-    context_topic, DeltaBody, FixedEnv, Invitation, Node, NodeEvent, Outgoing, WireMessage,
-    MAX_MESSAGE_BYTES,
+    context_topic, DeltaBody, Invitation, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
 };
-use tabnode_runtime::{Limits, Runtime};
-use tabnode_store::MemoryStore;
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
-
-type TestNode = Node<MemoryStore, FixedEnv>;
-
-fn kv_store() -> Vec<u8> {
-    common::guest("kv_store")
-}
-
-fn node(seed: u8) -> TestNode {
-    let mut node = block_on(Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
-    block_on(node.install_app(&kv_store())).unwrap();
-    node
-}
 
 /// A's context, and a member key the test controls (certified through a real invitation).
 fn context_with_rogue() -> (TestNode, ContextId, SecretKey, tabnode_node::MemberCert) {
     let mut a = node(1);
-    let app = block_on(a.install_app(&kv_store())).unwrap();
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
     let rogue = SecretKey::from_seed([66; 32]);
     let invitation = Invitation::decode(&a.invite(&ctx).unwrap()).unwrap();

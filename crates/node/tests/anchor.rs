@@ -5,34 +5,13 @@
 
 mod common;
 
+use common::{node as open, relay, TestNode};
+
 use std::collections::BTreeSet;
 
 use futures::executor::block_on;
 use serde_json::json;
-use tabnode_node::{AnchorView, FixedEnv, Node, NodeEvent, Outgoing, ANNOUNCE_NANOS};
-use tabnode_runtime::{Limits, Runtime};
-use tabnode_store::MemoryStore;
-
-type TestNode = Node<MemoryStore, FixedEnv>;
-
-fn open(seed: u8) -> TestNode {
-    let mut node = block_on(Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
-    block_on(node.install_app(&common::guest("kv_store"))).unwrap();
-    node
-}
-
-fn relay(from: &mut TestNode, to: &mut TestNode) {
-    for out in from.take_outgoing() {
-        if let Outgoing::Publish { topic, data } = out {
-            block_on(to.handle_message(&topic, &data));
-        }
-    }
-}
+use tabnode_node::{AnchorView, NodeEvent, ANNOUNCE_NANOS};
 
 fn settle(a: &mut TestNode, b: &mut TestNode) {
     for _ in 0..6 {

@@ -5,27 +5,12 @@
 
 mod common;
 
+use common::{node as open, TestNode};
+
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{
-    context_topic, Disclosure, FixedEnv, Node, NodeEvent, Outgoing, WireMessage, REDACTED,
-};
-use tabnode_runtime::{Limits, Runtime};
-use tabnode_store::MemoryStore;
+use tabnode_node::{context_topic, Disclosure, NodeEvent, Outgoing, WireMessage, REDACTED};
 use tabnode_types::{ContextId, Hash};
-
-type TestNode = Node<MemoryStore, FixedEnv>;
-
-fn open(seed: u8) -> TestNode {
-    let mut node = block_on(Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
-    block_on(node.install_app(&common::guest("kv_store"))).unwrap();
-    node
-}
 
 /// Delivers everything `from` queued to each of `to`; returns the raw messages.
 fn relay(from: &mut TestNode, to: &mut [&mut TestNode]) -> Vec<Vec<u8>> {

@@ -5,62 +5,17 @@
 
 mod common;
 
+use common::{deliver, node as open, sent, settle, TestNode};
+
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{FixedEnv, Node, NodeEvent, Outgoing, Role};
+use tabnode_node::{FixedEnv, Node, NodeEvent, Role};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
 
-type TestNode = Node<MemoryStore, FixedEnv>;
-type Messages = Vec<(String, Vec<u8>)>;
-
 fn kv_store() -> Vec<u8> {
     common::guest("kv_store")
-}
-
-fn open(seed: u8) -> TestNode {
-    let mut node = block_on(Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
-    block_on(node.install_app(&kv_store())).unwrap();
-    node
-}
-
-fn sent(node: &mut TestNode) -> Messages {
-    node.take_outgoing()
-        .into_iter()
-        .filter_map(|out| match out {
-            Outgoing::Publish { topic, data } => Some((topic, data)),
-            Outgoing::Subscribe { .. } => None,
-        })
-        .collect()
-}
-
-fn deliver(messages: &Messages, to: &mut TestNode) {
-    for (topic, data) in messages {
-        block_on(to.handle_message(topic, data));
-    }
-}
-
-/// Everyone hears everyone until nobody has anything to say.
-fn settle(nodes: &mut [&mut TestNode]) {
-    loop {
-        let all: Vec<Messages> = nodes.iter_mut().map(|n| sent(n)).collect();
-        if all.iter().all(Vec::is_empty) {
-            return;
-        }
-        for (from, messages) in all.iter().enumerate() {
-            for (to, node) in nodes.iter_mut().enumerate() {
-                if to != from {
-                    deliver(messages, node);
-                }
-            }
-        }
-    }
 }
 
 fn set(node: &mut TestNode, ctx: &ContextId, key: &str, value: &str) {

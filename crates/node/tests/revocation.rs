@@ -5,58 +5,14 @@
 
 mod common;
 
+use common::{node as open, settle, TestNode};
+
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_identity::grant::{
     hex_nonce, Capability, Grant, Revocation, Root, Scope, SignedGrant, SignedRevocation,
 };
-use tabnode_node::{FixedEnv, Node, Outgoing};
-use tabnode_runtime::{Limits, Runtime};
-use tabnode_store::MemoryStore;
 use tabnode_types::{ContextId, PublicKey, SecretKey};
-
-type TestNode = Node<MemoryStore, FixedEnv>;
-
-fn open(seed: u8) -> TestNode {
-    let mut node = block_on(Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
-    block_on(node.install_app(&common::guest("kv_store"))).unwrap();
-    node
-}
-
-/// Everyone hears everyone until nobody has anything to say.
-fn settle(nodes: &mut [&mut TestNode]) {
-    loop {
-        let all: Vec<Vec<(String, Vec<u8>)>> = nodes
-            .iter_mut()
-            .map(|n| {
-                n.take_outgoing()
-                    .into_iter()
-                    .filter_map(|o| match o {
-                        Outgoing::Publish { topic, data } => Some((topic, data)),
-                        Outgoing::Subscribe { .. } => None,
-                    })
-                    .collect()
-            })
-            .collect();
-        if all.iter().all(Vec::is_empty) {
-            return;
-        }
-        for (from, messages) in all.iter().enumerate() {
-            for (to, node) in nodes.iter_mut().enumerate() {
-                if to != from {
-                    for (topic, data) in messages {
-                        block_on(node.handle_message(topic, data));
-                    }
-                }
-            }
-        }
-    }
-}
 
 fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
     block_on(node.execute(ctx, "entries", json!({})))

@@ -1,4 +1,15 @@
-//! Shared by the node's integration tests.
+//! Shared by the node's integration tests: guest apps, nodes on memory stores, and a wire that
+//! carries what nodes publish to each other.
+#![allow(dead_code)]
+
+use futures::executor::block_on;
+use tabnode_node::{FixedEnv, Node, Outgoing};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+
+pub type TestNode = Node<MemoryStore, FixedEnv>;
+/// Published messages: (topic, sealed bytes).
+pub type Messages = Vec<(String, Vec<u8>)>;
 
 /// A guest app from `tests/apps/dist` (built by `bash tests/apps/build.sh`).
 pub fn guest(name: &str) -> Vec<u8> {
@@ -9,4 +20,55 @@ pub fn guest(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!("{path}: {e}; build the guest apps with `bash tests/apps/build.sh`")
     })
+}
+
+/// A node on a fresh memory store (its key from `seed`), with kv-store installed.
+pub fn node(seed: u8) -> TestNode {
+    let mut node = block_on(Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    block_on(node.install_app(&guest("kv_store"))).unwrap();
+    node
+}
+
+/// What `node` has published since it was last asked.
+pub fn sent(node: &mut TestNode) -> Messages {
+    node.take_outgoing()
+        .into_iter()
+        .filter_map(|out| match out {
+            Outgoing::Publish { topic, data } => Some((topic, data)),
+            Outgoing::Subscribe { .. } => None,
+        })
+        .collect()
+}
+
+pub fn deliver(messages: &Messages, to: &mut TestNode) {
+    for (topic, data) in messages {
+        block_on(to.handle_message(topic, data));
+    }
+}
+
+/// Delivers what `from` published to `to`.
+pub fn relay(from: &mut TestNode, to: &mut TestNode) {
+    deliver(&sent(from), to);
+}
+
+/// Everyone hears everyone until nobody has anything to say.
+pub fn settle(nodes: &mut [&mut TestNode]) {
+    loop {
+        let all: Vec<Messages> = nodes.iter_mut().map(|n| sent(n)).collect();
+        if all.iter().all(Vec::is_empty) {
+            return;
+        }
+        for (from, messages) in all.iter().enumerate() {
+            for (to, node) in nodes.iter_mut().enumerate() {
+                if to != from {
+                    deliver(messages, node);
+                }
+            }
+        }
+    }
 }
