@@ -965,14 +965,8 @@ impl<S: Store, E: Env> Node<S, E> {
     /// node reopened reads its whole state once to build the Merkle tree.
     pub async fn checkpoint(&mut self, id: &ContextId) -> Result<Checkpoint, NodeError> {
         if self.context(id)?.merkle.is_none() {
-            let rows = self
-                .store
-                .scan_prefix(Namespace::State, id.as_bytes())
-                .await?;
             let ctx = self.contexts.get_mut(id).expect("checked above");
-            let rows = rows.into_iter().map(|(k, v)| (k[32..].to_vec(), v));
-            Rc::make_mut(&mut ctx.shared).learn_all(rows);
-            ctx.merkle = Some(MerkleTree::build(ctx.shared.present()));
+            read_whole(&self.store, ctx, ViewKind::Shared).await?;
         }
         self.position(id)
     }
@@ -1247,12 +1241,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 ViewKind::Blob => (Namespace::Blobs, &mut self.blobs, key.clone()),
             };
             if misses > MAX_ROW_MISSES && view != ViewKind::Blob {
-                let all = self.store.scan_prefix(ns, ctx.id.as_bytes()).await?;
-                let all = all.into_iter().map(|(k, v)| (k[32..].to_vec(), v));
-                Rc::make_mut(rows).learn_all(all);
-                if view == ViewKind::Shared && ctx.merkle.is_none() {
-                    ctx.merkle = Some(MerkleTree::build(ctx.shared.present()));
-                }
+                read_whole(&self.store, ctx, view).await?;
             } else {
                 let value = self.store.get(ns, &stored_key).await?;
                 Rc::make_mut(rows).learn(key, value);
@@ -2634,6 +2623,25 @@ fn stage_delta(batch: &mut Batch, ctx: ContextId, record: &mut ContextRecord, de
         &key,
         borsh::to_vec(delta).expect("encode"),
     );
+}
+
+/// Reads a context's whole shared or private state into memory in one scan; the shared one
+/// then also has its Merkle tree, which needs every row.
+async fn read_whole<S: Store>(
+    store: &S,
+    ctx: &mut ContextState,
+    view: ViewKind,
+) -> Result<(), NodeError> {
+    let (ns, rows) = match view {
+        ViewKind::Private => (Namespace::Private, &mut ctx.private),
+        _ => (Namespace::State, &mut ctx.shared),
+    };
+    let all = store.scan_prefix(ns, ctx.id.as_bytes()).await?;
+    Rc::make_mut(rows).learn_all(all.into_iter().map(|(k, v)| (k[32..].to_vec(), v)));
+    if ns == Namespace::State && ctx.merkle.is_none() {
+        ctx.merkle = Some(MerkleTree::build(ctx.shared.present()));
+    }
+    Ok(())
 }
 
 fn apply_writes(rows: &mut Rc<Rows>, writes: WriteSet) {
