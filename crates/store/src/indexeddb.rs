@@ -81,6 +81,16 @@ impl IndexedDbStore {
         Ok(Self { db, writer })
     }
 
+    /// One namespace's object store in a new read-only transaction, which lives as long as the
+    /// requests made on it.
+    fn reader(&self, ns: Namespace) -> Result<rexie::Store, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[ns.as_str()], TransactionMode::ReadOnly)
+            .map_err(error)?;
+        tx.store(ns.as_str()).map_err(error)
+    }
+
     /// Closes the connection (tests reopen to check durability).
     pub fn close(self) {
         self.writer.close();
@@ -95,11 +105,7 @@ impl IndexedDbStore {
 
 impl Store for IndexedDbStore {
     async fn get(&self, ns: Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self
-            .db
-            .transaction(&[ns.as_str()], TransactionMode::ReadOnly)
-            .map_err(error)?;
-        let store = tx.store(ns.as_str()).map_err(error)?;
+        let store = self.reader(ns)?;
         let value = store.get(bytes(key)).await.map_err(error)?;
         Ok(value.map(|v| to_vec(&v)))
     }
@@ -110,11 +116,7 @@ impl Store for IndexedDbStore {
         prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let range = prefix_range(prefix)?;
-        let tx = self
-            .db
-            .transaction(&[ns.as_str()], TransactionMode::ReadOnly)
-            .map_err(error)?;
-        let store = tx.store(ns.as_str()).map_err(error)?;
+        let store = self.reader(ns)?;
         // Two bulk requests over the same range in one transaction: keys and values line up.
         let keys = store
             .get_all_keys(range.clone(), None)
@@ -139,11 +141,7 @@ impl Store for IndexedDbStore {
         prefix: &[u8],
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         let range = prefix_range(prefix)?;
-        let tx = self
-            .db
-            .transaction(&[ns.as_str()], TransactionMode::ReadOnly)
-            .map_err(error)?;
-        let store = tx.store(ns.as_str()).map_err(error)?;
+        let store = self.reader(ns)?;
         // A cursor from the end of the range, one step.
         let last = store
             .scan(range, Some(1), None, Some(Direction::Prev))
