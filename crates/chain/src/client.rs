@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::rpc::{self, AccessKeyView, BlockInfo, BlockRef, CallResult, RpcError};
+use tabnode_identity::rpc::AccessKey;
 
 /// What a transport got back: an HTTP status and the body's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +112,15 @@ impl std::fmt::Display for CallError {
 }
 
 impl std::error::Error for CallError {}
+
+/// Why [`RpcClient::check_full_access`] did not accept a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyCheckError {
+    #[error("{0}")]
+    NotOnAccount(String),
+    #[error("could not check the key with NEAR: {0}")]
+    Unavailable(CallError),
+}
 
 /// The default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -264,6 +274,34 @@ impl<T: Transport> RpcClient<T> {
             })
         })
         .await
+    }
+
+    /// Whether `public_key` (`ed25519:…`) is a full-access key of `account_id`: what a wallet's
+    /// NEP-413 signature must come from to speak for the account. `NotOnAccount` is the chain's
+    /// answer (an unknown key or account, or only a function-call key); `Unavailable` means no
+    /// URL could say.
+    pub async fn check_full_access(
+        &self,
+        account_id: &str,
+        public_key: &str,
+    ) -> Result<(), KeyCheckError> {
+        match self
+            .view_access_key(account_id, public_key, &BlockRef::Final)
+            .await
+        {
+            Ok(answer) if answer.value.permission == AccessKey::FullAccess => Ok(()),
+            Ok(_) => Err(KeyCheckError::NotOnAccount(format!(
+                "{public_key} is only a function-call key of {account_id}, not a full-access key"
+            ))),
+            Err(e) => match e.error {
+                RpcError::UnknownAccessKey { .. } | RpcError::UnknownAccount { .. } => {
+                    Err(KeyCheckError::NotOnAccount(format!(
+                        "{public_key} is not a key of {account_id}: {e}"
+                    )))
+                }
+                _ => Err(KeyCheckError::Unavailable(e)),
+            },
+        }
     }
 
     /// `block`.

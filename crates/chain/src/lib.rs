@@ -29,6 +29,8 @@ pub mod web;
 
 pub use anchor::{Anchor, AnchorSnapshot, AnchoredRole, NearAnchor, Revisions};
 pub use calimero::{AppMismatch, Application, Capability};
-pub use client::{Answer, Attempt, CallError, HttpAnswer, RpcClient, Transport, TransportError};
+pub use client::{
+    Answer, Attempt, CallError, HttpAnswer, KeyCheckError, RpcClient, Transport, TransportError,
+};
 pub use context_config::{ContextConfig, ContextRequest, ContextRequestKind, FunctionCall};
 pub use rpc::{AccessKeyView, BlockInfo, BlockRef, CallResult, RpcError};

@@ -11,7 +11,7 @@ use near_rpc_double::{refusing_url, Account, Behaviour, Chain, Server};
 use serde_json::{json, Value};
 use tabnode_chain::native::ReqwestTransport;
 use tabnode_chain::rpc::{self, BlockRef, RpcError};
-use tabnode_chain::RpcClient;
+use tabnode_chain::{KeyCheckError, RpcClient};
 use tabnode_identity::rpc::AccessKey;
 
 const CONTRACT: &str = "config.calimero.testnet";
@@ -699,4 +699,30 @@ fn http_statuses_without_a_json_rpc_error() {
         matches!(&e, RpcError::JsonRpc { http_status: 408, cause: Some(c), .. } if c == "TIMEOUT_ERROR")
     );
     assert!(e.is_node_failure());
+}
+
+#[tokio::test]
+async fn only_a_full_access_key_speaks_for_the_account() {
+    let server = Server::start(chain_with_accounts().shared()).await;
+    let rpc = client(&[&server.url]);
+    rpc.check_full_access("alice.near", "ed25519:full")
+        .await
+        .unwrap();
+    for (account, key) in [
+        ("alice.near", "ed25519:limited"),
+        ("alice.near", "ed25519:nope"),
+        ("nobody.near", "ed25519:full"),
+    ] {
+        let err = rpc.check_full_access(account, key).await.unwrap_err();
+        assert!(
+            matches!(err, KeyCheckError::NotOnAccount(_)),
+            "{account} {key}: {err}"
+        );
+    }
+    let down = client(&["http://127.0.0.1:1/"]);
+    let err = down
+        .check_full_access("alice.near", "ed25519:full")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyCheckError::Unavailable(_)), "{err}");
 }

@@ -10,7 +10,6 @@ use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
 use tabnode_identity::grant::{hex_nonce, Grant, Revocation, Root, SignedGrant, SignedRevocation};
 use tabnode_identity::nep413::{Payload, SignedMessage};
-use tabnode_identity::rpc::AccessKey;
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle};
 use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing, Role, DEFAULT_INVITATION_NANOS};
@@ -332,7 +331,7 @@ async fn ask_wallet_to_sign(payload: &Payload) -> Result<SignedMessage, JsValue>
 /// Asks NEAR (through the configured RPC URLs, with failover) whether the key a wallet signed
 /// with is a full-access key of the account it named: a wallet could otherwise name any account.
 async fn check_access_key(urls: &[String], root: &Root) -> Result<(), JsValue> {
-    use tabnode_chain::{BlockRef, RpcClient, RpcError};
+    use tabnode_chain::{KeyCheckError, RpcClient};
     let Root::Near {
         account_id,
         public_key,
@@ -345,28 +344,13 @@ async fn check_access_key(urls: &[String], root: &Root) -> Result<(), JsValue> {
         urls.iter().cloned(),
     );
     let key = format!("ed25519:{public_key}");
-    match client
-        .view_access_key(account_id, &key, &BlockRef::Final)
+    client
+        .check_full_access(account_id, &key)
         .await
-    {
-        Ok(answer) if answer.value.permission == AccessKey::FullAccess => Ok(()),
-        Ok(_) => Err(usage_error(
-            "KeyNotOnAccount",
-            format!("{key} is only a function-call key of {account_id}, not a full-access key"),
-        )),
-        Err(e) => match e.error {
-            RpcError::UnknownAccessKey { .. } | RpcError::UnknownAccount { .. } => {
-                Err(usage_error(
-                    "KeyNotOnAccount",
-                    format!("NEAR says {key} is not a key of {account_id}: {e}"),
-                ))
-            }
-            _ => Err(usage_error(
-                "RpcUnavailable",
-                format!("could not check the key with NEAR: {e}"),
-            )),
-        },
-    }
+        .map_err(|e| match e {
+            KeyCheckError::NotOnAccount(why) => usage_error("KeyNotOnAccount", why),
+            KeyCheckError::Unavailable(_) => usage_error("RpcUnavailable", e.to_string()),
+        })
 }
 
 /// How long a sign-in's grant lasts, and how long the wallet has to answer.
