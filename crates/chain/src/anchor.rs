@@ -18,6 +18,7 @@ use tabnode_types::{ContextId, PublicKey};
 use crate::calimero::{Application, Capability};
 use crate::client::{CallError, Transport};
 use crate::context_config::ContextConfig;
+use crate::rpc::RpcError;
 
 /// Counters the contract bumps on each change, so a node can tell cheaply whether to re-read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -121,6 +122,38 @@ impl<T: Transport> NearAnchor<T> {
     pub fn contract(&self) -> &ContextConfig<T> {
         &self.contract
     }
+
+    /// What the contract records of a context, for a node that runs `wasm` as its app: `None`
+    /// when the contract does not record the context (it is not anchored there); otherwise its
+    /// members, and whether `wasm` is the recorded application. An error is a failure to ask.
+    pub async fn anchored(
+        &self,
+        context: &ContextId,
+        wasm: &[u8],
+    ) -> Result<Option<Anchored>, CallError> {
+        let read = async {
+            let members = self.members(context).await?;
+            let application = self.application(context).await?;
+            Ok::<_, CallError>((members, application))
+        };
+        match read.await {
+            Ok((members, application)) => Ok(Some(Anchored {
+                members,
+                app_matches: application.verify_wasm(wasm).is_ok(),
+            })),
+            // The contract panics on a context it does not know: the chain's answer, not a failure.
+            Err(e) if matches!(e.error, RpcError::ContractExecution { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A context as its contract records it, against the app a node runs (see
+/// [`NearAnchor::anchored`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchored {
+    pub members: Vec<PublicKey>,
+    pub app_matches: bool,
 }
 
 impl<T: Transport> Anchor for NearAnchor<T> {

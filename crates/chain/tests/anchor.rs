@@ -175,3 +175,34 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+#[tokio::test]
+async fn anchored_says_members_and_whether_a_binary_is_the_recorded_one() {
+    let (anchor, context, _server) = anchor(vec![]).await;
+    let seen = anchor.anchored(&context, &wasm()).await.unwrap().unwrap();
+    assert_eq!(seen.members, (1..=7).map(key).collect::<Vec<_>>());
+    assert!(seen.app_matches);
+    let mut other = wasm();
+    other[0] ^= 1;
+    assert!(
+        !anchor
+            .anchored(&context, &other)
+            .await
+            .unwrap()
+            .unwrap()
+            .app_matches
+    );
+    assert_eq!(
+        anchor.anchored(&ContextId([9; 32]), &wasm()).await.unwrap(),
+        None,
+        "a context the contract does not record is not anchored"
+    );
+    let unreachable = NearAnchor::new(ContextConfig::new(
+        RpcClient::new(ReqwestTransport::new(), [refusing_url().await]),
+        CONTRACT,
+    ));
+    assert!(
+        unreachable.anchored(&context, &wasm()).await.is_err(),
+        "a failure to ask is an error"
+    );
+}

@@ -506,17 +506,16 @@ async fn pump_network(
 
 /// Ticks the node once a second (it announces each context's heads every few seconds), so
 /// gossip lost while a connection was down is repaired; stops when the node is dropped.
-/// Keeps every context's anchor current: reads the contract's members and application for each
-/// context this node holds, checks this node's app binary against the application, and gives the
-/// node what it found. A context the contract does not record is not anchored; when NEAR cannot
-/// be reached the last view stands.
+/// Keeps every context's anchor current: reads what the contract records of each context this
+/// node holds, against its app binary ([`tabnode_chain::NearAnchor::anchored`]), and gives the
+/// node what it found. When NEAR cannot be reached the last view stands.
 async fn anchor_refresh(
     inner: std::rc::Weak<Inner>,
     rpc: Vec<String>,
     contract: String,
     every: u32,
 ) {
-    use tabnode_chain::{Anchor, ContextConfig, NearAnchor, RpcClient, RpcError};
+    use tabnode_chain::{ContextConfig, NearAnchor, RpcClient};
     let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc);
     let config = ContextConfig::new(client, contract);
     let anchor = NearAnchor::new(config);
@@ -530,30 +529,24 @@ async fn anchor_refresh(
             .unwrap_or_default();
         drop(strong);
         for id in ids {
-            let view = async {
-                let members = anchor.members(&id).await?;
-                let application = anchor.contract().application(&id).await?.value;
-                Ok::<_, tabnode_chain::CallError>((members, application))
-            }
-            .await;
             let Some(strong) = inner.upgrade() else {
                 return;
             };
-            let found = match view {
-                Ok((members, application)) => {
-                    let wasm = strong.run(async |node| node.context_wasm(&id).await).await;
-                    let app_matches = wasm.is_ok_and(|w| application.verify_wasm(&w).is_ok());
-                    Some(Some(tabnode_node::AnchorView {
-                        members: members.into_iter().collect(),
-                        app_matches,
-                    }))
-                }
-                // The chain's answer that it does not know the context: not anchored.
-                Err(e) if matches!(e.error, RpcError::ContractExecution { .. }) => Some(None),
+            let wasm = strong.run(async |node| node.context_wasm(&id).await).await;
+            drop(strong);
+            let Ok(wasm) = wasm else { continue };
+            let found = match anchor.anchored(&id, &wasm).await {
+                Ok(anchored) => Some(anchored.map(|a| tabnode_node::AnchorView {
+                    members: a.members.into_iter().collect(),
+                    app_matches: a.app_matches,
+                })),
                 Err(e) => {
                     tracing::warn!(context = %id, %e, "could not read the context's anchor");
-                    None
+                    None // the last view stands
                 }
+            };
+            let Some(strong) = inner.upgrade() else {
+                return;
             };
             if let Some(view) = found {
                 let _ = strong.run(async |node| node.set_anchor(&id, view)).await;
