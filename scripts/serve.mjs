@@ -109,11 +109,13 @@ export async function startStack({
   return {
     url,
     relayAddr,
-    /** Stops the relay (every page loses its connection), waits, and starts it again at the
-     * same address: with `relayKeyFile` set, the same peer id on the same port. */
-    async restartRelay({ downMs = 0 } = {}) {
+    /** Stops the relay: every page loses its connection until `startRelay`. */
+    async stopRelay() {
       await relay.stop();
-      await new Promise((resolve) => setTimeout(resolve, downMs));
+    },
+    /** Starts the relay again at the same address: with `relayKeyFile` set, the same peer id
+     * on the same port. Tests hold the relay down for as long as a step needs, not for a time. */
+    async startRelay() {
       relay = launch(Number(/\/tcp\/(\d+)\//.exec(relayAddr)[1]));
       const again = await relay.address;
       if (again !== relayAddr) throw new Error(`the relay came back as ${again}, not ${relayAddr}`);
