@@ -20,6 +20,12 @@
 //!   operation counts only if its author is an admin at its place in that order (so of two admins
 //!   removing each other at once, the earlier one wins).
 //!
+//! - **App upgrades are barriers.** An admin's [`MemberOp::SetApp`] changes the app that runs
+//!   the context from its place in the causal order on; every node runs the new app's
+//!   migration itself when it applies the operation. A write concurrent with an upgrade was made
+//!   by the app it replaces, for a state shape the new app may not read, so it is void (its
+//!   author sees it voided and may make it again). Of two concurrent upgrades the earlier counts.
+//!
 //! The whole rule is a pure function of the DAG ([`Log::judge`]), so every node that holds the
 //! same deltas reaches the same verdict, whatever order they arrived in. Between operations a
 //! node keeps its [`Log`] up to date delta by delta ([`Log::add`]); an operation judges anew.
@@ -27,7 +33,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use tabnode_types::{DeltaId, PublicKey};
+use tabnode_types::{AppId, DeltaId, PublicKey};
 
 use crate::membership::{Issuance, MemberCert, Role};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
@@ -72,6 +78,15 @@ pub enum MemberOp {
         #[serde(skip)]
         shares: Vec<Share>,
     },
+    /// The context runs `app_id` from here on (an admin's operation). The operation carries
+    /// the binary (whose blake3 hash must be `app_id`), so every member can run it, and names
+    /// the new app's `#[app::migrate]` export, if the state needs one to take the new shape.
+    SetApp {
+        app_id: AppId,
+        migrate: Option<String>,
+        #[serde(skip)]
+        wasm: Vec<u8>,
+    },
 }
 
 /// A context secret sealed to one member's key (see [`crate::seal::seal_to`]).
@@ -91,6 +106,7 @@ impl MemberOp {
             Self::Leave { .. } => "member.leave",
             Self::Bind { .. } => "member.bind",
             Self::Revoke { .. } => "member.revoke",
+            Self::SetApp { .. } => "app.upgrade",
         }
     }
 
@@ -100,7 +116,7 @@ impl MemberOp {
             Self::Remove { member, .. } => Some(*member),
             Self::Revoke { key, .. } => Some(*key),
             Self::Leave { .. } => Some(*author),
-            Self::SetRole { .. } | Self::Join | Self::Bind { .. } => None,
+            Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => None,
         }
     }
 
@@ -110,7 +126,7 @@ impl MemberOp {
             Self::Remove { shares, .. } | Self::Revoke { shares, .. } | Self::Leave { shares } => {
                 Some(shares)
             }
-            Self::SetRole { .. } | Self::Join | Self::Bind { .. } => None,
+            Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => None,
         }
     }
 
@@ -120,7 +136,7 @@ impl MemberOp {
             Self::Remove { shares, .. } | Self::Revoke { shares, .. } | Self::Leave { shares } => {
                 shares
             }
-            Self::SetRole { .. } | Self::Join | Self::Bind { .. } => &[],
+            Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => &[],
         }
     }
 
@@ -155,6 +171,12 @@ impl MemberOp {
                 if revocation.revocation.client_key != *key || revocation.root.public_key() != *root
                 {
                     return Err("the revocation is for another key or from another root".into());
+                }
+                Ok(())
+            }
+            Self::SetApp { app_id, wasm, .. } => {
+                if AppId::of_wasm(wasm) != *app_id {
+                    return Err(format!("the binary carried is not the app {app_id}"));
                 }
                 Ok(())
             }
@@ -236,6 +258,9 @@ pub struct Verdict {
     pub applied_ops: Vec<DeltaId>,
     /// The root each bound key was granted by (see [`MemberOp::Bind`]).
     pub roots: BTreeMap<PublicKey, PublicKey>,
+    /// The app upgrades that counted, in causal order (each is in the next one's past): the
+    /// last one names the app the context runs now.
+    pub upgrades: Vec<DeltaId>,
 }
 
 /// `from` and everything in their causal past that the DAG holds.
@@ -329,6 +354,15 @@ impl Log {
                 .iter()
                 .any(|p| p == op || self.futures[op].contains(p)),
         };
+        if entry.op.is_none()
+            && self
+                .verdict
+                .upgrades
+                .iter()
+                .any(|op| !before(op) && !after(op))
+        {
+            return None; // made by the app an upgrade replaced
+        }
         let role_op = self.verdict.roles.get(&entry.author);
         let certified_anew = role_op.is_some_and(|(_, op)| after(op));
         for key in &entry.chain {
@@ -406,6 +440,13 @@ impl Log {
                         continue;
                     }
                     judge.verdict.removed.insert(*key, id);
+                }
+                MemberOp::SetApp { .. } => {
+                    let past = &judge.pasts[&id];
+                    if !judge.verdict.upgrades.iter().all(|up| past.contains(up)) {
+                        continue; // concurrent with an earlier upgrade
+                    }
+                    judge.verdict.upgrades.push(id);
                 }
             }
             judge.verdict.applied_ops.push(id);
@@ -498,6 +539,45 @@ mod tests {
         let verdict = Log::judge(&dag).verdict;
         assert_eq!(verdict.void, BTreeSet::from([id(7), id(8)]));
         assert_eq!(verdict.removed, BTreeMap::from([(key(2), id(6))]));
+    }
+
+    fn upgrade(to: u8) -> Option<MemberOp> {
+        Some(MemberOp::SetApp {
+            app_id: AppId::of_wasm(&[to]),
+            migrate: None,
+            wasm: vec![to],
+        })
+    }
+
+    #[test]
+    fn of_concurrent_upgrades_the_earlier_counts_and_writes_concurrent_with_it_are_void() {
+        let mut dag = context();
+        // Admin 1 upgrades (5); admin 1 upgrades again concurrently from elsewhere (6, later);
+        // member 2 writes concurrently with both (7), then after the first only (8), then
+        // after both (9); a third upgrade sees both (10).
+        entry(&mut dag, 5, 5, &[4], &[1], Role::Admin, upgrade(1));
+        entry(&mut dag, 6, 6, &[4], &[1], Role::Admin, upgrade(2));
+        entry(&mut dag, 7, 7, &[4], &[2, 1], Role::Member, None);
+        entry(&mut dag, 8, 8, &[5], &[2, 1], Role::Member, None);
+        entry(&mut dag, 9, 9, &[5, 6, 8], &[2, 1], Role::Member, None);
+        entry(&mut dag, 10, 10, &[9], &[1], Role::Admin, upgrade(3));
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.upgrades, vec![id(5), id(10)]);
+        assert_eq!(verdict.void, BTreeSet::from([id(7)]));
+        // A member's upgrade counts for nothing.
+        entry(&mut dag, 11, 11, &[10], &[2, 1], Role::Member, upgrade(4));
+        assert_eq!(Log::judge(&dag).verdict.upgrades, vec![id(5), id(10)]);
+    }
+
+    #[test]
+    fn a_carried_binary_must_hash_to_the_app_it_names() {
+        let op = MemberOp::SetApp {
+            app_id: AppId::of_wasm(b"one"),
+            migrate: None,
+            wasm: b"another".to_vec(),
+        };
+        assert!(op.verify_root_statement(&key(1)).is_err());
+        assert!(upgrade(1).unwrap().verify_root_statement(&key(1)).is_ok());
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 use tabnode_runtime::{
-    App, Call, ContextRequest, Outcome, Runtime, RuntimeError, ViewKind, Views, WriteSet,
-    XCallRequest,
+    migrated_state_entry, state_entry_key, App, Call, ContextRequest, Outcome, Runtime,
+    RuntimeError, StateView, ViewKind, Views, WriteSet, XCallRequest,
 };
 use tabnode_store::{Batch, Namespace, Store, StoreError};
 use tabnode_types::{
@@ -50,6 +50,8 @@ const NODE_KEY: &[u8] = b"node";
 const MAX_PENDING: usize = 10_000;
 /// Gossip messages stay well under the transport's 1 MiB limit.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Largest app binary an upgrade carries: it travels in one message, with room for the rest.
+const MAX_UPGRADE_BYTES: usize = 900 * 1024;
 /// A message larger than this is refused unread (the transport's own limit is 1 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// How often (ns) a context with missing parents asks its peers again.
@@ -343,6 +345,23 @@ impl ContextState {
         self.secret == *secret || self.older.iter().any(|(s, _)| s == secret)
     }
 
+    /// The app the context runs now: its first, or the one the last upgrade that counts names.
+    fn app_id(&self) -> AppId {
+        self.upgrade_apps().last().unwrap_or(self.record.app_id)
+    }
+
+    /// The apps the upgrades that count name, in order.
+    fn upgrade_apps(&self) -> impl Iterator<Item = AppId> + '_ {
+        self.log
+            .verdict()
+            .upgrades
+            .iter()
+            .filter_map(|op| match &self.dag[op].op {
+                Some(MemberOp::SetApp { app_id, .. }) => Some(*app_id),
+                _ => None,
+            })
+    }
+
     /// Takes an applied delta into the DAG and the log (`stands`: its changes were applied).
     fn insert_applied(&mut self, delta: &Delta, stands: bool) {
         let body = &delta.body;
@@ -449,6 +468,57 @@ fn merge_call<'a>(delta: &'a Delta, id: &DeltaId) -> Call<'a> {
         time_now_nanos: body.timestamp,
         random_seed,
     }
+}
+
+/// How a member runs an upgrade's migration: the new app's export `method`, with no input, as
+/// the upgrade's author at its time (so every member runs it alike).
+fn migration_call<'a>(
+    context_id: &ContextId,
+    entry: &LogEntry,
+    id: &'a DeltaId,
+    method: &'a str,
+) -> Call<'a> {
+    Call {
+        method,
+        input: &[],
+        context_id: context_id.0,
+        executor_id: entry.author.0,
+        time_now_nanos: entry.timestamp,
+        random_seed: *id.as_bytes(),
+    }
+}
+
+/// What a migration writes: what it stored itself, and the new state it returned in place of
+/// the app's state entry (calimero-sdk's `#[app::migrate]` returns the state rather than
+/// storing it); with the events it emitted.
+fn migration_writes(
+    outcome: Outcome,
+    shared: &dyn StateView,
+) -> Result<(WriteSet, Vec<tabnode_runtime::Event>), NodeError> {
+    let new_state = match outcome.returns {
+        Ok(Some(state)) => state,
+        Ok(None) => {
+            return Err(NodeError::AppError(
+                "the migration returned no state".into(),
+            ))
+        }
+        Err(e) => {
+            return Err(NodeError::AppError(
+                String::from_utf8_lossy(&e).into_owned(),
+            ))
+        }
+    };
+    let key = state_entry_key();
+    let old = shared
+        .get(&key)
+        .ok()
+        .flatten()
+        .ok_or_else(|| NodeError::AppError("there is no state to migrate".into()))?;
+    let entry = migrated_state_entry(&old, &new_state)
+        .ok_or_else(|| corrupt("the app's state entry", "shorter than its id"))?;
+    let mut writes = outcome.shared_writes;
+    writes.insert(key.to_vec(), Some(entry));
+    Ok((writes, outcome.events))
 }
 
 /// Store keys of one context's rows: the context id, then the row's own key.
@@ -916,7 +986,7 @@ impl<S: Store, E: Env> Node<S, E> {
     /// The binary of the app a context runs, as stored (an anchor compares it with the one it
     /// records).
     pub async fn context_wasm(&self, id: &ContextId) -> Result<Vec<u8>, NodeError> {
-        let app_id = self.context(id)?.record.app_id;
+        let app_id = self.context(id)?.app_id();
         self.store
             .get(Namespace::Apps, app_id.as_bytes())
             .await?
@@ -1002,7 +1072,7 @@ impl<S: Store, E: Env> Node<S, E> {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ExecuteResult, NodeError>> + 'a>>
     {
         Box::pin(async move {
-            let app_id = self.context(id)?.record.app_id;
+            let app_id = self.context(id)?.app_id();
             let app = self.app(app_id).await?;
             let args_hash =
                 Hash(*blake3::hash(&serde_json::to_vec(&args).expect("JSON encodes")).as_bytes());
@@ -1662,8 +1732,7 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Applies every pending delta whose parents are all applied, until none is left.
     async fn apply_ready(&mut self, context_id: ContextId) -> Result<(), NodeError> {
-        let app_id = self.context(&context_id)?.record.app_id;
-        let app = self.app(app_id).await?;
+        self.context(&context_id)?;
         loop {
             let ctx = self.contexts.get_mut(&context_id).expect("known context");
             let ready = ctx
@@ -1674,6 +1743,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 .min();
             let Some((_, id)) = ready else { break };
             let delta = ctx.pending.remove(&id).expect("present");
+            // An upgrade applied in this loop changes the app for the deltas after it.
+            let app_id = ctx.app_id();
+            let app = self.app(app_id).await?;
             let mut ctx = self.contexts.remove(&context_id).expect("known context");
             let result = self.apply_remote(&app, &mut ctx, id, delta).await;
             self.contexts.insert(context_id, ctx);
@@ -1685,7 +1757,7 @@ impl<S: Store, E: Env> Node<S, E> {
         if !ctx.announced && !ctx.record.heads.is_empty() {
             ctx.announced = true;
             let mut ctx = self.contexts.remove(&context_id).expect("known context");
-            let result = self.member_op_in(&app, &mut ctx, MemberOp::Join).await;
+            let result = self.member_op_in(&mut ctx, MemberOp::Join).await;
             self.contexts.insert(context_id, ctx);
             if let Err(e) = result {
                 tracing::warn!(%context_id, %e, "could not announce this node's membership");
@@ -1795,6 +1867,9 @@ impl<S: Store, E: Env> Node<S, E> {
             let _ = self.audit_alone(ctx, refused).await;
             return Err(e);
         }
+        if let (true, Some(MemberOp::SetApp { wasm, .. })) = (stands, &body.op) {
+            self.install_app(wasm).await?; // the binary its hash names (checked above)
+        }
         let call = merge_call(&delta, &id);
         let outcome = match (stands, &body.op) {
             (true, None) => Some(self.run_call(app, &call, ctx).await?),
@@ -1891,7 +1966,7 @@ impl<S: Store, E: Env> Node<S, E> {
         self.clock = self.clock.max(body.timestamp);
 
         if let Some(op) = &body.op {
-            self.rejudge(app, ctx).await?;
+            self.rejudge(ctx).await?;
             self.events.push(NodeEvent::Membership {
                 context_id: ctx.id,
                 delta_id: id,
@@ -2129,16 +2204,26 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// Judges the membership log anew (after an operation); if that changes which applied
-    /// deltas stand, rebuilds the shared state from those that do.
-    async fn rejudge(&mut self, app: &App, ctx: &mut ContextState) -> Result<(), NodeError> {
+    /// Judges the membership log anew after an operation. If it changes which deltas stand, or
+    /// which upgrades count other than by one more on top, the state is rebuilt from the
+    /// deltas that stand; one more upgrade on top runs its migration on the state as it is.
+    async fn rejudge(&mut self, ctx: &mut ContextState) -> Result<(), NodeError> {
         let judged = Log::judge(&ctx.dag);
-        let changed = judged.verdict().void != ctx.log.verdict().void;
+        let (old, new) = (ctx.log.verdict(), judged.verdict());
+        let void_changed = new.void != old.void;
+        let one_more_upgrade =
+            new.upgrades.len() == old.upgrades.len() + 1 && new.upgrades.starts_with(&old.upgrades);
+        let upgrades_changed = new.upgrades != old.upgrades;
         ctx.log = judged;
-        if !changed {
+        if !void_changed && one_more_upgrade {
+            let op = *ctx.log.verdict().upgrades.last().expect("one more");
+            return self.migrate_in_place(ctx, op).await;
+        }
+        if !void_changed && !upgrades_changed {
             return Ok(());
         }
-        let (rows, root_hash, _) = self.replay_standing(app, ctx).await?;
+        let apps = self.apps_of(ctx).await?;
+        let (rows, root_hash, _) = self.replay_standing(&apps, ctx).await?;
         let mut batch = Batch::new();
         for (key, _) in self
             .store
@@ -2164,18 +2249,77 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
+    /// Every app the context has run (its first, and each upgrade that counts), compiled.
+    async fn apps_of(&mut self, ctx: &ContextState) -> Result<HashMap<AppId, App>, NodeError> {
+        let mut apps = HashMap::new();
+        for id in std::iter::once(ctx.record.app_id).chain(ctx.upgrade_apps()) {
+            apps.insert(id, self.app(id).await?);
+        }
+        Ok(apps)
+    }
+
+    /// Runs the migration of the upgrade `op` (the last that counts) on the context's state,
+    /// and commits what it writes; an upgrade that names no migration changes no state.
+    async fn migrate_in_place(
+        &mut self,
+        ctx: &mut ContextState,
+        op: DeltaId,
+    ) -> Result<(), NodeError> {
+        let entry = ctx.dag[&op].clone();
+        let Some(MemberOp::SetApp {
+            app_id,
+            migrate: Some(method),
+            ..
+        }) = &entry.op
+        else {
+            return Ok(());
+        };
+        let app = self.app(*app_id).await?;
+        let call = migration_call(&ctx.id, &entry, &op, method);
+        let outcome = self.run_call(&app, &call, ctx).await?;
+        let (shared_writes, events) = migration_writes(outcome, &*ctx.shared)?;
+        let mut batch = Batch::new();
+        stage_writes(&mut batch, ctx.id, &shared_writes, &WriteSet::new());
+        ctx.apply_shared(shared_writes);
+        let mut record = ctx.record.clone();
+        record.root_hash = tabnode_runtime::root_hash(&*ctx.shared, &ctx.id.0)
+            .map(Hash)
+            .or(record.root_hash);
+        batch.put_mut(
+            Namespace::Contexts,
+            ctx.id.as_bytes(),
+            borsh::to_vec(&record).expect("encode"),
+        );
+        self.store.commit(batch).await?;
+        ctx.record = record;
+        for e in events {
+            self.events.push(NodeEvent::Event {
+                context_id: ctx.id,
+                kind: e.kind,
+                data: json_or_bytes(&e.data),
+                author: entry.author,
+                delta_id: Some(op),
+                local: entry.author == self.key.public(),
+                withheld: None,
+            });
+        }
+        Ok(())
+    }
+
     /// Runs every stored delta of the context that stands under the membership log, in the
-    /// order it was applied, on an empty state, checking each signature. Returns the state,
-    /// its root and how many deltas are stored. Private state is not part of it (it never
-    /// travels in deltas).
+    /// order it was applied, on an empty state, checking each signature; each upgrade that
+    /// counts switches the app (from `apps`) and runs its migration. Returns the state, its
+    /// root and how many deltas are stored. Private state is not part of it (it never travels
+    /// in deltas).
     async fn replay_standing(
         &self,
-        app: &App,
+        apps: &HashMap<AppId, App>,
         ctx: &ContextState,
     ) -> Result<(Rows, Option<Hash>, usize), NodeError> {
         let mut shared = Rc::new(Rows::complete([]));
         let private = Rc::new(Rows::complete([]));
         let mut root_hash = None;
+        let mut app = &apps[&ctx.record.app_id];
         let rows = self
             .store
             .scan_prefix(Namespace::Deltas, ctx.id.as_bytes())
@@ -2186,16 +2330,39 @@ impl<S: Store, E: Env> Node<S, E> {
             let delta_id = delta
                 .verify()
                 .map_err(|e| corrupt("stored delta", format!("{}: {e}", delta.id())))?;
-            if delta.body.op.is_some() || ctx.log.verdict().void.contains(&delta_id) {
-                continue;
+            let upgrade = match &delta.body.op {
+                Some(MemberOp::SetApp {
+                    app_id, migrate, ..
+                }) if ctx.log.verdict().upgrades.contains(&delta_id) => Some((app_id, migrate)),
+                Some(_) => continue,
+                None if ctx.log.verdict().void.contains(&delta_id) => continue,
+                None => None,
+            };
+            let call;
+            if let Some((app_id, migrate)) = upgrade {
+                app = &apps[app_id];
+                let Some(method) = migrate else { continue };
+                let entry = &ctx.dag[&delta_id];
+                call = migration_call(&ctx.id, entry, &delta_id, method);
+            } else {
+                call = merge_call(&delta, &delta_id);
             }
-            let call = merge_call(&delta, &delta_id);
             let outcome = self
                 .runtime
                 .call(app, &call, Views::new(shared.clone(), private.clone()))
                 .map_err(NodeError::Execution)?;
-            apply_writes(&mut shared, outcome.shared_writes);
-            root_hash = outcome.root_hash.map(Hash).or(root_hash);
+            let writes = if upgrade.is_some() {
+                migration_writes(outcome, &*shared)?.0
+            } else {
+                root_hash = outcome.root_hash.map(Hash).or(root_hash);
+                outcome.shared_writes
+            };
+            apply_writes(&mut shared, writes);
+            if upgrade.is_some() {
+                root_hash = tabnode_runtime::root_hash(&*shared, &ctx.id.0)
+                    .map(Hash)
+                    .or(root_hash);
+            }
         }
         Ok((Rc::unwrap_or_clone(shared), root_hash, deltas))
     }
@@ -2203,14 +2370,93 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Re-runs every stored delta that stands on an empty state (see the membership log), and
     /// says whether it reaches the root the node holds.
     pub async fn replay(&mut self, id: &ContextId) -> Result<ReplayReport, NodeError> {
-        let app = self.app(self.context(id)?.record.app_id).await?;
-        let ctx = self.context(id)?;
-        let (_, root_hash, deltas) = self.replay_standing(&app, ctx).await?;
-        Ok(ReplayReport {
+        let ctx = self
+            .contexts
+            .remove(id)
+            .ok_or_else(|| NodeError::UnknownContext(id.to_string()))?;
+        let apps = self.apps_of(&ctx).await;
+        let result = match apps {
+            Ok(apps) => self.replay_standing(&apps, &ctx).await,
+            Err(e) => Err(e),
+        };
+        let matches = |root_hash: &Option<Hash>| *root_hash == ctx.record.root_hash;
+        let report = result.map(|(_, root_hash, deltas)| ReplayReport {
             deltas,
+            matches: matches(&root_hash),
             root_hash,
-            matches: root_hash == ctx.record.root_hash,
-        })
+        });
+        self.contexts.insert(*id, ctx);
+        report
+    }
+
+    /// Upgrades the app a context runs to `wasm` (an admin's operation, replicated to every
+    /// member with the binary). With `migrate`, the new app's `#[app::migrate]` export of that
+    /// name turns the state into the new app's shape, on every member alike. The migration is
+    /// tried first: if it fails, nothing changes.
+    pub async fn upgrade_app(
+        &mut self,
+        id: &ContextId,
+        wasm: &[u8],
+        migrate: Option<String>,
+    ) -> Result<DeltaId, NodeError> {
+        if wasm.len() > MAX_UPGRADE_BYTES {
+            return Err(NodeError::BadArgs(format!(
+                "an app of {} bytes is too large to send to members (at most {MAX_UPGRADE_BYTES})",
+                wasm.len()
+            )));
+        }
+        let current = self.context(id)?.app_id();
+        let app_id = self.install_app(wasm).await?;
+        if app_id == current {
+            return Err(NodeError::BadArgs(format!("{id} already runs {app_id}")));
+        }
+        let app = self.app(app_id).await?;
+        if let Some(method) = &migrate {
+            if !app.has_method(method) {
+                return Err(NodeError::MethodNotFound(format!(
+                    "{method} (the migration named is not exported by {app_id})"
+                )));
+            }
+        }
+        let op = MemberOp::SetApp {
+            app_id,
+            migrate,
+            wasm: wasm.to_vec(),
+        };
+        if let MemberOp::SetApp {
+            migrate: Some(method),
+            ..
+        } = &op
+        {
+            self.try_migration(id, &app, method).await?;
+        }
+        self.member_op(id, op).await
+    }
+
+    /// Runs a migration on the context's state without keeping anything, to refuse an upgrade
+    /// whose migration fails before any member sees it.
+    async fn try_migration(
+        &mut self,
+        id: &ContextId,
+        app: &App,
+        method: &str,
+    ) -> Result<(), NodeError> {
+        let mut ctx = self.contexts.remove(id).expect("checked by the caller");
+        let me = self.key.public();
+        let call = Call {
+            method,
+            input: &[],
+            context_id: id.0,
+            executor_id: me.0,
+            time_now_nanos: self.env.now_nanos(),
+            random_seed: [0; 32],
+        };
+        let result = match self.run_call(app, &call, &mut ctx).await {
+            Ok(outcome) => migration_writes(outcome, &*ctx.shared).map(drop),
+            Err(e) => Err(e),
+        };
+        self.contexts.insert(*id, ctx);
+        result
     }
 
     /// Removes `member` from the context, and every certificate issued through its key: an
@@ -2342,16 +2588,15 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     async fn member_op(&mut self, id: &ContextId, op: MemberOp) -> Result<DeltaId, NodeError> {
-        let app = self.app(self.context(id)?.record.app_id).await?;
+        self.context(id)?;
         let mut ctx = self.contexts.remove(id).expect("checked above");
-        let result = self.member_op_in(&app, &mut ctx, op).await;
+        let result = self.member_op_in(&mut ctx, op).await;
         self.contexts.insert(*id, ctx);
         result
     }
 
     async fn member_op_in(
         &mut self,
-        app: &App,
         ctx: &mut ContextState,
         op: MemberOp,
     ) -> Result<DeltaId, NodeError> {
@@ -2451,7 +2696,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.audit = audit.next_head();
         ctx.announced = true;
         ctx.insert_applied(&delta, true);
-        self.rejudge(app, ctx).await?;
+        self.rejudge(ctx).await?;
         self.events.push(NodeEvent::Membership {
             context_id: ctx.id,
             delta_id,

@@ -36,7 +36,7 @@ use std::sync::Arc;
 pub use abi::IMPORTS;
 pub use error::{RuntimeError, ViewKind};
 pub use limits::Limits;
-pub use root::{index_key, root_hash};
+pub use root::{index_key, migrated_state_entry, root_hash, state_entry_key};
 
 use host::HostState;
 

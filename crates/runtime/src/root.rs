@@ -23,6 +23,23 @@ pub fn index_key(id: &[u8; 32]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// The storage key of the app's state struct: calimero-storage keeps it as the entry
+/// `ROOT_STORAGE_ENTRY_ID` (32 bytes of `b'v'`), keyed `sha256(0x01 ++ id)`, which is what
+/// calimero-sdk's `read_raw` reads during a migration.
+pub fn state_entry_key() -> [u8; 32] {
+    let mut bytes = [b'v'; 33];
+    bytes[0] = 1;
+    Sha256::digest(bytes).into()
+}
+
+/// The stored state entry after a migration: the new state's borsh bytes (what the app's
+/// `#[app::migrate]` returned) followed by the entry's 32-byte element id, kept from `old`.
+/// `None` if `old` is too short to be an entry.
+pub fn migrated_state_entry(old: &[u8], new_state: &[u8]) -> Option<Vec<u8>> {
+    let id = old.get(old.len().checked_sub(32)?..)?;
+    Some([new_state, id].concat())
+}
+
 /// The Merkle root of a context's shared state as calimero-storage 0.10 stored it: the full hash
 /// in the root entity's index (the root entity's id is the context id). `None` before `init`, if
 /// the view has not loaded the entry, or if it is not in the layout of calimero-storage 0.10.
@@ -158,6 +175,16 @@ mod tests {
         let mut bad_tag = good.clone();
         bad_tag[32] = 7; // parent option tag
         assert_eq!(full_hash_of_index(&bad_tag), None);
+    }
+
+    #[test]
+    fn a_migrated_entry_keeps_the_element_id() {
+        let old = [vec![1, 2, 3], vec![b'v'; 32]].concat();
+        assert_eq!(
+            migrated_state_entry(&old, &[9, 9]),
+            Some([vec![9, 9], vec![b'v'; 32]].concat())
+        );
+        assert_eq!(migrated_state_entry(&[1; 31], &[9]), None);
     }
 
     #[test]
