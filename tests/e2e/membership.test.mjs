@@ -182,3 +182,48 @@ test('a context recorded on a context-config contract (a NEAR JSON-RPC test doub
     await rpc.close();
   }
 });
+
+test('an admin upgrades the app with a migration; the other page gets the binary, migrates and keeps its data, a member may not', async () => {
+  const [a, b] = [
+    await openNode(env.browser, env.stack.url, { name: 'A' }),
+    await openNode(env.browser, env.stack.url, { name: 'B' }),
+  ];
+  const appId = await installKvStore(a.page);
+  await installKvStore(b.page);
+  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  await b.page.evaluate((inv) => window.tabnode.join(inv), await a.page.evaluate((c) => window.tabnode.invite(c), ctx));
+  await call(a.page, ctx, 'set', { key: 'kept', value: 'from version 1' });
+  await eventually('B to have A\'s item', async () => (await entries(b.page, ctx)).kept === 'from version 1');
+  assert.equal((await call(b.page, ctx, 'schema', {})).output, '1');
+
+  const upgrade = (page, migrate) =>
+    page.evaluate(async ({ c, migrate }) => {
+      const bytes = new Uint8Array(await (await fetch('apps/kv_store_v2.wasm')).arrayBuffer());
+      try {
+        return { op: await window.tabnode.upgradeApp(c, bytes, migrate) };
+      } catch (e) {
+        return { name: e.name, message: e.message };
+      }
+    }, { c: ctx, migrate });
+  const refused = await upgrade(b.page, 'migrate_v1_to_v2');
+  assert.equal(refused.name, 'Unauthorized', `a member may not upgrade: ${JSON.stringify(refused)}`);
+  const wrong = await upgrade(a.page, 'no_such_export');
+  assert.equal(wrong.name, 'MethodNotFound', JSON.stringify(wrong));
+  assert.equal((await call(a.page, ctx, 'schema', {})).output, '1', 'a refused upgrade changes nothing');
+
+  const done = await upgrade(a.page, 'migrate_v1_to_v2');
+  assert.ok(done.op, JSON.stringify(done));
+  assert.equal((await call(a.page, ctx, 'schema', {})).output, '2');
+  await eventually('B to run version 2 on the migrated state', async () => {
+    const schema = await call(b.page, ctx, 'schema', {}).then((r) => r.output, () => null);
+    return { ok: schema === '2', schema };
+  });
+  assert.deepEqual(await entries(b.page, ctx), { kept: 'from version 1' });
+  await call(b.page, ctx, 'set', { key: 'new', value: 'from version 2' });
+  await eventually('A and B to converge on version 2', async () => {
+    const [ea, eb] = [await entries(a.page, ctx), await entries(b.page, ctx)];
+    const [ca, cb] = [await checkpoint(a.page, ctx), await checkpoint(b.page, ctx)];
+    return { ok: ea.new === 'from version 2' && JSON.stringify(ea) === JSON.stringify(eb) && ca.rootHash === cb.rootHash, ea, eb };
+  });
+  for (const p of [a, b]) await p.context.close();
+});

@@ -10,6 +10,7 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const result: ExecuteResult = await node.execute(ctx, 'set', { key: 'k', value: 'v' });
   const root: string | null = result.rootHash;
   const checkpoint: Checkpoint = await node.checkpoint(ctx);
+  const upgrade: string = await node.upgradeApp(ctx, wasm, 'migrate_v1_to_v2');
   const unsubscribe: () => void = node.subscribe(ctx, (event: NodeEvent) => {
     if (event.type === 'event' && !event.local) console.log(event.kind, event.data);
     if (event.type === 'syncRejected') console.warn(event.reason);
@@ -19,5 +20,5 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const ok: boolean = report.ok && (await node.replay(ctx)).matches;
   const who = await node.identity();
   const admins: string[] = (await node.members(ctx)).filter((m) => m.role === 'admin').map((m) => m.key);
-  return `${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length}`;
+  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length}`;
 }

@@ -82,6 +82,7 @@ pub enum MemberOp {
     /// the binary (whose blake3 hash must be `app_id`), so every member can run it, and names
     /// the new app's `#[app::migrate]` export, if the state needs one to take the new shape.
     SetApp {
+        #[serde(rename = "appId")]
         app_id: AppId,
         migrate: Option<String>,
         #[serde(skip)]

@@ -207,7 +207,9 @@ export type NodeEvent =
   | { type: "syncRejected"; contextId: string | null; reason: string }
   | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
   | { type: "membership"; contextId: string; deltaId: string; by: string; counted: boolean;
-      op: { op: "remove"; member: string } | { op: "setRole"; member: string; role: "admin" | "member" | "reader" } | { op: "join" } }
+      op: { op: "remove"; member: string } | { op: "setRole"; member: string; role: "admin" | "member" | "reader" } | { op: "join" }
+        | { op: "leave" } | { op: "bind"; root: string } | { op: "revoke"; key: string; root: string }
+        | { op: "setApp"; appId: string; migrate: string | null } }
   | { type: "voided"; contextId: string; deltaId: string; author: string }
   | { type: "peerConnected" | "peerDisconnected"; peer: string };
 "#;
@@ -380,6 +382,17 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| usage_error("EncodeError", e.to_string()))
+}
+
+/// The bytes of a wasm binary passed as a `Uint8Array` or an `ArrayBuffer`.
+fn wasm_bytes(bytes: &JsValue, method: &str) -> Result<Vec<u8>, JsValue> {
+    if !(bytes.is_instance_of::<Uint8Array>() || bytes.is_instance_of::<js_sys::ArrayBuffer>()) {
+        return Err(usage_error(
+            "BadArgs",
+            format!("{method} takes a Uint8Array or ArrayBuffer of wasm"),
+        ));
+    }
+    Ok(Uint8Array::new(bytes).to_vec())
 }
 
 fn parse_id_key(text: &str) -> Result<PublicKey, JsValue> {
@@ -796,19 +809,34 @@ impl BrowserNode {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            if !(bytes.is_instance_of::<Uint8Array>()
-                || bytes.is_instance_of::<js_sys::ArrayBuffer>())
-            {
-                return Err(usage_error(
-                    "BadArgs",
-                    "installApp takes a Uint8Array or ArrayBuffer of wasm".into(),
-                ));
-            }
-            let wasm = Uint8Array::new(&bytes).to_vec();
+            let wasm = wasm_bytes(&bytes, "installApp")?;
             let id = inner
                 .run(async |node| node.install_app(&wasm).await)
                 .await?;
             Ok(JsValue::from(id.to_string()))
+        })
+    }
+
+    /// Moves a context to a new version of its app (an admin's operation; the binary goes to
+    /// every member with it). `migrate` names the new app's `#[app::migrate]` export that turns
+    /// the state into its new shape; every member runs it at the same point of the log. The
+    /// migration is tried here first: if it fails, nothing changes. Writes other members make
+    /// concurrently with the upgrade are voided (`voided` events). Resolves to the operation's id.
+    #[wasm_bindgen(js_name = upgradeApp, unchecked_return_type = "Promise<string>")]
+    pub fn upgrade_app(
+        &self,
+        context_id: String,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array | ArrayBuffer")] bytes: JsValue,
+        migrate: Option<String>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let wasm = wasm_bytes(&bytes, "upgradeApp")?;
+            let op = inner
+                .run(async |node| node.upgrade_app(&id, &wasm, migrate).await)
+                .await?;
+            Ok(JsValue::from(op.to_string()))
         })
     }
 
