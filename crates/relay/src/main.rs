@@ -4,63 +4,53 @@
 //! can be reached through a reservation, and is a gossip hub: it subscribes to every topic a
 //! peer subscribes to, since gossipsub only forwards topics a node is itself subscribed to.
 //!
-//! Once listening it prints one line per address to stdout, `RELAY_MULTIADDR=<addr>/p2p/<id>`;
-//! logs go to stderr (`RUST_LOG`). SIGINT or SIGTERM stop it cleanly.
+//! Once listening it prints one line per address to stdout, `RELAY_MULTIADDR=<addr>/p2p/<id>`,
+//! and `RELAY_METRICS=<url>` when `--metrics` is set; logs go to stderr. SIGINT or SIGTERM stop
+//! it cleanly. It keeps no state but its key: reservations, circuits and subscriptions are
+//! made again by peers when they reconnect, so a restart (or another relay) loses nothing.
 
-use std::time::Duration;
+mod config;
+mod ip_limit;
+mod metrics;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::connection_limits::{self, ConnectionLimits};
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAcceptance, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds,
+    TopicHash, TopicScoreParams, ValidationMode,
+};
 use libp2p::identity::Keypair;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, relay, yamux, Multiaddr};
+use libp2p::metrics::Recorder;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::{ConnectionDenied, ListenError, NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, ping, relay, yamux, Multiaddr, PeerId, Swarm};
+use prometheus_client::registry::Registry;
 use tokio::signal::unix::{signal, SignalKind};
 
-const USAGE: &str = "usage: tabnode-relay [--listen MULTIADDR]... [--key-file PATH]
-  --listen    address to listen on (default /ip4/127.0.0.1/tcp/9090/ws); port 0 picks a free one
-  --key-file  ed25519 key of the relay (created if missing), so its peer id survives restarts";
+use config::{Config, ConfigError, Limits, LogFormat};
+use metrics::Metrics;
+
+const PROTOCOL_VERSION: &str = "/tabnode/0.1.0";
+/// Identify's agent string: how relays of one network recognise each other.
+const AGENT: &str = concat!("tabnode-relay/", env!("CARGO_PKG_VERSION"));
+/// Room in a gossip frame for what surrounds the payload (signature, key, topic, seqno).
+/// A frame over payload + this is cut off by gossipsub's codec before it is parsed.
+const FRAME_OVERHEAD: usize = 64 * 1024;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    ip_limit: ip_limit::Behaviour,
+    limits: connection_limits::Behaviour,
     relay: relay::Behaviour,
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-}
-
-struct Args {
-    listen: Vec<Multiaddr>,
-    key_file: Option<std::path::PathBuf>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: Vec::new(),
-        key_file: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--listen" => {
-                let value = it.next().ok_or("--listen needs a multiaddr")?;
-                args.listen.push(
-                    value
-                        .parse()
-                        .map_err(|e| format!("--listen {value}: {e}"))?,
-                );
-            }
-            "--key-file" => {
-                args.key_file = Some(it.next().ok_or("--key-file needs a path")?.into())
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if args.listen.is_empty() {
-        args.listen
-            .push("/ip4/127.0.0.1/tcp/9090/ws".parse().expect("valid"));
-    }
-    Ok(args)
 }
 
 /// Loads the relay's key, creating it on first start.
@@ -82,10 +72,64 @@ fn load_key(path: Option<&std::path::Path>) -> Result<Keypair, String> {
     }
 }
 
-fn behaviour(key: &Keypair) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+fn relay_config(limits: &Limits) -> relay::Config {
+    let mut config = relay::Config {
+        max_reservations: limits.max_reservations,
+        max_reservations_per_peer: limits.max_reservations_per_peer,
+        reservation_duration: limits.reservation_duration,
+        reservation_rate_limiters: Vec::new(),
+        max_circuits: limits.max_circuits,
+        max_circuits_per_peer: limits.max_circuits_per_peer,
+        max_circuit_duration: limits.max_circuit_duration,
+        max_circuit_bytes: limits.max_circuit_bytes,
+        circuit_src_rate_limiters: Vec::new(),
+    };
+    // Per peer id, libp2p's own defaults (30 in a burst, then one every 2 minutes).
+    let thirty = NonZeroU32::new(30).expect("30 > 0");
+    config = config
+        .reservation_rate_per_peer(thirty, Duration::from_secs(120))
+        .circuit_src_per_peer(thirty, Duration::from_secs(120));
+    if let Some(rate) = NonZeroU32::new(limits.reservation_rate_per_ip) {
+        config = config.reservation_rate_per_ip(rate, Duration::from_secs(60) / rate.get());
+    }
+    if let Some(rate) = NonZeroU32::new(limits.circuit_rate_per_ip) {
+        config = config.circuit_src_per_ip(rate, Duration::from_secs(60) / rate.get());
+    }
+    config
+}
+
+/// Scores per topic: an invalid or oversize message costs 20 points (squared, decaying over
+/// minutes), so two put a peer under the graylist threshold (−80), where its gossip is ignored.
+/// Quiet members are normal here, so delivery deficits cost nothing.
+fn topic_score() -> TopicScoreParams {
+    TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 3600.0,
+        first_message_deliveries_weight: 0.1,
+        first_message_deliveries_cap: 100.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -20.0,
+        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(
+            600,
+        )),
+        ..TopicScoreParams::default()
+    }
+}
+
+fn behaviour(
+    key: &Keypair,
+    config: &Config,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let limits = &config.limits;
     let gossip = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Strict)
-        .max_transmit_size(1024 * 1024)
+        // The relay checks each message's size itself (see `on_gossip`), so that an oversize
+        // one lowers its sender's score; frames beyond this are cut off by the codec.
+        .validate_messages()
+        .max_transmit_size(limits.max_message_bytes + FRAME_OVERHEAD)
         .heartbeat_interval(Duration::from_millis(500))
         // Graft every browser on a topic (up to a few dozen): the relay is the hub they meet at.
         .mesh_n_low(8)
@@ -94,43 +138,80 @@ fn behaviour(key: &Keypair) -> Result<Behaviour, Box<dyn std::error::Error + Sen
         .gossip_lazy(8)
         .mesh_outbound_min(0)
         .build()?;
+    let mut gossipsub =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip)?;
+    gossipsub.with_peer_score(
+        PeerScoreParams {
+            // Browsers behind one NAT share an IP: the per-IP connection limit covers that.
+            ip_colocation_factor_weight: 0.0,
+            ..PeerScoreParams::default()
+        },
+        PeerScoreThresholds::default(),
+    )?;
+    let peer_id = key.public().to_peer_id();
     Ok(Behaviour {
-        relay: relay::Behaviour::new(key.public().to_peer_id(), relay::Config::default()),
-        gossipsub: gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip)?,
-        identify: identify::Behaviour::new(identify::Config::new(
-            "/tabnode/0.1.0".into(),
-            key.public(),
-        )),
+        ip_limit: ip_limit::Behaviour::new(limits.max_connections_per_ip),
+        limits: connection_limits::Behaviour::new(
+            ConnectionLimits::default()
+                .with_max_established(Some(limits.max_connections))
+                .with_max_established_per_peer(Some(limits.max_connections_per_peer))
+                .with_max_pending_incoming(Some(limits.max_pending_connections)),
+        ),
+        relay: relay::Behaviour::new(peer_id, relay_config(limits)),
+        gossipsub,
+        identify: identify::Behaviour::new(
+            identify::Config::new(PROTOCOL_VERSION.into(), key.public())
+                .with_agent_version(AGENT.into()),
+        ),
         ping: ping::Behaviour::new(ping::Config::new()),
     })
 }
 
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let args = match parse_args() {
-        Ok(args) => args,
+    let config = match config::parse(std::env::args().skip(1)) {
+        Ok(config) => config,
+        Err(ConfigError::Help) => {
+            println!("{}", config::USAGE);
+            return;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("tabnode-relay: {e}");
-            }
-            eprintln!("{USAGE}");
-            std::process::exit(if e.is_empty() { 0 } else { 2 });
+            eprintln!("tabnode-relay: {e}");
+            eprintln!("{}", config::USAGE);
+            std::process::exit(2);
         }
     };
-    if let Err(e) = run(args).await {
+    init_logs(&config);
+    if let Err(e) = run(config).await {
+        tracing::error!("{e}");
         eprintln!("tabnode-relay: {e}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let key = load_key(args.key_file.as_deref())?;
+/// Prints one line for scripts (`scripts/serve.mjs` reads them) and flushes it at once.
+fn announce(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let key = load_key(config.key_file.as_deref())?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry, &config.limits);
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -140,42 +221,516 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )?
         .with_websocket(noise::Config::new, yamux::Config::default)
         .await?
-        .with_behaviour(behaviour)?
+        .with_bandwidth_metrics(&mut registry)
+        .with_behaviour(|key| behaviour(key, &config))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
-    for addr in &args.listen {
-        swarm.listen_on(addr.clone())?;
+    let registry = Arc::new(registry);
+    let metrics_server = match config.metrics {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--metrics {addr}: {e}"))?;
+            let bound = listener.local_addr()?;
+            announce(&format!("RELAY_METRICS=http://{bound}/metrics"))?;
+            tracing::info!(addr = %bound, "metrics served at /metrics");
+            Some(tokio::spawn(metrics::serve(listener, registry.clone())))
+        }
+        None => None,
+    };
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        listeners.push(
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| format!("--listen {addr}: {e}"))?,
+        );
+    }
+    for addr in &config.external {
+        swarm.add_external_address(addr.clone());
     }
     let peer_id = *swarm.local_peer_id();
+    tracing::info!(
+        %peer_id,
+        limits = ?config.limits,
+        "relay starting"
+    );
+    let mut relay = Relay {
+        swarm,
+        metrics,
+        peer_id,
+        relays: config
+            .peers
+            .iter()
+            .filter_map(|a| match a.iter().last() {
+                Some(Protocol::P2p(p)) => Some(p),
+                _ => None,
+            })
+            .collect(),
+        peer_dials: config
+            .peers
+            .iter()
+            .map(|a| (a.clone(), (Instant::now(), Duration::from_secs(1))))
+            .collect(),
+        advertise_listen: config.external.is_empty(),
+        topics: HashMap::new(),
+        reservations: HashMap::new(),
+        circuits: HashMap::new(),
+        limits: config.limits.clone(),
+    };
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    use std::io::Write;
-                    let mut out = std::io::stdout().lock();
-                    writeln!(out, "RELAY_MULTIADDR={address}/p2p/{peer_id}")?;
-                    out.flush()?;
+            _ = tick.tick() => relay.tick(),
+            event = relay.swarm.select_next_some() => relay.on_event(event)?,
+        }
+    }
+    relay
+        .shut_down(listeners, config.shutdown_grace, &mut sigint, &mut sigterm)
+        .await;
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
+    Ok(())
+}
+
+/// The swarm and what the relay keeps beside it: counts for metrics and refusal reasons, and
+/// which peers are on which topic. All of it is rebuilt by peers after a restart.
+struct Relay {
+    swarm: Swarm<Behaviour>,
+    metrics: Metrics,
+    peer_id: PeerId,
+    /// Other relays of the network: their subscriptions do not keep a topic alive here.
+    relays: HashSet<PeerId>,
+    /// `--peer` addresses: when to dial next, and the wait after that.
+    peer_dials: HashMap<Multiaddr, (Instant, Duration)>,
+    advertise_listen: bool,
+    /// Topics the relay is on, and the (non-relay) peers on each.
+    topics: HashMap<TopicHash, HashSet<PeerId>>,
+    /// Reservations held, per peer.
+    reservations: HashMap<PeerId, usize>,
+    /// Circuits open, per source peer.
+    circuits: HashMap<PeerId, usize>,
+    limits: Limits,
+}
+
+/// Names a refused connection's limit, for logs and the `refused` metric.
+fn denial_reason(cause: &ConnectionDenied) -> &'static str {
+    if cause.downcast_ref::<ip_limit::IpLimitExceeded>().is_some() {
+        return "max_connections_per_ip";
+    }
+    match cause.downcast_ref::<connection_limits::Exceeded>() {
+        // connection-limits names its kind only in its message.
+        Some(e) => {
+            let text = e.to_string();
+            if text.contains("per peer") {
+                "max_connections_per_peer"
+            } else if text.contains("pending") {
+                "max_pending_connections"
+            } else {
+                "max_connections"
+            }
+        }
+        None => "other",
+    }
+}
+
+fn status_reason(status: relay::StatusCode) -> &'static str {
+    match status {
+        relay::StatusCode::OK => "ok",
+        relay::StatusCode::ReservationRefused => "reservation_refused",
+        relay::StatusCode::ResourceLimitExceeded => "resource_limit",
+        relay::StatusCode::PermissionDenied => "permission_denied",
+        relay::StatusCode::ConnectionFailed => "connection_failed",
+        relay::StatusCode::NoReservation => "no_reservation",
+        relay::StatusCode::MalformedMessage => "malformed_message",
+        relay::StatusCode::UnexpectedMessage => "unexpected_message",
+    }
+}
+
+fn add(map: &mut HashMap<PeerId, usize>, peer: PeerId) {
+    *map.entry(peer).or_insert(0) += 1;
+}
+
+fn remove(map: &mut HashMap<PeerId, usize>, peer: &PeerId) {
+    if let Some(n) = map.get_mut(peer) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(peer);
+        }
+    }
+}
+
+impl Relay {
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) -> std::io::Result<()> {
+        self.metrics.libp2p.record(&event);
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                announce(&format!("RELAY_MULTIADDR={address}/p2p/{}", self.peer_id))?;
+                tracing::info!(%address, "listening");
+                if self.advertise_listen {
+                    self.swarm.add_external_address(address);
                 }
-                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id: peer, topic })) => {
-                    tracing::info!(%peer, %topic, "peer subscribed");
-                    if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&IdentTopic::new(topic.as_str())) {
-                        tracing::warn!(%topic, "cannot subscribe: {e}");
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!(%error, "listener error");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.count_connections();
+                if let Some((_, wait)) = self.peer_dials.iter_mut().find_map(|(a, d)| {
+                    matches!(a.iter().last(), Some(Protocol::P2p(p)) if p == peer_id).then_some(d)
+                }) {
+                    *wait = Duration::from_secs(1);
+                }
+                tracing::info!(
+                    peer = %peer_id,
+                    addr = %endpoint.get_remote_address(),
+                    connection = %connection_id,
+                    inbound = endpoint.is_listener(),
+                    peer_connections = num_established.get(),
+                    "connected"
+                );
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                self.count_connections();
+                if num_established == 0 {
+                    self.leave_all(&peer_id);
+                }
+                tracing::info!(
+                    peer = %peer_id,
+                    connection = %connection_id,
+                    cause = cause.map(|c| c.to_string()),
+                    "disconnected"
+                );
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                peer_id,
+                ..
+            } => match &error {
+                ListenError::Denied { cause } => {
+                    let reason = denial_reason(cause);
+                    self.metrics.refuse("connection", reason);
+                    tracing::info!(
+                        addr = %send_back_addr,
+                        peer = peer_id.map(|p| p.to_string()),
+                        reason,
+                        %cause,
+                        "connection refused"
+                    );
+                }
+                _ => tracing::debug!(addr = %send_back_addr, %error, "incoming connection failed"),
+            },
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::warn!(peer = peer_id.map(|p| p.to_string()), %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => {
+                self.metrics.libp2p.record(&event);
+                self.on_relay(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
+                self.metrics.libp2p.record(&event);
+                self.on_gossip(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                self.metrics.libp2p.record(&event);
+                if let identify::Event::Received { peer_id, info, .. } = event {
+                    if info.agent_version.starts_with("tabnode-relay/")
+                        && self.relays.insert(peer_id)
+                    {
+                        tracing::info!(peer = %peer_id, agent = %info.agent_version, "another relay");
+                        self.leave_all(&peer_id);
                     }
                 }
-                SwarmEvent::ConnectionEstablished { peer_id: peer, endpoint, .. } => {
-                    tracing::info!(%peer, addr = %endpoint.get_remote_address(), "connected");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
+                self.metrics.libp2p.record(&event);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn count_connections(&self) {
+        let info = self.swarm.network_info();
+        self.metrics.peers.set(info.num_peers() as i64);
+        self.metrics
+            .connections
+            .set(i64::from(info.connection_counters().num_established()));
+    }
+
+    fn on_relay(&mut self, event: relay::Event) {
+        #[allow(deprecated)]
+        match event {
+            relay::Event::ReservationReqAccepted {
+                src_peer_id,
+                renewed,
+            } => {
+                if !renewed {
+                    add(&mut self.reservations, src_peer_id);
+                    self.metrics.reservations_accepted.inc();
                 }
-                SwarmEvent::ConnectionClosed { peer_id: peer, cause, .. } => {
-                    tracing::info!(%peer, ?cause, "disconnected");
+                tracing::info!(peer = %src_peer_id, renewed, "reservation accepted");
+            }
+            relay::Event::ReservationReqDenied {
+                src_peer_id,
+                status,
+            } => {
+                // The relay says only "resource limit"; which one is read off our own counts.
+                let reason = match status {
+                    relay::StatusCode::ResourceLimitExceeded => {
+                        let held: usize = self.reservations.values().sum();
+                        let own = self.reservations.get(&src_peer_id).copied().unwrap_or(0);
+                        if held >= self.limits.max_reservations {
+                            "max_reservations"
+                        } else if own >= self.limits.max_reservations_per_peer {
+                            "max_reservations_per_peer"
+                        } else {
+                            "rate_limit"
+                        }
+                    }
+                    other => status_reason(other),
+                };
+                self.metrics.refuse("reservation", reason);
+                tracing::info!(peer = %src_peer_id, reason, "reservation refused");
+            }
+            relay::Event::ReservationClosed { src_peer_id } => {
+                remove(&mut self.reservations, &src_peer_id);
+                tracing::info!(peer = %src_peer_id, "reservation closed");
+            }
+            relay::Event::ReservationTimedOut { src_peer_id } => {
+                remove(&mut self.reservations, &src_peer_id);
+                tracing::info!(peer = %src_peer_id, "reservation expired");
+            }
+            relay::Event::CircuitReqAccepted {
+                src_peer_id,
+                dst_peer_id,
+            } => {
+                add(&mut self.circuits, src_peer_id);
+                self.metrics.circuits_opened.inc();
+                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, "circuit opened");
+            }
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                dst_peer_id,
+                status,
+            } => {
+                let reason = match status {
+                    relay::StatusCode::ResourceLimitExceeded => {
+                        let open: usize = self.circuits.values().sum();
+                        let own = self.circuits.get(&src_peer_id).copied().unwrap_or(0);
+                        if open >= self.limits.max_circuits {
+                            "max_circuits"
+                        } else if own >= self.limits.max_circuits_per_peer {
+                            "max_circuits_per_peer"
+                        } else {
+                            "rate_limit"
+                        }
+                    }
+                    other => status_reason(other),
+                };
+                self.metrics.refuse("circuit", reason);
+                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, reason, "circuit refused");
+            }
+            relay::Event::CircuitClosed {
+                src_peer_id,
+                dst_peer_id,
+                error,
+            } => {
+                remove(&mut self.circuits, &src_peer_id);
+                tracing::info!(
+                    src = %src_peer_id,
+                    dst = %dst_peer_id,
+                    error = error.map(|e| e.to_string()),
+                    "circuit closed"
+                );
+            }
+            other => tracing::debug!(event = ?other, "relay"),
+        }
+        self.metrics
+            .reservations
+            .set(self.reservations.values().sum::<usize>() as i64);
+        self.metrics
+            .circuits
+            .set(self.circuits.values().sum::<usize>() as i64);
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                tracing::info!(peer = %peer_id, %topic, "peer subscribed");
+                if self.relays.contains(&peer_id) {
+                    return;
                 }
-                _ => {}
+                let peers = self.topics.entry(topic.clone()).or_default();
+                let first = peers.is_empty();
+                peers.insert(peer_id);
+                if first {
+                    let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+                    let ident = IdentTopic::new(topic.as_str());
+                    if let Err(e) = gossipsub.set_topic_params(ident.clone(), topic_score()) {
+                        tracing::warn!(%topic, "cannot score the topic: {e}");
+                    }
+                    if let Err(e) = gossipsub.subscribe(&ident) {
+                        tracing::warn!(%topic, "cannot subscribe: {e}");
+                    }
+                    self.metrics.gossip_topics.set(self.topics.len() as i64);
+                }
+            }
+            gossipsub::Event::Unsubscribed { peer_id, topic } => {
+                tracing::info!(peer = %peer_id, %topic, "peer unsubscribed");
+                self.leave(&peer_id, &topic);
+            }
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                self.metrics.gossip_received.inc();
+                let acceptance = if message.data.len() > self.limits.max_message_bytes {
+                    self.metrics
+                        .gossip_rejected
+                        .get_or_create(&metrics::Reason { reason: "oversize" })
+                        .inc();
+                    tracing::warn!(
+                        peer = %propagation_source,
+                        source = message.source.map(|p| p.to_string()),
+                        topic = %message.topic,
+                        bytes = message.data.len(),
+                        limit = self.limits.max_message_bytes,
+                        "gossip message rejected: over the size limit"
+                    );
+                    MessageAcceptance::Reject
+                } else {
+                    MessageAcceptance::Accept
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+            }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
+                tracing::debug!(peer = %peer_id, ?failed_messages, "slow gossip peer");
+            }
+            gossipsub::Event::GossipsubNotSupported { peer_id } => {
+                tracing::debug!(peer = %peer_id, "peer does not speak gossipsub");
             }
         }
     }
-    tracing::info!("stopping");
-    Ok(())
+
+    /// A peer left a topic: when no (non-relay) peer is left on it, the relay leaves it too,
+    /// so topics do not pile up over weeks of uptime.
+    fn leave(&mut self, peer: &PeerId, topic: &TopicHash) {
+        let Some(peers) = self.topics.get_mut(topic) else {
+            return;
+        };
+        peers.remove(peer);
+        if peers.is_empty() {
+            self.topics.remove(topic);
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .unsubscribe(&IdentTopic::new(topic.as_str()));
+            self.metrics.gossip_topics.set(self.topics.len() as i64);
+            tracing::info!(%topic, "no peer left on the topic: left it");
+        }
+    }
+
+    fn leave_all(&mut self, peer: &PeerId) {
+        let topics: Vec<TopicHash> = self
+            .topics
+            .iter()
+            .filter(|(_, peers)| peers.contains(peer))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for topic in topics {
+            self.leave(peer, &topic);
+        }
+    }
+
+    /// Once a second: gossip scores for the metrics, and redials of `--peer` relays.
+    fn tick(&mut self) {
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let penalised = self
+            .swarm
+            .connected_peers()
+            .filter(|p| gossipsub.peer_score(p).is_some_and(|s| s < 0.0))
+            .count();
+        self.metrics.gossip_penalised_peers.set(penalised as i64);
+        let now = Instant::now();
+        let mut dials = Vec::new();
+        for (addr, (next, wait)) in self.peer_dials.iter_mut() {
+            let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+                continue;
+            };
+            if self.swarm.is_connected(&peer) || now < *next {
+                continue;
+            }
+            *next = now + *wait;
+            *wait = (*wait * 2).min(Duration::from_secs(60));
+            dials.push(addr.clone());
+        }
+        for addr in dials {
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "cannot dial the relay: {e}");
+            }
+        }
+    }
+
+    /// Closes the listeners, asks every peer to close, and waits up to `grace` for them (a
+    /// second signal cuts the wait short).
+    async fn shut_down(
+        &mut self,
+        listeners: Vec<libp2p::core::transport::ListenerId>,
+        grace: Duration,
+        sigint: &mut tokio::signal::unix::Signal,
+        sigterm: &mut tokio::signal::unix::Signal,
+    ) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        tracing::info!(peers = peers.len(), ?grace, "stopping");
+        for id in listeners {
+            self.swarm.remove_listener(id);
+        }
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        while self.swarm.network_info().num_peers() > 0 {
+            tokio::select! {
+                _ = &mut deadline => break,
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+                event = self.swarm.select_next_some() => {
+                    if let SwarmEvent::ConnectionClosed { .. } = event {
+                        self.count_connections();
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            peers_left = self.swarm.network_info().num_peers(),
+            "stopped"
+        );
+    }
 }
