@@ -227,3 +227,35 @@ test('an admin upgrades the app with a migration; the other page gets the binary
   });
   for (const p of [a, b]) await p.context.close();
 });
+
+test('selective disclosure across pages: a member sees only the hash of a withheld payload, asks for it, and gets the payload that hashes to it', async () => {
+  const [a, b] = [
+    await openNode(env.browser, env.stack.url, { name: 'A' }),
+    await openNode(env.browser, env.stack.url, { name: 'B' }),
+  ];
+  const appId = await installKvStore(a.page);
+  await installKvStore(b.page);
+  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  await b.page.evaluate((inv) => window.tabnode.join(inv), await a.page.evaluate((c) => window.tabnode.invite(c), ctx));
+  await eventually('B to have the state', async () => (await checkpoint(b.page, ctx)).heads.length > 0);
+  await b.page.evaluate((c) => {
+    window.heard = [];
+    window.tabnode.subscribe(c, (e) => window.heard.push(e));
+  }, ctx);
+  await a.page.evaluate((c) => window.tabnode.setDisclosure(c, 'Inserted', { mode: 'hash' }), ctx);
+  await call(a.page, ctx, 'set', { key: 'salary', value: '123456' });
+
+  const seen = await eventually('B to hear the event without its payload', () =>
+    b.page.evaluate(() => window.heard.find((e) => e.type === 'event' && e.kind === 'Inserted') ?? null));
+  assert.ok(seen.withheld, `the event names the payload's hash: ${JSON.stringify(seen)}`);
+  assert.ok(!JSON.stringify(seen.data ?? null).includes('123456'), `B is not given the payload: ${JSON.stringify(seen)}`);
+  // The state itself is shared (disclosure is about events): B reads the value by calling get.
+  assert.equal((await call(b.page, ctx, 'get', { key: 'salary' })).output, '123456');
+
+  await b.page.evaluate(({ c, h }) => window.tabnode.requestPayload(c, h), { c: ctx, h: seen.withheld });
+  const payload = await eventually('the owner to answer B', () =>
+    b.page.evaluate(() => window.heard.find((e) => e.type === 'payload') ?? null));
+  assert.equal(payload.hash, seen.withheld);
+  assert.deepEqual(payload.data, { key: 'salary', value: '123456' });
+  for (const p of [a, b]) await p.context.close();
+});
