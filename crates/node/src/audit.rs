@@ -116,11 +116,15 @@ impl AuditRecord {
     }
 }
 
-/// Checks records (as stored, in key order) were signed by `node` and form one unbroken chain.
+/// Checks records (as stored, in key order) were signed by the node and form one unbroken
+/// chain. `keys` are the node's keys in the order it used them (it rotates): each record is
+/// signed by the key of the one before it or a later one, never an earlier one, so a retired
+/// key cannot add records after its successor signed.
 pub fn verify_chain(
     records: impl IntoIterator<Item = Result<AuditRecord, (u64, String)>>,
-    node: &PublicKey,
+    keys: &[PublicKey],
 ) -> AuditReport {
+    let mut in_use = 0;
     let mut head = AuditHead::default();
     let mut count = 0;
     let fail = |seq: u64, reason: String, count: u64| AuditReport {
@@ -151,13 +155,17 @@ pub fn verify_chain(
                 count,
             );
         }
-        if verify_signature(node, &record.unsigned_bytes(), &record.signature).is_err() {
+        let bytes = record.unsigned_bytes();
+        let signer = (in_use..keys.len())
+            .find(|i| verify_signature(&keys[*i], &bytes, &record.signature).is_ok());
+        let Some(signer) = signer else {
             return fail(
                 record.seq,
                 "its signature does not verify (the record was changed)".into(),
                 count,
             );
-        }
+        };
+        in_use = signer;
         head = record.next_head();
         count += 1;
     }

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use borsh::{BorshDeserialize, BorshSerialize};
 use tabnode_types::{AppId, DeltaId, PublicKey};
 
-use crate::membership::{Issuance, MemberCert, Role};
+use crate::membership::{rotation_matches, Issuance, MemberCert, Role};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 /// A change of membership, made by an admin.
@@ -78,6 +78,20 @@ pub enum MemberOp {
         #[serde(skip)]
         shares: Vec<Share>,
     },
+    /// The author's key is replaced by `new`, which takes its role: the root the author's key
+    /// is bound to granted `new` and revoked the author's key (two statements, one step). As a
+    /// revocation it cascades and gives the context a new secret (`shares`, one for `new`);
+    /// unlike one, the new key keeps the author's place. Only the key being replaced makes it.
+    Rotate {
+        new: PublicKey,
+        root: PublicKey,
+        #[serde(skip)]
+        grant: Box<SignedGrant>,
+        #[serde(skip)]
+        revocation: Box<SignedRevocation>,
+        #[serde(skip)]
+        shares: Vec<Share>,
+    },
     /// The context runs `app_id` from here on (an admin's operation). The operation carries
     /// the binary (whose blake3 hash must be `app_id`), so every member can run it, and names
     /// the new app's `#[app::migrate]` export, if the state needs one to take the new shape.
@@ -108,6 +122,7 @@ impl MemberOp {
             Self::Bind { .. } => "member.bind",
             Self::Revoke { .. } => "member.revoke",
             Self::SetApp { .. } => "app.upgrade",
+            Self::Rotate { .. } => "member.rotate",
         }
     }
 
@@ -116,7 +131,7 @@ impl MemberOp {
         match self {
             Self::Remove { member, .. } => Some(*member),
             Self::Revoke { key, .. } => Some(*key),
-            Self::Leave { .. } => Some(*author),
+            Self::Leave { .. } | Self::Rotate { .. } => Some(*author),
             Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => None,
         }
     }
@@ -124,9 +139,10 @@ impl MemberOp {
     /// Where the operation carries shares of a new context secret.
     pub fn shares_mut(&mut self) -> Option<&mut Vec<Share>> {
         match self {
-            Self::Remove { shares, .. } | Self::Revoke { shares, .. } | Self::Leave { shares } => {
-                Some(shares)
-            }
+            Self::Remove { shares, .. }
+            | Self::Revoke { shares, .. }
+            | Self::Rotate { shares, .. }
+            | Self::Leave { shares } => Some(shares),
             Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => None,
         }
     }
@@ -134,9 +150,10 @@ impl MemberOp {
     /// The secret shares the operation carries.
     pub fn shares(&self) -> &[Share] {
         match self {
-            Self::Remove { shares, .. } | Self::Revoke { shares, .. } | Self::Leave { shares } => {
-                shares
-            }
+            Self::Remove { shares, .. }
+            | Self::Revoke { shares, .. }
+            | Self::Rotate { shares, .. }
+            | Self::Leave { shares } => shares,
             Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => &[],
         }
     }
@@ -146,7 +163,11 @@ impl MemberOp {
     pub fn allowed_for(&self, role: Role) -> bool {
         matches!(
             self,
-            Self::Join | Self::Leave { .. } | Self::Bind { .. } | Self::Revoke { .. }
+            Self::Join
+                | Self::Leave { .. }
+                | Self::Bind { .. }
+                | Self::Revoke { .. }
+                | Self::Rotate { .. }
         ) || role == Role::Admin
     }
 
@@ -172,6 +193,19 @@ impl MemberOp {
                 if revocation.revocation.client_key != *key || revocation.root.public_key() != *root
                 {
                     return Err("the revocation is for another key or from another root".into());
+                }
+                Ok(())
+            }
+            Self::Rotate {
+                new,
+                root,
+                grant,
+                revocation,
+                ..
+            } => {
+                rotation_matches(author, new, grant, revocation)?;
+                if grant.root.public_key() != *root {
+                    return Err("the rotation comes from another root".into());
                 }
                 Ok(())
             }
@@ -212,7 +246,7 @@ impl Entry {
             parents,
             author,
             timestamp,
-            cert_role: cert.role,
+            cert_role: cert.standalone_role(),
             chain: chain_of(cert),
             op,
         }
@@ -223,11 +257,18 @@ impl Entry {
 pub fn chain_of(cert: &MemberCert) -> Vec<PublicKey> {
     let mut keys = vec![cert.member];
     let mut next = cert;
-    while let Issuance::Invited { invitation, .. } = &next.issued {
-        next = &invitation.inviter;
-        keys.push(next.member);
+    loop {
+        match &next.issued {
+            Issuance::Invited { invitation, .. } => {
+                next = &invitation.inviter;
+                keys.push(next.member);
+            }
+            // The replaced key is not a key the new one depends on: its revocation is the
+            // rotation itself. Its inviters are.
+            Issuance::Rotated { from, .. } => next = from,
+            Issuance::Genesis { .. } => return keys,
+        }
     }
-    keys
 }
 
 fn rank(role: Role) -> u8 {
@@ -259,6 +300,10 @@ pub struct Verdict {
     pub applied_ops: Vec<DeltaId>,
     /// The root each bound key was granted by (see [`MemberOp::Bind`]).
     pub roots: BTreeMap<PublicKey, PublicKey>,
+    /// Keys replaced by a rotation: the old key, the new one and the operation. The old key is
+    /// in `removed` too; what others hold through it (invitations it signed) carries on
+    /// through the new key.
+    pub rotated: BTreeMap<PublicKey, (PublicKey, DeltaId)>,
     /// The app upgrades that counted, in causal order (each is in the next one's past): the
     /// last one names the app the context runs now.
     pub upgrades: Vec<DeltaId>,
@@ -367,8 +412,17 @@ impl Log {
         let role_op = self.verdict.roles.get(&entry.author);
         let certified_anew = role_op.is_some_and(|(_, op)| after(op));
         for key in &entry.chain {
-            if let Some(op) = self.verdict.removed.get(key) {
-                if !before(op) && (*key == entry.author || !certified_anew) {
+            // An inviter that was rotated away stands for the key that replaced it.
+            let mut key = *key;
+            while let Some((new, op)) = self.verdict.rotated.get(&key) {
+                if key == entry.author || before(op) {
+                    break;
+                }
+                key = *new;
+            }
+            if let Some(op) = self.verdict.removed.get(&key) {
+                let itself = id == Some(op); // a key's own leave or rotation stands
+                if !before(op) && !itself && (key == entry.author || !certified_anew) {
                     return None;
                 }
             }
@@ -442,6 +496,19 @@ impl Log {
                     }
                     judge.verdict.removed.insert(*key, id);
                 }
+                MemberOp::Rotate { new, root, .. } => {
+                    let bound = judge.verdict.roots.get(&entry.author) == Some(root);
+                    let taken = judge.verdict.removed.contains_key(new)
+                        || judge.verdict.roots.contains_key(new);
+                    if !bound || taken || judge.verdict.removed.contains_key(&entry.author) {
+                        continue;
+                    }
+                    let role = judge.role(Some(&id), entry).expect("allowed above");
+                    judge.verdict.removed.insert(entry.author, id);
+                    judge.verdict.rotated.insert(entry.author, (*new, id));
+                    judge.verdict.roles.insert(*new, (role, id));
+                    judge.verdict.roots.insert(*new, *root);
+                }
                 MemberOp::SetApp { .. } => {
                     let past = &judge.pasts[&id];
                     if !judge.verdict.upgrades.iter().all(|up| past.contains(up)) {
@@ -470,6 +537,7 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tabnode_types::SecretKey;
 
     fn key(n: u8) -> PublicKey {
         PublicKey([n; 32])
@@ -568,6 +636,139 @@ mod tests {
         // A member's upgrade counts for nothing.
         entry(&mut dag, 11, 11, &[10], &[2, 1], Role::Member, upgrade(4));
         assert_eq!(Log::judge(&dag).verdict.upgrades, vec![id(5), id(10)]);
+    }
+
+    /// Admin 3's key, bound to root 20, rotates to key 9 (delta 6); 4, whom 3 invited, writes
+    /// after it (7); the old key 3 writes after it (8); the new key writes (10).
+    #[test]
+    fn a_rotation_hands_the_old_keys_place_to_the_new_one() {
+        let mut dag = context();
+        let root = SecretKey::from_seed([20; 32]);
+        let (old, new) = (SecretKey::from_seed([3; 32]), SecretKey::from_seed([9; 32]));
+        let grant = |key: &SecretKey| {
+            SignedGrant::sign_local(
+                tabnode_identity::grant::Grant {
+                    client_key: key.public(),
+                    scope: tabnode_identity::grant::Scope::All,
+                    capabilities: vec![],
+                    not_before: 0,
+                    expires_at: 1,
+                    nonce: tabnode_identity::grant::hex_nonce([1; 32]),
+                },
+                &root,
+            )
+        };
+        let revocation = SignedRevocation::sign_local(
+            tabnode_identity::grant::Revocation {
+                client_key: old.public(),
+                nonce: tabnode_identity::grant::hex_nonce([2; 32]),
+            },
+            &root,
+        );
+        let bind = MemberOp::Bind {
+            root: root.public(),
+            grant: Box::new(grant(&old)),
+        };
+        let rotate = MemberOp::Rotate {
+            new: new.public(),
+            root: root.public(),
+            grant: Box::new(grant(&new)),
+            revocation: Box::new(revocation),
+            shares: vec![],
+        };
+        assert!(rotate.verify_root_statement(&old.public()).is_ok());
+        assert!(
+            rotate.verify_root_statement(&key(1)).is_err(),
+            "only the old key rotates"
+        );
+        let mut put =
+            |n_: u8, t, parents: &[u8], author: PublicKey, chain: Vec<PublicKey>, role, op| {
+                dag.insert(
+                    id(n_),
+                    Entry {
+                        parents: parents.iter().map(|p| id(*p)).collect(),
+                        author,
+                        timestamp: t,
+                        cert_role: role,
+                        chain,
+                        op,
+                    },
+                );
+            };
+        // Key 3 of `context()` stands for `old` here: re-key its deltas and 4's chain.
+        put(
+            3,
+            3,
+            &[2],
+            old.public(),
+            vec![old.public(), key(1)],
+            Role::Admin,
+            None,
+        );
+        put(
+            4,
+            4,
+            &[3],
+            key(4),
+            vec![key(4), old.public(), key(1)],
+            Role::Member,
+            None,
+        );
+        put(
+            5,
+            5,
+            &[4],
+            old.public(),
+            vec![old.public(), key(1)],
+            Role::Admin,
+            Some(bind),
+        );
+        put(
+            6,
+            6,
+            &[5],
+            old.public(),
+            vec![old.public(), key(1)],
+            Role::Admin,
+            Some(rotate),
+        );
+        put(
+            7,
+            7,
+            &[6],
+            key(4),
+            vec![key(4), old.public(), key(1)],
+            Role::Member,
+            None,
+        );
+        put(
+            8,
+            8,
+            &[6],
+            old.public(),
+            vec![old.public(), key(1)],
+            Role::Admin,
+            None,
+        );
+        put(
+            10,
+            10,
+            &[6],
+            new.public(),
+            vec![new.public(), key(1)],
+            Role::Reader,
+            None,
+        );
+        let log = Log::judge(&dag);
+        let verdict = log.verdict();
+        let named: Vec<u8> = verdict.void.iter().map(|d| d.0[0]).collect();
+        assert_eq!(named, vec![8], "only the old key's later write");
+        assert_eq!(
+            verdict.roles.get(&new.public()),
+            Some(&(Role::Admin, id(6)))
+        );
+        assert_eq!(verdict.roots.get(&new.public()), Some(&root.public()));
+        assert_eq!(verdict.removed.get(&old.public()), Some(&id(6)));
     }
 
     #[test]

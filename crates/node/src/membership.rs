@@ -8,6 +8,7 @@
 //! revocation need a replicated membership log: they come with it.)
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 use tabnode_types::{verify_signature, AppId, ContextId, PublicKey, SecretKey, Signature};
 
 use crate::error::NodeError;
@@ -63,6 +64,15 @@ pub enum Issuance {
         joined_at: u64,
         join_signature: Signature,
     },
+    /// `member` is the client key that took the place of `from.member`: the root that holds
+    /// both granted it (`grant`) and revoked the one it replaces (`revocation`). The certificate
+    /// alone lets it read; its role comes from the rotation in the membership log, which counts
+    /// only if the replaced key was bound to that root (see [`crate::log::MemberOp::Rotate`]).
+    Rotated {
+        from: Box<MemberCert>,
+        grant: Box<SignedGrant>,
+        revocation: Box<SignedRevocation>,
+    },
 }
 
 /// An admin's signed offer of a role, redeemable by whoever holds the invite key's secret.
@@ -103,6 +113,29 @@ impl MemberCert {
         }
     }
 
+    /// The certificate of the key that replaces this one (see [`Issuance::Rotated`]).
+    pub fn rotated(&self, grant: SignedGrant, revocation: SignedRevocation) -> Self {
+        Self {
+            context_id: self.context_id,
+            member: grant.grant.client_key,
+            role: self.role,
+            issued: Issuance::Rotated {
+                from: Box::new(self.clone()),
+                grant: Box::new(grant),
+                revocation: Box::new(revocation),
+            },
+        }
+    }
+
+    /// The role the certificate gives by itself, before the membership log: a rotated key's
+    /// role is given by its rotation, in the log.
+    pub fn standalone_role(&self) -> Role {
+        match self.issued {
+            Issuance::Rotated { .. } => Role::Reader,
+            _ => self.role,
+        }
+    }
+
     /// Checks the whole chain back to the context key.
     pub fn verify(&self) -> Result<(), NodeError> {
         self.verify_depth(0)
@@ -140,6 +173,20 @@ impl MemberCert {
                 verify_signature(&invitation.invite_key, &message, join_signature)
                     .map_err(|_| unauthorized("the joiner did not hold the invitation"))
             }
+            Issuance::Rotated {
+                from,
+                grant,
+                revocation,
+            } => {
+                if from.context_id != self.context_id || from.role != self.role {
+                    return Err(unauthorized(
+                        "a rotated key takes the replaced key's context and role",
+                    ));
+                }
+                from.verify_depth(depth + 1)?;
+                rotation_matches(&from.member, &self.member, grant, revocation)
+                    .map_err(unauthorized)
+            }
         }
     }
 
@@ -172,6 +219,29 @@ impl MemberCert {
         }
         Ok(())
     }
+}
+
+/// Checks that one root granted `new` and revoked `old` (both signatures, and that they name
+/// these keys): what a key rotation rests on.
+pub fn rotation_matches(
+    old: &PublicKey,
+    new: &PublicKey,
+    grant: &SignedGrant,
+    revocation: &SignedRevocation,
+) -> Result<(), String> {
+    grant
+        .verify_signature()
+        .map_err(|e| format!("the new key's grant: {e}"))?;
+    revocation
+        .verify()
+        .map_err(|e| format!("the old key's revocation: {e}"))?;
+    if grant.grant.client_key != *new || revocation.revocation.client_key != *old || old == new {
+        return Err("the rotation's grant and revocation are for other keys".into());
+    }
+    if grant.root.public_key() != revocation.root.public_key() {
+        return Err("the rotation's grant and revocation come from different roots".into());
+    }
+    Ok(())
 }
 
 fn join_message(context_id: &ContextId, member: &PublicKey, joined_at: u64) -> Vec<u8> {

@@ -45,6 +45,11 @@ const ALIAS: &[u8] = b"alias:";
 const ROOT_GRANT: &[u8] = b"root-grant";
 /// Key of the node's own signing key in [`Namespace::Keys`].
 const NODE_KEY: &[u8] = b"node";
+/// A key rotation under way (the new key, its grant, the old key's revocation): finished on
+/// open if the node stopped before it was.
+const NEXT_NODE_KEY: &[u8] = b"node-next";
+/// The keys this node used before, oldest first: they signed its older audit records.
+const FORMER_NODE_KEYS: &[u8] = b"node-former";
 /// Deltas waiting for their parents, per context; beyond this the oldest are dropped and asked
 /// for again later, so a flood of orphans cannot exhaust memory.
 const MAX_PENDING: usize = 10_000;
@@ -403,7 +408,7 @@ impl ContextState {
     /// Records a member whose certificate was verified (a later certificate's role wins).
     fn learn_member(&mut self, cert: &MemberCert) {
         self.members
-            .insert(cert.member, (cert.role, chain_of(cert)));
+            .insert(cert.member, (cert.standalone_role(), chain_of(cert)));
     }
 
     /// How a new delta by `author` on this node's heads would be seen by the log.
@@ -557,6 +562,8 @@ pub struct Node<S: Store, E: Env> {
     /// The root's grant of this node's key, once signed in: shown in every context this node
     /// holds (see [`Node::use_root_grant`]).
     root: Option<SignedGrant>,
+    /// The key [`Node::prepare_rotation`] made, for the rotation that follows.
+    next_key: Option<SecretKey>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -588,6 +595,7 @@ impl<S: Store, E: Env> Node<S, E> {
             blobs: Rc::new(Rows::unread()),
             aliases: Rc::default(),
             root: None,
+            next_key: None,
             clock: 0,
             outgoing: Vec::new(),
             events: Vec::new(),
@@ -612,6 +620,15 @@ impl<S: Store, E: Env> Node<S, E> {
                 ContextRecord::try_from_slice(&record).map_err(|e| corrupt("context record", e))?;
             node.load_context(id, record).await?;
         }
+        if let Some(bytes) = node.store.get(Namespace::Keys, NEXT_NODE_KEY).await? {
+            let (seed, grant, revocation) =
+                <([u8; 32], SignedGrant, SignedRevocation)>::try_from_slice(&bytes)
+                    .map_err(|e| corrupt("key rotation", e))?;
+            let next = SecretKey::from_seed(seed);
+            if let Err(e) = node.finish_rotation(next, grant, revocation).await {
+                tracing::warn!(%e, "could not finish the key rotation under way");
+            }
+        }
         Ok(node)
     }
 
@@ -630,7 +647,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut dag = HashMap::new();
         let mut members = BTreeMap::from([(
             record.cert.member,
-            (record.cert.role, chain_of(&record.cert)),
+            (record.cert.standalone_role(), chain_of(&record.cert)),
         )]);
         for (_, bytes) in self
             .store
@@ -642,7 +659,7 @@ impl<S: Store, E: Env> Node<S, E> {
             let id = delta.id();
             let body = delta.body;
             let cert = &body.author_cert;
-            members.insert(cert.member, (cert.role, chain_of(cert)));
+            members.insert(cert.member, (cert.standalone_role(), chain_of(cert)));
             let entry = LogEntry::new(body.parents, body.author, body.timestamp, cert, body.op);
             dag.insert(id, entry);
         }
@@ -2577,6 +2594,126 @@ impl<S: Store, E: Env> Node<S, E> {
         self.member_op(id, op).await
     }
 
+    /// Makes the key a rotation will move this node to, and gives its public half (for the root
+    /// to grant). The secret stays in the node.
+    pub fn prepare_rotation(&mut self) -> PublicKey {
+        let key = SecretKey::from_seed(self.env.random32());
+        let public = key.public();
+        self.next_key = Some(key);
+        public
+    }
+
+    /// Rotates this node's key in one step: in every context, an operation by the current key
+    /// (see [`MemberOp::Rotate`]) hands its place to the key [`Self::prepare_rotation`] made,
+    /// which the root granted (`grant`) as it revoked the current one (`revocation`); then the
+    /// node signs with the new key. Every context must have this key bound to that root (sign
+    /// in first) and its state. A crash midway is finished on the next open. Returns the
+    /// contexts.
+    pub async fn rotate_key(
+        &mut self,
+        grant: SignedGrant,
+        revocation: SignedRevocation,
+    ) -> Result<Vec<ContextId>, NodeError> {
+        let next = match self.next_key.take() {
+            Some(key) if key.public() == grant.grant.client_key => key,
+            other => {
+                self.next_key = other;
+                return Err(NodeError::BadArgs(
+                    "the grant is not for the key prepare_rotation made".into(),
+                ));
+            }
+        };
+        let me = self.key.public();
+        crate::membership::rotation_matches(&me, &next.public(), &grant, &revocation)
+            .map_err(NodeError::Unauthorized)?;
+        let root = grant.root.public_key();
+        for id in self.context_ids() {
+            let ctx = &self.contexts[&id];
+            if ctx.record.heads.is_empty() {
+                return Err(NodeError::NotSynced(id.to_string()));
+            }
+            if ctx.log.verdict().roots.get(&me) != Some(&root) {
+                return Err(NodeError::Unauthorized(format!(
+                    "this node's key is not bound to that root in {id}: sign in with it first"
+                )));
+            }
+        }
+        let pending = borsh::to_vec(&(next.seed(), &grant, &revocation)).expect("encode");
+        self.store
+            .commit(Batch::new().put(Namespace::Keys, NEXT_NODE_KEY, pending))
+            .await?;
+        self.finish_rotation(next, grant, revocation).await
+    }
+
+    /// Makes the rotation's operation in each context that lacks it, then moves the node to
+    /// the new key (key, former keys, certificates) in one batch.
+    async fn finish_rotation(
+        &mut self,
+        next: SecretKey,
+        grant: SignedGrant,
+        revocation: SignedRevocation,
+    ) -> Result<Vec<ContextId>, NodeError> {
+        let (old, new, root) = (self.key.public(), next.public(), grant.root.public_key());
+        let mut done = Vec::new();
+        for id in self.context_ids() {
+            let verdict = self.contexts[&id].log.verdict();
+            if verdict.removed.contains_key(&old) || verdict.roots.get(&old) != Some(&root) {
+                continue; // rotated already (before a crash), or not this root's key here
+            }
+            let op = MemberOp::Rotate {
+                new,
+                root,
+                grant: Box::new(grant.clone()),
+                revocation: Box::new(revocation.clone()),
+                shares: Vec::new(),
+            };
+            self.member_op(&id, op).await?;
+            done.push(id);
+        }
+        let mut former = self.former_keys().await?;
+        former.push(old);
+        let mut batch = Batch::new()
+            .put(Namespace::Keys, NODE_KEY, next.seed().to_vec())
+            .put(
+                Namespace::Keys,
+                FORMER_NODE_KEYS,
+                borsh::to_vec(&former).expect("encode"),
+            )
+            .delete(Namespace::Keys, NEXT_NODE_KEY);
+        let mut records = Vec::new();
+        for (id, ctx) in &self.contexts {
+            let mut record = ctx.record.clone();
+            if record.cert.member == old {
+                record.cert = record.cert.rotated(grant.clone(), revocation.clone());
+            }
+            batch.put_mut(
+                Namespace::Contexts,
+                id.as_bytes(),
+                borsh::to_vec(&record).expect("encode"),
+            );
+            records.push((*id, record));
+        }
+        self.store.commit(batch).await?;
+        self.key = next;
+        self.root = Some(grant);
+        for (id, record) in records {
+            let ctx = self.contexts.get_mut(&id).expect("listed above");
+            ctx.learn_member(&record.cert);
+            ctx.record = record;
+        }
+        Ok(done)
+    }
+
+    /// The keys this node signed with before its current one, oldest first.
+    async fn former_keys(&self) -> Result<Vec<PublicKey>, NodeError> {
+        match self.store.get(Namespace::Keys, FORMER_NODE_KEYS).await? {
+            Some(bytes) => {
+                Vec::<PublicKey>::try_from_slice(&bytes).map_err(|e| corrupt("former keys", e))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Gives `member` a new role: an admin's operation, replicated to every member.
     pub async fn set_role(
         &mut self,
@@ -2622,10 +2759,13 @@ impl<S: Store, E: Env> Node<S, E> {
             let member = &member;
             let mut shares = Vec::new();
             for key in ctx.known_members() {
-                let through_removed = ctx
-                    .members
-                    .get(&key)
-                    .is_some_and(|(_, chain)| chain.contains(member))
+                // A rotation keeps what others hold through the replaced key (it carries on
+                // through the new one); a removal cascades.
+                let through_removed = !matches!(op, MemberOp::Rotate { .. })
+                    && ctx
+                        .members
+                        .get(&key)
+                        .is_some_and(|(_, chain)| chain.contains(member))
                     && !ctx.log.verdict().roles.contains_key(&key);
                 if key == *member || key == self.key.public() || through_removed {
                     continue;
@@ -2636,6 +2776,14 @@ impl<S: Store, E: Env> Node<S, E> {
                 if let Some(sealed) = seal::seal_to(&key, &ctx.id, self.env.random32(), &next) {
                     shares.push(Share {
                         member: key,
+                        sealed,
+                    });
+                }
+            }
+            if let MemberOp::Rotate { new, .. } = &op {
+                if let Some(sealed) = seal::seal_to(new, &ctx.id, self.env.random32(), &next) {
+                    shares.push(Share {
+                        member: *new,
                         sealed,
                     });
                 }
@@ -2751,7 +2899,9 @@ impl<S: Store, E: Env> Node<S, E> {
             AuditRecord::try_from_slice(&bytes)
                 .map_err(|e| (seq, format!("it does not decode: {e}")))
         });
-        Ok(verify_chain(records, &self.key.public()))
+        let mut keys = self.former_keys().await?;
+        keys.push(self.key.public());
+        Ok(verify_chain(records, &keys))
     }
 
     /// Answers a member's heads with every delta it lacks, in the order we applied them; if it
