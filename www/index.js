@@ -267,6 +267,22 @@ async function main() {
   $('sign-in').addEventListener('click', async () => {
     showIdentity(await guarded('sign-in', () => node.signIn({})));
   });
+  $('rotate-key').addEventListener('click', async () => {
+    const identity = await guarded('key rotation', () => node.rotateKey()).catch(() => null);
+    if (!identity) return;
+    showIdentity(identity);
+    text('public-key', node.publicKey);
+    alertUser(`this node's key is now ${short(node.publicKey)}: it took the old key's place in every context`);
+  });
+  $('upgrade').addEventListener('click', async () => {
+    const file = $('upgrade-file').files[0];
+    const ctx = current();
+    if (!file || !ctx) return;
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const migrate = $('upgrade-migrate').value.trim() || undefined;
+    const op = await guarded('upgrade', () => node.upgradeApp(ctx, bytes, migrate)).catch(() => null);
+    if (op) alertUser(`${short(ctx)} now runs the app ${file.name}; every member migrates the same way`);
+  });
   $('revoke').addEventListener('click', async () => {
     const key = $('revoke-key').value.trim();
     if (!key) return;

@@ -153,3 +153,58 @@ test('with NEAR RPC configured (against a JSON-RPC test double), sign-in checks 
     await rpc.close();
   }
 });
+
+test('key rotation in one step (wallet test double): the new key takes the old one\'s place in every context, members accept it, it survives a reload', async () => {
+  const one = await env.browser.newContext();
+  await one.addInitScript({ path: double });
+  const two = await env.browser.newContext();
+  const [a, b] = [await one.newPage(), await two.newPage()];
+  for (const p of [a, b]) {
+    await p.goto(env.stack.url);
+    await waitForNode(p);
+  }
+  const install = (p) => p.evaluate(async () => window.tabnode.installApp(new Uint8Array(await (await fetch('apps/kv_store.wasm')).arrayBuffer())));
+  const appId = await install(a);
+  await install(b);
+  const ctx = await a.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  await b.evaluate((inv) => window.tabnode.join(inv), await a.evaluate((c) => window.tabnode.invite(c), ctx));
+  const set = (p, key, value) => p.evaluate(({ c, key, value }) => window.tabnode.execute(c, 'set', { key, value }), { c: ctx, key, value });
+  const entries = (p) => p.evaluate(async (c) => (await window.tabnode.execute(c, 'entries', {})).output, ctx);
+  const members = (p) => p.evaluate((c) => window.tabnode.members(c), ctx);
+
+  const rotateBefore = await a.evaluate(() => window.tabnode.rotateKey().then(() => null, (e) => e.name));
+  assert.equal(rotateBefore, 'NotSignedIn');
+  assert.equal((await attempt(a)).error, undefined);
+  await set(a, 'k1', 'old key');
+  await eventually('B to have A\'s write', async () => (await entries(b)).k1 === 'old key');
+  const oldKey = await a.evaluate(() => window.tabnode.publicKey);
+
+  // As a person would: the console's button (the wallet double signs both statements).
+  await a.click('#rotate-key');
+  await a.waitForFunction((old) => document.getElementById('public-key').textContent !== old, oldKey);
+  const newKey = await a.evaluate(() => window.tabnode.publicKey);
+  assert.equal(await a.textContent('#public-key'), newKey);
+  const identity = await a.evaluate(() => window.tabnode.identity());
+  assert.notEqual(newKey, oldKey);
+  assert.equal(identity.clientKey, newKey);
+  assert.equal(identity.accountId, 'alice.test.near');
+  await set(a, 'k2', 'new key');
+  await eventually('B to see the new key as admin in the old one\'s place, and its write', async () => {
+    const [m, e] = [await members(b), await entries(b)];
+    const ok = m.some((x) => x.key === newKey && x.role === 'admin') && !m.some((x) => x.key === oldKey) && e.k2 === 'new key';
+    return { ok, m, e };
+  });
+  await set(b, 'k3', 'B is still a member');
+  await eventually('A to have B\'s write', async () => (await entries(a)).k3 === 'B is still a member');
+  const audit = await a.evaluate((c) => window.tabnode.verifyAudit(c), ctx);
+  assert.ok(audit.ok, `A's audit trail verifies across both keys: ${JSON.stringify(audit)}`);
+
+  await a.reload();
+  await waitForNode(a);
+  assert.equal(await a.evaluate(() => window.tabnode.publicKey), newKey, 'the new key is kept');
+  assert.equal((await a.evaluate(() => window.tabnode.identity())).clientKey, newKey);
+  await set(a, 'k4', 'after the reload');
+  await eventually('B to have it', async () => (await entries(b)).k4 === 'after the reload');
+  await one.close();
+  await two.close();
+});

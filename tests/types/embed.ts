@@ -19,6 +19,7 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const report = await node.verifyAudit(ctx);
   const ok: boolean = report.ok && (await node.replay(ctx)).matches;
   const who = await node.identity();
+  const rotated: string = (await node.rotateKey()).clientKey;
   const admins: string[] = (await node.members(ctx)).filter((m) => m.role === 'admin').map((m) => m.key);
-  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length}`;
+  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated}`;
 }

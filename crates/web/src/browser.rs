@@ -209,6 +209,7 @@ export type NodeEvent =
   | { type: "membership"; contextId: string; deltaId: string; by: string; counted: boolean;
       op: { op: "remove"; member: string } | { op: "setRole"; member: string; role: "admin" | "member" | "reader" } | { op: "join" }
         | { op: "leave" } | { op: "bind"; root: string } | { op: "revoke"; key: string; root: string }
+        | { op: "rotate"; new: string; root: string }
         | { op: "setApp"; appId: string; migrate: string | null } }
   | { type: "voided"; contextId: string; deltaId: string; author: string }
   | { type: "peerConnected" | "peerDisconnected"; peer: string };
@@ -243,7 +244,8 @@ struct Inner {
     node: Mutex<CoreNode>,
     net: Option<NetHandle>,
     peer_id: String,
-    public_key: String,
+    /// This node's key as text: it changes when the key is rotated.
+    public_key: RefCell<String>,
     subscribers: RefCell<Vec<Subscriber>>,
     next_subscriber: Cell<u32>,
     peers: RefCell<HashMap<String, ()>>,
@@ -635,7 +637,7 @@ impl BrowserNode {
             node: Mutex::new(node),
             net,
             peer_id,
-            public_key,
+            public_key: RefCell::new(public_key),
             subscribers: RefCell::new(Vec::new()),
             next_subscriber: Cell::new(1),
             peers: RefCell::new(HashMap::new()),
@@ -664,7 +666,7 @@ impl BrowserNode {
     /// This node's public key: who it is as a member, and `executor_id` in its calls.
     #[wasm_bindgen(getter, js_name = publicKey)]
     pub fn public_key(&self) -> String {
-        self.inner.public_key.clone()
+        self.inner.public_key.borrow().clone()
     }
 
     /// Signs in with the user's NEAR wallet (NEP-408 injected, or NEAR Connect): one
@@ -686,7 +688,7 @@ impl BrowserNode {
             let now_ms = js_sys::Date::now() as u64;
             let mut nonce = [0; 32];
             getrandom::fill(&mut nonce).expect("WebCrypto is available");
-            let client_key: PublicKey = parse_id_key(&inner.public_key)?;
+            let client_key: PublicKey = parse_id_key(&inner.public_key.borrow())?;
             let recipient = crate::wallet::page_origin();
             let request = inner
                 .sign_in
@@ -777,6 +779,98 @@ impl BrowserNode {
             }
             let ids: Vec<String> = contexts.iter().map(ToString::to_string).collect();
             to_js(&ids)
+        })
+    }
+
+    /// Rotates this node's key in one step (after sign-in): the node makes a new key; the
+    /// wallet signs its grant (same scope and capabilities as the current one) and the
+    /// revocation of the current key (two `signMessage`s, both checked here, from the same
+    /// account); then in every context the new key takes the current one's place and role,
+    /// the context gets a new secret, and this node signs with the new key from there on.
+    /// Resolves to the new identity; `publicKey` changes.
+    #[wasm_bindgen(js_name = rotateKey, unchecked_return_type = "Promise<Identity>")]
+    pub fn rotate_key(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let record = inner
+                .run(async |node| node.root_grant().await)
+                .await?
+                .and_then(|bytes| serde_json::from_slice::<RootGrantRecord>(&bytes).ok())
+                .filter(|record| identity_view(record, js_sys::Date::now() as u64).is_some())
+                .ok_or_else(|| {
+                    usage_error(
+                        "NotSignedIn",
+                        "sign in with the wallet before rotating this node's key".into(),
+                    )
+                })?;
+            let account = record.answer.account_id.clone();
+            let old: PublicKey = parse_id_key(&inner.public_key.borrow())?;
+            let new = inner.run(async |node| Ok(node.prepare_rotation())).await?;
+            let recipient = crate::wallet::page_origin();
+            let nonce = || {
+                let mut bytes = [0; 32];
+                getrandom::fill(&mut bytes).expect("WebCrypto is available");
+                hex_nonce(bytes)
+            };
+            let now_ms = js_sys::Date::now() as u64;
+            let grant = Grant {
+                client_key: new,
+                not_before: now_ms,
+                expires_at: now_ms + GRANT_VALID_MS,
+                nonce: nonce(),
+                ..record.grant.clone()
+            };
+            let revocation = Revocation {
+                client_key: old,
+                nonce: nonce(),
+            };
+            let same_account = |answer: &SignedMessage| {
+                if answer.account_id == account {
+                    Ok(())
+                } else {
+                    Err(usage_error(
+                        "WrongAccount",
+                        format!("the wallet signed as {}, not {account}", answer.account_id),
+                    ))
+                }
+            };
+            let grant_payload = grant
+                .payload(&recipient, None)
+                .map_err(|e| usage_error("RotationFailed", e.to_string()))?;
+            let grant_answer = ask_wallet_to_sign(&grant_payload).await?;
+            same_account(&grant_answer)?;
+            let page_url = crate::wallet::page_url();
+            let signed_grant =
+                SignedGrant::from_wallet(grant.clone(), &recipient, &grant_answer, Some(&page_url))
+                    .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
+            let revocation_payload = revocation
+                .payload(&recipient)
+                .map_err(|e| usage_error("RotationFailed", e.to_string()))?;
+            let revocation_answer = ask_wallet_to_sign(&revocation_payload).await?;
+            same_account(&revocation_answer)?;
+            let signed_revocation =
+                SignedRevocation::from_wallet(revocation, &recipient, &revocation_answer)
+                    .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
+            if !inner.near_rpc.is_empty() {
+                check_access_key(&inner.near_rpc, &signed_grant.root).await?;
+            }
+            let record = RootGrantRecord {
+                grant,
+                recipient,
+                answer: grant_answer,
+            };
+            let view = identity_view(&record, js_sys::Date::now() as u64).ok_or_else(|| {
+                usage_error("SignatureInvalid", "the new grant does not verify".into())
+            })?;
+            let bytes = serde_json::to_vec(&record).expect("a grant record encodes");
+            inner
+                .run(async |node| {
+                    node.rotate_key(signed_grant, signed_revocation).await?;
+                    node.save_root_grant(bytes).await
+                })
+                .await?;
+            *inner.public_key.borrow_mut() = new.to_string();
+            to_js(&view)
         })
     }
 
