@@ -17,7 +17,7 @@ const TYPES = {
 };
 
 /** Starts the relay binary and resolves to its multiaddr once it listens. */
-function startRelay({ host, port, binary, logLevel, keyFile }) {
+export function startRelay({ host = '127.0.0.1', port = 0, binary = path.join(root, 'target/release/tabnode-relay'), logLevel = 'warn', keyFile } = {}) {
   const args = ['--listen', `/ip4/${host}/tcp/${port}/ws`, ...(keyFile ? ['--key-file', keyFile] : [])];
   const child = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'inherit'],

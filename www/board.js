@@ -115,7 +115,7 @@ function itemRow(key) {
 }
 
 function showNet() {
-  const peers = node.peers().length;
+  const peers = node.connections().length;
   const net = $('net');
   if (!options.relays.length) {
     net.textContent = 'this tab only (no relay)';
@@ -182,7 +182,7 @@ async function main() {
   window.tabnode = node;
   $('who').textContent = `you are ${node.publicKey} · store "${options.dbName}"`;
   node.subscribe(null, (event) => {
-    if (event.type === 'peerConnected' || event.type === 'peerDisconnected') showNet();
+    if (['peerConnected', 'peerDisconnected', 'directOpened', 'directClosed'].includes(event.type)) showNet();
   });
   showNet();
 

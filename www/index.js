@@ -182,13 +182,16 @@ function showEvent(event) {
 }
 
 function renderPeers(node, relays) {
-  const peers = node.peers();
-  text('peer-count', String(peers.length));
+  const connections = node.connections();
+  text('peer-count', String(connections.length));
   const relayOf = new Map(relays.map((addr) => [/\/p2p\/([^/]+)/.exec(addr)?.[1], addr]));
-  $('peers').replaceChildren(...(peers.length
-    ? peers.map((peer) => el('li', { title: peer }, `${short(peer)} · `, relayOf.has(peer)
+  const how = ({ peer, via }) => (via === 'webrtc'
+    ? 'another page, straight over WebRTC: what this node sends that page goes there, not through the relay'
+    : relayOf.has(peer)
       ? `relay, WebSocket ${relayOf.get(peer).replace(/\/p2p\/.*/, '')}: members' sealed gossip goes through it`
-      : 'direct connection'))
+      : 'WebSocket');
+  $('peers').replaceChildren(...(connections.length
+    ? connections.map((c) => el('li', { title: c.peer, className: `via-${c.via}` }, `${short(c.peer)} · ${how(c)}`))
     : [el('li', { className: 'muted' }, relays.length ? 'none: offline or still connecting; calls still work and sync when a connection is back' : 'none: no relay configured')]));
 }
 
@@ -221,6 +224,8 @@ async function main() {
     switch (event.type) {
       case 'peerConnected':
       case 'peerDisconnected':
+      case 'directOpened':
+      case 'directClosed':
         renderPeers(node, options.relays);
         return;
       case 'syncRejected': {

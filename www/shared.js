@@ -15,6 +15,9 @@ export async function loadConfig(defaultDb = 'tabnode') {
     // A Calimero context-config contract on NEAR: the contexts it records are anchored there.
     nearContract: params.get('nearContract') || config.nearContract || undefined,
     anchorRefreshMs: Number(params.get('anchorRefreshMs')) || config.anchorRefreshMs || undefined,
+    // Direct WebRTC links to other pages (on unless `?direct=off`): traffic skips the relay.
+    direct: params.get('direct') !== 'off' && config.direct !== false,
+    iceServers: params.getAll('ice').length ? params.getAll('ice') : config.iceServers || [],
   };
 }
 

@@ -50,7 +50,9 @@ test('two people share a list by link, edit it together, also offline, and conve
     console.log(`screenshot ${OUT}${name}.png`);
   };
 
-  const a = await openNode(env.browser, new URL('board.html', env.stack.url).href, { name: 'A' });
+  // The relay is the only path here (`?direct=off`: no WebRTC between the pages), so stopping it
+  // takes both pages offline; direct links have their own test (peering.test.mjs).
+  const a = await openNode(env.browser, new URL('board.html?direct=off', env.stack.url).href, { name: 'A' });
   await a.page.waitForSelector('#start:not([hidden])');
   await a.page.click('#create');
   await a.page.waitForSelector('#board:not([hidden])');
@@ -70,7 +72,7 @@ test('two people share a list by link, edit it together, also offline, and conve
   const bContext = await env.browser.newContext({ viewport: { width: 390, height: 844 } });
   const b = { context: bContext, page: await bContext.newPage() };
   b.page.on('pageerror', (err) => console.log(`[B pageerror] ${err.message}`));
-  await b.page.goto(link);
+  await b.page.goto(link.replace('board.html#', 'board.html?direct=off#'));
   await waitForNode(b.page);
   await b.page.waitForFunction(() => document.querySelectorAll('#items li').length === 2, null, { timeout: 60_000 });
   assert.match(await b.page.textContent('#message'), /joined a shared list|list is here/);

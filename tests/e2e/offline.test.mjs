@@ -12,11 +12,15 @@ const env = useStack(async () => ({
   relayKeyFile: path.join(await mkdtemp(path.join(tmpdir(), 'tabnode-offline-')), 'relay.key'),
 }));
 
+// The relay is the only path here (`?direct=off`: no WebRTC between the pages), so stopping it
+// takes both pages offline; direct links have their own test (peering.test.mjs).
+const url = () => `${env.stack.url}?direct=off`;
+
 const set = (page, ctx, key, value) => page.evaluate(({ ctx, key, value }) => window.tabnode.execute(ctx, 'set', { key, value }), { ctx, key, value });
 
 test('pages edit while the relay is down and converge when it is back; a late joiner catches up', async () => {
-  const a = await openNode(env.browser, env.stack.url, { name: 'A' });
-  const b = await openNode(env.browser, env.stack.url, { name: 'B' });
+  const a = await openNode(env.browser, url(), { name: 'A' });
+  const b = await openNode(env.browser, url(), { name: 'B' });
   const appId = await installKvStore(a.page);
   await installKvStore(b.page);
   const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
@@ -48,7 +52,7 @@ test('pages edit while the relay is down and converge when it is back; a late jo
   assert.equal(both.eb['online-4'], 'written by A');
   assert.ok(['from A', 'from B'].includes(both.ea.shared), 'one value wins the same key on both');
 
-  const late = await openNode(env.browser, env.stack.url, { name: 'late' });
+  const late = await openNode(env.browser, url(), { name: 'late' });
   await installKvStore(late.page);
   await late.page.evaluate((inv) => window.tabnode.join(inv), await a.page.evaluate((c) => window.tabnode.invite(c), ctx));
   await eventually('the late joiner to catch up', async () => {

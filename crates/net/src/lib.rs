@@ -4,7 +4,13 @@
 //! relays, and runs it in a task of its own. The node talks to it through a [`NetHandle`]
 //! (subscribe, publish) and hears from it through a stream of [`NetEvent`]s.
 
+pub mod direct;
 mod swarm;
+#[cfg(target_arch = "wasm32")]
+mod webrtc;
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "webrtc_none.rs"]
+mod webrtc;
 
 use futures::channel::mpsc;
 
@@ -15,6 +21,11 @@ pub struct NetConfig {
     pub relays: Vec<String>,
     /// Seed of the node's libp2p ed25519 identity, so its peer id is stable across reloads.
     pub identity_ed25519_secret: [u8; 32],
+    /// Open direct WebRTC links to the peers heard on this node's topics (in the page), and
+    /// send over them instead of the relay while they are up (see [`direct`]).
+    pub direct: bool,
+    /// STUN/TURN URLs for those links (none: host candidates only, enough on one network).
+    pub ice_servers: Vec<String>,
 }
 
 /// What happened on the network.
@@ -36,6 +47,14 @@ pub enum NetEvent {
     PeerSubscribed {
         peer: String,
         topic: String,
+    },
+    /// A direct WebRTC link to `peer` opened: traffic for it goes there.
+    DirectOpened {
+        peer: String,
+    },
+    /// The direct link to `peer` closed: traffic for it goes through the relay again.
+    DirectClosed {
+        peer: String,
     },
     /// Something failed that the caller may want to show (a dial, a publish).
     Error(String),
@@ -113,7 +132,8 @@ pub fn start(
     let swarm = swarm::build(keypair)?;
     let (commands, command_rx) = mpsc::unbounded();
     let (events_tx, events) = mpsc::unbounded();
-    let task = swarm::run(swarm, relays, command_rx, events_tx);
+    let direct = swarm::Direct::new(&peer_id, config.direct, config.ice_servers);
+    let task = swarm::run(swarm, relays, direct, command_rx, events_tx);
     #[cfg(target_arch = "wasm32")]
     wasm_bindgen_futures::spawn_local(task);
     #[cfg(not(target_arch = "wasm32"))]

@@ -1,6 +1,6 @@
 //! The swarm: transports per platform, the behaviours, and the task that drives them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use futures::channel::mpsc;
@@ -9,6 +9,8 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, PublishError, Val
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, identity::Keypair, multiaddr::Protocol, ping, Multiaddr, PeerId, Swarm};
 
+use crate::direct::{self, Action, Links, Signal};
+use crate::webrtc::{Rtc, RtcEvent};
 use crate::{Command, NetError, NetEvent};
 
 /// Largest gossip message: deltas are batched well under it.
@@ -107,16 +109,192 @@ fn relay_peer(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
+/// Largest frame sent on a direct link (a data channel message); larger messages take the relay.
+const MAX_FRAME_BYTES: usize = 60 * 1024;
+/// A peer heard on a topic within this long counts as on it (heads are announced every 5 s).
+const HEARD_MS: u64 = 30_000;
+
+/// Milliseconds on the wall clock: direct links time out and back off by it.
+fn now_ms() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return js_sys::Date::now() as u64;
+    #[cfg(not(target_arch = "wasm32"))]
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The direct path beside the relay: links, the WebRTC connections under them, and who was
+/// heard on which topic (the peers a message for that topic is for).
+pub(crate) struct Direct {
+    enabled: bool,
+    me: String,
+    links: Links,
+    rtc: Rtc,
+    rtc_events: mpsc::UnboundedReceiver<RtcEvent>,
+    heard: HashMap<String, HashMap<String, u64>>,
+    subscribed: HashSet<String>,
+    /// Peers whose link was reported open (and whose closing must be reported).
+    reported: HashSet<String>,
+}
+
+impl Direct {
+    pub(crate) fn new(me: &str, enabled: bool, ice_servers: Vec<String>) -> Self {
+        let (tx, rtc_events) = mpsc::unbounded();
+        Self {
+            enabled,
+            me: me.to_owned(),
+            links: Links::new(me),
+            rtc: Rtc::new(tx, ice_servers),
+            rtc_events,
+            heard: HashMap::new(),
+            subscribed: HashSet::new(),
+            reported: HashSet::new(),
+        }
+    }
+
+    /// Carries out what the links asked for.
+    fn act(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        actions: Vec<Action>,
+        emit: &impl Fn(NetEvent),
+    ) {
+        for action in actions {
+            match action {
+                Action::Offer { peer } => self.rtc.offer(&peer),
+                Action::Answer { peer, sdp } => self.rtc.answer(&peer, sdp),
+                Action::Complete { peer, sdp } => self.rtc.complete(&peer, sdp),
+                Action::Signal { peer, signal } => {
+                    // Lost signals are made good by the links' timeouts and retries.
+                    let topic = IdentTopic::new(direct::signal_topic(&peer));
+                    let _ = swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(topic, signal.encode());
+                }
+                Action::Close { peer } => {
+                    if self.reported.remove(&peer) {
+                        emit(NetEvent::DirectClosed { peer: peer.clone() });
+                    }
+                    self.rtc.close(&peer);
+                }
+            }
+        }
+    }
+
+    /// A gossip message: a signal for us, or a message on a topic from a peer we may link to.
+    /// Returns whether it is for the node.
+    fn on_gossip(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        topic: &str,
+        source: Option<&PeerId>,
+        data: &[u8],
+        emit: &impl Fn(NetEvent),
+    ) -> bool {
+        let Some(source) = source.map(|p| p.to_string()) else {
+            return true;
+        };
+        let now = now_ms();
+        if topic == direct::signal_topic(&self.me) {
+            if let Some(signal) = Signal::decode(data).filter(|_| self.enabled) {
+                let actions = self.links.on_signal(&source, signal, now);
+                self.act(swarm, actions, emit);
+            }
+            return false;
+        }
+        self.heard
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(source.clone(), now);
+        if self.enabled {
+            let actions = self.links.heard_from(&source, now);
+            self.act(swarm, actions, emit);
+        }
+        true
+    }
+
+    /// Sends `data` on every open link to a peer on `topic`; true if that reached every peer
+    /// heard on it lately, so the relay is not needed.
+    fn send(&mut self, topic: &str, data: &[u8]) -> bool {
+        let Some(frame) = direct::encode_frame(topic, data).filter(|f| f.len() <= MAX_FRAME_BYTES)
+        else {
+            return false;
+        };
+        let now = now_ms();
+        let Some(peers) = self.heard.get_mut(topic) else {
+            return false;
+        };
+        peers.retain(|_, at| now.saturating_sub(*at) < HEARD_MS);
+        let mut all = !peers.is_empty();
+        for peer in peers.keys() {
+            all &= self.links.is_open(peer) && self.rtc.send(peer, &frame);
+        }
+        all
+    }
+
+    fn on_rtc(&mut self, swarm: &mut Swarm<Behaviour>, event: RtcEvent, emit: &impl Fn(NetEvent)) {
+        let now = now_ms();
+        let actions = match event {
+            RtcEvent::Described { peer, gen, sdp } if self.rtc.current(&peer, gen) => {
+                self.links.described(&peer, sdp)
+            }
+            RtcEvent::Opened { peer, gen } if self.rtc.current(&peer, gen) => {
+                let actions = self.links.opened(&peer);
+                if self.links.is_open(&peer) && self.reported.insert(peer.clone()) {
+                    emit(NetEvent::DirectOpened { peer });
+                }
+                actions
+            }
+            RtcEvent::Closed { peer, gen } if self.rtc.current(&peer, gen) => {
+                self.links.closed(&peer, now)
+            }
+            RtcEvent::Frame { peer, gen, data } if self.rtc.current(&peer, gen) => {
+                match direct::decode_frame(&data).filter(|(t, _)| self.subscribed.contains(t)) {
+                    Some((topic, data)) => {
+                        self.heard
+                            .entry(topic.clone())
+                            .or_default()
+                            .insert(peer.clone(), now);
+                        emit(NetEvent::Message {
+                            topic,
+                            data,
+                            source: Some(peer),
+                        });
+                        Vec::new()
+                    }
+                    None => self.links.bad_frame(&peer, now),
+                }
+            }
+            _ => Vec::new(), // from a connection since replaced
+        };
+        self.act(swarm, actions, emit);
+    }
+
+    fn tick(&mut self, swarm: &mut Swarm<Behaviour>, emit: &impl Fn(NetEvent)) {
+        let actions = self.links.tick(now_ms());
+        self.act(swarm, actions, emit);
+    }
+}
+
 /// The swarm task: runs until the handle and the event receiver are both dropped.
 pub(crate) async fn run(
     mut swarm: Swarm<Behaviour>,
     relays: Vec<Multiaddr>,
+    mut direct: Direct,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<NetEvent>,
 ) {
     let emit = |event: NetEvent| {
         let _ = events.unbounded_send(event);
     };
+    if direct.enabled {
+        let own = IdentTopic::new(direct::signal_topic(&direct.me));
+        if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&own) {
+            emit(NetEvent::Error(format!("subscribing to signals: {e}")));
+        }
+    }
     let mut queued: HashMap<String, VecDeque<Vec<u8>>> = HashMap::new();
     let mut backoff: HashMap<Multiaddr, Duration> = HashMap::new();
     for addr in &relays {
@@ -131,15 +309,21 @@ pub(crate) async fn run(
                 let Some(command) = command else { return };
                 match command {
                     Command::Subscribe(topic) => {
+                        direct.subscribed.insert(topic.clone());
                         if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&IdentTopic::new(&topic)) {
                             emit(NetEvent::Error(format!("subscribing to {topic}: {e}")));
                         }
                     }
                     Command::Unsubscribe(topic) => {
+                        direct.subscribed.remove(&topic);
+                        direct.heard.remove(&topic);
                         swarm.behaviour_mut().gossipsub.unsubscribe(&IdentTopic::new(&topic));
                         queued.remove(&topic);
                     }
                     Command::Publish(topic, data) => {
+                        if direct.send(&topic, &data) {
+                            continue; // every peer on the topic has it, directly
+                        }
                         let waiting = queued.get(&topic).is_some_and(|q| !q.is_empty());
                         if waiting {
                             enqueue(&mut queued, topic, data);
@@ -161,11 +345,14 @@ pub(crate) async fn run(
                     emit(NetEvent::Error(format!("connection failed: {error}")));
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
-                    emit(NetEvent::Message {
-                        topic: message.topic.into_string(),
-                        data: message.data,
-                        source: message.source.map(|p| p.to_string()),
-                    });
+                    let topic = message.topic.into_string();
+                    if direct.on_gossip(&mut swarm, &topic, message.source.as_ref(), &message.data, &emit) {
+                        emit(NetEvent::Message {
+                            topic,
+                            data: message.data,
+                            source: message.source.map(|p| p.to_string()),
+                        });
+                    }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })) => {
                     let topic = topic.into_string();
@@ -174,8 +361,10 @@ pub(crate) async fn run(
                 }
                 _ => {}
             },
+            event = direct.rtc_events.select_next_some() => direct.on_rtc(&mut swarm, event, &emit),
             _ = tick => {
                 tick = futures_timer::Delay::new(Duration::from_secs(1)).fuse();
+                direct.tick(&mut swarm, &emit);
                 let topics: Vec<String> = queued.keys().cloned().collect();
                 for topic in topics {
                     flush(&mut swarm, &mut queued, &topic, &emit);

@@ -55,11 +55,15 @@ async fn a_hundred_messages_cross_the_relay_exactly_once() {
     let (a, _a_events) = tabnode_net::start(NetConfig {
         relays: vec![addr.clone()],
         identity_ed25519_secret: [1; 32],
+        direct: false,
+        ice_servers: Vec::new(),
     })
     .unwrap();
     let (b, mut b_events) = tabnode_net::start(NetConfig {
         relays: vec![addr],
         identity_ed25519_secret: [2; 32],
+        direct: false,
+        ice_servers: Vec::new(),
     })
     .unwrap();
     assert_ne!(a.peer_id(), b.peer_id());

@@ -1,7 +1,7 @@
 //! `BrowserNode`: one node per page, on IndexedDB and the libp2p swarm.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 use futures::lock::Mutex;
@@ -173,6 +173,8 @@ export interface NodeOptions {
   /** NEAR JSON-RPC URLs: sign-in then checks the key is on the account. */ nearRpc?: string[];
   /** A Calimero context-config contract (with nearRpc): contexts it records are anchored there. */ nearContract?: string;
   /** How often anchors are read again, ms (default 30000). */ anchorRefreshMs?: number;
+  /** Direct WebRTC links to other pages (default true). */ direct?: boolean;
+  /** STUN/TURN URLs for direct links (default none: host candidates). */ iceServers?: string[];
 }
 /** What a call returns. */
 export interface ExecuteResult {
@@ -212,7 +214,9 @@ export type NodeEvent =
         | { op: "rotate"; new: string; root: string }
         | { op: "setApp"; appId: string; migrate: string | null } }
   | { type: "voided"; contextId: string; deltaId: string; author: string }
-  | { type: "peerConnected" | "peerDisconnected"; peer: string };
+  | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
+/** A connection of this node: to a relay over WebSocket, or straight to another page over WebRTC. */
+export interface Connection { peer: string; via: "websocket" | "webrtc"; }
 "#;
 
 /// Options a page passes to [`BrowserNode::create`].
@@ -231,6 +235,10 @@ struct Options {
     near_contract: Option<String>,
     /// How often the anchors are read again, in ms (default 30 s).
     anchor_refresh_ms: Option<u32>,
+    /// Direct WebRTC links to other pages (default on): see `tabnode_net::direct`.
+    direct: Option<bool>,
+    /// STUN/TURN server URLs for those links (default none: host candidates only).
+    ice_servers: Vec<String>,
 }
 
 /// A JS callback subscribed to one context (or to all, for `None`).
@@ -249,6 +257,8 @@ struct Inner {
     subscribers: RefCell<Vec<Subscriber>>,
     next_subscriber: Cell<u32>,
     peers: RefCell<HashMap<String, ()>>,
+    /// Peers with an open direct WebRTC link.
+    direct: RefCell<BTreeSet<String>>,
     sign_in: RefCell<SignIn>,
     /// See [`Options::near_rpc`].
     near_rpc: Vec<String>,
@@ -514,6 +524,14 @@ async fn pump_network(
                 inner.peers.borrow_mut().remove(&peer);
                 inner.notify_peer("peerDisconnected", &peer);
             }
+            NetEvent::DirectOpened { peer } => {
+                inner.direct.borrow_mut().insert(peer.clone());
+                inner.notify_peer("directOpened", &peer);
+            }
+            NetEvent::DirectClosed { peer } => {
+                inner.direct.borrow_mut().remove(&peer);
+                inner.notify_peer("directClosed", &peer);
+            }
             other => tracing::debug!(?other, "network event"),
         }
     }
@@ -626,6 +644,8 @@ impl BrowserNode {
             let (handle, events) = tabnode_net::start(NetConfig {
                 relays: options.relays.clone(),
                 identity_ed25519_secret: node.network_identity_seed(),
+                direct: options.direct.unwrap_or(true),
+                ice_servers: options.ice_servers.clone(),
             })
             .map_err(|e| usage_error("NetworkError", e.to_string()))?;
             (Some(handle), Some(events))
@@ -641,6 +661,7 @@ impl BrowserNode {
             subscribers: RefCell::new(Vec::new()),
             next_subscriber: Cell::new(1),
             peers: RefCell::new(HashMap::new()),
+            direct: RefCell::default(),
             sign_in: RefCell::new(SignIn::default()),
             near_rpc: options.near_rpc.clone(),
         });
@@ -893,6 +914,25 @@ impl BrowserNode {
     /// Peers this node is connected to right now.
     pub fn peers(&self) -> Vec<String> {
         self.inner.peers.borrow().keys().cloned().collect()
+    }
+
+    /// Every connection this node has right now and what it runs over: `websocket` to a relay
+    /// (members' gossip goes through it), `webrtc` straight to another page (what this node
+    /// sends to that page goes there while it is up).
+    #[wasm_bindgen(unchecked_return_type = "Connection[]")]
+    pub fn connections(&self) -> JsValue {
+        let relays = self.inner.peers.borrow();
+        let direct = self.inner.direct.borrow();
+        let list: Vec<serde_json::Value> = relays
+            .keys()
+            .map(|peer| serde_json::json!({"peer": peer, "via": "websocket"}))
+            .chain(
+                direct
+                    .iter()
+                    .map(|peer| serde_json::json!({"peer": peer, "via": "webrtc"})),
+            )
+            .collect();
+        to_js(&list).unwrap_or(JsValue::NULL)
     }
 
     /// Validates and stores an app (`Uint8Array` or `ArrayBuffer` of wasm); resolves to its id.

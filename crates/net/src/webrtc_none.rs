@@ -1,0 +1,45 @@
+//! Natively there is no WebRTC (the relay and native nodes talk over TCP and WebSocket): the
+//! same interface as the page's, doing nothing, so the swarm task reads the same on both.
+
+use futures::channel::mpsc::UnboundedSender;
+
+#[derive(Debug)]
+#[allow(dead_code, reason = "made only by the page's WebRTC")]
+pub(crate) enum RtcEvent {
+    Described {
+        peer: String,
+        gen: u64,
+        sdp: String,
+    },
+    Opened {
+        peer: String,
+        gen: u64,
+    },
+    Closed {
+        peer: String,
+        gen: u64,
+    },
+    Frame {
+        peer: String,
+        gen: u64,
+        data: Vec<u8>,
+    },
+}
+
+pub(crate) struct Rtc;
+
+impl Rtc {
+    pub(crate) fn new(_events: UnboundedSender<RtcEvent>, _ice_servers: Vec<String>) -> Self {
+        Self
+    }
+    pub(crate) fn current(&self, _peer: &str, _gen: u64) -> bool {
+        false
+    }
+    pub(crate) fn offer(&mut self, _peer: &str) {}
+    pub(crate) fn answer(&mut self, _peer: &str, _offer: String) {}
+    pub(crate) fn complete(&mut self, _peer: &str, _answer: String) {}
+    pub(crate) fn send(&self, _peer: &str, _frame: &[u8]) -> bool {
+        false
+    }
+    pub(crate) fn close(&mut self, _peer: &str) {}
+}

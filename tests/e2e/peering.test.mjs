@@ -1,0 +1,95 @@
+// Peering: three pages in isolated browser contexts and a real relay. Pages on the same
+// contexts open direct WebRTC links to each other (signalled through the relay) and send over
+// them; the relay is stopped and a directly linked page still gets what is written; the relay
+// comes back and every page converges. Two relays: one stops for good, the other carries on.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { entries, eventually, installKvStore, openNode, useStack } from './browser.mjs';
+import { startRelay } from '../../scripts/serve.mjs';
+
+const env = useStack(async () => ({
+  relayKeyFile: path.join(await mkdtemp(path.join(tmpdir(), 'tabnode-peering-')), 'relay.key'),
+}));
+
+const set = (page, ctx, key, value) => page.evaluate(({ ctx, key, value }) => window.tabnode.execute(ctx, 'set', { key, value }), { ctx, key, value });
+const connections = (page) => page.evaluate(() => window.tabnode.connections());
+const peerId = (page) => page.evaluate(() => window.tabnode.peerId);
+
+/** Three pages on one context; resolves when all have its state. */
+async function threePages(url) {
+  const pages = [];
+  for (const name of ['A', 'B', 'C']) pages.push(await openNode(env.browser, url, { name }));
+  const [a, b, c] = pages;
+  const appId = await installKvStore(a.page);
+  for (const p of [b, c]) await installKvStore(p.page);
+  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  for (const p of [b, c]) {
+    const invitation = await a.page.evaluate((x) => window.tabnode.invite(x), ctx);
+    await p.page.evaluate((inv) => window.tabnode.join(inv), invitation);
+  }
+  await set(a.page, ctx, 'start', 'A');
+  for (const p of [b, c]) await eventually('every page to have the state', async () => (await entries(p.page, ctx).catch(() => ({}))).start === 'A');
+  return { pages, ctx };
+}
+
+test('pages link directly over WebRTC and send there; with the relay down a linked page still hears; all converge when it is back', async () => {
+  const { pages, ctx } = await threePages(env.stack.url);
+  const ids = await Promise.all(pages.map((p) => peerId(p.page)));
+  // Members keep announcing their heads through the relay; each pair links (the smaller peer id offers).
+  const linked = await eventually('a direct WebRTC link between two pages', async () => {
+    const all = await Promise.all(pages.map((p) => connections(p.page)));
+    const pairs = all.flatMap((list, i) => list.filter((c) => c.via === 'webrtc' && ids.includes(c.peer)).map((c) => [i, ids.indexOf(c.peer)]));
+    return pairs.length ? { pairs, all } : null;
+  }, { ms: 60_000 });
+  const [from, to] = linked.pairs[0];
+  console.log(`direct links: ${JSON.stringify(linked.pairs.map(([i, j]) => `${'ABC'[i]}-${'ABC'[j]}`))}`);
+
+  // The relay goes away: a page linked straight to the writer still gets the write.
+  await env.stack.stopRelay();
+  await eventually('the pages to lose the relay', async () => {
+    const all = await Promise.all(pages.map((p) => connections(p.page)));
+    return all.every((list) => !list.some((c) => c.via === 'websocket'));
+  }, { ms: 30_000 });
+  const stillLinked = (await connections(pages[from].page)).some((c) => c.via === 'webrtc' && c.peer === ids[to]);
+  assert.ok(stillLinked, 'the direct link outlives the relay');
+  await set(pages[from].page, ctx, 'while-the-relay-is-down', `from ${'ABC'[from]}`);
+  await eventually(`${'ABC'[to]} to hear ${'ABC'[from]} with no relay`, async () =>
+    (await entries(pages[to].page, ctx))['while-the-relay-is-down'] === `from ${'ABC'[from]}`, { ms: 30_000 });
+
+  // Every page writes; the relay comes back; all converge.
+  for (const [i, p] of pages.entries()) await set(p.page, ctx, `k${i}`, `from ${'ABC'[i]}`);
+  await env.stack.startRelay();
+  const all = await eventually('all three pages to converge', async () => {
+    const list = await Promise.all(pages.map((p) => entries(p.page, ctx)));
+    const same = list.every((e) => JSON.stringify(e) === JSON.stringify(list[0]));
+    return { ok: same && Object.keys(list[0]).length === 5, list };
+  }, { ms: 90_000 });
+  assert.equal(all.list[0]['while-the-relay-is-down'], `from ${'ABC'[from]}`);
+  // The console lists how each connection runs.
+  await pages[from].page.waitForFunction(() => document.querySelector('#peers li.via-webrtc') !== null);
+  for (const p of pages) await p.context.close();
+});
+
+test('with two relays, pages carry on through the second when the first stays down', async () => {
+  const second = startRelay({});
+  try {
+    const addr2 = await second.address;
+    const url = `${env.stack.url}?direct=off&relay=${encodeURIComponent(env.stack.relayAddr)}&relay=${encodeURIComponent(addr2)}`;
+    const { pages, ctx } = await threePages(url);
+    await env.stack.stopRelay();
+    const [a, b, c] = pages;
+    await set(a.page, ctx, 'after', 'the first relay stopped');
+    for (const p of [b, c]) {
+      await eventually('the write to arrive through the second relay', async () => (await entries(p.page, ctx)).after === 'the first relay stopped', { ms: 60_000 });
+    }
+    const relays = await a.page.evaluate(() => window.tabnode.connections());
+    assert.deepEqual(relays.map((r) => r.via), ['websocket'], `one relay left: ${JSON.stringify(relays)}`);
+    await env.stack.startRelay();
+    for (const p of pages) await p.context.close();
+  } finally {
+    await second.stop();
+  }
+});
