@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup bench-relay clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -61,3 +61,10 @@ bench-store: setup apps www relay
 bench-catchup: setup apps
 	$(CARGO) build --release -p tabnode-bench --bin tabnode-catchup
 	target/release/tabnode-catchup tests/apps/dist/kv_store.wasm $(or $(DELTAS),10000)
+
+# Relay load test (issue 8), on loopback: PEERS native peers against one relay with a per-IP
+# connection limit LIMIT and RESERVATIONS reservations, publishing for SECS seconds; prints what got
+# through, latency, and the relay's peak RSS and CPU time (figures; exits 1 if a limit leaks).
+bench-relay:
+	$(CARGO) build --release -p tabnode-relay
+	target/release/relay-load --peers $(or $(PEERS),200) --limit $(or $(LIMIT),150) --reservations $(or $(RESERVATIONS),100) --seconds $(or $(SECS),20)

@@ -16,6 +16,7 @@ mod metrics;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,7 +73,40 @@ fn load_key(path: Option<&std::path::Path>) -> Result<Keypair, String> {
     }
 }
 
-fn relay_config(limits: &Limits) -> relay::Config {
+/// Wraps one of libp2p's rate limiters to count its refusals: the relay's denial events say only
+/// "resource limit", and this tells a rate limit from a count limit.
+struct Noting {
+    inner: Box<dyn relay::RateLimiter>,
+    refusals: Arc<AtomicUsize>,
+}
+
+impl relay::RateLimiter for Noting {
+    fn try_next(&mut self, peer: PeerId, addr: &Multiaddr, now: Instant) -> bool {
+        let ok = self.inner.try_next(peer, addr, now);
+        if !ok {
+            self.refusals.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+}
+
+/// Rate-limit refusals not yet matched with the relay's denial event.
+#[derive(Default, Clone)]
+struct RateRefusals {
+    reservations: Arc<AtomicUsize>,
+    circuits: Arc<AtomicUsize>,
+}
+
+impl RateRefusals {
+    /// Whether the latest denial was a rate limit's (taking one from the count if so).
+    fn take(counter: &AtomicUsize) -> bool {
+        counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+fn relay_config(limits: &Limits, refusals: &RateRefusals) -> relay::Config {
     let mut config = relay::Config {
         max_reservations: limits.max_reservations,
         max_reservations_per_peer: limits.max_reservations_per_peer,
@@ -95,6 +129,20 @@ fn relay_config(limits: &Limits) -> relay::Config {
     if let Some(rate) = NonZeroU32::new(limits.circuit_rate_per_ip) {
         config = config.circuit_src_per_ip(rate, Duration::from_secs(60) / rate.get());
     }
+    let noting = |limiters: Vec<Box<dyn relay::RateLimiter>>, refusals: &Arc<AtomicUsize>| {
+        limiters
+            .into_iter()
+            .map(|inner| {
+                Box::new(Noting {
+                    inner,
+                    refusals: refusals.clone(),
+                }) as Box<dyn relay::RateLimiter>
+            })
+            .collect()
+    };
+    config.reservation_rate_limiters =
+        noting(config.reservation_rate_limiters, &refusals.reservations);
+    config.circuit_src_rate_limiters = noting(config.circuit_src_rate_limiters, &refusals.circuits);
     config
 }
 
@@ -122,6 +170,7 @@ fn topic_score() -> TopicScoreParams {
 fn behaviour(
     key: &Keypair,
     config: &Config,
+    refusals: &RateRefusals,
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let limits = &config.limits;
     let gossip = gossipsub::ConfigBuilder::default()
@@ -130,6 +179,7 @@ fn behaviour(
         // one lowers its sender's score; frames beyond this are cut off by the codec.
         .validate_messages()
         .max_transmit_size(limits.max_message_bytes + FRAME_OVERHEAD)
+        .connection_handler_queue_len(limits.gossip_queue)
         .heartbeat_interval(Duration::from_millis(500))
         // Graft every browser on a topic (up to a few dozen): the relay is the hub they meet at.
         .mesh_n_low(8)
@@ -157,7 +207,7 @@ fn behaviour(
                 .with_max_established_per_peer(Some(limits.max_connections_per_peer))
                 .with_max_pending_incoming(Some(limits.max_pending_connections)),
         ),
-        relay: relay::Behaviour::new(peer_id, relay_config(limits)),
+        relay: relay::Behaviour::new(peer_id, relay_config(limits, refusals)),
         gossipsub,
         identify: identify::Behaviour::new(
             identify::Config::new(PROTOCOL_VERSION.into(), key.public())
@@ -212,6 +262,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let key = load_key(config.key_file.as_deref())?;
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry, &config.limits);
+    let refusals = RateRefusals::default();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -222,7 +273,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .with_websocket(noise::Config::new, yamux::Config::default)
         .await?
         .with_bandwidth_metrics(&mut registry)
-        .with_behaviour(|key| behaviour(key, &config))?
+        .with_behaviour(|key| behaviour(key, &config, &refusals))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
     let registry = Arc::new(registry);
@@ -277,6 +328,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         reservations: HashMap::new(),
         circuits: HashMap::new(),
         limits: config.limits.clone(),
+        refusals,
     };
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -316,6 +368,7 @@ struct Relay {
     /// Circuits open, per source peer.
     circuits: HashMap<PeerId, usize>,
     limits: Limits,
+    refusals: RateRefusals,
 }
 
 /// Names a refused connection's limit, for logs and the `refused` metric.
@@ -493,17 +546,17 @@ impl Relay {
                 src_peer_id,
                 status,
             } => {
-                // The relay says only "resource limit"; which one is read off our own counts.
+                // The relay says only "resource limit": a rate limiter noted its refusals, and
+                // the per-peer count is ours (the total is what remains).
                 let reason = match status {
                     relay::StatusCode::ResourceLimitExceeded => {
-                        let held: usize = self.reservations.values().sum();
                         let own = self.reservations.get(&src_peer_id).copied().unwrap_or(0);
-                        if held >= self.limits.max_reservations {
-                            "max_reservations"
+                        if RateRefusals::take(&self.refusals.reservations) {
+                            "rate_limit"
                         } else if own >= self.limits.max_reservations_per_peer {
                             "max_reservations_per_peer"
                         } else {
-                            "rate_limit"
+                            "max_reservations"
                         }
                     }
                     other => status_reason(other),
@@ -534,14 +587,13 @@ impl Relay {
             } => {
                 let reason = match status {
                     relay::StatusCode::ResourceLimitExceeded => {
-                        let open: usize = self.circuits.values().sum();
                         let own = self.circuits.get(&src_peer_id).copied().unwrap_or(0);
-                        if open >= self.limits.max_circuits {
-                            "max_circuits"
+                        if RateRefusals::take(&self.refusals.circuits) {
+                            "rate_limit"
                         } else if own >= self.limits.max_circuits_per_peer {
                             "max_circuits_per_peer"
                         } else {
-                            "rate_limit"
+                            "max_circuits"
                         }
                     }
                     other => status_reason(other),

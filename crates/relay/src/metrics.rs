@@ -146,6 +146,7 @@ impl Metrics {
             ),
             ("circuit_rate_per_ip", u64::from(limits.circuit_rate_per_ip)),
             ("max_message_bytes", limits.max_message_bytes as u64),
+            ("gossip_queue", limits.gossip_queue as u64),
         ] {
             limit
                 .get_or_create(&LimitName { limit: name })

@@ -614,3 +614,162 @@ async fn two_relays_serve_one_network() {
     .unwrap_or_else(|_| panic!("nothing crossed: {}\n{}", first.log(), second.log()));
     assert_eq!(got.len(), 4);
 }
+
+#[derive(NetworkBehaviour)]
+struct Reserving {
+    relay: libp2p::relay::client::Behaviour,
+    identify: identify::Behaviour,
+}
+
+/// A native peer that asks `relay` for a reservation as soon as it is built.
+async fn reserving(
+    relay: &str,
+) -> (
+    libp2p::Swarm<Reserving>,
+    libp2p::core::transport::ListenerId,
+) {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .unwrap()
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key, relay| Reserving {
+            relay,
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/tabnode/0.1.0".into(),
+                key.public(),
+            )),
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let addr: Multiaddr = relay.parse().unwrap();
+    let circuit = swarm
+        .listen_on(addr.with(libp2p::multiaddr::Protocol::P2pCircuit))
+        .unwrap();
+    (swarm, circuit)
+}
+
+fn accepted(event: &SwarmEvent<ReservingEvent>) -> bool {
+    matches!(
+        event,
+        SwarmEvent::Behaviour(ReservingEvent::Relay(
+            libp2p::relay::client::Event::ReservationReqAccepted { .. }
+        ))
+    )
+}
+
+/// Asks for a reservation: `true` if accepted, `false` if refused. It ends with the call.
+async fn reserve(relay: &str) -> bool {
+    let (mut swarm, circuit) = reserving(relay).await;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match swarm.select_next_some().await {
+                event if accepted(&event) => return true,
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason: Err(_),
+                    ..
+                } if listener_id == circuit => return false,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the relay answers the reservation within 20 s")
+}
+
+/// A reservation kept by a task until the returned sender is dropped.
+async fn holding_reservation(relay: &str) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (mut swarm, _) = reserving(relay).await;
+    tokio::spawn(async move {
+        let mut ready_tx = Some(ready_tx);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                event = swarm.select_next_some() => {
+                    if accepted(&event) {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), ready)
+        .await
+        .expect("a reservation within 20 s")
+        .expect("the task runs");
+    stop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_over_the_limits_are_refused_and_counted_by_reason() {
+    let relay = start_relay(&[
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0/ws",
+        "--metrics",
+        "127.0.0.1:0",
+        "--max-reservations",
+        "2",
+        "--reservation-rate-per-ip",
+        "0",
+    ]);
+    let first = holding_reservation(&relay.addr).await;
+    let second = holding_reservation(&relay.addr).await;
+    relay
+        .wait_for("tabnode_relay_reservations", |v| v == 2.0)
+        .await;
+    assert!(
+        !reserve(&relay.addr).await,
+        "a third reservation was accepted"
+    );
+    relay
+        .wait_for(
+            "tabnode_relay_refused_total{what=\"reservation\",reason=\"max_reservations\"}",
+            |v| v == 1.0,
+        )
+        .await;
+    // A reservation ends with its connection, and frees its place.
+    drop(first);
+    relay
+        .wait_for("tabnode_relay_reservations", |v| v == 1.0)
+        .await;
+    assert!(reserve(&relay.addr).await);
+    drop(second);
+    assert_eq!(
+        relay
+            .sample("tabnode_relay_reservations_accepted_total")
+            .await,
+        3.0
+    );
+
+    // The per-IP rate: one a minute, so the second from 127.0.0.1 is refused.
+    let rated = start_relay(&[
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0/ws",
+        "--metrics",
+        "127.0.0.1:0",
+        "--reservation-rate-per-ip",
+        "1",
+    ]);
+    assert!(reserve(&rated.addr).await);
+    assert!(!reserve(&rated.addr).await);
+    rated
+        .wait_for(
+            "tabnode_relay_refused_total{what=\"reservation\",reason=\"rate_limit\"}",
+            |v| v == 1.0,
+        )
+        .await;
+}
