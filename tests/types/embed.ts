@@ -19,7 +19,8 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const report = await node.verifyAudit(ctx);
   const ok: boolean = report.ok && (await node.replay(ctx)).matches;
   const who = await node.identity();
+  const direct: number = node.connections().filter((c) => c.via === 'webrtc').length;
   const rotated: string = (await node.rotateKey()).clientKey;
   const admins: string[] = (await node.members(ctx)).filter((m) => m.role === 'admin').map((m) => m.key);
-  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated}`;
+  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated} ${direct}`;
 }
