@@ -12,15 +12,20 @@
 //!   a function call for the user's wallet.
 //! - [`anchor`]: what a node needs from a chain (members, privileges, application), with the
 //!   NEAR implementation.
+//! - [`write`]: the writing side: the `mutate` requests (with their signers and nonces) that
+//!   make the contract record what the membership log says, as one transaction for the wallet,
+//!   and how to read its outcome.
 //!
-//! Enforcement in the node (refusing deltas from keys the anchor does not list, checking the
-//! app) is not wired yet; this crate is the reading side it will use.
+//! The node enforces what an anchor says (it is given [`anchor::Anchored`] by the embedding
+//! layer); this crate reads and writes the chain, and never holds a context's keys: the node
+//! signs the payloads [`write::PlannedRequest::payload`] gives.
 
 pub mod anchor;
 pub mod calimero;
 pub mod client;
 pub mod context_config;
 pub mod rpc;
+pub mod write;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
@@ -34,3 +39,7 @@ pub use client::{
 };
 pub use context_config::{ContextConfig, ContextRequest, ContextRequestKind, FunctionCall};
 pub use rpc::{AccessKeyView, BlockInfo, BlockRef, CallResult, RpcError};
+pub use write::{
+    plan, read_outcome, Intended, PlanError, PlannedRequest, Recorded, RequestSigner,
+    TransactionDone, TransactionFailed, WritePlan, MAX_TRANSACTION_GAS,
+};

@@ -18,7 +18,8 @@
 //!
 //! `Chain::apply_mutate` plays the contract's `mutate` on the arguments a wallet would send
 //! (signature, nonce, privileges checked as the contract does), since transactions are sent by
-//! the user's wallet and not by the client under test.
+//! the user's wallet and not by the client under test; `Chain::apply_transaction` plays several
+//! as one transaction (in order, all or nothing, as NEAR runs one receipt's actions).
 //!
 //! Each [`Server`] can misbehave on demand ([`Behaviour`]) for failover tests, and
 //! [`refusing_url`] gives a URL where nothing listens.
@@ -726,6 +727,25 @@ impl Chain {
         let mut contexts = self.contexts.clone();
         let mut next_proxy_id = self.next_proxy_id;
         let logs = mutate(&mut contexts, &mut next_proxy_id, &self.contract_id, args)?;
+        self.contexts = contexts;
+        self.next_proxy_id = next_proxy_id;
+        self.height += 1;
+        Ok(logs)
+    }
+
+    /// Plays one transaction's `mutate` calls (each call's JSON argument bytes) as NEAR runs a
+    /// transaction's actions: in order, in one receipt, all or nothing. The error names the
+    /// failing action's index and the contract's panic message.
+    pub fn apply_transaction(&mut self, calls: &[Vec<u8>]) -> Result<Vec<String>, (usize, String)> {
+        let mut contexts = self.contexts.clone();
+        let mut next_proxy_id = self.next_proxy_id;
+        let mut logs = Vec::new();
+        for (i, args) in calls.iter().enumerate() {
+            logs.extend(
+                mutate(&mut contexts, &mut next_proxy_id, &self.contract_id, args)
+                    .map_err(|e| (i, e))?,
+            );
+        }
         self.contexts = contexts;
         self.next_proxy_id = next_proxy_id;
         self.height += 1;
