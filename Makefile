@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup bench-relay clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup bench-relay bench-peering clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -68,3 +68,8 @@ bench-catchup: setup apps
 bench-relay:
 	$(CARGO) build --release -p tabnode-relay
 	target/release/relay-load --peers $(or $(PEERS),200) --limit $(or $(LIMIT),150) --reservations $(or $(RESERVATIONS),100) --seconds $(or $(SECS),20)
+
+# Peering benchmark (issue 8): page-to-page latency and deltas/s over a direct WebRTC link and
+# over the relay, and the link's set-up time, in headless Chromium (figures, not a test).
+bench-peering: setup apps www relay
+	node bench/peering.mjs $(or $(CALLS),100) $(or $(BURST),200)
