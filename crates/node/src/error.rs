@@ -31,6 +31,10 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Asked to sign something that is not a context-config request this node signs (see
+    /// [`Node::sign_context_request`](crate::Node::sign_context_request)).
+    #[error("not a request this node signs for the chain: {0}")]
+    BadChainRequest(String),
 }
 
 impl NodeError {
@@ -51,6 +55,7 @@ impl NodeError {
             Self::Store(StoreError::QuotaExceeded) => "QuotaExceeded",
             Self::Store(_) => "StoreError",
             Self::Corrupt(_) => "Corrupt",
+            Self::BadChainRequest(_) => "BadChainRequest",
         }
     }
 }

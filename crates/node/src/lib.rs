@@ -9,6 +9,7 @@
 //! [`Store`]: tabnode_store::Store
 
 mod audit;
+mod chain_request;
 mod delta;
 mod disclosure;
 mod env;
@@ -22,6 +23,7 @@ mod seal;
 mod wire;
 
 pub use audit::{AuditEntry, AuditKind, AuditRecord, AuditReport};
+pub use chain_request::ChainSigner;
 pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use disclosure::{Disclosure, REDACTED};
 pub use env::{Env, FixedEnv};

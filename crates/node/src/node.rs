@@ -15,6 +15,7 @@ use tabnode_types::{
 };
 
 use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, AuditReport};
+use crate::chain_request::{self, ChainSigner};
 use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
 use crate::disclosure::Disclosure;
 use crate::env::Env;
@@ -30,6 +31,10 @@ use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 /// Where a context's secret is kept in [`Namespace::Keys`], after the context id.
 const CONTEXT_SECRET: &[u8] = b"context-secret";
+/// Where the creator's node keeps the context's own key (its public half is the context id) in
+/// [`Namespace::Keys`], after the context id. It certified the creator, and it signs the
+/// request that adds the context to a chain's contract; no other node has it.
+const CONTEXT_KEY: &[u8] = b"context-key";
 /// Where a context's former secrets are kept in [`Namespace::Keys`], after the context id, with
 /// their index (big-endian u32): the secret, then the id of the operation that replaced it.
 const OLD_SECRET: &[u8] = b"old-secret";
@@ -900,7 +905,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut batch = Batch::new()
             .put(
                 Namespace::Keys,
-                &scoped(&id, b"context-key"),
+                &scoped(&id, CONTEXT_KEY),
                 context_key.seed().to_vec(),
             )
             .put(
@@ -1008,6 +1013,62 @@ impl<S: Store, E: Env> Node<S, E> {
             .get(Namespace::Apps, app_id.as_bytes())
             .await?
             .ok_or_else(|| NodeError::AppNotInstalled(app_id.to_string()))
+    }
+
+    /// Signs a request to Calimero's context-config contract about context `id`, as `signer`,
+    /// without the key leaving the node: `payload` is the request's JSON, and the answer is the
+    /// signing key and its ed25519 signature of exactly those bytes (what `mutate` verifies).
+    ///
+    /// Not a signing oracle: the payload must be a context-config request about `id` naming
+    /// the signing key as `signerId`, and of a kind that key signs (see
+    /// `chain_request.rs`); anything else is [`NodeError::BadChainRequest`]. The node
+    /// also checks its own standing, as the log says: it must be an admin of the context (only
+    /// admins change members or the app), and the context key (held only by the creator's
+    /// node, else [`NodeError::Unauthorized`]) vouches on chain only for this node's own key.
+    pub async fn sign_context_request(
+        &self,
+        id: &ContextId,
+        payload: &[u8],
+        signer: ChainSigner,
+    ) -> Result<(PublicKey, Signature), NodeError> {
+        let ctx = self.context(id)?;
+        let me = self.key.public();
+        if ctx.role_now(&me) != Some(Role::Admin) {
+            return Err(NodeError::Unauthorized(format!(
+                "{me} is not an admin of {id}: only admins change what a chain records of it"
+            )));
+        }
+        match signer {
+            ChainSigner::Member => {
+                chain_request::check(payload, id, signer, &me)?;
+                Ok((me, self.key.sign(payload)))
+            }
+            ChainSigner::ContextKey => {
+                let context_public = PublicKey(id.0);
+                let request = chain_request::check(payload, id, signer, &context_public)?;
+                if request.author != Some(me) {
+                    return Err(NodeError::BadChainRequest(format!(
+                        "the context key vouches on chain only for this node's key {me}"
+                    )));
+                }
+                let seed: [u8; 32] = self
+                    .store
+                    .get(Namespace::Keys, &scoped(id, CONTEXT_KEY))
+                    .await?
+                    .ok_or_else(|| {
+                        NodeError::Unauthorized(format!(
+                            "this node does not hold the key of context {id}: only the node that created it does"
+                        ))
+                    })?
+                    .try_into()
+                    .map_err(|_| corrupt("context key", "not 32 bytes"))?;
+                let key = SecretKey::from_seed(seed);
+                if key.public() != context_public {
+                    return Err(corrupt("context key", format!("not the key of {id}")));
+                }
+                Ok((context_public, key.sign(payload)))
+            }
+        }
     }
 
     /// Sets (or, with `None`, clears) what the context's anchor says. From then on a member's
