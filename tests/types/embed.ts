@@ -1,6 +1,6 @@
 // Type-checks the JS API as an embedding web app would use it (`tsc` in `make test`, no emit):
 // a wrong argument or a misread result here is a compile error.
-import { BrowserNode, type Checkpoint, type ExecuteResult, type NodeEvent } from '../../pkg/tabnode_web.js';
+import { BrowserNode, type AnchorWrite, type Checkpoint, type ExecuteResult, type NodeEvent } from '../../pkg/tabnode_web.js';
 
 export async function embed(wasm: Uint8Array): Promise<string> {
   const node: BrowserNode = await BrowserNode.create({ dbName: 'my-app', relays: ['/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3KooW'] });
@@ -22,5 +22,7 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const direct: number = node.connections().filter((c) => c.via === 'webrtc').length;
   const rotated: string = (await node.rotateKey()).clientKey;
   const admins: string[] = (await node.members(ctx)).filter((m) => m.role === 'admin').map((m) => m.key);
-  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated} ${direct}`;
+  const written: AnchorWrite = await node.writeAnchor(ctx); // needs nearRpc and nearContract
+  const tx: string = written.transactionHash ?? `${written.requests.map((r) => r.kind).join(',')} ${written.anchor?.appMatches}`;
+  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated} ${direct} ${tx}`;
 }

@@ -198,6 +198,17 @@ export type Disclosure = { mode: "full" } | { mode: "hash" } | { mode: "redact";
 export interface MemoryUse { rows: number; wasmBytes: number; }
 export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; }
 export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
+/** What writeAnchor wrote to the context-config contract, and the anchor read back after. */
+export interface AnchorWrite {
+  contextId: string;
+  /** In transaction order; empty when the contract already recorded what the log says. */
+  requests: { kind: "Add" | "AddMembers" | "RemoveMembers" | "UpdateApplication"; signer: string; nonce: number;
+    members?: string[]; application?: { id: string; blob: string; size: number } }[];
+  /** The transaction's hash (base58), or null when nothing was sent. */
+  transactionHash: string | null;
+  /** What the contract records now, as the node was told (null if it could not be read back). */
+  anchor: { members: string[]; appMatches: boolean } | null;
+}
 /** What subscribers hear. */
 export type NodeEvent =
   | { type: "event"; contextId: string; kind: string; data: unknown; author: string; deltaId: string | null; local: boolean;
@@ -208,6 +219,8 @@ export type NodeEvent =
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
   | { type: "syncRejected"; contextId: string | null; reason: string }
   | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
+  /** A member announced the same heads with another root; `repaired`: rebuilt in canonical order. */
+  | { type: "rootMismatch"; contextId: string; ours: string | null; theirs: string; repaired: boolean }
   | { type: "membership"; contextId: string; deltaId: string; by: string; counted: boolean;
       op: { op: "remove"; member: string } | { op: "setRole"; member: string; role: "admin" | "member" | "reader" } | { op: "join" }
         | { op: "leave" } | { op: "bind"; root: string } | { op: "revoke"; key: string; root: string }
@@ -262,6 +275,8 @@ struct Inner {
     sign_in: RefCell<SignIn>,
     /// See [`Options::near_rpc`].
     near_rpc: Vec<String>,
+    /// See [`Options::near_contract`]: where [`BrowserNode::write_anchor`] writes.
+    near_contract: Option<String>,
 }
 
 /// A signed grant as kept in the store: the grant, the origin it was signed for, and the
@@ -589,6 +604,139 @@ async fn anchor_refresh(
     }
 }
 
+/// Makes the context-config contract record what the membership log says of context `id`
+/// (see [`BrowserNode::write_anchor`]): plans the requests from what the contract records now
+/// (`tabnode-chain`), has the node sign each one (its keys stay in the node), has the user's
+/// wallet sign and send them as one transaction, then reads the anchor back into the node.
+async fn write_anchor(
+    inner: &Rc<Inner>,
+    id: ContextId,
+    rpc: Vec<String>,
+    contract: String,
+) -> Result<JsValue, JsValue> {
+    use tabnode_chain::{
+        read_outcome, ContextConfig, Intended, NearAnchor, PlanError, RequestSigner, RpcClient,
+    };
+    use tabnode_node::ChainSigner;
+    let (members, wasm, me) = inner
+        .run(async |node| {
+            let members = node.members(&id)?;
+            Ok((members, node.context_wasm(&id).await?, node.public_key()))
+        })
+        .await?;
+    let intended = Intended {
+        members: members.into_iter().map(|(key, _)| key).collect(),
+        wasm: &wasm,
+        source: format!("tabnode:{}", AppId::of_wasm(&wasm)),
+    };
+    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc);
+    let anchor = NearAnchor::new(ContextConfig::new(client, contract.clone()));
+    let plan = anchor
+        .contract()
+        .plan_write(&id, me, &intended)
+        .await
+        .map_err(|e| {
+            let kind = match &e {
+                PlanError::Read { .. } if e.is_unavailable() => "RpcUnavailable",
+                PlanError::Read { .. } => "AnchorReadFailed",
+                PlanError::NotOnContract { .. } | PlanError::NotPrivileged { .. } => {
+                    "AnchorUnauthorized"
+                }
+            };
+            usage_error(kind, e.to_string())
+        })?;
+    let mut hash = None;
+    if !plan.is_empty() {
+        let mut signed = Vec::with_capacity(plan.requests.len());
+        for request in &plan.requests {
+            let payload = request.payload();
+            let signer = match request.signer {
+                RequestSigner::ContextKey => ChainSigner::ContextKey,
+                RequestSigner::Member => ChainSigner::Member,
+            };
+            let (_, signature) = inner
+                .run(async |node| node.sign_context_request(&id, &payload, signer).await)
+                .await?;
+            signed.push(request.signed(signature));
+        }
+        let transaction = plan.transaction(&contract, &signed).to_string();
+        let wallet = crate::wallet::find_wallet_with(300, "signAndSendTransaction").await;
+        if wallet.is_null() || wallet.is_undefined() {
+            return Err(usage_error(
+                "WalletNotFound",
+                "no NEAR wallet that sends transactions was found in this page".into(),
+            ));
+        }
+        let answer =
+            crate::wallet::wallet_sign_and_send(&wallet, &transaction, WALLET_ANSWER_MS).await?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer.as_string().unwrap_or_default()).unwrap_or_default();
+        match read_outcome(&answer) {
+            Ok(done) => hash = done.hash,
+            Err(Some(failed)) => {
+                // All or nothing: a failed transaction changed nothing on chain.
+                let which = failed
+                    .index
+                    .and_then(|i| plan.requests.get(i as usize))
+                    .map(|r| {
+                        format!(
+                            " at {} (signed by {}, nonce {})",
+                            r.kind_name(),
+                            r.signer_id,
+                            r.nonce
+                        )
+                    })
+                    .unwrap_or_default();
+                return Err(usage_error(
+                    "AnchorWriteFailed",
+                    format!("the contract refused the transaction{which}: {failed}"),
+                ));
+            }
+            Err(None) => {
+                // The wallet did not say what became of it: read the anchor, then say so.
+                read_anchor_into(inner, &anchor, &id, &wasm).await;
+                return Err(usage_error(
+                    "WalletAnswerInvalid",
+                    format!("the wallet did not return the transaction's outcome (it answered {answer}); the anchor was read again"),
+                ));
+            }
+        }
+    }
+    let view = read_anchor_into(inner, &anchor, &id, &wasm).await;
+    let requests: Vec<serde_json::Value> = plan.requests.iter().map(|r| r.summary()).collect();
+    to_js(&serde_json::json!({
+        "contextId": id,
+        "requests": requests,
+        "transactionHash": hash,
+        "anchor": view.map(|a| serde_json::json!({"members": a.members, "appMatches": a.app_matches})),
+    }))
+}
+
+/// Reads what the contract records of context `id` and gives it to the node, as the refresh
+/// loop does; returns it (`None` when the contract does not record the context, or could not
+/// be read: then the node's last view stands and the loop tries again).
+async fn read_anchor_into<T: tabnode_chain::Transport>(
+    inner: &Rc<Inner>,
+    anchor: &tabnode_chain::NearAnchor<T>,
+    id: &ContextId,
+    wasm: &[u8],
+) -> Option<tabnode_node::AnchorView> {
+    let view = match anchor.anchored(id, wasm).await {
+        Ok(anchored) => anchored.map(|a| tabnode_node::AnchorView {
+            members: a.members.into_iter().collect(),
+            app_matches: a.app_matches,
+        }),
+        Err(e) => {
+            tracing::warn!(context = %id, %e, "could not read the context's anchor back");
+            return None;
+        }
+    };
+    let _ = inner
+        .run(async |node| node.set_anchor(id, view.clone()))
+        .await;
+    view
+}
+
 async fn anti_entropy(inner: std::rc::Weak<Inner>) {
     loop {
         futures_timer::Delay::new(std::time::Duration::from_secs(1)).await;
@@ -664,6 +812,7 @@ impl BrowserNode {
             direct: RefCell::default(),
             sign_in: RefCell::new(SignIn::default()),
             near_rpc: options.near_rpc.clone(),
+            near_contract: options.near_contract.clone(),
         });
         inner.send(outgoing);
         if let Some(events) = events {
@@ -1057,6 +1206,35 @@ impl BrowserNode {
             };
             inner.run(async |node| node.set_anchor(&id, anchor)).await?;
             Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Writes the context's anchor: makes the Calimero context-config contract (`nearContract`,
+    /// read through `nearRpc`) record what this node's membership log says of the context — its
+    /// members and its app binary — and reads the anchor back into the node. The requests
+    /// (`Add` signed by the context key when the contract does not know the context, which only
+    /// its creator's node holds; `AddMembers`, `RemoveMembers`, `UpdateApplication` signed by
+    /// this node's key, an admin's) are signed in the node and sent by the user's injected
+    /// wallet (`signAndSendTransaction`) as one transaction, which the contract applies whole or
+    /// not at all. Nothing to change sends nothing. Resolves to `{contextId, requests,
+    /// transactionHash, anchor}`. Fails with `AnchorNotConfigured`, `RpcUnavailable`,
+    /// `AnchorReadFailed`, `AnchorUnauthorized` (the contract would refuse this node's key),
+    /// `Unauthorized` (not an admin, or no context key), `WalletNotFound`, `WalletRejected`,
+    /// `WalletTimeout`, `AnchorWriteFailed` (with the contract's panic message, e.g.
+    /// `invalid nonce` when another write landed first) or `WalletAnswerInvalid`.
+    #[wasm_bindgen(js_name = writeAnchor, unchecked_return_type = "Promise<AnchorWrite>")]
+    pub fn write_anchor(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let (Some(contract), false) = (inner.near_contract.clone(), inner.near_rpc.is_empty())
+            else {
+                return Err(usage_error(
+                    "AnchorNotConfigured",
+                    "writing an anchor needs the nearRpc and nearContract options".into(),
+                ));
+            };
+            write_anchor(&inner, id, inner.near_rpc.clone(), contract).await
         })
     }
 

@@ -1,6 +1,7 @@
 //! Reaching the user's NEAR wallet from the page: NEAR Connect's handshake, then the globals
-//! today's injected wallets use (NEP-408), and `signMessage` (NEP-413) with a timeout. Only the
-//! glue lives here; what is signed and how it is checked is `tabnode-identity`'s.
+//! today's injected wallets use (NEP-408); `signMessage` (NEP-413) and `signAndSendTransaction`
+//! (wallet-selector's shape), each with a timeout. Only the glue lives here; what is signed and
+//! how it is checked is `tabnode-identity`'s and `tabnode-chain`'s.
 
 use wasm_bindgen::prelude::*;
 
@@ -13,7 +14,7 @@ const GLOBALS = [
   () => window.coin98?.near,
   () => window.safepalwallet?.near,
 ];
-export async function findWallet(waitMs) {
+export async function findWalletWith(waitMs, method) {
   // NEAR Connect: announce a selector; an extension answers with its wallet.
   const injected = await new Promise((resolve) => {
     const onInjected = (event) => resolve(event.detail);
@@ -24,12 +25,36 @@ export async function findWallet(waitMs) {
       resolve(null);
     }, waitMs);
   });
-  if (injected && typeof injected.signMessage === 'function') return injected;
+  if (injected && typeof injected[method] === 'function') return injected;
   for (const get of GLOBALS) {
     const wallet = get();
-    if (wallet && typeof wallet.signMessage === 'function') return wallet;
+    if (wallet && typeof wallet[method] === 'function') return wallet;
   }
   return null;
+}
+export function findWallet(waitMs) { return findWalletWith(waitMs, 'signMessage'); }
+// A refusal by the user, as wallets word it; anything else thrown is a failure to send.
+const REFUSAL = /reject|denied|declin|cancel/i;
+export async function walletSignAndSend(wallet, transaction, timeoutMs) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(named('WalletTimeout', `the wallet did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  let answer;
+  try {
+    answer = await Promise.race([wallet.signAndSendTransaction(JSON.parse(transaction)), timeout]);
+  } catch (err) {
+    if (err?.name === 'WalletTimeout') throw err;
+    const message = err?.message || String(err);
+    // Some wallets throw a failed transaction's outcome (or carry it) instead of returning it.
+    const outcome = err?.outcome ?? (err?.status && err?.transaction_outcome ? err : null);
+    if (outcome) return JSON.stringify(outcome);
+    if (REFUSAL.test(message)) throw named('WalletRejected', `the wallet refused the transaction: ${message}`);
+    throw named('AnchorWriteFailed', `the wallet could not send the transaction: ${message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  return JSON.stringify(answer ?? null);
 }
 export async function walletSignMessage(wallet, message, nonce, recipient, timeoutMs) {
   let timer;
@@ -63,6 +88,20 @@ extern "C" {
         message: &str,
         nonce: &[u8],
         recipient: &str,
+        timeout_ms: u32,
+    ) -> Result<JsValue, JsValue>;
+    /// The first wallet found that has a `method` (e.g. `signAndSendTransaction`), or `null`.
+    #[wasm_bindgen(js_name = findWalletWith)]
+    pub async fn find_wallet_with(wait_ms: u32, method: &str) -> JsValue;
+    /// Has the wallet sign and send `transaction` (JSON `{receiverId, actions}`); resolves to
+    /// its answer (a `FinalExecutionOutcome`, or `null`) as JSON text; an outcome a wallet
+    /// throws is returned too. Errors are named `WalletRejected` (the user refused),
+    /// `WalletTimeout`, or `AnchorWriteFailed` (anything else the wallet threw, e.g. NEAR
+    /// refusing the transaction, with its message).
+    #[wasm_bindgen(catch, js_name = walletSignAndSend)]
+    pub async fn wallet_sign_and_send(
+        wallet: &JsValue,
+        transaction: &str,
         timeout_ms: u32,
     ) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = pageOrigin)]
