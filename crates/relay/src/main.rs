@@ -146,9 +146,9 @@ fn relay_config(limits: &Limits, refusals: &RateRefusals) -> relay::Config {
     config
 }
 
-/// Scores per topic: an invalid or oversize message costs 20 points (squared, decaying over
-/// minutes), so two put a peer under the graylist threshold (−80), where its gossip is ignored.
-/// Quiet members are normal here, so delivery deficits cost nothing.
+/// Scores per topic: n invalid or oversize messages cost −20 × n² (n decaying to a tenth in ten
+/// minutes), so three put a peer under the graylist threshold (−80), where its gossip is
+/// ignored. Quiet members are normal here, so delivery deficits cost nothing.
 fn topic_score() -> TopicScoreParams {
     TopicScoreParams {
         topic_weight: 1.0,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, yamux, Multiaddr};
+use libp2p::{identify, noise, ping, yamux, Multiaddr, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc as tmpsc;
 
@@ -455,7 +455,7 @@ async fn the_per_ip_limit_refuses_the_extra_connection_and_counts_it() {
     let refused =
         "tabnode_relay_refused_total{what=\"connection\",reason=\"max_connections_per_ip\"}";
     relay.wait_for(refused, |v| v == 1.0).await;
-    assert_eq!(relay.sample("tabnode_relay_peers").await, 2.0);
+    relay.wait_for("tabnode_relay_peers", |v| v == 2.0).await;
     // A place frees when one leaves.
     drop(first);
     relay.wait_for("tabnode_relay_peers", |v| v == 1.0).await;
@@ -621,12 +621,13 @@ struct Reserving {
     identify: identify::Behaviour,
 }
 
-/// A native peer that asks `relay` for a reservation as soon as it is built.
+/// A native peer with the relay client; it asks `relay` for a reservation at once if `reserve`.
 async fn reserving(
     relay: &str,
+    reserve: bool,
 ) -> (
     libp2p::Swarm<Reserving>,
-    libp2p::core::transport::ListenerId,
+    Option<libp2p::core::transport::ListenerId>,
 ) {
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
@@ -652,9 +653,11 @@ async fn reserving(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     let addr: Multiaddr = relay.parse().unwrap();
-    let circuit = swarm
-        .listen_on(addr.with(libp2p::multiaddr::Protocol::P2pCircuit))
-        .unwrap();
+    let circuit = reserve.then(|| {
+        swarm
+            .listen_on(addr.with(libp2p::multiaddr::Protocol::P2pCircuit))
+            .unwrap()
+    });
     (swarm, circuit)
 }
 
@@ -669,7 +672,7 @@ fn accepted(event: &SwarmEvent<ReservingEvent>) -> bool {
 
 /// Asks for a reservation: `true` if accepted, `false` if refused. It ends with the call.
 async fn reserve(relay: &str) -> bool {
-    let (mut swarm, circuit) = reserving(relay).await;
+    let (mut swarm, circuit) = reserving(relay, true).await;
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             match swarm.select_next_some().await {
@@ -678,7 +681,7 @@ async fn reserve(relay: &str) -> bool {
                     listener_id,
                     reason: Err(_),
                     ..
-                } if listener_id == circuit => return false,
+                } if Some(listener_id) == circuit => return false,
                 _ => {}
             }
         }
@@ -687,11 +690,12 @@ async fn reserve(relay: &str) -> bool {
     .expect("the relay answers the reservation within 20 s")
 }
 
-/// A reservation kept by a task until the returned sender is dropped.
-async fn holding_reservation(relay: &str) -> tokio::sync::oneshot::Sender<()> {
+/// A reservation kept by a task until the returned sender is dropped; and the peer's id.
+async fn holding_reservation(relay: &str) -> (tokio::sync::oneshot::Sender<()>, PeerId) {
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let (mut swarm, _) = reserving(relay).await;
+    let (mut swarm, _) = reserving(relay, true).await;
+    let id = *swarm.local_peer_id();
     tokio::spawn(async move {
         let mut ready_tx = Some(ready_tx);
         loop {
@@ -711,7 +715,91 @@ async fn holding_reservation(relay: &str) -> tokio::sync::oneshot::Sender<()> {
         .await
         .expect("a reservation within 20 s")
         .expect("the task runs");
-    stop
+    (stop, id)
+}
+
+/// Dials `dst` through the relay; on success a task keeps the circuit open until the returned
+/// sender is dropped.
+async fn dial_through(
+    relay: &str,
+    dst: PeerId,
+) -> Result<tokio::sync::oneshot::Sender<()>, String> {
+    let (mut swarm, _) = reserving(relay, false).await;
+    let addr: Multiaddr = format!("{relay}/p2p-circuit/p2p/{dst}").parse().unwrap();
+    swarm.dial(addr).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == dst => {
+                    return Ok(())
+                }
+                SwarmEvent::OutgoingConnectionError {
+                    peer_id: Some(p),
+                    error,
+                    ..
+                } if p == dst => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the dial through the relay ends within 20 s")?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                _ = swarm.select_next_some() => {}
+            }
+        }
+    });
+    Ok(stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuits_are_counted_and_the_circuit_limits_refuse_by_reason() {
+    let relay = start_relay(&[
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0/ws",
+        "--metrics",
+        "127.0.0.1:0",
+        "--max-circuits",
+        "1",
+        "--circuit-rate-per-ip",
+        "0",
+    ]);
+    let (_dst, dst) = holding_reservation(&relay.addr).await;
+    let first = dial_through(&relay.addr, dst).await.expect("a circuit");
+    relay.wait_for("tabnode_relay_circuits", |v| v == 1.0).await;
+    assert_eq!(
+        relay.sample("tabnode_relay_circuits_opened_total").await,
+        1.0
+    );
+    assert!(
+        dial_through(&relay.addr, dst).await.is_err(),
+        "a second circuit was let through"
+    );
+    relay
+        .wait_for(
+            "tabnode_relay_refused_total{what=\"circuit\",reason=\"max_circuits\"}",
+            |v| v == 1.0,
+        )
+        .await;
+    // A circuit ends with its connection, and frees its place.
+    drop(first);
+    relay.wait_for("tabnode_relay_circuits", |v| v == 0.0).await;
+    // No reservation, no circuit (the count limits are checked first, hence now).
+    assert!(dial_through(&relay.addr, PeerId::random()).await.is_err());
+    relay
+        .wait_for(
+            "tabnode_relay_refused_total{what=\"circuit\",reason=\"no_reservation\"}",
+            |v| v == 1.0,
+        )
+        .await;
+    assert!(dial_through(&relay.addr, dst).await.is_ok());
+    relay
+        .wait_for("tabnode_relay_circuits_opened_total", |v| v == 2.0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -726,8 +814,8 @@ async fn reservations_over_the_limits_are_refused_and_counted_by_reason() {
         "--reservation-rate-per-ip",
         "0",
     ]);
-    let first = holding_reservation(&relay.addr).await;
-    let second = holding_reservation(&relay.addr).await;
+    let (first, _) = holding_reservation(&relay.addr).await;
+    let (second, _) = holding_reservation(&relay.addr).await;
     relay
         .wait_for("tabnode_relay_reservations", |v| v == 2.0)
         .await;
@@ -748,12 +836,9 @@ async fn reservations_over_the_limits_are_refused_and_counted_by_reason() {
         .await;
     assert!(reserve(&relay.addr).await);
     drop(second);
-    assert_eq!(
-        relay
-            .sample("tabnode_relay_reservations_accepted_total")
-            .await,
-        3.0
-    );
+    relay
+        .wait_for("tabnode_relay_reservations_accepted_total", |v| v == 3.0)
+        .await;
 
     // The per-IP rate: one a minute, so the second from 127.0.0.1 is refused.
     let rated = start_relay(&[
