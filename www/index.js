@@ -235,6 +235,13 @@ async function main() {
         renderSyncStats();
         break;
       }
+      case 'rootMismatch':
+        if (!event.repaired) statsOf(event.contextId).divergences.push({ ...event, deltaId: '(heads)', at: new Date() });
+        alertUser(event.repaired
+          ? `${short(event.contextId)}: a member had the same deltas with another root; rebuilt in canonical order (root ${short(event.ours)})`
+          : `divergence in ${short(event.contextId)}: same deltas as a member, another root, and a rebuild did not settle it`, { severe: !event.repaired });
+        renderSyncStats();
+        break;
       case 'divergence':
         statsOf(event.contextId).divergences.push({ ...event, at: new Date() });
         alertUser(`divergence in ${short(event.contextId)} at delta ${short(event.deltaId)}: root differs from its author's`, { severe: true });

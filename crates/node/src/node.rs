@@ -153,6 +153,17 @@ pub enum NodeEvent {
         expected: Hash,
         actual: Option<Hash>,
     },
+    /// A member announced the same heads with another root. With `repaired`, this node rebuilt
+    /// its state from the deltas in their canonical order (which every member that holds them
+    /// reaches alike; `ours` is the root after); without, it had already, so the states differ
+    /// for another reason.
+    #[serde(rename_all = "camelCase")]
+    RootMismatch {
+        context_id: ContextId,
+        ours: Option<Hash>,
+        theirs: Hash,
+        repaired: bool,
+    },
 }
 
 impl NodeEvent {
@@ -164,7 +175,8 @@ impl NodeEvent {
             | Self::Voided { context_id, .. }
             | Self::Payload { context_id, .. }
             | Self::AnchorMismatch { context_id, .. }
-            | Self::Divergence { context_id, .. } => Some(*context_id),
+            | Self::Divergence { context_id, .. }
+            | Self::RootMismatch { context_id, .. } => Some(*context_id),
             Self::SyncRejected { context_id, .. } => *context_id,
         }
     }
@@ -304,6 +316,9 @@ struct ContextState {
     /// blake3 of the membership certificates already checked: a chain is verified once, not on
     /// every delta its holder signs.
     verified_certs: HashSet<[u8; 32]>,
+    /// The heads at which the state was last rebuilt in canonical order (see
+    /// [`Node::compare_root`]): a mismatch there is not one a rebuild repairs.
+    canonical_at: Option<Vec<DeltaId>>,
 }
 
 impl ContextState {
@@ -312,6 +327,7 @@ impl ContextState {
         WireMessage::SyncRequest {
             context_id: self.id,
             heads: self.record.heads.clone(),
+            root_hash: self.record.root_hash,
         }
     }
 
@@ -478,6 +494,58 @@ fn merge_call<'a>(delta: &'a Delta, id: &DeltaId) -> Call<'a> {
         time_now_nanos: body.timestamp,
         random_seed,
     }
+}
+
+/// The order a replay runs the stored deltas in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// As this node applied them (causal, but arrival decides between concurrent deltas).
+    Applied,
+    /// Causal, and between concurrent deltas by (timestamp, id): the same on every member.
+    Canonical,
+}
+
+/// `deltas` (each with its id) in canonical order: every parent before its children, and of
+/// the deltas whose parents are all placed, the one with the smallest (timestamp, id) first.
+/// Parents not among `deltas` do not hold a delta back.
+fn canonical_order(deltas: Vec<(DeltaId, Delta)>) -> Vec<(DeltaId, Delta)> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let ids: HashSet<DeltaId> = deltas.iter().map(|(id, _)| *id).collect();
+    let mut waiting: HashMap<DeltaId, usize> = HashMap::new();
+    let mut children: HashMap<DeltaId, Vec<DeltaId>> = HashMap::new();
+    let mut by_id: HashMap<DeltaId, Delta> = HashMap::new();
+    let mut ready = BinaryHeap::new();
+    for (id, delta) in deltas {
+        let parents: BTreeSet<DeltaId> = delta
+            .body
+            .parents
+            .iter()
+            .copied()
+            .filter(|p| ids.contains(p))
+            .collect();
+        for p in &parents {
+            children.entry(*p).or_default().push(id);
+        }
+        if parents.is_empty() {
+            ready.push(Reverse((delta.body.timestamp, id)));
+        }
+        waiting.insert(id, parents.len());
+        by_id.insert(id, delta);
+    }
+    let mut out = Vec::with_capacity(by_id.len());
+    while let Some(Reverse((_, id))) = ready.pop() {
+        for child in children.remove(&id).unwrap_or_default() {
+            let left = waiting.get_mut(&child).expect("a stored delta");
+            *left -= 1;
+            if *left == 0 {
+                ready.push(Reverse((by_id[&child].body.timestamp, child)));
+            }
+        }
+        let delta = by_id.remove(&id).expect("placed once");
+        out.push((id, delta));
+    }
+    out
 }
 
 /// How a member runs an upgrade's migration: the new app's export `method`, with no input, as
@@ -705,7 +773,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 .ok_or_else(|| corrupt("former context secret", "not 64 bytes"))?;
             older.push((secret, by));
         }
-        self.subscribe_and_catch_up(id, &secret, &record.heads);
+        self.subscribe_and_catch_up(id, &secret, &record.heads, record.root_hash);
         self.contexts.insert(
             id,
             ContextState {
@@ -727,18 +795,26 @@ impl<S: Store, E: Env> Node<S, E> {
                 older,
                 audit,
                 verified_certs: HashSet::new(),
+                canonical_at: None,
             },
         );
         Ok(())
     }
 
-    fn subscribe_and_catch_up(&mut self, id: ContextId, secret: &[u8; 32], heads: &[DeltaId]) {
+    fn subscribe_and_catch_up(
+        &mut self,
+        id: ContextId,
+        secret: &[u8; 32],
+        heads: &[DeltaId],
+        root_hash: Option<Hash>,
+    ) {
         self.outgoing.push(Outgoing::Subscribe {
             topic: context_topic(&id),
         });
         let request = WireMessage::SyncRequest {
             context_id: id,
             heads: heads.to_vec(),
+            root_hash,
         };
         self.publish(id, secret, request);
     }
@@ -802,7 +878,7 @@ impl<S: Store, E: Env> Node<S, E> {
     /// they lack). This is what repairs gossip that was lost, e.g. while a connection was down.
     pub fn tick(&mut self) {
         let now = self.env.now_nanos();
-        let due: Vec<(ContextId, [u8; 32], Vec<DeltaId>)> = self
+        let due: Vec<(ContextId, [u8; 32], WireMessage)> = self
             .contexts
             .values_mut()
             .filter(|ctx| {
@@ -811,15 +887,11 @@ impl<S: Store, E: Env> Node<S, E> {
             })
             .map(|ctx| {
                 ctx.last_announce = Some(now);
-                (ctx.id, ctx.secret, ctx.record.heads.clone())
+                (ctx.id, ctx.secret, ctx.sync_request())
             })
             .collect();
-        for (context_id, secret, heads) in due {
-            self.publish(
-                context_id,
-                &secret,
-                WireMessage::SyncRequest { context_id, heads },
-            );
+        for (context_id, secret, request) in due {
+            self.publish(context_id, &secret, request);
         }
     }
 
@@ -900,6 +972,7 @@ impl<S: Store, E: Env> Node<S, E> {
             older: Vec::new(),
             audit: AuditHead::default(),
             verified_certs: HashSet::new(),
+            canonical_at: None,
         };
         ctx.learn_member(&ctx.record.cert.clone());
         let mut batch = Batch::new()
@@ -1679,12 +1752,21 @@ impl<S: Store, E: Env> Node<S, E> {
                     self.reject(Some(context_id), e.to_string());
                 }
             }
-            WireMessage::SyncRequest { context_id, heads } => {
+            WireMessage::SyncRequest {
+                context_id,
+                heads,
+                root_hash,
+            } => {
                 if context_topic(&context_id) != topic {
                     return self.reject(
                         Some(context_id),
                         format!("sync request on the wrong topic {topic}"),
                     );
+                }
+                if let (Some(theirs), None) = (root_hash, former_secret) {
+                    if let Err(e) = self.compare_root(context_id, &heads, theirs).await {
+                        self.reject(Some(context_id), e.to_string());
+                    }
                 }
                 if let Err(e) = self
                     .answer_sync_request(context_id, heads, former_secret)
@@ -2300,8 +2382,14 @@ impl<S: Store, E: Env> Node<S, E> {
         if !void_changed && !upgrades_changed {
             return Ok(());
         }
+        self.rebuild(ctx, Order::Applied).await
+    }
+
+    /// Rebuilds the shared state from the deltas that stand (see [`Self::replay_standing`])
+    /// and puts it in place of the old one, in one batch.
+    async fn rebuild(&mut self, ctx: &mut ContextState, order: Order) -> Result<(), NodeError> {
         let apps = self.apps_of(ctx).await?;
-        let (rows, root_hash, _) = self.replay_standing(&apps, ctx).await?;
+        let (rows, root_hash, _) = self.replay_standing(&apps, ctx, order).await?;
         let mut batch = Batch::new();
         for (key, _) in self
             .store
@@ -2325,6 +2413,67 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.shared = Rc::new(rows);
         ctx.record = record;
         Ok(())
+    }
+
+    /// A member announced `heads` with root `theirs`. If ours are the same heads with another
+    /// root, the states differ although the deltas are the same: they were merged in another
+    /// order (calimero-storage 0.10 can reach different roots for concurrent writes of one
+    /// key), or one state is damaged. Either way, rebuilding from the deltas in their canonical
+    /// order gives every member that holds them the same state, so this node does that once
+    /// per heads, reports it, and announces its root again; a mismatch that remains is
+    /// reported as not repaired.
+    async fn compare_root(
+        &mut self,
+        id: ContextId,
+        heads: &[DeltaId],
+        theirs: Hash,
+    ) -> Result<(), NodeError> {
+        let Some(ctx) = self.contexts.get(&id) else {
+            return Ok(());
+        };
+        let same_heads = heads.iter().collect::<BTreeSet<_>>()
+            == ctx.record.heads.iter().collect::<BTreeSet<_>>();
+        if !same_heads || ctx.record.root_hash == Some(theirs) || ctx.record.heads.is_empty() {
+            return Ok(());
+        }
+        if ctx.canonical_at.as_deref() == Some(&ctx.record.heads[..]) {
+            self.events.push(NodeEvent::RootMismatch {
+                context_id: id,
+                ours: ctx.record.root_hash,
+                theirs,
+                repaired: false,
+            });
+            return Ok(());
+        }
+        let mut ctx = self.contexts.remove(&id).expect("checked above");
+        let before = ctx.record.root_hash;
+        let result = self.rebuild(&mut ctx, Order::Canonical).await;
+        if result.is_ok() {
+            ctx.canonical_at = Some(ctx.record.heads.clone());
+            let args = borsh::to_vec(&(before, theirs)).expect("encode");
+            let entry = AuditEntry {
+                kind: AuditKind::Call,
+                executor: self.key.public(),
+                method: "sync.repair".into(),
+                args_hash: Hash(*blake3::hash(&args).as_bytes()),
+                outcome: "ok".into(),
+                root_hash: ctx.record.root_hash,
+                time: self.env.now_nanos(),
+                random_seed: [0; 32],
+                delta_id: None,
+            };
+            let _ = self.audit_alone(&mut ctx, entry).await;
+            self.events.push(NodeEvent::RootMismatch {
+                context_id: id,
+                ours: ctx.record.root_hash,
+                theirs,
+                repaired: true,
+            });
+            let (secret, request) = (ctx.secret, ctx.sync_request());
+            self.publish(id, &secret, request);
+        }
+        self.contexts.insert(id, ctx);
+        result
     }
 
     /// Every app the context has run (its first, and each upgrade that counts), compiled.
@@ -2393,21 +2542,29 @@ impl<S: Store, E: Env> Node<S, E> {
         &self,
         apps: &HashMap<AppId, App>,
         ctx: &ContextState,
+        order: Order,
     ) -> Result<(Rows, Option<Hash>, usize), NodeError> {
         let mut shared = Rc::new(Rows::complete([]));
         let private = Rc::new(Rows::complete([]));
         let mut root_hash = None;
         let mut app = &apps[&ctx.record.app_id];
-        let rows = self
+        let mut stored = Vec::new();
+        for (_, bytes) in self
             .store
             .scan_prefix(Namespace::Deltas, ctx.id.as_bytes())
-            .await?;
-        let deltas = rows.len();
-        for (_, bytes) in rows {
+            .await?
+        {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
             let delta_id = delta
                 .verify()
                 .map_err(|e| corrupt("stored delta", format!("{}: {e}", delta.id())))?;
+            stored.push((delta_id, delta));
+        }
+        let deltas = stored.len();
+        if order == Order::Canonical {
+            stored = canonical_order(stored);
+        }
+        for (delta_id, delta) in stored {
             let upgrade = match &delta.body.op {
                 Some(MemberOp::SetApp {
                     app_id, migrate, ..
@@ -2446,7 +2603,8 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// Re-runs every stored delta that stands on an empty state (see the membership log), and
-    /// says whether it reaches the root the node holds.
+    /// says whether it reaches the root the node holds: in the order this node applied them,
+    /// or, once it rebuilt its state in canonical order (see [`Self::compare_root`]), in that.
     pub async fn replay(&mut self, id: &ContextId) -> Result<ReplayReport, NodeError> {
         let ctx = self
             .contexts
@@ -2454,7 +2612,14 @@ impl<S: Store, E: Env> Node<S, E> {
             .ok_or_else(|| NodeError::UnknownContext(id.to_string()))?;
         let apps = self.apps_of(&ctx).await;
         let result = match apps {
-            Ok(apps) => self.replay_standing(&apps, &ctx).await,
+            Ok(apps) => match self.replay_standing(&apps, &ctx, Order::Applied).await {
+                Ok(replayed)
+                    if replayed.1 != ctx.record.root_hash && ctx.canonical_at.is_some() =>
+                {
+                    self.replay_standing(&apps, &ctx, Order::Canonical).await
+                }
+                other => other,
+            },
             Err(e) => Err(e),
         };
         let matches = |root_hash: &Option<Hash>| *root_hash == ctx.record.root_hash;
@@ -3001,12 +3166,8 @@ impl<S: Store, E: Env> Node<S, E> {
             }
         };
         if unknown_to_us && limit.is_none() {
-            let heads = our_heads.clone();
-            self.publish(
-                context_id,
-                &secret,
-                WireMessage::SyncRequest { context_id, heads },
-            );
+            let request = self.context(&context_id)?.sync_request();
+            self.publish(context_id, &secret, request);
         }
         let rows = self
             .store

@@ -12,10 +12,13 @@ use crate::membership::MemberCert;
 pub enum WireMessage {
     /// New deltas, in causal order (parents before children).
     Deltas(Vec<Delta>),
-    /// "These are my heads": members who know more answer with the deltas the asker lacks.
+    /// "These are my heads, and my root there": members who know more answer with the deltas
+    /// the asker lacks; a member with the same heads and another root has diverged (see
+    /// [`crate::NodeEvent::RootMismatch`]).
     SyncRequest {
         context_id: ContextId,
         heads: Vec<DeltaId>,
+        root_hash: Option<Hash>,
     },
     /// An admin gives a member the context's current secret, sealed to the member's key: for
     /// one who joined with an invitation made before the secret last changed. Sent under the

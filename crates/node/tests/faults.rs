@@ -1,7 +1,10 @@
 //! A deterministic simulation: three members on a network that loses, duplicates and reorders
 //! messages, partitions a member for a while, and crashes and restarts members from what they
-//! persisted. Random calls; at the end every member has the same heads, root and entries, and
-//! every acknowledged call is in the state.
+//! persisted. Random calls, on each member's own keys and on keys all members write at once;
+//! at the end every member has the same heads, root and entries, every acknowledged call on an
+//! own key is in the state, and each shared key holds one of the values written to it. (Same
+//! heads with different roots, which concurrent writes of one key can leave, are repaired by
+//! the members' announcements: see `Node::compare_root`.)
 //!
 //! `TABNODE_SIM_SEEDS=N` runs N seeds (default 200); `TABNODE_SIM_SEED=S` replays one.
 
@@ -158,6 +161,8 @@ fn run(seed: u64, wasm: &[u8]) {
     // What each acknowledged call left: each member writes only its own keys, so the last
     // acknowledged write of a key is its final value (None: removed, for good).
     let mut expected: BTreeMap<String, Option<String>> = BTreeMap::new();
+    // Keys every member writes: any value written may win, but all members must agree.
+    let mut shared: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
     for round in 0..40 {
         if round == 5 {
@@ -172,6 +177,15 @@ fn run(seed: u64, wasm: &[u8]) {
             }
             let node = &mut sim.members[i].node;
             if block_on(node.checkpoint(&ctx)).unwrap().heads.is_empty() || !sim.rng.chance(60) {
+                continue;
+            }
+            if sim.rng.chance(25) {
+                let (key, value) = (
+                    format!("shared-{}", sim.rng.below(3)),
+                    format!("m{i}r{round}"),
+                );
+                block_on(node.execute(&ctx, "set", json!({"key": key, "value": value}))).unwrap();
+                shared.entry(key).or_default().push(value);
                 continue;
             }
             let key = format!("m{i}-{}", sim.rng.below(8));
@@ -208,13 +222,28 @@ fn run(seed: u64, wasm: &[u8]) {
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, Value::from(v))))
         .collect();
+    let mut first_shared = None;
     for (i, m) in sim.members.iter_mut().enumerate() {
         let entries = block_on(m.node.execute(&ctx, "entries", json!({})))
             .unwrap()
             .output;
-        let got: BTreeMap<String, Value> = serde_json::from_value(entries).unwrap();
+        let mut got: BTreeMap<String, Value> = serde_json::from_value(entries).unwrap();
+        let got_shared: BTreeMap<String, Value> =
+            shared.keys().filter_map(|k| got.remove_entry(k)).collect();
         assert_eq!(
             got, want,
+            "seed {seed}, member {i}: replay with TABNODE_SIM_SEED={seed}"
+        );
+        for (key, value) in &got_shared {
+            assert!(
+                shared[key].iter().any(|v| value == v),
+                "seed {seed}: {key} holds {value}, never written; replay with TABNODE_SIM_SEED={seed}"
+            );
+        }
+        assert_eq!(got_shared.len(), shared.len(), "seed {seed}, member {i}");
+        let first = first_shared.get_or_insert_with(|| got_shared.clone());
+        assert_eq!(
+            *first, got_shared,
             "seed {seed}, member {i}: replay with TABNODE_SIM_SEED={seed}"
         );
     }
