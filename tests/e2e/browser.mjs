@@ -3,6 +3,7 @@
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import { startStack } from '../../scripts/serve.mjs';
+import { base58InitScript } from './base58.mjs';
 
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -104,3 +105,14 @@ export const checkpoint = (page, ctx) => page.evaluate((c) => window.tabnode.che
 
 export const entries = (page, ctx) =>
   page.evaluate(async (c) => (await window.tabnode.execute(c, 'entries', {})).output, ctx);
+
+const walletDouble = new URL('./wallet-double.js', import.meta.url).pathname;
+
+/**
+ * Injects the injected-NEAR-wallet TEST DOUBLE (tests/e2e/wallet-double.js, with the shared
+ * base58 it needs) into every page of a browser context, before the page's own scripts.
+ */
+export async function addWalletDouble(context) {
+  await context.addInitScript(base58InitScript);
+  await context.addInitScript({ path: walletDouble });
+}

@@ -2,12 +2,9 @@
 // (tests/e2e/wallet-double.js): no wallet extension can run in headless Chromium here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { eventually, useStack, waitForNode } from './browser.mjs';
+import { addWalletDouble, eventually, useStack, waitForNode } from './browser.mjs';
 import { nearRpcDouble } from './near-rpc-double.mjs';
 
-const double = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wallet-double.js');
 const env = useStack();
 
 const attempt = (page, options) =>
@@ -33,7 +30,7 @@ test('without a wallet, signIn says so clearly', async () => {
 
 test('sign-in with the wallet test double grants this node key, survives a reload, and maps refusals', async () => {
   const context = await env.browser.newContext();
-  await context.addInitScript({ path: double });
+  await addWalletDouble(context);
   const page = await context.newPage();
   await page.goto(env.stack.url);
   await waitForNode(page);
@@ -62,7 +59,7 @@ test('sign-in with the wallet test double grants this node key, survives a reloa
 test('two devices of one account (wallet test double): one revokes the other, whose later writes every member refuses', async () => {
   // Device 1 signs in and creates a context.
   const one = await env.browser.newContext();
-  await one.addInitScript({ path: double });
+  await addWalletDouble(one);
   const a = await one.newPage();
   await a.goto(env.stack.url);
   await waitForNode(a);
@@ -75,7 +72,7 @@ test('two devices of one account (wallet test double): one revokes the other, wh
   const jwk = await a.evaluate(() => window.near.exportKeyForTests());
   const two = await env.browser.newContext();
   await two.addInitScript((key) => (window.walletDoubleKey = key), jwk);
-  await two.addInitScript({ path: double });
+  await addWalletDouble(two);
   const b = await two.newPage();
   await b.goto(env.stack.url);
   await waitForNode(b);
@@ -134,7 +131,7 @@ test('with NEAR RPC configured (against a JSON-RPC test double), sign-in checks 
   const keys = new Map();
   const rpc = await nearRpcDouble({ keys, contexts: new Map() });
   const context = await env.browser.newContext();
-  await context.addInitScript({ path: double });
+  await addWalletDouble(context);
   const page = await context.newPage();
   try {
     await page.goto(`${env.stack.url}?nearRpc=${encodeURIComponent(rpc.url)}`);
@@ -156,7 +153,7 @@ test('with NEAR RPC configured (against a JSON-RPC test double), sign-in checks 
 
 test('key rotation in one step (wallet test double): the new key takes the old one\'s place in every context, members accept it, it survives a reload', async () => {
   const one = await env.browser.newContext();
-  await one.addInitScript({ path: double });
+  await addWalletDouble(one);
   const two = await env.browser.newContext();
   const [a, b] = [await one.newPage(), await two.newPage()];
   for (const p of [a, b]) {
