@@ -161,18 +161,27 @@ impl Metrics {
     }
 }
 
+/// Scrapes answered at once; more connections are closed unanswered, so a flood of them cannot
+/// take the relay's file descriptors.
+const MAX_SCRAPES: usize = 16;
+
 /// Serves `GET /metrics` until the task is dropped. One request per connection; a client that
-/// sends nothing for 5 s, or more than 8 KiB of head, is dropped.
+/// takes over 5 s, or sends more than 8 KiB of head, is dropped.
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of file descriptors and the like: wait rather than spin.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
         let registry = registry.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(5), answer(stream, &registry)).await;
+            drop(permit);
         });
     }
 }
