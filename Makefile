@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup bench-relay bench-peering clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -73,3 +73,8 @@ bench-relay:
 # over the relay, and the link's set-up time, in headless Chromium (figures, not a test).
 bench-peering: setup apps www relay
 	node bench/peering.mjs $(or $(CALLS),100) $(or $(BURST),200)
+
+# Catch-up in the browser (issue 7): a late joiner over DELTAS deltas through the relay, with the
+# bytes it received, in headless Chromium (figures, not a test).
+bench-catchup-browser: setup apps www relay
+	node bench/catchup-browser.mjs $(or $(DELTAS),2000)

@@ -336,6 +336,13 @@ async function main() {
     refreshContext(node).catch(() => {});
     refreshAudit(node).catch(() => {});
   });
+  $('write-anchor').hidden = !(options.nearRpc.length && options.nearContract);
+  $('write-anchor').addEventListener('click', async () => {
+    const ctx = current();
+    if (!ctx) return;
+    const done = await guarded('write to NEAR', () => node.writeAnchor(ctx)).catch(() => null);
+    if (done) alertUser(done.requests.length ? `${short(ctx)} written to NEAR: ${done.requests.map((r) => r.kind).join(', ')}` : `${short(ctx)}: NEAR already records it as the log says`);
+  });
   $('invite').addEventListener('click', async () => {
     const invitation = await guarded('invite', () => node.inviteAs(current(), { role: $('invite-role').value }));
     showInvite(invitation);

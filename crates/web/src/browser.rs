@@ -552,8 +552,6 @@ async fn pump_network(
     }
 }
 
-/// Ticks the node once a second (it announces each context's heads every few seconds), so
-/// gossip lost while a connection was down is repaired; stops when the node is dropped.
 /// Keeps every context's anchor current: reads what the contract records of each context this
 /// node holds, against its app binary ([`tabnode_chain::NearAnchor::anchored`]), and gives the
 /// node what it found. When NEAR cannot be reached the last view stands.
@@ -737,6 +735,8 @@ async fn read_anchor_into<T: tabnode_chain::Transport>(
     view
 }
 
+/// Ticks the node once a second (it announces each context's heads every few seconds), so
+/// gossip lost while a connection was down is repaired; stops when the node is dropped.
 async fn anti_entropy(inner: std::rc::Weak<Inner>) {
     loop {
         futures_timer::Delay::new(std::time::Duration::from_secs(1)).await;
