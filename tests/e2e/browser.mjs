@@ -101,6 +101,23 @@ export const installKvStore = (page) =>
     return window.tabnode.installApp(bytes);
   });
 
+/**
+ * Installs kv-store in every page, creates a context in the first, and has the others join it
+ * with invitations from the first; resolves to the context id (the joiners may not have its
+ * state yet).
+ */
+export async function sharedContext(pages) {
+  const [first, ...others] = pages;
+  const appId = await installKvStore(first);
+  for (const page of others) await installKvStore(page);
+  const ctx = await first.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+  for (const page of others) {
+    const invitation = await first.evaluate((c) => window.tabnode.invite(c), ctx);
+    await page.evaluate((inv) => window.tabnode.join(inv), invitation);
+  }
+  return ctx;
+}
+
 export const checkpoint = (page, ctx) => page.evaluate((c) => window.tabnode.checkpoint(c), ctx);
 
 export const entries = (page, ctx) =>

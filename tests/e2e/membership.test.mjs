@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkpoint, entries, eventually, installKvStore, openNode, useStack } from './browser.mjs';
+import { checkpoint, entries, eventually, installKvStore, openNode, sharedContext, useStack } from './browser.mjs';
 import { nearRpcDouble } from './near-rpc-double.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -188,10 +188,7 @@ test('an admin upgrades the app with a migration; the other page gets the binary
     await openNode(env.browser, env.stack.url, { name: 'A' }),
     await openNode(env.browser, env.stack.url, { name: 'B' }),
   ];
-  const appId = await installKvStore(a.page);
-  await installKvStore(b.page);
-  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
-  await b.page.evaluate((inv) => window.tabnode.join(inv), await a.page.evaluate((c) => window.tabnode.invite(c), ctx));
+  const ctx = await sharedContext([a.page, b.page]);
   await call(a.page, ctx, 'set', { key: 'kept', value: 'from version 1' });
   await eventually('B to have A\'s item', async () => (await entries(b.page, ctx)).kept === 'from version 1');
   assert.equal((await call(b.page, ctx, 'schema', {})).output, '1');
@@ -233,10 +230,7 @@ test('selective disclosure across pages: a member sees only the hash of a withhe
     await openNode(env.browser, env.stack.url, { name: 'A' }),
     await openNode(env.browser, env.stack.url, { name: 'B' }),
   ];
-  const appId = await installKvStore(a.page);
-  await installKvStore(b.page);
-  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
-  await b.page.evaluate((inv) => window.tabnode.join(inv), await a.page.evaluate((c) => window.tabnode.invite(c), ctx));
+  const ctx = await sharedContext([a.page, b.page]);
   await eventually('B to have the state', async () => (await checkpoint(b.page, ctx)).heads.length > 0);
   await b.page.evaluate((c) => {
     window.heard = [];

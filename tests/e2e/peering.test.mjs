@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { entries, eventually, installKvStore, openNode, useStack } from './browser.mjs';
+import { entries, eventually, openNode, sharedContext, useStack } from './browser.mjs';
 import { startRelay } from '../../scripts/serve.mjs';
 
 const env = useStack(async () => ({
@@ -23,13 +23,7 @@ async function threePages(url) {
   const pages = [];
   for (const name of ['A', 'B', 'C']) pages.push(await openNode(env.browser, url, { name }));
   const [a, b, c] = pages;
-  const appId = await installKvStore(a.page);
-  for (const p of [b, c]) await installKvStore(p.page);
-  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
-  for (const p of [b, c]) {
-    const invitation = await a.page.evaluate((x) => window.tabnode.invite(x), ctx);
-    await p.page.evaluate((inv) => window.tabnode.join(inv), invitation);
-  }
+  const ctx = await sharedContext(pages.map((p) => p.page));
   await set(a.page, ctx, 'start', 'A');
   for (const p of [b, c]) await eventually('every page to have the state', async () => (await entries(p.page, ctx).catch(() => ({}))).start === 'A');
   return { pages, ctx };

@@ -71,6 +71,35 @@ pub enum NetError {
     Stopped,
 }
 
+/// What a page's WebRTC connection reports (natively there are none), tagged with the
+/// connection's generation so that reports of a replaced connection are dropped.
+#[derive(Debug)]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    allow(dead_code, reason = "made only by the page's WebRTC")
+)]
+pub(crate) enum RtcEvent {
+    /// Our description (offer or answer) with its candidates, to signal to the peer.
+    Described {
+        peer: String,
+        gen: u64,
+        sdp: String,
+    },
+    Opened {
+        peer: String,
+        gen: u64,
+    },
+    Closed {
+        peer: String,
+        gen: u64,
+    },
+    Frame {
+        peer: String,
+        gen: u64,
+        data: Vec<u8>,
+    },
+}
+
 pub(crate) enum Command {
     Subscribe(String),
     Unsubscribe(String),

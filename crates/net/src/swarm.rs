@@ -10,8 +10,8 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, identity::Keypair, multiaddr::Protocol, ping, Multiaddr, PeerId, Swarm};
 
 use crate::direct::{self, Action, Links, Signal};
-use crate::webrtc::{Rtc, RtcEvent};
-use crate::{Command, NetError, NetEvent};
+use crate::webrtc::Rtc;
+use crate::{Command, NetError, NetEvent, RtcEvent};
 
 /// Largest gossip message: deltas are batched well under it.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;

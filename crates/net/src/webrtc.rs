@@ -10,6 +10,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
+
+use crate::RtcEvent;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -18,30 +20,6 @@ use web_sys::{
     RtcDataChannelType, RtcIceGatheringState, RtcIceServer, RtcPeerConnection,
     RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
 };
-
-/// What a connection reports.
-#[derive(Debug)]
-pub(crate) enum RtcEvent {
-    /// Our description (offer or answer) with its candidates, to signal to the peer.
-    Described {
-        peer: String,
-        gen: u64,
-        sdp: String,
-    },
-    Opened {
-        peer: String,
-        gen: u64,
-    },
-    Closed {
-        peer: String,
-        gen: u64,
-    },
-    Frame {
-        peer: String,
-        gen: u64,
-        data: Vec<u8>,
-    },
-}
 
 /// How long to wait for ICE candidates before sending a description with what was gathered.
 const GATHER_MS: u64 = 3_000;

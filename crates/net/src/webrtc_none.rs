@@ -3,28 +3,7 @@
 
 use futures::channel::mpsc::UnboundedSender;
 
-#[derive(Debug)]
-#[allow(dead_code, reason = "made only by the page's WebRTC")]
-pub(crate) enum RtcEvent {
-    Described {
-        peer: String,
-        gen: u64,
-        sdp: String,
-    },
-    Opened {
-        peer: String,
-        gen: u64,
-    },
-    Closed {
-        peer: String,
-        gen: u64,
-    },
-    Frame {
-        peer: String,
-        gen: u64,
-        data: Vec<u8>,
-    },
-}
+use crate::RtcEvent;
 
 pub(crate) struct Rtc;
 

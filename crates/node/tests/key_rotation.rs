@@ -6,36 +6,13 @@
 
 mod common;
 
-use common::{node as open, sent, settle, TestNode};
+use common::{local_grant, local_revocation, node as open, sent, settle, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_identity::grant::{
-    hex_nonce, Capability, Grant, Revocation, Scope, SignedGrant, SignedRevocation,
-};
 use tabnode_node::{FixedEnv, Node, NodeEvent, Role};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_types::{ContextId, PublicKey, SecretKey};
-
-fn grant(client_key: PublicKey, root: &SecretKey, nonce: u8) -> SignedGrant {
-    let grant = Grant {
-        client_key,
-        scope: Scope::All,
-        capabilities: vec![Capability::Admin],
-        not_before: 0,
-        expires_at: u64::MAX,
-        nonce: hex_nonce([nonce; 32]),
-    };
-    SignedGrant::sign_local(grant, root)
-}
-
-fn revocation(client_key: PublicKey, root: &SecretKey) -> SignedRevocation {
-    let revocation = Revocation {
-        client_key,
-        nonce: hex_nonce([9; 32]),
-    };
-    SignedRevocation::sign_local(revocation, root)
-}
 
 fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
     block_on(node.execute(ctx, "entries", json!({})))
@@ -57,7 +34,7 @@ fn a_rotated_key_takes_the_old_keys_place_in_every_context() {
     let other = block_on(a.create_context(app, json!({}))).unwrap();
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut b]);
-    block_on(a.use_root_grant(grant(a.public_key(), &root, 1))).unwrap();
+    block_on(a.use_root_grant(local_grant(a.public_key(), &root))).unwrap();
     block_on(a.execute(&ctx, "set", json!({"key": "k1", "value": "old key"}))).unwrap();
     settle(&mut [&mut a, &mut b]);
     let old = a.public_key();
@@ -65,12 +42,18 @@ fn a_rotated_key_takes_the_old_keys_place_in_every_context() {
     // Statements for other keys, or from another root, are refused and change nothing.
     let new = a.prepare_rotation();
     let stranger = SecretKey::from_seed([51; 32]);
-    let err = block_on(a.rotate_key(grant(new, &root, 2), revocation(b.public_key(), &root)))
-        .unwrap_err();
+    let err = block_on(a.rotate_key(
+        local_grant(new, &root),
+        local_revocation(b.public_key(), &root),
+    ))
+    .unwrap_err();
     assert_eq!(err.kind(), "Unauthorized", "{err}");
     let new = a.prepare_rotation();
-    let err =
-        block_on(a.rotate_key(grant(new, &stranger, 2), revocation(old, &stranger))).unwrap_err();
+    let err = block_on(a.rotate_key(
+        local_grant(new, &stranger),
+        local_revocation(old, &stranger),
+    ))
+    .unwrap_err();
     assert_eq!(
         err.kind(),
         "Unauthorized",
@@ -80,7 +63,8 @@ fn a_rotated_key_takes_the_old_keys_place_in_every_context() {
     assert!(sent(&mut a).is_empty());
 
     let new = a.prepare_rotation();
-    let rotated = block_on(a.rotate_key(grant(new, &root, 2), revocation(old, &root))).unwrap();
+    let rotated =
+        block_on(a.rotate_key(local_grant(new, &root), local_revocation(old, &root))).unwrap();
     assert_eq!(rotated.len(), 2, "both contexts");
     assert_eq!(a.public_key(), new);
     b.take_events();
@@ -138,10 +122,10 @@ fn the_new_key_survives_a_restart() {
     let mut a = reopen(&store);
     let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
-    block_on(a.use_root_grant(grant(a.public_key(), &root, 1))).unwrap();
+    block_on(a.use_root_grant(local_grant(a.public_key(), &root))).unwrap();
     let old = a.public_key();
     let new = a.prepare_rotation();
-    block_on(a.rotate_key(grant(new, &root, 2), revocation(old, &root))).unwrap();
+    block_on(a.rotate_key(local_grant(new, &root), local_revocation(old, &root))).unwrap();
     drop(a);
     let mut a = reopen(&store);
     assert_eq!(a.public_key(), new);

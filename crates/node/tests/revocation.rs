@@ -5,39 +5,17 @@
 
 mod common;
 
-use common::{node as open, settle, TestNode};
+use common::{local_grant, local_revocation, node as open, settle, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_identity::grant::{
-    hex_nonce, Capability, Grant, Revocation, Root, Scope, SignedGrant, SignedRevocation,
-};
-use tabnode_types::{ContextId, PublicKey, SecretKey};
+use tabnode_identity::grant::Root;
+use tabnode_types::{ContextId, SecretKey};
 
 fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
     block_on(node.execute(ctx, "entries", json!({})))
         .unwrap()
         .output
-}
-
-fn grant(client_key: PublicKey, root: &SecretKey) -> SignedGrant {
-    let grant = Grant {
-        client_key,
-        scope: Scope::All,
-        capabilities: vec![Capability::Write],
-        not_before: 0,
-        expires_at: 1,
-        nonce: hex_nonce([3; 32]),
-    };
-    SignedGrant::sign_local(grant, root)
-}
-
-fn revocation(client_key: PublicKey, root: &SecretKey) -> SignedRevocation {
-    let revocation = Revocation {
-        client_key,
-        nonce: hex_nonce([4; 32]),
-    };
-    SignedRevocation::sign_local(revocation, root)
 }
 
 #[test]
@@ -51,17 +29,17 @@ fn a_roots_revocation_voids_what_its_key_signs_afterwards_on_every_node() {
     settle(&mut [&mut a, &mut b, &mut c]);
 
     // B shows its root (the grant has long expired: the log judges signatures, not clocks).
-    let err = block_on(b.bind_root(&ctx, grant(c.public_key(), &root))).unwrap_err();
+    let err = block_on(b.bind_root(&ctx, local_grant(c.public_key(), &root))).unwrap_err();
     assert_eq!(err.kind(), "Unauthorized", "someone else's grant: {err}");
-    block_on(b.bind_root(&ctx, grant(b.public_key(), &root))).unwrap();
+    block_on(b.bind_root(&ctx, local_grant(b.public_key(), &root))).unwrap();
     block_on(b.execute(&ctx, "set", json!({"key": "k1", "value": "before"}))).unwrap();
     settle(&mut [&mut a, &mut b, &mut c]);
 
     // Another root's revocation, or a forged one, changes nothing.
     let other = SecretKey::from_seed([51; 32]);
-    let err = block_on(c.revoke(&ctx, revocation(b.public_key(), &other))).unwrap_err();
+    let err = block_on(c.revoke(&ctx, local_revocation(b.public_key(), &other))).unwrap_err();
     assert_eq!(err.kind(), "BadArgs", "{err}");
-    let mut forged = revocation(b.public_key(), &other);
+    let mut forged = local_revocation(b.public_key(), &other);
     forged.root = Root::Local {
         public_key: root.public(),
     };
@@ -69,7 +47,7 @@ fn a_roots_revocation_voids_what_its_key_signs_afterwards_on_every_node() {
     assert_eq!(err.kind(), "Unauthorized", "{err}");
 
     // C, a plain member, carries the root's revocation while B writes on, not yet told.
-    block_on(c.revoke(&ctx, revocation(b.public_key(), &root))).unwrap();
+    block_on(c.revoke(&ctx, local_revocation(b.public_key(), &root))).unwrap();
     block_on(b.execute(&ctx, "set", json!({"key": "k2", "value": "after"}))).unwrap();
     settle(&mut [&mut a, &mut b, &mut c]);
     for node in [&mut a, &mut b, &mut c] {
@@ -102,20 +80,20 @@ fn a_signed_in_node_is_bound_everywhere_and_revoked_everywhere() {
     block_on(b.join(&a.invite(&first).unwrap())).unwrap();
     settle(&mut [&mut a, &mut b]);
     assert_eq!(
-        block_on(b.use_root_grant(grant(a.public_key(), &root)))
+        block_on(b.use_root_grant(local_grant(a.public_key(), &root)))
             .unwrap_err()
             .kind(),
         "BadArgs",
         "another node's grant"
     );
-    block_on(b.use_root_grant(grant(b.public_key(), &root))).unwrap();
+    block_on(b.use_root_grant(local_grant(b.public_key(), &root))).unwrap();
     // A context B creates after signing in, and one it joins.
     let own = block_on(b.create_context(app, json!({}))).unwrap();
     let second = block_on(a.create_context(app, json!({}))).unwrap();
     block_on(b.join(&a.invite(&second).unwrap())).unwrap();
     settle(&mut [&mut a, &mut b]);
 
-    let revoked = block_on(a.revoke_everywhere(revocation(b.public_key(), &root))).unwrap();
+    let revoked = block_on(a.revoke_everywhere(local_revocation(b.public_key(), &root))).unwrap();
     let mut expected = vec![first, second];
     expected.sort();
     assert_eq!(revoked, expected, "A holds these two of B's contexts");

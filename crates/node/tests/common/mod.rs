@@ -3,9 +3,13 @@
 #![allow(dead_code)]
 
 use futures::executor::block_on;
+use tabnode_identity::grant::{
+    hex_nonce, Capability, Grant, Revocation, Scope, SignedGrant, SignedRevocation,
+};
 use tabnode_node::{FixedEnv, Node, Outgoing};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
+use tabnode_types::{PublicKey, SecretKey};
 
 pub type TestNode = Node<MemoryStore, FixedEnv>;
 /// Published messages: (topic, sealed bytes).
@@ -71,4 +75,27 @@ pub fn settle(nodes: &mut [&mut TestNode]) {
             }
         }
     }
+}
+
+/// A local root's grant of `client_key` (every context, admin). Long expired: the membership
+/// log judges signatures, not clocks.
+pub fn local_grant(client_key: PublicKey, root: &SecretKey) -> SignedGrant {
+    let grant = Grant {
+        client_key,
+        scope: Scope::All,
+        capabilities: vec![Capability::Admin],
+        not_before: 0,
+        expires_at: 1,
+        nonce: hex_nonce(client_key.0),
+    };
+    SignedGrant::sign_local(grant, root)
+}
+
+/// A local root's revocation of `client_key`.
+pub fn local_revocation(client_key: PublicKey, root: &SecretKey) -> SignedRevocation {
+    let revocation = Revocation {
+        client_key,
+        nonce: hex_nonce([4; 32]),
+    };
+    SignedRevocation::sign_local(revocation, root)
 }
