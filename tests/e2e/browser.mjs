@@ -57,12 +57,21 @@ export async function waitForNode(page) {
   if (error) throw new Error(`the node did not start: ${error}`);
 }
 
-/** Polls `check` until it returns a truthy value; fails with `what` and the last value after `ms`. */
+/**
+ * Polls `check` until it returns a truthy value; fails with `what` and the last value after `ms`.
+ * A check that throws `NotSynced` (a joiner's calls, until the context's state arrives) counts
+ * as not yet; any other error fails at once.
+ */
 export async function eventually(what, check, { ms = 60_000, every = 100 } = {}) {
   const deadline = Date.now() + ms;
   let last;
   while (Date.now() < deadline) {
-    last = await check();
+    try {
+      last = await check();
+    } catch (err) {
+      if (!/NotSynced/.test(String(err?.message))) throw err;
+      last = { ok: false, notSynced: true };
+    }
     if (last && last.ok !== false) return last;
     await new Promise((r) => setTimeout(r, every));
   }
