@@ -13,6 +13,9 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
   '--no-first-run',
+  // Direct WebRTC links between pages need an ICE candidate both can reach; on a machine whose
+  // only interface is loopback, Chromium offers none unless told it may use it.
+  '--allow-loopback-in-peer-connection',
 ];
 
 /**
