@@ -185,10 +185,10 @@ function renderPeers(node, relays) {
   const connections = node.connections();
   text('peer-count', String(connections.length));
   const relayOf = new Map(relays.map((addr) => [/\/p2p\/([^/]+)/.exec(addr)?.[1], addr]));
-  const how = ({ peer, via }) => (via === 'webrtc'
+  const how = ({ peer, via, reservation }) => (via === 'webrtc'
     ? 'another page, straight over WebRTC: what this node sends that page goes there, not through the relay'
     : relayOf.has(peer)
-      ? `relay, WebSocket ${relayOf.get(peer).replace(/\/p2p\/.*/, '')}: members' sealed gossip goes through it`
+      ? `relay, WebSocket ${relayOf.get(peer).replace(/\/p2p\/.*/, '')}: members' sealed gossip goes through it${reservation ? '; it holds a reservation for this node' : ''}`
       : 'WebSocket');
   $('peers').replaceChildren(...(connections.length
     ? connections.map((c) => el('li', { title: c.peer, className: `via-${c.via}` }, `${short(c.peer)} · ${how(c)}`))

@@ -32,6 +32,11 @@ async function threePages(url) {
 test('pages link directly over WebRTC and send there; with the relay down a linked page still hears; all converge when it is back', async () => {
   const { pages, ctx } = await threePages(env.stack.url);
   const ids = await Promise.all(pages.map((p) => peerId(p.page)));
+  // Each page holds a reservation at the relay (circuit relay v2): it can be dialled through it.
+  await eventually('every page to hold a reservation at the relay', async () => {
+    const all = await Promise.all(pages.map((p) => connections(p.page)));
+    return all.every((list) => list.some((c) => c.via === 'websocket' && c.reservation));
+  }, { ms: 30_000 });
   // Members keep announcing their heads through the relay; each pair links (the smaller peer id offers).
   const linked = await eventually('a direct WebRTC link between two pages', async () => {
     const all = await Promise.all(pages.map((p) => connections(p.page)));

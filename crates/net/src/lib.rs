@@ -48,6 +48,11 @@ pub enum NetEvent {
         peer: String,
         topic: String,
     },
+    /// The relay accepted this node's reservation: it can be dialled through the relay
+    /// (`<relay address>/p2p-circuit/p2p/<this node>`) while the connection lasts.
+    Reserved {
+        relay: String,
+    },
     /// A direct WebRTC link to `peer` opened: traffic for it goes there.
     DirectOpened {
         peer: String,

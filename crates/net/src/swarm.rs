@@ -7,7 +7,9 @@ use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, PublishError, ValidationMode};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, identity::Keypair, multiaddr::Protocol, ping, Multiaddr, PeerId, Swarm};
+use libp2p::{
+    identify, identity::Keypair, multiaddr::Protocol, ping, relay, Multiaddr, PeerId, Swarm,
+};
 
 use crate::direct::{self, Action, Links, Signal};
 use crate::webrtc::Rtc;
@@ -21,12 +23,15 @@ const PROTOCOL_VERSION: &str = "/tabnode/0.1.0";
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Circuit relay v2 client: a reservation at each relay, so this node can be dialled
+    /// through it (`<relay>/p2p-circuit/p2p/<this node>`).
+    relay_client: relay::client::Behaviour,
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
 
-fn behaviour(key: &Keypair) -> Result<Behaviour, NetError> {
+fn behaviour(key: &Keypair, relay_client: relay::client::Behaviour) -> Result<Behaviour, NetError> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Strict)
         .max_transmit_size(MAX_MESSAGE_BYTES)
@@ -42,6 +47,7 @@ fn behaviour(key: &Keypair) -> Result<Behaviour, NetError> {
     let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
         .map_err(|e| NetError::Build(format!("gossipsub: {e}")))?;
     Ok(Behaviour {
+        relay_client,
         gossipsub,
         identify: identify::Behaviour::new(identify::Config::new(
             PROTOCOL_VERSION.into(),
@@ -67,8 +73,11 @@ pub(crate) fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer))))
         })
         .map_err(|e| err(&e))?
-        .with_behaviour(|key| {
-            behaviour(key).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .map_err(|e| err(&e))?
+        .with_behaviour(|key, relay_client| {
+            behaviour(key, relay_client)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))
@@ -94,8 +103,11 @@ pub(crate) fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer))))
         })
         .map_err(|e| err(&e))?
-        .with_behaviour(|key| {
-            behaviour(key).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .map_err(|e| err(&e))?
+        .with_behaviour(|key, relay_client| {
+            behaviour(key, relay_client)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))
@@ -296,6 +308,8 @@ pub(crate) async fn run(
         }
     }
     let mut queued: HashMap<String, VecDeque<Vec<u8>>> = HashMap::new();
+    // The circuit listener (reservation) at each relay, while its connection is up.
+    let mut circuits: HashMap<PeerId, libp2p::core::transport::ListenerId> = HashMap::new();
     let mut backoff: HashMap<Multiaddr, Duration> = HashMap::new();
     for addr in &relays {
         if let Err(e) = swarm.dial(addr.clone()) {
@@ -336,9 +350,27 @@ pub(crate) async fn run(
             event = swarm.select_next_some() => match event {
                 SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                     backoff.remove(endpoint.get_remote_address());
+                    let relay = relays.iter().find(|a| relay_peer(a) == Some(peer_id));
+                    if let (Some(addr), false) = (relay, circuits.contains_key(&peer_id)) {
+                        match swarm.listen_on(addr.clone().with(Protocol::P2pCircuit)) {
+                            Ok(listener) => {
+                                circuits.insert(peer_id, listener);
+                            }
+                            Err(e) => emit(NetEvent::Error(format!("reserving at {addr}: {e}"))),
+                        }
+                    }
                     emit(NetEvent::Connected { peer: peer_id.to_string() });
                 }
+                SwarmEvent::ListenerClosed { listener_id, .. } => {
+                    circuits.retain(|_, l| *l != listener_id);
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal: false, .. })) => {
+                    emit(NetEvent::Reserved { relay: relay_peer_id.to_string() });
+                }
                 SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                    if let Some(listener) = circuits.remove(&peer_id) {
+                        swarm.remove_listener(listener);
+                    }
                     emit(NetEvent::Disconnected { peer: peer_id.to_string() });
                 }
                 SwarmEvent::OutgoingConnectionError { error, .. } => {

@@ -49,6 +49,11 @@ async fn next_message(
     }
 }
 
+/// The peer id at the end of a relay's multiaddr.
+fn addr_peer(addr: &str) -> Option<String> {
+    addr.rsplit_once("/p2p/").map(|(_, peer)| peer.to_owned())
+}
+
 #[tokio::test]
 async fn a_hundred_messages_cross_the_relay_exactly_once() {
     let (_relay, addr) = start_relay();
@@ -59,6 +64,7 @@ async fn a_hundred_messages_cross_the_relay_exactly_once() {
         ice_servers: Vec::new(),
     })
     .unwrap();
+    let relay_addr = addr.clone();
     let (b, mut b_events) = tabnode_net::start(NetConfig {
         relays: vec![addr],
         identity_ed25519_secret: [2; 32],
@@ -67,6 +73,17 @@ async fn a_hundred_messages_cross_the_relay_exactly_once() {
     })
     .unwrap();
     assert_ne!(a.peer_id(), b.peer_id());
+    // B holds a reservation at the relay (circuit relay v2): it can be dialled through it.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(NetEvent::Reserved { relay }) = b_events.next().await {
+                assert!(addr_peer(&relay_addr).is_some_and(|p| p == relay));
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the relay accepts B's reservation");
     let topic = "/tabnode/context/test";
     // B is on the topic at the relay first (gossip only reaches peers already in the relay's
     // mesh; later joiners catch up through the node's anti-entropy, not through gossip).

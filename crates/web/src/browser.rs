@@ -229,7 +229,8 @@ export type NodeEvent =
   | { type: "voided"; contextId: string; deltaId: string; author: string }
   | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
 /** A connection of this node: to a relay over WebSocket, or straight to another page over WebRTC. */
-export interface Connection { peer: string; via: "websocket" | "webrtc"; }
+export interface Connection { peer: string; via: "websocket" | "webrtc";
+  /** A relay holding a reservation for this node: others can dial it through the relay. */ reservation?: boolean; }
 "#;
 
 /// Options a page passes to [`BrowserNode::create`].
@@ -272,6 +273,8 @@ struct Inner {
     peers: RefCell<HashMap<String, ()>>,
     /// Peers with an open direct WebRTC link.
     direct: RefCell<BTreeSet<String>>,
+    /// Relays holding a reservation for this node (it can be dialled through them).
+    reserved: RefCell<BTreeSet<String>>,
     sign_in: RefCell<SignIn>,
     /// See [`Options::near_rpc`].
     near_rpc: Vec<String>,
@@ -535,8 +538,12 @@ async fn pump_network(
                 inner.peers.borrow_mut().insert(peer.clone(), ());
                 inner.notify_peer("peerConnected", &peer);
             }
+            NetEvent::Reserved { relay } => {
+                inner.reserved.borrow_mut().insert(relay);
+            }
             NetEvent::Disconnected { peer } => {
                 inner.peers.borrow_mut().remove(&peer);
+                inner.reserved.borrow_mut().remove(&peer);
                 inner.notify_peer("peerDisconnected", &peer);
             }
             NetEvent::DirectOpened { peer } => {
@@ -810,6 +817,7 @@ impl BrowserNode {
             next_subscriber: Cell::new(1),
             peers: RefCell::new(HashMap::new()),
             direct: RefCell::default(),
+            reserved: RefCell::default(),
             sign_in: RefCell::new(SignIn::default()),
             near_rpc: options.near_rpc.clone(),
             near_contract: options.near_contract.clone(),
@@ -1066,15 +1074,20 @@ impl BrowserNode {
     }
 
     /// Every connection this node has right now and what it runs over: `websocket` to a relay
-    /// (members' gossip goes through it), `webrtc` straight to another page (what this node
-    /// sends to that page goes there while it is up).
+    /// (members' gossip goes through it; `reservation` once the relay holds one for this node,
+    /// circuit relay v2), `webrtc` straight to another page (what this node sends to that page
+    /// goes there while it is up).
     #[wasm_bindgen(unchecked_return_type = "Connection[]")]
     pub fn connections(&self) -> JsValue {
         let relays = self.inner.peers.borrow();
         let direct = self.inner.direct.borrow();
+        let reserved = self.inner.reserved.borrow();
         let list: Vec<serde_json::Value> = relays
             .keys()
-            .map(|peer| serde_json::json!({"peer": peer, "via": "websocket"}))
+            .map(|peer| {
+                let reservation = reserved.contains(peer);
+                serde_json::json!({"peer": peer, "via": "websocket", "reservation": reservation})
+            })
             .chain(
                 direct
                     .iter()
