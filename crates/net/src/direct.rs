@@ -51,6 +51,9 @@ const OPEN_TIMEOUT_MS: u64 = 15_000;
 /// First wait before trying a peer again; doubles per failure up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: u64 = 2_000;
 const MAX_BACKOFF_MS: u64 = 120_000;
+/// A second offer from a peer this soon after the one being answered is ignored, so a flood of
+/// offers costs one connection attempt at a time.
+const MIN_OFFER_GAP_MS: u64 = 2_000;
 /// Malformed frames a peer may send before its link is closed (and it waits a long backoff).
 const MAX_BAD_FRAMES: u32 = 8;
 
@@ -165,6 +168,10 @@ impl Links {
                     failures: 0,
                     bad_frames: 0,
                 });
+                if matches!(link.state, State::Connecting { since, .. } if now.saturating_sub(since) < MIN_OFFER_GAP_MS)
+                {
+                    return Vec::new();
+                }
                 if !matches!(link.state, State::Idle { .. }) {
                     // A new offer replaces what we had (the other side started again).
                     actions.push(Action::Close {
@@ -368,6 +375,22 @@ mod tests {
         assert!(a.opened("b").is_empty() && b.opened("a").is_empty());
         assert!(a.is_open("b") && b.is_open("a"));
         assert_eq!(a.open().collect::<Vec<_>>(), vec!["b"]);
+    }
+
+    #[test]
+    fn a_flood_of_offers_costs_one_attempt_at_a_time() {
+        let mut b = Links::new("b");
+        let offer = |sdp: &str| Signal::Offer { sdp: sdp.into() };
+        assert_eq!(b.on_signal("a", offer("1"), 0).len(), 1);
+        for t in (100..MIN_OFFER_GAP_MS).step_by(100) {
+            assert!(b.on_signal("a", offer("again"), t).is_empty(), "at {t} ms");
+        }
+        let replaced = b.on_signal("a", offer("2"), MIN_OFFER_GAP_MS);
+        assert_eq!(
+            replaced[0],
+            Action::Close { peer: "a".into() },
+            "the other side restarted"
+        );
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 const SYNC_RETRY_NANOS: u64 = 2_000_000_000;
 /// How often a context announces its heads to its members (anti-entropy).
 pub const ANNOUNCE_NANOS: u64 = 5_000_000_000;
+/// At most one rebuild for a root mismatch per context in this long (see `compare_root`).
+const REPAIR_NANOS: u64 = 30_000_000_000;
 /// A call that asks for more rows than this, one at a time (see [`Rows`]), gets the whole view
 /// read in one scan instead: re-running a call per row would cost quadratic time.
 const MAX_ROW_MISSES: usize = 64;
@@ -319,6 +321,9 @@ struct ContextState {
     /// The heads at which the state was last rebuilt in canonical order (see
     /// [`Node::compare_root`]): a mismatch there is not one a rebuild repairs.
     canonical_at: Option<Vec<DeltaId>>,
+    /// When the state was last rebuilt for a root mismatch: a member announcing false roots
+    /// makes this node rebuild at most once per [`REPAIR_NANOS`].
+    last_repair: Option<u64>,
 }
 
 impl ContextState {
@@ -796,6 +801,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 audit,
                 verified_certs: HashSet::new(),
                 canonical_at: None,
+                last_repair: None,
             },
         );
         Ok(())
@@ -973,6 +979,7 @@ impl<S: Store, E: Env> Node<S, E> {
             audit: AuditHead::default(),
             verified_certs: HashSet::new(),
             canonical_at: None,
+            last_repair: None,
         };
         ctx.learn_member(&ctx.record.cert.clone());
         let mut batch = Batch::new()
@@ -2420,8 +2427,8 @@ impl<S: Store, E: Env> Node<S, E> {
     /// order (calimero-storage 0.10 can reach different roots for concurrent writes of one
     /// key), or one state is damaged. Either way, rebuilding from the deltas in their canonical
     /// order gives every member that holds them the same state, so this node does that once
-    /// per heads, reports it, and announces its root again; a mismatch that remains is
-    /// reported as not repaired.
+    /// per heads (and at most once per [`REPAIR_NANOS`]), reports it, and announces its root
+    /// again; a mismatch that remains is reported as not repaired.
     async fn compare_root(
         &mut self,
         id: ContextId,
@@ -2445,7 +2452,15 @@ impl<S: Store, E: Env> Node<S, E> {
             });
             return Ok(());
         }
+        let now = self.env.now_nanos();
+        if ctx
+            .last_repair
+            .is_some_and(|t| now.saturating_sub(t) < REPAIR_NANOS)
+        {
+            return Ok(()); // a later announcement will ask again
+        }
         let mut ctx = self.contexts.remove(&id).expect("checked above");
+        ctx.last_repair = Some(now);
         let before = ctx.record.root_hash;
         let result = self.rebuild(&mut ctx, Order::Canonical).await;
         if result.is_ok() {
