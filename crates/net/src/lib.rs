@@ -109,6 +109,7 @@ pub(crate) enum Command {
     Subscribe(String),
     Unsubscribe(String),
     Publish(String, Vec<u8>),
+    SendTo(String, String, Vec<u8>),
 }
 
 /// Talks to the swarm task; cheap to clone.
@@ -135,6 +136,12 @@ impl NetHandle {
 
     pub fn unsubscribe(&self, topic: &str) -> Result<(), NetError> {
         self.send(Command::Unsubscribe(topic.to_owned()))
+    }
+
+    /// Sends a message on a topic for one peer: over its direct link if one is open, else
+    /// published on the topic like any other (the others drop what they do not need).
+    pub fn send_to(&self, peer: &str, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
+        self.send(Command::SendTo(peer.to_owned(), topic.to_owned(), data))
     }
 
     /// Publishes on a topic. With no peer on the topic yet, the message waits in a bounded

@@ -246,6 +246,15 @@ impl Direct {
         all
     }
 
+    /// Sends `data` on the open link to `peer`; false if there is none (or it is too large).
+    fn send_one(&mut self, peer: &str, topic: &str, data: &[u8]) -> bool {
+        let Some(frame) = direct::encode_frame(topic, data).filter(|f| f.len() <= MAX_FRAME_BYTES)
+        else {
+            return false;
+        };
+        self.links.is_open(peer) && self.rtc.send(peer, &frame)
+    }
+
     fn on_rtc(&mut self, swarm: &mut Swarm<Behaviour>, event: RtcEvent, emit: &impl Fn(NetEvent)) {
         let now = now_ms();
         let actions = match event {
@@ -333,6 +342,13 @@ pub(crate) async fn run(
                         direct.heard.remove(&topic);
                         swarm.behaviour_mut().gossipsub.unsubscribe(&IdentTopic::new(&topic));
                         queued.remove(&topic);
+                    }
+                    Command::SendTo(peer, topic, data) => {
+                        if !direct.send_one(&peer, &topic, &data) {
+                            if let Some(data) = publish(&mut swarm, &topic, data, &emit) {
+                                enqueue(&mut queued, topic, data);
+                            }
+                        }
                     }
                     Command::Publish(topic, data) => {
                         if direct.send(&topic, &data) {

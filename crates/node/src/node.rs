@@ -79,8 +79,20 @@ pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 /// What the node wants the network layer to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
-    Subscribe { topic: String },
-    Publish { topic: String, data: Vec<u8> },
+    Subscribe {
+        topic: String,
+    },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+    },
+    /// For one member (by its network peer id) only: an answer to its request. Sent to it
+    /// alone where the network can (a direct link), published on the topic where it cannot.
+    Reply {
+        peer: String,
+        topic: String,
+        data: Vec<u8>,
+    },
 }
 
 /// What subscribers of a context are told.
@@ -827,10 +839,26 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Seals a message with the context's secret and queues it on the context's topic.
     fn publish(&mut self, context_id: ContextId, secret: &[u8; 32], message: WireMessage) {
+        self.reply(context_id, secret, message, None);
+    }
+
+    /// Sends `message` to the member `to` alone if the network peer is known, else publishes.
+    fn reply(
+        &mut self,
+        context_id: ContextId,
+        secret: &[u8; 32],
+        message: WireMessage,
+        to: Option<&str>,
+    ) {
         let data = seal::seal(secret, &context_id, self.env.random32(), &message.encode());
-        self.outgoing.push(Outgoing::Publish {
-            topic: context_topic(&context_id),
-            data,
+        let topic = context_topic(&context_id);
+        self.outgoing.push(match to {
+            Some(peer) => Outgoing::Reply {
+                peer: peer.to_owned(),
+                topic,
+                data,
+            },
+            None => Outgoing::Publish { topic, data },
         });
     }
 
@@ -1691,6 +1719,12 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Feeds a message that arrived on `topic`. Anything refused becomes a
     /// [`NodeEvent::SyncRejected`] and changes nothing.
     pub async fn handle_message(&mut self, topic: &str, data: &[u8]) {
+        self.handle_message_from(topic, data, None).await
+    }
+
+    /// [`Self::handle_message`], knowing which network peer sent it (the gossip source, or a
+    /// direct link's peer): answers to its requests go to it alone ([`Outgoing::Reply`]).
+    pub async fn handle_message_from(&mut self, topic: &str, data: &[u8], from: Option<&str>) {
         if data.len() > MAX_MESSAGE_BYTES {
             let reason = format!(
                 "a message of {} bytes on {topic}, over the limit of {MAX_MESSAGE_BYTES}",
@@ -1776,7 +1810,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     }
                 }
                 if let Err(e) = self
-                    .answer_sync_request(context_id, heads, former_secret)
+                    .answer_sync_request(context_id, heads, former_secret, from)
                     .await
                 {
                     self.reject(Some(context_id), e.to_string());
@@ -3158,6 +3192,7 @@ impl<S: Store, E: Env> Node<S, E> {
         context_id: ContextId,
         their_heads: Vec<DeltaId>,
         replaced_by: Option<DeltaId>,
+        asker: Option<&str>,
     ) -> Result<(), NodeError> {
         let Some(ctx) = self.contexts.get(&context_id) else {
             return Ok(());
@@ -3197,18 +3232,15 @@ impl<S: Store, E: Env> Node<S, E> {
                 continue;
             }
             if chunk_bytes + bytes.len() > MAX_BATCH_BYTES && !chunk.is_empty() {
-                self.publish(
-                    context_id,
-                    &secret,
-                    WireMessage::Deltas(std::mem::take(&mut chunk)),
-                );
+                let deltas = WireMessage::Deltas(std::mem::take(&mut chunk));
+                self.reply(context_id, &secret, deltas, asker);
                 chunk_bytes = 0;
             }
             chunk_bytes += bytes.len();
             chunk.push(delta);
         }
         if !chunk.is_empty() {
-            self.publish(context_id, &secret, WireMessage::Deltas(chunk));
+            self.reply(context_id, &secret, WireMessage::Deltas(chunk), asker);
         }
         Ok(())
     }

@@ -416,3 +416,40 @@ fn what_leaves_the_node_is_ciphertext() {
     };
     assert_eq!(deltas.len(), 1);
 }
+
+/// A member that knows who asked (the network's source of the request) answers it alone: its
+/// catch-up is a reply to that peer, not a message for every member on the topic.
+#[test]
+fn a_catch_up_answer_goes_to_the_asker_alone() {
+    let wasm = kv_store_wasm();
+    let mut a = open(MemoryStore::default(), 1);
+    let mut b = open(MemoryStore::default(), 2);
+    let app = block_on(a.install_app(&wasm)).unwrap();
+    block_on(b.install_app(&wasm)).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    set(&mut a, &ctx, "k", "v");
+    a.take_outgoing();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    let asked: Vec<(String, Vec<u8>)> = b
+        .take_outgoing()
+        .into_iter()
+        .filter_map(|o| match o {
+            Outgoing::Publish { topic, data } => Some((topic, data)),
+            _ => None,
+        })
+        .collect();
+    assert!(!asked.is_empty(), "B asks for the state");
+    for (topic, data) in &asked {
+        block_on(a.handle_message_from(topic, data, Some("peer-of-b")));
+    }
+    let answers = a.take_outgoing();
+    assert!(!answers.is_empty());
+    for out in answers {
+        let Outgoing::Reply { peer, topic, data } = out else {
+            panic!("the answer is published for everyone: {out:?}");
+        };
+        assert_eq!(peer, "peer-of-b");
+        block_on(b.handle_message(&topic, &data));
+    }
+    assert_eq!(entries(&mut b, &ctx), json!({"k": "v"}));
+}

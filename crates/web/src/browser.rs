@@ -460,6 +460,7 @@ impl Inner {
             let result = match out {
                 Outgoing::Subscribe { topic } => net.subscribe(&topic),
                 Outgoing::Publish { topic, data } => net.publish(&topic, data),
+                Outgoing::Reply { peer, topic, data } => net.send_to(&peer, &topic, data),
             };
             if let Err(e) = result {
                 tracing::warn!("network: {e}");
@@ -526,10 +527,15 @@ async fn pump_network(
     while let Some(event) = events.next().await {
         let Some(inner) = inner.upgrade() else { return };
         match event {
-            NetEvent::Message { topic, data, .. } => {
+            NetEvent::Message {
+                topic,
+                data,
+                source,
+            } => {
                 let _ = inner
                     .run(async |node| {
-                        node.handle_message(&topic, &data).await;
+                        node.handle_message_from(&topic, &data, source.as_deref())
+                            .await;
                         Ok(())
                     })
                     .await;
