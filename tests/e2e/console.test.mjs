@@ -63,3 +63,37 @@ test('the console fits a phone-sized viewport and works by keyboard', async () =
   await page.screenshot({ path: process.env.CONSOLE_PHONE_SCREENSHOT || '/tmp/tabnode-console-phone.png', fullPage: true });
   await context.close();
 });
+
+test('upgrade the selected context\'s app with its migration from the console, and see the new version answer', async () => {
+  const { page, context } = await openNode(env.browser, env.stack.url, { name: 'console' });
+  await page.click('#install-demo');
+  await page.waitForFunction(() => document.getElementById('app-id').textContent !== '–');
+  await page.click('#create-context');
+  await page.waitForFunction(() => document.getElementById('root').textContent.length > 10);
+  await page.fill('#method', 'set');
+  await page.fill('#args', '{"key":"kept","value":"from version 1"}');
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('call-out').textContent.includes('rootHash'));
+
+  // A wrong export name is refused with its error shown, and changes nothing.
+  const v2 = new URL('../apps/dist/kv_store_v2.wasm', import.meta.url).pathname;
+  await page.setInputFiles('#upgrade-file', v2);
+  await page.fill('#upgrade-migrate', 'no_such_export');
+  await page.click('#upgrade');
+  await page.waitForFunction(() => document.getElementById('alerts').textContent.includes('MethodNotFound'));
+  await page.fill('#method', 'schema');
+  await page.fill('#args', '{}');
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('call-out').textContent.includes('"output": "1"'));
+
+  await page.fill('#upgrade-migrate', 'migrate_v1_to_v2');
+  await page.click('#upgrade');
+  await page.waitForFunction(() => document.getElementById('alerts').textContent.includes('now runs the app kv_store_v2.wasm'));
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('call-out').textContent.includes('"output": "2"'));
+  await page.fill('#method', 'get');
+  await page.fill('#args', '{"key":"kept"}');
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('call-out').textContent.includes('"output": "from version 1"'));
+  await context.close();
+});
