@@ -2881,8 +2881,8 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Rotates this node's key in one step: in every context, an operation by the current key
     /// (see [`MemberOp::Rotate`]) hands its place to the key [`Self::prepare_rotation`] made,
     /// which the root granted (`grant`) as it revoked the current one (`revocation`); then the
-    /// node signs with the new key. Every context must have this key bound to that root (sign
-    /// in first) and its state. A crash midway is finished on the next open. Returns the
+    /// node signs with the new key. Every context where this key is still a member must have
+    /// it bound to that root (sign in first) and have its state. A crash midway is finished on the next open. Returns the
     /// contexts.
     pub async fn rotate_key(
         &mut self,
@@ -2904,6 +2904,9 @@ impl<S: Store, E: Env> Node<S, E> {
         let root = grant.root.public_key();
         for id in self.context_ids() {
             let ctx = &self.contexts[&id];
+            if ctx.log.verdict().removed.contains_key(&me) {
+                continue; // no longer a member there: nothing to hand over
+            }
             if ctx.record.heads.is_empty() {
                 return Err(NodeError::NotSynced(id.to_string()));
             }

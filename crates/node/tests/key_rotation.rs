@@ -133,3 +133,25 @@ fn the_new_key_survives_a_restart() {
     assert!(block_on(a.verify_audit(&ctx)).unwrap().ok);
     assert!(block_on(a.replay(&ctx)).unwrap().matches);
 }
+
+#[test]
+fn a_context_this_key_was_removed_from_does_not_stop_a_rotation() {
+    let root = SecretKey::from_seed([50; 32]);
+    let (mut a, mut b) = (open(1), open(2));
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    block_on(b.use_root_grant(local_grant(b.public_key(), &root))).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    block_on(a.remove_member(&ctx, b.public_key())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    let own = block_on(b.create_context(app, json!({}))).unwrap();
+    block_on(b.use_root_grant(local_grant(b.public_key(), &root))).unwrap();
+    let old = b.public_key();
+    let new = b.prepare_rotation();
+    let rotated = block_on(b.rotate_key(local_grant(new, &root), local_revocation(old, &root)))
+        .expect("the context B was removed from is skipped");
+    assert_eq!(rotated, vec![own]);
+    assert_eq!(role(&b, &own, &new), Some(Role::Admin));
+}
