@@ -1743,10 +1743,20 @@ impl<S: Store, E: Env> Node<S, E> {
                 return self.reject(None, format!("undecodable message on {topic}: {e}"));
             }
         };
+        if let Some(other) = message
+            .contexts()
+            .into_iter()
+            .find(|id| context_topic(id) != topic)
+        {
+            return self.reject(
+                Some(other),
+                format!("a message about {other} on the wrong topic {topic}"),
+            );
+        }
         match message {
             WireMessage::Deltas(deltas) => {
                 for delta in deltas {
-                    if let Err(e) = self.receive_delta(delta, topic).await {
+                    if let Err(e) = self.receive_delta(delta).await {
                         self.reject(None, e.to_string());
                     }
                 }
@@ -1757,12 +1767,6 @@ impl<S: Store, E: Env> Node<S, E> {
                 from,
                 signature,
             } => {
-                if context_topic(&context_id) != topic {
-                    return self.reject(
-                        Some(context_id),
-                        format!("a share on the wrong topic {topic}"),
-                    );
-                }
                 if let Err(e) = self
                     .receive_share(context_id, share, *from, signature)
                     .await
@@ -1798,12 +1802,6 @@ impl<S: Store, E: Env> Node<S, E> {
                 heads,
                 root_hash,
             } => {
-                if context_topic(&context_id) != topic {
-                    return self.reject(
-                        Some(context_id),
-                        format!("sync request on the wrong topic {topic}"),
-                    );
-                }
                 if let (Some(theirs), None) = (root_hash, former_secret) {
                     if let Err(e) = self.compare_root(context_id, &heads, theirs).await {
                         self.reject(Some(context_id), e.to_string());
@@ -1875,15 +1873,8 @@ impl<S: Store, E: Env> Node<S, E> {
             .push(NodeEvent::SyncRejected { context_id, reason });
     }
 
-    async fn receive_delta(&mut self, delta: Delta, topic: &str) -> Result<(), NodeError> {
+    async fn receive_delta(&mut self, delta: Delta) -> Result<(), NodeError> {
         let context_id = delta.body.context_id;
-        if context_topic(&context_id) != topic {
-            self.reject(
-                Some(context_id),
-                format!("delta on the wrong topic {topic}"),
-            );
-            return Ok(());
-        }
         let id = match delta.verify() {
             Ok(id) => id,
             Err(e) => {

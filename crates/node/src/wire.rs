@@ -48,6 +48,18 @@ pub enum WireMessage {
 }
 
 impl WireMessage {
+    /// Every context the message names (each delta's, or the one it is about): a message must
+    /// name only the context of the topic it came on, whose secret opened it.
+    pub fn contexts(&self) -> Vec<ContextId> {
+        match self {
+            Self::Deltas(deltas) => deltas.iter().map(|d| d.body.context_id).collect(),
+            Self::SyncRequest { context_id, .. }
+            | Self::Share { context_id, .. }
+            | Self::PayloadRequest { context_id, .. }
+            | Self::Payload { context_id, .. } => vec![*context_id],
+        }
+    }
+
     /// What the requester of a [`WireMessage::PayloadRequest`] signs.
     pub fn payload_request_message(context_id: &ContextId, hash: &Hash) -> Vec<u8> {
         borsh::to_vec(&(b"tabnode-payload-request-v1", context_id, hash)).expect("encode")

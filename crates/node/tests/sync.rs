@@ -181,13 +181,25 @@ fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
     block_on(b.handle_message(&context_topic(&ctx), &forged));
     block_on(b.handle_message(&context_topic(&ctx), b"not borsh"));
     block_on(b.handle_message("/tabnode/context/other", &published[0]));
+    // Sealed with this context's secret, on its topic, but about another context.
+    let elsewhere = tabnode_node::WireMessage::SyncRequest {
+        context_id: ContextId([9; 32]),
+        heads: vec![],
+        root_hash: None,
+    };
+    let misrouted = a.seal_for(&ctx, &elsewhere).unwrap();
+    block_on(b.handle_message(&context_topic(&ctx), &misrouted));
     assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), before);
-    let rejected = b
+    let rejected: Vec<String> = b
         .take_events()
         .into_iter()
-        .filter(|e| matches!(e, NodeEvent::SyncRejected { .. }))
-        .count();
-    assert_eq!(rejected, 3);
+        .filter_map(|e| match e {
+            NodeEvent::SyncRejected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 4, "{rejected:?}");
+    assert!(rejected[3].contains("wrong topic"), "{rejected:?}");
 }
 
 #[test]
