@@ -6,6 +6,7 @@
 
 pub mod direct;
 mod swarm;
+pub use swarm::peer_gossip_config;
 #[cfg(target_arch = "wasm32")]
 mod webrtc;
 #[cfg(not(target_arch = "wasm32"))]

@@ -31,17 +31,25 @@ pub(crate) struct Behaviour {
     ping: ping::Behaviour,
 }
 
-fn behaviour(key: &Keypair, relay_client: relay::client::Behaviour) -> Result<Behaviour, NetError> {
-    let config = gossipsub::ConfigBuilder::default()
-        .validation_mode(ValidationMode::Strict)
-        .max_transmit_size(MAX_MESSAGE_BYTES)
+/// The gossipsub settings of a tabnode peer (validation and size limit aside): small meshes,
+/// since two browsers and a relay must already form one, and flood publishing. The relay's load
+/// test and tests take them to act as peers do.
+pub fn peer_gossip_config() -> gossipsub::ConfigBuilder {
+    let mut config = gossipsub::ConfigBuilder::default();
+    config
         .heartbeat_interval(Duration::from_millis(500))
-        // Small meshes: two browsers and a relay must already form one.
         .mesh_n_low(1)
         .mesh_n(3)
         .mesh_n_high(6)
         .mesh_outbound_min(0)
-        .flood_publish(true)
+        .flood_publish(true);
+    config
+}
+
+fn behaviour(key: &Keypair, relay_client: relay::client::Behaviour) -> Result<Behaviour, NetError> {
+    let config = peer_gossip_config()
+        .validation_mode(ValidationMode::Strict)
+        .max_transmit_size(MAX_MESSAGE_BYTES)
         .build()
         .map_err(|e| NetError::Build(format!("gossipsub config: {e}")))?;
     let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
@@ -126,6 +134,11 @@ const MAX_FRAME_BYTES: usize = 60 * 1024;
 /// A peer heard on a topic within this long counts as on it (heads are announced every 5 s).
 const HEARD_MS: u64 = 30_000;
 
+/// The frame of a message for a direct link, if it is small enough to go on one.
+fn frame(topic: &str, data: &[u8]) -> Option<Vec<u8>> {
+    direct::encode_frame(topic, data).filter(|f| f.len() <= MAX_FRAME_BYTES)
+}
+
 /// Milliseconds on the wall clock: direct links time out and back off by it.
 fn now_ms() -> u64 {
     #[cfg(target_arch = "wasm32")]
@@ -140,7 +153,8 @@ fn now_ms() -> u64 {
 /// heard on which topic (the peers a message for that topic is for).
 pub(crate) struct Direct {
     enabled: bool,
-    me: String,
+    /// This peer's signal topic (see [`direct::signal_topic`]).
+    own_signals: String,
     links: Links,
     rtc: Rtc,
     rtc_events: mpsc::UnboundedReceiver<RtcEvent>,
@@ -155,7 +169,7 @@ impl Direct {
         let (tx, rtc_events) = mpsc::unbounded();
         Self {
             enabled,
-            me: me.to_owned(),
+            own_signals: direct::signal_topic(me),
             links: Links::new(me),
             rtc: Rtc::new(tx, ice_servers),
             rtc_events,
@@ -209,7 +223,7 @@ impl Direct {
             return true;
         };
         let now = now_ms();
-        if topic == direct::signal_topic(&self.me) {
+        if topic == self.own_signals {
             if let Some(signal) = Signal::decode(data).filter(|_| self.enabled) {
                 let actions = self.links.on_signal(&source, signal, now);
                 self.act(swarm, actions, emit);
@@ -230,15 +244,17 @@ impl Direct {
     /// Sends `data` on every open link to a peer on `topic`; true if that reached every peer
     /// heard on it lately, so the relay is not needed.
     fn send(&mut self, topic: &str, data: &[u8]) -> bool {
-        let Some(frame) = direct::encode_frame(topic, data).filter(|f| f.len() <= MAX_FRAME_BYTES)
-        else {
-            return false;
-        };
+        if !self.enabled || self.links.open().next().is_none() {
+            return false; // the common case while no link is up: nothing to copy
+        }
         let now = now_ms();
         let Some(peers) = self.heard.get_mut(topic) else {
             return false;
         };
         peers.retain(|_, at| now.saturating_sub(*at) < HEARD_MS);
+        let Some(frame) = frame(topic, data) else {
+            return false;
+        };
         let mut all = !peers.is_empty();
         for peer in peers.keys() {
             all &= self.links.is_open(peer) && self.rtc.send(peer, &frame);
@@ -248,11 +264,7 @@ impl Direct {
 
     /// Sends `data` on the open link to `peer`; false if there is none (or it is too large).
     fn send_one(&mut self, peer: &str, topic: &str, data: &[u8]) -> bool {
-        let Some(frame) = direct::encode_frame(topic, data).filter(|f| f.len() <= MAX_FRAME_BYTES)
-        else {
-            return false;
-        };
-        self.links.is_open(peer) && self.rtc.send(peer, &frame)
+        self.links.is_open(peer) && frame(topic, data).is_some_and(|f| self.rtc.send(peer, &f))
     }
 
     fn on_rtc(&mut self, swarm: &mut Swarm<Behaviour>, event: RtcEvent, emit: &impl Fn(NetEvent)) {
@@ -311,7 +323,7 @@ pub(crate) async fn run(
         let _ = events.unbounded_send(event);
     };
     if direct.enabled {
-        let own = IdentTopic::new(direct::signal_topic(&direct.me));
+        let own = IdentTopic::new(direct.own_signals.clone());
         if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&own) {
             emit(NetEvent::Error(format!("subscribing to signals: {e}")));
         }

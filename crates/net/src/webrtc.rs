@@ -112,23 +112,7 @@ impl Rtc {
             &conn.handlers,
             &events,
         );
-        let (pc, gen, peer) = (conn.pc.clone(), conn.gen, peer.to_owned());
-        spawn_local(async move {
-            let described = async {
-                let offer = JsFuture::from(pc.create_offer()).await?;
-                let sdp = sdp_of(&offer)?;
-                set_description(&pc, RtcSdpType::Offer, &sdp, true).await?;
-                local_sdp(&pc).await
-            };
-            let event = match described.await {
-                Ok(sdp) => RtcEvent::Described { peer, gen, sdp },
-                Err(e) => {
-                    tracing::debug!(?e, "could not make a WebRTC offer");
-                    RtcEvent::Closed { peer, gen }
-                }
-            };
-            let _ = events.unbounded_send(event);
-        });
+        describe(conn.pc.clone(), None, peer, conn.gen, events);
     }
 
     /// Takes `peer`'s offer and makes an answer (reported as `Described`).
@@ -147,24 +131,7 @@ impl Rtc {
         conn.pc
             .set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
         handlers.borrow_mut().push(on_channel);
-        let (pc, peer) = (conn.pc.clone(), peer.to_owned());
-        spawn_local(async move {
-            let described = async {
-                set_description(&pc, RtcSdpType::Offer, &offer, false).await?;
-                let answer = JsFuture::from(pc.create_answer()).await?;
-                let sdp = sdp_of(&answer)?;
-                set_description(&pc, RtcSdpType::Answer, &sdp, true).await?;
-                local_sdp(&pc).await
-            };
-            let event = match described.await {
-                Ok(sdp) => RtcEvent::Described { peer, gen, sdp },
-                Err(e) => {
-                    tracing::debug!(?e, "could not answer a WebRTC offer");
-                    RtcEvent::Closed { peer, gen }
-                }
-            };
-            let _ = events.unbounded_send(event);
-        });
+        describe(conn.pc.clone(), Some(offer), peer, gen, events);
     }
 
     /// Completes the connection we offered with `peer`'s answer.
@@ -259,6 +226,40 @@ fn wire_channel(
         .borrow_mut()
         .extend([on_open, on_close, on_message]);
     *slot.borrow_mut() = Some(channel.clone());
+}
+
+/// Makes our side's description, an offer, or with `remote_offer` an answer to it, and reports
+/// it once ICE gathering is done (`Described`), or the connection as closed if that fails.
+fn describe(
+    pc: RtcPeerConnection,
+    remote_offer: Option<String>,
+    peer: &str,
+    gen: u64,
+    events: UnboundedSender<RtcEvent>,
+) {
+    let peer = peer.to_owned();
+    spawn_local(async move {
+        let described = async {
+            let (local, kind) = match &remote_offer {
+                Some(offer) => {
+                    set_description(&pc, RtcSdpType::Offer, offer, false).await?;
+                    (pc.create_answer(), RtcSdpType::Answer)
+                }
+                None => (pc.create_offer(), RtcSdpType::Offer),
+            };
+            let sdp = sdp_of(&JsFuture::from(local).await?)?;
+            set_description(&pc, kind, &sdp, true).await?;
+            local_sdp(&pc).await
+        };
+        let event = match described.await {
+            Ok(sdp) => RtcEvent::Described { peer, gen, sdp },
+            Err(e) => {
+                tracing::debug!(?e, "could not make a WebRTC description");
+                RtcEvent::Closed { peer, gen }
+            }
+        };
+        let _ = events.unbounded_send(event);
+    });
 }
 
 fn sdp_of(description: &JsValue) -> Result<String, JsValue> {

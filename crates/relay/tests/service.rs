@@ -163,7 +163,7 @@ struct Peer {
 }
 
 async fn peer(relay: &str, signed: bool) -> Peer {
-    let gossip = gossipsub::ConfigBuilder::default()
+    let gossip = tabnode_net::peer_gossip_config()
         .validation_mode(if signed {
             ValidationMode::Strict
         } else {
@@ -171,12 +171,6 @@ async fn peer(relay: &str, signed: bool) -> Peer {
         })
         // Larger than any relay's limit here: the relay must do the refusing.
         .max_transmit_size(4 << 20)
-        .heartbeat_interval(Duration::from_millis(500))
-        .mesh_n_low(1)
-        .mesh_n(3)
-        .mesh_n_high(6)
-        .mesh_outbound_min(0)
-        .flood_publish(true)
         .build()
         .unwrap();
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()

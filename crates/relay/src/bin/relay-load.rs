@@ -280,14 +280,9 @@ async fn run_peer(plan: Plan) -> Result<Outcome, String> {
         mut window,
         report_connect,
     } = plan;
-    let gossip = gossipsub::ConfigBuilder::default()
+    // As a browser peer runs gossip.
+    let gossip = tabnode_net::peer_gossip_config()
         .validation_mode(ValidationMode::Strict)
-        .heartbeat_interval(Duration::from_millis(500))
-        .mesh_n_low(1)
-        .mesh_n(3)
-        .mesh_n_high(6)
-        .mesh_outbound_min(0)
-        .flood_publish(true)
         .build()
         .map_err(|e| e.to_string())?;
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
