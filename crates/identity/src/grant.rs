@@ -107,6 +107,24 @@ impl Grant {
         )
     }
 
+    /// The grant a key rotation asks the root for: the same scope and capabilities, for the key
+    /// that replaces this one, valid from `now_ms` for `valid_ms`.
+    pub fn successor(
+        &self,
+        client_key: PublicKey,
+        now_ms: u64,
+        valid_ms: u64,
+        nonce: String,
+    ) -> Self {
+        Self {
+            client_key,
+            not_before: now_ms,
+            expires_at: now_ms.saturating_add(valid_ms),
+            nonce,
+            ..self.clone()
+        }
+    }
+
     /// The NEP-413 payload a wallet signs for this grant.
     pub fn payload(
         &self,

@@ -162,6 +162,20 @@ fn grant(client: &SecretKey) -> Grant {
 }
 
 #[test]
+fn a_rotation_asks_for_the_same_scope_and_capabilities_for_the_new_key() {
+    let old = grant(&SecretKey::from_seed([2; 32]));
+    let new_key = SecretKey::from_seed([3; 32]).public();
+    let next = old.successor(new_key, 5_000, 1_000, hex_nonce([7; 32]));
+    assert_eq!(next.client_key, new_key);
+    assert_eq!(
+        (next.scope.clone(), next.capabilities.clone()),
+        (old.scope, old.capabilities)
+    );
+    assert_eq!((next.not_before, next.expires_at), (5_000, 6_000));
+    assert_eq!(next.nonce, hex_nonce([7; 32]));
+}
+
+#[test]
 fn local_root_grants_verify_within_their_window_and_scope() {
     let root = SecretKey::from_seed([1; 32]);
     let client = SecretKey::from_seed([2; 32]);

@@ -997,13 +997,9 @@ impl BrowserNode {
                 hex_nonce(bytes)
             };
             let now_ms = js_sys::Date::now() as u64;
-            let grant = Grant {
-                client_key: new,
-                not_before: now_ms,
-                expires_at: now_ms + GRANT_VALID_MS,
-                nonce: nonce(),
-                ..record.grant.clone()
-            };
+            let grant = record
+                .grant
+                .successor(new, now_ms, GRANT_VALID_MS, nonce());
             let revocation = Revocation {
                 client_key: old,
                 nonce: nonce(),
