@@ -9,7 +9,7 @@ import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addWalletDouble, eventually, installKvStore, openNode, useStack, waitForNode } from './browser.mjs';
+import { addWalletDouble, eventually, failure, installKvStore, openNode, useStack, waitForNode } from './browser.mjs';
 import { base58 } from './base58.mjs';
 import { nearRpcDouble } from './near-rpc-double.mjs';
 
@@ -40,20 +40,6 @@ const writeAnchor = (page, ctx) =>
       return { error: { name: e.name, message: e.message } };
     }
   }, ctx);
-
-/** A call in the page: null if it succeeds, else `{name, message}`. */
-const failure = (page, ctx, method, args) =>
-  page.evaluate(
-    async ({ c, method, args }) => {
-      try {
-        await window.tabnode.execute(c, method, args);
-        return null;
-      } catch (e) {
-        return { name: e.name, message: e.message };
-      }
-    },
-    { c: ctx, method, args },
-  );
 
 /** Calimero's blob id of a wasm under 1 MiB: sha256 of its sha256. */
 const blobId = (wasm) => base58(createHash('sha256').update(createHash('sha256').update(wasm).digest()).digest());

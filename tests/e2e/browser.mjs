@@ -130,6 +130,20 @@ export async function sharedContext(pages) {
   return ctx;
 }
 
+/** The error a call fails with in the page, as `{name, message}`, or null if it succeeds. */
+export const failure = (page, ctx, method, args) =>
+  page.evaluate(
+    async ({ c, method, args }) => {
+      try {
+        await window.tabnode.execute(c, method, args);
+        return null;
+      } catch (e) {
+        return { name: e.name, message: e.message };
+      }
+    },
+    { c: ctx, method, args },
+  );
+
 export const checkpoint = (page, ctx) => page.evaluate((c) => window.tabnode.checkpoint(c), ctx);
 
 export const entries = (page, ctx) =>

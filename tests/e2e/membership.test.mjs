@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkpoint, entries, eventually, installKvStore, openNode, sharedContext, useStack } from './browser.mjs';
+import { checkpoint, entries, eventually, failure, openNode, sharedContext, useStack } from './browser.mjs';
 import { nearRpcDouble } from './near-rpc-double.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -16,20 +16,6 @@ const env = useStack();
 const call = (page, ctx, method, args) =>
   page.evaluate(({ c, method, args }) => window.tabnode.execute(c, method, args), { c: ctx, method, args });
 
-/** The error a call fails with in the page, as `{name, message}`, or null if it succeeds. */
-const failure = (page, ctx, method, args) =>
-  page.evaluate(
-    async ({ c, method, args }) => {
-      try {
-        await window.tabnode.execute(c, method, args);
-        return null;
-      } catch (e) {
-        return { name: e.name, message: e.message };
-      }
-    },
-    { c: ctx, method, args },
-  );
-
 const members = (page, ctx) => page.evaluate((c) => window.tabnode.members(c), ctx);
 
 test('an admin removes a member and changes a role; every page follows the log, the removed one reads nothing new', async () => {
@@ -38,14 +24,7 @@ test('an admin removes a member and changes a role; every page follows the log, 
     await openNode(env.browser, env.stack.url, { name: 'B' }),
     await openNode(env.browser, env.stack.url, { name: 'C' }),
   ];
-  const appId = await installKvStore(a.page);
-  await installKvStore(b.page);
-  await installKvStore(c.page);
-  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
-  for (const joiner of [b, c]) {
-    const invitation = await a.page.evaluate((x) => window.tabnode.invite(x), ctx);
-    await joiner.page.evaluate((inv) => window.tabnode.join(inv), invitation);
-  }
+  const ctx = await sharedContext([a, b, c].map((p) => p.page));
   const keyOf = (p) => p.page.evaluate(() => window.tabnode.publicKey);
   const [keyA, keyB, keyC] = [await keyOf(a), await keyOf(b), await keyOf(c)];
 
@@ -104,11 +83,7 @@ test('an anchored context refuses a member the anchor does not list, and reports
     await openNode(env.browser, env.stack.url, { name: 'A' }),
     await openNode(env.browser, env.stack.url, { name: 'B' }),
   ];
-  const appId = await installKvStore(a.page);
-  await installKvStore(b.page);
-  const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
-  const invitation = await a.page.evaluate((x) => window.tabnode.invite(x), ctx);
-  await b.page.evaluate((inv) => window.tabnode.join(inv), invitation);
+  const ctx = await sharedContext([a.page, b.page]);
   const keyOf = (p) => p.page.evaluate(() => window.tabnode.publicKey);
   const [keyA, keyB] = [await keyOf(a), await keyOf(b)];
   await eventually('B to have the state', async () => ({ ok: (await failure(b.page, ctx, 'get', { key: 'x' })) === null }));
@@ -145,11 +120,7 @@ test('a context recorded on a context-config contract (a NEAR JSON-RPC test doub
   const url = `${env.stack.url}?nearRpc=${encodeURIComponent(rpc.url)}&nearContract=config.test.near&anchorRefreshMs=300`;
   const [a, b] = [await openNode(env.browser, url, { name: 'A' }), await openNode(env.browser, url, { name: 'B' })];
   try {
-    const appId = await installKvStore(a.page);
-    await installKvStore(b.page);
-    const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
-    const invitation = await a.page.evaluate((x) => window.tabnode.invite(x), ctx);
-    await b.page.evaluate((inv) => window.tabnode.join(inv), invitation);
+    const ctx = await sharedContext([a.page, b.page]);
     const keyOf = (p) => p.page.evaluate(() => window.tabnode.publicKey);
     const [keyA, keyB] = [await keyOf(a), await keyOf(b)];
     await eventually('B to have the state', async () => ({ ok: (await failure(b.page, ctx, 'get', { key: 'x' })) === null }));

@@ -591,23 +591,20 @@ mod tests {
         let mut dag = context();
         // 2 writes (5), admin 1 removes 2 having seen 5 (6); 2 writes concurrently (7) and after (8).
         entry(&mut dag, 5, 5, &[4], &[2, 1], Role::Member, None);
-        entry(
-            &mut dag,
-            6,
-            6,
-            &[5],
-            &[1],
-            Role::Admin,
-            Some(MemberOp::Remove {
-                shares: vec![],
-                member: key(2),
-            }),
-        );
+        entry(&mut dag, 6, 6, &[5], &[1], Role::Admin, remove(2));
         entry(&mut dag, 7, 7, &[5], &[2, 1], Role::Member, None);
         entry(&mut dag, 8, 8, &[6, 7], &[2, 1], Role::Member, None);
         let verdict = Log::judge(&dag).verdict;
         assert_eq!(verdict.void, BTreeSet::from([id(7), id(8)]));
         assert_eq!(verdict.removed, BTreeMap::from([(key(2), id(6))]));
+    }
+
+    /// An admin's removal of key `member`.
+    fn remove(member: u8) -> Option<MemberOp> {
+        Some(MemberOp::Remove {
+            shares: vec![],
+            member: key(member),
+        })
     }
 
     fn upgrade(to: u8) -> Option<MemberOp> {
@@ -785,18 +782,7 @@ mod tests {
     #[test]
     fn removing_an_admin_cascades_to_its_invitees() {
         let mut dag = context();
-        entry(
-            &mut dag,
-            5,
-            5,
-            &[4],
-            &[1],
-            Role::Admin,
-            Some(MemberOp::Remove {
-                shares: vec![],
-                member: key(3),
-            }),
-        );
+        entry(&mut dag, 5, 5, &[4], &[1], Role::Admin, remove(3));
         entry(&mut dag, 6, 6, &[5], &[4, 3, 1], Role::Member, None);
         entry(&mut dag, 7, 7, &[5], &[2, 1], Role::Member, None);
         let verdict = Log::judge(&dag).verdict;
@@ -872,30 +858,8 @@ mod tests {
     #[test]
     fn of_two_admins_removing_each_other_the_earlier_wins_whatever_the_order_of_arrival() {
         let mut dag = context();
-        entry(
-            &mut dag,
-            5,
-            10,
-            &[4],
-            &[3, 1],
-            Role::Admin,
-            Some(MemberOp::Remove {
-                shares: vec![],
-                member: key(1),
-            }),
-        );
-        entry(
-            &mut dag,
-            6,
-            11,
-            &[4],
-            &[1],
-            Role::Admin,
-            Some(MemberOp::Remove {
-                shares: vec![],
-                member: key(3),
-            }),
-        );
+        entry(&mut dag, 5, 10, &[4], &[3, 1], Role::Admin, remove(1));
+        entry(&mut dag, 6, 11, &[4], &[1], Role::Admin, remove(3));
         let verdict = Log::judge(&dag).verdict;
         assert_eq!(verdict.removed, BTreeMap::from([(key(1), id(5))]));
         assert!(verdict.void.contains(&id(6)));
@@ -905,18 +869,7 @@ mod tests {
     #[test]
     fn non_admins_operations_count_for_nothing() {
         let mut dag = context();
-        entry(
-            &mut dag,
-            5,
-            5,
-            &[4],
-            &[2, 1],
-            Role::Member,
-            Some(MemberOp::Remove {
-                shares: vec![],
-                member: key(1),
-            }),
-        );
+        entry(&mut dag, 5, 5, &[4], &[2, 1], Role::Member, remove(1));
         let verdict = Log::judge(&dag).verdict;
         assert!(verdict.removed.is_empty());
         assert!(verdict.applied_ops.is_empty());
@@ -925,18 +878,7 @@ mod tests {
     #[test]
     fn a_new_delta_by_a_removed_key_has_no_role() {
         let mut dag = context();
-        entry(
-            &mut dag,
-            5,
-            5,
-            &[4],
-            &[1],
-            Role::Admin,
-            Some(MemberOp::Remove {
-                shares: vec![],
-                member: key(3),
-            }),
-        );
+        entry(&mut dag, 5, 5, &[4], &[1], Role::Admin, remove(3));
         let log = Log::judge(&dag);
         let new = |chain: &[u8], role| Entry {
             parents: vec![id(5)],
@@ -957,18 +899,7 @@ mod tests {
     #[test]
     fn adding_deltas_one_by_one_agrees_with_judging_the_whole() {
         let mut dag = context();
-        entry(
-            &mut dag,
-            5,
-            5,
-            &[4],
-            &[1],
-            Role::Admin,
-            Some(MemberOp::Remove {
-                shares: vec![],
-                member: key(3),
-            }),
-        );
+        entry(&mut dag, 5, 5, &[4], &[1], Role::Admin, remove(3));
         entry(
             &mut dag,
             6,

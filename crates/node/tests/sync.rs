@@ -270,6 +270,16 @@ fn concurrent_writes_to_one_key_settle_on_the_same_value() {
     );
 }
 
+/// Every node announces its heads and root (a tick after the announce period), and everything
+/// that follows is delivered.
+fn announce(nodes: &mut [&mut TestNode], wire: &mut Wire) {
+    for node in nodes.iter_mut() {
+        node.env().advance(tabnode_node::ANNOUNCE_NANOS);
+        node.tick();
+    }
+    wire.settle(nodes, false);
+}
+
 /// calimero-storage 0.10 can reach different roots for concurrent writes of one key merged in
 /// different orders. Members announce heads and root; with equal heads and different roots
 /// each rebuilds from the deltas in canonical order, and they end on one root.
@@ -292,11 +302,7 @@ fn same_heads_with_different_roots_are_repaired_to_one_root() {
     );
     a.take_events();
     b.take_events();
-    for node in [&mut a, &mut b] {
-        node.env().advance(tabnode_node::ANNOUNCE_NANOS);
-        node.tick();
-    }
-    wire.settle(&mut [&mut a, &mut b], false);
+    announce(&mut [&mut a, &mut b], &mut wire);
     let (after_a, after_b) = (cp(&mut a), cp(&mut b));
     assert_eq!(after_a.heads, before_a.heads, "no delta was made");
     assert_eq!(after_a.root_hash, after_b.root_hash, "one root");
@@ -321,11 +327,7 @@ fn same_heads_with_different_roots_are_repaired_to_one_root() {
             .any(|r| r.entry.method == "sync.repair"));
     }
     // A second round of announcements finds nothing to repair.
-    for node in [&mut a, &mut b] {
-        node.env().advance(tabnode_node::ANNOUNCE_NANOS);
-        node.tick();
-    }
-    wire.settle(&mut [&mut a, &mut b], false);
+    announce(&mut [&mut a, &mut b], &mut wire);
     assert_eq!(repaired(a.take_events()) + repaired(b.take_events()), 0);
     assert_eq!(cp(&mut a).root_hash, after_a.root_hash);
 }
