@@ -7,14 +7,12 @@ mod near_rpc_double;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use near_rpc_double::{refusing_url, App, Chain, Context, Server};
+use near_rpc_double::{refusing_url, App, Chain, Context, Server, CONTRACT};
 use tabnode_chain::native::ReqwestTransport;
 use tabnode_chain::{
     Anchor, AnchoredRole, Application, Capability, ContextConfig, NearAnchor, Revisions, RpcClient,
 };
 use tabnode_types::{AppId, ContextId, PublicKey, SecretKey};
-
-const CONTRACT: &str = "config.calimero.testnet";
 
 fn key(n: u8) -> PublicKey {
     SecretKey::from_seed([n; 32]).public()

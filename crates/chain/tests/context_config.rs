@@ -8,7 +8,7 @@ mod near_rpc_double;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use near_rpc_double::{App, Chain, Context, Server};
+use near_rpc_double::{key, wasm, App, Chain, Context, Server, CONTRACT};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tabnode_chain::calimero::{self, blob_id, AppMismatch, Application, BLOB_CHUNK_SIZE};
@@ -17,18 +17,6 @@ use tabnode_chain::{
     Capability, ContextConfig, ContextRequest, ContextRequestKind, RpcClient, RpcError,
 };
 use tabnode_types::{AppId, ContextId, Hash, PublicKey, SecretKey};
-
-const CONTRACT: &str = "config.calimero.testnet";
-
-fn key(n: u8) -> SecretKey {
-    SecretKey::from_seed([n; 32])
-}
-
-fn wasm(len: usize, salt: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
-        .collect()
-}
 
 fn app_record(app: &Application) -> App {
     App {

@@ -7,14 +7,12 @@ mod near_rpc_double;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use near_rpc_double::{refusing_url, Account, Behaviour, Chain, Server};
+use near_rpc_double::{refusing_url, Account, Behaviour, Chain, Server, CONTRACT};
 use serde_json::{json, Value};
 use tabnode_chain::native::ReqwestTransport;
 use tabnode_chain::rpc::{self, BlockRef, RpcError};
 use tabnode_chain::{KeyCheckError, RpcClient};
 use tabnode_identity::rpc::AccessKey;
-
-const CONTRACT: &str = "config.calimero.testnet";
 
 /// A client with a timeout generous enough for a loaded CI machine; the timeout test sets its own.
 fn client<S: AsRef<str>>(urls: &[S]) -> RpcClient<ReqwestTransport> {

@@ -10,7 +10,7 @@ mod near_rpc_double;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use near_rpc_double::{refusing_url, App, Chain, Context, Server};
+use near_rpc_double::{key, refusing_url, wasm, App, Chain, Context, Server, CONTRACT};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use tabnode_chain::native::ReqwestTransport;
@@ -19,18 +19,6 @@ use tabnode_chain::{
     RequestSigner, RpcClient, TransactionFailed, WritePlan, MAX_TRANSACTION_GAS,
 };
 use tabnode_types::{ContextId, PublicKey, SecretKey};
-
-const CONTRACT: &str = "config.calimero.testnet";
-
-fn key(n: u8) -> SecretKey {
-    SecretKey::from_seed([n; 32])
-}
-
-fn wasm(len: usize, salt: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
-        .collect()
-}
 
 struct World {
     chain: Arc<Mutex<Chain>>,

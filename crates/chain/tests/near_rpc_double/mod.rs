@@ -925,3 +925,18 @@ fn mutate(
     }
     Ok(logs)
 }
+
+/// The contract account the tests talk to.
+pub const CONTRACT: &str = "config.calimero.testnet";
+
+/// A test key from a one-byte seed.
+pub fn key(n: u8) -> tabnode_types::SecretKey {
+    tabnode_types::SecretKey::from_seed([n; 32])
+}
+
+/// `len` bytes standing in for an app binary, different per `salt`.
+pub fn wasm(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+        .collect()
+}
