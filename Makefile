@@ -46,7 +46,7 @@ clean:
 # Runtime benchmark: native and in headless Chromium in one run (figures, not a test).
 bench: setup apps
 	$(CARGO) build --release -p tabnode-bench
-	$(CARGO) build --release --target $(WASM_TARGET) -p tabnode-bench
+	$(CARGO) build --release --target $(WASM_TARGET) -p tabnode-bench --lib
 	wasm-bindgen --target web --out-dir bench/pkg target/$(WASM_TARGET)/release/tabnode_bench.wasm
 	node bench/run.mjs $(or $(CALLS),500)
 
