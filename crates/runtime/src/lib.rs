@@ -27,6 +27,7 @@ mod abi;
 mod error;
 mod host;
 mod limits;
+mod proof;
 mod root;
 
 use std::collections::BTreeMap;
@@ -36,7 +37,8 @@ use std::sync::Arc;
 pub use abi::IMPORTS;
 pub use error::{RuntimeError, ViewKind};
 pub use limits::Limits;
-pub use root::{index_key, migrated_state_entry, root_hash, state_entry_key};
+pub use proof::{prove_state, verify_rows, ProofError};
+pub use root::{entry_key, index_key, migrated_state_entry, root_hash, state_entry_key};
 
 use host::HostState;
 

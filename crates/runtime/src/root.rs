@@ -23,6 +23,53 @@ pub fn index_key(id: &[u8; 32]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// The storage key of calimero-storage's data entry for entity `id`.
+pub fn entry_key(id: &[u8; 32]) -> [u8; 32] {
+    let mut bytes = [1; 33];
+    bytes[1..].copy_from_slice(id);
+    Sha256::digest(bytes).into()
+}
+
+/// The parts of an `EntityIndex` its Merkle hashes are made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EntityIndex {
+    pub id: [u8; 32],
+    /// Each child's id and the merkle hash recorded for it, in stored order.
+    pub children: Vec<([u8; 32], [u8; 32])>,
+    pub full_hash: [u8; 32],
+    pub own_hash: [u8; 32],
+}
+
+impl EntityIndex {
+    /// Parses a whole borsh `EntityIndex`; `None` unless the bytes are exactly one.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader(bytes);
+        let id = r.hash()?;
+        if r.option()? {
+            r.take(32)?; // parent id
+        }
+        let mut children = Vec::new();
+        if r.option()? {
+            for _ in 0..r.u32()? {
+                children.push((r.hash()?, r.hash()?));
+                r.metadata()?;
+            }
+        }
+        let full_hash = r.hash()?;
+        let own_hash = r.hash()?;
+        r.metadata()?;
+        if r.option()? {
+            r.take(8)?; // deleted_at
+        }
+        r.0.is_empty().then_some(Self {
+            id,
+            children,
+            full_hash,
+            own_hash,
+        })
+    }
+}
+
 /// The storage key of the app's state struct: calimero-storage keeps it as the entry
 /// `ROOT_STORAGE_ENTRY_ID` (32 bytes of `b'v'`), keyed `sha256(0x01 ++ id)`, which is what
 /// calimero-sdk's `read_raw` reads during a migration.
@@ -75,6 +122,10 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
         Some(head)
+    }
+
+    fn hash(&mut self) -> Option<[u8; 32]> {
+        self.take(32)?.try_into().ok()
     }
 
     fn u8(&mut self) -> Option<u8> {
