@@ -37,7 +37,7 @@ use std::sync::Arc;
 pub use abi::IMPORTS;
 pub use error::{RuntimeError, ViewKind};
 pub use limits::Limits;
-pub use proof::{prove_state, verify_rows, ProofError};
+pub use proof::{prove_state, verify_rows, ProofError, ProvenState};
 pub use root::{entry_key, index_key, migrated_state_entry, root_hash, state_entry_key};
 
 use host::HostState;

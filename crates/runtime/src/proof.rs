@@ -52,20 +52,30 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A state whose hashes add up: its root hash and the keys of every row its tree reaches (each
+/// entity's index and its data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenState {
+    pub root_hash: [u8; 32],
+    pub rows: BTreeSet<[u8; 32]>,
+}
+
+/// An entity to visit: its id and, but for the root, the merkle hash its parent recorded for it
+/// and the parent's id.
+type Visit = ([u8; 32], Option<([u8; 32], [u8; 32])>);
+
 /// Walks the tree from the root entity (`context_id`) through `rows` and checks every hash.
-/// Returns the root hash and the keys of every row the tree reaches (each entity's index and
-/// its data). `None` for the root hash if the state has no root yet.
+/// `None` if the state has no root yet.
 pub fn prove_state(
     rows: &dyn StateView,
     context_id: &[u8; 32],
-) -> Result<Option<([u8; 32], BTreeSet<[u8; 32]>)>, ProofError> {
+) -> Result<Option<ProvenState>, ProofError> {
     let get = |key: &[u8; 32]| rows.get(key).ok().flatten();
     if get(&index_key(context_id)).is_none() {
         return Ok(None);
     }
     let mut reached = BTreeSet::new();
-    // Depth-first; each entry is (id, the merkle hash its parent recorded for it, the parent).
-    let mut stack: Vec<([u8; 32], Option<([u8; 32], [u8; 32])>)> = vec![(*context_id, None)];
+    let mut stack: Vec<Visit> = vec![(*context_id, None)];
     let mut root_hash = None;
     while let Some((id, recorded)) = stack.pop() {
         let key = index_key(&id);
@@ -108,7 +118,10 @@ pub fn prove_state(
             stack.push((child, Some((merkle_hash, id))));
         }
     }
-    Ok(root_hash.map(|root| (root, reached)))
+    Ok(root_hash.map(|root_hash| ProvenState {
+        root_hash,
+        rows: reached,
+    }))
 }
 
 /// Checks that `rows` are exactly a verified state: the tree from `context_id` reaches every
@@ -117,7 +130,7 @@ pub fn verify_rows(
     rows: &BTreeMap<Vec<u8>, Vec<u8>>,
     context_id: &[u8; 32],
 ) -> Result<Option<[u8; 32]>, ProofError> {
-    let Some((root, reached)) = prove_state(rows, context_id)? else {
+    let Some(proven) = prove_state(rows, context_id)? else {
         return match rows.keys().next() {
             Some(key) => Err(ProofError::Unreached(hex(key))),
             None => Ok(None),
@@ -125,9 +138,9 @@ pub fn verify_rows(
     };
     if let Some(extra) = rows
         .keys()
-        .find(|k| <[u8; 32]>::try_from(k.as_slice()).map_or(true, |k| !reached.contains(&k)))
+        .find(|k| <[u8; 32]>::try_from(k.as_slice()).map_or(true, |k| !proven.rows.contains(&k)))
     {
         return Err(ProofError::Unreached(hex(extra)));
     }
-    Ok(Some(root))
+    Ok(Some(proven.root_hash))
 }

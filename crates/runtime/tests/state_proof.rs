@@ -63,12 +63,16 @@ fn merged_kv_state() -> (BTreeMap<Vec<u8>, Vec<u8>>, [u8; 32]) {
     let root = root_hash(&*b.shared, &CONTEXT).expect("a committed root");
     // The removed key's tombstone is outside the tree (as in calimero's network snapshots, a
     // snapshot leaves it out): the rows the tree reaches are the state.
-    let (proved, reached) = prove_state(&*b.shared, &CONTEXT).unwrap().unwrap();
-    assert_eq!(proved, root);
+    let proven = prove_state(&*b.shared, &CONTEXT).unwrap().unwrap();
+    assert_eq!(proven.root_hash, root);
     let rows: BTreeMap<_, _> = b
         .shared
         .iter()
-        .filter(|(k, _)| reached.contains(&<[u8; 32]>::try_from(k.as_slice()).unwrap()))
+        .filter(|(k, _)| {
+            proven
+                .rows
+                .contains(&<[u8; 32]>::try_from(k.as_slice()).unwrap())
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     assert_eq!(
