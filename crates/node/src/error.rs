@@ -35,6 +35,9 @@ pub enum NodeError {
     /// [`Node::sign_context_request`](crate::Node::sign_context_request)).
     #[error("not a request this node signs for the chain: {0}")]
     BadChainRequest(String),
+    /// A state snapshot from a member did not hold (see [`crate::snapshot`]).
+    #[error("{0}")]
+    BadSnapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 impl NodeError {
@@ -56,6 +59,7 @@ impl NodeError {
             Self::Store(_) => "StoreError",
             Self::Corrupt(_) => "Corrupt",
             Self::BadChainRequest(_) => "BadChainRequest",
+            Self::BadSnapshot(_) => "BadSnapshot",
         }
     }
 }

@@ -20,6 +20,7 @@ mod merkle;
 mod node;
 mod rows;
 mod seal;
+pub mod snapshot;
 mod wire;
 
 pub use audit::{AuditEntry, AuditKind, AuditRecord, AuditReport};
@@ -33,7 +34,8 @@ pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
 pub use merkle::MerkleTree;
 pub use node::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, Node, NodeEvent, Outgoing,
-    ReplayReport, XCallResult, ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS, MAX_MESSAGE_BYTES,
+    ReplayReport, XCallResult, ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS,
+    DEFAULT_SNAPSHOT_THRESHOLD, MAX_MESSAGE_BYTES,
 };
 pub use wire::WireMessage;
 

@@ -25,6 +25,7 @@ use crate::membership::{Invitation, MemberCert, Role};
 use crate::merkle::MerkleTree;
 use crate::rows::Rows;
 use crate::seal;
+use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot, SnapshotError};
 use crate::wire::WireMessage;
 use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
@@ -44,6 +45,13 @@ const DISCLOSE: &[u8] = b"disclose:";
 /// Where withheld event payloads are kept in [`Namespace::Meta`]: this prefix, the context id,
 /// then the payload's hash.
 const PAYLOAD: &[u8] = b"payload:";
+/// Marks a context in [`Namespace::Meta`] (this prefix, then the context id) while it records
+/// deltas a snapshot covers without running them: a node that stops before the snapshot is in
+/// place rebuilds the state from those deltas when it opens again.
+const COVERING: &[u8] = b"snapshot-covering:";
+/// A member that holds at least this many deltas answers a joiner with a state snapshot too
+/// (see [`crate::snapshot`]); [`Node::set_snapshot_threshold`] changes it.
+pub const DEFAULT_SNAPSHOT_THRESHOLD: usize = 500;
 /// Where context aliases are kept in [`Namespace::Meta`]: this prefix, then the alias.
 const ALIAS: &[u8] = b"alias:";
 /// Where the root's grant of this node's key is kept in [`Namespace::Keys`].
@@ -336,15 +344,28 @@ struct ContextState {
     /// When the state was last rebuilt for a root mismatch: a member announcing false roots
     /// makes this node rebuild at most once per [`REPAIR_NANOS`].
     last_repair: Option<u64>,
+    /// A state snapshot arriving or waiting for its deltas (only on a node that joined late).
+    snapshot: Phase,
 }
 
 impl ContextState {
-    /// "These are my heads": members answer with what this node lacks.
+    /// Whether the state is this node's to use: it has one, and no snapshot is half in place.
+    fn synced(&self) -> bool {
+        !self.record.heads.is_empty() && !matches!(self.snapshot, Phase::Covering(_))
+    }
+
+    /// Whether a snapshot covers delta `id`: it is recorded without running the guest.
+    fn covers(&self, id: &DeltaId) -> bool {
+        matches!(&self.snapshot, Phase::Covering(c) if c.covered.contains(id))
+    }
+
+    /// "These are my heads": members answer with what this node lacks. Without a root while
+    /// a snapshot is half in place: the stored one is not the state's at these heads.
     fn sync_request(&self) -> WireMessage {
         WireMessage::SyncRequest {
             context_id: self.id,
             heads: self.record.heads.clone(),
-            root_hash: self.record.root_hash,
+            root_hash: self.record.root_hash.filter(|_| self.synced()),
         }
     }
 
@@ -654,6 +675,8 @@ pub struct Node<S: Store, E: Env> {
     root: Option<SignedGrant>,
     /// The key [`Node::prepare_rotation`] made, for the rotation that follows.
     next_key: Option<SecretKey>,
+    /// How many deltas a context must hold before this node answers a joiner with a snapshot.
+    snapshot_threshold: Option<usize>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -686,6 +709,7 @@ impl<S: Store, E: Env> Node<S, E> {
             aliases: Rc::default(),
             root: None,
             next_key: None,
+            snapshot_threshold: Some(DEFAULT_SNAPSHOT_THRESHOLD),
             clock: 0,
             outgoing: Vec::new(),
             events: Vec::new(),
@@ -709,6 +733,17 @@ impl<S: Store, E: Env> Node<S, E> {
             let record =
                 ContextRecord::try_from_slice(&record).map_err(|e| corrupt("context record", e))?;
             node.load_context(id, record).await?;
+        }
+        // A context that stopped while a snapshot covered its deltas has recorded deltas it
+        // never ran: its state is rebuilt from them.
+        for id in node.context_ids() {
+            let marker = [COVERING, id.as_bytes()].concat();
+            if node.store.get(Namespace::Meta, &marker).await?.is_some() {
+                let mut ctx = node.contexts.remove(&id).expect("loaded above");
+                let result = node.rebuild(&mut ctx, Order::Applied).await;
+                node.contexts.insert(id, ctx);
+                result?;
+            }
         }
         if let Some(bytes) = node.store.get(Namespace::Keys, NEXT_NODE_KEY).await? {
             let (seed, grant, revocation) =
@@ -814,6 +849,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 verified_certs: HashSet::new(),
                 canonical_at: None,
                 last_repair: None,
+                snapshot: Phase::Idle,
             },
         );
         Ok(())
@@ -929,6 +965,12 @@ impl<S: Store, E: Env> Node<S, E> {
         }
     }
 
+    /// From how many deltas on this node answers a joiner with a state snapshot besides the
+    /// deltas (`None`: never). See [`crate::snapshot`].
+    pub fn set_snapshot_threshold(&mut self, deltas: Option<usize>) {
+        self.snapshot_threshold = deltas;
+    }
+
     /// Ids of the contexts this node holds.
     pub fn context_ids(&self) -> Vec<ContextId> {
         let mut ids: Vec<_> = self.contexts.keys().copied().collect();
@@ -1008,6 +1050,7 @@ impl<S: Store, E: Env> Node<S, E> {
             verified_certs: HashSet::new(),
             canonical_at: None,
             last_repair: None,
+            snapshot: Phase::Idle,
         };
         ctx.learn_member(&ctx.record.cert.clone());
         let mut batch = Batch::new()
@@ -1263,7 +1306,7 @@ impl<S: Store, E: Env> Node<S, E> {
             let args_hash =
                 Hash(*blake3::hash(&serde_json::to_vec(&args).expect("JSON encodes")).as_bytes());
             let mut ctx = self.contexts.remove(id).expect("checked above");
-            let result = if ctx.record.heads.is_empty() {
+            let result = if !ctx.synced() {
                 Err(NodeError::NotSynced(id.to_string()))
             } else {
                 self.run_local(&app, &mut ctx, method, args, &mut Batch::new())
@@ -1797,6 +1840,23 @@ impl<S: Store, E: Env> Node<S, E> {
                     self.reject(Some(context_id), e.to_string());
                 }
             }
+            WireMessage::SnapshotPart {
+                context_id,
+                digest,
+                index,
+                parts,
+                chunk,
+                provider,
+                signature,
+            } => {
+                if former_secret.is_some() {
+                    return; // a snapshot is of the current state, under the current secret
+                }
+                let part = (digest, index, parts, chunk, *provider, signature);
+                if let Err(e) = self.receive_snapshot_part(context_id, part).await {
+                    self.reject(Some(context_id), format!("a state snapshot: {e}"));
+                }
+            }
             WireMessage::SyncRequest {
                 context_id,
                 heads,
@@ -1852,6 +1912,17 @@ impl<S: Store, E: Env> Node<S, E> {
             self.env.random32(),
             &message.encode(),
         ))
+    }
+
+    /// Signs `snapshot` as this node's and splits it into the messages that carry it, as
+    /// [`crate::snapshot`] describes (tools and tests).
+    pub fn sign_snapshot(
+        &self,
+        context_id: &ContextId,
+        snapshot: &Snapshot,
+    ) -> Result<Vec<WireMessage>, NodeError> {
+        let ctx = self.context(context_id)?;
+        Ok(snapshot::split(snapshot, &self.key, &ctx.record.cert))
     }
 
     /// Opens a message published for `context_id` (tools and tests).
@@ -1927,13 +1998,23 @@ impl<S: Store, E: Env> Node<S, E> {
         self.context(&context_id)?;
         loop {
             let ctx = self.contexts.get_mut(&context_id).expect("known context");
+            // While a snapshot is half in place, only the deltas it covers can be recorded.
+            let covering = matches!(ctx.snapshot, Phase::Covering(_));
             let ready = ctx
                 .pending
                 .iter()
-                .filter(|(_, d)| d.body.parents.iter().all(|p| ctx.dag.contains_key(p)))
+                .filter(|(id, d)| {
+                    d.body.parents.iter().all(|p| ctx.dag.contains_key(p))
+                        && (!covering || ctx.covers(id))
+                })
                 .map(|(id, d)| (d.body.timestamp, *id))
                 .min();
-            let Some((_, id)) = ready else { break };
+            let Some((_, id)) = ready else {
+                if covering && self.install_snapshot(context_id).await? {
+                    continue;
+                }
+                break;
+            };
             let delta = ctx.pending.remove(&id).expect("present");
             // An upgrade applied in this loop changes the app for the deltas after it.
             let app_id = ctx.app_id();
@@ -1946,7 +2027,7 @@ impl<S: Store, E: Env> Node<S, E> {
             }
         }
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
-        if !ctx.announced && !ctx.record.heads.is_empty() {
+        if !ctx.announced && ctx.synced() {
             ctx.announced = true;
             let mut ctx = self.contexts.remove(&context_id).expect("known context");
             let result = self.member_op_in(&mut ctx, MemberOp::Join).await;
@@ -2063,8 +2144,9 @@ impl<S: Store, E: Env> Node<S, E> {
             self.install_app(wasm).await?; // the binary its hash names (checked above)
         }
         let call = merge_call(&delta, &id);
+        let covered = ctx.covers(&id);
         let outcome = match (stands, &body.op) {
-            (true, None) => Some(self.run_call(app, &call, ctx).await?),
+            (true, None) if !covered => Some(self.run_call(app, &call, ctx).await?),
             _ => None,
         };
         if let Some(Err(e)) = outcome.as_ref().map(|o| &o.returns) {
@@ -2176,7 +2258,7 @@ impl<S: Store, E: Env> Node<S, E> {
             });
             return Ok(());
         }
-        if body.op.is_none() && on_parents && root_hash != Some(body.root_hash) {
+        if body.op.is_none() && on_parents && !covered && root_hash != Some(body.root_hash) {
             self.events.push(NodeEvent::Divergence {
                 context_id: ctx.id,
                 delta_id: id,
@@ -2408,6 +2490,9 @@ impl<S: Store, E: Env> Node<S, E> {
         let upgrades_changed = new.upgrades != old.upgrades;
         ctx.log = judged;
         if !void_changed && one_more_upgrade {
+            if matches!(ctx.snapshot, Phase::Covering(_)) {
+                return Ok(()); // the snapshot's state is after every upgrade it covers
+            }
             let op = *ctx.log.verdict().upgrades.last().expect("one more");
             return self.migrate_in_place(ctx, op).await;
         }
@@ -2419,10 +2504,12 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Rebuilds the shared state from the deltas that stand (see [`Self::replay_standing`])
     /// and puts it in place of the old one, in one batch.
+    /// A snapshot half in place is dropped: the rebuilt state is made from the deltas alone.
     async fn rebuild(&mut self, ctx: &mut ContextState, order: Order) -> Result<(), NodeError> {
         let apps = self.apps_of(ctx).await?;
         let (rows, root_hash, _) = self.replay_standing(&apps, ctx, order).await?;
         let mut batch = Batch::new();
+        batch.delete_mut(Namespace::Meta, &[COVERING, ctx.id.as_bytes()].concat());
         for (key, _) in self
             .store
             .scan_prefix(Namespace::State, ctx.id.as_bytes())
@@ -2444,6 +2531,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.merkle = Some(MerkleTree::build(rows.present()));
         ctx.shared = Rc::new(rows);
         ctx.record = record;
+        ctx.snapshot = Phase::Idle;
         Ok(())
     }
 
@@ -2465,7 +2553,7 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         let same_heads = heads.iter().collect::<BTreeSet<_>>()
             == ctx.record.heads.iter().collect::<BTreeSet<_>>();
-        if !same_heads || ctx.record.root_hash == Some(theirs) || ctx.record.heads.is_empty() {
+        if !same_heads || ctx.record.root_hash == Some(theirs) || !ctx.synced() {
             return Ok(());
         }
         if ctx.canonical_at.as_deref() == Some(&ctx.record.heads[..]) {
@@ -2898,7 +2986,7 @@ impl<S: Store, E: Env> Node<S, E> {
             if ctx.log.verdict().removed.contains_key(&me) {
                 continue; // no longer a member there: nothing to hand over
             }
-            if ctx.record.heads.is_empty() {
+            if !ctx.synced() {
                 return Err(NodeError::NotSynced(id.to_string()));
             }
             if ctx.log.verdict().roots.get(&me) != Some(&root) {
@@ -3006,7 +3094,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx: &mut ContextState,
         op: MemberOp,
     ) -> Result<DeltaId, NodeError> {
-        if ctx.record.heads.is_empty() {
+        if !ctx.synced() {
             return Err(NodeError::NotSynced(ctx.id.to_string()));
         }
         if !ctx
@@ -3213,6 +3301,9 @@ impl<S: Store, E: Env> Node<S, E> {
             let request = self.context(&context_id)?.sync_request();
             self.publish(context_id, &secret, request);
         }
+        if their_heads.is_empty() && limit.is_none() {
+            self.offer_snapshot(context_id, asker).await?;
+        }
         let rows = self
             .store
             .scan_prefix(Namespace::Deltas, context_id.as_bytes())
@@ -3236,6 +3327,215 @@ impl<S: Store, E: Env> Node<S, E> {
         if !chunk.is_empty() {
             self.reply(context_id, &secret, WireMessage::Deltas(chunk), asker);
         }
+        Ok(())
+    }
+
+    /// Offers a joiner (empty heads) this node's state at its heads as a snapshot, when the
+    /// context holds enough deltas that replaying them all would be slow. The rows sent are
+    /// exactly those calimero-storage's tree reaches, checked here as the joiner will.
+    async fn offer_snapshot(
+        &mut self,
+        context_id: ContextId,
+        asker: Option<&str>,
+    ) -> Result<(), NodeError> {
+        let Some(threshold) = self.snapshot_threshold else {
+            return Ok(());
+        };
+        let ctx = self.context(&context_id)?;
+        if !ctx.synced() || ctx.dag.len() < threshold.max(1) {
+            return Ok(());
+        }
+        let ctx = self.contexts.get_mut(&context_id).expect("checked above");
+        if ctx.merkle.is_none() {
+            read_whole(&self.store, ctx, ViewKind::Shared).await?;
+        }
+        let proven = match tabnode_runtime::prove_state(&*ctx.shared, context_id.as_bytes()) {
+            Ok(Some(proven)) if Some(Hash(proven.root_hash)) == ctx.record.root_hash => proven,
+            other => {
+                tracing::warn!(%context_id, ?other, "this node's state does not prove its root");
+                return Ok(());
+            }
+        };
+        let rows = proven
+            .rows
+            .iter()
+            .filter_map(|key| Some((key.to_vec(), ctx.shared.get(key).ok()??)))
+            .collect();
+        let mut covered: Vec<DeltaId> = ctx.dag.keys().copied().collect();
+        covered.sort();
+        let snapshot = Snapshot {
+            context_id,
+            heads: ctx.record.heads.clone(),
+            root_hash: Hash(proven.root_hash),
+            covered,
+            rows,
+        };
+        let secret = ctx.secret;
+        for part in snapshot::split(&snapshot, &self.key, &ctx.record.cert) {
+            self.reply(context_id, &secret, part, asker);
+        }
+        Ok(())
+    }
+
+    /// Takes one part of a snapshot a member sent. A node takes a snapshot only before it has
+    /// made anything of its own in the context, from one provider at a time; once whole and
+    /// verified, it covers deltas (see [`crate::snapshot`]).
+    async fn receive_snapshot_part(
+        &mut self,
+        context_id: ContextId,
+        (digest, index, parts, chunk, provider, signature): (
+            Hash,
+            u32,
+            u32,
+            Vec<u8>,
+            MemberCert,
+            Signature,
+        ),
+    ) -> Result<(), NodeError> {
+        let now = self.env.now_nanos();
+        let me = self.key.public();
+        let Some(ctx) = self.contexts.get_mut(&context_id) else {
+            return Ok(());
+        };
+        if ctx.announced || provider.member == me {
+            return Ok(()); // this node has a state of its own (or sent this)
+        }
+        match &ctx.snapshot {
+            Phase::Covering(_) => return Ok(()),
+            Phase::Assembling(a) if a.digest == digest => {}
+            Phase::Assembling(a) if now.saturating_sub(a.started) < snapshot::ASSEMBLY_NANOS => {
+                return Ok(()); // another provider's is under way
+            }
+            _ => {
+                let assembly =
+                    Assembly::start(&context_id, digest, parts, &provider, signature, now)?;
+                ctx.snapshot = Phase::Assembling(assembly);
+            }
+        }
+        let Phase::Assembling(assembly) = &mut ctx.snapshot else {
+            unreachable!("set above")
+        };
+        let provider = assembly.provider;
+        let bytes = match assembly.add(index, parts, chunk, &signature) {
+            Ok(None) => return Ok(()),
+            Ok(Some(bytes)) => bytes,
+            Err(e) => {
+                ctx.snapshot = Phase::Idle;
+                return Err(e.into());
+            }
+        };
+        ctx.snapshot = Phase::Idle;
+        let snapshot = snapshot::open(&bytes, &context_id)?;
+        let covering = Covering::new(snapshot, provider);
+        if let Some(extra) = ctx.dag.keys().find(|id| !covering.covered.contains(id)) {
+            return Err(SnapshotError::Mismatch(format!("it does not cover {extra}")).into());
+        }
+        self.store
+            .commit(Batch::new().put(
+                Namespace::Meta,
+                &[COVERING, context_id.as_bytes()].concat(),
+                vec![1],
+            ))
+            .await?;
+        let ctx = self.contexts.get_mut(&context_id).expect("known context");
+        ctx.snapshot = Phase::Covering(covering);
+        self.apply_ready(context_id).await
+    }
+
+    /// Puts a covering snapshot in place once this node holds exactly the deltas it covers:
+    /// its heads must be the snapshot's and its provider must still stand in the membership
+    /// log. If either fails, the snapshot is dropped and the state rebuilt from the deltas.
+    /// Whether the snapshot's phase ended.
+    async fn install_snapshot(&mut self, context_id: ContextId) -> Result<bool, NodeError> {
+        let ctx = self.contexts.get_mut(&context_id).expect("known context");
+        let Phase::Covering(covering) = &ctx.snapshot else {
+            return Ok(false);
+        };
+        if covering.covered.iter().any(|id| !ctx.dag.contains_key(id)) {
+            return Ok(false);
+        }
+        let Phase::Covering(covering) = std::mem::take(&mut ctx.snapshot) else {
+            unreachable!("matched above")
+        };
+        let Covering {
+            snapshot, provider, ..
+        } = covering;
+        let ours: BTreeSet<_> = ctx.record.heads.iter().collect();
+        let problem = if ctx.dag.len() != snapshot.covered.len() {
+            Some("this node holds deltas it does not cover".to_owned())
+        } else if ours != snapshot.heads.iter().collect() {
+            Some("its heads are not those of the deltas it covers".to_owned())
+        } else if ctx.role_now(&provider).is_none() {
+            Some(format!("its provider {provider} is no longer a member"))
+        } else {
+            None
+        };
+        let mut ctx = self.contexts.remove(&context_id).expect("known context");
+        let result = match problem {
+            Some(why) => {
+                self.reject(Some(context_id), format!("a state snapshot: {why}"));
+                self.rebuild(&mut ctx, Order::Applied).await
+            }
+            None => {
+                self.put_snapshot_in_place(&mut ctx, snapshot, provider)
+                    .await
+            }
+        };
+        self.contexts.insert(context_id, ctx);
+        result.map(|()| true)
+    }
+
+    /// Replaces the context's shared state with a verified snapshot's rows, in one batch with
+    /// its audit record.
+    async fn put_snapshot_in_place(
+        &mut self,
+        ctx: &mut ContextState,
+        snapshot: Snapshot,
+        provider: PublicKey,
+    ) -> Result<(), NodeError> {
+        let mut batch = Batch::new();
+        for (key, _) in self
+            .store
+            .scan_prefix(Namespace::State, ctx.id.as_bytes())
+            .await?
+        {
+            batch.delete_mut(Namespace::State, &key);
+        }
+        for (key, value) in &snapshot.rows {
+            batch.put_mut(Namespace::State, &scoped(&ctx.id, key), value.clone());
+        }
+        let mut record = ctx.record.clone();
+        record.root_hash = Some(snapshot.root_hash);
+        batch.put_mut(
+            Namespace::Contexts,
+            ctx.id.as_bytes(),
+            borsh::to_vec(&record).expect("encode"),
+        );
+        batch.delete_mut(Namespace::Meta, &[COVERING, ctx.id.as_bytes()].concat());
+        let audit = AuditRecord::seal(
+            AuditEntry {
+                kind: AuditKind::RemoteDelta,
+                executor: provider,
+                method: "sync.snapshot".into(),
+                args_hash: Hash(
+                    *blake3::hash(&borsh::to_vec(&snapshot).expect("encode")).as_bytes(),
+                ),
+                outcome: "ok".into(),
+                root_hash: record.root_hash,
+                time: self.env.now_nanos(),
+                random_seed: [0; 32],
+                delta_id: None,
+            },
+            &ctx.audit,
+            &self.key,
+        );
+        stage_audit(&mut batch, ctx.id, &audit);
+        self.store.commit(batch).await?;
+        let rows = Rows::complete(snapshot.rows);
+        ctx.merkle = Some(MerkleTree::build(rows.present()));
+        ctx.shared = Rc::new(rows);
+        ctx.record = record;
+        ctx.audit = audit.next_head();
         Ok(())
     }
 }

@@ -45,6 +45,17 @@ pub enum WireMessage {
         to: PublicKey,
         sealed: Vec<u8>,
     },
+    /// One part of a member's state snapshot, for a joiner (see [`crate::snapshot`]): the
+    /// snapshot's encoding split in `parts`, whose blake3 `digest` the provider signed.
+    SnapshotPart {
+        context_id: ContextId,
+        digest: Hash,
+        index: u32,
+        parts: u32,
+        chunk: Vec<u8>,
+        provider: Box<MemberCert>,
+        signature: Signature,
+    },
 }
 
 impl WireMessage {
@@ -56,7 +67,8 @@ impl WireMessage {
             Self::SyncRequest { context_id, .. }
             | Self::Share { context_id, .. }
             | Self::PayloadRequest { context_id, .. }
-            | Self::Payload { context_id, .. } => vec![*context_id],
+            | Self::Payload { context_id, .. }
+            | Self::SnapshotPart { context_id, .. } => vec![*context_id],
         }
     }
 

@@ -997,9 +997,7 @@ impl BrowserNode {
                 hex_nonce(bytes)
             };
             let now_ms = js_sys::Date::now() as u64;
-            let grant = record
-                .grant
-                .successor(new, now_ms, GRANT_VALID_MS, nonce());
+            let grant = record.grant.successor(new, now_ms, GRANT_VALID_MS, nonce());
             let revocation = Revocation {
                 client_key: old,
                 nonce: nonce(),

@@ -28,8 +28,13 @@ pub fn guest(name: &str) -> Vec<u8> {
 
 /// A node on a fresh memory store (its key from `seed`), with kv-store installed.
 pub fn node(seed: u8) -> TestNode {
+    node_on(MemoryStore::default(), seed)
+}
+
+/// A node on `store` (a clone shares its data: a test restarts a node on it), kv-store installed.
+pub fn node_on(store: MemoryStore, seed: u8) -> TestNode {
     let mut node = block_on(Node::open(
-        MemoryStore::default(),
+        store,
         FixedEnv::new(seed),
         Runtime::new(Limits::default()),
     ))

@@ -1,0 +1,271 @@
+//! A late joiner takes a member's state snapshot instead of running every delta through the
+//! guest, and uses it only once it verifies (see `tabnode_node::snapshot`): a snapshot whose
+//! rows, signature or deltas do not hold changes nothing, and the joiner ends on the same state
+//! by the deltas alone.
+
+mod common;
+
+use common::{deliver, sent, settle, Messages, TestNode};
+use futures::executor::block_on;
+use serde_json::json;
+use tabnode_node::snapshot::Snapshot;
+use tabnode_node::{NodeEvent, WireMessage};
+use tabnode_types::{ContextId, SecretKey};
+
+/// A context on A with `writes` keys written: more deltas than A's snapshot threshold (10).
+fn busy_context(writes: usize) -> (TestNode, ContextId) {
+    let mut a = common::node(1);
+    a.set_snapshot_threshold(Some(10));
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    for i in 0..writes {
+        let args = json!({"key": format!("k{i}"), "value": format!("v{i}")});
+        block_on(a.execute(&ctx, "set", args)).unwrap();
+    }
+    let _ = block_on(a.execute(&ctx, "remove", json!({"key": "k0"})));
+    sent(&mut a);
+    (a, ctx)
+}
+
+/// B joins on A's invitation; returns B and what A answers B's first sync request with.
+fn join(a: &mut TestNode, ctx: &ContextId) -> (TestNode, Messages) {
+    let mut b = common::node(2);
+    let invitation = a.invite(ctx).unwrap();
+    block_on(b.join(&invitation)).unwrap();
+    deliver(&sent(&mut b), a);
+    let answer = sent(a);
+    (b, answer)
+}
+
+fn is_snapshot_part(node: &TestNode, ctx: &ContextId, data: &[u8]) -> bool {
+    matches!(
+        node.open_message(ctx, data),
+        Ok(WireMessage::SnapshotPart { .. })
+    )
+}
+
+/// The snapshot in A's answer, reassembled.
+fn snapshot_in(a: &TestNode, ctx: &ContextId, answer: &Messages) -> Snapshot {
+    let mut chunks = Vec::new();
+    for (_, data) in answer {
+        if let Ok(WireMessage::SnapshotPart { index, chunk, .. }) = a.open_message(ctx, data) {
+            chunks.push((index, chunk));
+        }
+    }
+    assert!(!chunks.is_empty(), "A answered with a snapshot");
+    chunks.sort();
+    let bytes: Vec<u8> = chunks.into_iter().flat_map(|(_, c)| c).collect();
+    borsh::from_slice(&bytes).unwrap()
+}
+
+/// A's answer with its snapshot replaced by `forged` messages (sealed as A sends).
+fn with_snapshot(
+    a: &TestNode,
+    ctx: &ContextId,
+    answer: &Messages,
+    forged: Vec<WireMessage>,
+) -> Messages {
+    let topic = answer[0].0.clone();
+    let mut messages: Messages = forged
+        .iter()
+        .map(|m| (topic.clone(), a.seal_for(ctx, m).unwrap()))
+        .collect();
+    messages.extend(
+        answer
+            .iter()
+            .filter(|(_, data)| !is_snapshot_part(a, ctx, data))
+            .cloned(),
+    );
+    messages
+}
+
+fn entries(node: &mut TestNode, ctx: &ContextId) -> serde_json::Value {
+    block_on(node.execute(ctx, "entries", json!({})))
+        .unwrap()
+        .output
+}
+
+fn audit_methods(node: &TestNode, ctx: &ContextId) -> Vec<String> {
+    block_on(node.audit(ctx))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.method)
+        .collect()
+}
+
+fn rejections(node: &mut TestNode) -> Vec<String> {
+    node.take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::SyncRejected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+/// B ends with A's entries, heads and root, and both go on writing to each other.
+fn assert_converged(a: &mut TestNode, b: &mut TestNode, ctx: &ContextId) {
+    settle(&mut [&mut *a, &mut *b]);
+    assert_eq!(entries(b, ctx), entries(a, ctx));
+    let (pa, pb) = (a.position(ctx).unwrap(), b.position(ctx).unwrap());
+    assert_eq!((pa.heads, pa.root_hash), (pb.heads, pb.root_hash));
+    block_on(b.execute(ctx, "set", json!({"key": "from-b", "value": "1"}))).unwrap();
+    block_on(a.execute(ctx, "set", json!({"key": "from-a", "value": "2"}))).unwrap();
+    settle(&mut [&mut *a, &mut *b]);
+    assert_eq!(entries(b, ctx), entries(a, ctx));
+    assert_eq!(entries(b, ctx)["from-a"], json!("2"));
+    assert_eq!(
+        a.position(ctx).unwrap().root_hash,
+        b.position(ctx).unwrap().root_hash
+    );
+}
+
+#[test]
+fn a_late_joiner_takes_a_verified_snapshot_instead_of_replaying() {
+    let (mut a, ctx) = busy_context(30);
+    let (mut b, answer) = join(&mut a, &ctx);
+    let snapshot = snapshot_in(&a, &ctx, &answer);
+    assert_eq!(snapshot.heads, a.position(&ctx).unwrap().heads);
+    assert_eq!(snapshot.covered.len(), 32, "genesis, 30 sets and a removal");
+
+    deliver(&answer, &mut b);
+    assert_eq!(rejections(&mut b), Vec::<String>::new());
+    let methods = audit_methods(&b, &ctx);
+    assert!(methods.iter().any(|m| m == "sync.snapshot"), "{methods:?}");
+    assert!(
+        !methods
+            .iter()
+            .any(|m| m == "__calimero_sync_next" || m == "init"),
+        "no delta the snapshot covers ran in the guest: {methods:?}"
+    );
+    assert_eq!(entries(&mut b, &ctx)["k7"], json!("v7"));
+    assert_eq!(entries(&mut b, &ctx).get("k0"), None, "the removal holds");
+    assert_converged(&mut a, &mut b, &ctx);
+
+    // Every delta is there: replaying them from nothing gives the snapshot's node the same root.
+    let replay = block_on(b.replay(&ctx)).unwrap();
+    assert!(replay.matches, "{replay:?}");
+    assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
+}
+
+#[test]
+fn below_the_threshold_a_joiner_gets_deltas_only() {
+    let (mut a, ctx) = busy_context(3);
+    let (mut b, answer) = join(&mut a, &ctx);
+    assert!(!answer.iter().any(|(_, d)| is_snapshot_part(&a, &ctx, d)));
+    deliver(&answer, &mut b);
+    assert!(!audit_methods(&b, &ctx).iter().any(|m| m == "sync.snapshot"));
+    assert_converged(&mut a, &mut b, &ctx);
+}
+
+#[test]
+fn a_snapshot_whose_rows_were_changed_is_refused_and_the_deltas_serve() {
+    let (mut a, ctx) = busy_context(30);
+    let (mut b, answer) = join(&mut a, &ctx);
+    let mut snapshot = snapshot_in(&a, &ctx, &answer);
+    // A member sends a state in which one value differs, signed as its own.
+    let row = snapshot
+        .rows
+        .iter_mut()
+        .find(|(_, v)| v.windows(3).any(|w| w == b"v17"))
+        .expect("the row holding k17's value");
+    let at = row.1.windows(3).position(|w| w == b"v17").unwrap();
+    row.1[at + 2] = b'9';
+    let forged = a.sign_snapshot(&ctx, &snapshot).unwrap();
+    deliver(&with_snapshot(&a, &ctx, &answer, forged), &mut b);
+
+    let refused = rejections(&mut b);
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.contains("snapshot") && r.contains("do not verify")),
+        "{refused:?}"
+    );
+    assert!(!audit_methods(&b, &ctx).iter().any(|m| m == "sync.snapshot"));
+    assert_eq!(entries(&mut b, &ctx)["k17"], json!("v17"));
+    assert_converged(&mut a, &mut b, &ctx);
+}
+
+#[test]
+fn a_snapshot_signed_by_a_stranger_is_refused() {
+    let (mut a, ctx) = busy_context(30);
+    let (mut b, answer) = join(&mut a, &ctx);
+    let snapshot = snapshot_in(&a, &ctx, &answer);
+    // A's certificate, but the signature of a key that is not A's.
+    let a_cert = answer
+        .iter()
+        .find_map(|(_, data)| match a.open_message(&ctx, data) {
+            Ok(WireMessage::Deltas(deltas)) => Some(deltas[0].body.author_cert.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let stranger = SecretKey::from_seed([66; 32]);
+    let forged = tabnode_node::snapshot::split(&snapshot, &stranger, &a_cert);
+    deliver(&with_snapshot(&a, &ctx, &answer, forged), &mut b);
+
+    let refused = rejections(&mut b);
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.contains("signature or certificate")),
+        "{refused:?}"
+    );
+    assert!(!audit_methods(&b, &ctx).iter().any(|m| m == "sync.snapshot"));
+    assert_converged(&mut a, &mut b, &ctx);
+}
+
+#[test]
+fn a_snapshot_that_does_not_match_the_deltas_is_dropped_and_the_state_rebuilt() {
+    let (mut a, ctx) = busy_context(30);
+    let (mut b, answer) = join(&mut a, &ctx);
+    let mut snapshot = snapshot_in(&a, &ctx, &answer);
+    // It claims to cover one delta fewer than the heads need: B ends holding a delta it does
+    // not cover, so the snapshot cannot be the state at those heads.
+    let last = snapshot.heads[0];
+    snapshot.covered.retain(|id| *id != last);
+    let forged = a.sign_snapshot(&ctx, &snapshot).unwrap();
+    deliver(&with_snapshot(&a, &ctx, &answer, forged), &mut b);
+    settle(&mut [&mut a, &mut b]);
+
+    let refused = rejections(&mut b);
+    assert!(
+        refused.iter().any(|r| r.contains("heads are not those")),
+        "{refused:?}"
+    );
+    let methods = audit_methods(&b, &ctx);
+    assert!(!methods.iter().any(|m| m == "sync.snapshot"), "{methods:?}");
+    assert_converged(&mut a, &mut b, &ctx);
+    assert!(block_on(b.replay(&ctx)).unwrap().matches);
+}
+
+#[test]
+fn a_joiner_that_stops_while_covering_rebuilds_from_the_deltas() {
+    let (mut a, ctx) = busy_context(30);
+    let store = tabnode_store::MemoryStore::default();
+    let mut b = common::node_on(store.clone(), 2);
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    deliver(&sent(&mut b), &mut a);
+    let answer = sent(&mut a);
+    // The snapshot and the first ten deltas arrive: B records them without running them, and
+    // stops before the snapshot can be put in place.
+    let mut partial: Messages = Vec::new();
+    for (topic, data) in &answer {
+        match a.open_message(&ctx, data).unwrap() {
+            WireMessage::Deltas(deltas) => {
+                let first = WireMessage::Deltas(deltas[..10].to_vec());
+                partial.push((topic.clone(), a.seal_for(&ctx, &first).unwrap()));
+            }
+            _ => partial.push((topic.clone(), data.clone())),
+        }
+    }
+    deliver(&partial, &mut b);
+    assert!(
+        block_on(b.execute(&ctx, "entries", json!({}))).is_err(),
+        "not synced yet"
+    );
+    drop(b);
+
+    let mut b = common::node_on(store, 2);
+    assert_converged(&mut a, &mut b, &ctx);
+    assert!(block_on(b.replay(&ctx)).unwrap().matches);
+}
