@@ -18,6 +18,8 @@ export async function loadConfig(defaultDb = 'tabnode') {
     // Direct WebRTC links to other pages (on unless `?direct=off`): traffic skips the relay.
     direct: params.get('direct') !== 'off' && config.direct !== false,
     iceServers: params.getAll('ice').length ? params.getAll('ice') : config.iceServers || [],
+    // From how many deltas a context is offered to a joiner as a state snapshot (0: never).
+    snapshotThreshold: params.has('snapshot') ? Number(params.get('snapshot')) : config.snapshotThreshold,
   };
 }
 

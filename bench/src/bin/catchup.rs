@@ -1,6 +1,7 @@
 //! Catch-up benchmark (issue 7), natively: a member writes N deltas, then a late joiner catches
-//! up from it over the in-process wire. Prints the time and the bytes on the wire, against the
-//! time the deltas took to make and the artifacts' own size, measured in the same run.
+//! up from it over the in-process wire, once by deltas alone and once taking the member's state
+//! snapshot. Prints the times and the bytes on the wire, against the time the deltas took to
+//! make and the artifacts' own size, measured in the same run.
 //!
 //! `tabnode-catchup [KV_STORE_WASM] [DELTAS]` (default 10,000 deltas over 100 keys: the map stays
 //! small, so the figures are about sync, not calimero-storage's index growth).
@@ -12,6 +13,7 @@ use serde_json::json;
 use tabnode_node::{FixedEnv, Node, Outgoing, WireMessage};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
+use tabnode_types::ContextId;
 
 type TestNode = Node<MemoryStore, FixedEnv>;
 
@@ -72,54 +74,100 @@ fn main() {
     }
     let make_secs = started.elapsed().as_secs_f64();
 
-    let mut b = open(2, &wasm);
-    block_on(b.join(&a.invite(&ctx).expect("invites"))).expect("joins");
+    a.set_snapshot_threshold(None);
+    let by_deltas = catch_up(&mut a, open(2, &wasm), &ctx);
+    a.set_snapshot_threshold(Some(tabnode_node::DEFAULT_SNAPSHOT_THRESHOLD));
+    let by_snapshot = catch_up(&mut a, open(3, &wasm), &ctx);
+    assert!(by_snapshot.snapshot && !by_deltas.snapshot);
+
+    let per = |bytes: usize| bytes as f64 / deltas as f64;
+    println!("late joiner catching up on {deltas} deltas (kv-store set over 100 keys), natively\n");
+    println!("| what | by deltas | by snapshot |");
+    println!("|---|---|---|");
+    println!(
+        "| making the deltas (A's calls, each durable and published) | {make_secs:.1} s, {:.0} deltas/s | |",
+        deltas as f64 / make_secs
+    );
+    println!(
+        "| catching up (the joiner verifies every delta; by deltas it also merges each in the guest) | {:.1} s, {:.0} deltas/s | {:.1} s, {:.0} deltas/s |",
+        by_deltas.secs,
+        deltas as f64 / by_deltas.secs,
+        by_snapshot.secs,
+        deltas as f64 / by_snapshot.secs
+    );
+    println!(
+        "| catch-up / making | {:.2} | {:.3} |",
+        by_deltas.secs / make_secs,
+        by_snapshot.secs / make_secs
+    );
+    println!(
+        "| bytes on the wire to the joiner | {:.1} MB ({:.0} B per delta) | {:.1} MB ({:.0} B per delta) |",
+        by_deltas.to_joiner as f64 / 1e6,
+        per(by_deltas.to_joiner),
+        by_snapshot.to_joiner as f64 / 1e6,
+        per(by_snapshot.to_joiner)
+    );
+    println!(
+        "| bytes from the joiner | {} B | {} B |",
+        by_deltas.from_joiner, by_snapshot.from_joiner
+    );
+    println!("| rounds | {} | {} |", by_deltas.rounds, by_snapshot.rounds);
+    println!(
+        "\nartifact bytes per delta (the guest's own): {:.0} B; published bytes per delta when made (sealed, signed, with certificate): {:.0} B; wire bytes / artifact bytes by deltas: {:.2}",
+        per(artifact_bytes),
+        per(published_bytes),
+        by_deltas.to_joiner as f64 / artifact_bytes.max(1) as f64
+    );
+    println!(
+        "catch-up by snapshot / by deltas: {:.3}",
+        by_snapshot.secs / by_deltas.secs
+    );
+}
+
+/// How one late joiner caught up.
+struct CatchUp {
+    secs: f64,
+    to_joiner: usize,
+    from_joiner: usize,
+    rounds: usize,
+    /// Whether it took a snapshot (its audit says so).
+    snapshot: bool,
+}
+
+/// `joiner` joins on A's invitation and hears A until it has A's heads and root.
+fn catch_up(a: &mut TestNode, mut joiner: TestNode, ctx: &ContextId) -> CatchUp {
+    block_on(joiner.join(&a.invite(ctx).expect("invites"))).expect("joins");
     let started = Instant::now();
-    let (mut to_b, mut to_a, mut rounds) = (0usize, 0usize, 0);
+    let (mut to_joiner, mut from_joiner, mut rounds) = (0usize, 0usize, 0);
     loop {
-        to_a += deliver(&mut b, &mut a);
-        to_b += deliver(&mut a, &mut b);
+        from_joiner += deliver(&mut joiner, a);
+        to_joiner += deliver(a, &mut joiner);
         rounds += 1;
         let (ha, hb) = (
-            a.position(&ctx).expect("a").heads,
-            b.position(&ctx).expect("b").heads,
+            a.position(ctx).expect("a").heads,
+            joiner.position(ctx).expect("joiner").heads,
         );
         if ha == hb || rounds > 1000 {
             break;
         }
-        b.tick();
+        joiner.tick();
         a.tick();
     }
-    let catch_up_secs = started.elapsed().as_secs_f64();
+    let secs = started.elapsed().as_secs_f64();
     let (ra, rb) = (
-        a.position(&ctx).expect("a").root_hash,
-        b.position(&ctx).expect("b").root_hash,
+        a.position(ctx).expect("a").root_hash,
+        joiner.position(ctx).expect("joiner").root_hash,
     );
     assert_eq!(ra, rb, "the joiner reached the same root");
-
-    let per = |bytes: usize| bytes as f64 / deltas as f64;
-    println!("late joiner catching up on {deltas} deltas (kv-store set over 100 keys), natively\n");
-    println!("| what | figure |");
-    println!("|---|---|");
-    println!("| making the deltas (A's calls, each durable and published) | {make_secs:.1} s, {:.0} deltas/s |", deltas as f64 / make_secs);
-    println!("| catching up (B verifies and merges every delta) | {catch_up_secs:.1} s, {:.0} deltas/s, {rounds} rounds |", deltas as f64 / catch_up_secs);
-    println!("| catch-up / making | {:.2} |", catch_up_secs / make_secs);
-    println!(
-        "| bytes on the wire to the joiner | {:.1} MB ({:.0} B per delta) |",
-        to_b as f64 / 1e6,
-        per(to_b)
-    );
-    println!("| bytes from the joiner | {to_a} B |");
-    println!(
-        "| artifact bytes per delta (the guest's own) | {:.0} B |",
-        per(artifact_bytes)
-    );
-    println!(
-        "| published bytes per delta when made (sealed, signed, with certificate) | {:.0} B |",
-        per(published_bytes)
-    );
-    println!(
-        "| wire bytes / artifact bytes | {:.2} |",
-        to_b as f64 / artifact_bytes.max(1) as f64
-    );
+    let snapshot = block_on(joiner.audit(ctx))
+        .expect("audit")
+        .iter()
+        .any(|r| r.entry.method == "sync.snapshot");
+    CatchUp {
+        secs,
+        to_joiner,
+        from_joiner,
+        rounds,
+        snapshot,
+    }
 }

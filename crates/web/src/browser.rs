@@ -175,6 +175,8 @@ export interface NodeOptions {
   /** How often anchors are read again, ms (default 30000). */ anchorRefreshMs?: number;
   /** Direct WebRTC links to other pages (default true). */ direct?: boolean;
   /** STUN/TURN URLs for direct links (default none: host candidates). */ iceServers?: string[];
+  /** From how many deltas a context is offered to a joiner as a verified state snapshot (default 500; 0: never). */
+  snapshotThreshold?: number;
 }
 /** What a call returns. */
 export interface ExecuteResult {
@@ -253,6 +255,9 @@ struct Options {
     direct: Option<bool>,
     /// STUN/TURN server URLs for those links (default none: host candidates only).
     ice_servers: Vec<String>,
+    /// From how many deltas this node answers a joiner with a state snapshot (0: never); see
+    /// `tabnode_node::snapshot`.
+    snapshot_threshold: Option<u32>,
 }
 
 /// A JS callback subscribed to one context (or to all, for `None`).
@@ -791,6 +796,9 @@ impl BrowserNode {
         let mut node = Node::open(store, env, Runtime::new(Limits::default()))
             .await
             .map_err(js_error)?;
+        if let Some(deltas) = options.snapshot_threshold {
+            node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
+        }
         // Signed in before: the node shows its root in its contexts (and those it joins).
         let stored_grant = node.root_grant().await.map_err(js_error)?;
         let grant = stored_grant
