@@ -1,9 +1,10 @@
 // Catch-up benchmark in the browser (issue 7), headless Chromium and a real relay: page A makes
-// DELTAS deltas (kv-store `set`, distinct keys) with nobody else in the context; then page B
+// DELTAS deltas (kv-store `set`, distinct keys) with nobody else in the context; then a page
 // joins and catches up from A through the relay (`?direct=off`, so every byte crosses the
-// WebSocket and is counted). Printed: making time (the baseline), catch-up time (join until B
-// applied every delta), deltas/s both ways, and the bytes B received on its WebSocket during
-// catch-up per delta (the artifact's own size is in `make bench-catchup`, natively).
+// WebSocket and is counted), once by deltas alone and once taking A's state snapshot. Printed:
+// making time (the baseline), each catch-up time (join until the joiner has every entry),
+// deltas/s, and the bytes each joiner received on its WebSocket per delta (the artifact's own
+// size is in `make bench-catchup`, natively).
 // Figures, not a test. `make bench-catchup-browser` runs it; `node bench/catchup-browser.mjs [N]`.
 import { startStack } from '../scripts/serve.mjs';
 import { installKvStore, launchChromium, openNode, waitForNode } from '../tests/e2e/browser.mjs';
@@ -15,7 +16,7 @@ const stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' })
 const browser = await launchChromium();
 try {
   const url = `${stack.url}?direct=off`;
-  const a = await openNode(browser, url, { name: 'A' });
+  const a = await openNode(browser, `${url}&snapshot=0`, { name: 'A' });
   const appId = await installKvStore(a.page);
   const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
   let t = performance.now();
@@ -31,44 +32,61 @@ try {
   }, { c: ctx, n: deltas });
   const makingS = (performance.now() - t) / 1000;
 
-  // B's page counts every byte its WebSockets receive, from before the node opens them.
-  const bContext = await browser.newContext();
-  const b = { context: bContext, page: await bContext.newPage() };
-  let received = 0;
-  b.page.on('websocket', (ws) => ws.on('framereceived', (f) => { received += typeof f.payload === 'string' ? Buffer.byteLength(f.payload) : f.payload.length; }));
-  await b.page.goto(url);
-  await waitForNode(b.page);
-  await installKvStore(b.page);
-  const invitation = await a.page.evaluate((c) => window.tabnode.invite(c), ctx);
-  // B counts the deltas it applies from members: A's genesis and its DELTAS calls.
-  await b.page.evaluate(() => {
-    window.applied = 0;
-    window.tabnode.subscribe(null, (e) => { if (e.type === 'deltaApplied') window.applied += 1; });
-  });
-  const before = received;
-  t = performance.now();
-  await b.page.evaluate((inv) => window.tabnode.join(inv), invitation);
-  let last = performance.now();
-  for (;;) {
-    const applied = await b.page.evaluate(() => window.applied);
-    if (applied >= deltas + 1) break;
-    if (performance.now() - last > 10_000) {
-      console.log(`catching up: ${applied} of ${deltas + 1} deltas after ${((performance.now() - t) / 1000).toFixed(0)} s`);
-      last = performance.now();
+  // A late joiner, from the moment it joins until it has every entry; its page counts every
+  // byte its WebSockets receive, from before the node opens them.
+  const lateJoiner = async (name) => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    let received = 0;
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => { received += typeof f.payload === 'string' ? Buffer.byteLength(f.payload) : f.payload.length; }));
+    await page.goto(url);
+    await waitForNode(page);
+    await installKvStore(page);
+    const invitation = await a.page.evaluate((c) => window.tabnode.invite(c), ctx);
+    const before = received;
+    const started = performance.now();
+    await page.evaluate((inv) => window.tabnode.join(inv), invitation);
+    let last = performance.now();
+    let entries = 0;
+    for (;;) {
+      entries = await page.evaluate(async (c) => {
+        try {
+          return Object.keys((await window.tabnode.execute(c, 'entries', {})).output).length;
+        } catch {
+          return 0; // NotSynced: the state has not arrived yet
+        }
+      }, ctx);
+      if (entries >= deltas) break;
+      if (performance.now() - last > 10_000) {
+        console.log(`${name} catching up: ${entries} of ${deltas} entries after ${((performance.now() - started) / 1000).toFixed(0)} s`);
+        last = performance.now();
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const catchupS = (performance.now() - t) / 1000;
-  const bytes = received - before;
-  const entries = await b.page.evaluate(async (c) => Object.keys((await window.tabnode.execute(c, 'entries', {})).output).length, ctx);
+    const secs = (performance.now() - started) / 1000;
+    const methods = await page.evaluate(async (c) => (await window.tabnode.audit(c)).map((r) => r.method), ctx);
+    await context.close();
+    return { secs, bytes: received - before, entries, snapshot: methods.includes('sync.snapshot') };
+  };
+
+  // First by deltas alone (A offers no snapshot), then A reloads with the default threshold
+  // and a second joiner takes its snapshot.
+  const byDeltas = await lateJoiner('by deltas');
+  await a.page.goto(`${stack.url}?direct=off`);
+  await waitForNode(a.page);
+  const bySnapshot = await lateJoiner('by snapshot');
+  if (byDeltas.snapshot || !bySnapshot.snapshot) throw new Error('the joiners did not catch up the way they were meant to');
+
+  const row = (what, f) => `| ${what} | ${f(byDeltas)} | ${f(bySnapshot)} |`;
   console.log(`\nbrowser catch-up over ${deltas} deltas (kv-store set, distinct keys), through the relay:`);
-  console.log('| what | figure |');
-  console.log('|---|---|');
-  console.log(`| making them on A (one call at a time) | ${makingS.toFixed(1)} s, ${(deltas / makingS).toFixed(0)} deltas/s |`);
-  console.log(`| B joining late, until it applied every delta | ${catchupS.toFixed(1)} s, ${(deltas / catchupS).toFixed(0)} deltas/s |`);
-  console.log(`| catch-up / making | ${(catchupS / makingS).toFixed(2)} |`);
-  console.log(`| bytes B received on its WebSocket meanwhile | ${(bytes / 1e6).toFixed(2)} MB, ${(bytes / deltas).toFixed(0)} B per delta |`);
-  console.log(`| B's entries after | ${entries} (of ${deltas}) |`);
+  console.log('| what | by deltas | by snapshot |');
+  console.log('|---|---|---|');
+  console.log(`| making them on A (one call at a time) | ${makingS.toFixed(1)} s, ${(deltas / makingS).toFixed(0)} deltas/s | |`);
+  console.log(row('a late joiner, from join until it has every entry', (j) => `${j.secs.toFixed(1)} s, ${(deltas / j.secs).toFixed(0)} deltas/s`));
+  console.log(row('catch-up / making', (j) => (j.secs / makingS).toFixed(3)));
+  console.log(row('bytes the joiner received on its WebSocket meanwhile', (j) => `${(j.bytes / 1e6).toFixed(2)} MB, ${(j.bytes / deltas).toFixed(0)} B per delta`));
+  console.log(row("the joiner's entries after", (j) => `${j.entries} (of ${deltas})`));
+  console.log(`\ncatch-up by snapshot / by deltas: ${(bySnapshot.secs / byDeltas.secs).toFixed(3)}`);
 } finally {
   await browser.close();
   await stack.stop();
