@@ -25,7 +25,7 @@ use crate::membership::{Invitation, MemberCert, Role};
 use crate::merkle::MerkleTree;
 use crate::rows::Rows;
 use crate::seal;
-use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot, SnapshotError};
+use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
 use crate::wire::WireMessage;
 use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
@@ -52,6 +52,8 @@ const COVERING: &[u8] = b"snapshot-covering:";
 /// A member that holds at least this many deltas answers a joiner with a state snapshot too
 /// (see [`crate::snapshot`]); [`Node::set_snapshot_threshold`] changes it.
 pub const DEFAULT_SNAPSHOT_THRESHOLD: usize = 500;
+/// At most one snapshot offer per context in this long (ns).
+const SNAPSHOT_OFFER_NANOS: u64 = 30_000_000_000;
 /// Where context aliases are kept in [`Namespace::Meta`]: this prefix, then the alias.
 const ALIAS: &[u8] = b"alias:";
 /// Where the root's grant of this node's key is kept in [`Namespace::Keys`].
@@ -344,14 +346,32 @@ struct ContextState {
     /// When the state was last rebuilt for a root mismatch: a member announcing false roots
     /// makes this node rebuild at most once per [`REPAIR_NANOS`].
     last_repair: Option<u64>,
-    /// A state snapshot arriving or waiting for its deltas (only on a node that joined late).
+    /// A state snapshot arriving or waiting for its deltas (on a node that was behind).
     snapshot: Phase,
+    /// When this node last offered the context's state as a snapshot.
+    last_snapshot_offer: Option<u64>,
 }
 
 impl ContextState {
     /// Whether the state is this node's to use: it has one, and no snapshot is half in place.
     fn synced(&self) -> bool {
         !self.record.heads.is_empty() && !matches!(self.snapshot, Phase::Covering(_))
+    }
+
+    /// The app the context ran once the deltas `ids` were applied: that of the last upgrade
+    /// among them that counts, else its first.
+    fn app_id_at(&self, ids: &HashSet<DeltaId>) -> AppId {
+        self.log
+            .verdict()
+            .upgrades
+            .iter()
+            .rev()
+            .filter(|op| ids.contains(op))
+            .find_map(|op| match &self.dag.get(op)?.op {
+                Some(MemberOp::SetApp { app_id, .. }) => Some(*app_id),
+                _ => None,
+            })
+            .unwrap_or(self.record.app_id)
     }
 
     /// Whether a snapshot covers delta `id`: it is recorded without running the guest.
@@ -850,6 +870,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 canonical_at: None,
                 last_repair: None,
                 snapshot: Phase::Idle,
+                last_snapshot_offer: None,
             },
         );
         Ok(())
@@ -1051,6 +1072,7 @@ impl<S: Store, E: Env> Node<S, E> {
             canonical_at: None,
             last_repair: None,
             snapshot: Phase::Idle,
+            last_snapshot_offer: None,
         };
         ctx.learn_member(&ctx.record.cert.clone());
         let mut batch = Batch::new()
@@ -2507,7 +2529,7 @@ impl<S: Store, E: Env> Node<S, E> {
     /// A snapshot half in place is dropped: the rebuilt state is made from the deltas alone.
     async fn rebuild(&mut self, ctx: &mut ContextState, order: Order) -> Result<(), NodeError> {
         let apps = self.apps_of(ctx).await?;
-        let (rows, root_hash, _) = self.replay_standing(&apps, ctx, order).await?;
+        let (rows, root_hash, _) = self.replay_standing(&apps, ctx, order, None).await?;
         let mut batch = Batch::new();
         batch.delete_mut(Namespace::Meta, &[COVERING, ctx.id.as_bytes()].concat());
         for (key, _) in self
@@ -2666,16 +2688,25 @@ impl<S: Store, E: Env> Node<S, E> {
     /// counts switches the app (from `apps`) and runs its migration. Returns the state, its
     /// root and how many deltas are stored. Private state is not part of it (it never travels
     /// in deltas).
+    ///
+    /// From a `base` (a snapshot's state and the deltas it covers), it starts from that state
+    /// and runs only the deltas the snapshot does not cover.
     async fn replay_standing(
         &self,
         apps: &HashMap<AppId, App>,
         ctx: &ContextState,
         order: Order,
+        base: Option<&Covering>,
     ) -> Result<(Rows, Option<Hash>, usize), NodeError> {
-        let mut shared = Rc::new(Rows::complete([]));
+        let (mut shared, mut root_hash, mut app) = match base {
+            None => (Rc::new(Rows::complete([])), None, &apps[&ctx.record.app_id]),
+            Some(base) => (
+                Rc::new(Rows::complete(base.snapshot.rows.iter().cloned())),
+                Some(base.snapshot.root_hash),
+                &apps[&ctx.app_id_at(&base.covered)],
+            ),
+        };
         let private = Rc::new(Rows::complete([]));
-        let mut root_hash = None;
-        let mut app = &apps[&ctx.record.app_id];
         let mut stored = Vec::new();
         for (_, bytes) in self
             .store
@@ -2686,6 +2717,9 @@ impl<S: Store, E: Env> Node<S, E> {
             let delta_id = delta
                 .verify()
                 .map_err(|e| corrupt("stored delta", format!("{}: {e}", delta.id())))?;
+            if base.is_some_and(|b| b.covered.contains(&delta_id)) {
+                continue;
+            }
             stored.push((delta_id, delta));
         }
         let deltas = stored.len();
@@ -2740,11 +2774,15 @@ impl<S: Store, E: Env> Node<S, E> {
             .ok_or_else(|| NodeError::UnknownContext(id.to_string()))?;
         let apps = self.apps_of(&ctx).await;
         let result = match apps {
-            Ok(apps) => match self.replay_standing(&apps, &ctx, Order::Applied).await {
+            Ok(apps) => match self
+                .replay_standing(&apps, &ctx, Order::Applied, None)
+                .await
+            {
                 Ok(replayed)
                     if replayed.1 != ctx.record.root_hash && ctx.canonical_at.is_some() =>
                 {
-                    self.replay_standing(&apps, &ctx, Order::Canonical).await
+                    self.replay_standing(&apps, &ctx, Order::Canonical, None)
+                        .await
                 }
                 other => other,
             },
@@ -3301,8 +3339,9 @@ impl<S: Store, E: Env> Node<S, E> {
             let request = self.context(&context_id)?.sync_request();
             self.publish(context_id, &secret, request);
         }
-        if their_heads.is_empty() && limit.is_none() {
-            self.offer_snapshot(context_id, asker).await?;
+        if !unknown_to_us && limit.is_none() {
+            let lacking = self.context(&context_id)?.dag.len() - theirs.len();
+            self.offer_snapshot(context_id, lacking, asker).await?;
         }
         let rows = self
             .store
@@ -3330,22 +3369,32 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// Offers a joiner (empty heads) this node's state at its heads as a snapshot, when the
-    /// context holds enough deltas that replaying them all would be slow. The rows sent are
-    /// exactly those calimero-storage's tree reaches, checked here as the joiner will.
+    /// Offers a member that lacks `lacking` deltas (a joiner, or one that was away) this node's
+    /// state at its heads as a snapshot, when running them all would be slow: at least the
+    /// threshold, and once per [`SNAPSHOT_OFFER_NANOS`] per context, since a member catching up
+    /// asks again while deltas arrive. The rows sent are exactly those calimero-storage's tree
+    /// reaches, checked here as the receiver will.
     async fn offer_snapshot(
         &mut self,
         context_id: ContextId,
+        lacking: usize,
         asker: Option<&str>,
     ) -> Result<(), NodeError> {
         let Some(threshold) = self.snapshot_threshold else {
             return Ok(());
         };
-        let ctx = self.context(&context_id)?;
-        if !ctx.synced() || ctx.dag.len() < threshold.max(1) {
+        let now = self.env.now_nanos();
+        let ctx = self
+            .contexts
+            .get_mut(&context_id)
+            .expect("checked by the caller");
+        let recently = ctx
+            .last_snapshot_offer
+            .is_some_and(|t| now.saturating_sub(t) < SNAPSHOT_OFFER_NANOS);
+        if !ctx.synced() || lacking < threshold.max(1) || recently {
             return Ok(());
         }
-        let ctx = self.contexts.get_mut(&context_id).expect("checked above");
+        ctx.last_snapshot_offer = Some(now);
         if ctx.merkle.is_none() {
             read_whole(&self.store, ctx, ViewKind::Shared).await?;
         }
@@ -3377,9 +3426,9 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// Takes one part of a snapshot a member sent. A node takes a snapshot only before it has
-    /// made anything of its own in the context, from one provider at a time; once whole and
-    /// verified, it covers deltas (see [`crate::snapshot`]).
+    /// Takes one part of a snapshot a member sent, from one provider at a time. Once whole and
+    /// verified, it is used only if it covers every delta this node holds (but its own
+    /// announcements, which change no state); then it covers deltas (see [`crate::snapshot`]).
     async fn receive_snapshot_part(
         &mut self,
         context_id: ContextId,
@@ -3397,8 +3446,8 @@ impl<S: Store, E: Env> Node<S, E> {
         let Some(ctx) = self.contexts.get_mut(&context_id) else {
             return Ok(());
         };
-        if ctx.announced || provider.member == me {
-            return Ok(()); // this node has a state of its own (or sent this)
+        if provider.member == me {
+            return Ok(());
         }
         match &ctx.snapshot {
             Phase::Covering(_) => return Ok(()),
@@ -3427,9 +3476,6 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.snapshot = Phase::Idle;
         let snapshot = snapshot::open(&bytes, &context_id)?;
         let covering = Covering::new(snapshot, provider);
-        if let Some(extra) = ctx.dag.keys().find(|id| !covering.covered.contains(id)) {
-            return Err(SnapshotError::Mismatch(format!("it does not cover {extra}")).into());
-        }
         self.store
             .commit(Batch::new().put(
                 Namespace::Meta,
@@ -3457,16 +3503,15 @@ impl<S: Store, E: Env> Node<S, E> {
         let Phase::Covering(covering) = std::mem::take(&mut ctx.snapshot) else {
             unreachable!("matched above")
         };
-        let Covering {
-            snapshot, provider, ..
-        } = covering;
-        let ours: BTreeSet<_> = ctx.record.heads.iter().collect();
-        let problem = if ctx.dag.len() != snapshot.covered.len() {
-            Some("this node holds deltas it does not cover".to_owned())
-        } else if ours != snapshot.heads.iter().collect() {
+        let problem = if heads_of(&ctx.dag, &covering.covered)
+            != covering.snapshot.heads.iter().copied().collect()
+        {
             Some("its heads are not those of the deltas it covers".to_owned())
-        } else if ctx.role_now(&provider).is_none() {
-            Some(format!("its provider {provider} is no longer a member"))
+        } else if ctx.role_now(&covering.provider).is_none() {
+            Some(format!(
+                "its provider {} is no longer a member",
+                covering.provider
+            ))
         } else {
             None
         };
@@ -3476,23 +3521,34 @@ impl<S: Store, E: Env> Node<S, E> {
                 self.reject(Some(context_id), format!("a state snapshot: {why}"));
                 self.rebuild(&mut ctx, Order::Applied).await
             }
-            None => {
-                self.put_snapshot_in_place(&mut ctx, snapshot, provider)
-                    .await
-            }
+            None => self.put_snapshot_in_place(&mut ctx, covering).await,
         };
         self.contexts.insert(context_id, ctx);
         result.map(|()| true)
     }
 
-    /// Replaces the context's shared state with a verified snapshot's rows, in one batch with
-    /// its audit record.
+    /// Replaces the context's shared state with a verified snapshot's rows, and the deltas this
+    /// node holds that it does not cover (from other members, or its own) merged on top, in one
+    /// batch with its audit record.
     async fn put_snapshot_in_place(
         &mut self,
         ctx: &mut ContextState,
-        snapshot: Snapshot,
-        provider: PublicKey,
+        covering: Covering,
     ) -> Result<(), NodeError> {
+        let digest =
+            Hash(*blake3::hash(&borsh::to_vec(&covering.snapshot).expect("encode")).as_bytes());
+        let (rows, root_hash) = if ctx.dag.len() > covering.covered.len() {
+            let apps = self.apps_of(ctx).await?;
+            let (rows, root_hash, _) = self
+                .replay_standing(&apps, ctx, Order::Applied, Some(&covering))
+                .await?;
+            (rows, root_hash)
+        } else {
+            let Snapshot {
+                rows, root_hash, ..
+            } = covering.snapshot;
+            (Rows::complete(rows), Some(root_hash))
+        };
         let mut batch = Batch::new();
         for (key, _) in self
             .store
@@ -3501,11 +3557,11 @@ impl<S: Store, E: Env> Node<S, E> {
         {
             batch.delete_mut(Namespace::State, &key);
         }
-        for (key, value) in &snapshot.rows {
+        for (key, value) in rows.present() {
             batch.put_mut(Namespace::State, &scoped(&ctx.id, key), value.clone());
         }
         let mut record = ctx.record.clone();
-        record.root_hash = Some(snapshot.root_hash);
+        record.root_hash = root_hash;
         batch.put_mut(
             Namespace::Contexts,
             ctx.id.as_bytes(),
@@ -3515,11 +3571,9 @@ impl<S: Store, E: Env> Node<S, E> {
         let audit = AuditRecord::seal(
             AuditEntry {
                 kind: AuditKind::RemoteDelta,
-                executor: provider,
+                executor: covering.provider,
                 method: "sync.snapshot".into(),
-                args_hash: Hash(
-                    *blake3::hash(&borsh::to_vec(&snapshot).expect("encode")).as_bytes(),
-                ),
+                args_hash: digest,
                 outcome: "ok".into(),
                 root_hash: record.root_hash,
                 time: self.env.now_nanos(),
@@ -3531,13 +3585,25 @@ impl<S: Store, E: Env> Node<S, E> {
         );
         stage_audit(&mut batch, ctx.id, &audit);
         self.store.commit(batch).await?;
-        let rows = Rows::complete(snapshot.rows);
         ctx.merkle = Some(MerkleTree::build(rows.present()));
         ctx.shared = Rc::new(rows);
         ctx.record = record;
         ctx.audit = audit.next_head();
         Ok(())
     }
+}
+
+/// The heads of the deltas `ids` of `dag`: those no other of them names as a parent.
+fn heads_of(dag: &HashMap<DeltaId, LogEntry>, ids: &HashSet<DeltaId>) -> BTreeSet<DeltaId> {
+    let parents: HashSet<&DeltaId> = ids
+        .iter()
+        .filter_map(|id| dag.get(id))
+        .flat_map(|e| &e.parents)
+        .collect();
+    ids.iter()
+        .filter(|id| !parents.contains(id))
+        .copied()
+        .collect()
 }
 
 fn json_type(value: &serde_json::Value) -> &'static str {

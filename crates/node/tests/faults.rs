@@ -1,6 +1,8 @@
 //! A deterministic simulation: three members on a network that loses, duplicates and reorders
 //! messages, partitions a member for a while, and crashes and restarts members from what they
-//! persisted. Random calls, on each member's own keys and on keys all members write at once;
+//! persisted; a fourth joins halfway, when the others hold more deltas than their snapshot
+//! threshold, so it may catch up by a state snapshot (under the same faults, crashes included).
+//! Random calls, on each member's own keys and on keys all members write at once;
 //! at the end every member has the same heads, root and entries, every acknowledged call on an
 //! own key is in the state, and each shared key holds one of the values written to it. (Same
 //! heads with different roots, which concurrent writes of one key can leave, are repaired by
@@ -14,13 +16,17 @@ use std::collections::BTreeMap;
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{FixedEnv, Node, Outgoing, ANNOUNCE_NANOS};
+use tabnode_node::{FixedEnv, Node, NodeError, Outgoing, ANNOUNCE_NANOS};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
 
 type TestNode = Node<MemoryStore, FixedEnv>;
+/// Members from the start; one more joins at [`JOIN_ROUND`].
 const MEMBERS: usize = 3;
+const JOIN_ROUND: usize = 25;
+/// Low, so the late joiner is offered snapshots.
+const SNAPSHOT_THRESHOLD: usize = 10;
 
 /// xorshift64*: the network's and the workload's choices, reproducible per seed.
 struct Rng(u64);
@@ -55,6 +61,23 @@ struct Member {
 }
 
 impl Member {
+    fn new(index: u8) -> Self {
+        let store = MemoryStore::default();
+        let mut node = block_on(Node::open(
+            store.clone(),
+            FixedEnv::new(index),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap();
+        node.set_snapshot_threshold(Some(SNAPSHOT_THRESHOLD));
+        Self {
+            node,
+            store,
+            restarts: 0,
+            index,
+        }
+    }
+
     fn crash_and_restart(&mut self) {
         self.restarts += 1;
         // A fresh process: a new clock and randomness stream, only what was committed survives.
@@ -65,6 +88,7 @@ impl Member {
             Runtime::new(Limits::default()),
         ))
         .unwrap();
+        self.node.set_snapshot_threshold(Some(SNAPSHOT_THRESHOLD));
     }
 }
 
@@ -79,12 +103,13 @@ impl Sim {
     /// One round of delivery: every queued message reaches each other member, or not.
     fn deliver(&mut self) {
         let mut in_flight = Vec::new();
-        for from in 0..MEMBERS {
+        let members = self.members.len();
+        for from in 0..members {
             for out in self.members[from].node.take_outgoing() {
                 let Outgoing::Publish { topic, data } = out else {
                     continue;
                 };
-                for to in 0..MEMBERS {
+                for to in 0..members {
                     let cut = self.partitioned.contains(&from) || self.partitioned.contains(&to);
                     if to == from || cut || self.rng.chance(25) {
                         continue;
@@ -128,24 +153,9 @@ fn kv_store() -> Vec<u8> {
     common::guest("kv_store")
 }
 
-fn run(seed: u64, wasm: &[u8]) {
-    let mut members: Vec<Member> = (0..MEMBERS as u8)
-        .map(|i| {
-            let store = MemoryStore::default();
-            let node = block_on(Node::open(
-                store.clone(),
-                FixedEnv::new(i + 1),
-                Runtime::new(Limits::default()),
-            ))
-            .unwrap();
-            Member {
-                node,
-                store,
-                restarts: 0,
-                index: i + 1,
-            }
-        })
-        .collect();
+/// Runs one seed; whether the late joiner took a snapshot.
+fn run(seed: u64, wasm: &[u8]) -> bool {
+    let mut members: Vec<Member> = (1..=MEMBERS as u8).map(Member::new).collect();
     let app = block_on(members[0].node.install_app(wasm)).unwrap();
     let ctx = block_on(members[0].node.create_context(app, json!({}))).unwrap();
     for i in 1..MEMBERS {
@@ -171,12 +181,24 @@ fn run(seed: u64, wasm: &[u8]) {
         if round == 20 {
             sim.partitioned.clear();
         }
-        for i in 0..MEMBERS {
+        if round == JOIN_ROUND {
+            let mut late = Member::new(MEMBERS as u8 + 1);
+            block_on(late.node.install_app(wasm)).unwrap();
+            let invitation = sim.members[0].node.invite(&ctx).unwrap();
+            block_on(late.node.join(&invitation)).unwrap();
+            sim.members.push(late);
+        }
+        for i in 0..sim.members.len() {
             if sim.rng.chance(5) {
                 sim.members[i].crash_and_restart();
             }
             let node = &mut sim.members[i].node;
-            if block_on(node.checkpoint(&ctx)).unwrap().heads.is_empty() || !sim.rng.chance(60) {
+            // A joiner's calls wait for its state (and for a snapshot to be in place).
+            let synced = !matches!(
+                block_on(node.execute(&ctx, "entries", json!({}))),
+                Err(NodeError::NotSynced(_))
+            );
+            if !synced || !sim.rng.chance(60) {
                 continue;
             }
             if sim.rng.chance(25) {
@@ -247,6 +269,11 @@ fn run(seed: u64, wasm: &[u8]) {
             "seed {seed}, member {i}: replay with TABNODE_SIM_SEED={seed}"
         );
     }
+    let late = &sim.members[MEMBERS].node;
+    block_on(late.audit(&ctx))
+        .unwrap()
+        .iter()
+        .any(|r| r.entry.method == "sync.snapshot")
 }
 
 #[test]
@@ -261,12 +288,17 @@ fn members_converge_under_loss_duplication_reordering_partitions_and_crashes() {
         }
     };
     let started = std::time::Instant::now();
-    for &seed in &seeds {
-        run(seed, &wasm);
-    }
+    let snapshots = seeds.iter().filter(|&&seed| run(seed, &wasm)).count();
     println!(
-        "{} seeds converged in {:.1} s",
+        "{} seeds converged in {:.1} s; the late joiner took a snapshot in {snapshots}",
         seeds.len(),
         started.elapsed().as_secs_f64()
     );
+    if seeds.len() >= 20 {
+        assert!(
+            snapshots * 4 >= seeds.len(),
+            "snapshots were taken in only {snapshots} of {} seeds: the path is not exercised",
+            seeds.len()
+        );
+    }
 }

@@ -36,8 +36,6 @@ pub enum ProofError {
     FullHash(String),
     #[error("entity {parent} records a hash for child {child} that is not the child's")]
     ChildHash { parent: String, child: String },
-    #[error("entity {0} is reached twice")]
-    Cycle(String),
     #[error("row {0} is not part of the state's tree")]
     Unreached(String),
     #[error("the state has {0} rows, more than a snapshot may carry")]
@@ -60,12 +58,16 @@ pub struct ProvenState {
     pub rows: BTreeSet<[u8; 32]>,
 }
 
-/// An entity to visit: its id and, but for the root, the merkle hash its parent recorded for it
-/// and the parent's id.
-type Visit = ([u8; 32], Option<([u8; 32], [u8; 32])>);
+/// A child's parent and the merkle hashes the parent's listings of it record.
+type Listings = ([u8; 32], Vec<[u8; 32]>);
 
 /// Walks the tree from the root entity (`context_id`) through `rows` and checks every hash.
 /// `None` if the state has no root yet.
+///
+/// A child is normally listed once, with its full hash. Concurrent inserts of one key can leave
+/// calimero-storage listing a child twice (under two creation times), one listing with a hash
+/// it no longer updates; the parent's hash covers both. So each child's full hash must be among
+/// the hashes its listings record, which still catches any change to its data or subtree.
 pub fn prove_state(
     rows: &dyn StateView,
     context_id: &[u8; 32],
@@ -75,13 +77,13 @@ pub fn prove_state(
         return Ok(None);
     }
     let mut reached = BTreeSet::new();
-    let mut stack: Vec<Visit> = vec![(*context_id, None)];
-    let mut root_hash = None;
-    while let Some((id, recorded)) = stack.pop() {
+    // Every entity's full hash once checked, and what its parent's listings record for it.
+    let mut checked: BTreeMap<[u8; 32], [u8; 32]> = BTreeMap::new();
+    let mut listed: BTreeMap<[u8; 32], Listings> = BTreeMap::new();
+    let mut stack = vec![*context_id];
+    while let Some(id) = stack.pop() {
         let key = index_key(&id);
-        if !reached.insert(key) {
-            return Err(ProofError::Cycle(hex(&id)));
-        }
+        reached.insert(key);
         if reached.len() > 2 * MAX_ENTITIES {
             return Err(ProofError::TooLarge(reached.len()));
         }
@@ -104,22 +106,28 @@ pub fn prove_state(
         if <[u8; 32]>::from(hasher.finalize()) != index.full_hash {
             return Err(ProofError::FullHash(hex(&id)));
         }
-        match recorded {
-            None => root_hash = Some(index.full_hash),
-            Some((hash, parent)) if hash != index.full_hash => {
-                return Err(ProofError::ChildHash {
-                    parent: hex(&parent),
-                    child: hex(&id),
-                })
-            }
-            Some(_) => {}
-        }
+        checked.insert(id, index.full_hash);
         for (child, merkle_hash) in index.children {
-            stack.push((child, Some((merkle_hash, id))));
+            let (parent, hashes) = listed.entry(child).or_insert((id, Vec::new()));
+            if *parent != id || child == *context_id {
+                return Err(ProofError::Malformed(hex(&child))); // two parents, or a loop
+            }
+            if hashes.is_empty() {
+                stack.push(child);
+            }
+            hashes.push(merkle_hash);
         }
     }
-    Ok(root_hash.map(|root_hash| ProvenState {
-        root_hash,
+    for (child, (parent, hashes)) in &listed {
+        if !hashes.contains(&checked[child]) {
+            return Err(ProofError::ChildHash {
+                parent: hex(parent),
+                child: hex(child),
+            });
+        }
+    }
+    Ok(Some(ProvenState {
+        root_hash: checked[context_id],
         rows: reached,
     }))
 }
