@@ -2530,7 +2530,18 @@ impl<S: Store, E: Env> Node<S, E> {
     async fn rebuild(&mut self, ctx: &mut ContextState, order: Order) -> Result<(), NodeError> {
         let apps = self.apps_of(ctx).await?;
         let (rows, root_hash, _) = self.replay_standing(&apps, ctx, order, None).await?;
-        let mut batch = Batch::new();
+        self.replace_state(ctx, rows, root_hash, Batch::new()).await
+    }
+
+    /// Puts `rows` in place of the context's shared state, with its root, in one batch with
+    /// what `batch` holds already; a snapshot half in place ends with it.
+    async fn replace_state(
+        &mut self,
+        ctx: &mut ContextState,
+        rows: Rows,
+        root_hash: Option<Hash>,
+        mut batch: Batch,
+    ) -> Result<(), NodeError> {
         batch.delete_mut(Namespace::Meta, &[COVERING, ctx.id.as_bytes()].concat());
         for (key, _) in self
             .store
@@ -3464,7 +3475,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let Phase::Assembling(assembly) = &mut ctx.snapshot else {
             unreachable!("set above")
         };
-        let provider = assembly.provider;
+        let (provider, digest) = (assembly.provider, assembly.digest);
         let bytes = match assembly.add(index, parts, chunk, &signature) {
             Ok(None) => return Ok(()),
             Ok(Some(bytes)) => bytes,
@@ -3475,7 +3486,7 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         ctx.snapshot = Phase::Idle;
         let snapshot = snapshot::open(&bytes, &context_id)?;
-        let covering = Covering::new(snapshot, provider);
+        let covering = Covering::new(snapshot, provider, digest);
         self.store
             .commit(Batch::new().put(
                 Namespace::Meta,
@@ -3535,8 +3546,6 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx: &mut ContextState,
         covering: Covering,
     ) -> Result<(), NodeError> {
-        let digest =
-            Hash(*blake3::hash(&borsh::to_vec(&covering.snapshot).expect("encode")).as_bytes());
         let (rows, root_hash) = if ctx.dag.len() > covering.covered.len() {
             let apps = self.apps_of(ctx).await?;
             let (rows, root_hash, _) = self
@@ -3549,33 +3558,14 @@ impl<S: Store, E: Env> Node<S, E> {
             } = covering.snapshot;
             (Rows::complete(rows), Some(root_hash))
         };
-        let mut batch = Batch::new();
-        for (key, _) in self
-            .store
-            .scan_prefix(Namespace::State, ctx.id.as_bytes())
-            .await?
-        {
-            batch.delete_mut(Namespace::State, &key);
-        }
-        for (key, value) in rows.present() {
-            batch.put_mut(Namespace::State, &scoped(&ctx.id, key), value.clone());
-        }
-        let mut record = ctx.record.clone();
-        record.root_hash = root_hash;
-        batch.put_mut(
-            Namespace::Contexts,
-            ctx.id.as_bytes(),
-            borsh::to_vec(&record).expect("encode"),
-        );
-        batch.delete_mut(Namespace::Meta, &[COVERING, ctx.id.as_bytes()].concat());
         let audit = AuditRecord::seal(
             AuditEntry {
                 kind: AuditKind::RemoteDelta,
                 executor: covering.provider,
                 method: "sync.snapshot".into(),
-                args_hash: digest,
+                args_hash: covering.digest,
                 outcome: "ok".into(),
-                root_hash: record.root_hash,
+                root_hash,
                 time: self.env.now_nanos(),
                 random_seed: [0; 32],
                 delta_id: None,
@@ -3583,11 +3573,9 @@ impl<S: Store, E: Env> Node<S, E> {
             &ctx.audit,
             &self.key,
         );
+        let mut batch = Batch::new();
         stage_audit(&mut batch, ctx.id, &audit);
-        self.store.commit(batch).await?;
-        ctx.merkle = Some(MerkleTree::build(rows.present()));
-        ctx.shared = Rc::new(rows);
-        ctx.record = record;
+        self.replace_state(ctx, rows, root_hash, batch).await?;
         ctx.audit = audit.next_head();
         Ok(())
     }

@@ -222,15 +222,18 @@ pub struct Covering {
     pub snapshot: Snapshot,
     pub covered: HashSet<DeltaId>,
     pub provider: PublicKey,
+    /// What the provider signed: the blake3 hash of the snapshot's encoding.
+    pub digest: Hash,
 }
 
 impl Covering {
-    pub fn new(snapshot: Snapshot, provider: PublicKey) -> Self {
+    pub fn new(snapshot: Snapshot, provider: PublicKey, digest: Hash) -> Self {
         let covered = snapshot.covered.iter().copied().collect();
         Self {
             snapshot,
             covered,
             provider,
+            digest,
         }
     }
 }

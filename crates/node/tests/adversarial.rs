@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{node, TestNode};
+use common::{node, rejections, TestNode};
 
 use futures::executor::block_on;
 use serde_json::json;
@@ -47,16 +47,6 @@ fn delta(
         op: None,
     }
     .sign(key)
-}
-
-fn rejections(node: &mut TestNode) -> Vec<String> {
-    node.take_events()
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::SyncRejected { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

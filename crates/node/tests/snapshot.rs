@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{deliver, sent, settle, Messages, TestNode};
+use common::{deliver, rejections, sent, settle, Messages, TestNode};
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::snapshot::Snapshot;
-use tabnode_node::{NodeEvent, WireMessage};
+use tabnode_node::WireMessage;
 use tabnode_types::{ContextId, SecretKey};
 
 /// A context on A with `writes` keys written: more deltas than A's snapshot threshold (10).
@@ -90,16 +90,6 @@ fn audit_methods(node: &TestNode, ctx: &ContextId) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|r| r.entry.method)
-        .collect()
-}
-
-fn rejections(node: &mut TestNode) -> Vec<String> {
-    node.take_events()
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::SyncRejected { reason, .. } => Some(reason),
-            _ => None,
-        })
         .collect()
 }
 

@@ -190,14 +190,7 @@ fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
     let misrouted = a.seal_for(&ctx, &elsewhere).unwrap();
     block_on(b.handle_message(&context_topic(&ctx), &misrouted));
     assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), before);
-    let rejected: Vec<String> = b
-        .take_events()
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::SyncRejected { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .collect();
+    let rejected = common::rejections(&mut b);
     assert_eq!(rejected.len(), 4, "{rejected:?}");
     assert!(rejected[3].contains("wrong topic"), "{rejected:?}");
 }
@@ -362,14 +355,7 @@ fn deltas_from_non_members_and_readers_are_refused() {
     // With it (a leaked key), the membership check still refuses the outsider.
     block_on(b.handle_message(&context_topic(&ctx), &a.seal_for(&ctx, &message).unwrap()));
     assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), before);
-    let reasons: Vec<String> = b
-        .take_events()
-        .into_iter()
-        .filter_map(|e| match e {
-            NodeEvent::SyncRejected { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .collect();
+    let reasons = common::rejections(&mut b);
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].contains("does not open"), "{reasons:?}");
     assert!(reasons[1].contains("not allowed"), "{reasons:?}");

@@ -6,7 +6,7 @@ use futures::executor::block_on;
 use tabnode_identity::grant::{
     hex_nonce, Capability, Grant, Revocation, Scope, SignedGrant, SignedRevocation,
 };
-use tabnode_node::{FixedEnv, Node, Outgoing};
+use tabnode_node::{FixedEnv, Node, NodeEvent, Outgoing};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::{PublicKey, SecretKey};
@@ -61,6 +61,18 @@ pub fn deliver(messages: &Messages, to: &mut TestNode) {
     for (topic, data) in messages {
         block_on(to.handle_message(topic, data));
     }
+}
+
+/// The reasons of the remote messages `node` refused since it was last asked (its other events
+/// are taken too).
+pub fn rejections(node: &mut TestNode) -> Vec<String> {
+    node.take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::SyncRejected { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Delivers what `from` published to `to`.
