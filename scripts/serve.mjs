@@ -16,29 +16,43 @@ const TYPES = {
   '.css': 'text/css',
 };
 
-/** Starts the relay binary and resolves to its multiaddr once it listens. */
-export function startRelay({ host = '127.0.0.1', port = 0, binary = path.join(root, 'target/release/tabnode-relay'), logLevel = 'warn', keyFile } = {}) {
-  const args = ['--listen', `/ip4/${host}/tcp/${port}/ws`, ...(keyFile ? ['--key-file', keyFile] : [])];
+/**
+ * Starts the relay binary on WebSocket (TCP `port`) and WebRTC-direct (UDP `webrtcPort`);
+ * `address` resolves to the WebSocket multiaddr and `webrtcAddress` to the WebRTC-direct one
+ * (with its /certhash/) once it listens. With `keyFile`, the WebRTC certificate is kept beside
+ * the key, so a restart on the same ports gives the same two addresses.
+ */
+export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binary = path.join(root, 'target/release/tabnode-relay'), logLevel = 'warn', keyFile } = {}) {
+  const args = [
+    '--listen', `/ip4/${host}/tcp/${port}/ws`,
+    '--listen', `/ip4/${host}/udp/${webrtcPort}/webrtc-direct`,
+    ...(keyFile ? ['--key-file', keyFile, '--webrtc-cert', `${keyFile}.webrtc.pem`] : []),
+  ];
   const child = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || logLevel },
+    // webrtc-rs warns about every closed WebRTC-direct connection (candidates, SCTP, SRTP
+    // already closed when a page goes away): only its errors are worth a line here.
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || `${logLevel},webrtc=error,webrtc_ice=error,webrtc_sctp=error` },
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const address = new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      const match = /^RELAY_MULTIADDR=(.+)$/.exec(line.trim());
-      if (match) resolve(match[1]);
-    });
+  const lines = createInterface({ input: child.stdout });
+  const failed = new Promise((_, reject) => {
     child.once('error', (err) => reject(new Error(`cannot start the relay ${binary}: ${err.message}`)));
     exited.then(({ code, signal }) => reject(new Error(`the relay exited early (code ${code}, signal ${signal})`)));
-  });
-  const timeout = new Promise((_, reject) => {
-    const t = setTimeout(() => reject(new Error('the relay did not report its address within 30 s')), 30_000);
+    const t = setTimeout(() => reject(new Error('the relay did not report its addresses within 30 s')), 30_000);
     t.unref();
   });
+  failed.catch(() => {});
+  /** The first address the relay prints that `pattern` matches. */
+  const printed = (pattern) => Promise.race([failed, new Promise((resolve) => {
+    lines.on('line', (line) => {
+      const match = /^RELAY_MULTIADDR=(.+)$/.exec(line.trim());
+      if (match && pattern.test(match[1])) resolve(match[1]);
+    });
+  })]);
   return {
-    address: Promise.race([address, timeout]),
+    address: printed(/\/ws\//),
+    webrtcAddress: printed(/\/webrtc-direct\//),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
@@ -79,21 +93,25 @@ function startHttp({ host, port, relays }) {
 }
 
 /**
- * Starts relay and console. Ports 0 pick free ones (tests); returns `{url, relayAddr, stop}`.
+ * Starts relay and console. Ports 0 pick free ones (tests); returns `{url, relayAddr,
+ * relayWebrtcAddr, stop}`. Pages get the WebSocket address from `/config.json`; a page opened
+ * with `?relay=<relayWebrtcAddr>` reaches the relay over WebRTC-direct instead.
  */
 export async function startStack({
   host = '127.0.0.1',
   port = 8080,
   relayPort = 9090,
+  relayWebrtcPort = 0,
   relayBinary = path.join(root, 'target/release/tabnode-relay'),
   relayLogLevel = 'info',
   relayKeyFile,
 } = {}) {
-  const launch = (port) => startRelay({ host, port, binary: relayBinary, logLevel: relayLogLevel, keyFile: relayKeyFile });
-  let relay = launch(relayPort);
+  const launch = (port, webrtcPort) => startRelay({ host, port, webrtcPort, binary: relayBinary, logLevel: relayLogLevel, keyFile: relayKeyFile });
+  let relay = launch(relayPort, relayWebrtcPort);
   let relayAddr;
+  let relayWebrtcAddr;
   try {
-    relayAddr = await relay.address;
+    [relayAddr, relayWebrtcAddr] = await Promise.all([relay.address, relay.webrtcAddress]);
   } catch (err) {
     await relay.stop();
     throw err;
@@ -109,6 +127,7 @@ export async function startStack({
   return {
     url,
     relayAddr,
+    relayWebrtcAddr,
     /** Stops the relay: every page loses its connection until `startRelay`. */
     async stopRelay() {
       await relay.stop();
@@ -116,9 +135,9 @@ export async function startStack({
     /** Starts the relay again at the same address: with `relayKeyFile` set, the same peer id
      * on the same port. Tests hold the relay down for as long as a step needs, not for a time. */
     async startRelay() {
-      relay = launch(Number(/\/tcp\/(\d+)\//.exec(relayAddr)[1]));
-      const again = await relay.address;
-      if (again !== relayAddr) throw new Error(`the relay came back as ${again}, not ${relayAddr}`);
+      relay = launch(Number(/\/tcp\/(\d+)\//.exec(relayAddr)[1]), Number(/\/udp\/(\d+)\//.exec(relayWebrtcAddr)[1]));
+      const again = await Promise.all([relay.address, relay.webrtcAddress]);
+      if (again.join() !== [relayAddr, relayWebrtcAddr].join()) throw new Error(`the relay came back as ${again}, not ${[relayAddr, relayWebrtcAddr]}`);
     },
     async stop() {
       server.closeAllConnections?.();
@@ -131,11 +150,14 @@ export async function startStack({
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT || 8080);
   const relayPort = Number(process.env.RELAY_PORT || 9090);
+  const relayWebrtcPort = Number(process.env.RELAY_WEBRTC_PORT || 9091);
   // A kept key gives the relay the same peer id, and so the same multiaddr, on every start.
   await mkdir(path.join(root, '.tabnode'), { recursive: true });
-  const stack = await startStack({ port, relayPort, relayKeyFile: path.join(root, '.tabnode/relay.key') });
+  const stack = await startStack({ port, relayPort, relayWebrtcPort, relayKeyFile: path.join(root, '.tabnode/relay.key') });
   console.log(`tabnode console: ${stack.url}`);
   console.log(`relay:           ${stack.relayAddr}`);
+  console.log(`relay (WebRTC-direct): ${stack.relayWebrtcAddr}`);
+  console.log(`  a console on it:     ${stack.url}?relay=${encodeURIComponent(stack.relayWebrtcAddr)}`);
   console.log('Ctrl-C stops both.');
   const shutdown = async () => {
     await stack.stop();

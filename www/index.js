@@ -188,8 +188,8 @@ function renderPeers(node, relays) {
   const how = ({ peer, via, reservation }) => (via === 'webrtc'
     ? 'another page, straight over WebRTC: what this node sends that page goes there, not through the relay'
     : relayOf.has(peer)
-      ? `relay, WebSocket ${relayOf.get(peer).replace(/\/p2p\/.*/, '')}: members' sealed gossip goes through it${reservation ? '; it holds a reservation for this node' : ''}`
-      : 'WebSocket');
+      ? `relay, ${via === 'webrtc-direct' ? 'WebRTC-direct' : 'WebSocket'} ${relayOf.get(peer).replace(/\/p2p\/.*/, '')}: members' sealed gossip goes through it${reservation ? '; it holds a reservation for this node' : ''}`
+      : via);
   $('peers').replaceChildren(...(connections.length
     ? connections.map((c) => el('li', { title: c.peer, className: `via-${c.via}` }, `${short(c.peer)} · ${how(c)}`))
     : [el('li', { className: 'muted' }, relays.length ? 'none: offline or still connecting; calls still work and sync when a connection is back' : 'none: no relay configured')]));

@@ -1,6 +1,7 @@
 //! The node's libp2p glue: it moves bytes on gossip topics and knows nothing of their meaning.
 //!
-//! [`start`] builds a swarm (WebSocket in the browser, TCP and WebSocket natively), dials the
+//! [`start`] builds a swarm (WebSocket and WebRTC-direct in the browser, TCP and WebSocket
+//! natively), dials the
 //! relays, and runs it in a task of its own. The node talks to it through a [`NetHandle`]
 //! (subscribe, publish) and hears from it through a stream of [`NetEvent`]s.
 
@@ -34,6 +35,7 @@ pub struct NetConfig {
 pub enum NetEvent {
     Connected {
         peer: String,
+        via: Via,
     },
     Disconnected {
         peer: String,
@@ -64,6 +66,45 @@ pub enum NetEvent {
     },
     /// Something failed that the caller may want to show (a dial, a publish).
     Error(String),
+}
+
+/// What a connection runs over, from the address it was made to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `/ws` or `/wss` (a page to a relay, or a native peer).
+    Websocket,
+    /// `/webrtc-direct/certhash/…`: a page to a relay over WebRTC, no WebSocket.
+    WebrtcDirect,
+    /// Plain TCP (native peers only).
+    Tcp,
+    /// Through another peer's relay (`/p2p-circuit`).
+    Circuit,
+}
+
+impl Via {
+    pub fn of(addr: &libp2p::Multiaddr) -> Via {
+        use libp2p::multiaddr::Protocol;
+        let mut via = Via::Tcp;
+        for protocol in addr.iter() {
+            match protocol {
+                Protocol::P2pCircuit => return Via::Circuit,
+                Protocol::WebRTCDirect => via = Via::WebrtcDirect,
+                Protocol::Ws(_) | Protocol::Wss(_) => via = Via::Websocket,
+                _ => {}
+            }
+        }
+        via
+    }
+
+    /// As `connections()` names it in the page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Websocket => "websocket",
+            Via::WebrtcDirect => "webrtc-direct",
+            Via::Tcp => "tcp",
+            Via::Circuit => "circuit",
+        }
+    }
 }
 
 /// Why a network call was refused.

@@ -13,7 +13,7 @@ use libp2p::{
 
 use crate::direct::{self, Action, Links, Signal};
 use crate::webrtc::Rtc;
-use crate::{Command, NetError, NetEvent, RtcEvent};
+use crate::{Command, NetError, NetEvent, RtcEvent, Via};
 
 /// Largest gossip message: deltas are batched well under it.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -74,11 +74,20 @@ pub(crate) fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
     Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_wasm_bindgen()
         .with_other_transport(|key| {
-            Ok(libp2p::websocket_websys::Transport::default()
+            let ws = libp2p::websocket_websys::Transport::default()
                 .upgrade(Version::V1)
                 .authenticate(libp2p::noise::Config::new(key)?)
                 .multiplex(libp2p::yamux::Config::default())
-                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer))))
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            // A relay's /webrtc-direct/certhash/… address: DTLS and Noise, data channels as
+            // streams (the browser's RTCPeerConnection).
+            let webrtc = libp2p::webrtc_websys::Transport::new(
+                libp2p::webrtc_websys::Config::new(key),
+            )
+            .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
+            Ok(ws
+                .or_transport(webrtc)
+                .map(|either, _| either.into_inner()))
         })
         .map_err(|e| err(&e))?
         .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)
@@ -387,7 +396,10 @@ pub(crate) async fn run(
                             Err(e) => emit(NetEvent::Error(format!("reserving at {addr}: {e}"))),
                         }
                     }
-                    emit(NetEvent::Connected { peer: peer_id.to_string() });
+                    emit(NetEvent::Connected {
+                        peer: peer_id.to_string(),
+                        via: Via::of(endpoint.get_remote_address()),
+                    });
                 }
                 SwarmEvent::ListenerClosed { listener_id, .. } => {
                     circuits.retain(|_, l| *l != listener_id);

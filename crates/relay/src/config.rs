@@ -21,13 +21,17 @@ A flag overrides the file; a repeated flag replaces the file's whole list.
   --config PATH                   TOML file with any of the options below
   --listen MULTIADDR              address to listen on, repeatable (default
                                   /ip4/127.0.0.1/tcp/9090/ws); /tcp/PORT/ws for browsers, plain
-                                  /tcp/PORT for native peers; port 0 picks a free one
+                                  /tcp/PORT for native peers, /udp/PORT/webrtc-direct for
+                                  browsers over WebRTC (printed with its /certhash/); port 0
+                                  picks a free one
   --external MULTIADDR            address to advertise in reservations, repeatable (default: the
                                   listen addresses)
   --peer MULTIADDR                another relay of the same network (with /p2p/ID), repeatable:
                                   dialled and redialled, so gossip crosses between relays
   --key-file PATH                 ed25519 key of the relay (created if missing), so its peer id
                                   survives restarts
+  --webrtc-cert PATH              WebRTC-direct certificate, PEM (created if missing), so the
+                                  /certhash/ of webrtc-direct addresses survives restarts
   --metrics ADDR                  serve Prometheus metrics at http://ADDR/metrics (off by default)
   --log-format text|json          log lines on stderr (default text); RUST_LOG overrides the level
   --log-level FILTER              log filter when RUST_LOG is unset (default info)
@@ -131,6 +135,7 @@ pub struct Config {
     pub external: Vec<Multiaddr>,
     pub peers: Vec<Multiaddr>,
     pub key_file: Option<PathBuf>,
+    pub webrtc_cert: Option<PathBuf>,
     pub metrics: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -146,6 +151,7 @@ struct Raw {
     external: Option<Vec<String>>,
     peer: Option<Vec<String>>,
     key_file: Option<PathBuf>,
+    webrtc_cert: Option<PathBuf>,
     metrics: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
@@ -207,6 +213,7 @@ impl Raw {
             external,
             peer,
             key_file,
+            webrtc_cert,
             metrics,
             log_format,
             log_level,
@@ -267,6 +274,7 @@ const OPTIONS: &[&str] = &[
     "external",
     "peer",
     "key-file",
+    "webrtc-cert",
     "metrics",
     "log-format",
     "log-level",
@@ -296,6 +304,7 @@ fn set(raw: &mut Raw, option: &str, value: String, config: &mut Option<PathBuf>)
         "external" => raw.external.get_or_insert_with(Vec::new).push(value),
         "peer" => raw.peer.get_or_insert_with(Vec::new).push(value),
         "key-file" => raw.key_file = Some(value.into()),
+        "webrtc-cert" => raw.webrtc_cert = Some(value.into()),
         "metrics" => raw.metrics = Some(value),
         "log-format" => raw.log_format = Some(value),
         "log-level" => raw.log_level = Some(value),
@@ -361,7 +370,8 @@ fn number(
     Ok(n)
 }
 
-/// Listen addresses must be TCP (plain or WebSocket): the transports this build has.
+/// Listen addresses must be of the transports this build has: TCP (plain or WebSocket) and
+/// WebRTC-direct over UDP.
 fn listen_addr(option: &'static str, text: &str) -> Result<Multiaddr, ConfigError> {
     let bad = |reason: String| ConfigError::BadValue {
         option,
@@ -374,20 +384,23 @@ fn listen_addr(option: &'static str, text: &str) -> Result<Multiaddr, ConfigErro
         Some(Protocol::Ip4(_) | Protocol::Ip6(_)) => {}
         _ => return Err(bad("must start with /ip4/ or /ip6/".into())),
     }
-    match protocols.next() {
-        Some(Protocol::Tcp(_)) => {}
-        Some(Protocol::Udp(_)) => {
-            return Err(bad(
-                "only TCP and WebSocket are served by this build (no QUIC, WebRTC-direct or \
-                 WebTransport)"
+    let rest = (protocols.next(), protocols.next(), protocols.next());
+    match rest {
+        (Some(Protocol::Tcp(_)), None | Some(Protocol::Ws(_)), None) => Ok(addr),
+        (Some(Protocol::Udp(_)), Some(Protocol::WebRTCDirect), None) => Ok(addr),
+        (Some(Protocol::Udp(_)), Some(Protocol::WebRTCDirect), Some(Protocol::Certhash(_))) => {
+            Err(bad(
+                "no /certhash/ in a listen address: it comes from the certificate \
+                 (--webrtc-cert)"
                     .into(),
             ))
         }
-        _ => return Err(bad("needs /tcp/PORT".into())),
-    }
-    match (protocols.next(), protocols.next()) {
-        (None, _) | (Some(Protocol::Ws(_)), None) => Ok(addr),
-        _ => Err(bad("must be /tcp/PORT or /tcp/PORT/ws".into())),
+        (Some(Protocol::Udp(_)), _, _) => Err(bad(
+            "UDP is served as /udp/PORT/webrtc-direct only (no QUIC or WebTransport)".into(),
+        )),
+        _ => Err(bad(
+            "must be /tcp/PORT, /tcp/PORT/ws or /udp/PORT/webrtc-direct".into(),
+        )),
     }
 }
 
@@ -551,6 +564,7 @@ fn check(raw: Raw) -> Result<Config, ConfigError> {
         external: addrs("external", raw.external, any_addr)?,
         peers: addrs("peer", raw.peer, peer_addr)?,
         key_file: raw.key_file,
+        webrtc_cert: raw.webrtc_cert,
         metrics,
         log_format,
         log_level,
@@ -588,12 +602,16 @@ mod tests {
             "--listen",
             "/ip4/127.0.0.1/tcp/0/ws",
             "--listen=/ip4/127.0.0.1/tcp/0",
+            "--listen=/ip4/127.0.0.1/udp/0/webrtc-direct",
+            "--webrtc-cert",
+            "relay.pem",
             "--max-circuits=7",
             "--log-format",
             "json",
         ]))
         .unwrap();
-        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen.len(), 3);
+        assert_eq!(c.webrtc_cert, Some(PathBuf::from("relay.pem")));
         assert_eq!(c.limits.max_circuits, 7);
         assert_eq!(c.log_format, LogFormat::Json);
     }
@@ -607,7 +625,10 @@ mod tests {
         );
         assert!(err(&["--max-connections", "lots"]).contains("not a whole number"));
         assert!(err(&["--max-message-bytes", "10"]).contains("at least 1024"));
-        assert!(err(&["--listen", "/ip4/1.2.3.4/udp/1/webrtc-direct"]).contains("WebRTC"));
+        assert!(err(&["--listen", "/ip4/1.2.3.4/udp/1/quic-v1"]).contains("webrtc-direct only"));
+        assert!(err(&["--listen", "/ip4/1.2.3.4/tcp/1/wss"]).contains("/tcp/PORT/ws"));
+        let hashed = "/ip4/1.2.3.4/udp/1/webrtc-direct/certhash/uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g";
+        assert!(err(&["--listen", hashed]).contains("no /certhash/"));
         assert!(err(&["--peer", "/ip4/1.2.3.4/tcp/1"]).contains("/p2p/"));
         assert!(err(&["--metrics", "9100"]).contains("IP:PORT"));
         assert!(err(&["--log-format", "xml"]).contains("text or json"));

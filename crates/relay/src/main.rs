@@ -1,7 +1,8 @@
 //! `tabnode-relay`: the native peer browser nodes dial.
 //!
-//! It listens on WebSocket (browsers cannot dial raw TCP), serves circuit relay v2 so a browser
-//! can be reached through a reservation, and is a gossip hub: it subscribes to every topic a
+//! It listens on WebSocket and on WebRTC-direct (browsers cannot dial raw TCP; over WebRTC-direct
+//! a page dials the UDP address with the certificate's hash in it), serves circuit relay v2 so a
+//! browser can be reached through a reservation, and is a gossip hub: it subscribes to every topic a
 //! peer subscribes to, since gossipsub only forwards topics a node is itself subscribed to.
 //!
 //! Once listening it prints one line per address to stdout, `RELAY_MULTIADDR=<addr>/p2p/<id>`,
@@ -87,6 +88,28 @@ impl relay::RateLimiter for Noting {
             self.refusals.fetch_add(1, Ordering::Relaxed);
         }
         ok
+    }
+}
+
+/// Loads the WebRTC-direct certificate (PEM), creating it on first start; without a path, a fresh
+/// one (and so a new `/certhash/`) each start.
+fn load_certificate(
+    path: Option<&std::path::Path>,
+) -> Result<libp2p_webrtc::tokio::Certificate, String> {
+    use libp2p_webrtc::tokio::Certificate;
+    let generate = || Certificate::generate(&mut rand::rng()).map_err(|e| e.to_string());
+    let Some(path) = path else {
+        return generate();
+    };
+    let named = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    match std::fs::read_to_string(path) {
+        Ok(pem) => Certificate::from_pem(&pem).map_err(|e| named(&e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cert = generate()?;
+            std::fs::write(path, cert.serialize_pem()).map_err(|e| named(&e))?;
+            Ok(cert)
+        }
+        Err(e) => Err(named(&e)),
     }
 }
 
@@ -260,6 +283,7 @@ fn announce(line: &str) -> std::io::Result<()> {
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let key = load_key(config.key_file.as_deref())?;
+    let certificate = load_certificate(config.webrtc_cert.as_deref())?;
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry, &config.limits);
     let refusals = RateRefusals::default();
@@ -270,6 +294,13 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             noise::Config::new,
             yamux::Config::default,
         )?
+        // WebRTC-direct brings its own encryption (DTLS, then Noise) and multiplexing (data
+        // channels); it serves the /udp/PORT/webrtc-direct listen addresses.
+        .with_other_transport(|key| {
+            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
+        })?
+        // The builder goes on to WebSocket through DNS (so `--peer` may name a host, too).
+        .with_dns()?
         .with_websocket(noise::Config::new, yamux::Config::default)
         .await?
         .with_bandwidth_metrics(&mut registry)

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tabnode_identity::grant::{hex_nonce, Grant, Revocation, Root, SignedGrant, SignedRevocation};
 use tabnode_identity::nep413::{Payload, SignedMessage};
 use tabnode_identity::signin::SignIn;
-use tabnode_net::{NetConfig, NetEvent, NetHandle};
+use tabnode_net::{NetConfig, NetEvent, NetHandle, Via};
 use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing, Role, DEFAULT_INVITATION_NANOS};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{IndexedDbStore, SealedStore, Sealer, StoreError};
@@ -230,8 +230,9 @@ export type NodeEvent =
         | { op: "setApp"; appId: string; migrate: string | null } }
   | { type: "voided"; contextId: string; deltaId: string; author: string }
   | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
-/** A connection of this node: to a relay over WebSocket, or straight to another page over WebRTC. */
-export interface Connection { peer: string; via: "websocket" | "webrtc";
+/** A connection of this node: to a relay over WebSocket or WebRTC-direct, or straight to another
+ * page over WebRTC. */
+export interface Connection { peer: string; via: "websocket" | "webrtc-direct" | "webrtc";
   /** A relay holding a reservation for this node: others can dial it through the relay. */ reservation?: boolean; }
 "#;
 
@@ -275,7 +276,8 @@ struct Inner {
     public_key: RefCell<String>,
     subscribers: RefCell<Vec<Subscriber>>,
     next_subscriber: Cell<u32>,
-    peers: RefCell<HashMap<String, ()>>,
+    /// Peers connected in libp2p (relays), and what the connection runs over.
+    peers: RefCell<HashMap<String, Via>>,
     /// Peers with an open direct WebRTC link.
     direct: RefCell<BTreeSet<String>>,
     /// Relays holding a reservation for this node (it can be dialled through them).
@@ -545,8 +547,8 @@ async fn pump_network(
                     })
                     .await;
             }
-            NetEvent::Connected { peer } => {
-                inner.peers.borrow_mut().insert(peer.clone(), ());
+            NetEvent::Connected { peer, via } => {
+                inner.peers.borrow_mut().insert(peer.clone(), via);
                 inner.notify_peer("peerConnected", &peer);
             }
             NetEvent::Reserved { relay } => {
@@ -1081,20 +1083,20 @@ impl BrowserNode {
         self.inner.peers.borrow().keys().cloned().collect()
     }
 
-    /// Every connection this node has right now and what it runs over: `websocket` to a relay
-    /// (members' gossip goes through it; `reservation` once the relay holds one for this node,
-    /// circuit relay v2), `webrtc` straight to another page (what this node sends to that page
-    /// goes there while it is up).
+    /// Every connection this node has right now and what it runs over: `websocket` or
+    /// `webrtc-direct` to a relay (members' gossip goes through it; `reservation` once the relay
+    /// holds one for this node, circuit relay v2), `webrtc` straight to another page (what this
+    /// node sends to that page goes there while it is up).
     #[wasm_bindgen(unchecked_return_type = "Connection[]")]
     pub fn connections(&self) -> JsValue {
         let relays = self.inner.peers.borrow();
         let direct = self.inner.direct.borrow();
         let reserved = self.inner.reserved.borrow();
         let list: Vec<serde_json::Value> = relays
-            .keys()
-            .map(|peer| {
+            .iter()
+            .map(|(peer, via)| {
                 let reservation = reserved.contains(peer);
-                serde_json::json!({"peer": peer, "via": "websocket", "reservation": reservation})
+                serde_json::json!({"peer": peer, "via": via.as_str(), "reservation": reservation})
             })
             .chain(
                 direct

@@ -43,7 +43,7 @@ fn temp_path(name: &str) -> PathBuf {
 /// Starts the relay and waits for its address (and metrics URL, when `--metrics` is given).
 fn start_relay(args: &[&str]) -> Relay {
     let stderr = temp_path("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tabnode-relay"))
+    let mut child = Command::new(tabnode_relay_tests::relay_binary())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr).unwrap())
@@ -328,7 +328,7 @@ max-circuit-duration = 30
 
 /// Runs the relay with `args`, expecting it to refuse them: exit code 2, the message, the usage.
 fn refused(args: &[&str], message: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tabnode-relay"))
+    let out = Command::new(tabnode_relay_tests::relay_binary())
         .args(args)
         .output()
         .unwrap();
@@ -370,7 +370,7 @@ fn bad_settings_stop_the_relay_with_code_2_and_the_usage() {
         "WebRTC-direct",
     );
     refused(&["--max-message-bytes", "100"], "must be at least 1024");
-    let help = Command::new(env!("CARGO_BIN_EXE_tabnode-relay"))
+    let help = Command::new(tabnode_relay_tests::relay_binary())
         .arg("--help")
         .output()
         .unwrap();

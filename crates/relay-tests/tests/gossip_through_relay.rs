@@ -19,7 +19,7 @@ impl Drop for Relay {
 }
 
 fn start_relay() -> (Relay, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tabnode-relay"))
+    let mut child = Command::new(tabnode_relay_tests::relay_binary())
         .args(["--listen", "/ip4/127.0.0.1/tcp/0/ws"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -125,7 +125,7 @@ async fn a_hundred_messages_cross_the_relay_exactly_once() {
 
 #[test]
 fn bad_arguments_are_refused_with_usage() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tabnode-relay"))
+    let out = Command::new(tabnode_relay_tests::relay_binary())
         .arg("--listen")
         .arg("not-an-addr")
         .output()
