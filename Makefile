@@ -24,10 +24,15 @@ pkg:
 www: pkg
 	npx webpack --config webpack.config.js
 
+# The relay is a Cargo workspace of its own (crates/relay: libp2p 0.57 with WebRTC-direct); its
+# binary goes to the top-level target/release like the rest.
+RELAY_CARGO := --manifest-path crates/relay/Cargo.toml --target-dir target
+
 relay:
-	$(CARGO) build --release -p tabnode-relay
+	$(CARGO) build --release $(RELAY_CARGO)
 
 native-test:
+	$(CARGO) test --release $(RELAY_CARGO)
 	$(CARGO) test --release --workspace
 
 wasm-test:
@@ -65,12 +70,13 @@ bench-catchup: setup apps
 # Relay load test (issue 8), on loopback: PEERS native peers against one relay with a per-IP
 # connection limit LIMIT and RESERVATIONS reservations, publishing for SECS seconds; prints what got
 # through, latency, and the relay's peak RSS and CPU time (figures; exits 1 if a limit leaks).
-bench-relay:
-	$(CARGO) build --release -p tabnode-relay
+bench-relay: relay
+	$(CARGO) build --release -p tabnode-relay-tests --bin relay-load
 	target/release/relay-load --peers $(or $(PEERS),200) --limit $(or $(LIMIT),150) --reservations $(or $(RESERVATIONS),100) --seconds $(or $(SECS),20)
 
 # Peering benchmark (issue 8): page-to-page latency and deltas/s over a direct WebRTC link and
-# over the relay, and the link's set-up time, in headless Chromium (figures, not a test).
+# over the relay (reached over WebSocket and over WebRTC-direct), and the link's set-up time, in
+# headless Chromium (figures, not a test).
 bench-peering: setup apps www relay
 	node bench/peering.mjs $(or $(CALLS),100) $(or $(BURST),200)
 

@@ -32,7 +32,7 @@ export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binar
     stdio: ['ignore', 'pipe', 'inherit'],
     // webrtc-rs warns about every closed WebRTC-direct connection (candidates, SCTP, SRTP
     // already closed when a page goes away): only its errors are worth a line here.
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || `${logLevel},webrtc=error,webrtc_ice=error,webrtc_sctp=error` },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || `${logLevel},webrtc=error,webrtc_ice=error,webrtc_sctp=error,dtls=error` },
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const lines = createInterface({ input: child.stdout });

@@ -81,13 +81,10 @@ pub(crate) fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
             // A relay's /webrtc-direct/certhash/… address: DTLS and Noise, data channels as
             // streams (the browser's RTCPeerConnection).
-            let webrtc = libp2p::webrtc_websys::Transport::new(
-                libp2p::webrtc_websys::Config::new(key),
-            )
-            .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
-            Ok(ws
-                .or_transport(webrtc)
-                .map(|either, _| either.into_inner()))
+            let webrtc =
+                libp2p::webrtc_websys::Transport::new(libp2p::webrtc_websys::Config::new(key))
+                    .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
+            Ok(ws.or_transport(webrtc).map(|either, _| either.into_inner()))
         })
         .map_err(|e| err(&e))?
         .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)

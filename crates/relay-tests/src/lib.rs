@@ -8,7 +8,12 @@ use std::path::PathBuf;
 /// top-level `target/release`.
 pub fn relay_binary() -> PathBuf {
     let path = std::env::var_os("TABNODE_RELAY").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/tabnode-relay")),
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/release/tabnode-relay"
+            ))
+        },
         PathBuf::from,
     );
     assert!(

@@ -296,9 +296,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         )?
         // WebRTC-direct brings its own encryption (DTLS, then Noise) and multiplexing (data
         // channels); it serves the /udp/PORT/webrtc-direct listen addresses.
-        .with_other_transport(|key| {
-            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
-        })?
+        .with_other_transport(|key| libp2p_webrtc::tokio::Transport::new(key.clone(), certificate))?
         // The builder goes on to WebSocket through DNS (so `--peer` may name a host, too).
         .with_dns()?
         .with_websocket(noise::Config::new, yamux::Config::default)
