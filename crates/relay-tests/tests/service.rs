@@ -366,8 +366,8 @@ fn bad_settings_stop_the_relay_with_code_2_and_the_usage() {
     refused(&["--metrics", "localhost"], "--metrics localhost");
     refused(&["--log-format", "xml"], "must be text or json");
     refused(
-        &["--listen", "/ip4/127.0.0.1/udp/0/webrtc-direct"],
-        "WebRTC-direct",
+        &["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"],
+        "webrtc-direct only",
     );
     refused(&["--max-message-bytes", "100"], "must be at least 1024");
     let help = Command::new(tabnode_relay_tests::relay_binary())

@@ -109,6 +109,25 @@ impl Metrics {
             "Connected peers whose gossip score is below zero (invalid or oversize messages)",
             m.gossip_penalised_peers.clone(),
         );
+        // prometheus-client 0.25 leaves a family out of the exposition until it has a series:
+        // refusals by limit, and oversize gossip, start at zero so they are there from the start.
+        for (what, reason) in [
+            ("connection", "max_connections"),
+            ("connection", "max_connections_per_ip"),
+            ("connection", "max_connections_per_peer"),
+            ("connection", "max_pending_connections"),
+            ("reservation", "max_reservations"),
+            ("reservation", "max_reservations_per_peer"),
+            ("reservation", "rate_limit"),
+            ("circuit", "max_circuits"),
+            ("circuit", "max_circuits_per_peer"),
+            ("circuit", "rate_limit"),
+        ] {
+            let _ = m.refused.get_or_create(&Refused { what, reason });
+        }
+        let _ = m
+            .gossip_rejected
+            .get_or_create(&Reason { reason: "oversize" });
         let limit: Family<LimitName, Gauge> = Family::default();
         for (name, value) in [
             ("max_connections", u64::from(limits.max_connections)),
