@@ -16,7 +16,6 @@ mod env;
 mod error;
 mod log;
 mod membership;
-mod merkle;
 mod node;
 mod rows;
 mod seal;
@@ -31,12 +30,12 @@ pub use env::{Env, FixedEnv};
 pub use error::NodeError;
 pub use log::MemberOp;
 pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
-pub use merkle::MerkleTree;
 pub use node::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, Node, NodeEvent, Outgoing,
     ReplayReport, XCallResult, ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS,
     DEFAULT_SNAPSHOT_THRESHOLD, MAX_MESSAGE_BYTES,
 };
+pub use tabnode_store::MerkleTree;
 pub use wire::WireMessage;
 
 /// What every context topic starts with; the context id follows.

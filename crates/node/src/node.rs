@@ -9,7 +9,7 @@ use tabnode_runtime::{
     migrated_state_entry, state_entry_key, App, Call, ContextRequest, Outcome, Runtime,
     RuntimeError, StateView, ViewKind, Views, WriteSet, XCallRequest,
 };
-use tabnode_store::{Batch, Namespace, Store, StoreError};
+use tabnode_store::{Batch, MerkleTree, Namespace, Store, StoreError};
 use tabnode_types::{
     verify_signature, AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey, Signature,
 };
@@ -22,7 +22,6 @@ use crate::env::Env;
 use crate::error::NodeError;
 use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
 use crate::membership::{Invitation, MemberCert, Role};
-use crate::merkle::MerkleTree;
 use crate::rows::Rows;
 use crate::seal;
 use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
@@ -1299,7 +1298,7 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(Checkpoint {
             heads: ctx.record.heads.clone(),
             root_hash: ctx.record.root_hash,
-            merkle_root: ctx.merkle.as_ref().map(MerkleTree::root),
+            merkle_root: ctx.merkle.as_ref().map(|tree| Hash(tree.root())),
         })
     }
 

@@ -14,6 +14,7 @@ use serde_json::json;
 use tabnode_node::{FixedEnv, MerkleTree, Node};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Batch, MemoryStore, Namespace, Store, StoreError};
+use tabnode_types::Hash;
 
 const EXTRA_ROWS: u32 = 100_000;
 
@@ -158,7 +159,10 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
         .into_iter()
         .map(|(k, v)| (k[32..].to_vec(), v))
         .collect();
-    assert_eq!(after.merkle_root, Some(MerkleTree::build(&rows).root()));
+    assert_eq!(
+        after.merkle_root,
+        Some(Hash(MerkleTree::build(&rows).root()))
+    );
     assert_eq!(built, after.merkle_root, "no write since");
 }
 

@@ -9,6 +9,7 @@ mod file;
 #[cfg(target_arch = "wasm32")]
 mod indexeddb;
 mod memory;
+mod merkle;
 mod sealed;
 
 pub mod conformance;
@@ -18,6 +19,7 @@ pub use file::FileStore;
 #[cfg(target_arch = "wasm32")]
 pub use indexeddb::{IndexedDbStore, SCHEMA_VERSION as INDEXEDDB_SCHEMA_VERSION};
 pub use memory::MemoryStore;
+pub use merkle::MerkleTree;
 pub use sealed::{SealedStore, Sealer};
 
 /// The fixed set of namespaces: IndexedDB object stores must be declared when the database opens.

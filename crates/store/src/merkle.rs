@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use tabnode_types::Hash;
-
 #[derive(Debug, Clone)]
 pub struct MerkleTree {
     leaves: Vec<BTreeMap<Vec<u8>, [u8; 32]>>,
@@ -85,8 +83,8 @@ impl MerkleTree {
         self.rehash_root();
     }
 
-    pub fn root(&self) -> Hash {
-        Hash(self.root)
+    pub fn root(&self) -> [u8; 32] {
+        self.root
     }
 
     /// The 256 bucket hashes, to find where two states differ.
