@@ -152,6 +152,7 @@ pub(crate) enum Command {
     Unsubscribe(String),
     Publish(String, Vec<u8>),
     SendTo(String, String, Vec<u8>),
+    DialPeer(libp2p::PeerId),
 }
 
 /// Talks to the swarm task; cheap to clone.
@@ -184,6 +185,19 @@ impl NetHandle {
     /// published on the topic like any other (the others drop what they do not need).
     pub fn send_to(&self, peer: &str, topic: &str, data: Vec<u8>) -> Result<(), NetError> {
         self.send(Command::SendTo(peer.to_owned(), topic.to_owned(), data))
+    }
+
+    /// Dials `peer` through the reservation it holds at a relay this node is connected to
+    /// (`<relay>/p2p-circuit/p2p/<peer>`, circuit relay v2): a connection between two nodes
+    /// that cannot reach each other directly, reported as [`NetEvent::Connected`] with
+    /// [`Via::Circuit`]. Before any relay is connected, the dial waits for the first. The relay
+    /// bounds such circuits in time and bytes.
+    pub fn dial_peer(&self, peer: &str) -> Result<(), NetError> {
+        let peer = peer.parse().map_err(|e| NetError::BadAddress {
+            addr: peer.to_owned(),
+            reason: format!("not a peer id: {e}"),
+        })?;
+        self.send(Command::DialPeer(peer))
     }
 
     /// Publishes on a topic. With no peer on the topic yet, the message waits in a bounded

@@ -338,6 +338,8 @@ pub(crate) async fn run(
     // The circuit listener (reservation) at each relay, while its connection is up.
     let mut circuits: HashMap<PeerId, libp2p::core::transport::ListenerId> = HashMap::new();
     let mut backoff: HashMap<Multiaddr, Duration> = HashMap::new();
+    // Peers to dial through a relay as soon as one is connected.
+    let mut waiting_dials: HashSet<PeerId> = HashSet::new();
     for addr in &relays {
         if let Err(e) = swarm.dial(addr.clone()) {
             emit(NetEvent::Error(format!("dialling {addr}: {e}")));
@@ -368,6 +370,11 @@ pub(crate) async fn run(
                             }
                         }
                     }
+                    Command::DialPeer(peer) => {
+                        if !dial_through_relays(&mut swarm, &relays, peer, &emit) {
+                            waiting_dials.insert(peer); // dialled once a relay is connected
+                        }
+                    }
                     Command::Publish(topic, data) => {
                         if direct.send(&topic, &data) {
                             continue; // every peer on the topic has it, directly
@@ -393,10 +400,22 @@ pub(crate) async fn run(
                             Err(e) => emit(NetEvent::Error(format!("reserving at {addr}: {e}"))),
                         }
                     }
+                    // A peer that dialled us through our reservation: the relay's circuit
+                    // shows in the address we listened on, not in the one it came from.
+                    let via = match &endpoint {
+                        libp2p::core::ConnectedPoint::Listener { local_addr, .. }
+                            if Via::of(local_addr) == Via::Circuit => Via::Circuit,
+                        _ => Via::of(endpoint.get_remote_address()),
+                    };
                     emit(NetEvent::Connected {
                         peer: peer_id.to_string(),
-                        via: Via::of(endpoint.get_remote_address()),
+                        via,
                     });
+                    if relay.is_some() {
+                        for peer in std::mem::take(&mut waiting_dials) {
+                            dial_through_relays(&mut swarm, &relays, peer, &emit);
+                        }
+                    }
                 }
                 SwarmEvent::ListenerClosed { listener_id, .. } => {
                     circuits.retain(|_, l| *l != listener_id);
@@ -442,6 +461,35 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// Dials `peer` through its reservation at each relay this node is connected to; false if none
+/// is connected yet.
+fn dial_through_relays(
+    swarm: &mut Swarm<Behaviour>,
+    relays: &[Multiaddr],
+    peer: PeerId,
+    emit: &impl Fn(NetEvent),
+) -> bool {
+    let through: Vec<Multiaddr> = relays
+        .iter()
+        .filter(|a| relay_peer(a).is_some_and(|r| swarm.is_connected(&r)))
+        .map(|a| {
+            a.clone()
+                .with(Protocol::P2pCircuit)
+                .with(Protocol::P2p(peer))
+        })
+        .collect();
+    if through.is_empty() {
+        return false;
+    }
+    let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+        .addresses(through)
+        .build();
+    if let Err(e) = swarm.dial(opts) {
+        emit(NetEvent::Error(format!("dialling {peer}: {e}")));
+    }
+    true
 }
 
 /// Redials relays we are not connected to, doubling the wait each time up to a minute.

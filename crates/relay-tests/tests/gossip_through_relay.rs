@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tabnode_net::{NetConfig, NetEvent};
+use tabnode_net::{NetConfig, NetEvent, Via};
 
 /// Kills the relay when the test ends, also when it fails.
 struct Relay(Child);
@@ -136,4 +136,59 @@ fn bad_arguments_are_refused_with_usage() {
         err.contains("--listen not-an-addr") && err.contains("usage"),
         "{err}"
     );
+}
+
+/// Waits (30 s at most) for the first event `pick` takes.
+async fn wait_for<T>(
+    events: &mut futures::channel::mpsc::UnboundedReceiver<NetEvent>,
+    what: &str,
+    mut pick: impl FnMut(NetEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(found) = pick(events.next().await.expect("the network task runs")) {
+                return found;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} within 30 s"))
+}
+
+#[tokio::test]
+async fn a_node_is_dialled_through_its_reservation_at_the_relay() {
+    let (_relay, addr) = start_relay();
+    let start = |seed: u8| {
+        tabnode_net::start(NetConfig {
+            relays: vec![addr.clone()],
+            identity_ed25519_secret: [seed; 32],
+            direct: false,
+            ice_servers: Vec::new(),
+        })
+        .unwrap()
+    };
+    let (a, mut a_events) = start(3);
+    let (b, mut b_events) = start(4);
+    wait_for(&mut a_events, "A's reservation", |e| {
+        matches!(e, NetEvent::Reserved { .. }).then_some(())
+    })
+    .await;
+    wait_for(&mut b_events, "B's connection to the relay", |e| {
+        matches!(e, NetEvent::Connected { .. }).then_some(())
+    })
+    .await;
+    assert!(b.dial_peer("not a peer id").is_err());
+
+    b.dial_peer(&a.peer_id()).unwrap();
+    let b_side = wait_for(&mut b_events, "B's connection to A", |e| match e {
+        NetEvent::Connected { peer, via } if peer == a.peer_id() => Some(via),
+        _ => None,
+    })
+    .await;
+    let a_side = wait_for(&mut a_events, "A to be dialled by B", |e| match e {
+        NetEvent::Connected { peer, via } if peer == b.peer_id() => Some(via),
+        _ => None,
+    })
+    .await;
+    assert_eq!((b_side, a_side), (Via::Circuit, Via::Circuit));
 }

@@ -232,7 +232,7 @@ export type NodeEvent =
   | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
 /** A connection of this node: to a relay over WebSocket or WebRTC-direct, or straight to another
  * page over WebRTC. */
-export interface Connection { peer: string; via: "websocket" | "webrtc-direct" | "webrtc";
+export interface Connection { peer: string; via: "websocket" | "webrtc-direct" | "webrtc" | "circuit";
   /** A relay holding a reservation for this node: others can dial it through the relay. */ reservation?: boolean; }
 "#;
 
@@ -1086,7 +1086,8 @@ impl BrowserNode {
     /// Every connection this node has right now and what it runs over: `websocket` or
     /// `webrtc-direct` to a relay (members' gossip goes through it; `reservation` once the relay
     /// holds one for this node, circuit relay v2), `webrtc` straight to another page (what this
-    /// node sends to that page goes there while it is up).
+    /// node sends to that page goes there while it is up), `circuit` to another node through a
+    /// relay's reservation (see `dialPeer`).
     #[wasm_bindgen(unchecked_return_type = "Connection[]")]
     pub fn connections(&self) -> JsValue {
         let relays = self.inner.peers.borrow();
@@ -1105,6 +1106,20 @@ impl BrowserNode {
             )
             .collect();
         to_js(&list).unwrap_or(JsValue::NULL)
+    }
+
+    /// Dials another node (by its `peerId`) through the reservation it holds at a relay this
+    /// node is connected to (circuit relay v2). The connection shows in `connections()` as
+    /// `circuit`; the relay bounds it in time and bytes. Throws `BadPeerId` for what is not a
+    /// peer id, `Offline` when this node has no relays.
+    #[wasm_bindgen(js_name = dialPeer)]
+    pub fn dial_peer(&self, peer_id: String) -> Result<(), JsValue> {
+        let net =
+            self.inner.net.as_ref().ok_or_else(|| {
+                usage_error("Offline", "this node was started without relays".into())
+            })?;
+        net.dial_peer(&peer_id)
+            .map_err(|e| usage_error("BadPeerId", e.to_string()))
     }
 
     /// Validates and stores an app (`Uint8Array` or `ArrayBuffer` of wasm); resolves to its id.
