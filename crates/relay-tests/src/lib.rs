@@ -4,6 +4,15 @@
 
 use std::path::PathBuf;
 
+/// The value of the sample `name` (no labels, or its labels written out) in a Prometheus text
+/// exposition, as the relay's `/metrics` serves it; 0 if it is not there.
+pub fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The `tabnode-relay` binary: `TABNODE_RELAY` if set, else the one `make relay` builds into the
 /// top-level `target/release`.
 pub fn relay_binary() -> PathBuf {

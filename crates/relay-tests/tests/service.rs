@@ -93,7 +93,7 @@ impl Relay {
     /// The value of one sample (`name` or `name{labels}`), 0 when absent.
     async fn sample(&self, sample: &str) -> f64 {
         let (_, body) = self.scrape().await;
-        value(&body, sample)
+        tabnode_relay_tests::metric(&body, sample)
     }
 
     /// Waits until a sample satisfies `ok`, scraping every 100 ms for up to 20 s.
@@ -125,13 +125,6 @@ async fn get(url: &str) -> (String, String) {
     stream.read_to_string(&mut response).await.unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     (head.to_owned(), body.to_owned())
-}
-
-fn value(body: &str, sample: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
 }
 
 #[derive(NetworkBehaviour)]
@@ -398,7 +391,10 @@ async fn metrics_answer_in_prometheus_format_and_count_a_native_peer() {
         "{body}"
     );
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
-    assert_eq!(value(&body, "tabnode_relay_peers"), 0.0);
+    assert_eq!(
+        tabnode_relay_tests::metric(&body, "tabnode_relay_peers"),
+        0.0
+    );
 
     let mut client = peer(&relay.addr, true).await;
     client.connected().await;

@@ -225,13 +225,6 @@ async fn scrape(url: &str) -> String {
         .unwrap_or_default()
 }
 
-fn sample(body: &str, name: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[derive(NetworkBehaviour)]
 struct Peer {
     relay: relay::client::Behaviour,
@@ -525,11 +518,11 @@ async fn run(args: Args) -> Result<bool, String> {
     let delivered = latencies.len() as u64;
     let want_refused = args.peers.saturating_sub(args.limit);
     let want_reservation_refused = connected.saturating_sub(args.reservations);
-    let relay_refused_conn = sample(
+    let relay_refused_conn = tabnode_relay_tests::metric(
         &metrics,
         "tabnode_relay_refused_total{what=\"connection\",reason=\"max_connections_per_ip\"}",
     );
-    let relay_refused_res = sample(
+    let relay_refused_res = tabnode_relay_tests::metric(
         &metrics,
         "tabnode_relay_refused_total{what=\"reservation\",reason=\"max_reservations\"}",
     );
