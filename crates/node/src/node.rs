@@ -3437,8 +3437,9 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// Takes one part of a snapshot a member sent, from one provider at a time. Once whole and
-    /// verified, it is used only if it covers every delta this node holds (but its own
-    /// announcements, which change no state); then it covers deltas (see [`crate::snapshot`]).
+    /// verified, it is used if this node lacks at least a quarter of the deltas it covers (a
+    /// node that lacks less catches up by deltas); then it covers deltas (see
+    /// [`crate::snapshot`]).
     async fn receive_snapshot_part(
         &mut self,
         context_id: ContextId,
@@ -3486,6 +3487,16 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.snapshot = Phase::Idle;
         let snapshot = snapshot::open(&bytes, &context_id)?;
         let covering = Covering::new(snapshot, provider, digest);
+        // Sent for another member (published when the network has no way to it alone): worth
+        // taking only to a node that lacks a good part of what it covers.
+        let missing = covering
+            .covered
+            .iter()
+            .filter(|id| !ctx.dag.contains_key(id))
+            .count();
+        if missing == 0 || missing * 4 < covering.covered.len() {
+            return Ok(());
+        }
         self.store
             .commit(Batch::new().put(
                 Namespace::Meta,

@@ -259,3 +259,31 @@ fn a_joiner_that_stops_while_covering_rebuilds_from_the_deltas() {
     assert_converged(&mut a, &mut b, &ctx);
     assert!(block_on(b.replay(&ctx)).unwrap().matches);
 }
+
+#[test]
+fn a_member_that_lacks_little_ignores_a_snapshot_sent_for_another() {
+    let (mut a, ctx) = busy_context(30);
+    // C joined early and has everything.
+    let mut c = common::node(3);
+    block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut c]);
+    // A offers a context's state at most every 30 s: C had it.
+    a.env().advance(31_000_000_000);
+    let (mut b, answer) = join(&mut a, &ctx);
+    assert!(answer.iter().any(|(_, d)| is_snapshot_part(&a, &ctx, d)));
+    // The network had no way to B alone: C hears A's answer too.
+    let snapshots = |n: &TestNode| {
+        audit_methods(n, &ctx)
+            .iter()
+            .filter(|m| *m == "sync.snapshot")
+            .count()
+    };
+    let before = snapshots(&c);
+    assert_eq!(before, 1, "C took one itself when it joined");
+    deliver(&answer, &mut c);
+    deliver(&answer, &mut b);
+    assert_eq!(snapshots(&c), before, "C did not take B's");
+    assert!(audit_methods(&b, &ctx).iter().any(|m| m == "sync.snapshot"));
+    assert_eq!(entries(&mut c, &ctx), entries(&mut a, &ctx));
+    assert_converged(&mut a, &mut b, &ctx);
+}
