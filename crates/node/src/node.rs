@@ -48,8 +48,8 @@ const PAYLOAD: &[u8] = b"payload:";
 /// deltas a snapshot covers without running them: a node that stops before the snapshot is in
 /// place rebuilds the state from those deltas when it opens again.
 const COVERING: &[u8] = b"snapshot-covering:";
-/// A member that holds at least this many deltas answers a joiner with a state snapshot too
-/// (see [`crate::snapshot`]); [`Node::set_snapshot_threshold`] changes it.
+/// A member answers one that lacks at least this many deltas with a state snapshot too (see
+/// [`crate::snapshot`]); [`Node::set_snapshot_threshold`] changes it.
 pub const DEFAULT_SNAPSHOT_THRESHOLD: usize = 500;
 /// At most one snapshot offer per context in this long (ns).
 const SNAPSHOT_OFFER_NANOS: u64 = 30_000_000_000;
@@ -694,7 +694,7 @@ pub struct Node<S: Store, E: Env> {
     root: Option<SignedGrant>,
     /// The key [`Node::prepare_rotation`] made, for the rotation that follows.
     next_key: Option<SecretKey>,
-    /// How many deltas a context must hold before this node answers a joiner with a snapshot.
+    /// How many deltas a member must lack before this node answers it with a snapshot too.
     snapshot_threshold: Option<usize>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
@@ -755,14 +755,18 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         // A context that stopped while a snapshot covered its deltas has recorded deltas it
         // never ran: its state is rebuilt from them.
-        for id in node.context_ids() {
-            let marker = [COVERING, id.as_bytes()].concat();
-            if node.store.get(Namespace::Meta, &marker).await?.is_some() {
-                let mut ctx = node.contexts.remove(&id).expect("loaded above");
-                let result = node.rebuild(&mut ctx, Order::Applied).await;
-                node.contexts.insert(id, ctx);
-                result?;
-            }
+        for (key, _) in node.store.scan_prefix(Namespace::Meta, COVERING).await? {
+            let id = ContextId(
+                key[COVERING.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("snapshot marker", "not a context id"))?,
+            );
+            let Some(mut ctx) = node.contexts.remove(&id) else {
+                continue; // left behind by a context since dropped
+            };
+            let result = node.rebuild(&mut ctx, Order::Applied).await;
+            node.contexts.insert(id, ctx);
+            result?;
         }
         if let Some(bytes) = node.store.get(Namespace::Keys, NEXT_NODE_KEY).await? {
             let (seed, grant, revocation) =
@@ -985,8 +989,8 @@ impl<S: Store, E: Env> Node<S, E> {
         }
     }
 
-    /// From how many deltas on this node answers a joiner with a state snapshot besides the
-    /// deltas (`None`: never). See [`crate::snapshot`].
+    /// From how many deltas a member lacks this node answers it with a state snapshot besides
+    /// the deltas (`None`: never). See [`crate::snapshot`].
     pub fn set_snapshot_threshold(&mut self, deltas: Option<usize>) {
         self.snapshot_threshold = deltas;
     }
@@ -1488,7 +1492,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 batch.delete_mut(ns, &key);
             }
         }
-        for prefix in [DISCLOSE, PAYLOAD] {
+        for prefix in [DISCLOSE, PAYLOAD, COVERING] {
             let prefix = [prefix, id.as_bytes()].concat();
             for (key, _) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
                 batch.delete_mut(Namespace::Meta, &key);
