@@ -5,9 +5,8 @@
 mod near_rpc_double;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use near_rpc_double::{refusing_url, App, Chain, Context, Server, CONTRACT};
+use near_rpc_double::{contract_client, refusing_url, App, Chain, Context, Server, CONTRACT};
 use tabnode_chain::native::ReqwestTransport;
 use tabnode_chain::{
     Anchor, AnchoredRole, Application, Capability, ContextConfig, NearAnchor, Revisions, RpcClient,
@@ -45,8 +44,7 @@ async fn anchor(urls_before: Vec<String>) -> (NearAnchor<ReqwestTransport>, Cont
     let server = Server::start(chain.shared()).await;
     let mut urls = urls_before;
     urls.push(server.url.clone());
-    let rpc = RpcClient::new(ReqwestTransport::new(), urls).with_timeout(Duration::from_secs(5));
-    let anchor = NearAnchor::new(ContextConfig::new(rpc, CONTRACT)).with_page(3);
+    let anchor = NearAnchor::new(contract_client(urls)).with_page(3);
     (anchor, context, server)
 }
 

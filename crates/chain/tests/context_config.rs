@@ -6,16 +6,13 @@
 mod near_rpc_double;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use near_rpc_double::{key, wasm, App, Chain, Context, Server, CONTRACT};
+use near_rpc_double::{contract_client, key, wasm, App, Chain, Context, Server, CONTRACT};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tabnode_chain::calimero::{self, blob_id, AppMismatch, Application, BLOB_CHUNK_SIZE};
 use tabnode_chain::native::ReqwestTransport;
-use tabnode_chain::{
-    Capability, ContextConfig, ContextRequest, ContextRequestKind, RpcClient, RpcError,
-};
+use tabnode_chain::{Capability, ContextConfig, ContextRequest, ContextRequestKind, RpcError};
 use tabnode_types::{AppId, ContextId, Hash, PublicKey, SecretKey};
 
 fn app_record(app: &Application) -> App {
@@ -60,12 +57,10 @@ async fn world() -> World {
     chain.put_context(context.0, c);
     let chain = chain.shared();
     let server = Server::start(chain.clone()).await;
-    let rpc = RpcClient::new(ReqwestTransport::new(), [server.url.clone()])
-        .with_timeout(Duration::from_secs(5));
     World {
         chain,
+        config: contract_client(vec![server.url.clone()]),
         server,
-        config: ContextConfig::new(rpc, CONTRACT),
         context,
         author,
         app,

@@ -8,15 +8,16 @@
 mod near_rpc_double;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-use near_rpc_double::{key, refusing_url, wasm, App, Chain, Context, Server, CONTRACT};
+use near_rpc_double::{
+    contract_client, key, refusing_url, wasm, App, Chain, Context, Server, CONTRACT,
+};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use tabnode_chain::native::ReqwestTransport;
 use tabnode_chain::{
     read_outcome, Application, Capability, ContextConfig, ContextRequestKind, Intended, PlanError,
-    RequestSigner, RpcClient, TransactionFailed, WritePlan, MAX_TRANSACTION_GAS,
+    RequestSigner, TransactionFailed, WritePlan, MAX_TRANSACTION_GAS,
 };
 use tabnode_types::{ContextId, PublicKey, SecretKey};
 
@@ -29,12 +30,10 @@ struct World {
 async fn world(chain: Chain) -> World {
     let chain = chain.shared();
     let server = Server::start(chain.clone()).await;
-    let rpc = RpcClient::new(ReqwestTransport::new(), [server.url.clone()])
-        .with_timeout(Duration::from_secs(5));
     World {
         chain,
+        config: contract_client(vec![server.url.clone()]),
         _server: server,
-        config: ContextConfig::new(rpc, CONTRACT),
     }
 }
 
@@ -361,9 +360,7 @@ async fn writes_the_contract_would_refuse_are_caught_before_anything_is_signed()
 
 #[tokio::test]
 async fn an_unreachable_rpc_is_unavailable() {
-    let rpc = RpcClient::new(ReqwestTransport::new(), [refusing_url().await])
-        .with_timeout(Duration::from_secs(5));
-    let config = ContextConfig::new(rpc, CONTRACT);
+    let config = contract_client(vec![refusing_url().await]);
     let binary = wasm(10, 0);
     let intended = Intended {
         members: members(&[1]),

@@ -929,6 +929,15 @@ fn mutate(
 /// The contract account the tests talk to.
 pub const CONTRACT: &str = "config.calimero.testnet";
 
+/// The client under test on the contract at `urls`, in order (5 s per request).
+pub fn contract_client(
+    urls: Vec<String>,
+) -> tabnode_chain::ContextConfig<tabnode_chain::native::ReqwestTransport> {
+    let rpc = tabnode_chain::RpcClient::new(tabnode_chain::native::ReqwestTransport::new(), urls)
+        .with_timeout(Duration::from_secs(5));
+    tabnode_chain::ContextConfig::new(rpc, CONTRACT)
+}
+
 /// A test key from a one-byte seed.
 pub fn key(n: u8) -> tabnode_types::SecretKey {
     tabnode_types::SecretKey::from_seed([n; 32])
