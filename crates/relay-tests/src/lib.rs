@@ -3,6 +3,63 @@
 //! peers on libp2p 0.56, live here and run the binary `make relay` builds.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, noise, relay, yamux, Swarm};
+
+/// What tabnode peers say in identify (the relay tells relays from its peers by it).
+pub fn identify(key: &Keypair) -> identify::Behaviour {
+    identify::Behaviour::new(identify::Config::new("/tabnode/0.1.0".into(), key.public()))
+}
+
+/// A native peer over TCP and WebSocket (Noise, yamux), as the tests drive the relay; it closes
+/// a connection after `idle` without streams.
+pub async fn peer_swarm<B: NetworkBehaviour>(
+    idle: Duration,
+    behaviour: impl FnOnce(&Keypair) -> B,
+) -> Swarm<B> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("TCP builds")
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .expect("WebSocket builds")
+        .with_behaviour(|key| behaviour(key))
+        .expect("the behaviour builds")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build()
+}
+
+/// [`peer_swarm`] with the circuit relay v2 client, to take reservations and dial circuits.
+pub async fn relay_client_swarm<B: NetworkBehaviour>(
+    idle: Duration,
+    behaviour: impl FnOnce(&Keypair, relay::client::Behaviour) -> B,
+) -> Swarm<B> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("TCP builds")
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .expect("WebSocket builds")
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .expect("the relay client builds")
+        .with_behaviour(|key, relay| behaviour(key, relay))
+        .expect("the behaviour builds")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build()
+}
 
 /// The value of the sample `name` (no labels, or its labels written out) in a Prometheus text
 /// exposition, as the relay's `/metrics` serves it; 0 if it is not there.

@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, yamux, Multiaddr, PeerId};
+use libp2p::{identify, ping, Multiaddr, PeerId};
+use tabnode_relay_tests::{identify, peer_swarm, relay_client_swarm};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc as tmpsc;
 
@@ -166,36 +167,20 @@ async fn peer(relay: &str, signed: bool) -> Peer {
         .max_transmit_size(4 << 20)
         .build()
         .unwrap();
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            Default::default(),
-            noise::Config::new,
-            yamux::Config::default,
+    let mut swarm = peer_swarm(Duration::from_secs(60), |key| Client {
+        gossipsub: gossipsub::Behaviour::new(
+            if signed {
+                MessageAuthenticity::Signed(key.clone())
+            } else {
+                MessageAuthenticity::Anonymous
+            },
+            gossip,
         )
-        .unwrap()
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
-        .unwrap()
-        .with_behaviour(|key| Client {
-            gossipsub: gossipsub::Behaviour::new(
-                if signed {
-                    MessageAuthenticity::Signed(key.clone())
-                } else {
-                    MessageAuthenticity::Anonymous
-                },
-                gossip,
-            )
-            .unwrap(),
-            identify: identify::Behaviour::new(identify::Config::new(
-                "/tabnode/0.1.0".into(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::new(ping::Config::new()),
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+        .unwrap(),
+        identify: identify(key),
+        ping: ping::Behaviour::new(ping::Config::new()),
+    })
+    .await;
     let addr: Multiaddr = relay.parse().unwrap();
     swarm.dial(addr).unwrap();
     let (seen_tx, seen) = tmpsc::unbounded_channel();
@@ -619,29 +604,11 @@ async fn reserving(
     libp2p::Swarm<Reserving>,
     Option<libp2p::core::transport::ListenerId>,
 ) {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            Default::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
-        .unwrap()
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .unwrap()
-        .with_behaviour(|key, relay| Reserving {
-            relay,
-            identify: identify::Behaviour::new(identify::Config::new(
-                "/tabnode/0.1.0".into(),
-                key.public(),
-            )),
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = relay_client_swarm(Duration::from_secs(60), |key, relay| Reserving {
+        relay,
+        identify: identify(key),
+    })
+    .await;
     let addr: Multiaddr = relay.parse().unwrap();
     let circuit = reserve.then(|| {
         swarm

@@ -19,7 +19,8 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, relay, yamux, Multiaddr};
+use libp2p::{identify, ping, relay, Multiaddr};
+use tabnode_relay_tests::{identify, relay_client_swarm};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
@@ -278,32 +279,14 @@ async fn run_peer(plan: Plan) -> Result<Outcome, String> {
         .validation_mode(ValidationMode::Strict)
         .build()
         .map_err(|e| e.to_string())?;
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            Default::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| e.to_string())?
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
-        .map_err(|e| e.to_string())?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| e.to_string())?
-        .with_behaviour(|key, relay| Peer {
-            relay,
-            gossipsub: gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip)
-                .expect("a valid gossipsub config"),
-            identify: identify::Behaviour::new(identify::Config::new(
-                "/tabnode/0.1.0".into(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::new(ping::Config::new()),
-        })
-        .map_err(|e| e.to_string())?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-        .build();
+    let mut swarm = relay_client_swarm(Duration::from_secs(300), |key, relay| Peer {
+        relay,
+        gossipsub: gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip)
+            .expect("a valid gossipsub config"),
+        identify: identify(key),
+        ping: ping::Behaviour::new(ping::Config::new()),
+    })
+    .await;
     let topic = IdentTopic::new(format!("/tabnode/load/{}", index / group));
     swarm.dial(relay_addr.clone()).map_err(|e| e.to_string())?;
     let mut outcome = Outcome::default();
