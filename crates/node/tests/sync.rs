@@ -97,14 +97,20 @@ fn set(node: &mut TestNode, ctx: &ContextId, key: &str, value: &str) {
     block_on(node.execute(ctx, "set", json!({"key": key, "value": value}))).unwrap();
 }
 
-/// A creates a context with kv-store, B joins and catches up.
-fn pair() -> (TestNode, TestNode, ContextId, Wire) {
+/// A creates a context with kv-store; B (on `store_b`) has the app but has not joined.
+fn unjoined(store_b: MemoryStore) -> (TestNode, TestNode, ContextId) {
     let wasm = kv_store_wasm();
     let mut a = open(MemoryStore::default(), 1);
-    let mut b = open(MemoryStore::default(), 2);
+    let mut b = open(store_b, 2);
     let app = block_on(a.install_app(&wasm)).unwrap();
     assert_eq!(block_on(b.install_app(&wasm)).unwrap(), app);
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    (a, b, ctx)
+}
+
+/// A creates a context with kv-store, B joins and catches up.
+fn pair() -> (TestNode, TestNode, ContextId, Wire) {
+    let (mut a, mut b, ctx) = unjoined(MemoryStore::default());
     let invitation = a.invite(&ctx).unwrap();
     assert_eq!(block_on(b.join(&invitation)).unwrap(), ctx);
     let mut wire = Wire::default();
@@ -197,13 +203,8 @@ fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
 
 #[test]
 fn reopened_node_restores_everything_and_catches_up() {
-    let wasm = kv_store_wasm();
     let store_b = MemoryStore::default();
-    let mut a = open(MemoryStore::default(), 1);
-    let mut b = open(store_b.clone(), 2);
-    let app = block_on(a.install_app(&wasm)).unwrap();
-    block_on(b.install_app(&wasm)).unwrap();
-    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let (mut a, mut b, ctx) = unjoined(store_b.clone());
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
     let mut wire = Wire::default();
     wire.settle(&mut [&mut a, &mut b], false);
@@ -376,12 +377,7 @@ fn deltas_from_non_members_and_readers_are_refused() {
 
 #[test]
 fn expired_and_tampered_invitations_are_refused() {
-    let wasm = kv_store_wasm();
-    let mut a = open(MemoryStore::default(), 1);
-    let mut b = open(MemoryStore::default(), 2);
-    let app = block_on(a.install_app(&wasm)).unwrap();
-    block_on(b.install_app(&wasm)).unwrap();
-    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let (a, mut b, ctx) = unjoined(MemoryStore::default());
     let expired = a.invite_as(&ctx, tabnode_node::Role::Member, 1).unwrap();
     assert_eq!(
         block_on(b.join(&expired)).unwrap_err().kind(),
@@ -421,12 +417,7 @@ fn what_leaves_the_node_is_ciphertext() {
 /// catch-up is a reply to that peer, not a message for every member on the topic.
 #[test]
 fn a_catch_up_answer_goes_to_the_asker_alone() {
-    let wasm = kv_store_wasm();
-    let mut a = open(MemoryStore::default(), 1);
-    let mut b = open(MemoryStore::default(), 2);
-    let app = block_on(a.install_app(&wasm)).unwrap();
-    block_on(b.install_app(&wasm)).unwrap();
-    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let (mut a, mut b, ctx) = unjoined(MemoryStore::default());
     set(&mut a, &ctx, "k", "v");
     a.take_outgoing();
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
