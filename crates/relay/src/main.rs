@@ -421,6 +421,24 @@ fn denial_reason(cause: &ConnectionDenied) -> &'static str {
     }
 }
 
+/// Why the relay refused a reservation or a circuit. It says only "resource limit": a rate
+/// limiter noted its own refusals in `rate`, the peer's `own` count against `per_peer` tells the
+/// per-peer limit (`limits[0]`), and the total (`limits[1]`) is what remains.
+fn refusal_reason(
+    status: relay::StatusCode,
+    rate: &AtomicUsize,
+    own: usize,
+    per_peer: usize,
+    limits: [&'static str; 2],
+) -> &'static str {
+    match status {
+        relay::StatusCode::ResourceLimitExceeded if RateRefusals::take(rate) => "rate_limit",
+        relay::StatusCode::ResourceLimitExceeded if own >= per_peer => limits[0],
+        relay::StatusCode::ResourceLimitExceeded => limits[1],
+        other => status_reason(other),
+    }
+}
+
 fn status_reason(status: relay::StatusCode) -> &'static str {
     match status {
         relay::StatusCode::OK => "ok",
@@ -575,21 +593,13 @@ impl Relay {
                 src_peer_id,
                 status,
             } => {
-                // The relay says only "resource limit": a rate limiter noted its refusals, and
-                // the per-peer count is ours (the total is what remains).
-                let reason = match status {
-                    relay::StatusCode::ResourceLimitExceeded => {
-                        let own = self.reservations.get(&src_peer_id).copied().unwrap_or(0);
-                        if RateRefusals::take(&self.refusals.reservations) {
-                            "rate_limit"
-                        } else if own >= self.limits.max_reservations_per_peer {
-                            "max_reservations_per_peer"
-                        } else {
-                            "max_reservations"
-                        }
-                    }
-                    other => status_reason(other),
-                };
+                let reason = refusal_reason(
+                    status,
+                    &self.refusals.reservations,
+                    self.reservations.get(&src_peer_id).copied().unwrap_or(0),
+                    self.limits.max_reservations_per_peer,
+                    ["max_reservations_per_peer", "max_reservations"],
+                );
                 self.metrics.refuse("reservation", reason);
                 tracing::info!(peer = %src_peer_id, reason, "reservation refused");
             }
@@ -614,19 +624,13 @@ impl Relay {
                 dst_peer_id,
                 status,
             } => {
-                let reason = match status {
-                    relay::StatusCode::ResourceLimitExceeded => {
-                        let own = self.circuits.get(&src_peer_id).copied().unwrap_or(0);
-                        if RateRefusals::take(&self.refusals.circuits) {
-                            "rate_limit"
-                        } else if own >= self.limits.max_circuits_per_peer {
-                            "max_circuits_per_peer"
-                        } else {
-                            "max_circuits"
-                        }
-                    }
-                    other => status_reason(other),
-                };
+                let reason = refusal_reason(
+                    status,
+                    &self.refusals.circuits,
+                    self.circuits.get(&src_peer_id).copied().unwrap_or(0),
+                    self.limits.max_circuits_per_peer,
+                    ["max_circuits_per_peer", "max_circuits"],
+                );
                 self.metrics.refuse("circuit", reason);
                 tracing::info!(src = %src_peer_id, dst = %dst_peer_id, reason, "circuit refused");
             }
