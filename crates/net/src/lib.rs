@@ -6,13 +6,12 @@
 //! (subscribe, publish) and hears from it through a stream of [`NetEvent`]s.
 
 pub mod direct;
+pub mod prefixed;
+pub mod signaling;
 mod swarm;
 pub use swarm::peer_gossip_config;
 #[cfg(target_arch = "wasm32")]
-mod webrtc;
-#[cfg(not(target_arch = "wasm32"))]
-#[path = "webrtc_none.rs"]
-mod webrtc;
+pub(crate) mod webrtc;
 
 use futures::channel::mpsc;
 
@@ -23,8 +22,9 @@ pub struct NetConfig {
     pub relays: Vec<String>,
     /// Seed of the node's libp2p ed25519 identity, so its peer id is stable across reloads.
     pub identity_ed25519_secret: [u8; 32],
-    /// Open direct WebRTC links to the peers heard on this node's topics (in the page), and
-    /// send over them instead of the relay while they are up (see [`direct`]).
+    /// Open direct WebRTC links (libp2p's private-to-private transport) to the peers heard on
+    /// this node's topics (in the page only), and send over them instead of the relay while
+    /// they are up (see [`direct`]).
     pub direct: bool,
     /// STUN/TURN URLs for those links (none: host candidates only, enough on one network).
     pub ice_servers: Vec<String>,
@@ -79,6 +79,8 @@ pub enum Via {
     Tcp,
     /// Through another peer's relay (`/p2p-circuit`).
     Circuit,
+    /// `…/webrtc/p2p/…`: straight to another page (libp2p's WebRTC private-to-private).
+    Webrtc,
 }
 
 impl Via {
@@ -87,7 +89,8 @@ impl Via {
         let mut via = Via::Tcp;
         for protocol in addr.iter() {
             match protocol {
-                Protocol::P2pCircuit => return Via::Circuit,
+                Protocol::WebRTC => return Via::Webrtc,
+                Protocol::P2pCircuit => via = Via::Circuit,
                 Protocol::WebRTCDirect => via = Via::WebrtcDirect,
                 Protocol::Ws(_) | Protocol::Wss(_) => via = Via::Websocket,
                 _ => {}
@@ -103,6 +106,7 @@ impl Via {
             Via::WebrtcDirect => "webrtc-direct",
             Via::Tcp => "tcp",
             Via::Circuit => "circuit",
+            Via::Webrtc => "webrtc",
         }
     }
 }
@@ -116,35 +120,6 @@ pub enum NetError {
     Build(String),
     #[error("the network task has stopped")]
     Stopped,
-}
-
-/// What a page's WebRTC connection reports (natively there are none), tagged with the
-/// connection's generation so that reports of a replaced connection are dropped.
-#[derive(Debug)]
-#[cfg_attr(
-    not(target_arch = "wasm32"),
-    allow(dead_code, reason = "made only by the page's WebRTC")
-)]
-pub(crate) enum RtcEvent {
-    /// Our description (offer or answer) with its candidates, to signal to the peer.
-    Described {
-        peer: String,
-        gen: u64,
-        sdp: String,
-    },
-    Opened {
-        peer: String,
-        gen: u64,
-    },
-    Closed {
-        peer: String,
-        gen: u64,
-    },
-    Frame {
-        peer: String,
-        gen: u64,
-        data: Vec<u8>,
-    },
 }
 
 pub(crate) enum Command {
@@ -226,10 +201,10 @@ pub fn start(
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(config.identity_ed25519_secret)
         .map_err(|e| NetError::Build(e.to_string()))?;
     let peer_id = keypair.public().to_peer_id().to_string();
-    let swarm = swarm::build(keypair)?;
+    let (swarm, control) = swarm::build(keypair, config.ice_servers)?;
     let (commands, command_rx) = mpsc::unbounded();
     let (events_tx, events) = mpsc::unbounded();
-    let direct = swarm::Direct::new(&peer_id, config.direct, config.ice_servers);
+    let direct = swarm::Direct::new(&peer_id, config.direct, control);
     let task = swarm::run(swarm, relays, direct, command_rx, events_tx);
     #[cfg(target_arch = "wasm32")]
     wasm_bindgen_futures::spawn_local(task);

@@ -6,14 +6,15 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, PublishError, ValidationMode};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    identify, identity::Keypair, multiaddr::Protocol, ping, relay, Multiaddr, PeerId, Swarm,
+    identify, identity::Keypair, multiaddr::Protocol, ping, relay, Multiaddr, PeerId,
+    StreamProtocol, Swarm,
 };
 
-use crate::direct::{self, Action, Links, Signal};
-use crate::webrtc::Rtc;
-use crate::{Command, NetError, NetEvent, RtcEvent, Via};
+use crate::direct::{self, Action, Links};
+use crate::{prefixed, Command, NetError, NetEvent, Via};
 
 /// Largest gossip message: deltas are batched well under it.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -29,6 +30,9 @@ pub(crate) struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Streams of our own protocols: WebRTC signalling (taken by the page's WebRTC transport)
+    /// and the direct links' frames.
+    streams: libp2p_stream::Behaviour,
 }
 
 /// The gossipsub settings of a tabnode peer (validation and size limit aside): small meshes,
@@ -46,7 +50,11 @@ pub fn peer_gossip_config() -> gossipsub::ConfigBuilder {
     config
 }
 
-fn behaviour(key: &Keypair, relay_client: relay::client::Behaviour) -> Result<Behaviour, NetError> {
+fn behaviour(
+    key: &Keypair,
+    relay_client: relay::client::Behaviour,
+    streams: libp2p_stream::Behaviour,
+) -> Result<Behaviour, NetError> {
     let config = peer_gossip_config()
         .validation_mode(ValidationMode::Strict)
         .max_transmit_size(MAX_MESSAGE_BYTES)
@@ -62,18 +70,36 @@ fn behaviour(key: &Keypair, relay_client: relay::client::Behaviour) -> Result<Be
             key.public(),
         )),
         ping: ping::Behaviour::new(ping::Config::new()),
+        streams,
     })
 }
 
 const IDLE: Duration = Duration::from_secs(3600);
 
+/// The swarm, and the control its stream protocols are opened and taken with.
+type Built = (Swarm<Behaviour>, libp2p_stream::Control);
+
 #[cfg(target_arch = "wasm32")]
-pub(crate) fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
+pub(crate) fn build(keypair: Keypair, ice_servers: Vec<String>) -> Result<Built, NetError> {
     use libp2p::core::{muxing::StreamMuxerBox, upgrade::Version, Transport};
     let err = |e: &dyn std::fmt::Display| NetError::Build(e.to_string());
-    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
+    let streams = libp2p_stream::Behaviour::new();
+    let control = streams.new_control();
+    let signalling = control.clone();
+    let (relayed, relay_client) = relay::client::new(keypair.public().to_peer_id());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_wasm_bindgen()
         .with_other_transport(|key| {
+            // Page to page: libp2p's WebRTC (private-to-private), signalled over a relayed
+            // connection. Tried first, so that a `…/p2p-circuit/webrtc/p2p/…` address is not
+            // taken for a plain circuit.
+            let webrtc = crate::webrtc::Transport::new(signalling, ice_servers)
+                .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
+            let relayed = relayed
+                .upgrade(Version::V1)
+                .authenticate(libp2p::noise::Config::new(key)?)
+                .multiplex(libp2p::yamux::Config::default())
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
             let ws = libp2p::websocket_websys::Transport::default()
                 .upgrade(Version::V1)
                 .authenticate(libp2p::noise::Config::new(key)?)
@@ -81,28 +107,35 @@ pub(crate) fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
             // A relay's /webrtc-direct/certhash/… address: DTLS and Noise, data channels as
             // streams (the browser's RTCPeerConnection).
-            let webrtc =
+            let webrtc_direct =
                 libp2p::webrtc_websys::Transport::new(libp2p::webrtc_websys::Config::new(key))
                     .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
-            Ok(ws.or_transport(webrtc).map(|either, _| either.into_inner()))
+            Ok(webrtc
+                .or_transport(relayed)
+                .map(|either, _| either.into_inner())
+                .or_transport(ws)
+                .map(|either, _| either.into_inner())
+                .or_transport(webrtc_direct)
+                .map(|either, _| either.into_inner()))
         })
         .map_err(|e| err(&e))?
-        .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)
-        .map_err(|e| err(&e))?
-        .with_behaviour(|key, relay_client| {
-            behaviour(key, relay_client)
+        .with_behaviour(|key| {
+            behaviour(key, relay_client, streams)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))
-        .build())
+        .build();
+    Ok((swarm, control))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
+pub(crate) fn build(keypair: Keypair, _ice_servers: Vec<String>) -> Result<Built, NetError> {
     use libp2p::core::{muxing::StreamMuxerBox, upgrade::Version, Transport};
     let err = |e: &dyn std::fmt::Display| NetError::Build(e.to_string());
-    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
+    let streams = libp2p_stream::Behaviour::new();
+    let control = streams.new_control();
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_other_transport(|key| {
             let tcp = libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default());
@@ -120,12 +153,13 @@ pub(crate) fn build(keypair: Keypair) -> Result<Swarm<Behaviour>, NetError> {
         .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)
         .map_err(|e| err(&e))?
         .with_behaviour(|key, relay_client| {
-            behaviour(key, relay_client)
+            behaviour(key, relay_client, streams)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))
-        .build())
+        .build();
+    Ok((swarm, control))
 }
 
 fn relay_peer(addr: &Multiaddr) -> Option<PeerId> {
@@ -135,10 +169,13 @@ fn relay_peer(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
-/// Largest frame sent on a direct link (a data channel message); larger messages take the relay.
+/// Largest frame sent on a direct link; larger messages take the relay.
 const MAX_FRAME_BYTES: usize = 60 * 1024;
 /// A peer heard on a topic within this long counts as on it (heads are announced every 5 s).
 const HEARD_MS: u64 = 30_000;
+/// The direct links' protocol: each side opens one stream to the other on their WebRTC
+/// connection and writes frames ([`direct::encode_frame`]), each behind a varint length.
+const FRAMES_PROTOCOL: &str = "/tabnode/frames/1.0.0";
 
 /// The frame of a message for a direct link, if it is small enough to go on one.
 fn frame(topic: &str, data: &[u8]) -> Option<Vec<u8>> {
@@ -155,33 +192,72 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The direct path beside the relay: links, the WebRTC connections under them, and who was
-/// heard on which topic (the peers a message for that topic is for).
+fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_futures::spawn_local(task);
+    #[cfg(not(target_arch = "wasm32"))]
+    tokio::spawn(task);
+}
+
+/// What the tasks reading and writing frames report.
+enum FrameEvent {
+    Frame {
+        peer: PeerId,
+        data: Vec<u8>,
+    },
+    /// A frame over [`MAX_FRAME_BYTES`] or with a malformed length.
+    Bad {
+        peer: PeerId,
+    },
+    /// The writer to `peer` stopped: its stream failed (or its queue was dropped).
+    WriterGone {
+        peer: PeerId,
+    },
+}
+
+/// The direct path beside the relay: the links' policy, the WebRTC connections under them, and
+/// who was heard on which topic (the peers a message for that topic is for).
 pub(crate) struct Direct {
     enabled: bool,
-    /// This peer's signal topic (see [`direct::signal_topic`]).
-    own_signals: String,
     links: Links,
-    rtc: Rtc,
-    rtc_events: mpsc::UnboundedReceiver<RtcEvent>,
     heard: HashMap<String, HashMap<String, u64>>,
     subscribed: HashSet<String>,
-    /// Peers whose link was reported open (and whose closing must be reported).
-    reported: HashSet<String>,
+    control: libp2p_stream::Control,
+    /// The WebRTC connection with each linked peer.
+    webrtc: HashMap<PeerId, ConnectionId>,
+    /// Relayed connections with each peer; closed once a WebRTC connection takes over.
+    circuits: HashMap<PeerId, HashSet<ConnectionId>>,
+    /// Peers to dial over WebRTC once a relayed connection to them is up.
+    awaiting_circuit: HashSet<PeerId>,
+    /// The queue of each link's writer. A writer starts once no relayed connection to its peer
+    /// is left, since a new stream goes on any connection to the peer.
+    writers: HashMap<String, mpsc::UnboundedSender<Vec<u8>>>,
+    incoming_frames: Option<libp2p_stream::IncomingStreams>,
+    frame_tx: mpsc::UnboundedSender<FrameEvent>,
+    frame_events: mpsc::UnboundedReceiver<FrameEvent>,
 }
 
 impl Direct {
-    pub(crate) fn new(me: &str, enabled: bool, ice_servers: Vec<String>) -> Self {
-        let (tx, rtc_events) = mpsc::unbounded();
+    /// Links are made in the page only (natively there is no WebRTC transport).
+    pub(crate) fn new(me: &str, enabled: bool, mut control: libp2p_stream::Control) -> Self {
+        let enabled = enabled && cfg!(target_arch = "wasm32");
+        let (frame_tx, frame_events) = mpsc::unbounded();
+        let incoming_frames = enabled
+            .then(|| control.accept(StreamProtocol::new(FRAMES_PROTOCOL)).ok())
+            .flatten();
         Self {
             enabled,
-            own_signals: direct::signal_topic(me),
             links: Links::new(me),
-            rtc: Rtc::new(tx, ice_servers),
-            rtc_events,
             heard: HashMap::new(),
             subscribed: HashSet::new(),
-            reported: HashSet::new(),
+            control,
+            webrtc: HashMap::new(),
+            circuits: HashMap::new(),
+            awaiting_circuit: HashSet::new(),
+            writers: HashMap::new(),
+            incoming_frames,
+            frame_tx,
+            frame_events,
         }
     }
 
@@ -189,68 +265,77 @@ impl Direct {
     fn act(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
+        relays: &[Multiaddr],
         actions: Vec<Action>,
         emit: &impl Fn(NetEvent),
     ) {
         for action in actions {
             match action {
-                Action::Offer { peer } => self.rtc.offer(&peer),
-                Action::Answer { peer, sdp } => self.rtc.answer(&peer, sdp),
-                Action::Complete { peer, sdp } => self.rtc.complete(&peer, sdp),
-                Action::Signal { peer, signal } => {
-                    // Lost signals are made good by the links' timeouts and retries.
-                    let topic = IdentTopic::new(direct::signal_topic(&peer));
-                    let _ = swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .publish(topic, signal.encode());
+                Action::Dial { peer } => {
+                    let Ok(peer) = peer.parse::<PeerId>() else {
+                        continue;
+                    };
+                    if self.circuits.get(&peer).is_some_and(|c| !c.is_empty()) {
+                        dial_webrtc(swarm, relays, peer);
+                    } else {
+                        // If no relay is connected the dial times out in the links' tick.
+                        self.awaiting_circuit.insert(peer);
+                        dial_through_relays(swarm, relays, peer, emit);
+                    }
                 }
                 Action::Close { peer } => {
-                    if self.reported.remove(&peer) {
-                        emit(NetEvent::DirectClosed { peer: peer.clone() });
+                    let Ok(peer_id) = peer.parse::<PeerId>() else {
+                        continue;
+                    };
+                    self.awaiting_circuit.remove(&peer_id);
+                    if let Some(connection) = self.webrtc.get(&peer_id) {
+                        swarm.close_connection(*connection);
                     }
-                    self.rtc.close(&peer);
+                    if self.writers.remove(&peer).is_some() {
+                        emit(NetEvent::DirectClosed { peer });
+                    }
                 }
             }
         }
     }
 
-    /// A gossip message: a signal for us, or a message on a topic from a peer we may link to.
-    /// Returns whether it is for the node.
+    /// A gossip message on a topic from a peer we may link to.
     fn on_gossip(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
+        relays: &[Multiaddr],
         topic: &str,
         source: Option<&PeerId>,
-        data: &[u8],
         emit: &impl Fn(NetEvent),
-    ) -> bool {
+    ) {
         let Some(source) = source.map(|p| p.to_string()) else {
-            return true;
+            return;
         };
         let now = now_ms();
-        if topic == self.own_signals {
-            if let Some(signal) = Signal::decode(data).filter(|_| self.enabled) {
-                let actions = self.links.on_signal(&source, signal, now);
-                self.act(swarm, actions, emit);
-            }
-            return false;
-        }
         self.heard
             .entry(topic.to_owned())
             .or_default()
             .insert(source.clone(), now);
         if self.enabled {
             let actions = self.links.heard_from(&source, now);
-            self.act(swarm, actions, emit);
+            self.act(swarm, relays, actions, emit);
         }
-        true
+    }
+
+    /// Whether `peer` was heard lately on a topic of ours: only such peers get a link.
+    fn heard_lately(&self, peer: &str) -> bool {
+        let now = now_ms();
+        self.heard.values().any(|peers| {
+            peers
+                .get(peer)
+                .is_some_and(|at| now.saturating_sub(*at) < HEARD_MS)
+        })
     }
 
     /// Sends `data` on every open link to a peer on `topic`; true if that reached every peer
     /// heard on it lately, so the relay is not needed.
     fn send(&mut self, topic: &str, data: &[u8]) -> bool {
-        if !self.enabled || self.links.open().next().is_none() {
+        if !self.enabled || self.writers.is_empty() {
             return false; // the common case while no link is up: nothing to copy
         }
         let now = now_ms();
@@ -263,57 +348,229 @@ impl Direct {
         };
         let mut all = !peers.is_empty();
         for peer in peers.keys() {
-            all &= self.links.is_open(peer) && self.rtc.send(peer, &frame);
+            all &= self
+                .writers
+                .get(peer)
+                .is_some_and(|w| w.unbounded_send(frame.clone()).is_ok());
         }
         all
     }
 
     /// Sends `data` on the open link to `peer`; false if there is none (or it is too large).
     fn send_one(&mut self, peer: &str, topic: &str, data: &[u8]) -> bool {
-        self.links.is_open(peer) && frame(topic, data).is_some_and(|f| self.rtc.send(peer, &f))
+        let Some(writer) = self.writers.get(peer) else {
+            return false;
+        };
+        frame(topic, data).is_some_and(|f| writer.unbounded_send(f).is_ok())
     }
 
-    fn on_rtc(&mut self, swarm: &mut Swarm<Behaviour>, event: RtcEvent, emit: &impl Fn(NetEvent)) {
+    fn on_established(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        relays: &[Multiaddr],
+        peer: PeerId,
+        connection: ConnectionId,
+        via: Via,
+        emit: &impl Fn(NetEvent),
+    ) {
+        match via {
+            Via::Circuit => {
+                self.circuits.entry(peer).or_default().insert(connection);
+                if self.webrtc.contains_key(&peer) {
+                    swarm.close_connection(connection); // the direct one carries it
+                } else if self.awaiting_circuit.remove(&peer) {
+                    dial_webrtc(swarm, relays, peer);
+                }
+            }
+            Via::Webrtc => {
+                let name = peer.to_string();
+                if !self.enabled || self.webrtc.contains_key(&peer) || !self.heard_lately(&name) {
+                    swarm.close_connection(connection); // a duplicate, or not a peer of ours
+                    return;
+                }
+                self.webrtc.insert(peer, connection);
+                self.awaiting_circuit.remove(&peer);
+                let actions = self.links.opened(&name, now_ms());
+                if !actions.is_empty() {
+                    return self.act(swarm, relays, actions, emit);
+                }
+                // The relayed connection did its job (signalling); traffic goes direct now.
+                let circuits = self.circuits.get(&peer).cloned().unwrap_or_default();
+                for circuit in &circuits {
+                    swarm.close_connection(*circuit);
+                }
+                if circuits.is_empty() {
+                    self.start_writer(peer, emit);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_closed(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        relays: &[Multiaddr],
+        peer: PeerId,
+        connection: ConnectionId,
+        emit: &impl Fn(NetEvent),
+    ) {
+        if self.webrtc.get(&peer) == Some(&connection) {
+            self.webrtc.remove(&peer);
+            let name = peer.to_string();
+            if self.writers.remove(&name).is_some() {
+                emit(NetEvent::DirectClosed { peer: name.clone() });
+            }
+            let actions = self.links.closed(&name, now_ms());
+            self.act(swarm, relays, actions, emit);
+        } else if let Some(circuits) = self.circuits.get_mut(&peer) {
+            circuits.remove(&connection);
+            if circuits.is_empty() {
+                self.circuits.remove(&peer);
+                let waiting = self.webrtc.contains_key(&peer)
+                    && !self.writers.contains_key(&peer.to_string());
+                if waiting {
+                    self.start_writer(peer, emit);
+                }
+            }
+        }
+    }
+
+    /// A dial failed: a link being made to `peer` waits out a backoff.
+    fn on_dial_failed(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        relays: &[Multiaddr],
+        peer: PeerId,
+        emit: &impl Fn(NetEvent),
+    ) {
+        if self.webrtc.contains_key(&peer) {
+            return;
+        }
+        self.awaiting_circuit.remove(&peer);
+        let actions = self.links.closed(&peer.to_string(), now_ms());
+        self.act(swarm, relays, actions, emit);
+    }
+
+    /// Starts the task writing frames to `peer` on a stream of its WebRTC connection.
+    fn start_writer(&mut self, peer: PeerId, emit: &impl Fn(NetEvent)) {
+        let (tx, mut rx) = mpsc::unbounded::<Vec<u8>>();
+        let mut control = self.control.clone();
+        let events = self.frame_tx.clone();
+        spawn(async move {
+            if let Ok(mut stream) = control
+                .open_stream(peer, StreamProtocol::new(FRAMES_PROTOCOL))
+                .await
+            {
+                while let Some(frame) = rx.next().await {
+                    if prefixed::write(&mut stream, &frame).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = events.unbounded_send(FrameEvent::WriterGone { peer });
+        });
+        self.writers.insert(peer.to_string(), tx);
+        emit(NetEvent::DirectOpened {
+            peer: peer.to_string(),
+        });
+    }
+
+    /// A frames stream a peer opened: read only on its WebRTC connection's link.
+    fn on_frames_stream(&mut self, peer: PeerId, mut stream: libp2p::Stream) {
+        if !self.webrtc.contains_key(&peer) {
+            return; // frames travel on direct links only
+        }
+        let events = self.frame_tx.clone();
+        spawn(async move {
+            loop {
+                match prefixed::read(&mut stream, MAX_FRAME_BYTES).await {
+                    Ok(Some(data)) => {
+                        if events
+                            .unbounded_send(FrameEvent::Frame { peer, data })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        if e.kind() == std::io::ErrorKind::InvalidData {
+                            let _ = events.unbounded_send(FrameEvent::Bad { peer });
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    fn on_frame_event(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        relays: &[Multiaddr],
+        event: FrameEvent,
+        emit: &impl Fn(NetEvent),
+    ) {
         let now = now_ms();
         let actions = match event {
-            RtcEvent::Described { peer, gen, sdp } if self.rtc.current(&peer, gen) => {
-                self.links.described(&peer, sdp)
-            }
-            RtcEvent::Opened { peer, gen } if self.rtc.current(&peer, gen) => {
-                let actions = self.links.opened(&peer);
-                if self.links.is_open(&peer) && self.reported.insert(peer.clone()) {
-                    emit(NetEvent::DirectOpened { peer });
-                }
-                actions
-            }
-            RtcEvent::Closed { peer, gen } if self.rtc.current(&peer, gen) => {
-                self.links.closed(&peer, now)
-            }
-            RtcEvent::Frame { peer, gen, data } if self.rtc.current(&peer, gen) => {
+            FrameEvent::Frame { peer, data } => {
+                let name = peer.to_string();
                 match direct::decode_frame(&data).filter(|(t, _)| self.subscribed.contains(t)) {
                     Some((topic, data)) => {
                         self.heard
                             .entry(topic.clone())
                             .or_default()
-                            .insert(peer.clone(), now);
+                            .insert(name.clone(), now);
                         emit(NetEvent::Message {
                             topic,
                             data,
-                            source: Some(peer),
+                            source: Some(name),
                         });
                         Vec::new()
                     }
-                    None => self.links.bad_frame(&peer, now),
+                    None => self.links.bad_frame(&name, now),
                 }
             }
-            _ => Vec::new(), // from a connection since replaced
+            FrameEvent::Bad { peer } => self.links.bad_frame(&peer.to_string(), now),
+            FrameEvent::WriterGone { peer } => {
+                let name = peer.to_string();
+                if self.writers.get(&name).is_some_and(|w| w.is_closed()) {
+                    self.links.closed(&name, now) // the link cannot carry frames: drop it
+                } else {
+                    Vec::new() // a writer since replaced
+                }
+            }
         };
-        self.act(swarm, actions, emit);
+        self.act(swarm, relays, actions, emit);
     }
 
-    fn tick(&mut self, swarm: &mut Swarm<Behaviour>, emit: &impl Fn(NetEvent)) {
+    fn tick(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        relays: &[Multiaddr],
+        emit: &impl Fn(NetEvent),
+    ) {
         let actions = self.links.tick(now_ms());
-        self.act(swarm, actions, emit);
+        self.act(swarm, relays, actions, emit);
+    }
+}
+
+/// Dials `peer` over WebRTC, signalled on the relayed connection already up with it; the address
+/// names a relay it is reachable through, as libp2p's spec writes it.
+fn dial_webrtc(swarm: &mut Swarm<Behaviour>, relays: &[Multiaddr], peer: PeerId) {
+    let through = relays
+        .iter()
+        .find(|a| relay_peer(a).is_some_and(|r| swarm.is_connected(&r)))
+        .map(|a| a.clone().with(Protocol::P2pCircuit))
+        .unwrap_or_else(Multiaddr::empty);
+    let addr = through.with(Protocol::WebRTC).with(Protocol::P2p(peer));
+    let opts = DialOpts::peer_id(peer)
+        .addresses(vec![addr])
+        .condition(PeerCondition::Always)
+        .build();
+    if let Err(e) = swarm.dial(opts) {
+        tracing::debug!(%peer, "dialling over WebRTC: {e}");
     }
 }
 
@@ -328,10 +585,11 @@ pub(crate) async fn run(
     let emit = |event: NetEvent| {
         let _ = events.unbounded_send(event);
     };
+    #[cfg(target_arch = "wasm32")]
     if direct.enabled {
-        let own = IdentTopic::new(direct.own_signals.clone());
-        if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&own) {
-            emit(NetEvent::Error(format!("subscribing to signals: {e}")));
+        // Take WebRTC offers from peers that reach us through a relay.
+        if let Err(e) = swarm.listen_on(crate::webrtc::listen_address()) {
+            emit(NetEvent::Error(format!("listening for WebRTC offers: {e}")));
         }
     }
     let mut queued: HashMap<String, VecDeque<Vec<u8>>> = HashMap::new();
@@ -389,7 +647,7 @@ pub(crate) async fn run(
                 }
             }
             event = swarm.select_next_some() => match event {
-                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                     backoff.remove(endpoint.get_remote_address());
                     let relay = relays.iter().find(|a| relay_peer(a) == Some(peer_id));
                     if let (Some(addr), false) = (relay, circuits.contains_key(&peer_id)) {
@@ -400,17 +658,18 @@ pub(crate) async fn run(
                             Err(e) => emit(NetEvent::Error(format!("reserving at {addr}: {e}"))),
                         }
                     }
-                    // A peer that dialled us through our reservation: the relay's circuit
-                    // shows in the address we listened on, not in the one it came from.
+                    // A peer that dialled us through our reservation or over WebRTC: that shows
+                    // in the address we listened on, not in the one it came from.
                     let via = match &endpoint {
                         libp2p::core::ConnectedPoint::Listener { local_addr, .. }
-                            if Via::of(local_addr) == Via::Circuit => Via::Circuit,
+                            if matches!(Via::of(local_addr), Via::Circuit | Via::Webrtc) => Via::of(local_addr),
                         _ => Via::of(endpoint.get_remote_address()),
                     };
                     emit(NetEvent::Connected {
                         peer: peer_id.to_string(),
                         via,
                     });
+                    direct.on_established(&mut swarm, &relays, peer_id, connection_id, via, &emit);
                     if relay.is_some() {
                         for peer in std::mem::take(&mut waiting_dials) {
                             dial_through_relays(&mut swarm, &relays, peer, &emit);
@@ -423,24 +682,29 @@ pub(crate) async fn run(
                 SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal: false, .. })) => {
                     emit(NetEvent::Reserved { relay: relay_peer_id.to_string() });
                 }
-                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                    if let Some(listener) = circuits.remove(&peer_id) {
-                        swarm.remove_listener(listener);
+                SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
+                    direct.on_closed(&mut swarm, &relays, peer_id, connection_id, &emit);
+                    if num_established == 0 {
+                        if let Some(listener) = circuits.remove(&peer_id) {
+                            swarm.remove_listener(listener);
+                        }
+                        emit(NetEvent::Disconnected { peer: peer_id.to_string() });
                     }
-                    emit(NetEvent::Disconnected { peer: peer_id.to_string() });
                 }
-                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                    if let Some(peer) = peer_id {
+                        direct.on_dial_failed(&mut swarm, &relays, peer, &emit);
+                    }
                     emit(NetEvent::Error(format!("connection failed: {error}")));
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
                     let topic = message.topic.into_string();
-                    if direct.on_gossip(&mut swarm, &topic, message.source.as_ref(), &message.data, &emit) {
-                        emit(NetEvent::Message {
-                            topic,
-                            data: message.data,
-                            source: message.source.map(|p| p.to_string()),
-                        });
-                    }
+                    direct.on_gossip(&mut swarm, &relays, &topic, message.source.as_ref(), &emit);
+                    emit(NetEvent::Message {
+                        topic,
+                        data: message.data,
+                        source: message.source.map(|p| p.to_string()),
+                    });
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })) => {
                     let topic = topic.into_string();
@@ -449,10 +713,15 @@ pub(crate) async fn run(
                 }
                 _ => {}
             },
-            event = direct.rtc_events.select_next_some() => direct.on_rtc(&mut swarm, event, &emit),
+            event = direct.frame_events.select_next_some() => direct.on_frame_event(&mut swarm, &relays, event, &emit),
+            incoming = next_frames_stream(&mut direct.incoming_frames).fuse() => {
+                if let Some((peer, stream)) = incoming {
+                    direct.on_frames_stream(peer, stream);
+                }
+            }
             _ = tick => {
                 tick = futures_timer::Delay::new(Duration::from_secs(1)).fuse();
-                direct.tick(&mut swarm, &emit);
+                direct.tick(&mut swarm, &relays, &emit);
                 let topics: Vec<String> = queued.keys().cloned().collect();
                 for topic in topics {
                     flush(&mut swarm, &mut queued, &topic, &emit);
@@ -460,6 +729,16 @@ pub(crate) async fn run(
                 redial(&mut swarm, &relays, &mut backoff);
             }
         }
+    }
+}
+
+/// The next frames stream a peer opened; never, if this node takes none.
+async fn next_frames_stream(
+    incoming: &mut Option<libp2p_stream::IncomingStreams>,
+) -> Option<(PeerId, libp2p::Stream)> {
+    match incoming {
+        Some(incoming) => incoming.next().await,
+        None => futures::future::pending().await,
     }
 }
 

@@ -276,10 +276,9 @@ struct Inner {
     public_key: RefCell<String>,
     subscribers: RefCell<Vec<Subscriber>>,
     next_subscriber: Cell<u32>,
-    /// Peers connected in libp2p (relays), and what the connection runs over.
+    /// Peers connected in libp2p (relays, and pages over WebRTC or a circuit), and what the
+    /// connection runs over.
     peers: RefCell<HashMap<String, Via>>,
-    /// Peers with an open direct WebRTC link.
-    direct: RefCell<BTreeSet<String>>,
     /// Relays holding a reservation for this node (it can be dialled through them).
     reserved: RefCell<BTreeSet<String>>,
     sign_in: RefCell<SignIn>,
@@ -560,11 +559,9 @@ async fn pump_network(
                 inner.notify_peer("peerDisconnected", &peer);
             }
             NetEvent::DirectOpened { peer } => {
-                inner.direct.borrow_mut().insert(peer.clone());
                 inner.notify_peer("directOpened", &peer);
             }
             NetEvent::DirectClosed { peer } => {
-                inner.direct.borrow_mut().remove(&peer);
                 inner.notify_peer("directClosed", &peer);
             }
             other => tracing::debug!(?other, "network event"),
@@ -832,7 +829,6 @@ impl BrowserNode {
             subscribers: RefCell::new(Vec::new()),
             next_subscriber: Cell::new(1),
             peers: RefCell::new(HashMap::new()),
-            direct: RefCell::default(),
             reserved: RefCell::default(),
             sign_in: RefCell::new(SignIn::default()),
             near_rpc: options.near_rpc.clone(),
@@ -1090,20 +1086,14 @@ impl BrowserNode {
     /// relay's reservation (see `dialPeer`).
     #[wasm_bindgen(unchecked_return_type = "Connection[]")]
     pub fn connections(&self) -> JsValue {
-        let relays = self.inner.peers.borrow();
-        let direct = self.inner.direct.borrow();
+        let peers = self.inner.peers.borrow();
         let reserved = self.inner.reserved.borrow();
-        let list: Vec<serde_json::Value> = relays
+        let list: Vec<serde_json::Value> = peers
             .iter()
             .map(|(peer, via)| {
                 let reservation = reserved.contains(peer);
                 serde_json::json!({"peer": peer, "via": via.as_str(), "reservation": reservation})
             })
-            .chain(
-                direct
-                    .iter()
-                    .map(|peer| serde_json::json!({"peer": peer, "via": "webrtc"})),
-            )
             .collect();
         to_js(&list).unwrap_or(JsValue::NULL)
     }

@@ -1,0 +1,167 @@
+//! A libp2p connection over an `RTCPeerConnection`: every data channel is a stream, framed as
+//! libp2p's WebRTC specs say ([`libp2p_webrtc_utils::Stream`]). Channels the peer opens arrive
+//! through `ondatachannel`, whose handler is set before the remote description, so none is
+//! missed; none is dropped for lack of room either (the queue is the muxer's to drain).
+
+use std::cell::Cell;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use futures::channel::mpsc;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
+use libp2p_webrtc_utils::{DropListener, Stream};
+use send_wrapper::SendWrapper;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{
+    RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcIceServer, RtcPeerConnection,
+    RtcPeerConnectionState,
+};
+
+use super::channel::{DataChannel, Handlers};
+
+/// The label of the channel an offerer opens only so that its offer has a data section
+/// (libp2p's JS implementation does the same); the answerer drops it.
+pub(crate) const INIT_LABEL: &str = "init";
+
+pub type Substream = Stream<DataChannel>;
+
+/// A new `RTCPeerConnection` with the given STUN/TURN servers (none: host candidates only).
+pub(crate) fn peer_connection(ice_servers: &[String]) -> Result<RtcPeerConnection, JsValue> {
+    let config = RtcConfiguration::new();
+    if !ice_servers.is_empty() {
+        let servers = js_sys::Array::new();
+        for url in ice_servers {
+            let server = RtcIceServer::new();
+            server.set_urls(&JsValue::from_str(url));
+            servers.push(&server);
+        }
+        config.set_ice_servers(&servers);
+    }
+    RtcPeerConnection::new_with_configuration(&config)
+}
+
+pub struct Connection {
+    pc: SendWrapper<RtcPeerConnection>,
+    inbound: SendWrapper<mpsc::UnboundedReceiver<RtcDataChannel>>,
+    drop_listeners: FuturesUnordered<DropListener<DataChannel>>,
+    /// Woken when a drop listener is added or the connection's state changes.
+    idle: Option<Waker>,
+    failed: SendWrapper<Rc<Cell<bool>>>,
+    state_waker: SendWrapper<Rc<Cell<Option<Waker>>>>,
+    _handlers: SendWrapper<Handlers>,
+}
+
+impl Connection {
+    /// Takes over `pc`: call before its remote description is set.
+    pub(crate) fn new(pc: RtcPeerConnection) -> Self {
+        let (tx, inbound) = mpsc::unbounded();
+        let on_channel = Closure::new(move |event: JsValue| {
+            let Ok(event) = event.dyn_into::<RtcDataChannelEvent>() else {
+                return;
+            };
+            let channel = event.channel();
+            if channel.label() == INIT_LABEL {
+                channel.close();
+                return;
+            }
+            let _ = tx.unbounded_send(channel);
+        });
+        pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
+        let failed = Rc::new(Cell::new(false));
+        let state_waker: Rc<Cell<Option<Waker>>> = Rc::new(Cell::new(None));
+        let on_state = {
+            let (pc, failed, state_waker) = (pc.clone(), failed.clone(), state_waker.clone());
+            Closure::new(move |_: JsValue| {
+                if matches!(
+                    pc.connection_state(),
+                    RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed
+                ) {
+                    failed.set(true);
+                    if let Some(waker) = state_waker.take() {
+                        waker.wake();
+                    }
+                }
+            })
+        };
+        pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
+        Self {
+            pc: SendWrapper::new(pc),
+            inbound: SendWrapper::new(inbound),
+            drop_listeners: FuturesUnordered::new(),
+            idle: None,
+            failed: SendWrapper::new(failed),
+            state_waker: SendWrapper::new(state_waker),
+            _handlers: SendWrapper::new(vec![on_channel, on_state]),
+        }
+    }
+
+    fn stream(&mut self, channel: RtcDataChannel) -> Substream {
+        let (stream, listener) = Stream::new(DataChannel::new(channel));
+        self.drop_listeners.push(listener);
+        if let Some(waker) = self.idle.take() {
+            waker.wake();
+        }
+        stream
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.pc.set_ondatachannel(None);
+        self.pc.set_onconnectionstatechange(None);
+        self.pc.close();
+    }
+}
+
+impl StreamMuxer for Connection {
+    type Substream = Substream;
+    type Error = io::Error;
+
+    fn poll_inbound(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        match futures::ready!(self.inbound.poll_next_unpin(cx)) {
+            Some(channel) => Poll::Ready(Ok(self.stream(channel))),
+            None => Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into())),
+        }
+    }
+
+    fn poll_outbound(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        let channel = self.pc.create_data_channel("");
+        Poll::Ready(Ok(self.stream(channel)))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.pc.close();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
+        if self.failed.get() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the WebRTC connection failed or closed",
+            )));
+        }
+        self.state_waker.set(Some(cx.waker().clone()));
+        while let Poll::Ready(Some(result)) = self.drop_listeners.poll_next_unpin(cx) {
+            if let Err(e) = result {
+                tracing::debug!("closing a dropped WebRTC stream: {e}");
+            }
+        }
+        self.idle = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
