@@ -7,6 +7,7 @@
 
 pub mod direct;
 pub mod prefixed;
+pub mod sdp;
 pub mod signaling;
 mod swarm;
 pub use swarm::peer_gossip_config;

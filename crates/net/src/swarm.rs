@@ -107,9 +107,8 @@ pub(crate) fn build(keypair: Keypair, ice_servers: Vec<String>) -> Result<Built,
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
             // A relay's /webrtc-direct/certhash/… address: DTLS and Noise, data channels as
             // streams (the browser's RTCPeerConnection).
-            let webrtc_direct =
-                libp2p::webrtc_websys::Transport::new(libp2p::webrtc_websys::Config::new(key))
-                    .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
+            let webrtc_direct = crate::webrtc::direct::Transport::new(key.clone())
+                .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
             Ok(webrtc
                 .or_transport(relayed)
                 .map(|either, _| either.into_inner())

@@ -1,7 +1,8 @@
 //! A libp2p connection over an `RTCPeerConnection`: every data channel is a stream, framed as
 //! libp2p's WebRTC specs say ([`libp2p_webrtc_utils::Stream`]). Channels the peer opens arrive
-//! through `ondatachannel`, whose handler is set before the remote description, so none is
-//! missed; none is dropped for lack of room either (the queue is the muxer's to drain).
+//! through `ondatachannel`, whose handler is set before the remote description and listens on
+//! each channel at once, so neither a channel nor its first message is missed; none is dropped
+//! for lack of room either (the queue is the muxer's to drain).
 
 use std::cell::Cell;
 use std::io;
@@ -18,8 +19,7 @@ use send_wrapper::SendWrapper;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{
-    RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcIceServer, RtcPeerConnection,
-    RtcPeerConnectionState,
+    RtcConfiguration, RtcDataChannelEvent, RtcIceServer, RtcPeerConnection, RtcPeerConnectionState,
 };
 
 use super::channel::{DataChannel, Handlers};
@@ -47,11 +47,13 @@ pub(crate) fn peer_connection(ice_servers: &[String]) -> Result<RtcPeerConnectio
 
 pub struct Connection {
     pc: SendWrapper<RtcPeerConnection>,
-    inbound: SendWrapper<mpsc::UnboundedReceiver<RtcDataChannel>>,
+    inbound: SendWrapper<mpsc::UnboundedReceiver<DataChannel>>,
     drop_listeners: FuturesUnordered<DropListener<DataChannel>>,
     /// Woken when a drop listener is added or the connection's state changes.
     idle: Option<Waker>,
     failed: SendWrapper<Rc<Cell<bool>>>,
+    /// Streams kept open as long as the connection (WebRTC-direct's handshake channel).
+    held: Vec<DataChannel>,
     state_waker: SendWrapper<Rc<Cell<Option<Waker>>>>,
     _handlers: SendWrapper<Handlers>,
 }
@@ -69,7 +71,9 @@ impl Connection {
                 channel.close();
                 return;
             }
-            let _ = tx.unbounded_send(channel);
+            // Wrapped here, in the event itself: a message the peer sends right after opening
+            // the channel would otherwise be dispatched before anything listens, and be lost.
+            let _ = tx.unbounded_send(DataChannel::new(channel));
         });
         pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
         let failed = Rc::new(Cell::new(false));
@@ -95,13 +99,21 @@ impl Connection {
             drop_listeners: FuturesUnordered::new(),
             idle: None,
             failed: SendWrapper::new(failed),
+            held: Vec::new(),
             state_waker: SendWrapper::new(state_waker),
             _handlers: SendWrapper::new(vec![on_channel, on_state]),
         }
     }
 
-    fn stream(&mut self, channel: RtcDataChannel) -> Substream {
-        let (stream, listener) = Stream::new(DataChannel::new(channel));
+    /// Keeps `channel` open until the connection closes: closing WebRTC-direct's handshake
+    /// channel (id 0) frees its id for the next channel while the relay may still hold the old
+    /// one, and what is sent on the new one is then lost.
+    pub(crate) fn hold(&mut self, channel: DataChannel) {
+        self.held.push(channel);
+    }
+
+    fn stream_on(&mut self, channel: DataChannel) -> Substream {
+        let (stream, listener) = Stream::new(channel);
         self.drop_listeners.push(listener);
         if let Some(waker) = self.idle.take() {
             waker.wake();
@@ -127,7 +139,7 @@ impl StreamMuxer for Connection {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         match futures::ready!(self.inbound.poll_next_unpin(cx)) {
-            Some(channel) => Poll::Ready(Ok(self.stream(channel))),
+            Some(channel) => Poll::Ready(Ok(self.stream_on(channel))),
             None => Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into())),
         }
     }
@@ -136,8 +148,8 @@ impl StreamMuxer for Connection {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
-        let channel = self.pc.create_data_channel("");
-        Poll::Ready(Ok(self.stream(channel)))
+        let channel = DataChannel::new(self.pc.create_data_channel(""));
+        Poll::Ready(Ok(self.stream_on(channel)))
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

@@ -353,13 +353,13 @@ async fn add_candidate(pc: &RtcPeerConnection, json: &str) -> Result<(), Error> 
     Ok(())
 }
 
-fn sdp_of(description: &JsValue) -> Result<String, Error> {
+pub(super) fn sdp_of(description: &JsValue) -> Result<String, Error> {
     js_sys::Reflect::get(description, &JsValue::from_str("sdp"))?
         .as_string()
         .ok_or_else(|| Error::Browser("a description without SDP".into()))
 }
 
-async fn set_description(
+pub(super) async fn set_description(
     pc: &RtcPeerConnection,
     kind: RtcSdpType,
     sdp: &str,
