@@ -38,10 +38,29 @@ pub use node::{
 pub use tabnode_store::MerkleTree;
 pub use wire::WireMessage;
 
-/// What every context topic starts with; the context id follows.
+/// What every context topic starts with; a hash of the context id follows.
 pub const CONTEXT_TOPIC_PREFIX: &str = "/tabnode/context/";
 
-/// The gossip topic of a context: every member subscribes to it.
+/// The gossip topic of a context: every member subscribes to it. It names a hash of the
+/// context id, not the id: a relay tells every peer connected to it which topics it carries,
+/// and a peer that does not already know a context's id learns nothing from that list.
 pub fn context_topic(context_id: &tabnode_types::ContextId) -> String {
-    format!("{CONTEXT_TOPIC_PREFIX}{context_id}")
+    let hash = blake3::derive_key("tabnode context topic v1", context_id.as_bytes());
+    format!("{CONTEXT_TOPIC_PREFIX}{}", bs58::encode(hash).into_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tabnode_types::ContextId;
+
+    #[test]
+    fn a_context_topic_is_fixed_per_context_and_hides_its_id() {
+        let (a, b) = (ContextId::from_bytes([7; 32]), ContextId::from_bytes([8; 32]));
+        let topic = context_topic(&a);
+        assert!(topic.starts_with(CONTEXT_TOPIC_PREFIX));
+        assert!(!topic.contains(&a.to_string()), "{topic} names the context");
+        assert_eq!(topic, context_topic(&a));
+        assert_ne!(topic, context_topic(&b));
+    }
 }

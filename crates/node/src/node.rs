@@ -1910,14 +1910,15 @@ impl<S: Store, E: Env> Node<S, E> {
         topic: &str,
         data: &[u8],
     ) -> Result<Option<(Vec<u8>, Option<DeltaId>)>, String> {
-        let Some(id) = topic.strip_prefix(CONTEXT_TOPIC_PREFIX) else {
+        if !topic.starts_with(CONTEXT_TOPIC_PREFIX) {
             return Err(format!("a message on {topic}, which is no context topic"));
-        };
-        let Ok(context_id) = id.parse::<ContextId>() else {
-            return Err(format!("a message on {topic}, which names no context"));
-        };
-        let Some(ctx) = self.contexts.get(&context_id) else {
-            return Ok(None);
+        }
+        let Some(ctx) = self
+            .contexts
+            .iter()
+            .find_map(|(id, ctx)| (context_topic(id) == topic).then_some(ctx))
+        else {
+            return Ok(None); // a topic of a context this node does not hold
         };
         ctx.open(data).map(Some).ok_or_else(|| {
             format!("a message on {topic} that the context's key does not open (not from a member)")
