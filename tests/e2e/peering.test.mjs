@@ -46,6 +46,20 @@ test('pages link directly over WebRTC and send there; with the relay down a link
   const [from, to] = linked.pairs[0];
   console.log(`direct links: ${JSON.stringify(linked.pairs.map(([i, j]) => `${'ABC'[i]}-${'ABC'[j]}`))}`);
 
+  // A page on another context, on the same relay, finds none of them and none finds it: links
+  // are made only to peers heard on a context's topic, and topics name a hash of the context.
+  const d = await openNode(env.browser, env.stack.url, { name: 'D' });
+  const other = await sharedContext([d.page]);
+  await set(d.page, other, 'elsewhere', 'D');
+  await new Promise((r) => setTimeout(r, 6_000)); // more than one round of heads announcements
+  const dId = await peerId(d.page);
+  const dKnows = (await connections(d.page)).map((c) => c.peer);
+  assert.ok(!dKnows.some((p) => ids.includes(p)), `D connected to a page of another context: ${JSON.stringify(dKnows)}`);
+  for (const p of pages) {
+    assert.ok(!(await connections(p.page)).some((c) => c.peer === dId), 'a page connected to D');
+  }
+  await d.context.close();
+
   // The relay goes away: a page linked straight to the writer still gets the write.
   await env.stack.stopRelay();
   await eventually('the pages to lose the relay', async () => {
