@@ -1,7 +1,7 @@
 //! The node's libp2p glue: it moves bytes on gossip topics and knows nothing of their meaning.
 //!
-//! [`start`] builds a swarm (WebSocket and WebRTC-direct in the browser, TCP and WebSocket
-//! natively), dials the
+//! [`start`] builds a swarm (in the browser WebSocket and WebRTC-direct to relays, circuits
+//! through them, and WebRTC between pages; natively TCP, WebSocket and circuits), dials the
 //! relays, and runs it in a task of its own. The node talks to it through a [`NetHandle`]
 //! (subscribe, publish) and hears from it through a stream of [`NetEvent`]s.
 
