@@ -184,13 +184,17 @@ impl Links {
     }
 }
 
-/// The wait before the `failures`-th retry: doubling from [`FIRST_BACKOFF_MS`] up to
-/// [`MAX_BACKOFF_MS`], with up to a quarter more as jitter, spread by the pair of peers (so
-/// peers that lost a link at the same moment do not all retry at once) yet reproducible.
 fn backoff(failures: u32, me: &str, peer: &str) -> u64 {
+    jittered_backoff(failures, me, peer, MAX_BACKOFF_MS)
+}
+
+/// The wait before the `failures`-th retry: doubling from [`FIRST_BACKOFF_MS`] up to `max`,
+/// with up to a quarter more as jitter, spread by the pair of peers (so peers that lost a
+/// connection at the same moment do not all retry at once) yet reproducible.
+pub(crate) fn jittered_backoff(failures: u32, me: &str, peer: &str, max: u64) -> u64 {
     let base = FIRST_BACKOFF_MS
         .saturating_mul(1 << failures.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF_MS);
+        .min(max);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the pair and the count
     for b in me.bytes().chain(peer.bytes()).chain(failures.to_le_bytes()) {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

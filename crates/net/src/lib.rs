@@ -7,6 +7,7 @@
 
 pub mod direct;
 pub mod prefixed;
+pub mod redial;
 pub mod sdp;
 pub mod signaling;
 mod swarm;

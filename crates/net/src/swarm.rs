@@ -14,6 +14,7 @@ use libp2p::{
 };
 
 use crate::direct::{self, Action, Links};
+use crate::redial::Redial;
 use crate::{prefixed, Command, NetError, NetEvent, Via};
 
 /// Largest gossip message: deltas are batched well under it.
@@ -594,7 +595,7 @@ pub(crate) async fn run(
     let mut queued: HashMap<String, VecDeque<Vec<u8>>> = HashMap::new();
     // The circuit listener (reservation) at each relay, while its connection is up.
     let mut circuits: HashMap<PeerId, libp2p::core::transport::ListenerId> = HashMap::new();
-    let mut backoff: HashMap<Multiaddr, Duration> = HashMap::new();
+    let mut redial = Redial::new(swarm.local_peer_id().to_string());
     // Peers to dial through a relay as soon as one is connected.
     let mut waiting_dials: HashSet<PeerId> = HashSet::new();
     for addr in &relays {
@@ -647,7 +648,6 @@ pub(crate) async fn run(
             }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
-                    backoff.remove(endpoint.get_remote_address());
                     let relay = relays.iter().find(|a| relay_peer(a) == Some(peer_id));
                     if let (Some(addr), false) = (relay, circuits.contains_key(&peer_id)) {
                         match swarm.listen_on(addr.clone().with(Protocol::P2pCircuit)) {
@@ -725,7 +725,7 @@ pub(crate) async fn run(
                 for topic in topics {
                     flush(&mut swarm, &mut queued, &topic, &emit);
                 }
-                redial(&mut swarm, &relays, &mut backoff);
+                redial_relays(&mut swarm, &relays, &mut redial);
             }
         }
     }
@@ -770,28 +770,24 @@ fn dial_through_relays(
     true
 }
 
-/// Redials relays we are not connected to, doubling the wait each time up to a minute.
-fn redial(
-    swarm: &mut Swarm<Behaviour>,
-    relays: &[Multiaddr],
-    backoff: &mut HashMap<Multiaddr, Duration>,
-) {
+/// Redials the relays this node is not connected to, when [`Redial`] says it is time.
+fn redial_relays(swarm: &mut Swarm<Behaviour>, relays: &[Multiaddr], redial: &mut Redial) {
+    let now = now_ms();
     for addr in relays {
         let Some(peer) = relay_peer(addr) else {
             continue;
         };
+        let relay = addr.to_string();
         if swarm.is_connected(&peer) {
-            continue;
+            redial.connected(&relay);
+        } else if redial.due(&relay, now) {
+            // A dial still under way (WebRTC-direct can take seconds) is not doubled.
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let _ = swarm.dial(opts);
         }
-        let wait = backoff
-            .entry(addr.clone())
-            .or_insert(Duration::from_secs(1));
-        if *wait > Duration::from_secs(1) {
-            *wait -= Duration::from_secs(1);
-            continue;
-        }
-        *wait = Duration::from_secs(2);
-        let _ = swarm.dial(addr.clone());
     }
 }
 

@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn a_context_topic_is_fixed_per_context_and_hides_its_id() {
-        let (a, b) = (ContextId::from_bytes([7; 32]), ContextId::from_bytes([8; 32]));
+        let (a, b) = (
+            ContextId::from_bytes([7; 32]),
+            ContextId::from_bytes([8; 32]),
+        );
         let topic = context_topic(&a);
         assert!(topic.starts_with(CONTEXT_TOPIC_PREFIX));
         assert!(!topic.contains(&a.to_string()), "{topic} names the context");
