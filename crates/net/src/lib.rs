@@ -6,12 +6,13 @@
 //! (subscribe, publish) and hears from it through a stream of [`NetEvent`]s.
 
 pub mod direct;
+pub mod envelope;
 pub mod prefixed;
 pub mod redial;
 pub mod sdp;
 pub mod signaling;
 mod swarm;
-pub use swarm::peer_gossip_config;
+pub use swarm::{message_id, peer_gossip_config};
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod webrtc;
 
@@ -125,7 +126,7 @@ pub enum NetError {
 }
 
 pub(crate) enum Command {
-    Subscribe(String),
+    Subscribe(String, envelope::TopicKey),
     Unsubscribe(String),
     Publish(String, Vec<u8>),
     SendTo(String, String, Vec<u8>),
@@ -150,8 +151,11 @@ impl NetHandle {
             .map_err(|_| NetError::Stopped)
     }
 
-    pub fn subscribe(&self, topic: &str) -> Result<(), NetError> {
-        self.send(Command::Subscribe(topic.to_owned()))
+    /// Joins `topic`. What is published on it goes out in an envelope under `key`, which says
+    /// who sent it to those holding the key only ([`envelope`]); what arrives in any other
+    /// envelope is dropped.
+    pub fn subscribe(&self, topic: &str, key: envelope::TopicKey) -> Result<(), NetError> {
+        self.send(Command::Subscribe(topic.to_owned(), key))
     }
 
     pub fn unsubscribe(&self, topic: &str) -> Result<(), NetError> {

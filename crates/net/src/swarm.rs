@@ -14,6 +14,7 @@ use libp2p::{
 };
 
 use crate::direct::{self, Action, Links};
+use crate::envelope::{self, TopicKey};
 use crate::redial::Redial;
 use crate::{prefixed, Command, NetError, NetEvent, Via};
 
@@ -36,8 +37,9 @@ pub(crate) struct Behaviour {
     streams: libp2p_stream::Behaviour,
 }
 
-/// The gossipsub settings of a tabnode peer (validation and size limit aside): small meshes,
-/// since two browsers and a relay must already form one, and flood publishing. The relay's load
+/// The gossipsub settings of a tabnode peer (size limit aside): small meshes, since two
+/// browsers and a relay must already form one, flood publishing, and anonymous messages with
+/// ids from their content ([`message_id`]). The relay's load
 /// test and tests take them to act as peers do.
 pub fn peer_gossip_config() -> gossipsub::ConfigBuilder {
     let mut config = gossipsub::ConfigBuilder::default();
@@ -47,8 +49,18 @@ pub fn peer_gossip_config() -> gossipsub::ConfigBuilder {
         .mesh_n(3)
         .mesh_n_high(6)
         .mesh_outbound_min(0)
-        .flood_publish(true);
+        .flood_publish(true)
+        .validation_mode(ValidationMode::Anonymous)
+        .message_id_fn(|message| message_id(&message.data));
     config
+}
+
+/// A gossip message's id: the first 20 bytes of the SHA-256 of its data. Messages are anonymous
+/// (see [`envelope`]), so the id cannot be the author and sequence number; every envelope has a
+/// fresh nonce, so two messages never share an id by accident. The relay computes the same.
+pub fn message_id(data: &[u8]) -> gossipsub::MessageId {
+    use sha2::Digest;
+    gossipsub::MessageId::from(sha2::Sha256::digest(data)[..20].to_vec())
 }
 
 fn behaviour(
@@ -57,11 +69,10 @@ fn behaviour(
     streams: libp2p_stream::Behaviour,
 ) -> Result<Behaviour, NetError> {
     let config = peer_gossip_config()
-        .validation_mode(ValidationMode::Strict)
         .max_transmit_size(MAX_MESSAGE_BYTES)
         .build()
         .map_err(|e| NetError::Build(format!("gossipsub config: {e}")))?;
-    let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+    let gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)
         .map_err(|e| NetError::Build(format!("gossipsub: {e}")))?;
     Ok(Behaviour {
         relay_client,
@@ -221,7 +232,8 @@ pub(crate) struct Direct {
     enabled: bool,
     links: Links,
     heard: HashMap<String, HashMap<String, u64>>,
-    subscribed: HashSet<String>,
+    /// The topics this node is on, with their envelope keys.
+    subscribed: HashMap<String, TopicKey>,
     control: libp2p_stream::Control,
     /// The WebRTC connection with each linked peer.
     webrtc: HashMap<PeerId, ConnectionId>,
@@ -249,7 +261,7 @@ impl Direct {
             enabled,
             links: Links::new(me),
             heard: HashMap::new(),
-            subscribed: HashSet::new(),
+            subscribed: HashMap::new(),
             control,
             webrtc: HashMap::new(),
             circuits: HashMap::new(),
@@ -516,7 +528,7 @@ impl Direct {
         let actions = match event {
             FrameEvent::Frame { peer, data } => {
                 let name = peer.to_string();
-                match direct::decode_frame(&data).filter(|(t, _)| self.subscribed.contains(t)) {
+                match direct::decode_frame(&data).filter(|(t, _)| self.subscribed.contains_key(t)) {
                     Some((topic, data)) => {
                         self.heard
                             .entry(topic.clone())
@@ -609,8 +621,8 @@ pub(crate) async fn run(
             command = commands.next() => {
                 let Some(command) = command else { return };
                 match command {
-                    Command::Subscribe(topic) => {
-                        direct.subscribed.insert(topic.clone());
+                    Command::Subscribe(topic, key) => {
+                        direct.subscribed.insert(topic.clone(), key);
                         if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&IdentTopic::new(&topic)) {
                             emit(NetEvent::Error(format!("subscribing to {topic}: {e}")));
                         }
@@ -623,7 +635,7 @@ pub(crate) async fn run(
                     }
                     Command::SendTo(peer, topic, data) => {
                         if !direct.send_one(&peer, &topic, &data) {
-                            if let Some(data) = publish(&mut swarm, &topic, data, &emit) {
+                            if let Some(data) = publish(&mut swarm, &direct.subscribed, &topic, data, &emit) {
                                 enqueue(&mut queued, topic, data);
                             }
                         }
@@ -640,7 +652,7 @@ pub(crate) async fn run(
                         let waiting = queued.get(&topic).is_some_and(|q| !q.is_empty());
                         if waiting {
                             enqueue(&mut queued, topic, data);
-                        } else if let Some(data) = publish(&mut swarm, &topic, data, &emit) {
+                        } else if let Some(data) = publish(&mut swarm, &direct.subscribed, &topic, data, &emit) {
                             enqueue(&mut queued, topic, data);
                         }
                     }
@@ -698,16 +710,17 @@ pub(crate) async fn run(
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
                     let topic = message.topic.into_string();
-                    direct.on_gossip(&mut swarm, &relays, &topic, message.source.as_ref(), &emit);
-                    emit(NetEvent::Message {
-                        topic,
-                        data: message.data,
-                        source: message.source.map(|p| p.to_string()),
-                    });
+                    // Only an envelope under the topic's key tells who sent it; anything else
+                    // is not from a member and is dropped here.
+                    let opened = direct.subscribed.get(&topic).and_then(|key| envelope::unwrap(key, &message.data));
+                    let Some((source, data)) = opened else { continue };
+                    let data = data.to_vec();
+                    direct.on_gossip(&mut swarm, &relays, &topic, Some(&source), &emit);
+                    emit(NetEvent::Message { topic, data, source: Some(source.to_string()) });
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })) => {
                     let topic = topic.into_string();
-                    flush(&mut swarm, &mut queued, &topic, &emit);
+                    flush(&mut swarm, &direct.subscribed, &mut queued, &topic, &emit);
                     emit(NetEvent::PeerSubscribed { peer: peer_id.to_string(), topic });
                 }
                 _ => {}
@@ -723,7 +736,7 @@ pub(crate) async fn run(
                 direct.tick(&mut swarm, &relays, &emit);
                 let topics: Vec<String> = queued.keys().cloned().collect();
                 for topic in topics {
-                    flush(&mut swarm, &mut queued, &topic, &emit);
+                    flush(&mut swarm, &direct.subscribed, &mut queued, &topic, &emit);
                 }
                 redial_relays(&mut swarm, &relays, &mut redial);
             }
@@ -791,17 +804,26 @@ fn redial_relays(swarm: &mut Swarm<Behaviour>, relays: &[Multiaddr], redial: &mu
     }
 }
 
-/// Publishes; gives the data back if no peer is on the topic yet (to queue it).
+/// Publishes, in an envelope under the topic's key ([`envelope`]); gives the data back if no
+/// peer is on the topic yet (to queue it).
 fn publish(
     swarm: &mut Swarm<Behaviour>,
+    keys: &HashMap<String, TopicKey>,
     topic: &str,
     data: Vec<u8>,
     emit: &impl Fn(NetEvent),
 ) -> Option<Vec<u8>> {
+    let Some(key) = keys.get(topic) else {
+        emit(NetEvent::Error(format!(
+            "publishing on {topic}, which this node is not on"
+        )));
+        return None;
+    };
+    let wrapped = envelope::wrap(key, swarm.local_peer_id(), &data);
     match swarm
         .behaviour_mut()
         .gossipsub
-        .publish(IdentTopic::new(topic), data.clone())
+        .publish(IdentTopic::new(topic), wrapped)
     {
         Ok(_) | Err(PublishError::Duplicate) => None,
         Err(PublishError::NoPeersSubscribedToTopic | PublishError::AllQueuesFull(_)) => Some(data),
@@ -822,6 +844,7 @@ fn enqueue(queued: &mut HashMap<String, VecDeque<Vec<u8>>>, topic: String, data:
 
 fn flush(
     swarm: &mut Swarm<Behaviour>,
+    keys: &HashMap<String, TopicKey>,
     queued: &mut HashMap<String, VecDeque<Vec<u8>>>,
     topic: &str,
     emit: &impl Fn(NetEvent),
@@ -830,10 +853,20 @@ fn flush(
         return;
     };
     while let Some(data) = queue.pop_front() {
-        if let Some(data) = publish(swarm, topic, data, emit) {
+        if let Some(data) = publish(swarm, keys, topic, data, emit) {
             queue.push_front(data);
             return;
         }
     }
     queued.remove(topic);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn message_ids_are_those_the_relay_makes() {
+        // The same bytes and id are pinned in the relay (`crates/relay/src/main.rs`).
+        let id = super::message_id(b"abc");
+        assert_eq!(id.to_string(), "ba7816bf8f01cfea414140de5dae2223b00361a3");
+    }
 }

@@ -49,6 +49,12 @@ pub fn context_topic(context_id: &tabnode_types::ContextId) -> String {
     format!("{CONTEXT_TOPIC_PREFIX}{}", bs58::encode(hash).into_string())
 }
 
+/// The key the network seals a context topic's envelopes under (who sent a message): derived
+/// from the context id, so members have it and a peer that saw only the topic does not.
+pub fn context_topic_key(context_id: &tabnode_types::ContextId) -> [u8; 32] {
+    blake3::derive_key("tabnode context topic key v1", context_id.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +71,7 @@ mod tests {
         assert!(!topic.contains(&a.to_string()), "{topic} names the context");
         assert_eq!(topic, context_topic(&a));
         assert_ne!(topic, context_topic(&b));
+        assert_ne!(context_topic_key(&a), context_topic_key(&b));
+        assert!(!topic.contains(&bs58::encode(context_topic_key(&a)).into_string()));
     }
 }

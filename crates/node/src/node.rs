@@ -26,7 +26,7 @@ use crate::rows::Rows;
 use crate::seal;
 use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
 use crate::wire::WireMessage;
-use crate::{context_topic, CONTEXT_TOPIC_PREFIX};
+use crate::{context_topic, context_topic_key, CONTEXT_TOPIC_PREFIX};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 /// Where a context's secret is kept in [`Namespace::Keys`], after the context id.
@@ -90,6 +90,8 @@ pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 pub enum Outgoing {
     Subscribe {
         topic: String,
+        /// The key of the topic's envelopes ([`crate::context_topic_key`]).
+        key: [u8; 32],
     },
     Publish {
         topic: String,
@@ -888,6 +890,7 @@ impl<S: Store, E: Env> Node<S, E> {
     ) {
         self.outgoing.push(Outgoing::Subscribe {
             topic: context_topic(&id),
+            key: context_topic_key(&id),
         });
         let request = WireMessage::SyncRequest {
             context_id: id,
@@ -1093,6 +1096,7 @@ impl<S: Store, E: Env> Node<S, E> {
             .await?;
         self.outgoing.push(Outgoing::Subscribe {
             topic: context_topic(&id),
+            key: context_topic_key(&id),
         });
         self.contexts.insert(id, ctx);
         self.bind_if_needed(&id).await;

@@ -38,18 +38,26 @@ fn start_relay() -> (Relay, String) {
     )
 }
 
+/// The next message: its topic, data and sender (from the envelope, for key holders only).
 async fn next_message(
     events: &mut futures::channel::mpsc::UnboundedReceiver<NetEvent>,
-) -> (String, Vec<u8>) {
+) -> (String, Vec<u8>, Option<String>) {
     loop {
         match events.next().await.expect("the network task runs") {
-            NetEvent::Message { topic, data, .. } => return (topic, data),
+            NetEvent::Message {
+                topic,
+                data,
+                source,
+            } => return (topic, data, source),
             _ => continue,
         }
     }
 }
 
 /// The peer id at the end of a relay's multiaddr.
+/// The envelope key both nodes hold for the test topic (a node derives it from a context id).
+const KEY: [u8; 32] = [3; 32];
+
 fn addr_peer(addr: &str) -> Option<String> {
     addr.rsplit_once("/p2p/").map(|(_, peer)| peer.to_owned())
 }
@@ -87,7 +95,7 @@ async fn a_hundred_messages_cross_the_relay_exactly_once() {
     let topic = "/tabnode/context/test";
     // B is on the topic at the relay first (gossip only reaches peers already in the relay's
     // mesh; later joiners catch up through the node's anti-entropy, not through gossip).
-    b.subscribe(topic).unwrap();
+    b.subscribe(topic, KEY).unwrap();
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             if let Some(NetEvent::PeerSubscribed { topic: t, .. }) = b_events.next().await {
@@ -100,15 +108,16 @@ async fn a_hundred_messages_cross_the_relay_exactly_once() {
     .await
     .expect("the relay joins the topic B subscribed to");
     // A publishes before it knows any peer on the topic: queued, then sent, not lost.
-    a.subscribe(topic).unwrap();
+    a.subscribe(topic, KEY).unwrap();
     for i in 0..100u32 {
         a.publish(topic, i.to_le_bytes().to_vec()).unwrap();
     }
     let received = tokio::time::timeout(Duration::from_secs(30), async {
         let mut seen = Vec::new();
         while seen.len() < 100 {
-            let (t, data) = next_message(&mut b_events).await;
+            let (t, data, source) = next_message(&mut b_events).await;
             assert_eq!(t, topic);
+            assert_eq!(source, Some(a.peer_id()), "the sender, from the envelope");
             seen.push(u32::from_le_bytes(data.try_into().unwrap()));
         }
         seen

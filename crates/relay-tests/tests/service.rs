@@ -150,11 +150,17 @@ enum Do {
 }
 
 /// A native libp2p peer (TCP/WebSocket, noise, yamux, gossipsub, identify, ping) driven by its
-/// own task; `signed: false` makes one that sends unsigned messages, which a relay refuses.
+/// own task. It publishes anonymously, as tabnode peers do; `signed: true` makes one that signs
+/// its messages (naming its peer id), which a relay refuses.
 struct Peer {
     seen: tmpsc::UnboundedReceiver<Seen>,
     todo: tmpsc::UnboundedSender<Do>,
 }
+
+/// Peers as tabnode's publish: anonymously.
+const NORMAL: bool = false;
+/// A peer that signs its gossip.
+const SIGNING: bool = true;
 
 async fn peer(relay: &str, signed: bool) -> Peer {
     let gossip = tabnode_net::peer_gossip_config()
@@ -381,7 +387,7 @@ async fn metrics_answer_in_prometheus_format_and_count_a_native_peer() {
         0.0
     );
 
-    let mut client = peer(&relay.addr, true).await;
+    let mut client = peer(&relay.addr, NORMAL).await;
     client.connected().await;
     relay.wait_for("tabnode_relay_peers", |v| v == 1.0).await;
     assert_eq!(relay.sample("tabnode_relay_connections").await, 1.0);
@@ -414,11 +420,11 @@ async fn the_per_ip_limit_refuses_the_extra_connection_and_counts_it() {
         "--max-connections-per-ip",
         "2",
     ]);
-    let mut first = peer(&relay.addr, true).await;
+    let mut first = peer(&relay.addr, NORMAL).await;
     first.connected().await;
-    let mut second = peer(&relay.addr, true).await;
+    let mut second = peer(&relay.addr, NORMAL).await;
     second.connected().await;
-    let mut third = peer(&relay.addr, true).await;
+    let mut third = peer(&relay.addr, NORMAL).await;
     let error = third
         .expect("refusal", |s| match s {
             Seen::DialFailed(e) => Some(e),
@@ -434,14 +440,14 @@ async fn the_per_ip_limit_refuses_the_extra_connection_and_counts_it() {
     // A place frees when one leaves.
     drop(first);
     relay.wait_for("tabnode_relay_peers", |v| v == 1.0).await;
-    let mut fourth = peer(&relay.addr, true).await;
+    let mut fourth = peer(&relay.addr, NORMAL).await;
     fourth.connected().await;
     assert_eq!(relay.sample(refused).await, 1.0);
     assert!(relay.log().contains("connection refused"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversize_and_unsigned_gossip_is_dropped_and_its_sender_scored_down() {
+async fn oversize_and_signed_gossip_is_dropped_and_its_sender_scored_down() {
     let relay = start_relay(&[
         "--listen",
         "/ip4/127.0.0.1/tcp/0/ws",
@@ -451,10 +457,10 @@ async fn oversize_and_unsigned_gossip_is_dropped_and_its_sender_scored_down() {
         "1024",
     ]);
     let topic = "/tabnode/context/limits";
-    let mut honest = peer(&relay.addr, true).await;
+    let mut honest = peer(&relay.addr, NORMAL).await;
     honest.connected().await;
     honest.subscribed(topic).await;
-    let mut big = peer(&relay.addr, true).await;
+    let mut big = peer(&relay.addr, NORMAL).await;
     big.connected().await;
     big.subscribed(topic).await;
     relay
@@ -484,13 +490,14 @@ async fn oversize_and_unsigned_gossip_is_dropped_and_its_sender_scored_down() {
     big.todo
         .send(Do::Publish(topic.into(), vec![3; 1 << 20]))
         .unwrap();
-    // Unsigned: dropped by gossipsub's checks, and that sender scored down too.
-    let mut anonymous = peer(&relay.addr, false).await;
-    anonymous.connected().await;
-    anonymous.subscribed(topic).await;
-    anonymous
+    // Signed, naming its author: dropped by gossipsub's checks (tabnode's gossip is anonymous,
+    // its sender sealed inside for members), and that sender scored down too.
+    let mut signing = peer(&relay.addr, SIGNING).await;
+    signing.connected().await;
+    signing.subscribed(topic).await;
+    signing
         .todo
-        .send(Do::Publish(topic.into(), b"unsigned".to_vec()))
+        .send(Do::Publish(topic.into(), b"signed".to_vec()))
         .unwrap();
     relay
         .wait_for("tabnode_relay_gossip_penalised_peers", |v| v == 2.0)
@@ -498,7 +505,7 @@ async fn oversize_and_unsigned_gossip_is_dropped_and_its_sender_scored_down() {
     // None of the three reached the honest peer; the relay still serves, and still forwards.
     // (A newcomer publishes: `big` lost its place in the relay's mesh with its score, and its
     // stream to the relay was cut with the oversize frame.)
-    let mut late = peer(&relay.addr, true).await;
+    let mut late = peer(&relay.addr, NORMAL).await;
     late.connected().await;
     late.subscribed(topic).await;
     late.todo
@@ -516,7 +523,7 @@ async fn oversize_and_unsigned_gossip_is_dropped_and_its_sender_scored_down() {
         Some(&3),
         "the frame over the limit was forwarded"
     );
-    assert_ne!(next, b"unsigned", "the unsigned message was forwarded");
+    assert_ne!(next, b"signed", "the signed message was forwarded");
     assert_eq!(next, vec![4; 10]);
     assert_eq!(relay.sample("tabnode_relay_peers").await, 4.0);
 }
@@ -529,7 +536,7 @@ async fn sigterm_closes_connections_and_exits_0() {
         "--shutdown-grace",
         "3",
     ]);
-    let mut client = peer(&relay.addr, true).await;
+    let mut client = peer(&relay.addr, NORMAL).await;
     client.connected().await;
     let pid = relay.child.id().to_string();
     assert!(Command::new("kill")
@@ -561,10 +568,10 @@ async fn two_relays_serve_one_network() {
     let first = start_relay(&["--listen", "/ip4/127.0.0.1/tcp/0/ws"]);
     let second = start_relay(&["--listen", "/ip4/127.0.0.1/tcp/0/ws", "--peer", &first.addr]);
     let topic = "/tabnode/context/two-relays";
-    let mut b = peer(&second.addr, true).await;
+    let mut b = peer(&second.addr, NORMAL).await;
     b.connected().await;
     b.subscribed(topic).await;
-    let mut a = peer(&first.addr, true).await;
+    let mut a = peer(&first.addr, NORMAL).await;
     a.connected().await;
     a.subscribed(topic).await;
     // Until the relays have grafted each other a message may only arrive by gossip: publish
@@ -814,4 +821,43 @@ async fn reservations_over_the_limits_are_refused_and_counted_by_reason() {
             |v| v == 1.0,
         )
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_on_a_members_topic_learns_no_members_peer_id() {
+    let relay = start_relay(&["--listen", "/ip4/127.0.0.1/tcp/0/ws"]);
+    let topic = "/tabnode/context/private";
+    let key = [5u8; 32];
+    // The stranger saw the topic in the relay's list and subscribed to it.
+    let mut stranger = peer(&relay.addr, NORMAL).await;
+    stranger.connected().await;
+    stranger.subscribed(topic).await;
+    let (member, _events) = tabnode_net::start(tabnode_net::NetConfig {
+        relays: vec![relay.addr.clone()],
+        identity_ed25519_secret: [7; 32],
+        direct: false,
+        ice_servers: Vec::new(),
+    })
+    .unwrap();
+    member.subscribe(topic, key).unwrap();
+    member
+        .publish(topic, b"sealed for members".to_vec())
+        .unwrap();
+    let data = stranger
+        .expect("the member's message", |s| match s {
+            Seen::Message(d) => Some(d),
+            _ => None,
+        })
+        .await;
+    // It arrived, so it carried no source (the stranger's gossipsub takes anonymous messages
+    // only), and the member's peer id is nowhere in it; the topic's key opens it.
+    let member_id: PeerId = member.peer_id().parse().unwrap();
+    let id = member_id.to_bytes();
+    assert!(
+        !data.windows(id.len()).any(|w| w == id),
+        "the peer id is in the clear"
+    );
+    assert!(tabnode_net::envelope::unwrap(&[6; 32], &data).is_none());
+    let opened = tabnode_net::envelope::unwrap(&key, &data).map(|(p, d)| (p, d.to_vec()));
+    assert_eq!(opened, Some((member_id, b"sealed for members".to_vec())));
 }

@@ -190,6 +190,14 @@ fn topic_score() -> TopicScoreParams {
     }
 }
 
+/// A gossip message's id: the first 20 bytes of the SHA-256 of its data, as tabnode peers make
+/// it (`tabnode_net::message_id`; this workspace is on another libp2p, so it cannot share the
+/// function: a test on each side pins the same id for the same bytes).
+pub fn message_id(data: &[u8]) -> gossipsub::MessageId {
+    use sha2::Digest;
+    gossipsub::MessageId::from(sha2::Sha256::digest(data)[..20].to_vec())
+}
+
 fn behaviour(
     key: &Keypair,
     config: &Config,
@@ -197,7 +205,10 @@ fn behaviour(
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let limits = &config.limits;
     let gossip = gossipsub::ConfigBuilder::default()
-        .validation_mode(ValidationMode::Strict)
+        // Peers publish anonymously (who sent a message travels sealed inside it, for members
+        // only); ids come from the content, computed as the peers compute them.
+        .validation_mode(ValidationMode::Anonymous)
+        .message_id_fn(|message| message_id(&message.data))
         // The relay checks each message's size itself (see `on_gossip`), so that an oversize
         // one lowers its sender's score; frames beyond this are cut off by the codec.
         .validate_messages()
@@ -211,8 +222,7 @@ fn behaviour(
         .gossip_lazy(8)
         .mesh_outbound_min(0)
         .build()?;
-    let mut gossipsub =
-        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip)?;
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip)?;
     gossipsub.with_peer_score(
         PeerScoreParams {
             // Browsers behind one NAT share an IP: the per-IP connection limit covers that.
@@ -696,7 +706,6 @@ impl Relay {
                         .inc();
                     tracing::warn!(
                         peer = %propagation_source,
-                        source = message.source.map(|p| p.to_string()),
                         topic = %message.topic,
                         bytes = message.data.len(),
                         limit = self.limits.max_message_bytes,
@@ -817,5 +826,15 @@ impl Relay {
             peers_left = self.swarm.network_info().num_peers(),
             "stopped"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn message_ids_are_those_tabnode_peers_make() {
+        // The same bytes and id are pinned in tabnode-net (`swarm::tests`).
+        let id = super::message_id(b"abc");
+        assert_eq!(id.to_string(), "ba7816bf8f01cfea414140de5dae2223b00361a3");
     }
 }

@@ -464,7 +464,7 @@ impl Inner {
         let Some(net) = &self.net else { return };
         for out in outgoing {
             let result = match out {
-                Outgoing::Subscribe { topic } => net.subscribe(&topic),
+                Outgoing::Subscribe { topic, key } => net.subscribe(&topic, key),
                 Outgoing::Publish { topic, data } => net.publish(&topic, data),
                 Outgoing::Reply { peer, topic, data } => net.send_to(&peer, &topic, data),
             };
