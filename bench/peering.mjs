@@ -5,7 +5,8 @@
 //   1. latency of one small delta page to page: A's `set` until B's node emits the guest event
 //      (one call at a time, CALLS of them; p50 and p99);
 //   2. deltas per second page to page: a burst of BURST calls on A until B has them all;
-//   3. set-up: from B having the context's state until the direct link is open (direct only).
+//   3. set-up: from B's node being up until it holds a reservation at the relay (over the path's
+//      transport), and from B having the context's state until the direct link is open.
 // Figures, not a test. `make bench-peering` runs it; `node bench/peering.mjs [CALLS] [BURST]`.
 import { startStack } from '../scripts/serve.mjs';
 import { installKvStore, launchChromium, openNode, percentile } from '../tests/e2e/browser.mjs';
@@ -22,6 +23,9 @@ const now = () => performance.timeOrigin + performance.now();
 async function pair(browser, url) {
   const a = await openNode(browser, url, { name: 'A' });
   const b = await openNode(browser, url, { name: 'B' });
+  const up = now();
+  await b.page.waitForFunction(() => window.tabnode.connections().some((c) => c.reservation), null, { timeout: 60_000, polling: 5 });
+  const relaySetupMs = now() - up;
   const appId = await installKvStore(a.page);
   await installKvStore(b.page);
   const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
@@ -35,11 +39,11 @@ async function pair(browser, url) {
   await a.page.evaluate((c) => window.tabnode.execute(c, 'set', { key: 'hello', value: 'x' }), ctx);
   await b.page.waitForFunction(() => window.arrived.has('hello'), null, { timeout: 60_000 });
   const ready = now();
-  return { a, b, ctx, ready };
+  return { a, b, ctx, ready, relaySetupMs };
 }
 
 async function measure(browser, url, direct) {
-  const { a, b, ctx, ready } = await pair(browser, url);
+  const { a, b, ctx, ready, relaySetupMs } = await pair(browser, url);
   let setupMs = null;
   if (direct) {
     await b.page.waitForFunction(() => window.tabnode.connections().some((c) => c.via === 'webrtc'), null, { timeout: 60_000, polling: 20 });
@@ -68,7 +72,7 @@ async function measure(browser, url, direct) {
   const links = await b.page.evaluate(() => window.tabnode.connections().map((c) => c.via));
   await a.context.close();
   await b.context.close();
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), perSecond, stalled, setupMs, links };
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), perSecond, stalled, setupMs, relaySetupMs, links };
 }
 
 const stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' });
@@ -79,10 +83,10 @@ try {
   const webrtcDirect = await measure(browser, `${stack.url}?direct=off&relay=${encodeURIComponent(stack.relayWebrtcAddr)}`, false);
   const f = (n) => (n == null ? '–' : n.toFixed(1));
   console.log(`\npage to page, ${calls} single calls and a burst of ${burst} (kv-store set), one machine:`);
-  console.log('| path | p50 ms | p99 ms | deltas/s | link set-up ms | connections of B |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| path | p50 ms | p99 ms | deltas/s | relay set-up ms | link set-up ms | connections of B |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const [name, r] of [['direct WebRTC', direct], ['relay (WebSocket)', relay], ['relay (WebRTC-direct)', webrtcDirect]]) {
-    console.log(`| ${name} | ${f(r.p50)} | ${f(r.p99)} | ${r.stalled ?? f(r.perSecond)} | ${f(r.setupMs)} | ${r.links.join(', ')} |`);
+    console.log(`| ${name} | ${f(r.p50)} | ${f(r.p99)} | ${r.stalled ?? f(r.perSecond)} | ${f(r.relaySetupMs)} | ${f(r.setupMs)} | ${r.links.join(', ')} |`);
   }
   console.log(`\nratio relay/direct: p50 ${(relay.p50 / direct.p50).toFixed(2)}, deltas/s ${(direct.perSecond / relay.perSecond).toFixed(2)} (direct/relay)`);
   console.log(`relay over WebRTC-direct / over WebSocket: p50 ${(webrtcDirect.p50 / relay.p50).toFixed(2)}, p99 ${(webrtcDirect.p99 / relay.p99).toFixed(2)}, deltas/s ${webrtcDirect.stalled ? '–' : (webrtcDirect.perSecond / relay.perSecond).toFixed(2)}`);
