@@ -182,6 +182,9 @@ fn relay_peer(addr: &Multiaddr) -> Option<PeerId> {
 
 /// Largest frame sent on a direct link; larger messages take the relay.
 const MAX_FRAME_BYTES: usize = 60 * 1024;
+/// Frames waiting for a link's writer; past it (a link that cannot keep up) messages take the
+/// relay instead, as for a peer with no link.
+const MAX_QUEUED_FRAMES: usize = 256;
 /// A peer heard on a topic within this long counts as on it (heads are announced every 5 s).
 const HEARD_MS: u64 = 30_000;
 /// The direct links' protocol: each side opens one stream to the other on their WebRTC
@@ -243,7 +246,7 @@ pub(crate) struct Direct {
     awaiting_circuit: HashSet<PeerId>,
     /// The queue of each link's writer. A writer starts once no relayed connection to its peer
     /// is left, since a new stream goes on any connection to the peer.
-    writers: HashMap<String, mpsc::UnboundedSender<Vec<u8>>>,
+    writers: HashMap<String, mpsc::Sender<Vec<u8>>>,
     incoming_frames: Option<libp2p_stream::IncomingStreams>,
     frame_tx: mpsc::UnboundedSender<FrameEvent>,
     frame_events: mpsc::UnboundedReceiver<FrameEvent>,
@@ -362,18 +365,18 @@ impl Direct {
         for peer in peers.keys() {
             all &= self
                 .writers
-                .get(peer)
-                .is_some_and(|w| w.unbounded_send(frame.clone()).is_ok());
+                .get_mut(peer)
+                .is_some_and(|w| w.try_send(frame.clone()).is_ok());
         }
         all
     }
 
     /// Sends `data` on the open link to `peer`; false if there is none (or it is too large).
     fn send_one(&mut self, peer: &str, topic: &str, data: &[u8]) -> bool {
-        let Some(writer) = self.writers.get(peer) else {
+        let Some(writer) = self.writers.get_mut(peer) else {
             return false;
         };
-        frame(topic, data).is_some_and(|f| writer.unbounded_send(f).is_ok())
+        frame(topic, data).is_some_and(|f| writer.try_send(f).is_ok())
     }
 
     fn on_established(
@@ -466,7 +469,7 @@ impl Direct {
 
     /// Starts the task writing frames to `peer` on a stream of its WebRTC connection.
     fn start_writer(&mut self, peer: PeerId, emit: &impl Fn(NetEvent)) {
-        let (tx, mut rx) = mpsc::unbounded::<Vec<u8>>();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(MAX_QUEUED_FRAMES);
         let mut control = self.control.clone();
         let events = self.frame_tx.clone();
         spawn(async move {

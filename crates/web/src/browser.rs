@@ -1100,8 +1100,9 @@ impl BrowserNode {
 
     /// Dials another node (by its `peerId`) through the reservation it holds at a relay this
     /// node is connected to (circuit relay v2). The connection shows in `connections()` as
-    /// `circuit`; the relay bounds it in time and bytes. Throws `BadPeerId` for what is not a
-    /// peer id, `Offline` when this node has no relays.
+    /// `circuit`; the relay bounds it in time and bytes. A page this one already holds a
+    /// direct WebRTC link with keeps that one connection (the circuit is closed). Throws
+    /// `BadPeerId` for what is not a peer id, `Offline` when this node has no relays.
     #[wasm_bindgen(js_name = dialPeer)]
     pub fn dial_peer(&self, peer_id: String) -> Result<(), JsValue> {
         let net =
