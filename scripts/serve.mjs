@@ -19,13 +19,14 @@ const TYPES = {
 /**
  * Starts the relay binary on WebSocket (TCP `port`) and WebRTC-direct (UDP `webrtcPort`);
  * `address` resolves to the WebSocket multiaddr and `webrtcAddress` to the WebRTC-direct one
- * (with its /certhash/) once it listens. With `keyFile`, the WebRTC certificate is kept beside
+ * (with its /certhash/) once it listens, and `metrics` to its Prometheus URL (on a free port). With `keyFile`, the WebRTC certificate is kept beside
  * the key, so a restart on the same ports gives the same two addresses.
  */
 export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binary = path.join(root, 'target/release/tabnode-relay'), logLevel = 'warn', keyFile } = {}) {
   const args = [
     '--listen', `/ip4/${host}/tcp/${port}/ws`,
     '--listen', `/ip4/${host}/udp/${webrtcPort}/webrtc-direct`,
+    '--metrics', `${host}:0`,
     ...(keyFile ? ['--key-file', keyFile, '--webrtc-cert', `${keyFile}.webrtc.pem`] : []),
   ];
   const child = spawn(binary, args, {
@@ -43,16 +44,17 @@ export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binar
     t.unref();
   });
   failed.catch(() => {});
-  /** The first address the relay prints that `pattern` matches. */
-  const printed = (pattern) => Promise.race([failed, new Promise((resolve) => {
+  /** The first `KEY=value` line the relay prints whose value `pattern` matches. */
+  const printed = (pattern, key = 'RELAY_MULTIADDR') => Promise.race([failed, new Promise((resolve) => {
     lines.on('line', (line) => {
-      const match = /^RELAY_MULTIADDR=(.+)$/.exec(line.trim());
-      if (match && pattern.test(match[1])) resolve(match[1]);
+      const [k, value] = line.trim().split(/=(.*)/s);
+      if (k === key && pattern.test(value)) resolve(value);
     });
   })]);
   return {
     address: printed(/\/ws\//),
     webrtcAddress: printed(/\/webrtc-direct\//),
+    metrics: printed(/^http/, 'RELAY_METRICS'),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
@@ -94,7 +96,7 @@ function startHttp({ host, port, relays }) {
 
 /**
  * Starts relay and console. Ports 0 pick free ones (tests); returns `{url, relayAddr,
- * relayWebrtcAddr, stop}`. Pages get the WebSocket address from `/config.json`; a page opened
+ * relayWebrtcAddr, relayMetric, stopRelay, startRelay, stop}`. Pages get the WebSocket address from `/config.json`; a page opened
  * with `?relay=<relayWebrtcAddr>` reaches the relay over WebRTC-direct instead.
  */
 export async function startStack({
@@ -128,6 +130,13 @@ export async function startStack({
     url,
     relayAddr,
     relayWebrtcAddr,
+    /** The relay's Prometheus sample `name`, summed over its label sets (0 if it has none). */
+    async relayMetric(name) {
+      const text = await (await fetch(await relay.metrics)).text();
+      return text.split('\n')
+        .filter((line) => line.split(/[{ ]/)[0] === name)
+        .reduce((sum, line) => sum + Number(line.trim().split(/\s+/).pop()), 0);
+    },
     /** Stops the relay: every page loses its connection until `startRelay`. */
     async stopRelay() {
       await relay.stop();

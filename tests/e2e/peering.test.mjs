@@ -46,6 +46,20 @@ test('pages link directly over WebRTC and send there; with the relay down a link
   const [from, to] = linked.pairs[0];
   console.log(`direct links: ${JSON.stringify(linked.pairs.map(([i, j]) => `${'ABC'[i]}-${'ABC'[j]}`))}`);
 
+  // Once every pair is linked, traffic moves off the relay: a write reaches both other pages
+  // and the relay receives no gossip message meanwhile (its own count, from its metrics).
+  await eventually('every pair of pages linked', async () => {
+    const all = await Promise.all(pages.map((p) => connections(p.page)));
+    return all.every((list, i) => ids.every((id, j) => i === j || list.some((c) => c.via === 'webrtc' && c.peer === id)));
+  }, { ms: 60_000 });
+  const relayed = 'tabnode_relay_gossip_messages_received_total';
+  const before = await env.stack.relayMetric(relayed);
+  await set(pages[0].page, ctx, 'all-linked', 'direct');
+  for (const p of pages.slice(1)) {
+    await eventually('the write over the links', async () => (await entries(p.page, ctx))['all-linked'] === 'direct', { ms: 30_000 });
+  }
+  assert.equal(await env.stack.relayMetric(relayed), before, 'the relay carried gossip while every pair was linked');
+
   // A page on another context, on the same relay, finds none of them and none finds it: links
   // are made only to peers heard on a context's topic, and topics name a hash of the context.
   const d = await openNode(env.browser, env.stack.url, { name: 'D' });
@@ -78,7 +92,7 @@ test('pages link directly over WebRTC and send there; with the relay down a link
   const all = await eventually('all three pages to converge', async () => {
     const list = await Promise.all(pages.map((p) => entries(p.page, ctx)));
     const same = list.every((e) => JSON.stringify(e) === JSON.stringify(list[0]));
-    return { ok: same && Object.keys(list[0]).length === 5, list };
+    return { ok: same && Object.keys(list[0]).length === 6, list };
   }, { ms: 90_000 });
   assert.equal(all.list[0]['while-the-relay-is-down'], `from ${'ABC'[from]}`);
   // The console lists how each connection runs.
