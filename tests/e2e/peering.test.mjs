@@ -1,7 +1,9 @@
 // Peering: three pages in isolated browser contexts and a real relay. Pages on the same
-// contexts open direct WebRTC links to each other (signalled through the relay) and send over
-// them; the relay is stopped and a directly linked page still gets what is written; the relay
-// comes back and every page converges. Two relays: one stops for good, the other carries on.
+// context open direct WebRTC connections to each other (libp2p's private-to-private transport,
+// signalled over a relayed connection) and send over them: with every pair linked the relay
+// receives no gossip; a page on another context finds none of them; the relay is stopped and a
+// directly linked page still gets what is written; the relay comes back and every page
+// converges. Two relays: one stops for good, the other carries on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
