@@ -12,8 +12,9 @@
 //! It dials `…/webrtc/p2p/<peer>` once a relayed connection to the peer is up (the swarm task
 //! makes that first) and takes the offers that arrive while it listens on `/webrtc`.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -70,6 +71,21 @@ pub struct Transport {
     ice_servers: Vec<String>,
     listener: Option<(ListenerId, libp2p_stream::IncomingStreams)>,
     events: VecDeque<TransportEvent<Setup, Error>>,
+    /// Peers whose offer is being answered: one at a time each, [`MAX_ANSWERING`] in all, so
+    /// that a flood of offers costs a bounded number of `RTCPeerConnection`s.
+    answering: Arc<Mutex<HashSet<PeerId>>>,
+}
+
+/// Offers answered at once; more wait for the dialler's retry.
+const MAX_ANSWERING: usize = 8;
+
+/// Takes `peer` off the answering set when its setup ends, however it ends.
+struct Answering(Arc<Mutex<HashSet<PeerId>>>, PeerId);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.lock().expect("not poisoned").remove(&self.1);
+    }
 }
 
 impl Transport {
@@ -80,6 +96,7 @@ impl Transport {
             ice_servers,
             listener: None,
             events: VecDeque::new(),
+            answering: Arc::default(),
         }
     }
 }
@@ -181,20 +198,35 @@ impl libp2p::core::Transport for Transport {
             return Poll::Ready(event);
         }
         let ice_servers = self.ice_servers.clone();
+        let answering = self.answering.clone();
         let Some((id, incoming)) = self.listener.as_mut() else {
             return Poll::Pending;
         };
-        match incoming.poll_next_unpin(cx) {
-            Poll::Ready(Some((peer, stream))) => Poll::Ready(TransportEvent::Incoming {
+        while let Poll::Ready(Some((peer, stream))) = incoming.poll_next_unpin(cx) {
+            {
+                let mut busy = answering.lock().expect("not poisoned");
+                if busy.len() >= MAX_ANSWERING || !busy.insert(peer) {
+                    tracing::debug!(%peer, "a WebRTC offer refused: too many being answered");
+                    continue; // dropping the stream resets it; the dialler backs off
+                }
+            }
+            let guard = Answering(answering.clone(), peer);
+            return Poll::Ready(TransportEvent::Incoming {
                 listener_id: *id,
-                upgrade: setup(async move { answer(stream, &ice_servers).await }, peer),
+                upgrade: setup(
+                    async move {
+                        let _guard = guard;
+                        answer(stream, &ice_servers).await
+                    },
+                    peer,
+                ),
                 local_addr: listen_address(),
                 send_back_addr: Multiaddr::empty()
                     .with(Protocol::WebRTC)
                     .with(Protocol::P2p(peer)),
-            }),
-            _ => Poll::Pending,
+            });
         }
+        Poll::Pending
     }
 }
 
