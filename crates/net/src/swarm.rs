@@ -187,6 +187,9 @@ const MAX_FRAME_BYTES: usize = 60 * 1024;
 const MAX_QUEUED_FRAMES: usize = 256;
 /// A peer heard on a topic within this long counts as on it (heads are announced every 5 s).
 const HEARD_MS: u64 = 30_000;
+/// How long a page that linked to this one may go unheard on every topic of this node before
+/// the link is closed: a peer of no shared context gets no link.
+const PROBATION_MS: u64 = 10_000;
 /// The direct links' protocol: each side opens one stream to the other on their WebRTC
 /// connection and writes frames ([`direct::encode_frame`]), each behind a varint length.
 const FRAMES_PROTOCOL: &str = "/tabnode/frames/1.0.0";
@@ -244,6 +247,8 @@ pub(crate) struct Direct {
     circuits: HashMap<PeerId, HashSet<ConnectionId>>,
     /// Peers to dial over WebRTC once a relayed connection to them is up.
     awaiting_circuit: HashSet<PeerId>,
+    /// Linked peers not heard on any topic of ours yet, since when.
+    probation: HashMap<PeerId, u64>,
     /// The queue of each link's writer. A writer starts once no relayed connection to its peer
     /// is left, since a new stream goes on any connection to the peer.
     writers: HashMap<String, mpsc::Sender<Vec<u8>>>,
@@ -269,6 +274,7 @@ impl Direct {
             webrtc: HashMap::new(),
             circuits: HashMap::new(),
             awaiting_circuit: HashSet::new(),
+            probation: HashMap::new(),
             writers: HashMap::new(),
             incoming_frames,
             frame_tx,
@@ -399,9 +405,14 @@ impl Direct {
             }
             Via::Webrtc => {
                 let name = peer.to_string();
-                if !self.enabled || self.webrtc.contains_key(&peer) || !self.heard_lately(&name) {
-                    swarm.close_connection(connection); // a duplicate, or not a peer of ours
+                if !self.enabled || self.webrtc.contains_key(&peer) {
+                    swarm.close_connection(connection); // a duplicate
                     return;
+                }
+                if !self.heard_lately(&name) {
+                    // Not (yet) heard on a topic of ours: it has [`PROBATION_MS`] to show up
+                    // there (the dialler may have heard us first), or the link is closed.
+                    self.probation.insert(peer, now_ms());
                 }
                 self.webrtc.insert(peer, connection);
                 self.awaiting_circuit.remove(&peer);
@@ -432,6 +443,7 @@ impl Direct {
     ) {
         if self.webrtc.get(&peer) == Some(&connection) {
             self.webrtc.remove(&peer);
+            self.probation.remove(&peer);
             let name = peer.to_string();
             if self.writers.remove(&name).is_some() {
                 emit(NetEvent::DirectClosed { peer: name.clone() });
@@ -566,8 +578,21 @@ impl Direct {
         relays: &[Multiaddr],
         emit: &impl Fn(NetEvent),
     ) {
-        let actions = self.links.tick(now_ms());
+        let now = now_ms();
+        let actions = self.links.tick(now);
         self.act(swarm, relays, actions, emit);
+        let on_probation: Vec<(PeerId, u64)> =
+            self.probation.iter().map(|(p, t)| (*p, *t)).collect();
+        for (peer, since) in on_probation {
+            if self.heard_lately(&peer.to_string()) {
+                self.probation.remove(&peer);
+            } else if now.saturating_sub(since) >= PROBATION_MS {
+                self.probation.remove(&peer);
+                if let Some(connection) = self.webrtc.get(&peer) {
+                    swarm.close_connection(*connection);
+                }
+            }
+        }
     }
 }
 

@@ -24,8 +24,8 @@ use web_sys::{
 
 use super::channel::{DataChannel, Handlers};
 
-/// The label of the channel an offerer opens only so that its offer has a data section
-/// (libp2p's JS implementation does the same); the answerer drops it.
+/// The label of the channel an offerer opens only so that its offer has a data section, and
+/// closes once connected (libp2p's JS implementation does the same); the answerer ignores it.
 pub(crate) const INIT_LABEL: &str = "init";
 
 pub type Substream = Stream<DataChannel>;
@@ -68,7 +68,7 @@ impl Connection {
             };
             let channel = event.channel();
             if channel.label() == INIT_LABEL {
-                channel.close();
+                // The offerer's, and its to close: js-libp2p's waits for it to open first.
                 return;
             }
             // Wrapped here, in the event itself: a message the peer sends right after opening

@@ -118,10 +118,14 @@ fn dial_target(addr: &Multiaddr) -> Option<PeerId> {
 fn setup(future: impl Future<Output = Result<Connection, Error>> + 'static, peer: PeerId) -> Setup {
     let timed = async move {
         let timeout = futures_timer::Delay::new(SETUP_TIMEOUT);
-        futures::select! {
+        let result = futures::select! {
             result = future.fuse() => result.map(|connection| (peer, connection)),
             _ = timeout.fuse() => Err(Error::Timeout(SETUP_TIMEOUT)),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(%peer, "a WebRTC connection was not made: {e}");
         }
+        result
     };
     Box::pin(SendWrapper::new(Box::pin(timed)))
 }
