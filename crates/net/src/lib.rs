@@ -7,6 +7,7 @@
 
 pub mod direct;
 pub mod envelope;
+mod links;
 pub mod prefixed;
 pub mod redial;
 pub mod sdp;
@@ -210,7 +211,7 @@ pub fn start(
     let (swarm, control) = swarm::build(keypair, config.ice_servers)?;
     let (commands, command_rx) = mpsc::unbounded();
     let (events_tx, events) = mpsc::unbounded();
-    let direct = swarm::Direct::new(&peer_id, config.direct, control);
+    let direct = links::Direct::new(&peer_id, config.direct, control);
     let task = swarm::run(swarm, relays, direct, command_rx, events_tx);
     #[cfg(target_arch = "wasm32")]
     wasm_bindgen_futures::spawn_local(task);
