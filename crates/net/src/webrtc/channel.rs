@@ -183,11 +183,9 @@ impl AsyncWrite for DataChannel {
     ) -> Poll<io::Result<usize>> {
         futures::ready!(self.poll_open(cx, |s| &mut s.writer))?;
         if self.channel().buffered_amount() >= HIGH_WATER {
+            // `bufferedamountlow` wakes us when the queue has drained to LOW_WATER.
             self.inner.shared.borrow_mut().writer = Some(cx.waker().clone());
-            // The event may have fired between the check and registering.
-            if self.channel().buffered_amount() >= HIGH_WATER {
-                return Poll::Pending;
-            }
+            return Poll::Pending;
         }
         let n = buf.len().min(MAX_SEND);
         match self.channel().send_with_u8_array(&buf[..n]) {
