@@ -54,6 +54,10 @@ test('pages link directly over WebRTC and send there; with the relay down a link
     const all = await Promise.all(pages.map((p) => connections(p.page)));
     return all.every((list, i) => ids.every((id, j) => i === j || list.some((c) => c.via === 'webrtc' && c.peer === id)));
   }, { ms: 60_000 });
+  // No duplicate connections: each pair's relayed connection (the signalling's) is closed once
+  // its WebRTC one is up, so the relay holds no circuit.
+  await eventually('the relay to hold no circuit', async () => (await env.stack.relayMetric('tabnode_relay_circuits')) === 0, { ms: 30_000 });
+  assert.ok(await env.stack.relayMetric('tabnode_relay_circuits_opened_total') >= 3, 'each pair signalled over a circuit');
   const relayed = 'tabnode_relay_gossip_messages_received_total';
   const before = await env.stack.relayMetric(relayed);
   await set(pages[0].page, ctx, 'all-linked', 'direct');
