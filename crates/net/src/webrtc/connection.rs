@@ -45,16 +45,22 @@ pub(crate) fn peer_connection(ice_servers: &[String]) -> Result<RtcPeerConnectio
     RtcPeerConnection::new_with_configuration(&config)
 }
 
+/// Whether the connection failed or was closed (by either side): no stream can run on it.
+fn ended(pc: &RtcPeerConnection) -> bool {
+    matches!(
+        pc.connection_state(),
+        RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed
+    )
+}
+
 pub struct Connection {
     pc: SendWrapper<RtcPeerConnection>,
     inbound: SendWrapper<mpsc::UnboundedReceiver<DataChannel>>,
     drop_listeners: FuturesUnordered<DropListener<DataChannel>>,
-    /// Woken when a drop listener is added or the connection's state changes.
-    idle: Option<Waker>,
-    failed: SendWrapper<Rc<Cell<bool>>>,
-    /// Streams kept open as long as the connection (WebRTC-direct's handshake channel).
+    /// The last `poll`'s waker: woken when a drop listener is added or the connection fails.
+    waker: SendWrapper<Rc<Cell<Option<Waker>>>>,
+    /// Channels kept open as long as the connection (WebRTC-direct's handshake channel).
     held: Vec<DataChannel>,
-    state_waker: SendWrapper<Rc<Cell<Option<Waker>>>>,
     _handlers: SendWrapper<Handlers>,
 }
 
@@ -76,17 +82,12 @@ impl Connection {
             let _ = tx.unbounded_send(DataChannel::new(channel));
         });
         pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
-        let failed = Rc::new(Cell::new(false));
-        let state_waker: Rc<Cell<Option<Waker>>> = Rc::new(Cell::new(None));
+        let waker: Rc<Cell<Option<Waker>>> = Rc::new(Cell::new(None));
         let on_state = {
-            let (pc, failed, state_waker) = (pc.clone(), failed.clone(), state_waker.clone());
+            let (pc, waker) = (pc.clone(), waker.clone());
             Closure::new(move |_: JsValue| {
-                if matches!(
-                    pc.connection_state(),
-                    RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed
-                ) {
-                    failed.set(true);
-                    if let Some(waker) = state_waker.take() {
+                if ended(&pc) {
+                    if let Some(waker) = waker.take() {
                         waker.wake();
                     }
                 }
@@ -97,10 +98,8 @@ impl Connection {
             pc: SendWrapper::new(pc),
             inbound: SendWrapper::new(inbound),
             drop_listeners: FuturesUnordered::new(),
-            idle: None,
-            failed: SendWrapper::new(failed),
+            waker: SendWrapper::new(waker),
             held: Vec::new(),
-            state_waker: SendWrapper::new(state_waker),
             _handlers: SendWrapper::new(vec![on_channel, on_state]),
         }
     }
@@ -115,7 +114,7 @@ impl Connection {
     fn stream_on(&mut self, channel: DataChannel) -> Substream {
         let (stream, listener) = Stream::new(channel);
         self.drop_listeners.push(listener);
-        if let Some(waker) = self.idle.take() {
+        if let Some(waker) = Cell::take(&self.waker) {
             waker.wake();
         }
         stream
@@ -161,19 +160,18 @@ impl StreamMuxer for Connection {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
-        if self.failed.get() {
+        if ended(&self.pc) {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::ConnectionReset,
                 "the WebRTC connection failed or closed",
             )));
         }
-        self.state_waker.set(Some(cx.waker().clone()));
+        self.waker.set(Some(cx.waker().clone()));
         while let Poll::Ready(Some(result)) = self.drop_listeners.poll_next_unpin(cx) {
             if let Err(e) = result {
                 tracing::debug!("closing a dropped WebRTC stream: {e}");
             }
         }
-        self.idle = Some(cx.waker().clone());
         Poll::Pending
     }
 }

@@ -8,7 +8,6 @@
 //! up with a burst (see [`super::channel`]), and it takes the relay's first data channels,
 //! which arrive right after the handshake, rather than letting them time out.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -28,18 +27,14 @@ use crate::sdp;
 
 type Dial = Pin<Box<dyn Future<Output = Result<(PeerId, Connection), Error>> + Send>>;
 
+/// Dials only: a page cannot listen for WebRTC-direct.
 pub struct Transport {
     keypair: Keypair,
-    /// Never any: a page cannot listen for WebRTC-direct.
-    none: VecDeque<TransportEvent<Dial, Error>>,
 }
 
 impl Transport {
     pub fn new(keypair: Keypair) -> Self {
-        Self {
-            keypair,
-            none: VecDeque::new(),
-        }
+        Self { keypair }
     }
 }
 
@@ -67,11 +62,8 @@ impl libp2p::core::Transport for Transport {
         }))))
     }
 
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<TransportEvent<Dial, Error>> {
-        match self.none.pop_front() {
-            Some(event) => Poll::Ready(event),
-            None => Poll::Pending,
-        }
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<TransportEvent<Dial, Error>> {
+        Poll::Pending // no listener, so never an event
     }
 }
 
