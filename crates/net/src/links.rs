@@ -25,8 +25,9 @@ const MAX_FRAME_BYTES: usize = 60 * 1024;
 const MAX_QUEUED_FRAMES: usize = 256;
 /// A peer heard on a topic within this long counts as on it (heads are announced every 5 s).
 const HEARD_MS: u64 = 30_000;
-/// How long a page that linked to this one may go unheard on every topic of this node before
-/// the link is closed: a peer of no shared context gets no link.
+/// A link lives while its peer is heard on a topic of this node: one not heard within
+/// [`HEARD_MS`] is closed once it is this old (the dialler may hear us before we hear it), so a
+/// peer of no shared context keeps no link.
 const PROBATION_MS: u64 = 10_000;
 /// The direct links' protocol: each side opens one stream to the other on their WebRTC
 /// connection and writes frames ([`direct::encode_frame`]), each behind a varint length.
@@ -80,14 +81,12 @@ pub(crate) struct Direct {
     /// The topics this node is on, with their envelope keys.
     pub(crate) subscribed: HashMap<String, TopicKey>,
     control: libp2p_stream::Control,
-    /// The WebRTC connection with each linked peer.
-    webrtc: HashMap<PeerId, ConnectionId>,
+    /// The WebRTC connection with each linked peer, and when it came up.
+    webrtc: HashMap<PeerId, (ConnectionId, u64)>,
     /// Relayed connections with each peer; closed once a WebRTC connection takes over.
     circuits: HashMap<PeerId, HashSet<ConnectionId>>,
     /// Peers to dial over WebRTC once a relayed connection to them is up.
     awaiting_circuit: HashSet<PeerId>,
-    /// Linked peers not heard on any topic of ours yet, since when.
-    probation: HashMap<PeerId, u64>,
     /// The queue of each link's writer. A writer starts once no relayed connection to its peer
     /// is left, since a new stream goes on any connection to the peer.
     writers: HashMap<String, mpsc::Sender<Vec<u8>>>,
@@ -113,7 +112,6 @@ impl Direct {
             webrtc: HashMap::new(),
             circuits: HashMap::new(),
             awaiting_circuit: HashSet::new(),
-            probation: HashMap::new(),
             writers: HashMap::new(),
             incoming_frames,
             frame_tx,
@@ -148,7 +146,7 @@ impl Direct {
                         continue;
                     };
                     self.awaiting_circuit.remove(&peer_id);
-                    if let Some(connection) = self.webrtc.get(&peer_id) {
+                    if let Some((connection, _)) = self.webrtc.get(&peer_id) {
                         swarm.close_connection(*connection);
                     }
                     if self.writers.remove(&peer).is_some() {
@@ -165,21 +163,24 @@ impl Direct {
         swarm: &mut Swarm<Behaviour>,
         relays: &[Multiaddr],
         topic: &str,
-        source: Option<&PeerId>,
+        source: &PeerId,
         emit: &impl Fn(NetEvent),
     ) {
-        let Some(source) = source.map(|p| p.to_string()) else {
-            return;
-        };
+        let source = source.to_string();
         let now = now_ms();
-        self.heard
-            .entry(topic.to_owned())
-            .or_default()
-            .insert(source.clone(), now);
+        self.hear(topic, &source, now);
         if self.enabled {
             let actions = self.links.heard_from(&source, now);
             self.act(swarm, relays, actions, emit);
         }
+    }
+
+    /// `peer` sent on `topic` at `now` (through the relay or over its link).
+    fn hear(&mut self, topic: &str, peer: &str, now: u64) {
+        self.heard
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(peer.to_owned(), now);
     }
 
     /// Whether `peer` was heard lately on a topic of ours: only such peers get a link.
@@ -248,12 +249,7 @@ impl Direct {
                     swarm.close_connection(connection); // a duplicate
                     return;
                 }
-                if !self.heard_lately(&name) {
-                    // Not (yet) heard on a topic of ours: it has [`PROBATION_MS`] to show up
-                    // there (the dialler may have heard us first), or the link is closed.
-                    self.probation.insert(peer, now_ms());
-                }
-                self.webrtc.insert(peer, connection);
+                self.webrtc.insert(peer, (connection, now_ms()));
                 self.awaiting_circuit.remove(&peer);
                 let actions = self.links.opened(&name, now_ms());
                 if !actions.is_empty() {
@@ -280,9 +276,12 @@ impl Direct {
         connection: ConnectionId,
         emit: &impl Fn(NetEvent),
     ) {
-        if self.webrtc.get(&peer) == Some(&connection) {
+        if self
+            .webrtc
+            .get(&peer)
+            .is_some_and(|(c, _)| *c == connection)
+        {
             self.webrtc.remove(&peer);
-            self.probation.remove(&peer);
             let name = peer.to_string();
             if self.writers.remove(&name).is_some() {
                 emit(NetEvent::DirectClosed { peer: name.clone() });
@@ -384,10 +383,7 @@ impl Direct {
                 let name = peer.to_string();
                 match direct::decode_frame(&data).filter(|(t, _)| self.subscribed.contains_key(t)) {
                     Some((topic, data)) => {
-                        self.heard
-                            .entry(topic.clone())
-                            .or_default()
-                            .insert(name.clone(), now);
+                        self.hear(&topic, &name, now);
                         emit(NetEvent::Message {
                             topic,
                             data,
@@ -420,16 +416,10 @@ impl Direct {
         let now = now_ms();
         let actions = self.links.tick(now);
         self.act(swarm, relays, actions, emit);
-        let on_probation: Vec<(PeerId, u64)> =
-            self.probation.iter().map(|(p, t)| (*p, *t)).collect();
-        for (peer, since) in on_probation {
-            if self.heard_lately(&peer.to_string()) {
-                self.probation.remove(&peer);
-            } else if now.saturating_sub(since) >= PROBATION_MS {
-                self.probation.remove(&peer);
-                if let Some(connection) = self.webrtc.get(&peer) {
-                    swarm.close_connection(*connection);
-                }
+        for (peer, (connection, since)) in &self.webrtc {
+            let unheard = !self.heard_lately(&peer.to_string());
+            if unheard && now.saturating_sub(*since) >= PROBATION_MS {
+                swarm.close_connection(*connection);
             }
         }
     }

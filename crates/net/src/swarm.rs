@@ -308,7 +308,7 @@ pub(crate) async fn run(
                     let opened = direct.subscribed.get(&topic).and_then(|key| envelope::unwrap(key, &message.data));
                     let Some((source, data)) = opened else { continue };
                     let data = data.to_vec();
-                    direct.on_gossip(&mut swarm, &relays, &topic, Some(&source), &emit);
+                    direct.on_gossip(&mut swarm, &relays, &topic, &source, &emit);
                     emit(NetEvent::Message { topic, data, source: Some(source.to_string()) });
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })) => {
