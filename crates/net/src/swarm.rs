@@ -199,7 +199,7 @@ pub(crate) async fn run(
     }
     let mut queued: HashMap<String, VecDeque<Vec<u8>>> = HashMap::new();
     // The circuit listener (reservation) at each relay, while its connection is up.
-    let mut circuits: HashMap<PeerId, libp2p::core::transport::ListenerId> = HashMap::new();
+    let mut reservations: HashMap<PeerId, libp2p::core::transport::ListenerId> = HashMap::new();
     let mut redial = Redial::new(swarm.local_peer_id().to_string());
     // Peers to dial through a relay as soon as one is connected.
     let mut waiting_dials: HashSet<PeerId> = HashSet::new();
@@ -254,10 +254,10 @@ pub(crate) async fn run(
             event = swarm.select_next_some() => match event {
                 SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                     let relay = relays.iter().find(|a| relay_peer(a) == Some(peer_id));
-                    if let (Some(addr), false) = (relay, circuits.contains_key(&peer_id)) {
+                    if let (Some(addr), false) = (relay, reservations.contains_key(&peer_id)) {
                         match swarm.listen_on(addr.clone().with(Protocol::P2pCircuit)) {
                             Ok(listener) => {
-                                circuits.insert(peer_id, listener);
+                                reservations.insert(peer_id, listener);
                             }
                             Err(e) => emit(NetEvent::Error(format!("reserving at {addr}: {e}"))),
                         }
@@ -281,7 +281,7 @@ pub(crate) async fn run(
                     }
                 }
                 SwarmEvent::ListenerClosed { listener_id, .. } => {
-                    circuits.retain(|_, l| *l != listener_id);
+                    reservations.retain(|_, l| *l != listener_id);
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal: false, .. })) => {
                     emit(NetEvent::Reserved { relay: relay_peer_id.to_string() });
@@ -289,7 +289,7 @@ pub(crate) async fn run(
                 SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
                     direct.on_closed(&mut swarm, &relays, peer_id, connection_id, &emit);
                     if num_established == 0 {
-                        if let Some(listener) = circuits.remove(&peer_id) {
+                        if let Some(listener) = reservations.remove(&peer_id) {
                             swarm.remove_listener(listener);
                         }
                         emit(NetEvent::Disconnected { peer: peer_id.to_string() });
@@ -357,9 +357,7 @@ pub(crate) fn dial_through_relays(
     if through.is_empty() {
         return false;
     }
-    let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-        .addresses(through)
-        .build();
+    let opts = DialOpts::peer_id(peer).addresses(through).build();
     if let Err(e) = swarm.dial(opts) {
         emit(NetEvent::Error(format!("dialling {peer}: {e}")));
     }
