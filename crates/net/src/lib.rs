@@ -8,10 +8,13 @@
 pub mod direct;
 pub mod envelope;
 mod links;
-pub mod prefixed;
-pub mod redial;
-pub mod sdp;
-pub mod signaling;
+mod prefixed;
+mod redial;
+// Used by the page's WebRTC only; top-level so that their tests run natively too.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod sdp;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod signaling;
 mod swarm;
 pub use swarm::{message_id, peer_gossip_config};
 #[cfg(target_arch = "wasm32")]
