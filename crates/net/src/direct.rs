@@ -5,10 +5,9 @@
 //!
 //! A link is a libp2p connection over WebRTC (private-to-private; `crate::webrtc`, in the
 //! page): the dialler first reaches the peer through a relay (circuit relay v2), and the WebRTC
-//! offer, answer and
-//! candidates travel on that relayed connection, which Noise authenticates, so the relay can
-//! neither forge nor alter them. Of two peers the one with the smaller peer id dials, so two
-//! dials never cross.
+//! offer, answer and candidates travel on that relayed connection, which Noise authenticates,
+//! so the relay can neither forge nor alter them. Of two peers the one with the smaller peer id
+//! dials, so two dials never cross.
 
 use std::collections::HashMap;
 
