@@ -46,7 +46,7 @@ pub(crate) fn peer_connection(ice_servers: &[String]) -> Result<RtcPeerConnectio
 }
 
 /// Whether the connection failed or was closed (by either side): no stream can run on it.
-fn ended(pc: &RtcPeerConnection) -> bool {
+pub(super) fn ended(pc: &RtcPeerConnection) -> bool {
     matches!(
         pc.connection_state(),
         RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed

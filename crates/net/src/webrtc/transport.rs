@@ -32,7 +32,7 @@ use web_sys::{
     RtcSdpType, RtcSessionDescriptionInit,
 };
 
-use super::connection::{peer_connection, Connection, INIT_LABEL};
+use super::connection::{ended, peer_connection, Connection, INIT_LABEL};
 use crate::prefixed;
 use crate::signaling::{Kind, Message, MAX_MESSAGE_BYTES, PROTOCOL};
 
@@ -315,12 +315,11 @@ async fn exchange(
     mut writer: futures::io::WriteHalf<libp2p::Stream>,
 ) -> Result<(), Error> {
     loop {
-        match pc.connection_state() {
-            RtcPeerConnectionState::Connected => break,
-            RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed => {
-                return Err(Error::Failed)
-            }
-            _ => {}
+        if pc.connection_state() == RtcPeerConnectionState::Connected {
+            break;
+        }
+        if ended(pc) {
+            return Err(Error::Failed);
         }
         let poll = futures_timer::Delay::new(Duration::from_millis(20)).fuse();
         futures::pin_mut!(poll);
