@@ -55,6 +55,15 @@ pub fn context_topic_key(context_id: &tabnode_types::ContextId) -> [u8; 32] {
     blake3::derive_key("tabnode context topic key v1", context_id.as_bytes())
 }
 
+/// The key a joiner and the members seal the join handshake under ([`WireMessage::JoinRequest`],
+/// [`WireMessage::Welcome`]): derived from the context id, which the invitation names, so a
+/// joiner that holds no context secret yet can speak. It hides the handshake from a relay, not
+/// from link holders; nothing in it is secret (a certificate chain, and the context secret
+/// sealed to the joiner's own key).
+pub fn context_handshake_key(context_id: &tabnode_types::ContextId) -> [u8; 32] {
+    blake3::derive_key("tabnode context handshake v1", context_id.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

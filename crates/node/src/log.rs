@@ -2,10 +2,17 @@
 //! deltas of their own in the context's DAG, and the rule every node applies to decide which
 //! deltas stand.
 //!
-//! Joining needs no operation: an admin's signed invitation, redeemed, is a certificate chain
-//! that every delta carries (see [`crate::membership`]). What the log adds is taking authority
-//! away, which must hold however the network orders messages:
+//! An admin's signed invitation, redeemed, is a certificate chain that every delta carries
+//! (see [`crate::membership`]); it counts once a member records the join ([`MemberOp::Admit`]).
+//! What else the log adds is taking authority away, which must hold however the network
+//! orders messages:
 //!
+//! - **Invitations are used up, expire and can be revoked, for everyone alike.** An admission
+//!   counts if it is stamped before the invitation's expiry (its member stamps it with its own
+//!   clock when it first sees the join; the joiner's claimed time plays no part), the
+//!   invitation is not revoked ([`MemberOp::RevokeInvitation`]) earlier in the log's order, and
+//!   fewer keys than the invitation allows (one by default) were admitted with it before. A key
+//!   redeemed from an invitation acts only in the causal future of an admission of it.
 //! - **Removal cascades.** Removing a key removes it and every certificate issued through it (a
 //!   removed admin's invitees lose access too, until an admin gives them a role again, which
 //!   certifies them anew). A delta
@@ -102,6 +109,17 @@ pub enum MemberOp {
         #[serde(skip)]
         wasm: Vec<u8>,
     },
+    /// A member saw `member` ask to join with `cert` (redeemed from an invitation) and records
+    /// the use: from here on `member` acts with the invitation's role. Any member may; the log
+    /// decides whether it counts (see the module docs).
+    Admit {
+        member: PublicKey,
+        #[serde(skip)]
+        cert: Box<MemberCert>,
+    },
+    /// An admin revokes the invitation whose invite key is `invitation`: no join with it
+    /// counts after this in the log's order (one admitted before stays).
+    RevokeInvitation { invitation: PublicKey },
 }
 
 /// A context secret sealed to one member's key (see [`crate::seal::seal_to`]).
@@ -123,6 +141,8 @@ impl MemberOp {
             Self::Revoke { .. } => "member.revoke",
             Self::SetApp { .. } => "app.upgrade",
             Self::Rotate { .. } => "member.rotate",
+            Self::Admit { .. } => "member.admit",
+            Self::RevokeInvitation { .. } => "invitation.revoke",
         }
     }
 
@@ -132,7 +152,12 @@ impl MemberOp {
             Self::Remove { member, .. } => Some(*member),
             Self::Revoke { key, .. } => Some(*key),
             Self::Leave { .. } | Self::Rotate { .. } => Some(*author),
-            Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => None,
+            Self::SetRole { .. }
+            | Self::Join
+            | Self::Bind { .. }
+            | Self::SetApp { .. }
+            | Self::Admit { .. }
+            | Self::RevokeInvitation { .. } => None,
         }
     }
 
@@ -143,7 +168,12 @@ impl MemberOp {
             | Self::Revoke { shares, .. }
             | Self::Rotate { shares, .. }
             | Self::Leave { shares } => Some(shares),
-            Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => None,
+            Self::SetRole { .. }
+            | Self::Join
+            | Self::Bind { .. }
+            | Self::SetApp { .. }
+            | Self::Admit { .. }
+            | Self::RevokeInvitation { .. } => None,
         }
     }
 
@@ -154,12 +184,18 @@ impl MemberOp {
             | Self::Revoke { shares, .. }
             | Self::Rotate { shares, .. }
             | Self::Leave { shares } => shares,
-            Self::SetRole { .. } | Self::Join | Self::Bind { .. } | Self::SetApp { .. } => &[],
+            Self::SetRole { .. }
+            | Self::Join
+            | Self::Bind { .. }
+            | Self::SetApp { .. }
+            | Self::Admit { .. }
+            | Self::RevokeInvitation { .. } => &[],
         }
     }
 
     /// Whether an author acting with `role` may make this operation: announcing oneself,
-    /// showing one's root, and carrying a root's revocation need no admin.
+    /// showing one's root, carrying a root's revocation and admitting a joiner (whose
+    /// invitation an admin signed) need no admin.
     pub fn allowed_for(&self, role: Role) -> bool {
         matches!(
             self,
@@ -168,6 +204,7 @@ impl MemberOp {
                 | Self::Bind { .. }
                 | Self::Revoke { .. }
                 | Self::Rotate { .. }
+                | Self::Admit { .. }
         ) || role == Role::Admin
     }
 
@@ -215,6 +252,12 @@ impl MemberOp {
                 }
                 Ok(())
             }
+            Self::Admit { member, cert } => {
+                if cert.member != *member || !matches!(cert.issued, Issuance::Invited { .. }) {
+                    return Err("an admission carries the joiner's invited certificate".into());
+                }
+                cert.verify().map_err(|e| e.to_string())
+            }
             _ => Ok(()),
         }
     }
@@ -230,6 +273,9 @@ pub struct Entry {
     pub cert_role: Role,
     /// Every key the author's authority depends on: the author and each inviter of its chain.
     pub chain: Vec<PublicKey>,
+    /// The invite key the author's certificate was redeemed from, if it was: it then acts only
+    /// after an admission (see [`MemberOp::Admit`]).
+    pub admission: Option<PublicKey>,
     pub op: Option<MemberOp>,
 }
 
@@ -248,6 +294,7 @@ impl Entry {
             timestamp,
             cert_role: cert.standalone_role(),
             chain: chain_of(cert),
+            admission: cert.invite_key(),
             op,
         }
     }
@@ -307,6 +354,13 @@ pub struct Verdict {
     /// The app upgrades that counted, in causal order (each is in the next one's past): the
     /// last one names the app the context runs now.
     pub upgrades: Vec<DeltaId>,
+    /// Admitted keys: the invite key each was admitted with, and every admission of it with
+    /// that invitation (members hearing one join may each record it; any of them will do).
+    pub admitted: BTreeMap<PublicKey, (PublicKey, Vec<DeltaId>)>,
+    /// How many keys each invitation (by invite key) admitted.
+    pub invitation_uses: BTreeMap<PublicKey, u32>,
+    /// Revoked invitations (by invite key), each with the operation that revoked it.
+    pub revoked_invitations: BTreeMap<PublicKey, DeltaId>,
 }
 
 /// `from` and everything in their causal past that the DAG holds.
@@ -411,6 +465,16 @@ impl Log {
         }
         let role_op = self.verdict.roles.get(&entry.author);
         let certified_anew = role_op.is_some_and(|(_, op)| after(op));
+        if let Some(invite_key) = &entry.admission {
+            let admitted = self
+                .verdict
+                .admitted
+                .get(&entry.author)
+                .is_some_and(|(key, ops)| key == invite_key && ops.iter().any(after));
+            if !admitted && !certified_anew {
+                return None; // redeemed, but no member admitted it (in time)
+            }
+        }
         for key in &entry.chain {
             // An inviter that was rotated away stands for the key that replaced it.
             let mut key = *key;
@@ -449,6 +513,34 @@ impl Log {
         let mut judge = Log::new(dag, &ops);
         judge.run(dag, ops);
         judge
+    }
+
+    /// Takes admission `id` (stamped `at`) of `member` with `cert`, if it counts: before the
+    /// invitation expired, not revoked, not used up by other keys. Another admission of the
+    /// same key with the same invitation is recorded beside the first.
+    fn admit(&mut self, id: DeltaId, at: u64, member: &PublicKey, cert: &MemberCert) -> bool {
+        let Issuance::Invited { invitation, .. } = &cert.issued else {
+            return false;
+        };
+        let key = invitation.invite_key;
+        let verdict = &mut self.verdict;
+        if let Some((with, ops)) = verdict.admitted.get_mut(member) {
+            if *with == key && at < invitation.expires_at {
+                ops.push(id);
+                return true;
+            }
+            return false;
+        }
+        let uses = verdict.invitation_uses.get(&key).copied().unwrap_or(0);
+        if at >= invitation.expires_at
+            || verdict.revoked_invitations.contains_key(&key)
+            || uses >= invitation.uses
+        {
+            return false;
+        }
+        verdict.invitation_uses.insert(key, uses + 1);
+        verdict.admitted.insert(*member, (key, vec![id]));
+        true
     }
 
     /// Folds the operations in the log's order, then judges every delta.
@@ -516,6 +608,17 @@ impl Log {
                     }
                     judge.verdict.upgrades.push(id);
                 }
+                MemberOp::Admit { member, cert } => {
+                    if !judge.admit(id, entry.timestamp, member, cert) {
+                        continue;
+                    }
+                }
+                MemberOp::RevokeInvitation { invitation } => {
+                    if judge.verdict.revoked_invitations.contains_key(invitation) {
+                        continue;
+                    }
+                    judge.verdict.revoked_invitations.insert(*invitation, id);
+                }
             }
             judge.verdict.applied_ops.push(id);
         }
@@ -565,6 +668,7 @@ mod tests {
                 timestamp: t,
                 cert_role: role,
                 chain: chain.iter().map(|k| key(*k)).collect(),
+                admission: None,
                 op,
             },
         );
@@ -688,6 +792,7 @@ mod tests {
                         timestamp: t,
                         cert_role: role,
                         chain,
+                        admission: None,
                         op,
                     },
                 );
@@ -886,6 +991,7 @@ mod tests {
             timestamp: 9,
             cert_role: role,
             chain: chain.iter().map(|k| key(*k)).collect(),
+            admission: None,
             op: None,
         };
         assert_eq!(log.role_of_new(&new(&[4, 3, 1], Role::Member)), None);
@@ -925,6 +1031,7 @@ mod tests {
                 timestamp: n as u64,
                 cert_role: Role::Member,
                 chain: chain.iter().map(|k| key(*k)).collect(),
+                admission: None,
                 op: None,
             };
             let stands = log.role_of_new(&e).is_some_and(Role::can_write);

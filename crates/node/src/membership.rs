@@ -1,11 +1,16 @@
 //! Who may write to a context: membership certificates chained to the context's own key.
 //!
 //! A context id is the public half of a key made at creation; that key certifies the creator
-//! as the first admin. An admin signs invitations (role, expiry, a one-time invite key whose
-//! secret travels in the link); a joiner proves it holds the link by signing its own key with
-//! the invite key. The resulting certificate chain is checked by every member on every delta,
-//! so a non-member's delta is refused whatever its signature. (Removal, role changes and key
-//! revocation need a replicated membership log: they come with it.)
+//! as the first admin. An admin signs invitations (role, expiry, how many joins it admits, a
+//! one-time invite key whose secret travels in the link); a joiner proves it holds the link by
+//! signing its own key with the invite key. The resulting certificate chain is checked by every
+//! member on every delta, so a non-member's delta is refused whatever its signature.
+//!
+//! The link carries no context secret. A certificate from an invitation counts only once a
+//! member has admitted it in the membership log ([`crate::MemberOp::Admit`]): that member saw
+//! the join before the invitation expired, by its own clock, and the invitation was not used
+//! up or revoked; it then seals the context's secret to the joiner's key (see
+//! [`crate::Node::join`]).
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
@@ -81,8 +86,10 @@ pub struct InvitationGrant {
     pub context_id: ContextId,
     pub app_id: AppId,
     pub role: Role,
-    /// Ns since the epoch; a join after it is refused.
+    /// Ns since the epoch; a join a member first sees after it is refused.
     pub expires_at: u64,
+    /// How many keys may join with it (1 unless the admin chose more).
+    pub uses: u32,
     pub invite_key: PublicKey,
     pub inviter: MemberCert,
     pub signature: Signature,
@@ -127,6 +134,20 @@ impl MemberCert {
         }
     }
 
+    /// The invite key of the invitation this certificate, or the one a rotation replaced, was
+    /// redeemed from: such a certificate counts only once a member admitted that join in the
+    /// membership log (see [`crate::MemberOp::Admit`]).
+    pub fn invite_key(&self) -> Option<PublicKey> {
+        let mut next = self;
+        loop {
+            match &next.issued {
+                Issuance::Invited { invitation, .. } => return Some(invitation.invite_key),
+                Issuance::Rotated { from, .. } => next = from,
+                Issuance::Genesis { .. } => return None,
+            }
+        }
+    }
+
     /// The role the certificate gives by itself, before the membership log: a rotated key's
     /// role is given by its rotation, in the log.
     pub fn standalone_role(&self) -> Role {
@@ -166,6 +187,7 @@ impl MemberCert {
                     ));
                 }
                 invitation.verify_depth(depth + 1)?;
+                // The joiner's own claim; members enforce expiry by their clocks (see Admit).
                 if *joined_at >= invitation.expires_at {
                     return Err(unauthorized("the invitation had expired when it was used"));
                 }
@@ -252,16 +274,17 @@ fn invitation_body(
     context_id: &ContextId,
     app_id: &AppId,
     role: Role,
-    expires_at: u64,
+    (expires_at, uses): (u64, u32),
     invite_key: &PublicKey,
     inviter: &MemberCert,
 ) -> Vec<u8> {
     bytes(&(
-        b"tabnode-invitation-v1",
+        b"tabnode-invitation-v2",
         context_id,
         app_id,
         role,
         expires_at,
+        uses,
         invite_key,
         inviter,
     ))
@@ -282,7 +305,7 @@ impl InvitationGrant {
             &self.context_id,
             &self.app_id,
             self.role,
-            self.expires_at,
+            (self.expires_at, self.uses),
             &self.invite_key,
             &self.inviter,
         );
@@ -291,26 +314,27 @@ impl InvitationGrant {
     }
 }
 
-/// An invitation as shared: the admin's grant, the invite key's secret, and the context's
-/// secret (which seals everything the context sends). The link is a bearer secret: share it
-/// only with the person invited.
+/// An invitation as shared: the admin's grant and the invite key's secret. It holds no context
+/// secret: whoever holds the link can ask to join, and the first to ask (of `uses`) before it
+/// expires is admitted by the members, who then seal the context's secret to it. Share it only
+/// with the person invited; a link that leaked is used up by whoever asks first, which the
+/// invitee notices when its own join is refused.
 #[derive(Debug, Clone)]
 pub struct Invitation {
     pub grant: InvitationGrant,
     invite_secret: [u8; 32],
-    context_secret: [u8; 32],
 }
 
 impl Invitation {
-    /// An admin (holding `inviter`, signing with `key`) invites with `role` until `expires_at`.
+    /// An admin (holding `inviter`, signing with `key`) invites with `role` until `expires_at`,
+    /// for `uses` joins.
     pub fn new(
         app_id: AppId,
         role: Role,
-        expires_at: u64,
+        (expires_at, uses): (u64, u32),
         inviter: MemberCert,
         key: &SecretKey,
         invite_secret: [u8; 32],
-        context_secret: [u8; 32],
     ) -> Result<Self, NodeError> {
         if !inviter.role.can_invite() {
             return Err(unauthorized("only admins invite"));
@@ -321,7 +345,7 @@ impl Invitation {
             &context_id,
             &app_id,
             role,
-            expires_at,
+            (expires_at, uses),
             &invite_key,
             &inviter,
         ));
@@ -331,27 +355,22 @@ impl Invitation {
                 app_id,
                 role,
                 expires_at,
+                uses,
                 invite_key,
                 inviter,
                 signature,
             },
             invite_secret,
-            context_secret,
         })
     }
 
-    /// The text form: a prefix, then base58 of the grant, the invite secret and the context secret.
+    /// The text form: a prefix, then base58 of the grant and of the invite secret.
     pub fn encode(&self) -> String {
         format!(
-            "{PREFIX}{}.{}.{}",
+            "{PREFIX}{}.{}",
             bs58::encode(bytes(&self.grant)).into_string(),
             bs58::encode(self.invite_secret).into_string(),
-            bs58::encode(self.context_secret).into_string()
         )
-    }
-
-    pub fn context_secret(&self) -> [u8; 32] {
-        self.context_secret
     }
 
     /// Parses and checks the whole chain (not the expiry: that is checked when it is used).
@@ -362,10 +381,8 @@ impl Invitation {
             .strip_prefix(PREFIX)
             .ok_or_else(|| bad(format!("it must start with {PREFIX:?}")))?;
         let mut parts = body.split('.');
-        let (Some(grant), Some(secret), Some(context_secret), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("it must have three parts".into()));
+        let (Some(grant), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("it must have two parts".into()));
         };
         let grant = bs58::decode(grant)
             .into_vec()
@@ -380,7 +397,6 @@ impl Invitation {
                 .ok_or_else(|| bad(format!("the {what} is not 32 bytes of base58")))
         };
         let secret = secret_32(secret, "invite key")?;
-        let context_secret = secret_32(context_secret, "context secret")?;
         if SecretKey::from_seed(secret).public() != grant.invite_key {
             return Err(bad("the invite key does not match the invitation".into()));
         }
@@ -388,7 +404,6 @@ impl Invitation {
         Ok(Self {
             grant,
             invite_secret: secret,
-            context_secret,
         })
     }
 
@@ -433,11 +448,10 @@ mod tests {
         let inv = Invitation::new(
             AppId([3; 32]),
             Role::Member,
-            1_000,
+            (1_000, 1),
             admin_cert.clone(),
             &admin_key,
             [4; 32],
-            [0; 32],
         )
         .unwrap();
         let parsed = Invitation::decode(&inv.encode()).unwrap();
@@ -461,11 +475,10 @@ mod tests {
         let reader_inv = Invitation::new(
             AppId([3; 32]),
             Role::Reader,
-            1_000,
+            (1_000, 1),
             admin_cert.clone(),
             &admin_key,
             [4; 32],
-            [0; 32],
         )
         .unwrap();
         let reader = SecretKey::from_seed([5; 32]);
@@ -477,11 +490,10 @@ mod tests {
         assert!(Invitation::new(
             AppId([3; 32]),
             Role::Admin,
-            1_000,
+            (1_000, 1),
             reader_cert,
             &reader,
             [7; 32],
-            [0; 32]
         )
         .is_err());
 
@@ -497,11 +509,10 @@ mod tests {
         let member_inv = Invitation::new(
             AppId([3; 32]),
             Role::Reader,
-            1_000,
+            (1_000, 1),
             admin_cert,
             &admin_key,
             [8; 32],
-            [0; 32],
         )
         .unwrap();
         let mut cert = member_inv.redeem(reader.public(), 1).unwrap();

@@ -21,12 +21,12 @@ use crate::disclosure::Disclosure;
 use crate::env::Env;
 use crate::error::NodeError;
 use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
-use crate::membership::{Invitation, MemberCert, Role};
+use crate::membership::{Invitation, Issuance, MemberCert, Role};
 use crate::rows::Rows;
 use crate::seal;
 use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
 use crate::wire::WireMessage;
-use crate::{context_topic, context_topic_key, CONTEXT_TOPIC_PREFIX};
+use crate::{context_handshake_key, context_topic, context_topic_key, CONTEXT_TOPIC_PREFIX};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 /// Where a context's secret is kept in [`Namespace::Keys`], after the context id.
@@ -84,6 +84,13 @@ const REPAIR_NANOS: u64 = 30_000_000_000;
 const MAX_ROW_MISSES: usize = 64;
 /// How long an invitation made without an explicit expiry stays usable: a week.
 pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
+/// Marks a context this node asked to join and holds no secret of yet, in [`Namespace::Meta`]
+/// (this prefix, then the context id): its app and the certificate redeemed from the invitation.
+const JOINING: &[u8] = b"joining:";
+/// How many sync requests a member may make at once before it must wait (see
+/// [`ContextState::take_sync_token`]), and how often (ns) it earns one more.
+const SYNC_BURST: u64 = 16;
+const SYNC_REFILL_NANOS: u64 = 500_000_000;
 
 /// What the node wants the network layer to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +143,13 @@ pub enum NodeEvent {
         context_id: ContextId,
         hash: Hash,
         data: serde_json::Value,
+    },
+    /// A member admitted this node's join and gave it the context's secret: it now asks for
+    /// the state (calls answer [`NodeError::NotSynced`] until it arrives).
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        context_id: ContextId,
+        admitted_by: PublicKey,
     },
     /// A remote delta was verified and merged.
     #[serde(rename_all = "camelCase")]
@@ -196,6 +210,7 @@ impl NodeEvent {
         match self {
             Self::Event { context_id, .. }
             | Self::DeltaApplied { context_id, .. }
+            | Self::Joined { context_id, .. }
             | Self::Membership { context_id, .. }
             | Self::Voided { context_id, .. }
             | Self::Payload { context_id, .. }
@@ -334,8 +349,11 @@ struct ContextState {
     /// [`Node::answer_sync_request`]).
     older: Vec<([u8; 32], DeltaId)>,
     /// Members this node knows, from the certificates it verified (its own and those carried by
-    /// applied deltas): the role each certificate gives, and the keys it depends on.
-    members: BTreeMap<PublicKey, (Role, Vec<PublicKey>)>,
+    /// applied deltas and admissions): the role each certificate gives, the keys it depends on,
+    /// and the invite key it was redeemed from (see [`LogEntry::admission`]).
+    members: BTreeMap<PublicKey, (Role, Vec<PublicKey>, Option<PublicKey>)>,
+    /// Each requester's sync-request budget: tokens left, and when it last earned one.
+    sync_budget: HashMap<PublicKey, (u64, u64)>,
     /// Where this context's audit chain stands.
     audit: AuditHead,
     /// blake3 of the membership certificates already checked: a chain is verified once, not on
@@ -381,12 +399,20 @@ impl ContextState {
     }
 
     /// "These are my heads": members answer with what this node lacks. Without a root while
-    /// a snapshot is half in place: the stored one is not the state's at these heads.
-    fn sync_request(&self) -> WireMessage {
+    /// a snapshot is half in place: the stored one is not the state's at these heads. Signed
+    /// with `key` (this node's), under its certificate.
+    fn sync_request(&self, key: &SecretKey) -> WireMessage {
+        let heads = self.record.heads.clone();
+        let root_hash = self.record.root_hash.filter(|_| self.synced());
+        let signature = key.sign(&WireMessage::sync_request_message(
+            &self.id, &heads, &root_hash,
+        ));
         WireMessage::SyncRequest {
             context_id: self.id,
-            heads: self.record.heads.clone(),
-            root_hash: self.record.root_hash.filter(|_| self.synced()),
+            heads,
+            root_hash,
+            requester: Box::new(self.record.cert.clone()),
+            signature,
         }
     }
 
@@ -460,6 +486,13 @@ impl ContextState {
         let id = delta.id();
         self.log.add(id, &entry, stands);
         self.dag.insert(id, entry);
+        // An admitted joiner is a member before it writes: a removal shares the new secret
+        // with it too.
+        if let Some(MemberOp::Admit { cert, .. }) = &body.op {
+            if !self.members.contains_key(&cert.member) {
+                self.learn_member(cert);
+            }
+        }
     }
 
     fn apply_shared(&mut self, writes: WriteSet) {
@@ -487,16 +520,36 @@ impl ContextState {
 
     /// Records a member whose certificate was verified (a later certificate's role wins).
     fn learn_member(&mut self, cert: &MemberCert) {
-        self.members
-            .insert(cert.member, (cert.standalone_role(), chain_of(cert)));
+        self.members.insert(cert.member, standing(cert));
+    }
+
+    /// Whether `requester` may have one more sync request answered now (a token bucket of
+    /// [`SYNC_BURST`], refilled one per [`SYNC_REFILL_NANOS`]): a member that asks for the
+    /// whole history over and over gets it a few times, not as often as it asks.
+    fn take_sync_token(&mut self, requester: PublicKey, now: u64) -> bool {
+        let (tokens, at) = self
+            .sync_budget
+            .entry(requester)
+            .or_insert((SYNC_BURST, now));
+        let earned = now.saturating_sub(*at) / SYNC_REFILL_NANOS;
+        *tokens = tokens.saturating_add(earned).min(SYNC_BURST);
+        *at = match *tokens == SYNC_BURST {
+            true => now,
+            false => at.saturating_add(earned * SYNC_REFILL_NANOS),
+        };
+        if *tokens == 0 {
+            return false;
+        }
+        *tokens -= 1;
+        true
     }
 
     /// How a new delta by `author` on this node's heads would be seen by the log.
     fn entry_now(&self, author: &PublicKey, op: Option<MemberOp>) -> Option<LogEntry> {
         // A key known only from a role an admin gave it is certified by that operation.
-        let (cert_role, chain) = match self.members.get(author) {
-            Some((role, chain)) => (*role, chain.clone()),
-            None => (self.log.verdict().roles.get(author)?.0, vec![*author]),
+        let (cert_role, chain, admission) = match self.members.get(author) {
+            Some(standing) => standing.clone(),
+            None => (self.log.verdict().roles.get(author)?.0, vec![*author], None),
         };
         Some(LogEntry {
             parents: self.record.heads.clone(),
@@ -504,6 +557,7 @@ impl ContextState {
             timestamp: u64::MAX,
             cert_role,
             chain,
+            admission,
             op,
         })
     }
@@ -658,6 +712,17 @@ fn migration_writes(
     Ok((writes, outcome.events))
 }
 
+/// What the log needs of a member's certificate: its role, the keys it depends on, and the
+/// invite key it was redeemed from.
+fn standing(cert: &MemberCert) -> (Role, Vec<PublicKey>, Option<PublicKey>) {
+    (cert.standalone_role(), chain_of(cert), cert.invite_key())
+}
+
+/// A [`Namespace::Meta`] key: `prefix`, then the context id.
+fn scoped_meta(prefix: &[u8], context: &ContextId) -> Vec<u8> {
+    [prefix, context.as_bytes()].concat()
+}
+
 /// Store keys of one context's rows: the context id, then the row's own key.
 fn scoped(context: &ContextId, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + key.len());
@@ -673,6 +738,14 @@ fn corrupt(what: &str, err: impl std::fmt::Display) -> NodeError {
 /// Guest output and event data are JSON by convention; anything else is shown as bytes.
 fn json_or_bytes(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap_or_else(|_| serde_json::Value::from(bytes.to_vec()))
+}
+
+/// A join under way: the app the invitation names, the certificate redeemed from it, and when
+/// this node last asked the members to admit it.
+struct Joining {
+    app_id: AppId,
+    cert: MemberCert,
+    last_request: Option<u64>,
 }
 
 /// The tabnode node. See the crate docs for how it is driven.
@@ -698,6 +771,8 @@ pub struct Node<S: Store, E: Env> {
     next_key: Option<SecretKey>,
     /// How many deltas a member must lack before this node answers it with a snapshot too.
     snapshot_threshold: Option<usize>,
+    /// Contexts this node asked to join and holds no secret of yet (see [`Node::join`]).
+    joining: HashMap<ContextId, Joining>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -731,6 +806,7 @@ impl<S: Store, E: Env> Node<S, E> {
             root: None,
             next_key: None,
             snapshot_threshold: Some(DEFAULT_SNAPSHOT_THRESHOLD),
+            joining: HashMap::new(),
             clock: 0,
             outgoing: Vec::new(),
             events: Vec::new(),
@@ -770,6 +846,16 @@ impl<S: Store, E: Env> Node<S, E> {
             node.contexts.insert(id, ctx);
             result?;
         }
+        for (key, value) in node.store.scan_prefix(Namespace::Meta, JOINING).await? {
+            let id = ContextId(
+                key[JOINING.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("join under way", "not a context id"))?,
+            );
+            let (app_id, cert) = <(AppId, MemberCert)>::try_from_slice(&value)
+                .map_err(|e| corrupt("join under way", e))?;
+            node.start_joining(id, app_id, cert);
+        }
         if let Some(bytes) = node.store.get(Namespace::Keys, NEXT_NODE_KEY).await? {
             let (seed, grant, revocation) =
                 <([u8; 32], SignedGrant, SignedRevocation)>::try_from_slice(&bytes)
@@ -795,10 +881,7 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         let (shared, private) = (rows(), rows());
         let mut dag = HashMap::new();
-        let mut members = BTreeMap::from([(
-            record.cert.member,
-            (record.cert.standalone_role(), chain_of(&record.cert)),
-        )]);
+        let mut members = BTreeMap::from([(record.cert.member, standing(&record.cert))]);
         for (_, bytes) in self
             .store
             .scan_prefix(Namespace::Deltas, id.as_bytes())
@@ -809,7 +892,10 @@ impl<S: Store, E: Env> Node<S, E> {
             let id = delta.id();
             let body = delta.body;
             let cert = &body.author_cert;
-            members.insert(cert.member, (cert.standalone_role(), chain_of(cert)));
+            members.insert(cert.member, standing(cert));
+            if let Some(MemberOp::Admit { cert, .. }) = &body.op {
+                members.entry(cert.member).or_insert_with(|| standing(cert));
+            }
             let entry = LogEntry::new(body.parents, body.author, body.timestamp, cert, body.op);
             dag.insert(id, entry);
         }
@@ -850,7 +936,10 @@ impl<S: Store, E: Env> Node<S, E> {
                 .ok_or_else(|| corrupt("former context secret", "not 64 bytes"))?;
             older.push((secret, by));
         }
-        self.subscribe_and_catch_up(id, &secret, &record.heads, record.root_hash);
+        self.outgoing.push(Outgoing::Subscribe {
+            topic: context_topic(&id),
+            key: context_topic_key(&id),
+        });
         self.contexts.insert(
             id,
             ContextState {
@@ -868,6 +957,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 last_sync_request: None,
                 last_announce: None,
                 members,
+                sync_budget: HashMap::new(),
                 secret,
                 older,
                 audit,
@@ -878,26 +968,11 @@ impl<S: Store, E: Env> Node<S, E> {
                 last_snapshot_offer: None,
             },
         );
+        // Ask peers for anything missed while away.
+        let ctx = &self.contexts[&id];
+        let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
+        self.publish(id, &secret, request);
         Ok(())
-    }
-
-    fn subscribe_and_catch_up(
-        &mut self,
-        id: ContextId,
-        secret: &[u8; 32],
-        heads: &[DeltaId],
-        root_hash: Option<Hash>,
-    ) {
-        self.outgoing.push(Outgoing::Subscribe {
-            topic: context_topic(&id),
-            key: context_topic_key(&id),
-        });
-        let request = WireMessage::SyncRequest {
-            context_id: id,
-            heads: heads.to_vec(),
-            root_hash,
-        };
-        self.publish(id, secret, request);
     }
 
     /// Seals a message with the context's secret and queues it on the context's topic.
@@ -984,11 +1059,23 @@ impl<S: Store, E: Env> Node<S, E> {
             })
             .map(|ctx| {
                 ctx.last_announce = Some(now);
-                (ctx.id, ctx.secret, ctx.sync_request())
+                (ctx.id, ctx.secret, ctx.sync_request(&self.key))
             })
             .collect();
         for (context_id, secret, request) in due {
             self.publish(context_id, &secret, request);
+        }
+        let unanswered: Vec<ContextId> = self
+            .joining
+            .iter()
+            .filter(|(_, j)| {
+                j.last_request
+                    .is_none_or(|t| now.saturating_sub(t) >= SYNC_RETRY_NANOS)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unanswered {
+            self.ask_to_join(id);
         }
     }
 
@@ -1071,6 +1158,7 @@ impl<S: Store, E: Env> Node<S, E> {
             last_sync_request: None,
             last_announce: None,
             members: BTreeMap::new(),
+            sync_budget: HashMap::new(),
             secret: self.env.random32(),
             older: Vec::new(),
             audit: AuditHead::default(),
@@ -1112,29 +1200,75 @@ impl<S: Store, E: Env> Node<S, E> {
         self.invite_as(context_id, Role::Member, expires_at)
     }
 
-    /// An invitation with `role`, usable until `expires_at` (ns since the epoch), as a link-safe
-    /// string. Only admins invite.
+    /// A single-use invitation with `role`, usable until `expires_at` (ns since the epoch), as
+    /// a link-safe string. Only admins invite.
     pub fn invite_as(
         &self,
         context_id: &ContextId,
         role: Role,
         expires_at: u64,
     ) -> Result<String, NodeError> {
+        self.invite_for(context_id, role, expires_at, 1)
+    }
+
+    /// An invitation with `role`, usable until `expires_at` by `uses` keys (each admitted in
+    /// the membership log; see [`MemberOp::Admit`]). It carries no context secret.
+    pub fn invite_for(
+        &self,
+        context_id: &ContextId,
+        role: Role,
+        expires_at: u64,
+        uses: u32,
+    ) -> Result<String, NodeError> {
+        if uses == 0 {
+            return Err(NodeError::BadInvitation("an invitation is for 1 use or more".into()));
+        }
         let ctx = self.context(context_id)?;
+        if ctx.role_now(&self.key.public()) != Some(Role::Admin) {
+            return Err(NodeError::Unauthorized(format!(
+                "only admins invite to {context_id}"
+            )));
+        }
         let invitation = Invitation::new(
             ctx.record.app_id,
             role,
-            expires_at,
+            (expires_at, uses),
             ctx.record.cert.clone(),
             &self.key,
             self.env.random32(),
-            ctx.secret,
         )?;
         Ok(invitation.encode())
     }
 
-    /// Joins the context an invitation names. Its state arrives from members afterwards;
-    /// until then calls answer [`NodeError::NotSynced`].
+    /// Revokes an invitation this node (an admin) or another admin made: a join with it that
+    /// no member admitted yet is refused by every member from the operation on. Keys it already
+    /// admitted stay (remove them to take their access).
+    pub async fn revoke_invitation(
+        &mut self,
+        context_id: &ContextId,
+        invitation: &str,
+    ) -> Result<DeltaId, NodeError> {
+        let invitation = Invitation::decode(invitation)?;
+        if invitation.grant.context_id != *context_id {
+            return Err(NodeError::BadInvitation(format!(
+                "the invitation is for {}, not {context_id}",
+                invitation.grant.context_id
+            )));
+        }
+        let op = MemberOp::RevokeInvitation {
+            invitation: invitation.grant.invite_key,
+        };
+        self.member_op(context_id, op).await
+    }
+
+    /// Asks to join the context an invitation names, and returns its id. The invitation holds
+    /// no secret: this node sends the members a request (sealed with the context's handshake
+    /// key, [`crate::context_handshake_key`]) with the certificate it redeemed, and asks again
+    /// every few seconds (from [`Node::tick`]) until a member admits it (records the use in the
+    /// membership log) and seals the context's secret to this node's key
+    /// ([`WireMessage::Welcome`], then [`NodeEvent::Joined`]). The state arrives from members
+    /// after that; until then calls answer [`NodeError::NotSynced`]. Joining again with
+    /// another invitation while the first is not answered replaces it.
     pub async fn join(&mut self, invitation: &str) -> Result<ContextId, NodeError> {
         let invitation = Invitation::decode(invitation)?;
         let (id, app_id) = (invitation.grant.context_id, invitation.grant.app_id);
@@ -1143,36 +1277,52 @@ impl<S: Store, E: Env> Node<S, E> {
             return Ok(id);
         }
         let cert = invitation.redeem(self.key.public(), self.env.now_nanos())?;
-        let record = ContextRecord {
-            app_id,
-            heads: vec![],
-            root_hash: None,
-            next_seq: 0,
-            cert,
-        };
+        let value = borsh::to_vec(&(app_id, &cert)).expect("encode");
         self.store
-            .commit(
-                Batch::new()
-                    .put(
-                        Namespace::Keys,
-                        &scoped(&id, CONTEXT_SECRET),
-                        invitation.context_secret().to_vec(),
-                    )
-                    .put(
-                        Namespace::Contexts,
-                        id.as_bytes(),
-                        borsh::to_vec(&record).expect("encode"),
-                    ),
-            )
+            .commit(Batch::new().put(Namespace::Meta, &scoped_meta(JOINING, &id), value))
             .await?;
-        self.load_context(id, record).await?;
+        self.start_joining(id, app_id, cert);
         Ok(id)
     }
 
+    /// Whether this node asked to join `id` and no member has admitted it yet.
+    pub fn is_joining(&self, id: &ContextId) -> bool {
+        self.joining.contains_key(id)
+    }
+
+    fn start_joining(&mut self, id: ContextId, app_id: AppId, cert: MemberCert) {
+        self.outgoing.push(Outgoing::Subscribe {
+            topic: context_topic(&id),
+            key: context_topic_key(&id),
+        });
+        let joining = Joining {
+            app_id,
+            cert,
+            last_request: None,
+        };
+        self.joining.insert(id, joining);
+        self.ask_to_join(id);
+    }
+
+    /// Sends the members this node's request to join `id`.
+    fn ask_to_join(&mut self, id: ContextId) {
+        let now = self.env.now_nanos();
+        let Some(joining) = self.joining.get_mut(&id) else {
+            return;
+        };
+        joining.last_request = Some(now);
+        let request = WireMessage::JoinRequest {
+            context_id: id,
+            cert: Box::new(joining.cert.clone()),
+        };
+        self.publish(id, &context_handshake_key(&id), request);
+    }
+
     fn context(&self, id: &ContextId) -> Result<&ContextState, NodeError> {
-        self.contexts
-            .get(id)
-            .ok_or_else(|| NodeError::UnknownContext(id.to_string()))
+        self.contexts.get(id).ok_or_else(|| match self.joining.contains_key(id) {
+            true => NodeError::NotSynced(id.to_string()),
+            false => NodeError::UnknownContext(id.to_string()),
+        })
     }
 
     /// The members this node knows for the context, with their roles.
@@ -1804,10 +1954,26 @@ impl<S: Store, E: Env> Node<S, E> {
             );
             return self.reject(None, reason);
         }
+        if let Some(id) = self.joining.keys().find(|id| context_topic(id) == topic) {
+            // Only the handshake is for a joiner; the rest it cannot read yet.
+            let id = *id;
+            if let Some(plain) = seal::open(&context_handshake_key(&id), &id, data) {
+                self.handle_handshake(id, &plain, from).await;
+            }
+            return;
+        }
         let (data, former_secret) = match self.unseal(topic, data) {
             Ok(Some(opened)) => opened,
             Ok(None) => return, // a topic of a context this node does not hold
-            Err(reason) => return self.reject(None, reason),
+            Err(reason) => {
+                let handshake = self.contexts.keys().find(|id| context_topic(id) == topic);
+                if let Some(&id) = handshake {
+                    if let Some(plain) = seal::open(&context_handshake_key(&id), &id, data) {
+                        return self.handle_handshake(id, &plain, from).await;
+                    }
+                }
+                return self.reject(None, reason);
+            }
         };
         let message = match WireMessage::decode(&data) {
             Ok(m) => m,
@@ -1886,11 +2052,25 @@ impl<S: Store, E: Env> Node<S, E> {
                     self.reject(Some(context_id), format!("a state snapshot: {e}"));
                 }
             }
+            WireMessage::JoinRequest { context_id, .. } | WireMessage::Welcome { context_id, .. } => {
+                self.reject(
+                    Some(context_id),
+                    "a join handshake sealed with the context's secret".into(),
+                );
+            }
             WireMessage::SyncRequest {
                 context_id,
                 heads,
                 root_hash,
+                requester,
+                signature,
             } => {
+                let signed = (&heads, &root_hash, &*requester, &signature);
+                match self.admit_sync_request(context_id, signed, former_secret) {
+                    Ok(true) => {}
+                    Ok(false) => return, // over its budget: dropped
+                    Err(e) => return self.reject(Some(context_id), e.to_string()),
+                }
                 if let (Some(theirs), None) = (root_hash, former_secret) {
                     if let Err(e) = self.compare_root(context_id, &heads, theirs).await {
                         self.reject(Some(context_id), e.to_string());
@@ -1904,6 +2084,228 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
             }
         }
+    }
+
+    /// Checks a sync request before anything is done for it: that a member signed it (one the
+    /// log counts as a member now, or, under a former secret, when that secret was current),
+    /// and that the member has budget left (`Ok(false)`: it has not, the request is dropped).
+    #[allow(clippy::type_complexity)]
+    fn admit_sync_request(
+        &mut self,
+        context_id: ContextId,
+        (heads, root_hash, requester, signature): (
+            &Vec<DeltaId>,
+            &Option<Hash>,
+            &MemberCert,
+            &Signature,
+        ),
+        former_secret: Option<DeltaId>,
+    ) -> Result<bool, NodeError> {
+        let now = self.env.now_nanos();
+        let Some(ctx) = self.contexts.get_mut(&context_id) else {
+            return Ok(false);
+        };
+        let member = requester.member;
+        let message = WireMessage::sync_request_message(&context_id, heads, root_hash);
+        verify_signature(&member, &message, signature).map_err(|_| {
+            NodeError::Unauthorized("a sync request whose signature does not verify".into())
+        })?;
+        let cert_hash = *blake3::hash(&borsh::to_vec(requester).expect("encode")).as_bytes();
+        if !ctx.verified_certs.contains(&cert_hash) {
+            requester.authenticate(&context_id, &member)?;
+            ctx.verified_certs.insert(cert_hash);
+        }
+        // Under a former secret: a member when that secret was current (a removed member
+        // catches up to its removal, and no further).
+        let parents = former_secret
+            .and_then(|op| ctx.dag.get(&op))
+            .map_or_else(|| ctx.record.heads.clone(), |e| e.parents.clone());
+        let entry = LogEntry::new(parents, member, u64::MAX, requester, None);
+        if ctx.log.role_of_new(&entry).is_none() {
+            return Err(NodeError::Unauthorized(format!(
+                "{member} is no member of {context_id}: its sync request gets nothing"
+            )));
+        }
+        if !ctx.take_sync_token(member, now) {
+            tracing::debug!(%context_id, %member, "a sync request over its budget");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// A message sealed with a context's handshake key: a joiner's request (for members) or a
+    /// member's welcome (for a joiner). Anything else under that key is refused.
+    async fn handle_handshake(&mut self, id: ContextId, data: &[u8], from: Option<&str>) {
+        let result = match WireMessage::decode(data) {
+            Err(e) => Err(NodeError::BadInvitation(format!(
+                "an undecodable join handshake: {e}"
+            ))),
+            Ok(m) if m.contexts() != [id] => Err(NodeError::BadInvitation(
+                "a join handshake about another context".into(),
+            )),
+            Ok(WireMessage::JoinRequest { cert, .. }) => {
+                self.receive_join_request(id, *cert, from).await
+            }
+            Ok(WireMessage::Welcome {
+                admit,
+                share,
+                from: member,
+                signature,
+                ..
+            }) => {
+                self.receive_welcome(id, admit, share, *member, signature)
+                    .await
+            }
+            Ok(_) => Err(NodeError::Unauthorized(
+                "only a join handshake is sealed with the handshake key".into(),
+            )),
+        };
+        if let Err(e) = result {
+            self.reject(Some(id), e.to_string());
+        }
+    }
+
+    /// A joiner asks to be admitted with `cert`. A member checks the invitation against the
+    /// log it shares with every other member (not used up, not revoked), its own clock (not
+    /// expired now, whatever the joiner claims), and the inviter (an admin still); then records
+    /// the admission ([`MemberOp::Admit`]) and welcomes the joiner with the context's secret
+    /// sealed to its key. A joiner already admitted with this invitation (asking again: the
+    /// welcome was lost) is welcomed again.
+    async fn receive_join_request(
+        &mut self,
+        context_id: ContextId,
+        cert: MemberCert,
+        peer: Option<&str>,
+    ) -> Result<(), NodeError> {
+        let Some(ctx) = self.contexts.get_mut(&context_id) else {
+            return Ok(());
+        };
+        let member = cert.member;
+        let bad = |why: &str| Err(NodeError::BadInvitation(format!("{member}'s join: {why}")));
+        let Issuance::Invited { invitation, .. } = &cert.issued else {
+            return bad("not a certificate redeemed from an invitation");
+        };
+        let cert_hash = *blake3::hash(&borsh::to_vec(&cert).expect("encode")).as_bytes();
+        if !ctx.verified_certs.contains(&cert_hash) {
+            cert.authenticate(&context_id, &member)?;
+            ctx.verified_certs.insert(cert_hash);
+        }
+        let invite_key = invitation.invite_key;
+        let verdict = ctx.log.verdict();
+        if let Some((with, admissions)) = verdict.admitted.get(&member) {
+            if *with != invite_key {
+                return Ok(()); // a member already, by another invitation
+            }
+            let admit = admissions[0];
+            return self.welcome(context_id, member, admit, peer);
+        }
+        if verdict.revoked_invitations.contains_key(&invite_key) {
+            return bad("the invitation was revoked");
+        }
+        if verdict.invitation_uses.get(&invite_key).copied().unwrap_or(0) >= invitation.uses {
+            return bad("the invitation was already used");
+        }
+        if self.env.now_nanos() >= invitation.expires_at {
+            return bad("the invitation expired before a member saw the join");
+        }
+        if ctx.role_of(&invitation.inviter) != Some(Role::Admin) {
+            return bad("the inviter is no admin of the context now");
+        }
+        if !ctx.synced() {
+            return Ok(()); // a member with the state records it
+        }
+        let op = MemberOp::Admit {
+            member,
+            cert: Box::new(cert),
+        };
+        let admit = self.member_op(&context_id, op).await?;
+        let ctx = &self.contexts[&context_id];
+        if !ctx.log.verdict().admitted.contains_key(&member) {
+            return bad("the admission does not count (stamped after the invitation expired)");
+        }
+        self.welcome(context_id, member, admit, peer)
+    }
+
+    /// Gives an admitted joiner the context's current secret, sealed to its key.
+    fn welcome(
+        &mut self,
+        context_id: ContextId,
+        member: PublicKey,
+        admit: DeltaId,
+        peer: Option<&str>,
+    ) -> Result<(), NodeError> {
+        let ctx = self.context(&context_id)?;
+        let sealed = seal::seal_to(&member, &context_id, self.env.random32(), &ctx.secret)
+            .ok_or_else(|| NodeError::BadInvitation(format!("{member} is not a valid key")))?;
+        let share = Share { member, sealed };
+        let signature = self
+            .key
+            .sign(&WireMessage::welcome_message(&context_id, &admit, &share));
+        let message = WireMessage::Welcome {
+            context_id,
+            admit,
+            share,
+            from: Box::new(ctx.record.cert.clone()),
+            signature,
+        };
+        self.reply(context_id, &context_handshake_key(&context_id), message, peer);
+        Ok(())
+    }
+
+    /// A member admitted this node's join: takes the context's secret it sealed to this node's
+    /// key, and asks the members for the state. The first welcome that opens is taken.
+    async fn receive_welcome(
+        &mut self,
+        context_id: ContextId,
+        admit: DeltaId,
+        share: Share,
+        from: MemberCert,
+        signature: Signature,
+    ) -> Result<(), NodeError> {
+        let Some(joining) = self.joining.get(&context_id) else {
+            return Ok(()); // a member already, or never asked
+        };
+        if share.member != self.key.public() {
+            return Ok(()); // another joiner's
+        }
+        from.authenticate(&context_id, &from.member)?;
+        let message = WireMessage::welcome_message(&context_id, &admit, &share);
+        verify_signature(&from.member, &message, &signature).map_err(|_| {
+            NodeError::Unauthorized("a welcome whose signature does not verify".into())
+        })?;
+        let secret = seal::open_share(&self.key, &context_id, &share.sealed).ok_or_else(|| {
+            NodeError::Unauthorized("a welcome this node's key does not open".into())
+        })?;
+        let record = ContextRecord {
+            app_id: joining.app_id,
+            heads: vec![],
+            root_hash: None,
+            next_seq: 0,
+            cert: joining.cert.clone(),
+        };
+        self.store
+            .commit(
+                Batch::new()
+                    .put(
+                        Namespace::Keys,
+                        &scoped(&context_id, CONTEXT_SECRET),
+                        secret.to_vec(),
+                    )
+                    .put(
+                        Namespace::Contexts,
+                        context_id.as_bytes(),
+                        borsh::to_vec(&record).expect("encode"),
+                    )
+                    .delete(Namespace::Meta, &scoped_meta(JOINING, &context_id)),
+            )
+            .await?;
+        self.joining.remove(&context_id);
+        self.load_context(context_id, record).await?;
+        self.events.push(NodeEvent::Joined {
+            context_id,
+            admitted_by: from.member,
+        });
+        Ok(())
     }
 
     /// Opens a message that arrived on a context topic: `None` if the context is not ours; with
@@ -2057,7 +2459,8 @@ impl<S: Store, E: Env> Node<S, E> {
             }
         }
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
-        if !ctx.announced && ctx.synced() {
+        // A joiner announces itself once its admission is in its log (it acts only after it).
+        if !ctx.announced && ctx.synced() && ctx.role_now(&self.key.public()).is_some() {
             ctx.announced = true;
             let mut ctx = self.contexts.remove(&context_id).expect("known context");
             let result = self.member_op_in(&mut ctx, MemberOp::Join).await;
@@ -2074,7 +2477,7 @@ impl<S: Store, E: Env> Node<S, E> {
             .is_none_or(|t| now.saturating_sub(t) >= SYNC_RETRY_NANOS);
         if !ctx.pending.is_empty() && due {
             ctx.last_sync_request = Some(now);
-            let (secret, request) = (ctx.secret, ctx.sync_request());
+            let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
             self.publish(context_id, &secret, request);
         }
         Ok(())
@@ -2126,6 +2529,9 @@ impl<S: Store, E: Env> Node<S, E> {
             .map(|op| op.verify_root_statement(&body.author))
         {
             Some(Err(why)) => Some(format!("a root statement that does not verify: {why}")),
+            _ if matches!(&body.op, Some(MemberOp::Admit { cert, .. }) if cert.context_id != ctx.id) => {
+                Some("an admission with another context's invitation".into())
+            }
             _ if ctx
                 .anchor
                 .as_ref()
@@ -2265,7 +2671,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.insert_applied(&delta, stands);
         if rotated {
             // What members sent since is sealed with the new secret: ask for it.
-            self.publish(ctx.id, &ctx.secret, ctx.sync_request());
+            self.publish(ctx.id, &ctx.secret, ctx.sync_request(&self.key));
         }
         self.clock = self.clock.max(body.timestamp);
 
@@ -2278,7 +2684,6 @@ impl<S: Store, E: Env> Node<S, E> {
                 op: op.clone(),
                 counted: ctx.log.verdict().applied_ops.contains(&id),
             });
-            self.share_secret_with_joiner(ctx, op, &body.author);
         }
         if !stands {
             self.events.push(NodeEvent::Voided {
@@ -2314,40 +2719,6 @@ impl<S: Store, E: Env> Node<S, E> {
             });
         }
         Ok(())
-    }
-
-    /// A member who joined with an invitation made before the context's secret last changed
-    /// holds a former secret: an admin gives it the current one.
-    fn share_secret_with_joiner(
-        &mut self,
-        ctx: &mut ContextState,
-        op: &MemberOp,
-        joiner: &PublicKey,
-    ) {
-        let admin = ctx.role_now(&self.key.public()) == Some(Role::Admin);
-        if !matches!(op, MemberOp::Join) || !admin || ctx.older.is_empty() {
-            return;
-        }
-        if ctx.role_now(joiner).is_none() {
-            return;
-        }
-        let Some(sealed) = seal::seal_to(joiner, &ctx.id, self.env.random32(), &ctx.secret) else {
-            return;
-        };
-        let share = Share {
-            member: *joiner,
-            sealed,
-        };
-        let signature = self.key.sign(&WireMessage::share_message(&ctx.id, &share));
-        let message = WireMessage::Share {
-            context_id: ctx.id,
-            share,
-            from: Box::new(ctx.record.cert.clone()),
-            signature,
-        };
-        for (former, _) in ctx.older.clone() {
-            self.publish(ctx.id, &former, message.clone());
-        }
     }
 
     /// Takes a share of the context's current secret from an admin (see
@@ -2398,7 +2769,7 @@ impl<S: Store, E: Env> Node<S, E> {
         self.store.commit(batch).await?;
         let ctx = self.contexts.get_mut(&context_id).expect("checked above");
         ctx.rotate(next, by);
-        let (secret, request) = (ctx.secret, ctx.sync_request());
+        let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
         self.publish(context_id, &secret, request);
         Ok(())
     }
@@ -2638,7 +3009,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 theirs,
                 repaired: true,
             });
-            let (secret, request) = (ctx.secret, ctx.sync_request());
+            let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
             self.publish(id, &secret, request);
         }
         self.contexts.insert(id, ctx);
@@ -3179,7 +3550,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     && ctx
                         .members
                         .get(&key)
-                        .is_some_and(|(_, chain)| chain.contains(member))
+                        .is_some_and(|(_, chain, _)| chain.contains(member))
                     && !ctx.log.verdict().roles.contains_key(&key);
                 if key == *member || key == self.key.public() || through_removed {
                     continue;
@@ -3355,7 +3726,7 @@ impl<S: Store, E: Env> Node<S, E> {
             }
         };
         if unknown_to_us && limit.is_none() {
-            let request = self.context(&context_id)?.sync_request();
+            let request = self.context(&context_id)?.sync_request(&self.key);
             self.publish(context_id, &secret, request);
         }
         if !unknown_to_us && limit.is_none() {

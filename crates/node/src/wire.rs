@@ -14,11 +14,32 @@ pub enum WireMessage {
     Deltas(Vec<Delta>),
     /// "These are my heads, and my root there": members who know more answer with the deltas
     /// the asker lacks; a member with the same heads and another root has diverged (see
-    /// [`crate::NodeEvent::RootMismatch`]).
+    /// [`crate::NodeEvent::RootMismatch`]). Signed by a member (its certificate and signature
+    /// over [`WireMessage::sync_request_message`]): a request from anyone the log does not
+    /// count as a member is answered with nothing, and each member's requests are rate-limited.
     SyncRequest {
         context_id: ContextId,
         heads: Vec<DeltaId>,
         root_hash: Option<Hash>,
+        requester: Box<MemberCert>,
+        signature: Signature,
+    },
+    /// A joiner asks to be admitted with `cert`, which it redeemed from an invitation (the
+    /// invite key signed its key). Sealed with the context's handshake key
+    /// ([`crate::context_handshake_key`]), since the joiner holds no secret yet.
+    JoinRequest {
+        context_id: ContextId,
+        cert: Box<MemberCert>,
+    },
+    /// A member's answer to a join it admitted (`admit`, the operation in the membership log):
+    /// the context's current secret sealed to the joiner's key, signed by the member over
+    /// [`WireMessage::welcome_message`]. Sealed with the handshake key, like the request.
+    Welcome {
+        context_id: ContextId,
+        admit: DeltaId,
+        share: Share,
+        from: Box<MemberCert>,
+        signature: Signature,
     },
     /// An admin gives a member the context's current secret, sealed to the member's key: for
     /// one who joined with an invitation made before the secret last changed. Sent under the
@@ -65,6 +86,8 @@ impl WireMessage {
         match self {
             Self::Deltas(deltas) => deltas.iter().map(|d| d.body.context_id).collect(),
             Self::SyncRequest { context_id, .. }
+            | Self::JoinRequest { context_id, .. }
+            | Self::Welcome { context_id, .. }
             | Self::Share { context_id, .. }
             | Self::PayloadRequest { context_id, .. }
             | Self::Payload { context_id, .. }
@@ -75,6 +98,20 @@ impl WireMessage {
     /// What the requester of a [`WireMessage::PayloadRequest`] signs.
     pub fn payload_request_message(context_id: &ContextId, hash: &Hash) -> Vec<u8> {
         borsh::to_vec(&(b"tabnode-payload-request-v1", context_id, hash)).expect("encode")
+    }
+
+    /// What the requester of a [`WireMessage::SyncRequest`] signs.
+    pub fn sync_request_message(
+        context_id: &ContextId,
+        heads: &[DeltaId],
+        root_hash: &Option<Hash>,
+    ) -> Vec<u8> {
+        borsh::to_vec(&(b"tabnode-sync-request-v1", context_id, heads, root_hash)).expect("encode")
+    }
+
+    /// What the member of a [`WireMessage::Welcome`] signs.
+    pub fn welcome_message(context_id: &ContextId, admit: &DeltaId, share: &Share) -> Vec<u8> {
+        borsh::to_vec(&(b"tabnode-welcome-v1", context_id, admit, share)).expect("encode")
     }
 
     /// What the admin of a [`WireMessage::Share`] signs.
