@@ -393,6 +393,15 @@ impl ContextState {
             .unwrap_or(self.record.app_id)
     }
 
+    /// Whether this node joined with an invitation and has not applied its admission yet: it
+    /// may hold state already, but acts only once the log counts it (see [`MemberOp::Admit`]).
+    fn awaits_admission(&self) -> bool {
+        let (me, verdict) = (&self.record.cert.member, self.log.verdict());
+        self.record.cert.invite_key().is_some()
+            && !verdict.admitted.contains_key(me)
+            && !verdict.roles.contains_key(me)
+    }
+
     /// Whether a snapshot covers delta `id`: it is recorded without running the guest.
     fn covers(&self, id: &DeltaId) -> bool {
         matches!(&self.snapshot, Phase::Covering(c) if c.covered.contains(id))
@@ -1485,7 +1494,7 @@ impl<S: Store, E: Env> Node<S, E> {
             let args_hash =
                 Hash(*blake3::hash(&serde_json::to_vec(&args).expect("JSON encodes")).as_bytes());
             let mut ctx = self.contexts.remove(id).expect("checked above");
-            let result = if !ctx.synced() {
+            let result = if !ctx.synced() || ctx.awaits_admission() {
                 Err(NodeError::NotSynced(id.to_string()))
             } else {
                 self.run_local(&app, &mut ctx, method, args, &mut Batch::new())
@@ -2344,6 +2353,13 @@ impl<S: Store, E: Env> Node<S, E> {
             self.env.random32(),
             &message.encode(),
         ))
+    }
+
+    /// Seals a join handshake message for `context_id` as a joiner or a member would send it
+    /// (tools and tests); the context need not be this node's.
+    pub fn seal_handshake(&self, context_id: &ContextId, message: &WireMessage) -> Vec<u8> {
+        let key = context_handshake_key(context_id);
+        seal::seal(&key, context_id, self.env.random32(), &message.encode())
     }
 
     /// Signs `snapshot` as this node's and splits it into the messages that carry it, as

@@ -10,18 +10,19 @@ use common::{node, rejections, TestNode};
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{
-    context_topic, DeltaBody, Invitation, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
+    context_topic, DeltaBody, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
 };
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
 
-/// A's context, and a member key the test controls (certified through a real invitation).
+/// A's context, and a member key the test controls (certified through a real invitation, and
+/// admitted).
 fn context_with_rogue() -> (TestNode, ContextId, SecretKey, tabnode_node::MemberCert) {
     let mut a = node(1);
     let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
     let rogue = SecretKey::from_seed([66; 32]);
-    let invitation = Invitation::decode(&a.invite(&ctx).unwrap()).unwrap();
-    let cert = invitation.redeem(rogue.public(), 1).unwrap();
+    let invitation = a.invite(&ctx).unwrap();
+    let cert = common::admit(&mut a, &invitation, &rogue);
     a.take_outgoing();
     (a, ctx, rogue, cert)
 }
@@ -153,16 +154,7 @@ fn a_wrong_root_hash_on_exactly_our_heads_is_reported_as_divergence() {
     let (mut a, ctx, rogue, cert) = context_with_rogue();
     let mut b = node(2);
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
-    let relay = |from: &mut TestNode, to: &mut TestNode| {
-        for out in from.take_outgoing() {
-            if let Outgoing::Publish { topic, data } = out {
-                block_on(to.handle_message(&topic, &data));
-            }
-        }
-    };
-    relay(&mut b, &mut a);
-    relay(&mut a, &mut b);
-    relay(&mut b, &mut a);
+    common::settle(&mut [&mut a, &mut b]);
     let heads = block_on(b.checkpoint(&ctx)).unwrap().heads;
     assert_eq!(heads, block_on(a.checkpoint(&ctx)).unwrap().heads);
     b.take_events();

@@ -31,6 +31,10 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
     block_on(b.install_app(&kv_store())).unwrap();
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    // A admits B, which asks for the state and gets it (B's announcement stays with B).
+    common::handshake(&mut a, &mut b);
+    common::relay(&mut b, &mut a);
+    common::relay(&mut a, &mut b);
     block_on(a.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
     block_on(a.execute(&ctx, "get", json!({"key": "k"}))).unwrap();
     assert!(block_on(a.execute(&ctx, "nope", json!({}))).is_err());
@@ -49,6 +53,7 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
         outcomes,
         vec![
             ("init", "ok"),
+            ("member.admit", "ok"),
             ("set", "ok"),
             ("get", "ok"),
             ("nope", "MethodNotFound")
@@ -58,10 +63,10 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
         .iter()
         .all(|r| r.entry.kind == AuditKind::Call && r.entry.executor == a.public_key()));
     assert!(
-        records[1].entry.delta_id.is_some() && records[2].entry.delta_id.is_none(),
+        records[2].entry.delta_id.is_some() && records[3].entry.delta_id.is_none(),
         "only the write made a delta"
     );
-    assert_eq!(block_on(a.verify_audit(&ctx)).unwrap().records, 4);
+    assert_eq!(block_on(a.verify_audit(&ctx)).unwrap().records, 5);
     assert!(block_on(a.verify_audit(&ctx)).unwrap().ok);
 
     let on_b = block_on(b.audit(&ctx)).unwrap();
@@ -79,10 +84,11 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
         seen,
         vec![
             (AuditKind::RemoteDelta, "init", true),
+            (AuditKind::RemoteDelta, "member.admit", true),
             (AuditKind::Call, "member.join", false),
             (AuditKind::RemoteDelta, "__calimero_sync_next", true),
         ],
-        "B recorded A's two deltas, and announced itself once it had the state"
+        "B recorded A's three deltas, and announced itself once it had the state and its admission"
     );
     assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
 
@@ -91,7 +97,7 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
     let mut a = open(store, 1);
     block_on(a.execute(&ctx, "get", json!({"key": "k"}))).unwrap();
     let report = block_on(a.verify_audit(&ctx)).unwrap();
-    assert!(report.ok && report.records == 5, "{report:?}");
+    assert!(report.ok && report.records == 6, "{report:?}");
 }
 
 #[test]

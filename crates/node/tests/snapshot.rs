@@ -32,6 +32,7 @@ fn join(a: &mut TestNode, ctx: &ContextId) -> (TestNode, Messages) {
     let mut b = common::node(2);
     let invitation = a.invite(ctx).unwrap();
     block_on(b.join(&invitation)).unwrap();
+    common::handshake(a, &mut b);
     deliver(&sent(&mut b), a);
     let answer = sent(a);
     (b, answer)
@@ -116,7 +117,11 @@ fn a_late_joiner_takes_a_verified_snapshot_instead_of_replaying() {
     let (mut b, answer) = join(&mut a, &ctx);
     let snapshot = snapshot_in(&a, &ctx, &answer);
     assert_eq!(snapshot.heads, a.position(&ctx).unwrap().heads);
-    assert_eq!(snapshot.covered.len(), 32, "genesis, 30 sets and a removal");
+    assert_eq!(
+        snapshot.covered.len(),
+        33,
+        "genesis, 30 sets, a removal and B's admission"
+    );
 
     deliver(&answer, &mut b);
     assert_eq!(rejections(&mut b), Vec::<String>::new());
@@ -234,6 +239,7 @@ fn a_joiner_that_stops_while_covering_rebuilds_from_the_deltas() {
     let store = tabnode_store::MemoryStore::default();
     let mut b = common::node_on(store.clone(), 2);
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    common::handshake(&mut a, &mut b);
     deliver(&sent(&mut b), &mut a);
     let answer = sent(&mut a);
     // The snapshot and the first ten deltas arrive: B records them without running them, and

@@ -189,10 +189,11 @@ fn tampered_and_misrouted_deltas_are_refused_and_change_nothing() {
     // A topic of no context b holds (topics name a hash, so this is all b can tell): ignored.
     block_on(b.handle_message("/tabnode/context/other", &published[0]));
     // Sealed with this context's secret, on its topic, but about another context.
-    let elsewhere = tabnode_node::WireMessage::SyncRequest {
+    let elsewhere = tabnode_node::WireMessage::Payload {
         context_id: ContextId([9; 32]),
-        heads: vec![],
-        root_hash: None,
+        hash: tabnode_types::Hash([0; 32]),
+        to: b.public_key(),
+        sealed: vec![],
     };
     let misrouted = a.seal_for(&ctx, &elsewhere).unwrap();
     block_on(b.handle_message(&context_topic(&ctx), &misrouted));
@@ -422,6 +423,18 @@ fn a_catch_up_answer_goes_to_the_asker_alone() {
     set(&mut a, &ctx, "k", "v");
     a.take_outgoing();
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    // The join handshake: A admits B and welcomes it alone; the admission is for everyone.
+    for out in b.take_outgoing() {
+        if let Outgoing::Publish { topic, data } = out {
+            block_on(a.handle_message_from(&topic, &data, Some("peer-of-b")));
+        }
+    }
+    for out in a.take_outgoing() {
+        if let Outgoing::Reply { peer, topic, data } = out {
+            assert_eq!(peer, "peer-of-b");
+            block_on(b.handle_message(&topic, &data));
+        }
+    }
     let asked: Vec<(String, Vec<u8>)> = b
         .take_outgoing()
         .into_iter()

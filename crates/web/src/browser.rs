@@ -198,7 +198,8 @@ export interface ReplayReport { deltas: number; rootHash: string | null; matches
 export type Disclosure = { mode: "full" } | { mode: "hash" } | { mode: "redact"; fields: string[] };
 /** Rows of a context's state held in memory, and the node's wasm memory in bytes. */
 export interface MemoryUse { rows: number; wasmBytes: number; }
-export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; }
+/** `uses`: how many keys may join with the invitation (default 1). */
+export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; uses?: number; }
 export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
 /** What writeAnchor wrote to the context-config contract, and the anchor read back after. */
 export interface AnchorWrite {
@@ -219,6 +220,8 @@ export type NodeEvent =
   | { type: "payload"; contextId: string; hash: string; data: unknown }
   | { type: "anchorMismatch"; contextId: string; reason: string }
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
+  /** A member admitted this node's join and gave it the context's secret. */
+  | { type: "joined"; contextId: string; admittedBy: string }
   | { type: "syncRejected"; contextId: string | null; reason: string }
   | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
   /** A member announced the same heads with another root; `repaired`: rebuilt in canonical order. */
@@ -227,7 +230,8 @@ export type NodeEvent =
       op: { op: "remove"; member: string } | { op: "setRole"; member: string; role: "admin" | "member" | "reader" } | { op: "join" }
         | { op: "leave" } | { op: "bind"; root: string } | { op: "revoke"; key: string; root: string }
         | { op: "rotate"; new: string; root: string }
-        | { op: "setApp"; appId: string; migrate: string | null } }
+        | { op: "setApp"; appId: string; migrate: string | null }
+        | { op: "admit"; member: string } | { op: "revokeInvitation"; invitation: string } }
   | { type: "voided"; contextId: string; deltaId: string; author: string }
   | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
 /** A connection of this node: to a relay over WebSocket or WebRTC-direct, or straight to another
@@ -394,6 +398,8 @@ async fn check_access_key(urls: &[String], root: &Root) -> Result<(), JsValue> {
 /// How long a sign-in's grant lasts, and how long the wallet has to answer.
 const GRANT_VALID_MS: u64 = 30 * 24 * 3600 * 1000;
 const WALLET_ANSWER_MS: u32 = 120_000;
+/// How long `join` waits for a member to admit this node, in 100 ms polls.
+const JOIN_WAIT_POLLS: u32 = 600;
 
 /// A tabnode node running in this page.
 #[wasm_bindgen]
@@ -1340,8 +1346,8 @@ impl BrowserNode {
         })
     }
 
-    /// An invitation with options `{role?: "admin"|"member"|"reader", expiresInMs?: number}`
-    /// (defaults: member, a week). Only admins invite.
+    /// An invitation with options `{role?: "admin"|"member"|"reader", expiresInMs?: number,
+    /// uses?: number}` (defaults: member, a week, one join). Only admins invite.
     #[wasm_bindgen(js_name = inviteAs, unchecked_return_type = "Promise<string>")]
     pub fn invite_as(
         &self,
@@ -1356,6 +1362,7 @@ impl BrowserNode {
             struct InviteOptions {
                 role: Option<Role>,
                 expires_in_ms: Option<u64>,
+                uses: Option<u32>,
             }
             let options: InviteOptions = if options.is_undefined() || options.is_null() {
                 InviteOptions::default()
@@ -1369,7 +1376,10 @@ impl BrowserNode {
                 .map_or(DEFAULT_INVITATION_NANOS, |ms| ms.saturating_mul(1_000_000));
             let now = (js_sys::Date::now() * 1_000_000.0) as u64;
             let text = inner
-                .run(async |node| node.invite_as(&id, role, now.saturating_add(ttl_ns)))
+                .run(async |node| {
+                    let expires_at = now.saturating_add(ttl_ns);
+                    node.invite_for(&id, role, expires_at, options.uses.unwrap_or(1))
+                })
                 .await?;
             Ok(JsValue::from(text))
         })
@@ -1408,13 +1418,39 @@ impl BrowserNode {
         })
     }
 
-    /// Joins the context an invitation names; resolves to its id. State arrives from members.
+    /// Joins the context an invitation names; resolves to its id once a member has admitted
+    /// this node and given it the context's secret (the invitation carries none). State
+    /// arrives from members after that. Rejects with `NotSynced` if no member answered within
+    /// a minute: the node keeps asking in the background (a `joined` event tells when it is
+    /// in), and joining again with the same invitation waits again.
     #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
     pub fn join(&self, invitation: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id = inner.run(async |node| node.join(&invitation).await).await?;
-            Ok(JsValue::from(id.to_string()))
+            for _ in 0..JOIN_WAIT_POLLS {
+                if !inner.node.lock().await.is_joining(&id) {
+                    return Ok(JsValue::from(id.to_string()));
+                }
+                futures_timer::Delay::new(std::time::Duration::from_millis(100)).await;
+            }
+            Err(js_error(NodeError::NotSynced(format!(
+                "{id}: no member has admitted this node yet (it keeps asking)"
+            ))))
+        })
+    }
+
+    /// Revokes an invitation (an admin's operation in the membership log): a join with it
+    /// that no member admitted yet is refused from now on. Resolves to the operation's id.
+    #[wasm_bindgen(js_name = revokeInvitation, unchecked_return_type = "Promise<string>")]
+    pub fn revoke_invitation(&self, context_id: String, invitation: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let op = inner
+                .run(async |node| node.revoke_invitation(&id, &invitation).await)
+                .await?;
+            Ok(JsValue::from(op.to_string()))
         })
     }
 

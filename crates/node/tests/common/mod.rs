@@ -6,7 +6,9 @@ use futures::executor::block_on;
 use tabnode_identity::grant::{
     hex_nonce, Capability, Grant, Revocation, Scope, SignedGrant, SignedRevocation,
 };
-use tabnode_node::{FixedEnv, Node, NodeEvent, Outgoing};
+use tabnode_node::{
+    context_topic, Env, FixedEnv, Invitation, MemberCert, Node, NodeEvent, Outgoing, WireMessage,
+};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::{PublicKey, SecretKey};
@@ -80,6 +82,14 @@ pub fn relay(from: &mut TestNode, to: &mut TestNode) {
     deliver(&sent(from), to);
 }
 
+/// The join handshake between `member` and `joiner` (which just called `join`): the
+/// joiner's request, then the member's admission and welcome. The joiner's request for the
+/// state is queued after it, not delivered.
+pub fn handshake(member: &mut TestNode, joiner: &mut TestNode) {
+    relay(joiner, member);
+    relay(member, joiner);
+}
+
 /// Everyone hears everyone until nobody has anything to say.
 pub fn settle(nodes: &mut [&mut TestNode]) {
     loop {
@@ -118,4 +128,23 @@ pub fn local_revocation(client_key: PublicKey, root: &SecretKey) -> SignedRevoca
         nonce: hex_nonce([4; 32]),
     };
     SignedRevocation::sign_local(revocation, root)
+}
+
+/// Has `member` admit `key` with `invitation` (a link), as it would a joiner's node: the test
+/// then holds an admitted member's key and the certificate it signs with. `member` records the
+/// admission in the log (a delta of its own).
+pub fn admit(member: &mut TestNode, invitation: &str, key: &SecretKey) -> MemberCert {
+    let invitation = Invitation::decode(invitation).unwrap();
+    let cert = invitation
+        .redeem(key.public(), member.env().now_nanos())
+        .unwrap();
+    let request = WireMessage::JoinRequest {
+        context_id: cert.context_id,
+        cert: Box::new(cert.clone()),
+    };
+    let sealed = member.seal_handshake(&cert.context_id, &request);
+    block_on(member.handle_message(&context_topic(&cert.context_id), &sealed));
+    let refused = rejections(member);
+    assert!(refused.is_empty(), "{refused:?}");
+    cert
 }
