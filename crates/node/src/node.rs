@@ -1230,7 +1230,9 @@ impl<S: Store, E: Env> Node<S, E> {
         uses: u32,
     ) -> Result<String, NodeError> {
         if uses == 0 {
-            return Err(NodeError::BadInvitation("an invitation is for 1 use or more".into()));
+            return Err(NodeError::BadInvitation(
+                "an invitation is for 1 use or more".into(),
+            ));
         }
         let ctx = self.context(context_id)?;
         if ctx.role_now(&self.key.public()) != Some(Role::Admin) {
@@ -1328,10 +1330,12 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     fn context(&self, id: &ContextId) -> Result<&ContextState, NodeError> {
-        self.contexts.get(id).ok_or_else(|| match self.joining.contains_key(id) {
-            true => NodeError::NotSynced(id.to_string()),
-            false => NodeError::UnknownContext(id.to_string()),
-        })
+        self.contexts
+            .get(id)
+            .ok_or_else(|| match self.joining.contains_key(id) {
+                true => NodeError::NotSynced(id.to_string()),
+                false => NodeError::UnknownContext(id.to_string()),
+            })
     }
 
     /// The members this node knows for the context, with their roles.
@@ -2061,7 +2065,8 @@ impl<S: Store, E: Env> Node<S, E> {
                     self.reject(Some(context_id), format!("a state snapshot: {e}"));
                 }
             }
-            WireMessage::JoinRequest { context_id, .. } | WireMessage::Welcome { context_id, .. } => {
+            WireMessage::JoinRequest { context_id, .. }
+            | WireMessage::Welcome { context_id, .. } => {
                 self.reject(
                     Some(context_id),
                     "a join handshake sealed with the context's secret".into(),
@@ -2211,7 +2216,13 @@ impl<S: Store, E: Env> Node<S, E> {
         if verdict.revoked_invitations.contains_key(&invite_key) {
             return bad("the invitation was revoked");
         }
-        if verdict.invitation_uses.get(&invite_key).copied().unwrap_or(0) >= invitation.uses {
+        if verdict
+            .invitation_uses
+            .get(&invite_key)
+            .copied()
+            .unwrap_or(0)
+            >= invitation.uses
+        {
             return bad("the invitation was already used");
         }
         if self.env.now_nanos() >= invitation.expires_at {
@@ -2257,7 +2268,12 @@ impl<S: Store, E: Env> Node<S, E> {
             from: Box::new(ctx.record.cert.clone()),
             signature,
         };
-        self.reply(context_id, &context_handshake_key(&context_id), message, peer);
+        self.reply(
+            context_id,
+            &context_handshake_key(&context_id),
+            message,
+            peer,
+        );
         Ok(())
     }
 

@@ -9,9 +9,7 @@ use common::{node, rejections, TestNode};
 
 use futures::executor::block_on;
 use serde_json::json;
-use tabnode_node::{
-    context_topic, DeltaBody, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
-};
+use tabnode_node::{context_topic, DeltaBody, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES};
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
 
 /// A's context, and a member key the test controls (certified through a real invitation, and

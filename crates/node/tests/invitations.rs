@@ -74,7 +74,10 @@ fn a_link_holder_who_never_joined_cannot_read_traffic() {
         a.tick();
         settle(&mut [&mut a, &mut invitee, &mut holder]);
     }
-    assert_eq!(entries(&mut invitee, &ctx).unwrap()["private"], "for members");
+    assert_eq!(
+        entries(&mut invitee, &ctx).unwrap()["private"],
+        "for members"
+    );
     let read = entries(&mut holder, &ctx);
     assert!(read.is_err(), "the link holder read {read:?}");
     let messages = common::sent(&mut a);
@@ -114,7 +117,11 @@ fn a_second_join_on_a_used_invitation_is_refused_by_every_member() {
             "{refused:?}"
         );
         assert_eq!(entries(member, &ctx).unwrap(), json!({"b": "joined"}));
-        assert!(!member.members(&ctx).unwrap().iter().any(|(k, _)| *k == d.public_key()));
+        assert!(!member
+            .members(&ctx)
+            .unwrap()
+            .iter()
+            .any(|(k, _)| *k == d.public_key()));
     }
 }
 
@@ -127,7 +134,10 @@ fn an_expired_invitation_joined_late_is_refused_even_if_the_joiner_lies_about_th
     // its certificate with that.
     a.env().advance(2_000_000_000);
     let mut late = node(2);
-    assert!(late.env().now_nanos() < expires_at, "the joiner's clock lies");
+    assert!(
+        late.env().now_nanos() < expires_at,
+        "the joiner's clock lies"
+    );
     let _ = block_on(late.join(&link));
     for _ in 0..3 {
         late.tick();
@@ -136,7 +146,11 @@ fn an_expired_invitation_joined_late_is_refused_even_if_the_joiner_lies_about_th
     let refused = rejections(&mut a);
     assert!(refused.iter().any(|r| r.contains("expired")), "{refused:?}");
     assert!(entries(&mut late, &ctx).is_err(), "the late joiner reads");
-    assert!(!a.members(&ctx).unwrap().iter().any(|(k, _)| *k == late.public_key()));
+    assert!(!a
+        .members(&ctx)
+        .unwrap()
+        .iter()
+        .any(|(k, _)| *k == late.public_key()));
 }
 
 #[test]
@@ -161,7 +175,9 @@ fn a_revoked_invitation_is_refused() {
     // Only admins revoke.
     let other = a.invite(&ctx).unwrap();
     assert_eq!(
-        block_on(c.revoke_invitation(&ctx, &other)).unwrap_err().kind(),
+        block_on(c.revoke_invitation(&ctx, &other))
+            .unwrap_err()
+            .kind(),
         "Unauthorized"
     );
 }
@@ -178,7 +194,10 @@ fn a_normal_join_gets_the_secret_from_a_member_and_converges() {
     set(&mut b, &ctx, "b", "writes");
     settle(&mut [&mut a, &mut b]);
     assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
-    assert!(a.members(&ctx).unwrap().contains(&(b.public_key(), Role::Member)));
+    assert!(a
+        .members(&ctx)
+        .unwrap()
+        .contains(&(b.public_key(), Role::Member)));
     // The use is on the log, where every member sees it.
     let admitted = a.take_events().into_iter().chain(b.take_events()).any(|e| {
         matches!(&e, NodeEvent::Membership { op, counted: true, .. }
@@ -230,9 +249,16 @@ fn an_unsigned_or_non_member_sync_request_gets_no_history() {
     // B's certificate, signed by another key: no history.
     let forged = ask_for_everything(&SecretKey::from_seed([77; 32]), &requester);
     block_on(a.handle_message(&topic, &forged));
-    assert_eq!(deltas_sent(&mut a, &b, &ctx), 0, "a forged request got history");
+    assert_eq!(
+        deltas_sent(&mut a, &b, &ctx),
+        0,
+        "a forged request got history"
+    );
     let refused = rejections(&mut a);
-    assert!(refused.iter().any(|r| r.contains("signature")), "{refused:?}");
+    assert!(
+        refused.iter().any(|r| r.contains("signature")),
+        "{refused:?}"
+    );
 
     // A key redeemed from an invitation no member admitted, signing its own request, sealed
     // with the context's secret (leaked): no member, no history.
@@ -244,7 +270,10 @@ fn an_unsigned_or_non_member_sync_request_gets_no_history() {
     block_on(a.handle_message(&topic, &ask_for_everything(&rogue, &rogue_cert)));
     assert_eq!(deltas_sent(&mut a, &b, &ctx), 0, "a non-member got history");
     let refused = rejections(&mut a);
-    assert!(refused.iter().any(|r| r.contains("no member")), "{refused:?}");
+    assert!(
+        refused.iter().any(|r| r.contains("no member")),
+        "{refused:?}"
+    );
 
     // B's own request is answered, but only so often when it asks again and again.
     let answered: usize = (0..100)
