@@ -1638,7 +1638,14 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Leaves a context: tells its members (a [`MemberOp::Leave`], which gives them a new
     /// secret this node does not keep, so it reads nothing written after), then drops it here.
+    /// A join no member has answered yet is given up.
     pub async fn leave(&mut self, id: &ContextId) -> Result<(), NodeError> {
+        if self.joining.contains_key(id) {
+            let batch = Batch::new().delete(Namespace::Meta, &scoped_meta(JOINING, id));
+            self.store.commit(batch).await?;
+            self.joining.remove(id);
+            return Ok(());
+        }
         self.member_op(id, MemberOp::Leave { shares: Vec::new() })
             .await?;
         self.drop_context(id).await
@@ -2124,13 +2131,9 @@ impl<S: Store, E: Env> Node<S, E> {
         verify_signature(&member, &message, signature).map_err(|_| {
             NodeError::Unauthorized("a sync request whose signature does not verify".into())
         })?;
-        let cert_hash = *blake3::hash(&borsh::to_vec(requester).expect("encode")).as_bytes();
-        if !ctx.verified_certs.contains(&cert_hash) {
-            requester.authenticate(&context_id, &member)?;
-            ctx.verified_certs.insert(cert_hash);
-        }
         // Under a former secret: a member when that secret was current (a removed member
-        // catches up to its removal, and no further).
+        // catches up to its removal, and no further). Judged before the chain is checked (and
+        // kept): a stranger's certificates cost a lookup, not signatures or memory.
         let parents = former_secret
             .and_then(|op| ctx.dag.get(&op))
             .map_or_else(|| ctx.record.heads.clone(), |e| e.parents.clone());
@@ -2139,6 +2142,11 @@ impl<S: Store, E: Env> Node<S, E> {
             return Err(NodeError::Unauthorized(format!(
                 "{member} is no member of {context_id}: its sync request gets nothing"
             )));
+        }
+        let cert_hash = *blake3::hash(&borsh::to_vec(requester).expect("encode")).as_bytes();
+        if !ctx.verified_certs.contains(&cert_hash) {
+            requester.authenticate(&context_id, &member)?;
+            ctx.verified_certs.insert(cert_hash);
         }
         if !ctx.take_sync_token(member, now) {
             tracing::debug!(%context_id, %member, "a sync request over its budget");
@@ -2199,18 +2207,18 @@ impl<S: Store, E: Env> Node<S, E> {
         let Issuance::Invited { invitation, .. } = &cert.issued else {
             return bad("not a certificate redeemed from an invitation");
         };
-        let cert_hash = *blake3::hash(&borsh::to_vec(&cert).expect("encode")).as_bytes();
-        if !ctx.verified_certs.contains(&cert_hash) {
-            cert.authenticate(&context_id, &member)?;
-            ctx.verified_certs.insert(cert_hash);
-        }
+        // What the log says comes first, and the chain is checked without keeping it: anyone
+        // holding a link can make certificates for any number of keys.
         let invite_key = invitation.invite_key;
+        let now = self.env.now_nanos();
         let verdict = ctx.log.verdict();
         if let Some((with, admissions)) = verdict.admitted.get(&member) {
-            if *with != invite_key {
-                return Ok(()); // a member already, by another invitation
+            // Asking again: the welcome was lost. As often as a sync request.
+            let (admit, same) = (admissions[0], *with == invite_key);
+            if !same || !ctx.take_sync_token(member, now) {
+                return Ok(());
             }
-            let admit = admissions[0];
+            cert.authenticate(&context_id, &member)?;
             return self.welcome(context_id, member, admit, peer);
         }
         if verdict.revoked_invitations.contains_key(&invite_key) {
@@ -2225,12 +2233,13 @@ impl<S: Store, E: Env> Node<S, E> {
         {
             return bad("the invitation was already used");
         }
-        if self.env.now_nanos() >= invitation.expires_at {
+        if now >= invitation.expires_at {
             return bad("the invitation expired before a member saw the join");
         }
         if ctx.role_of(&invitation.inviter) != Some(Role::Admin) {
             return bad("the inviter is no admin of the context now");
         }
+        cert.authenticate(&context_id, &member)?;
         if !ctx.synced() {
             return Ok(()); // a member with the state records it
         }

@@ -172,6 +172,12 @@ fn a_revoked_invitation_is_refused() {
     let refused = rejections(&mut c);
     assert!(refused.iter().any(|r| r.contains("revoked")), "{refused:?}");
     assert!(entries(&mut b, &ctx).is_err());
+    // B gives up asking.
+    assert!(b.is_joining(&ctx));
+    block_on(b.leave(&ctx)).unwrap();
+    assert!(!b.is_joining(&ctx));
+    b.tick();
+    assert!(common::sent(&mut b).is_empty(), "B still asks");
     // Only admins revoke.
     let other = a.invite(&ctx).unwrap();
     assert_eq!(

@@ -154,7 +154,7 @@ fn a_member_away_during_a_removal_catches_up_and_an_old_invitation_still_gets_in
     );
     assert_eq!(position(&mut a, &ctx), position(&mut c, &ctx));
 
-    // D joins with the old invitation: it holds the former secret; A shares the current one.
+    // D joins with the old invitation: a member admits it and seals the current secret to it.
     let mut d = open(4);
     block_on(d.join(&old_invitation)).unwrap();
     for _ in 0..3 {
