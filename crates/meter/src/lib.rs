@@ -9,10 +9,16 @@
 //! compiler. So [`instrument`] rewrites the module once, when the app is loaded, and every
 //! engine runs the rewritten module with no metering of its own:
 //!
-//! - **Fuel.** Each straight-line run of instructions (up to the next branch, branch target or
-//!   `end`) is charged its length in one step at its start, from an exported `i64` global
-//!   ([`FUEL`]) the host sets before the call and reads after it. A charge that takes the
-//!   global below zero traps, with [`Exhausted::Fuel`] in the exported [`TRAP`] global.
+//! - **Fuel.** Fuel is charged where control may enter code a different number of times than
+//!   the code around it: at a function's start, at the top of each loop and at the start of
+//!   each `if` arm. Each charge is the count of the instructions it covers (up to the next
+//!   loop or arm inside it), taken in one step from an exported `i64` global ([`FUEL`]) that
+//!   the host sets before the call and reads after it. A branch out of the middle has paid for
+//!   the rest, so fuel counts instructions a little generously, the same on every engine. Only
+//!   the charges at a function's start and a loop's top check what is left (an endless run
+//!   must pass one of them): one that finds it below zero traps, with [`Exhausted::Fuel`] in
+//!   the exported [`TRAP`] global, and the host refuses a call that ended below zero. A charge
+//!   per straight-line run, each checked, cost wasmi half again as much.
 //! - **Stack.** Each function charges its frame (parameters, locals, the deepest its operand
 //!   stack gets, and a fixed overhead, in 8-byte slots) on entry and returns it on every way
 //!   out; past [`Config::stack_slots`] it traps with [`Exhausted::Stack`]. The limit sits well
@@ -81,6 +87,9 @@ pub struct Config {
     pub stack_slots: u32,
     /// Pages (64 KiB) the memory may grow to.
     pub max_memory_pages: u32,
+    /// Whether to charge fuel. Off only to measure what metering costs: a module without
+    /// charges can loop forever.
+    pub charge_fuel: bool,
 }
 
 impl Default for Config {
@@ -90,6 +99,7 @@ impl Default for Config {
             // the ~1 MiB native stack of a page's main thread, which also carries the node.
             stack_slots: 32 * 1024,
             max_memory_pages: 1024,
+            charge_fuel: true,
         }
     }
 }
@@ -221,7 +231,9 @@ impl Plan {
         let types = types.ok_or_else(|| MeterError::Invalid("the module ends early".into()))?;
         let types = types.as_ref();
         if types.memory_count() > 1 {
-            return Err(MeterError::Invalid("the module has several memories".into()));
+            return Err(MeterError::Invalid(
+                "the module has several memories".into(),
+            ));
         }
         let globals = types.global_count();
         let mut next_type = types.core_type_count_in_module();
@@ -296,8 +308,14 @@ impl Rewriter<'_> {
             mutable: true,
             shared: false,
         };
-        globals.global(mutable(wasm_encoder::ValType::I64), &ConstExpr::i64_const(0));
-        globals.global(mutable(wasm_encoder::ValType::I32), &ConstExpr::i32_const(0));
+        globals.global(
+            mutable(wasm_encoder::ValType::I64),
+            &ConstExpr::i64_const(0),
+        );
+        globals.global(
+            mutable(wasm_encoder::ValType::I32),
+            &ConstExpr::i32_const(0),
+        );
         globals.global(
             mutable(wasm_encoder::ValType::I32),
             &ConstExpr::i32_const(self.config.stack_slots as i32),
@@ -415,21 +433,28 @@ impl Reencode for Rewriter<'_> {
         while !reader.eof() {
             ops.push(reader.read()?);
         }
-        let costs = segment_costs(&ops);
+        let charges = charges(&ops);
         let wrapper = match function.results.as_slice() {
             [] => BlockType::Empty,
             [one] => BlockType::Result(self.val_type(*one)?),
             many => BlockType::FunctionType(plan.extra_types[many]),
         };
-        let emit = Emitter { plan, function };
+        let emit = Emitter {
+            plan,
+            charge_fuel: self.config.charge_fuel,
+            function,
+        };
 
         emit.stack_entry(&mut out);
         out.instruction(&Instruction::Block(wrapper));
-        let mut costs = costs.into_iter();
-        emit.charge(&mut out, costs.next().unwrap_or(0));
+        let mut charges = charges.into_iter();
+        emit.charge(&mut out, charges.next());
         let mut depth = 0u32;
         for op in ops {
-            let boundary = is_boundary(&op);
+            let opens = matches!(
+                op,
+                Operator::Loop { .. } | Operator::If { .. } | Operator::Else
+            );
             match &op {
                 Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
                     depth += 1;
@@ -462,8 +487,8 @@ impl Reencode for Rewriter<'_> {
                     }
                 }
             }
-            if boundary {
-                emit.charge(&mut out, costs.next().unwrap_or(0));
+            if opens {
+                emit.charge(&mut out, charges.next());
             }
         }
         code.function(&out);
@@ -471,37 +496,89 @@ impl Reencode for Rewriter<'_> {
     }
 }
 
-/// Where a straight-line run ends: the next instruction may be reached from elsewhere (a
-/// branch target: after `loop`, `if`, `else`, `end`) or the run may leave (a branch).
-fn is_boundary(op: &Operator<'_>) -> bool {
-    matches!(
-        op,
-        Operator::Loop { .. }
-            | Operator::If { .. }
-            | Operator::Else
-            | Operator::End
-            | Operator::Br { .. }
-            | Operator::BrIf { .. }
-            | Operator::BrTable { .. }
-            | Operator::Return
-            | Operator::Unreachable
-    )
+/// A place the rewrite charges fuel: what the code from there costs, and whether to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Charge {
+    cost: u64,
+    /// At a function's start and a loop's top: the places any endless run must pass.
+    check: bool,
 }
 
-/// The length of each straight-line run, in order: the first is charged at the function's
-/// start, each next one just after the boundary that ends the run before it.
-fn segment_costs(ops: &[Operator<'_>]) -> Vec<u64> {
-    let mut costs = Vec::new();
-    let mut run = 0u64;
+/// What opens a new charge just after it, and what closes one.
+enum Region {
+    /// `loop` (checked) or an `if` arm: the code inside may run a different number of times
+    /// than the code around it.
+    Opens { check: bool },
+    /// `else`: closes the `then` arm's charge and opens the `else` arm's.
+    Switches,
+    /// The `end` of a loop or an `if`: back to the charge around it.
+    Closes,
+    /// Anything else, `block` and its `end` included: a block's code runs at most once each
+    /// time the code around it does, so it is charged with it.
+    Neither,
+}
+
+/// The charges of one function body, in the order the rewrite meets their places: the
+/// function's start first, then one after each `loop`, `if` and `else`. Every instruction is
+/// counted in the charge of the innermost loop or `if` arm around it (or the function's).
+fn charges(ops: &[Operator<'_>]) -> Vec<Charge> {
+    let mut charges = vec![Charge {
+        cost: 0,
+        check: true,
+    }];
+    // The charges instructions count into, innermost last; per open construct, whether it
+    // opened a charge (blocks do not).
+    let mut open = vec![0usize];
+    let mut constructs = Vec::new();
     for op in ops {
-        run += 1;
-        if is_boundary(op) {
-            costs.push(run);
-            run = 0;
+        let current = *open.last().expect("the function's charge stays open");
+        charges[current].cost += 1;
+        match region(op, &mut constructs) {
+            Region::Opens { check } => {
+                open.push(charges.len());
+                charges.push(Charge { cost: 0, check });
+            }
+            Region::Switches => {
+                open.pop();
+                open.push(charges.len());
+                charges.push(Charge {
+                    cost: 0,
+                    check: false,
+                });
+            }
+            Region::Closes => {
+                open.pop();
+            }
+            Region::Neither => {}
         }
     }
-    costs.push(run);
-    costs
+    charges
+}
+
+/// How `op` changes the charges; `constructs` tracks, per open construct, whether its `end`
+/// closes a charge.
+fn region(op: &Operator<'_>, constructs: &mut Vec<bool>) -> Region {
+    match op {
+        Operator::Loop { .. } => {
+            constructs.push(true);
+            Region::Opens { check: true }
+        }
+        Operator::If { .. } => {
+            constructs.push(true);
+            Region::Opens { check: false }
+        }
+        Operator::Else => Region::Switches,
+        Operator::Block { .. } => {
+            constructs.push(false);
+            Region::Neither
+        }
+        Operator::End => match constructs.pop() {
+            Some(true) => Region::Closes,
+            // A block's end, or the function's own.
+            _ => Region::Neither,
+        },
+        _ => Region::Neither,
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -514,14 +591,30 @@ enum Width {
 fn makes_nan(op: &Operator<'_>) -> Option<Width> {
     use Operator as O;
     match op {
-        O::F32Add | O::F32Sub | O::F32Mul | O::F32Div | O::F32Sqrt | O::F32Min | O::F32Max
-        | O::F32Ceil | O::F32Floor | O::F32Trunc | O::F32Nearest | O::F32DemoteF64 => {
-            Some(Width::F32)
-        }
-        O::F64Add | O::F64Sub | O::F64Mul | O::F64Div | O::F64Sqrt | O::F64Min | O::F64Max
-        | O::F64Ceil | O::F64Floor | O::F64Trunc | O::F64Nearest | O::F64PromoteF32 => {
-            Some(Width::F64)
-        }
+        O::F32Add
+        | O::F32Sub
+        | O::F32Mul
+        | O::F32Div
+        | O::F32Sqrt
+        | O::F32Min
+        | O::F32Max
+        | O::F32Ceil
+        | O::F32Floor
+        | O::F32Trunc
+        | O::F32Nearest
+        | O::F32DemoteF64 => Some(Width::F32),
+        O::F64Add
+        | O::F64Sub
+        | O::F64Mul
+        | O::F64Div
+        | O::F64Sqrt
+        | O::F64Min
+        | O::F64Max
+        | O::F64Ceil
+        | O::F64Floor
+        | O::F64Trunc
+        | O::F64Nearest
+        | O::F64PromoteF32 => Some(Width::F64),
         _ => None,
     }
 }
@@ -529,6 +622,7 @@ fn makes_nan(op: &Operator<'_>) -> Option<Width> {
 /// Writes the inserted code of one function.
 struct Emitter<'p> {
     plan: &'p Plan,
+    charge_fuel: bool,
     function: &'p Function,
 }
 
@@ -541,20 +635,22 @@ impl Emitter<'_> {
         out.instruction(&Instruction::End);
     }
 
-    /// Takes `cost` from the fuel; traps if that leaves less than none.
-    fn charge(&self, out: &mut wasm_encoder::Function, cost: u64) {
-        if cost == 0 {
+    /// Takes the charge's cost from the fuel; if it checks, traps if that leaves less than none.
+    fn charge(&self, out: &mut wasm_encoder::Function, charge: Option<Charge>) {
+        let Some(Charge { cost, check }) = charge.filter(|c| c.cost > 0 && self.charge_fuel) else {
             return;
-        }
+        };
         let fuel = self.plan.fuel;
         out.instruction(&Instruction::GlobalGet(fuel));
         out.instruction(&Instruction::I64Const(cost as i64));
         out.instruction(&Instruction::I64Sub);
         out.instruction(&Instruction::GlobalSet(fuel));
-        out.instruction(&Instruction::GlobalGet(fuel));
-        out.instruction(&Instruction::I64Const(0));
-        out.instruction(&Instruction::I64LtS);
-        self.trap(out, Exhausted::Fuel);
+        if check {
+            out.instruction(&Instruction::GlobalGet(fuel));
+            out.instruction(&Instruction::I64Const(0));
+            out.instruction(&Instruction::I64LtS);
+            self.trap(out, Exhausted::Fuel);
+        }
     }
 
     fn stack_entry(&self, out: &mut wasm_encoder::Function) {

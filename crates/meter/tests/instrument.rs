@@ -30,8 +30,12 @@ fn run(wat: &str, config: &Config, func: &str, args: &[Val], fuel: i64) -> Run {
         .map(|()| out)
         .map_err(|e| e.to_string());
     let global = |name| instance.get_global(&store, name).unwrap().get(&store);
-    let Val::I64(fuel_left) = global(FUEL) else { panic!() };
-    let Val::I32(trap) = global(TRAP) else { panic!() };
+    let Val::I64(fuel_left) = global(FUEL) else {
+        panic!()
+    };
+    let Val::I32(trap) = global(TRAP) else {
+        panic!()
+    };
     Run {
         result,
         fuel_left,
@@ -65,9 +69,9 @@ fn computes_what_the_original_computes_and_charges_per_instruction() {
     assert_eq!(small.trap, None);
     let big = run(SUM, &c, "sum", &[Val::I32(20)], 1_000_000);
     let (used_small, used_big) = (1_000_000 - small.fuel_left, 1_000_000 - big.fuel_left);
-    // Each turn of the loop costs its 12 instructions, from after `loop` to `br`.
+    // Each turn of the loop costs its 13 instructions, from after `loop` to its `end`.
     assert_eq!((used_big - used_small) % 10, 0, "{used_small} {used_big}");
-    assert_eq!((used_big - used_small) / 10, 12);
+    assert_eq!((used_big - used_small) / 10, 13);
 }
 
 #[test]
@@ -165,8 +169,14 @@ fn nan_results_have_the_canonical_bits() {
         i64_of(run(wat, &c, "div", &[zero.clone(), zero], 100)),
         0x7ff8_0000_0000_0000
     );
-    assert_eq!(i64_of(run(wat, &c, "payload", &[], 100)), 0x7ff8_0000_0000_0000);
-    assert_eq!(i32_of(&run(wat, &c, "narrow", &[], 100)) as u32, 0x7fc0_0000);
+    assert_eq!(
+        i64_of(run(wat, &c, "payload", &[], 100)),
+        0x7ff8_0000_0000_0000
+    );
+    assert_eq!(
+        i32_of(&run(wat, &c, "narrow", &[], 100)) as u32,
+        0x7fc0_0000
+    );
     assert_eq!(i64_of(run(wat, &c, "fine", &[], 100)), 3f64.to_bits());
 }
 
@@ -185,7 +195,10 @@ fn multi_value_functions_and_modules_without_globals_or_exports_are_rewritten() 
 fn modules_it_cannot_account_for_are_refused() {
     let simd = r#"(module (func (result v128) (v128.const i64x2 0 0)))"#;
     let err = instrument(&wat::parse_str(simd).unwrap(), &Config::default()).unwrap_err();
-    assert!(matches!(err, MeterError::Invalid(ref m) if m.contains("SIMD")), "{err}");
+    assert!(
+        matches!(err, MeterError::Invalid(ref m) if m.contains("SIMD")),
+        "{err}"
+    );
     let huge = r#"(module (memory 2000))"#;
     let err = instrument(&wat::parse_str(huge).unwrap(), &Config::default()).unwrap_err();
     assert!(err.to_string().contains("2000 pages"), "{err}");
