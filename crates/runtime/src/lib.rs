@@ -221,6 +221,16 @@ impl App {
     pub fn has_method(&self, name: &str) -> bool {
         self.methods.contains(name)
     }
+
+    /// The engine that runs this app: the runtime's, or wasmi where the page would not compile
+    /// the module.
+    pub fn engine(&self) -> EngineKind {
+        match self.compiled {
+            Compiled::Wasmi(_) => EngineKind::Wasmi,
+            #[cfg(target_arch = "wasm32")]
+            Compiled::Browser(_) => EngineKind::Browser,
+        }
+    }
 }
 
 /// A guest engine and the limits every call runs under.

@@ -35,6 +35,7 @@ fn on_every_engine<T: PartialEq + Debug>(
         let rt = Runtime::with_engine(limits.clone(), engine).expect("this build has it");
         assert_eq!(rt.engine_kind(), engine);
         let app = guest_app(&rt, app);
+        assert_eq!(app.engine(), engine, "the app runs on the engine asked for");
         (engine, script(&rt, &app))
     });
     let (first_engine, first) = results.next().expect("wasmi is always there");
