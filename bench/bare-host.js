@@ -91,6 +91,8 @@ window.bareHost = async function bareHost(wasm) {
     });
     const instance = new WebAssembly.Instance(module, { env: imports });
     memory = instance.exports.memory;
+    // A module as the node rewrites it (docs/engines.md) meters itself: give it fuel.
+    if (instance.exports.__tabnode_fuel) instance.exports.__tabnode_fuel.value = 10_000_000_000n;
     instance.exports.__calimero_register_merge?.();
     instance.exports[method]();
     if (returned && !returned.ok) throw new Error(`app error: ${textDecoder.decode(returned.bytes)}`);
