@@ -7,13 +7,15 @@
 // `node bench/scale.mjs 100,1000 20` (default 100,1000,10000 and windows of 20 sets, 5x as many
 // gets).
 //
-// How: one console page on the browser engine fills its context up to each size; at each size
+// The node runs in a page with nothing else (bench/bare-node.mjs: no console, no relay), as an
+// app embedding it would. How: that page, on the browser engine, fills its context up to each size; at each size
 // it measures a window, then is reloaded on wasmi (same IndexedDB, so the same context) to
 // measure the same window, and reloaded on the browser engine again to go on. A blank page
 // runs the bare host through the same sizes and windows.
 import { readFile } from 'node:fs/promises';
 import { startStack } from '../scripts/serve.mjs';
-import { installKvStore, launchChromium, waitForNode } from '../tests/e2e/browser.mjs';
+import { launchChromium, waitForNode } from '../tests/e2e/browser.mjs';
+import { routeBare } from './bare-node.mjs';
 
 const sizes = (process.argv[2] || '100,1000,10000').split(',').map(Number);
 const window_ = Number(process.argv[3] || 20);
@@ -59,10 +61,11 @@ const browser = await launchChromium();
 const rows = [];
 try {
   const context = await browser.newContext();
+  await routeBare(context, stack.url);
   const page = await context.newPage();
   page.on('pageerror', (err) => console.log(`[page] ${err.message}`));
   const open = async (engine, ctx) => {
-    await page.goto(`${stack.url}?db=scale&engine=${engine}`);
+    await page.goto(`${stack.url}__bench/cold.html?db=scale&relay=&engine=${engine}`);
     await waitForNode(page);
     const running = await page.evaluate(() => window.tabnode.engine);
     if (running !== engine) throw new Error(`asked for ${engine}, the node runs ${running}`);
@@ -76,7 +79,10 @@ try {
     }
   };
   await open('browser');
-  const appId = await installKvStore(page);
+  const appId = await page.evaluate(async (url) => {
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    return window.tabnode.installApp(bytes);
+  }, `${stack.url}apps/kv_store.wasm`);
   const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
 
   // The bare host, in a blank page, given the binary.
