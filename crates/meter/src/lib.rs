@@ -210,14 +210,14 @@ impl Plan {
                     for _ in 0..reader.get_count() {
                         let offset = reader.original_position();
                         let (count, ty) = reader.read()?;
-                        func.define_locals(offset as u64, count, ty)?;
+                        func.define_locals(offset, count, ty)?;
                         locals = locals.saturating_add(count);
                     }
                     let mut deepest = 0;
                     let mut ops = body.get_operators_reader()?;
                     while !ops.eof() {
                         let (op, offset) = ops.read_with_offset()?;
-                        func.op(offset as u64, &op)?;
+                        func.op(offset, &op)?;
                         deepest = deepest.max(func.operand_stack_height());
                     }
                     ops.finish()?;

@@ -814,9 +814,7 @@ impl BrowserNode {
         let engine = engine_of(options.engine.as_deref())?;
         let runtime = Runtime::with_engine(Limits::default(), engine)
             .map_err(|e| usage_error("BadOptions", e.to_string()))?;
-        let mut node = Node::open(store, env, runtime)
-            .await
-            .map_err(js_error)?;
+        let mut node = Node::open(store, env, runtime).await.map_err(js_error)?;
         if let Some(deltas) = options.snapshot_threshold {
             node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
         }
