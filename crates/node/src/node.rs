@@ -21,7 +21,7 @@ use crate::disclosure::Disclosure;
 use crate::env::Env;
 use crate::error::NodeError;
 use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
-use crate::membership::{Invitation, MemberCert, Role};
+use crate::membership::{ChainTooDeep, Invitation, MemberCert, Role};
 use crate::rows::Rows;
 use crate::seal;
 use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
@@ -82,6 +82,12 @@ const REPAIR_NANOS: u64 = 30_000_000_000;
 /// A call that asks for more rows than this, one at a time (see [`Rows`]), gets the whole view
 /// read in one scan instead: re-running a call per row would cost quadratic time.
 const MAX_ROW_MISSES: usize = 64;
+/// How far (ns) a remote delta's timestamp may be ahead of this node's clock: five minutes.
+/// Timestamps order concurrent deltas and every delta must be later than its parents, so one
+/// stamped at the end of time would leave no timestamp for anything after it; a delta further
+/// ahead than this is refused until the clock has caught up with it (see
+/// [`NodeError::FutureDelta`]). Members whose clocks differ by more cannot write together.
+pub const MAX_CLOCK_SKEW_NANOS: u64 = 5 * 60 * 1_000_000_000;
 /// How long an invitation made without an explicit expiry stays usable: a week.
 pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 
@@ -145,10 +151,13 @@ pub enum NodeEvent {
         author: PublicKey,
         root_hash: Option<Hash>,
     },
-    /// A remote message was refused; nothing changed.
+    /// A remote message was refused; nothing changed. `kind` is the [`NodeError::kind`] of
+    /// the refusal, `ChainTooDeep` for a message carrying a certificate nested too deep (see
+    /// [`crate::ChainTooDeep`]), or `BadMessage` for one that is not a valid message.
     #[serde(rename_all = "camelCase")]
     SyncRejected {
         context_id: Option<ContextId>,
+        kind: String,
         reason: String,
     },
     /// An admin's membership operation was applied (`counted`: it took effect under the log's
@@ -445,6 +454,18 @@ impl ContextState {
                 Some(MemberOp::SetApp { app_id, .. }) => Some(*app_id),
                 _ => None,
             })
+    }
+
+    /// The latest timestamp of a delta that stands: what the state's records may carry. A void
+    /// delta's does not count, so it cannot move the clock.
+    fn latest_standing(&self) -> u64 {
+        let void = &self.log.verdict().void;
+        self.dag
+            .iter()
+            .filter(|(id, _)| !void.contains(id))
+            .map(|(_, entry)| entry.timestamp)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Takes an applied delta into the DAG and the log (`stands`: its changes were applied).
@@ -805,7 +826,6 @@ impl<S: Store, E: Env> Node<S, E> {
             .await?
         {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
-            self.clock = self.clock.max(delta.body.timestamp);
             let id = delta.id();
             let body = delta.body;
             let cert = &body.author_cert;
@@ -851,33 +871,32 @@ impl<S: Store, E: Env> Node<S, E> {
             older.push((secret, by));
         }
         self.subscribe_and_catch_up(id, &secret, &record.heads, record.root_hash);
-        self.contexts.insert(
+        let ctx = ContextState {
             id,
-            ContextState {
-                id,
-                record,
-                merkle: None,
-                shared,
-                private,
-                log: Log::judge(&dag),
-                anchor: None,
-                disclosure,
-                announced: dag.values().any(|e| e.author == self.key.public()),
-                dag,
-                pending: HashMap::new(),
-                last_sync_request: None,
-                last_announce: None,
-                members,
-                secret,
-                older,
-                audit,
-                verified_certs: HashSet::new(),
-                canonical_at: None,
-                last_repair: None,
-                snapshot: Phase::Idle,
-                last_snapshot_offer: None,
-            },
-        );
+            record,
+            merkle: None,
+            shared,
+            private,
+            log: Log::judge(&dag),
+            anchor: None,
+            disclosure,
+            announced: dag.values().any(|e| e.author == self.key.public()),
+            dag,
+            pending: HashMap::new(),
+            last_sync_request: None,
+            last_announce: None,
+            members,
+            secret,
+            older,
+            audit,
+            verified_certs: HashSet::new(),
+            canonical_at: None,
+            last_repair: None,
+            snapshot: Phase::Idle,
+            last_snapshot_offer: None,
+        };
+        self.clock = self.clock.max(ctx.latest_standing());
+        self.contexts.insert(id, ctx);
         Ok(())
     }
 
@@ -925,10 +944,26 @@ impl<S: Store, E: Env> Node<S, E> {
         });
     }
 
-    /// The time of a local call: the wall clock, but always after every timestamp seen.
-    fn next_timestamp(&mut self) -> u64 {
-        self.clock = self.env.now_nanos().max(self.clock + 1);
-        self.clock
+    /// The time of a local call in `ctx`: the wall clock, but always after every timestamp of
+    /// a delta that stands here and after the context's heads (the parents of a delta made
+    /// now, void ones included: a delta is later than its parents). When no such timestamp is
+    /// left, the call can make no delta ([`NodeError::ClockExhausted`]).
+    fn next_timestamp(&mut self, ctx: &ContextState) -> Result<u64, NodeError> {
+        let latest = ctx
+            .record
+            .heads
+            .iter()
+            .filter_map(|head| ctx.dag.get(head))
+            .map(|entry| entry.timestamp)
+            .fold(self.clock, u64::max);
+        let after = latest.checked_add(1).ok_or_else(|| {
+            NodeError::ClockExhausted(format!(
+                "no timestamp is left after {latest} for a delta of {}",
+                ctx.id
+            ))
+        })?;
+        self.clock = self.env.now_nanos().max(after);
+        Ok(self.clock)
     }
 
     /// This node's public key: its identity as a member and as the executor of its calls.
@@ -1605,7 +1640,9 @@ impl<S: Store, E: Env> Node<S, E> {
             serde_json::Value::Null => b"{}".to_vec(),
             other => return Err(NodeError::BadArgs(json_type(&other).into())),
         };
-        let timestamp = self.next_timestamp();
+        // A call that changes nothing needs no delta, and runs even when no timestamp is left.
+        let stamp = self.next_timestamp(ctx);
+        let timestamp = *stamp.as_ref().unwrap_or(&u64::MAX);
         let random_seed = self.env.random32();
         let call = Call {
             method,
@@ -1646,6 +1683,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut delta = None;
         let writes = !outcome.artifact.is_empty() || !outcome.shared_writes.is_empty();
         if writes {
+            stamp?;
             match ctx.role_now(&self.key.public()) {
                 Some(role) if role.can_write() => {}
                 Some(_) => {
@@ -1812,7 +1850,12 @@ impl<S: Store, E: Env> Node<S, E> {
         let message = match WireMessage::decode(&data) {
             Ok(m) => m,
             Err(e) => {
-                return self.reject(None, format!("undecodable message on {topic}: {e}"));
+                let kind = match ChainTooDeep::in_error(&e) {
+                    true => "ChainTooDeep",
+                    false => "BadMessage",
+                };
+                let reason = format!("undecodable message on {topic}: {e}");
+                return self.reject_as(None, kind, reason);
             }
         };
         if let Some(other) = message
@@ -1828,8 +1871,9 @@ impl<S: Store, E: Env> Node<S, E> {
         match message {
             WireMessage::Deltas(deltas) => {
                 for delta in deltas {
+                    let context_id = delta.body.context_id;
                     if let Err(e) = self.receive_delta(delta).await {
-                        self.reject(None, e.to_string());
+                        self.reject_as(Some(context_id), e.kind(), e.to_string());
                     }
                 }
             }
@@ -1843,7 +1887,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     .receive_share(context_id, share, *from, signature)
                     .await
                 {
-                    self.reject(Some(context_id), e.to_string());
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }
             WireMessage::PayloadRequest {
@@ -1856,7 +1900,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     .answer_payload_request(context_id, hash, *requester, signature)
                     .await;
                 if let Err(e) = result {
-                    self.reject(Some(context_id), e.to_string());
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }
             WireMessage::Payload {
@@ -1866,7 +1910,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 sealed,
             } => {
                 if let Err(e) = self.receive_payload(context_id, hash, to, &sealed) {
-                    self.reject(Some(context_id), e.to_string());
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }
             WireMessage::SnapshotPart {
@@ -1883,7 +1927,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
                 let part = (digest, index, parts, chunk, *provider, signature);
                 if let Err(e) = self.receive_snapshot_part(context_id, part).await {
-                    self.reject(Some(context_id), format!("a state snapshot: {e}"));
+                    let reason = format!("a state snapshot: {e}");
+                    self.reject_as(Some(context_id), e.kind(), reason);
                 }
             }
             WireMessage::SyncRequest {
@@ -1893,14 +1938,14 @@ impl<S: Store, E: Env> Node<S, E> {
             } => {
                 if let (Some(theirs), None) = (root_hash, former_secret) {
                     if let Err(e) = self.compare_root(context_id, &heads, theirs).await {
-                        self.reject(Some(context_id), e.to_string());
+                        self.reject_as(Some(context_id), e.kind(), e.to_string());
                     }
                 }
                 if let Err(e) = self
                     .answer_sync_request(context_id, heads, former_secret, from)
                     .await
                 {
-                    self.reject(Some(context_id), e.to_string());
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }
         }
@@ -1935,12 +1980,22 @@ impl<S: Store, E: Env> Node<S, E> {
         context_id: &ContextId,
         message: &WireMessage,
     ) -> Result<Vec<u8>, NodeError> {
+        self.seal_bytes_for(context_id, &message.encode())
+    }
+
+    /// Seals `plain` for `context_id`, whatever it holds (tools and tests: a message no
+    /// [`WireMessage`] encodes to).
+    pub fn seal_bytes_for(
+        &self,
+        context_id: &ContextId,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, NodeError> {
         let ctx = self.context(context_id)?;
         Ok(seal::seal(
             &ctx.secret,
             context_id,
             self.env.random32(),
-            &message.encode(),
+            plain,
         ))
     }
 
@@ -1969,9 +2024,17 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     fn reject(&mut self, context_id: Option<ContextId>, reason: String) {
-        tracing::warn!(?context_id, %reason, "refused a remote message");
-        self.events
-            .push(NodeEvent::SyncRejected { context_id, reason });
+        self.reject_as(context_id, "BadMessage", reason);
+    }
+
+    /// Refuses a remote message for a reason of `kind` (see [`NodeEvent::SyncRejected`]).
+    fn reject_as(&mut self, context_id: Option<ContextId>, kind: &str, reason: String) {
+        tracing::warn!(?context_id, kind, %reason, "refused a remote message");
+        self.events.push(NodeEvent::SyncRejected {
+            context_id,
+            kind: kind.to_owned(),
+            reason,
+        });
     }
 
     async fn receive_delta(&mut self, delta: Delta) -> Result<(), NodeError> {
@@ -2008,13 +2071,22 @@ impl<S: Store, E: Env> Node<S, E> {
                 let mut ctx = self.contexts.remove(&context_id).expect("present");
                 let _ = self.audit_alone(&mut ctx, entry).await;
                 self.contexts.insert(context_id, ctx);
-                self.reject(Some(context_id), format!("delta {id}: {e}"));
+                self.reject_as(Some(context_id), e.kind(), format!("delta {id}: {e}"));
                 return Ok(());
             }
             ctx.verified_certs.insert(cert_hash);
         }
         if ctx.dag.contains_key(&id) || ctx.pending.contains_key(&id) {
             return Ok(());
+        }
+        let now = self.env.now_nanos();
+        if delta.body.timestamp > now.saturating_add(MAX_CLOCK_SKEW_NANOS) {
+            return Err(NodeError::FutureDelta(format!(
+                "delta {id} by {} is stamped {} ns ahead of this node's clock, over the {} ns allowed",
+                delta.body.author,
+                delta.body.timestamp - now,
+                MAX_CLOCK_SKEW_NANOS
+            )));
         }
         if ctx.pending.len() >= MAX_PENDING {
             ctx.pending.clear();
@@ -2053,7 +2125,7 @@ impl<S: Store, E: Env> Node<S, E> {
             let result = self.apply_remote(&app, &mut ctx, id, delta).await;
             self.contexts.insert(context_id, ctx);
             if let Err(e) = result {
-                self.reject(Some(context_id), format!("delta {id}: {e}"));
+                self.reject_as(Some(context_id), e.kind(), format!("delta {id}: {e}"));
             }
         }
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
@@ -2267,7 +2339,9 @@ impl<S: Store, E: Env> Node<S, E> {
             // What members sent since is sealed with the new secret: ask for it.
             self.publish(ctx.id, &ctx.secret, ctx.sync_request());
         }
-        self.clock = self.clock.max(body.timestamp);
+        if stands {
+            self.clock = self.clock.max(body.timestamp);
+        }
 
         if let Some(op) = &body.op {
             self.rejudge(ctx).await?;
@@ -2519,6 +2593,8 @@ impl<S: Store, E: Env> Node<S, E> {
             new.upgrades.len() == old.upgrades.len() + 1 && new.upgrades.starts_with(&old.upgrades);
         let upgrades_changed = new.upgrades != old.upgrades;
         ctx.log = judged;
+        // A delta that was void may stand now: its records carry its time.
+        self.clock = self.clock.max(ctx.latest_standing());
         if !void_changed && one_more_upgrade {
             if matches!(ctx.snapshot, Phase::Covering(_)) {
                 return Ok(()); // the snapshot's state is after every upgrade it covers
@@ -3166,6 +3242,7 @@ impl<S: Store, E: Env> Node<S, E> {
         // A removal gives the context a new secret, sealed to each member who remains.
         op.verify_root_statement(&self.key.public())
             .map_err(NodeError::Unauthorized)?;
+        let timestamp = self.next_timestamp(ctx)?;
         let mut op = op;
         let mut rotation = None;
         if let Some(member) = op.removes(&self.key.public()) {
@@ -3209,7 +3286,7 @@ impl<S: Store, E: Env> Node<S, E> {
             context_id: ctx.id,
             parents: ctx.record.heads.clone(),
             author: self.key.public(),
-            timestamp: self.next_timestamp(),
+            timestamp,
             artifact: Vec::new(),
             root_hash: ctx.record.root_hash.unwrap_or_default(),
             events: Vec::new(),
@@ -3548,7 +3625,11 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut ctx = self.contexts.remove(&context_id).expect("known context");
         let result = match problem {
             Some(why) => {
-                self.reject(Some(context_id), format!("a state snapshot: {why}"));
+                self.reject_as(
+                    Some(context_id),
+                    "BadSnapshot",
+                    format!("a state snapshot: {why}"),
+                );
                 self.rebuild(&mut ctx, Order::Applied).await
             }
             None => self.put_snapshot_in_place(&mut ctx, covering).await,

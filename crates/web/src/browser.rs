@@ -222,7 +222,7 @@ export type NodeEvent =
   | { type: "payload"; contextId: string; hash: string; data: unknown }
   | { type: "anchorMismatch"; contextId: string; reason: string }
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
-  | { type: "syncRejected"; contextId: string | null; reason: string }
+  | { type: "syncRejected"; contextId: string | null; kind: string; reason: string }
   | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
   /** A member announced the same heads with another root; `repaired`: rebuilt in canonical order. */
   | { type: "rootMismatch"; contextId: string; ours: string | null; theirs: string; repaired: boolean }
