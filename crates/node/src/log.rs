@@ -11,20 +11,35 @@
 //!   certifies them anew). A delta
 //!   whose authority depends on a removed key stands only if it is in the causal past of the
 //!   removal: what the key signed before stays valid, anything it signs afterwards, or
-//!   concurrently, is void. A node that applied such a delta before it learnt of the removal
+//!   concurrently, is void (an operation it made concurrently still counts, see below). A node that applied such a delta before it learnt of the removal
 //!   rebuilds its state without it, so every member ends with the same state.
 //! - **Roles.** A role given by an operation counts for the member's deltas that come after the
-//!   operation; for deltas concurrent with it the lesser of the old and new role counts.
-//! - **Concurrent admin operations** are ordered by (timestamp, id): timestamps are hybrid
-//!   logical clocks, so an operation always comes after everything in its causal past. An
-//!   operation counts only if its author is an admin at its place in that order (so of two admins
-//!   removing each other at once, the earlier one wins).
+//!   operation; for deltas concurrent with it the lesser of the old and new role counts. Of
+//!   concurrent role changes for one member, the lesser counts.
+//! - **Concurrent admin operations are settled by causal order alone.** Nothing the author
+//!   chooses (its timestamp, and so the delta's id) orders them. An operation counts if its
+//!   author held the authority for it in the operation's causal past; operations concurrent
+//!   with each other all take effect. So of two admins removing each other at once both are
+//!   removed (and of a cycle of removals, every side): a removed admin who crafts a
+//!   counter-removal "from before" its removal can at best take its remover down with it,
+//!   never win alone. Seniority (who was admin first) was the other choice; it was not taken
+//!   because two admins invited concurrently have no causal order, and breaking that tie by
+//!   key or id is again the author's choice.
+//! - **A settled removal closes the door.** Once a third member (neither the remover nor the
+//!   removed) has built on a removal with a delta that stands, a new delta by the removed key
+//!   (or through it) that does not come after the removal is refused on arrival
+//!   ([`Log::settled_removal_missed`]): it could only pass as concurrent with a removal the
+//!   others have already moved past, which is what a removed key forging "earlier" deltas
+//!   looks like. Until then a removed key's operation on an older point is taken as
+//!   concurrent, with the effect above. (A member that took such a delta before the removal
+//!   settled builds on it; the others then take it too, so the DAG stays one.)
 //!
 //! - **App upgrades are barriers.** An admin's [`MemberOp::SetApp`] changes the app that runs
 //!   the context from its place in the causal order on; every node runs the new app's
 //!   migration itself when it applies the operation. A write concurrent with an upgrade was made
 //!   by the app it replaces, for a state shape the new app may not read, so it is void (its
-//!   author sees it voided and may make it again). Of two concurrent upgrades the earlier counts.
+//!   author sees it voided and may make it again). Concurrent upgrades cancel each other: none
+//!   of them counts (no race is won by a clock), and an upgrade made having seen them does.
 //!
 //! The whole rule is a pure function of the DAG ([`Log::judge`]), so every node that holds the
 //! same deltas reaches the same verdict, whatever order they arrived in. Between operations a
@@ -292,13 +307,17 @@ fn lesser(a: Role, b: Role) -> Role {
 pub struct Verdict {
     /// Deltas that do not stand: their state changes are not applied.
     pub void: BTreeSet<DeltaId>,
-    /// Removed keys, each with the operation that removed it.
+    /// Removed keys, each with the operation that removed it (the first in causal order, if
+    /// several did at once).
     pub removed: BTreeMap<PublicKey, DeltaId>,
-    /// Roles given by operations, each with its operation.
+    /// Roles given by operations, each with its operation: of concurrent latest changes, the
+    /// lesser.
     pub roles: BTreeMap<PublicKey, (Role, DeltaId)>,
-    /// The operations that counted, in the log's order.
+    /// The operations that counted, in causal order (concurrent ones by id: nothing depends
+    /// on their order).
     pub applied_ops: Vec<DeltaId>,
-    /// The root each bound key was granted by (see [`MemberOp::Bind`]).
+    /// The root each bound key was granted by (see [`MemberOp::Bind`]); a key bound twice at
+    /// once (its own doing) keeps the first in causal order.
     pub roots: BTreeMap<PublicKey, PublicKey>,
     /// Keys replaced by a rotation: the old key, the new one and the operation. The old key is
     /// in `removed` too; what others hold through it (invitations it signed) carries on

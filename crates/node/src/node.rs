@@ -1853,19 +1853,21 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         // A former secret opens only catching up on what came before the operation that
         // replaced it: a sync request (answered with that alone, see
-        // [`Self::answer_sync_request`]), those deltas, a joiner's announcement and a share of
-        // a newer secret. What a
-        // member signs since is sent again under the current secret once it has caught up;
-        // a removed member holds nothing newer.
-        // A joiner whose invitation predates the change announces itself with it, to be given
-        // the current secret (see [`Self::share_secret_with_joiner`]).
+        // [`Self::answer_sync_request`]), deltas made without knowledge of that operation (a
+        // member's who had not received it yet), and a share of a newer secret. A delta that
+        // comes after the operation was made by a key that saw it and got no share of the new
+        // secret: a removed one (or the announcement of a joiner whose invitation predates the
+        // change, which is let through to be given the current secret, see
+        // [`Self::share_secret_with_joiner`]).
         let past_change = |node: &Self, delta: &Delta| match former_secret {
             None => false,
             Some(_) if matches!(delta.body.op, Some(MemberOp::Join)) => false,
-            Some(by) => node
-                .contexts
-                .get(&delta.body.context_id)
-                .is_none_or(|ctx| !with_ancestors(&ctx.dag, [by]).contains(&delta.id())),
+            Some(by) => node.contexts.get(&delta.body.context_id).is_none_or(|ctx| {
+                let known = |p: &DeltaId| ctx.dag.contains_key(p);
+                let after =
+                    with_ancestors(&ctx.dag, delta.body.parents.iter().copied().filter(known));
+                after.contains(&by)
+            }),
         };
         if let (Some(by), WireMessage::PayloadRequest { context_id, .. })
         | (Some(by), WireMessage::Payload { context_id, .. }) = (former_secret, &message)
@@ -1878,8 +1880,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 for delta in deltas {
                     if past_change(self, &delta) {
                         let reason = format!(
-                            "delta {} sealed with a former secret, and not from before the \
-                             operation that replaced it",
+                            "delta {} sealed with a former secret, after the operation that \
+                             replaced it",
                             delta.id()
                         );
                         self.reject(Some(delta.body.context_id), reason);
