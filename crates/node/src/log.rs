@@ -1097,7 +1097,9 @@ mod tests {
         // Admins 1 and 3 remove each other (5, 6); member 2 writes concurrently (7); 1 writes
         // after its removal of 3 (8); 2 writes after all of it (9); 4, whom 3 invited, writes
         // after (10); 1 makes 2 a reader concurrently with everything (11).
-        let deltas: Vec<(u8, Vec<u8>, Vec<u8>, Role, Option<MemberOp>)> = vec![
+        // (delta, parents, chain, role by certificate, operation)
+        type Made = (u8, Vec<u8>, Vec<u8>, Role, Option<MemberOp>);
+        let deltas: Vec<Made> = vec![
             (5, vec![4], vec![3, 1], Role::Admin, remove(1)),
             (6, vec![4], vec![1], Role::Admin, remove(3)),
             (7, vec![4], vec![2, 1], Role::Member, None),
