@@ -434,6 +434,32 @@ impl ContextState {
         self.secret = next;
     }
 
+    /// Whether `op` made the context's latest secret: an operation that gives a new secret,
+    /// counted and standing (its author's authority too), with no other such operation after
+    /// it.
+    fn makes_latest_secret(&self, op: &DeltaId) -> bool {
+        let verdict = self.log.verdict();
+        let gives_secret = |id: &DeltaId| {
+            verdict.applied_ops.contains(id)
+                && !verdict.void.contains(id)
+                && self
+                    .dag
+                    .get(id)
+                    .and_then(|e| e.op.as_ref().zip(Some(&e.author)))
+                    .is_some_and(|(op, author)| op.removes(author).is_some())
+        };
+        gives_secret(op)
+            && !verdict
+                .applied_ops
+                .iter()
+                .any(|later| later != op && gives_secret(later) && self.is_after(later, op))
+    }
+
+    /// Whether `later` has `earlier` in its causal past.
+    fn is_after(&self, later: &DeltaId, earlier: &DeltaId) -> bool {
+        with_ancestors(&self.dag, [*later]).contains(earlier)
+    }
+
     /// Whether this context has ever held `secret`.
     fn knows_secret(&self, secret: &[u8; 32]) -> bool {
         self.secret == *secret || self.older.iter().any(|(s, _)| s == secret)
@@ -1868,10 +1894,43 @@ impl<S: Store, E: Env> Node<S, E> {
                 format!("a message about {other} on the wrong topic {topic}"),
             );
         }
+        // A former secret opens only catching up on what came before the operation that
+        // replaced it: a sync request (answered with that alone, see
+        // [`Self::answer_sync_request`]), deltas made without knowledge of that operation (a
+        // member's who had not received it yet), and a share of a newer secret. A delta that
+        // comes after the operation was made by a key that saw it and got no share of the new
+        // secret: a removed one (or the announcement of a joiner whose invitation predates the
+        // change, which is let through to be given the current secret, see
+        // [`Self::share_secret_with_joiner`]).
+        let past_change = |node: &Self, delta: &Delta| match former_secret {
+            None => false,
+            Some(_) if matches!(delta.body.op, Some(MemberOp::Join)) => false,
+            Some(by) => node.contexts.get(&delta.body.context_id).is_none_or(|ctx| {
+                let known = |p: &DeltaId| ctx.dag.contains_key(p);
+                let after =
+                    with_ancestors(&ctx.dag, delta.body.parents.iter().copied().filter(known));
+                after.contains(&by)
+            }),
+        };
+        if let (Some(by), WireMessage::PayloadRequest { context_id, .. })
+        | (Some(by), WireMessage::Payload { context_id, .. }) = (former_secret, &message)
+        {
+            let reason = format!("a payload message sealed with the secret {by} replaced");
+            return self.reject(Some(*context_id), reason);
+        }
         match message {
             WireMessage::Deltas(deltas) => {
                 for delta in deltas {
                     let context_id = delta.body.context_id;
+                    if past_change(self, &delta) {
+                        let reason = format!(
+                            "delta {} sealed with a former secret, after the operation that \
+                             replaced it",
+                            delta.id()
+                        );
+                        self.reject(Some(context_id), reason);
+                        continue;
+                    }
                     if let Err(e) = self.receive_delta(delta).await {
                         self.reject_as(Some(context_id), e.kind(), e.to_string());
                     }
@@ -1879,12 +1938,13 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             WireMessage::Share {
                 context_id,
+                by,
                 share,
                 from,
                 signature,
             } => {
                 if let Err(e) = self
-                    .receive_share(context_id, share, *from, signature)
+                    .receive_share(context_id, by, share, *from, signature)
                     .await
                 {
                     self.reject_as(Some(context_id), e.kind(), e.to_string());
@@ -2190,6 +2250,14 @@ impl<S: Store, E: Env> Node<S, E> {
             None => role.can_write(),
         };
         let stands = ctx.log.role_of_new(&entry).is_some_and(allows);
+        // A delta that a member who holds it and whose authority stands has built on is taken
+        // even if it would be refused alone: that member took it before the removal it missed
+        // was settled, and the DAG must stay one.
+        let vouched = || {
+            ctx.pending
+                .values()
+                .any(|d| d.body.parents.contains(&id) && ctx.role_of(&d.body.author_cert).is_some())
+        };
         // Refused outright (not kept): a root statement that does not verify, or what not even
         // the author's certificate allows (a reader's write).
         let refusal = match body
@@ -2212,6 +2280,14 @@ impl<S: Store, E: Env> Node<S, E> {
                     reason: reason.clone(),
                 });
                 Some(reason)
+            }
+            _ if !stands && ctx.log.settled_removal_missed(&entry).is_some() && !vouched() => {
+                let removal = ctx.log.settled_removal_missed(&entry).expect("checked");
+                Some(format!(
+                    "{} signed {id} on a point from before the removal {removal}, which others \
+                     have built on: a removed key's new deltas are refused",
+                    body.author
+                ))
             }
             _ if !stands && !allows(body.author_cert.role) => Some(format!(
                 "{} is a {:?} of {} and may not {}",
@@ -2412,9 +2488,14 @@ impl<S: Store, E: Env> Node<S, E> {
             member: *joiner,
             sealed,
         };
-        let signature = self.key.sign(&WireMessage::share_message(&ctx.id, &share));
+        // The current secret is the one the operation that replaced the last former one made.
+        let by = ctx.older.last().expect("checked above").1;
+        let signature = self
+            .key
+            .sign(&WireMessage::share_message(&ctx.id, &by, &share));
         let message = WireMessage::Share {
             context_id: ctx.id,
+            by,
             share,
             from: Box::new(ctx.record.cert.clone()),
             signature,
@@ -2425,10 +2506,14 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// Takes a share of the context's current secret from an admin (see
-    /// [`WireMessage::Share`]), if it is for this node and the admin's signature and role hold.
+    /// [`WireMessage::Share`]), if it is for this node, the admin's signature and role hold,
+    /// and the operation it names made the latest secret: it stands in this node's log (its
+    /// author's authority with it), and no other such operation comes after it. A share from
+    /// a removed admin, or one naming a voided removal, changes nothing.
     async fn receive_share(
         &mut self,
         context_id: ContextId,
+        by: DeltaId,
         share: Share,
         from: MemberCert,
         signature: Signature,
@@ -2446,10 +2531,16 @@ impl<S: Store, E: Env> Node<S, E> {
                 from.member
             )));
         }
-        let message = WireMessage::share_message(&context_id, &share);
+        let message = WireMessage::share_message(&context_id, &by, &share);
         verify_signature(&from.member, &message, &signature).map_err(|_| {
             NodeError::Unauthorized("a share whose signature does not verify".into())
         })?;
+        if !ctx.makes_latest_secret(&by) {
+            return Err(NodeError::Unauthorized(format!(
+                "a share for {by}, which is not the operation that made the latest secret \
+                 standing in this node's log"
+            )));
+        }
         let Some(next) = seal::open_share(&self.key, &context_id, &share.sealed) else {
             return Err(NodeError::Unauthorized(
                 "a share this node's key does not open".into(),
@@ -2458,15 +2549,6 @@ impl<S: Store, E: Env> Node<S, E> {
         if ctx.knows_secret(&next) {
             return Ok(());
         }
-        // The former secret gave way at the latest removal this node applied.
-        let by = ctx
-            .log
-            .verdict()
-            .removed
-            .values()
-            .copied()
-            .max_by_key(|op| ctx.dag.get(op).map(|e| e.timestamp))
-            .unwrap_or(DeltaId([0; 32]));
         let mut batch = Batch::new();
         ctx.stage_rotation(&next, &by, &mut batch);
         self.store.commit(batch).await?;
