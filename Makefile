@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser bench-scale clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -84,3 +84,9 @@ bench-peering: setup apps www relay
 # bytes it received, in headless Chromium (figures, not a test).
 bench-catchup-browser: setup apps www relay
 	node bench/catchup-browser.mjs $(or $(DELTAS),2000)
+
+# Guest speed at scale (issue 15): durable set/s and get/s through a BrowserNode at SIZES keys on
+# each guest engine, the same binary on a bare host of the browser's engine (the limit), and
+# raw IndexedDB puts, in headless Chromium (figures, not a test).
+bench-scale: setup apps www relay
+	node bench/scale.mjs $(or $(SIZES),100,1000,10000) $(or $(WINDOW),20)

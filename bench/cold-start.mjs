@@ -31,6 +31,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startStack } from '../scripts/serve.mjs';
 import { CHROMIUM_ARGS, installKvStore, waitForNode } from '../tests/e2e/browser.mjs';
+import { routeBare } from './bare-node.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const rows = Number(process.argv[2] || 100_000);
@@ -41,47 +42,6 @@ const VALUE_BYTES = 100;
 const PROBE = 'k7';
 const valueOf = (k) => `value of ${k}`;
 
-// --- The bare page: the node and nothing else, from pkg/ (wasm-bindgen's bundler output). ---
-const BARE = `<!doctype html>
-<meta charset="utf-8">
-<title>tabnode cold start</title>
-<script type="module">
-  // Starts the node as www/index.js does (same store name and relays), without the console.
-  try {
-    const bg = await import('./pkg/tabnode_web_bg.js');
-    const { instance } = await WebAssembly.instantiateStreaming(fetch('./pkg/tabnode_web_bg.wasm'), { './tabnode_web_bg.js': bg });
-    bg.__wbg_set_wasm(instance.exports);
-    instance.exports.__wbindgen_start();
-    const params = new URLSearchParams(location.search);
-    const config = await fetch('/config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
-    const options = {
-      dbName: params.get('db') || config.dbName || 'tabnode',
-      relays: params.getAll('relay').length ? params.getAll('relay') : config.relays || [],
-    };
-    window.__coldStart = { wasmReady: performance.now() };
-    window.tabnode = await bg.BrowserNode.create(options);
-  } catch (err) {
-    window.tabnodeError = err;
-  }
-</script>`;
-
-const TYPES = { '.js': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm', '.html': 'text/html; charset=utf-8' };
-
-/** Serves /__bench/cold.html and /__bench/pkg/* on the console's origin. */
-async function routeBare(context, url) {
-  await context.route(`${url}__bench/**`, async (route) => {
-    const { pathname } = new URL(route.request().url());
-    if (pathname === '/__bench/cold.html') return route.fulfill({ status: 200, contentType: TYPES['.html'], body: BARE });
-    const rel = path.normalize(pathname.slice('/__bench/'.length));
-    if (!rel.startsWith('pkg/')) return route.fulfill({ status: 404, body: 'not found' });
-    try {
-      const body = await readFile(path.join(ROOT, rel));
-      return route.fulfill({ status: 200, contentType: TYPES[path.extname(rel)] || 'application/octet-stream', body });
-    } catch {
-      return route.fulfill({ status: 404, body: `not found: ${pathname}` });
-    }
-  });
-}
 
 /**
  * Runs in every document before its scripts: records when `window.tabnode` is set (ms since

@@ -214,6 +214,7 @@ async function main() {
   window.tabnode = node;
   text('peer-id', node.peerId || '(offline: no relay configured)');
   text('public-key', node.publicKey);
+  text('engine', node.engine === 'browser' ? "the browser's WebAssembly engine" : 'wasmi (interpreter)');
   text('status', `ready · store "${options.dbName}" · relays: ${options.relays.join(', ') || 'none'}`);
   $('status').title = $('status').textContent;
 

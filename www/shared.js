@@ -20,6 +20,8 @@ export async function loadConfig(defaultDb = 'tabnode') {
     iceServers: params.getAll('ice').length ? params.getAll('ice') : config.iceServers || [],
     // From how many deltas a context is offered to a joiner as a state snapshot (0: never).
     snapshotThreshold: params.has('snapshot') ? Number(params.get('snapshot')) : config.snapshotThreshold,
+    // The engine that runs guest apps: the page's own (default) or `?engine=wasmi`.
+    engine: params.get('engine') || config.engine || undefined,
   };
 }
 

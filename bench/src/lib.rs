@@ -101,7 +101,7 @@ fn measure(runtime: &Runtime, wasm: &[u8], calls: u32) -> Result<(f64, f64), Str
 /// is the mean of its two runs, so drift in the machine's speed falls on both alike.
 pub fn run(wasm: &[u8], calls: u32) -> Result<Figures, String> {
     let metered = Runtime::new(Limits::default());
-    let unmetered = Runtime::unmetered(Limits::default());
+    let unmetered = Runtime::unmetered(Limits::default(), tabnode_runtime::EngineKind::Wasmi);
     measure(&unmetered, wasm, calls.min(200))?;
     let m1 = measure(&metered, wasm, calls)?;
     let u1 = measure(&unmetered, wasm, calls)?;

@@ -26,9 +26,9 @@ impl FixedEnv {
         }
     }
 
-    /// Moves the clock forward, as if `nanos` passed.
+    /// Moves the clock forward, as if `nanos` passed (it stops at the end of `u64`).
     pub fn advance(&self, nanos: u64) {
-        self.skipped.set(self.skipped.get() + nanos);
+        self.skipped.set(self.skipped.get().saturating_add(nanos));
     }
 
     fn tick(&self) -> u64 {
@@ -41,10 +41,8 @@ impl FixedEnv {
 impl Env for FixedEnv {
     fn now_nanos(&self) -> u64 {
         // Each seed runs its own clock offset by a few microseconds, as real machines do.
-        1_700_000_000_000_000_000
-            + u64::from(self.seed[0]) * 1_000
-            + self.tick() * 1_000_000
-            + self.skipped.get()
+        (1_700_000_000_000_000_000 + u64::from(self.seed[0]) * 1_000 + self.tick() * 1_000_000)
+            .saturating_add(self.skipped.get())
     }
 
     fn random32(&self) -> [u8; 32] {

@@ -38,6 +38,15 @@ pub enum NodeError {
     /// A state snapshot from a member did not hold (see [`crate::snapshot`]).
     #[error("{0}")]
     BadSnapshot(#[from] crate::snapshot::SnapshotError),
+    /// A remote delta is stamped later than this node's clock allows (now plus
+    /// [`MAX_CLOCK_SKEW_NANOS`](crate::MAX_CLOCK_SKEW_NANOS)): refused for now and not kept,
+    /// so anti-entropy brings it again once it is no longer in the future.
+    #[error("{0}")]
+    FutureDelta(String),
+    /// No timestamp later than the delta's parents is left (they are at the end of `u64`): the
+    /// call that needed a delta changed nothing.
+    #[error("{0}")]
+    ClockExhausted(String),
 }
 
 impl NodeError {
@@ -60,6 +69,8 @@ impl NodeError {
             Self::Corrupt(_) => "Corrupt",
             Self::BadChainRequest(_) => "BadChainRequest",
             Self::BadSnapshot(_) => "BadSnapshot",
+            Self::FutureDelta(_) => "FutureDelta",
+            Self::ClockExhausted(_) => "ClockExhausted",
         }
     }
 }

@@ -28,13 +28,17 @@ pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use disclosure::{Disclosure, REDACTED};
 pub use env::{Env, FixedEnv};
 pub use error::NodeError;
-pub use log::MemberOp;
-pub use membership::{Invitation, InvitationGrant, Issuance, MemberCert, Role};
+pub use log::{MemberOp, Share};
+pub use membership::{
+    ChainTooDeep, Invitation, InvitationGrant, Issuance, MemberCert, Role, MAX_CHAIN,
+};
 pub use node::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, Node, NodeEvent, Outgoing,
     ReplayReport, XCallResult, ANNOUNCE_NANOS, DEFAULT_INVITATION_NANOS,
-    DEFAULT_SNAPSHOT_THRESHOLD, MAX_MESSAGE_BYTES,
+    DEFAULT_SNAPSHOT_THRESHOLD, MAX_CLOCK_SKEW_NANOS, MAX_MESSAGE_BYTES,
 };
+/// Sealing to a member's key: tools and tests craft shares with it.
+pub use seal::seal_to;
 pub use tabnode_store::MerkleTree;
 pub use wire::WireMessage;
 

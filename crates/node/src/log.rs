@@ -7,31 +7,56 @@
 //! What else the log adds is taking authority away, which must hold however the network
 //! orders messages:
 //!
-//! - **Invitations are used up, expire and can be revoked, for everyone alike.** An admission
-//!   counts if it is stamped before the invitation's expiry (its member stamps it with its own
-//!   clock when it first sees the join; the joiner's claimed time plays no part), the
-//!   invitation is not revoked ([`MemberOp::RevokeInvitation`]) earlier in the log's order, and
-//!   fewer keys than the invitation allows (one by default) were admitted with it before. A key
-//!   redeemed from an invitation acts only in the causal future of an admission of it.
+//! - **Invitations are used up, expire and can be revoked, for everyone alike, by causal
+//!   order alone.** An admission ([`MemberOp::Admit`]) counts if it is stamped before the
+//!   invitation's expiry (its member stamps it with its own clock when it first sees the join,
+//!   and checks that clock against the expiry; the joiner's claimed time plays no part), no
+//!   revocation of the invitation ([`MemberOp::RevokeInvitation`]) is in its causal past or
+//!   concurrent with it (revocation wins a race), and the keys admitted with the invitation in
+//!   its causal past or concurrently, with its own key, are no more than the invitation's
+//!   `uses` (one by default). So concurrent admissions of one key (several members heard the
+//!   same join) all count, while concurrent admissions of different keys beyond `uses` cancel
+//!   each other: none of them counts, and no clock or id picks a winner (only holders of the
+//!   invitation can make such a race); an admission made having seen them counts, as an
+//!   upgrade made having seen concurrent ones does. At most `uses` keys are ever admitted: of
+//!   any `uses + 1` admitted keys, the admission made last in causal order would have the
+//!   others in its past or concurrent with it. A key redeemed from an
+//!   invitation acts only in the causal future of an admission of it that counts (or of a
+//!   role an admin gave it).
 //! - **Removal cascades.** Removing a key removes it and every certificate issued through it (a
 //!   removed admin's invitees lose access too, until an admin gives them a role again, which
 //!   certifies them anew). A delta
 //!   whose authority depends on a removed key stands only if it is in the causal past of the
 //!   removal: what the key signed before stays valid, anything it signs afterwards, or
-//!   concurrently, is void. A node that applied such a delta before it learnt of the removal
+//!   concurrently, is void (an operation it made concurrently still counts, see below). A node that applied such a delta before it learnt of the removal
 //!   rebuilds its state without it, so every member ends with the same state.
 //! - **Roles.** A role given by an operation counts for the member's deltas that come after the
-//!   operation; for deltas concurrent with it the lesser of the old and new role counts.
-//! - **Concurrent admin operations** are ordered by (timestamp, id): timestamps are hybrid
-//!   logical clocks, so an operation always comes after everything in its causal past. An
-//!   operation counts only if its author is an admin at its place in that order (so of two admins
-//!   removing each other at once, the earlier one wins).
+//!   operation; for deltas concurrent with it the lesser of the old and new role counts. Of
+//!   concurrent role changes for one member, the lesser counts.
+//! - **Concurrent admin operations are settled by causal order alone.** Nothing the author
+//!   chooses (its timestamp, and so the delta's id) orders them. An operation counts if its
+//!   author held the authority for it in the operation's causal past; operations concurrent
+//!   with each other all take effect. So of two admins removing each other at once both are
+//!   removed (and of a cycle of removals, every side): a removed admin who crafts a
+//!   counter-removal "from before" its removal can at best take its remover down with it,
+//!   never win alone. Seniority (who was admin first) was the other choice; it was not taken
+//!   because two admins invited concurrently have no causal order, and breaking that tie by
+//!   key or id is again the author's choice.
+//! - **A settled removal closes the door.** Once a third member (neither the remover nor the
+//!   removed) has built on a removal with a delta that stands, a new delta by the removed key
+//!   (or through it) that does not come after the removal is refused on arrival
+//!   ([`Log::settled_removal_missed`]): it could only pass as concurrent with a removal the
+//!   others have already moved past, which is what a removed key forging "earlier" deltas
+//!   looks like. Until then a removed key's operation on an older point is taken as
+//!   concurrent, with the effect above. (A member that took such a delta before the removal
+//!   settled builds on it; the others then take it too, so the DAG stays one.)
 //!
 //! - **App upgrades are barriers.** An admin's [`MemberOp::SetApp`] changes the app that runs
 //!   the context from its place in the causal order on; every node runs the new app's
 //!   migration itself when it applies the operation. A write concurrent with an upgrade was made
 //!   by the app it replaces, for a state shape the new app may not read, so it is void (its
-//!   author sees it voided and may make it again). Of two concurrent upgrades the earlier counts.
+//!   author sees it voided and may make it again). Concurrent upgrades cancel each other: none
+//!   of them counts (no race is won by a clock), and an upgrade made having seen them does.
 //!
 //! The whole rule is a pure function of the DAG ([`Log::judge`]), so every node that holds the
 //! same deltas reaches the same verdict, whatever order they arrived in. Between operations a
@@ -339,13 +364,17 @@ fn lesser(a: Role, b: Role) -> Role {
 pub struct Verdict {
     /// Deltas that do not stand: their state changes are not applied.
     pub void: BTreeSet<DeltaId>,
-    /// Removed keys, each with the operation that removed it.
+    /// Removed keys, each with the operation that removed it (the first in causal order, if
+    /// several did at once).
     pub removed: BTreeMap<PublicKey, DeltaId>,
-    /// Roles given by operations, each with its operation.
+    /// Roles given by operations, each with its operation: of concurrent latest changes, the
+    /// lesser.
     pub roles: BTreeMap<PublicKey, (Role, DeltaId)>,
-    /// The operations that counted, in the log's order.
+    /// The operations that counted, in causal order (concurrent ones by id: nothing depends
+    /// on their order).
     pub applied_ops: Vec<DeltaId>,
-    /// The root each bound key was granted by (see [`MemberOp::Bind`]).
+    /// The root each bound key was granted by (see [`MemberOp::Bind`]); a key bound twice at
+    /// once (its own doing) keeps the first in causal order.
     pub roots: BTreeMap<PublicKey, PublicKey>,
     /// Keys replaced by a rotation: the old key, the new one and the operation. The old key is
     /// in `removed` too; what others hold through it (invitations it signed) carries on
@@ -391,13 +420,32 @@ fn reach(edges: &HashMap<DeltaId, Vec<DeltaId>>, id: &DeltaId) -> HashSet<DeltaI
     seen
 }
 
-/// A context's membership log as judged: the verdict, and each operation's causal past and
-/// future, to judge deltas against.
+/// A context's membership log as judged: the verdict, each operation's causal past and
+/// future, and every effect of the operations that counted, to judge deltas against.
 #[derive(Debug, Clone, Default)]
 pub struct Log {
     verdict: Verdict,
     pasts: HashMap<DeltaId, HashSet<DeltaId>>,
     futures: HashMap<DeltaId, HashSet<DeltaId>>,
+    /// Every removal that counted, by removed key: two admins removing one key at once make
+    /// two, and a delta by it stands only if it comes before both.
+    removals: BTreeMap<PublicKey, Vec<DeltaId>>,
+    /// Every role change that counted (a rotation's too), by member.
+    role_changes: BTreeMap<PublicKey, Vec<(Role, DeltaId)>>,
+    /// Every binding of a key to a root that counted: (key, root, operation).
+    bindings: Vec<(PublicKey, PublicKey, DeltaId)>,
+    /// Each removal that counted, with who made it and whom it removed.
+    parties: HashMap<DeltaId, (PublicKey, PublicKey)>,
+    /// Removals that a third member (neither who made it nor whom it removed) has built on
+    /// with a delta that stands: see [`Self::settled_removal_missed`].
+    settled: BTreeSet<DeltaId>,
+    /// Every admission that counted in its causal past: (member, invite key, operation).
+    admissions: Vec<(PublicKey, PublicKey, DeltaId)>,
+    /// Every revocation of an invitation that counted: (invite key, operation).
+    invitation_revocations: Vec<(PublicKey, DeltaId)>,
+    /// Admissions that concurrent operations cancelled (see [`Self::judge`]): they count for
+    /// nothing, from the first pass that found them on.
+    cancelled_admissions: BTreeSet<DeltaId>,
 }
 
 impl Log {
@@ -414,9 +462,9 @@ impl Log {
             }
         }
         Self {
-            verdict: Verdict::default(),
             pasts: ops.iter().map(|op| (*op, reach(&parents, op))).collect(),
             futures: ops.iter().map(|op| (*op, reach(&children, op))).collect(),
+            ..Self::default()
         }
     }
 
@@ -430,6 +478,13 @@ impl Log {
         for (op, future) in &mut self.futures {
             if entry.parents.iter().any(|p| p == op || future.contains(p)) {
                 future.insert(id);
+                let third = self
+                    .parties
+                    .get(op)
+                    .is_some_and(|(by, of)| entry.author != *by && entry.author != *of);
+                if stands && third {
+                    self.settled.insert(*op);
+                }
             }
         }
         if !stands {
@@ -440,12 +495,62 @@ impl Log {
     /// The role a new delta (`entry`, not yet in the DAG) would be made with: `None` if the
     /// author, or a key its authority depends on, was removed.
     pub fn role_of_new(&self, entry: &Entry) -> Option<Role> {
-        self.role(None, entry)
+        self.role(None, entry, None)
+    }
+
+    /// A settled removal that a new delta (`entry`, not yet in the DAG) by the removed key, or
+    /// by a key whose authority rests on it, does not come after: the author signed it on a
+    /// point of the DAG from before its removal, which a third member has since built on. Such
+    /// a delta is new (a member does not learn of a removal only once others build on it), and
+    /// it could only count as concurrent with the removal, so it is refused.
+    pub fn settled_removal_missed(&self, entry: &Entry) -> Option<DeltaId> {
+        let after = |op: &DeltaId| {
+            entry
+                .parents
+                .iter()
+                .any(|p| p == op || self.futures[op].contains(p))
+        };
+        let certified_anew = self
+            .role_changes
+            .get(&entry.author)
+            .is_some_and(|changes| changes.iter().any(|(_, op)| after(op)));
+        for key in self.keys_depended_on(entry, |op| after(op)) {
+            for op in self.removals.get(&key).into_iter().flatten() {
+                let missed = self.settled.contains(op) && !after(op);
+                if missed && (key == entry.author || !certified_anew) {
+                    return Some(*op);
+                }
+            }
+        }
+        None
+    }
+
+    /// The keys `entry`'s authority rests on: its chain, where an inviter rotated away (by a
+    /// rotation `passed` says the delta comes after) stands for the key that replaced it.
+    fn keys_depended_on(&self, entry: &Entry, passed: impl Fn(&DeltaId) -> bool) -> Vec<PublicKey> {
+        let follow = |key: &PublicKey| {
+            let mut key = *key;
+            while let Some((new, op)) = self.verdict.rotated.get(&key) {
+                if key == entry.author || !passed(op) {
+                    break;
+                }
+                key = *new;
+            }
+            key
+        };
+        entry.chain.iter().map(follow).collect()
     }
 
     /// The role `entry` (the delta `id`, or a delta about to be made when `id` is `None`) is
-    /// made with, or `None` if a removal voids it.
-    fn role(&self, id: Option<&DeltaId>, entry: &Entry) -> Option<Role> {
+    /// made with, or `None` if a removal voids it. With `within`, only the operations in that
+    /// set count (an operation's authority: what its causal past gave its author).
+    fn role(
+        &self,
+        id: Option<&DeltaId>,
+        entry: &Entry,
+        within: Option<&HashSet<DeltaId>>,
+    ) -> Option<Role> {
+        let counts = |op: &DeltaId| within.is_none_or(|ops| ops.contains(op));
         let before = |op: &DeltaId| id.is_some_and(|id| self.pasts[op].contains(id));
         let after = |op: &DeltaId| match id {
             Some(id) => self.futures[op].contains(id),
@@ -459,172 +564,348 @@ impl Log {
                 .verdict
                 .upgrades
                 .iter()
+                .filter(|op| counts(op))
                 .any(|op| !before(op) && !after(op))
         {
             return None; // made by the app an upgrade replaced
         }
-        let role_op = self.verdict.roles.get(&entry.author);
-        let certified_anew = role_op.is_some_and(|(_, op)| after(op));
+        let changes: Vec<(Role, DeltaId)> = self
+            .role_changes
+            .get(&entry.author)
+            .into_iter()
+            .flatten()
+            .filter(|(_, op)| counts(op))
+            .copied()
+            .collect();
+        let certified_anew = changes.iter().any(|(_, op)| after(op));
         if let Some(invite_key) = &entry.admission {
-            let admitted = self
-                .verdict
-                .admitted
-                .get(&entry.author)
-                .is_some_and(|(key, ops)| key == invite_key && ops.iter().any(after));
+            let admitted = self.admissions.iter().any(|(member, with, op)| {
+                member == &entry.author && with == invite_key && counts(op) && after(op)
+            });
             if !admitted && !certified_anew {
-                return None; // redeemed, but no member admitted it (in time)
+                return None; // redeemed, but no admission of it counts
             }
         }
-        for key in &entry.chain {
-            // An inviter that was rotated away stands for the key that replaced it.
-            let mut key = *key;
-            while let Some((new, op)) = self.verdict.rotated.get(&key) {
-                if key == entry.author || before(op) {
-                    break;
-                }
-                key = *new;
-            }
-            if let Some(op) = self.verdict.removed.get(&key) {
+        // An inviter rotated away (before this delta was made) stands for its new key.
+        let rotated_past = |op: &DeltaId| counts(op) && !before(op);
+        for key in self.keys_depended_on(entry, rotated_past) {
+            for op in self.removals.get(&key).into_iter().flatten() {
                 let itself = id == Some(op); // a key's own leave or rotation stands
-                if !before(op) && !itself && (key == entry.author || !certified_anew) {
+                if counts(op) && !before(op) && !itself && (key == entry.author || !certified_anew)
+                {
                     return None;
                 }
             }
         }
-        match role_op {
-            None => Some(entry.cert_role),
-            Some((role, op)) if after(op) => Some(*role),
-            Some((_, op)) if before(op) => Some(entry.cert_role),
-            Some((role, _)) => Some(lesser(entry.cert_role, *role)),
-        }
+        // The lesser of the latest changes the delta comes after (its certificate's role if
+        // none) and of every change concurrent with it.
+        let latest = changes.iter().filter(|(_, op)| {
+            after(op)
+                && !changes
+                    .iter()
+                    .any(|(_, later)| later != op && after(later) && self.pasts[later].contains(op))
+        });
+        let concurrent = changes.iter().filter(|(_, op)| !before(op) && !after(op));
+        let role = latest.map(|(role, _)| *role).reduce(lesser);
+        Some(
+            concurrent
+                .map(|(role, _)| *role)
+                .fold(role.unwrap_or(entry.cert_role), lesser),
+        )
     }
 }
 
 impl Log {
     /// The rule applied to a whole DAG (every delta this node applied).
     pub fn judge(dag: &HashMap<DeltaId, Entry>) -> Log {
-        let mut ops: Vec<(u64, DeltaId)> = dag
+        let ops: Vec<DeltaId> = dag
             .iter()
             .filter(|(_, e)| e.op.is_some())
-            .map(|(id, e)| (e.timestamp, *id))
+            .map(|(id, _)| *id)
+            .collect();
+        let fresh = Log::new(dag, &ops);
+        // Causal order: an operation's past holds fewer operations than the past of any that
+        // comes after it. Among concurrent operations the order is the id's, and nothing that
+        // follows depends on it.
+        let mut ops: Vec<(usize, DeltaId)> = ops
+            .into_iter()
+            .map(|id| {
+                (
+                    fresh.pasts[&id]
+                        .iter()
+                        .filter(|d| dag[*d].op.is_some())
+                        .count(),
+                    id,
+                )
+            })
             .collect();
         ops.sort();
         let ops: Vec<DeltaId> = ops.into_iter().map(|(_, id)| id).collect();
-        let mut judge = Log::new(dag, &ops);
-        judge.run(dag, ops);
-        judge
+        // An admission is settled only once every operation concurrent with it is known: when
+        // a pass cancels admissions that counted in their causal past, what the admitted keys
+        // did is judged again without them. The cancelled set only grows, so this ends.
+        let mut cancelled = BTreeSet::new();
+        loop {
+            let mut judge = fresh.clone();
+            judge.cancelled_admissions = cancelled.clone();
+            judge.run(dag, ops.clone());
+            if judge.cancelled_admissions == cancelled {
+                return judge;
+            }
+            cancelled = judge.cancelled_admissions;
+        }
     }
 
-    /// Takes admission `id` (stamped `at`) of `member` with `cert`, if it counts: before the
-    /// invitation expired, not revoked, not used up by other keys. Another admission of the
-    /// same key with the same invitation is recorded beside the first.
-    fn admit(&mut self, id: DeltaId, at: u64, member: &PublicKey, cert: &MemberCert) -> bool {
+    fn revoked_within(&self, invitation: &PublicKey, past: &HashSet<DeltaId>) -> bool {
+        self.invitation_revocations
+            .iter()
+            .any(|(k, op)| k == invitation && past.contains(op))
+    }
+
+    /// The keys admitted with `invitation` by admissions that counted in `within`.
+    fn admitted_within(
+        &self,
+        invitation: &PublicKey,
+        within: impl Fn(&DeltaId) -> bool,
+    ) -> BTreeSet<PublicKey> {
+        self.admissions
+            .iter()
+            .filter(|(_, with, op)| with == invitation && within(op))
+            .map(|(member, _, _)| *member)
+            .collect()
+    }
+
+    /// Takes admission `id` (stamped `at`, with causal past `past`) of `member` with `cert`, if
+    /// it counts there: stamped before the invitation expired, the invitation not revoked in
+    /// its past, and `member` one of at most `uses` keys admitted with it in its past.
+    fn admit(
+        &mut self,
+        id: DeltaId,
+        at: u64,
+        member: &PublicKey,
+        cert: &MemberCert,
+        past: &HashSet<DeltaId>,
+    ) -> bool {
         let Issuance::Invited { invitation, .. } = &cert.issued else {
             return false;
         };
         let key = invitation.invite_key;
-        let verdict = &mut self.verdict;
-        if let Some((with, ops)) = verdict.admitted.get_mut(member) {
-            if *with == key && at < invitation.expires_at {
-                ops.push(id);
-                return true;
-            }
-            return false;
-        }
-        let uses = verdict.invitation_uses.get(&key).copied().unwrap_or(0);
-        if at >= invitation.expires_at
-            || verdict.revoked_invitations.contains_key(&key)
-            || uses >= invitation.uses
+        if self.cancelled_admissions.contains(&id)
+            || at >= invitation.expires_at
+            || self.revoked_within(&key, past)
         {
             return false;
         }
-        verdict.invitation_uses.insert(key, uses + 1);
-        verdict.admitted.insert(*member, (key, vec![id]));
+        let mut keys = self.admitted_within(&key, |op| past.contains(op));
+        keys.insert(*member);
+        if keys.len() > invitation.uses as usize {
+            return false; // used up in its past
+        }
+        self.admissions.push((*member, key, id));
         true
     }
 
-    /// Folds the operations in the log's order, then judges every delta.
+    /// Admissions that counted in their past but that operations concurrent with them cancel:
+    /// a revocation of the invitation (revocation wins), or admissions of other keys with it
+    /// that, with those in its past, make more keys than the invitation's `uses`.
+    fn cancel_admissions(&self, dag: &HashMap<DeltaId, Entry>) -> BTreeSet<DeltaId> {
+        let concurrent = |a: &DeltaId, b: &DeltaId| {
+            a != b && !self.pasts[a].contains(b) && !self.futures[a].contains(b)
+        };
+        let mut cancelled = BTreeSet::new();
+        for (member, key, id) in &self.admissions {
+            let revoked = self
+                .invitation_revocations
+                .iter()
+                .any(|(k, op)| k == key && !self.futures[id].contains(op));
+            let uses = match dag[id].op.as_ref() {
+                Some(MemberOp::Admit { cert, .. }) => match &cert.issued {
+                    Issuance::Invited { invitation, .. } => invitation.uses as usize,
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            let mut keys =
+                self.admitted_within(key, |op| self.pasts[id].contains(op) || concurrent(id, op));
+            keys.insert(*member);
+            if revoked || keys.len() > uses {
+                cancelled.insert(*id);
+            }
+        }
+        cancelled
+    }
+
+    fn removed_within(&self, key: &PublicKey, past: &HashSet<DeltaId>) -> bool {
+        self.removals
+            .get(key)
+            .is_some_and(|ops| ops.iter().any(|op| past.contains(op)))
+    }
+
+    fn bound_within(&self, key: &PublicKey, root: &PublicKey, past: &HashSet<DeltaId>) -> bool {
+        self.bindings
+            .iter()
+            .any(|(k, r, op)| k == key && r == root && past.contains(op))
+    }
+
+    fn remove(&mut self, key: PublicKey, by: PublicKey, id: DeltaId) {
+        self.removals.entry(key).or_default().push(id);
+        self.verdict.removed.entry(key).or_insert(id);
+        self.parties.insert(id, (by, key));
+    }
+
+    /// Folds the operations in causal order, each judged by its causal past alone, then
+    /// judges every delta.
     fn run(&mut self, dag: &HashMap<DeltaId, Entry>, ops: Vec<DeltaId>) {
         let judge = self;
+        let mut upgrades = Vec::new();
         for id in ops {
             let entry = &dag[&id];
             let op = entry.op.as_ref().expect("an op");
-            if !judge
-                .role(Some(&id), entry)
-                .is_some_and(|role| op.allowed_for(role))
-            {
+            let past = judge.pasts[&id].clone();
+            let role = judge.role(Some(&id), entry, Some(&past));
+            if !role.is_some_and(|role| op.allowed_for(role)) {
                 continue;
             }
             match op {
                 MemberOp::Remove { member, .. } => {
-                    if judge.verdict.removed.contains_key(member) {
+                    if judge.removed_within(member, &past) {
                         continue;
                     }
-                    judge.verdict.removed.insert(*member, id);
+                    judge.remove(*member, entry.author, id);
                 }
                 MemberOp::SetRole { member, role } => {
-                    if judge.verdict.removed.contains_key(member) {
+                    if judge.removed_within(member, &past) {
                         continue; // a removed key stays removed; a new key can be invited
                     }
-                    judge.verdict.roles.insert(*member, (*role, id));
+                    judge
+                        .role_changes
+                        .entry(*member)
+                        .or_default()
+                        .push((*role, id));
                 }
                 MemberOp::Join => continue,
                 MemberOp::Leave { .. } => {
-                    if judge.verdict.removed.contains_key(&entry.author) {
+                    if judge.removed_within(&entry.author, &past) {
                         continue;
                     }
-                    judge.verdict.removed.insert(entry.author, id);
+                    judge.remove(entry.author, entry.author, id);
                 }
                 MemberOp::Bind { root, .. } => {
-                    if judge.verdict.roots.contains_key(&entry.author) {
+                    if judge
+                        .bindings
+                        .iter()
+                        .any(|(k, _, op)| *k == entry.author && past.contains(op))
+                    {
                         continue;
                     }
-                    judge.verdict.roots.insert(entry.author, *root);
+                    judge.bindings.push((entry.author, *root, id));
+                    judge.verdict.roots.entry(entry.author).or_insert(*root);
                 }
                 MemberOp::Revoke { key, root, .. } => {
-                    let bound = judge.verdict.roots.get(key) == Some(root);
-                    if !bound || judge.verdict.removed.contains_key(key) {
+                    if !judge.bound_within(key, root, &past) || judge.removed_within(key, &past) {
                         continue;
                     }
-                    judge.verdict.removed.insert(*key, id);
+                    judge.remove(*key, entry.author, id);
                 }
                 MemberOp::Rotate { new, root, .. } => {
-                    let bound = judge.verdict.roots.get(&entry.author) == Some(root);
-                    let taken = judge.verdict.removed.contains_key(new)
-                        || judge.verdict.roots.contains_key(new);
-                    if !bound || taken || judge.verdict.removed.contains_key(&entry.author) {
+                    let bound = judge.bound_within(&entry.author, root, &past);
+                    let taken = judge.removed_within(new, &past)
+                        || judge
+                            .bindings
+                            .iter()
+                            .any(|(k, _, op)| k == new && past.contains(op));
+                    if !bound || taken || judge.removed_within(&entry.author, &past) {
                         continue;
                     }
-                    let role = judge.role(Some(&id), entry).expect("allowed above");
-                    judge.verdict.removed.insert(entry.author, id);
-                    judge.verdict.rotated.insert(entry.author, (*new, id));
-                    judge.verdict.roles.insert(*new, (role, id));
-                    judge.verdict.roots.insert(*new, *root);
+                    let role = role.expect("allowed above");
+                    judge.remove(entry.author, entry.author, id);
+                    judge
+                        .verdict
+                        .rotated
+                        .entry(entry.author)
+                        .or_insert((*new, id));
+                    judge.role_changes.entry(*new).or_default().push((role, id));
+                    judge.bindings.push((*new, *root, id));
+                    judge.verdict.roots.entry(*new).or_insert(*root);
                 }
-                MemberOp::SetApp { .. } => {
-                    let past = &judge.pasts[&id];
-                    if !judge.verdict.upgrades.iter().all(|up| past.contains(up)) {
-                        continue; // concurrent with an earlier upgrade
-                    }
-                    judge.verdict.upgrades.push(id);
-                }
+                MemberOp::SetApp { .. } => upgrades.push(id),
                 MemberOp::Admit { member, cert } => {
-                    if !judge.admit(id, entry.timestamp, member, cert) {
+                    if !judge.admit(id, entry.timestamp, member, cert, &past) {
                         continue;
                     }
                 }
                 MemberOp::RevokeInvitation { invitation } => {
-                    if judge.verdict.revoked_invitations.contains_key(invitation) {
+                    if judge.revoked_within(invitation, &past) {
                         continue;
                     }
-                    judge.verdict.revoked_invitations.insert(*invitation, id);
+                    judge.invitation_revocations.push((*invitation, id));
                 }
             }
             judge.verdict.applied_ops.push(id);
         }
+        // An upgrade counts if every other upgrade an admin made is in its past or its
+        // future: of concurrent upgrades none counts, so no one wins a race by its clock.
+        let cancelled: HashSet<DeltaId> = upgrades
+            .iter()
+            .filter(|u| {
+                upgrades.iter().any(|v| {
+                    v != *u && !judge.pasts[*u].contains(v) && !judge.futures[*u].contains(v)
+                })
+            })
+            .copied()
+            .collect();
+        judge
+            .verdict
+            .applied_ops
+            .retain(|op| !cancelled.contains(op));
+        judge.verdict.upgrades = upgrades
+            .into_iter()
+            .filter(|u| !cancelled.contains(u))
+            .collect();
+        let newly_cancelled = judge.cancel_admissions(dag);
+        judge.cancelled_admissions.extend(&newly_cancelled);
+        judge
+            .admissions
+            .retain(|(_, _, op)| !newly_cancelled.contains(op));
+        judge
+            .verdict
+            .applied_ops
+            .retain(|op| !newly_cancelled.contains(op));
+        for (member, key, op) in &judge.admissions {
+            let (with, ops) = judge
+                .verdict
+                .admitted
+                .entry(*member)
+                .or_insert((*key, Vec::new()));
+            if with == key {
+                ops.push(*op);
+            }
+        }
+        for (_, key, _) in &judge.admissions {
+            let keys = judge.admitted_within(key, |_| true).len();
+            judge
+                .verdict
+                .invitation_uses
+                .insert(*key, u32::try_from(keys).unwrap_or(u32::MAX));
+        }
+        for (key, op) in &judge.invitation_revocations {
+            judge.verdict.revoked_invitations.entry(*key).or_insert(*op);
+        }
+        // The role each change leaves: the lesser of the latest changes of the member.
+        for (member, changes) in &judge.role_changes {
+            let latest = changes.iter().filter(|(_, op)| {
+                !changes
+                    .iter()
+                    .any(|(_, later)| later != op && judge.pasts[later].contains(op))
+            });
+            let least = latest
+                .min_by_key(|(role, op)| (rank(*role), *op))
+                .expect("a member in the map has a change");
+            judge.verdict.roles.insert(*member, *least);
+        }
         let mut void = BTreeSet::new();
         for (id, entry) in dag {
-            let stands = match (&entry.op, judge.role(Some(id), entry)) {
+            let stands = match (&entry.op, judge.role(Some(id), entry, None)) {
                 (_, None) => false,
                 (Some(_), Some(_)) => true, // an op that did not count changes nothing anyway
                 (None, Some(role)) => role.can_write(),
@@ -633,6 +914,17 @@ impl Log {
                 void.insert(*id);
             }
         }
+        judge.settled = judge
+            .parties
+            .iter()
+            .filter(|(op, (by, of))| {
+                judge.futures[*op].iter().any(|d| {
+                    let author = &dag[d].author;
+                    !void.contains(d) && author != by && author != of
+                })
+            })
+            .map(|(op, _)| *op)
+            .collect();
         judge.verdict.void = void;
     }
 }
@@ -719,24 +1011,31 @@ mod tests {
         })
     }
 
+    /// Two concurrent upgrades: neither counts, whichever the authors stamped earlier (the
+    /// race is nobody's to win); an upgrade made having seen both counts.
     #[test]
-    fn of_concurrent_upgrades_the_earlier_counts_and_writes_concurrent_with_it_are_void() {
-        let mut dag = context();
-        // Admin 1 upgrades (5); admin 1 upgrades again concurrently from elsewhere (6, later);
-        // member 2 writes concurrently with both (7), then after the first only (8), then
-        // after both (9); a third upgrade sees both (10).
-        entry(&mut dag, 5, 5, &[4], &[1], Role::Admin, upgrade(1));
-        entry(&mut dag, 6, 6, &[4], &[1], Role::Admin, upgrade(2));
-        entry(&mut dag, 7, 7, &[4], &[2, 1], Role::Member, None);
-        entry(&mut dag, 8, 8, &[5], &[2, 1], Role::Member, None);
-        entry(&mut dag, 9, 9, &[5, 6, 8], &[2, 1], Role::Member, None);
-        entry(&mut dag, 10, 10, &[9], &[1], Role::Admin, upgrade(3));
-        let verdict = Log::judge(&dag).verdict;
-        assert_eq!(verdict.upgrades, vec![id(5), id(10)]);
-        assert_eq!(verdict.void, BTreeSet::from([id(7)]));
-        // A member's upgrade counts for nothing.
-        entry(&mut dag, 11, 11, &[10], &[2, 1], Role::Member, upgrade(4));
-        assert_eq!(Log::judge(&dag).verdict.upgrades, vec![id(5), id(10)]);
+    fn concurrent_upgrades_cancel_each_other_whatever_the_timestamps() {
+        for (t5, t6) in [(5, 6), (6, 5)] {
+            let mut dag = context();
+            // Admin 1 upgrades (5); admin 3 upgrades concurrently (6); member 2 writes
+            // concurrently with both (7), then after the first only (8), then after both (9);
+            // a third upgrade sees both (10).
+            entry(&mut dag, 5, t5, &[4], &[1], Role::Admin, upgrade(1));
+            entry(&mut dag, 6, t6, &[4], &[3, 1], Role::Admin, upgrade(2));
+            entry(&mut dag, 7, 7, &[4], &[2, 1], Role::Member, None);
+            entry(&mut dag, 8, 8, &[5], &[2, 1], Role::Member, None);
+            entry(&mut dag, 9, 9, &[5, 6, 8], &[2, 1], Role::Member, None);
+            entry(&mut dag, 10, 10, &[9], &[1], Role::Admin, upgrade(3));
+            let verdict = Log::judge(&dag).verdict;
+            assert_eq!(verdict.upgrades, vec![id(10)], "{t5} {t6}");
+            assert_eq!(verdict.void, BTreeSet::from([id(7)]), "{t5} {t6}");
+            // A member's upgrade counts for nothing.
+            entry(&mut dag, 11, 11, &[10], &[2, 1], Role::Member, upgrade(4));
+            assert_eq!(Log::judge(&dag).verdict.upgrades, vec![id(10)]);
+            // Upgrades in a line all count.
+            entry(&mut dag, 12, 12, &[11], &[1], Role::Admin, upgrade(5));
+            assert_eq!(Log::judge(&dag).verdict.upgrades, vec![id(10), id(12)]);
+        }
     }
 
     /// Admin 3's key, bound to root 20, rotates to key 9 (delta 6); 4, whom 3 invited, writes
@@ -960,15 +1259,183 @@ mod tests {
         assert_eq!(Log::judge(&dag).verdict.void, BTreeSet::from([id(5)]));
     }
 
+    /// Admins 1 and 3 remove each other at once: both lose, whichever timestamp either
+    /// stamped (a removed admin crafting its "earlier" counter-removal gains nothing).
     #[test]
-    fn of_two_admins_removing_each_other_the_earlier_wins_whatever_the_order_of_arrival() {
+    fn of_two_admins_removing_each_other_at_once_both_are_removed_whatever_the_timestamps() {
+        for (t5, t6) in [(10, 11), (11, 10), (5, 900), (900, 5)] {
+            let mut dag = context();
+            entry(&mut dag, 5, t5, &[4], &[3, 1], Role::Admin, remove(1));
+            entry(&mut dag, 6, t6, &[4], &[1], Role::Admin, remove(3));
+            // Each writes after its own removal of the other; 2, whom 1 invited, writes after
+            // both (and falls with 1, as removals cascade).
+            entry(&mut dag, 7, 1000, &[5], &[3, 1], Role::Admin, None);
+            entry(&mut dag, 8, 1000, &[6], &[1], Role::Admin, None);
+            entry(&mut dag, 9, 1001, &[5, 6], &[2, 1], Role::Member, None);
+            let verdict = Log::judge(&dag).verdict;
+            let removed: Vec<_> = verdict.removed.keys().copied().collect();
+            assert_eq!(removed, vec![key(1), key(3)], "{t5} {t6}");
+            assert_eq!(
+                verdict.applied_ops.iter().collect::<BTreeSet<_>>(),
+                BTreeSet::from([&id(5), &id(6)])
+            );
+            assert_eq!(
+                verdict.void,
+                BTreeSet::from([id(5), id(6), id(7), id(8), id(9)]),
+                "both operations count; neither author's later deltas stand ({t5} {t6})"
+            );
+        }
+    }
+
+    /// A cycle of three: 1 removes 3, 3 removes 5, 5 removes 1, all at once: all three lose.
+    #[test]
+    fn a_cycle_of_concurrent_removals_removes_every_side() {
         let mut dag = context();
-        entry(&mut dag, 5, 10, &[4], &[3, 1], Role::Admin, remove(1));
-        entry(&mut dag, 6, 11, &[4], &[1], Role::Admin, remove(3));
+        entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
+        entry(&mut dag, 6, 9, &[5], &[1], Role::Admin, remove(3));
+        entry(&mut dag, 7, 7, &[5], &[3, 1], Role::Admin, remove(5));
+        entry(&mut dag, 8, 6, &[5], &[5, 1], Role::Admin, remove(1));
         let verdict = Log::judge(&dag).verdict;
-        assert_eq!(verdict.removed, BTreeMap::from([(key(1), id(5))]));
-        assert!(verdict.void.contains(&id(6)));
-        assert_eq!(verdict.applied_ops, vec![id(5)]);
+        let removed: Vec<_> = verdict.removed.keys().copied().collect();
+        assert_eq!(removed, vec![key(1), key(3), key(5)]);
+    }
+
+    /// Whatever order deltas arrive in, and whatever timestamps their authors chose (here:
+    /// each stamped with its place in the order of arrival, as a clock would), a node that
+    /// grows its log delta by delta ends with the verdict of the whole DAG, and every order
+    /// ends with the same verdict.
+    #[test]
+    fn every_order_of_arrival_and_every_choice_of_timestamps_gives_one_verdict() {
+        // Admins 1 and 3 remove each other (5, 6); member 2 writes concurrently (7); 1 writes
+        // after its removal of 3 (8); 2 writes after all of it (9); 4, whom 3 invited, writes
+        // after (10); 1 makes 2 a reader concurrently with everything (11).
+        // (delta, parents, chain, role by certificate, operation)
+        type Made = (u8, Vec<u8>, Vec<u8>, Role, Option<MemberOp>);
+        let deltas: Vec<Made> = vec![
+            (5, vec![4], vec![3, 1], Role::Admin, remove(1)),
+            (6, vec![4], vec![1], Role::Admin, remove(3)),
+            (7, vec![4], vec![2, 1], Role::Member, None),
+            (8, vec![6], vec![1], Role::Admin, None),
+            (9, vec![5, 6, 7], vec![2, 1], Role::Member, None),
+            (10, vec![9], vec![4, 3, 1], Role::Member, None),
+            (
+                11,
+                vec![4],
+                vec![1],
+                Role::Admin,
+                Some(MemberOp::SetRole {
+                    member: key(2),
+                    role: Role::Reader,
+                }),
+            ),
+        ];
+        let mut orders = Vec::new();
+        let mut stack = vec![(Vec::<usize>::new(), BTreeSet::<u8>::from([1, 2, 3, 4]))];
+        while let Some((order, have)) = stack.pop() {
+            if order.len() == deltas.len() {
+                orders.push(order);
+                continue;
+            }
+            for (i, (n, parents, ..)) in deltas.iter().enumerate() {
+                if !have.contains(n) && parents.iter().all(|p| have.contains(p)) {
+                    let (mut order, mut have) = (order.clone(), have.clone());
+                    order.push(i);
+                    have.insert(*n);
+                    stack.push((order, have));
+                }
+            }
+        }
+        assert!(orders.len() > 100, "{}", orders.len());
+        let mut verdicts = BTreeSet::new();
+        for order in orders {
+            let mut dag = context();
+            let mut log = Log::judge(&dag);
+            for (place, i) in order.into_iter().enumerate() {
+                let (n, parents, chain, role, op) = deltas[i].clone();
+                let e = Entry {
+                    parents: parents.iter().map(|p| id(*p)).collect(),
+                    author: key(chain[0]),
+                    timestamp: 10 + place as u64,
+                    cert_role: role,
+                    chain: chain.iter().map(|k| key(*k)).collect(),
+                    admission: None,
+                    op,
+                };
+                if e.op.is_some() {
+                    dag.insert(id(n), e);
+                    log = Log::judge(&dag);
+                } else {
+                    let stands = log.role_of_new(&e).is_some_and(Role::can_write);
+                    log.add(id(n), &e, stands);
+                    dag.insert(id(n), e);
+                }
+            }
+            assert_eq!(log.verdict(), &Log::judge(&dag).verdict);
+            verdicts.insert(format!("{:?}", log.verdict()));
+        }
+        assert_eq!(verdicts.len(), 1, "{verdicts:#?}");
+        let mut dag = context();
+        for (n, parents, chain, role, op) in deltas {
+            entry(&mut dag, n, 10, &parents, &chain, role, op);
+        }
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdicts.into_iter().next(), Some(format!("{verdict:?}")));
+        let removed: Vec<_> = verdict.removed.keys().copied().collect();
+        assert_eq!(removed, vec![key(1), key(3)]);
+        assert_eq!(verdict.roles.get(&key(2)), Some(&(Role::Reader, id(11))));
+        // Every delta after 4 is void: the admins' by their removal, 2's by its demotion
+        // (concurrent with all of them), 4's by the cascade from 3.
+        assert_eq!(verdict.void, (5..=11).map(id).collect());
+    }
+
+    /// Two admins give 2 different roles at once: the lesser counts, whichever was stamped
+    /// later; a change made having seen both replaces them.
+    #[test]
+    fn of_concurrent_role_changes_the_lesser_counts_whatever_the_timestamps() {
+        let set_role = |role| {
+            Some(MemberOp::SetRole {
+                member: key(2),
+                role,
+            })
+        };
+        for (t5, t6) in [(5, 6), (6, 5)] {
+            let mut dag = context();
+            entry(
+                &mut dag,
+                5,
+                t5,
+                &[4],
+                &[1],
+                Role::Admin,
+                set_role(Role::Reader),
+            );
+            entry(
+                &mut dag,
+                6,
+                t6,
+                &[4],
+                &[3, 1],
+                Role::Admin,
+                set_role(Role::Admin),
+            );
+            entry(&mut dag, 7, 7, &[5, 6], &[2, 1], Role::Member, None);
+            let verdict = Log::judge(&dag).verdict;
+            assert_eq!(verdict.roles.get(&key(2)), Some(&(Role::Reader, id(5))));
+            assert_eq!(verdict.void, BTreeSet::from([id(7)]), "{t5} {t6}");
+            entry(
+                &mut dag,
+                8,
+                8,
+                &[7],
+                &[1],
+                Role::Admin,
+                set_role(Role::Member),
+            );
+            entry(&mut dag, 9, 9, &[8], &[2, 1], Role::Member, None);
+            let verdict = Log::judge(&dag).verdict;
+            assert_eq!(verdict.roles.get(&key(2)), Some(&(Role::Member, id(8))));
+            assert!(!verdict.void.contains(&id(9)));
+        }
     }
 
     #[test]
@@ -999,6 +1466,54 @@ mod tests {
             log.role_of_new(&new(&[2, 1], Role::Member)),
             Some(Role::Member)
         );
+    }
+
+    /// A delta by a removed key (or through it) on a point from before its removal is
+    /// refused once a third member has built on the removal; until then it may be genuinely
+    /// concurrent, and is judged as such.
+    #[test]
+    fn a_removal_settles_once_a_third_member_builds_on_it() {
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[1], Role::Admin, remove(3));
+        let late = |chain: &[u8], parents: &[u8]| Entry {
+            parents: parents.iter().map(|p| id(*p)).collect(),
+            author: key(chain[0]),
+            timestamp: 6,
+            cert_role: Role::Admin,
+            chain: chain.iter().map(|k| key(*k)).collect(),
+            admission: None,
+            op: remove(1),
+        };
+        let log = Log::judge(&dag);
+        assert_eq!(log.settled_removal_missed(&late(&[3, 1], &[4])), None);
+        // The remover's own next delta does not settle it; 2's does.
+        let mut log = Log::judge(&dag);
+        let by_1 = late(&[1], &[5]);
+        log.add(id(6), &Entry { op: None, ..by_1 }, true);
+        assert_eq!(log.settled_removal_missed(&late(&[3, 1], &[4])), None);
+        entry(&mut dag, 6, 6, &[5], &[2, 1], Role::Member, None);
+        let mut grown = Log::judge(&dag);
+        for log in [&mut grown, &mut {
+            let mut log = Log::judge(&context_with(&dag, 5));
+            log.add(id(6), &dag[&id(6)], true);
+            log
+        }] {
+            assert_eq!(
+                log.settled_removal_missed(&late(&[3, 1], &[4])),
+                Some(id(5))
+            );
+            assert_eq!(
+                log.settled_removal_missed(&late(&[4, 3, 1], &[4])),
+                Some(id(5))
+            );
+            assert_eq!(log.settled_removal_missed(&late(&[3, 1], &[6])), None);
+            assert_eq!(log.settled_removal_missed(&late(&[1], &[4])), None);
+        }
+    }
+
+    /// `dag` up to delta `n` (deltas are numbered in causal order here).
+    fn context_with(dag: &HashMap<DeltaId, Entry>, n: u8) -> HashMap<DeltaId, Entry> {
+        (1..=n).map(|i| (id(i), dag[&id(i)].clone())).collect()
     }
 
     /// Growing the log delta by delta gives what judging the grown DAG gives.

@@ -12,6 +12,7 @@
 //! up or revoked; it then seals the context's secret to the joiner's key (see
 //! [`crate::Node::join`]).
 
+use borsh::io::{ErrorKind, Read};
 use borsh::{BorshDeserialize, BorshSerialize};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 use tabnode_types::{verify_signature, AppId, ContextId, PublicKey, SecretKey, Signature};
@@ -51,7 +52,11 @@ impl Role {
 }
 
 /// Proof that `member` holds `role` in `context_id`.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+///
+/// Decoded by hand, not derived: a certificate nests one level per invitation or rotation, and
+/// a derived decoder would follow any depth a message holds, to a stack overflow. See
+/// [`ChainTooDeep`].
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize)]
 pub struct MemberCert {
     pub context_id: ContextId,
     pub member: PublicKey,
@@ -59,7 +64,8 @@ pub struct MemberCert {
     pub issued: Issuance,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+/// How a certificate was issued (decoded only as part of a [`MemberCert`]).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize)]
 pub enum Issuance {
     /// The context key made `member` the first admin.
     Genesis { signature: Signature },
@@ -81,7 +87,8 @@ pub enum Issuance {
 }
 
 /// An admin's signed offer of a role, redeemable by whoever holds the invite key's secret.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+/// Decoded by hand, with the certificate it carries (see [`MemberCert`]).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize)]
 pub struct InvitationGrant {
     pub context_id: ContextId,
     pub app_id: AppId,
@@ -95,8 +102,9 @@ pub struct InvitationGrant {
     pub signature: Signature,
 }
 
-/// Certificates nest one level per invitation; a longer chain is refused.
-const MAX_CHAIN: usize = 32;
+/// Certificates nest one level per invitation or rotation; a longer chain is refused, when it
+/// is decoded and when it is verified.
+pub const MAX_CHAIN: usize = 32;
 const PREFIX: &str = "tabnode-invite:";
 
 fn bytes<T: BorshSerialize>(value: &T) -> Vec<u8> {
@@ -264,6 +272,105 @@ pub fn rotation_matches(
         return Err("the rotation's grant and revocation come from different roots".into());
     }
     Ok(())
+}
+
+/// A certificate nested deeper than [`MAX_CHAIN`] levels (through invitations or rotations):
+/// refused while it is decoded, before it can exhaust the stack. Verification would refuse it
+/// anyway, so nothing valid is lost. Decoding reports it inside a `borsh::io::Error` (see
+/// [`ChainTooDeep::in_error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a membership certificate nested deeper than {MAX_CHAIN} levels")]
+pub struct ChainTooDeep;
+
+impl ChainTooDeep {
+    /// Whether a decoding error is this refusal.
+    pub fn in_error(error: &borsh::io::Error) -> bool {
+        error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<ChainTooDeep>())
+    }
+}
+
+impl BorshDeserialize for MemberCert {
+    fn deserialize_reader<R: Read>(reader: &mut R) -> borsh::io::Result<Self> {
+        read_cert(reader, 0)
+    }
+}
+
+impl BorshDeserialize for InvitationGrant {
+    fn deserialize_reader<R: Read>(reader: &mut R) -> borsh::io::Result<Self> {
+        read_grant(reader, 0)
+    }
+}
+
+/// Decodes a certificate `depth` levels down a chain, counted as [`MemberCert::verify`] counts
+/// them; the bytes are those the derived encoder writes.
+fn read_cert<R: Read>(reader: &mut R, depth: usize) -> borsh::io::Result<MemberCert> {
+    if depth > MAX_CHAIN {
+        return Err(borsh::io::Error::new(ErrorKind::InvalidData, ChainTooDeep));
+    }
+    let context_id = ContextId::deserialize_reader(reader)?;
+    let member = PublicKey::deserialize_reader(reader)?;
+    let role = Role::deserialize_reader(reader)?;
+    let issued = match u8::deserialize_reader(reader)? {
+        0 => Issuance::Genesis {
+            signature: Signature::deserialize_reader(reader)?,
+        },
+        1 => {
+            let invitation = Box::new(read_grant(reader, depth + 1)?);
+            let joined_at = u64::deserialize_reader(reader)?;
+            let join_signature = Signature::deserialize_reader(reader)?;
+            Issuance::Invited {
+                invitation,
+                joined_at,
+                join_signature,
+            }
+        }
+        2 => {
+            let from = Box::new(read_cert(reader, depth + 1)?);
+            let grant = Box::<SignedGrant>::deserialize_reader(reader)?;
+            let revocation = Box::<SignedRevocation>::deserialize_reader(reader)?;
+            Issuance::Rotated {
+                from,
+                grant,
+                revocation,
+            }
+        }
+        tag => {
+            return Err(borsh::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("unknown kind of certificate issuance {tag}"),
+            ))
+        }
+    };
+    Ok(MemberCert {
+        context_id,
+        member,
+        role,
+        issued,
+    })
+}
+
+/// Decodes an invitation whose inviter's certificate is `depth` levels down a chain.
+fn read_grant<R: Read>(reader: &mut R, depth: usize) -> borsh::io::Result<InvitationGrant> {
+    let context_id = ContextId::deserialize_reader(reader)?;
+    let app_id = AppId::deserialize_reader(reader)?;
+    let role = Role::deserialize_reader(reader)?;
+    let expires_at = u64::deserialize_reader(reader)?;
+    let uses = u32::deserialize_reader(reader)?;
+    let invite_key = PublicKey::deserialize_reader(reader)?;
+    let inviter = read_cert(reader, depth)?;
+    let signature = Signature::deserialize_reader(reader)?;
+    Ok(InvitationGrant {
+        context_id,
+        app_id,
+        role,
+        expires_at,
+        uses,
+        invite_key,
+        inviter,
+        signature,
+    })
 }
 
 fn join_message(context_id: &ContextId, member: &PublicKey, joined_at: u64) -> Vec<u8> {

@@ -21,7 +21,7 @@ use crate::disclosure::Disclosure;
 use crate::env::Env;
 use crate::error::NodeError;
 use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
-use crate::membership::{Invitation, Issuance, MemberCert, Role};
+use crate::membership::{ChainTooDeep, Invitation, Issuance, MemberCert, Role};
 use crate::rows::Rows;
 use crate::seal;
 use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
@@ -82,6 +82,12 @@ const REPAIR_NANOS: u64 = 30_000_000_000;
 /// A call that asks for more rows than this, one at a time (see [`Rows`]), gets the whole view
 /// read in one scan instead: re-running a call per row would cost quadratic time.
 const MAX_ROW_MISSES: usize = 64;
+/// How far (ns) a remote delta's timestamp may be ahead of this node's clock: five minutes.
+/// Timestamps order concurrent deltas and every delta must be later than its parents, so one
+/// stamped at the end of time would leave no timestamp for anything after it; a delta further
+/// ahead than this is refused until the clock has caught up with it (see
+/// [`NodeError::FutureDelta`]). Members whose clocks differ by more cannot write together.
+pub const MAX_CLOCK_SKEW_NANOS: u64 = 5 * 60 * 1_000_000_000;
 /// How long an invitation made without an explicit expiry stays usable: a week.
 pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 /// Marks a context this node asked to join and holds no secret of yet, in [`Namespace::Meta`]
@@ -159,10 +165,13 @@ pub enum NodeEvent {
         author: PublicKey,
         root_hash: Option<Hash>,
     },
-    /// A remote message was refused; nothing changed.
+    /// A remote message was refused; nothing changed. `kind` is the [`NodeError::kind`] of
+    /// the refusal, `ChainTooDeep` for a message carrying a certificate nested too deep (see
+    /// [`crate::ChainTooDeep`]), or `BadMessage` for one that is not a valid message.
     #[serde(rename_all = "camelCase")]
     SyncRejected {
         context_id: Option<ContextId>,
+        kind: String,
         reason: String,
     },
     /// An admin's membership operation was applied (`counted`: it took effect under the log's
@@ -460,6 +469,32 @@ impl ContextState {
         self.secret = next;
     }
 
+    /// Whether `op` made the context's latest secret: an operation that gives a new secret,
+    /// counted and standing (its author's authority too), with no other such operation after
+    /// it.
+    fn makes_latest_secret(&self, op: &DeltaId) -> bool {
+        let verdict = self.log.verdict();
+        let gives_secret = |id: &DeltaId| {
+            verdict.applied_ops.contains(id)
+                && !verdict.void.contains(id)
+                && self
+                    .dag
+                    .get(id)
+                    .and_then(|e| e.op.as_ref().zip(Some(&e.author)))
+                    .is_some_and(|(op, author)| op.removes(author).is_some())
+        };
+        gives_secret(op)
+            && !verdict
+                .applied_ops
+                .iter()
+                .any(|later| later != op && gives_secret(later) && self.is_after(later, op))
+    }
+
+    /// Whether `later` has `earlier` in its causal past.
+    fn is_after(&self, later: &DeltaId, earlier: &DeltaId) -> bool {
+        with_ancestors(&self.dag, [*later]).contains(earlier)
+    }
+
     /// Whether this context has ever held `secret`.
     fn knows_secret(&self, secret: &[u8; 32]) -> bool {
         self.secret == *secret || self.older.iter().any(|(s, _)| s == secret)
@@ -480,6 +515,18 @@ impl ContextState {
                 Some(MemberOp::SetApp { app_id, .. }) => Some(*app_id),
                 _ => None,
             })
+    }
+
+    /// The latest timestamp of a delta that stands: what the state's records may carry. A void
+    /// delta's does not count, so it cannot move the clock.
+    fn latest_standing(&self) -> u64 {
+        let void = &self.log.verdict().void;
+        self.dag
+            .iter()
+            .filter(|(id, _)| !void.contains(id))
+            .map(|(_, entry)| entry.timestamp)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Takes an applied delta into the DAG and the log (`stands`: its changes were applied).
@@ -897,7 +944,6 @@ impl<S: Store, E: Env> Node<S, E> {
             .await?
         {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
-            self.clock = self.clock.max(delta.body.timestamp);
             let id = delta.id();
             let body = delta.body;
             let cert = &body.author_cert;
@@ -949,34 +995,33 @@ impl<S: Store, E: Env> Node<S, E> {
             topic: context_topic(&id),
             key: context_topic_key(&id),
         });
-        self.contexts.insert(
+        let ctx = ContextState {
             id,
-            ContextState {
-                id,
-                record,
-                merkle: None,
-                shared,
-                private,
-                log: Log::judge(&dag),
-                anchor: None,
-                disclosure,
-                announced: dag.values().any(|e| e.author == self.key.public()),
-                dag,
-                pending: HashMap::new(),
-                last_sync_request: None,
-                last_announce: None,
-                members,
-                sync_budget: HashMap::new(),
-                secret,
-                older,
-                audit,
-                verified_certs: HashSet::new(),
-                canonical_at: None,
-                last_repair: None,
-                snapshot: Phase::Idle,
-                last_snapshot_offer: None,
-            },
-        );
+            record,
+            merkle: None,
+            shared,
+            private,
+            log: Log::judge(&dag),
+            anchor: None,
+            disclosure,
+            announced: dag.values().any(|e| e.author == self.key.public()),
+            dag,
+            pending: HashMap::new(),
+            last_sync_request: None,
+            last_announce: None,
+            members,
+            sync_budget: HashMap::new(),
+            secret,
+            older,
+            audit,
+            verified_certs: HashSet::new(),
+            canonical_at: None,
+            last_repair: None,
+            snapshot: Phase::Idle,
+            last_snapshot_offer: None,
+        };
+        self.clock = self.clock.max(ctx.latest_standing());
+        self.contexts.insert(id, ctx);
         // Ask peers for anything missed while away.
         let ctx = &self.contexts[&id];
         let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
@@ -1009,10 +1054,26 @@ impl<S: Store, E: Env> Node<S, E> {
         });
     }
 
-    /// The time of a local call: the wall clock, but always after every timestamp seen.
-    fn next_timestamp(&mut self) -> u64 {
-        self.clock = self.env.now_nanos().max(self.clock + 1);
-        self.clock
+    /// The time of a local call in `ctx`: the wall clock, but always after every timestamp of
+    /// a delta that stands here and after the context's heads (the parents of a delta made
+    /// now, void ones included: a delta is later than its parents). When no such timestamp is
+    /// left, the call can make no delta ([`NodeError::ClockExhausted`]).
+    fn next_timestamp(&mut self, ctx: &ContextState) -> Result<u64, NodeError> {
+        let latest = ctx
+            .record
+            .heads
+            .iter()
+            .filter_map(|head| ctx.dag.get(head))
+            .map(|entry| entry.timestamp)
+            .fold(self.clock, u64::max);
+        let after = latest.checked_add(1).ok_or_else(|| {
+            NodeError::ClockExhausted(format!(
+                "no timestamp is left after {latest} for a delta of {}",
+                ctx.id
+            ))
+        })?;
+        self.clock = self.env.now_nanos().max(after);
+        Ok(self.clock)
     }
 
     /// This node's public key: its identity as a member and as the executor of its calls.
@@ -1775,7 +1836,9 @@ impl<S: Store, E: Env> Node<S, E> {
             serde_json::Value::Null => b"{}".to_vec(),
             other => return Err(NodeError::BadArgs(json_type(&other).into())),
         };
-        let timestamp = self.next_timestamp();
+        // A call that changes nothing needs no delta, and runs even when no timestamp is left.
+        let stamp = self.next_timestamp(ctx);
+        let timestamp = *stamp.as_ref().unwrap_or(&u64::MAX);
         let random_seed = self.env.random32();
         let call = Call {
             method,
@@ -1816,6 +1879,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut delta = None;
         let writes = !outcome.artifact.is_empty() || !outcome.shared_writes.is_empty();
         if writes {
+            stamp?;
             match ctx.role_now(&self.key.public()) {
                 Some(role) if role.can_write() => {}
                 Some(_) => {
@@ -1998,7 +2062,12 @@ impl<S: Store, E: Env> Node<S, E> {
         let message = match WireMessage::decode(&data) {
             Ok(m) => m,
             Err(e) => {
-                return self.reject(None, format!("undecodable message on {topic}: {e}"));
+                let kind = match ChainTooDeep::in_error(&e) {
+                    true => "ChainTooDeep",
+                    false => "BadMessage",
+                };
+                let reason = format!("undecodable message on {topic}: {e}");
+                return self.reject_as(None, kind, reason);
             }
         };
         if let Some(other) = message
@@ -2011,25 +2080,58 @@ impl<S: Store, E: Env> Node<S, E> {
                 format!("a message about {other} on the wrong topic {topic}"),
             );
         }
+        // A former secret opens only catching up on what came before the operation that
+        // replaced it: a sync request (answered with that alone, see
+        // [`Self::answer_sync_request`]), deltas made without knowledge of that operation (a
+        // member's who had not received it yet), and a share of a newer secret. A delta that
+        // comes after the operation was made by a key that saw it and got no share of the new
+        // secret: a removed one (a joiner is given the current secret when it is admitted, in
+        // its welcome, so none needs a former one).
+        let past_change = |node: &Self, delta: &Delta| match former_secret {
+            None => false,
+            Some(by) => node.contexts.get(&delta.body.context_id).is_none_or(|ctx| {
+                let known = |p: &DeltaId| ctx.dag.contains_key(p);
+                let after =
+                    with_ancestors(&ctx.dag, delta.body.parents.iter().copied().filter(known));
+                after.contains(&by)
+            }),
+        };
+        if let (Some(by), WireMessage::PayloadRequest { context_id, .. })
+        | (Some(by), WireMessage::Payload { context_id, .. }) = (former_secret, &message)
+        {
+            let reason = format!("a payload message sealed with the secret {by} replaced");
+            return self.reject(Some(*context_id), reason);
+        }
         match message {
             WireMessage::Deltas(deltas) => {
                 for delta in deltas {
+                    let context_id = delta.body.context_id;
+                    if past_change(self, &delta) {
+                        let reason = format!(
+                            "delta {} sealed with a former secret, after the operation that \
+                             replaced it",
+                            delta.id()
+                        );
+                        self.reject(Some(context_id), reason);
+                        continue;
+                    }
                     if let Err(e) = self.receive_delta(delta).await {
-                        self.reject(None, e.to_string());
+                        self.reject_as(Some(context_id), e.kind(), e.to_string());
                     }
                 }
             }
             WireMessage::Share {
                 context_id,
+                by,
                 share,
                 from,
                 signature,
             } => {
                 if let Err(e) = self
-                    .receive_share(context_id, share, *from, signature)
+                    .receive_share(context_id, by, share, *from, signature)
                     .await
                 {
-                    self.reject(Some(context_id), e.to_string());
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }
             WireMessage::PayloadRequest {
@@ -2042,7 +2144,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     .answer_payload_request(context_id, hash, *requester, signature)
                     .await;
                 if let Err(e) = result {
-                    self.reject(Some(context_id), e.to_string());
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }
             WireMessage::Payload {
@@ -2052,7 +2154,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 sealed,
             } => {
                 if let Err(e) = self.receive_payload(context_id, hash, to, &sealed) {
-                    self.reject(Some(context_id), e.to_string());
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }
             WireMessage::SnapshotPart {
@@ -2069,7 +2171,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
                 let part = (digest, index, parts, chunk, *provider, signature);
                 if let Err(e) = self.receive_snapshot_part(context_id, part).await {
-                    self.reject(Some(context_id), format!("a state snapshot: {e}"));
+                    let reason = format!("a state snapshot: {e}");
+                    self.reject_as(Some(context_id), e.kind(), reason);
                 }
             }
             WireMessage::JoinRequest { context_id, .. }
@@ -2094,14 +2197,14 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
                 if let (Some(theirs), None) = (root_hash, former_secret) {
                     if let Err(e) = self.compare_root(context_id, &heads, theirs).await {
-                        self.reject(Some(context_id), e.to_string());
+                        self.reject_as(Some(context_id), e.kind(), e.to_string());
                     }
                 }
                 if let Err(e) = self
                     .answer_sync_request(context_id, heads, former_secret, from)
                     .await
                 {
-                    self.reject(Some(context_id), e.to_string());
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }
         }
@@ -2371,12 +2474,22 @@ impl<S: Store, E: Env> Node<S, E> {
         context_id: &ContextId,
         message: &WireMessage,
     ) -> Result<Vec<u8>, NodeError> {
+        self.seal_bytes_for(context_id, &message.encode())
+    }
+
+    /// Seals `plain` for `context_id`, whatever it holds (tools and tests: a message no
+    /// [`WireMessage`] encodes to).
+    pub fn seal_bytes_for(
+        &self,
+        context_id: &ContextId,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, NodeError> {
         let ctx = self.context(context_id)?;
         Ok(seal::seal(
             &ctx.secret,
             context_id,
             self.env.random32(),
-            &message.encode(),
+            plain,
         ))
     }
 
@@ -2412,9 +2525,17 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     fn reject(&mut self, context_id: Option<ContextId>, reason: String) {
-        tracing::warn!(?context_id, %reason, "refused a remote message");
-        self.events
-            .push(NodeEvent::SyncRejected { context_id, reason });
+        self.reject_as(context_id, "BadMessage", reason);
+    }
+
+    /// Refuses a remote message for a reason of `kind` (see [`NodeEvent::SyncRejected`]).
+    fn reject_as(&mut self, context_id: Option<ContextId>, kind: &str, reason: String) {
+        tracing::warn!(?context_id, kind, %reason, "refused a remote message");
+        self.events.push(NodeEvent::SyncRejected {
+            context_id,
+            kind: kind.to_owned(),
+            reason,
+        });
     }
 
     async fn receive_delta(&mut self, delta: Delta) -> Result<(), NodeError> {
@@ -2451,13 +2572,22 @@ impl<S: Store, E: Env> Node<S, E> {
                 let mut ctx = self.contexts.remove(&context_id).expect("present");
                 let _ = self.audit_alone(&mut ctx, entry).await;
                 self.contexts.insert(context_id, ctx);
-                self.reject(Some(context_id), format!("delta {id}: {e}"));
+                self.reject_as(Some(context_id), e.kind(), format!("delta {id}: {e}"));
                 return Ok(());
             }
             ctx.verified_certs.insert(cert_hash);
         }
         if ctx.dag.contains_key(&id) || ctx.pending.contains_key(&id) {
             return Ok(());
+        }
+        let now = self.env.now_nanos();
+        if delta.body.timestamp > now.saturating_add(MAX_CLOCK_SKEW_NANOS) {
+            return Err(NodeError::FutureDelta(format!(
+                "delta {id} by {} is stamped {} ns ahead of this node's clock, over the {} ns allowed",
+                delta.body.author,
+                delta.body.timestamp - now,
+                MAX_CLOCK_SKEW_NANOS
+            )));
         }
         if ctx.pending.len() >= MAX_PENDING {
             ctx.pending.clear();
@@ -2496,7 +2626,7 @@ impl<S: Store, E: Env> Node<S, E> {
             let result = self.apply_remote(&app, &mut ctx, id, delta).await;
             self.contexts.insert(context_id, ctx);
             if let Err(e) = result {
-                self.reject(Some(context_id), format!("delta {id}: {e}"));
+                self.reject_as(Some(context_id), e.kind(), format!("delta {id}: {e}"));
             }
         }
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
@@ -2562,6 +2692,14 @@ impl<S: Store, E: Env> Node<S, E> {
             None => role.can_write(),
         };
         let stands = ctx.log.role_of_new(&entry).is_some_and(allows);
+        // A delta that a member who holds it and whose authority stands has built on is taken
+        // even if it would be refused alone: that member took it before the removal it missed
+        // was settled, and the DAG must stay one.
+        let vouched = || {
+            ctx.pending
+                .values()
+                .any(|d| d.body.parents.contains(&id) && ctx.role_of(&d.body.author_cert).is_some())
+        };
         // Refused outright (not kept): a root statement that does not verify, or what not even
         // the author's certificate allows (a reader's write).
         let refusal = match body
@@ -2587,6 +2725,14 @@ impl<S: Store, E: Env> Node<S, E> {
                     reason: reason.clone(),
                 });
                 Some(reason)
+            }
+            _ if !stands && ctx.log.settled_removal_missed(&entry).is_some() && !vouched() => {
+                let removal = ctx.log.settled_removal_missed(&entry).expect("checked");
+                Some(format!(
+                    "{} signed {id} on a point from before the removal {removal}, which others \
+                     have built on: a removed key's new deltas are refused",
+                    body.author
+                ))
             }
             _ if !stands && !allows(body.author_cert.role) => Some(format!(
                 "{} is a {:?} of {} and may not {}",
@@ -2714,7 +2860,9 @@ impl<S: Store, E: Env> Node<S, E> {
             // What members sent since is sealed with the new secret: ask for it.
             self.publish(ctx.id, &ctx.secret, ctx.sync_request(&self.key));
         }
-        self.clock = self.clock.max(body.timestamp);
+        if stands {
+            self.clock = self.clock.max(body.timestamp);
+        }
 
         if let Some(op) = &body.op {
             self.rejudge(ctx).await?;
@@ -2763,10 +2911,14 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// Takes a share of the context's current secret from an admin (see
-    /// [`WireMessage::Share`]), if it is for this node and the admin's signature and role hold.
+    /// [`WireMessage::Share`]), if it is for this node, the admin's signature and role hold,
+    /// and the operation it names made the latest secret: it stands in this node's log (its
+    /// author's authority with it), and no other such operation comes after it. A share from
+    /// a removed admin, or one naming a voided removal, changes nothing.
     async fn receive_share(
         &mut self,
         context_id: ContextId,
+        by: DeltaId,
         share: Share,
         from: MemberCert,
         signature: Signature,
@@ -2784,10 +2936,16 @@ impl<S: Store, E: Env> Node<S, E> {
                 from.member
             )));
         }
-        let message = WireMessage::share_message(&context_id, &share);
+        let message = WireMessage::share_message(&context_id, &by, &share);
         verify_signature(&from.member, &message, &signature).map_err(|_| {
             NodeError::Unauthorized("a share whose signature does not verify".into())
         })?;
+        if !ctx.makes_latest_secret(&by) {
+            return Err(NodeError::Unauthorized(format!(
+                "a share for {by}, which is not the operation that made the latest secret \
+                 standing in this node's log"
+            )));
+        }
         let Some(next) = seal::open_share(&self.key, &context_id, &share.sealed) else {
             return Err(NodeError::Unauthorized(
                 "a share this node's key does not open".into(),
@@ -2796,15 +2954,6 @@ impl<S: Store, E: Env> Node<S, E> {
         if ctx.knows_secret(&next) {
             return Ok(());
         }
-        // The former secret gave way at the latest removal this node applied.
-        let by = ctx
-            .log
-            .verdict()
-            .removed
-            .values()
-            .copied()
-            .max_by_key(|op| ctx.dag.get(op).map(|e| e.timestamp))
-            .unwrap_or(DeltaId([0; 32]));
         let mut batch = Batch::new();
         ctx.stage_rotation(&next, &by, &mut batch);
         self.store.commit(batch).await?;
@@ -2931,6 +3080,8 @@ impl<S: Store, E: Env> Node<S, E> {
             new.upgrades.len() == old.upgrades.len() + 1 && new.upgrades.starts_with(&old.upgrades);
         let upgrades_changed = new.upgrades != old.upgrades;
         ctx.log = judged;
+        // A delta that was void may stand now: its records carry its time.
+        self.clock = self.clock.max(ctx.latest_standing());
         if !void_changed && one_more_upgrade {
             if matches!(ctx.snapshot, Phase::Covering(_)) {
                 return Ok(()); // the snapshot's state is after every upgrade it covers
@@ -3578,6 +3729,7 @@ impl<S: Store, E: Env> Node<S, E> {
         // A removal gives the context a new secret, sealed to each member who remains.
         op.verify_root_statement(&self.key.public())
             .map_err(NodeError::Unauthorized)?;
+        let timestamp = self.next_timestamp(ctx)?;
         let mut op = op;
         let mut rotation = None;
         if let Some(member) = op.removes(&self.key.public()) {
@@ -3621,7 +3773,7 @@ impl<S: Store, E: Env> Node<S, E> {
             context_id: ctx.id,
             parents: ctx.record.heads.clone(),
             author: self.key.public(),
-            timestamp: self.next_timestamp(),
+            timestamp,
             artifact: Vec::new(),
             root_hash: ctx.record.root_hash.unwrap_or_default(),
             events: Vec::new(),
@@ -3960,7 +4112,11 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut ctx = self.contexts.remove(&context_id).expect("known context");
         let result = match problem {
             Some(why) => {
-                self.reject(Some(context_id), format!("a state snapshot: {why}"));
+                self.reject_as(
+                    Some(context_id),
+                    "BadSnapshot",
+                    format!("a state snapshot: {why}"),
+                );
                 self.rebuild(&mut ctx, Order::Applied).await
             }
             None => self.put_snapshot_in_place(&mut ctx, covering).await,

@@ -46,8 +46,12 @@ pub enum WireMessage {
     /// former secrets, which such a member holds.
     Share {
         context_id: ContextId,
+        /// The operation (a removal, leave, revocation or rotation) that made this secret: the
+        /// share counts only if that operation stands in the receiver's log and made its
+        /// latest secret.
+        by: DeltaId,
         share: Share,
-        /// The admin's certificate and signature over `(context_id, share)`.
+        /// The admin's certificate and signature over `(context_id, by, share)`.
         from: Box<MemberCert>,
         signature: Signature,
     },
@@ -115,8 +119,8 @@ impl WireMessage {
     }
 
     /// What the admin of a [`WireMessage::Share`] signs.
-    pub fn share_message(context_id: &ContextId, share: &Share) -> Vec<u8> {
-        borsh::to_vec(&(b"tabnode-share-v1", context_id, share)).expect("encode")
+    pub fn share_message(context_id: &ContextId, by: &DeltaId, share: &Share) -> Vec<u8> {
+        borsh::to_vec(&(b"tabnode-share-v2", context_id, by, share)).expect("encode")
     }
 }
 

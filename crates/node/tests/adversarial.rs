@@ -9,7 +9,9 @@ use common::{node, rejections, TestNode};
 
 use futures::executor::block_on;
 use serde_json::json;
-use tabnode_node::{context_topic, DeltaBody, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES};
+use tabnode_node::{
+    context_topic, DeltaBody, Env, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
+};
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
 
 /// A's context, and a member key the test controls (certified through a real invitation, and
@@ -108,21 +110,15 @@ fn junk_oversize_forged_and_tampered_messages_are_refused() {
 
     // A forged signature: a member's delta whose content was changed after signing.
     let heads = before.heads.clone();
-    let mut forged = delta(ctx, &rogue, &cert, heads.clone(), u64::MAX / 2, vec![0]);
+    let now = a.env().now_nanos();
+    let mut forged = delta(ctx, &rogue, &cert, heads.clone(), now, vec![0]);
     forged.body.artifact = vec![9, 9, 9];
     let sealed = a
         .seal_for(&ctx, &WireMessage::Deltas(vec![forged]))
         .unwrap();
     block_on(a.handle_message(&topic, &sealed));
     // A tampered artifact, validly signed: the guest refuses to merge it.
-    let tampered = delta(
-        ctx,
-        &rogue,
-        &cert,
-        heads.clone(),
-        u64::MAX / 2,
-        vec![0xff; 40],
-    );
+    let tampered = delta(ctx, &rogue, &cert, heads.clone(), now, vec![0xff; 40]);
     let sealed = a
         .seal_for(&ctx, &WireMessage::Deltas(vec![tampered]))
         .unwrap();

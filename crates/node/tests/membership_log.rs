@@ -9,10 +9,13 @@ use common::{deliver, node as open, sent, settle, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{FixedEnv, Node, NodeEvent, Role};
+use tabnode_node::{
+    context_topic, seal_to, Delta, DeltaBody, FixedEnv, MemberOp, Node, NodeEvent, Role, Share,
+    WireMessage,
+};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
-use tabnode_types::ContextId;
+use tabnode_types::{ContextId, PublicKey, SecretKey};
 
 fn kv_store() -> Vec<u8> {
     common::guest("kv_store")
@@ -412,4 +415,165 @@ fn a_member_leaves() {
     settle(&mut [&mut a, &mut b, &mut c]);
     assert_eq!(entries(&mut a, &ctx), json!({"k1": "by C", "k2": "by B"}));
     assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+}
+
+/// The key of the test node opened with `seed` (its first random draw, see [`FixedEnv`]).
+fn node_key(seed: u8) -> SecretKey {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&[seed; 32]);
+    hasher.update(&1u64.to_le_bytes());
+    SecretKey::from_seed(*hasher.finalize().as_bytes())
+}
+
+/// The deltas in what `node` published (opened with its own secrets).
+fn deltas_in(node: &TestNode, ctx: &ContextId, messages: &common::Messages) -> Vec<Delta> {
+    messages
+        .iter()
+        .filter_map(|(_, data)| match node.open_message(ctx, data) {
+            Ok(WireMessage::Deltas(deltas)) => Some(deltas),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn admins(node: &TestNode, ctx: &ContextId) -> Vec<PublicKey> {
+    let mut admins: Vec<_> = node
+        .members(ctx)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, role)| *role == Role::Admin)
+        .map(|(key, _)| key)
+        .collect();
+    admins.sort();
+    admins
+}
+
+/// Admin A removes admin M, and the others build on the removal. M, holding the former
+/// secret, crafts `Remove(A)` on the removal's parents stamped just after them (so before the
+/// removal by timestamp), carrying shares of a secret of its choosing, then sends a `Share`
+/// of that secret, and a delta on top of its removal. Every member refuses them all: A keeps
+/// admin, M stays out, nobody takes M's secret, and the honest members converge with their
+/// writes flowing.
+#[test]
+fn a_removed_admin_cannot_undo_its_removal_with_a_crafted_timestamp_nor_plant_a_secret() {
+    let (mut a, mut b, mut c, ctx) = three();
+    let mut m = open(4);
+    let m_key = node_key(4);
+    assert_eq!(m_key.public(), m.public_key());
+    let far = u64::MAX / 2;
+    block_on(m.join(&a.invite_as(&ctx, Role::Admin, far).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c, &mut m]);
+    set(&mut m, &ctx, "m", "by M");
+    let from_m = sent(&mut m);
+    let m_cert = deltas_in(&m, &ctx, &from_m)[0].body.author_cert.clone();
+    for node in [&mut a, &mut b, &mut c] {
+        deliver(&from_m, node);
+    }
+    settle(&mut [&mut a, &mut b, &mut c]);
+    assert_eq!(admins(&a, &ctx).len(), 2);
+
+    // A removes M; B and C apply it and B writes on it. M hears nothing of it.
+    block_on(a.remove_member(&ctx, m.public_key())).unwrap();
+    let from_a = sent(&mut a);
+    let removal = deltas_in(&a, &ctx, &from_a).remove(0);
+    deliver(&from_a, &mut b);
+    deliver(&from_a, &mut c);
+    set(&mut b, &ctx, "k1", "after the removal");
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    // M's counter-removal, and its share of a secret it chose.
+    let chosen = [77u8; 32];
+    let share = |to: PublicKey| Share {
+        member: to,
+        sealed: seal_to(&to, &ctx, [5; 32], &chosen).unwrap(),
+    };
+    let crafted = DeltaBody {
+        context_id: ctx,
+        parents: removal.body.parents.clone(),
+        author: m_key.public(),
+        timestamp: removal.body.timestamp - 1,
+        artifact: Vec::new(),
+        root_hash: removal.body.root_hash,
+        events: Vec::new(),
+        genesis: None,
+        author_cert: m_cert.clone(),
+        op: Some(MemberOp::Remove {
+            member: a.public_key(),
+            shares: vec![share(b.public_key()), share(c.public_key())],
+        }),
+    }
+    .sign(&m_key);
+    let crafted_id = crafted.id();
+    // And, having learnt of its removal, a delta after it (under the secret it replaced).
+    let after = DeltaBody {
+        parents: vec![removal.id()],
+        timestamp: removal.body.timestamp + 1,
+        ..crafted.body.clone()
+    }
+    .sign(&m_key);
+    let mut messages = vec![
+        WireMessage::Deltas(vec![crafted]),
+        WireMessage::Deltas(vec![after]),
+    ];
+    for to in [b.public_key(), c.public_key()] {
+        let share = share(to);
+        let signature = m_key.sign(&WireMessage::share_message(&ctx, &crafted_id, &share));
+        messages.push(WireMessage::Share {
+            context_id: ctx,
+            by: crafted_id,
+            share,
+            from: Box::new(m_cert.clone()),
+            signature,
+        });
+    }
+    // Sealed with the secret M holds (the one its removal replaced), then with the current
+    // one, as if a member had leaked it to M.
+    let topic = context_topic(&ctx);
+    let seal_all = |sealer: &TestNode| -> Vec<Vec<u8>> {
+        messages
+            .iter()
+            .map(|message| sealer.seal_for(&ctx, message).unwrap())
+            .collect()
+    };
+    for sealed in [seal_all(&m), seal_all(&a)] {
+        for node in [&mut a, &mut b, &mut c] {
+            for data in &sealed {
+                block_on(node.handle_message(&topic, data));
+            }
+        }
+    }
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    for node in [&a, &b, &c] {
+        assert_eq!(admins(node, &ctx), vec![a.public_key()]);
+        assert!(!node
+            .members(&ctx)
+            .unwrap()
+            .iter()
+            .any(|(k, _)| *k == m.public_key()));
+    }
+    let refused = common::rejections(&mut b);
+    for why in ["before the removal", "former secret", "no admin"] {
+        assert!(
+            refused.iter().any(|r| r.contains(why)),
+            "{why}: {refused:?}"
+        );
+    }
+    // Writes flow among the honest members, each sealed with a secret M never held.
+    set(&mut a, &ctx, "k2", "by A");
+    set(&mut b, &ctx, "k3", "by B");
+    set(&mut c, &ctx, "k4", "by C");
+    let from_c = sent(&mut c);
+    assert!(m.open_message(&ctx, &from_c[0].1).is_err());
+    deliver(&from_c, &mut a);
+    deliver(&from_c, &mut b);
+    settle(&mut [&mut a, &mut b, &mut c]);
+    let all =
+        json!({"m": "by M", "k1": "after the removal", "k2": "by A", "k3": "by B", "k4": "by C"});
+    for node in [&mut a, &mut b, &mut c] {
+        assert_eq!(entries(node, &ctx), all);
+    }
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut c, &ctx));
 }

@@ -11,6 +11,8 @@ pub enum RuntimeError {
     OutOfFuel(u64),
     #[error("the call needs more memory than the limit of {max_pages} pages")]
     OutOfMemory { max_pages: u32 },
+    #[error("the call nested its functions deeper than the limit of {max_slots} stack slots")]
+    StackOverflow { max_slots: u32 },
     #[error("the app panicked: {message}{}", location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
     Panic {
         message: String,
@@ -25,6 +27,8 @@ pub enum RuntimeError {
     },
     #[error("the app broke the host ABI: {0}")]
     BadAbiUse(String),
+    /// The guest's own fault, named alike on every engine (`unreachable`, `integer divide by
+    /// zero`, `memory out of bounds`, ...).
     #[error("the app trapped: {0}")]
     Trap(String),
     /// The call read a row its view has not loaded (see [`crate::StateView`]): not a failure of

@@ -1,5 +1,8 @@
-//! Runs guest apps built with `calimero-sdk` 0.10 under `wasmi`, through the host ABI that
-//! `calimero-sys` 0.10 declares in module `"env"`.
+//! Runs guest apps built with `calimero-sdk` 0.10 through the host ABI that `calimero-sys` 0.10
+//! declares in module `"env"`: under `wasmi` everywhere, and in a page also on the browser's own
+//! WebAssembly engine. Both run the module as `tabnode-meter` rewrites it, which counts its own
+//! fuel and stack and canonicalises NaNs, so a call's outcome, fuel and errors are the same on
+//! either engine; the ABI is written once (`host.rs`) and each engine only forwards to it.
 //!
 //! A call is a pure function: (compiled app, [`Call`], read-only views of shared and private
 //! state) -> [`Outcome`] with the call's write sets. The runtime never mutates state itself, so a
@@ -8,11 +11,11 @@
 //! call replayed with the same record on the same state gives a byte-identical outcome.
 //!
 //! Shape of the API:
-//! - [`Runtime::new`]`(Limits) -> Runtime` owns the wasmi engine (fuel metering on) and the linker
-//!   with every `"env"` import of calimero-sys 0.10; imports this node cannot serve trap with
-//!   [`RuntimeError::Unsupported`] naming the import, so every calimero module still links.
+//! - [`Runtime::new`]`(Limits) -> Runtime` runs guests on wasmi ([`Runtime::with_engine`] picks
+//!   the engine) with every `"env"` import of calimero-sys 0.10; imports this node cannot serve
+//!   trap with [`RuntimeError::Unsupported`] naming the import, so every calimero module links.
 //! - [`Runtime::compile`]`(&[u8]) -> Result<App, RuntimeError>` validates (size, exported memory,
-//!   only known imports) and compiles once; [`App`] is an `Arc`, carries the blake3 of the wasm.
+//!   only known imports with their signatures), rewrites and compiles once; [`App`] is an `Arc`, carries the blake3 of the wasm.
 //! - [`Runtime::call`]`(&App, &Call, Views) -> Result<Outcome, RuntimeError>` runs one method on a
 //!   fresh instance. `Err` means the call changed nothing; an app error (`app::bail!`) is
 //!   `Ok(Outcome { returns: Err(bytes), .. })` and its writes should not be persisted either.
@@ -24,18 +27,22 @@
 //! same hash from calimero-storage's index entry of the root.
 
 mod abi;
+#[cfg(target_arch = "wasm32")]
+mod browser_engine;
+mod engine;
 mod error;
 mod host;
 mod limits;
 mod proof;
 mod root;
+mod wasmi_engine;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-pub use abi::IMPORTS;
 pub use error::{RuntimeError, ViewKind};
+pub use host::IMPORTS;
 pub use limits::Limits;
 pub use proof::{prove_state, verify_rows, ProofError, ProvenState};
 pub use root::{entry_key, index_key, migrated_state_entry, root_hash, state_entry_key};
@@ -170,56 +177,99 @@ pub struct Outcome {
     pub fuel_used: u64,
 }
 
+/// Which engine runs guests. Both run the same rewritten module (see `tabnode-meter`), so a
+/// call gives the same outcome, fuel and errors on either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The wasmi interpreter: every build, the reference.
+    Wasmi,
+    /// The browser's own WebAssembly engine: in the page only (wasm32 in a browser).
+    Browser,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Wasmi => "wasmi",
+            Self::Browser => "browser",
+        }
+    }
+}
+
 /// A validated, compiled app; cheap to clone. Compiled once, instantiated per call.
 #[derive(Clone)]
 pub struct App {
-    module: Arc<wasmi::Module>,
+    compiled: Compiled,
+    methods: Arc<BTreeSet<String>>,
     hash: [u8; 32],
 }
 
+#[derive(Clone)]
+enum Compiled {
+    Wasmi(Arc<wasmi::Module>),
+    #[cfg(target_arch = "wasm32")]
+    Browser(browser_engine::Module),
+}
+
 impl App {
-    /// blake3 of the wasm binary: the application id.
+    /// blake3 of the wasm binary as installed (before it is rewritten): the application id.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
     }
 
     /// Whether the app exports a callable method of this name.
     pub fn has_method(&self, name: &str) -> bool {
-        matches!(
-            self.module.get_export(name),
-            Some(wasmi::ExternType::Func(_))
-        )
+        self.methods.contains(name)
+    }
+
+    /// The engine that runs this app: the runtime's, or wasmi where the page would not compile
+    /// the module.
+    pub fn engine(&self) -> EngineKind {
+        match self.compiled {
+            Compiled::Wasmi(_) => EngineKind::Wasmi,
+            #[cfg(target_arch = "wasm32")]
+            Compiled::Browser(_) => EngineKind::Browser,
+        }
     }
 }
 
-/// The wasm engine, with fuel metering, and the limits every call runs under.
+/// A guest engine and the limits every call runs under.
 pub struct Runtime {
+    kind: EngineKind,
     engine: wasmi::Engine,
-    linker: wasmi::Linker<HostState>,
+    linker: wasmi::Linker<wasmi_engine::Data>,
     limits: Limits,
     metered: bool,
 }
 
 impl Runtime {
+    /// A runtime on wasmi.
     pub fn new(limits: Limits) -> Self {
-        Self::build(limits, true)
+        Self::build(limits, EngineKind::Wasmi, true)
     }
 
-    /// A runtime without fuel metering: a guest's endless loop would hang the caller. Only for
-    /// measuring what metering costs (`bench/`); never for running apps.
-    pub fn unmetered(limits: Limits) -> Self {
-        Self::build(limits, false)
+    /// A runtime on the given engine; [`EngineKind::Browser`] exists only in a page.
+    pub fn with_engine(limits: Limits, kind: EngineKind) -> Result<Self, RuntimeError> {
+        if kind == EngineKind::Browser && !cfg!(target_arch = "wasm32") {
+            return Err(RuntimeError::Unsupported {
+                import: "engine",
+                reason: "the browser's engine runs only in a page",
+            });
+        }
+        Ok(Self::build(limits, kind, true))
     }
 
-    fn build(limits: Limits, metered: bool) -> Self {
-        let mut config = wasmi::Config::default();
-        config.consume_fuel(metered);
-        // Lazy compilation would charge fuel for compiling on first use, so the same call
-        // would cost different fuel on a fresh node and a warm one; eager keeps fuel replayable.
-        config.compilation_mode(wasmi::CompilationMode::Eager);
-        let engine = wasmi::Engine::new(&config);
-        let linker = host::linker(&engine);
+    /// A runtime whose modules charge no fuel: a guest's endless loop would hang the caller.
+    /// Only for measuring what metering costs (`bench/`); never for running apps.
+    pub fn unmetered(limits: Limits, kind: EngineKind) -> Self {
+        Self::build(limits, kind, false)
+    }
+
+    fn build(limits: Limits, kind: EngineKind, metered: bool) -> Self {
+        let engine = wasmi_engine::engine(&limits);
+        let linker = wasmi_engine::linker(&engine);
         Self {
+            kind,
             engine,
             linker,
             limits,
@@ -227,45 +277,67 @@ impl Runtime {
         }
     }
 
-    fn engine(&self) -> &wasmi::Engine {
-        &self.engine
-    }
-
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
-    /// Validates and compiles a guest app. Refuses modules that could not run here: too large,
-    /// not wasm, no exported memory, an imported memory, a `_start`, or an import outside the ABI.
+    /// The engine this runtime runs guests on.
+    pub fn engine_kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Validates, rewrites (see `tabnode-meter`) and compiles a guest app. Refuses modules that
+    /// could not run here: too large, not wasm, no exported memory, an imported memory, a
+    /// `_start`, an import outside the ABI, or instructions the metering cannot account for.
     pub fn compile(&self, wasm: &[u8]) -> Result<App, RuntimeError> {
         abi::validate_size(wasm, &self.limits)?;
-        let module = wasmi::Module::new(&self.engine, wasm)
-            .map_err(|e| RuntimeError::InvalidModule(format!("not a valid wasm module: {e}")))?;
-        abi::validate_module(&module, &self.limits)?;
+        let shape = abi::validate_module(wasm, &self.limits)?;
+        let config = tabnode_meter::Config {
+            charge_fuel: self.metered,
+            ..engine::meter_config(&self.limits)
+        };
+        let metered = tabnode_meter::instrument(wasm, &config)
+            .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
+        let on_wasmi = || -> Result<Compiled, RuntimeError> {
+            let module = wasmi::Module::new(&self.engine, &metered[..]).map_err(|e| {
+                RuntimeError::InvalidModule(format!("not a valid wasm module: {e}"))
+            })?;
+            Ok(Compiled::Wasmi(Arc::new(module)))
+        };
+        let compiled = match self.kind {
+            // A module the page will not compile (over its limit for synchronous compiles)
+            // runs on wasmi: the same outcome, only slower.
+            #[cfg(target_arch = "wasm32")]
+            EngineKind::Browser => match browser_engine::Module::compile(&metered) {
+                Ok(module) => Compiled::Browser(module),
+                Err(_) => on_wasmi()?,
+            },
+            _ => on_wasmi()?,
+        };
         Ok(App {
-            module: Arc::new(module),
+            compiled,
+            methods: Arc::new(shape.methods),
             hash: *blake3::hash(wasm).as_bytes(),
         })
     }
 
     /// Runs `call` on a fresh instance of `app`.
     pub fn call(&self, app: &App, call: &Call<'_>, views: Views) -> Result<Outcome, RuntimeError> {
-        if !wasmi::Engine::same(self.engine(), app.module.engine()) {
-            return Err(RuntimeError::InvalidModule(
-                "the app was compiled by another runtime; compile it with this one".into(),
-            ));
-        }
         if !app.has_method(call.method) {
             return Err(RuntimeError::MethodNotFound(call.method.to_owned()));
         }
         let state = HostState::new(&self.limits, call, views);
-        host::run(
-            &self.engine,
-            &self.linker,
-            &app.module,
-            state,
-            call.method,
-            self.metered.then_some(self.limits.fuel),
-        )
+        match &app.compiled {
+            Compiled::Wasmi(module) => {
+                if !wasmi::Engine::same(&self.engine, module.engine()) {
+                    return Err(RuntimeError::InvalidModule(
+                        "the app was compiled by another runtime; compile it with this one".into(),
+                    ));
+                }
+                wasmi_engine::run(&self.engine, &self.linker, module, state, call.method)
+            }
+            #[cfg(target_arch = "wasm32")]
+            Compiled::Browser(module) => module.run(state, call.method),
+        }
     }
 }

@@ -22,8 +22,12 @@ pub struct Limits {
     pub max_xcalls: usize,
     /// Requests to create or delete contexts or change membership one call may queue.
     pub max_context_requests: usize,
-    /// wasmi fuel per call (roughly one unit per executed instruction).
+    /// Fuel per call: one unit per executed wasm instruction, counted by the module itself
+    /// (see `tabnode-meter`), so the same on every engine.
     pub fuel: u64,
+    /// Frames a call may hold at once, in 8-byte slots (see `tabnode-meter`): deep recursion
+    /// stops at the same call on every engine, well before a page's native stack would.
+    pub stack_slots: u32,
 }
 
 impl Default for Limits {
@@ -47,6 +51,7 @@ impl Default for Limits {
             max_xcalls: 16,
             max_context_requests: 16,
             fuel: 10_000_000_000,
+            stack_slots: 32 * 1024,
         }
     }
 }

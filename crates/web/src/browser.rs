@@ -13,7 +13,7 @@ use tabnode_identity::nep413::{Payload, SignedMessage};
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle, Via};
 use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing, Role, DEFAULT_INVITATION_NANOS};
-use tabnode_runtime::{Limits, Runtime};
+use tabnode_runtime::{EngineKind, Limits, Runtime};
 use tabnode_store::{IndexedDbStore, SealedStore, Sealer, StoreError};
 use tabnode_types::{AppId, ContextId, PublicKey};
 use wasm_bindgen::prelude::*;
@@ -177,6 +177,9 @@ export interface NodeOptions {
   /** STUN/TURN URLs for direct links (default none: host candidates). */ iceServers?: string[];
   /** From how many deltas a context is offered to a joiner as a verified state snapshot (default 500; 0: never). */
   snapshotThreshold?: number;
+  /** Which engine runs guest apps: "browser" (the page's own WebAssembly engine, the default)
+   * or "wasmi" (the interpreter). Both give the same results; see docs/performance.md. */
+  engine?: "browser" | "wasmi";
 }
 /** What a call returns. */
 export interface ExecuteResult {
@@ -222,7 +225,7 @@ export type NodeEvent =
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
   /** A member admitted this node's join and gave it the context's secret. */
   | { type: "joined"; contextId: string; admittedBy: string }
-  | { type: "syncRejected"; contextId: string | null; reason: string }
+  | { type: "syncRejected"; contextId: string | null; kind: string; reason: string }
   | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
   /** A member announced the same heads with another root; `repaired`: rebuilt in canonical order. */
   | { type: "rootMismatch"; contextId: string; ours: string | null; theirs: string; repaired: boolean }
@@ -263,6 +266,20 @@ struct Options {
     /// From how many deltas this node answers a joiner with a state snapshot (0: never); see
     /// `tabnode_node::snapshot`.
     snapshot_threshold: Option<u32>,
+    /// The guest engine: `browser` (default) or `wasmi`; see `tabnode_runtime::EngineKind`.
+    engine: Option<String>,
+}
+
+/// The engine an option names (the browser's by default).
+fn engine_of(name: Option<&str>) -> Result<EngineKind, JsValue> {
+    match name {
+        None | Some("browser") => Ok(EngineKind::Browser),
+        Some("wasmi") => Ok(EngineKind::Wasmi),
+        Some(other) => Err(usage_error(
+            "BadOptions",
+            format!("unknown engine {other:?}: \"browser\" or \"wasmi\""),
+        )),
+    }
 }
 
 /// A JS callback subscribed to one context (or to all, for `None`).
@@ -276,6 +293,8 @@ struct Inner {
     node: Mutex<CoreNode>,
     net: Option<NetHandle>,
     peer_id: String,
+    /// The engine that runs guest apps.
+    engine: EngineKind,
     /// This node's key as text: it changes when the key is rotated.
     public_key: RefCell<String>,
     subscribers: RefCell<Vec<Subscriber>>,
@@ -798,9 +817,10 @@ impl BrowserNode {
             .map_err(|e| js_error(NodeError::Store(vault_error("the key vault", e))))?;
         let store = SealedStore::new(store, WebCryptoSealer { key });
         let env = BrowserEnv;
-        let mut node = Node::open(store, env, Runtime::new(Limits::default()))
-            .await
-            .map_err(js_error)?;
+        let engine = engine_of(options.engine.as_deref())?;
+        let runtime = Runtime::with_engine(Limits::default(), engine)
+            .map_err(|e| usage_error("BadOptions", e.to_string()))?;
+        let mut node = Node::open(store, env, runtime).await.map_err(js_error)?;
         if let Some(deltas) = options.snapshot_threshold {
             node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
         }
@@ -831,6 +851,7 @@ impl BrowserNode {
             node: Mutex::new(node),
             net,
             peer_id,
+            engine,
             public_key: RefCell::new(public_key),
             subscribers: RefCell::new(Vec::new()),
             next_subscriber: Cell::new(1),
@@ -851,6 +872,12 @@ impl BrowserNode {
             wasm_bindgen_futures::spawn_local(refresh);
         }
         Ok(BrowserNode { inner })
+    }
+
+    /// The engine that runs guest apps: `"browser"` or `"wasmi"`.
+    #[wasm_bindgen(getter)]
+    pub fn engine(&self) -> String {
+        self.inner.engine.name().into()
     }
 
     /// This node's libp2p peer id (empty when started without relays).

@@ -68,10 +68,19 @@ pub fn deliver(messages: &Messages, to: &mut TestNode) {
 /// The reasons of the remote messages `node` refused since it was last asked (its other events
 /// are taken too).
 pub fn rejections(node: &mut TestNode) -> Vec<String> {
+    refusals(node)
+        .into_iter()
+        .map(|(_, reason)| reason)
+        .collect()
+}
+
+/// The kinds and reasons of the remote messages `node` refused since it was last asked (its
+/// other events are taken too).
+pub fn refusals(node: &mut TestNode) -> Vec<(String, String)> {
     node.take_events()
         .into_iter()
         .filter_map(|e| match e {
-            NodeEvent::SyncRejected { reason, .. } => Some(reason),
+            NodeEvent::SyncRejected { kind, reason, .. } => Some((kind, reason)),
             _ => None,
         })
         .collect()

@@ -154,6 +154,43 @@ impl Probe {
         }
     }
 
+    /// Recurses `depth` calls deep (each frame kept alive by `black_box`): deep enough, it
+    /// must stop at the stack limit, alike on every engine.
+    pub fn recurse(&self, depth: u64) -> u64 {
+        fn down(n: u64) -> u64 {
+            if n == 0 {
+                return 0;
+            }
+            let frame = std::hint::black_box([n; 4]);
+            1 + down(std::hint::black_box(n - 1)) + frame[3] - n
+        }
+        down(depth)
+    }
+
+    /// Writes the bits of float results to state: 0/0 (a NaN whose bits a CPU picks), a NaN
+    /// from a NaN with a payload, and an ordinary sum; returns them.
+    pub fn floats(&mut self, x: f64) -> Vec<u64> {
+        let zero = std::hint::black_box(0.0f64);
+        let payload = f64::from_bits(std::hint::black_box(0xfff0_0000_dead_beef));
+        let bits = vec![
+            (zero / zero).to_bits(),
+            (payload * x).to_bits(),
+            ((x as f32).sqrt() as f64 + x).to_bits(),
+            (x * 0.1 + 3.5).to_bits(),
+        ];
+        self.title.set(format!("{bits:?}"));
+        bits
+    }
+
+    /// Whether `signature` is `key`'s ed25519 signature of `message` (the host's verify).
+    pub fn verify(&self, signature: Vec<u8>, key: Vec<u8>, message: Vec<u8>) -> bool {
+        let (Ok(signature), Ok(key)) = (<[u8; 64]>::try_from(signature), <[u8; 32]>::try_from(key))
+        else {
+            return false;
+        };
+        env::ed25519_verify(&signature, &key, &message)
+    }
+
     /// Streams `data` into a new blob in small chunks, announces it here; returns its id.
     pub fn store_blob(&self, data: String) -> Vec<u8> {
         let fd = env::blob_create();

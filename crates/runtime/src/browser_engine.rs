@@ -1,0 +1,217 @@
+//! The browser's own WebAssembly engine, in the page: the guest (as `tabnode-meter` rewrote it)
+//! is compiled once into a `WebAssembly.Module` and instantiated per call, and each of its
+//! imports is a small closure that forwards to [`HostState::call`], the one ABI every engine
+//! shares. The call's state sits in a thread-local while the guest runs (the page has one
+//! thread, and a host function never calls back into a guest).
+//!
+//! A host error travels through the guest as a thrown exception and is read back from the
+//! thread-local; a trap the module recorded ([`tabnode_meter::TRAP`]) is fuel, stack or memory;
+//! anything else is the guest's own trap, named as wasmi names it.
+
+use std::cell::RefCell;
+
+use js_sys::{Function, Object, Reflect, Uint8Array, WebAssembly};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::engine::{exhausted, fuel_used, trap_name};
+use crate::host::{GuestMemory, HostState, Import, Returns};
+use crate::{Outcome, RuntimeError};
+
+/// A compiled guest; cloning shares it.
+#[derive(Clone)]
+pub(crate) struct Module(WebAssembly::Module);
+
+/// The call in progress.
+struct Current {
+    host: HostState,
+    memory: Option<WebAssembly::Memory>,
+    /// Why a host function stopped the call, if one did.
+    error: Option<RuntimeError>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    /// The import object, built once: `{ env: { <import>: <closure>, ... } }`.
+    static IMPORTS: Object = imports();
+}
+
+/// What a host function throws to unwind the guest; the error itself is in [`Current`].
+const HOST_TRAP: &str = "tabnode: host function stopped the call";
+
+/// The guest's memory during one host call: a view made once per host call (the memory
+/// cannot grow while the host runs).
+struct PageMemory(Uint8Array);
+
+impl GuestMemory for PageMemory {
+    fn read(&self, ptr: usize, out: &mut [u8]) -> bool {
+        match ptr.checked_add(out.len()) {
+            Some(end) if end <= self.0.length() as usize => {
+                self.0.subarray(ptr as u32, end as u32).copy_to(out);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn write(&mut self, ptr: usize, data: &[u8]) -> bool {
+        match ptr.checked_add(data.len()) {
+            Some(end) if end <= self.0.length() as usize => {
+                self.0.subarray(ptr as u32, end as u32).copy_from(data);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Runs one import for the guest of the call in progress.
+fn dispatch(import: Import, args: &[i64]) -> Result<i64, JsValue> {
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        let Some(current) = current.as_mut() else {
+            return Err(JsValue::from_str(HOST_TRAP));
+        };
+        let Some(memory) = &current.memory else {
+            current.error = Some(RuntimeError::BadAbiUse(
+                "a host function was called before the module was ready".into(),
+            ));
+            return Err(JsValue::from_str(HOST_TRAP));
+        };
+        let mut memory = PageMemory(Uint8Array::new(&memory.buffer()));
+        current.host.call(import, &mut memory, args).map_err(|e| {
+            current.error = Some(e);
+            JsValue::from_str(HOST_TRAP)
+        })
+    })
+}
+
+/// One closure per import, with the import's exact arity (JS passes `i64` as `BigInt`).
+fn import_function(import: Import) -> JsValue {
+    macro_rules! closure {
+        ($($arg:ident),*) => {
+            match import.returns() {
+                Returns::Nothing => Closure::<dyn Fn($(closure!(@ty $arg)),*) -> Result<(), JsValue>>::new(
+                    move |$($arg: i64),*| dispatch(import, &[$($arg),*]).map(drop),
+                ).into_js_value(),
+                Returns::I32 => Closure::<dyn Fn($(closure!(@ty $arg)),*) -> Result<i32, JsValue>>::new(
+                    move |$($arg: i64),*| dispatch(import, &[$($arg),*]).map(|v| v as i32),
+                ).into_js_value(),
+                Returns::I64 => Closure::<dyn Fn($(closure!(@ty $arg)),*) -> Result<i64, JsValue>>::new(
+                    move |$($arg: i64),*| dispatch(import, &[$($arg),*]),
+                ).into_js_value(),
+            }
+        };
+        (@ty $arg:ident) => { i64 };
+    }
+    match import.arity() {
+        0 => closure!(),
+        1 => closure!(a),
+        2 => closure!(a, b),
+        3 => closure!(a, b, c),
+        4 => closure!(a, b, c, d),
+        _ => closure!(a, b, c, d, e),
+    }
+}
+
+fn imports() -> Object {
+    let env = Object::new();
+    for &import in Import::ALL {
+        Reflect::set(&env, &import.name().into(), &import_function(import))
+            .expect("setting a property of a new object");
+    }
+    let imports = Object::new();
+    Reflect::set(&imports, &"env".into(), &env).expect("setting a property of a new object");
+    imports
+}
+
+fn describe(error: &JsValue) -> String {
+    error
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| format!("{error:?}"))
+}
+
+fn export(exports: &JsValue, name: &str) -> Option<JsValue> {
+    Reflect::get(exports, &name.into())
+        .ok()
+        .filter(|v| !v.is_undefined())
+}
+
+impl Module {
+    /// Compiles the rewritten module. Fails only where the page refuses to compile it (a
+    /// module over the browser's limit for synchronous compiles on the main thread).
+    pub(crate) fn compile(wasm: &[u8]) -> Result<Self, RuntimeError> {
+        WebAssembly::Module::new(&Uint8Array::from(wasm).into())
+            .map(Self)
+            .map_err(|e| {
+                RuntimeError::InvalidModule(format!("the page cannot compile it: {}", describe(&e)))
+            })
+    }
+
+    /// Instantiates the module and runs one exported method with the fuel budget.
+    pub(crate) fn run(&self, host: HostState, method: &str) -> Result<Outcome, RuntimeError> {
+        let limits = host.limits.clone();
+        CURRENT.with(|c| {
+            *c.borrow_mut() = Some(Current {
+                host,
+                memory: None,
+                error: None,
+            })
+        });
+        let result = self.run_current(method, &limits);
+        let current = CURRENT
+            .with(|c| c.borrow_mut().take())
+            .expect("the call's state stays until the call ends");
+        let used = result?;
+        Ok(current.host.outcome(used))
+    }
+
+    fn run_current(&self, method: &str, limits: &crate::Limits) -> Result<u64, RuntimeError> {
+        let instance = IMPORTS
+            .with(|imports| WebAssembly::Instance::new(&self.0, imports))
+            .map_err(|e| {
+                RuntimeError::InvalidModule(format!("cannot instantiate: {}", describe(&e)))
+            })?;
+        let exports = instance.exports();
+        let global = |name| -> WebAssembly::Global {
+            export(&exports, name)
+                .and_then(|g| g.dyn_into().ok())
+                .expect("the rewritten module exports its accounting globals")
+        };
+        let (fuel, trap) = (global(tabnode_meter::FUEL), global(tabnode_meter::TRAP));
+        let memory = export(&exports, "memory").and_then(|m| m.dyn_into().ok());
+        CURRENT.with(|c| {
+            if let Some(current) = c.borrow_mut().as_mut() {
+                current.memory = memory;
+            }
+        });
+        let budget = limits.fuel.min(i64::MAX as u64) as i64;
+        fuel.set_value(&js_sys::BigInt::from(budget).into());
+        let classify = |error: JsValue| -> RuntimeError {
+            if let Some(e) = CURRENT.with(|c| c.borrow_mut().as_mut().and_then(|c| c.error.take()))
+            {
+                return e;
+            }
+            let code = trap.value().as_f64().unwrap_or(0.0) as i32;
+            exhausted(code, limits)
+                .unwrap_or_else(|| RuntimeError::Trap(trap_name(&describe(&error)).into()))
+        };
+        // calimero-sdk apps register their state's CRDT merge function in a global of the
+        // instance; merod calls this once per loaded module, and an instance lives for one call.
+        for name in ["__calimero_register_merge", method] {
+            let Some(func) = export(&exports, name).and_then(|f| f.dyn_into::<Function>().ok())
+            else {
+                if name == method {
+                    return Err(RuntimeError::MethodNotFound(method.to_owned()));
+                }
+                continue;
+            };
+            func.call0(&JsValue::UNDEFINED).map_err(classify)?;
+        }
+        let left = js_sys::BigInt::from(fuel.value());
+        let left = i64::try_from(left).unwrap_or(-1);
+        fuel_used(limits, left)
+    }
+}
