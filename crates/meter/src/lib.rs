@@ -24,8 +24,8 @@
 //!   out; past [`Config::stack_slots`] it traps with [`Exhausted::Stack`]. The limit sits well
 //!   inside the native stack V8 gives a page, so the browser never overflows first.
 //! - **Memory.** Every memory's maximum is capped at [`Config::max_memory_pages`] and a
-//!   `memory.grow` that fails traps with [`Exhausted::Memory`] (merod's behaviour: the guest's
-//!   allocator would abort anyway).
+//!   `memory.grow` that fails traps with [`Exhausted::Memory`] (as wasmi's limiter did here
+//!   before; a Rust guest's allocator would abort on the failure anyway).
 //! - **NaN.** Every float instruction that can make a NaN (arithmetic, rounding, `min`/`max`,
 //!   promotion and demotion) is followed by a select that turns any NaN into the canonical
 //!   positive quiet NaN, so stored bits agree. `neg`, `abs` and `copysign` are exact bit
