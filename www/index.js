@@ -16,7 +16,7 @@ const el = (tag, { aria, ...props } = {}, ...children) => {
 // ---- alerts: a list under the header, a counter and the latest one in the (sticky) header ----
 
 let unread = 0;
-function alertUser(message, { severe = false } = {}) {
+function alertUser(message, { severe = false, header = true } = {}) {
   const line = document.createElement('div');
   line.textContent = `${new Date().toLocaleTimeString()}  ${message}`;
   if (severe) line.className = 'bad';
@@ -25,8 +25,11 @@ function alertUser(message, { severe = false } = {}) {
   unread += 1;
   text('alert-count', String(unread));
   $('alert-badge').classList.add('unread');
-  text('alert-latest', message);
+  if (header) text('alert-latest', message);
 }
+
+/** Contexts this node was removed from: what it can no longer open there is expected. */
+const removedFrom = new Set();
 $('alert-badge').addEventListener('click', () => {
   unread = 0;
   text('alert-count', '0');
@@ -232,7 +235,10 @@ async function main() {
       case 'syncRejected': {
         const entry = { reason: event.reason, at: new Date() };
         (event.contextId ? statsOf(event.contextId).rejected : rejectedWithoutContext).push(entry);
-        alertUser(`failed sync${event.contextId ? ` in ${short(event.contextId)}` : ''}: refused a remote update: ${event.reason}`, { severe: true });
+        // After a removal, messages this node cannot open are its consequence: listed, but they
+        // do not take the removal's place in the header.
+        alertUser(`failed sync${event.contextId ? ` in ${short(event.contextId)}` : ''}: refused a remote update: ${event.reason}`,
+          { severe: true, header: !removedFrom.has(event.contextId) });
         renderSyncStats();
         break;
       }
@@ -253,6 +259,7 @@ async function main() {
         break;
       case 'membership':
         if (event.op.op === 'remove' && event.op.member === node.publicKey && event.counted) {
+          removedFrom.add(event.contextId);
           alertUser(`you were removed from context ${short(event.contextId)} by ${short(event.by)}: this node can no longer write there nor read what is written after`, { severe: true });
         }
         break;
