@@ -1,0 +1,335 @@
+//! Invitations and joining: making and revoking invitations, asking the members to admit this
+//! node, and admitting others (the join handshake).
+
+use super::*;
+
+/// A join under way: the app the invitation names, the certificate redeemed from it, and when
+/// this node last asked the members to admit it.
+pub(super) struct Joining {
+    pub(super) app_id: AppId,
+    pub(super) cert: MemberCert,
+    pub(super) last_request: Option<u64>,
+}
+
+impl<S: Store, E: Env> Node<S, E> {
+    /// An invitation to `context_id` as a member, valid for [`DEFAULT_INVITATION_NANOS`].
+    pub fn invite(&self, context_id: &ContextId) -> Result<String, NodeError> {
+        let expires_at = self
+            .env
+            .now_nanos()
+            .saturating_add(DEFAULT_INVITATION_NANOS);
+        self.invite_as(context_id, Role::Member, expires_at)
+    }
+
+    /// A single-use invitation with `role`, usable until `expires_at` (ns since the epoch), as
+    /// a link-safe string. Only admins invite.
+    pub fn invite_as(
+        &self,
+        context_id: &ContextId,
+        role: Role,
+        expires_at: u64,
+    ) -> Result<String, NodeError> {
+        self.invite_for(context_id, role, expires_at, 1)
+    }
+
+    /// An invitation with `role`, usable until `expires_at` by `uses` keys (each admitted in
+    /// the membership log; see [`MemberOp::Admit`]). It carries no context secret.
+    pub fn invite_for(
+        &self,
+        context_id: &ContextId,
+        role: Role,
+        expires_at: u64,
+        uses: u32,
+    ) -> Result<String, NodeError> {
+        if uses == 0 {
+            return Err(NodeError::BadInvitation(
+                "an invitation is for 1 use or more".into(),
+            ));
+        }
+        let ctx = self.context(context_id)?;
+        if ctx.role_now(&self.key.public()) != Some(Role::Admin) {
+            return Err(NodeError::Unauthorized(format!(
+                "only admins invite to {context_id}"
+            )));
+        }
+        let invitation = Invitation::new(
+            ctx.record.app_id,
+            role,
+            (expires_at, uses),
+            ctx.record.cert.clone(),
+            &self.key,
+            self.env.random32(),
+        )?;
+        Ok(invitation.encode())
+    }
+
+    /// Revokes an invitation this node (an admin) or another admin made: a join with it that
+    /// no member admitted yet is refused by every member from the operation on. Keys it already
+    /// admitted stay (remove them to take their access).
+    pub async fn revoke_invitation(
+        &mut self,
+        context_id: &ContextId,
+        invitation: &str,
+    ) -> Result<DeltaId, NodeError> {
+        let invitation = Invitation::decode(invitation)?;
+        if invitation.grant.context_id != *context_id {
+            return Err(NodeError::BadInvitation(format!(
+                "the invitation is for {}, not {context_id}",
+                invitation.grant.context_id
+            )));
+        }
+        let op = MemberOp::RevokeInvitation {
+            invitation: invitation.grant.invite_key,
+        };
+        self.member_op(context_id, op).await
+    }
+
+    /// Asks to join the context an invitation names, and returns its id. The invitation holds
+    /// no secret: this node sends the members a request (sealed with the context's handshake
+    /// key, [`crate::context_handshake_key`]) with the certificate it redeemed, and asks again
+    /// every few seconds (from [`Node::tick`]) until a member admits it (records the use in the
+    /// membership log) and seals the context's secret to this node's key
+    /// ([`WireMessage::Welcome`], then [`NodeEvent::Joined`]). The state arrives from members
+    /// after that; until then calls answer [`NodeError::NotSynced`]. Joining again with
+    /// another invitation while the first is not answered replaces it.
+    pub async fn join(&mut self, invitation: &str) -> Result<ContextId, NodeError> {
+        let invitation = Invitation::decode(invitation)?;
+        let (id, app_id) = (invitation.grant.context_id, invitation.grant.app_id);
+        self.app(app_id).await?;
+        if self.contexts.contains_key(&id) {
+            return Ok(id);
+        }
+        let cert = invitation.redeem(self.key.public(), self.env.now_nanos())?;
+        let value = borsh::to_vec(&(app_id, &cert)).expect("encode");
+        self.store
+            .commit(Batch::new().put(Namespace::Meta, &scoped_meta(JOINING, &id), value))
+            .await?;
+        self.start_joining(id, app_id, cert);
+        Ok(id)
+    }
+
+    /// Whether this node asked to join `id` and no member has admitted it yet.
+    pub fn is_joining(&self, id: &ContextId) -> bool {
+        self.joining.contains_key(id)
+    }
+
+    pub(super) fn start_joining(&mut self, id: ContextId, app_id: AppId, cert: MemberCert) {
+        self.outgoing.push(Outgoing::Subscribe {
+            topic: context_topic(&id),
+            key: context_topic_key(&id),
+        });
+        let joining = Joining {
+            app_id,
+            cert,
+            last_request: None,
+        };
+        self.joining.insert(id, joining);
+        self.ask_to_join(id);
+    }
+
+    /// Sends the members this node's request to join `id`.
+    pub(super) fn ask_to_join(&mut self, id: ContextId) {
+        let now = self.env.now_nanos();
+        let Some(joining) = self.joining.get_mut(&id) else {
+            return;
+        };
+        joining.last_request = Some(now);
+        let request = WireMessage::JoinRequest {
+            context_id: id,
+            cert: Box::new(joining.cert.clone()),
+        };
+        self.publish(id, &context_handshake_key(&id), request);
+    }
+
+    /// A message sealed with a context's handshake key: a joiner's request (for members) or a
+    /// member's welcome (for a joiner). Anything else under that key is refused.
+    pub(super) async fn handle_handshake(
+        &mut self,
+        id: ContextId,
+        data: &[u8],
+        from: Option<&str>,
+    ) {
+        let result = match WireMessage::decode(data) {
+            Err(e) => Err(NodeError::BadInvitation(format!(
+                "an undecodable join handshake: {e}"
+            ))),
+            Ok(m) if m.contexts() != [id] => Err(NodeError::BadInvitation(
+                "a join handshake about another context".into(),
+            )),
+            Ok(WireMessage::JoinRequest { cert, .. }) => {
+                self.receive_join_request(id, *cert, from).await
+            }
+            Ok(WireMessage::Welcome {
+                admit,
+                share,
+                from: member,
+                signature,
+                ..
+            }) => {
+                self.receive_welcome(id, admit, share, *member, signature)
+                    .await
+            }
+            Ok(_) => Err(NodeError::Unauthorized(
+                "only a join handshake is sealed with the handshake key".into(),
+            )),
+        };
+        if let Err(e) = result {
+            self.reject(Some(id), e.to_string());
+        }
+    }
+
+    /// A joiner asks to be admitted with `cert`. A member checks the invitation against the
+    /// log it shares with every other member (not used up, not revoked), its own clock (not
+    /// expired now, whatever the joiner claims), and the inviter (an admin still); then records
+    /// the admission ([`MemberOp::Admit`]) and welcomes the joiner with the context's secret
+    /// sealed to its key. A joiner already admitted with this invitation (asking again: the
+    /// welcome was lost) is welcomed again.
+    pub(super) async fn receive_join_request(
+        &mut self,
+        context_id: ContextId,
+        cert: MemberCert,
+        peer: Option<&str>,
+    ) -> Result<(), NodeError> {
+        let Some(ctx) = self.contexts.get_mut(&context_id) else {
+            return Ok(());
+        };
+        let member = cert.member;
+        let bad = |why: &str| Err(NodeError::BadInvitation(format!("{member}'s join: {why}")));
+        let Issuance::Invited { invitation, .. } = &cert.issued else {
+            return bad("not a certificate redeemed from an invitation");
+        };
+        // What the log says comes first, and the chain is checked without keeping it: anyone
+        // holding a link can make certificates for any number of keys.
+        let invite_key = invitation.invite_key;
+        let now = self.env.now_nanos();
+        let verdict = ctx.log.verdict();
+        if let Some((with, admissions)) = verdict.admitted.get(&member) {
+            // Asking again: the welcome was lost. As often as a sync request.
+            let (admit, same) = (admissions[0], *with == invite_key);
+            if !same || !ctx.take_sync_token(member, now) {
+                return Ok(());
+            }
+            cert.authenticate(&context_id, &member)?;
+            return self.welcome(context_id, member, admit, peer);
+        }
+        if verdict.revoked_invitations.contains_key(&invite_key) {
+            return bad("the invitation was revoked");
+        }
+        if verdict
+            .invitation_uses
+            .get(&invite_key)
+            .copied()
+            .unwrap_or(0)
+            >= invitation.uses
+        {
+            return bad("the invitation was already used");
+        }
+        if now >= invitation.expires_at {
+            return bad("the invitation expired before a member saw the join");
+        }
+        if ctx.role_of(&invitation.inviter) != Some(Role::Admin) {
+            return bad("the inviter is no admin of the context now");
+        }
+        cert.authenticate(&context_id, &member)?;
+        if !ctx.synced() {
+            return Ok(()); // a member with the state records it
+        }
+        let op = MemberOp::Admit {
+            member,
+            cert: Box::new(cert),
+        };
+        let admit = self.member_op(&context_id, op).await?;
+        let ctx = &self.contexts[&context_id];
+        if !ctx.log.verdict().admitted.contains_key(&member) {
+            return bad("the admission does not count (stamped after the invitation expired)");
+        }
+        self.welcome(context_id, member, admit, peer)
+    }
+
+    /// Gives an admitted joiner the context's current secret, sealed to its key.
+    pub(super) fn welcome(
+        &mut self,
+        context_id: ContextId,
+        member: PublicKey,
+        admit: DeltaId,
+        peer: Option<&str>,
+    ) -> Result<(), NodeError> {
+        let ctx = self.context(&context_id)?;
+        let sealed = seal::seal_to(&member, &context_id, self.env.random32(), &ctx.secret)
+            .ok_or_else(|| NodeError::BadInvitation(format!("{member} is not a valid key")))?;
+        let share = Share { member, sealed };
+        let signature = self
+            .key
+            .sign(&WireMessage::welcome_message(&context_id, &admit, &share));
+        let message = WireMessage::Welcome {
+            context_id,
+            admit,
+            share,
+            from: Box::new(ctx.record.cert.clone()),
+            signature,
+        };
+        self.reply(
+            context_id,
+            &context_handshake_key(&context_id),
+            message,
+            peer,
+        );
+        Ok(())
+    }
+
+    /// A member admitted this node's join: takes the context's secret it sealed to this node's
+    /// key, and asks the members for the state. The first welcome that opens is taken.
+    pub(super) async fn receive_welcome(
+        &mut self,
+        context_id: ContextId,
+        admit: DeltaId,
+        share: Share,
+        from: MemberCert,
+        signature: Signature,
+    ) -> Result<(), NodeError> {
+        let Some(joining) = self.joining.get(&context_id) else {
+            return Ok(()); // a member already, or never asked
+        };
+        if share.member != self.key.public() {
+            return Ok(()); // another joiner's
+        }
+        from.authenticate(&context_id, &from.member)?;
+        let message = WireMessage::welcome_message(&context_id, &admit, &share);
+        verify_signature(&from.member, &message, &signature).map_err(|_| {
+            NodeError::Unauthorized("a welcome whose signature does not verify".into())
+        })?;
+        let secret = seal::open_share(&self.key, &context_id, &share.sealed).ok_or_else(|| {
+            NodeError::Unauthorized("a welcome this node's key does not open".into())
+        })?;
+        let record = ContextRecord {
+            app_id: joining.app_id,
+            heads: vec![],
+            root_hash: None,
+            next_seq: 0,
+            cert: joining.cert.clone(),
+        };
+        self.store
+            .commit(
+                Batch::new()
+                    .put(
+                        Namespace::Keys,
+                        &scoped(&context_id, CONTEXT_SECRET),
+                        secret.to_vec(),
+                    )
+                    .put(
+                        Namespace::Contexts,
+                        context_id.as_bytes(),
+                        borsh::to_vec(&record).expect("encode"),
+                    )
+                    .delete(Namespace::Meta, &scoped_meta(JOINING, &context_id)),
+            )
+            .await?;
+        self.joining.remove(&context_id);
+        self.load_context(context_id, record).await?;
+        self.events.push(NodeEvent::Joined {
+            context_id,
+            admitted_by: from.member,
+        });
+        Ok(())
+    }
+}

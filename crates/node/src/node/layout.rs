@@ -1,0 +1,134 @@
+//! How the node lays out what it keeps in the store: every key prefix, and the helpers that stage
+//! a call's or a delta's rows into a batch. Nothing else names a store key.
+
+use super::*;
+
+/// Where a context's secret is kept in [`Namespace::Keys`], after the context id.
+pub(super) const CONTEXT_SECRET: &[u8] = b"context-secret";
+
+/// Where the creator's node keeps the context's own key (its public half is the context id) in
+/// [`Namespace::Keys`], after the context id. It certified the creator, and it signs the
+/// request that adds the context to a chain's contract; no other node has it.
+pub(super) const CONTEXT_KEY: &[u8] = b"context-key";
+
+/// Where a context's former secrets are kept in [`Namespace::Keys`], after the context id, with
+/// their index (big-endian u32): the secret, then the id of the operation that replaced it.
+pub(super) const OLD_SECRET: &[u8] = b"old-secret";
+
+/// Where a context's disclosure settings are kept in [`Namespace::Meta`]: this prefix, the
+/// context id, then the event kind.
+pub(super) const DISCLOSE: &[u8] = b"disclose:";
+
+/// Where withheld event payloads are kept in [`Namespace::Meta`]: this prefix, the context id,
+/// then the payload's hash.
+pub(super) const PAYLOAD: &[u8] = b"payload:";
+
+/// Marks a context in [`Namespace::Meta`] (this prefix, then the context id) while it records
+/// deltas a snapshot covers without running them: a node that stops before the snapshot is in
+/// place rebuilds the state from those deltas when it opens again.
+pub(super) const COVERING: &[u8] = b"snapshot-covering:";
+
+/// Where context aliases are kept in [`Namespace::Meta`]: this prefix, then the alias.
+pub(super) const ALIAS: &[u8] = b"alias:";
+
+/// Where the root's grant of this node's key is kept in [`Namespace::Keys`].
+pub(super) const ROOT_GRANT: &[u8] = b"root-grant";
+
+/// Key of the node's own signing key in [`Namespace::Keys`].
+pub(super) const NODE_KEY: &[u8] = b"node";
+
+/// A key rotation under way (the new key, its grant, the old key's revocation): finished on
+/// open if the node stopped before it was.
+pub(super) const NEXT_NODE_KEY: &[u8] = b"node-next";
+
+/// The keys this node used before, oldest first: they signed its older audit records.
+pub(super) const FORMER_NODE_KEYS: &[u8] = b"node-former";
+
+/// Marks a context this node asked to join and holds no secret of yet, in [`Namespace::Meta`]
+/// (this prefix, then the context id): its app and the certificate redeemed from the invitation.
+pub(super) const JOINING: &[u8] = b"joining:";
+
+/// A context as persisted in [`Namespace::Contexts`].
+#[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
+pub(super) struct ContextRecord {
+    pub(super) app_id: AppId,
+    pub(super) heads: Vec<DeltaId>,
+    pub(super) root_hash: Option<Hash>,
+    pub(super) next_seq: u64,
+    /// This node's membership of the context.
+    pub(super) cert: MemberCert,
+}
+
+/// A [`Namespace::Meta`] key: `prefix`, then the context id.
+pub(super) fn scoped_meta(prefix: &[u8], context: &ContextId) -> Vec<u8> {
+    [prefix, context.as_bytes()].concat()
+}
+
+/// Store keys of one context's rows: the context id, then the row's own key.
+pub(super) fn scoped(context: &ContextId, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + key.len());
+    out.extend_from_slice(context.as_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+pub(super) fn stage_writes(
+    batch: &mut Batch,
+    ctx: ContextId,
+    shared: &WriteSet,
+    private: &WriteSet,
+) {
+    for (ns, writes) in [(Namespace::State, shared), (Namespace::Private, private)] {
+        for (key, value) in writes {
+            let key = scoped(&ctx, key);
+            match value {
+                Some(v) => batch.put_mut(ns, &key, v.clone()),
+                None => batch.delete_mut(ns, &key),
+            }
+        }
+    }
+}
+
+/// Stores an audit record under its sequence number (big-endian, so key order is chain order).
+pub(super) fn stage_audit(batch: &mut Batch, ctx: ContextId, record: &AuditRecord) {
+    batch.put_mut(
+        Namespace::Audit,
+        &scoped(&ctx, &record.seq.to_be_bytes()),
+        borsh::to_vec(record).expect("encode"),
+    );
+}
+
+/// Stores a delta under the next sequence number, so a scan returns deltas in applied (causal) order.
+pub(super) fn stage_delta(
+    batch: &mut Batch,
+    ctx: ContextId,
+    record: &mut ContextRecord,
+    delta: &Delta,
+) {
+    let key = scoped(&ctx, &record.next_seq.to_be_bytes());
+    record.next_seq += 1;
+    batch.put_mut(
+        Namespace::Deltas,
+        &key,
+        borsh::to_vec(delta).expect("encode"),
+    );
+}
+
+/// Reads a context's whole shared or private state into memory in one scan; the shared one
+/// then also has its Merkle tree, which needs every row.
+pub(super) async fn read_whole<S: Store>(
+    store: &S,
+    ctx: &mut ContextState,
+    view: ViewKind,
+) -> Result<(), NodeError> {
+    let (ns, rows) = match view {
+        ViewKind::Private => (Namespace::Private, &mut ctx.private),
+        _ => (Namespace::State, &mut ctx.shared),
+    };
+    let all = store.scan_prefix(ns, ctx.id.as_bytes()).await?;
+    Rc::make_mut(rows).learn_all(all.into_iter().map(|(k, v)| (k[32..].to_vec(), v)));
+    if ns == Namespace::State && ctx.merkle.is_none() {
+        ctx.merkle = Some(MerkleTree::build(ctx.shared.present()));
+    }
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! Local calls: running a method of a context's app on this node, its requests to the node
+//! (xcalls, contexts it creates) and the delta it makes.
+
+use super::*;
+
+pub(super) fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+impl<S: Store, E: Env> Node<S, E> {
+    /// The time of a local call in `ctx`: the wall clock, but always after every timestamp of
+    /// a delta that stands here and after the context's heads (the parents of a delta made
+    /// now, void ones included: a delta is later than its parents). When no such timestamp is
+    /// left, the call can make no delta ([`NodeError::ClockExhausted`]).
+    pub(super) fn next_timestamp(&mut self, ctx: &ContextState) -> Result<u64, NodeError> {
+        let latest = ctx
+            .record
+            .heads
+            .iter()
+            .filter_map(|head| ctx.dag.get(head))
+            .map(|entry| entry.timestamp)
+            .fold(self.clock, u64::max);
+        let after = latest.checked_add(1).ok_or_else(|| {
+            NodeError::ClockExhausted(format!(
+                "no timestamp is left after {latest} for a delta of {}",
+                ctx.id
+            ))
+        })?;
+        self.clock = self.env.now_nanos().max(after);
+        Ok(self.clock)
+    }
+
+    /// Runs `method` with `args` (a JSON object) as this node's member; a change becomes a
+    /// signed delta, persisted and published before this returns.
+    pub async fn execute(
+        &mut self,
+        id: &ContextId,
+        method: &str,
+        args: serde_json::Value,
+    ) -> Result<ExecuteResult, NodeError> {
+        self.execute_at_depth(id, method, args, 0).await
+    }
+
+    pub(super) fn execute_at_depth<'a>(
+        &'a mut self,
+        id: &'a ContextId,
+        method: &'a str,
+        args: serde_json::Value,
+        depth: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ExecuteResult, NodeError>> + 'a>>
+    {
+        Box::pin(async move {
+            let app_id = self.context(id)?.app_id();
+            let app = self.app(app_id).await?;
+            let args_hash =
+                Hash(*blake3::hash(&serde_json::to_vec(&args).expect("JSON encodes")).as_bytes());
+            let mut ctx = self.contexts.remove(id).expect("checked above");
+            let result = if !ctx.synced() || ctx.awaits_admission() {
+                Err(NodeError::NotSynced(id.to_string()))
+            } else {
+                self.run_local(&app, &mut ctx, method, args, &mut Batch::new())
+                    .await
+            };
+            if let Err(e) = &result {
+                let entry = AuditEntry {
+                    kind: AuditKind::Call,
+                    executor: self.key.public(),
+                    method: method.to_owned(),
+                    args_hash,
+                    outcome: e.kind().to_owned(),
+                    root_hash: ctx.record.root_hash,
+                    time: self.env.now_nanos(),
+                    random_seed: [0; 32],
+                    delta_id: None,
+                };
+                // The failure stands whether or not its record could be written.
+                let _ = self.audit_alone(&mut ctx, entry).await;
+            }
+            self.contexts.insert(*id, ctx);
+            let mut result = result?;
+            for request in std::mem::take(&mut result.queued_xcalls) {
+                let error = self
+                    .xcall(&request, depth)
+                    .await
+                    .err()
+                    .map(|e| e.to_string());
+                result.xcalls.push(XCallResult {
+                    context_id: ContextId(request.context_id),
+                    function: request.function,
+                    error,
+                });
+            }
+            for request in std::mem::take(&mut result.queued_context_requests) {
+                let done = self.context_request(id, request).await;
+                result.context_requests.push(done);
+            }
+            Ok(result)
+        })
+    }
+
+    /// Makes one request a call queued (see [`ContextRequest`]) as this node, in context `id`.
+    pub(super) async fn context_request(
+        &mut self,
+        id: &ContextId,
+        request: ContextRequest,
+    ) -> ContextRequestResult {
+        let mut result = ContextRequestResult {
+            request: "",
+            member: None,
+            context_id: None,
+            op: None,
+            error: None,
+        };
+        let outcome = match request {
+            ContextRequest::AddMember(key) => {
+                result.request = "addMember";
+                result.member = Some(PublicKey(key));
+                self.set_role(id, PublicKey(key), Role::Member)
+                    .await
+                    .map(Some)
+            }
+            ContextRequest::RemoveMember(key) => {
+                result.request = "removeMember";
+                result.member = Some(PublicKey(key));
+                self.remove_member(id, PublicKey(key)).await.map(Some)
+            }
+            ContextRequest::Create {
+                app_id,
+                args,
+                alias,
+                ..
+            } => {
+                result.request = "create";
+                match self.create_from_guest(AppId(app_id), &args, alias).await {
+                    Ok(created) => {
+                        result.context_id = Some(created);
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ContextRequest::Delete(target) => {
+                result.request = "delete";
+                result.context_id = Some(ContextId(target));
+                self.delete_context(&ContextId(target)).await.map(|()| None)
+            }
+        };
+        match outcome {
+            Ok(op) => result.op = op,
+            Err(e) => result.error = Some(e.to_string()),
+        }
+        result
+    }
+
+    /// `context_create` from a guest: a new context of an app this node has, under an alias
+    /// that must be free.
+    pub(super) async fn create_from_guest(
+        &mut self,
+        app_id: AppId,
+        args: &[u8],
+        alias: Option<String>,
+    ) -> Result<ContextId, NodeError> {
+        let args: serde_json::Value = match args {
+            [] => serde_json::json!({}),
+            bytes => serde_json::from_slice(bytes)
+                .map_err(|e| NodeError::BadArgs(format!("init args are not JSON ({e})")))?,
+        };
+        if let Some(alias) = &alias {
+            if self.aliases.contains_key(alias) {
+                return Err(NodeError::BadArgs(format!("the alias {alias:?} is taken")));
+            }
+        }
+        let created = self.create_context(app_id, args).await?;
+        if let Some(alias) = alias {
+            let key = [ALIAS, alias.as_bytes()].concat();
+            self.store
+                .commit(Batch::new().put(Namespace::Meta, &key, created.as_bytes().to_vec()))
+                .await?;
+            Rc::make_mut(&mut self.aliases).insert(alias, created.0);
+        }
+        Ok(created)
+    }
+
+    /// Runs a queued xcall as this node's member in the target context, which this node must
+    /// hold (roles come with the membership log).
+    pub(super) async fn xcall(
+        &mut self,
+        request: &XCallRequest,
+        depth: usize,
+    ) -> Result<(), NodeError> {
+        if depth + 1 > MAX_XCALL_DEPTH {
+            return Err(NodeError::BadArgs(format!(
+                "xcalls nest deeper than {MAX_XCALL_DEPTH}"
+            )));
+        }
+        let target = ContextId(request.context_id);
+        if !self.contexts.contains_key(&target) {
+            return Err(NodeError::UnknownContext(target.to_string()));
+        }
+        let args: serde_json::Value = serde_json::from_slice(&request.params)
+            .map_err(|e| NodeError::BadArgs(format!("xcall params are not JSON ({e})")))?;
+        self.execute_at_depth(&target, &request.function, args, depth + 1)
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs a call on a context's state, reading from the store each row the call asks for
+    /// that is not in memory yet (see [`Rows`]), and running it again until it has them all.
+    pub(super) async fn run_call(
+        &mut self,
+        app: &App,
+        call: &Call<'_>,
+        ctx: &mut ContextState,
+    ) -> Result<Outcome, NodeError> {
+        let mut misses = 0;
+        loop {
+            let (view, key) =
+                match self
+                    .runtime
+                    .call(app, call, ctx.views(&self.blobs, &self.aliases))
+                {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(RuntimeError::MethodNotFound(m)) => {
+                        return Err(NodeError::MethodNotFound(m))
+                    }
+                    Err(RuntimeError::NotLoaded { view, key }) => (view, key),
+                    Err(other) => return Err(NodeError::Execution(other)),
+                };
+            misses += 1;
+            let (ns, rows, stored_key) = match view {
+                ViewKind::Shared => (Namespace::State, &mut ctx.shared, scoped(&ctx.id, &key)),
+                ViewKind::Private => (Namespace::Private, &mut ctx.private, scoped(&ctx.id, &key)),
+                ViewKind::Blob => (Namespace::Blobs, &mut self.blobs, key.clone()),
+            };
+            if misses > MAX_ROW_MISSES && view != ViewKind::Blob {
+                read_whole(&self.store, ctx, view).await?;
+            } else {
+                let value = self.store.get(ns, &stored_key).await?;
+                Rc::make_mut(rows).learn(key, value);
+            }
+        }
+    }
+
+    /// Runs a local call and, if it changed state, commits state, delta and heads in one batch.
+    pub(super) async fn run_local(
+        &mut self,
+        app: &App,
+        ctx: &mut ContextState,
+        method: &str,
+        args: serde_json::Value,
+        batch: &mut Batch,
+    ) -> Result<ExecuteResult, NodeError> {
+        if let Some(anchor) = &ctx.anchor {
+            if !anchor.app_matches {
+                return Err(NodeError::Unauthorized(format!(
+                    "the app of {} is not the one its anchor records",
+                    ctx.id
+                )));
+            }
+            if !anchor.members.contains(&self.key.public()) {
+                return Err(NodeError::Unauthorized(format!(
+                    "this node is not a member of {} on its anchor",
+                    ctx.id
+                )));
+            }
+        }
+        let input = match args {
+            serde_json::Value::Object(_) => serde_json::to_vec(&args).expect("JSON encodes"),
+            serde_json::Value::Null => b"{}".to_vec(),
+            other => return Err(NodeError::BadArgs(json_type(&other).into())),
+        };
+        // A call that changes nothing needs no delta, and runs even when no timestamp is left.
+        let stamp = self.next_timestamp(ctx);
+        let timestamp = *stamp.as_ref().unwrap_or(&u64::MAX);
+        let random_seed = self.env.random32();
+        let call = Call {
+            method,
+            input: &input,
+            context_id: ctx.id.0,
+            executor_id: self.key.public().0,
+            time_now_nanos: timestamp,
+            random_seed,
+        };
+        let outcome = self.run_call(app, &call, ctx).await?;
+        let output = match &outcome.returns {
+            Ok(Some(bytes)) => json_or_bytes(bytes),
+            Ok(None) => serde_json::Value::Null,
+            Err(bytes) => {
+                return Err(NodeError::AppError(
+                    String::from_utf8_lossy(bytes).into_owned(),
+                ))
+            }
+        };
+        // What leaves the node of each event; withheld payloads stay here, by hash.
+        let mut withheld = Vec::new();
+        let events: Vec<EventRecord> = outcome
+            .events
+            .iter()
+            .map(|e| {
+                let setting = ctx.disclosure.get(&e.kind).cloned().unwrap_or_default();
+                let (data, hash) = setting.apply(&e.data);
+                if let Some(hash) = hash {
+                    withheld.push((hash, e.data.clone()));
+                }
+                EventRecord {
+                    kind: e.kind.clone(),
+                    data,
+                    withheld: hash,
+                }
+            })
+            .collect();
+        let mut delta = None;
+        let writes = !outcome.artifact.is_empty() || !outcome.shared_writes.is_empty();
+        if writes {
+            stamp?;
+            match ctx.role_now(&self.key.public()) {
+                Some(role) if role.can_write() => {}
+                Some(_) => {
+                    return Err(NodeError::Unauthorized(format!(
+                        "{method} changes state, and this node is a reader of {}",
+                        ctx.id
+                    )))
+                }
+                None => {
+                    return Err(NodeError::Unauthorized(format!(
+                        "this node was removed from {}",
+                        ctx.id
+                    )))
+                }
+            }
+        }
+        if !outcome.artifact.is_empty() {
+            let root_hash = Hash(outcome.root_hash.unwrap_or_default());
+            delta = Some(
+                DeltaBody {
+                    context_id: ctx.id,
+                    parents: ctx.record.heads.clone(),
+                    author: self.key.public(),
+                    timestamp,
+                    artifact: outcome.artifact.clone(),
+                    root_hash,
+                    events: events.clone(),
+                    genesis: ctx.record.heads.is_empty().then(|| Genesis {
+                        input: input.clone(),
+                        random_seed,
+                    }),
+                    author_cert: ctx.record.cert.clone(),
+                    op: None,
+                }
+                .sign(&self.key),
+            );
+        }
+        let root_hash = outcome.root_hash.map(Hash).or(ctx.record.root_hash);
+        let audit = AuditRecord::seal(
+            AuditEntry {
+                kind: AuditKind::Call,
+                executor: self.key.public(),
+                method: method.to_owned(),
+                args_hash: Hash(*blake3::hash(&input).as_bytes()),
+                outcome: "ok".into(),
+                root_hash,
+                time: timestamp,
+                random_seed,
+                delta_id: delta.as_ref().map(Delta::id),
+            },
+            &ctx.audit,
+            &self.key,
+        );
+        stage_audit(batch, ctx.id, &audit);
+        for (hash, payload) in &withheld {
+            let key = [PAYLOAD, ctx.id.as_bytes(), hash.as_bytes()].concat();
+            batch.put_mut(Namespace::Meta, &key, payload.clone());
+        }
+        let blob_ids: Vec<String> = outcome
+            .blobs
+            .keys()
+            .map(|id| bs58::encode(id).into_string())
+            .collect();
+        for (id, data) in &outcome.blobs {
+            batch.put_mut(Namespace::Blobs, id, data.clone());
+        }
+        {
+            let mut record = ctx.record.clone();
+            record.root_hash = root_hash;
+            stage_writes(
+                batch,
+                ctx.id,
+                &outcome.shared_writes,
+                &outcome.private_writes,
+            );
+            if let Some(delta) = &delta {
+                record.heads = vec![delta.id()];
+                stage_delta(batch, ctx.id, &mut record, delta);
+            }
+            batch.put_mut(
+                Namespace::Contexts,
+                ctx.id.as_bytes(),
+                borsh::to_vec(&record).expect("encode"),
+            );
+            let read_only = delta.is_none()
+                && outcome.shared_writes.is_empty()
+                && outcome.private_writes.is_empty()
+                && outcome.blobs.is_empty();
+            match self.store.commit(std::mem::take(batch)).await {
+                Ok(()) => ctx.audit = audit.next_head(),
+                // A full disk must not stop reads: a call that changed nothing answers even if
+                // its audit record could not be stored (the chain goes on from the last one).
+                Err(StoreError::QuotaExceeded) if read_only => {
+                    tracing::warn!(context = %ctx.id, method, "quota exhausted: a read was not audited");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            ctx.apply_shared(outcome.shared_writes);
+            apply_writes(&mut ctx.private, outcome.private_writes);
+            if !outcome.blobs.is_empty() {
+                let blobs = Rc::make_mut(&mut self.blobs);
+                for (id, data) in outcome.blobs {
+                    blobs.learn(id.to_vec(), Some(data));
+                }
+            }
+            ctx.record = record;
+        }
+        let delta_id = delta.as_ref().map(Delta::id);
+        for e in &outcome.events {
+            self.events.push(NodeEvent::Event {
+                context_id: ctx.id,
+                kind: e.kind.clone(),
+                data: json_or_bytes(&e.data),
+                author: self.key.public(),
+                delta_id,
+                local: true,
+                withheld: None,
+            });
+        }
+        if let Some(delta) = delta {
+            ctx.announced = true;
+            ctx.insert_applied(&delta, true);
+            self.publish(ctx.id, &ctx.secret, WireMessage::Deltas(vec![delta]));
+        }
+        Ok(ExecuteResult {
+            output,
+            logs: outcome.logs,
+            events: outcome
+                .events
+                .iter()
+                .map(|e| serde_json::json!({"kind": e.kind, "data": json_or_bytes(&e.data)}))
+                .collect(),
+            root_hash,
+            delta_id,
+            blobs: blob_ids,
+            xcalls: Vec::new(),
+            queued_xcalls: outcome.xcalls,
+            context_requests: Vec::new(),
+            queued_context_requests: outcome.context_requests,
+        })
+    }
+}

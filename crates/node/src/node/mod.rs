@@ -1,0 +1,426 @@
+//! The node: apps, contexts and their state, local calls and remote deltas.
+//!
+//! [`Node`] is one struct; its work is split by what it is about, each part an `impl` block in a
+//! module of its own (read them in this order):
+//!
+//! - here: the struct, opening it from a store, and the limits that bound what peers can make it do;
+//! - [`layout`]: every store key prefix and the helpers that stage rows into a batch;
+//! - [`context`]: a context in memory ([`ContextState`]) and what the rest asks of it;
+//! - [`contexts`]: installing apps, creating, reading and dropping contexts;
+//! - [`local`]: a local call, its requests (xcalls, new contexts) and the delta it makes;
+//! - [`remote`]: messages from peers, and applying a delta once its parents are in;
+//! - [`sync`]: the timer work of [`Node::tick`], sync requests and state snapshots;
+//! - [`join`], [`members`], [`identity`]: invitations, membership operations, this node's key;
+//! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
+//! - [`sealing`], [`payloads`], [`audit_trail`]: secrets and sealing, withheld payloads, the trail;
+//! - [`events`], [`results`]: what the node hands back to its driver and its callers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::Serialize;
+use tabnode_runtime::{
+    migrated_state_entry, state_entry_key, App, Call, ContextRequest, Outcome, Runtime,
+    RuntimeError, StateView, ViewKind, Views, WriteSet, XCallRequest,
+};
+use tabnode_store::{Batch, MerkleTree, Namespace, Store, StoreError};
+use tabnode_types::{
+    verify_signature, AppId, ContextId, DeltaId, Hash, PublicKey, SecretKey, Signature,
+};
+
+use crate::audit::{verify_chain, AuditEntry, AuditHead, AuditKind, AuditRecord, AuditReport};
+use crate::chain_request::{self, ChainSigner};
+use crate::delta::{Delta, DeltaBody, EventRecord, Genesis};
+use crate::disclosure::Disclosure;
+use crate::env::Env;
+use crate::error::NodeError;
+use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
+use crate::membership::{ChainTooDeep, Invitation, Issuance, MemberCert, Role};
+use crate::rows::Rows;
+use crate::seal;
+use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
+use crate::wire::WireMessage;
+use crate::{context_handshake_key, context_topic, context_topic_key, CONTEXT_TOPIC_PREFIX};
+use tabnode_identity::grant::{SignedGrant, SignedRevocation};
+
+mod audit_trail;
+mod context;
+mod contexts;
+mod events;
+mod identity;
+mod join;
+mod layout;
+mod local;
+mod members;
+mod payloads;
+mod remote;
+mod replay;
+mod results;
+mod sealing;
+mod sync;
+
+pub use self::events::{NodeEvent, Outgoing};
+pub use self::results::{
+    AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
+};
+use self::{context::*, join::*, layout::*, replay::*};
+
+/// A member answers one that lacks at least this many deltas with a state snapshot too (see
+/// [`crate::snapshot`]); [`Node::set_snapshot_threshold`] changes it.
+pub const DEFAULT_SNAPSHOT_THRESHOLD: usize = 500;
+
+/// At most one snapshot offer per context in this long (ns).
+const SNAPSHOT_OFFER_NANOS: u64 = 30_000_000_000;
+
+/// Deltas waiting for their parents, per context; beyond this the oldest are dropped and asked
+/// for again later, so a flood of orphans cannot exhaust memory.
+const MAX_PENDING: usize = 10_000;
+
+/// Gossip messages stay well under the transport's 1 MiB limit.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Largest app binary an upgrade carries: it travels in one message, with room for the rest.
+const MAX_UPGRADE_BYTES: usize = 900 * 1024;
+
+/// A message larger than this is refused unread (the transport's own limit is 1 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// How often (ns) a context with missing parents asks its peers again.
+const SYNC_RETRY_NANOS: u64 = 2_000_000_000;
+
+/// How often a context announces its heads to its members (anti-entropy).
+pub const ANNOUNCE_NANOS: u64 = 5_000_000_000;
+
+/// At most one rebuild for a root mismatch per context in this long (see `compare_root`).
+const REPAIR_NANOS: u64 = 30_000_000_000;
+
+/// A call that asks for more rows than this, one at a time (see [`Rows`]), gets the whole view
+/// read in one scan instead: re-running a call per row would cost quadratic time.
+const MAX_ROW_MISSES: usize = 64;
+
+/// How far (ns) a remote delta's timestamp may be ahead of this node's clock: five minutes.
+/// Timestamps order concurrent deltas and every delta must be later than its parents, so one
+/// stamped at the end of time would leave no timestamp for anything after it; a delta further
+/// ahead than this is refused until the clock has caught up with it (see
+/// [`NodeError::FutureDelta`]). Members whose clocks differ by more cannot write together.
+pub const MAX_CLOCK_SKEW_NANOS: u64 = 5 * 60 * 1_000_000_000;
+
+/// How long an invitation made without an explicit expiry stays usable: a week.
+pub const DEFAULT_INVITATION_NANOS: u64 = 7 * 24 * 3600 * 1_000_000_000;
+
+/// How many sync requests a member may make at once before it must wait (see
+/// [`ContextState::take_sync_token`]), and how often (ns) it earns one more.
+const SYNC_BURST: u64 = 16;
+
+const SYNC_REFILL_NANOS: u64 = 500_000_000;
+
+/// How deep xcalls may chain (an xcall's own xcalls count one deeper).
+const MAX_XCALL_DEPTH: usize = 4;
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> NodeError {
+    NodeError::Corrupt(format!("{what}: {err}"))
+}
+
+/// Guest output and event data are JSON by convention; anything else is shown as bytes.
+fn json_or_bytes(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| serde_json::Value::from(bytes.to_vec()))
+}
+
+/// The tabnode node. See the crate docs for how it is driven.
+pub struct Node<S: Store, E: Env> {
+    store: S,
+    env: E,
+    runtime: Runtime,
+    key: SecretKey,
+    apps: HashMap<AppId, App>,
+    contexts: HashMap<ContextId, ContextState>,
+    /// The latest timestamp this node has used or seen in any delta: local calls run strictly
+    /// after it (a hybrid logical clock), or a node whose wall clock is behind a member's could
+    /// not write after merging that member's delta (calimero-storage keeps the newer record).
+    clock: u64,
+    /// The blobs this node has read or made, by id (read from the store as calls ask for them).
+    blobs: Rc<Rows>,
+    /// Names a guest gave contexts it created (`context_create`), for `context_resolve_alias`.
+    aliases: Rc<BTreeMap<String, [u8; 32]>>,
+    /// The root's grant of this node's key, once signed in: shown in every context this node
+    /// holds (see [`Node::use_root_grant`]).
+    root: Option<SignedGrant>,
+    /// The key [`Node::prepare_rotation`] made, for the rotation that follows.
+    next_key: Option<SecretKey>,
+    /// How many deltas a member must lack before this node answers it with a snapshot too.
+    snapshot_threshold: Option<usize>,
+    /// Contexts this node asked to join and holds no secret of yet (see [`Node::join`]).
+    joining: HashMap<ContextId, Joining>,
+    outgoing: Vec<Outgoing>,
+    events: Vec<NodeEvent>,
+}
+
+impl<S: Store, E: Env> Node<S, E> {
+    /// Opens the node on `store`: loads (or creates) its key and every context, and asks peers
+    /// for anything it missed while it was away.
+    pub async fn open(store: S, env: E, runtime: Runtime) -> Result<Self, NodeError> {
+        let key = match store.get(Namespace::Keys, NODE_KEY).await? {
+            Some(seed) => SecretKey::from_seed(
+                seed.try_into()
+                    .map_err(|_| corrupt("node key", "not 32 bytes"))?,
+            ),
+            None => {
+                let key = SecretKey::from_seed(env.random32());
+                store
+                    .commit(Batch::new().put(Namespace::Keys, NODE_KEY, key.seed().to_vec()))
+                    .await?;
+                key
+            }
+        };
+        let mut node = Self {
+            store,
+            env,
+            runtime,
+            key,
+            apps: HashMap::new(),
+            contexts: HashMap::new(),
+            blobs: Rc::new(Rows::unread()),
+            aliases: Rc::default(),
+            root: None,
+            next_key: None,
+            snapshot_threshold: Some(DEFAULT_SNAPSHOT_THRESHOLD),
+            joining: HashMap::new(),
+            clock: 0,
+            outgoing: Vec::new(),
+            events: Vec::new(),
+        };
+        let mut aliases = BTreeMap::new();
+        for (key, id) in node.store.scan_prefix(Namespace::Meta, ALIAS).await? {
+            let (Ok(alias), Ok(id)) = (
+                String::from_utf8(key[ALIAS.len()..].to_vec()),
+                id.try_into(),
+            ) else {
+                return Err(corrupt("context alias", "not a name and a 32-byte id"));
+            };
+            aliases.insert(alias, id);
+        }
+        node.aliases = Rc::new(aliases);
+        for (id, record) in node.store.scan_prefix(Namespace::Contexts, &[]).await? {
+            let id = ContextId(
+                id.try_into()
+                    .map_err(|_| corrupt("context key", "not 32 bytes"))?,
+            );
+            let record =
+                ContextRecord::try_from_slice(&record).map_err(|e| corrupt("context record", e))?;
+            node.load_context(id, record).await?;
+        }
+        // A context that stopped while a snapshot covered its deltas has recorded deltas it
+        // never ran: its state is rebuilt from them.
+        for (key, _) in node.store.scan_prefix(Namespace::Meta, COVERING).await? {
+            let id = ContextId(
+                key[COVERING.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("snapshot marker", "not a context id"))?,
+            );
+            let Some(mut ctx) = node.contexts.remove(&id) else {
+                continue; // left behind by a context since dropped
+            };
+            let result = node.rebuild(&mut ctx, Order::Applied).await;
+            node.contexts.insert(id, ctx);
+            result?;
+        }
+        for (key, value) in node.store.scan_prefix(Namespace::Meta, JOINING).await? {
+            let id = ContextId(
+                key[JOINING.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("join under way", "not a context id"))?,
+            );
+            let (app_id, cert) = <(AppId, MemberCert)>::try_from_slice(&value)
+                .map_err(|e| corrupt("join under way", e))?;
+            node.start_joining(id, app_id, cert);
+        }
+        if let Some(bytes) = node.store.get(Namespace::Keys, NEXT_NODE_KEY).await? {
+            let (seed, grant, revocation) =
+                <([u8; 32], SignedGrant, SignedRevocation)>::try_from_slice(&bytes)
+                    .map_err(|e| corrupt("key rotation", e))?;
+            let next = SecretKey::from_seed(seed);
+            if let Err(e) = node.finish_rotation(next, grant, revocation).await {
+                tracing::warn!(%e, "could not finish the key rotation under way");
+            }
+        }
+        Ok(node)
+    }
+
+    async fn load_context(
+        &mut self,
+        id: ContextId,
+        record: ContextRecord,
+    ) -> Result<(), NodeError> {
+        // State is read row by row as calls ask for it; a context that has applied nothing
+        // (just joined) has none, so every row is known.
+        let rows = || match record.heads.is_empty() {
+            true => Rc::new(Rows::complete([])),
+            false => Rc::new(Rows::unread()),
+        };
+        let (shared, private) = (rows(), rows());
+        let mut dag = HashMap::new();
+        let mut members = BTreeMap::from([(record.cert.member, standing(&record.cert))]);
+        for (_, bytes) in self
+            .store
+            .scan_prefix(Namespace::Deltas, id.as_bytes())
+            .await?
+        {
+            let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
+            let id = delta.id();
+            let body = delta.body;
+            let cert = &body.author_cert;
+            members.insert(cert.member, standing(cert));
+            if let Some(MemberOp::Admit { cert, .. }) = &body.op {
+                members.entry(cert.member).or_insert_with(|| standing(cert));
+            }
+            let entry = LogEntry::new(body.parents, body.author, body.timestamp, cert, body.op);
+            dag.insert(id, entry);
+        }
+        let audit = match self
+            .store
+            .last_with_prefix(Namespace::Audit, id.as_bytes())
+            .await?
+        {
+            Some((_, bytes)) => AuditRecord::try_from_slice(&bytes)
+                .map_err(|e| corrupt("audit record", e))?
+                .next_head(),
+            None => AuditHead::default(),
+        };
+        let secret: [u8; 32] = self
+            .store
+            .get(Namespace::Keys, &scoped(&id, CONTEXT_SECRET))
+            .await?
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| corrupt("context secret", format!("missing for {id}")))?;
+        let mut disclosure = BTreeMap::new();
+        let prefix = [DISCLOSE, id.as_bytes()].concat();
+        for (key, value) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
+            let kind = String::from_utf8(key[prefix.len()..].to_vec())
+                .map_err(|e| corrupt("disclosure setting", e))?;
+            let setting =
+                Disclosure::try_from_slice(&value).map_err(|e| corrupt("disclosure setting", e))?;
+            disclosure.insert(kind, setting);
+        }
+        let mut older = Vec::new();
+        for (_, value) in self
+            .store
+            .scan_prefix(Namespace::Keys, &scoped(&id, OLD_SECRET))
+            .await?
+        {
+            let (secret, by) = value
+                .split_at_checked(32)
+                .and_then(|(s, b)| Some((s.try_into().ok()?, DeltaId(b.try_into().ok()?))))
+                .ok_or_else(|| corrupt("former context secret", "not 64 bytes"))?;
+            older.push((secret, by));
+        }
+        self.outgoing.push(Outgoing::Subscribe {
+            topic: context_topic(&id),
+            key: context_topic_key(&id),
+        });
+        let ctx = ContextState {
+            id,
+            record,
+            merkle: None,
+            shared,
+            private,
+            log: Log::judge(&dag),
+            anchor: None,
+            disclosure,
+            announced: dag.values().any(|e| e.author == self.key.public()),
+            dag,
+            pending: HashMap::new(),
+            last_sync_request: None,
+            last_announce: None,
+            members,
+            sync_budget: HashMap::new(),
+            secret,
+            older,
+            audit,
+            verified_certs: HashSet::new(),
+            canonical_at: None,
+            last_repair: None,
+            snapshot: Phase::Idle,
+            last_snapshot_offer: None,
+        };
+        self.clock = self.clock.max(ctx.latest_standing());
+        self.contexts.insert(id, ctx);
+        // Ask peers for anything missed while away.
+        let ctx = &self.contexts[&id];
+        let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
+        self.publish(id, &secret, request);
+        Ok(())
+    }
+
+    /// Seals a message with the context's secret and queues it on the context's topic.
+    fn publish(&mut self, context_id: ContextId, secret: &[u8; 32], message: WireMessage) {
+        self.reply(context_id, secret, message, None);
+    }
+
+    /// Sends `message` to the member `to` alone if the network peer is known, else publishes.
+    fn reply(
+        &mut self,
+        context_id: ContextId,
+        secret: &[u8; 32],
+        message: WireMessage,
+        to: Option<&str>,
+    ) {
+        let data = seal::seal(secret, &context_id, self.env.random32(), &message.encode());
+        let topic = context_topic(&context_id);
+        self.outgoing.push(match to {
+            Some(peer) => Outgoing::Reply {
+                peer: peer.to_owned(),
+                topic,
+                data,
+            },
+            None => Outgoing::Publish { topic, data },
+        });
+    }
+
+    /// This node's public key: its identity as a member and as the executor of its calls.
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    /// The seed the network layer derives this node's peer identity from.
+    pub fn network_identity_seed(&self) -> [u8; 32] {
+        *blake3::keyed_hash(&self.key.seed(), b"tabnode libp2p identity").as_bytes()
+    }
+
+    /// What the node wants sent, in order.
+    pub fn take_outgoing(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// What subscribers should be told, in order.
+    pub fn take_events(&mut self) -> Vec<NodeEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The environment (clock, randomness) the node runs on.
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
+    /// From how many deltas a member lacks this node answers it with a state snapshot besides
+    /// the deltas (`None`: never). See [`crate::snapshot`].
+    pub fn set_snapshot_threshold(&mut self, deltas: Option<usize>) {
+        self.snapshot_threshold = deltas;
+    }
+
+    /// Ids of the contexts this node holds.
+    pub fn context_ids(&self) -> Vec<ContextId> {
+        let mut ids: Vec<_> = self.contexts.keys().copied().collect();
+        ids.sort();
+        ids
+    }
+
+    fn context(&self, id: &ContextId) -> Result<&ContextState, NodeError> {
+        self.contexts
+            .get(id)
+            .ok_or_else(|| match self.joining.contains_key(id) {
+                true => NodeError::NotSynced(id.to_string()),
+                false => NodeError::UnknownContext(id.to_string()),
+            })
+    }
+}
