@@ -5,76 +5,18 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-use std::rc::Rc;
+use common::store::CountingStore;
 
 use futures::executor::block_on;
 use serde_json::json;
+use std::collections::BTreeMap;
 use tabnode_node::{FixedEnv, MerkleTree, Node};
 use tabnode_runtime::{Limits, Runtime};
-use tabnode_store::{Batch, MemoryStore, Namespace, Store, StoreError};
+
+use tabnode_store::{Batch, Namespace, Store};
 use tabnode_types::Hash;
 
 const EXTRA_ROWS: u32 = 100_000;
-
-/// A memory store that counts what is read from it, per namespace, and can be made full.
-#[derive(Clone, Default)]
-struct CountingStore {
-    inner: MemoryStore,
-    gets: Rc<RefCell<BTreeMap<Namespace, usize>>>,
-    scanned_rows: Rc<RefCell<BTreeMap<Namespace, usize>>>,
-    /// Refuse every commit as the browser does when the quota is exhausted.
-    full: Rc<Cell<bool>>,
-}
-
-impl CountingStore {
-    fn reset(&self) {
-        self.gets.borrow_mut().clear();
-        self.scanned_rows.borrow_mut().clear();
-    }
-
-    fn gets(&self, ns: Namespace) -> usize {
-        self.gets.borrow().get(&ns).copied().unwrap_or(0)
-    }
-
-    fn scanned(&self, ns: Namespace) -> usize {
-        self.scanned_rows.borrow().get(&ns).copied().unwrap_or(0)
-    }
-}
-
-impl Store for CountingStore {
-    async fn get(&self, ns: Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        *self.gets.borrow_mut().entry(ns).or_default() += 1;
-        self.inner.get(ns, key).await
-    }
-
-    async fn scan_prefix(
-        &self,
-        ns: Namespace,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let rows = self.inner.scan_prefix(ns, prefix).await?;
-        *self.scanned_rows.borrow_mut().entry(ns).or_default() += rows.len();
-        Ok(rows)
-    }
-
-    async fn last_with_prefix(
-        &self,
-        ns: Namespace,
-        prefix: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
-        *self.gets.borrow_mut().entry(ns).or_default() += 1;
-        self.inner.last_with_prefix(ns, prefix).await
-    }
-
-    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        if self.full.get() {
-            return Err(StoreError::QuotaExceeded);
-        }
-        self.inner.commit(batch).await
-    }
-}
 
 fn kv_store() -> Vec<u8> {
     common::guest("kv_store")

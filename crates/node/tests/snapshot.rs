@@ -5,11 +5,13 @@
 
 mod common;
 
-use common::{deliver, rejections, sent, settle, Messages, TestNode};
+use common::store::CountingStore;
+use common::{deliver, rejections, relay, sent, settle, Messages, TestNode};
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::snapshot::Snapshot;
-use tabnode_node::WireMessage;
+use tabnode_node::{FixedEnv, Node, WireMessage};
+use tabnode_runtime::{Limits, Runtime};
 use tabnode_types::{ContextId, SecretKey};
 
 /// A context on A with `writes` keys written: more deltas than A's snapshot threshold (10).
@@ -292,4 +294,95 @@ fn a_member_that_lacks_little_ignores_a_snapshot_sent_for_another() {
     assert!(audit_methods(&b, &ctx).iter().any(|m| m == "sync.snapshot"));
     assert_eq!(entries(&mut c, &ctx), entries(&mut a, &ctx));
     assert_converged(&mut a, &mut b, &ctx);
+}
+
+/// B, on a store that counts its commits, joins A's context and takes A's answer (a snapshot
+/// and the deltas it covers).
+fn join_counting(
+    a: &mut TestNode,
+    ctx: &ContextId,
+    store: &CountingStore,
+) -> (Node<CountingStore, FixedEnv>, Messages) {
+    let mut b = block_on(Node::open(
+        store.clone(),
+        FixedEnv::new(2),
+        Runtime::new(Limits::default()),
+    ))
+    .unwrap();
+    block_on(b.install_app(&common::guest("kv_store"))).unwrap();
+    block_on(b.join(&a.invite(ctx).unwrap())).unwrap();
+    common::handshake(a, &mut b);
+    deliver(&sent(&mut b), a);
+    (b, sent(a))
+}
+
+#[test]
+fn the_deltas_a_snapshot_covers_are_stored_together_not_one_transaction_each() {
+    let (mut a, ctx) = busy_context(200);
+    let store = CountingStore::default();
+    let (mut b, answer) = join_counting(&mut a, &ctx, &store);
+    let covered = snapshot_in(&a, &ctx, &answer).covered.len();
+    assert!(covered > 200, "{covered}");
+
+    store.reset();
+    deliver(&answer, &mut b);
+    assert_eq!(rejections(&mut b), Vec::<String>::new());
+    let commits = store.commits();
+    assert!(
+        commits <= 5,
+        "{covered} covered deltas took {commits} commits (one each before)"
+    );
+    assert!(block_on(b.audit(&ctx))
+        .unwrap()
+        .iter()
+        .any(|r| r.entry.method == "sync.snapshot"));
+    assert_eq!(
+        block_on(b.execute(&ctx, "get", json!({"key": "k150"})))
+            .unwrap()
+            .output,
+        json!("v150")
+    );
+    assert_eq!(
+        a.position(&ctx).unwrap().root_hash,
+        b.position(&ctx).unwrap().root_hash
+    );
+    assert!(block_on(b.replay(&ctx)).unwrap().matches);
+    assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
+}
+
+#[test]
+fn when_the_covered_deltas_cannot_be_stored_nothing_is_lost_and_the_joiner_catches_up_later() {
+    let (mut a, ctx) = busy_context(200);
+    let store = CountingStore::default();
+    let (mut b, answer) = join_counting(&mut a, &ctx, &store);
+    store.fail_next_commit_of(100);
+    deliver(&answer, &mut b);
+    let refused = rejections(&mut b);
+    assert!(
+        refused.iter().any(|r| r.contains("quota")),
+        "the lost write is reported: {refused:?}"
+    );
+    // B's memory went back to its store: whole, without what was lost.
+    assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
+
+    // Later, A's announcement of its heads brings B to ask again, and B catches up.
+    a.env().advance(tabnode_node::ANNOUNCE_NANOS);
+    b.env().advance(tabnode_node::ANNOUNCE_NANOS);
+    a.tick();
+    b.tick();
+    for _ in 0..4 {
+        relay(&mut a, &mut b);
+        relay(&mut b, &mut a);
+    }
+    assert_eq!(rejections(&mut b), Vec::<String>::new());
+    assert_eq!(
+        a.position(&ctx).unwrap().heads,
+        b.position(&ctx).unwrap().heads
+    );
+    assert_eq!(
+        a.position(&ctx).unwrap().root_hash,
+        b.position(&ctx).unwrap().root_hash
+    );
+    assert!(block_on(b.replay(&ctx)).unwrap().matches);
+    assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
 }

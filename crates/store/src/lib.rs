@@ -118,6 +118,16 @@ impl Batch {
         self.ops.is_empty()
     }
 
+    /// How many writes the batch holds.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Adds `other`'s writes after this batch's own, so they apply in the order they were made.
+    pub fn append(&mut self, mut other: Batch) {
+        self.ops.append(&mut other.ops);
+    }
+
     pub fn ops(&self) -> &[Op] {
         &self.ops
     }

@@ -12,7 +12,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let record = AuditRecord::seal(entry, &ctx.audit, &self.key);
         let mut batch = Batch::new();
         stage_audit(&mut batch, ctx.id, &record);
-        self.store.commit(batch).await?;
+        self.commit(batch).await?;
         ctx.audit = record.next_head();
         Ok(())
     }

@@ -13,8 +13,7 @@ impl<S: Store, E: Env> Node<S, E> {
             .await?
             .is_none()
         {
-            self.store
-                .commit(Batch::new().put(Namespace::Apps, id.as_bytes(), wasm.to_vec()))
+            self.commit(Batch::new().put(Namespace::Apps, id.as_bytes(), wasm.to_vec()))
                 .await?;
         }
         self.apps.insert(id, app);
@@ -255,7 +254,7 @@ impl<S: Store, E: Env> Node<S, E> {
     pub async fn leave(&mut self, id: &ContextId) -> Result<(), NodeError> {
         if self.joining.contains_key(id) {
             let batch = Batch::new().delete(Namespace::Meta, &scoped_meta(JOINING, id));
-            self.store.commit(batch).await?;
+            self.commit(batch).await?;
             self.joining.remove(id);
             return Ok(());
         }
@@ -295,7 +294,7 @@ impl<S: Store, E: Env> Node<S, E> {
         for alias in &aliases {
             batch.delete_mut(Namespace::Meta, &[ALIAS, alias.as_bytes()].concat());
         }
-        self.store.commit(batch).await?;
+        self.commit(batch).await?;
         self.contexts.remove(id);
         let map = Rc::make_mut(&mut self.aliases);
         for alias in aliases {

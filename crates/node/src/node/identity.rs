@@ -7,8 +7,7 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Keeps the record of who this node acts for (a root's signed grant of its key), beside
     /// the node's own key (sealed at rest in the browser).
     pub async fn save_root_grant(&mut self, record: Vec<u8>) -> Result<(), NodeError> {
-        self.store
-            .commit(Batch::new().put(Namespace::Keys, ROOT_GRANT, record))
+        self.commit(Batch::new().put(Namespace::Keys, ROOT_GRANT, record))
             .await?;
         Ok(())
     }
@@ -162,8 +161,7 @@ impl<S: Store, E: Env> Node<S, E> {
             }
         }
         let pending = borsh::to_vec(&(next.seed(), &grant, &revocation)).expect("encode");
-        self.store
-            .commit(Batch::new().put(Namespace::Keys, NEXT_NODE_KEY, pending))
+        self.commit(Batch::new().put(Namespace::Keys, NEXT_NODE_KEY, pending))
             .await?;
         self.finish_rotation(next, grant, revocation).await
     }
@@ -216,7 +214,7 @@ impl<S: Store, E: Env> Node<S, E> {
             );
             records.push((*id, record));
         }
-        self.store.commit(batch).await?;
+        self.commit(batch).await?;
         self.key = next;
         self.root = Some(grant);
         for (id, record) in records {

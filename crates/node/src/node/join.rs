@@ -101,8 +101,7 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         let cert = invitation.redeem(self.key.public(), self.env.now_nanos())?;
         let value = borsh::to_vec(&(app_id, &cert)).expect("encode");
-        self.store
-            .commit(Batch::new().put(Namespace::Meta, &scoped_meta(JOINING, &id), value))
+        self.commit(Batch::new().put(Namespace::Meta, &scoped_meta(JOINING, &id), value))
             .await?;
         self.start_joining(id, app_id, cert);
         Ok(id)
@@ -308,22 +307,21 @@ impl<S: Store, E: Env> Node<S, E> {
             next_seq: 0,
             cert: joining.cert.clone(),
         };
-        self.store
-            .commit(
-                Batch::new()
-                    .put(
-                        Namespace::Keys,
-                        &scoped(&context_id, CONTEXT_SECRET),
-                        secret.to_vec(),
-                    )
-                    .put(
-                        Namespace::Contexts,
-                        context_id.as_bytes(),
-                        borsh::to_vec(&record).expect("encode"),
-                    )
-                    .delete(Namespace::Meta, &scoped_meta(JOINING, &context_id)),
-            )
-            .await?;
+        self.commit(
+            Batch::new()
+                .put(
+                    Namespace::Keys,
+                    &scoped(&context_id, CONTEXT_SECRET),
+                    secret.to_vec(),
+                )
+                .put(
+                    Namespace::Contexts,
+                    context_id.as_bytes(),
+                    borsh::to_vec(&record).expect("encode"),
+                )
+                .delete(Namespace::Meta, &scoped_meta(JOINING, &context_id)),
+        )
+        .await?;
         self.joining.remove(&context_id);
         self.load_context(context_id, record).await?;
         self.events.push(NodeEvent::Joined {

@@ -180,8 +180,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let created = self.create_context(app_id, args).await?;
         if let Some(alias) = alias {
             let key = [ALIAS, alias.as_bytes()].concat();
-            self.store
-                .commit(Batch::new().put(Namespace::Meta, &key, created.as_bytes().to_vec()))
+            self.commit(Batch::new().put(Namespace::Meta, &key, created.as_bytes().to_vec()))
                 .await?;
             Rc::make_mut(&mut self.aliases).insert(alias, created.0);
         }
@@ -408,7 +407,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 && outcome.shared_writes.is_empty()
                 && outcome.private_writes.is_empty()
                 && outcome.blobs.is_empty();
-            match self.store.commit(std::mem::take(batch)).await {
+            match self.commit(std::mem::take(batch)).await {
                 Ok(()) => ctx.audit = audit.next_head(),
                 // A full disk must not stop reads: a call that changed nothing answers even if
                 // its audit record could not be stored (the chain goes on from the last one).

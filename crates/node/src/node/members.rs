@@ -219,7 +219,7 @@ impl<S: Store, E: Env> Node<S, E> {
         if let Some(next) = &rotation {
             ctx.stage_rotation(next, &delta_id, &mut batch);
         }
-        self.store.commit(batch).await?;
+        self.commit(batch).await?;
         // The operation itself goes out under the secret it replaces: members who have not
         // applied it yet can read it, and find their share of the new one in it.
         let sealing = ctx.secret;

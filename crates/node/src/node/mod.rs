@@ -66,6 +66,10 @@ pub use self::results::{
 };
 use self::{context::*, join::*, layout::*, replay::*};
 
+/// Writes held back (see [`Node::hold_writes`]) go to the store once they number this many: one
+/// transaction each few thousand covered deltas rather than one per delta, in bounded memory.
+const MAX_HELD_WRITES: usize = 16_384;
+
 /// A member answers one that lacks at least this many deltas with a state snapshot too (see
 /// [`crate::snapshot`]); [`Node::set_snapshot_threshold`] changes it.
 pub const DEFAULT_SNAPSHOT_THRESHOLD: usize = 500;
@@ -152,6 +156,8 @@ pub struct Node<S: Store, E: Env> {
     snapshot_threshold: Option<usize>,
     /// Contexts this node asked to join and holds no secret of yet (see [`Node::join`]).
     joining: HashMap<ContextId, Joining>,
+    /// Writes held back to go to the store together (see [`Node::hold_writes`]), in order.
+    held: Option<(ContextId, Batch)>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -187,6 +193,7 @@ impl<S: Store, E: Env> Node<S, E> {
             snapshot_threshold: Some(DEFAULT_SNAPSHOT_THRESHOLD),
             joining: HashMap::new(),
             clock: 0,
+            held: None,
             outgoing: Vec::new(),
             events: Vec::new(),
         };
@@ -422,5 +429,89 @@ impl<S: Store, E: Env> Node<S, E> {
                 true => NodeError::NotSynced(id.to_string()),
                 false => NodeError::UnknownContext(id.to_string()),
             })
+    }
+
+    /// Every write of the node goes through here: to the store at once, or, while writes are
+    /// held, after the ones held before it (so a crash never leaves a later write without an
+    /// earlier one, e.g. an audit record without the one it follows).
+    async fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+        match &mut self.held {
+            Some((_, held)) => {
+                held.append(batch);
+                Ok(())
+            }
+            None => self.store.commit(batch).await,
+        }
+    }
+
+    /// Whether a snapshot is half in place in `context_id`, recording the deltas it covers.
+    fn is_covering(&self, context_id: &ContextId) -> bool {
+        self.contexts
+            .get(context_id)
+            .is_some_and(|ctx| matches!(ctx.snapshot, Phase::Covering(_)))
+    }
+
+    /// Holds writes back until [`Node::release_writes`], while `context_id` records the deltas
+    /// a snapshot covers: many small steps that all may be redone if lost (one IndexedDB
+    /// transaction per delta was most of a snapshot catch-up in the page). Nothing may read
+    /// the store for what is held in the meantime. Returns whether this call began the hold.
+    async fn hold_writes(&mut self, context_id: ContextId) -> Result<bool, NodeError> {
+        match &self.held {
+            Some((held_for, _)) if *held_for == context_id => return Ok(false),
+            Some(_) => self.release_writes().await?,
+            None => {}
+        }
+        self.held = Some((context_id, Batch::new()));
+        Ok(true)
+    }
+
+    /// Writes what is held, if it has grown to [`MAX_HELD_WRITES`], and holds on.
+    async fn release_if_large(&mut self) -> Result<(), NodeError> {
+        let Some((context_id, held)) = &self.held else {
+            return Ok(());
+        };
+        if held.len() < MAX_HELD_WRITES {
+            return Ok(());
+        }
+        let context_id = *context_id;
+        self.release_writes().await?;
+        self.held = Some((context_id, Batch::new()));
+        Ok(())
+    }
+
+    /// Writes what is held in one transaction and stops holding. If that fails, the context's
+    /// memory is ahead of the store: it is read again from the store, which is whole as of the
+    /// last release (what was lost is asked for again like anything missed).
+    async fn release_writes(&mut self) -> Result<(), NodeError> {
+        let Some((context_id, held)) = self.held.take() else {
+            return Ok(());
+        };
+        if held.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.commit(held).await {
+            self.reload_context(context_id).await?;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+    /// Drops a context's memory and reads it again from the store, as [`Node::open`] does
+    /// (a context whose snapshot was still covering deltas is rebuilt from those deltas).
+    async fn reload_context(&mut self, id: ContextId) -> Result<(), NodeError> {
+        self.contexts.remove(&id);
+        let Some(record) = self.store.get(Namespace::Contexts, id.as_bytes()).await? else {
+            return Ok(());
+        };
+        let record =
+            ContextRecord::try_from_slice(&record).map_err(|e| corrupt("context record", e))?;
+        self.load_context(id, record).await?;
+        let marker = [COVERING, id.as_bytes()].concat();
+        if self.store.get(Namespace::Meta, &marker).await?.is_some() {
+            let mut ctx = self.contexts.remove(&id).expect("just loaded");
+            let result = self.rebuild(&mut ctx, Order::Applied).await;
+            self.contexts.insert(id, ctx);
+            result?;
+        }
+        Ok(())
     }
 }

@@ -14,8 +14,7 @@ impl<S: Store, E: Env> Node<S, E> {
         self.context(id)?;
         let key = [DISCLOSE, id.as_bytes(), kind.as_bytes()].concat();
         let value = borsh::to_vec(&disclosure).expect("encode");
-        self.store
-            .commit(Batch::new().put(Namespace::Meta, &key, value))
+        self.commit(Batch::new().put(Namespace::Meta, &key, value))
             .await?;
         let ctx = self.contexts.get_mut(id).expect("checked above");
         ctx.disclosure.insert(kind.to_owned(), disclosure);

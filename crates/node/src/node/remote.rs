@@ -97,9 +97,21 @@ impl<S: Store, E: Env> Node<S, E> {
                         self.reject(Some(context_id), reason);
                         continue;
                     }
-                    if let Err(e) = self.receive_delta(delta).await {
+                    // Deltas a snapshot covers are recorded, not run: stored together.
+                    let held = match self.is_covering(&context_id) {
+                        true => self.hold_writes(context_id).await.map(|_| ()),
+                        false => self.release_writes().await,
+                    };
+                    let received = match held {
+                        Ok(()) => self.receive_delta(delta).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = received.and(self.release_if_large().await) {
                         self.reject_as(Some(context_id), e.kind(), e.to_string());
                     }
+                }
+                if let Err(e) = self.release_writes().await {
+                    self.reject_as(None, e.kind(), e.to_string());
                 }
             }
             WireMessage::Share {
@@ -315,6 +327,7 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Applies every pending delta whose parents are all applied, until none is left.
     pub(super) async fn apply_ready(&mut self, context_id: ContextId) -> Result<(), NodeError> {
         self.context(&context_id)?;
+        let mut began_hold = false;
         loop {
             let ctx = self.contexts.get_mut(&context_id).expect("known context");
             // While a snapshot is half in place, only the deltas it covers can be recorded.
@@ -338,12 +351,21 @@ impl<S: Store, E: Env> Node<S, E> {
             // An upgrade applied in this loop changes the app for the deltas after it.
             let app_id = ctx.app_id();
             let app = self.app(app_id).await?;
+            // Covered deltas are recorded, not run: their writes go to the store together.
+            if covering && self.hold_writes(context_id).await? {
+                began_hold = true;
+            }
             let mut ctx = self.contexts.remove(&context_id).expect("known context");
             let result = self.apply_remote(&app, &mut ctx, id, delta).await;
             self.contexts.insert(context_id, ctx);
             if let Err(e) = result {
                 self.reject_as(Some(context_id), e.kind(), format!("delta {id}: {e}"));
             }
+            self.release_if_large().await?;
+        }
+        // A hold begun by whoever passed these deltas in is theirs to end.
+        if began_hold {
+            self.release_writes().await?;
         }
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
         // A joiner announces itself once its admission is in its log (it acts only after it).
@@ -558,7 +580,7 @@ impl<S: Store, E: Env> Node<S, E> {
         if let Some(next) = &rotation {
             ctx.stage_rotation(next, &id, &mut batch);
         }
-        self.store.commit(batch).await?;
+        self.commit(batch).await?;
         let rotated = rotation.is_some();
         if let Some(next) = rotation {
             ctx.rotate(next, id);
@@ -672,7 +694,7 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         let mut batch = Batch::new();
         ctx.stage_rotation(&next, &by, &mut batch);
-        self.store.commit(batch).await?;
+        self.commit(batch).await?;
         let ctx = self.contexts.get_mut(&context_id).expect("checked above");
         ctx.rotate(next, by);
         let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));

@@ -196,7 +196,7 @@ impl<S: Store, E: Env> Node<S, E> {
             ctx.id.as_bytes(),
             borsh::to_vec(&record).expect("encode"),
         );
-        self.store.commit(batch).await?;
+        self.commit(batch).await?;
         ctx.merkle = Some(MerkleTree::build(rows.present()));
         ctx.shared = Rc::new(rows);
         ctx.record = record;
@@ -305,7 +305,7 @@ impl<S: Store, E: Env> Node<S, E> {
             ctx.id.as_bytes(),
             borsh::to_vec(&record).expect("encode"),
         );
-        self.store.commit(batch).await?;
+        self.commit(batch).await?;
         ctx.record = record;
         for e in events {
             self.events.push(NodeEvent::Event {

@@ -226,13 +226,12 @@ impl<S: Store, E: Env> Node<S, E> {
         if missing == 0 || missing * 4 < covering.covered.len() {
             return Ok(());
         }
-        self.store
-            .commit(Batch::new().put(
-                Namespace::Meta,
-                &[COVERING, context_id.as_bytes()].concat(),
-                vec![1],
-            ))
-            .await?;
+        self.commit(Batch::new().put(
+            Namespace::Meta,
+            &[COVERING, context_id.as_bytes()].concat(),
+            vec![1],
+        ))
+        .await?;
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
         ctx.snapshot = Phase::Covering(covering);
         self.apply_ready(context_id).await
@@ -253,6 +252,9 @@ impl<S: Store, E: Env> Node<S, E> {
         if covering.covered.iter().any(|id| !ctx.dag.contains_key(id)) {
             return Ok(false);
         }
+        // The snapshot goes in place over what is in the store: what is held goes first.
+        self.release_writes().await?;
+        let ctx = self.contexts.get_mut(&context_id).expect("known context");
         let Phase::Covering(covering) = std::mem::take(&mut ctx.snapshot) else {
             unreachable!("matched above")
         };

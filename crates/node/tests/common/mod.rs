@@ -2,6 +2,8 @@
 //! carries what nodes publish to each other.
 #![allow(dead_code)]
 
+pub mod store;
+
 use futures::executor::block_on;
 use tabnode_identity::grant::{
     hex_nonce, Capability, Grant, Revocation, Scope, SignedGrant, SignedRevocation,
@@ -10,7 +12,7 @@ use tabnode_node::{
     context_topic, Env, FixedEnv, Invitation, MemberCert, Node, NodeEvent, Outgoing, WireMessage,
 };
 use tabnode_runtime::{Limits, Runtime};
-use tabnode_store::MemoryStore;
+use tabnode_store::{MemoryStore, Store};
 use tabnode_types::{PublicKey, SecretKey};
 
 pub type TestNode = Node<MemoryStore, FixedEnv>;
@@ -46,7 +48,7 @@ pub fn node_on(store: MemoryStore, seed: u8) -> TestNode {
 }
 
 /// What `node` has published since it was last asked.
-pub fn sent(node: &mut TestNode) -> Messages {
+pub fn sent<S: Store>(node: &mut Node<S, FixedEnv>) -> Messages {
     node.take_outgoing()
         .into_iter()
         .filter_map(|out| match out {
@@ -59,7 +61,7 @@ pub fn sent(node: &mut TestNode) -> Messages {
         .collect()
 }
 
-pub fn deliver(messages: &Messages, to: &mut TestNode) {
+pub fn deliver<S: Store>(messages: &Messages, to: &mut Node<S, FixedEnv>) {
     for (topic, data) in messages {
         block_on(to.handle_message(topic, data));
     }
@@ -67,7 +69,7 @@ pub fn deliver(messages: &Messages, to: &mut TestNode) {
 
 /// The reasons of the remote messages `node` refused since it was last asked (its other events
 /// are taken too).
-pub fn rejections(node: &mut TestNode) -> Vec<String> {
+pub fn rejections<S: Store>(node: &mut Node<S, FixedEnv>) -> Vec<String> {
     refusals(node)
         .into_iter()
         .map(|(_, reason)| reason)
@@ -76,7 +78,7 @@ pub fn rejections(node: &mut TestNode) -> Vec<String> {
 
 /// The kinds and reasons of the remote messages `node` refused since it was last asked (its
 /// other events are taken too).
-pub fn refusals(node: &mut TestNode) -> Vec<(String, String)> {
+pub fn refusals<S: Store>(node: &mut Node<S, FixedEnv>) -> Vec<(String, String)> {
     node.take_events()
         .into_iter()
         .filter_map(|e| match e {
@@ -87,14 +89,17 @@ pub fn refusals(node: &mut TestNode) -> Vec<(String, String)> {
 }
 
 /// Delivers what `from` published to `to`.
-pub fn relay(from: &mut TestNode, to: &mut TestNode) {
+pub fn relay<S: Store, T: Store>(from: &mut Node<S, FixedEnv>, to: &mut Node<T, FixedEnv>) {
     deliver(&sent(from), to);
 }
 
 /// The join handshake between `member` and `joiner` (which just called `join`): the
 /// joiner's request, then the member's admission and welcome. The joiner's request for the
 /// state is queued after it, not delivered.
-pub fn handshake(member: &mut TestNode, joiner: &mut TestNode) {
+pub fn handshake<S: Store, T: Store>(
+    member: &mut Node<S, FixedEnv>,
+    joiner: &mut Node<T, FixedEnv>,
+) {
     relay(joiner, member);
     relay(member, joiner);
 }
