@@ -47,6 +47,10 @@ pub enum NodeError {
     /// call that needed a delta changed nothing.
     #[error("{0}")]
     ClockExhausted(String),
+    /// A budget for what peers may make this node hold is spent (e.g. deltas waiting for
+    /// their parents): refused for now and not kept; anti-entropy brings it again later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl NodeError {
@@ -71,6 +75,7 @@ impl NodeError {
             Self::BadSnapshot(_) => "BadSnapshot",
             Self::FutureDelta(_) => "FutureDelta",
             Self::ClockExhausted(_) => "ClockExhausted",
+            Self::Busy(_) => "Busy",
         }
     }
 }

@@ -224,16 +224,19 @@ pub struct Covering {
     pub provider: PublicKey,
     /// What the provider signed: the blake3 hash of the snapshot's encoding.
     pub digest: Hash,
+    /// When this node began waiting for the deltas it covers (ns since the epoch).
+    pub since: u64,
 }
 
 impl Covering {
-    pub fn new(snapshot: Snapshot, provider: PublicKey, digest: Hash) -> Self {
+    pub fn new(snapshot: Snapshot, provider: PublicKey, digest: Hash, since: u64) -> Self {
         let covered = snapshot.covered.iter().copied().collect();
         Self {
             snapshot,
             covered,
             provider,
             digest,
+            since,
         }
     }
 }

@@ -183,3 +183,91 @@ fn a_wrong_root_hash_on_exactly_our_heads_is_reported_as_divergence() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_member_announcing_false_roots_costs_one_rebuild_not_one_every_period() {
+    let (mut a, ctx, rogue, cert) = context_with_rogue();
+    let topic = context_topic(&ctx);
+    a.take_events();
+    for round in 0..3 {
+        // A's heads move on, and the rogue claims a root of its own for them.
+        block_on(a.execute(
+            &ctx,
+            "set",
+            json!({"key": format!("k{round}"), "value": "v"}),
+        ))
+        .unwrap();
+        a.env().advance(31_000_000_000);
+        let heads = block_on(a.checkpoint(&ctx)).unwrap().heads;
+        let root_hash = Some(Hash([round; 32]));
+        let signature = rogue.sign(&WireMessage::sync_request_message(&ctx, &heads, &root_hash));
+        let request = WireMessage::SyncRequest {
+            context_id: ctx,
+            heads,
+            root_hash,
+            requester: Box::new(cert.clone()),
+            signature,
+        };
+        let sealed = a.seal_for(&ctx, &request).unwrap();
+        block_on(a.handle_message(&topic, &sealed));
+    }
+    let repairs = block_on(a.audit(&ctx))
+        .unwrap()
+        .iter()
+        .filter(|r| r.entry.method == "sync.repair")
+        .count();
+    assert_eq!(repairs, 1, "rebuilds for three false roots");
+    let reports = a
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, NodeEvent::RootMismatch { .. }))
+        .count();
+    assert_eq!(reports, 1, "root mismatches reported");
+    // And A's own work goes on.
+    block_on(a.execute(&ctx, "set", json!({"key": "after", "value": "v"}))).unwrap();
+}
+
+#[test]
+fn a_flood_of_orphans_does_not_push_out_an_honest_members_waiting_delta() {
+    let (mut a, ctx, rogue, cert) = context_with_rogue();
+    let mut b = node(2);
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    common::settle(&mut [&mut a, &mut b]);
+    // B writes twice; A gets the second first, so it waits for its parent.
+    block_on(b.execute(&ctx, "set", json!({"key": "first", "value": "1"}))).unwrap();
+    let first = common::sent(&mut b);
+    block_on(b.execute(&ctx, "set", json!({"key": "second", "value": "2"}))).unwrap();
+    common::deliver(&common::sent(&mut b), &mut a);
+    assert_eq!(a.pending(&ctx).unwrap(), 1);
+
+    // The rogue floods A with 12,000 orphans; A keeps what it may of them and refuses the rest.
+    let topic = context_topic(&ctx);
+    for batch in 0..24u32 {
+        let deltas = (0..500u32)
+            .map(|i| {
+                let n = batch * 500 + i;
+                let parent = DeltaId(*blake3::hash(&n.to_le_bytes()).as_bytes());
+                delta(
+                    ctx,
+                    &rogue,
+                    &cert,
+                    vec![parent],
+                    u64::from(n) + 10,
+                    vec![1, 2, 3],
+                )
+            })
+            .collect();
+        let sealed = a.seal_for(&ctx, &WireMessage::Deltas(deltas)).unwrap();
+        block_on(a.handle_message(&topic, &sealed));
+    }
+    let refused = common::refusals(&mut a);
+    assert!(
+        refused.iter().any(|(kind, _)| kind == "Busy"),
+        "the flood is refused once over its author's share"
+    );
+
+    // B's first delta arrives: both of B's writes apply, with no need to ask again.
+    common::deliver(&first, &mut a);
+    let got = block_on(a.execute(&ctx, "get", json!({"key": "second"}))).unwrap();
+    assert_eq!(got.output, json!("2"));
+}

@@ -386,3 +386,32 @@ fn when_the_covered_deltas_cannot_be_stored_nothing_is_lost_and_the_joiner_catch
     assert!(block_on(b.replay(&ctx)).unwrap().matches);
     assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
 }
+
+#[test]
+fn a_snapshot_listing_deltas_that_never_come_is_dropped_in_time_and_the_deltas_serve() {
+    let (mut a, ctx) = busy_context(30);
+    let (mut b, answer) = join(&mut a, &ctx);
+    // A member's snapshot that names a delta nobody has: B would wait for it forever.
+    let mut snapshot = snapshot_in(&a, &ctx, &answer);
+    snapshot.covered.push(tabnode_types::DeltaId([42; 32]));
+    let forged = a.sign_snapshot(&ctx, &snapshot).unwrap();
+    deliver(&with_snapshot(&a, &ctx, &answer, forged), &mut b);
+    assert!(
+        block_on(b.execute(&ctx, "get", json!({"key": "k7"}))).is_err(),
+        "B waits for the delta the snapshot names"
+    );
+    rejections(&mut b);
+
+    // Past the time a snapshot may wait, the next message drops it and the deltas serve.
+    b.env().advance(121_000_000_000);
+    a.env().advance(121_000_000_000);
+    a.tick();
+    relay(&mut a, &mut b);
+    let refused = rejections(&mut b);
+    assert!(
+        refused.iter().any(|r| r.contains("did not come within")),
+        "{refused:?}"
+    );
+    assert_eq!(entries(&mut b, &ctx)["k7"], json!("v7"));
+    assert_converged(&mut a, &mut b, &ctx);
+}

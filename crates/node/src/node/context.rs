@@ -26,7 +26,8 @@ pub(super) struct ContextState {
     /// Whether the DAG has a delta by this node: a joiner announces itself with
     /// [`MemberOp::Join`] once it has the context's state, so members know it before it writes.
     pub(super) announced: bool,
-    pub(super) pending: HashMap<DeltaId, Delta>,
+    /// Deltas waiting for their parents, within a budget (see [`Waiting`]).
+    pub(super) pending: Waiting,
     pub(super) last_sync_request: Option<u64>,
     /// When this context last announced its heads (see [`Node::tick`]).
     pub(super) last_announce: Option<u64>,
@@ -53,6 +54,10 @@ pub(super) struct ContextState {
     /// When the state was last rebuilt for a root mismatch: a member announcing false roots
     /// makes this node rebuild at most once per [`REPAIR_NANOS`].
     pub(super) last_repair: Option<u64>,
+    /// Members whose announced root a rebuild here did not give, each with when it may be
+    /// heard about roots again: one member's false roots cost one rebuild, not one per
+    /// [`REPAIR_NANOS`] (see [`Node::compare_root`]).
+    pub(super) disproven: HashMap<PublicKey, u64>,
     /// A state snapshot arriving or waiting for its deltas (on a node that was behind).
     pub(super) snapshot: Phase,
     /// When this node last offered the context's state as a snapshot.

@@ -64,7 +64,7 @@ impl<S: Store, E: Env> Node<S, E> {
             anchor: None,
             disclosure: BTreeMap::new(),
             announced: true,
-            pending: HashMap::new(),
+            pending: Waiting::default(),
             last_sync_request: None,
             last_announce: None,
             members: BTreeMap::new(),
@@ -75,6 +75,7 @@ impl<S: Store, E: Env> Node<S, E> {
             verified_certs: HashSet::new(),
             canonical_at: None,
             last_repair: None,
+            disproven: HashMap::new(),
             snapshot: Phase::Idle,
             last_snapshot_offer: None,
         };

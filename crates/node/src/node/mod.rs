@@ -59,12 +59,13 @@ mod replay;
 mod results;
 mod sealing;
 mod sync;
+mod waiting;
 
 pub use self::events::{NodeEvent, Outgoing};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
 };
-use self::{context::*, join::*, layout::*, replay::*};
+use self::{context::*, join::*, layout::*, replay::*, waiting::Waiting};
 
 /// Writes held back (see [`Node::hold_writes`]) go to the store once they number this many: one
 /// transaction each few thousand covered deltas rather than one per delta, in bounded memory.
@@ -76,10 +77,6 @@ pub const DEFAULT_SNAPSHOT_THRESHOLD: usize = 500;
 
 /// At most one snapshot offer per context in this long (ns).
 const SNAPSHOT_OFFER_NANOS: u64 = 30_000_000_000;
-
-/// Deltas waiting for their parents, per context; beyond this the oldest are dropped and asked
-/// for again later, so a flood of orphans cannot exhaust memory.
-const MAX_PENDING: usize = 10_000;
 
 /// Gossip messages stay well under the transport's 1 MiB limit.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
@@ -96,6 +93,12 @@ const SYNC_RETRY_NANOS: u64 = 2_000_000_000;
 /// How often a context announces its heads to its members (anti-entropy).
 pub const ANNOUNCE_NANOS: u64 = 5_000_000_000;
 
+/// How long a verified snapshot waits for the deltas it covers before it is dropped (see
+/// [`Node::end_stale_snapshot`]).
+const COVERING_NANOS: u64 = 120_000_000_000;
+/// A member whose root this node found wrong where a rebuild had given this node's (see
+/// `compare_root`) is not listened to about roots for this long.
+const DISPROVEN_NANOS: u64 = 600_000_000_000;
 /// At most one rebuild for a root mismatch per context in this long (see `compare_root`).
 const REPAIR_NANOS: u64 = 30_000_000_000;
 
@@ -336,7 +339,7 @@ impl<S: Store, E: Env> Node<S, E> {
             disclosure,
             announced: dag.values().any(|e| e.author == self.key.public()),
             dag,
-            pending: HashMap::new(),
+            pending: Waiting::default(),
             last_sync_request: None,
             last_announce: None,
             members,
@@ -347,6 +350,7 @@ impl<S: Store, E: Env> Node<S, E> {
             verified_certs: HashSet::new(),
             canonical_at: None,
             last_repair: None,
+            disproven: HashMap::new(),
             snapshot: Phase::Idle,
             last_snapshot_offer: None,
         };

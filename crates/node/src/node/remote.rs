@@ -62,6 +62,11 @@ impl<S: Store, E: Env> Node<S, E> {
                 format!("a message about {other} on the wrong topic {topic}"),
             );
         }
+        for id in message.contexts() {
+            if let Err(e) = self.end_stale_snapshot(id).await {
+                self.reject_as(Some(id), e.kind(), e.to_string());
+            }
+        }
         // A former secret opens only catching up on what came before the operation that
         // replaced it: a sync request (answered with that alone, see
         // [`Self::answer_sync_request`]), deltas made without knowledge of that operation (a
@@ -190,7 +195,11 @@ impl<S: Store, E: Env> Node<S, E> {
                     Err(e) => return self.reject(Some(context_id), e.to_string()),
                 }
                 if let (Some(theirs), None) = (root_hash, former_secret) {
-                    if let Err(e) = self.compare_root(context_id, &heads, theirs).await {
+                    let claimant = requester.member;
+                    if let Err(e) = self
+                        .compare_root(context_id, &heads, theirs, claimant)
+                        .await
+                    {
                         self.reject_as(Some(context_id), e.kind(), e.to_string());
                     }
                 }
@@ -317,10 +326,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 MAX_CLOCK_SKEW_NANOS
             )));
         }
-        if ctx.pending.len() >= MAX_PENDING {
-            ctx.pending.clear();
-        }
-        ctx.pending.insert(id, delta);
+        ctx.pending.insert(id, delta).map_err(NodeError::Busy)?;
         self.apply_ready(context_id).await
     }
 

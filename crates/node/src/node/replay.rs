@@ -210,22 +210,34 @@ impl<S: Store, E: Env> Node<S, E> {
     /// key), or one state is damaged. Either way, rebuilding from the deltas in their canonical
     /// order gives every member that holds them the same state, so this node does that once
     /// per heads (and at most once per [`REPAIR_NANOS`]), reports it, and announces its root
-    /// again; a mismatch that remains is reported as not repaired.
+    /// again; a mismatch that remains is reported as not repaired. The `claimant` whose root
+    /// the canonical state does not give is not heard about roots for [`DISPROVEN_NANOS`]: a
+    /// member announcing false roots costs one rebuild and one report, not one every
+    /// [`REPAIR_NANOS`]. (An honest member in that case rebuilds on this node's announcement.)
     pub(super) async fn compare_root(
         &mut self,
         id: ContextId,
         heads: &[DeltaId],
         theirs: Hash,
+        claimant: PublicKey,
     ) -> Result<(), NodeError> {
-        let Some(ctx) = self.contexts.get(&id) else {
+        let now = self.env.now_nanos();
+        let Some(ctx) = self.contexts.get_mut(&id) else {
             return Ok(());
         };
+        ctx.disproven.retain(|_, until| *until > now);
         let same_heads = heads.iter().collect::<BTreeSet<_>>()
             == ctx.record.heads.iter().collect::<BTreeSet<_>>();
-        if !same_heads || ctx.record.root_hash == Some(theirs) || !ctx.synced() {
+        if !same_heads
+            || ctx.record.root_hash == Some(theirs)
+            || !ctx.synced()
+            || ctx.disproven.contains_key(&claimant)
+        {
             return Ok(());
         }
         if ctx.canonical_at.as_deref() == Some(&ctx.record.heads[..]) {
+            ctx.disproven
+                .insert(claimant, now.saturating_add(DISPROVEN_NANOS));
             self.events.push(NodeEvent::RootMismatch {
                 context_id: id,
                 ours: ctx.record.root_hash,
@@ -234,7 +246,6 @@ impl<S: Store, E: Env> Node<S, E> {
             });
             return Ok(());
         }
-        let now = self.env.now_nanos();
         if ctx
             .last_repair
             .is_some_and(|t| now.saturating_sub(t) < REPAIR_NANOS)
@@ -247,6 +258,10 @@ impl<S: Store, E: Env> Node<S, E> {
         let result = self.rebuild(&mut ctx, Order::Canonical).await;
         if result.is_ok() {
             ctx.canonical_at = Some(ctx.record.heads.clone());
+            if ctx.record.root_hash != Some(theirs) {
+                ctx.disproven
+                    .insert(claimant, now.saturating_add(DISPROVEN_NANOS));
+            }
             let args = borsh::to_vec(&(before, theirs)).expect("encode");
             let entry = AuditEntry {
                 kind: AuditKind::Call,

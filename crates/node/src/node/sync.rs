@@ -215,7 +215,7 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         ctx.snapshot = Phase::Idle;
         let snapshot = snapshot::open(&bytes, &context_id)?;
-        let covering = Covering::new(snapshot, provider, digest);
+        let covering = Covering::new(snapshot, provider, digest, self.env.now_nanos());
         // Sent for another member (published when the network has no way to it alone): worth
         // taking only to a node that lacks a good part of what it covers.
         let missing = covering
@@ -235,6 +235,39 @@ impl<S: Store, E: Env> Node<S, E> {
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
         ctx.snapshot = Phase::Covering(covering);
         self.apply_ready(context_id).await
+    }
+
+    /// Drops a snapshot whose covered deltas have not all come within [`COVERING_NANOS`], and
+    /// rebuilds the state from the deltas held: a snapshot listing deltas that do not exist
+    /// would otherwise leave the context not synced until the node restarts.
+    pub(super) async fn end_stale_snapshot(&mut self, id: ContextId) -> Result<(), NodeError> {
+        let now = self.env.now_nanos();
+        let Some(ctx) = self.contexts.get(&id) else {
+            return Ok(());
+        };
+        let Phase::Covering(covering) = &ctx.snapshot else {
+            return Ok(());
+        };
+        if now.saturating_sub(covering.since) < COVERING_NANOS {
+            return Ok(());
+        }
+        let missing = covering
+            .covered
+            .iter()
+            .filter(|d| !ctx.dag.contains_key(d))
+            .count();
+        let reason = format!(
+            "a state snapshot from {}: {missing} of the deltas it covers did not come within {} s",
+            covering.provider,
+            COVERING_NANOS / 1_000_000_000
+        );
+        self.reject_as(Some(id), "BadSnapshot", reason);
+        let mut ctx = self.contexts.remove(&id).expect("checked above");
+        ctx.snapshot = Phase::Idle;
+        let result = self.rebuild(&mut ctx, Order::Applied).await;
+        self.contexts.insert(id, ctx);
+        result?;
+        self.apply_ready(id).await
     }
 
     /// Puts a covering snapshot in place once this node holds exactly the deltas it covers:
