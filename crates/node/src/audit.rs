@@ -46,6 +46,52 @@ pub struct AuditEntry {
     pub delta_id: Option<DeltaId>,
 }
 
+impl AuditEntry {
+    /// A call, or an action of this node's own (a repair, a membership operation): no
+    /// randomness recorded and no delta (set them with struct update where there are).
+    pub fn call(
+        executor: PublicKey,
+        method: &str,
+        args_hash: Hash,
+        outcome: &str,
+        root_hash: Option<Hash>,
+        time: u64,
+    ) -> Self {
+        Self {
+            kind: AuditKind::Call,
+            executor,
+            method: method.to_owned(),
+            args_hash,
+            outcome: outcome.to_owned(),
+            root_hash,
+            time,
+            random_seed: [0; 32],
+            delta_id: None,
+        }
+    }
+
+    /// A remote delta (`id`) refused before it was applied, with the kind of error.
+    pub fn refused_delta(
+        delta: &crate::Delta,
+        id: DeltaId,
+        error_kind: &str,
+        root_hash: Option<Hash>,
+        time: u64,
+    ) -> Self {
+        Self {
+            kind: AuditKind::Refused,
+            executor: delta.body.author,
+            method: "delta".into(),
+            args_hash: Hash(*blake3::hash(&delta.body.artifact).as_bytes()),
+            outcome: error_kind.to_owned(),
+            root_hash,
+            time,
+            random_seed: [0; 32],
+            delta_id: Some(id),
+        }
+    }
+}
+
 /// Where a context's chain stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AuditHead {

@@ -65,6 +65,43 @@ pub(super) struct ContextState {
 }
 
 impl ContextState {
+    /// A context as `record` describes it, sealed with `secret`: nothing read, applied or
+    /// learnt yet (its only known member is the one `record`'s certificate names). A context
+    /// that has applied nothing has no rows, so every row is known; otherwise rows are read as
+    /// calls ask for them.
+    pub(super) fn new(id: ContextId, record: ContextRecord, secret: [u8; 32]) -> Self {
+        let rows = || match record.heads.is_empty() {
+            true => Rc::new(Rows::complete([])),
+            false => Rc::new(Rows::unread()),
+        };
+        Self {
+            id,
+            shared: rows(),
+            private: rows(),
+            members: BTreeMap::from([(record.cert.member, standing(&record.cert))]),
+            record,
+            merkle: None,
+            dag: HashMap::new(),
+            log: Log::default(),
+            anchor: None,
+            disclosure: BTreeMap::new(),
+            announced: false,
+            pending: Waiting::default(),
+            last_sync_request: None,
+            last_announce: None,
+            secret,
+            older: Vec::new(),
+            sync_budget: HashMap::new(),
+            audit: AuditHead::default(),
+            verified_certs: HashSet::new(),
+            canonical_at: None,
+            last_repair: None,
+            disproven: HashMap::new(),
+            snapshot: Phase::Idle,
+            last_snapshot_offer: None,
+        }
+    }
+
     /// Whether the state is this node's to use: it has one, and no snapshot is half in place.
     pub(super) fn synced(&self) -> bool {
         !self.record.heads.is_empty() && !matches!(self.snapshot, Phase::Covering(_))

@@ -47,39 +47,18 @@ impl<S: Store, E: Env> Node<S, E> {
         let app = self.app(app_id).await?;
         let context_key = SecretKey::from_seed(self.env.random32());
         let id = ContextId(context_key.public().0);
-        let mut ctx = ContextState {
-            id,
-            record: ContextRecord {
-                app_id,
-                heads: vec![],
-                root_hash: None,
-                next_seq: 0,
-                cert: MemberCert::genesis(&context_key, self.key.public()),
-            },
-            shared: Rc::new(Rows::complete([])),
-            merkle: Some(MerkleTree::build([])),
-            private: Rc::new(Rows::complete([])),
-            dag: HashMap::new(),
-            log: Log::default(),
-            anchor: None,
-            disclosure: BTreeMap::new(),
-            announced: true,
-            pending: Waiting::default(),
-            last_sync_request: None,
-            last_announce: None,
-            members: BTreeMap::new(),
-            sync_budget: HashMap::new(),
-            secret: self.env.random32(),
-            older: Vec::new(),
-            audit: AuditHead::default(),
-            verified_certs: HashSet::new(),
-            canonical_at: None,
-            last_repair: None,
-            disproven: HashMap::new(),
-            snapshot: Phase::Idle,
-            last_snapshot_offer: None,
+        let record = ContextRecord {
+            app_id,
+            heads: vec![],
+            root_hash: None,
+            next_seq: 0,
+            cert: MemberCert::genesis(&context_key, self.key.public()),
         };
-        ctx.learn_member(&ctx.record.cert.clone());
+        let mut ctx = ContextState {
+            merkle: Some(MerkleTree::build([])),
+            announced: true,
+            ..ContextState::new(id, record, self.env.random32())
+        };
         let mut batch = Batch::new()
             .put(
                 Namespace::Keys,

@@ -69,17 +69,14 @@ impl<S: Store, E: Env> Node<S, E> {
                     .await
             };
             if let Err(e) = &result {
-                let entry = AuditEntry {
-                    kind: AuditKind::Call,
-                    executor: self.key.public(),
-                    method: method.to_owned(),
+                let entry = AuditEntry::call(
+                    self.key.public(),
+                    method,
                     args_hash,
-                    outcome: e.kind().to_owned(),
-                    root_hash: ctx.record.root_hash,
-                    time: self.env.now_nanos(),
-                    random_seed: [0; 32],
-                    delta_id: None,
-                };
+                    e.kind(),
+                    ctx.record.root_hash,
+                    self.env.now_nanos(),
+                );
                 // The failure stands whether or not its record could be written.
                 let _ = self.audit_alone(&mut ctx, entry).await;
             }
@@ -359,15 +356,16 @@ impl<S: Store, E: Env> Node<S, E> {
         let root_hash = outcome.root_hash.map(Hash).or(ctx.record.root_hash);
         let audit = AuditRecord::seal(
             AuditEntry {
-                kind: AuditKind::Call,
-                executor: self.key.public(),
-                method: method.to_owned(),
-                args_hash: Hash(*blake3::hash(&input).as_bytes()),
-                outcome: "ok".into(),
-                root_hash,
-                time: timestamp,
                 random_seed,
                 delta_id: delta.as_ref().map(Delta::id),
+                ..AuditEntry::call(
+                    self.key.public(),
+                    method,
+                    Hash(*blake3::hash(&input).as_bytes()),
+                    "ok",
+                    root_hash,
+                    timestamp,
+                )
             },
             &ctx.audit,
             &self.key,

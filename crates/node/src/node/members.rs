@@ -202,15 +202,15 @@ impl<S: Store, E: Env> Node<S, E> {
         );
         let audit = AuditRecord::seal(
             AuditEntry {
-                kind: AuditKind::Call,
-                executor: self.key.public(),
-                method: op.method().to_owned(),
-                args_hash: Hash(*blake3::hash(&borsh::to_vec(&op).expect("encode")).as_bytes()),
-                outcome: "ok".into(),
-                root_hash: record.root_hash,
-                time: delta.body.timestamp,
-                random_seed: [0; 32],
                 delta_id: Some(delta_id),
+                ..AuditEntry::call(
+                    self.key.public(),
+                    op.method(),
+                    Hash(*blake3::hash(&borsh::to_vec(&op).expect("encode")).as_bytes()),
+                    "ok",
+                    record.root_hash,
+                    delta.body.timestamp,
+                )
             },
             &ctx.audit,
             &self.key,

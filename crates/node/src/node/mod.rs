@@ -262,13 +262,6 @@ impl<S: Store, E: Env> Node<S, E> {
         id: ContextId,
         record: ContextRecord,
     ) -> Result<(), NodeError> {
-        // State is read row by row as calls ask for it; a context that has applied nothing
-        // (just joined) has none, so every row is known.
-        let rows = || match record.heads.is_empty() {
-            true => Rc::new(Rows::complete([])),
-            false => Rc::new(Rows::unread()),
-        };
-        let (shared, private) = (rows(), rows());
         let mut dag = HashMap::new();
         let mut members = BTreeMap::from([(record.cert.member, standing(&record.cert))]);
         for (_, bytes) in self
@@ -329,30 +322,14 @@ impl<S: Store, E: Env> Node<S, E> {
             key: context_topic_key(&id),
         });
         let ctx = ContextState {
-            id,
-            record,
-            merkle: None,
-            shared,
-            private,
             log: Log::judge(&dag),
-            anchor: None,
             disclosure,
             announced: dag.values().any(|e| e.author == self.key.public()),
             dag,
-            pending: Waiting::default(),
-            last_sync_request: None,
-            last_announce: None,
             members,
-            sync_budget: HashMap::new(),
-            secret,
             older,
             audit,
-            verified_certs: HashSet::new(),
-            canonical_at: None,
-            last_repair: None,
-            disproven: HashMap::new(),
-            snapshot: Phase::Idle,
-            last_snapshot_offer: None,
+            ..ContextState::new(id, record, secret)
         };
         self.clock = self.clock.max(ctx.latest_standing());
         self.contexts.insert(id, ctx);

@@ -295,17 +295,13 @@ impl<S: Store, E: Env> Node<S, E> {
         let cert_hash = *blake3::hash(&borsh::to_vec(cert).expect("encode")).as_bytes();
         if !ctx.verified_certs.contains(&cert_hash) {
             if let Err(e) = cert.authenticate(&context_id, &delta.body.author) {
-                let entry = AuditEntry {
-                    kind: AuditKind::Refused,
-                    executor: delta.body.author,
-                    method: "delta".into(),
-                    args_hash: Hash(*blake3::hash(&delta.body.artifact).as_bytes()),
-                    outcome: e.kind().to_owned(),
-                    root_hash: ctx.record.root_hash,
-                    time: self.env.now_nanos(),
-                    random_seed: [0; 32],
-                    delta_id: Some(id),
-                };
+                let entry = AuditEntry::refused_delta(
+                    &delta,
+                    id,
+                    e.kind(),
+                    ctx.record.root_hash,
+                    self.env.now_nanos(),
+                );
                 let mut ctx = self.contexts.remove(&context_id).expect("present");
                 let _ = self.audit_alone(&mut ctx, entry).await;
                 self.contexts.insert(context_id, ctx);
@@ -493,17 +489,13 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         if let Some(why) = refusal {
             let e = NodeError::Unauthorized(why);
-            let refused = AuditEntry {
-                kind: AuditKind::Refused,
-                executor: body.author,
-                method: "delta".into(),
-                args_hash: Hash(*blake3::hash(&body.artifact).as_bytes()),
-                outcome: e.kind().to_owned(),
-                root_hash: ctx.record.root_hash,
-                time: self.env.now_nanos(),
-                random_seed: [0; 32],
-                delta_id: Some(id),
-            };
+            let refused = AuditEntry::refused_delta(
+                &delta,
+                id,
+                e.kind(),
+                ctx.record.root_hash,
+                self.env.now_nanos(),
+            );
             let _ = self.audit_alone(ctx, refused).await;
             return Err(e);
         }

@@ -263,17 +263,14 @@ impl<S: Store, E: Env> Node<S, E> {
                     .insert(claimant, now.saturating_add(DISPROVEN_NANOS));
             }
             let args = borsh::to_vec(&(before, theirs)).expect("encode");
-            let entry = AuditEntry {
-                kind: AuditKind::Call,
-                executor: self.key.public(),
-                method: "sync.repair".into(),
-                args_hash: Hash(*blake3::hash(&args).as_bytes()),
-                outcome: "ok".into(),
-                root_hash: ctx.record.root_hash,
-                time: self.env.now_nanos(),
-                random_seed: [0; 32],
-                delta_id: None,
-            };
+            let entry = AuditEntry::call(
+                self.key.public(),
+                "sync.repair",
+                Hash(*blake3::hash(&args).as_bytes()),
+                "ok",
+                ctx.record.root_hash,
+                self.env.now_nanos(),
+            );
             let _ = self.audit_alone(&mut ctx, entry).await;
             self.events.push(NodeEvent::RootMismatch {
                 context_id: id,
