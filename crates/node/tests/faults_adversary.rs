@@ -70,7 +70,12 @@ struct Attacks {
     race_removal: bool,
 }
 
-fn delta_by(adversary: &Adversary, ctx: &ContextId, parents: Vec<DeltaId>, timestamp: u64) -> DeltaBody {
+fn delta_by(
+    adversary: &Adversary,
+    ctx: &ContextId,
+    parents: Vec<DeltaId>,
+    timestamp: u64,
+) -> DeltaBody {
     DeltaBody {
         context_id: *ctx,
         parents,
@@ -94,7 +99,12 @@ fn send(sim: &mut Sim, ctx: &ContextId, message: &WireMessage) {
 }
 
 /// A sync request signed by M.
-fn sync_request(adversary: &Adversary, ctx: &ContextId, heads: Vec<DeltaId>, root: Option<Hash>) -> WireMessage {
+fn sync_request(
+    adversary: &Adversary,
+    ctx: &ContextId,
+    heads: Vec<DeltaId>,
+    root: Option<Hash>,
+) -> WireMessage {
     let signature = adversary
         .key
         .sign(&WireMessage::sync_request_message(ctx, &heads, &root));
@@ -109,9 +119,18 @@ fn sync_request(adversary: &Adversary, ctx: &ContextId, heads: Vec<DeltaId>, roo
 
 /// Finding 1: M's counter-removal of A on the parents of `removal`, with shares of a secret of
 /// its choosing, `Share`s of it, and a delta on top of its removal.
-fn counter_removal(sim: &mut Sim, ctx: &ContextId, adversary: &Adversary, removal: &Delta, stored: &HashMap<DeltaId, Delta>) {
+fn counter_removal(
+    sim: &mut Sim,
+    ctx: &ContextId,
+    adversary: &Adversary,
+    removal: &Delta,
+    stored: &HashMap<DeltaId, Delta>,
+) {
     let chosen = [77u8; 32];
-    let honest: Vec<_> = [B, C, D].iter().map(|&i| sim.node(i).public_key()).collect();
+    let honest: Vec<_> = [B, C, D]
+        .iter()
+        .map(|&i| sim.node(i).public_key())
+        .collect();
     let share = |to| Share {
         member: to,
         sealed: seal_to(&to, ctx, [5; 32], &chosen).unwrap(),
@@ -129,7 +148,12 @@ fn counter_removal(sim: &mut Sim, ctx: &ContextId, adversary: &Adversary, remova
             member: sim.node(A).public_key(),
             shares: honest.iter().copied().map(share).collect(),
         }),
-        ..delta_by(adversary, ctx, removal.body.parents.clone(), latest_parent + 1)
+        ..delta_by(
+            adversary,
+            ctx,
+            removal.body.parents.clone(),
+            latest_parent + 1,
+        )
     }
     .sign(&adversary.key);
     let crafted_id = crafted.id();
@@ -171,7 +195,14 @@ fn intrude(sim: &mut Sim, ctx: &ContextId, adversary: &mut Adversary) {
     };
     let data = sim.node(M).seal_handshake(ctx, &request);
     let members = sim.len();
-    sim.net.send(M, Outgoing::Publish { topic: context_topic(ctx), data }, members);
+    sim.net.send(
+        M,
+        Outgoing::Publish {
+            topic: context_topic(ctx),
+            data,
+        },
+        members,
+    );
     adversary.intruders.push(key);
 }
 
@@ -182,15 +213,21 @@ fn forward_with_forged_snapshots(sim: &mut Sim, ctx: &ContextId, adversary: &mut
         let part = match &out {
             Outgoing::Publish { data, .. } | Outgoing::Reply { data, .. } => {
                 match sim.node(M).open_message(ctx, data) {
-                    Ok(WireMessage::SnapshotPart { digest, index, parts, chunk, .. }) => {
-                        Some((digest, index, parts, chunk))
-                    }
+                    Ok(WireMessage::SnapshotPart {
+                        digest,
+                        index,
+                        parts,
+                        chunk,
+                        ..
+                    }) => Some((digest, index, parts, chunk)),
                     _ => None,
                 }
             }
             Outgoing::Subscribe { .. } => None,
         };
-        let Some((digest, index, parts, chunk)) = part.filter(|_| adversary.attacks.forge_snapshots) else {
+        let Some((digest, index, parts, chunk)) =
+            part.filter(|_| adversary.attacks.forge_snapshots)
+        else {
             sim.net.send(M, out, members);
             continue;
         };
@@ -260,8 +297,7 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
     block_on(sim.node(A).revoke_invitation(&ctx, &revoked)).unwrap();
     // Everyone in, and M's announcement of itself made (it carries M's certificate).
     let started = sim.run_until(300, |sim| {
-        converged(sim, &ctx, &[A, B, C, M])
-            && sim.node(A).members(&ctx).unwrap().len() == 4
+        converged(sim, &ctx, &[A, B, C, M]) && sim.node(A).members(&ctx).unwrap().len() == 4
     });
     assert!(started.is_some(), "{replay}: the members never settled");
     let m_store = sim.member(M).store().data().clone();
@@ -275,7 +311,11 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
     let mut adversary = Adversary {
         key,
         cert,
-        links: vec![("used", used_link), ("expired", expiring), ("revoked", revoked)],
+        links: vec![
+            ("used", used_link),
+            ("expired", expiring),
+            ("revoked", revoked),
+        ],
         intruders: vec![],
         parts: HashMap::new(),
         attacks,
@@ -286,9 +326,6 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
         remove: 10 + sim.rng.below(6) as usize,
         lag: sim.rng.below(4) as usize,
     };
-    if std::env::var("DEBUG_ADV").is_ok() {
-        eprintln!("join {}, remove {}, lag {}", plan.join, plan.remove, plan.lag);
-    }
     let genesis = common::stored_deltas(&sim.member(A).store().data().clone(), &ctx)[0].clone();
 
     let mut expected: BTreeMap<String, Value> = BTreeMap::new();
@@ -308,7 +345,8 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
         }
         if round == plan.remove {
             let m = sim.node(M).public_key();
-            let id = block_on(sim.node(A).remove_member(&ctx, m)).unwrap();
+            let id = block_on(sim.node(A).remove_member(&ctx, m))
+                .unwrap_or_else(|e| panic!("{replay}: A cannot remove M: {e}"));
             let stored = common::stored_deltas(&sim.member(A).store().data().clone(), &ctx);
             removal = stored.into_iter().find(|d| d.id() == id);
         }
@@ -317,8 +355,11 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
                 continue;
             }
             let (key, value) = (format!("m{i}-{}", sim.rng.below(6)), format!("r{round}"));
-            block_on(sim.node(i).execute(&ctx, "set", json!({"key": key, "value": value})))
-                .unwrap_or_else(|e| panic!("{replay}: member {i} cannot write: {e}"));
+            block_on(
+                sim.node(i)
+                    .execute(&ctx, "set", json!({"key": key, "value": value})),
+            )
+            .unwrap_or_else(|e| panic!("{replay}: member {i} cannot write: {e}"));
             expected.insert(key, Value::from(value));
         }
 
@@ -333,11 +374,19 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
         }
         if sim.rng.chance(50) {
             for _ in 0..3 {
-                send(&mut sim, &ctx, &sync_request(&adversary, &ctx, vec![], None));
+                send(
+                    &mut sim,
+                    &ctx,
+                    &sync_request(&adversary, &ctx, vec![], None),
+                );
             }
             let b_heads = position(sim.node(B), &ctx).0;
             let wrong = Some(Hash([7; 32]));
-            send(&mut sim, &ctx, &sync_request(&adversary, &ctx, b_heads, wrong));
+            send(
+                &mut sim,
+                &ctx,
+                &sync_request(&adversary, &ctx, b_heads, wrong),
+            );
         }
         if sim.rng.chance(30) {
             intrude(&mut sim, &ctx, &mut adversary);
@@ -351,11 +400,22 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
                 };
                 let body = DeltaBody {
                     op: Some(op),
-                    ..delta_by(&adversary, &ctx, vec![genesis.id()], genesis.body.timestamp + 1)
+                    ..delta_by(
+                        &adversary,
+                        &ctx,
+                        vec![genesis.id()],
+                        genesis.body.timestamp + 1,
+                    )
                 };
-                send(&mut sim, &ctx, &WireMessage::Deltas(vec![body.sign(&adversary.key)]));
+                send(
+                    &mut sim,
+                    &ctx,
+                    &WireMessage::Deltas(vec![body.sign(&adversary.key)]),
+                );
             }
-            Some(removal) if strike_back(&mut sim, &ctx, attacks, &plan, round, removal, &mut struck) => {
+            Some(removal)
+                if strike_back(&mut sim, &ctx, attacks, &plan, round, removal, &mut struck) =>
+            {
                 let stored: HashMap<DeltaId, Delta> =
                     common::stored_deltas(&sim.member(A).store().data().clone(), &ctx)
                         .into_iter()
@@ -367,19 +427,9 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
             _ => {}
         }
         forward_with_forged_snapshots(&mut sim, &ctx, &mut adversary);
-        if std::env::var("DEBUG_ADV").is_ok() {
-            eprintln!("-- round {round} (forged {})", adversary.forged_snapshots);
-        }
         sim.advance(ROUND_NANOS);
         sim.step();
         count_repairs(&mut sim, &honest, &mut repairs);
-        if std::env::var("DEBUG_ADV").is_ok() {
-            for &i in &honest {
-                if let Err(e) = entries(sim.node(i), &ctx) {
-                    eprintln!("round {round}: member {i}: {e}");
-                }
-            }
-        }
     }
     assert!(removal.is_some(), "{replay}: A never removed M");
     let settled = sim.run_until(400, |sim| {
@@ -387,27 +437,44 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
         count_repairs(sim, &honest, &mut repairs);
         converged(sim, &ctx, &honest)
     });
-    assert!(settled.is_some(), "{replay}: the honest members never converged");
+    assert!(
+        settled.is_some(),
+        "{replay}: the honest members never converged"
+    );
 
     let honest = [A, B, C, D];
     let keys: Vec<_> = (0..sim.len()).map(|i| sim.node(i).public_key()).collect();
-    let want_members: BTreeMap<_, _> = [(A, Role::Admin), (B, Role::Member), (C, Role::Member), (D, Role::Member)]
-        .into_iter()
-        .map(|(i, role)| (keys[i], role))
-        .collect();
+    let want_members: BTreeMap<_, _> = [
+        (A, Role::Admin),
+        (B, Role::Member),
+        (C, Role::Member),
+        (D, Role::Member),
+    ]
+    .into_iter()
+    .map(|(i, role)| (keys[i], role))
+    .collect();
     for i in honest {
         let members: BTreeMap<_, _> = sim.node(i).members(&ctx).unwrap().into_iter().collect();
         assert_eq!(members, want_members, "{replay}, member {i}");
         for intruder in &adversary.intruders {
-            assert!(!members.contains_key(&intruder.public()), "{replay}: an intruder got in");
+            assert!(
+                !members.contains_key(&intruder.public()),
+                "{replay}: an intruder got in"
+            );
         }
         let got = entries(sim.node(i), &ctx).unwrap();
-        assert_eq!(got, expected, "{replay}, member {i}: an honest write was lost");
+        assert_eq!(
+            got, expected,
+            "{replay}, member {i}: an honest write was lost"
+        );
     }
     let elapsed = sim.now() - started_at;
     for (i, n) in &repairs {
         let bound = (elapsed / REPAIR_NANOS + 1) as usize;
-        assert!(*n <= bound, "{replay}: member {i} rebuilt {n} times in {elapsed} ns");
+        assert!(
+            *n <= bound,
+            "{replay}: member {i} rebuilt {n} times in {elapsed} ns"
+        );
     }
 
     // Writes flow among the honest members, under a secret M never held.
@@ -415,16 +482,27 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
         let args = json!({"key": format!("final-{i}"), "value": "after"});
         block_on(sim.node(i).execute(&ctx, "set", args)).unwrap();
     }
-    let sealed = sim.node(A).seal_for(&ctx, &WireMessage::Deltas(vec![])).unwrap();
-    assert!(sim.node(M).open_message(&ctx, &sealed).is_err(), "{replay}: M reads");
+    let sealed = sim
+        .node(A)
+        .seal_for(&ctx, &WireMessage::Deltas(vec![]))
+        .unwrap();
+    assert!(
+        sim.node(M).open_message(&ctx, &sealed).is_err(),
+        "{replay}: M reads"
+    );
     let done = sim.run_until(300, |sim| {
         converged(sim, &ctx, &honest)
             && honest.iter().all(|&i| {
                 let got = entries(sim.node(i), &ctx).unwrap();
-                honest.iter().all(|j| got.contains_key(&format!("final-{j}")))
+                honest
+                    .iter()
+                    .all(|j| got.contains_key(&format!("final-{j}")))
             })
     });
-    assert!(done.is_some(), "{replay}: the final writes did not reach everyone");
+    assert!(
+        done.is_some(),
+        "{replay}: the final writes did not reach everyone"
+    );
     println!(
         "seed {seed}: M forged {} snapshots, tried {} joins; D joined at round {}, M removed at {}, struck back at {struck:?}",
         adversary.forged_snapshots,
@@ -463,42 +541,44 @@ fn strike_back(
 fn settled_everywhere(sim: &mut Sim, ctx: &ContextId, removal: &Delta) -> bool {
     let (a, m) = (sim.node(A).public_key(), sim.node(M).public_key());
     let removal = removal.id();
-    [A, B, C, D].into_iter().filter(|&i| i < sim.len()).all(|i| {
-        let deltas: HashMap<DeltaId, Delta> =
-            common::stored_deltas(&sim.member(i).store().data().clone(), ctx)
-                .into_iter()
-                .map(|d| (d.id(), d))
-                .collect();
-        let comes_after = |start: &Delta| {
-            let mut stack = start.body.parents.clone();
-            let mut seen = std::collections::HashSet::new();
-            while let Some(id) = stack.pop() {
-                if id == removal {
-                    return true;
+    [A, B, C, D]
+        .into_iter()
+        .filter(|&i| i < sim.len())
+        .all(|i| {
+            let deltas: HashMap<DeltaId, Delta> =
+                common::stored_deltas(&sim.member(i).store().data().clone(), ctx)
+                    .into_iter()
+                    .map(|d| (d.id(), d))
+                    .collect();
+            let comes_after = |start: &Delta| {
+                let mut stack = start.body.parents.clone();
+                let mut seen = std::collections::HashSet::new();
+                while let Some(id) = stack.pop() {
+                    if id == removal {
+                        return true;
+                    }
+                    if seen.insert(id) {
+                        stack.extend(
+                            deltas
+                                .get(&id)
+                                .into_iter()
+                                .flat_map(|d| d.body.parents.clone()),
+                        );
+                    }
                 }
-                if seen.insert(id) {
-                    stack.extend(deltas.get(&id).into_iter().flat_map(|d| d.body.parents.clone()));
-                }
-            }
-            false
-        };
-        deltas
-            .values()
-            .any(|d| d.body.author != a && d.body.author != m && comes_after(d))
-    })
+                false
+            };
+            deltas
+                .values()
+                .any(|d| d.body.author != a && d.body.author != m && comes_after(d))
+        })
 }
 
 /// Counts each honest member's rebuilds for a root mismatch (and drops its other events).
 fn count_repairs(sim: &mut Sim, honest: &[usize], repairs: &mut BTreeMap<usize, usize>) {
     for &i in honest {
         let events = sim.node(i).take_events();
-        if std::env::var("DEBUG_ADV").is_ok() {
-            for e in &events {
-                if !matches!(e, NodeEvent::DeltaApplied { .. } | NodeEvent::Event { .. }) {
-                    eprintln!("member {i}: {}", serde_json::to_string(e).unwrap().chars().take(300).collect::<String>());
-                }
-            }
-        }
+
         let n = events
             .iter()
             .filter(|e| matches!(e, NodeEvent::RootMismatch { repaired: true, .. }))
@@ -515,7 +595,7 @@ fn run_all(seeds: &[u64], attacks: Attacks) {
         .filter_map(|&seed| {
             std::panic::catch_unwind(|| run(seed, &wasm, attacks))
                 .err()
-                .map(|e| (seed, panic_text(e)))
+                .map(|e| (seed, common::panic_text(e)))
         })
         .collect();
     assert!(
@@ -571,11 +651,4 @@ fn a_snapshot_listing_made_up_deltas_stalls_no_member() {
         race_removal: false,
     };
     run_all(&common::sim_seeds(5), attacks);
-}
-
-fn panic_text(e: Box<dyn std::any::Any + Send>) -> String {
-    e.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }

@@ -33,9 +33,7 @@ const MIGRATE: &str = "migrate_v1_to_v2";
 fn write(node: &mut SimNode, ctx: &ContextId, key: &str, value: &str) -> bool {
     match block_on(node.execute(ctx, "set", json!({"key": key, "value": value}))) {
         Ok(_) => true,
-        Err(
-            NodeError::Store(_) | NodeError::Unauthorized(_) | NodeError::NotSynced(_),
-        ) => false,
+        Err(NodeError::Store(_) | NodeError::Unauthorized(_) | NodeError::NotSynced(_)) => false,
         Err(e) => panic!("set {key}: {e}"),
     }
 }
@@ -202,7 +200,10 @@ fn run(seed: u64, v1: &[u8], v2: &[u8]) {
     // one does not hold; its own attempts come to nothing.
     for i in all {
         let acknowledged = write(sim.node(i), &ctx, &format!("final-{i}"), "after");
-        assert!(acknowledged || i == REMOVED, "{replay}: member {i} cannot write");
+        assert!(
+            acknowledged || i == REMOVED,
+            "{replay}: member {i} cannot write"
+        );
     }
     let sealed = sim
         .node(ADMIN)
@@ -218,15 +219,24 @@ fn run(seed: u64, v1: &[u8], v2: &[u8]) {
                 .iter()
                 .all(|&i| entries(sim.node(i), &ctx).contains_key("final-0"))
     });
-    assert!(rounds.is_some(), "{replay}: no convergence after the final writes");
+    assert!(
+        rounds.is_some(),
+        "{replay}: no convergence after the final writes"
+    );
     for i in remaining {
         let got = entries(sim.node(i), &ctx);
         for j in remaining {
-            assert_eq!(got.get(&format!("final-{j}")).map(String::as_str), Some("after"));
+            assert_eq!(
+                got.get(&format!("final-{j}")).map(String::as_str),
+                Some("after")
+            );
         }
         assert_eq!(got.get(&format!("final-{REMOVED}")), None, "{replay}");
         let members = sim.node(i).members(&ctx).unwrap();
-        assert!(!members.iter().any(|(k, _)| *k == keys[REMOVED]), "{replay}");
+        assert!(
+            !members.iter().any(|(k, _)| *k == keys[REMOVED]),
+            "{replay}"
+        );
     }
 }
 

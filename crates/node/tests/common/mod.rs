@@ -154,8 +154,9 @@ pub fn sim_seeds(default: u64) -> Vec<u64> {
     match std::env::var("TABNODE_SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("TABNODE_SIM_SEED is a number")],
         Err(_) => {
-            let n = std::env::var("TABNODE_SIM_SEEDS")
-                .map_or(default, |n| n.parse().expect("TABNODE_SIM_SEEDS is a number"));
+            let n = std::env::var("TABNODE_SIM_SEEDS").map_or(default, |n| {
+                n.parse().expect("TABNODE_SIM_SEEDS is a number")
+            });
             (1..=n).collect()
         }
     }
@@ -177,4 +178,12 @@ pub fn stored_node_key<S: Store>(store: &S) -> SecretKey {
         .unwrap()
         .expect("the node keeps its key");
     SecretKey::from_seed(seed.try_into().expect("32 bytes"))
+}
+
+/// What a caught panic said (simulations report every failing seed, not only the first).
+pub fn panic_text(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
