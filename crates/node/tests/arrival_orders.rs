@@ -250,6 +250,7 @@ fn every_order_of_arrival_of_writes_and_one_admins_role_changes_ends_on_one_stat
 ///   though it is sent three times (in other orders it is taken);
 /// - seed 10, order 0 ends on the same heads, members and app as order 1 but another root,
 ///   and its `entries` call traps (`ExecutionFailed`): the state is broken.
+///
 /// `TABNODE_SIM_SEED=3 cargo test --release -p tabnode-node --test arrival_orders -- --ignored`
 #[test]
 #[ignore = "with removals and upgrades the outcome depends on the order of arrival"]

@@ -533,7 +533,7 @@ fn strike_back(
             *struck = Some(round);
         }
     }
-    struck.is_some_and(|first| (round - first) % 3 == 0)
+    struck.is_some_and(|first| (round - first).is_multiple_of(3))
 }
 
 /// Whether every honest member holds a delta by a third member (neither A nor M) that comes

@@ -76,3 +76,24 @@ impl Env for SimEnv {
         *hasher.finalize().as_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_the_clock_does_not_move_it_and_members_share_it() {
+        let clock = VirtualClock::default();
+        let (a, b) = (
+            SimEnv::new(clock.clone(), [1; 32]),
+            SimEnv::new(clock.clone(), [2; 32]),
+        );
+        assert_eq!(a.now_nanos(), a.now_nanos());
+        clock.advance(5);
+        assert_eq!(a.now_nanos(), EPOCH_NANOS + 5);
+        b.set_skew(3);
+        assert_eq!(b.now_nanos(), EPOCH_NANOS + 8);
+        assert_ne!(a.random32(), a.random32(), "a stream, not one value");
+        assert_ne!(a.random32(), b.random32());
+    }
+}

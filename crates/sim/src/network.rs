@@ -232,3 +232,90 @@ pub fn settle<S: Store, E: Env>(nodes: &mut [&mut Node<S, E>]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(n: u8) -> Outgoing {
+        Outgoing::Publish {
+            topic: "t".into(),
+            data: vec![n],
+        }
+    }
+
+    fn arrivals(net: &mut Network) -> Vec<(usize, usize, u8)> {
+        net.take_due()
+            .into_iter()
+            .map(|e| (e.from, e.to, e.data[0]))
+            .collect()
+    }
+
+    #[test]
+    fn without_faults_everything_arrives_once_in_order_and_replies_reach_their_addressee() {
+        let mut net = Network::new(Rng::new(1), Faults::NONE);
+        net.send(0, publish(1), 3);
+        net.send(0, publish(2), 3);
+        let reply = Outgoing::Reply {
+            peer: peer_id(2),
+            topic: "t".into(),
+            data: vec![3],
+        };
+        net.send(1, reply, 3);
+        net.send(
+            1,
+            Outgoing::Subscribe {
+                topic: "t".into(),
+                key: [0; 32],
+            },
+            3,
+        );
+        assert_eq!(
+            arrivals(&mut net),
+            vec![(0, 1, 1), (0, 2, 1), (0, 1, 2), (0, 2, 2), (1, 2, 3)]
+        );
+        assert_eq!(net.in_flight(), 0);
+        assert_eq!(peer_index(&peer_id(7)), Some(7));
+        assert_eq!(peer_index("12D3KooW"), None);
+    }
+
+    #[test]
+    fn a_partition_cuts_both_ways_until_it_heals_and_drops_what_was_in_flight() {
+        let mut net = Network::new(Rng::new(1), Faults::NONE);
+        net.isolate(2);
+        net.send(0, publish(1), 3);
+        net.send(2, publish(2), 3);
+        assert_eq!(arrivals(&mut net), vec![(0, 1, 1)]);
+        net.heal();
+        net.send(0, publish(3), 3);
+        net.split(&[0]);
+        assert_eq!(arrivals(&mut net), vec![]);
+        net.heal();
+        net.send(2, publish(4), 3);
+        assert_eq!(arrivals(&mut net), vec![(2, 0, 4), (2, 1, 4)]);
+    }
+
+    #[test]
+    fn a_bad_network_loses_duplicates_and_delays_past_the_round_by_seed() {
+        let run = |seed| {
+            let mut net = Network::new(Rng::new(seed), Faults::BAD);
+            for n in 0..200u8 {
+                net.send(0, publish(n), 2);
+            }
+            let mut rounds = Vec::new();
+            while net.in_flight() > 0 {
+                rounds.push(arrivals(&mut net).len());
+            }
+            (rounds, net.counts)
+        };
+        let (rounds, counts) = run(7);
+        assert_eq!(run(7), (rounds.clone(), counts), "a seed replays exactly");
+        assert!(
+            counts.lost > 20 && counts.duplicated > 10 && counts.delayed > 10,
+            "{counts:?}"
+        );
+        assert!(rounds.len() > 1, "some arrive rounds later: {rounds:?}");
+        let arrived: usize = rounds.iter().sum();
+        assert_eq!(arrived as u64, 200 - counts.lost + counts.duplicated);
+    }
+}

@@ -126,3 +126,50 @@ pub fn fork(store: &MemoryStore) -> MemoryStore {
     block_on(copy.commit(batch)).expect("a memory store writes");
     copy
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(n: u8) -> Batch {
+        Batch::new().put(Namespace::Meta, &[n], vec![n])
+    }
+
+    fn has(store: &impl Store, n: u8) -> bool {
+        block_on(store.get(Namespace::Meta, &[n]))
+            .unwrap()
+            .is_some()
+    }
+
+    #[test]
+    fn a_crash_at_a_commit_loses_or_keeps_its_batch_and_nothing_after_is_written() {
+        for (fault, kept) in [(CommitFault::Lost, false), (CommitFault::Kept, true)] {
+            let store = SimStore::default();
+            store.crash_at_commit(2, fault);
+            block_on(store.commit(put(1))).unwrap();
+            assert!(!store.crashed());
+            assert_eq!(block_on(store.commit(put(2))).is_ok(), kept);
+            assert!(store.crashed());
+            assert!(
+                block_on(store.commit(put(3))).is_err(),
+                "the process is dead"
+            );
+            let reopened = store.reopen();
+            assert!(has(&reopened, 1) && !has(&reopened, 3));
+            assert_eq!(has(&reopened, 2), kept);
+            block_on(reopened.commit(put(4))).unwrap();
+            assert!(!reopened.crashed());
+        }
+    }
+
+    #[test]
+    fn a_disarmed_crash_never_strikes_and_a_fork_shares_nothing() {
+        let store = SimStore::default();
+        store.crash_at_commit(1, CommitFault::Lost);
+        store.disarm();
+        block_on(store.commit(put(1))).unwrap();
+        let copy = fork(store.data());
+        block_on(copy.commit(put(2))).unwrap();
+        assert!(has(&copy, 1) && !has(store.data(), 2));
+    }
+}
