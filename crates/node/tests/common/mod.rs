@@ -1,5 +1,5 @@
 //! Shared by the node's integration tests: guest apps, nodes on memory stores, and a wire that
-//! carries what nodes publish to each other.
+//! carries what nodes publish to each other (by hand, or `settle` from `tabnode-sim`).
 #![allow(dead_code)]
 
 pub mod store;
@@ -9,11 +9,12 @@ use tabnode_identity::grant::{
     hex_nonce, Capability, Grant, Revocation, Scope, SignedGrant, SignedRevocation,
 };
 use tabnode_node::{
-    context_topic, Env, FixedEnv, Invitation, MemberCert, Node, NodeEvent, Outgoing, WireMessage,
+    context_topic, Delta, Env, FixedEnv, Invitation, MemberCert, Node, NodeEvent, Outgoing,
+    WireMessage,
 };
 use tabnode_runtime::{Limits, Runtime};
-use tabnode_store::{MemoryStore, Store};
-use tabnode_types::{PublicKey, SecretKey};
+use tabnode_store::{MemoryStore, Namespace, Store};
+use tabnode_types::{ContextId, PublicKey, SecretKey};
 
 pub type TestNode = Node<MemoryStore, FixedEnv>;
 /// Published messages: (topic, sealed bytes).
@@ -104,22 +105,11 @@ pub fn handshake<S: Store, T: Store>(
     relay(member, joiner);
 }
 
-/// Everyone hears everyone until nobody has anything to say.
-pub fn settle(nodes: &mut [&mut TestNode]) {
-    loop {
-        let all: Vec<Messages> = nodes.iter_mut().map(|n| sent(n)).collect();
-        if all.iter().all(Vec::is_empty) {
-            return;
-        }
-        for (from, messages) in all.iter().enumerate() {
-            for (to, node) in nodes.iter_mut().enumerate() {
-                if to != from {
-                    deliver(messages, node);
-                }
-            }
-        }
-    }
-}
+/// Everyone hears everyone until nobody has anything to say: publications reach every other
+/// node, replies (to a sender's request) the sender alone. The simulated network's fault-free
+/// case; `faults.rs` runs the faulty one.
+#[allow(unused_imports)]
+pub use tabnode_sim::settle;
 
 /// A local root's grant of `client_key` (every context, admin). Long expired: the membership
 /// log judges signatures, not clocks.
@@ -161,4 +151,44 @@ pub fn admit(member: &mut TestNode, invitation: &str, key: &SecretKey) -> Member
     let refused = rejections(member);
     assert!(refused.is_empty(), "{refused:?}");
     cert
+}
+
+/// Seeds for a simulation: `TABNODE_SIM_SEED=S` replays one, `TABNODE_SIM_SEEDS=N` runs 1..=N
+/// (else 1..=`default`).
+pub fn sim_seeds(default: u64) -> Vec<u64> {
+    match std::env::var("TABNODE_SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("TABNODE_SIM_SEED is a number")],
+        Err(_) => {
+            let n = std::env::var("TABNODE_SIM_SEEDS").map_or(default, |n| {
+                n.parse().expect("TABNODE_SIM_SEEDS is a number")
+            });
+            (1..=n).collect()
+        }
+    }
+}
+
+/// The deltas of `ctx` a node persisted, in the order it stored them (the node keeps them
+/// under the context id and a sequence number).
+pub fn stored_deltas<S: Store>(store: &S, ctx: &ContextId) -> Vec<Delta> {
+    block_on(store.scan_prefix(Namespace::Deltas, ctx.as_bytes()))
+        .unwrap()
+        .into_iter()
+        .map(|(_, bytes)| borsh::from_slice(&bytes).expect("a stored delta decodes"))
+        .collect()
+}
+
+/// The node key a node persisted (tests that play a member's part sign with it).
+pub fn stored_node_key<S: Store>(store: &S) -> SecretKey {
+    let seed = block_on(store.get(Namespace::Keys, b"node"))
+        .unwrap()
+        .expect("the node keeps its key");
+    SecretKey::from_seed(seed.try_into().expect("32 bytes"))
+}
+
+/// What a caught panic said (simulations report every failing seed, not only the first).
+pub fn panic_text(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }

@@ -1,0 +1,264 @@
+//! The membership log's rule does not depend on the order deltas arrive in, on a generated
+//! graph (on `tabnode-sim`): two admins and two members, cut into two sides, write and change
+//! membership concurrently (one admin's role changes; in the ignored test both admins', and
+//! removals and upgrades, so concurrent upgrades and writes concurrent with them, which fail
+//! today); a fifth member, cut off from all of it, then receives every
+//! delta the others made, one message each, in several orders: as they stored them (member by
+//! member), the reverse (most deltas before their parents), and shuffles. Each order starts from a
+//! copy of the fifth member's store (and what it still lacks after is sent again, as
+//! anti-entropy would), and every order must end with nothing waiting, on the same heads,
+//! root, members and roles, app and entries.
+//!
+//! `TABNODE_SIM_SEEDS=N` runs N seeds (default 10); `TABNODE_SIM_SEED=S` replays one.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures::executor::block_on;
+use serde_json::{json, Value};
+use tabnode_node::{Delta, Node, Role, WireMessage};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_sim::{fork, Faults, Rng, Sim, SimEnv, ROUND_NANOS};
+use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey};
+
+const ADMIN: usize = 0;
+const OTHER_ADMIN: usize = 1;
+const OBSERVER: usize = 4;
+const MIGRATE: &str = "migrate_v1_to_v2";
+
+/// What a member ends on after one order of arrival.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    heads: Vec<DeltaId>,
+    root: Option<Hash>,
+    members: BTreeMap<PublicKey, Role>,
+    app: Result<AppId, String>,
+    entries: Result<Value, String>,
+}
+
+/// The membership operations a run makes besides role changes.
+#[derive(Debug, Clone, Copy)]
+struct Menu {
+    removals: bool,
+    upgrades: bool,
+    /// Whether the second admin (on the other side) changes membership too.
+    both_admins: bool,
+}
+
+/// One member's random step on its side: a write, or a membership operation an admin may
+/// make (refusals, e.g. by a member an operation on the other side demoted, are fine).
+fn step(sim: &mut Sim, ctx: &ContextId, i: usize, menu: Menu, v2: &[u8], round: usize) {
+    let keys: Vec<PublicKey> = (0..OBSERVER).map(|i| sim.node(i).public_key()).collect();
+    let target = keys[sim.rng.below(4) as usize];
+    let node_key = sim.node(i).public_key();
+    let choice = match sim.rng.below(10) {
+        6..=9 if i == OTHER_ADMIN && !menu.both_admins => 0,
+        6 if !menu.removals => 7,
+        9 if !menu.upgrades => 8,
+        other => other,
+    };
+    let node = sim.node(i);
+    let _ = match choice {
+        0..=5 => block_on(node.execute(
+            ctx,
+            "set",
+            json!({"key": format!("m{i}-{}", round % 3), "value": format!("r{round}")}),
+        ))
+        .map(|_| ()),
+        6 if target != node_key => block_on(node.remove_member(ctx, target)).map(|_| ()),
+        7 | 8 => {
+            let role = [Role::Reader, Role::Member, Role::Admin][(round + i) % 3];
+            block_on(node.set_role(ctx, target, role)).map(|_| ())
+        }
+        _ => block_on(node.upgrade_app(ctx, v2, Some(MIGRATE.into()))).map(|_| ()),
+    };
+}
+
+fn outcome(node: &mut Node<tabnode_store::MemoryStore, SimEnv>, ctx: &ContextId) -> Outcome {
+    let cp = block_on(node.checkpoint(ctx)).unwrap();
+    Outcome {
+        heads: cp.heads,
+        root: cp.root_hash,
+        members: node.members(ctx).unwrap().into_iter().collect(),
+        app: block_on(node.context_wasm(ctx))
+            .map(|wasm| AppId::of_wasm(&wasm))
+            .map_err(|e| e.to_string()),
+        entries: block_on(node.execute(ctx, "entries", json!({})))
+            .map(|r| r.output)
+            .map_err(|e| e.kind().to_owned()),
+    }
+}
+
+fn run(seed: u64, menu: Menu, v1: &[u8], v2: &[u8]) {
+    let replay = format!("seed {seed}: replay with TABNODE_SIM_SEED={seed}");
+    let mut sim = Sim::new(seed, Faults::NONE);
+    sim.add_member();
+    let app = block_on(sim.node(ADMIN).install_app(v1)).unwrap();
+    let ctx = block_on(sim.node(ADMIN).create_context(app, json!({}))).unwrap();
+    for i in 1..=OBSERVER {
+        sim.add_member();
+        block_on(sim.node(i).install_app(v1)).unwrap();
+        let role = if i == OTHER_ADMIN {
+            Role::Admin
+        } else {
+            Role::Member
+        };
+        let link = sim.node(ADMIN).invite_as(&ctx, role, u64::MAX / 2).unwrap();
+        block_on(sim.node(i).join(&link)).unwrap();
+    }
+    let everyone_in = sim.run_until(100, |sim| {
+        (0..=OBSERVER).all(|i| {
+            let node = sim.node(i);
+            node.members(&ctx).is_ok_and(|m| m.len() == OBSERVER + 1)
+                && block_on(node.execute(&ctx, "entries", json!({}))).is_ok()
+        })
+    });
+    assert!(everyone_in.is_some(), "{replay}: the members never settled");
+
+    // Two sides, each with an admin, that do not hear each other; the observer hears nobody.
+    sim.net.split(&[ADMIN, 2]);
+    sim.net.isolate(OBSERVER);
+    for round in 0..8 {
+        for i in 0..OBSERVER {
+            step(&mut sim, &ctx, i, menu, v2, round);
+        }
+        sim.advance(ROUND_NANOS);
+        sim.step();
+    }
+
+    // Every delta any of them holds.
+    let mut graph: Vec<Delta> = Vec::new();
+    let mut seen = HashSet::new();
+    for i in 0..OBSERVER {
+        for delta in common::stored_deltas(sim.member(i).store().data(), &ctx) {
+            if seen.insert(delta.id()) {
+                graph.push(delta);
+            }
+        }
+    }
+    let observer_store = sim.member(OBSERVER).store().data().clone();
+    let held: HashSet<DeltaId> = common::stored_deltas(&observer_store, &ctx)
+        .iter()
+        .map(Delta::id)
+        .collect();
+    graph.retain(|d| !held.contains(&d.id()));
+    let ops = graph.iter().filter(|d| d.body.op.is_some()).count();
+
+    let mut orders: Vec<Vec<Delta>> = vec![graph.clone(), graph.iter().rev().cloned().collect()];
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    for _ in 0..3 {
+        let mut order = graph.clone();
+        rng.shuffle(&mut order);
+        orders.push(order);
+    }
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for (n, order) in orders.iter().enumerate() {
+        let env = SimEnv::new(sim.clock().clone(), [n as u8; 32]);
+        let store = fork(&observer_store);
+        let mut node = block_on(Node::open(
+            store.clone(),
+            env,
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap();
+        let topic = tabnode_node::context_topic(&ctx);
+        // Then, as anti-entropy would, what it still lacks again (a delta refused alone is
+        // taken once a member's delta on it waits for it), in the same order.
+        for _pass in 0..3 {
+            let held: HashSet<DeltaId> = common::stored_deltas(&store, &ctx)
+                .iter()
+                .map(Delta::id)
+                .collect();
+            for delta in order.iter().filter(|d| !held.contains(&d.id())) {
+                let sealed = node
+                    .seal_for(&ctx, &WireMessage::Deltas(vec![delta.clone()]))
+                    .unwrap();
+                block_on(node.handle_message(&topic, &sealed));
+            }
+        }
+        let got = outcome(&mut node, &ctx);
+        assert_eq!(
+            node.pending(&ctx).unwrap(),
+            0,
+            "{replay}: order {n} left deltas waiting"
+        );
+        if let Some(first) = outcomes.first() {
+            let differ: Vec<&str> = [
+                ("heads", got.heads != first.heads),
+                ("root", got.root != first.root),
+                ("members", got.members != first.members),
+                ("app", got.app != first.app),
+                ("entries", got.entries != first.entries),
+            ]
+            .into_iter()
+            .filter_map(|(what, differs)| differs.then_some(what))
+            .collect();
+            assert_eq!(
+                &got,
+                first,
+                "{replay}: order {n} of {} deltas ({ops} operations) ends elsewhere than order 0: \
+                 {differ:?} differ",
+                graph.len()
+            );
+        }
+        outcomes.push(got);
+    }
+    assert!(outcomes[0].app.is_ok(), "{replay}: {:?}", outcomes[0]);
+}
+
+/// Runs `seeds`, and reports every one that fails, with its reason.
+fn run_all(seeds: &[u64], menu: Menu) {
+    let (v1, v2) = (common::guest("kv_store"), common::guest("kv_store_v2"));
+    let failed: Vec<(u64, String)> = seeds
+        .iter()
+        .filter_map(|&seed| {
+            std::panic::catch_unwind(|| run(seed, menu, &v1, &v2))
+                .err()
+                .map(|e| (seed, common::panic_text(e)))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// One admin changes roles while everyone writes: writes concurrent with a demotion, and
+/// role changes concurrent with writes of the member they concern.
+#[test]
+fn every_order_of_arrival_of_writes_and_one_admins_role_changes_ends_on_one_state() {
+    let menu = Menu {
+        removals: false,
+        upgrades: false,
+        both_admins: false,
+    };
+    run_all(&common::sim_seeds(10), menu);
+}
+
+/// With both admins changing roles concurrently, and removals and upgrades in the graph, the
+/// outcome depends on the order of arrival today. With role changes alone (this test's
+/// `Menu` with `removals` and `upgrades` off), seed 2 fails: order 0 refuses outright a `SetRole` by a key an admin's
+/// `SetRole` made admin, because a concurrent demotion of it arrived first ("is a Member and
+/// may not change membership": the check of the certificate's role applies once the
+/// operation does not stand, which depends on what arrived before), while the other orders
+/// keep it (void); 4 deltas built on it then wait for good. With everything on, of seeds
+/// 1..=10, three more fail, each differently:
+/// - seed 3, order 1 (the reverse): applying A's upgrade fails with `AppNotInstalled` (the
+///   binary it carries is installed only when it stands on arrival, `node.rs`'s
+///   `install_app(wasm)` in the remote path), and 5 deltas wait for good;
+/// - seed 6, order 0: a removed member's delta, concurrent with its removal and built on by
+///   its side, arrives once the removal is settled: it is refused ("on a point from before
+///   the removal"), and no delta vouches for it at that moment, so 7 deltas wait for good
+///   though it is sent three times (in other orders it is taken);
+/// - seed 10, order 0 ends on the same heads, members and app as order 1 but another root,
+///   and its `entries` call traps (`ExecutionFailed`): the state is broken.
+///
+/// `TABNODE_SIM_SEED=3 cargo test --release -p tabnode-node --test arrival_orders -- --ignored`
+#[test]
+#[ignore = "with removals and upgrades the outcome depends on the order of arrival"]
+fn every_order_of_arrival_of_removals_and_upgrades_ends_on_one_state() {
+    let menu = Menu {
+        removals: true,
+        upgrades: true,
+        both_admins: true,
+    };
+    run_all(&common::sim_seeds(10), menu);
+}
