@@ -130,3 +130,74 @@ fn failures_are_json_with_a_kind_and_a_non_zero_exit() {
     assert_eq!(ok(&home, &["replay", &ctx])["matches"], json!(true));
     let _ = std::fs::remove_dir_all(home);
 }
+
+/// Runs `tabnode args...` with no `--home`; returns (exit code, stdout).
+fn tabnode_raw(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tabnode"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    (out.status.code().unwrap(), stdout)
+}
+
+#[test]
+fn help_is_text_on_stdout_and_exits_0() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["help"],
+        &["help", "call"],
+        &["call", "--help"],
+        &["help", "app", "install"],
+        &["app", "install", "--help"],
+        &["audit", "-h"],
+    ] {
+        let (code, out) = tabnode_raw(args);
+        assert_eq!(code, 0, "{args:?}: {out}");
+        assert!(out.contains("Usage: tabnode"), "{args:?}: {out}");
+        assert!(
+            serde_json::from_str::<Value>(&out).is_err(),
+            "{args:?}: {out}"
+        );
+    }
+    let (_, call) = tabnode_raw(&["help", "call"]);
+    for word in ["CONTEXT_ID", "METHOD", "ARGS_JSON", "--fuel", "--home"] {
+        assert!(call.contains(word), "{call}");
+    }
+    let (code, version) = tabnode_raw(&["--version"]);
+    assert_eq!(
+        (code, version.trim()),
+        (0, concat!("tabnode ", env!("CARGO_PKG_VERSION")))
+    );
+}
+
+#[test]
+fn usage_errors_are_json_with_exit_2() {
+    let home = home("usage");
+    for args in [
+        &["frobnicate"][..],
+        &[],
+        &["call", "ctx"],
+        &["call", "ctx", "m", "{}", "extra"],
+        &["context", "create"],
+        &["call", "ctx", "m", "--fuel", "lots"],
+        &["audit", "ctx", "--no-such-flag"],
+    ] {
+        let (code, value) = tabnode(&home, args);
+        assert_eq!(code, 2, "{args:?}: {value}");
+        assert_eq!(value["error"]["kind"], json!("Usage"), "{args:?}: {value}");
+        assert!(value["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    // --home is required for a command, not for help.
+    let (code, out) = tabnode_raw(&["replay", "ctx"]);
+    assert_eq!(code, 2, "{out}");
+    let value: Value = serde_json::from_str(&out).unwrap();
+    assert!(value["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--home"));
+    let _ = std::fs::remove_dir_all(home);
+}
