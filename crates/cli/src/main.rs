@@ -6,11 +6,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use futures::executor::block_on;
 use serde_json::{json, Value};
+use tabnode_bundle::Bundle;
 use tabnode_node::{Env, Node, NodeError};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::FileStore;
@@ -37,7 +39,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Apps: install one
+    /// Apps: install one, read its ABI
     #[command(subcommand)]
     App(AppCommand),
     /// Contexts: create one
@@ -69,10 +71,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AppCommand {
-    /// Validates and stores an app (a wasm module); prints {"app_id"}
+    /// Validates and stores an app, a wasm module or an .mpk bundle (told apart by content);
+    /// prints {"app_id"} (for a bundle also "package", "app_version" and "abi": whether it had one)
     Install {
-        /// The app's wasm file
+        /// The app's wasm or .mpk file
         file: PathBuf,
+    },
+    /// Prints the ABI (JSON) an app's bundle held
+    Abi {
+        /// The app (base58)
+        app_id: String,
     },
 }
 
@@ -87,6 +95,8 @@ enum ContextCommand {
         args: Option<String>,
     },
 }
+
+type CliNode = Node<Rc<FileStore>, SystemEnv>;
 
 /// The machine's clock (the node orders its own calls on a hybrid logical clock) and the OS's
 /// randomness.
@@ -167,22 +177,53 @@ fn run(home: &Path, cli: Cli) -> Result<Value, Failure> {
     if let Some(fuel) = cli.fuel {
         limits.fuel = fuel;
     }
-    let open = || -> Result<Node<FileStore, SystemEnv>, Failure> {
+    // The node, and its store shared (an app's ABI is kept beside the node's records).
+    let open = || -> Result<(CliNode, Rc<FileStore>), Failure> {
         let store = block_on(FileStore::open(&home.join("store")))
             .map_err(|e| Failure::Node(NodeError::Store(e)))?;
-        Ok(block_on(Node::open(
-            store,
+        let store = Rc::new(store);
+        let node = block_on(Node::open(
+            store.clone(),
             SystemEnv,
             Runtime::new(limits.clone()),
-        ))?)
+        ))?;
+        Ok((node, store))
     };
 
     match cli.command {
         Command::App(AppCommand::Install { file }) => {
-            let wasm = std::fs::read(&file)
+            let bytes = std::fs::read(&file)
                 .map_err(|e| Failure::Other("Io", format!("{}: {e}", file.display())))?;
-            let app_id = block_on(open()?.install_app(&wasm))?;
-            Ok(json!({"app_id": app_id.to_string()}))
+            if !tabnode_bundle::is_bundle(&bytes) {
+                let app_id = block_on(open()?.0.install_app(&bytes))?;
+                return Ok(json!({"app_id": app_id.to_string()}));
+            }
+            let bundle =
+                Bundle::unpack(&bytes).map_err(|e| Failure::Other(e.kind(), e.to_string()))?;
+            let (mut node, store) = open()?;
+            let app_id = block_on(tabnode_bundle::install(&mut node, &store, &bundle))?;
+            Ok(json!({
+                "app_id": app_id.to_string(),
+                "package": bundle.manifest.package,
+                "app_version": bundle.manifest.app_version,
+                "abi": bundle.abi.is_some(),
+            }))
+        }
+        Command::App(AppCommand::Abi { app_id }) => {
+            let app_id: AppId = parse_id(&app_id)?;
+            let (_, store) = open()?;
+            let abi = block_on(tabnode_bundle::abi(&store, &app_id))
+                .map_err(|e| Failure::Node(NodeError::Store(e)))?
+                .ok_or_else(|| {
+                    Failure::Other(
+                        "NoAbi",
+                        format!(
+                            "no ABI is kept for {app_id}: not installed from a bundle with one"
+                        ),
+                    )
+                })?;
+            serde_json::from_slice(&abi)
+                .map_err(|e| Failure::Node(NodeError::Corrupt(format!("the ABI of {app_id}: {e}"))))
         }
         Command::Context(ContextCommand::Create { app_id, args }) => {
             let app_id: AppId = parse_id(&app_id)?;
@@ -191,7 +232,7 @@ fn run(home: &Path, cli: Cli) -> Result<Value, Failure> {
                 .map(|a| parse_json("--args", a))
                 .transpose()?
                 .unwrap_or(Value::Null);
-            let context_id = block_on(open()?.create_context(app_id, args))?;
+            let context_id = block_on(open()?.0.create_context(app_id, args))?;
             Ok(json!({"context_id": context_id.to_string()}))
         }
         Command::Call {
@@ -205,7 +246,7 @@ fn run(home: &Path, cli: Cli) -> Result<Value, Failure> {
                 .map(|a| parse_json("ARGS_JSON", a))
                 .transpose()?
                 .unwrap_or(Value::Null);
-            let result = block_on(open()?.execute(&context_id, &method, args))?;
+            let result = block_on(open()?.0.execute(&context_id, &method, args))?;
             Ok(json!({
                 "output": result.output,
                 "events": result.events,
@@ -216,7 +257,7 @@ fn run(home: &Path, cli: Cli) -> Result<Value, Failure> {
         }
         Command::Replay { context_id } => {
             let context_id: ContextId = parse_id(&context_id)?;
-            let report = block_on(open()?.replay(&context_id))?;
+            let report = block_on(open()?.0.replay(&context_id))?;
             Ok(json!({
                 "root_hash": report.root_hash.map(|h| h.to_string()),
                 "matches": report.matches,
@@ -225,7 +266,7 @@ fn run(home: &Path, cli: Cli) -> Result<Value, Failure> {
         }
         Command::Audit { context_id, verify } => {
             let context_id: ContextId = parse_id(&context_id)?;
-            let node = open()?;
+            let (node, _) = open()?;
             if verify {
                 let report = block_on(node.verify_audit(&context_id))?;
                 Ok(serde_json::to_value(report).expect("a report encodes"))
