@@ -57,8 +57,13 @@ async fn install_app_takes_an_mpk_and_keeps_its_abi() {
     let id = resolve(node.install_app(Uint8Array::from(&bundle[..]).into()))
         .await
         .unwrap();
-    assert_eq!(id.as_string().unwrap(), AppId::of_wasm(KV_STORE).to_string());
-    let abi = resolve(node.app_abi(id.as_string().unwrap())).await.unwrap();
+    assert_eq!(
+        id.as_string().unwrap(),
+        AppId::of_wasm(KV_STORE).to_string()
+    );
+    let abi = resolve(node.app_abi(id.as_string().unwrap()))
+        .await
+        .unwrap();
     let abi = js_sys::JSON::stringify(&abi).unwrap().as_string().unwrap();
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&abi).unwrap(),
