@@ -172,7 +172,28 @@ fn main() {
     }
 }
 
+/// A home made before (or by hand) that others may read is left as it is (it may be a
+/// directory of the user's), but said: the store inside it is made the owner's alone.
+#[cfg(unix)]
+fn warn_if_open_to_others(home: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(home) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        eprintln!(
+            "warning: {} is open to others ({mode:o}); the node's key is in its store/ (kept 0700)",
+            home.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_open_to_others(_: &Path) {}
+
 fn run(home: &Path, cli: Cli) -> Result<Value, Failure> {
+    warn_if_open_to_others(home);
     let mut limits = Limits::default();
     if let Some(fuel) = cli.fuel {
         limits.fuel = fuel;

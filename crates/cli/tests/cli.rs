@@ -311,3 +311,39 @@ fn a_bad_bundle_is_refused_and_stores_nothing() {
     assert_eq!(size(), before, "a refused bundle wrote to the store");
     let _ = std::fs::remove_dir_all(home);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_home_is_private_and_arguments_need_not_be_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    // A home that is not UTF-8 (a path may be any bytes) is made 0700, its log 0600.
+    let parent = home("bytes");
+    std::fs::create_dir_all(&parent).unwrap();
+    let home = parent.join(OsStr::from_bytes(b"home-\xff"));
+    let app = ok(&home, &["app", "install", &kv_store()]);
+    assert_eq!(mode(&home), 0o700);
+    assert_eq!(mode(&home.join("store")), 0o700);
+    assert_eq!(mode(&home.join("store/store.log")), 0o600);
+
+    // An argument that must be text and is not: a usage error, not a panic.
+    let ctx = ok(
+        &home,
+        &["context", "create", app["app_id"].as_str().unwrap()],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tabnode"))
+        .arg("--home")
+        .arg(&home)
+        .args(["call", ctx["context_id"].as_str().unwrap()])
+        .arg(OsStr::from_bytes(b"se\xfft"))
+        .output()
+        .unwrap();
+    let value: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{value}");
+    assert_eq!(value["error"]["kind"], json!("Usage"), "{value}");
+    let _ = std::fs::remove_dir_all(parent);
+}
