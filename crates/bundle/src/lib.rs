@@ -7,9 +7,10 @@
 //! ([`install`], read back with [`abi`]). A bad bundle is refused with a [`BundleError`] before
 //! anything is stored.
 //!
-//! Not checked yet: the manifest's signature (merod 0.10 requires one, from any key) and
-//! `minRuntimeVersion`; artifact hashes are not read.
+//! A signed manifest's signature is checked as merod checks it ([`signature`]); an unsigned one
+//! is taken (merod 0.10 refuses it). Not checked: `minRuntimeVersion`, artifact hashes.
 
+pub mod signature;
 mod unpack;
 
 pub use unpack::{

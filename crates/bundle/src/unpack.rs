@@ -52,6 +52,8 @@ pub enum BundleError {
         declared: u64,
         actual: u64,
     },
+    #[error("manifest.json's signature is refused: {0}")]
+    BadSignature(String),
     #[error("{path:?} (the ABI) is not JSON: {reason}")]
     BadAbi { path: String, reason: String },
 }
@@ -97,6 +99,8 @@ pub struct Bundle {
     pub manifest: Manifest,
     /// The manifest as written.
     pub manifest_json: serde_json::Value,
+    /// The did:key that signed the manifest (checked); `None` for an unsigned bundle.
+    pub signer_id: Option<String>,
     pub wasm: Vec<u8>,
     /// The ABI's bytes (JSON), if the manifest names one.
     pub abi: Option<Vec<u8>>,
@@ -126,6 +130,8 @@ impl Bundle {
         let manifest: Manifest = serde_json::from_value(manifest_json.clone())
             .map_err(|e| BundleError::BadManifest(e.to_string()))?;
         manifest.check()?;
+        let signer_id =
+            crate::signature::verify(&manifest_json).map_err(BundleError::BadSignature)?;
 
         let wasm_path = manifest.wasm.as_ref().map_or(DEFAULT_WASM, |w| &w.path);
         let wasm = take_named(&mut files, "the wasm", wasm_path, manifest.wasm.as_ref())?;
@@ -148,6 +154,7 @@ impl Bundle {
         Ok(Self {
             manifest,
             manifest_json,
+            signer_id,
             wasm,
             abi,
         })

@@ -315,3 +315,81 @@ fn unpacking_is_capped_in_total_also_for_what_is_skipped() {
         Err(BundleError::TooLarge { max: wasm.len() })
     );
 }
+
+/// Signs `manifest` as Calimero's mero-sign does: `signerId` set, then an ed25519 signature over
+/// sha256 of the canonical manifest.
+fn sign(manifest: &mut Value, seed: [u8; 32]) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let signer = tabnode_bundle::signature::did_key(key.verifying_key().as_bytes());
+    manifest["signerId"] = json!(signer);
+    let payload = tabnode_bundle::signature::signing_payload(manifest).unwrap();
+    manifest["signature"] = json!({
+        "algorithm": "ed25519",
+        "publicKey": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+        "signature": URL_SAFE_NO_PAD.encode(key.sign(&payload).to_bytes()),
+    });
+    signer
+}
+
+#[test]
+fn what_is_signed_is_the_canonical_manifest_without_its_signature() {
+    use sha2::Digest;
+    let manifest = json!({"package": "p", "appVersion": "1", "_binary": "x",
+        "signature": {"algorithm": "ed25519"}, "a": [1.0, "é"]});
+    let canonical = r#"{"a":[1,"é"],"appVersion":"1","package":"p"}"#;
+    assert_eq!(
+        tabnode_bundle::signature::signing_payload(&manifest).unwrap(),
+        <[u8; 32]>::from(sha2::Sha256::digest(canonical.as_bytes()))
+    );
+    // did:key of an ed25519 key: multicodec 0xed01, base58btc.
+    assert!(tabnode_bundle::signature::did_key(&[0; 32]).starts_with("did:key:z6Mk"));
+}
+
+#[test]
+fn a_signed_manifest_is_checked_and_its_signer_reported() {
+    let wasm = kv_store();
+    let pack_with = |m: &Value| {
+        pack(&[
+            ("manifest.json", m.to_string().as_bytes()),
+            ("app.wasm", &wasm),
+            ("abi.json", ABI.as_bytes()),
+        ])
+    };
+    let mut signed = manifest(wasm.len(), ABI.len());
+    let signer = sign(&mut signed, [9; 32]);
+    let bundle = Bundle::unpack(&pack_with(&signed)).unwrap();
+    assert_eq!(bundle.signer_id.as_deref(), Some(signer.as_str()));
+    let unsigned = Bundle::unpack(&pack_with(&manifest(wasm.len(), ABI.len()))).unwrap();
+    assert_eq!(unsigned.signer_id, None);
+
+    let mut altered = signed.clone();
+    altered["appVersion"] = json!("6.6.6");
+    let mut other_signer = signed.clone();
+    other_signer["signerId"] = json!(tabnode_bundle::signature::did_key(&[1; 32]));
+    let mut no_signer = signed.clone();
+    no_signer.as_object_mut().unwrap().remove("signerId");
+    let mut other_algorithm = signed.clone();
+    other_algorithm["signature"]["algorithm"] = json!("Ed25519");
+    let mut short_key = signed.clone();
+    short_key["signature"]["publicKey"] = json!("AAAA");
+    for (what, m) in [
+        ("an altered field", altered),
+        ("another signerId", other_signer),
+        ("no signerId", no_signer),
+        ("another algorithm", other_algorithm),
+        ("a short key", short_key),
+    ] {
+        let err = Bundle::unpack(&pack_with(&m)).unwrap_err();
+        assert!(
+            matches!(err, BundleError::BadSignature(_)),
+            "{what}: {err:?}"
+        );
+    }
+    // `_` fields are outside what is signed, as merod reads them.
+    let mut transient = signed;
+    transient["_overwrite"] = json!(true);
+    assert!(Bundle::unpack(&pack_with(&transient)).is_ok());
+}

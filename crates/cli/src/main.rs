@@ -72,7 +72,8 @@ enum Command {
 #[derive(Subcommand)]
 enum AppCommand {
     /// Validates and stores an app, a wasm module or an .mpk bundle (told apart by content);
-    /// prints {"app_id"} (for a bundle also "package", "app_version" and "abi": whether it had one)
+    /// prints {"app_id"} (for a bundle also "package", "app_version", "abi": whether it had one,
+    /// and "signer_id": the did:key that signed its manifest, or null)
     Install {
         /// The app's wasm or .mpk file
         file: PathBuf,
@@ -228,6 +229,7 @@ fn run(home: &Path, cli: Cli) -> Result<Value, Failure> {
                 "package": bundle.manifest.package,
                 "app_version": bundle.manifest.app_version,
                 "abi": bundle.abi.is_some(),
+                "signer_id": bundle.signer_id,
             }))
         }
         Command::App(AppCommand::Abi { app_id }) => {

@@ -246,6 +246,7 @@ fn an_mpk_bundle_installs_like_its_wasm_and_keeps_its_abi() {
     assert_eq!(installed["package"], json!("com.calimero.kv-store"));
     assert_eq!(installed["app_version"], json!("1.0.0"));
     assert_eq!(installed["abi"], json!(true));
+    assert_eq!(installed["signer_id"], json!(null));
     let app_id = installed["app_id"].as_str().unwrap();
 
     // The bare wasm on another home: the same id.
