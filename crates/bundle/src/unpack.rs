@@ -246,7 +246,8 @@ fn read_files(bytes: &[u8], max: usize) -> Result<BTreeMap<String, Vec<u8>>, Bun
         let mut entry = entry.map_err(unreadable)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
-        if kind.is_dir() {
+        // Directories, and pax global headers (some tar writers add one), hold no file.
+        if kind.is_dir() || kind.is_pax_global_extensions() {
             continue;
         }
         if !kind.is_file() {

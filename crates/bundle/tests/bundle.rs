@@ -127,6 +127,26 @@ fn paths_may_start_with_dot_slash_and_the_wasm_defaults_to_app_wasm() {
     let bundle = Bundle::unpack(&bytes).unwrap();
     assert_eq!(bundle.wasm, wasm);
     assert_eq!(bundle.abi, None);
+
+    // A pax global header first (as `git archive` writes one) and a directory are no files.
+    let mut tar = tar::Builder::new(Vec::new());
+    let comment = b"18 comment=abcdef\n";
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::XGlobalHeader);
+    header.set_size(comment.len() as u64);
+    tar.append_data(&mut header, "pax_global_header", &comment[..])
+        .unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    tar.append_data(&mut header, "res/", &[][..]).unwrap();
+    for (path, bytes) in [("manifest.json", manifest.as_bytes()), ("app.wasm", &wasm)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        tar.append_data(&mut header, path, bytes).unwrap();
+    }
+    let bundle = Bundle::unpack(&gzip(&tar.into_inner().unwrap())).unwrap();
+    assert_eq!(bundle.wasm, wasm);
 }
 
 /// Whether an error is the one a case expects.
