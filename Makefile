@@ -36,7 +36,7 @@ native-test:
 	$(CARGO) test --release --workspace
 
 wasm-test:
-	bash scripts/wasm-test.sh -p tabnode-store -p tabnode-runtime -p tabnode-net
+	bash scripts/wasm-test.sh -p tabnode-store -p tabnode-runtime -p tabnode-net -p tabnode-web
 
 # The JS API's TypeScript declarations, as an embedding app uses them.
 types-test:

@@ -130,8 +130,14 @@ pub enum Capability {
     Proxy,
 }
 
+/// The longest base58 text of bytes read from the chain (an application's metadata, about
+/// 12 KB at most): decoding takes time quadratic in its length (16 KiB of text, about 0.1 s), and
+/// the text comes from an RPC endpoint.
+pub const MAX_BASE58_BYTES_CHARS: usize = 16 * 1024;
+
 /// Base58 text for arbitrary bytes, as Calimero's `Repr<Vec<u8>>`.
 pub(crate) mod base58_bytes {
+    use super::MAX_BASE58_BYTES_CHARS;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -140,8 +146,7 @@ pub(crate) mod base58_bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
-        bs58::decode(&text)
-            .into_vec()
+        tabnode_types::decode_base58(&text, MAX_BASE58_BYTES_CHARS)
             .map_err(|e| serde::de::Error::custom(format!("not base58: {e}")))
     }
 }

@@ -738,10 +738,17 @@ fn application_json_is_base58_and_strict_about_ids() {
     let mut short = v.clone();
     short["blob"] = json!("abc");
     assert!(serde_json::from_value::<Application>(short).is_err());
-    let mut bad = v;
+    let mut bad = v.clone();
     bad["metadata"] = json!("0OIl");
     assert!(serde_json::from_value::<Application>(bad)
         .unwrap_err()
         .to_string()
         .contains("base58"));
+    // Text past the cap is refused before it is decoded (100,000 characters took seconds).
+    let started = std::time::Instant::now();
+    let mut long = v;
+    long["metadata"] = json!("z".repeat(100_000));
+    let err = serde_json::from_value::<Application>(long).unwrap_err();
+    assert!(err.to_string().contains("100000 characters"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(500));
 }

@@ -22,6 +22,44 @@ pub(crate) mod webrtc;
 
 use futures::channel::mpsc;
 
+/// The longest peer id text parsed: base58 of a multihash (an ed25519 peer's is 52 characters).
+/// Base58 decoding takes time quadratic in the length, and the text comes from callers.
+pub const MAX_PEER_ID_CHARS: usize = 128;
+
+/// The longest multiaddr text parsed (its `/p2p/` part is base58, as a peer id).
+pub const MAX_ADDR_CHARS: usize = 1024;
+
+/// `text` as a peer id, refused unparsed when longer than [`MAX_PEER_ID_CHARS`].
+pub fn parse_peer_id(text: &str) -> Result<libp2p::PeerId, NetError> {
+    let bad = |reason: String| NetError::BadAddress {
+        addr: text.chars().take(MAX_PEER_ID_CHARS).collect(),
+        reason,
+    };
+    if text.len() > MAX_PEER_ID_CHARS {
+        return Err(bad(format!(
+            "{} characters, a peer id is at most {MAX_PEER_ID_CHARS}",
+            text.len()
+        )));
+    }
+    text.parse().map_err(|e| bad(format!("not a peer id: {e}")))
+}
+
+/// `text` as a multiaddr, refused unparsed when longer than [`MAX_ADDR_CHARS`].
+pub fn parse_addr(text: &str) -> Result<libp2p::Multiaddr, NetError> {
+    let bad = |reason: String| NetError::BadAddress {
+        addr: text.chars().take(MAX_ADDR_CHARS).collect(),
+        reason,
+    };
+    if text.len() > MAX_ADDR_CHARS {
+        return Err(bad(format!(
+            "{} characters, an address is at most {MAX_ADDR_CHARS}",
+            text.len()
+        )));
+    }
+    text.parse()
+        .map_err(|e: libp2p::multiaddr::Error| bad(e.to_string()))
+}
+
 /// What the network layer needs to start.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -178,10 +216,7 @@ impl NetHandle {
     /// [`Via::Circuit`]. Before any relay is connected, the dial waits for the first. The relay
     /// bounds such circuits in time and bytes.
     pub fn dial_peer(&self, peer: &str) -> Result<(), NetError> {
-        let peer = peer.parse().map_err(|e| NetError::BadAddress {
-            addr: peer.to_owned(),
-            reason: format!("not a peer id: {e}"),
-        })?;
+        let peer = parse_peer_id(peer)?;
         self.send(Command::DialPeer(peer))
     }
 
@@ -200,13 +235,7 @@ pub fn start(
     let relays = config
         .relays
         .iter()
-        .map(|addr| {
-            addr.parse::<libp2p::Multiaddr>()
-                .map_err(|e| NetError::BadAddress {
-                    addr: addr.clone(),
-                    reason: e.to_string(),
-                })
-        })
+        .map(|addr| parse_addr(addr))
         .collect::<Result<Vec<_>, _>>()?;
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(config.identity_ed25519_secret)
         .map_err(|e| NetError::Build(e.to_string()))?;
@@ -221,4 +250,27 @@ pub fn start(
     #[cfg(not(target_arch = "wasm32"))]
     tokio::spawn(task);
     Ok((NetHandle { commands, peer_id }, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_peer_ids_and_addresses_are_refused_before_they_are_decoded() {
+        let key = libp2p::identity::Keypair::ed25519_from_bytes([7; 32]).unwrap();
+        let peer = key.public().to_peer_id();
+        assert_eq!(parse_peer_id(&peer.to_string()).unwrap(), peer);
+        let relay = format!("/ip4/127.0.0.1/tcp/9090/ws/p2p/{peer}");
+        assert!(parse_addr(&relay).is_ok());
+
+        // 100,000 characters of base58 took seconds to decode (issue 19, low 10).
+        let started = std::time::Instant::now();
+        let long = "z".repeat(100_000);
+        let err = parse_peer_id(&long).unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+        let err = parse_addr(&format!("/ip4/127.0.0.1/tcp/1/p2p/{long}")).unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    }
 }

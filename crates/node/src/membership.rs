@@ -107,6 +107,12 @@ pub struct InvitationGrant {
 pub const MAX_CHAIN: usize = 32;
 const PREFIX: &str = "tabnode-invite:";
 
+/// The longest invitation text decoded: base58 takes time quadratic in its length (24 KiB, about
+/// 0.3 s; 100,000 characters took 3 to 4 s), and a link is anyone's to paste. An invitation at
+/// the deepest chain ([`MAX_CHAIN`] invitations) is about 14,000 characters; the rest is room for
+/// key rotations in the chain.
+pub const MAX_INVITATION_CHARS: usize = 24 * 1024;
+
 fn bytes<T: BorshSerialize>(value: &T) -> Vec<u8> {
     borsh::to_vec(value).expect("borsh encoding cannot fail")
 }
@@ -483,27 +489,28 @@ impl Invitation {
     /// Parses and checks the whole chain (not the expiry: that is checked when it is used).
     pub fn decode(text: &str) -> Result<Self, NodeError> {
         let bad = |why: String| NodeError::BadInvitation(why);
+        let text = text.trim();
+        if text.len() > MAX_INVITATION_CHARS {
+            return Err(bad(format!(
+                "it is {} characters, an invitation is at most {MAX_INVITATION_CHARS}",
+                text.len()
+            )));
+        }
         let body = text
-            .trim()
             .strip_prefix(PREFIX)
             .ok_or_else(|| bad(format!("it must start with {PREFIX:?}")))?;
         let mut parts = body.split('.');
         let (Some(grant), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("it must have two parts".into()));
         };
-        let grant = bs58::decode(grant)
-            .into_vec()
+        let grant = tabnode_types::decode_base58(grant, MAX_INVITATION_CHARS)
             .map_err(|e| bad(format!("not base58: {e}")))?;
         let grant: InvitationGrant =
             borsh::from_slice(&grant).map_err(|e| bad(format!("malformed: {e}")))?;
-        let secret_32 = |text: &str, what: &str| -> Result<[u8; 32], NodeError> {
-            bs58::decode(text)
-                .into_vec()
-                .ok()
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| bad(format!("the {what} is not 32 bytes of base58")))
-        };
-        let secret = secret_32(secret, "invite key")?;
+        let secret: [u8; 32] = tabnode_types::decode_base58(secret, tabnode_types::MAX_ID_CHARS)
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| bad("the invite key is not 32 bytes of base58".into()))?;
         if SecretKey::from_seed(secret).public() != grant.invite_key {
             return Err(bad("the invite key does not match the invitation".into()));
         }
@@ -632,5 +639,45 @@ mod tests {
             Invitation::decode(&text),
             Err(NodeError::BadInvitation(_))
         ));
+    }
+
+    #[test]
+    fn the_deepest_invitation_fits_the_cap_and_longer_text_is_refused_at_once() {
+        let (_, mut cert, mut key) = admin();
+        let mut deepest = String::new();
+        for depth in 0..MAX_CHAIN + 1 {
+            let Ok(inv) = Invitation::new(
+                AppId([3; 32]),
+                Role::Admin,
+                (1_000, 1),
+                cert.clone(),
+                &key,
+                [depth as u8; 32],
+            ) else {
+                break;
+            };
+            let text = inv.encode();
+            if Invitation::decode(&text).is_err() {
+                break;
+            }
+            deepest = text;
+            key = SecretKey::from_seed([100 + depth as u8; 32]);
+            cert = inv.redeem(key.public(), 1).unwrap();
+        }
+        assert!(
+            deepest.len() < MAX_INVITATION_CHARS * 3 / 4,
+            "{} characters",
+            deepest.len()
+        );
+
+        let started = std::time::Instant::now();
+        let long = format!("{PREFIX}{}.{}", "z".repeat(100_000), "z".repeat(44));
+        let err = Invitation::decode(&long).unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        let grant = deepest.split('.').next().unwrap();
+        let long_key = format!("{grant}.{}", "z".repeat(1_000));
+        let err = Invitation::decode(&long_key).unwrap_err();
+        assert!(err.to_string().contains("invite key"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 //! `commit` returns. A torn or corrupt tail (a crash mid-write) was never acknowledged, so
 //! opening drops it and truncates the file there; nothing acknowledged is lost.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,11 @@ fn io(context: &str, err: std::io::Error) -> StoreError {
     } else {
         StoreError::Backend(format!("{context}: {err}"))
     }
+}
+
+/// Maps an I/O error on `path` to a store error naming it.
+fn at(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |e| io(&path.display().to_string(), e)
 }
 
 fn encode(batch: &Batch) -> Vec<u8> {
@@ -73,17 +78,70 @@ fn decode(mut bytes: &[u8]) -> Option<Batch> {
     Some(batch)
 }
 
+/// The log holds the node's key in plain text: the store's directory (and any parent it makes)
+/// is the owner's alone, 0700, and the log 0600.
+#[cfg(unix)]
+mod private {
+    use std::fs::{DirBuilder, OpenOptions, Permissions};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    use std::path::Path;
+
+    pub const DIR: u32 = 0o700;
+    pub const FILE: u32 = 0o600;
+
+    pub fn create_dir(dir: &Path) -> std::io::Result<()> {
+        DirBuilder::new().recursive(true).mode(DIR).create(dir)
+    }
+
+    pub fn open_options() -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options.mode(FILE);
+        options
+    }
+
+    /// Takes group and others' access away from a directory or log made before (by an older
+    /// version, or by hand); says so once.
+    pub fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+        let found = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if found & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "was {found:o}, open to others: now {mode:o}");
+            std::fs::set_permissions(path, Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(unix))]
+mod private {
+    pub const DIR: u32 = 0;
+    pub const FILE: u32 = 0;
+
+    pub fn create_dir(dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    pub fn open_options() -> std::fs::OpenOptions {
+        std::fs::OpenOptions::new()
+    }
+
+    pub fn tighten(_: &std::path::Path, _: u32) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl FileStore {
-    /// Opens the store in `dir` (created if missing), replaying every intact record.
+    /// Opens the store in `dir` (created if missing, 0700), replaying every intact record.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| io(&dir.display().to_string(), e))?;
+        private::create_dir(dir).map_err(at(dir))?;
+        private::tighten(dir, private::DIR).map_err(at(dir))?;
         let path = dir.join(LOG);
-        let mut file = OpenOptions::new()
+        let mut file = private::open_options()
             .create(true)
             .read(true)
             .append(true)
             .open(&path)
-            .map_err(|e| io(&path.display().to_string(), e))?;
+            .map_err(at(&path))?;
+        private::tighten(&path, private::FILE).map_err(at(&path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| io("reading the log", e))?;
@@ -165,6 +223,7 @@ impl Store for FileStore {
 mod tests {
     use super::*;
     use futures::executor::block_on;
+    use std::fs::OpenOptions;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("tabnode-store-{name}-{}", std::process::id()));
@@ -182,6 +241,34 @@ mod tests {
             async move { FileStore::open(&dir).await.unwrap() }
         }));
         let _ = std::fs::remove_dir_all(base);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_directory_and_log_are_the_owners_alone_also_when_made_looser_before() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let home = temp_dir("private");
+        let dir = home.join("store");
+        let store = block_on(FileStore::open(&dir)).unwrap();
+        block_on(store.commit(Batch::new().put(Namespace::Keys, b"k", b"secret".to_vec())))
+            .unwrap();
+        let log = store.path().to_owned();
+        drop(store);
+        assert_eq!(mode(&home), 0o700, "a parent it made");
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&log), 0o600);
+
+        let loose = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        loose(&dir, 0o755).unwrap();
+        loose(&log, 0o644).unwrap();
+        let store = block_on(FileStore::open(&dir)).unwrap();
+        assert_eq!((mode(&dir), mode(&log)), (0o700, 0o600));
+        assert_eq!(
+            block_on(store.get(Namespace::Keys, b"k")).unwrap(),
+            Some(b"secret".to_vec())
+        );
+        let _ = std::fs::remove_dir_all(home);
     }
 
     #[test]

@@ -179,6 +179,31 @@ pub trait Store {
     async fn commit(&self, batch: Batch) -> Result<(), StoreError>;
 }
 
+/// A store shared between the node and code beside it (the page and the CLI keep an app's ABI
+/// next to the node's own records).
+impl<S: Store> Store for std::rc::Rc<S> {
+    async fn get(&self, ns: Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        S::get(self, ns, key).await
+    }
+    async fn scan_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        S::scan_prefix(self, ns, prefix).await
+    }
+    async fn last_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        S::last_with_prefix(self, ns, prefix).await
+    }
+    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        S::commit(self, batch).await
+    }
+}
+
 /// The first key after every key that starts with `prefix`, or `None` if there is none
 /// (the prefix is empty or all `0xFF`).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {

@@ -4,6 +4,33 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// The longest base58 text of 32 bytes (all `0xFF`).
+pub const MAX_ID_CHARS: usize = 44;
+
+/// Why base58 text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Base58Error {
+    #[error("{len} characters of base58, more than the {max} it may have")]
+    TooLong { len: usize, max: usize },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Decodes base58 text of at most `max_chars` characters. Longer text is refused before it is
+/// decoded: decoding takes time quadratic in the length (100,000 characters take seconds), and
+/// text comes from peers, links and callers.
+pub fn decode_base58(text: &str, max_chars: usize) -> Result<Vec<u8>, Base58Error> {
+    if text.len() > max_chars {
+        return Err(Base58Error::TooLong {
+            len: text.len(),
+            max: max_chars,
+        });
+    }
+    bs58::decode(text)
+        .into_vec()
+        .map_err(|e| Base58Error::Invalid(e.to_string()))
+}
+
 /// Why a text id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdParseError {
@@ -11,16 +38,16 @@ pub enum IdParseError {
     NotBase58 { kind: &'static str, reason: String },
     #[error("{kind} must be 32 bytes, got {len}")]
     WrongLength { kind: &'static str, len: usize },
+    #[error("{kind} is {len} characters, an id is at most {MAX_ID_CHARS}")]
+    TooLong { kind: &'static str, len: usize },
 }
 
 /// Decodes base58 text into exactly 32 bytes; `kind` names the id in errors.
 pub fn decode_32(kind: &'static str, text: &str) -> Result<[u8; 32], IdParseError> {
-    let bytes = bs58::decode(text.trim())
-        .into_vec()
-        .map_err(|e| IdParseError::NotBase58 {
-            kind,
-            reason: e.to_string(),
-        })?;
+    let bytes = decode_base58(text.trim(), MAX_ID_CHARS).map_err(|e| match e {
+        Base58Error::TooLong { len, .. } => IdParseError::TooLong { kind, len },
+        Base58Error::Invalid(reason) => IdParseError::NotBase58 { kind, reason },
+    })?;
     let len = bytes.len();
     bytes
         .try_into()
@@ -120,5 +147,45 @@ mod tests {
                 len: 3
             })
         );
+        // The longest 32-byte id, and the shortest, parse.
+        let max = AppId([0xFF; 32]).to_string();
+        assert_eq!(max.len(), MAX_ID_CHARS);
+        assert_eq!(max.parse::<AppId>().unwrap(), AppId([0xFF; 32]));
+        assert_eq!(
+            AppId([0; 32]).to_string().parse::<AppId>().unwrap(),
+            AppId([0; 32])
+        );
+    }
+
+    #[test]
+    fn long_text_is_refused_before_it_is_decoded() {
+        // 100,000 characters took seconds to decode (issue 19, low 10); refused at once now.
+        let long = "z".repeat(100_000);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            long.parse::<Hash>(),
+            Err(IdParseError::TooLong {
+                kind: "hash",
+                len: 100_000
+            })
+        );
+        assert_eq!(
+            decode_base58(&long, 1000),
+            Err(Base58Error::TooLong {
+                len: 100_000,
+                max: 1000
+            })
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        // Leading zero bytes are `1`s: 45 characters is one too many even so.
+        let padded = format!("1{}", AppId([0xFF; 32]));
+        assert!(matches!(
+            padded.parse::<AppId>(),
+            Err(IdParseError::TooLong { len: 45, .. })
+        ));
+        assert!(matches!(
+            format!("ed25519:{}", "z".repeat(1000)).parse::<crate::PublicKey>(),
+            Err(IdParseError::TooLong { len: 1000, .. })
+        ));
     }
 }

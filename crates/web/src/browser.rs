@@ -19,7 +19,11 @@ use tabnode_types::{AppId, ContextId, PublicKey};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-type CoreNode = Node<SealedStore<IndexedDbStore, WebCryptoSealer>, BrowserEnv>;
+mod apps;
+
+/// The page's store: IndexedDB, values sealed under the vault key.
+type PageStore = SealedStore<IndexedDbStore, WebCryptoSealer>;
+type CoreNode = Node<Rc<PageStore>, BrowserEnv>;
 
 #[wasm_bindgen(inline_js = r#"
 const done = (request) => new Promise((resolve, reject) => {
@@ -291,6 +295,8 @@ struct Subscriber {
 
 struct Inner {
     node: Mutex<CoreNode>,
+    /// The node's store, shared: an app's ABI is kept beside the node's records.
+    store: Rc<PageStore>,
     net: Option<NetHandle>,
     peer_id: String,
     /// The engine that runs guest apps.
@@ -815,12 +821,14 @@ impl BrowserNode {
         let key = vault_key(&db_name)
             .await
             .map_err(|e| js_error(NodeError::Store(vault_error("the key vault", e))))?;
-        let store = SealedStore::new(store, WebCryptoSealer { key });
+        let store = Rc::new(SealedStore::new(store, WebCryptoSealer { key }));
         let env = BrowserEnv;
         let engine = engine_of(options.engine.as_deref())?;
         let runtime = Runtime::with_engine(Limits::default(), engine)
             .map_err(|e| usage_error("BadOptions", e.to_string()))?;
-        let mut node = Node::open(store, env, runtime).await.map_err(js_error)?;
+        let mut node = Node::open(store.clone(), env, runtime)
+            .await
+            .map_err(js_error)?;
         if let Some(deltas) = options.snapshot_threshold {
             node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
         }
@@ -849,6 +857,7 @@ impl BrowserNode {
         let outgoing = node.take_outgoing();
         let inner = Rc::new(Inner {
             node: Mutex::new(node),
+            store,
             net,
             peer_id,
             engine,
@@ -1146,7 +1155,8 @@ impl BrowserNode {
             .map_err(|e| usage_error("BadPeerId", e.to_string()))
     }
 
-    /// Validates and stores an app (`Uint8Array` or `ArrayBuffer` of wasm); resolves to its id.
+    /// Validates and stores an app (`Uint8Array` or `ArrayBuffer` of wasm, or of an `.mpk`
+    /// bundle: told apart by content); resolves to its id. A bad bundle throws `BadBundle`.
     #[wasm_bindgen(js_name = installApp, unchecked_return_type = "Promise<string>")]
     pub fn install_app(
         &self,
@@ -1154,10 +1164,8 @@ impl BrowserNode {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let wasm = wasm_bytes(&bytes, "installApp")?;
-            let id = inner
-                .run(async |node| node.install_app(&wasm).await)
-                .await?;
+            let bytes = wasm_bytes(&bytes, "installApp")?;
+            let id = apps::install(&inner, &bytes).await?;
             Ok(JsValue::from(id.to_string()))
         })
     }

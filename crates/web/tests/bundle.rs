@@ -1,0 +1,82 @@
+//! `installApp` with an `.mpk` bundle in a page (headless Chromium, IndexedDB): the bundle is
+//! built here as Calimero's build scripts make it, from the kv-store guest.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Object, Reflect, Uint8Array};
+use serde_json::json;
+use tabnode_types::AppId;
+use tabnode_web::BrowserNode;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const KV_STORE: &[u8] = include_bytes!("../../../tests/apps/dist/kv_store.wasm");
+const ABI: &str = r#"{"schema_version":"wasm-abi/1","methods":[{"name":"get"}]}"#;
+
+fn pack(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, *bytes).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+async fn node(db: &str) -> BrowserNode {
+    let options = Object::new();
+    Reflect::set(&options, &"dbName".into(), &db.into()).unwrap();
+    BrowserNode::create(options.into()).await.unwrap()
+}
+
+async fn resolve(promise: js_sys::Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+#[wasm_bindgen_test]
+async fn install_app_takes_an_mpk_and_keeps_its_abi() {
+    let manifest = json!({
+        "version": "1.0", "package": "com.calimero.kv-store", "appVersion": "1.0.0",
+        "minRuntimeVersion": "0.1.0",
+        "wasm": {"path": "app.wasm", "size": KV_STORE.len(), "hash": null},
+        "abi": {"path": "abi.json", "size": ABI.len(), "hash": null},
+        "migrations": []
+    })
+    .to_string();
+    let bundle = pack(&[
+        ("manifest.json", manifest.as_bytes()),
+        ("app.wasm", KV_STORE),
+        ("abi.json", ABI.as_bytes()),
+    ]);
+    let node = node("bundle-test").await;
+    let id = resolve(node.install_app(Uint8Array::from(&bundle[..]).into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        id.as_string().unwrap(),
+        AppId::of_wasm(KV_STORE).to_string()
+    );
+    let abi = resolve(node.app_abi(id.as_string().unwrap()))
+        .await
+        .unwrap();
+    let abi = js_sys::JSON::stringify(&abi).unwrap().as_string().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&abi).unwrap(),
+        serde_json::from_str::<serde_json::Value>(ABI).unwrap()
+    );
+
+    // A bad bundle: a typed error, and the bare module still has no ABI.
+    let no_manifest = pack(&[("app.wasm", KV_STORE)]);
+    let err = resolve(node.install_app(Uint8Array::from(&no_manifest[..]).into()))
+        .await
+        .unwrap_err();
+    let name = Reflect::get(&err, &"name".into()).unwrap();
+    assert_eq!(name.as_string().as_deref(), Some("BadBundle"));
+    let other = AppId::of_wasm(b"not installed").to_string();
+    assert!(resolve(node.app_abi(other)).await.unwrap().is_null());
+}
