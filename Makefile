@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser bench-scale clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test examples-test bench-size bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser bench-scale clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -7,7 +7,7 @@ WASM_TARGET := wasm32-unknown-unknown
 run: setup apps www relay
 	node scripts/serve.mjs
 
-test: setup apps www relay native-test wasm-test types-test e2e-test
+test: setup apps www relay native-test wasm-test types-test e2e-test examples-test
 
 setup:
 	bash scripts/setup.sh
@@ -16,10 +16,10 @@ setup:
 apps:
 	bash tests/apps/build.sh
 
-# The node as a JS package: wasm-bindgen output of crates/web.
+# The node as the npm package `tabnode-web` in pkg/: crates/web built with the `wasm-release`
+# profile, wasm-bindgen (--target web), wasm-opt, package.json and README (docs/api.md).
 pkg:
-	$(CARGO) build --release --target $(WASM_TARGET) -p tabnode-web
-	wasm-bindgen --target bundler --out-dir pkg target/$(WASM_TARGET)/release/tabnode_web.wasm
+	node scripts/build-pkg.mjs
 
 www: pkg
 	npx webpack --config webpack.config.js
@@ -45,8 +45,15 @@ types-test:
 e2e-test:
 	node --test --test-concurrency=1 tests/e2e/
 
+# The package as apps outside this repo get it: `npm pack pkg/`, installed by a Vite app and a page
+# of plain ES modules (examples/), each run in headless Chromium; and a test suite of three nodes
+# and a relay written with the package's kit `tabnode-web/testing` (examples/test-suite).
+examples-test: setup apps pkg relay
+	bash scripts/examples.sh
+	node --test --test-concurrency=1 tests/examples/ examples/test-suite/
+
 clean:
-	rm -rf pkg www/dist tests/apps/dist
+	rm -rf pkg www/dist tests/apps/dist examples/.pack examples/*/node_modules examples/*/dist
 
 # Runtime benchmark: native and in headless Chromium in one run (figures, not a test).
 bench: setup apps
@@ -54,6 +61,11 @@ bench: setup apps
 	$(CARGO) build --release --target $(WASM_TARGET) -p tabnode-bench --lib
 	wasm-bindgen --target web --out-dir bench/pkg target/$(WASM_TARGET)/release/tabnode_bench.wasm
 	node bench/run.mjs $(or $(CALLS),500)
+
+# The package's size per artifact (raw, gzip, brotli) and the time from navigation to a ready node
+# in headless Chromium beside a blank page's, in one run (figures, not a test).
+bench-size: setup pkg
+	node bench/size.mjs $(or $(RUNS),5)
 
 # Persistence benchmark (issue 4): node set/s against raw IndexedDB writes of the same shape, and
 # bytes stored per entry; then the cold start of a context with ROWS rows of state (lazy start

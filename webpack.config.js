@@ -1,4 +1,6 @@
-// Bundles the node console (www/index.*) and the demo shared list (www/board.*) with the wasm node that wasm-bindgen generated into pkg/.
+// Bundles the node console (www/index.*) and the demo shared list (www/board.*) with the node's
+// package pkg/ (`make pkg`), imported by its name `tabnode-web` as an app that installed it would.
+// webpack 5 takes its wasm as an asset through `new URL(…, import.meta.url)`: no wasm experiment.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import HtmlWebpackPlugin from 'html-webpack-plugin';
@@ -14,7 +16,7 @@ export default {
     webassemblyModuleFilename: '[hash].wasm',
     clean: true,
   },
-  experiments: { asyncWebAssembly: true },
+  resolve: { alias: { 'tabnode-web': path.join(root, 'pkg') } },
   performance: { hints: false },
   plugins: [
     new HtmlWebpackPlugin({ template: path.join(root, 'www/index.html'), chunks: ['index'] }),

@@ -14,10 +14,8 @@ export const BARE = `<!doctype html>
 <script type="module">
   // Starts the node as www/index.js does (same store name and relays), without the console.
   try {
-    const bg = await import('./pkg/tabnode_web_bg.js');
-    const { instance } = await WebAssembly.instantiateStreaming(fetch('./pkg/tabnode_web_bg.wasm'), { './tabnode_web_bg.js': bg });
-    bg.__wbg_set_wasm(instance.exports);
-    instance.exports.__wbindgen_start();
+    const bg = await import('./pkg/tabnode_web.js');
+    await bg.default();
     const params = new URLSearchParams(location.search);
     const config = await fetch('/config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
     const options = {

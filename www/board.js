@@ -175,7 +175,8 @@ async function joinList(invitation) {
 }
 
 async function main() {
-  const { BrowserNode } = await import('../pkg/tabnode_web.js');
+  const { default: initWasm, BrowserNode } = await import('tabnode-web');
+  await initWasm();
   options = await loadConfig('tabnode-board');
   const invitation = takeInvitationFromFragment();
   node = await BrowserNode.create(options);

@@ -210,7 +210,8 @@ function showInvite(invitation) {
 }
 
 async function main() {
-  const { BrowserNode } = await import('../pkg/tabnode_web.js');
+  const { default: initWasm, BrowserNode } = await import('tabnode-web');
+  await initWasm();
   const options = await loadConfig();
   const invitationInLink = takeInvitationFromFragment();
   const node = await BrowserNode.create(options);

@@ -1,8 +1,10 @@
 // Type-checks the JS API as an embedding web app would use it (`tsc` in `make test`, no emit):
 // a wrong argument or a misread result here is a compile error.
-import { BrowserNode, type AnchorWrite, type Checkpoint, type ExecuteResult, type NodeEvent } from '../../pkg/tabnode_web.js';
+// `tabnode-web` resolves to pkg/ (tsconfig `paths`), through its package.json as an installed package would.
+import init, { BrowserNode, type AnchorWrite, type Checkpoint, type ExecuteResult, type NodeEvent } from 'tabnode-web';
 
 export async function embed(wasm: Uint8Array): Promise<string> {
+  await init(); // once per page: fetches and compiles tabnode_web_bg.wasm
   const node: BrowserNode = await BrowserNode.create({ dbName: 'my-app', relays: ['/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3KooW'] });
   const appId: string = await node.installApp(wasm);
   const ctx: string = await node.createContext(appId, {});
