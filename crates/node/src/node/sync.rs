@@ -217,13 +217,15 @@ impl<S: Store, E: Env> Node<S, E> {
         let snapshot = snapshot::open(&bytes, &context_id)?;
         let covering = Covering::new(snapshot, provider, digest, self.env.now_nanos());
         // Sent for another member (published when the network has no way to it alone): worth
-        // taking only to a node that lacks a good part of what it covers.
+        // taking only to a node that lacks a good part of what it covers. And only to one that
+        // has no state yet (a joiner): a node with state goes on serving it and catches up by
+        // deltas, so a member's snapshot naming deltas that never come cannot stop its calls.
         let missing = covering
             .covered
             .iter()
             .filter(|id| !ctx.dag.contains_key(id))
             .count();
-        if missing == 0 || missing * 4 < covering.covered.len() {
+        if missing == 0 || missing * 4 < covering.covered.len() || !ctx.record.heads.is_empty() {
             return Ok(());
         }
         self.commit(Batch::new().put(
