@@ -221,18 +221,19 @@ impl<S: Store, E: Env> Node<S, E> {
         theirs: Hash,
         claimant: PublicKey,
     ) -> Result<(), NodeError> {
-        let now = self.env.now_nanos();
-        let Some(ctx) = self.contexts.get_mut(&id) else {
+        let Some(ctx) = self.contexts.get(&id) else {
             return Ok(());
         };
-        ctx.disproven.retain(|_, until| *until > now);
         let same_heads = heads.iter().collect::<BTreeSet<_>>()
             == ctx.record.heads.iter().collect::<BTreeSet<_>>();
-        if !same_heads
-            || ctx.record.root_hash == Some(theirs)
-            || !ctx.synced()
-            || ctx.disproven.contains_key(&claimant)
-        {
+        if !same_heads || ctx.record.root_hash == Some(theirs) || !ctx.synced() {
+            return Ok(());
+        }
+        // Read only here: every clock reading is an input of the node (see `Env`).
+        let now = self.env.now_nanos();
+        let ctx = self.contexts.get_mut(&id).expect("checked above");
+        ctx.disproven.retain(|_, until| *until > now);
+        if ctx.disproven.contains_key(&claimant) {
             return Ok(());
         }
         if ctx.canonical_at.as_deref() == Some(&ctx.record.heads[..]) {

@@ -215,7 +215,7 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         ctx.snapshot = Phase::Idle;
         let snapshot = snapshot::open(&bytes, &context_id)?;
-        let covering = Covering::new(snapshot, provider, digest, self.env.now_nanos());
+        let mut covering = Covering::new(snapshot, provider, digest, 0);
         // Sent for another member (published when the network has no way to it alone): worth
         // taking only to a node that lacks a good part of what it covers. And only to one that
         // has no state yet (a joiner): a node with state goes on serving it and catches up by
@@ -234,6 +234,7 @@ impl<S: Store, E: Env> Node<S, E> {
             vec![1],
         ))
         .await?;
+        covering.since = self.env.now_nanos();
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
         ctx.snapshot = Phase::Covering(covering);
         self.apply_ready(context_id).await
@@ -243,13 +244,14 @@ impl<S: Store, E: Env> Node<S, E> {
     /// rebuilds the state from the deltas held: a snapshot listing deltas that do not exist
     /// would otherwise leave the context not synced until the node restarts.
     pub(super) async fn end_stale_snapshot(&mut self, id: ContextId) -> Result<(), NodeError> {
-        let now = self.env.now_nanos();
         let Some(ctx) = self.contexts.get(&id) else {
             return Ok(());
         };
         let Phase::Covering(covering) = &ctx.snapshot else {
             return Ok(());
         };
+        // Read only while covering: every clock reading is an input of the node (see `Env`).
+        let now = self.env.now_nanos();
         if now.saturating_sub(covering.since) < COVERING_NANOS {
             return Ok(());
         }
