@@ -22,7 +22,7 @@
 //! as one transaction (in order, all or nothing, as NEAR runs one receipt's actions).
 //!
 //! Each [`Server`] can misbehave on demand ([`Behaviour`]) for failover tests, and
-//! [`refusing_url`] gives a URL where nothing listens.
+//! [`refusing_url`] gives a URL whose connections are closed unanswered.
 
 #![allow(dead_code)]
 
@@ -225,11 +225,17 @@ impl Server {
     }
 }
 
-/// A URL on which nothing listens: connections are refused.
+/// A URL whose every connection is closed before anything is read (a down RPC node).
 pub async fn refusing_url() -> String {
+    // The port stays bound (a freed one could be taken by another test's server, which would
+    // then answer): every connection is closed before a byte is read.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    drop(listener);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
     format!("http://{addr}/")
 }
 
