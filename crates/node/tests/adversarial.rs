@@ -50,11 +50,15 @@ fn delta(
     .sign(key)
 }
 
-#[test]
-fn a_flood_of_orphans_stays_bounded_and_changes_nothing() {
-    let (mut a, ctx, rogue, cert) = context_with_rogue();
-    let before = block_on(a.checkpoint(&ctx)).unwrap();
-    // 12,000 validly signed deltas whose parents never arrive, 500 to a message.
+/// Sends `a` 12,000 validly signed deltas by `rogue` whose parents never arrive, 500 to a
+/// message, calling `after_each` after each message.
+fn flood_with_orphans(
+    a: &mut TestNode,
+    ctx: ContextId,
+    rogue: &SecretKey,
+    cert: &tabnode_node::MemberCert,
+    after_each: impl Fn(&TestNode),
+) {
     for batch in 0..24u32 {
         let deltas = (0..500u32)
             .map(|i| {
@@ -62,8 +66,8 @@ fn a_flood_of_orphans_stays_bounded_and_changes_nothing() {
                 let parent = DeltaId(*blake3::hash(&n.to_le_bytes()).as_bytes());
                 delta(
                     ctx,
-                    &rogue,
-                    &cert,
+                    rogue,
+                    cert,
                     vec![parent],
                     u64::from(n) + 10,
                     vec![1, 2, 3],
@@ -72,8 +76,18 @@ fn a_flood_of_orphans_stays_bounded_and_changes_nothing() {
             .collect();
         let sealed = a.seal_for(&ctx, &WireMessage::Deltas(deltas)).unwrap();
         block_on(a.handle_message(&context_topic(&ctx), &sealed));
-        assert!(a.pending(&ctx).unwrap() <= 10_000, "bounded");
+        after_each(a);
     }
+}
+
+#[test]
+fn a_flood_of_orphans_stays_bounded_and_changes_nothing() {
+    let (mut a, ctx, rogue, cert) = context_with_rogue();
+    let before = block_on(a.checkpoint(&ctx)).unwrap();
+    // 12,000 validly signed deltas whose parents never arrive, 500 to a message.
+    flood_with_orphans(&mut a, ctx, &rogue, &cert, |a| {
+        assert!(a.pending(&ctx).unwrap() <= 10_000, "bounded");
+    });
     assert_eq!(
         block_on(a.checkpoint(&ctx)).unwrap(),
         before,
@@ -241,25 +255,7 @@ fn a_flood_of_orphans_does_not_push_out_an_honest_members_waiting_delta() {
     assert_eq!(a.pending(&ctx).unwrap(), 1);
 
     // The rogue floods A with 12,000 orphans; A keeps what it may of them and refuses the rest.
-    let topic = context_topic(&ctx);
-    for batch in 0..24u32 {
-        let deltas = (0..500u32)
-            .map(|i| {
-                let n = batch * 500 + i;
-                let parent = DeltaId(*blake3::hash(&n.to_le_bytes()).as_bytes());
-                delta(
-                    ctx,
-                    &rogue,
-                    &cert,
-                    vec![parent],
-                    u64::from(n) + 10,
-                    vec![1, 2, 3],
-                )
-            })
-            .collect();
-        let sealed = a.seal_for(&ctx, &WireMessage::Deltas(deltas)).unwrap();
-        block_on(a.handle_message(&topic, &sealed));
-    }
+    flood_with_orphans(&mut a, ctx, &rogue, &cert, |_| {});
     let refused = common::refusals(&mut a);
     assert!(
         refused.iter().any(|(kind, _)| kind == "Busy"),

@@ -296,6 +296,20 @@ fn a_member_that_lacks_little_ignores_a_snapshot_sent_for_another() {
     assert_converged(&mut a, &mut b, &ctx);
 }
 
+/// B holds what A holds: the same root, its deltas replay to it, and its audit trail verifies.
+fn assert_whole_and_equal<S: tabnode_store::Store>(
+    a: &TestNode,
+    b: &mut Node<S, FixedEnv>,
+    ctx: &ContextId,
+) {
+    assert_eq!(
+        a.position(ctx).unwrap().root_hash,
+        b.position(ctx).unwrap().root_hash
+    );
+    assert!(block_on(b.replay(ctx)).unwrap().matches);
+    assert!(block_on(b.verify_audit(ctx)).unwrap().ok);
+}
+
 /// B, on a store that counts its commits, joins A's context and takes A's answer (a snapshot
 /// and the deltas it covers).
 fn join_counting(
@@ -342,12 +356,7 @@ fn the_deltas_a_snapshot_covers_are_stored_together_not_one_transaction_each() {
             .output,
         json!("v150")
     );
-    assert_eq!(
-        a.position(&ctx).unwrap().root_hash,
-        b.position(&ctx).unwrap().root_hash
-    );
-    assert!(block_on(b.replay(&ctx)).unwrap().matches);
-    assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
+    assert_whole_and_equal(&a, &mut b, &ctx);
 }
 
 #[test]
@@ -379,12 +388,7 @@ fn when_the_covered_deltas_cannot_be_stored_nothing_is_lost_and_the_joiner_catch
         a.position(&ctx).unwrap().heads,
         b.position(&ctx).unwrap().heads
     );
-    assert_eq!(
-        a.position(&ctx).unwrap().root_hash,
-        b.position(&ctx).unwrap().root_hash
-    );
-    assert!(block_on(b.replay(&ctx)).unwrap().matches);
-    assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
+    assert_whole_and_equal(&a, &mut b, &ctx);
 }
 
 #[test]
