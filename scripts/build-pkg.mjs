@@ -1,8 +1,9 @@
 // Builds pkg/: the node as the npm package `tabnode-web` (`make pkg`). Steps: crates/web for
 // wasm32 with the `wasm-release` profile, wasm-bindgen's `--target web` output, binaryen's
-// wasm-opt (the pinned npm `binaryen`), then package.json, the README and the `testing` entry from
-// crates/web/npm/. Skips the bindgen and wasm-opt steps (minutes on a small machine) when neither
-// the cargo output nor this script changed since the last build; `--force` runs them anyway.
+// wasm-opt (the pinned npm `binaryen`), then package.json, the README, and the `tabs` and `testing`
+// entries from crates/web/npm/. Skips the bindgen and wasm-opt steps (minutes on a small machine)
+// when neither the cargo output nor this script changed since the last build; `--force` runs them
+// anyway.
 // Why one `--target web` build: docs/api.md.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -53,11 +54,13 @@ function manifest(version) {
     exports: {
       '.': { types: './tabnode_web.d.ts', default: './tabnode_web.js' },
       './tabnode_web_bg.wasm': './tabnode_web_bg.wasm',
+      // Every tab of an app on one node: a host tab and its followers (docs/api.md).
+      './tabs': { types: './tabs.d.ts', default: './tabs.js' },
       // Node-side, for test suites: pages with nodes in headless Chromium (playwright-core).
       './testing': { types: './testing/index.d.ts', default: './testing/index.js' },
       './package.json': './package.json',
     },
-    files: ['tabnode_web.js', 'tabnode_web.d.ts', 'tabnode_web_bg.wasm', 'tabnode_web_bg.wasm.d.ts', 'snippets/', 'testing/', 'README.md'],
+    files: ['tabnode_web.js', 'tabnode_web.d.ts', 'tabnode_web_bg.wasm', 'tabnode_web_bg.wasm.d.ts', 'snippets/', 'tabs.js', 'tabs.d.ts', 'testing/', 'README.md'],
     sideEffects: false,
     peerDependencies: { 'playwright-core': '>=1.40' },
     peerDependenciesMeta: { 'playwright-core': { optional: true } },
@@ -87,7 +90,7 @@ if (force || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp
 // The hand-written parts are copied every time: they are quick and may change alone.
 mkdirSync(PKG, { recursive: true });
 writeFileSync(path.join(PKG, 'package.json'), `${JSON.stringify(manifest(crateVersion()), null, 2)}\n`);
-cpSync(path.join(NPM, 'README.md'), path.join(PKG, 'README.md'));
+for (const file of ['README.md', 'tabs.js', 'tabs.d.ts']) cpSync(path.join(NPM, file), path.join(PKG, file));
 rmSync(path.join(PKG, 'testing'), { recursive: true, force: true });
 cpSync(path.join(NPM, 'testing'), path.join(PKG, 'testing'), { recursive: true });
 console.log(`[pkg] ${path.relative(ROOT, PKG)}/: tabnode-web ${crateVersion()}`);

@@ -43,3 +43,14 @@ export function eventually<T>(what: string, check: () => Promise<T> | T, options
 
 /** Launches headless Chromium at `executablePath` (playwright-core, a peer dependency). */
 export function launchChromium(options: { executablePath: string; args?: string[] }): Promise<Browser>;
+
+/**
+ * Opens `tabs` tabs of one app in one browser context (one origin: one IndexedDB, one set of Web
+ * Locks), each with `TabNode.open` (tabnode-web/tabs): the first hosts the node, the others reach
+ * it through it. `url` is the tabs' page; `openTab()` opens one more; `stop()` closes them and
+ * the server.
+ */
+export function openTabs(
+  browser: Browser,
+  options?: { tabs?: number; dbName?: string; relays?: string[]; hostTimeoutMs?: number; timeoutMs?: number },
+): Promise<{ tabs: TestNode[]; context: BrowserContext; url: string; openTab(): Promise<TestNode>; stop(): Promise<void> }>;

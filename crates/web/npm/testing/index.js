@@ -14,14 +14,23 @@ import { fileURLToPath } from 'node:url';
 const PACKAGE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm' };
 
-/** The page each node runs in: `?db=` names its store, `?relay=` its relays. */
+/**
+ * The page each node runs in: `?db=` names its store, `?relay=` its relays; with `?tabs`, the
+ * page is a tab of an app sharing one node (`tabnode-web/tabs`), `?hostTimeoutMs=` its bound.
+ */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>tabnode test node</title><script type="module">
   import init, { BrowserNode } from './tabnode_web.js';
   try {
     await init();
     const params = new URLSearchParams(location.search);
     window.__events = [];
-    window.tabnode = await BrowserNode.create({ dbName: params.get('db'), relays: params.getAll('relay') });
+    const options = { dbName: params.get('db'), relays: params.getAll('relay') };
+    if (params.has('tabs')) {
+      const { TabNode } = await import('./tabs.js');
+      window.tabnode = await TabNode.open({ ...options, hostTimeoutMs: Number(params.get('hostTimeoutMs')) || undefined });
+    } else {
+      window.tabnode = await BrowserNode.create(options);
+    }
   } catch (err) {
     window.tabnodeError = err;
   }
@@ -142,6 +151,23 @@ class TestNode {
   }
 }
 
+/** Opens the node page at `url` in `context` and waits for its node; throws what stopped it. */
+async function openNodePage(context, name, url, timeoutMs) {
+  const page = await context.newPage();
+  const node = new TestNode(name, context, page);
+  await page.goto(url);
+  await page.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: timeoutMs });
+  const error = await page.evaluate(() => window.tabnodeError && `${window.tabnodeError.name}: ${window.tabnodeError.message}`);
+  if (error) throw new Error(`${name} did not start: ${error}`);
+  return node;
+}
+
+/** Stops the package server and drops its open connections. */
+async function closeServer(server) {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+}
+
 /**
  * Starts `nodes` nodes in `browser` pages (each its own context, so its own IndexedDB), all given
  * `relays`. Returns `{nodes, stop}`; `stop()` closes the pages and the server.
@@ -149,24 +175,51 @@ class TestNode {
 export async function startNodes(browser, { nodes: count = 2, relays = [], timeoutMs = 60_000 } = {}) {
   const server = await servePackage();
   const url = `http://127.0.0.1:${server.address().port}/node.html`;
+  const contexts = [];
   const nodes = [];
   const stop = async () => {
-    await Promise.allSettled(nodes.map((n) => n.context.close()));
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await Promise.allSettled(contexts.map((context) => context.close()));
+    await closeServer(server);
   };
   try {
     for (let i = 0; i < count; i++) {
       const context = await browser.newContext();
-      const page = await context.newPage();
-      nodes.push(new TestNode(`node${i}`, context, page));
+      contexts.push(context);
       const query = new URLSearchParams([['db', `tabnode-test-${i}`], ...relays.map((r) => ['relay', r])]);
-      await page.goto(`${url}?${query}`);
-      await page.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: timeoutMs });
-      const error = await page.evaluate(() => window.tabnodeError && `${window.tabnodeError.name}: ${window.tabnodeError.message}`);
-      if (error) throw new Error(`node${i} did not start: ${error}`);
+      nodes.push(await openNodePage(context, `node${i}`, `${url}?${query}`, timeoutMs));
     }
     return { nodes, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * Opens `tabs` tabs of one app in one browser context (one origin: one IndexedDB, one set of
+ * Web Locks), each with `TabNode.open({ dbName, relays, hostTimeoutMs })`: the first hosts the
+ * node, the others reach it through it. Returns `{tabs, context, url, openTab, stop}` (`url`:
+ * the tabs' page); `openTab()` opens one more; `stop()` closes them and the server.
+ */
+export async function openTabs(browser, { tabs: count = 3, dbName = 'tabnode-tabs', relays = [], hostTimeoutMs, timeoutMs = 60_000 } = {}) {
+  const server = await servePackage();
+  const query = new URLSearchParams([['tabs', ''], ['db', dbName], ...relays.map((r) => ['relay', r])]);
+  if (hostTimeoutMs) query.set('hostTimeoutMs', String(hostTimeoutMs));
+  const url = `http://127.0.0.1:${server.address().port}/node.html?${query}`;
+  const context = await browser.newContext();
+  const tabs = [];
+  const openTab = async () => {
+    const tab = await openNodePage(context, `tab${tabs.length}`, url, timeoutMs);
+    tabs.push(tab);
+    return tab;
+  };
+  const stop = async () => {
+    await context.close().catch(() => {});
+    await closeServer(server);
+  };
+  try {
+    for (let i = 0; i < count; i++) await openTab();
+    return { tabs, context, url, openTab, stop };
   } catch (err) {
     await stop();
     throw err;

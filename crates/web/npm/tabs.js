@@ -1,0 +1,338 @@
+// tabnode-web/tabs: every tab of an app on one node. One tab, elected with a Web Lock, hosts the
+// BrowserNode; the app's other tabs reach it over a BroadcastChannel with the same API and the
+// same events; when the host tab goes, the next tab in the lock's queue opens the node from the
+// same IndexedDB store. Why this shape, and what a call in flight gets when the host goes:
+// docs/api.md ("Every tab of an app").
+import { BrowserNode } from './tabnode_web.js';
+
+/** BrowserNode methods a TabNode answers itself (the rest are forwarded to the host). */
+const OWN = new Set(['constructor', 'free', '__destroy_into_raw', 'subscribe', 'peers', 'connections']);
+/** What the host's node says of itself: followers read these without a round trip. */
+const INFO = ['peerId', 'publicKey', 'engine'];
+
+/** An `Error` whose `name` says the kind, as BrowserNode's errors are. */
+function typedError(name, message) {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+/** What a failed call sends back: structured clone keeps only the standard error names. */
+const errorData = (err) => ({ name: err?.name || 'Error', message: err?.message ?? String(err) });
+
+const noHost = (db, ms) =>
+  typedError('NoHost', `no tab hosting the node ${JSON.stringify(db)} answered within ${ms} ms; the call was not applied and may be retried`);
+
+const hostLost = (db) =>
+  typedError('HostLost', `the tab hosting the node ${JSON.stringify(db)} went away while this call was in flight: it may or may not have been applied`);
+
+/**
+ * A node shared by the tabs of one origin that open the same `dbName`. `TabNode.open` resolves
+ * once this tab hosts the node or has heard from the tab that does; `isHost` says which.
+ * Every `BrowserNode` method is here (forwarded methods always return a Promise).
+ */
+export class TabNode {
+  #db;
+  #options;
+  #timeoutMs;
+  #tab = crypto.randomUUID();
+  #channel;
+  /** This tab's BrowserNode while it hosts. */
+  #node = null;
+  /** The host this tab calls: `{id}`, or null while none is known. */
+  #host = null;
+  /** Calls waiting for an answer, by id: `{method, args, resolve, reject, sentTo, accepted, timer}`. */
+  #pending = new Map();
+  #nextCall = 0;
+  #subscribers = new Set();
+  /** `open`'s promise while it waits: `{resolve, reject}`. */
+  #ready = null;
+  /** This tab is opening the node, having been given the host lock. */
+  #starting = false;
+  /** `open` failed: a host lock granted later is let go at once. */
+  #closed = false;
+  /** What the host's node last said of itself: `{peerId, publicKey, engine, peers, connections}`. */
+  #hostInfo = null;
+  #announceSoon = null;
+
+  /**
+   * Joins the tabs that open `options.dbName` (BrowserNode's options, the same in every tab;
+   * `init()` must have run). `hostTimeoutMs` (default 10000): how long a call, and `open`
+   * itself, waits for a host to take it before failing with `NoHost`.
+   */
+  static async open(options = {}) {
+    const tab = new TabNode(options);
+    await tab.#start();
+    return tab;
+  }
+
+  constructor(options) {
+    const { hostTimeoutMs = 10_000, ...nodeOptions } = options;
+    this.#db = nodeOptions.dbName ?? 'tabnode';
+    this.#options = nodeOptions;
+    this.#timeoutMs = hostTimeoutMs;
+  }
+
+  /** Whether this tab hosts the node (it may come to, when the host tab closes). */
+  get isHost() {
+    return this.#node !== null;
+  }
+
+  get peerId() {
+    return this.#info().peerId;
+  }
+
+  get publicKey() {
+    return this.#info().publicKey;
+  }
+
+  get engine() {
+    return this.#info().engine;
+  }
+
+  /** The host's peers, as it last announced them. */
+  peers() {
+    return this.#node ? this.#node.peers() : this.#hostInfo.peers;
+  }
+
+  /** The host's connections, as it last announced them. */
+  connections() {
+    return this.#node ? this.#node.connections() : this.#hostInfo.connections;
+  }
+
+  /** As `BrowserNode.subscribe`: the host's events for `contextId` (null: every context and peers). */
+  subscribe(contextId, callback) {
+    if (contextId !== null && contextId !== undefined && typeof contextId !== 'string') {
+      throw typedError('BadArgs', 'contextId must be a string or null');
+    }
+    if (typeof callback !== 'function') throw typedError('BadArgs', 'callback must be a function');
+    const subscriber = { context: contextId ?? null, callback };
+    this.#subscribers.add(subscriber);
+    return () => void this.#subscribers.delete(subscriber);
+  }
+
+  /** `BrowserNode.<method>(...args)` on the host's node. */
+  call(method, ...args) {
+    if (this.#node) return Promise.resolve().then(() => this.#node[method](...args));
+    return new Promise((resolve, reject) => {
+      const id = `${this.#tab}:${this.#nextCall++}`;
+      const deadline = Date.now() + this.#timeoutMs;
+      const call = { method, args, deadline, resolve, reject, sentTo: null, accepted: false };
+      // Not taken within the bound: the host drops it from then on (see #serve), so it was not applied.
+      call.timer = setTimeout(() => {
+        if (!call.accepted) this.#settle(id, false, noHost(this.#db, this.#timeoutMs));
+      }, this.#timeoutMs);
+      this.#pending.set(id, call);
+      if (this.#host) this.#send(id, call);
+    });
+  }
+
+  #info() {
+    return this.#node ? this.#node : this.#hostInfo;
+  }
+
+  async #start() {
+    const locks = globalThis.navigator?.locks;
+    if (!locks || typeof BroadcastChannel === 'undefined') {
+      console.warn('tabnode: no Web Locks or BroadcastChannel here (not a secure context?): this tab opens the node alone');
+      this.#node = await BrowserNode.create(this.#options);
+      this.#node.subscribe(null, (event) => this.#deliver(event));
+      return;
+    }
+    this.#channel = new BroadcastChannel(`tabnode:${this.#db}`);
+    this.#channel.onmessage = ({ data }) => this.#receive(data);
+    const ready = new Promise((resolve, reject) => (this.#ready = { resolve, reject }));
+    this.#elect(locks);
+    this.#channel.postMessage({ t: 'who' });
+    // A tab busy opening the node itself is not timed out: its own start decides.
+    const timer = setTimeout(() => this.#starting || this.#ready?.reject(noHost(this.#db, this.#timeoutMs)), this.#timeoutMs);
+    try {
+      await ready;
+    } catch (err) {
+      this.#closed = true;
+      this.#channel.close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      this.#ready = null;
+    }
+  }
+
+  /**
+   * Queues for the host lock; once granted (the previous host's tab is gone), opens the node and
+   * serves it until the tab goes. A failed start while `open` waits fails `open`; a failed
+   * takeover gives the lock to the next tab and queues again.
+   */
+  #elect(locks) {
+    locks.request(`tabnode-host:${this.#db}`, async () => {
+      if (this.#closed) return;
+      this.#starting = true;
+      try {
+        await this.#becomeHost(locks);
+      } catch (err) {
+        if (this.#ready) return this.#ready.reject(err);
+        console.error(`tabnode: this tab could not take over the node ${JSON.stringify(this.#db)}:`, err);
+        setTimeout(() => this.#elect(locks), 1_000);
+        return;
+      } finally {
+        this.#starting = false;
+      }
+      return new Promise(() => {}); // held for as long as the tab lives
+    });
+  }
+
+  async #becomeHost(locks) {
+    // The previous host's page lets go of the store's own lock as it goes, a moment after this one.
+    let node;
+    for (const until = Date.now() + this.#timeoutMs; ; ) {
+      try {
+        node = await BrowserNode.create(this.#options);
+        break;
+      } catch (err) {
+        if (err?.name !== 'StoreLocked' || Date.now() > until) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    // Followers learn of this host's end from this lock (see #watch), held as long as the tab.
+    await new Promise((granted) => locks.request(`tabnode-alive:${this.#db}:${this.#tab}`, () => (granted(), new Promise(() => {}))));
+    this.#lostHost(this.#host?.id);
+    this.#node = node;
+    this.#host = null;
+    node.subscribe(null, (event) => {
+      this.#deliver(event);
+      this.#channel.postMessage({ t: 'event', host: this.#tab, event });
+      this.#announceLater();
+    });
+    addEventListener('pagehide', () => this.#channel.postMessage({ t: 'bye', host: this.#tab }));
+    this.#announce();
+    this.#ready?.resolve();
+    for (const [id, call] of this.#pending) {
+      clearTimeout(call.timer);
+      this.#pending.delete(id);
+      this.call(call.method, ...call.args).then(call.resolve, call.reject);
+    }
+  }
+
+  #announce() {
+    const info = { peerId: this.#node.peerId, publicKey: this.#node.publicKey, engine: this.#node.engine, peers: this.#node.peers(), connections: this.#node.connections() };
+    this.#channel.postMessage({ t: 'host', host: this.#tab, info });
+  }
+
+  /** Tells followers what changed (keys, peers) once a burst of calls or events has passed. */
+  #announceLater() {
+    if (this.#announceSoon) return;
+    this.#announceSoon = setTimeout(() => {
+      this.#announceSoon = null;
+      this.#announce();
+    }, 50);
+  }
+
+  #receive(msg) {
+    if (this.#node) return this.#serve(msg);
+    switch (msg.t) {
+      case 'host':
+        if (this.#host?.id !== msg.host) {
+          this.#lostHost(this.#host?.id);
+          this.#host = { id: msg.host };
+          this.#watch(msg.host);
+          for (const [id, call] of this.#pending) if (!call.sentTo) this.#send(id, call);
+          this.#ready?.resolve();
+        }
+        this.#hostInfo = msg.info;
+        break;
+      case 'bye':
+        this.#lostHost(msg.host);
+        break;
+      case 'event':
+        if (msg.host === this.#host?.id) this.#deliver(msg.event);
+        break;
+      case 'accepted': {
+        const call = msg.to === this.#tab && this.#pending.get(msg.id);
+        if (call) call.accepted = true;
+        break;
+      }
+      case 'result':
+        if (msg.to === this.#tab) this.#settle(msg.id, msg.ok, msg.ok ? msg.value : typedError(msg.error.name, msg.error.message));
+        break;
+    }
+  }
+
+  /** The host's side: runs a follower's call on the node and answers. */
+  async #serve(msg) {
+    if (msg.t === 'who') return this.#announce();
+    // A call past its deadline minus a margin is dropped unrun: its caller reports `NoHost`
+    // (not applied) by then, and an answer could cross that report.
+    const margin = Math.min(1_000, this.#timeoutMs / 4);
+    if (msg.t !== 'call' || msg.to !== this.#tab || Date.now() > msg.deadline - margin) return;
+    this.#channel.postMessage({ t: 'accepted', id: msg.id, to: msg.from });
+    let answer;
+    try {
+      answer = { ok: true, value: await this.#node[msg.method](...msg.args) };
+    } catch (err) {
+      answer = { ok: false, error: errorData(err) };
+    }
+    try {
+      this.#channel.postMessage({ t: 'result', id: msg.id, to: msg.from, ...answer });
+    } catch (err) {
+      this.#channel.postMessage({ t: 'result', id: msg.id, to: msg.from, ok: false, error: errorData(err) });
+    }
+    this.#announceLater();
+  }
+
+  #send(id, call) {
+    call.sentTo = this.#host.id;
+    const { method, args, deadline } = call;
+    try {
+      this.#channel.postMessage({ t: 'call', id, from: this.#tab, to: call.sentTo, method, args, deadline });
+    } catch (err) {
+      this.#settle(id, false, typedError('BadArgs', `the arguments of ${method} cannot be sent to the host tab: ${err.message}`));
+    }
+  }
+
+  /** Learns of host `id`'s end: its lock is granted to us once its tab has gone. */
+  #watch(id) {
+    navigator.locks.request(`tabnode-alive:${this.#db}:${id}`, { mode: 'shared' }, () => this.#lostHost(id));
+  }
+
+  /** Host `id` is gone: calls sent to it fail with `HostLost`; unsent ones wait for the next host. */
+  #lostHost(id) {
+    if (!id) return;
+    if (this.#host?.id === id) this.#host = null;
+    for (const [callId, call] of this.#pending) {
+      if (call.sentTo === id) this.#settle(callId, false, hostLost(this.#db));
+    }
+  }
+
+  #settle(id, ok, value) {
+    const call = this.#pending.get(id);
+    if (!call) return;
+    this.#pending.delete(id);
+    clearTimeout(call.timer);
+    if (ok) call.resolve(value);
+    else call.reject(value);
+  }
+
+  #deliver(event) {
+    for (const { context, callback } of [...this.#subscribers]) {
+      if (context !== null && context !== event.contextId) continue;
+      try {
+        callback(event);
+      } catch (err) {
+        console.error('tabnode: a subscriber threw', err);
+      }
+    }
+  }
+}
+
+// Every other BrowserNode method, forwarded: the API follows the node's without a list here.
+for (const name of Object.getOwnPropertyNames(BrowserNode.prototype)) {
+  const descriptor = Object.getOwnPropertyDescriptor(BrowserNode.prototype, name);
+  if (OWN.has(name) || INFO.includes(name) || typeof descriptor.value !== 'function') continue;
+  Object.defineProperty(TabNode.prototype, name, {
+    value(...args) {
+      return this.call(name, ...args);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
