@@ -124,6 +124,8 @@ test('a follower call fails with NoHost within its bound while the host tab is b
     const [host, follower] = tabs;
     const appId = await follower.installApp(kvStore);
     const ctx = await follower.call('createContext', appId, {});
+    // Only BrowserNode's API crosses to the host: not `free`, which would drop its node.
+    assert.equal((await attempt(follower, 'call', 'free')).name, 'BadArgs');
     // The host's page runs one 4 s task (as a hung or frozen tab would): it holds its locks and
     // answers nothing until the task ends.
     await host.page.evaluate(() => void setTimeout(() => {

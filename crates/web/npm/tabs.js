@@ -9,6 +9,8 @@ import { BrowserNode } from './tabnode_web.js';
 const OWN = new Set(['constructor', 'free', '__destroy_into_raw', 'subscribe', 'peers', 'connections']);
 /** What the host's node says of itself: followers read these without a round trip. */
 const INFO = ['peerId', 'publicKey', 'engine'];
+/** The BrowserNode methods a tab may call on the host's node (filled in at the end). */
+const FORWARDED = new Set();
 
 /** An `Error` whose `name` says the kind, as BrowserNode's errors are. */
 function typedError(name, message) {
@@ -113,6 +115,7 @@ export class TabNode {
 
   /** `BrowserNode.<method>(...args)` on the host's node. */
   call(method, ...args) {
+    if (!FORWARDED.has(method)) return Promise.reject(typedError('BadArgs', `a node has no method ${JSON.stringify(method)}`));
     if (this.#node) return Promise.resolve().then(() => this.#node[method](...args));
     return new Promise((resolve, reject) => {
       const id = `${this.#tab}:${this.#nextCall++}`;
@@ -263,7 +266,7 @@ export class TabNode {
     // A call past its deadline minus a margin is dropped unrun: its caller reports `NoHost`
     // (not applied) by then, and an answer could cross that report.
     const margin = Math.min(1_000, this.#timeoutMs / 4);
-    if (msg.t !== 'call' || msg.to !== this.#tab || Date.now() > msg.deadline - margin) return;
+    if (msg.t !== 'call' || msg.to !== this.#tab || !FORWARDED.has(msg.method) || Date.now() > msg.deadline - margin) return;
     this.#channel.postMessage({ t: 'accepted', id: msg.id, to: msg.from });
     let answer;
     try {
@@ -328,6 +331,7 @@ export class TabNode {
 for (const name of Object.getOwnPropertyNames(BrowserNode.prototype)) {
   const descriptor = Object.getOwnPropertyDescriptor(BrowserNode.prototype, name);
   if (OWN.has(name) || INFO.includes(name) || typeof descriptor.value !== 'function') continue;
+  FORWARDED.add(name);
   Object.defineProperty(TabNode.prototype, name, {
     value(...args) {
       return this.call(name, ...args);
