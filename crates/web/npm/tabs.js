@@ -206,7 +206,6 @@ export class TabNode {
       this.#channel.postMessage({ t: 'event', host: this.#tab, event });
       this.#announceLater();
     });
-    addEventListener('pagehide', () => this.#channel.postMessage({ t: 'bye', host: this.#tab }));
     this.#announce();
     this.#ready?.resolve();
     for (const [id, call] of this.#pending) {
@@ -242,9 +241,6 @@ export class TabNode {
           this.#ready?.resolve();
         }
         this.#hostInfo = msg.info;
-        break;
-      case 'bye':
-        this.#lostHost(msg.host);
         break;
       case 'event':
         if (msg.host === this.#host?.id) this.#deliver(msg.event);
