@@ -1,7 +1,9 @@
 // Shared set-up for end-to-end tests: Debian's Chromium driven by playwright-core, pages of the
-// served console, and small helpers that wait for a condition instead of sleeping.
+// served console, and small helpers that wait for a condition instead of sleeping. Launching and
+// waiting are the package kit's (tabnode-web/testing); what is the console's stays here.
 import { before, after } from 'node:test';
-import { chromium } from 'playwright-core';
+// The package's test kit, from its source: these helpers need no built package.
+import * as kit from '../../crates/web/npm/testing/index.js';
 import { startStack } from '../../scripts/serve.mjs';
 import { base58InitScript } from './base58.mjs';
 
@@ -18,28 +20,9 @@ export const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection',
 ];
 
-/**
- * Launches Debian's Chromium. A launch is tried up to three times: on a CI machine Chromium has
- * been seen to die with SIGSEGV while starting (before any page exists), which says nothing about
- * the node; a failure of the third try is reported with every try's error.
- */
-export async function launchChromium() {
-  const errors = [];
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    try {
-      return await chromium.launch({
-        executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-        headless: true,
-        args: CHROMIUM_ARGS,
-      });
-    } catch (err) {
-      errors.push(err);
-      console.log(`# chromium launch ${attempt} failed: ${err.message.split('\n')[0]}`);
-      await new Promise((r) => setTimeout(r, 500 * attempt));
-    }
-  }
-  throw new AggregateError(errors, `chromium did not start in 3 tries: ${errors.at(-1).message}`);
-}
+/** Launches Debian's Chromium (or `$CHROMIUM`) with the package kit's launcher (it retries). */
+export const launchChromium = () =>
+  kit.launchChromium({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS });
 
 /** Opens the console in a fresh browser context (its own IndexedDB) and waits for the node. */
 export async function openNode(browser, url, { name } = {}) {
@@ -61,25 +44,11 @@ export async function waitForNode(page) {
 }
 
 /**
- * Polls `check` until it returns a truthy value; fails with `what` and the last value after `ms`.
- * A check that throws `NotSynced` (a joiner's calls, until the context's state arrives) counts
- * as not yet; any other error fails at once.
+ * The kit's `eventually` with this suite's option names: polls `check` until it returns a truthy
+ * value other than `{ok: false, …}`; a `NotSynced` error counts as not yet.
  */
-export async function eventually(what, check, { ms = 60_000, every = 100 } = {}) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await check();
-    } catch (err) {
-      if (!/NotSynced/.test(String(err?.message))) throw err;
-      last = { ok: false, notSynced: true };
-    }
-    if (last && last.ok !== false) return last;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)?.slice(0, 500)}`);
-}
+export const eventually = (what, check, { ms = 60_000, every = 100 } = {}) =>
+  kit.eventually(what, check, { timeoutMs: ms, everyMs: every });
 
 export function percentile(values, p) {
   const sorted = [...values].sort((a, b) => a - b);

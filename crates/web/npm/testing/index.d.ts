@@ -38,11 +38,11 @@ export function shareContext(nodes: TestNode[], appId: string): Promise<string>;
 /** Waits until every node has `ctx` at the same non-empty root hash; resolves to it. */
 export function converged(nodes: TestNode[], ctx: string, options?: { timeoutMs?: number; everyMs?: number }): Promise<string>;
 
-/** Polls `check` until it returns a truthy value (a `NotSynced` error counts as not yet). */
+/** Polls `check` until it returns a truthy value other than `{ ok: false }` (a `NotSynced` error counts as not yet). */
 export function eventually<T>(what: string, check: () => Promise<T> | T, options?: { timeoutMs?: number; everyMs?: number }): Promise<T>;
 
-/** Launches headless Chromium at `executablePath` (playwright-core, a peer dependency). */
-export function launchChromium(options: { executablePath: string; args?: string[] }): Promise<Browser>;
+/** Launches headless Chromium at `executablePath` (playwright-core, a peer dependency), in up to `attempts` tries (default 3). */
+export function launchChromium(options: { executablePath: string; args?: string[]; attempts?: number }): Promise<Browser>;
 
 /**
  * Opens `tabs` tabs of one app in one browser context (one origin: one IndexedDB, one set of Web

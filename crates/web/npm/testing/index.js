@@ -98,8 +98,9 @@ export async function startRelay({ binary, timeoutMs = 30_000 }) {
 }
 
 /**
- * Polls `check` until it returns a truthy value; fails with `what` and the last value after
- * `timeoutMs`. A `NotSynced` error (a joiner before the context's state arrives) counts as not yet.
+ * Polls `check` until it returns a truthy value other than `{ok: false, …}` (which says "not yet",
+ * with details for the failure message); fails with `what` and the last value after `timeoutMs`.
+ * A `NotSynced` error (a joiner before the context's state arrives) counts as not yet.
  */
 export async function eventually(what, check, { timeoutMs = 60_000, everyMs = 100 } = {}) {
   const deadline = Date.now() + timeoutMs;
@@ -109,12 +110,12 @@ export async function eventually(what, check, { timeoutMs = 60_000, everyMs = 10
       last = await check();
     } catch (err) {
       if (!/NotSynced/.test(String(err?.message))) throw err;
-      last = undefined;
+      last = { ok: false, notSynced: true };
     }
-    if (last) return last;
+    if (last && last.ok !== false) return last;
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)?.slice(0, 300)}`);
+  throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)?.slice(0, 500)}`);
 }
 
 /** One node in its own page and browser context. */
@@ -242,9 +243,23 @@ export function converged(nodes, ctx, options) {
   }, options);
 }
 
-/** Launches headless Chromium at `executablePath` with playwright-core (a peer dependency). */
-export async function launchChromium({ executablePath, args = [] } = {}) {
+/**
+ * Launches headless Chromium at `executablePath` with playwright-core (a peer dependency). A
+ * launch is tried `attempts` times: on CI machines Chromium has been seen to die with SIGSEGV while
+ * starting, before any page exists, which says nothing about the node; the last try's failure
+ * is thrown with every try's error.
+ */
+export async function launchChromium({ executablePath, args = [], attempts = 3 } = {}) {
   if (!executablePath) throw new Error('launchChromium needs the executablePath of a Chromium');
   const { chromium } = await import('playwright-core');
-  return chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--allow-loopback-in-peer-connection', ...args] });
+  const errors = [];
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--allow-loopback-in-peer-connection', ...args] });
+    } catch (err) {
+      errors.push(err);
+      if (attempt < attempts) await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+  throw new AggregateError(errors, `chromium did not start in ${attempts} tries: ${errors.at(-1).message}`);
 }
