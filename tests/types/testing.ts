@@ -1,5 +1,5 @@
 // Type-checks the test kit `tabnode-web/testing` as a test suite would use it.
-import { converged, launchChromium, shareContext, startNodes, startRelay } from 'tabnode-web/testing';
+import { converged, launchChromium, openTabs, shareContext, startNodes, startRelay } from 'tabnode-web/testing';
 
 export async function suite(kvStore: Uint8Array): Promise<string> {
   const relay = await startRelay({ binary: 'target/release/tabnode-relay' });
@@ -16,5 +16,20 @@ export async function suite(kvStore: Uint8Array): Promise<string> {
     await stop();
     await browser.close();
     await relay.stop();
+  }
+}
+
+/** Three tabs of one app on one node: the first hosts it; closing it hands the node on. */
+export async function tabs(kvStore: Uint8Array): Promise<boolean> {
+  const browser = await launchChromium({ executablePath: '/usr/bin/chromium', attempts: 2 });
+  const { tabs, openTab, stop } = await openTabs(browser, { tabs: 3, dbName: 'my-app', hostTimeoutMs: 2_000 });
+  try {
+    const appId: string = await tabs[1].installApp(kvStore);
+    await tabs[0].page.close();
+    const late = await openTab();
+    return typeof (await late.call<string>('createContext', appId, {})) === 'string';
+  } finally {
+    await stop();
+    await browser.close();
   }
 }
