@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test examples-test bench-size bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser bench-scale clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test examples-test bench-size bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser bench-scale bench-tabs clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -102,3 +102,8 @@ bench-catchup-browser: setup apps www relay
 # raw IndexedDB puts, in headless Chromium (figures, not a test).
 bench-scale: setup apps www relay
 	node bench/scale.mjs $(or $(SIZES),100,1000,10000) $(or $(WINDOW),20)
+
+# Tabs of one app on one node (tabnode-web/tabs): ms per call in the host tab and through a
+# follower, and the takeover time when the host tab closes, in headless Chromium (figures, not a test).
+bench-tabs: setup apps pkg
+	node bench/tabs.mjs $(or $(CALLS),100) $(or $(ROUNDS),3)
