@@ -53,7 +53,7 @@ fn members_off_the_anchor_and_a_different_app_are_refused_and_reported() {
     a.set_anchor(&ctx, Some(both)).unwrap();
     for node in [&mut a, &mut b] {
         node.env().advance(ANNOUNCE_NANOS);
-        node.tick();
+        common::tick(node);
     }
     settle(&mut a, &mut b);
     let got = block_on(a.execute(&ctx, "get", json!({"key": "k"}))).unwrap();

@@ -70,8 +70,8 @@ fn a_link_holder_who_never_joined_cannot_read_traffic() {
     let _ = block_on(holder.join(&link));
     set(&mut a, &ctx, "private", "for members");
     for _ in 0..3 {
-        holder.tick();
-        a.tick();
+        common::tick(&mut holder);
+        common::tick(&mut a);
         settle(&mut [&mut a, &mut invitee, &mut holder]);
     }
     assert_eq!(
@@ -106,7 +106,7 @@ fn a_second_join_on_a_used_invitation_is_refused_by_every_member() {
     let mut d = node(4);
     let _ = block_on(d.join(&link));
     for _ in 0..3 {
-        d.tick();
+        common::tick(&mut d);
         settle(&mut [&mut a, &mut b, &mut c, &mut d]);
     }
     assert!(entries(&mut d, &ctx).is_err(), "the second joiner reads");
@@ -140,7 +140,7 @@ fn an_expired_invitation_joined_late_is_refused_even_if_the_joiner_lies_about_th
     );
     let _ = block_on(late.join(&link));
     for _ in 0..3 {
-        late.tick();
+        common::tick(&mut late);
         settle(&mut [&mut a, &mut late]);
     }
     let refused = rejections(&mut a);
@@ -166,7 +166,7 @@ fn a_revoked_invitation_is_refused() {
     let mut b = node(2);
     let _ = block_on(b.join(&link));
     for _ in 0..3 {
-        b.tick();
+        common::tick(&mut b);
         settle(&mut [&mut c, &mut b]);
     }
     let refused = rejections(&mut c);
@@ -176,7 +176,7 @@ fn a_revoked_invitation_is_refused() {
     assert!(b.is_joining(&ctx));
     block_on(b.leave(&ctx)).unwrap();
     assert!(!b.is_joining(&ctx));
-    b.tick();
+    common::tick(&mut b);
     assert!(common::sent(&mut b).is_empty(), "B still asks");
     // Only admins revoke.
     let other = a.invite(&ctx).unwrap();
@@ -229,7 +229,7 @@ fn an_unsigned_or_non_member_sync_request_gets_no_history() {
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut b]);
     // B's own request, as its node signs it; then A writes on, so B lacks something.
-    b.tick();
+    common::tick(&mut b);
     let (topic, b_request) = common::sent(&mut b)
         .into_iter()
         .find(|(_, d)| matches!(b.open_message(&ctx, d), Ok(WireMessage::SyncRequest { .. })))

@@ -149,7 +149,7 @@ fn a_member_away_during_a_removal_catches_up_and_an_old_invitation_still_gets_in
     );
     // C comes back: under the former secret it gets the removal (with its share of the new
     // secret), then everything else.
-    c.tick();
+    common::tick(&mut c);
     settle(&mut [&mut a, &mut b, &mut c]);
     assert_eq!(
         entries(&mut c, &ctx),
@@ -161,8 +161,8 @@ fn a_member_away_during_a_removal_catches_up_and_an_old_invitation_still_gets_in
     let mut d = open(4);
     block_on(d.join(&old_invitation)).unwrap();
     for _ in 0..3 {
-        d.tick();
-        a.tick();
+        common::tick(&mut d);
+        common::tick(&mut a);
         settle(&mut [&mut a, &mut b, &mut c, &mut d]);
     }
     assert_eq!(

@@ -10,7 +10,7 @@ use common::{deliver, rejections, relay, sent, settle, Messages, TestNode};
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::snapshot::Snapshot;
-use tabnode_node::{FixedEnv, Node, WireMessage};
+use tabnode_node::{Env, FixedEnv, Node, WireMessage};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_types::{ContextId, SecretKey};
 
@@ -377,8 +377,8 @@ fn when_the_covered_deltas_cannot_be_stored_nothing_is_lost_and_the_joiner_catch
     // Later, A's announcement of its heads brings B to ask again, and B catches up.
     a.env().advance(tabnode_node::ANNOUNCE_NANOS);
     b.env().advance(tabnode_node::ANNOUNCE_NANOS);
-    a.tick();
-    b.tick();
+    common::tick(&mut a);
+    common::tick(&mut b);
     for _ in 0..4 {
         relay(&mut a, &mut b);
         relay(&mut b, &mut a);
@@ -406,16 +406,26 @@ fn a_snapshot_listing_deltas_that_never_come_is_dropped_in_time_and_the_deltas_s
     );
     rejections(&mut b);
 
-    // Past the time a snapshot may wait, the next message drops it and the deltas serve.
-    b.env().advance(121_000_000_000);
-    a.env().advance(121_000_000_000);
-    a.tick();
-    relay(&mut a, &mut b);
+    // B's timer drops the snapshot once its deadline has passed, not before, and the deltas
+    // serve.
+    let since = b.env().now_nanos();
+    block_on(b.handle_timeout(since + 119_000_000_000));
+    assert!(
+        rejections(&mut b)
+            .iter()
+            .all(|r| !r.contains("did not come")),
+        "not before its deadline"
+    );
+    block_on(b.handle_timeout(since + 121_000_000_000));
     let refused = rejections(&mut b);
     assert!(
         refused.iter().any(|r| r.contains("did not come within")),
         "{refused:?}"
     );
+    b.env().advance(121_000_000_000);
+    a.env().advance(121_000_000_000);
+    common::tick(&mut a);
+    relay(&mut a, &mut b);
     assert_eq!(entries(&mut b, &ctx)["k7"], json!("v7"));
     assert_converged(&mut a, &mut b, &ctx);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use futures::executor::block_on;
 use serde_json::json;
-use tabnode_node::{context_topic, FixedEnv, Node, NodeEvent, Outgoing};
+use tabnode_node::{context_topic, Env, FixedEnv, Node, NodeEvent, Outgoing};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
@@ -271,7 +271,7 @@ fn concurrent_writes_to_one_key_settle_on_the_same_value() {
 fn announce(nodes: &mut [&mut TestNode], wire: &mut Wire) {
     for node in nodes.iter_mut() {
         node.env().advance(tabnode_node::ANNOUNCE_NANOS);
-        node.tick();
+        common::tick(node);
     }
     wire.settle(nodes, false);
 }
@@ -457,4 +457,31 @@ fn a_catch_up_answer_goes_to_the_asker_alone() {
         block_on(b.handle_message(&topic, &data));
     }
     assert_eq!(entries(&mut b, &ctx), json!({"k": "v"}));
+}
+
+/// The timer contract a driver relies on: a context that never announced is due at once; once
+/// it has, the next work is due exactly one announce period later, not before; and running the
+/// timers early does nothing.
+#[test]
+fn timer_work_is_due_when_poll_timeout_says_and_not_before() {
+    let (mut a, _b, _ctx, _wire) = pair();
+    let start = a.env().now_nanos();
+    assert_eq!(
+        a.poll_timeout(),
+        Some(0),
+        "a context that never announced is due"
+    );
+    block_on(a.handle_timeout(start));
+    assert_eq!(published(&mut a).len(), 1, "one announcement of heads");
+    let next = start + tabnode_node::ANNOUNCE_NANOS;
+    assert_eq!(a.poll_timeout(), Some(next));
+    block_on(a.handle_timeout(next - 1));
+    assert!(published(&mut a).is_empty(), "nothing before it is due");
+    block_on(a.handle_timeout(next));
+    assert_eq!(
+        published(&mut a).len(),
+        1,
+        "the next announcement, when due"
+    );
+    assert_eq!(a.poll_timeout(), Some(next + tabnode_node::ANNOUNCE_NANOS));
 }

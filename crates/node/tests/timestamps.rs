@@ -152,8 +152,8 @@ fn a_delta_from_the_future_is_refused_until_its_time_has_come() {
 
     // ... until A's clock has caught up: anti-entropy brings the delta again, and it stands.
     a.env().advance(3600 * 1_000_000_000);
-    a.tick();
-    b.tick();
+    common::tick(&mut a);
+    common::tick(&mut b);
     settle(&mut [&mut a, &mut b]);
     assert!(refusals(&mut a).is_empty());
     assert_eq!(entries(&mut a, &ctx)["far"], json!("later"));

@@ -10,7 +10,7 @@
 //! Time is the simulation's: every member reads one [`VirtualClock`] (through [`SimEnv`]), and
 //! reading it does not move it, so adding a clock read (a log line) leaves a run unchanged.
 //! Time moves only when the simulation advances it ([`Sim::advance`], [`Sim::wait`]), and each
-//! advance runs every member's timers ([`tabnode_node::Node::tick`]). Every choice the network
+//! advance runs every member's timers ([`tabnode_node::Node::handle_timeout`], time given). Every choice the network
 //! and the workload make comes from one seed ([`Rng`]), so a failing seed replays exactly.
 //!
 //! [`settle`] is the fault-free special case, for tests that drive nodes by hand: everyone hears
@@ -25,5 +25,5 @@ mod store;
 pub use env::{SimEnv, VirtualClock, EPOCH_NANOS};
 pub use network::{peer_id, peer_index, settle, Envelope, Faults, Network};
 pub use rng::Rng;
-pub use sim::{Member, Sim, SimNode, ROUND_NANOS};
+pub use sim::{tick, Member, Sim, SimNode, ROUND_NANOS};
 pub use store::{fork, CommitFault, SimStore};

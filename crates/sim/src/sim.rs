@@ -190,8 +190,9 @@ impl Sim {
     pub fn advance(&mut self, nanos: u64) {
         self.recover();
         self.clock.advance(nanos);
+        let now = self.clock.now();
         for member in &mut self.members {
-            member.node.tick();
+            block_on(member.node.handle_timeout(now));
         }
     }
 
@@ -219,4 +220,11 @@ impl Sim {
         }
         None
     }
+}
+
+/// Runs a node's timers at the time its own clock reads: what a driver does when
+/// [`Node::poll_timeout`] comes due, for tests that drive nodes by hand.
+pub fn tick<S: tabnode_store::Store, E: tabnode_node::Env>(node: &mut Node<S, E>) {
+    let now = node.env().now_nanos();
+    block_on(node.handle_timeout(now));
 }

@@ -29,7 +29,7 @@ pub(super) struct ContextState {
     /// Deltas waiting for their parents, within a budget (see [`Waiting`]).
     pub(super) pending: Waiting,
     pub(super) last_sync_request: Option<u64>,
-    /// When this context last announced its heads (see [`Node::tick`]).
+    /// When this context last announced its heads (see [`Node::handle_timeout`]).
     pub(super) last_announce: Option<u64>,
     /// The context's shared secret: seals everything this context sends.
     pub(super) secret: [u8; 32],

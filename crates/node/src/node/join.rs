@@ -87,7 +87,7 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Asks to join the context an invitation names, and returns its id. The invitation holds
     /// no secret: this node sends the members a request (sealed with the context's handshake
     /// key, [`crate::context_handshake_key`]) with the certificate it redeemed, and asks again
-    /// every few seconds (from [`Node::tick`]) until a member admits it (records the use in the
+    /// every few seconds (from [`Node::handle_timeout`]) until a member admits it (records the use in the
     /// membership log) and seals the context's secret to this node's key
     /// ([`WireMessage::Welcome`], then [`NodeEvent::Joined`]). The state arrives from members
     /// after that; until then calls answer [`NodeError::NotSynced`]. Joining again with
@@ -99,11 +99,13 @@ impl<S: Store, E: Env> Node<S, E> {
         if self.contexts.contains_key(&id) {
             return Ok(id);
         }
-        let cert = invitation.redeem(self.key.public(), self.env.now_nanos())?;
+        let now = self.env.now_nanos();
+        let cert = invitation.redeem(self.key.public(), now)?;
         let value = borsh::to_vec(&(app_id, &cert)).expect("encode");
         self.commit(Batch::new().put(Namespace::Meta, &scoped_meta(JOINING, &id), value))
             .await?;
         self.start_joining(id, app_id, cert);
+        self.ask_to_join(id, now);
         Ok(id)
     }
 
@@ -112,6 +114,9 @@ impl<S: Store, E: Env> Node<S, E> {
         self.joining.contains_key(id)
     }
 
+    /// Subscribes to `id`'s topic and keeps the join under way; the request itself goes out
+    /// from [`Self::ask_to_join`] (at once from [`Self::join`], on the next timer after a
+    /// restart).
     pub(super) fn start_joining(&mut self, id: ContextId, app_id: AppId, cert: MemberCert) {
         self.outgoing.push(Outgoing::Subscribe {
             topic: context_topic(&id),
@@ -123,12 +128,10 @@ impl<S: Store, E: Env> Node<S, E> {
             last_request: None,
         };
         self.joining.insert(id, joining);
-        self.ask_to_join(id);
     }
 
     /// Sends the members this node's request to join `id`.
-    pub(super) fn ask_to_join(&mut self, id: ContextId) {
-        let now = self.env.now_nanos();
+    pub(super) fn ask_to_join(&mut self, id: ContextId, now: u64) {
         let Some(joining) = self.joining.get_mut(&id) else {
             return;
         };

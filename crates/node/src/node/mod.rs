@@ -9,7 +9,7 @@
 //! - [`contexts`]: installing apps, creating, reading and dropping contexts;
 //! - [`local`]: a local call, its requests (xcalls, new contexts) and the delta it makes;
 //! - [`remote`]: messages from peers, and applying a delta once its parents are in;
-//! - [`sync`]: the timer work of [`Node::tick`], sync requests and state snapshots;
+//! - [`sync`]: the timer work of [`Node::handle_timeout`], sync requests and state snapshots;
 //! - [`join`], [`members`], [`identity`]: invitations, membership operations, this node's key;
 //! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
 //! - [`sealing`], [`payloads`], [`audit_trail`]: secrets and sealing, withheld payloads, the trail;

@@ -62,11 +62,6 @@ impl<S: Store, E: Env> Node<S, E> {
                 format!("a message about {other} on the wrong topic {topic}"),
             );
         }
-        for id in message.contexts() {
-            if let Err(e) = self.end_stale_snapshot(id).await {
-                self.reject_as(Some(id), e.kind(), e.to_string());
-            }
-        }
         // A former secret opens only catching up on what came before the operation that
         // replaced it: a sync request (answered with that alone, see
         // [`Self::answer_sync_request`]), deltas made without knowledge of that operation (a

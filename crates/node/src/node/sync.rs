@@ -1,14 +1,42 @@
-//! Anti-entropy: the timer work of [`Node::tick`], answering sync requests, and state snapshots
+//! Anti-entropy: the timer work of [`Node::handle_timeout`], answering sync requests, and state snapshots
 //! (offering, receiving and installing them).
 
 use super::*;
 
 impl<S: Store, E: Env> Node<S, E> {
-    /// Anti-entropy, to be called every second or so: every [`ANNOUNCE_NANOS`] each context
-    /// tells its members its heads, and members answer with what it lacks (or ask back for what
-    /// they lack). This is what repairs gossip that was lost, e.g. while a connection was down.
-    pub fn tick(&mut self) {
-        let now = self.env.now_nanos();
+    /// When this node next has timer work (ns since the epoch, on the clock its driver gives
+    /// it): the earliest of each context's next announcement of heads ([`ANNOUNCE_NANOS`]),
+    /// each join's next request ([`SYNC_RETRY_NANOS`]) and each waiting snapshot's deadline
+    /// ([`COVERING_NANOS`]). `None` when it has none. A driver calls [`Self::handle_timeout`]
+    /// then (or later; never needed sooner).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let announcements = self.contexts.values().map(|ctx| {
+            ctx.last_announce
+                .map_or(0, |t| t.saturating_add(ANNOUNCE_NANOS))
+        });
+        let joins = self.joining.values().map(|j| {
+            j.last_request
+                .map_or(0, |t| t.saturating_add(SYNC_RETRY_NANOS))
+        });
+        let snapshots = self
+            .contexts
+            .values()
+            .filter_map(|ctx| match &ctx.snapshot {
+                Phase::Covering(covering) => Some(covering.since.saturating_add(COVERING_NANOS)),
+                _ => None,
+            });
+        announcements.chain(joins).chain(snapshots).min()
+    }
+
+    /// The timer work due at `now` (ns since the epoch). Anti-entropy: every
+    /// [`ANNOUNCE_NANOS`] each context tells its members its heads, and members answer with
+    /// what it lacks (or ask back for what they lack); this is what repairs gossip that was
+    /// lost, e.g. while a connection was down. A join with no answer asks again, and a
+    /// snapshot whose covered deltas did not come in time is dropped.
+    ///
+    /// Time is an input here, not read from the node's [`Env`]: a driver (the page, the CLI,
+    /// the simulator) decides when time passes, and a run given the same inputs does the same.
+    pub async fn handle_timeout(&mut self, now: u64) {
         let due: Vec<(ContextId, [u8; 32], WireMessage)> = self
             .contexts
             .values_mut()
@@ -34,7 +62,21 @@ impl<S: Store, E: Env> Node<S, E> {
             .map(|(id, _)| *id)
             .collect();
         for id in unanswered {
-            self.ask_to_join(id);
+            self.ask_to_join(id, now);
+        }
+        let stale: Vec<ContextId> = self
+            .contexts
+            .values()
+            .filter(|ctx| {
+                matches!(&ctx.snapshot, Phase::Covering(c)
+                    if now.saturating_sub(c.since) >= COVERING_NANOS)
+            })
+            .map(|ctx| ctx.id)
+            .collect();
+        for id in stale {
+            if let Err(e) = self.end_stale_snapshot(id).await {
+                self.reject_as(Some(id), e.kind(), e.to_string());
+            }
         }
     }
 
@@ -240,21 +282,17 @@ impl<S: Store, E: Env> Node<S, E> {
         self.apply_ready(context_id).await
     }
 
-    /// Drops a snapshot whose covered deltas have not all come within [`COVERING_NANOS`], and
-    /// rebuilds the state from the deltas held: a snapshot listing deltas that do not exist
-    /// would otherwise leave the context not synced until the node restarts.
-    pub(super) async fn end_stale_snapshot(&mut self, id: ContextId) -> Result<(), NodeError> {
+    /// Drops a snapshot whose covered deltas have not all come within [`COVERING_NANOS`] (the
+    /// timer found it due), and rebuilds the state from the deltas held: a snapshot listing
+    /// deltas that do not exist would otherwise leave the context not synced until the node
+    /// restarts.
+    async fn end_stale_snapshot(&mut self, id: ContextId) -> Result<(), NodeError> {
         let Some(ctx) = self.contexts.get(&id) else {
             return Ok(());
         };
         let Phase::Covering(covering) = &ctx.snapshot else {
             return Ok(());
         };
-        // Read only while covering: every clock reading is an input of the node (see `Env`).
-        let now = self.env.now_nanos();
-        if now.saturating_sub(covering.since) < COVERING_NANOS {
-            return Ok(());
-        }
         let missing = covering
             .covered
             .iter()

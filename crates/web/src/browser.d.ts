@@ -1,0 +1,76 @@
+// The TypeScript declarations of BrowserNode's option, result and event types; wasm-bindgen
+// appends them to the package's .d.ts (see `TS_TYPES` in browser.rs).
+/** Options of BrowserNode.create. */
+export interface NodeOptions {
+  dbName?: string; relays?: string[];
+  /** NEAR JSON-RPC URLs: sign-in then checks the key is on the account. */ nearRpc?: string[];
+  /** A Calimero context-config contract (with nearRpc): contexts it records are anchored there. */ nearContract?: string;
+  /** How often anchors are read again, ms (default 30000). */ anchorRefreshMs?: number;
+  /** Direct WebRTC links to other pages (default true). */ direct?: boolean;
+  /** STUN/TURN URLs for direct links (default none: host candidates). */ iceServers?: string[];
+  /** From how many deltas a context is offered to a joiner as a verified state snapshot (default 500; 0: never). */
+  snapshotThreshold?: number;
+  /** Which engine runs guest apps: "browser" (the page's own WebAssembly engine, the default)
+   * or "wasmi" (the interpreter). Both give the same results; see docs/performance.md. */
+  engine?: "browser" | "wasmi";
+}
+/** What a call returns. */
+export interface ExecuteResult {
+  output: unknown; logs: string[]; events: { kind: string; data: unknown }[];
+  rootHash: string | null; deltaId: string | null; blobs: string[];
+  xcalls: { contextId: string; function: string; error: string | null }[];
+  contextRequests: { request: "addMember" | "removeMember" | "create" | "delete"; member: string | null;
+    contextId: string | null; op: string | null; error: string | null }[];
+}
+/** A context's position: members with equal heads have equal rootHash. */
+export interface Checkpoint { heads: string[]; rootHash: string | null; merkleRoot: string | null; }
+export interface AuditRecord {
+  seq: number; prev: string; kind: "call" | "remoteDelta" | "refused"; executor: string; method: string;
+  argsHash: string; outcome: string; rootHash: string | null; time: string; randomSeed: string; deltaId: string | null;
+}
+export interface AuditReport { ok: boolean; records: number; badSeq: number | null; reason: string | null; }
+export interface ReplayReport { deltas: number; rootHash: string | null; matches: boolean; }
+/** How a kind of event leaves this node (selective disclosure). */
+export type Disclosure = { mode: "full" } | { mode: "hash" } | { mode: "redact"; fields: string[] };
+/** Rows of a context's state held in memory, and the node's wasm memory in bytes. */
+export interface MemoryUse { rows: number; wasmBytes: number; }
+/** `uses`: how many keys may join with the invitation (default 1). */
+export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; uses?: number; }
+export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
+/** What writeAnchor wrote to the context-config contract, and the anchor read back after. */
+export interface AnchorWrite {
+  contextId: string;
+  /** In transaction order; empty when the contract already recorded what the log says. */
+  requests: { kind: "Add" | "AddMembers" | "RemoveMembers" | "UpdateApplication"; signer: string; nonce: number;
+    members?: string[]; application?: { id: string; blob: string; size: number } }[];
+  /** The transaction's hash (base58), or null when nothing was sent. */
+  transactionHash: string | null;
+  /** What the contract records now, as the node was told (null if it could not be read back). */
+  anchor: { members: string[]; appMatches: boolean } | null;
+}
+/** What subscribers hear. */
+export type NodeEvent =
+  | { type: "event"; contextId: string; kind: string; data: unknown; author: string; deltaId: string | null; local: boolean;
+      /** The full payload's hash when `data` is only what the author disclosed (see setDisclosure). */
+      withheld: string | null }
+  | { type: "payload"; contextId: string; hash: string; data: unknown }
+  | { type: "anchorMismatch"; contextId: string; reason: string }
+  | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
+  /** A member admitted this node's join and gave it the context's secret. */
+  | { type: "joined"; contextId: string; admittedBy: string }
+  | { type: "syncRejected"; contextId: string | null; kind: string; reason: string }
+  | { type: "divergence"; contextId: string; deltaId: string; expected: string; actual: string | null }
+  /** A member announced the same heads with another root; `repaired`: rebuilt in canonical order. */
+  | { type: "rootMismatch"; contextId: string; ours: string | null; theirs: string; repaired: boolean }
+  | { type: "membership"; contextId: string; deltaId: string; by: string; counted: boolean;
+      op: { op: "remove"; member: string } | { op: "setRole"; member: string; role: "admin" | "member" | "reader" } | { op: "join" }
+        | { op: "leave" } | { op: "bind"; root: string } | { op: "revoke"; key: string; root: string }
+        | { op: "rotate"; new: string; root: string }
+        | { op: "setApp"; appId: string; migrate: string | null }
+        | { op: "admit"; member: string } | { op: "revokeInvitation"; invitation: string } }
+  | { type: "voided"; contextId: string; deltaId: string; author: string }
+  | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
+/** A connection of this node: to a relay over WebSocket or WebRTC-direct, or straight to another
+ * page over WebRTC. */
+export interface Connection { peer: string; via: "websocket" | "webrtc-direct" | "webrtc" | "circuit";
+  /** A relay holding a reservation for this node: others can dial it through the relay. */ reservation?: boolean; }
