@@ -174,3 +174,34 @@ fn failures_have_their_own_kinds_and_write_nothing() {
     assert_eq!(r.private, private, "no failed call left a private write");
     assert_eq!(r.output(&rt, &app, "title", json!({})), json!("first"));
 }
+
+/// `ed25519_verify` from a guest: the host says yes to the key's signature of the message and
+/// no to a wrong signature, another message, another key or a malformed key.
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn a_guest_verifies_ed25519_signatures_through_the_host() {
+    use ed25519_dalek::{Signer, SigningKey};
+    let (rt, app, mut r) = setup(Limits::default());
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let message = b"a message".to_vec();
+    let signature = key.sign(&message).to_bytes().to_vec();
+    let public = key.verifying_key().to_bytes().to_vec();
+    let other = SigningKey::from_bytes(&[10; 32])
+        .verifying_key()
+        .to_bytes()
+        .to_vec();
+    let mut verify = |signature: &[u8], key: &[u8], message: &[u8]| {
+        let args = json!({"signature": signature, "key": key, "message": message});
+        r.output(&rt, &app, "verify", args)
+    };
+    assert_eq!(verify(&signature, &public, &message), json!(true));
+    let mut flipped = signature.clone();
+    flipped[0] ^= 1;
+    assert_eq!(verify(&flipped, &public, &message), json!(false));
+    assert_eq!(
+        verify(&signature, &public, b"another message"),
+        json!(false)
+    );
+    assert_eq!(verify(&signature, &other, &message), json!(false));
+    assert_eq!(verify(&signature, &[0xff; 32], &message), json!(false));
+}

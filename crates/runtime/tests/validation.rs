@@ -21,8 +21,10 @@ fn refused(wat: &str) -> String {
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn a_minimal_app_compiles() {
-    compile(r#"(module (import "env" "log_utf8" (func (param i64))) (memory (export "memory") 1) (func (export "m")))"#).unwrap();
+    compile(MINIMAL_APP).unwrap();
 }
+
+const MINIMAL_APP: &str = r#"(module (import "env" "log_utf8" (func (param i64))) (memory (export "memory") 1) (func (export "m")))"#;
 
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
@@ -50,12 +52,77 @@ fn start_functions_and_garbage_are_refused() {
             .contains("_start")
     );
     assert!(refused_bytes(b"\0asm\x01\0\0\0garbage").contains("not a valid wasm module"));
-    let too_big = Runtime::new(Limits {
-        max_module_size: 10,
-        ..Limits::default()
-    })
-    .compile(&[0; 11]);
-    assert!(matches!(too_big, Err(RuntimeError::InvalidModule(_))));
+}
+
+/// A valid module padded with a custom section to `len` bytes in all.
+fn valid_module_of(len: usize) -> Vec<u8> {
+    let mut wasm = wat::parse_str(MINIMAL_APP).unwrap();
+    // A custom section: id 0, its size (LEB128, padded to 5 bytes), a 1-byte name "x", then
+    // padding up to `len`.
+    let payload = len - wasm.len() - 1 - 5;
+    let mut size = Vec::new();
+    let mut rest = payload as u32;
+    for i in 0..5 {
+        let last = i == 4;
+        size.push((rest & 0x7f) as u8 | if last { 0 } else { 0x80 });
+        rest >>= 7;
+    }
+    wasm.push(0);
+    wasm.extend(size);
+    wasm.extend([1, b'x']);
+    wasm.resize(len, 0);
+    wasm
+}
+
+/// The module size limit (20 MiB by default) refuses a module that is valid wasm in every other
+/// respect, and the same module at exactly the limit compiles.
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn a_valid_module_over_the_size_limit_is_refused_for_its_size() {
+    let limit = Limits::default().max_module_size;
+    assert_eq!(limit, 20 * 1024 * 1024);
+    let rt = Runtime::new(Limits::default());
+    rt.compile(&valid_module_of(limit))
+        .expect("a valid module at the limit compiles");
+    match rt.compile(&valid_module_of(limit + 1)) {
+        Err(RuntimeError::InvalidModule(why)) => {
+            assert!(why.contains("over the limit of 20971520 bytes"), "{why}")
+        }
+        other => panic!("expected InvalidModule, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// A guest that executes `unreachable` (what a Rust guest's abort compiles to) fails the call
+/// with `Trap`, naming what happened.
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn a_guest_trap_is_a_trap_error() {
+    let rt = Runtime::new(Limits::default());
+    let app = rt
+        .compile(
+            &wat::parse_str(
+                r#"(module (memory (export "memory") 1) (func (export "m") unreachable))"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let call = tabnode_runtime::Call {
+        method: "m",
+        input: b"",
+        context_id: [0; 32],
+        executor_id: [0; 32],
+        time_now_nanos: 0,
+        random_seed: [0; 32],
+    };
+    let empty = std::rc::Rc::new(std::collections::BTreeMap::new());
+    match rt.call(
+        &app,
+        &call,
+        tabnode_runtime::Views::new(empty.clone(), empty),
+    ) {
+        Err(RuntimeError::Trap(why)) => assert!(why.contains("unreachable"), "{why}"),
+        other => panic!("expected Trap, got {:?}", other.map(|_| ())),
+    }
 }
 
 fn refused_bytes(bytes: &[u8]) -> String {
