@@ -127,3 +127,49 @@ fn a_flipped_byte_or_a_deleted_record_is_found_with_its_sequence_number() {
     assert_eq!(report.bad_seq, Some(2), "{report:?}");
     assert!(report.reason.unwrap().contains("deleted or reordered"));
 }
+
+/// Two records swapped in place (each stored under the other's key) are found at the first of
+/// them: the trail is read in key order, and each record names its own sequence number and
+/// the hash of the one before it, under its signature.
+#[test]
+fn a_reordered_record_is_found_with_its_sequence_number() {
+    let store = MemoryStore::default();
+    let mut a = open(store.clone(), 1);
+    let app = block_on(a.install_app(&kv_store())).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    for i in 0..5 {
+        block_on(a.execute(&ctx, "set", json!({"key": format!("k{i}"), "value": "v"}))).unwrap();
+    }
+    let rows = block_on(store.scan_prefix(Namespace::Audit, ctx.as_bytes())).unwrap();
+    assert!(block_on(a.verify_audit(&ctx)).unwrap().ok);
+
+    let swapped = Batch::new()
+        .put(Namespace::Audit, &rows[2].0, rows[3].1.clone())
+        .put(Namespace::Audit, &rows[3].0, rows[2].1.clone());
+    block_on(store.commit(swapped)).unwrap();
+    let report = block_on(a.verify_audit(&ctx)).unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.bad_seq, Some(2), "{report:?}");
+    assert_eq!(report.records, 2, "the records before it still verify");
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("record 3 found where 2 belongs"),
+        "{report:?}"
+    );
+
+    // The last record moved to the front of the trail is found there too.
+    let restored = Batch::new()
+        .put(Namespace::Audit, &rows[2].0, rows[2].1.clone())
+        .put(Namespace::Audit, &rows[3].0, rows[3].1.clone());
+    block_on(store.commit(restored)).unwrap();
+    assert!(block_on(a.verify_audit(&ctx)).unwrap().ok, "restored");
+    let moved = Batch::new()
+        .put(Namespace::Audit, &rows[0].0, rows[5].1.clone())
+        .put(Namespace::Audit, &rows[5].0, rows[0].1.clone());
+    block_on(store.commit(moved)).unwrap();
+    let report = block_on(a.verify_audit(&ctx)).unwrap();
+    assert_eq!(report.bad_seq, Some(0), "{report:?}");
+}

@@ -107,3 +107,76 @@ fn a_signed_in_node_is_bound_everywhere_and_revoked_everywhere() {
         "B alone holds this one"
     );
 }
+
+/// A member that skips `revoke`'s check and signs a delta carrying a forged revocation (another
+/// root's signature, claiming the bound root) removes nobody: every node judges the revocation
+/// inside the delta, the revoked key's writes go on standing, and the nodes agree.
+#[test]
+fn a_forged_revocation_inside_a_delta_removes_nobody() {
+    use tabnode_node::{DeltaBody, MemberOp, WireMessage};
+    let root = SecretKey::from_seed([53; 32]);
+    let (mut a, mut b, mut c) = (open(1), open(2), open(3));
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    block_on(b.bind_root(&ctx, local_grant(b.public_key(), &root))).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    // M, an admitted member whose key the test holds, carries the forgery.
+    let m_key = SecretKey::from_seed([54; 32]);
+    let invitation = a.invite(&ctx).unwrap();
+    let m_cert = common::admit(&mut a, &invitation, &m_key);
+    settle(&mut [&mut a, &mut b, &mut c]);
+    let other = SecretKey::from_seed([55; 32]);
+    let mut forged = local_revocation(b.public_key(), &other);
+    forged.root = Root::Local {
+        public_key: root.public(),
+    };
+    let heads = block_on(a.checkpoint(&ctx)).unwrap().heads;
+    let now = tabnode_node::Env::now_nanos(a.env());
+    let delta = DeltaBody {
+        context_id: ctx,
+        parents: heads,
+        author: m_key.public(),
+        timestamp: now,
+        artifact: Vec::new(),
+        root_hash: tabnode_types::Hash([0; 32]),
+        events: Vec::new(),
+        genesis: None,
+        author_cert: m_cert,
+        op: Some(MemberOp::Revoke {
+            key: b.public_key(),
+            root: root.public(),
+            revocation: Box::new(forged),
+            shares: Vec::new(),
+        }),
+    }
+    .sign(&m_key);
+    let sealed = a.seal_for(&ctx, &WireMessage::Deltas(vec![delta])).unwrap();
+    for node in [&mut a, &mut b, &mut c] {
+        block_on(node.handle_message(&tabnode_node::context_topic(&ctx), &sealed));
+        let refused = common::rejections(node);
+        assert!(
+            refused
+                .iter()
+                .any(|r| r.contains("a root statement that does not verify")),
+            "{refused:?}"
+        );
+    }
+    settle(&mut [&mut a, &mut b, &mut c]);
+
+    block_on(b.execute(&ctx, "set", json!({"key": "k", "value": "still a member"}))).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    let revoked = b.public_key();
+    for node in [&mut a, &mut b, &mut c] {
+        assert!(node
+            .members(&ctx)
+            .unwrap()
+            .iter()
+            .any(|(k, _)| *k == revoked));
+        assert_eq!(entries(node, &ctx), json!({"k": "still a member"}));
+        assert!(block_on(node.replay(&ctx)).unwrap().matches);
+    }
+}
