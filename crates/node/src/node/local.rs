@@ -309,6 +309,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     kind: e.kind.clone(),
                     data,
                     withheld: hash,
+                    handler: e.handler.clone(),
                 }
             })
             .collect();
