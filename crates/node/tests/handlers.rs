@@ -8,10 +8,17 @@ use common::{guest, node, settle, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::NodeEvent;
+use tabnode_node::{Env, Node, NodeEvent};
+use tabnode_sim::{Faults, Sim};
+use tabnode_store::Store;
 use tabnode_types::{ContextId, DeltaId, Hash};
 
-fn call(node: &mut TestNode, ctx: &ContextId, method: &str, args: Value) -> Value {
+fn call<S: Store, E: Env>(
+    node: &mut Node<S, E>,
+    ctx: &ContextId,
+    method: &str,
+    args: Value,
+) -> Value {
     block_on(node.execute(ctx, method, args))
         .unwrap_or_else(|e| panic!("{method}: {e}"))
         .output
@@ -85,7 +92,11 @@ fn a_writes_handlers_run_on_the_member_that_applies_it_and_not_on_its_author() {
     for i in 0..3 {
         set(&mut a, &ctx, &format!("k{i}"), &format!("v{i}"));
     }
-    assert_eq!(counts(&mut a, &ctx), (json!(0), json!(0)), "the author runs none");
+    assert_eq!(
+        counts(&mut a, &ctx),
+        (json!(0), json!(0)),
+        "the author runs none"
+    );
     settle(&mut [&mut a, &mut b]);
     // B ran `count` once per write of A's, each a delta of its own, which reached A.
     let runs = handler_runs(&mut b);
@@ -167,4 +178,69 @@ fn a_joiner_runs_no_handlers_for_the_history_it_catches_up_on() {
     let root = position(&mut a, &ctx);
     assert_eq!(position(&mut b, &ctx), root);
     assert_eq!(position(&mut c, &ctx), root);
+}
+
+/// Each member's handler runs (`null` before it has the state) and whether all agree on heads and root, in a simulation.
+fn handled_and_converged(sim: &mut Sim, ctx: &ContextId) -> (Vec<Value>, bool) {
+    let mut positions = Vec::new();
+    let mut handled = Vec::new();
+    for node in sim.nodes() {
+        let cp = block_on(node.checkpoint(ctx)).ok();
+        positions.push(cp.map(|cp| (cp.heads, cp.root_hash)));
+        let here = block_on(node.execute(ctx, "handled_here", json!({})));
+        handled.push(here.map_or(Value::Null, |r| r.output));
+    }
+    let converged = positions.windows(2).all(|w| w[0] == w[1]) && positions[0].is_some();
+    (handled, converged)
+}
+
+/// On a network that loses, duplicates, delays and reorders messages (deltas then arrive
+/// before their parents, twice, or through sync requests), each delta's handlers still run
+/// once on every member but its author, and the members end on one root.
+#[test]
+fn handlers_run_once_per_delta_and_member_on_a_bad_network() {
+    const WRITES: u64 = 8;
+    let wasm = guest("handler_counter");
+    for seed in common::sim_seeds(4) {
+        let mut sim = Sim::new(seed, Faults::BAD);
+        for i in 0..3 {
+            sim.add_member();
+            block_on(sim.node(i).install_app(&wasm)).unwrap();
+        }
+        let app = block_on(sim.node(0).install_app(&wasm)).unwrap();
+        let ctx = block_on(sim.node(0).create_context(app, json!({}))).unwrap();
+        for i in 1..3 {
+            let invitation = sim.node(0).invite(&ctx).unwrap();
+            block_on(sim.node(i).join(&invitation)).unwrap();
+        }
+        let joined = sim.run_until(400, |sim| handled_and_converged(sim, &ctx).1);
+        assert!(joined.is_some(), "seed {seed}: the members never joined");
+        // Members 0 and 1 write, 2 only handles.
+        for n in 0..WRITES {
+            for i in 0..2 {
+                let args = json!({"key": format!("m{i}-{n}"), "value": "v"});
+                call(sim.node(i), &ctx, "set", args);
+            }
+            sim.step();
+        }
+        let expected = vec![json!(WRITES), json!(WRITES), json!(2 * WRITES)];
+        let done = sim.run_until(2_000, |sim| {
+            handled_and_converged(sim, &ctx) == (expected.clone(), true)
+        });
+        let (handled, converged) = handled_and_converged(&mut sim, &ctx);
+        assert!(
+            done.is_some(),
+            "seed {seed}: handled {handled:?} (expected {expected:?}), converged: {converged}"
+        );
+        // Nothing more runs once everything has arrived.
+        for _ in 0..3 {
+            sim.wait();
+            sim.step();
+        }
+        assert_eq!(
+            handled_and_converged(&mut sim, &ctx),
+            (expected, true),
+            "seed {seed}"
+        );
+    }
 }

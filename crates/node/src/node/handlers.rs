@@ -58,7 +58,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 return;
             }
             let history = history_before_admission(ctx, &self.handler_calls);
-            self.handler_calls.retain(|c| !history.contains(&c.delta_id));
+            self.handler_calls
+                .retain(|c| !history.contains(&c.delta_id));
             let Some(at) = self
                 .handler_calls
                 .iter()
@@ -115,7 +116,11 @@ fn history_before_admission(
     ctx: &ContextState,
     queued: &std::collections::VecDeque<HandlerCall>,
 ) -> HashSet<DeltaId> {
-    let Some((_, admissions)) = ctx.log.verdict().admitted.get(&admitted_key(&ctx.record.cert))
+    let Some((_, admissions)) = ctx
+        .log
+        .verdict()
+        .admitted
+        .get(&admitted_key(&ctx.record.cert))
     else {
         return HashSet::new(); // the creator, or a key made a member by an admin's operation
     };
