@@ -22,8 +22,8 @@ use std::rc::Rc;
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 use tabnode_runtime::{
-    migrated_state_entry, state_entry_key, App, Call, ContextRequest, Outcome, Runtime,
-    RuntimeError, StateView, ViewKind, Views, WriteSet, XCallRequest,
+    migrated_state_entry, sign_user_actions, state_entry_key, App, Call, ContextRequest, Outcome,
+    Runtime, RuntimeError, StateView, ViewKind, Views, WriteSet, XCallRequest,
 };
 use tabnode_store::{Batch, MerkleTree, Namespace, Store, StoreError};
 use tabnode_types::{
