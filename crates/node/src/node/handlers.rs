@@ -45,8 +45,8 @@ impl<S: Store, E: Env> Node<S, E> {
         self.handler_calls.extend(calls);
     }
 
-    /// Runs the queued handlers of `context_id` in order, while it takes calls (a joiner's
-    /// wait until its admission is in its log, then run).
+    /// Runs the queued handlers of `context_id` in order, once it takes calls (a joiner's wait
+    /// until its admission is in its log).
     pub(super) async fn run_handlers(&mut self, context_id: ContextId) {
         loop {
             let Some(ctx) = self.contexts.get(&context_id) else {
