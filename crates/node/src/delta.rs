@@ -16,6 +16,9 @@ pub struct EventRecord {
     /// The blake3 hash of the full payload, when `data` is not all of it: a member may ask the
     /// author for it.
     pub withheld: Option<Hash>,
+    /// The app method the members that apply the delta run with `data` as its arguments
+    /// (`emit_with_handler`); its author runs none (see [`crate::NodeEvent::Handler`]).
+    pub handler: Option<String>,
 }
 
 /// What a context's first delta records so every member can replay the app's `init` exactly.

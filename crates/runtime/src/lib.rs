@@ -35,6 +35,7 @@ mod host;
 mod limits;
 mod proof;
 mod root;
+mod user_actions;
 mod wasmi_engine;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +47,7 @@ pub use host::IMPORTS;
 pub use limits::Limits;
 pub use proof::{prove_state, verify_rows, ProofError, ProvenState};
 pub use root::{entry_key, index_key, migrated_state_entry, root_hash, state_entry_key};
+pub use user_actions::sign_user_actions;
 
 use host::HostState;
 

@@ -111,11 +111,12 @@ fn full_hash_of_index(bytes: &[u8]) -> Option<[u8; 32]> {
     r.take(32)?.try_into().ok()
 }
 
-/// A borsh cursor over just the shapes an index entry uses.
-struct Reader<'a>(&'a [u8]);
+/// A borsh cursor over just the shapes an index entry (and an artifact's action, see
+/// [`crate::user_actions`]) uses.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -124,19 +125,19 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
-    fn hash(&mut self) -> Option<[u8; 32]> {
+    pub(crate) fn hash(&mut self) -> Option<[u8; 32]> {
         self.take(32)?.try_into().ok()
     }
 
-    fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
 
-    fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
 
-    fn option(&mut self) -> Option<bool> {
+    pub(crate) fn option(&mut self) -> Option<bool> {
         match self.u8()? {
             0 => Some(false),
             1 => Some(true),
@@ -149,7 +150,7 @@ impl<'a> Reader<'a> {
         self.take(len).map(drop)
     }
 
-    fn metadata(&mut self) -> Option<()> {
+    pub(crate) fn metadata(&mut self) -> Option<()> {
         self.take(16)?; // created_at, updated_at
         match self.u8()? {
             0 | 2 => {} // Public, Frozen
@@ -162,6 +163,11 @@ impl<'a> Reader<'a> {
             }
             _ => return None,
         }
+        self.metadata_tail()
+    }
+
+    /// What follows the storage type in a `Metadata`: its CRDT type and field name.
+    pub(crate) fn metadata_tail(&mut self) -> Option<()> {
         if self.option()? {
             // CrdtType, in declaration order.
             match self.u8()? {

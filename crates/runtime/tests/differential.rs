@@ -257,6 +257,48 @@ fn kv_store_generated_sequences_with_concurrent_merges_alike() {
     }
 }
 
+/// handler-counter: a write's events name their handlers alike, and the handlers a member runs
+/// on the event payloads after merging the write (as the node runs them) give the same outcomes
+/// on every engine, the failing one included.
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn event_handlers_alike() {
+    let steps = on_every_engine("handler_counter", Limits::default(), |rt, app| {
+        // The member joins by replaying init with the author's record, as in `kv_sequence`.
+        let (mut author, mut member) = (Replica::new(1), Replica::new(1));
+        author.call(rt, app, "init", json!({}));
+        member.call(rt, app, "init", json!({}));
+        (member.executor, member.clock) = (2, member.clock + 500);
+        let write = author.try_call(rt, app, "set_refused", br#"{"key":"k","value":"v"}"#);
+        let written = write.as_ref().unwrap().clone();
+        member.sync(rt, app, &written.artifact, author.clock);
+        let mut steps = vec![write];
+        for event in &written.events {
+            let handler = event.handler.as_deref().expect("each event names one");
+            steps.push(member.try_call(rt, app, handler, &event.data));
+        }
+        steps.push(member.try_call(rt, app, "handled_here", b"{}"));
+        steps
+    });
+    let handlers: Vec<_> = steps[0]
+        .as_ref()
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.handler.clone())
+        .collect();
+    assert_eq!(
+        handlers,
+        [Some("refuse".to_owned()), Some("count".to_owned())]
+    );
+    assert!(steps[1].as_ref().unwrap().returns.is_err(), "refuse fails");
+    assert!(
+        !steps[2].as_ref().unwrap().artifact.is_empty(),
+        "count writes"
+    );
+    assert_eq!(json_of(&steps[3]), json!(1));
+}
+
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn fuel_runs_out_at_the_same_count_on_every_engine() {

@@ -69,6 +69,9 @@ export type NodeEvent =
         | { op: "setApp"; appId: string; migrate: string | null }
         | { op: "admit"; member: string } | { op: "revokeInvitation"; invitation: string } }
   | { type: "voided"; contextId: string; deltaId: string; author: string }
+  /** A handler an event of a member's delta (`deltaId`) named ran here (`emit_with_handler`):
+   * `handlerDelta` is the delta its writes made, `error` why it failed (it then changed nothing). */
+  | { type: "handler"; contextId: string; deltaId: string; handler: string; handlerDelta: string | null; error: string | null }
   | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
 /** A connection of this node: to a relay over WebSocket or WebRTC-direct, or straight to another
  * page over WebRTC. */

@@ -41,6 +41,19 @@ pub enum NodeEvent {
         /// for the rest with [`Node::request_payload`].
         withheld: Option<Hash>,
     },
+    /// A handler that an event of a member's delta named (`emit_with_handler`) ran on this
+    /// node, as this node's member, once that delta was applied here. `handler_delta` is the
+    /// delta its writes made; `error` says why it failed (it then changed nothing, and the
+    /// delta that named it stands all the same).
+    #[serde(rename_all = "camelCase")]
+    Handler {
+        context_id: ContextId,
+        /// The member's delta whose event named the handler.
+        delta_id: DeltaId,
+        handler: String,
+        handler_delta: Option<DeltaId>,
+        error: Option<String>,
+    },
     /// The context's anchor disagrees with this node: its app is not the anchored one, or a
     /// member acted who is not on the anchor.
     #[serde(rename_all = "camelCase")]
@@ -128,6 +141,7 @@ impl NodeEvent {
             | Self::Membership { context_id, .. }
             | Self::Voided { context_id, .. }
             | Self::Payload { context_id, .. }
+            | Self::Handler { context_id, .. }
             | Self::AnchorMismatch { context_id, .. }
             | Self::Divergence { context_id, .. }
             | Self::RootMismatch { context_id, .. } => Some(*context_id),

@@ -309,6 +309,7 @@ impl<S: Store, E: Env> Node<S, E> {
                     kind: e.kind.clone(),
                     data,
                     withheld: hash,
+                    handler: e.handler.clone(),
                 }
             })
             .collect();
@@ -340,7 +341,11 @@ impl<S: Store, E: Env> Node<S, E> {
                     parents: ctx.record.heads.clone(),
                     author: self.key.public(),
                     timestamp,
-                    artifact: outcome.artifact.clone(),
+                    // calimero-storage checks the owner's signature on each user-storage
+                    // action it merges: this node signs its own, as merod does.
+                    artifact: sign_user_actions(&outcome.artifact, &self.key.public().0, |p| {
+                        self.key.sign(p).0
+                    }),
                     root_hash,
                     events: events.clone(),
                     genesis: ctx.record.heads.is_empty().then(|| Genesis {

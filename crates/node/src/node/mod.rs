@@ -10,6 +10,7 @@
 //! - [`local`]: a local call, its requests (xcalls, new contexts) and the delta it makes;
 //! - [`remote`]: messages from peers, and applying a delta once its parents are in;
 //! - [`sync`]: the timer work of [`Node::handle_timeout`], sync requests and state snapshots;
+//! - [`handlers`]: the event handlers members' deltas name, run after those deltas apply;
 //! - [`join`], [`members`], [`identity`]: invitations, membership operations, this node's key;
 //! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
 //! - [`sealing`], [`payloads`], [`audit_trail`]: secrets and sealing, withheld payloads, the trail;
@@ -21,8 +22,8 @@ use std::rc::Rc;
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Serialize;
 use tabnode_runtime::{
-    migrated_state_entry, state_entry_key, App, Call, ContextRequest, Outcome, Runtime,
-    RuntimeError, StateView, ViewKind, Views, WriteSet, XCallRequest,
+    migrated_state_entry, sign_user_actions, state_entry_key, App, Call, ContextRequest, Outcome,
+    Runtime, RuntimeError, StateView, ViewKind, Views, WriteSet, XCallRequest,
 };
 use tabnode_store::{Batch, MerkleTree, Namespace, Store, StoreError};
 use tabnode_types::{
@@ -48,6 +49,7 @@ mod audit_trail;
 mod context;
 mod contexts;
 mod events;
+mod handlers;
 mod identity;
 mod join;
 mod layout;
@@ -65,7 +67,7 @@ pub use self::events::{NodeEvent, Outgoing};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
 };
-use self::{context::*, join::*, layout::*, replay::*, waiting::Waiting};
+use self::{context::*, handlers::HandlerCall, join::*, layout::*, replay::*, waiting::Waiting};
 
 /// Writes held back (see [`Node::hold_writes`]) go to the store once they number this many: one
 /// transaction each few thousand covered deltas rather than one per delta, in bounded memory.
@@ -161,6 +163,8 @@ pub struct Node<S: Store, E: Env> {
     joining: HashMap<ContextId, Joining>,
     /// Writes held back to go to the store together (see [`Node::hold_writes`]), in order.
     held: Option<(ContextId, Batch)>,
+    /// Handlers members' deltas named, to run here in order (see [`handlers`]).
+    handler_calls: std::collections::VecDeque<HandlerCall>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -197,6 +201,7 @@ impl<S: Store, E: Env> Node<S, E> {
             joining: HashMap::new(),
             clock: 0,
             held: None,
+            handler_calls: Default::default(),
             outgoing: Vec::new(),
             events: Vec::new(),
         };

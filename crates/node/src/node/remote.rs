@@ -376,6 +376,7 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             self.bind_if_needed(&context_id).await;
         }
+        self.run_handlers(context_id).await;
         let now = self.env.now_nanos();
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
         let due = ctx
@@ -506,6 +507,7 @@ impl<S: Store, E: Env> Node<S, E> {
         if let Some(Err(e)) = outcome.as_ref().map(|o| &o.returns) {
             return Err(NodeError::AppError(String::from_utf8_lossy(e).into_owned()));
         }
+        let ran = outcome.is_some();
         let root_hash = outcome
             .as_ref()
             .and_then(|o| o.root_hash)
@@ -637,6 +639,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 local: false,
                 withheld: e.withheld,
             });
+        }
+        if ran {
+            self.queue_handlers(ctx, id, body);
         }
         Ok(())
     }

@@ -35,6 +35,9 @@ fn guest_bytes(name: &str) -> Vec<u8> {
     match name {
         "kv_store" => include_bytes!("../../../../tests/apps/dist/kv_store.wasm").to_vec(),
         "probe" => include_bytes!("../../../../tests/apps/dist/probe.wasm").to_vec(),
+        "handler_counter" => {
+            include_bytes!("../../../../tests/apps/dist/handler_counter.wasm").to_vec()
+        }
         other => panic!("no guest app {other} is compiled into the browser tests"),
     }
 }
