@@ -227,6 +227,9 @@ export type NodeEvent =
   | { type: "payload"; contextId: string; hash: string; data: unknown }
   | { type: "anchorMismatch"; contextId: string; reason: string }
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
+  /** Part of the app a join lacks came from a member and matched the app id: `received` of
+   * `total` bytes; once all have, the app is installed and the join goes on. */
+  | { type: "appProgress"; contextId: string; appId: string; received: number; total: number }
   /** A member admitted this node's join and gave it the context's secret. */
   | { type: "joined"; contextId: string; admittedBy: string }
   | { type: "syncRejected"; contextId: string | null; kind: string; reason: string }
@@ -1454,7 +1457,8 @@ impl BrowserNode {
     }
 
     /// Joins the context an invitation names; resolves to its id once a member has admitted
-    /// this node and given it the context's secret (the invitation carries none). State
+    /// this node and given it the context's secret (the invitation carries none). A node that
+    /// lacks the invitation's app fetches it from the members first (`appProgress` events). State
     /// arrives from members after that. Rejects with `NotSynced` if no member answered within
     /// a minute: the node keeps asking in the background (a `joined` event tells when it is
     /// in), and joining again with the same invitation waits again.
