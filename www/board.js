@@ -3,7 +3,7 @@
 // and remove items, also offline (a write succeeds in this tab and reaches the other when a
 // connection is back). The page is a view of its own node: rules live in the node.
 import QRCode from 'qrcode';
-import { coalesce, demoAppBytes, invitationLink, joinWithDemoApp, loadConfig, short, takeInvitationFromFragment } from './shared.js';
+import { coalesce, demoAppBytes, invitationLink, joinFromLink, loadConfig, short, takeInvitationFromFragment } from './shared.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -166,7 +166,7 @@ async function createList() {
 async function joinList(invitation) {
   say('Opening the shared list…');
   try {
-    const { contextId } = await joinWithDemoApp(node, invitation);
+    const contextId = await joinFromLink(node, invitation);
     await open(contextId, 'You joined a shared list: your changes reach everyone who has the link.');
   } catch (err) {
     say(`This link does not open a list: ${err.name}: ${err.message}`, { bad: true });

@@ -1,7 +1,7 @@
 // The node console: starts a BrowserNode for this page and shows what it does. The node is
 // `window.tabnode` for devtools and tests. Everything here is a view; rules live in the node.
 import QRCode from 'qrcode';
-import { coalesce, demoAppBytes, invitationLink, joinWithDemoApp, loadConfig, short, takeInvitationFromFragment } from './shared.js';
+import { coalesce, demoAppBytes, invitationLink, joinFromLink, loadConfig, short, takeInvitationFromFragment } from './shared.js';
 
 const $ = (id) => document.getElementById(id);
 const text = (id, value) => { $(id).textContent = typeof value === 'string' ? value : JSON.stringify(value, null, 2); };
@@ -233,6 +233,11 @@ async function main() {
       case 'directClosed':
         renderPeers(node, options.relays);
         return;
+      case 'appProgress':
+        text('join-progress', event.received < event.total
+          ? `fetching app ${short(event.appId)} from the members: ${Math.round(event.received / 1024)} of ${Math.round(event.total / 1024)} KiB`
+          : `fetched app ${short(event.appId)} from the members (${Math.round(event.total / 1024)} KiB), checked against its id and installed`);
+        return;
       case 'syncRejected': {
         const entry = { reason: event.reason, at: new Date() };
         (event.contextId ? statsOf(event.contextId).rejected : rejectedWithoutContext).push(entry);
@@ -366,15 +371,10 @@ async function main() {
   });
 
   const join = async (invitation) => {
-    const { contextId, installed } = await guarded('join', () => joinWithDemoApp(node, invitation));
-    if (installed) {
-      text('app-id', installed);
-      $('app-verified').className = 'ok';
-      text('app-verified', '✓ kv_store.wasm (the demo app the invitation runs): validated by the node; its id is the blake3 hash of its bytes');
-    }
+    const contextId = await guarded('join', () => joinFromLink(node, invitation));
     await select(contextId);
     const cp = await node.position(contextId);
-    text('join-result', `joined context ${short(contextId)}${installed ? ' (installed the demo kv-store it runs)' : ''}; ${cp.heads.length ? 'its state is here' : 'its state arrives from the members online'}`);
+    text('join-result', `joined context ${short(contextId)}; ${cp.heads.length ? 'its state is here' : 'its state arrives from the members online'}`);
     return contextId;
   };
   $('join').addEventListener('click', async () => {

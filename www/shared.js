@@ -56,22 +56,10 @@ export async function demoAppBytes() {
 }
 
 /**
- * Joins; if the node lacks the invitation's app and that app is the demo kv-store served here,
- * installs it and joins again. Resolves to `{contextId, installed}` (`installed`: the app id, or
- * null when nothing had to be installed).
+ * Joins from an invitation (a link or its text); resolves to the context id. A node that lacks
+ * the invitation's app fetches it from the members first (`appProgress` events), whatever app.
  */
-export async function joinWithDemoApp(node, invitation) {
-  try {
-    return { contextId: await node.join(invitationFrom(invitation)), installed: null };
-  } catch (err) {
-    if (err.name !== 'AppNotInstalled') throw err;
-    const bytes = await demoAppBytes();
-    if (!bytes) throw err;
-    const appId = await node.installApp(bytes);
-    if (!err.message.includes(appId)) throw err;
-    return { contextId: await node.join(invitationFrom(invitation)), installed: appId };
-  }
-}
+export const joinFromLink = (node, invitation) => node.join(invitationFrom(invitation));
 
 /**
  * Wraps an async refresh so that a burst of requests runs it at most once per `gapMs`, never two

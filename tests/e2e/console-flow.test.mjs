@@ -61,7 +61,9 @@ test('create, invite by link, join in a second context, edit, see it, change a r
   await b.waitForSelector('#join-offer:not([hidden])');
   await shot(b, '03-b-offered-to-join');
   await b.click('#accept-invite');
-  await waitText(b, '#join-result', /joined context .*installed the demo kv-store/);
+  // B never installed the app: its node fetches it from A, checks it against the app id, installs it.
+  await waitText(b, '#join-result', /joined context /);
+  await waitText(b, '#join-progress', /fetched app \S+ from the members \(\d+ KiB\), checked against its id and installed/);
   await b.waitForSelector('#join-offer', { state: 'hidden' });
   await waitText(b, '#heads', /^\w{8}…/);
   await shot(b, '04-b-joined');

@@ -35,6 +35,10 @@ pub enum NodeError {
     /// [`Node::sign_context_request`](crate::Node::sign_context_request)).
     #[error("not a request this node signs for the chain: {0}")]
     BadChainRequest(String),
+    /// A part of an app binary a member sent a joiner did not hold (see
+    /// [`AppPartError`](crate::AppPartError)); its kind is the part's own.
+    #[error("{0}")]
+    BadAppPart(#[from] crate::node::AppPartError),
     /// A state snapshot from a member did not hold (see [`crate::snapshot`]).
     #[error("{0}")]
     BadSnapshot(#[from] crate::snapshot::SnapshotError),
@@ -73,6 +77,7 @@ impl NodeError {
             Self::Corrupt(_) => "Corrupt",
             Self::BadChainRequest(_) => "BadChainRequest",
             Self::BadSnapshot(_) => "BadSnapshot",
+            Self::BadAppPart(e) => e.kind(),
             Self::FutureDelta(_) => "FutureDelta",
             Self::ClockExhausted(_) => "ClockExhausted",
             Self::Busy(_) => "Busy",

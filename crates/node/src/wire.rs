@@ -1,7 +1,7 @@
 //! Messages members exchange on a context's topic.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use tabnode_types::{ContextId, DeltaId, Hash, PublicKey, Signature};
+use tabnode_types::{AppId, ContextId, DeltaId, Hash, PublicKey, Signature};
 
 use crate::delta::Delta;
 use crate::log::Share;
@@ -81,6 +81,29 @@ pub enum WireMessage {
         provider: Box<MemberCert>,
         signature: Signature,
     },
+    /// A joiner that lacks the app its invitation names asks the members for it (see
+    /// `node/app_fetch.rs`): the parts `missing` (all when empty), signed by the joiner over
+    /// [`WireMessage::app_request_message`]. Sealed with the handshake key, like a join.
+    AppRequest {
+        context_id: ContextId,
+        requester: Box<MemberCert>,
+        missing: Vec<u32>,
+        signature: Signature,
+    },
+    /// A member's answer: part `index` of the app binary of `size` bytes, sealed to the joiner
+    /// `to`, with the chaining values of every part in blake3's tree (they make `app_id`), and
+    /// the member's certificate and signature over [`WireMessage::app_part_message`].
+    AppPart {
+        context_id: ContextId,
+        app_id: AppId,
+        size: u64,
+        index: u32,
+        hashes: Vec<[u8; 32]>,
+        to: PublicKey,
+        sealed: Vec<u8>,
+        provider: Box<MemberCert>,
+        signature: Signature,
+    },
 }
 
 impl WireMessage {
@@ -95,7 +118,9 @@ impl WireMessage {
             | Self::Share { context_id, .. }
             | Self::PayloadRequest { context_id, .. }
             | Self::Payload { context_id, .. }
-            | Self::SnapshotPart { context_id, .. } => vec![*context_id],
+            | Self::SnapshotPart { context_id, .. }
+            | Self::AppRequest { context_id, .. }
+            | Self::AppPart { context_id, .. } => vec![*context_id],
         }
     }
 
@@ -111,6 +136,28 @@ impl WireMessage {
         root_hash: &Option<Hash>,
     ) -> Vec<u8> {
         borsh::to_vec(&(b"tabnode-sync-request-v1", context_id, heads, root_hash)).expect("encode")
+    }
+
+    /// What the joiner of a [`WireMessage::AppRequest`] signs.
+    pub fn app_request_message(context_id: &ContextId, missing: &[u32]) -> Vec<u8> {
+        borsh::to_vec(&(b"tabnode-app-request-v1", context_id, missing)).expect("encode")
+    }
+
+    /// What the member of a [`WireMessage::AppPart`] signs: the context, the app, its size,
+    /// the part's index, the joiner it is sealed to and the sealed bytes.
+    pub fn app_part_message(
+        (context_id, app_id, size, index, to, sealed): (
+            &ContextId,
+            &AppId,
+            u64,
+            u32,
+            &PublicKey,
+            &Vec<u8>,
+        ),
+    ) -> Vec<u8> {
+        let sealed = blake3::hash(sealed);
+        let signed = (context_id, app_id, size, index, to, sealed.as_bytes());
+        borsh::to_vec(&(b"tabnode-app-part-v1", signed)).expect("encode")
     }
 
     /// What the member of a [`WireMessage::Welcome`] signs.

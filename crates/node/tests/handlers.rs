@@ -61,7 +61,7 @@ fn handler_runs(node: &mut TestNode) -> Vec<(String, Option<DeltaId>, Option<Str
 fn announce(nodes: &mut [&mut TestNode]) {
     for node in nodes.iter_mut() {
         node.env().advance(tabnode_node::ANNOUNCE_NANOS);
-        node.tick();
+        common::tick(node);
     }
     settle(nodes);
 }

@@ -56,6 +56,9 @@ export type NodeEvent =
   | { type: "payload"; contextId: string; hash: string; data: unknown }
   | { type: "anchorMismatch"; contextId: string; reason: string }
   | { type: "deltaApplied"; contextId: string; deltaId: string; author: string; rootHash: string | null }
+  /** Part of the app a join lacks came from a member and matched the app id: `received` of
+   * `total` bytes; once all have, the app is installed and the join goes on. */
+  | { type: "appProgress"; contextId: string; appId: string; received: number; total: number }
   /** A member admitted this node's join and gave it the context's secret. */
   | { type: "joined"; contextId: string; admittedBy: string }
   | { type: "syncRejected"; contextId: string | null; kind: string; reason: string }

@@ -1386,7 +1386,8 @@ impl BrowserNode {
     }
 
     /// Joins the context an invitation names; resolves to its id once a member has admitted
-    /// this node and given it the context's secret (the invitation carries none). State
+    /// this node and given it the context's secret (the invitation carries none). A node that
+    /// lacks the invitation's app fetches it from the members first (`appProgress` events). State
     /// arrives from members after that. Rejects with `NotSynced` if no member answered within
     /// a minute: the node keeps asking in the background (a `joined` event tells when it is
     /// in), and joining again with the same invitation waits again.

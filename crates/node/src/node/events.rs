@@ -68,6 +68,16 @@ pub enum NodeEvent {
         hash: Hash,
         data: serde_json::Value,
     },
+    /// A part of the app this node's join lacks came from a member and matched the app id:
+    /// `received` of its `total` bytes are here (see [`Node::join`]). Once all are, the app is
+    /// installed and the join goes on.
+    #[serde(rename_all = "camelCase")]
+    AppProgress {
+        context_id: ContextId,
+        app_id: AppId,
+        received: u64,
+        total: u64,
+    },
     /// A member admitted this node's join and gave it the context's secret: it now asks for
     /// the state (calls answer [`NodeError::NotSynced`] until it arrives).
     #[serde(rename_all = "camelCase")]
@@ -138,6 +148,7 @@ impl NodeEvent {
             Self::Event { context_id, .. }
             | Self::DeltaApplied { context_id, .. }
             | Self::Joined { context_id, .. }
+            | Self::AppProgress { context_id, .. }
             | Self::Membership { context_id, .. }
             | Self::Voided { context_id, .. }
             | Self::Payload { context_id, .. }

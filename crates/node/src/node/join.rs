@@ -3,12 +3,40 @@
 
 use super::*;
 
-/// A join under way: the app the invitation names, the certificate redeemed from it, and when
-/// this node last asked the members to admit it.
+/// A join under way: the app the invitation names, the certificate redeemed from it, when this
+/// node last asked the members (to admit it, or for the app), and the app's parts while it
+/// fetches the app (see `app_fetch.rs`).
 pub(super) struct Joining {
     pub(super) app_id: AppId,
     pub(super) cert: MemberCert,
     pub(super) last_request: Option<u64>,
+    pub(super) fetch: Option<AppFetch>,
+}
+
+/// Why the invitation a certificate was redeemed from admits no key now, if it does not: the
+/// log says it was revoked or used up, this node's clock says it expired (whatever the joiner
+/// claims), or its inviter is no admin now.
+pub(super) fn invitation_refusal(
+    ctx: &ContextState,
+    invitation: &InvitationGrant,
+    now: u64,
+) -> Option<&'static str> {
+    let verdict = ctx.log.verdict();
+    let invite_key = invitation.invite_key;
+    if verdict.revoked_invitations.contains_key(&invite_key) {
+        return Some("the invitation was revoked");
+    }
+    let uses = verdict.invitation_uses.get(&invite_key).copied();
+    if uses.unwrap_or(0) >= invitation.uses {
+        return Some("the invitation was already used");
+    }
+    if now >= invitation.expires_at {
+        return Some("the invitation expired before a member saw the join");
+    }
+    if ctx.role_of(&invitation.inviter) != Some(Role::Admin) {
+        return Some("the inviter is no admin of the context now");
+    }
+    None
 }
 
 impl<S: Store, E: Env> Node<S, E> {
@@ -92,10 +120,13 @@ impl<S: Store, E: Env> Node<S, E> {
     /// ([`WireMessage::Welcome`], then [`NodeEvent::Joined`]). The state arrives from members
     /// after that; until then calls answer [`NodeError::NotSynced`]. Joining again with
     /// another invitation while the first is not answered replaces it.
+    ///
+    /// A node that lacks the app the invitation names first fetches it from the members (see
+    /// `app_fetch.rs`, [`NodeEvent::AppProgress`]), checked against the app id, and installs
+    /// it; then it asks to be admitted.
     pub async fn join(&mut self, invitation: &str) -> Result<ContextId, NodeError> {
         let invitation = Invitation::decode(invitation)?;
         let (id, app_id) = (invitation.grant.context_id, invitation.grant.app_id);
-        self.app(app_id).await?;
         if self.contexts.contains_key(&id) {
             return Ok(id);
         }
@@ -104,7 +135,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let value = borsh::to_vec(&(app_id, &cert)).expect("encode");
         self.commit(Batch::new().put(Namespace::Meta, &scoped_meta(JOINING, &id), value))
             .await?;
-        self.start_joining(id, app_id, cert);
+        self.start_joining(id, app_id, cert).await?;
         self.ask_to_join(id, now);
         Ok(id)
     }
@@ -114,10 +145,20 @@ impl<S: Store, E: Env> Node<S, E> {
         self.joining.contains_key(id)
     }
 
-    /// Subscribes to `id`'s topic and keeps the join under way; the request itself goes out
-    /// from [`Self::ask_to_join`] (at once from [`Self::join`], on the next timer after a
-    /// restart).
-    pub(super) fn start_joining(&mut self, id: ContextId, app_id: AppId, cert: MemberCert) {
+    /// Subscribes to `id`'s topic and keeps the join under way, fetching the app first if this
+    /// node lacks it; the request itself goes out from [`Self::ask_to_join`] (at once from
+    /// [`Self::join`], on the next timer after a restart).
+    pub(super) async fn start_joining(
+        &mut self,
+        id: ContextId,
+        app_id: AppId,
+        cert: MemberCert,
+    ) -> Result<(), NodeError> {
+        let fetch = match self.app(app_id).await {
+            Ok(_) => None,
+            Err(NodeError::AppNotInstalled(_)) => Some(AppFetch::default()),
+            Err(e) => return Err(e),
+        };
         self.outgoing.push(Outgoing::Subscribe {
             topic: context_topic(&id),
             key: context_topic_key(&id),
@@ -126,16 +167,22 @@ impl<S: Store, E: Env> Node<S, E> {
             app_id,
             cert,
             last_request: None,
+            fetch,
         };
         self.joining.insert(id, joining);
+        Ok(())
     }
 
-    /// Sends the members this node's request to join `id`.
+    /// Sends the members this node's request to join `id` (or, while it fetches the app, its
+    /// request for the parts still missing).
     pub(super) fn ask_to_join(&mut self, id: ContextId, now: u64) {
         let Some(joining) = self.joining.get_mut(&id) else {
             return;
         };
         joining.last_request = Some(now);
+        if joining.fetch.is_some() {
+            return self.ask_for_app(id);
+        }
         let request = WireMessage::JoinRequest {
             context_id: id,
             cert: Box::new(joining.cert.clone()),
@@ -161,6 +208,38 @@ impl<S: Store, E: Env> Node<S, E> {
             Ok(WireMessage::JoinRequest { cert, .. }) => {
                 self.receive_join_request(id, *cert, from).await
             }
+            Ok(WireMessage::AppRequest {
+                requester,
+                missing,
+                signature,
+                ..
+            }) => {
+                let request = (*requester, missing, signature);
+                self.answer_app_request(id, request, from).await
+            }
+            Ok(WireMessage::AppPart {
+                app_id,
+                size,
+                index,
+                hashes,
+                to,
+                sealed,
+                provider,
+                signature,
+                ..
+            }) => {
+                let part = AppPart {
+                    app_id,
+                    size,
+                    index,
+                    hashes,
+                    to,
+                    sealed,
+                    provider,
+                    signature,
+                };
+                self.receive_app_part(id, part).await
+            }
             Ok(WireMessage::Welcome {
                 admit,
                 share,
@@ -175,8 +254,10 @@ impl<S: Store, E: Env> Node<S, E> {
                 "only a join handshake is sealed with the handshake key".into(),
             )),
         };
-        if let Err(e) = result {
-            self.reject(Some(id), e.to_string());
+        match result {
+            Err(e @ NodeError::BadAppPart(_)) => self.reject_as(Some(id), e.kind(), e.to_string()),
+            Err(e) => self.reject(Some(id), e.to_string()),
+            Ok(()) => {}
         }
     }
 
@@ -214,23 +295,8 @@ impl<S: Store, E: Env> Node<S, E> {
             cert.authenticate(&context_id, &member)?;
             return self.welcome(context_id, member, admit, peer);
         }
-        if verdict.revoked_invitations.contains_key(&invite_key) {
-            return bad("the invitation was revoked");
-        }
-        if verdict
-            .invitation_uses
-            .get(&invite_key)
-            .copied()
-            .unwrap_or(0)
-            >= invitation.uses
-        {
-            return bad("the invitation was already used");
-        }
-        if now >= invitation.expires_at {
-            return bad("the invitation expired before a member saw the join");
-        }
-        if ctx.role_of(&invitation.inviter) != Some(Role::Admin) {
-            return bad("the inviter is no admin of the context now");
+        if let Some(why) = invitation_refusal(ctx, invitation, now) {
+            return bad(why);
         }
         cert.authenticate(&context_id, &member)?;
         if !ctx.synced() {

@@ -37,7 +37,7 @@ use crate::disclosure::Disclosure;
 use crate::env::Env;
 use crate::error::NodeError;
 use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
-use crate::membership::{ChainTooDeep, Invitation, Issuance, MemberCert, Role};
+use crate::membership::{ChainTooDeep, Invitation, InvitationGrant, Issuance, MemberCert, Role};
 use crate::rows::Rows;
 use crate::seal;
 use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
@@ -45,6 +45,7 @@ use crate::wire::WireMessage;
 use crate::{context_handshake_key, context_topic, context_topic_key, CONTEXT_TOPIC_PREFIX};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
+mod app_fetch;
 mod audit_trail;
 mod context;
 mod contexts;
@@ -63,11 +64,15 @@ mod sealing;
 mod sync;
 mod waiting;
 
+pub use self::app_fetch::{AppPartError, APP_PART_BYTES, MAX_FETCHED_APP_BYTES};
 pub use self::events::{NodeEvent, Outgoing};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
 };
-use self::{context::*, handlers::HandlerCall, join::*, layout::*, replay::*, waiting::Waiting};
+use self::{
+    app_fetch::*, context::*, handlers::HandlerCall, join::*, layout::*, replay::*,
+    waiting::Waiting,
+};
 
 /// Writes held back (see [`Node::hold_writes`]) go to the store once they number this many: one
 /// transaction each few thousand covered deltas rather than one per delta, in bounded memory.
@@ -248,7 +253,7 @@ impl<S: Store, E: Env> Node<S, E> {
             );
             let (app_id, cert) = <(AppId, MemberCert)>::try_from_slice(&value)
                 .map_err(|e| corrupt("join under way", e))?;
-            node.start_joining(id, app_id, cert);
+            node.start_joining(id, app_id, cert).await?;
         }
         if let Some(bytes) = node.store.get(Namespace::Keys, NEXT_NODE_KEY).await? {
             let (seed, grant, revocation) =

@@ -170,7 +170,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
             }
             WireMessage::JoinRequest { context_id, .. }
-            | WireMessage::Welcome { context_id, .. } => {
+            | WireMessage::Welcome { context_id, .. }
+            | WireMessage::AppRequest { context_id, .. }
+            | WireMessage::AppPart { context_id, .. } => {
                 self.reject(
                     Some(context_id),
                     "a join handshake sealed with the context's secret".into(),

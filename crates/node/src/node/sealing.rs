@@ -58,6 +58,13 @@ impl<S: Store, E: Env> Node<S, E> {
         seal::seal(&key, context_id, self.env.random32(), &message.encode())
     }
 
+    /// Opens a join handshake message for `context_id` (tools and tests), as anyone who knows
+    /// the context id can.
+    pub fn open_handshake(&self, context_id: &ContextId, data: &[u8]) -> Option<WireMessage> {
+        let plain = seal::open(&context_handshake_key(context_id), context_id, data)?;
+        WireMessage::decode(&plain).ok()
+    }
+
     /// Signs `snapshot` as this node's and splits it into the messages that carry it, as
     /// [`crate::snapshot`] describes (tools and tests).
     pub fn sign_snapshot(
