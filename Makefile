@@ -25,8 +25,9 @@ www: pkg
 	npx webpack --config webpack.config.js
 
 # The relay is a Cargo workspace of its own (crates/relay: libp2p 0.57 with WebRTC-direct); its
-# binary goes to the top-level target/release like the rest.
-RELAY_CARGO := --manifest-path crates/relay/Cargo.toml --target-dir target
+# binary goes to the same target directory as the rest (CARGO_TARGET_DIR if set, else ./target).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+RELAY_CARGO := --manifest-path crates/relay/Cargo.toml --target-dir $(TARGET_DIR)
 
 relay:
 	$(CARGO) build --release $(RELAY_CARGO)
@@ -59,7 +60,7 @@ clean:
 bench: setup apps
 	$(CARGO) build --release -p tabnode-bench
 	$(CARGO) build --release --target $(WASM_TARGET) -p tabnode-bench --lib
-	wasm-bindgen --target web --out-dir bench/pkg target/$(WASM_TARGET)/release/tabnode_bench.wasm
+	wasm-bindgen --target web --out-dir bench/pkg $(TARGET_DIR)/$(WASM_TARGET)/release/tabnode_bench.wasm
 	node bench/run.mjs $(or $(CALLS),500)
 
 # The package's size per artifact (raw, gzip, brotli) and the time from navigation to a ready node
@@ -77,14 +78,14 @@ bench-store: setup apps www relay
 # Catch-up benchmark (issue 7), natively: a late joiner over DELTAS deltas (figures, not a test).
 bench-catchup: setup apps
 	$(CARGO) build --release -p tabnode-bench --bin tabnode-catchup
-	target/release/tabnode-catchup tests/apps/dist/kv_store.wasm $(or $(DELTAS),10000)
+	$(TARGET_DIR)/release/tabnode-catchup tests/apps/dist/kv_store.wasm $(or $(DELTAS),10000)
 
 # Relay load test (issue 8), on loopback: PEERS native peers against one relay with a per-IP
 # connection limit LIMIT and RESERVATIONS reservations, publishing for SECS seconds; prints what got
 # through, latency, and the relay's peak RSS and CPU time (figures; exits 1 if a limit leaks).
 bench-relay: relay
 	$(CARGO) build --release -p tabnode-relay-tests --bin relay-load
-	target/release/relay-load --peers $(or $(PEERS),200) --limit $(or $(LIMIT),150) --reservations $(or $(RESERVATIONS),100) --seconds $(or $(SECS),20)
+	$(TARGET_DIR)/release/relay-load --peers $(or $(PEERS),200) --limit $(or $(LIMIT),150) --reservations $(or $(RESERVATIONS),100) --seconds $(or $(SECS),20)
 
 # Peering benchmark (issue 8): page-to-page latency and deltas/s over a direct WebRTC link and
 # over the relay (reached over WebSocket and over WebRTC-direct), and the link's set-up time, in

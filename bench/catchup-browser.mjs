@@ -49,6 +49,14 @@ try {
     const invitation = await a.page.evaluate((c) => window.tabnode.invite(c), ctx);
     const before = received;
     const started = performance.now();
+    await page.evaluate((inv) => {
+      window.seen = {};
+      window.refused = [];
+      window.tabnode.subscribe(null, (e) => {
+        window.seen[e.type] = (window.seen[e.type] || 0) + 1;
+        if (e.type === 'syncRejected' && window.refused.length < 20) window.refused.push(`${e.kind}: ${e.reason}`);
+      });
+    }, null);
     await page.evaluate((inv) => window.tabnode.join(inv), invitation);
     let last = performance.now();
     let entries = 0;
@@ -64,6 +72,7 @@ try {
       if (entries >= keys && (await heads(page)) === (await heads(a.page))) break;
       if (performance.now() - last > 10_000) {
         console.log(`${name} catching up: ${entries} of ${keys} entries after ${((performance.now() - started) / 1000).toFixed(0)} s`);
+        if (process.env.TRACE) console.log(JSON.stringify(await page.evaluate(() => ({ seen: window.seen, refused: window.refused }))));
         last = performance.now();
       }
       await new Promise((r) => setTimeout(r, 50));

@@ -12,7 +12,7 @@ const calls = Number(process.argv[2] || 500);
 const kvStore = path.join(root, 'tests/apps/dist/kv_store.wasm');
 
 const native = JSON.parse(
-  execFileSync(path.join(root, 'target/release/tabnode-bench'), [kvStore, String(calls)], { encoding: 'utf8' }),
+  execFileSync(path.join(process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target'), 'release/tabnode-bench'), [kvStore, String(calls)], { encoding: 'utf8' }),
 );
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** Where cargo put the relay: CARGO_TARGET_DIR if set (as `make relay` honours it), else ./target. */
+const relayDefault = path.join(process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(root, 'target'), 'release/tabnode-relay');
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -22,7 +24,7 @@ const TYPES = {
  * (with its /certhash/) once it listens, and `metrics` to its Prometheus URL (on a free port). With `keyFile`, the WebRTC certificate is kept beside
  * the key, so a restart on the same ports gives the same two addresses.
  */
-export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binary = path.join(root, 'target/release/tabnode-relay'), logLevel = 'warn', keyFile } = {}) {
+export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binary = relayDefault, logLevel = 'warn', keyFile } = {}) {
   const args = [
     '--listen', `/ip4/${host}/tcp/${port}/ws`,
     '--listen', `/ip4/${host}/udp/${webrtcPort}/webrtc-direct`,
@@ -104,7 +106,7 @@ export async function startStack({
   port = 8080,
   relayPort = 9090,
   relayWebrtcPort = 0,
-  relayBinary = path.join(root, 'target/release/tabnode-relay'),
+  relayBinary = relayDefault,
   relayLogLevel = 'info',
   relayKeyFile,
 } = {}) {

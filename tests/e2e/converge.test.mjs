@@ -166,6 +166,26 @@ test('the audit trail in IndexedDB finds a flipped byte, and replay reaches the 
   assert.equal(replay.matches, true, JSON.stringify(replay));
   assert.equal(replay.rootHash, (await checkpoint(page, ctx)).rootHash);
 
+  // Reads' records are shown at once, and in IndexedDB within about 100 ms, chained after the rest.
+  for (let i = 0; i < 3; i++) await page.evaluate((c) => window.tabnode.execute(c, 'get', { key: 'k0' }), ctx);
+  const shown = (await page.evaluate((c) => window.tabnode.audit(c), ctx)).map((r) => r.method);
+  assert.deepEqual(shown.slice(-3), ['get', 'get', 'get']);
+  await page.waitForFunction(async (n) => {
+    const db = await new Promise((resolve, reject) => {
+      const request = indexedDB.open('tabnode');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    const stored = await new Promise((resolve) => {
+      const request = db.transaction('audit').objectStore('audit').count();
+      request.onsuccess = () => resolve(request.result);
+    });
+    db.close();
+    return stored === n;
+  }, shown.length, { timeout: 5_000 });
+  const verified = await page.evaluate((c) => window.tabnode.verifyAudit(c), ctx);
+  assert.ok(verified.ok && verified.records === shown.length, JSON.stringify(verified));
+
   // Flip one byte of record 2, directly in IndexedDB, from another connection.
   await page.evaluate(async () => {
     const done = (request) =>

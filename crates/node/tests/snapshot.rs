@@ -6,7 +6,7 @@
 mod common;
 
 use common::store::CountingStore;
-use common::{deliver, rejections, relay, sent, settle, Messages, TestNode};
+use common::{deliver, refusals, rejections, relay, sent, settle, Messages, TestNode};
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::snapshot::Snapshot;
@@ -428,4 +428,55 @@ fn a_snapshot_listing_deltas_that_never_come_is_dropped_in_time_and_the_deltas_s
     relay(&mut a, &mut b);
     assert_eq!(entries(&mut b, &ctx)["k7"], json!("v7"));
     assert_converged(&mut a, &mut b, &ctx);
+}
+
+#[test]
+fn a_lost_message_of_deltas_does_not_stall_a_joiner_whose_waiting_budget_fills_behind_the_gap() {
+    // More deltas after the gap than one author may have waiting (2,500): the page's catch-up
+    // over 10,000 deltas lost a message through the relay and stalled here for good.
+    let (mut a, ctx) = busy_context(0);
+    for i in 0..3_000 {
+        let args = json!({"key": format!("k{}", i % 10), "value": format!("v{i}")});
+        block_on(a.execute(&ctx, "set", args)).unwrap();
+    }
+    sent(&mut a);
+    let (mut b, answer) = join(&mut a, &ctx);
+    let deltas_messages: Vec<usize> = (0..answer.len())
+        .filter(|&i| {
+            matches!(
+                a.open_message(&ctx, &answer[i].1),
+                Ok(WireMessage::Deltas(_))
+            )
+        })
+        .collect();
+    let lost = deltas_messages[1];
+    let arrived: Messages = (0..answer.len())
+        .filter(|&i| i != lost)
+        .map(|i| answer[i].clone())
+        .collect();
+    deliver(&arrived, &mut b);
+    let refused = refusals(&mut b);
+    assert!(
+        refused.iter().any(|(kind, _)| kind == "Busy"),
+        "the deltas behind the gap filled B's budget: {:?}",
+        &refused[..refused.len().min(3)]
+    );
+
+    // B asked again (it has deltas waiting): A sends all B lacks, the lost ones first.
+    for _ in 0..4 {
+        relay(&mut b, &mut a);
+        relay(&mut a, &mut b);
+    }
+    assert_eq!(
+        a.position(&ctx).unwrap().heads,
+        b.position(&ctx).unwrap().heads,
+        "B caught up"
+    );
+    assert_eq!(
+        a.position(&ctx).unwrap().root_hash,
+        b.position(&ctx).unwrap().root_hash
+    );
+    assert_eq!(entries(&mut b, &ctx), entries(&mut a, &ctx));
+    assert!(audit_methods(&b, &ctx).iter().any(|m| m == "sync.snapshot"));
+    assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
 }

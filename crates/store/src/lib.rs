@@ -132,6 +132,11 @@ impl Batch {
         &self.ops
     }
 
+    /// The writes, to change values in place (a wrapper that seals some, see [`SealedStore`]).
+    pub fn ops_mut(&mut self) -> &mut [Op] {
+        &mut self.ops
+    }
+
     /// The namespaces the batch touches, each once.
     pub fn namespaces(&self) -> Vec<Namespace> {
         let mut out: Vec<Namespace> = self

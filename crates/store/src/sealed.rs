@@ -63,18 +63,17 @@ impl<S: Store, K: Sealer> Store for SealedStore<S, K> {
     }
 
     /// Seals first, then commits the whole batch at once (sealing awaits, a transaction must not).
-    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        let mut out = Batch::new();
-        for op in batch.ops() {
-            match op {
-                Op::Put { ns, key, value } if sealed(*ns) => {
-                    out.put_mut(*ns, key, self.sealer.seal(value).await?)
+    async fn commit(&self, mut batch: Batch) -> Result<(), StoreError> {
+        // Only keys' values are sealed, in place; the rest pass on as they are, not copied (a
+        // set at 1,000 keys writes an index row of 84 KiB).
+        for op in batch.ops_mut() {
+            if let Op::Put { ns, value, .. } = op {
+                if sealed(*ns) {
+                    *value = self.sealer.seal(value).await?;
                 }
-                Op::Put { ns, key, value } => out.put_mut(*ns, key, value.clone()),
-                Op::Delete { ns, key } => out.delete_mut(*ns, key),
             }
         }
-        self.inner.commit(out).await
+        self.inner.commit(batch).await
     }
 }
 

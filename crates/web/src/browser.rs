@@ -242,7 +242,14 @@ struct Inner {
     near_rpc: Vec<String>,
     /// See [`Options::near_contract`]: where [`BrowserNode::write_anchor`] writes.
     near_contract: Option<String>,
+    /// Whether a write of the read-only calls' waiting audit records is scheduled.
+    read_audits_due: Cell<bool>,
 }
+
+/// Read-only calls' audit records wait to be written together (see
+/// `Node::defer_read_audits`): at most this many, and for at most this long (ms).
+const READ_AUDITS_WAITING: usize = 64;
+const READ_AUDITS_WAIT_MS: u64 = 100;
 
 /// A signed grant as kept in the store: the grant, the origin it was signed for, and the
 /// wallet's answer, so it can be checked again on every start.
@@ -412,7 +419,11 @@ impl Inner {
         let result = op(&mut node).await;
         let outgoing = node.take_outgoing();
         let events = node.take_events();
+        let unwritten_reads = node.has_unwritten_reads();
         drop(node);
+        if unwritten_reads && !self.read_audits_due.replace(true) {
+            wasm_bindgen_futures::spawn_local(write_read_audits_soon(Rc::downgrade(self)));
+        }
         self.send(outgoing);
         self.notify(&events);
         result.map_err(js_error)
@@ -710,6 +721,17 @@ async fn read_anchor_into<T: tabnode_chain::Transport>(
     view
 }
 
+/// Writes the read-only calls' audit records that wait, [`READ_AUDITS_WAIT_MS`] after the
+/// first of them.
+async fn write_read_audits_soon(inner: std::rc::Weak<Inner>) {
+    futures_timer::Delay::new(std::time::Duration::from_millis(READ_AUDITS_WAIT_MS)).await;
+    let Some(inner) = inner.upgrade() else { return };
+    inner.read_audits_due.set(false);
+    if let Err(e) = inner.run(async |node| node.write_read_audits().await).await {
+        tracing::warn!("could not write the audit records of reads: {e:?}");
+    }
+}
+
 /// The page's timer: once a second, runs the node's timer work when it is due
 /// ([`CoreNode::poll_timeout`]), with the page's clock as the time. This is what repairs gossip
 /// lost while a connection was down (each context announces its heads every few seconds).
@@ -761,6 +783,7 @@ impl BrowserNode {
         let mut node = Node::open(store.clone(), env, runtime)
             .await
             .map_err(js_error)?;
+        node.defer_read_audits(READ_AUDITS_WAITING);
         if let Some(deltas) = options.snapshot_threshold {
             node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
         }
@@ -801,6 +824,7 @@ impl BrowserNode {
             sign_in: RefCell::new(SignIn::default()),
             near_rpc: options.near_rpc.clone(),
             near_contract: options.near_contract.clone(),
+            read_audits_due: Cell::new(false),
         });
         inner.send(outgoing);
         if let Some(events) = events {

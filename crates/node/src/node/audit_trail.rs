@@ -17,20 +17,67 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// The context's audit records, oldest first.
+    /// Lets the audit records of read-only calls wait, up to `most` of them, and go to the
+    /// store with the next write, when `most` are waiting, or at [`Node::write_read_audits`],
+    /// whichever comes first, instead of one transaction each before the call returns (0, the
+    /// default: each is written at once). A record is signed and chained when its call runs,
+    /// and [`Node::audit`] shows it at once; what a crash loses is only the records still
+    /// waiting, the newest of the chain: what is stored still verifies, and the chain goes on
+    /// from its last stored record. A driver that lets them wait calls `write_read_audits`
+    /// soon after a call (the page: within 100 ms).
+    pub fn defer_read_audits(&mut self, most: usize) {
+        self.most_unwritten_reads = most;
+    }
+
+    /// Writes the audit records of read-only calls that wait (see [`Node::defer_read_audits`]).
+    pub async fn write_read_audits(&mut self) -> Result<(), NodeError> {
+        if self.unwritten_reads.is_empty() {
+            return Ok(());
+        }
+        Ok(self.commit(Batch::new()).await?)
+    }
+
+    /// Whether audit records of read-only calls wait to be written.
+    pub fn has_unwritten_reads(&self) -> bool {
+        !self.unwritten_reads.is_empty()
+    }
+
+    /// Keeps a read-only call's record to be written later, if the node lets them wait and
+    /// fewer than the most wait; else the caller writes it now (with those that wait).
+    pub(super) fn defer_read_audit(&mut self, context_id: ContextId, record: &AuditRecord) -> bool {
+        if self.unwritten_reads.len() + 1 >= self.most_unwritten_reads.max(1) {
+            return false;
+        }
+        self.unwritten_reads.push((context_id, record.clone()));
+        true
+    }
+
+    /// The context's audit records not written yet (the newest of its chain).
+    fn unwritten_audit(&self, id: ContextId) -> impl Iterator<Item = &AuditRecord> {
+        self.unwritten_reads
+            .iter()
+            .filter(move |(context_id, _)| *context_id == id)
+            .map(|(_, record)| record)
+    }
+
+    /// The context's audit records, oldest first (those of reads not written yet included).
     pub async fn audit(&self, id: &ContextId) -> Result<Vec<AuditRecord>, NodeError> {
         self.context(id)?;
-        self.store
+        let stored = self
+            .store
             .scan_prefix(Namespace::Audit, id.as_bytes())
             .await?
             .into_iter()
             .map(|(_, bytes)| {
                 AuditRecord::try_from_slice(&bytes).map_err(|e| corrupt("audit record", e))
-            })
+            });
+        stored
+            .chain(self.unwritten_audit(*id).cloned().map(Ok))
             .collect()
     }
 
-    /// Checks the context's audit chain as stored: any changed, deleted or reordered record is
+    /// Checks the context's audit chain as stored (and the records of reads not written yet
+    /// after it): any changed, deleted or reordered record is
     /// reported with its sequence number.
     pub async fn verify_audit(&self, id: &ContextId) -> Result<AuditReport, NodeError> {
         self.context(id)?;
@@ -38,14 +85,17 @@ impl<S: Store, E: Env> Node<S, E> {
             .store
             .scan_prefix(Namespace::Audit, id.as_bytes())
             .await?;
-        let records = rows.into_iter().map(|(key, bytes)| {
-            let seq = key
-                .get(32..40)
-                .and_then(|s| s.try_into().ok())
-                .map_or(u64::MAX, u64::from_be_bytes);
-            AuditRecord::try_from_slice(&bytes)
-                .map_err(|e| (seq, format!("it does not decode: {e}")))
-        });
+        let records = rows
+            .into_iter()
+            .map(|(key, bytes)| {
+                let seq = key
+                    .get(32..40)
+                    .and_then(|s| s.try_into().ok())
+                    .map_or(u64::MAX, u64::from_be_bytes);
+                AuditRecord::try_from_slice(&bytes)
+                    .map_err(|e| (seq, format!("it does not decode: {e}")))
+            })
+            .chain(self.unwritten_audit(*id).cloned().map(Ok));
         let mut keys = self.former_keys().await?;
         keys.push(self.key.public());
         Ok(verify_chain(records, &keys))

@@ -246,6 +246,8 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Drops a context from this node: its state, deltas, audit trail, keys, aliases, disclosure
     /// settings and withheld payloads, in one batch.
     pub(super) async fn drop_context(&mut self, id: &ContextId) -> Result<(), NodeError> {
+        // Records that wait are written first, so the scan below finds them to delete.
+        self.write_read_audits().await?;
         let mut batch = Batch::new();
         for ns in [
             Namespace::State,

@@ -410,7 +410,16 @@ impl<S: Store, E: Env> Node<S, E> {
                 && outcome.shared_writes.is_empty()
                 && outcome.private_writes.is_empty()
                 && outcome.blobs.is_empty();
-            match self.commit(std::mem::take(batch)).await {
+            // A read whose record is all it writes may let the record wait (see
+            // `defer_read_audits`): it is chained now and stored with what comes next.
+            let record_only =
+                read_only && withheld.is_empty() && record.root_hash == ctx.record.root_hash;
+            let written = match record_only && self.defer_read_audit(ctx.id, &audit) {
+                true => Ok(()),
+                false => self.commit(std::mem::take(batch)).await,
+            };
+            *batch = Batch::new();
+            match written {
                 Ok(()) => ctx.audit = audit.next_head(),
                 // A full disk must not stop reads: a call that changed nothing answers even if
                 // its audit record could not be stored (the chain goes on from the last one).

@@ -170,6 +170,11 @@ pub struct Node<S: Store, E: Env> {
     held: Option<(ContextId, Batch)>,
     /// Handlers members' deltas named, to run here in order (see [`handlers`]).
     handler_calls: std::collections::VecDeque<HandlerCall>,
+    /// Audit records of read-only calls not written yet, oldest first: every write takes them
+    /// first (see [`Node::defer_read_audits`]).
+    unwritten_reads: Vec<(ContextId, AuditRecord)>,
+    /// How many such records may wait (0: each is written before its call returns).
+    most_unwritten_reads: usize,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -207,6 +212,8 @@ impl<S: Store, E: Env> Node<S, E> {
             clock: 0,
             held: None,
             handler_calls: Default::default(),
+            unwritten_reads: Vec::new(),
+            most_unwritten_reads: 0,
             outgoing: Vec::new(),
             events: Vec::new(),
         };
@@ -424,15 +431,25 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Every write of the node goes through here: to the store at once, or, while writes are
     /// held, after the ones held before it (so a crash never leaves a later write without an
-    /// earlier one, e.g. an audit record without the one it follows).
+    /// earlier one, e.g. an audit record without the one it follows). Audit records of reads
+    /// not written yet go first, in the same transaction (see [`Node::defer_read_audits`]);
+    /// if it fails they wait on, still first.
     async fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
-        match &mut self.held {
-            Some((_, held)) => {
-                held.append(batch);
-                Ok(())
-            }
-            None => self.store.commit(batch).await,
+        if let Some((_, held)) = &mut self.held {
+            held.append(batch);
+            return Ok(());
         }
+        if self.unwritten_reads.is_empty() {
+            return self.store.commit(batch).await;
+        }
+        let mut all = Batch::new();
+        for (context_id, record) in &self.unwritten_reads {
+            stage_audit(&mut all, *context_id, record);
+        }
+        all.append(batch);
+        self.store.commit(all).await?;
+        self.unwritten_reads.clear();
+        Ok(())
     }
 
     /// Whether a snapshot is half in place in `context_id`, recording the deltas it covers.

@@ -319,7 +319,14 @@ impl<S: Store, E: Env> Node<S, E> {
                 MAX_CLOCK_SKEW_NANOS
             )));
         }
-        ctx.pending.insert(id, delta).map_err(NodeError::Busy)?;
+        // One that can be applied now is kept whatever the budget: it may be the parent that
+        // the waiting deltas need (a lost message leaves a gap that fills the budget behind it).
+        let ready = delta.body.parents.iter().all(|p| ctx.dag.contains_key(p))
+            && (!matches!(ctx.snapshot, Phase::Covering(_)) || ctx.covers(&id));
+        match ready {
+            true => ctx.pending.insert_ready(id, delta),
+            false => ctx.pending.insert(id, delta).map_err(NodeError::Busy)?,
+        }
         self.apply_ready(context_id).await
     }
 

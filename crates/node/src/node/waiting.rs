@@ -4,6 +4,8 @@
 //! must not crowd out the deltas honest members are waiting for: each author gets a share of
 //! the budget, and a delta over its author's share (or the whole budget) is refused, not kept,
 //! so what others sent stays. A refused delta is asked for again, with the rest, by anti-entropy.
+//! A delta whose parents are all in is kept whatever the budget: it waits for nothing, and it
+//! may be the parent the waiting ones need (refused, they would wait for it for good).
 
 use std::collections::HashMap;
 
@@ -52,11 +54,25 @@ impl Waiting {
                 self.bytes
             ));
         }
-        let share = self.by_author.entry(author).or_default();
+        self.keep(id, delta, size);
+        Ok(())
+    }
+
+    /// Keeps `delta` (its id `id`), which can be applied at once, whatever the budget: it is
+    /// applied before anything else arrives, so it holds its place for no time.
+    pub fn insert_ready(&mut self, id: DeltaId, delta: Delta) {
+        if self.deltas.contains_key(&id) {
+            return;
+        }
+        let size = borsh::object_length(&delta).unwrap_or(usize::MAX);
+        self.keep(id, delta, size);
+    }
+
+    fn keep(&mut self, id: DeltaId, delta: Delta, size: usize) {
+        let share = self.by_author.entry(delta.body.author).or_default();
         *share = (share.0 + size, share.1 + 1);
         self.bytes += size;
         self.deltas.insert(id, (delta, size));
-        Ok(())
     }
 
     pub fn remove(&mut self, id: &DeltaId) -> Option<Delta> {
