@@ -177,6 +177,7 @@ export interface NodeOptions {
   /** NEAR JSON-RPC URLs: sign-in then checks the key is on the account. */ nearRpc?: string[];
   /** A Calimero context-config contract (with nearRpc): contexts it records are anchored there. */ nearContract?: string;
   /** How often anchors are read again, ms (default 30000). */ anchorRefreshMs?: number;
+  /** How many nearRpc endpoints must give the same anchor (default 1: one, with failover). */ nearRpcQuorum?: number;
   /** Direct WebRTC links to other pages (default true). */ direct?: boolean;
   /** STUN/TURN URLs for direct links (default none: host candidates). */ iceServers?: string[];
   /** From how many deltas a context is offered to a joiner as a verified state snapshot (default 500; 0: never). */
@@ -263,6 +264,9 @@ struct Options {
     near_contract: Option<String>,
     /// How often the anchors are read again, in ms (default 30 s).
     anchor_refresh_ms: Option<u32>,
+    /// How many of `near_rpc` must give the same anchor for it to be taken (default 1: the
+    /// first that answers, with failover): see [`anchor_reader`].
+    near_rpc_quorum: Option<u32>,
     /// Direct WebRTC links to other pages (default on): see `tabnode_net::direct`.
     direct: Option<bool>,
     /// STUN/TURN server URLs for those links (default none: host candidates only).
@@ -315,6 +319,8 @@ struct Inner {
     near_rpc: Vec<String>,
     /// See [`Options::near_contract`]: where [`BrowserNode::write_anchor`] writes.
     near_contract: Option<String>,
+    /// See [`Options::near_rpc_quorum`].
+    near_rpc_quorum: usize,
 }
 
 /// A signed grant as kept in the store: the grant, the origin it was signed for, and the
@@ -600,19 +606,28 @@ async fn pump_network(
     }
 }
 
+type AnchorReader = tabnode_chain::QuorumAnchor<tabnode_chain::web::FetchTransport>;
+
+/// Reads anchors from `rpc`: with a quorum of 1 from the first URL that answers (failing over),
+/// else from each URL alike, taking an answer only when `quorum` of them agree.
+fn anchor_reader(rpc: &[String], contract: &str, quorum: usize) -> AnchorReader {
+    use tabnode_chain::{ContextConfig, NearAnchor, QuorumAnchor, RpcClient};
+    let reader = |urls: &[String]| {
+        let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), urls.to_vec());
+        NearAnchor::new(ContextConfig::new(client, contract.to_owned()))
+    };
+    match quorum {
+        0 | 1 => QuorumAnchor::new(vec![reader(rpc)], 1),
+        _ => QuorumAnchor::new(rpc.chunks(1).map(reader).collect(), quorum),
+    }
+}
+
 /// Keeps every context's anchor current: reads what the contract records of each context this
 /// node holds, against its app binary ([`tabnode_chain::NearAnchor::anchored`]), and gives the
-/// node what it found. When NEAR cannot be reached the last view stands.
-async fn anchor_refresh(
-    inner: std::rc::Weak<Inner>,
-    rpc: Vec<String>,
-    contract: String,
-    every: u32,
-) {
-    use tabnode_chain::{ContextConfig, NearAnchor, RpcClient};
-    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc);
-    let config = ContextConfig::new(client, contract);
-    let anchor = NearAnchor::new(config);
+/// node what it found. When the chain cannot be read (or the endpoints do not agree) the
+/// anchor's state is unknown: the last view stands (the node keeps it across restarts), and is
+/// never taken for "not anchored".
+async fn anchor_refresh(inner: std::rc::Weak<Inner>, anchor: AnchorReader, every: u32) {
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
@@ -643,7 +658,9 @@ async fn anchor_refresh(
                 return;
             };
             if let Some(view) = found {
-                let _ = strong.run(async |node| node.set_anchor(&id, view)).await;
+                let _ = strong
+                    .run(async |node| node.set_anchor(&id, view).await)
+                    .await;
             }
         }
         futures_timer::Delay::new(std::time::Duration::from_millis(u64::from(every))).await;
@@ -675,8 +692,9 @@ async fn write_anchor(
         wasm: &wasm,
         source: format!("tabnode:{}", AppId::of_wasm(&wasm)),
     };
-    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc);
+    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc.clone());
     let anchor = NearAnchor::new(ContextConfig::new(client, contract.clone()));
+    let reader = anchor_reader(&rpc, &contract, inner.near_rpc_quorum);
     let plan = anchor
         .contract()
         .plan_write(&id, me, &intended)
@@ -740,7 +758,7 @@ async fn write_anchor(
             }
             Err(None) => {
                 // The wallet did not say what became of it: read the anchor, then say so.
-                read_anchor_into(inner, &anchor, &id, &wasm).await;
+                read_anchor_into(inner, &reader, &id, &wasm).await;
                 return Err(usage_error(
                     "WalletAnswerInvalid",
                     format!("the wallet did not return the transaction's outcome (it answered {answer}); the anchor was read again"),
@@ -748,7 +766,7 @@ async fn write_anchor(
             }
         }
     }
-    let view = read_anchor_into(inner, &anchor, &id, &wasm).await;
+    let view = read_anchor_into(inner, &reader, &id, &wasm).await;
     let requests: Vec<serde_json::Value> = plan.requests.iter().map(|r| r.summary()).collect();
     to_js(&serde_json::json!({
         "contextId": id,
@@ -761,9 +779,9 @@ async fn write_anchor(
 /// Reads what the contract records of context `id` and gives it to the node, as the refresh
 /// loop does; returns it (`None` when the contract does not record the context, or could not
 /// be read: then the node's last view stands and the loop tries again).
-async fn read_anchor_into<T: tabnode_chain::Transport>(
+async fn read_anchor_into(
     inner: &Rc<Inner>,
-    anchor: &tabnode_chain::NearAnchor<T>,
+    anchor: &AnchorReader,
     id: &ContextId,
     wasm: &[u8],
 ) -> Option<tabnode_node::AnchorView> {
@@ -778,7 +796,7 @@ async fn read_anchor_into<T: tabnode_chain::Transport>(
         }
     };
     let _ = inner
-        .run(async |node| node.set_anchor(id, view.clone()))
+        .run(async |node| node.set_anchor(id, view.clone()).await)
         .await;
     view
 }
@@ -869,6 +887,7 @@ impl BrowserNode {
             sign_in: RefCell::new(SignIn::default()),
             near_rpc: options.near_rpc.clone(),
             near_contract: options.near_contract.clone(),
+            near_rpc_quorum: options.near_rpc_quorum.unwrap_or(1) as usize,
         });
         inner.send(outgoing);
         if let Some(events) = events {
@@ -877,7 +896,8 @@ impl BrowserNode {
         }
         if let (Some(contract), false) = (options.near_contract, options.near_rpc.is_empty()) {
             let every = options.anchor_refresh_ms.unwrap_or(30_000);
-            let refresh = anchor_refresh(Rc::downgrade(&inner), options.near_rpc, contract, every);
+            let reader = anchor_reader(&options.near_rpc, &contract, inner.near_rpc_quorum);
+            let refresh = anchor_refresh(Rc::downgrade(&inner), reader, every);
             wasm_bindgen_futures::spawn_local(refresh);
         }
         Ok(BrowserNode { inner })
@@ -1274,7 +1294,9 @@ impl BrowserNode {
                     app_matches: anchor.app_matches,
                 })
             };
-            inner.run(async |node| node.set_anchor(&id, anchor)).await?;
+            inner
+                .run(async |node| node.set_anchor(&id, anchor).await)
+                .await?;
             Ok(JsValue::UNDEFINED)
         })
     }

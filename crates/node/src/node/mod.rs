@@ -305,6 +305,16 @@ impl<S: Store, E: Env> Node<S, E> {
                 Disclosure::try_from_slice(&value).map_err(|e| corrupt("disclosure setting", e))?;
             disclosure.insert(kind, setting);
         }
+        let anchor = match self
+            .store
+            .get(Namespace::Meta, &scoped_meta(ANCHOR, &id))
+            .await?
+        {
+            Some(bytes) => {
+                Some(AnchorView::try_from_slice(&bytes).map_err(|e| corrupt("anchor view", e))?)
+            }
+            None => None,
+        };
         let mut older = Vec::new();
         for (_, value) in self
             .store
@@ -324,6 +334,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let ctx = ContextState {
             log: Log::judge(&dag),
             disclosure,
+            anchor,
             announced: dag.values().any(|e| e.author == self.key.public()),
             dag,
             members,
