@@ -178,6 +178,7 @@ export interface NodeOptions {
   /** A Calimero context-config contract (with nearRpc): contexts it records are anchored there. */ nearContract?: string;
   /** How often anchors are read again, ms (default 30000). */ anchorRefreshMs?: number;
   /** How many nearRpc endpoints must give the same anchor (default 1: one, with failover). */ nearRpcQuorum?: number;
+  /** Sites besides this page's origin whose NEAR signatures members' root statements may carry. */ nearRecipients?: string[];
   /** Direct WebRTC links to other pages (default true). */ direct?: boolean;
   /** STUN/TURN URLs for direct links (default none: host candidates). */ iceServers?: string[];
   /** From how many deltas a context is offered to a joiner as a verified state snapshot (default 500; 0: never). */
@@ -267,6 +268,9 @@ struct Options {
     /// How many of `near_rpc` must give the same anchor for it to be taken (default 1: the
     /// first that answers, with failover): see [`anchor_reader`].
     near_rpc_quorum: Option<u32>,
+    /// Sites besides this page's origin whose NEAR wallet signatures (NEP-413 `recipient`) this
+    /// node takes in members' root statements.
+    near_recipients: Vec<String>,
     /// Direct WebRTC links to other pages (default on): see `tabnode_net::direct`.
     direct: Option<bool>,
     /// STUN/TURN server URLs for those links (default none: host candidates only).
@@ -850,6 +854,11 @@ impl BrowserNode {
         if let Some(deltas) = options.snapshot_threshold {
             node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
         }
+        // A member's NEAR-signed root statements count here only if signed for this site (or
+        // one the app names): a wallet signs for whichever site asks.
+        let sites =
+            std::iter::once(crate::wallet::page_origin()).chain(options.near_recipients.clone());
+        node.set_nep413_recipients(Some(sites.collect()));
         // Signed in before: the node shows its root in its contexts (and those it joins).
         let stored_grant = node.root_grant().await.map_err(js_error)?;
         let grant = stored_grant

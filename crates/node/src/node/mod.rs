@@ -157,6 +157,9 @@ pub struct Node<S: Store, E: Env> {
     next_key: Option<SecretKey>,
     /// How many deltas a member must lack before this node answers it with a snapshot too.
     snapshot_threshold: Option<usize>,
+    /// The sites whose NEP-413 signatures this node takes in root statements (`None`: any);
+    /// see [`Node::set_nep413_recipients`].
+    nep413_recipients: Option<BTreeSet<String>>,
     /// Contexts this node asked to join and holds no secret of yet (see [`Node::join`]).
     joining: HashMap<ContextId, Joining>,
     /// Writes held back to go to the store together (see [`Node::hold_writes`]), in order.
@@ -195,6 +198,7 @@ impl<S: Store, E: Env> Node<S, E> {
             next_key: None,
             snapshot_threshold: Some(DEFAULT_SNAPSHOT_THRESHOLD),
             joining: HashMap::new(),
+            nep413_recipients: None,
             clock: 0,
             held: None,
             outgoing: Vec::new(),
