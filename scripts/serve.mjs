@@ -6,6 +6,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { securityHeaders } from './static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TYPES = {
@@ -68,6 +69,7 @@ export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binar
 function startHttp({ host, port, relays }) {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
+    for (const [name, value] of Object.entries(securityHeaders())) res.setHeader(name, value);
     if (url.pathname === '/config.json') {
       res.writeHead(200, { 'content-type': TYPES['.json'], 'cache-control': 'no-store' });
       return res.end(JSON.stringify({ relays }));
@@ -81,6 +83,7 @@ function startHttp({ host, port, relays }) {
     }
     try {
       const body = await readFile(file);
+      for (const [name, value] of Object.entries(securityHeaders(body, file))) res.setHeader(name, value);
       res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' });
       res.end(body);
     } catch {
