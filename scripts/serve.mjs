@@ -65,14 +65,18 @@ export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binar
   };
 }
 
-/** Serves the console, `/config.json` (the relays) and `/apps/*.wasm` (guest apps built from source). */
-function startHttp({ host, port, relays }) {
+/**
+ * Serves the console, `/config.json` (the relays and `devUrlSettings`: whether the pages may take
+ * security settings from their URL, for development) and `/apps/*.wasm` (guest apps built from
+ * source).
+ */
+function startHttp({ host, port, relays, devUrlSettings }) {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
     for (const [name, value] of Object.entries(securityHeaders())) res.setHeader(name, value);
     if (url.pathname === '/config.json') {
       res.writeHead(200, { 'content-type': TYPES['.json'], 'cache-control': 'no-store' });
-      return res.end(JSON.stringify({ relays }));
+      return res.end(JSON.stringify({ relays, devUrlSettings }));
     }
     const file = url.pathname.startsWith('/apps/')
       ? path.join(root, 'tests/apps/dist', path.basename(url.pathname))
@@ -110,6 +114,9 @@ export async function startStack({
   relayBinary = path.join(root, 'target/release/tabnode-relay'),
   relayLogLevel = 'info',
   relayKeyFile,
+  // This is a development server: pages may take `?db=`, `?relay=`, `?nearRpc=`… from their URL.
+  // A deployment serves its own config.json without it (see docs/security.md).
+  devUrlSettings = true,
 } = {}) {
   const launch = (port, webrtcPort) => startRelay({ host, port, webrtcPort, binary: relayBinary, logLevel: relayLogLevel, keyFile: relayKeyFile });
   let relay = launch(relayPort, relayWebrtcPort);
@@ -123,7 +130,7 @@ export async function startStack({
   }
   let server;
   try {
-    server = await startHttp({ host, port, relays: [relayAddr] });
+    server = await startHttp({ host, port, relays: [relayAddr], devUrlSettings });
   } catch (err) {
     await relay.stop();
     throw err;

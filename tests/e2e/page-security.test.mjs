@@ -1,11 +1,15 @@
-// What the served pages protect against (issue 19, finding 13): the server sends a
+// What the served pages protect against (issue 19, findings 7 and 13): the server sends a
 // Content-Security-Policy, frame-ancestors 'none' and nosniff, and the console still runs under
-// them while an injected script or eval does not.
+// them while an injected script or eval does not; a link cannot set the node's security settings
+// (`?db=`, `?relay=`, `?nearRpc=`…) unless the server is a development one, and then the page
+// says so; and a `#join=` link joins nothing until the person accepts, being told what joining
+// shows the members.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually, installKvStore, openNode, useStack } from './browser.mjs';
 
-const env = useStack();
+// A deployment's server: its config.json does not let the URL set security settings.
+const env = useStack({ devUrlSettings: false });
 
 test('every page and file is served with the CSP, frame-ancestors none and nosniff', async () => {
   for (const file of ['', 'index.html', 'board.html', 'config.json', 'apps/kv_store.wasm', 'missing']) {
@@ -53,5 +57,43 @@ test('the console runs under the CSP, and an injected script, eval or a frame do
     });
   } finally {
     await context.close();
+  }
+});
+
+test("the URL's query does not set the node's security settings on a deployed site", async () => {
+  const url = new URL(env.stack.url);
+  url.search = '?db=from-a-link&relay=/ip4/203.0.113.7/tcp/9/ws&nearRpc=http://203.0.113.7/&nearContract=evil.near&snapshot=0';
+  const { page, context } = await openNode(env.browser, url.href, { name: 'url' });
+  try {
+    const status = await page.textContent('#status');
+    assert.match(status, /store "tabnode"/);
+    assert.doesNotMatch(status, /from-a-link|203\.0\.113\.7|development/);
+    assert.ok(status.includes(env.stack.relayAddr), status);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a #join= link on the board asks first, and joins nothing when declined', async () => {
+  const a = await openNode(env.browser, env.stack.url, { name: 'A' });
+  try {
+    const appId = await installKvStore(a.page);
+    const ctx = await a.page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+    const invitation = await a.page.evaluate((c) => window.tabnode.invite(c), ctx);
+    const link = new URL(`board.html#join=${encodeURIComponent(invitation)}`, env.stack.url).href;
+    const b = await openNode(env.browser, link, { name: 'B' });
+    try {
+      await b.page.waitForSelector('#join-offer:not([hidden])');
+      assert.match(await b.page.textContent('#join-offer'), /shows its members this device's key/);
+      assert.deepEqual(await b.page.evaluate(() => window.tabnode.contexts()), []);
+      await b.page.click('#decline-join');
+      await b.page.waitForSelector('#start:not([hidden])');
+      assert.deepEqual(await b.page.evaluate(() => window.tabnode.contexts()), []);
+      assert.equal(await b.page.evaluate(() => location.hash), '');
+    } finally {
+      await b.context.close();
+    }
+  } finally {
+    await a.context.close();
   }
 });
