@@ -6,6 +6,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { securityHeaders } from './static-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Where cargo put the relay: CARGO_TARGET_DIR if set (as `make relay` honours it), else ./target. */
@@ -66,13 +67,18 @@ export function startRelay({ host = '127.0.0.1', port = 0, webrtcPort = 0, binar
   };
 }
 
-/** Serves the console, `/config.json` (the relays) and `/apps/*.wasm` (guest apps built from source). */
-function startHttp({ host, port, relays }) {
+/**
+ * Serves the console, `/config.json` (the relays and `devUrlSettings`: whether the pages may take
+ * security settings from their URL, for development) and `/apps/*.wasm` (guest apps built from
+ * source).
+ */
+function startHttp({ host, port, relays, devUrlSettings }) {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
+    for (const [name, value] of Object.entries(securityHeaders())) res.setHeader(name, value);
     if (url.pathname === '/config.json') {
       res.writeHead(200, { 'content-type': TYPES['.json'], 'cache-control': 'no-store' });
-      return res.end(JSON.stringify({ relays }));
+      return res.end(JSON.stringify({ relays, devUrlSettings }));
     }
     const file = url.pathname.startsWith('/apps/')
       ? path.join(root, 'tests/apps/dist', path.basename(url.pathname))
@@ -83,6 +89,7 @@ function startHttp({ host, port, relays }) {
     }
     try {
       const body = await readFile(file);
+      for (const [name, value] of Object.entries(securityHeaders(body, file))) res.setHeader(name, value);
       res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' });
       res.end(body);
     } catch {
@@ -109,6 +116,9 @@ export async function startStack({
   relayBinary = relayDefault,
   relayLogLevel = 'info',
   relayKeyFile,
+  // This is a development server: pages may take `?db=`, `?relay=`, `?nearRpc=`… from their URL.
+  // A deployment serves its own config.json without it (see docs/security.md).
+  devUrlSettings = true,
 } = {}) {
   const launch = (port, webrtcPort) => startRelay({ host, port, webrtcPort, binary: relayBinary, logLevel: relayLogLevel, keyFile: relayKeyFile });
   let relay = launch(relayPort, relayWebrtcPort);
@@ -122,7 +132,7 @@ export async function startStack({
   }
   let server;
   try {
-    server = await startHttp({ host, port, relays: [relayAddr] });
+    server = await startHttp({ host, port, relays: [relayAddr], devUrlSettings });
   } catch (err) {
     await relay.stop();
     throw err;

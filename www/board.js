@@ -3,7 +3,7 @@
 // and remove items, also offline (a write succeeds in this tab and reaches the other when a
 // connection is back). The page is a view of its own node: rules live in the node.
 import QRCode from 'qrcode';
-import { coalesce, demoAppBytes, invitationLink, joinFromLink, loadConfig, short, takeInvitationFromFragment } from './shared.js';
+import { coalesce, demoAppBytes, invitationLink, joinDisclosure, joinFromLink, loadConfig, short, takeInvitationFromFragment, urlSettingsNote } from './shared.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -181,7 +181,8 @@ async function main() {
   const invitation = takeInvitationFromFragment();
   node = await BrowserNode.create(options);
   window.tabnode = node;
-  $('who').textContent = `you are ${node.publicKey} · store "${options.dbName}"`;
+  const dev = urlSettingsNote(options);
+  $('who').textContent = `you are ${node.publicKey} · store "${options.dbName}"${dev ? ` · ${dev}` : ''}`;
   node.subscribe(null, (event) => {
     if (['peerConnected', 'peerDisconnected', 'directOpened', 'directClosed'].includes(event.type)) showNet();
   });
@@ -233,12 +234,37 @@ async function main() {
     }
   });
 
-  if (invitation) return joinList(invitation);
+  if (invitation) return offerToJoin(invitation);
+  showLists();
+}
+
+/** The list last open, or the start card. */
+async function showLists() {
   const ids = await node.contexts();
   const last = remembered();
   if (ids.length) return open(ids.includes(last) ? last : ids.at(-1), '');
   $('start').hidden = false;
   say('');
+}
+
+/**
+ * A link's invitation is joined only when the person says so: joining makes this tab a member
+ * and shows the members its key (and the NEAR account it is signed in with), which a link
+ * someone else crafted must not do on its own.
+ */
+async function offerToJoin(invitation) {
+  $('join-disclosure').textContent = await joinDisclosure(node);
+  $('join-offer').hidden = false;
+  say('');
+  $('accept-join').focus();
+  $('accept-join').onclick = () => {
+    $('join-offer').hidden = true;
+    joinList(invitation);
+  };
+  $('decline-join').onclick = () => {
+    $('join-offer').hidden = true;
+    showLists();
+  };
 }
 
 main().catch((err) => {

@@ -1,7 +1,7 @@
 // The node console: starts a BrowserNode for this page and shows what it does. The node is
 // `window.tabnode` for devtools and tests. Everything here is a view; rules live in the node.
 import QRCode from 'qrcode';
-import { coalesce, demoAppBytes, invitationLink, joinFromLink, loadConfig, short, takeInvitationFromFragment } from './shared.js';
+import { coalesce, demoAppBytes, invitationLink, joinDisclosure, joinFromLink, loadConfig, short, takeInvitationFromFragment, urlSettingsNote } from './shared.js';
 
 const $ = (id) => document.getElementById(id);
 const text = (id, value) => { $(id).textContent = typeof value === 'string' ? value : JSON.stringify(value, null, 2); };
@@ -219,7 +219,8 @@ async function main() {
   text('peer-id', node.peerId || '(offline: no relay configured)');
   text('public-key', node.publicKey);
   text('engine', node.engine === 'browser' ? "the browser's WebAssembly engine" : 'wasmi (interpreter)');
-  text('status', `ready · store "${options.dbName}" · relays: ${options.relays.join(', ') || 'none'}`);
+  const dev = urlSettingsNote(options);
+  text('status', `ready · store "${options.dbName}" · relays: ${options.relays.join(', ') || 'none'}${dev ? ` · ${dev}` : ''}`);
   $('status').title = $('status').textContent;
 
   const refreshViews = coalesce(() => refreshContext(node), 250);
@@ -381,7 +382,8 @@ async function main() {
     await join($('invitation').value.trim()).catch(() => {});
   });
 
-  const offerToJoin = (invitation) => {
+  const offerToJoin = async (invitation) => {
+    text('join-disclosure', await joinDisclosure(node));
     $('join-offer').hidden = false;
     $('accept-invite').focus();
     $('accept-invite').onclick = async () => {

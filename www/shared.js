@@ -3,26 +3,61 @@
 
 export const short = (id) => (id ? `${id.slice(0, 8)}…${id.slice(-4)}` : '–');
 
-/** The node's options: `?db=` and `?relay=` in the page's URL win over `config.json`. */
+/**
+ * The node's options. Those that decide what the node trusts and where its keys live (`db`,
+ * `relay`, `nearRpc`, `nearContract`, `nearRpcQuorum`, `ice`, `snapshot`, `anchorRefreshMs`) are
+ * the app's own: they come from `config.json`, which the site serves, never from the page's URL,
+ * which anyone can put in a link. DEVELOPMENT ONLY: a `config.json` with `"devUrlSettings": true`
+ * (as `scripts/serve.mjs` serves it) lets the URL's query override them, and `urlSettings` then
+ * names those taken, which the page shows. `?direct=off` (fewer connections) and `?engine=` are
+ * no security settings and always apply.
+ */
 export async function loadConfig(defaultDb = 'tabnode') {
   const params = new URLSearchParams(location.search);
   const config = await fetch('config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
+  const urlSettings = [];
+  const fromUrl = (name, all = false) => {
+    const values = config.devUrlSettings === true ? params.getAll(name) : [];
+    if (!values.length) return undefined;
+    urlSettings.push(name);
+    return all ? values : values[0];
+  };
+  const snapshot = fromUrl('snapshot');
   return {
-    dbName: params.get('db') || config.dbName || defaultDb,
-    relays: params.getAll('relay').length ? params.getAll('relay') : config.relays || [],
+    dbName: fromUrl('db') || config.dbName || defaultDb,
+    relays: fromUrl('relay', true) || config.relays || [],
     // NEAR JSON-RPC URLs: sign-in then checks with NEAR that the wallet's key is on the account.
-    nearRpc: params.getAll('nearRpc').length ? params.getAll('nearRpc') : config.nearRpc || [],
+    nearRpc: fromUrl('nearRpc', true) || config.nearRpc || [],
     // A Calimero context-config contract on NEAR: the contexts it records are anchored there.
-    nearContract: params.get('nearContract') || config.nearContract || undefined,
-    anchorRefreshMs: Number(params.get('anchorRefreshMs')) || config.anchorRefreshMs || undefined,
+    nearContract: fromUrl('nearContract') || config.nearContract || undefined,
+    // How many of those RPC endpoints must agree on an anchor (default 1).
+    nearRpcQuorum: Number(fromUrl('nearRpcQuorum')) || config.nearRpcQuorum || undefined,
+    anchorRefreshMs: Number(fromUrl('anchorRefreshMs')) || config.anchorRefreshMs || undefined,
     // Direct WebRTC links to other pages (on unless `?direct=off`): traffic skips the relay.
     direct: params.get('direct') !== 'off' && config.direct !== false,
-    iceServers: params.getAll('ice').length ? params.getAll('ice') : config.iceServers || [],
+    iceServers: fromUrl('ice', true) || config.iceServers || [],
     // From how many deltas a context is offered to a joiner as a state snapshot (0: never).
-    snapshotThreshold: params.has('snapshot') ? Number(params.get('snapshot')) : config.snapshotThreshold,
+    snapshotThreshold: snapshot !== undefined ? Number(snapshot) : config.snapshotThreshold,
     // The engine that runs guest apps: the page's own (default) or `?engine=wasmi`.
     engine: params.get('engine') || config.engine || undefined,
+    urlSettings,
   };
+}
+
+/** A line saying which settings a development server let the URL set, or ''. */
+export function urlSettingsNote(options) {
+  return options.urlSettings.length ? `development: ${options.urlSettings.join(', ')} from the URL` : '';
+}
+
+/**
+ * What joining shows the context's members, for the page to ask before it joins: this node's key
+ * always, and the NEAR account it is signed in with (the node shows it in every context it holds).
+ */
+export async function joinDisclosure(node) {
+  const identity = await node.identity().catch(() => null);
+  return identity
+    ? `Joining shows its members this device's key and your NEAR account ${identity.accountId}.`
+    : "Joining shows its members this device's key.";
 }
 
 /**

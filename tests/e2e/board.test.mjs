@@ -1,5 +1,6 @@
 // The demo shared list (www/board.html) by clicks and typing: A starts a list and shares its
-// link, B opens the link on a phone-sized screen in an isolated browser context, both add, edit,
+// link, B opens the link on a phone-sized screen in an isolated browser context and accepts the
+// offer to join, both add, edit,
 // check and remove items and see each other's changes; with the relay down both keep editing
 // offline, and the two lists converge when it is back. Screenshots go to test-output/board/.
 import { test } from 'node:test';
@@ -74,6 +75,11 @@ test('two people share a list by link, edit it together, also offline, and conve
   b.page.on('pageerror', (err) => console.log(`[B pageerror] ${err.message}`));
   await b.page.goto(link.replace('board.html#', 'board.html?direct=off#'));
   await waitForNode(b.page);
+  // The link alone joins nothing: the page asks first, saying what joining shows the members.
+  await b.page.waitForSelector('#join-offer:not([hidden])');
+  assert.match(await b.page.textContent('#join-offer'), /this device's key/);
+  assert.equal(await b.page.evaluate(async () => (await window.tabnode.contexts()).length), 0);
+  await b.page.click('#accept-join');
   await b.page.waitForFunction(() => document.querySelectorAll('#items li').length === 2, null, { timeout: 60_000 });
   assert.match(await b.page.textContent('#message'), /joined a shared list|list is here/);
   assert.equal(await b.page.evaluate(() => location.hash), '');

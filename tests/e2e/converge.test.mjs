@@ -227,6 +227,8 @@ test('a second tab on the same store gets a clear StoreLocked error; another sto
   const third = await context.newPage();
   await third.goto(`${env.stack.url}?db=second`);
   await waitForNode(third);
+  // A development server (scripts/serve.mjs) lets the URL set the store, and the page says so.
+  assert.match(await third.textContent('#status'), /store "second" .*development: db from the URL/);
   const key = (page) => page.evaluate(() => window.tabnode.publicKey);
   assert.notEqual(await key(third), await key(first), 'another store is another node');
 

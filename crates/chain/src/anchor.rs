@@ -18,7 +18,6 @@ use tabnode_types::{ContextId, PublicKey};
 use crate::calimero::{Application, Capability};
 use crate::client::{CallError, Transport};
 use crate::context_config::ContextConfig;
-use crate::rpc::RpcError;
 
 /// Counters the contract bumps on each change, so a node can tell cheaply whether to re-read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,8 +123,11 @@ impl<T: Transport> NearAnchor<T> {
     }
 
     /// What the contract records of a context, for a node that runs `wasm` as its app: `None`
-    /// when the contract does not record the context (it is not anchored there); otherwise its
-    /// members, and whether `wasm` is the recorded application. An error is a failure to ask.
+    /// when the contract says it does not record the context (it panics with
+    /// [`UNKNOWN_CONTEXT_PANIC`]: not anchored there); otherwise its members, and whether `wasm`
+    /// is the recorded application. Anything else is an error, a failure to ask, that must not
+    /// be taken for "not anchored": another panic (out of gas, a changed contract), an
+    /// unreachable RPC, a malformed answer.
     pub async fn anchored(
         &self,
         context: &ContextId,
@@ -141,10 +143,85 @@ impl<T: Transport> NearAnchor<T> {
                 members,
                 app_matches: application.verify_wasm(wasm).is_ok(),
             })),
-            // The contract panics on a context it does not know: the chain's answer, not a failure.
-            Err(e) if matches!(e.error, RpcError::ContractExecution { .. }) => Ok(None),
+            // The contract panics so on a context it does not know: the chain's answer.
+            Err(e) if e.error.panic_message() == Some(UNKNOWN_CONTEXT_PANIC) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The context-config contract's panic message for a context it does not record (its
+/// `context does not exist`, in `query.rs`): the only contract error that means "not anchored".
+pub const UNKNOWN_CONTEXT_PANIC: &str = "context does not exist";
+
+/// Reads an anchor from several RPC endpoints and takes an answer only when `quorum` of them
+/// give the same one, so that one dishonest or broken endpoint can neither invent members nor
+/// hide the anchor. With a quorum of one it is a single [`NearAnchor`] (whose client fails over
+/// between its URLs).
+pub struct QuorumAnchor<T> {
+    endpoints: Vec<NearAnchor<T>>,
+    quorum: usize,
+}
+
+/// Why [`QuorumAnchor::anchored`] has no answer: too few endpoints agreed. The anchor's state is
+/// then unknown, which is neither "anchored" nor "not anchored".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{agreeing} of {asked} RPC endpoints agree on the anchor, {quorum} must; failures: {failures:?}")]
+pub struct NoQuorum {
+    pub asked: usize,
+    /// The largest number of endpoints that gave one same answer.
+    pub agreeing: usize,
+    pub quorum: usize,
+    /// Each endpoint's failure to answer, as text.
+    pub failures: Vec<String>,
+}
+
+impl<T: Transport> QuorumAnchor<T> {
+    /// `endpoints` are asked alike (each its own client); `quorum` is clamped to 1..=their number.
+    pub fn new(endpoints: Vec<NearAnchor<T>>, quorum: usize) -> Self {
+        let quorum = quorum.clamp(1, endpoints.len().max(1));
+        Self { endpoints, quorum }
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// [`NearAnchor::anchored`] on every endpoint in turn (stopping once `quorum` agree): the
+    /// answer that many gave, or [`NoQuorum`].
+    pub async fn anchored(
+        &self,
+        context: &ContextId,
+        wasm: &[u8],
+    ) -> Result<Option<Anchored>, NoQuorum> {
+        let mut answers: Vec<(Option<Anchored>, usize)> = Vec::new();
+        let mut failures = Vec::new();
+        for endpoint in &self.endpoints {
+            match endpoint.anchored(context, wasm).await {
+                Ok(answer) => {
+                    let count = match answers.iter_mut().find(|(a, _)| *a == answer) {
+                        Some((_, n)) => {
+                            *n += 1;
+                            *n
+                        }
+                        None => {
+                            answers.push((answer.clone(), 1));
+                            1
+                        }
+                    };
+                    if count >= self.quorum {
+                        return Ok(answer);
+                    }
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        Err(NoQuorum {
+            asked: self.endpoints.len(),
+            agreeing: answers.iter().map(|(_, n)| *n).max().unwrap_or(0),
+            quorum: self.quorum,
+            failures,
+        })
     }
 }
 

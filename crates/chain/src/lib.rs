@@ -32,7 +32,10 @@ pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use anchor::{Anchor, AnchorSnapshot, Anchored, AnchoredRole, NearAnchor, Revisions};
+pub use anchor::{
+    Anchor, AnchorSnapshot, Anchored, AnchoredRole, NearAnchor, NoQuorum, QuorumAnchor, Revisions,
+    UNKNOWN_CONTEXT_PANIC,
+};
 pub use calimero::{AppMismatch, Application, Capability};
 pub use client::{
     Answer, Attempt, CallError, HttpAnswer, KeyCheckError, RpcClient, Transport, TransportError,

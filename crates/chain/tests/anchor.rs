@@ -6,10 +6,13 @@ mod near_rpc_double;
 
 use std::collections::BTreeMap;
 
-use near_rpc_double::{contract_client, refusing_url, App, Chain, Context, Server, CONTRACT};
+use near_rpc_double::{
+    contract_client, refusing_url, App, Behaviour, Chain, Context, Server, CONTRACT,
+};
 use tabnode_chain::native::ReqwestTransport;
 use tabnode_chain::{
-    Anchor, AnchoredRole, Application, Capability, ContextConfig, NearAnchor, Revisions, RpcClient,
+    Anchor, AnchoredRole, Application, Capability, ContextConfig, NearAnchor, QuorumAnchor,
+    Revisions, RpcClient,
 };
 use tabnode_types::{AppId, ContextId, PublicKey, SecretKey};
 
@@ -23,6 +26,16 @@ fn wasm() -> Vec<u8> {
 
 /// A context with 7 members (keys 1..=7); key 1 authored it, key 5 may manage members too.
 async fn anchor(urls_before: Vec<String>) -> (NearAnchor<ReqwestTransport>, ContextId, Server) {
+    let (chain, context) = chain_with_context(7);
+    let server = Server::start(chain.shared()).await;
+    let mut urls = urls_before;
+    urls.push(server.url.clone());
+    let anchor = NearAnchor::new(contract_client(urls)).with_page(3);
+    (anchor, context, server)
+}
+
+/// A chain whose contract records context 42 with `members` members (keys 1..=members).
+fn chain_with_context(members: u8) -> (Chain, ContextId) {
     let app = Application::for_wasm(&wasm(), "https://apps.example/kv.wasm", vec![]);
     let record = App {
         id: app.id.0,
@@ -32,7 +45,7 @@ async fn anchor(urls_before: Vec<String>) -> (NearAnchor<ReqwestTransport>, Cont
         metadata: vec![],
     };
     let mut c = Context::new(key(1).0, record, format!("0.{CONTRACT}"));
-    for n in 2..=7 {
+    for n in 2..=members {
         c.members.push(key(n).0);
     }
     c.members_privileged.insert(key(5).0);
@@ -41,11 +54,7 @@ async fn anchor(urls_before: Vec<String>) -> (NearAnchor<ReqwestTransport>, Cont
     let context = ContextId([42; 32]);
     let mut chain = Chain::new(CONTRACT);
     chain.put_context(context.0, c);
-    let server = Server::start(chain.shared()).await;
-    let mut urls = urls_before;
-    urls.push(server.url.clone());
-    let anchor = NearAnchor::new(contract_client(urls)).with_page(3);
-    (anchor, context, server)
+    (chain, context)
 }
 
 #[tokio::test]
@@ -201,4 +210,91 @@ async fn anchored_says_members_and_whether_a_binary_is_the_recorded_one() {
         unreachable.anchored(&context, &wasm()).await.is_err(),
         "a failure to ask is an error"
     );
+}
+
+#[tokio::test]
+async fn a_contract_error_other_than_an_unknown_context_from_the_rpc_double_is_a_failure_not_unanchored(
+) {
+    let (anchor, context, server) = anchor(vec![]).await;
+    // The contract panics for another reason (out of gas, a changed contract): that says nothing
+    // about whether the context is anchored.
+    let panic = "wasm execution failed with error: HostError(GuestPanic { panic_msg: \"Exceeded the prepaid gas.\" })";
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": "tabnode",
+        "result": {"error": panic, "logs": [], "block_height": 1000, "block_hash": Chain::block_hash(1000)},
+    });
+    server.set(Behaviour::Raw(200, body.to_string().into_bytes()));
+    let err = anchor.anchored(&context, &wasm()).await.unwrap_err();
+    assert_eq!(err.error.panic_message(), Some("Exceeded the prepaid gas."));
+    // The panic for an unknown context is the chain's answer: not anchored.
+    server.set(Behaviour::Normal);
+    assert_eq!(
+        anchor.anchored(&ContextId([9; 32]), &wasm()).await.unwrap(),
+        None
+    );
+}
+
+/// An anchor reading each of `servers` on its own, `quorum` of which must agree.
+fn quorum_of(servers: &[&Server], quorum: usize) -> QuorumAnchor<ReqwestTransport> {
+    let endpoints = servers
+        .iter()
+        .map(|s| NearAnchor::new(contract_client(vec![s.url.clone()])))
+        .collect();
+    QuorumAnchor::new(endpoints, quorum)
+}
+
+#[tokio::test]
+async fn with_a_quorum_one_lying_rpc_double_can_neither_hide_the_anchor_nor_change_its_members() {
+    let (chain, context) = chain_with_context(7);
+    let chain = chain.shared();
+    let (honest, other_honest) = (
+        Server::start(chain.clone()).await,
+        Server::start(chain).await,
+    );
+    // One endpoint says the contract does not know the context; another lists other members.
+    let hiding = Server::start(Chain::new(CONTRACT).shared()).await;
+    let (forged, _) = chain_with_context(3);
+    let forging = Server::start(forged.shared()).await;
+
+    // Alone, each liar is believed: that is what one trusted RPC means.
+    assert_eq!(
+        quorum_of(&[&hiding], 1)
+            .anchored(&context, &wasm())
+            .await
+            .unwrap(),
+        None
+    );
+    // Two must agree: the honest two outvote either liar, whatever the order of asking.
+    for servers in [
+        [&hiding, &honest, &other_honest],
+        [&honest, &forging, &other_honest],
+    ] {
+        let seen = quorum_of(&servers, 2)
+            .anchored(&context, &wasm())
+            .await
+            .unwrap()
+            .expect("anchored");
+        assert_eq!(seen.members, (1..=7).map(key).collect::<Vec<_>>());
+    }
+    // No two agree (or one is down): no answer, which is not "not anchored".
+    let down = refusing_url().await;
+    let endpoints = vec![
+        NearAnchor::new(contract_client(vec![hiding.url.clone()])),
+        NearAnchor::new(contract_client(vec![down])),
+        NearAnchor::new(contract_client(vec![honest.url.clone()])),
+    ];
+    let err = QuorumAnchor::new(endpoints, 2)
+        .anchored(&context, &wasm())
+        .await
+        .unwrap_err();
+    assert_eq!((err.asked, err.agreeing, err.quorum), (3, 1, 2));
+    assert_eq!(err.failures.len(), 1);
+    let err = quorum_of(&[&hiding, &forging], 2)
+        .anchored(&context, &wasm())
+        .await
+        .unwrap_err();
+    assert_eq!(err.agreeing, 1);
+    // A quorum is clamped to the endpoints there are.
+    assert_eq!(quorum_of(&[&honest], 5).quorum(), 1);
 }

@@ -74,6 +74,17 @@ pub enum Proof {
     },
 }
 
+impl Proof {
+    /// The site a NEP-413 signature was made for (the `recipient` the wallet showed): a
+    /// signature another site obtained is valid, but not for this one.
+    pub fn recipient(&self) -> Option<&str> {
+        match self {
+            Proof::Nep413 { recipient, .. } => Some(recipient),
+            Proof::Local(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SignedGrant {
     pub grant: Grant,

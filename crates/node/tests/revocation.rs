@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{local_grant, local_revocation, node as open, settle, TestNode};
+use common::{local_grant, local_revocation, node as open, rejections, settle, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_identity::grant::Root;
+use tabnode_identity::grant::{hex_nonce, Capability, Grant, Proof, Root, Scope, SignedGrant};
 use tabnode_types::{ContextId, SecretKey};
 
 fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
@@ -179,4 +179,73 @@ fn a_forged_revocation_inside_a_delta_removes_nobody() {
         assert_eq!(entries(node, &ctx), json!({"k": "still a member"}));
         assert!(block_on(node.replay(&ctx)).unwrap().matches);
     }
+}
+
+/// `client_key` granted by a NEAR account's key (`account`) through its wallet, NEP-413, for
+/// the site `recipient`.
+fn near_grant(
+    client_key: tabnode_types::PublicKey,
+    account: &SecretKey,
+    recipient: &str,
+) -> SignedGrant {
+    let grant = Grant {
+        client_key,
+        scope: Scope::All,
+        capabilities: vec![Capability::Admin],
+        not_before: 0,
+        expires_at: 1,
+        nonce: hex_nonce(client_key.0),
+    };
+    let signature = grant.payload(recipient, None).unwrap().sign(account);
+    SignedGrant {
+        grant,
+        root: Root::Near {
+            account_id: "alice.near".into(),
+            public_key: account.public(),
+        },
+        proof: Proof::Nep413 {
+            recipient: recipient.into(),
+            callback_url: None,
+            signature,
+        },
+    }
+}
+
+#[test]
+fn a_nep413_grant_signed_for_another_site_binds_nothing_where_the_site_is_checked() {
+    let account = SecretKey::from_seed([60; 32]);
+    let site = "https://board.example";
+    let (mut a, mut b) = (open(1), open(2));
+    a.set_nep413_recipients(Some([site.to_owned()].into()));
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    rejections(&mut a);
+
+    // The signature verifies (the wallet did sign it), but for a site that is not A's.
+    let foreign = near_grant(b.public_key(), &account, "https://evil.example");
+    assert!(foreign.verify_signature().is_ok());
+    block_on(b.bind_root(&ctx, foreign)).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    let refused = rejections(&mut a);
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.contains("for another site (https://evil.example)")),
+        "{refused:?}"
+    );
+
+    // The same account's grant for A's site is taken.
+    let (mut c, mut d) = (open(3), open(4));
+    c.set_nep413_recipients(Some([site.to_owned()].into()));
+    let ctx = block_on(c.create_context(app, json!({}))).unwrap();
+    block_on(d.join(&c.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut c, &mut d]);
+    rejections(&mut c);
+    block_on(d.bind_root(&ctx, near_grant(d.public_key(), &account, site))).unwrap();
+    block_on(d.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    settle(&mut [&mut c, &mut d]);
+    assert_eq!(rejections(&mut c), Vec::<String>::new());
+    assert_eq!(entries(&mut c, &ctx), json!({"k": "v"}));
 }

@@ -2,6 +2,8 @@
 //! (`crates/relay`, libp2p 0.57 with WebRTC-direct), so its tests, which drive it with tabnode
 //! peers on libp2p 0.56, live here and run the binary `make relay` builds.
 
+pub mod harness;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

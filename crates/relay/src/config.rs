@@ -53,6 +53,14 @@ A flag overrides the file; a repeated flag replaces the file's whole list.
   --circuit-rate-per-ip N         circuits one IP may open per minute, 0 for no limit (default 60)
   --max-message-bytes BYTES       largest gossip message payload; larger ones are dropped and the
                                   sender's score lowered (default 1048576, at least 1024)
+  --max-topics-per-peer N         topics the relay joins for one peer (default 256); past four
+                                  times this a peer's subscriptions are not even recorded
+  --gossip-rate-per-peer N        gossip messages one peer may publish per minute (a token bucket
+                                  of N); over it they are dropped and the sender's score lowered;
+                                  0 for no limit (default 3000)
+  --gossip-bytes-per-peer BYTES   gossip payload bytes one peer may publish per minute, likewise
+                                  (default 67108864, at least --max-message-bytes; 0 for no
+                                  limit)
   --gossip-queue N                gossip messages queued per peer; when a slow peer's queue is
                                   full, forwards to it are dropped (default 5000, libp2p's). Half
                                   is allocated up front: about 115 B per peer for each unit of N
@@ -126,6 +134,11 @@ pub struct Limits {
     pub circuit_rate_per_ip: u32,
     pub max_message_bytes: usize,
     pub gossip_queue: usize,
+    pub max_topics_per_peer: usize,
+    /// Per minute; 0 turns the limit off.
+    pub gossip_rate_per_peer: u32,
+    /// Per minute; 0 turns the limit off.
+    pub gossip_bytes_per_peer: u64,
 }
 
 /// The checked settings the relay runs with.
@@ -170,6 +183,9 @@ struct Raw {
     circuit_rate_per_ip: Option<Num>,
     max_message_bytes: Option<Num>,
     gossip_queue: Option<Num>,
+    max_topics_per_peer: Option<Num>,
+    gossip_rate_per_peer: Option<Num>,
+    gossip_bytes_per_peer: Option<Num>,
     shutdown_grace: Option<Num>,
 }
 
@@ -232,6 +248,9 @@ impl Raw {
             circuit_rate_per_ip,
             max_message_bytes,
             gossip_queue,
+            max_topics_per_peer,
+            gossip_rate_per_peer,
+            gossip_bytes_per_peer,
             shutdown_grace
         )
     }
@@ -293,6 +312,9 @@ const OPTIONS: &[&str] = &[
     "circuit-rate-per-ip",
     "max-message-bytes",
     "gossip-queue",
+    "max-topics-per-peer",
+    "gossip-rate-per-peer",
+    "gossip-bytes-per-peer",
     "shutdown-grace",
 ];
 
@@ -323,6 +345,9 @@ fn set(raw: &mut Raw, option: &str, value: String, config: &mut Option<PathBuf>)
         "circuit-rate-per-ip" => raw.circuit_rate_per_ip = num,
         "max-message-bytes" => raw.max_message_bytes = num,
         "gossip-queue" => raw.gossip_queue = num,
+        "max-topics-per-peer" => raw.max_topics_per_peer = num,
+        "gossip-rate-per-peer" => raw.gossip_rate_per_peer = num,
+        "gossip-bytes-per-peer" => raw.gossip_bytes_per_peer = num,
         "shutdown-grace" => raw.shutdown_grace = num,
         _ => unreachable!("every name in OPTIONS has an arm"),
     }
@@ -475,6 +500,30 @@ fn check(raw: Raw) -> Result<Config, ConfigError> {
             reason: e.to_string(),
         });
     }
+    let max_message_bytes = number(
+        "max-message-bytes",
+        raw.max_message_bytes,
+        1 << 20,
+        1024,
+        64 << 20,
+    )?;
+    let gossip_bytes_per_peer = number(
+        "gossip-bytes-per-peer",
+        raw.gossip_bytes_per_peer,
+        64 << 20,
+        0,
+        u64::MAX,
+    )?;
+    if gossip_bytes_per_peer != 0 && gossip_bytes_per_peer < max_message_bytes {
+        return Err(ConfigError::BadValue {
+            option: "gossip-bytes-per-peer",
+            value: gossip_bytes_per_peer.to_string(),
+            reason: format!(
+                "must be 0 or at least --max-message-bytes ({max_message_bytes}), or no \
+                 message that size could pass"
+            ),
+        });
+    }
     let limits = Limits {
         max_connections: number("max-connections", raw.max_connections, 4096, 1, u32_max)? as u32,
         max_connections_per_ip: number(
@@ -550,14 +599,23 @@ fn check(raw: Raw) -> Result<Config, ConfigError> {
             0,
             u32_max,
         )? as u32,
-        max_message_bytes: number(
-            "max-message-bytes",
-            raw.max_message_bytes,
-            1 << 20,
-            1024,
-            64 << 20,
-        )? as usize,
+        max_message_bytes: max_message_bytes as usize,
         gossip_queue: number("gossip-queue", raw.gossip_queue, 5000, 2, 1 << 20)? as usize,
+        max_topics_per_peer: number(
+            "max-topics-per-peer",
+            raw.max_topics_per_peer,
+            256,
+            1,
+            1 << 20,
+        )? as usize,
+        gossip_rate_per_peer: number(
+            "gossip-rate-per-peer",
+            raw.gossip_rate_per_peer,
+            3000,
+            0,
+            u32_max,
+        )? as u32,
+        gossip_bytes_per_peer,
     };
     Ok(Config {
         listen,
@@ -625,6 +683,8 @@ mod tests {
         );
         assert!(err(&["--max-connections", "lots"]).contains("not a whole number"));
         assert!(err(&["--max-message-bytes", "10"]).contains("at least 1024"));
+        assert!(err(&["--gossip-bytes-per-peer", "1000"]).contains("at least --max-message-bytes"));
+        assert!(err(&["--max-topics-per-peer", "0"]).contains("at least 1"));
         assert!(err(&["--listen", "/ip4/1.2.3.4/udp/1/quic-v1"]).contains("webrtc-direct only"));
         assert!(err(&["--listen", "/ip4/1.2.3.4/tcp/1/wss"]).contains("/tcp/PORT/ws"));
         let hashed = "/ip4/1.2.3.4/udp/1/webrtc-direct/certhash/uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g";

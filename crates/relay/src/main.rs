@@ -11,6 +11,7 @@
 //! made again by peers when they reconnect, so a restart (or another relay) loses nothing.
 
 mod config;
+mod gossip;
 mod ip_limit;
 mod metrics;
 
@@ -24,8 +25,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::gossipsub::{
-    self, IdentTopic, MessageAcceptance, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds,
-    TopicHash, TopicScoreParams, ValidationMode,
+    self, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds, TopicHash, ValidationMode,
 };
 use libp2p::identity::Keypair;
 use libp2p::metrics::Recorder;
@@ -50,7 +50,7 @@ struct Behaviour {
     ip_limit: ip_limit::Behaviour,
     limits: connection_limits::Behaviour,
     relay: relay::Behaviour,
-    gossipsub: gossipsub::Behaviour,
+    gossipsub: gossip::Gossipsub,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -83,7 +83,10 @@ struct Noting {
 
 impl relay::RateLimiter for Noting {
     fn try_next(&mut self, peer: PeerId, addr: &Multiaddr, now: Instant) -> bool {
-        let ok = self.inner.try_next(peer, addr, now);
+        // libp2p's limiters key by the exact IP: count an IPv6 /64 as one address.
+        let ok = self
+            .inner
+            .try_next(peer, &ip_limit::counted_addr(addr), now);
         if !ok {
             self.refusals.fetch_add(1, Ordering::Relaxed);
         }
@@ -169,35 +172,6 @@ fn relay_config(limits: &Limits, refusals: &RateRefusals) -> relay::Config {
     config
 }
 
-/// Scores per topic: n invalid or oversize messages cost −20 × n² (n decaying to a tenth in ten
-/// minutes), so three put a peer under the graylist threshold (−80), where its gossip is
-/// ignored. Quiet members are normal here, so delivery deficits cost nothing.
-fn topic_score() -> TopicScoreParams {
-    TopicScoreParams {
-        topic_weight: 1.0,
-        time_in_mesh_weight: 0.01,
-        time_in_mesh_quantum: Duration::from_secs(1),
-        time_in_mesh_cap: 3600.0,
-        first_message_deliveries_weight: 0.1,
-        first_message_deliveries_cap: 100.0,
-        mesh_message_deliveries_weight: 0.0,
-        mesh_failure_penalty_weight: 0.0,
-        invalid_message_deliveries_weight: -20.0,
-        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(
-            600,
-        )),
-        ..TopicScoreParams::default()
-    }
-}
-
-/// A gossip message's id: the first 20 bytes of the SHA-256 of its data, as tabnode peers make
-/// it (`tabnode_net::message_id`; this workspace is on another libp2p, so it cannot share the
-/// function: a test on each side pins the same id for the same bytes).
-pub fn message_id(data: &[u8]) -> gossipsub::MessageId {
-    use sha2::Digest;
-    gossipsub::MessageId::from(sha2::Sha256::digest(data)[..20].to_vec())
-}
-
 fn behaviour(
     key: &Keypair,
     config: &Config,
@@ -208,7 +182,7 @@ fn behaviour(
         // Peers publish anonymously (who sent a message travels sealed inside it, for members
         // only); ids come from the content, computed as the peers compute them.
         .validation_mode(ValidationMode::Anonymous)
-        .message_id_fn(|message| message_id(&message.data))
+        .message_id_fn(|message| gossip::message_id(&message.data))
         // The relay checks each message's size itself (see `on_gossip`), so that an oversize
         // one lowers its sender's score; frames beyond this are cut off by the codec.
         .validate_messages()
@@ -222,7 +196,11 @@ fn behaviour(
         .gossip_lazy(8)
         .mesh_outbound_min(0)
         .build()?;
-    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip)?;
+    let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+        MessageAuthenticity::Anonymous,
+        gossip,
+        gossip::subscription_filter(limits),
+    )?;
     gossipsub.with_peer_score(
         PeerScoreParams {
             // Browsers behind one NAT share an IP: the per-IP connection limit covers that.
@@ -364,6 +342,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .collect(),
         advertise_listen: config.external.is_empty(),
         topics: HashMap::new(),
+        joined: HashMap::new(),
+        budgets: HashMap::new(),
         reservations: HashMap::new(),
         circuits: HashMap::new(),
         limits: config.limits.clone(),
@@ -402,6 +382,10 @@ struct Relay {
     advertise_listen: bool,
     /// Topics the relay is on, and the (non-relay) peers on each.
     topics: HashMap<TopicHash, HashSet<PeerId>>,
+    /// Topics joined for each (non-relay) peer, against `--max-topics-per-peer`.
+    joined: HashMap<PeerId, usize>,
+    /// What each peer that published lately may still publish.
+    budgets: HashMap<PeerId, gossip::Budget>,
     /// Reservations held, per peer.
     reservations: HashMap<PeerId, usize>,
     /// Circuits open, per source peer.
@@ -667,103 +651,9 @@ impl Relay {
             .set(self.circuits.values().sum::<usize>() as i64);
     }
 
-    fn on_gossip(&mut self, event: gossipsub::Event) {
-        match event {
-            gossipsub::Event::Subscribed { peer_id, topic } => {
-                tracing::info!(peer = %peer_id, %topic, "peer subscribed");
-                if self.relays.contains(&peer_id) {
-                    return;
-                }
-                let peers = self.topics.entry(topic.clone()).or_default();
-                let first = peers.is_empty();
-                peers.insert(peer_id);
-                if first {
-                    let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-                    let ident = IdentTopic::new(topic.as_str());
-                    if let Err(e) = gossipsub.set_topic_params(ident.clone(), topic_score()) {
-                        tracing::warn!(%topic, "cannot score the topic: {e}");
-                    }
-                    if let Err(e) = gossipsub.subscribe(&ident) {
-                        tracing::warn!(%topic, "cannot subscribe: {e}");
-                    }
-                    self.metrics.gossip_topics.set(self.topics.len() as i64);
-                }
-            }
-            gossipsub::Event::Unsubscribed { peer_id, topic } => {
-                tracing::info!(peer = %peer_id, %topic, "peer unsubscribed");
-                self.leave(&peer_id, &topic);
-            }
-            gossipsub::Event::Message {
-                propagation_source,
-                message_id,
-                message,
-            } => {
-                self.metrics.gossip_received.inc();
-                let acceptance = if message.data.len() > self.limits.max_message_bytes {
-                    self.metrics
-                        .gossip_rejected
-                        .get_or_create(&metrics::Reason { reason: "oversize" })
-                        .inc();
-                    tracing::warn!(
-                        peer = %propagation_source,
-                        topic = %message.topic,
-                        bytes = message.data.len(),
-                        limit = self.limits.max_message_bytes,
-                        "gossip message rejected: over the size limit"
-                    );
-                    MessageAcceptance::Reject
-                } else {
-                    MessageAcceptance::Accept
-                };
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
-            }
-            gossipsub::Event::SlowPeer {
-                peer_id,
-                failed_messages,
-            } => {
-                tracing::debug!(peer = %peer_id, ?failed_messages, "slow gossip peer");
-            }
-            gossipsub::Event::GossipsubNotSupported { peer_id } => {
-                tracing::debug!(peer = %peer_id, "peer does not speak gossipsub");
-            }
-        }
-    }
-
-    /// A peer left a topic: when no (non-relay) peer is left on it, the relay leaves it too,
-    /// so topics do not pile up over weeks of uptime.
-    fn leave(&mut self, peer: &PeerId, topic: &TopicHash) {
-        let Some(peers) = self.topics.get_mut(topic) else {
-            return;
-        };
-        peers.remove(peer);
-        if peers.is_empty() {
-            self.topics.remove(topic);
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .unsubscribe(&IdentTopic::new(topic.as_str()));
-            self.metrics.gossip_topics.set(self.topics.len() as i64);
-            tracing::info!(%topic, "no peer left on the topic: left it");
-        }
-    }
-
-    fn leave_all(&mut self, peer: &PeerId) {
-        let topics: Vec<TopicHash> = self
-            .topics
-            .iter()
-            .filter(|(_, peers)| peers.contains(peer))
-            .map(|(t, _)| t.clone())
-            .collect();
-        for topic in topics {
-            self.leave(peer, &topic);
-        }
-    }
-
-    /// Once a second: gossip scores for the metrics, and redials of `--peer` relays.
+    /// Once a second: gossip scores for the metrics, budgets, and redials of `--peer` relays.
     fn tick(&mut self) {
+        self.forget_full_budgets();
         let gossipsub = &self.swarm.behaviour().gossipsub;
         let penalised = self
             .swarm
@@ -831,10 +721,31 @@ impl Relay {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn message_ids_are_those_tabnode_peers_make() {
-        // The same bytes and id are pinned in tabnode-net (`swarm::tests`).
-        let id = super::message_id(b"abc");
-        assert_eq!(id.to_string(), "ba7816bf8f01cfea414140de5dae2223b00361a3");
+    fn the_relays_rate_limits_per_ip_count_an_ipv6_64_as_one() {
+        let mut config = config::parse(["--reservation-rate-per-ip".to_owned(), "1".to_owned()])
+            .unwrap()
+            .limits;
+        config.circuit_rate_per_ip = 1;
+        let relay = relay_config(&config, &RateRefusals::default());
+        let now = Instant::now();
+        for mut limiters in [
+            relay.reservation_rate_limiters,
+            relay.circuit_src_rate_limiters,
+        ] {
+            let mut try_next = |addr: &str| {
+                let addr: Multiaddr = addr.parse().unwrap();
+                let peer = PeerId::random();
+                limiters.iter_mut().all(|l| l.try_next(peer, &addr, now))
+            };
+            assert!(try_next("/ip6/2001:db8:0:1::1/tcp/1"));
+            assert!(
+                !try_next("/ip6/2001:db8:0:1::2/tcp/1"),
+                "the same /64 again"
+            );
+            assert!(try_next("/ip6/2001:db8:0:2::1/tcp/1"));
+        }
     }
 }

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Limits;
 
-/// Refusals by what was refused (`connection`, `reservation`, `circuit`) and why.
+/// Refusals by what was refused (`connection`, `reservation`, `circuit`, `topic`) and why.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Refused {
     pub what: &'static str,
@@ -86,7 +86,7 @@ impl Metrics {
         );
         r.register(
             "refused",
-            "Connections, reservations and circuits refused, by reason",
+            "Connections, reservations, circuits and topics refused, by reason",
             m.refused.clone(),
         );
         r.register(
@@ -122,12 +122,13 @@ impl Metrics {
             ("circuit", "max_circuits"),
             ("circuit", "max_circuits_per_peer"),
             ("circuit", "rate_limit"),
+            ("topic", "max_topics_per_peer"),
         ] {
             let _ = m.refused.get_or_create(&Refused { what, reason });
         }
-        let _ = m
-            .gossip_rejected
-            .get_or_create(&Reason { reason: "oversize" });
+        for reason in ["oversize", "rate_limit"] {
+            let _ = m.gossip_rejected.get_or_create(&Reason { reason });
+        }
         let limit: Family<LimitName, Gauge> = Family::default();
         for (name, value) in [
             ("max_connections", u64::from(limits.max_connections)),
@@ -166,6 +167,12 @@ impl Metrics {
             ("circuit_rate_per_ip", u64::from(limits.circuit_rate_per_ip)),
             ("max_message_bytes", limits.max_message_bytes as u64),
             ("gossip_queue", limits.gossip_queue as u64),
+            ("max_topics_per_peer", limits.max_topics_per_peer as u64),
+            (
+                "gossip_rate_per_peer",
+                u64::from(limits.gossip_rate_per_peer),
+            ),
+            ("gossip_bytes_per_peer", limits.gossip_bytes_per_peer),
         ] {
             limit
                 .get_or_create(&LimitName { limit: name })

@@ -6,6 +6,8 @@ export interface NodeOptions {
   /** NEAR JSON-RPC URLs: sign-in then checks the key is on the account. */ nearRpc?: string[];
   /** A Calimero context-config contract (with nearRpc): contexts it records are anchored there. */ nearContract?: string;
   /** How often anchors are read again, ms (default 30000). */ anchorRefreshMs?: number;
+  /** How many nearRpc endpoints must give the same anchor (default 1: one, with failover). */ nearRpcQuorum?: number;
+  /** Sites besides this page's origin whose NEAR signatures members' root statements may carry. */ nearRecipients?: string[];
   /** Direct WebRTC links to other pages (default true). */ direct?: boolean;
   /** STUN/TURN URLs for direct links (default none: host candidates). */ iceServers?: string[];
   /** From how many deltas a context is offered to a joiner as a verified state snapshot (default 500; 0: never). */

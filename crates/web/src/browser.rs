@@ -190,6 +190,12 @@ struct Options {
     near_contract: Option<String>,
     /// How often the anchors are read again, in ms (default 30 s).
     anchor_refresh_ms: Option<u32>,
+    /// How many of `near_rpc` must give the same anchor for it to be taken (default 1: the
+    /// first that answers, with failover): see [`anchor_reader`].
+    near_rpc_quorum: Option<u32>,
+    /// Sites besides this page's origin whose NEAR wallet signatures (NEP-413 `recipient`) this
+    /// node takes in members' root statements.
+    near_recipients: Vec<String>,
     /// Direct WebRTC links to other pages (default on): see `tabnode_net::direct`.
     direct: Option<bool>,
     /// STUN/TURN server URLs for those links (default none: host candidates only).
@@ -244,6 +250,8 @@ struct Inner {
     near_contract: Option<String>,
     /// Whether a write of the read-only calls' waiting audit records is scheduled.
     read_audits_due: Cell<bool>,
+    /// See [`Options::near_rpc_quorum`].
+    near_rpc_quorum: usize,
 }
 
 /// Read-only calls' audit records wait to be written together (see
@@ -538,19 +546,28 @@ async fn pump_network(
     }
 }
 
+type AnchorReader = tabnode_chain::QuorumAnchor<tabnode_chain::web::FetchTransport>;
+
+/// Reads anchors from `rpc`: with a quorum of 1 from the first URL that answers (failing over),
+/// else from each URL alike, taking an answer only when `quorum` of them agree.
+fn anchor_reader(rpc: &[String], contract: &str, quorum: usize) -> AnchorReader {
+    use tabnode_chain::{ContextConfig, NearAnchor, QuorumAnchor, RpcClient};
+    let reader = |urls: &[String]| {
+        let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), urls.to_vec());
+        NearAnchor::new(ContextConfig::new(client, contract.to_owned()))
+    };
+    match quorum {
+        0 | 1 => QuorumAnchor::new(vec![reader(rpc)], 1),
+        _ => QuorumAnchor::new(rpc.chunks(1).map(reader).collect(), quorum),
+    }
+}
+
 /// Keeps every context's anchor current: reads what the contract records of each context this
 /// node holds, against its app binary ([`tabnode_chain::NearAnchor::anchored`]), and gives the
-/// node what it found. When NEAR cannot be reached the last view stands.
-async fn anchor_refresh(
-    inner: std::rc::Weak<Inner>,
-    rpc: Vec<String>,
-    contract: String,
-    every: u32,
-) {
-    use tabnode_chain::{ContextConfig, NearAnchor, RpcClient};
-    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc);
-    let config = ContextConfig::new(client, contract);
-    let anchor = NearAnchor::new(config);
+/// node what it found. When the chain cannot be read (or the endpoints do not agree) the
+/// anchor's state is unknown: the last view stands (the node keeps it across restarts), and is
+/// never taken for "not anchored".
+async fn anchor_refresh(inner: std::rc::Weak<Inner>, anchor: AnchorReader, every: u32) {
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
@@ -581,7 +598,9 @@ async fn anchor_refresh(
                 return;
             };
             if let Some(view) = found {
-                let _ = strong.run(async |node| node.set_anchor(&id, view)).await;
+                let _ = strong
+                    .run(async |node| node.set_anchor(&id, view).await)
+                    .await;
             }
         }
         futures_timer::Delay::new(std::time::Duration::from_millis(u64::from(every))).await;
@@ -613,8 +632,9 @@ async fn write_anchor(
         wasm: &wasm,
         source: format!("tabnode:{}", AppId::of_wasm(&wasm)),
     };
-    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc);
+    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc.clone());
     let anchor = NearAnchor::new(ContextConfig::new(client, contract.clone()));
+    let reader = anchor_reader(&rpc, &contract, inner.near_rpc_quorum);
     let plan = anchor
         .contract()
         .plan_write(&id, me, &intended)
@@ -678,7 +698,7 @@ async fn write_anchor(
             }
             Err(None) => {
                 // The wallet did not say what became of it: read the anchor, then say so.
-                read_anchor_into(inner, &anchor, &id, &wasm).await;
+                read_anchor_into(inner, &reader, &id, &wasm).await;
                 return Err(usage_error(
                     "WalletAnswerInvalid",
                     format!("the wallet did not return the transaction's outcome (it answered {answer}); the anchor was read again"),
@@ -686,7 +706,7 @@ async fn write_anchor(
             }
         }
     }
-    let view = read_anchor_into(inner, &anchor, &id, &wasm).await;
+    let view = read_anchor_into(inner, &reader, &id, &wasm).await;
     let requests: Vec<serde_json::Value> = plan.requests.iter().map(|r| r.summary()).collect();
     to_js(&serde_json::json!({
         "contextId": id,
@@ -699,9 +719,9 @@ async fn write_anchor(
 /// Reads what the contract records of context `id` and gives it to the node, as the refresh
 /// loop does; returns it (`None` when the contract does not record the context, or could not
 /// be read: then the node's last view stands and the loop tries again).
-async fn read_anchor_into<T: tabnode_chain::Transport>(
+async fn read_anchor_into(
     inner: &Rc<Inner>,
-    anchor: &tabnode_chain::NearAnchor<T>,
+    anchor: &AnchorReader,
     id: &ContextId,
     wasm: &[u8],
 ) -> Option<tabnode_node::AnchorView> {
@@ -716,7 +736,7 @@ async fn read_anchor_into<T: tabnode_chain::Transport>(
         }
     };
     let _ = inner
-        .run(async |node| node.set_anchor(id, view.clone()))
+        .run(async |node| node.set_anchor(id, view.clone()).await)
         .await;
     view
 }
@@ -787,6 +807,11 @@ impl BrowserNode {
         if let Some(deltas) = options.snapshot_threshold {
             node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
         }
+        // A member's NEAR-signed root statements count here only if signed for this site (or
+        // one the app names): a wallet signs for whichever site asks.
+        let sites =
+            std::iter::once(crate::wallet::page_origin()).chain(options.near_recipients.clone());
+        node.set_nep413_recipients(Some(sites.collect()));
         // Signed in before: the node shows its root in its contexts (and those it joins).
         let stored_grant = node.root_grant().await.map_err(js_error)?;
         let grant = stored_grant
@@ -825,6 +850,7 @@ impl BrowserNode {
             near_rpc: options.near_rpc.clone(),
             near_contract: options.near_contract.clone(),
             read_audits_due: Cell::new(false),
+            near_rpc_quorum: options.near_rpc_quorum.unwrap_or(1) as usize,
         });
         inner.send(outgoing);
         if let Some(events) = events {
@@ -833,7 +859,8 @@ impl BrowserNode {
         }
         if let (Some(contract), false) = (options.near_contract, options.near_rpc.is_empty()) {
             let every = options.anchor_refresh_ms.unwrap_or(30_000);
-            let refresh = anchor_refresh(Rc::downgrade(&inner), options.near_rpc, contract, every);
+            let reader = anchor_reader(&options.near_rpc, &contract, inner.near_rpc_quorum);
+            let refresh = anchor_refresh(Rc::downgrade(&inner), reader, every);
             wasm_bindgen_futures::spawn_local(refresh);
         }
         Ok(BrowserNode { inner })
@@ -1230,7 +1257,9 @@ impl BrowserNode {
                     app_matches: anchor.app_matches,
                 })
             };
-            inner.run(async |node| node.set_anchor(&id, anchor)).await?;
+            inner
+                .run(async |node| node.set_anchor(&id, anchor).await)
+                .await?;
             Ok(JsValue::UNDEFINED)
         })
     }

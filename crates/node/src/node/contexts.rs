@@ -162,11 +162,22 @@ impl<S: Store, E: Env> Node<S, E> {
     /// this node runs calls only if it is on the anchor and its app binary is the anchored one;
     /// a mismatch is refused and reported ([`NodeEvent::AnchorMismatch`]). A delta refused for
     /// want of a member on the anchor is asked for again by anti-entropy once the anchor lists it.
-    pub fn set_anchor(
+    /// The view is stored, and holds after the node opens again until it is set anew: give it
+    /// only what the chain answered, never a failure to ask.
+    pub async fn set_anchor(
         &mut self,
         id: &ContextId,
         anchor: Option<AnchorView>,
     ) -> Result<(), NodeError> {
+        self.context(id)?;
+        let key = scoped_meta(ANCHOR, id);
+        let batch = match &anchor {
+            Some(view) => {
+                Batch::new().put(Namespace::Meta, &key, borsh::to_vec(view).expect("encode"))
+            }
+            None => Batch::new().delete(Namespace::Meta, &key),
+        };
+        self.commit(batch).await?;
         let ctx = self
             .contexts
             .get_mut(id)
@@ -260,7 +271,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 batch.delete_mut(ns, &key);
             }
         }
-        for prefix in [DISCLOSE, PAYLOAD, COVERING] {
+        for prefix in [DISCLOSE, PAYLOAD, COVERING, ANCHOR] {
             let prefix = [prefix, id.as_bytes()].concat();
             for (key, _) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
                 batch.delete_mut(Namespace::Meta, &key);

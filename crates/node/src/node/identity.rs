@@ -3,7 +3,39 @@
 
 use super::*;
 
+/// The NEP-413 recipients (sites) of the root statements `op` carries.
+fn nep413_recipients(op: &MemberOp) -> Vec<&str> {
+    match op {
+        MemberOp::Bind { grant, .. } => vec![grant.proof.recipient()],
+        MemberOp::Revoke { revocation, .. } => vec![revocation.proof.recipient()],
+        MemberOp::Rotate {
+            grant, revocation, ..
+        } => vec![grant.proof.recipient(), revocation.proof.recipient()],
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 impl<S: Store, E: Env> Node<S, E> {
+    /// The sites (NEP-413 `recipient`s, a page's origin) whose wallet signatures this node takes
+    /// in a member's root statement (`Bind`, `Revoke`, `Rotate`): a NEAR wallet signs for
+    /// whichever site asks, naming it, so a grant another site obtained from the user's wallet
+    /// must not bind a key to the account here. `None` (the default) takes any.
+    pub fn set_nep413_recipients(&mut self, accepted: Option<BTreeSet<String>>) {
+        self.nep413_recipients = accepted;
+    }
+
+    /// A recipient of `op`'s NEAR signatures that this node does not take, if any.
+    pub(super) fn foreign_recipient(&self, op: &MemberOp) -> Option<String> {
+        let accepted = self.nep413_recipients.as_ref()?;
+        nep413_recipients(op)
+            .into_iter()
+            .find(|r| !accepted.contains(*r))
+            .map(str::to_owned)
+    }
+
     /// Keeps the record of who this node acts for (a root's signed grant of its key), beside
     /// the node's own key (sealed at rest in the browser).
     pub async fn save_root_grant(&mut self, record: Vec<u8>) -> Result<(), NodeError> {

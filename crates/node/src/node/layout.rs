@@ -28,6 +28,11 @@ pub(super) const PAYLOAD: &[u8] = b"payload:";
 /// place rebuilds the state from those deltas when it opens again.
 pub(super) const COVERING: &[u8] = b"snapshot-covering:";
 
+/// Where the last view of a context's anchor read from its chain is kept in [`Namespace::Meta`]
+/// (this prefix, then the context id): a node that opens again enforces it at once, rather than
+/// running unanchored until the chain answers (or while someone keeps the chain from answering).
+pub(super) const ANCHOR: &[u8] = b"anchor:";
+
 /// Where context aliases are kept in [`Namespace::Meta`]: this prefix, then the alias.
 pub(super) const ALIAS: &[u8] = b"alias:";
 

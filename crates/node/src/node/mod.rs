@@ -164,6 +164,9 @@ pub struct Node<S: Store, E: Env> {
     next_key: Option<SecretKey>,
     /// How many deltas a member must lack before this node answers it with a snapshot too.
     snapshot_threshold: Option<usize>,
+    /// The sites whose NEP-413 signatures this node takes in root statements (`None`: any);
+    /// see [`Node::set_nep413_recipients`].
+    nep413_recipients: Option<BTreeSet<String>>,
     /// Contexts this node asked to join and holds no secret of yet (see [`Node::join`]).
     joining: HashMap<ContextId, Joining>,
     /// Writes held back to go to the store together (see [`Node::hold_writes`]), in order.
@@ -209,6 +212,7 @@ impl<S: Store, E: Env> Node<S, E> {
             next_key: None,
             snapshot_threshold: Some(DEFAULT_SNAPSHOT_THRESHOLD),
             joining: HashMap::new(),
+            nep413_recipients: None,
             clock: 0,
             held: None,
             handler_calls: Default::default(),
@@ -322,6 +326,16 @@ impl<S: Store, E: Env> Node<S, E> {
                 Disclosure::try_from_slice(&value).map_err(|e| corrupt("disclosure setting", e))?;
             disclosure.insert(kind, setting);
         }
+        let anchor = match self
+            .store
+            .get(Namespace::Meta, &scoped_meta(ANCHOR, &id))
+            .await?
+        {
+            Some(bytes) => {
+                Some(AnchorView::try_from_slice(&bytes).map_err(|e| corrupt("anchor view", e))?)
+            }
+            None => None,
+        };
         let mut older = Vec::new();
         for (_, value) in self
             .store
@@ -341,6 +355,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let ctx = ContextState {
             log: Log::judge(&dag),
             disclosure,
+            anchor,
             announced: dag.values().any(|e| e.author == self.key.public()),
             dag,
             members,

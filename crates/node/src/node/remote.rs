@@ -453,6 +453,17 @@ impl<S: Store, E: Env> Node<S, E> {
             .map(|op| op.verify_root_statement(&body.author))
         {
             Some(Err(why)) => Some(format!("a root statement that does not verify: {why}")),
+            _ if body
+                .op
+                .as_ref()
+                .is_some_and(|op| self.foreign_recipient(op).is_some()) =>
+            {
+                let site = body.op.as_ref().and_then(|op| self.foreign_recipient(op));
+                Some(format!(
+                    "a root statement signed by a NEAR wallet for another site ({})",
+                    site.unwrap_or_default()
+                ))
+            }
             _ if matches!(&body.op, Some(MemberOp::Admit { cert, .. }) if cert.context_id != ctx.id) => {
                 Some("an admission with another context's invitation".into())
             }

@@ -66,7 +66,7 @@ pub struct Checkpoint {
 /// contract, read by the embedding layer: see `tabnode-chain`): who its members are, and whether
 /// this node's app binary is the anchored one. With an anchor, a member must be on it as well as
 /// in the membership log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct AnchorView {
     pub members: BTreeSet<PublicKey>,
     pub app_matches: bool,
