@@ -33,15 +33,21 @@
 //! - **Roles.** A role given by an operation counts for the member's deltas that come after the
 //!   operation; for deltas concurrent with it the lesser of the old and new role counts. Of
 //!   concurrent role changes for one member, the lesser counts.
-//! - **Concurrent admin operations are settled by causal order alone.** Nothing the author
-//!   chooses (its timestamp, and so the delta's id) orders them. An operation counts if its
-//!   author held the authority for it in the operation's causal past; operations concurrent
-//!   with each other all take effect. So of two admins removing each other at once both are
-//!   removed (and of a cycle of removals, every side): a removed admin who crafts a
-//!   counter-removal "from before" its removal can at best take its remover down with it,
-//!   never win alone. Seniority (who was admin first) was the other choice; it was not taken
-//!   because two admins invited concurrently have no causal order, and breaking that tie by
-//!   key or id is again the author's choice.
+//! - **Concurrent admin operations are settled by causal order and rank alone.** Nothing the
+//!   author chooses (its timestamp, and so the delta's id) orders them. An operation counts if
+//!   its author held the authority for it in the operation's causal past, and no admin's
+//!   removal concurrent with it, of a key its authority rests on, was made by an admin
+//!   *senior* to that key: one with fewer invitations between it and the context's creator
+//!   (its certificate's chain is shorter; the creator is senior to all). Otherwise operations
+//!   concurrent with each other all take effect. So of two admins removing each other at once
+//!   the senior's removal counts and the junior's does not (nor anything else the junior, or
+//!   anyone it invited, did concurrently with its removal); between admins of one rank both
+//!   are removed (and of a cycle of removals, every side). A removed admin who crafts a
+//!   counter-removal "from before" its removal cannot undo it: against a senior it counts
+//!   for nothing, against an equal it takes its remover down with it, never wins alone. Rank
+//!   is fixed by the certificates the inviters signed, the same at every member, and no key
+//!   can shorten its own chain. (Removal still cascades: without it, a removed admin's
+//!   invitees would keep what it gave them.)
 //! - **A settled removal closes the door.** Once a third member (neither the remover nor the
 //!   removed) has built on a removal with a delta that stands, a new delta by the removed key
 //!   (or through it) that does not come after the removal is refused on arrival
@@ -446,6 +452,9 @@ pub struct Log {
     /// Admissions that concurrent operations cancelled (see [`Self::judge`]): they count for
     /// nothing, from the first pass that found them on.
     cancelled_admissions: BTreeSet<DeltaId>,
+    /// Operations that a concurrent removal by a senior admin overrules (see
+    /// [`Self::overruled_ops`]): they count for nothing, from the first pass that found them on.
+    overruled: BTreeSet<DeltaId>,
 }
 
 impl Log {
@@ -644,17 +653,22 @@ impl Log {
         // An admission is settled only once every operation concurrent with it is known: when
         // a pass cancels admissions that counted in their causal past, what the admitted keys
         // did is judged again without them. The cancelled set only grows, so this ends.
+        // Likewise an operation is settled only once every removal concurrent with it is
+        // known: one by an admin senior to a key the operation's authority rests on overrules
+        // it, and the log is judged again without it.
         let mut judge = fresh;
         loop {
             let cancelled = judge.cancelled_admissions.clone();
+            let overruled = judge.overruled.clone();
             judge.run(dag, ops.clone());
-            if judge.cancelled_admissions == cancelled {
+            if judge.cancelled_admissions == cancelled && judge.overruled == overruled {
                 return judge;
             }
             judge = Log {
                 pasts: judge.pasts,
                 futures: judge.futures,
                 cancelled_admissions: judge.cancelled_admissions,
+                overruled: judge.overruled,
                 ..Log::default()
             };
         }
@@ -739,6 +753,55 @@ impl Log {
         cancelled
     }
 
+    /// Operations that counted but that an admin's removal concurrent with them overrules:
+    /// one of a key the operation's authority rests on (its author, or an inviter up its
+    /// chain unless an admin certified the author anew), made by an admin senior to that key,
+    /// that is, with fewer invitations between it and the context's creator. So of two admins
+    /// removing each other at once the senior's removal counts and the junior's does not, and
+    /// a removed admin's operations racing its removal (a demotion of its remover, say) count
+    /// for nothing; between admins of equal rank both removals count.
+    ///
+    /// A removal overrules only if it is not overruled itself: removals are looked at from
+    /// the most senior authors down (an operation is overruled only by authors of higher rank).
+    fn overruled_ops(&self, dag: &HashMap<DeltaId, Entry>) -> BTreeSet<DeltaId> {
+        let mut by_rank: Vec<(usize, DeltaId)> = self
+            .verdict
+            .applied_ops
+            .iter()
+            .map(|id| (dag[id].chain.len(), *id))
+            .collect();
+        by_rank.sort();
+        let mut overruled = BTreeSet::new();
+        for (_, id) in &by_rank {
+            let entry = &dag[id];
+            let past = &self.pasts[id];
+            let concurrent = |op: &DeltaId| {
+                op != id && !past.contains(op) && !self.futures[id].contains(op)
+            };
+            let certified_anew = self
+                .role_changes
+                .get(&entry.author)
+                .is_some_and(|changes| changes.iter().any(|(_, op)| past.contains(op)));
+            let keys = self.keys_depended_on(entry, |op| !self.pasts[op].contains(id));
+            let by_senior = keys.iter().enumerate().any(|(place, key)| {
+                let rank = entry.chain.len() - place;
+                let chain_exempt = *key != entry.author && certified_anew;
+                !chain_exempt
+                    && self.removals.get(key).into_iter().flatten().any(|op| {
+                        let removal = &dag[op];
+                        matches!(removal.op, Some(MemberOp::Remove { .. }))
+                            && removal.chain.len() < rank
+                            && concurrent(op)
+                            && !overruled.contains(op)
+                    })
+            });
+            if by_senior {
+                overruled.insert(*id);
+            }
+        }
+        overruled
+    }
+
     fn removed_within(&self, key: &PublicKey, past: &HashSet<DeltaId>) -> bool {
         self.removals
             .get(key)
@@ -765,6 +828,9 @@ impl Log {
         for id in ops {
             let entry = &dag[&id];
             let op = entry.op.as_ref().expect("an op");
+            if judge.overruled.contains(&id) {
+                continue;
+            }
             let past = judge.pasts[&id].clone();
             let role = judge.role(Some(&id), entry, Some(&past));
             if !role.is_some_and(|role| op.allowed_for(role)) {
@@ -875,6 +941,8 @@ impl Log {
             .verdict
             .applied_ops
             .retain(|op| !newly_cancelled.contains(op));
+        let newly_overruled = judge.overruled_ops(dag);
+        judge.overruled.extend(newly_overruled);
         for (member, key, op) in &judge.admissions {
             let (with, ops) = judge
                 .verdict
@@ -1386,45 +1454,103 @@ mod tests {
         assert_eq!(Log::judge(&dag).verdict.void, BTreeSet::from([id(5)]));
     }
 
-    /// Admins 1 and 3 remove each other at once: both lose, whichever timestamp either
-    /// stamped (a removed admin crafting its "earlier" counter-removal gains nothing).
+    /// Admins 1 (the creator) and 3 (whom 1 invited) remove each other at once: the senior's
+    /// removal counts, whichever timestamp either stamped (a removed admin crafting its
+    /// "earlier" counter-removal gains nothing), and the junior's does not.
     #[test]
-    fn of_two_admins_removing_each_other_at_once_both_are_removed_whatever_the_timestamps() {
+    fn of_two_admins_removing_each_other_at_once_the_senior_wins_whatever_the_timestamps() {
         for (t5, t6) in [(10, 11), (11, 10), (5, 900), (900, 5)] {
             let mut dag = context();
             entry(&mut dag, 5, t5, &[4], &[3, 1], Role::Admin, remove(1));
             entry(&mut dag, 6, t6, &[4], &[1], Role::Admin, remove(3));
             // Each writes after its own removal of the other; 2, whom 1 invited, writes after
-            // both (and falls with 1, as removals cascade).
+            // both (and stands with 1); 4, whom 3 invited, falls with 3.
             entry(&mut dag, 7, 1000, &[5], &[3, 1], Role::Admin, None);
             entry(&mut dag, 8, 1000, &[6], &[1], Role::Admin, None);
             entry(&mut dag, 9, 1001, &[5, 6], &[2, 1], Role::Member, None);
+            entry(&mut dag, 10, 1002, &[9], &[4, 3, 1], Role::Member, None);
             let verdict = Log::judge(&dag).verdict;
             let removed: Vec<_> = verdict.removed.keys().copied().collect();
-            assert_eq!(removed, vec![key(1), key(3)], "{t5} {t6}");
-            assert_eq!(
-                verdict.applied_ops.iter().collect::<BTreeSet<_>>(),
-                BTreeSet::from([&id(5), &id(6)])
-            );
+            assert_eq!(removed, vec![key(3)], "{t5} {t6}");
+            assert_eq!(verdict.applied_ops, vec![id(6)]);
             assert_eq!(
                 verdict.void,
-                BTreeSet::from([id(5), id(6), id(7), id(8), id(9)]),
-                "both operations count; neither author's later deltas stand ({t5} {t6})"
+                BTreeSet::from([id(5), id(7), id(10)]),
+                "the junior's operation and later deltas, and its invitee's, are void ({t5} {t6})"
             );
         }
     }
 
-    /// A cycle of three: 1 removes 3, 3 removes 5, 5 removes 1, all at once: all three lose.
+    /// Admins 3 and 5, both invited by 1 (one rank), remove each other at once: both lose,
+    /// and neither can win alone by its timestamp.
     #[test]
-    fn a_cycle_of_concurrent_removals_removes_every_side() {
+    fn of_two_admins_of_one_rank_removing_each_other_at_once_both_are_removed() {
+        for (t6, t7) in [(10, 11), (11, 10)] {
+            let mut dag = context();
+            entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
+            entry(&mut dag, 6, t6, &[5], &[3, 1], Role::Admin, remove(5));
+            entry(&mut dag, 7, t7, &[5], &[5, 1], Role::Admin, remove(3));
+            entry(&mut dag, 8, 1000, &[6, 7], &[2, 1], Role::Member, None);
+            let verdict = Log::judge(&dag).verdict;
+            let removed: Vec<_> = verdict.removed.keys().copied().collect();
+            assert_eq!(removed, vec![key(3), key(5)], "{t6} {t7}");
+            assert!(!verdict.void.contains(&id(8)), "1's invitee 2 stands");
+        }
+    }
+
+    /// A removed admin's operations racing its removal by a senior count for nothing: 3
+    /// demotes its remover 1 and revokes 2's role, and 4 (whom 3 invited and made admin)
+    /// removes 1, all concurrently with 1's removal of 3. 1 stays admin, 2 keeps its role.
+    /// An operation 3 made before its removal counts.
+    #[test]
+    fn a_removed_admins_operations_racing_its_removal_by_a_senior_count_for_nothing() {
+        let set_role = |member, role| Some(MemberOp::SetRole { member: key(member), role });
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[3, 1], Role::Admin, set_role(2, Role::Member));
+        entry(&mut dag, 6, 6, &[5], &[1], Role::Admin, remove(3));
+        entry(&mut dag, 7, 7, &[5], &[3, 1], Role::Admin, set_role(1, Role::Reader));
+        entry(&mut dag, 8, 8, &[5], &[3, 1], Role::Admin, set_role(2, Role::Reader));
+        entry(&mut dag, 9, 9, &[5], &[4, 3, 1], Role::Admin, remove(1));
+        entry(&mut dag, 10, 10, &[6, 7, 8, 9], &[1], Role::Admin, None);
+        entry(&mut dag, 11, 11, &[10], &[2, 1], Role::Member, None);
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.applied_ops, vec![id(5), id(6)]);
+        let removed: Vec<_> = verdict.removed.keys().copied().collect();
+        assert_eq!(removed, vec![key(3)]);
+        assert_eq!(verdict.roles.get(&key(1)), None);
+        assert_eq!(verdict.roles.get(&key(2)), Some(&(Role::Member, id(5))));
+        assert!(!verdict.void.contains(&id(10)) && !verdict.void.contains(&id(11)));
+        // Had 1 not removed 3, 3's demotion of 1 would count.
+        dag.remove(&id(6));
+        entry(&mut dag, 6, 6, &[5], &[1], Role::Admin, None);
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.roles.get(&key(1)), Some(&(Role::Reader, id(7))));
+    }
+
+    /// A cycle of three admins of one rank: 3 removes 5, 5 removes 6, 6 removes 3, all at
+    /// once: all three lose. Where the creator takes part, its removal of its invitee counts
+    /// and that invitee's does not.
+    #[test]
+    fn a_cycle_of_concurrent_removals_removes_every_side_of_one_rank() {
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
+        entry(&mut dag, 6, 6, &[5], &[6, 1], Role::Admin, None);
+        entry(&mut dag, 7, 9, &[6], &[3, 1], Role::Admin, remove(5));
+        entry(&mut dag, 8, 7, &[6], &[5, 1], Role::Admin, remove(6));
+        entry(&mut dag, 9, 6, &[6], &[6, 1], Role::Admin, remove(3));
+        let verdict = Log::judge(&dag).verdict;
+        let removed: Vec<_> = verdict.removed.keys().copied().collect();
+        assert_eq!(removed, vec![key(3), key(5), key(6)]);
+
         let mut dag = context();
         entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
         entry(&mut dag, 6, 9, &[5], &[1], Role::Admin, remove(3));
         entry(&mut dag, 7, 7, &[5], &[3, 1], Role::Admin, remove(5));
-        entry(&mut dag, 8, 6, &[5], &[5, 1], Role::Admin, remove(1));
+        entry(&mut dag, 8, 6, &[5], &[5, 1], Role::Admin, None);
         let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.applied_ops, vec![id(6)]);
         let removed: Vec<_> = verdict.removed.keys().copied().collect();
-        assert_eq!(removed, vec![key(1), key(3), key(5)]);
+        assert_eq!(removed, vec![key(3)]);
     }
 
     /// Whatever order deltas arrive in, and whatever timestamps their authors chose (here:
@@ -1435,7 +1561,8 @@ mod tests {
     fn every_order_of_arrival_and_every_choice_of_timestamps_gives_one_verdict() {
         // Admins 1 and 3 remove each other (5, 6); member 2 writes concurrently (7); 1 writes
         // after its removal of 3 (8); 2 writes after all of it (9); 4, whom 3 invited, writes
-        // after (10); 1 makes 2 a reader concurrently with everything (11).
+        // after (10); 1 makes 2 a reader concurrently with everything (11); 3 makes 1 a reader
+        // concurrently with everything (12).
         // (delta, parents, chain, role by certificate, operation)
         type Made = (u8, Vec<u8>, Vec<u8>, Role, Option<MemberOp>);
         let deltas: Vec<Made> = vec![
@@ -1452,6 +1579,16 @@ mod tests {
                 Role::Admin,
                 Some(MemberOp::SetRole {
                     member: key(2),
+                    role: Role::Reader,
+                }),
+            ),
+            (
+                12,
+                vec![4],
+                vec![3, 1],
+                Role::Admin,
+                Some(MemberOp::SetRole {
+                    member: key(1),
                     role: Role::Reader,
                 }),
             ),
@@ -1507,12 +1644,14 @@ mod tests {
         }
         let verdict = Log::judge(&dag).verdict;
         assert_eq!(verdicts.into_iter().next(), Some(format!("{verdict:?}")));
+        // The senior admin 1 wins: 3 is removed, its operations racing the removal count for
+        // nothing (1 stays admin), 4 falls with 3, and 2's writes are void by its demotion
+        // (concurrent with all of them); 1's write and operations stand.
         let removed: Vec<_> = verdict.removed.keys().copied().collect();
-        assert_eq!(removed, vec![key(1), key(3)]);
+        assert_eq!(removed, vec![key(3)]);
+        assert_eq!(verdict.roles.get(&key(1)), None);
         assert_eq!(verdict.roles.get(&key(2)), Some(&(Role::Reader, id(11))));
-        // Every delta after 4 is void: the admins' by their removal, 2's by its demotion
-        // (concurrent with all of them), 4's by the cascade from 3.
-        assert_eq!(verdict.void, (5..=11).map(id).collect());
+        assert_eq!(verdict.void, [5, 7, 9, 10, 12].map(id).into());
     }
 
     /// Two admins give 2 different roles at once: the lesser counts, whichever was stamped
