@@ -778,10 +778,7 @@ impl Log {
             let concurrent = |op: &DeltaId| {
                 op != id && !past.contains(op) && !self.futures[id].contains(op)
             };
-            let certified_anew = self
-                .role_changes
-                .get(&entry.author)
-                .is_some_and(|changes| changes.iter().any(|(_, op)| past.contains(op)));
+            let certified_anew = self.certified_anew_within(&entry.author, past);
             let keys = self.keys_depended_on(entry, |op| !self.pasts[op].contains(id));
             let by_senior = keys.iter().enumerate().any(|(place, key)| {
                 let rank = entry.chain.len() - place;
@@ -800,6 +797,33 @@ impl Log {
             }
         }
         overruled
+    }
+
+    /// Whether the authority of `entry` (the operation `id`, with causal past `past`) rests on
+    /// `key` as an inviter up its chain: removing it would remove the author too, by the
+    /// cascade, so such a removal counts for nothing. (An author an admin certified anew no
+    /// longer rests on its chain.)
+    fn rests_on(
+        &self,
+        id: &DeltaId,
+        entry: &Entry,
+        key: &PublicKey,
+        past: &HashSet<DeltaId>,
+    ) -> bool {
+        !self.certified_anew_within(&entry.author, past)
+            && self
+                .keys_depended_on(entry, |op| !self.pasts[op].contains(id))
+                .iter()
+                .skip(1)
+                .any(|inviter| inviter == key)
+    }
+
+    /// Whether an admin gave `member` a role in `past`: its authority then no longer rests on
+    /// the inviters of its certificate.
+    fn certified_anew_within(&self, member: &PublicKey, past: &HashSet<DeltaId>) -> bool {
+        self.role_changes
+            .get(member)
+            .is_some_and(|changes| changes.iter().any(|(_, op)| past.contains(op)))
     }
 
     fn removed_within(&self, key: &PublicKey, past: &HashSet<DeltaId>) -> bool {
@@ -838,7 +862,9 @@ impl Log {
             }
             match op {
                 MemberOp::Remove { member, .. } => {
-                    if judge.removed_within(member, &past) {
+                    if judge.removed_within(member, &past)
+                        || judge.rests_on(&id, entry, member, &past)
+                    {
                         continue;
                     }
                     judge.remove(*member, entry.author, id);
@@ -1525,6 +1551,32 @@ mod tests {
         entry(&mut dag, 6, 6, &[5], &[1], Role::Admin, None);
         let verdict = Log::judge(&dag).verdict;
         assert_eq!(verdict.roles.get(&key(1)), Some(&(Role::Reader, id(7))));
+    }
+
+    /// An admin's removal of a key its authority rests on (its inviter, up the chain) counts
+    /// for nothing, concurrent with anything or not: it would remove the admin itself by the
+    /// cascade, and a removed admin racing its removal would otherwise take down, at every
+    /// member that hears the counter-removal first, everyone its inviter invited. An admin an
+    /// admin certified anew no longer rests on its chain and may.
+    #[test]
+    fn removing_a_key_ones_authority_rests_on_counts_for_nothing() {
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[3, 1], Role::Admin, remove(1));
+        entry(&mut dag, 6, 6, &[5], &[4, 3, 1], Role::Admin, remove(3));
+        entry(&mut dag, 7, 7, &[6], &[2, 1], Role::Member, None);
+        let verdict = Log::judge(&dag).verdict;
+        assert!(verdict.removed.is_empty() && verdict.applied_ops.is_empty());
+        assert!(verdict.void.is_empty(), "{verdict:?}");
+
+        let mut dag = context();
+        let anew = Some(MemberOp::SetRole {
+            member: key(4),
+            role: Role::Admin,
+        });
+        entry(&mut dag, 5, 5, &[4], &[1], Role::Admin, anew);
+        entry(&mut dag, 6, 6, &[5], &[4, 3, 1], Role::Admin, remove(3));
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.removed, BTreeMap::from([(key(3), id(6))]));
     }
 
     /// A cycle of three admins of one rank: 3 removes 5, 5 removes 6, 6 removes 3, all at
