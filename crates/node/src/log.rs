@@ -753,21 +753,31 @@ impl Log {
         cancelled
     }
 
-    /// Operations that counted but that an admin's removal concurrent with them overrules:
+    /// Admin operations that counted but that an admin's removal concurrent with them overrules:
     /// one of a key the operation's authority rests on (its author, or an inviter up its
     /// chain unless an admin certified the author anew), made by an admin senior to that key,
     /// that is, with fewer invitations between it and the context's creator. So of two admins
     /// removing each other at once the senior's removal counts and the junior's does not, and
     /// a removed admin's operations racing its removal (a demotion of its remover, say) count
-    /// for nothing; between admins of equal rank both removals count.
+    /// for nothing; between admins of equal rank both removals count. What any member may do
+    /// (announce itself, admit a joiner, leave, carry a root's statement) is not overruled: a
+    /// removed member's concurrent admission stands as its concurrent writes would not, since
+    /// a joiner it welcomed has no other admission to wait for.
     ///
     /// A removal overrules only if it is not overruled itself: removals are looked at from
     /// the most senior authors down (an operation is overruled only by authors of higher rank).
     fn overruled_ops(&self, dag: &HashMap<DeltaId, Entry>) -> BTreeSet<DeltaId> {
+        let admins_only = |id: &&DeltaId| {
+            dag[*id]
+                .op
+                .as_ref()
+                .is_some_and(|op| !op.allowed_for(Role::Member))
+        };
         let mut by_rank: Vec<(usize, DeltaId)> = self
             .verdict
             .applied_ops
             .iter()
+            .filter(admins_only)
             .map(|id| (dag[id].chain.len(), *id))
             .collect();
         by_rank.sort();
