@@ -49,13 +49,15 @@
 //!   can shorten its own chain. (Removal still cascades: without it, a removed admin's
 //!   invitees would keep what it gave them.)
 //! - **A settled removal closes the door.** Once a third member (neither the remover nor the
-//!   removed) has built on a removal with a delta that stands, a new delta by the removed key
-//!   (or through it) that does not come after the removal is refused on arrival
+//!   removed) has built on a removal with a delta that stands, a new operation by the removed
+//!   key (or through it) that does not come after the removal is refused on arrival
 //!   ([`Log::settled_removal_missed`]): it could only pass as concurrent with a removal the
 //!   others have already moved past, which is what a removed key forging "earlier" deltas
 //!   looks like. Until then a removed key's operation on an older point is taken as
 //!   concurrent, with the effect above. (A member that took such a delta before the removal
-//!   settled builds on it; the others then take it too, so the DAG stays one.)
+//!   settled builds on it; the others then take it too, so the DAG stays one.) Its writes
+//!   are taken, void, whatever the order: refusing them would split the DAG by order of
+//!   arrival, and they change nothing.
 //!
 //! - **App upgrades are barriers.** An admin's [`MemberOp::SetApp`] changes the app that runs
 //!   the context from its place in the causal order on; every node runs the new app's
@@ -510,9 +512,17 @@ impl Log {
     /// A settled removal that a new delta (`entry`, not yet in the DAG) by the removed key, or
     /// by a key whose authority rests on it, does not come after: the author signed it on a
     /// point of the DAG from before its removal, which a third member has since built on. Such
-    /// a delta is new (a member does not learn of a removal only once others build on it), and
-    /// it could only count as concurrent with the removal, so it is refused.
+    /// an operation is new (a member does not learn of a removal only once others build on
+    /// it), and it could only count as concurrent with the removal, so it is refused (if it
+    /// would count: see [`Self::counts_if_added`]).
+    ///
+    /// A write is not: it is void wherever it stands in the DAG (after its author's removal or
+    /// concurrent with it), so taking it changes nothing, while refusing it would make the DAG
+    /// depend on the order of arrival: a removed member cut off from the others writes on
+    /// without knowing, and its writes reach some members before the removal settles there and
+    /// others after. Every member takes them, void.
     pub fn settled_removal_missed(&self, entry: &Entry) -> Option<DeltaId> {
+        entry.op.as_ref()?;
         let after = |op: &DeltaId| {
             entry
                 .parents
@@ -532,6 +542,16 @@ impl Log {
             }
         }
         None
+    }
+
+    /// Whether the operation `entry` (the delta `id`, not yet in `dag`) would count in the log
+    /// of `dag` grown by it. A removed key's operation that a senior's removal overrules, or
+    /// that removes a key its author rests on, would not: it is void wherever it arrives, so
+    /// [`Self::settled_removal_missed`] need not refuse it (and must not: see there).
+    pub fn counts_if_added(dag: &HashMap<DeltaId, Entry>, id: DeltaId, entry: &Entry) -> bool {
+        let mut grown = dag.clone();
+        grown.insert(id, entry.clone());
+        Log::judge(&grown).verdict.applied_ops.contains(&id)
     }
 
     /// The keys `entry`'s authority rests on: its chain, where an inviter rotated away (by a
@@ -785,9 +805,8 @@ impl Log {
         for (_, id) in &by_rank {
             let entry = &dag[id];
             let past = &self.pasts[id];
-            let concurrent = |op: &DeltaId| {
-                op != id && !past.contains(op) && !self.futures[id].contains(op)
-            };
+            let concurrent =
+                |op: &DeltaId| op != id && !past.contains(op) && !self.futures[id].contains(op);
             let certified_anew = self.certified_anew_within(&entry.author, past);
             let keys = self.keys_depended_on(entry, |op| !self.pasts[op].contains(id));
             let by_senior = keys.iter().enumerate().any(|(place, key)| {
@@ -1540,12 +1559,41 @@ mod tests {
     /// An operation 3 made before its removal counts.
     #[test]
     fn a_removed_admins_operations_racing_its_removal_by_a_senior_count_for_nothing() {
-        let set_role = |member, role| Some(MemberOp::SetRole { member: key(member), role });
+        let set_role = |member, role| {
+            Some(MemberOp::SetRole {
+                member: key(member),
+                role,
+            })
+        };
         let mut dag = context();
-        entry(&mut dag, 5, 5, &[4], &[3, 1], Role::Admin, set_role(2, Role::Member));
+        entry(
+            &mut dag,
+            5,
+            5,
+            &[4],
+            &[3, 1],
+            Role::Admin,
+            set_role(2, Role::Member),
+        );
         entry(&mut dag, 6, 6, &[5], &[1], Role::Admin, remove(3));
-        entry(&mut dag, 7, 7, &[5], &[3, 1], Role::Admin, set_role(1, Role::Reader));
-        entry(&mut dag, 8, 8, &[5], &[3, 1], Role::Admin, set_role(2, Role::Reader));
+        entry(
+            &mut dag,
+            7,
+            7,
+            &[5],
+            &[3, 1],
+            Role::Admin,
+            set_role(1, Role::Reader),
+        );
+        entry(
+            &mut dag,
+            8,
+            8,
+            &[5],
+            &[3, 1],
+            Role::Admin,
+            set_role(2, Role::Reader),
+        );
         entry(&mut dag, 9, 9, &[5], &[4, 3, 1], Role::Admin, remove(1));
         entry(&mut dag, 10, 10, &[6, 7, 8, 9], &[1], Role::Admin, None);
         entry(&mut dag, 11, 11, &[10], &[2, 1], Role::Member, None);
@@ -1836,6 +1884,11 @@ mod tests {
             );
             assert_eq!(log.settled_removal_missed(&late(&[3, 1], &[6])), None);
             assert_eq!(log.settled_removal_missed(&late(&[1], &[4])), None);
+            let write = Entry {
+                op: None,
+                ..late(&[3, 1], &[4])
+            };
+            assert_eq!(log.settled_removal_missed(&write), None, "void anyway");
         }
     }
 

@@ -466,7 +466,11 @@ impl<S: Store, E: Env> Node<S, E> {
                 });
                 Some(reason)
             }
-            _ if !stands && ctx.log.settled_removal_missed(&entry).is_some() && !vouched() => {
+            _ if !stands
+                && ctx.log.settled_removal_missed(&entry).is_some()
+                && !vouched()
+                && Log::counts_if_added(&ctx.dag, id, &entry) =>
+            {
                 let removal = ctx.log.settled_removal_missed(&entry).expect("checked");
                 Some(format!(
                     "{} signed {id} on a point from before the removal {removal}, which others \
