@@ -1892,6 +1892,33 @@ mod tests {
         }
     }
 
+    /// Once a removal settled, a removed admin's counter-removal on an older point is refused
+    /// only if it would count: an equal's would (both would be removed), the removed invitee's
+    /// of its inviter would not (it is void wherever it arrives, so every member takes it).
+    #[test]
+    fn a_settled_removal_refuses_only_operations_that_would_count() {
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
+        entry(&mut dag, 6, 6, &[5], &[3, 1], Role::Admin, remove(5));
+        entry(&mut dag, 7, 7, &[6], &[2, 1], Role::Member, None);
+        let log = Log::judge(&dag);
+        let counter = |chain: &[u8], member: u8| Entry {
+            parents: vec![id(5)],
+            author: key(chain[0]),
+            timestamp: 8,
+            cert_role: Role::Admin,
+            chain: chain.iter().map(|k| key(*k)).collect(),
+            admission: None,
+            op: remove(member),
+        };
+        let by_equal = counter(&[5, 1], 3);
+        assert_eq!(log.settled_removal_missed(&by_equal), Some(id(6)));
+        assert!(Log::counts_if_added(&dag, id(8), &by_equal));
+        let of_inviter = counter(&[5, 1], 1);
+        assert_eq!(log.settled_removal_missed(&of_inviter), Some(id(6)));
+        assert!(!Log::counts_if_added(&dag, id(8), &of_inviter));
+    }
+
     /// `dag` up to delta `n` (deltas are numbered in causal order here).
     fn context_with(dag: &HashMap<DeltaId, Entry>, n: u8) -> HashMap<DeltaId, Entry> {
         (1..=n).map(|i| (id(i), dag[&id(i)].clone())).collect()
