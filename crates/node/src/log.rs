@@ -780,9 +780,9 @@ impl Log {
     /// removing each other at once the senior's removal counts and the junior's does not, and
     /// a removed admin's operations racing its removal (a demotion of its remover, say) count
     /// for nothing; between admins of equal rank both removals count. What any member may do
-    /// (announce itself, admit a joiner, leave, carry a root's statement) is not overruled: a
-    /// removed member's concurrent admission stands as its concurrent writes would not, since
-    /// a joiner it welcomed has no other admission to wait for.
+    /// (announce itself, admit a joiner, leave, carry a root's statement) needs no admin's
+    /// authority and is not overruled: a joiner a member admitted (and welcomed) just before
+    /// hearing of its own removal would otherwise be left with no admission to wait for.
     ///
     /// A removal overrules only if it is not overruled itself: removals are looked at from
     /// the most senior authors down (an operation is overruled only by authors of higher rank).
