@@ -33,23 +33,31 @@
 //! - **Roles.** A role given by an operation counts for the member's deltas that come after the
 //!   operation; for deltas concurrent with it the lesser of the old and new role counts. Of
 //!   concurrent role changes for one member, the lesser counts.
-//! - **Concurrent admin operations are settled by causal order alone.** Nothing the author
-//!   chooses (its timestamp, and so the delta's id) orders them. An operation counts if its
-//!   author held the authority for it in the operation's causal past; operations concurrent
-//!   with each other all take effect. So of two admins removing each other at once both are
-//!   removed (and of a cycle of removals, every side): a removed admin who crafts a
-//!   counter-removal "from before" its removal can at best take its remover down with it,
-//!   never win alone. Seniority (who was admin first) was the other choice; it was not taken
-//!   because two admins invited concurrently have no causal order, and breaking that tie by
-//!   key or id is again the author's choice.
+//! - **Concurrent admin operations are settled by causal order and rank alone.** Nothing the
+//!   author chooses (its timestamp, and so the delta's id) orders them. An operation counts if
+//!   its author held the authority for it in the operation's causal past, and no admin's
+//!   removal concurrent with it, of a key its authority rests on, was made by an admin
+//!   *senior* to that key: one with fewer invitations between it and the context's creator
+//!   (its certificate's chain is shorter; the creator is senior to all). Otherwise operations
+//!   concurrent with each other all take effect. So of two admins removing each other at once
+//!   the senior's removal counts and the junior's does not (nor anything else the junior, or
+//!   anyone it invited, did concurrently with its removal); between admins of one rank both
+//!   are removed (and of a cycle of removals, every side). A removed admin who crafts a
+//!   counter-removal "from before" its removal cannot undo it: against a senior it counts
+//!   for nothing, against an equal it takes its remover down with it, never wins alone. Rank
+//!   is fixed by the certificates the inviters signed, the same at every member, and no key
+//!   can shorten its own chain. (Removal still cascades: without it, a removed admin's
+//!   invitees would keep what it gave them.)
 //! - **A settled removal closes the door.** Once a third member (neither the remover nor the
-//!   removed) has built on a removal with a delta that stands, a new delta by the removed key
-//!   (or through it) that does not come after the removal is refused on arrival
+//!   removed) has built on a removal with a delta that stands, a new operation by the removed
+//!   key (or through it) that does not come after the removal is refused on arrival
 //!   ([`Log::settled_removal_missed`]): it could only pass as concurrent with a removal the
 //!   others have already moved past, which is what a removed key forging "earlier" deltas
 //!   looks like. Until then a removed key's operation on an older point is taken as
 //!   concurrent, with the effect above. (A member that took such a delta before the removal
-//!   settled builds on it; the others then take it too, so the DAG stays one.)
+//!   settled builds on it; the others then take it too, so the DAG stays one.) Its writes
+//!   are taken, void, whatever the order: refusing them would split the DAG by order of
+//!   arrival, and they change nothing.
 //!
 //! - **App upgrades are barriers.** An admin's [`MemberOp::SetApp`] changes the app that runs
 //!   the context from its place in the causal order on; every node runs the new app's
@@ -446,6 +454,9 @@ pub struct Log {
     /// Admissions that concurrent operations cancelled (see [`Self::judge`]): they count for
     /// nothing, from the first pass that found them on.
     cancelled_admissions: BTreeSet<DeltaId>,
+    /// Operations that a concurrent removal by a senior admin overrules (see
+    /// [`Self::overruled_ops`]): they count for nothing, from the first pass that found them on.
+    overruled: BTreeSet<DeltaId>,
 }
 
 impl Log {
@@ -501,9 +512,17 @@ impl Log {
     /// A settled removal that a new delta (`entry`, not yet in the DAG) by the removed key, or
     /// by a key whose authority rests on it, does not come after: the author signed it on a
     /// point of the DAG from before its removal, which a third member has since built on. Such
-    /// a delta is new (a member does not learn of a removal only once others build on it), and
-    /// it could only count as concurrent with the removal, so it is refused.
+    /// an operation is new (a member does not learn of a removal only once others build on
+    /// it), and it could only count as concurrent with the removal, so it is refused (if it
+    /// would count: see [`Self::counts_if_added`]).
+    ///
+    /// A write is not: it is void wherever it stands in the DAG (after its author's removal or
+    /// concurrent with it), so taking it changes nothing, while refusing it would make the DAG
+    /// depend on the order of arrival: a removed member cut off from the others writes on
+    /// without knowing, and its writes reach some members before the removal settles there and
+    /// others after. Every member takes them, void.
     pub fn settled_removal_missed(&self, entry: &Entry) -> Option<DeltaId> {
+        entry.op.as_ref()?;
         let after = |op: &DeltaId| {
             entry
                 .parents
@@ -523,6 +542,16 @@ impl Log {
             }
         }
         None
+    }
+
+    /// Whether the operation `entry` (the delta `id`, not yet in `dag`) would count in the log
+    /// of `dag` grown by it. A removed key's operation that a senior's removal overrules, or
+    /// that removes a key its author rests on, would not: it is void wherever it arrives, so
+    /// [`Self::settled_removal_missed`] need not refuse it (and must not: see there).
+    pub fn counts_if_added(dag: &HashMap<DeltaId, Entry>, id: DeltaId, entry: &Entry) -> bool {
+        let mut grown = dag.clone();
+        grown.insert(id, entry.clone());
+        Log::judge(&grown).verdict.applied_ops.contains(&id)
     }
 
     /// The keys `entry`'s authority rests on: its chain, where an inviter rotated away (by a
@@ -644,17 +673,22 @@ impl Log {
         // An admission is settled only once every operation concurrent with it is known: when
         // a pass cancels admissions that counted in their causal past, what the admitted keys
         // did is judged again without them. The cancelled set only grows, so this ends.
+        // Likewise an operation is settled only once every removal concurrent with it is
+        // known: one by an admin senior to a key the operation's authority rests on overrules
+        // it, and the log is judged again without it.
         let mut judge = fresh;
         loop {
             let cancelled = judge.cancelled_admissions.clone();
+            let overruled = judge.overruled.clone();
             judge.run(dag, ops.clone());
-            if judge.cancelled_admissions == cancelled {
+            if judge.cancelled_admissions == cancelled && judge.overruled == overruled {
                 return judge;
             }
             judge = Log {
                 pasts: judge.pasts,
                 futures: judge.futures,
                 cancelled_admissions: judge.cancelled_admissions,
+                overruled: judge.overruled,
                 ..Log::default()
             };
         }
@@ -739,6 +773,88 @@ impl Log {
         cancelled
     }
 
+    /// Admin operations that counted but that an admin's removal concurrent with them overrules:
+    /// one of a key the operation's authority rests on (its author, or an inviter up its
+    /// chain unless an admin certified the author anew), made by an admin senior to that key,
+    /// that is, with fewer invitations between it and the context's creator. So of two admins
+    /// removing each other at once the senior's removal counts and the junior's does not, and
+    /// a removed admin's operations racing its removal (a demotion of its remover, say) count
+    /// for nothing; between admins of equal rank both removals count. What any member may do
+    /// (announce itself, admit a joiner, leave, carry a root's statement) needs no admin's
+    /// authority and is not overruled: a joiner a member admitted (and welcomed) just before
+    /// hearing of its own removal would otherwise be left with no admission to wait for.
+    ///
+    /// A removal overrules only if it is not overruled itself: removals are looked at from
+    /// the most senior authors down (an operation is overruled only by authors of higher rank).
+    fn overruled_ops(&self, dag: &HashMap<DeltaId, Entry>) -> BTreeSet<DeltaId> {
+        let admins_only = |id: &&DeltaId| {
+            dag[*id]
+                .op
+                .as_ref()
+                .is_some_and(|op| !op.allowed_for(Role::Member))
+        };
+        let mut by_rank: Vec<(usize, DeltaId)> = self
+            .verdict
+            .applied_ops
+            .iter()
+            .filter(admins_only)
+            .map(|id| (dag[id].chain.len(), *id))
+            .collect();
+        by_rank.sort();
+        let mut overruled = BTreeSet::new();
+        for (_, id) in &by_rank {
+            let entry = &dag[id];
+            let past = &self.pasts[id];
+            let concurrent =
+                |op: &DeltaId| op != id && !past.contains(op) && !self.futures[id].contains(op);
+            let certified_anew = self.certified_anew_within(&entry.author, past);
+            let keys = self.keys_depended_on(entry, |op| !self.pasts[op].contains(id));
+            let by_senior = keys.iter().enumerate().any(|(place, key)| {
+                let rank = entry.chain.len() - place;
+                let chain_exempt = *key != entry.author && certified_anew;
+                !chain_exempt
+                    && self.removals.get(key).into_iter().flatten().any(|op| {
+                        let removal = &dag[op];
+                        matches!(removal.op, Some(MemberOp::Remove { .. }))
+                            && removal.chain.len() < rank
+                            && concurrent(op)
+                            && !overruled.contains(op)
+                    })
+            });
+            if by_senior {
+                overruled.insert(*id);
+            }
+        }
+        overruled
+    }
+
+    /// Whether the authority of `entry` (the operation `id`, with causal past `past`) rests on
+    /// `key` as an inviter up its chain: removing it would remove the author too, by the
+    /// cascade, so such a removal counts for nothing. (An author an admin certified anew no
+    /// longer rests on its chain.)
+    fn rests_on(
+        &self,
+        id: &DeltaId,
+        entry: &Entry,
+        key: &PublicKey,
+        past: &HashSet<DeltaId>,
+    ) -> bool {
+        !self.certified_anew_within(&entry.author, past)
+            && self
+                .keys_depended_on(entry, |op| !self.pasts[op].contains(id))
+                .iter()
+                .skip(1)
+                .any(|inviter| inviter == key)
+    }
+
+    /// Whether an admin gave `member` a role in `past`: its authority then no longer rests on
+    /// the inviters of its certificate.
+    fn certified_anew_within(&self, member: &PublicKey, past: &HashSet<DeltaId>) -> bool {
+        self.role_changes
+            .get(member)
+            .is_some_and(|changes| changes.iter().any(|(_, op)| past.contains(op)))
+    }
+
     fn removed_within(&self, key: &PublicKey, past: &HashSet<DeltaId>) -> bool {
         self.removals
             .get(key)
@@ -765,6 +881,9 @@ impl Log {
         for id in ops {
             let entry = &dag[&id];
             let op = entry.op.as_ref().expect("an op");
+            if judge.overruled.contains(&id) {
+                continue;
+            }
             let past = judge.pasts[&id].clone();
             let role = judge.role(Some(&id), entry, Some(&past));
             if !role.is_some_and(|role| op.allowed_for(role)) {
@@ -772,7 +891,9 @@ impl Log {
             }
             match op {
                 MemberOp::Remove { member, .. } => {
-                    if judge.removed_within(member, &past) {
+                    if judge.removed_within(member, &past)
+                        || judge.rests_on(&id, entry, member, &past)
+                    {
                         continue;
                     }
                     judge.remove(*member, entry.author, id);
@@ -875,6 +996,8 @@ impl Log {
             .verdict
             .applied_ops
             .retain(|op| !newly_cancelled.contains(op));
+        let newly_overruled = judge.overruled_ops(dag);
+        judge.overruled.extend(newly_overruled);
         for (member, key, op) in &judge.admissions {
             let (with, ops) = judge
                 .verdict
@@ -1386,45 +1509,158 @@ mod tests {
         assert_eq!(Log::judge(&dag).verdict.void, BTreeSet::from([id(5)]));
     }
 
-    /// Admins 1 and 3 remove each other at once: both lose, whichever timestamp either
-    /// stamped (a removed admin crafting its "earlier" counter-removal gains nothing).
+    /// Admins 1 (the creator) and 3 (whom 1 invited) remove each other at once: the senior's
+    /// removal counts, whichever timestamp either stamped (a removed admin crafting its
+    /// "earlier" counter-removal gains nothing), and the junior's does not.
     #[test]
-    fn of_two_admins_removing_each_other_at_once_both_are_removed_whatever_the_timestamps() {
+    fn of_two_admins_removing_each_other_at_once_the_senior_wins_whatever_the_timestamps() {
         for (t5, t6) in [(10, 11), (11, 10), (5, 900), (900, 5)] {
             let mut dag = context();
             entry(&mut dag, 5, t5, &[4], &[3, 1], Role::Admin, remove(1));
             entry(&mut dag, 6, t6, &[4], &[1], Role::Admin, remove(3));
             // Each writes after its own removal of the other; 2, whom 1 invited, writes after
-            // both (and falls with 1, as removals cascade).
+            // both (and stands with 1); 4, whom 3 invited, falls with 3.
             entry(&mut dag, 7, 1000, &[5], &[3, 1], Role::Admin, None);
             entry(&mut dag, 8, 1000, &[6], &[1], Role::Admin, None);
             entry(&mut dag, 9, 1001, &[5, 6], &[2, 1], Role::Member, None);
+            entry(&mut dag, 10, 1002, &[9], &[4, 3, 1], Role::Member, None);
             let verdict = Log::judge(&dag).verdict;
             let removed: Vec<_> = verdict.removed.keys().copied().collect();
-            assert_eq!(removed, vec![key(1), key(3)], "{t5} {t6}");
-            assert_eq!(
-                verdict.applied_ops.iter().collect::<BTreeSet<_>>(),
-                BTreeSet::from([&id(5), &id(6)])
-            );
+            assert_eq!(removed, vec![key(3)], "{t5} {t6}");
+            assert_eq!(verdict.applied_ops, vec![id(6)]);
             assert_eq!(
                 verdict.void,
-                BTreeSet::from([id(5), id(6), id(7), id(8), id(9)]),
-                "both operations count; neither author's later deltas stand ({t5} {t6})"
+                BTreeSet::from([id(5), id(7), id(10)]),
+                "the junior's operation and later deltas, and its invitee's, are void ({t5} {t6})"
             );
         }
     }
 
-    /// A cycle of three: 1 removes 3, 3 removes 5, 5 removes 1, all at once: all three lose.
+    /// Admins 3 and 5, both invited by 1 (one rank), remove each other at once: both lose,
+    /// and neither can win alone by its timestamp.
     #[test]
-    fn a_cycle_of_concurrent_removals_removes_every_side() {
+    fn of_two_admins_of_one_rank_removing_each_other_at_once_both_are_removed() {
+        for (t6, t7) in [(10, 11), (11, 10)] {
+            let mut dag = context();
+            entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
+            entry(&mut dag, 6, t6, &[5], &[3, 1], Role::Admin, remove(5));
+            entry(&mut dag, 7, t7, &[5], &[5, 1], Role::Admin, remove(3));
+            entry(&mut dag, 8, 1000, &[6, 7], &[2, 1], Role::Member, None);
+            let verdict = Log::judge(&dag).verdict;
+            let removed: Vec<_> = verdict.removed.keys().copied().collect();
+            assert_eq!(removed, vec![key(3), key(5)], "{t6} {t7}");
+            assert!(!verdict.void.contains(&id(8)), "1's invitee 2 stands");
+        }
+    }
+
+    /// A removed admin's operations racing its removal by a senior count for nothing: 3
+    /// demotes its remover 1 and revokes 2's role, and 4 (whom 3 invited and made admin)
+    /// removes 1, all concurrently with 1's removal of 3. 1 stays admin, 2 keeps its role.
+    /// An operation 3 made before its removal counts.
+    #[test]
+    fn a_removed_admins_operations_racing_its_removal_by_a_senior_count_for_nothing() {
+        let set_role = |member, role| {
+            Some(MemberOp::SetRole {
+                member: key(member),
+                role,
+            })
+        };
+        let mut dag = context();
+        entry(
+            &mut dag,
+            5,
+            5,
+            &[4],
+            &[3, 1],
+            Role::Admin,
+            set_role(2, Role::Member),
+        );
+        entry(&mut dag, 6, 6, &[5], &[1], Role::Admin, remove(3));
+        entry(
+            &mut dag,
+            7,
+            7,
+            &[5],
+            &[3, 1],
+            Role::Admin,
+            set_role(1, Role::Reader),
+        );
+        entry(
+            &mut dag,
+            8,
+            8,
+            &[5],
+            &[3, 1],
+            Role::Admin,
+            set_role(2, Role::Reader),
+        );
+        entry(&mut dag, 9, 9, &[5], &[4, 3, 1], Role::Admin, remove(1));
+        entry(&mut dag, 10, 10, &[6, 7, 8, 9], &[1], Role::Admin, None);
+        entry(&mut dag, 11, 11, &[10], &[2, 1], Role::Member, None);
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.applied_ops, vec![id(5), id(6)]);
+        let removed: Vec<_> = verdict.removed.keys().copied().collect();
+        assert_eq!(removed, vec![key(3)]);
+        assert_eq!(verdict.roles.get(&key(1)), None);
+        assert_eq!(verdict.roles.get(&key(2)), Some(&(Role::Member, id(5))));
+        assert!(!verdict.void.contains(&id(10)) && !verdict.void.contains(&id(11)));
+        // Had 1 not removed 3, 3's demotion of 1 would count.
+        dag.remove(&id(6));
+        entry(&mut dag, 6, 6, &[5], &[1], Role::Admin, None);
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.roles.get(&key(1)), Some(&(Role::Reader, id(7))));
+    }
+
+    /// An admin's removal of a key its authority rests on (its inviter, up the chain) counts
+    /// for nothing, concurrent with anything or not: it would remove the admin itself by the
+    /// cascade, and a removed admin racing its removal would otherwise take down, at every
+    /// member that hears the counter-removal first, everyone its inviter invited. An admin an
+    /// admin certified anew no longer rests on its chain and may.
+    #[test]
+    fn removing_a_key_ones_authority_rests_on_counts_for_nothing() {
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[3, 1], Role::Admin, remove(1));
+        entry(&mut dag, 6, 6, &[5], &[4, 3, 1], Role::Admin, remove(3));
+        entry(&mut dag, 7, 7, &[6], &[2, 1], Role::Member, None);
+        let verdict = Log::judge(&dag).verdict;
+        assert!(verdict.removed.is_empty() && verdict.applied_ops.is_empty());
+        assert!(verdict.void.is_empty(), "{verdict:?}");
+
+        let mut dag = context();
+        let anew = Some(MemberOp::SetRole {
+            member: key(4),
+            role: Role::Admin,
+        });
+        entry(&mut dag, 5, 5, &[4], &[1], Role::Admin, anew);
+        entry(&mut dag, 6, 6, &[5], &[4, 3, 1], Role::Admin, remove(3));
+        let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.removed, BTreeMap::from([(key(3), id(6))]));
+    }
+
+    /// A cycle of three admins of one rank: 3 removes 5, 5 removes 6, 6 removes 3, all at
+    /// once: all three lose. Where the creator takes part, its removal of its invitee counts
+    /// and that invitee's does not.
+    #[test]
+    fn a_cycle_of_concurrent_removals_removes_every_side_of_one_rank() {
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
+        entry(&mut dag, 6, 6, &[5], &[6, 1], Role::Admin, None);
+        entry(&mut dag, 7, 9, &[6], &[3, 1], Role::Admin, remove(5));
+        entry(&mut dag, 8, 7, &[6], &[5, 1], Role::Admin, remove(6));
+        entry(&mut dag, 9, 6, &[6], &[6, 1], Role::Admin, remove(3));
+        let verdict = Log::judge(&dag).verdict;
+        let removed: Vec<_> = verdict.removed.keys().copied().collect();
+        assert_eq!(removed, vec![key(3), key(5), key(6)]);
+
         let mut dag = context();
         entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
         entry(&mut dag, 6, 9, &[5], &[1], Role::Admin, remove(3));
         entry(&mut dag, 7, 7, &[5], &[3, 1], Role::Admin, remove(5));
-        entry(&mut dag, 8, 6, &[5], &[5, 1], Role::Admin, remove(1));
+        entry(&mut dag, 8, 6, &[5], &[5, 1], Role::Admin, None);
         let verdict = Log::judge(&dag).verdict;
+        assert_eq!(verdict.applied_ops, vec![id(6)]);
         let removed: Vec<_> = verdict.removed.keys().copied().collect();
-        assert_eq!(removed, vec![key(1), key(3), key(5)]);
+        assert_eq!(removed, vec![key(3)]);
     }
 
     /// Whatever order deltas arrive in, and whatever timestamps their authors chose (here:
@@ -1435,7 +1671,8 @@ mod tests {
     fn every_order_of_arrival_and_every_choice_of_timestamps_gives_one_verdict() {
         // Admins 1 and 3 remove each other (5, 6); member 2 writes concurrently (7); 1 writes
         // after its removal of 3 (8); 2 writes after all of it (9); 4, whom 3 invited, writes
-        // after (10); 1 makes 2 a reader concurrently with everything (11).
+        // after (10); 1 makes 2 a reader concurrently with everything (11); 3 makes 1 a reader
+        // concurrently with everything (12).
         // (delta, parents, chain, role by certificate, operation)
         type Made = (u8, Vec<u8>, Vec<u8>, Role, Option<MemberOp>);
         let deltas: Vec<Made> = vec![
@@ -1452,6 +1689,16 @@ mod tests {
                 Role::Admin,
                 Some(MemberOp::SetRole {
                     member: key(2),
+                    role: Role::Reader,
+                }),
+            ),
+            (
+                12,
+                vec![4],
+                vec![3, 1],
+                Role::Admin,
+                Some(MemberOp::SetRole {
+                    member: key(1),
                     role: Role::Reader,
                 }),
             ),
@@ -1507,12 +1754,14 @@ mod tests {
         }
         let verdict = Log::judge(&dag).verdict;
         assert_eq!(verdicts.into_iter().next(), Some(format!("{verdict:?}")));
+        // The senior admin 1 wins: 3 is removed, its operations racing the removal count for
+        // nothing (1 stays admin), 4 falls with 3, and 2's writes are void by its demotion
+        // (concurrent with all of them); 1's write and operations stand.
         let removed: Vec<_> = verdict.removed.keys().copied().collect();
-        assert_eq!(removed, vec![key(1), key(3)]);
+        assert_eq!(removed, vec![key(3)]);
+        assert_eq!(verdict.roles.get(&key(1)), None);
         assert_eq!(verdict.roles.get(&key(2)), Some(&(Role::Reader, id(11))));
-        // Every delta after 4 is void: the admins' by their removal, 2's by its demotion
-        // (concurrent with all of them), 4's by the cascade from 3.
-        assert_eq!(verdict.void, (5..=11).map(id).collect());
+        assert_eq!(verdict.void, [5, 7, 9, 10, 12].map(id).into());
     }
 
     /// Two admins give 2 different roles at once: the lesser counts, whichever was stamped
@@ -1635,7 +1884,39 @@ mod tests {
             );
             assert_eq!(log.settled_removal_missed(&late(&[3, 1], &[6])), None);
             assert_eq!(log.settled_removal_missed(&late(&[1], &[4])), None);
+            let write = Entry {
+                op: None,
+                ..late(&[3, 1], &[4])
+            };
+            assert_eq!(log.settled_removal_missed(&write), None, "void anyway");
         }
+    }
+
+    /// Once a removal settled, a removed admin's counter-removal on an older point is refused
+    /// only if it would count: an equal's would (both would be removed), the removed invitee's
+    /// of its inviter would not (it is void wherever it arrives, so every member takes it).
+    #[test]
+    fn a_settled_removal_refuses_only_operations_that_would_count() {
+        let mut dag = context();
+        entry(&mut dag, 5, 5, &[4], &[5, 1], Role::Admin, None);
+        entry(&mut dag, 6, 6, &[5], &[3, 1], Role::Admin, remove(5));
+        entry(&mut dag, 7, 7, &[6], &[2, 1], Role::Member, None);
+        let log = Log::judge(&dag);
+        let counter = |chain: &[u8], member: u8| Entry {
+            parents: vec![id(5)],
+            author: key(chain[0]),
+            timestamp: 8,
+            cert_role: Role::Admin,
+            chain: chain.iter().map(|k| key(*k)).collect(),
+            admission: None,
+            op: remove(member),
+        };
+        let by_equal = counter(&[5, 1], 3);
+        assert_eq!(log.settled_removal_missed(&by_equal), Some(id(6)));
+        assert!(Log::counts_if_added(&dag, id(8), &by_equal));
+        let of_inviter = counter(&[5, 1], 1);
+        assert_eq!(log.settled_removal_missed(&of_inviter), Some(id(6)));
+        assert!(!Log::counts_if_added(&dag, id(8), &of_inviter));
     }
 
     /// `dag` up to delta `n` (deltas are numbered in causal order here).

@@ -615,17 +615,20 @@ fn honest_members_converge_with_their_writes_flowing_despite_an_adversarial_memb
     run_all(&common::sim_seeds(20), attacks);
 }
 
-/// Finding 1 fails today when M races its removal: M learns of A's removal of it and at once
-/// (0 to 3 rounds later) sends `Remove(A)` on the removal's parents. Where it arrives before a
-/// third member has built on the removal it counts as concurrent, so both A and M are
-/// removed; and as removal cascades, every member A invited (B, C, D: everyone) loses its
-/// authority with A, and nobody is left to give it back. The context is dead: every write
-/// is refused ("this node was removed"). Seed 5 (TABNODE_SIM_SEED=5): D joins at round 3, A
-/// removes M at round 13, M strikes back at round 14; A and B count the counter-removal at
-/// once, and A's next write fails. Seeds 1 and 4 of 1..=5 fail alike.
-/// `cargo test --release -p tabnode-node --test faults_adversary -- --ignored`
+/// Finding 1, M racing its removal: M learns of A's removal of it and at once (0 to 3 rounds
+/// later) sends `Remove(A)` on the removal's parents. It failed before: where it arrived
+/// before a third member had built on the removal it counted as concurrent, so both A and M
+/// were removed; and as removal cascades, every member A invited (B, C, D: everyone) lost
+/// its authority with A, and nobody was left to give it back (seed 5: D joins at round 3, A
+/// removes M at 13, M strikes back at 14, A's next write fails; seeds 1 and 4 of 1..=5 alike).
+/// Now a removal of a key the author's authority rests on (M's inviter A) counts for
+/// nothing, and of concurrent removals the senior admin's wins (see `log.rs`): seeds 1..=5
+/// pass. Of 1..=20, seeds 14 and 17 still fail ("the honest members never converged"; 40 of
+/// 1..=40 too), not looked into yet: perhaps the secret a removal gives reaching only the
+/// members the remover counted (see `faults_membership`'s ignored test, its seed 17).
+/// `TABNODE_SIM_SEED=14 cargo test --release -p tabnode-node --test faults_adversary -- --ignored`
 #[test]
-#[ignore = "a removed admin racing its removal takes the whole context down (issue 19, finding 1)"]
+#[ignore = "seeds 14 and 17 of 20 do not converge (see comment)"]
 fn a_counter_removal_racing_the_removal_takes_nobody_down() {
     let attacks = Attacks {
         forge_snapshots: false,

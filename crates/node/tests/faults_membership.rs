@@ -3,8 +3,7 @@
 //! between calls and in the middle of commits, the admin demotes a member to reader and back,
 //! removes another, and upgrades the app (kv-store to kv-store-v2, with its migration).
 //!
-//! (The member removed only reads: its writes concurrent with the removal split the members
-//! today, which the ignored test keeps.)
+//! (The member removed only reads here; the ignored test lets it write, see there.)
 //! At the end the remaining members agree on heads, root, entries, members and roles, and the
 //! app version; each replays its history to the same root and its audit chain verifies; every
 //! write of the admin's stands (nothing voids it); no key holds a value its owner never wrote;
@@ -290,18 +289,21 @@ fn removals_role_changes_and_upgrades_under_faults_leave_one_state() {
     run_all(&common::sim_seeds(20), false);
 }
 
-/// Fails today: the member to be removed writes too, and some of its writes are concurrent
-/// with its removal. Seed 5 (TABNODE_SIM_SEED=5): B ends with a head on the removed member
-/// C's delta 6674…, which A and D refuse each time it comes (over 200 times: "signed on a
-/// point from before the removal, which others have built on"), so B's deltas wait at A (29)
-/// for good and A and D never converge with B. Likely cause: B took C's deltas before the
-/// removal was settled where it stands; A and D had it settled first, and a refused delta is
-/// taken only when a waiting delta by a standing member builds on it directly (`vouched` in
-/// `node.rs`), not through another delta of C's. The same refusal splits `arrival_orders`
-/// (its seed 6).
-/// `cargo test --release -p tabnode-node --test faults_membership -- --ignored`
+/// The member to be removed writes too, and some of its writes are concurrent with its
+/// removal. Seed 5 (TABNODE_SIM_SEED=5) failed: B ended with a head on the removed member C's
+/// delta, which A and D refused each time it came ("signed on a point from before the
+/// removal, which others have built on"), so A and D never converged with B. Fixed: a
+/// settled removal refuses only a removed key's operations that would count; its writes are
+/// void wherever they arrive and every member takes them (`Log::settled_removal_missed`).
+/// Still fails for seed 17 of 1..=20, for another reason (it fails alike with the log rules
+/// from before this change): the admin ends holding a secret members 1 and 3 do not have,
+/// refusing their sync requests ("no member") with 12 deltas waiting, while 1 and 3 agree.
+/// Likely cause (not confirmed): the removal seals the new secret only to the members the
+/// admin's log counted when it made it, their admissions reached the admin later, and
+/// nothing gives them the secret afterwards.
+/// `TABNODE_SIM_SEED=17 cargo test --release -p tabnode-node --test faults_membership -- --ignored`
 #[test]
-#[ignore = "a removed member's writes concurrent with its removal split the members (see comment)"]
+#[ignore = "seed 17: a member admitted after the removal was made never gets its secret (see comment)"]
 fn a_removed_members_concurrent_writes_leave_one_state() {
     run_all(&common::sim_seeds(20), true);
 }

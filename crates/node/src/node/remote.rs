@@ -437,13 +437,13 @@ impl<S: Store, E: Env> Node<S, E> {
             None => role.can_write(),
         };
         let stands = ctx.log.role_of_new(&entry).is_some_and(allows);
-        // A delta that a member who holds it and whose authority stands has built on is taken
-        // even if it would be refused alone: that member took it before the removal it missed
-        // was settled, and the DAG must stay one.
+        // A delta that a member who holds it and whose authority stands has built on, directly
+        // or through other waiting deltas (the removed key's own, say), is taken even if it
+        // would be refused alone: that member took it before the removal it missed was
+        // settled, and the DAG must stay one.
         let vouched = || {
-            ctx.pending
-                .values()
-                .any(|d| d.body.parents.contains(&id) && ctx.role_of(&d.body.author_cert).is_some())
+            waiting_descendants(&ctx.pending, id)
+                .any(|d| ctx.role_of(&d.body.author_cert).is_some())
         };
         // Refused outright (not kept): a root statement that does not verify, or what not even
         // the author's certificate allows (a reader's write).
@@ -482,7 +482,11 @@ impl<S: Store, E: Env> Node<S, E> {
                 });
                 Some(reason)
             }
-            _ if !stands && ctx.log.settled_removal_missed(&entry).is_some() && !vouched() => {
+            _ if !stands
+                && ctx.log.settled_removal_missed(&entry).is_some()
+                && !vouched()
+                && Log::counts_if_added(&ctx.dag, id, &entry) =>
+            {
                 let removal = ctx.log.settled_removal_missed(&entry).expect("checked");
                 Some(format!(
                     "{} signed {id} on a point from before the removal {removal}, which others \
@@ -515,8 +519,10 @@ impl<S: Store, E: Env> Node<S, E> {
             let _ = self.audit_alone(ctx, refused).await;
             return Err(e);
         }
-        if let (true, Some(MemberOp::SetApp { wasm, .. })) = (stands, &body.op) {
-            self.install_app(wasm).await?; // the binary its hash names (checked above)
+        // The binary its hash names (checked above), whether or not the upgrade stands now: a
+        // delta that arrives later may make it count, and the node then runs it.
+        if let Some(MemberOp::SetApp { wasm, .. }) = &body.op {
+            self.install_app(wasm).await?;
         }
         let call = merge_call(&delta, &id);
         let covered = ctx.covers(&id);
@@ -719,4 +725,26 @@ impl<S: Store, E: Env> Node<S, E> {
         self.publish(context_id, &secret, request);
         Ok(())
     }
+}
+
+/// The waiting deltas that build on `id`, directly or through other waiting deltas.
+fn waiting_descendants(waiting: &Waiting, id: DeltaId) -> impl Iterator<Item = &Delta> {
+    let mut children: HashMap<DeltaId, Vec<(DeltaId, &Delta)>> = HashMap::new();
+    for (child, delta) in waiting.iter() {
+        for parent in &delta.body.parents {
+            children.entry(*parent).or_default().push((*child, delta));
+        }
+    }
+    let mut found = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![id];
+    while let Some(next) = stack.pop() {
+        for (child, delta) in children.get(&next).into_iter().flatten() {
+            if seen.insert(*child) {
+                found.push(*delta);
+                stack.push(*child);
+            }
+        }
+    }
+    found.into_iter()
 }

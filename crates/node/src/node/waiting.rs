@@ -103,8 +103,4 @@ impl Waiting {
     pub fn iter(&self) -> impl Iterator<Item = (&DeltaId, &Delta)> {
         self.deltas.iter().map(|(id, (delta, _))| (id, delta))
     }
-
-    pub fn values(&self) -> impl Iterator<Item = &Delta> {
-        self.deltas.values().map(|(delta, _)| delta)
-    }
 }
