@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use futures::executor::block_on;
 use serde_json::json;
-use tabnode_node::{FixedEnv, Node, Outgoing, WireMessage};
+use tabnode_node::{Env, FixedEnv, Node, Outgoing, WireMessage};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
@@ -150,8 +150,10 @@ fn catch_up(a: &mut TestNode, mut joiner: TestNode, ctx: &ContextId) -> CatchUp 
         if ha == hb || rounds > 1000 {
             break;
         }
-        joiner.tick();
-        a.tick();
+        for node in [&mut joiner, &mut *a] {
+            let now = node.env().now_nanos();
+            block_on(node.handle_timeout(now));
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     let (ra, rb) = (
