@@ -11,7 +11,8 @@
 //! - [`remote`]: messages from peers, and applying a delta once its parents are in;
 //! - [`sync`]: the timer work of [`Node::handle_timeout`], sync requests and state snapshots;
 //! - [`handlers`]: the event handlers members' deltas name, run after those deltas apply;
-//! - [`join`], [`members`], [`identity`]: invitations, membership operations, this node's key;
+//! - [`join`], [`app_fetch`], [`members`], [`identity`]: invitations and joining (the app
+//!   fetched from members when this node lacks it), membership operations, this node's key;
 //! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
 //! - [`sealing`], [`payloads`], [`audit_trail`]: secrets and sealing, withheld payloads, the trail;
 //! - [`events`], [`results`]: what the node hands back to its driver and its callers.

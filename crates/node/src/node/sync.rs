@@ -6,8 +6,8 @@ use super::*;
 impl<S: Store, E: Env> Node<S, E> {
     /// When this node next has timer work (ns since the epoch, on the clock its driver gives
     /// it): the earliest of each context's next announcement of heads ([`ANNOUNCE_NANOS`]),
-    /// each join's next request ([`SYNC_RETRY_NANOS`]) and each waiting snapshot's deadline
-    /// ([`COVERING_NANOS`]). `None` when it has none. A driver calls [`Self::handle_timeout`]
+    /// each join's next request (`SYNC_RETRY_NANOS`) and each waiting snapshot's deadline
+    /// (`COVERING_NANOS`). `None` when it has none. A driver calls [`Self::handle_timeout`]
     /// then (or later; never needed sooner).
     pub fn poll_timeout(&self) -> Option<u64> {
         let announcements = self.contexts.values().map(|ctx| {
