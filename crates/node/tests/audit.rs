@@ -8,6 +8,7 @@ use serde_json::json;
 use tabnode_node::{AuditKind, FixedEnv, Node, Outgoing};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Batch, MemoryStore, Namespace, Store};
+use tabnode_types::ContextId;
 
 fn kv_store() -> Vec<u8> {
     common::guest("kv_store")
@@ -100,8 +101,11 @@ fn every_call_and_remote_delta_is_recorded_and_the_chain_verifies() {
     assert!(report.ok && report.records == 6, "{report:?}");
 }
 
-#[test]
-fn a_flipped_byte_or_a_deleted_record_is_found_with_its_sequence_number() {
+/// Stored rows: (key, value).
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A node with a context and five calls after its creation: six audit records, as stored.
+fn five_calls() -> (MemoryStore, Node<MemoryStore, FixedEnv>, ContextId, Rows) {
     let store = MemoryStore::default();
     let mut a = open(store.clone(), 1);
     let app = block_on(a.install_app(&kv_store())).unwrap();
@@ -110,6 +114,12 @@ fn a_flipped_byte_or_a_deleted_record_is_found_with_its_sequence_number() {
         block_on(a.execute(&ctx, "set", json!({"key": format!("k{i}"), "value": "v"}))).unwrap();
     }
     let rows = block_on(store.scan_prefix(Namespace::Audit, ctx.as_bytes())).unwrap();
+    (store, a, ctx, rows)
+}
+
+#[test]
+fn a_flipped_byte_or_a_deleted_record_is_found_with_its_sequence_number() {
+    let (store, a, ctx, rows) = five_calls();
     assert_eq!(rows.len(), 6);
 
     let (key, mut value) = rows[3].clone();
@@ -133,14 +143,7 @@ fn a_flipped_byte_or_a_deleted_record_is_found_with_its_sequence_number() {
 /// the hash of the one before it, under its signature.
 #[test]
 fn a_reordered_record_is_found_with_its_sequence_number() {
-    let store = MemoryStore::default();
-    let mut a = open(store.clone(), 1);
-    let app = block_on(a.install_app(&kv_store())).unwrap();
-    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
-    for i in 0..5 {
-        block_on(a.execute(&ctx, "set", json!({"key": format!("k{i}"), "value": "v"}))).unwrap();
-    }
-    let rows = block_on(store.scan_prefix(Namespace::Audit, ctx.as_bytes())).unwrap();
+    let (store, a, ctx, rows) = five_calls();
     assert!(block_on(a.verify_audit(&ctx)).unwrap().ok);
 
     let swapped = Batch::new()

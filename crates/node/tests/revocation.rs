@@ -9,7 +9,7 @@ use common::{local_grant, local_revocation, node as open, rejections, settle, Te
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_identity::grant::{hex_nonce, Capability, Grant, Proof, Root, Scope, SignedGrant};
+use tabnode_identity::grant::{Proof, Root, SignedGrant};
 use tabnode_types::{ContextId, SecretKey};
 
 fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
@@ -18,15 +18,21 @@ fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
         .output
 }
 
-#[test]
-fn a_roots_revocation_voids_what_its_key_signs_afterwards_on_every_node() {
-    let root = SecretKey::from_seed([50; 32]);
+/// A's kv-store context, with B and C joined and caught up.
+fn three_members() -> (TestNode, TestNode, TestNode, ContextId) {
     let (mut a, mut b, mut c) = (open(1), open(2), open(3));
     let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
     block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut b, &mut c]);
+    (a, b, c, ctx)
+}
+
+#[test]
+fn a_roots_revocation_voids_what_its_key_signs_afterwards_on_every_node() {
+    let root = SecretKey::from_seed([50; 32]);
+    let (mut a, mut b, mut c, ctx) = three_members();
 
     // B shows its root (the grant has long expired: the log judges signatures, not clocks).
     let err = block_on(b.bind_root(&ctx, local_grant(c.public_key(), &root))).unwrap_err();
@@ -115,12 +121,7 @@ fn a_signed_in_node_is_bound_everywhere_and_revoked_everywhere() {
 fn a_forged_revocation_inside_a_delta_removes_nobody() {
     use tabnode_node::{DeltaBody, MemberOp, WireMessage};
     let root = SecretKey::from_seed([53; 32]);
-    let (mut a, mut b, mut c) = (open(1), open(2), open(3));
-    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
-    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
-    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
-    block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
-    settle(&mut [&mut a, &mut b, &mut c]);
+    let (mut a, mut b, mut c, ctx) = three_members();
     block_on(b.bind_root(&ctx, local_grant(b.public_key(), &root))).unwrap();
     settle(&mut [&mut a, &mut b, &mut c]);
 
@@ -188,14 +189,7 @@ fn near_grant(
     account: &SecretKey,
     recipient: &str,
 ) -> SignedGrant {
-    let grant = Grant {
-        client_key,
-        scope: Scope::All,
-        capabilities: vec![Capability::Admin],
-        not_before: 0,
-        expires_at: 1,
-        nonce: hex_nonce(client_key.0),
-    };
+    let grant = common::admin_grant(client_key);
     let signature = grant.payload(recipient, None).unwrap().sign(account);
     SignedGrant {
         grant,

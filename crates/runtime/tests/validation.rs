@@ -106,6 +106,17 @@ fn a_guest_trap_is_a_trap_error() {
             .unwrap(),
         )
         .unwrap();
+    match call_m(&rt, &app) {
+        Err(RuntimeError::Trap(why)) => assert!(why.contains("unreachable"), "{why}"),
+        other => panic!("expected Trap, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// Calls the module's method `m` with no arguments on empty state.
+fn call_m(
+    rt: &Runtime,
+    app: &tabnode_runtime::App,
+) -> Result<tabnode_runtime::Outcome, RuntimeError> {
     let call = tabnode_runtime::Call {
         method: "m",
         input: b"",
@@ -115,14 +126,11 @@ fn a_guest_trap_is_a_trap_error() {
         random_seed: [0; 32],
     };
     let empty = std::rc::Rc::new(std::collections::BTreeMap::new());
-    match rt.call(
-        &app,
+    rt.call(
+        app,
         &call,
         tabnode_runtime::Views::new(empty.clone(), empty),
-    ) {
-        Err(RuntimeError::Trap(why)) => assert!(why.contains("unreachable"), "{why}"),
-        other => panic!("expected Trap, got {:?}", other.map(|_| ())),
-    }
+    )
 }
 
 fn refused_bytes(bytes: &[u8]) -> String {
@@ -141,22 +149,7 @@ fn unsupported_imports_fail_loudly_when_called() {
             (memory (export "memory") 1)
             (func (export "m") (drop (call $f (i64.const 0) (i64.const 0) (i64.const 0) (i64.const 0) (i64.const 0)))))"#).unwrap())
         .unwrap();
-    let call = tabnode_runtime::Call {
-        method: "m",
-        input: b"",
-        context_id: [0; 32],
-        executor_id: [0; 32],
-        time_now_nanos: 0,
-        random_seed: [0; 32],
-    };
-    let empty = std::rc::Rc::new(std::collections::BTreeMap::new());
-    let err = rt
-        .call(
-            &app,
-            &call,
-            tabnode_runtime::Views::new(empty.clone(), empty),
-        )
-        .unwrap_err();
+    let err = call_m(&rt, &app).unwrap_err();
     assert!(
         matches!(
             err,
@@ -189,21 +182,6 @@ fn a_long_loop_runs_in_constant_native_stack() {
             .unwrap(),
         )
         .unwrap();
-    let call = tabnode_runtime::Call {
-        method: "m",
-        input: b"",
-        context_id: [0; 32],
-        executor_id: [0; 32],
-        time_now_nanos: 0,
-        random_seed: [0; 32],
-    };
-    let empty = std::rc::Rc::new(std::collections::BTreeMap::new());
-    let outcome = rt
-        .call(
-            &app,
-            &call,
-            tabnode_runtime::Views::new(empty.clone(), empty),
-        )
-        .unwrap();
+    let outcome = call_m(&rt, &app).unwrap();
     assert!(outcome.fuel_used > 1_000_000, "{}", outcome.fuel_used);
 }

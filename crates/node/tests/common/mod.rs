@@ -114,15 +114,20 @@ pub use tabnode_sim::{settle, tick};
 /// A local root's grant of `client_key` (every context, admin). Long expired: the membership
 /// log judges signatures, not clocks.
 pub fn local_grant(client_key: PublicKey, root: &SecretKey) -> SignedGrant {
-    let grant = Grant {
+    SignedGrant::sign_local(admin_grant(client_key), root)
+}
+
+/// A grant of every capability to `client_key`, long expired (the log judges signatures, not
+/// clocks), for a root to sign.
+pub fn admin_grant(client_key: PublicKey) -> Grant {
+    Grant {
         client_key,
         scope: Scope::All,
         capabilities: vec![Capability::Admin],
         not_before: 0,
         expires_at: 1,
         nonce: hex_nonce(client_key.0),
-    };
-    SignedGrant::sign_local(grant, root)
+    }
 }
 
 /// A local root's revocation of `client_key`.
