@@ -229,7 +229,7 @@ fn an_unsigned_or_non_member_sync_request_gets_no_history() {
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut b]);
     // B's own request, as its node signs it; then A writes on, so B lacks something.
-    common::tick(&mut b);
+    common::announce(&mut b);
     let (topic, b_request) = common::sent(&mut b)
         .into_iter()
         .find(|(_, d)| matches!(b.open_message(&ctx, d), Ok(WireMessage::SyncRequest { .. })))

@@ -149,7 +149,7 @@ fn a_member_away_during_a_removal_catches_up_and_an_old_invitation_still_gets_in
     );
     // C comes back: under the former secret it gets the removal (with its share of the new
     // secret), then everything else.
-    common::tick(&mut c);
+    common::announce(&mut c);
     settle(&mut [&mut a, &mut b, &mut c]);
     assert_eq!(
         entries(&mut c, &ctx),

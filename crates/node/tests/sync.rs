@@ -485,3 +485,31 @@ fn timer_work_is_due_when_poll_timeout_says_and_not_before() {
     );
     assert_eq!(a.poll_timeout(), Some(next + tabnode_node::ANNOUNCE_NANOS));
 }
+
+/// A joiner asks for the state when it is welcomed. Its first timer round used to announce
+/// its (still empty) heads again before the answer arrived, and every member answered that in
+/// full too: the joiner got each delta twice. Now that round counts the first request as its
+/// announcement; the one after it announces as always.
+#[test]
+fn a_joiner_asks_for_the_state_once_and_announces_from_the_next_round() {
+    let (mut a, mut b, ctx) = unjoined(MemoryStore::default());
+    for i in 0..5 {
+        set(&mut a, &ctx, &format!("k{i}"), "v");
+    }
+    a.take_outgoing();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    common::handshake(&mut a, &mut b);
+    let start = b.env().now_nanos();
+    block_on(b.handle_timeout(start));
+    let asked = common::sent(&mut b);
+    assert_eq!(asked.len(), 1, "one request for the state, not two");
+    common::deliver(&asked, &mut a);
+    let answers = common::sent(&mut a);
+    assert_eq!(answers.len(), 1, "one answer, all five deltas in it");
+    common::deliver(&answers, &mut b);
+    common::relay(&mut b, &mut a); // B's announcement of itself as a member
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+    assert_eq!(entries(&mut b, &ctx).as_object().unwrap().len(), 5);
+    block_on(b.handle_timeout(start + tabnode_node::ANNOUNCE_NANOS));
+    assert_eq!(published(&mut b).len(), 1, "the next round announces");
+}

@@ -25,5 +25,5 @@ mod store;
 pub use env::{SimEnv, VirtualClock, EPOCH_NANOS};
 pub use network::{peer_id, peer_index, settle, Envelope, Faults, Network};
 pub use rng::Rng;
-pub use sim::{tick, Member, Sim, SimNode, ROUND_NANOS};
+pub use sim::{announce, tick, Member, Sim, SimNode, ROUND_NANOS};
 pub use store::{fork, CommitFault, SimStore};

@@ -228,3 +228,12 @@ pub fn tick<S: tabnode_store::Store, E: tabnode_node::Env>(node: &mut Node<S, E>
     let now = node.env().now_nanos();
     block_on(node.handle_timeout(now));
 }
+
+/// Runs a node's timers until each of its contexts has announced its heads: at its clock's
+/// time, then one [`tabnode_node::ANNOUNCE_NANOS`] later (a context loaded since the last
+/// round counts the request it made on loading as that round's announcement).
+pub fn announce<S: tabnode_store::Store, E: tabnode_node::Env>(node: &mut Node<S, E>) {
+    let now = node.env().now_nanos();
+    block_on(node.handle_timeout(now));
+    block_on(node.handle_timeout(now + tabnode_node::ANNOUNCE_NANOS));
+}

@@ -31,6 +31,10 @@ pub(super) struct ContextState {
     pub(super) last_sync_request: Option<u64>,
     /// When this context last announced its heads (see [`Node::handle_timeout`]).
     pub(super) last_announce: Option<u64>,
+    /// A sync request went out when the context was loaded (opened, or joined): the first
+    /// timer round counts it as this context's announcement instead of sending another,
+    /// which every member would answer in full again while the first answer is on its way.
+    pub(super) asked_on_load: bool,
     /// The context's shared secret: seals everything this context sends.
     pub(super) secret: [u8; 32],
     /// Former secrets, oldest first, each with the operation that replaced it: they still open
@@ -89,6 +93,7 @@ impl ContextState {
             pending: Waiting::default(),
             last_sync_request: None,
             last_announce: None,
+            asked_on_load: false,
             secret,
             older: Vec::new(),
             sync_budget: HashMap::new(),

@@ -366,8 +366,9 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         self.clock = self.clock.max(ctx.latest_standing());
         self.contexts.insert(id, ctx);
-        // Ask peers for anything missed while away.
-        let ctx = &self.contexts[&id];
+        // Ask peers for anything missed while away (or, for a joiner, for the whole state).
+        let ctx = self.contexts.get_mut(&id).expect("inserted above");
+        ctx.asked_on_load = true;
         let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
         self.publish(id, &secret, request);
         Ok(())

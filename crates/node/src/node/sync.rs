@@ -31,7 +31,8 @@ impl<S: Store, E: Env> Node<S, E> {
     /// The timer work due at `now` (ns since the epoch). Anti-entropy: every
     /// [`ANNOUNCE_NANOS`] each context tells its members its heads, and members answer with
     /// what it lacks (or ask back for what they lack); this is what repairs gossip that was
-    /// lost, e.g. while a connection was down. A join with no answer asks again, and a
+    /// lost, e.g. while a connection was down. A context that asked when it was loaded skips
+    /// its first announcement (see `asked_on_load`). A join with no answer asks again, and a
     /// snapshot whose covered deltas did not come in time is dropped.
     ///
     /// Time is an input here, not read from the node's [`Env`]: a driver (the page, the CLI,
@@ -44,9 +45,10 @@ impl<S: Store, E: Env> Node<S, E> {
                 ctx.last_announce
                     .is_none_or(|t| now.saturating_sub(t) >= ANNOUNCE_NANOS)
             })
-            .map(|ctx| {
+            .filter_map(|ctx| {
                 ctx.last_announce = Some(now);
-                (ctx.id, ctx.secret, ctx.sync_request(&self.key))
+                let asked = std::mem::take(&mut ctx.asked_on_load);
+                (!asked).then(|| (ctx.id, ctx.secret, ctx.sync_request(&self.key)))
             })
             .collect();
         for (context_id, secret, request) in due {

@@ -109,7 +109,7 @@ pub fn handshake<S: Store, T: Store>(
 /// node, replies (to a sender's request) the sender alone. The simulated network's fault-free
 /// case; `faults.rs` runs the faulty one.
 #[allow(unused_imports)]
-pub use tabnode_sim::{settle, tick};
+pub use tabnode_sim::{announce, settle, tick};
 
 /// A local root's grant of `client_key` (every context, admin). Long expired: the membership
 /// log judges signatures, not clocks.
