@@ -175,11 +175,13 @@ async function joinList(invitation) {
 }
 
 async function main() {
-  const { default: initWasm, BrowserNode } = await import('tabnode-web');
+  const { default: initWasm } = await import('tabnode-web');
+  const { TabNode } = await import('tabnode-web/tabs');
   await initWasm();
   options = await loadConfig('tabnode-board');
   const invitation = takeInvitationFromFragment();
-  node = await BrowserNode.create(options);
+  // Every tab of the board is one node: one tab hosts it, the others reach it (tabnode-web/tabs).
+  node = await TabNode.open(options);
   window.tabnode = node;
   const dev = urlSettingsNote(options);
   $('who').textContent = `you are ${node.publicKey} · store "${options.dbName}"${dev ? ` · ${dev}` : ''}`;
@@ -268,8 +270,8 @@ async function offerToJoin(invitation) {
 }
 
 main().catch((err) => {
-  say(err.name === 'StoreLocked'
-    ? 'This list is open in another tab of this browser: use that one.'
+  say(err.name === 'NoHost'
+    ? 'Another tab of this browser holds the lists but does not answer: close it, or reload this one.'
     : `The node failed to start: ${err.name}: ${err.message}`, { bad: true });
   window.tabnodeError = err;
 });

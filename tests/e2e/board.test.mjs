@@ -119,3 +119,33 @@ test('two people share a list by link, edit it together, also offline, and conve
   await b.context.close();
   await a.context.close();
 });
+
+test('every tab of the board is one node: a second tab shows and edits the same list, and carries on when the first closes', async () => {
+  const url = new URL('board.html?direct=off', env.stack.url).href;
+  const first = await openNode(env.browser, url, { name: 'tab 1' });
+  await first.page.waitForSelector('#start:not([hidden])');
+  await first.page.click('#create');
+  await first.page.waitForSelector('#board:not([hidden])');
+  await add(first.page, 'milk');
+
+  // A second tab of the same browser profile: the same store, so the same node (no StoreLocked).
+  const second = await first.context.newPage();
+  second.on('pageerror', (err) => console.log(`[tab 2 pageerror] ${err.message}`));
+  await second.goto(url);
+  await waitForNode(second);
+  assert.deepEqual(await second.evaluate(() => [window.tabnode.isHost, window.tabnode.publicKey]),
+    [false, await first.page.evaluate(() => window.tabnode.publicKey)]);
+  await second.waitForSelector('#board:not([hidden])');
+  await sameList('the second tab to show the list', [second], [{ text: 'milk', done: false }]);
+  await add(second, 'tea');
+  await sameList('both tabs to show both items', [first.page, second], [{ text: 'milk', done: false }, { text: 'tea', done: false }]);
+
+  // The hosting tab closes: the second takes the node over and goes on editing.
+  // (A write made while no tab hosts waits up to 10 s for the next host, then fails `NoHost`;
+  // opening the node takes longer than that on a loaded 2-core machine, so this waits first.)
+  await first.page.close();
+  await eventually('the second tab to host the node', () => second.evaluate(() => window.tabnode.isHost));
+  await add(second, 'jam');
+  assert.deepEqual(await texts(second), ['milk', 'tea', 'jam']);
+  await first.context.close();
+});
