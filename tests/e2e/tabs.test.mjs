@@ -88,12 +88,12 @@ test('three tabs share one node; the host tab closes mid-burst, another takes ov
     })();
     await Promise.all([closeHost, ...tabs.map((tab) => burst(tab, 40))]);
 
-    // Only HostLost: each follower had at most one call in flight when the host went.
-    assert.ok(failed.every((f) => f.name === 'HostLost'), `failures other than HostLost: ${JSON.stringify(failed)}`);
-    assert.ok(failed.length <= followers.length, `more calls lost than were in flight: ${JSON.stringify(failed)}`);
+    // No call fails: a write in flight when the host went is sent to the next host under its
+    // call id (below: and applied once).
+    assert.deepEqual(failed, [], 'calls failed');
     const writesAfterClose = [...acked.keys()].filter((k) => followers.some((f) => k.startsWith(`${f.name}-`)));
     assert.ok(writesAfterClose.length > 0 && firstAckAfterClose, 'the followers wrote on after the host closed');
-    console.log(`# ${acked.size} writes acknowledged, ${failed.length} HostLost; a write sent after the host tab closed acknowledged ${firstAckAfterClose - closedAt} ms after the close`);
+    console.log(`# ${acked.size} writes acknowledged; a write sent after the host tab closed acknowledged ${firstAckAfterClose - closedAt} ms after the close`);
 
     const hosts = await Promise.all(followers.map(isHost));
     assert.equal(hosts.filter(Boolean).length, 1, `exactly one follower took over: ${hosts}`);
@@ -107,8 +107,11 @@ test('three tabs share one node; the host tab closes mid-burst, another takes ov
     const views = await Promise.all([...followers, late].map((t) => entriesOf(t, ctx)));
     for (const view of views) assert.deepEqual(view, views[0], 'the tabs disagree');
 
-    // Every surviving tab heard an event for every acknowledged write (the old host's too).
+    // Every surviving tab heard an event for every acknowledged write (the old host's too), and
+    // no write ran twice: a second `set` of a key would be heard as `Updated`.
     for (const tab of followers) {
+      const twice = (await tab.events()).filter((e) => e.type === 'event' && e.kind === 'Updated').map((e) => e.data.key);
+      assert.deepEqual(twice, [], `${tab.name} heard writes applied twice`);
       const heard = await insertedKeys(tab);
       const missing = [...acked.keys()].filter((k) => !heard.has(k));
       assert.deepEqual(missing, [], `${tab.name} heard no event for these acknowledged writes`);

@@ -11,6 +11,7 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const invitation: string = await node.inviteAs(ctx, { role: 'reader', expiresInMs: 3_600_000 });
   const result: ExecuteResult = await node.execute(ctx, 'set', { key: 'k', value: 'v' });
   const root: string | null = result.rootHash;
+  const once: boolean = (await node.execute(ctx, 'set', { key: 'k', value: 'v' }, { callId: 'call-1' })).repeated;
   const checkpoint: Checkpoint = await node.checkpoint(ctx);
   const upgrade: string = await node.upgradeApp(ctx, wasm, 'migrate_v1_to_v2');
   const unsubscribe: () => void = node.subscribe(ctx, (event: NodeEvent) => {

@@ -19,7 +19,8 @@ export interface TabNodeOptions extends NodeOptions {
  * A node shared by the tabs of one origin that open the same `dbName`: one tab (elected with a
  * Web Lock) hosts the BrowserNode, the others reach it over a BroadcastChannel. Calls fail with
  * `NoHost` (no host took the call within `hostTimeoutMs`: not applied) or `HostLost` (the host
- * tab went while the call was in flight: it may or may not have been applied).
+ * tab went while the call was in flight: it may or may not have been applied). `execute` is
+ * never `HostLost`: it goes to the next host under a call id and is applied at most once.
  */
 export declare class TabNode {
   private constructor();

@@ -119,15 +119,27 @@ export class TabNode {
     if (this.#node) return Promise.resolve().then(() => this.#node[method](...args));
     return new Promise((resolve, reject) => {
       const id = `${this.#tab}:${this.#nextCall++}`;
-      const deadline = Date.now() + this.#timeoutMs;
-      const call = { method, args, deadline, resolve, reject, sentTo: null, accepted: false };
-      // Not taken within the bound: the host drops it from then on (see #serve), so it was not applied.
-      call.timer = setTimeout(() => {
-        if (!call.accepted) this.#settle(id, false, noHost(this.#db, this.#timeoutMs));
-      }, this.#timeoutMs);
+      // A call sent to another tab runs at most once (its call id, see BrowserNode.execute), so
+      // it can be sent again when that tab goes mid-call instead of failing `HostLost`.
+      const retryable = method === 'execute';
+      if (retryable && !args[3]?.callId) args = [...args.slice(0, 3), { ...args[3], callId: id }];
+      const call = { method, args, resolve, reject, retryable, sentTo: null, accepted: false };
       this.#pending.set(id, call);
-      if (this.#host) this.#send(id, call);
+      this.#arm(id, call);
     });
+  }
+
+  /** Sends `call` to the host (when one is known), to be taken within the bound. */
+  #arm(id, call) {
+    call.deadline = Date.now() + this.#timeoutMs;
+    call.sentTo = null;
+    call.accepted = false;
+    clearTimeout(call.timer);
+    // Not taken within the bound: the host drops it from then on (see #serve), so it was not applied.
+    call.timer = setTimeout(() => {
+      if (!call.accepted) this.#settle(id, false, noHost(this.#db, this.#timeoutMs));
+    }, this.#timeoutMs);
+    if (this.#host) this.#send(id, call);
   }
 
   #info() {
@@ -293,12 +305,18 @@ export class TabNode {
     navigator.locks.request(`tabnode-alive:${this.#db}:${id}`, { mode: 'shared' }, () => this.#lostHost(id));
   }
 
-  /** Host `id` is gone: calls sent to it fail with `HostLost`; unsent ones wait for the next host. */
+  /**
+   * Host `id` is gone: a call sent to it goes to the next host under its call id (it runs
+   * there only if the gone host had not applied it), others fail with `HostLost`; unsent calls
+   * wait for the next host.
+   */
   #lostHost(id) {
     if (!id) return;
     if (this.#host?.id === id) this.#host = null;
     for (const [callId, call] of this.#pending) {
-      if (call.sentTo === id) this.#settle(callId, false, hostLost(this.#db));
+      if (call.sentTo !== id) continue;
+      if (call.retryable) this.#arm(callId, call);
+      else this.#settle(callId, false, hostLost(this.#db));
     }
   }
 

@@ -20,10 +20,15 @@ export interface NodeOptions {
 export interface ExecuteResult {
   output: unknown; logs: string[]; events: { kind: string; data: unknown }[];
   rootHash: string | null; deltaId: string | null; blobs: string[];
+  /** The stored answer of an earlier call with the same `callId`: nothing ran or changed now. */
+  repeated: boolean;
   xcalls: { contextId: string; function: string; error: string | null }[];
   contextRequests: { request: "addMember" | "removeMember" | "create" | "delete"; member: string | null;
     contextId: string | null; op: string | null; error: string | null }[];
 }
+/** `callId` (1 to 128 bytes): the call runs at most once; the same id again gets its first
+ * answer for an hour (a write's answer is stored with its writes). */
+export interface ExecuteOptions { callId?: string; }
 /** A context's position: members with equal heads have equal rootHash. */
 export interface Checkpoint { heads: string[]; rootHash: string | null; merkleRoot: string | null; }
 export interface AuditRecord {

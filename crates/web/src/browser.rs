@@ -1283,20 +1283,38 @@ impl BrowserNode {
     }
 
     /// Calls `method` with `args` (an object); resolves to
-    /// `{output, logs, events, rootHash, deltaId}`.
+    /// `{output, logs, events, rootHash, deltaId, repeated}`. With `options.callId` the call
+    /// runs at most once: the same id again gets the first answer (`repeated: true`) and
+    /// applies nothing (`Node::execute_once`); what a retry after `HostLost` needs.
     #[wasm_bindgen(unchecked_return_type = "Promise<ExecuteResult>")]
     pub fn execute(
         &self,
         context_id: String,
         method: String,
         #[wasm_bindgen(unchecked_param_type = "Record<string, unknown>")] args: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ExecuteOptions")] options: Option<
+            js_sys::Object,
+        >,
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
             let args = js_args(args)?;
+            let call_id = match &options {
+                Some(options) => js_sys::Reflect::get(options, &"callId".into())?,
+                None => JsValue::UNDEFINED,
+            };
+            let call_id = match call_id.is_undefined() || call_id.is_null() {
+                true => None,
+                false => Some(call_id.as_string().ok_or_else(|| {
+                    usage_error("BadArgs", "options.callId must be a string".into())
+                })?),
+            };
             let result = inner
-                .run(async |node| node.execute(&id, &method, args).await)
+                .run(async |node| match &call_id {
+                    Some(call_id) => node.execute_once(&id, &method, args, call_id).await,
+                    None => node.execute(&id, &method, args).await,
+                })
                 .await?;
             to_js(&result)
         })

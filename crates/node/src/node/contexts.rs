@@ -271,7 +271,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 batch.delete_mut(ns, &key);
             }
         }
-        for prefix in [DISCLOSE, PAYLOAD, COVERING, ANCHOR] {
+        for prefix in [DISCLOSE, PAYLOAD, COVERING, ANCHOR, CALL] {
             let prefix = [prefix, id.as_bytes()].concat();
             for (key, _) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
                 batch.delete_mut(Namespace::Meta, &key);

@@ -36,6 +36,9 @@ pub(super) const ANCHOR: &[u8] = b"anchor:";
 /// Where context aliases are kept in [`Namespace::Meta`]: this prefix, then the alias.
 pub(super) const ALIAS: &[u8] = b"alias:";
 
+/// Prefix of a call's stored answer, under its context and call id (see [`super::call_once`]).
+pub(super) const CALL: &[u8] = b"call:";
+
 /// Where the root's grant of this node's key is kept in [`Namespace::Keys`].
 pub(super) const ROOT_GRANT: &[u8] = b"root-grant";
 

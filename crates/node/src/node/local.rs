@@ -284,7 +284,7 @@ impl<S: Store, E: Env> Node<S, E> {
             time_now_nanos: timestamp,
             random_seed,
         };
-        let outcome = self.run_call(app, &call, ctx).await?;
+        let mut outcome = self.run_call(app, &call, ctx).await?;
         let output = match &outcome.returns {
             Ok(Some(bytes)) => json_or_bytes(bytes),
             Ok(None) => serde_json::Value::Null,
@@ -388,6 +388,24 @@ impl<S: Store, E: Env> Node<S, E> {
         for (id, data) in &outcome.blobs {
             batch.put_mut(Namespace::Blobs, id, data.clone());
         }
+        let delta_id = delta.as_ref().map(Delta::id);
+        let result = ExecuteResult {
+            output,
+            logs: std::mem::take(&mut outcome.logs),
+            events: outcome
+                .events
+                .iter()
+                .map(|e| serde_json::json!({"kind": e.kind, "data": json_or_bytes(&e.data)}))
+                .collect(),
+            root_hash,
+            delta_id,
+            blobs: blob_ids,
+            repeated: false,
+            xcalls: Vec::new(),
+            queued_xcalls: std::mem::take(&mut outcome.xcalls),
+            context_requests: Vec::new(),
+            queued_context_requests: std::mem::take(&mut outcome.context_requests),
+        };
         {
             let mut record = ctx.record.clone();
             record.root_hash = root_hash;
@@ -414,6 +432,10 @@ impl<S: Store, E: Env> Node<S, E> {
             // `defer_read_audits`): it is chained now and stored with what comes next.
             let record_only =
                 read_only && withheld.is_empty() && record.root_hash == ctx.record.root_hash;
+            if !record_only {
+                // A call made with an id keeps its answer with its writes (see `call_once`).
+                self.stage_answer(batch, &result);
+            }
             let written = match record_only && self.defer_read_audit(ctx.id, &audit) {
                 true => Ok(()),
                 false => self.commit(std::mem::take(batch)).await,
@@ -438,7 +460,6 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             ctx.record = record;
         }
-        let delta_id = delta.as_ref().map(Delta::id);
         for e in &outcome.events {
             self.events.push(NodeEvent::Event {
                 context_id: ctx.id,
@@ -455,21 +476,6 @@ impl<S: Store, E: Env> Node<S, E> {
             ctx.insert_applied(&delta, true);
             self.publish(ctx.id, &ctx.secret, WireMessage::Deltas(vec![delta]));
         }
-        Ok(ExecuteResult {
-            output,
-            logs: outcome.logs,
-            events: outcome
-                .events
-                .iter()
-                .map(|e| serde_json::json!({"kind": e.kind, "data": json_or_bytes(&e.data)}))
-                .collect(),
-            root_hash,
-            delta_id,
-            blobs: blob_ids,
-            xcalls: Vec::new(),
-            queued_xcalls: outcome.xcalls,
-            context_requests: Vec::new(),
-            queued_context_requests: outcome.context_requests,
-        })
+        Ok(result)
     }
 }

@@ -15,6 +15,7 @@
 //!   fetched from members when this node lacks it), membership operations, this node's key;
 //! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
 //! - [`sealing`], [`payloads`], [`audit_trail`]: secrets and sealing, withheld payloads, the trail;
+//! - [`call_once`]: a call made with a call id runs at most once; a retry gets its answer;
 //! - [`events`], [`results`]: what the node hands back to its driver and its callers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -48,6 +49,8 @@ use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 mod app_fetch;
 mod audit_trail;
+mod call_once;
+pub use call_once::{KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES};
 mod context;
 mod contexts;
 mod events;
@@ -179,6 +182,10 @@ pub struct Node<S: Store, E: Env> {
     unwritten_reads: Vec<(ContextId, AuditRecord)>,
     /// How many such records may wait (0: each is written before its call returns).
     most_unwritten_reads: usize,
+    /// The call with a call id that runs now (see [`call_once`]).
+    once_call: Option<call_once::OnceCall>,
+    /// When stored answers of calls were last pruned.
+    answers_pruned_at: Option<u64>,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -219,6 +226,8 @@ impl<S: Store, E: Env> Node<S, E> {
             handler_calls: Default::default(),
             unwritten_reads: Vec::new(),
             most_unwritten_reads: 0,
+            once_call: None,
+            answers_pruned_at: None,
             outgoing: Vec::new(),
             events: Vec::new(),
         };

@@ -13,6 +13,9 @@ pub struct ExecuteResult {
     pub delta_id: Option<DeltaId>,
     /// Ids (base58) of the blobs the call stored.
     pub blobs: Vec<String>,
+    /// This is the stored answer of a call made before under the same call id, not run again
+    /// (see [`Node::execute_once`]).
+    pub repeated: bool,
     /// The cross-context calls the call asked for, each run after it, in order.
     pub xcalls: Vec<XCallResult>,
     #[serde(skip)]
