@@ -51,6 +51,7 @@ mod audit_trail;
 mod context;
 mod contexts;
 mod events;
+mod guest;
 mod handlers;
 mod identity;
 mod join;
@@ -67,11 +68,12 @@ mod waiting;
 
 pub use self::app_fetch::{AppPartError, APP_PART_BYTES, MAX_FETCHED_APP_BYTES};
 pub use self::events::{NodeEvent, Outgoing};
+pub use self::guest::{GuestPolicy, GuestRequest};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
 };
 use self::{
-    app_fetch::*, context::*, handlers::HandlerCall, join::*, layout::*, replay::*,
+    app_fetch::*, context::*, guest::Action, handlers::HandlerCall, join::*, layout::*, replay::*,
     waiting::Waiting,
 };
 
@@ -130,7 +132,8 @@ const SYNC_BURST: u64 = 16;
 
 const SYNC_REFILL_NANOS: u64 = 500_000_000;
 
-/// How deep xcalls may chain (an xcall's own xcalls count one deeper).
+/// How deep xcalls may chain (an xcall's own xcalls count one deeper); how many calls they make
+/// in all is the action's budget (`Limits::action_calls`, see [`guest`]).
 const MAX_XCALL_DEPTH: usize = 4;
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> NodeError {
@@ -179,6 +182,8 @@ pub struct Node<S: Store, E: Env> {
     unwritten_reads: Vec<(ContextId, AuditRecord)>,
     /// How many such records may wait (0: each is written before its call returns).
     most_unwritten_reads: usize,
+    /// How guests' requests that cannot be undone are answered (see [`guest`]).
+    guest_policy: GuestPolicy,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -219,6 +224,7 @@ impl<S: Store, E: Env> Node<S, E> {
             handler_calls: Default::default(),
             unwritten_reads: Vec::new(),
             most_unwritten_reads: 0,
+            guest_policy: GuestPolicy::default(),
             outgoing: Vec::new(),
             events: Vec::new(),
         };
@@ -337,6 +343,18 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             None => None,
         };
+        let created_by = match self
+            .store
+            .get(Namespace::Meta, &scoped_meta(CREATED_BY, &id))
+            .await?
+        {
+            Some(bytes) => {
+                Some(ContextId(bytes.try_into().map_err(|_| {
+                    corrupt("creator of a context", "not a context id")
+                })?))
+            }
+            None => None,
+        };
         let mut older = Vec::new();
         for (_, value) in self
             .store
@@ -357,6 +375,7 @@ impl<S: Store, E: Env> Node<S, E> {
             log: Log::judge(&dag),
             disclosure,
             anchor,
+            created_by,
             announced: dag.values().any(|e| e.author == self.key.public()),
             dag,
             members,
