@@ -20,9 +20,9 @@ export interface NodeOptions {
 export interface ExecuteResult {
   output: unknown; logs: string[]; events: { kind: string; data: unknown }[];
   rootHash: string | null; deltaId: string | null; blobs: string[];
-  xcalls: { contextId: string; function: string; error: string | null }[];
+  xcalls: { contextId: string; function: string; error: string | null; errorKind: string | null }[];
   contextRequests: { request: "addMember" | "removeMember" | "create" | "delete"; member: string | null;
-    contextId: string | null; op: string | null; error: string | null }[];
+    contextId: string | null; op: string | null; error: string | null; errorKind: string | null }[];
 }
 /** A context's position: members with equal heads have equal rootHash. */
 export interface Checkpoint { heads: string[]; rootHash: string | null; merkleRoot: string | null; }
