@@ -55,6 +55,15 @@ pub enum NodeError {
     /// their parents): refused for now and not kept; anti-entropy brings it again later.
     #[error("{0}")]
     Busy(String),
+    /// A user action ran out of its budget (the calls and fuel every call it causes shares, see
+    /// `Limits::action_calls`), or a member's delta needs more than a merge may use
+    /// (`Limits::merge_fuel`): none of it stands.
+    #[error("over budget: {0}")]
+    OverBudget(String),
+    /// A guest asked for something that cannot be undone (deleting a context) and the embedder
+    /// did not consent (see [`GuestPolicy`](crate::GuestPolicy)): nothing was done.
+    #[error("no consent: {0}")]
+    NoConsent(String),
 }
 
 impl NodeError {
@@ -81,6 +90,8 @@ impl NodeError {
             Self::FutureDelta(_) => "FutureDelta",
             Self::ClockExhausted(_) => "ClockExhausted",
             Self::Busy(_) => "Busy",
+            Self::OverBudget(_) => "OverBudget",
+            Self::NoConsent(_) => "NoConsent",
         }
     }
 }

@@ -33,9 +33,10 @@ pub use membership::{
     ChainTooDeep, Invitation, InvitationGrant, Issuance, MemberCert, Role, MAX_CHAIN,
 };
 pub use node::{
-    AnchorView, AppPartError, Checkpoint, ContextRequestResult, ExecuteResult, Node, NodeEvent,
-    Outgoing, ReplayReport, XCallResult, ANNOUNCE_NANOS, APP_PART_BYTES, DEFAULT_INVITATION_NANOS,
-    DEFAULT_SNAPSHOT_THRESHOLD, KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES, MAX_CLOCK_SKEW_NANOS,
+    AnchorView, AppPartError, Checkpoint, ContextRequestResult, ExecuteResult, GuestPolicy,
+    GuestRequest, Node, NodeEvent, Outgoing, ReplayReport, XCallResult, ANNOUNCE_NANOS,
+    APP_PART_BYTES, DEFAULT_INVITATION_NANOS, DEFAULT_SNAPSHOT_THRESHOLD, KEEP_ANSWERS_NANOS,
+    MAX_CALL_ID_BYTES, MAX_CLOCK_SKEW_NANOS,
     MAX_FETCHED_APP_BYTES, MAX_MESSAGE_BYTES,
 };
 /// Sealing to a member's key: tools and tests craft shares with it.

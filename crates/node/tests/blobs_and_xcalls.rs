@@ -1,4 +1,5 @@
-//! Blobs a call writes persist with the node; xcalls run after the call in the target context.
+//! Blobs a call writes persist with the node; xcalls run after the call in the target context
+//! (one the caller created: see `guest_authority.rs` for what a guest may not reach).
 
 use futures::executor::block_on;
 use serde_json::json;
@@ -52,7 +53,9 @@ fn xcalls_run_in_the_target_context_after_the_call() {
     let probe = block_on(node.install_app(&app("probe"))).unwrap();
     let kv = block_on(node.install_app(&app("kv_store"))).unwrap();
     let caller = block_on(node.create_context(probe, json!({"title": "t"}))).unwrap();
-    let target = block_on(node.create_context(kv, json!({}))).unwrap();
+    let spawn = json!({"app_id": kv.0.to_vec(), "args": "{}", "alias": "target"});
+    let spawned = block_on(node.execute(&caller, "spawn", spawn)).unwrap();
+    let target = spawned.context_requests[0].context_id.expect("created");
     let result = block_on(node.execute(
         &caller,
         "call_other",

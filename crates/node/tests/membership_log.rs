@@ -340,8 +340,9 @@ fn a_guest_creates_resolves_and_deletes_contexts() {
         .as_deref()
         .unwrap()
         .contains("not installed"));
-    // The created context works; then it is deleted, alias and all.
+    // The created context works; then it is deleted (the embedder consents), alias and all.
     block_on(a.execute(&created, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    a.set_guest_policy(tabnode_node::GuestPolicy::Allow);
     let drop_it = json!({"context": created.0.to_vec()});
     let dropped = block_on(a.execute(&ctx, "drop_context", drop_it.clone())).unwrap();
     assert!(

@@ -17,7 +17,8 @@
 //! - [`Runtime::compile`]`(&[u8]) -> Result<App, RuntimeError>` validates (size, exported memory,
 //!   only known imports with their signatures), rewrites and compiles once; [`App`] is an `Arc`, carries the blake3 of the wasm.
 //! - [`Runtime::call`]`(&App, &Call, Views) -> Result<Outcome, RuntimeError>` runs one method on a
-//!   fresh instance. `Err` means the call changed nothing; an app error (`app::bail!`) is
+//!   fresh instance ([`Runtime::call_with_fuel`]: with a budget other than a call's). `Err`
+//!   means the call changed nothing; an app error (`app::bail!`) is
 //!   `Ok(Outcome { returns: Err(bytes), .. })` and its writes should not be persisted either.
 //!
 //! Root hash: calimero-storage passes its Merkle root to `commit` after every call that changed
@@ -323,12 +324,29 @@ impl Runtime {
         })
     }
 
-    /// Runs `call` on a fresh instance of `app`.
+    /// Runs `call` on a fresh instance of `app`, with the fuel of a call ([`Limits::fuel`]).
     pub fn call(&self, app: &App, call: &Call<'_>, views: Views) -> Result<Outcome, RuntimeError> {
+        self.call_with_fuel(app, call, views, self.limits.fuel)
+    }
+
+    /// Runs `call` with `fuel` rather than a call's: what a user action has left for it, or a
+    /// merge's budget ([`Limits::merge_fuel`]). Running out is [`RuntimeError::OutOfFuel`]
+    /// with `fuel`.
+    pub fn call_with_fuel(
+        &self,
+        app: &App,
+        call: &Call<'_>,
+        views: Views,
+        fuel: u64,
+    ) -> Result<Outcome, RuntimeError> {
         if !app.has_method(call.method) {
             return Err(RuntimeError::MethodNotFound(call.method.to_owned()));
         }
-        let state = HostState::new(&self.limits, call, views);
+        let limits = Limits {
+            fuel,
+            ..self.limits.clone()
+        };
+        let state = HostState::new(&limits, call, views);
         match &app.compiled {
             Compiled::Wasmi(module) => {
                 if !wasmi::Engine::same(&self.engine, module.engine()) {

@@ -1,4 +1,5 @@
-//! What one call may use. The defaults are Calimero's (merod's `VMLimits`).
+//! What one call may use, and what one user action and one merge may use. The per-call
+//! defaults are Calimero's (merod's `VMLimits`); the action and merge budgets are tabnode's.
 
 /// Resource limits of a call; exceeding one ends the call with an error and no writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,17 @@ pub struct Limits {
     /// Frames a call may hold at once, in 8-byte slots (see `tabnode-meter`): deep recursion
     /// stops at the same call on every engine, well before a page's native stack would.
     pub stack_slots: u32,
+    /// Calls one user action may make in all: the call itself and every xcall it causes, at
+    /// every level. Without it 16 xcalls a call, 4 levels deep, make about 70,000 calls.
+    pub action_calls: usize,
+    /// Fuel one user action may use in all: each call it causes runs on what the calls before
+    /// it left (and at most [`Self::fuel`]), so xcalls cannot multiply the cost of one action.
+    pub action_fuel: u64,
+    /// Fuel of one merge of a member's delta (`__calimero_sync_next`). A merge applies the
+    /// actions a delta records, so its cost follows the delta's size (at most 1 MiB), not the
+    /// author's code: a tenth of a call's fuel is ample, and a crafted delta costs each member
+    /// at most that. Deterministic: every member, and every replay, refuses the same deltas.
+    pub merge_fuel: u64,
 }
 
 impl Default for Limits {
@@ -52,6 +64,9 @@ impl Default for Limits {
             max_context_requests: 16,
             fuel: 10_000_000_000,
             stack_slots: 32 * 1024,
+            action_calls: 64,
+            action_fuel: 10_000_000_000,
+            merge_fuel: 1_000_000_000,
         }
     }
 }

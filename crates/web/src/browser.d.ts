@@ -22,9 +22,9 @@ export interface ExecuteResult {
   rootHash: string | null; deltaId: string | null; blobs: string[];
   /** The stored answer of an earlier call with the same `callId`: nothing ran or changed now. */
   repeated: boolean;
-  xcalls: { contextId: string; function: string; error: string | null }[];
+  xcalls: { contextId: string; function: string; error: string | null; errorKind: string | null }[];
   contextRequests: { request: "addMember" | "removeMember" | "create" | "delete"; member: string | null;
-    contextId: string | null; op: string | null; error: string | null }[];
+    contextId: string | null; op: string | null; error: string | null; errorKind: string | null }[];
 }
 /** `callId` (1 to 128 bytes): the call runs at most once; the same id again gets its first
  * answer for an hour (a write's answer is stored with its writes). */

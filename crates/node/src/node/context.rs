@@ -21,6 +21,9 @@ pub(super) struct ContextState {
     pub(super) log: Log,
     /// What the context's anchor says, when it has one (see [`AnchorView`]).
     pub(super) anchor: Option<AnchorView>,
+    /// The context whose guest created this one on this node, if one did: its guests may
+    /// reach this context (see [`super::guest`]).
+    pub(super) created_by: Option<ContextId>,
     /// How this node sends each kind of event to other members (kinds not named: in full).
     pub(super) disclosure: BTreeMap<String, Disclosure>,
     /// Whether the DAG has a delta by this node: a joiner announces itself with
@@ -88,6 +91,7 @@ impl ContextState {
             dag: HashMap::new(),
             log: Log::default(),
             anchor: None,
+            created_by: None,
             disclosure: BTreeMap::new(),
             announced: false,
             pending: Waiting::default(),

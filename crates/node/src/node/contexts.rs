@@ -44,6 +44,20 @@ impl<S: Store, E: Env> Node<S, E> {
         app_id: AppId,
         init_args: serde_json::Value,
     ) -> Result<ContextId, NodeError> {
+        let mut action = self.begin_action(false);
+        self.create_context_by(app_id, init_args, None, &mut action)
+            .await
+    }
+
+    /// [`Self::create_context`] within `action`; `creator` is the context whose guest asked
+    /// for it (`context_create`), stored with it.
+    pub(super) async fn create_context_by(
+        &mut self,
+        app_id: AppId,
+        init_args: serde_json::Value,
+        creator: Option<ContextId>,
+        action: &mut Action,
+    ) -> Result<ContextId, NodeError> {
         let app = self.app(app_id).await?;
         let context_key = SecretKey::from_seed(self.env.random32());
         let id = ContextId(context_key.public().0);
@@ -57,6 +71,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut ctx = ContextState {
             merkle: Some(MerkleTree::build([])),
             announced: true,
+            created_by: creator,
             ..ContextState::new(id, record, self.env.random32())
         };
         let mut batch = Batch::new()
@@ -70,7 +85,12 @@ impl<S: Store, E: Env> Node<S, E> {
                 &scoped(&id, CONTEXT_SECRET),
                 ctx.secret.to_vec(),
             );
-        self.run_local(&app, &mut ctx, "init", init_args, &mut batch)
+        if let Some(creator) = creator {
+            let key = scoped_meta(CREATED_BY, &id);
+            batch.put_mut(Namespace::Meta, &key, creator.as_bytes().to_vec());
+        }
+        action.take_call(&id)?;
+        self.run_local(&app, &mut ctx, "init", init_args, &mut batch, action)
             .await?;
         self.outgoing.push(Outgoing::Subscribe {
             topic: context_topic(&id),
@@ -230,13 +250,18 @@ impl<S: Store, E: Env> Node<S, E> {
     /// Deletes a context from this node (see [`Self::drop_context`]); only an admin of the
     /// context may. Its members elsewhere are not affected.
     pub async fn delete_context(&mut self, id: &ContextId) -> Result<(), NodeError> {
-        let ctx = self.context(id)?;
-        if ctx.role_now(&self.key.public()) != Some(Role::Admin) {
-            return Err(NodeError::Unauthorized(format!(
-                "only an admin of {id} may delete it"
-            )));
-        }
+        self.check_may_delete(id)?;
         self.drop_context(id).await
+    }
+
+    /// Whether this node may delete the context: it is an admin of it.
+    pub(super) fn check_may_delete(&self, id: &ContextId) -> Result<(), NodeError> {
+        match self.context(id)?.role_now(&self.key.public()) {
+            Some(Role::Admin) => Ok(()),
+            _ => Err(NodeError::Unauthorized(format!(
+                "only an admin of {id} may delete it"
+            ))),
+        }
     }
 
     /// Leaves a context: tells its members (a [`MemberOp::Leave`], which gives them a new
@@ -271,7 +296,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 batch.delete_mut(ns, &key);
             }
         }
-        for prefix in [DISCLOSE, PAYLOAD, COVERING, ANCHOR, CALL] {
+        for prefix in [DISCLOSE, PAYLOAD, COVERING, ANCHOR, CALL, CREATED_BY] {
             let prefix = [prefix, id.as_bytes()].concat();
             for (key, _) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
                 batch.delete_mut(Namespace::Meta, &key);

@@ -33,6 +33,11 @@ pub(super) const COVERING: &[u8] = b"snapshot-covering:";
 /// running unanchored until the chain answers (or while someone keeps the chain from answering).
 pub(super) const ANCHOR: &[u8] = b"anchor:";
 
+/// Which context's guest created a context (`context_create`), in [`Namespace::Meta`] (this
+/// prefix, then the created context's id): the creator's guests may xcall into it and delete
+/// it (see [`super::guest`]).
+pub(super) const CREATED_BY: &[u8] = b"created-by:";
+
 /// Where context aliases are kept in [`Namespace::Meta`]: this prefix, then the alias.
 pub(super) const ALIAS: &[u8] = b"alias:";
 

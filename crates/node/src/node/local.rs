@@ -1,7 +1,13 @@
 //! Local calls: running a method of a context's app on this node, its requests to the node
-//! (xcalls, contexts it creates) and the delta it makes.
+//! (xcalls, contexts it creates) and the delta it makes. What a guest may ask of the node, and
+//! the budget of one user action, are in [`super::guest`].
 
 use super::*;
+
+/// What a call's audit record names its arguments by.
+fn args_hash(args: &serde_json::Value) -> Hash {
+    Hash(*blake3::hash(&serde_json::to_vec(args).expect("JSON encodes")).as_bytes())
+}
 
 pub(super) fn json_type(value: &serde_json::Value) -> &'static str {
     match value {
@@ -39,64 +45,84 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Runs `method` with `args` (a JSON object) as this node's member; a change becomes a
     /// signed delta, persisted and published before this returns.
+    ///
+    /// One user action: the xcalls the call queues run after it (and theirs after them), then
+    /// the context requests of them all, on one budget (see [`super::guest`]). An action that
+    /// runs out of it is [`NodeError::OverBudget`], and none of its calls stands.
     pub async fn execute(
         &mut self,
         id: &ContextId,
         method: &str,
         args: serde_json::Value,
     ) -> Result<ExecuteResult, NodeError> {
-        self.execute_at_depth(id, method, args, 0).await
+        let mut action = self.begin_action(true);
+        let args_hash = args_hash(&args);
+        let result = self
+            .execute_at_depth(id, method, args, 0, &mut action)
+            .await;
+        let mut result = self
+            .end_action(&mut action, result, id, method, args_hash)
+            .await?;
+        for (caller, request) in std::mem::take(&mut action.requests) {
+            let done = self.context_request(&caller, request, &mut action).await;
+            if let Some(error) = done.error {
+                tracing::info!(context = %caller, request = done.request, %error, "an xcall's request was not made");
+            }
+        }
+        for request in std::mem::take(&mut result.queued_context_requests) {
+            let done = self.context_request(id, request, &mut action).await;
+            result.context_requests.push(done);
+        }
+        Ok(result)
     }
 
+    /// Runs one call of `action` and, after it, its xcalls; the context requests of xcalls
+    /// (`depth` > 0) join the action's, those of its first call stay in the result.
     pub(super) fn execute_at_depth<'a>(
         &'a mut self,
         id: &'a ContextId,
         method: &'a str,
         args: serde_json::Value,
         depth: usize,
+        action: &'a mut Action,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ExecuteResult, NodeError>> + 'a>>
     {
         Box::pin(async move {
             let app_id = self.context(id)?.app_id();
+            action.take_call(id)?;
             let app = self.app(app_id).await?;
-            let args_hash =
-                Hash(*blake3::hash(&serde_json::to_vec(&args).expect("JSON encodes")).as_bytes());
+            let args_hash = args_hash(&args);
             let mut ctx = self.contexts.remove(id).expect("checked above");
             let result = if !ctx.synced() || ctx.awaits_admission() {
                 Err(NodeError::NotSynced(id.to_string()))
             } else {
-                self.run_local(&app, &mut ctx, method, args, &mut Batch::new())
+                self.run_local(&app, &mut ctx, method, args, &mut Batch::new(), action)
                     .await
             };
             if let Err(e) = &result {
-                let entry = AuditEntry::call(
-                    self.key.public(),
-                    method,
-                    args_hash,
-                    e.kind(),
-                    ctx.record.root_hash,
-                    self.env.now_nanos(),
-                );
                 // The failure stands whether or not its record could be written.
-                let _ = self.audit_alone(&mut ctx, entry).await;
+                let _ = self.audit_failure(&mut ctx, method, args_hash, e).await;
             }
             self.contexts.insert(*id, ctx);
             let mut result = result?;
             for request in std::mem::take(&mut result.queued_xcalls) {
-                let error = self
-                    .xcall(&request, depth)
-                    .await
-                    .err()
-                    .map(|e| e.to_string());
+                let error = match self.xcall(id, &request, depth, action).await {
+                    Ok(()) => None,
+                    Err(e @ NodeError::OverBudget(_)) => return Err(e),
+                    Err(e) => Some(e),
+                };
                 result.xcalls.push(XCallResult {
                     context_id: ContextId(request.context_id),
                     function: request.function,
-                    error,
+                    error_kind: error.as_ref().map(NodeError::kind),
+                    error: error.map(|e| e.to_string()),
                 });
             }
-            for request in std::mem::take(&mut result.queued_context_requests) {
-                let done = self.context_request(id, request).await;
-                result.context_requests.push(done);
+            if depth > 0 {
+                let requests = std::mem::take(&mut result.queued_context_requests);
+                action
+                    .requests
+                    .extend(requests.into_iter().map(|r| (*id, r)));
             }
             Ok(result)
         })
@@ -107,6 +133,7 @@ impl<S: Store, E: Env> Node<S, E> {
         &mut self,
         id: &ContextId,
         request: ContextRequest,
+        action: &mut Action,
     ) -> ContextRequestResult {
         let mut result = ContextRequestResult {
             request: "",
@@ -114,6 +141,7 @@ impl<S: Store, E: Env> Node<S, E> {
             context_id: None,
             op: None,
             error: None,
+            error_kind: None,
         };
         let outcome = match request {
             ContextRequest::AddMember(key) => {
@@ -135,7 +163,10 @@ impl<S: Store, E: Env> Node<S, E> {
                 ..
             } => {
                 result.request = "create";
-                match self.create_from_guest(AppId(app_id), &args, alias).await {
+                match self
+                    .create_from_guest(id, AppId(app_id), &args, alias, action)
+                    .await
+                {
                     Ok(created) => {
                         result.context_id = Some(created);
                         Ok(None)
@@ -146,23 +177,30 @@ impl<S: Store, E: Env> Node<S, E> {
             ContextRequest::Delete(target) => {
                 result.request = "delete";
                 result.context_id = Some(ContextId(target));
-                self.delete_context(&ContextId(target)).await.map(|()| None)
+                self.delete_from_guest(id, &ContextId(target))
+                    .await
+                    .map(|()| None)
             }
         };
         match outcome {
             Ok(op) => result.op = op,
-            Err(e) => result.error = Some(e.to_string()),
+            Err(e) => {
+                result.error_kind = Some(e.kind());
+                result.error = Some(e.to_string());
+            }
         }
         result
     }
 
-    /// `context_create` from a guest: a new context of an app this node has, under an alias
-    /// that must be free.
+    /// `context_create` from a guest of `creator`: a new context of an app this node has, under
+    /// an alias that must be free; its `init` is a call of `action`.
     pub(super) async fn create_from_guest(
         &mut self,
+        creator: &ContextId,
         app_id: AppId,
         args: &[u8],
         alias: Option<String>,
+        action: &mut Action,
     ) -> Result<ContextId, NodeError> {
         let args: serde_json::Value = match args {
             [] => serde_json::json!({}),
@@ -174,7 +212,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 return Err(NodeError::BadArgs(format!("the alias {alias:?} is taken")));
             }
         }
-        let created = self.create_context(app_id, args).await?;
+        let created = self
+            .create_context_by(app_id, args, Some(*creator), action)
+            .await?;
         if let Some(alias) = alias {
             let key = [ALIAS, alias.as_bytes()].concat();
             self.commit(Batch::new().put(Namespace::Meta, &key, created.as_bytes().to_vec()))
@@ -184,12 +224,15 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(created)
     }
 
-    /// Runs a queued xcall as this node's member in the target context, which this node must
-    /// hold (roles come with the membership log).
+    /// Runs an xcall a call in `caller` queued, as this node's member, in the target context:
+    /// the caller's own or one it created (see [`Self::guest_may_reach`]), held by this node
+    /// (roles come with the membership log).
     pub(super) async fn xcall(
         &mut self,
+        caller: &ContextId,
         request: &XCallRequest,
         depth: usize,
+        action: &mut Action,
     ) -> Result<(), NodeError> {
         if depth + 1 > MAX_XCALL_DEPTH {
             return Err(NodeError::BadArgs(format!(
@@ -197,45 +240,41 @@ impl<S: Store, E: Env> Node<S, E> {
             )));
         }
         let target = ContextId(request.context_id);
-        if !self.contexts.contains_key(&target) {
-            return Err(NodeError::UnknownContext(target.to_string()));
-        }
+        self.guest_may_reach(caller, &target, "xcall into")?;
         let args: serde_json::Value = serde_json::from_slice(&request.params)
             .map_err(|e| NodeError::BadArgs(format!("xcall params are not JSON ({e})")))?;
-        self.execute_at_depth(&target, &request.function, args, depth + 1)
+        self.execute_at_depth(&target, &request.function, args, depth + 1, action)
             .await
             .map(|_| ())
     }
 
-    /// Runs a call on a context's state, reading from the store each row the call asks for
-    /// that is not in memory yet (see [`Rows`]), and running it again until it has them all.
+    /// Runs a call on a context's state with `fuel`, reading from the store each row the call
+    /// asks for that is not in memory yet (see [`Rows`]), and running it again until it has
+    /// them all.
     pub(super) async fn run_call(
         &mut self,
         app: &App,
         call: &Call<'_>,
         ctx: &mut ContextState,
+        fuel: u64,
     ) -> Result<Outcome, NodeError> {
         let mut misses = 0;
         loop {
-            let (view, key) =
-                match self
-                    .runtime
-                    .call(app, call, ctx.views(&self.blobs, &self.aliases))
-                {
-                    Ok(outcome) => return Ok(outcome),
-                    Err(RuntimeError::MethodNotFound(m)) => {
-                        return Err(NodeError::MethodNotFound(m))
-                    }
-                    Err(RuntimeError::NotLoaded { view, key }) => (view, key),
-                    Err(other) => return Err(NodeError::Execution(other)),
-                };
+            let views = ctx.views(&self.blobs, &self.aliases);
+            let (view, key) = match self.runtime.call_with_fuel(app, call, views, fuel) {
+                Ok(outcome) => return Ok(outcome),
+                Err(RuntimeError::MethodNotFound(m)) => return Err(NodeError::MethodNotFound(m)),
+                Err(RuntimeError::NotLoaded { view, key }) => (view, key),
+                Err(other) => return Err(NodeError::Execution(other)),
+            };
             misses += 1;
             let (ns, rows, stored_key) = match view {
                 ViewKind::Shared => (Namespace::State, &mut ctx.shared, scoped(&ctx.id, &key)),
                 ViewKind::Private => (Namespace::Private, &mut ctx.private, scoped(&ctx.id, &key)),
                 ViewKind::Blob => (Namespace::Blobs, &mut self.blobs, key.clone()),
             };
-            if misses > MAX_ROW_MISSES && view != ViewKind::Blob {
+            // (Not while an action's writes are held: the store lacks them, the view has them.)
+            if misses > MAX_ROW_MISSES && view != ViewKind::Blob && self.held.is_none() {
                 read_whole(&self.store, ctx, view).await?;
             } else {
                 let value = self.store.get(ns, &stored_key).await?;
@@ -252,6 +291,7 @@ impl<S: Store, E: Env> Node<S, E> {
         method: &str,
         args: serde_json::Value,
         batch: &mut Batch,
+        action: &mut Action,
     ) -> Result<ExecuteResult, NodeError> {
         if let Some(anchor) = &ctx.anchor {
             if !anchor.app_matches {
@@ -284,7 +324,8 @@ impl<S: Store, E: Env> Node<S, E> {
             time_now_nanos: timestamp,
             random_seed,
         };
-        let mut outcome = self.run_call(app, &call, ctx).await?;
+        let ran = self.run_call(app, &call, ctx, action.fuel()).await;
+        let mut outcome = action.charge(ran)?;
         let output = match &outcome.returns {
             Ok(Some(bytes)) => json_or_bytes(bytes),
             Ok(None) => serde_json::Value::Null,
@@ -435,6 +476,9 @@ impl<S: Store, E: Env> Node<S, E> {
             if !record_only {
                 // A call made with an id keeps its answer with its writes (see `call_once`).
                 self.stage_answer(batch, &result);
+            }
+            if action.should_hold(result.queued_xcalls.len()) {
+                self.hold_action_writes(ctx.id).await?;
             }
             let written = match record_only && self.defer_read_audit(ctx.id, &audit) {
                 true => Ok(()),

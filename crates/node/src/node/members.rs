@@ -65,7 +65,8 @@ impl<S: Store, E: Env> Node<S, E> {
             time_now_nanos: self.env.now_nanos(),
             random_seed: [0; 32],
         };
-        let result = match self.run_call(app, &call, &mut ctx).await {
+        let fuel = self.runtime.limits().fuel;
+        let result = match self.run_call(app, &call, &mut ctx, fuel).await {
             Ok(outcome) => migration_writes(outcome, &*ctx.shared).map(drop),
             Err(e) => Err(e),
         };

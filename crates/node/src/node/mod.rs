@@ -54,6 +54,7 @@ pub use call_once::{KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES};
 mod context;
 mod contexts;
 mod events;
+mod guest;
 mod handlers;
 mod identity;
 mod join;
@@ -70,11 +71,12 @@ mod waiting;
 
 pub use self::app_fetch::{AppPartError, APP_PART_BYTES, MAX_FETCHED_APP_BYTES};
 pub use self::events::{NodeEvent, Outgoing};
+pub use self::guest::{GuestPolicy, GuestRequest};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
 };
 use self::{
-    app_fetch::*, context::*, handlers::HandlerCall, join::*, layout::*, replay::*,
+    app_fetch::*, context::*, guest::Action, handlers::HandlerCall, join::*, layout::*, replay::*,
     waiting::Waiting,
 };
 
@@ -133,7 +135,8 @@ const SYNC_BURST: u64 = 16;
 
 const SYNC_REFILL_NANOS: u64 = 500_000_000;
 
-/// How deep xcalls may chain (an xcall's own xcalls count one deeper).
+/// How deep xcalls may chain (an xcall's own xcalls count one deeper); how many calls they make
+/// in all is the action's budget (`Limits::action_calls`, see [`guest`]).
 const MAX_XCALL_DEPTH: usize = 4;
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> NodeError {
@@ -186,6 +189,8 @@ pub struct Node<S: Store, E: Env> {
     once_call: Option<call_once::OnceCall>,
     /// When stored answers of calls were last pruned.
     answers_pruned_at: Option<u64>,
+    /// How guests' requests that cannot be undone are answered (see [`guest`]).
+    guest_policy: GuestPolicy,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -228,6 +233,7 @@ impl<S: Store, E: Env> Node<S, E> {
             most_unwritten_reads: 0,
             once_call: None,
             answers_pruned_at: None,
+            guest_policy: GuestPolicy::default(),
             outgoing: Vec::new(),
             events: Vec::new(),
         };
@@ -346,6 +352,18 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             None => None,
         };
+        let created_by = match self
+            .store
+            .get(Namespace::Meta, &scoped_meta(CREATED_BY, &id))
+            .await?
+        {
+            Some(bytes) => {
+                Some(ContextId(bytes.try_into().map_err(|_| {
+                    corrupt("creator of a context", "not a context id")
+                })?))
+            }
+            None => None,
+        };
         let mut older = Vec::new();
         for (_, value) in self
             .store
@@ -366,6 +384,7 @@ impl<S: Store, E: Env> Node<S, E> {
             log: Log::judge(&dag),
             disclosure,
             anchor,
+            created_by,
             announced: dag.values().any(|e| e.author == self.key.public()),
             dag,
             members,

@@ -527,7 +527,11 @@ impl<S: Store, E: Env> Node<S, E> {
         let call = merge_call(&delta, &id);
         let covered = ctx.covers(&id);
         let outcome = match (stands, &body.op) {
-            (true, None) if !covered => Some(self.run_call(app, &call, ctx).await?),
+            (true, None) if !covered => {
+                let fuel = merge_fuel(&self.runtime, &delta);
+                let ran = self.run_call(app, &call, ctx, fuel).await;
+                Some(ran.map_err(|e| merge_refusal(e, &id))?)
+            }
             _ => None,
         };
         if let Some(Err(e)) = outcome.as_ref().map(|o| &o.returns) {

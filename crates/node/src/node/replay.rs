@@ -26,6 +26,29 @@ pub(super) fn merge_call<'a>(delta: &'a Delta, id: &DeltaId) -> Call<'a> {
     }
 }
 
+/// The fuel of applying `delta`: a merge's budget ([`Limits::merge_fuel`]), the same on every
+/// member and in every replay; the first delta re-runs the author's `init`, a call's.
+///
+/// [`Limits::merge_fuel`]: tabnode_runtime::Limits::merge_fuel
+pub(super) fn merge_fuel(runtime: &Runtime, delta: &Delta) -> u64 {
+    let limits = runtime.limits();
+    match delta.body.genesis {
+        Some(_) => limits.fuel,
+        None => limits.merge_fuel,
+    }
+}
+
+/// A merge that ran out of its fuel is refused as over budget (every member refuses it alike).
+pub(super) fn merge_refusal(error: NodeError, id: &DeltaId) -> NodeError {
+    match error {
+        NodeError::Execution(RuntimeError::OutOfFuel(fuel)) => NodeError::OverBudget(format!(
+            "merging delta {id} needs more than a merge's {fuel} fuel: refused, as on every \
+             member"
+        )),
+        other => other,
+    }
+}
+
 /// The order a replay runs the stored deltas in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Order {
@@ -304,7 +327,8 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         let app = self.app(*app_id).await?;
         let call = migration_call(&ctx.id, &entry, &op, method);
-        let outcome = self.run_call(&app, &call, ctx).await?;
+        let fuel = self.runtime.limits().fuel;
+        let outcome = self.run_call(&app, &call, ctx, fuel).await?;
         let (shared_writes, events) = migration_writes(outcome, &*ctx.shared)?;
         let mut batch = Batch::new();
         stage_writes(&mut batch, ctx.id, &shared_writes, &WriteSet::new());
@@ -386,19 +410,22 @@ impl<S: Store, E: Env> Node<S, E> {
                 None if ctx.log.verdict().void.contains(&delta_id) => continue,
                 None => None,
             };
-            let call;
+            let (call, fuel);
             if let Some((app_id, migrate)) = upgrade {
                 app = &apps[app_id];
                 let Some(method) = migrate else { continue };
                 let entry = &ctx.dag[&delta_id];
                 call = migration_call(&ctx.id, entry, &delta_id, method);
+                fuel = self.runtime.limits().fuel;
             } else {
                 call = merge_call(&delta, &delta_id);
+                fuel = merge_fuel(&self.runtime, &delta);
             }
+            let views = Views::new(shared.clone(), private.clone());
             let outcome = self
                 .runtime
-                .call(app, &call, Views::new(shared.clone(), private.clone()))
-                .map_err(NodeError::Execution)?;
+                .call_with_fuel(app, &call, views, fuel)
+                .map_err(|e| merge_refusal(NodeError::Execution(e), &delta_id))?;
             let writes = if upgrade.is_some() {
                 migration_writes(outcome, &*shared)?.0
             } else {

@@ -41,6 +41,8 @@ pub struct ContextRequestResult {
     /// The membership operation made, for `addMember` and `removeMember`.
     pub op: Option<DeltaId>,
     pub error: Option<String>,
+    /// The error's kind ([`NodeError::kind`]).
+    pub error_kind: Option<&'static str>,
 }
 
 /// How one `xcall` went.
@@ -51,6 +53,8 @@ pub struct XCallResult {
     pub function: String,
     /// The error, if the call was refused or failed (the calling call stays committed).
     pub error: Option<String>,
+    /// The error's kind ([`NodeError::kind`]).
+    pub error_kind: Option<&'static str>,
 }
 
 /// A context's position: members with equal heads must have equal roots.

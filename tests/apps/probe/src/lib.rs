@@ -234,6 +234,19 @@ impl Probe {
         Ok(())
     }
 
+    /// Counts a visit, then asks the node to run `fan_out` here again `width` times, one level
+    /// shallower, down to `depth` 0: `width` = 16 and `depth` = 4 would make about 70,000 calls.
+    pub fn fan_out(&mut self, width: u32, depth: u32) -> app::Result<u64> {
+        self.visits.increment()?;
+        if depth > 0 {
+            let params = format!(r#"{{"width":{width},"depth":{}}}"#, depth - 1);
+            for _ in 0..width {
+                env::xcall(&env::context_id(), "fan_out", params.as_bytes());
+            }
+        }
+        Ok(self.visits.value()?)
+    }
+
     /// Whether `key` is a member of this context, as the node knows.
     pub fn is_member(&self, key: Vec<u8>) -> app::Result<bool> {
         let Ok(key) = <[u8; 32]>::try_from(key) else {
