@@ -15,6 +15,7 @@
 //!   fetched from members when this node lacks it), membership operations, this node's key;
 //! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
 //! - [`sealing`], [`payloads`], [`audit_trail`]: secrets and sealing, withheld payloads, the trail;
+//! - [`blobs`]: blobs the node's owner puts in and reads out;
 //! - [`events`], [`results`]: what the node hands back to its driver and its callers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -48,6 +49,7 @@ use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 mod app_fetch;
 mod audit_trail;
+mod blobs;
 mod context;
 mod contexts;
 mod events;
