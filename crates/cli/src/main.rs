@@ -83,7 +83,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    match runtime.block_on(run(home, cli)) {
+    let result = runtime.block_on(run(home, cli));
+    // Not a wait for the blocked read of stdin that `run` may leave behind (tokio reads stdin
+    // on a thread of its own, which only the end of stdin would end).
+    runtime.shutdown_background();
+    match result {
         Ok(Some(value)) => println!("{value}"),
         Ok(None) => {}
         Err(Failure::Node(e)) => fail(1, e.kind(), &e.to_string()),
