@@ -56,6 +56,10 @@ enum TopCommand {
         /// A relay's multiaddr (…/p2p/PEER_ID), repeatable
         #[arg(long, value_name = "MULTIADDR", required = true)]
         relay: Vec<String>,
+        /// Reads no commands from stdin and runs on at its end (a service whose stdin is
+        /// /dev/null); it stops on SIGINT or SIGTERM only
+        #[arg(long)]
+        no_stdin: bool,
     },
 }
 
@@ -100,7 +104,9 @@ fn main() {
 async fn run(home: PathBuf, cli: Cli) -> Result<Option<Value>, Failure> {
     let home = Home::open(&home, cli.fuel).await?;
     match cli.command {
-        TopCommand::Run { relay } => online::run(home, relay).await.map(|()| None),
+        TopCommand::Run { relay, no_stdin } => {
+            online::run(home, relay, no_stdin).await.map(|()| None)
+        }
         TopCommand::Node(Command::Context(ContextCommand::Join {
             link,
             relay,

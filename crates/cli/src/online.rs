@@ -24,13 +24,16 @@ use tabnode_store::FileStore;
 use tabnode_types::ContextId;
 use tokio::io::AsyncBufReadExt;
 
-use crate::commands::{self, invitation_of_link, Command};
+use crate::commands::{self, invitation_of_link, Command, ContextCommand};
 use crate::failure::Failure;
 use crate::home::{Home, SystemEnv};
 
 /// The node wakes at least this often with no input, to ask [`Driver::time_to_next_timer`]
 /// again.
 const MOST_SLEEP: Duration = Duration::from_secs(1);
+
+/// ...and at most this often: timer work that stays due (a clock stepped back) must not spin.
+const LEAST_SLEEP: Duration = Duration::from_millis(5);
 
 /// The node on the network.
 struct Online {
@@ -46,10 +49,12 @@ struct Online {
 /// What of [`Home`] stays behind when its node goes to the driver: its lock.
 struct HomeLock(#[allow(dead_code)] std::fs::File);
 
-/// What happened in one step: lines to print, or what the caller's own future gave.
+/// What happened in one step: lines to print, what the caller's own future gave, or the end
+/// of the network task (it stops only on a fault of its own).
 enum Step<T> {
     Lines(Vec<Value>),
     Done(T),
+    NetworkStopped,
 }
 
 fn event_line(event: &NodeEvent) -> Value {
@@ -121,11 +126,14 @@ impl Online {
     /// it, and says what happened.
     async fn step<T>(&mut self, input: impl Future<Output = T>) -> Step<T> {
         let now = self.driver.node().env().now_nanos();
-        let sleep = self.driver.time_to_next_timer(now, MOST_SLEEP);
+        let sleep = self
+            .driver
+            .time_to_next_timer(now, MOST_SLEEP)
+            .max(LEAST_SLEEP);
         tokio::select! {
             event = self.net_events.next() => {
                 let Some(event) = event else {
-                    return Step::Lines(vec![json!({"type": "networkStopped"})]);
+                    return Step::NetworkStopped;
                 };
                 let (other, events) = self.driver.on_network(event).await;
                 let mut lines = self.lines(events);
@@ -146,19 +154,22 @@ impl Online {
         let store = self.store.clone();
         let (result, events) = match parse_line(line) {
             Ok(command) => {
-                self.driver
+                let join = matches!(command, Command::Context(ContextCommand::Join { .. }));
+                let (result, events) = self
+                    .driver
                     .run(async |node| commands::execute(node, &store, command).await)
-                    .await
+                    .await;
+                // A join started: `synced` is said once the context's state is here.
+                if let (true, Ok(value)) = (join, &result) {
+                    let id = value["context_id"]
+                        .as_str()
+                        .and_then(|id| id.parse::<ContextId>().ok());
+                    self.unsynced.extend(id);
+                }
+                (result, events)
             }
             Err(failure) => (Err(failure), Vec::new()),
         };
-        if let Ok(value) = &result {
-            if let Some(id) = value["joining"].as_bool().and(value["context_id"].as_str()) {
-                if let Ok(id) = id.parse() {
-                    self.unsynced.insert(id);
-                }
-            }
-        }
         let answer = match result {
             Ok(value) => json!({"type": "result", "line": number, "value": value}),
             Err(failure) => {
@@ -211,6 +222,9 @@ fn print(lines: Vec<Value>) {
     }
 }
 
+/// The reason `run` gives when the network task ended under it (a failure: exit 1).
+const NETWORK_STOPPED: &str = "network stopped";
+
 /// Why `run` stops.
 enum Input {
     Line(Option<String>),
@@ -256,17 +270,24 @@ impl Signals {
     }
 }
 
-/// `tabnode run`: the node on the network until a signal or the end of stdin.
-pub async fn run(home: Home, relays: Vec<String>) -> Result<(), Failure> {
+/// `tabnode run`: the node on the network until a signal or (unless `no_stdin`) the end of
+/// stdin.
+pub async fn run(home: Home, relays: Vec<String>, no_stdin: bool) -> Result<(), Failure> {
     let mut signals = Signals::new()?;
     let (mut online, lines) = Online::connect(home, relays)?;
     print(lines);
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = (!no_stdin).then(|| tokio::io::BufReader::new(tokio::io::stdin()).lines());
     let mut number = 0;
     let reason = loop {
         let input = async {
+            let line = async {
+                match &mut stdin {
+                    Some(stdin) => Input::Line(stdin.next_line().await.ok().flatten()),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                line = stdin.next_line() => Input::Line(line.ok().flatten()),
+                line = line => line,
                 signal = signals.next() => Input::Signal(signal),
             }
         };
@@ -281,9 +302,16 @@ pub async fn run(home: Home, relays: Vec<String>) -> Result<(), Failure> {
             }
             Step::Done(Input::Line(None)) => break "stdin closed",
             Step::Done(Input::Signal(signal)) => break signal,
+            Step::NetworkStopped => break NETWORK_STOPPED,
         }
     };
     print(vec![json!({"type": "stopped", "reason": reason})]);
+    if reason == NETWORK_STOPPED {
+        return Err(Failure::Other(
+            "NetworkError",
+            "the network task stopped".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -315,6 +343,12 @@ pub async fn join(
     while !online.driver.node().is_synced(&id) {
         match online.step(tokio::time::sleep_until(deadline)).await {
             Step::Lines(lines) => progress(lines),
+            Step::NetworkStopped => {
+                return Err(Failure::Other(
+                    "NetworkError",
+                    "the network task stopped".into(),
+                ))
+            }
             Step::Done(()) => {
                 let node = online.driver.node();
                 let waiting_for = if node.is_joining(&id) {

@@ -115,14 +115,18 @@ impl Process {
         })
     }
 
-    /// Sends a command on stdin and returns its answer's value (it must not fail).
-    fn command(&mut self, words: &[&str]) -> Value {
+    /// Sends a line on stdin and returns its answer (a `result` or an `error` line).
+    fn send(&mut self, line: &str) -> Value {
         self.commands += 1;
         let number = self.commands;
-        let line = serde_json::to_string(words).unwrap();
         let stdin = self.stdin.as_mut().expect("stdin is open");
         writeln!(stdin, "{line}").unwrap();
-        let answer = self.expect("answer", |v| v["line"] == json!(number));
+        self.expect("answer", |v| v["line"] == json!(number))
+    }
+
+    /// Sends a command on stdin and returns its answer's value (it must not fail).
+    fn command(&mut self, words: &[&str]) -> Value {
+        let answer = self.send(&serde_json::to_string(words).unwrap());
         assert_eq!(answer["type"], json!("result"), "{words:?}: {answer}");
         answer["value"].clone()
     }
@@ -257,15 +261,23 @@ fn two_cli_nodes_join_through_the_relay_and_each_ones_call_reaches_the_other() {
     });
     assert_eq!(get(&mut a, &ctx, "from-b"), json!("2"));
 
+    // A line that is no command is answered with an error, and the node runs on.
+    for (line, kind) in [
+        ("not json", "Usage"),
+        (r#"["frobnicate"]"#, "Usage"),
+        (r#"["call", "zzz", "get"]"#, "BadId"),
+    ] {
+        let answer = a.send(line);
+        assert_eq!(answer["type"], json!("error"), "{line}: {answer}");
+        assert_eq!(answer["error"]["kind"], json!(kind), "{line}: {answer}");
+    }
+    assert_eq!(get(&mut a, &ctx, "from-a"), json!("1"));
+
     // B stops when its stdin closes, A on SIGTERM; both cleanly.
     b.stdin.take();
     b.expect("B stopping", |v| v["type"] == json!("stopped"));
     assert_eq!(b.exit_code(), 0);
-    let status = Command::new("kill")
-        .args(["-TERM", &a.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&a, "TERM");
     let stopped = a.expect("A stopping", |v| v["type"] == json!("stopped"));
     assert_eq!(stopped["reason"], json!("SIGTERM"));
     assert_eq!(a.exit_code(), 0);
@@ -282,4 +294,34 @@ fn two_cli_nodes_join_through_the_relay_and_each_ones_call_reaches_the_other() {
     }
     let _ = std::fs::remove_dir_all(home_a);
     let _ = std::fs::remove_dir_all(home_b);
+}
+
+/// Sends the process a signal (`kill -NAME`).
+fn signal(process: &Process, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &process.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn run_without_stdin_runs_on_past_its_end_until_sigint() {
+    let (_relay, relay) = start_relay();
+    let home = home("net-no-stdin");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tabnode"));
+    command
+        .arg("--home")
+        .arg(&home)
+        .args(["run", "--no-stdin", "--relay", &relay]);
+    let mut node = Process::spawn("node", command);
+    node.stdin.take(); // its stdin ends at once
+    node.expect("started", |v| v["type"] == json!("started"));
+    // Still running after the end of stdin: it reaches the relay and holds a reservation.
+    node.expect("reservation", |v| v["type"] == json!("reserved"));
+    signal(&node, "INT");
+    let stopped = node.expect("stopping", |v| v["type"] == json!("stopped"));
+    assert_eq!(stopped["reason"], json!("SIGINT"));
+    assert_eq!(node.exit_code(), 0);
+    let _ = std::fs::remove_dir_all(home);
 }
