@@ -107,6 +107,11 @@ fn help_is_text_on_stdout_and_exits_0() {
         &["help", "app", "install"],
         &["app", "install", "--help"],
         &["audit", "-h"],
+        &["help", "run"],
+        &["help", "context", "invite"],
+        &["context", "join", "--help"],
+        &["blob", "put", "--help"],
+        &["help", "identity"],
     ] {
         let (code, out) = tabnode_raw(args);
         assert_eq!(code, 0, "{args:?}: {out}");
@@ -119,6 +124,10 @@ fn help_is_text_on_stdout_and_exits_0() {
     let (_, call) = tabnode_raw(&["help", "call"]);
     for word in ["CONTEXT_ID", "METHOD", "ARGS_JSON", "--fuel", "--home"] {
         assert!(call.contains(word), "{call}");
+    }
+    let (_, run) = tabnode_raw(&["help", "run"]);
+    for word in ["--relay", "--no-stdin", "SIGTERM", "JSON array"] {
+        assert!(run.contains(word), "{run}");
     }
     let (code, version) = tabnode_raw(&["--version"]);
     assert_eq!(

@@ -265,6 +265,21 @@ pub fn start(
 mod tests {
     use super::*;
 
+    #[cfg(not(target_arch = "wasm32"))]
+    #[tokio::test]
+    async fn a_nodes_peer_id_is_known_before_it_starts() {
+        let seed = [9; 32];
+        let (handle, _events) = start(NetConfig {
+            relays: Vec::new(),
+            identity_ed25519_secret: seed,
+            direct: false,
+            ice_servers: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(peer_id_of(seed).unwrap(), handle.peer_id());
+        assert_ne!(peer_id_of([8; 32]).unwrap(), handle.peer_id());
+    }
+
     #[test]
     fn long_peer_ids_and_addresses_are_refused_before_they_are_decoded() {
         let key = libp2p::identity::Keypair::ed25519_from_bytes([7; 32]).unwrap();
