@@ -227,3 +227,35 @@ fn a_home_in_use_by_another_process_is_refused_unchanged() {
     assert_eq!(ok(&home, &["context", "list"]), json!({"contexts": []}));
     let _ = std::fs::remove_dir_all(home);
 }
+
+#[test]
+fn a_join_with_a_bad_invitation_or_relay_address_fails_typed_and_stores_nothing() {
+    let home = home("bad-join");
+    let peer = id(&ok(&home, &["identity"]), "peer_id");
+    // Nothing listens there: the invitation is refused before anything is asked of anyone.
+    let relay = format!("/ip4/127.0.0.1/tcp/1/ws/p2p/{peer}");
+    let join = |link: &str, relay: &str| {
+        fails(
+            &home,
+            &["context", "join", link, "--relay", relay, "--timeout", "1"],
+            1,
+            "BadInvitation",
+        )
+    };
+    join("tabnode-invite:nonsense", &relay);
+    join("https://host/#join=tabnode-invite%3Anonsense", &relay);
+    fails(
+        &home,
+        &[
+            "context",
+            "join",
+            "tabnode-invite:x",
+            "--relay",
+            "/not/an/address",
+        ],
+        1,
+        "BadAddress",
+    );
+    assert_eq!(ok(&home, &["context", "list"]), json!({"contexts": []}));
+    let _ = std::fs::remove_dir_all(home);
+}
