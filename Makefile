@@ -43,7 +43,9 @@ wasm-test:
 types-test:
 	npx tsc -p tests/types
 
+# tests/e2e/cli-node.test.mjs runs the CLI beside a page.
 e2e-test:
+	$(CARGO) build --release -p tabnode-cli
 	node --test --test-concurrency=1 tests/e2e/
 
 # The package as apps outside this repo get it: `npm pack pkg/`, installed by a Vite app and a page

@@ -1,47 +1,12 @@
 //! The `tabnode` binary end to end on a temporary home, with the kv-store guest app.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::*;
 use serde_json::{json, Value};
-
-fn home(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tabnode-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn kv_store() -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/apps/dist/kv_store.wasm"
-    );
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing; build it with `bash tests/apps/build.sh`"
-    );
-    path.to_owned()
-}
-
-/// Runs `tabnode --home HOME args...`; returns (exit code, parsed stdout).
-fn tabnode(home: &Path, args: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tabnode"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}"));
-    (out.status.code().unwrap(), value)
-}
-
-fn ok(home: &Path, args: &[&str]) -> Value {
-    let (code, value) = tabnode(home, args);
-    assert_eq!(code, 0, "{args:?} failed: {value}");
-    value
-}
 
 #[test]
 fn install_create_call_persist_and_replay() {
@@ -131,16 +96,6 @@ fn failures_are_json_with_a_kind_and_a_non_zero_exit() {
     let _ = std::fs::remove_dir_all(home);
 }
 
-/// Runs `tabnode args...` with no `--home`; returns (exit code, stdout).
-fn tabnode_raw(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tabnode"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    (out.status.code().unwrap(), stdout)
-}
-
 #[test]
 fn help_is_text_on_stdout_and_exits_0() {
     for args in [
@@ -152,6 +107,11 @@ fn help_is_text_on_stdout_and_exits_0() {
         &["help", "app", "install"],
         &["app", "install", "--help"],
         &["audit", "-h"],
+        &["help", "run"],
+        &["help", "context", "invite"],
+        &["context", "join", "--help"],
+        &["blob", "put", "--help"],
+        &["help", "identity"],
     ] {
         let (code, out) = tabnode_raw(args);
         assert_eq!(code, 0, "{args:?}: {out}");
@@ -164,6 +124,10 @@ fn help_is_text_on_stdout_and_exits_0() {
     let (_, call) = tabnode_raw(&["help", "call"]);
     for word in ["CONTEXT_ID", "METHOD", "ARGS_JSON", "--fuel", "--home"] {
         assert!(call.contains(word), "{call}");
+    }
+    let (_, run) = tabnode_raw(&["help", "run"]);
+    for word in ["--relay", "--no-stdin", "SIGTERM", "JSON array"] {
+        assert!(run.contains(word), "{run}");
     }
     let (code, version) = tabnode_raw(&["--version"]);
     assert_eq!(

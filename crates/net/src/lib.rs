@@ -227,6 +227,16 @@ impl NetHandle {
     }
 }
 
+fn keypair_of(seed: [u8; 32]) -> Result<libp2p::identity::Keypair, NetError> {
+    libp2p::identity::Keypair::ed25519_from_bytes(seed).map_err(|e| NetError::Build(e.to_string()))
+}
+
+/// The peer id a node started with `identity_ed25519_secret = seed` has, without starting it
+/// (a node offline says who it will be on the network).
+pub fn peer_id_of(seed: [u8; 32]) -> Result<String, NetError> {
+    Ok(keypair_of(seed)?.public().to_peer_id().to_string())
+}
+
 /// Starts the network task; in the browser it runs on the page's event loop, natively on the
 /// current tokio runtime.
 pub fn start(
@@ -237,8 +247,7 @@ pub fn start(
         .iter()
         .map(|addr| parse_addr(addr))
         .collect::<Result<Vec<_>, _>>()?;
-    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(config.identity_ed25519_secret)
-        .map_err(|e| NetError::Build(e.to_string()))?;
+    let keypair = keypair_of(config.identity_ed25519_secret)?;
     let peer_id = keypair.public().to_peer_id().to_string();
     let (swarm, control) = swarm::build(keypair, config.ice_servers)?;
     let (commands, command_rx) = mpsc::unbounded();
@@ -255,6 +264,21 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[tokio::test]
+    async fn a_nodes_peer_id_is_known_before_it_starts() {
+        let seed = [9; 32];
+        let (handle, _events) = start(NetConfig {
+            relays: Vec::new(),
+            identity_ed25519_secret: seed,
+            direct: false,
+            ice_servers: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(peer_id_of(seed).unwrap(), handle.peer_id());
+        assert_ne!(peer_id_of([8; 32]).unwrap(), handle.peer_id());
+    }
 
     #[test]
     fn long_peer_ids_and_addresses_are_refused_before_they_are_decoded() {

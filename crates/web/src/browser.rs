@@ -12,7 +12,7 @@ use tabnode_identity::grant::{hex_nonce, Grant, Revocation, Root, SignedGrant, S
 use tabnode_identity::nep413::{Payload, SignedMessage};
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle, Via};
-use tabnode_node::{Env, Node, NodeError, NodeEvent, Outgoing, Role, DEFAULT_INVITATION_NANOS};
+use tabnode_node::{Env, Node, NodeError, NodeEvent, Role, DEFAULT_INVITATION_NANOS};
 use tabnode_runtime::{EngineKind, Limits, Runtime};
 use tabnode_store::{IndexedDbStore, SealedStore, Sealer, StoreError};
 use tabnode_types::{AppId, ContextId, PublicKey};
@@ -426,30 +426,14 @@ impl Inner {
     ) -> Result<T, JsValue> {
         let mut node = self.node.lock().await;
         let result = op(&mut node).await;
-        let outgoing = node.take_outgoing();
-        let events = node.take_events();
+        let events = tabnode_driver::flush(&mut node, self.net.as_ref());
         let unwritten_reads = node.has_unwritten_reads();
         drop(node);
         if unwritten_reads && !self.read_audits_due.replace(true) {
             wasm_bindgen_futures::spawn_local(write_read_audits_soon(Rc::downgrade(self)));
         }
-        self.send(outgoing);
         self.notify(&events);
         result.map_err(js_error)
-    }
-
-    fn send(&self, outgoing: Vec<Outgoing>) {
-        let Some(net) = &self.net else { return };
-        for out in outgoing {
-            let result = match out {
-                Outgoing::Subscribe { topic, key } => net.subscribe(&topic, key),
-                Outgoing::Publish { topic, data } => net.publish(&topic, data),
-                Outgoing::Reply { peer, topic, data } => net.send_to(&peer, &topic, data),
-            };
-            if let Err(e) = result {
-                tracing::warn!("network: {e}");
-            }
-        }
     }
 
     fn notify(&self, events: &[NodeEvent]) {
@@ -510,20 +494,11 @@ async fn pump_network(
 ) {
     while let Some(event) = events.next().await {
         let Some(inner) = inner.upgrade() else { return };
+        let other = inner
+            .run(async |node| Ok(tabnode_driver::deliver(node, event).await))
+            .await;
+        let Ok(Some(event)) = other else { continue };
         match event {
-            NetEvent::Message {
-                topic,
-                data,
-                source,
-            } => {
-                let _ = inner
-                    .run(async |node| {
-                        node.handle_message_from(&topic, &data, source.as_deref())
-                            .await;
-                        Ok(())
-                    })
-                    .await;
-            }
             NetEvent::Connected { peer, via } => {
                 inner.peers.borrow_mut().insert(peer.clone(), via);
                 inner.notify_peer("peerConnected", &peer);
@@ -569,9 +544,7 @@ async fn anti_entropy(inner: std::rc::Weak<Inner>) {
         let _ = inner
             .run(async |node| {
                 let now = node.env().now_nanos();
-                if node.poll_timeout().is_some_and(|due| due <= now) {
-                    node.handle_timeout(now).await;
-                }
+                tabnode_driver::run_timers(node, now).await;
                 Ok(())
             })
             .await;
@@ -640,7 +613,11 @@ impl BrowserNode {
         };
         let peer_id = net.as_ref().map(|n| n.peer_id()).unwrap_or_default();
         let public_key = node.public_key().to_string();
-        let outgoing = node.take_outgoing();
+        // What it queued when opened (its subscriptions) goes out now; its events wait for
+        // the first operation, when the page has subscribed.
+        if let Some(net) = &net {
+            tabnode_driver::transmit(net, node.take_outgoing());
+        }
         let inner = Rc::new(Inner {
             node: Mutex::new(node),
             store,
@@ -658,7 +635,6 @@ impl BrowserNode {
             read_audits_due: Cell::new(false),
             near_rpc_quorum: options.near_rpc_quorum.unwrap_or(1) as usize,
         });
-        inner.send(outgoing);
         if let Some(events) = events {
             wasm_bindgen_futures::spawn_local(pump_network(Rc::downgrade(&inner), events));
             wasm_bindgen_futures::spawn_local(anti_entropy(Rc::downgrade(&inner)));

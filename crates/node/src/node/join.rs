@@ -145,6 +145,12 @@ impl<S: Store, E: Env> Node<S, E> {
         self.joining.contains_key(id)
     }
 
+    /// Whether this node holds `id` with a state its calls can use (a joiner's arrives from
+    /// members after it was admitted).
+    pub fn is_synced(&self, id: &ContextId) -> bool {
+        self.contexts.get(id).is_some_and(|ctx| ctx.synced())
+    }
+
     /// Subscribes to `id`'s topic and keeps the join under way, fetching the app first if this
     /// node lacks it; the request itself goes out from [`Self::ask_to_join`] (at once from
     /// [`Self::join`], on the next timer after a restart).

@@ -16,6 +16,7 @@
 //! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
 //! - [`sealing`], [`payloads`], [`audit_trail`]: secrets and sealing, withheld payloads, the trail;
 //! - [`call_once`]: a call made with a call id runs at most once; a retry gets its answer;
+//! - [`blobs`]: blobs the node's owner puts in and reads out;
 //! - [`events`], [`results`]: what the node hands back to its driver and its callers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -49,6 +50,7 @@ use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 mod app_fetch;
 mod audit_trail;
+mod blobs;
 mod call_once;
 pub use call_once::{KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES};
 mod context;

@@ -1,0 +1,229 @@
+//! The node core on the network, for the page and the CLI alike (issue 16's one driver).
+//!
+//! The node does no I/O: it queues [`Outgoing`] messages and [`NodeEvent`]s, takes messages
+//! from peers, and says when its timers are next due ([`Node::poll_timeout`]). What is not
+//! browser- or tokio-specific about carrying that out lives here:
+//!
+//! - [`transmit`] sends what the node queued on the network ([`NetHandle`]);
+//! - [`deliver`] gives the node what the network brought, and hands back what is not the
+//!   node's (peers coming and going, reservations) to the driver's owner;
+//! - [`run_timers`] and [`time_to_next_timer`] run the node's timer work when it is due;
+//! - [`flush`] is what follows every step: send what it queued, collect what it told.
+//!
+//! [`Driver`] puts them together for one owner of the node (the CLI's `run` loop: no lock).
+//! The page drives a node behind a lock from several tasks and uses the free functions.
+
+use std::time::Duration;
+
+use tabnode_net::{NetEvent, NetHandle};
+use tabnode_node::{Env, Node, NodeEvent, Outgoing};
+use tabnode_store::Store;
+
+/// Carries out on the network what the node asked for, in order. A refusal (the network task
+/// stopped) is logged and the rest is still tried: the node repairs lost messages itself
+/// (anti-entropy), so a driver need not.
+pub fn transmit(net: &NetHandle, outgoing: Vec<Outgoing>) {
+    for out in outgoing {
+        let result = match out {
+            Outgoing::Subscribe { topic, key } => net.subscribe(&topic, key),
+            Outgoing::Publish { topic, data } => net.publish(&topic, data),
+            Outgoing::Reply { peer, topic, data } => net.send_to(&peer, &topic, data),
+        };
+        if let Err(e) = result {
+            tracing::warn!("network: {e}");
+        }
+    }
+}
+
+/// What follows every step of the node: what it queued goes out on `net` (dropped when
+/// offline: members catch up by anti-entropy later), and what it told is returned in order.
+pub fn flush<S: Store, E: Env>(node: &mut Node<S, E>, net: Option<&NetHandle>) -> Vec<NodeEvent> {
+    let outgoing = node.take_outgoing();
+    if let Some(net) = net {
+        transmit(net, outgoing);
+    }
+    node.take_events()
+}
+
+/// Gives the node a message the network brought; any other event is not the node's and is
+/// handed back for the driver's owner to show or keep.
+pub async fn deliver<S: Store, E: Env>(node: &mut Node<S, E>, event: NetEvent) -> Option<NetEvent> {
+    match event {
+        NetEvent::Message {
+            topic,
+            data,
+            source,
+        } => {
+            node.handle_message_from(&topic, &data, source.as_deref())
+                .await;
+            None
+        }
+        other => Some(other),
+    }
+}
+
+/// Runs the node's timer work if it is due at `now` (ns since the epoch, the node's clock);
+/// says whether it ran.
+pub async fn run_timers<S: Store, E: Env>(node: &mut Node<S, E>, now: u64) -> bool {
+    let due = node.poll_timeout().is_some_and(|due| due <= now);
+    if due {
+        node.handle_timeout(now).await;
+    }
+    due
+}
+
+/// How long from `now` until the node's timers are next due, at most `most` (with none due,
+/// `most`): a driver sleeps this long unless input comes first, and asks again after each step.
+pub fn time_to_next_timer<S: Store, E: Env>(
+    node: &Node<S, E>,
+    now: u64,
+    most: Duration,
+) -> Duration {
+    match node.poll_timeout() {
+        Some(due) => Duration::from_nanos(due.saturating_sub(now)).min(most),
+        None => most,
+    }
+}
+
+/// A node and its network, owned by one task: each step runs, then what it queued is sent and
+/// what it told is returned.
+pub struct Driver<S: Store, E: Env> {
+    node: Node<S, E>,
+    net: Option<NetHandle>,
+}
+
+impl<S: Store, E: Env> Driver<S, E> {
+    /// Takes the node (and sends what it queued when opened: its subscriptions and requests).
+    pub fn new(node: Node<S, E>, net: Option<NetHandle>) -> (Self, Vec<NodeEvent>) {
+        let mut driver = Self { node, net };
+        let events = driver.flush();
+        (driver, events)
+    }
+
+    pub fn node(&self) -> &Node<S, E> {
+        &self.node
+    }
+
+    pub fn net(&self) -> Option<&NetHandle> {
+        self.net.as_ref()
+    }
+
+    fn flush(&mut self) -> Vec<NodeEvent> {
+        flush(&mut self.node, self.net.as_ref())
+    }
+
+    /// Runs one operation on the node (a call, a join...); returns its result and the events
+    /// it caused.
+    pub async fn run<T>(
+        &mut self,
+        op: impl AsyncFnOnce(&mut Node<S, E>) -> T,
+    ) -> (T, Vec<NodeEvent>) {
+        let result = op(&mut self.node).await;
+        (result, self.flush())
+    }
+
+    /// Handles one network event: see [`deliver`].
+    pub async fn on_network(&mut self, event: NetEvent) -> (Option<NetEvent>, Vec<NodeEvent>) {
+        let other = deliver(&mut self.node, event).await;
+        (other, self.flush())
+    }
+
+    /// Runs the node's timer work due at `now`: see [`run_timers`].
+    pub async fn on_timer(&mut self, now: u64) -> Vec<NodeEvent> {
+        run_timers(&mut self.node, now).await;
+        self.flush()
+    }
+
+    /// See [`time_to_next_timer`].
+    pub fn time_to_next_timer(&self, now: u64, most: Duration) -> Duration {
+        time_to_next_timer(&self.node, now, most)
+    }
+
+    /// Gives the node back (the network stops when its last handle and event stream go).
+    pub fn into_node(self) -> Node<S, E> {
+        self.node
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use futures::executor::block_on;
+    use tabnode_runtime::{Limits, Runtime};
+    use tabnode_store::MemoryStore;
+
+    use super::*;
+
+    /// A clock the test sets.
+    #[derive(Clone)]
+    struct TestClock(Rc<Cell<u64>>);
+
+    impl Env for TestClock {
+        fn now_nanos(&self) -> u64 {
+            self.0.get()
+        }
+        fn random32(&self) -> [u8; 32] {
+            [self.0.get() as u8; 32]
+        }
+    }
+
+    fn kv_store() -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/apps/dist/kv_store.wasm"
+        );
+        std::fs::read(path).expect("build the apps first: bash tests/apps/build.sh")
+    }
+
+    #[test]
+    fn timers_run_when_the_node_says_and_steps_return_their_events_and_subscriptions_go_out() {
+        let clock = TestClock(Rc::new(Cell::new(1_000_000_000)));
+        let node = block_on(Node::open(
+            MemoryStore::default(),
+            clock.clone(),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap();
+        let (mut driver, events) = Driver::new(node, None);
+        assert!(events.is_empty());
+        let most = Duration::from_secs(1);
+        assert_eq!(driver.time_to_next_timer(clock.0.get(), most), most);
+
+        let (context, _) = block_on(driver.run(async |node| {
+            let app = node.install_app(&kv_store()).await?;
+            node.create_context(app, serde_json::Value::Null).await
+        }));
+        let context = context.unwrap();
+        // A context announces its heads on a timer: it runs once due, then is due again later.
+        let due = driver
+            .node()
+            .poll_timeout()
+            .expect("a context has timer work");
+        clock.0.set(due);
+        assert!(block_on(run_timers(&mut driver.node, due)));
+        let next = driver.node().poll_timeout().expect("announced again later");
+        assert!(next > due);
+        assert!(!block_on(run_timers(&mut driver.node, next - 1)));
+        assert_eq!(
+            driver.time_to_next_timer(due, Duration::from_secs(3600)),
+            Duration::from_nanos(next - due)
+        );
+        assert_eq!(
+            driver.time_to_next_timer(due, most),
+            most.min(Duration::from_nanos(next - due))
+        );
+        clock.0.set(next);
+
+        let (result, _) = block_on(driver.run(async |node| {
+            node.execute(
+                &context,
+                "set",
+                serde_json::json!({"key": "k", "value": "v"}),
+            )
+            .await
+        }));
+        assert!(result.unwrap().delta_id.is_some());
+    }
+}
