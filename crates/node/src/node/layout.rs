@@ -53,6 +53,9 @@ pub(super) const FORMER_NODE_KEYS: &[u8] = b"node-former";
 /// (this prefix, then the context id): its app and the certificate redeemed from the invitation.
 pub(super) const JOINING: &[u8] = b"joining:";
 
+/// The store's format version in [`Namespace::Meta`] (u32 LE; see [`super::format`]).
+pub(super) const STORE_FORMAT_ROW: &[u8] = b"store-format";
+
 /// A context as persisted in [`Namespace::Contexts`].
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
 pub(super) struct ContextRecord {

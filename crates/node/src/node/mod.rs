@@ -4,6 +4,7 @@
 //! module of its own (read them in this order):
 //!
 //! - here: the struct, opening it from a store, and the limits that bound what peers can make it do;
+//! - [`format`]: the store's format version, checked and migrated before anything is read;
 //! - [`layout`]: every store key prefix and the helpers that stage rows into a batch;
 //! - [`context`]: a context in memory ([`ContextState`]) and what the rest asks of it;
 //! - [`contexts`]: installing apps, creating, reading and dropping contexts;
@@ -51,6 +52,7 @@ mod audit_trail;
 mod context;
 mod contexts;
 mod events;
+mod format;
 mod handlers;
 mod identity;
 mod join;
@@ -67,6 +69,7 @@ mod waiting;
 
 pub use self::app_fetch::{AppPartError, APP_PART_BYTES, MAX_FETCHED_APP_BYTES};
 pub use self::events::{NodeEvent, Outgoing};
+pub use self::format::{FORMAT_BEFORE_VERSIONS, STORE_FORMAT};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
 };
@@ -184,9 +187,11 @@ pub struct Node<S: Store, E: Env> {
 }
 
 impl<S: Store, E: Env> Node<S, E> {
-    /// Opens the node on `store`: loads (or creates) its key and every context, and asks peers
-    /// for anything it missed while it was away.
+    /// Opens the node on `store`: checks the store's format (migrating an older one, refusing a
+    /// newer one untouched: [`NodeError::StoreFormatTooNew`]), loads (or creates) its key and
+    /// every context, and asks peers for anything it missed while it was away.
     pub async fn open(store: S, env: E, runtime: Runtime) -> Result<Self, NodeError> {
+        format::open_format(&store).await?;
         let key = match store.get(Namespace::Keys, NODE_KEY).await? {
             Some(seed) => SecretKey::from_seed(
                 seed.try_into()
@@ -194,9 +199,9 @@ impl<S: Store, E: Env> Node<S, E> {
             ),
             None => {
                 let key = SecretKey::from_seed(env.random32());
-                store
-                    .commit(Batch::new().put(Namespace::Keys, NODE_KEY, key.seed().to_vec()))
-                    .await?;
+                let mut batch = Batch::new().put(Namespace::Keys, NODE_KEY, key.seed().to_vec());
+                format::stage_format(&mut batch);
+                store.commit(batch).await?;
                 key
             }
         };
