@@ -160,7 +160,9 @@ fn two_members() -> (MemoryStore, MemoryStore, ContextId) {
 fn a_store_written_before_handlers_opens_and_its_contexts_work() {
     let (store_a, store_b, ctx) = two_members();
     let deltas = common::stored_deltas(&store_a, &ctx);
-    assert!(deltas.iter().any(|d| d.body.events.iter().any(|e| e.withheld.is_some())));
+    assert!(deltas
+        .iter()
+        .any(|d| d.body.events.iter().any(|e| e.withheld.is_some())));
     assert!(deltas.iter().any(|d| d.body.op.is_some()), "B's admission");
     make_format_1(&store_a);
     make_format_1(&store_b);
@@ -231,8 +233,9 @@ fn a_store_in_a_newer_format_is_refused_and_left_as_it_was() {
         "{err:?}"
     );
     assert_eq!(dump(&store), before, "nothing written");
-    assert!(before.iter().any(|(ns, key, _)| *ns == Namespace::Deltas
-        && key.starts_with(ctx.as_bytes())));
+    assert!(before
+        .iter()
+        .any(|(ns, key, _)| *ns == Namespace::Deltas && key.starts_with(ctx.as_bytes())));
 
     // The same on disk (the CLI's store): not a byte of its file changes.
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("store-format-newer");
@@ -260,4 +263,28 @@ fn a_store_in_a_newer_format_is_refused_and_left_as_it_was() {
     assert_eq!(err.kind(), "StoreFormatTooNew", "{err}");
     assert_eq!(files(&dir), on_disk, "nothing written");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Members still on a build before handlers read this build's deltas, as stored and as sent,
+/// unless they name a handler: those they refuse as undecodable rather than misread.
+#[test]
+fn builds_before_handlers_read_deltas_that_name_no_handler() {
+    let (store, _, _) = two_members();
+    let rows = block_on(store.scan_prefix(Namespace::Deltas, &[])).unwrap();
+    assert!(rows.len() > 5);
+    for (_, bytes) in rows {
+        let old = DeltaV1::try_from_slice(&bytes).expect("a build before handlers reads it");
+        assert_eq!(borsh::to_vec(&old).unwrap(), bytes, "byte for byte");
+    }
+
+    let store = MemoryStore::default();
+    let mut node = common::node_on(store.clone(), 1);
+    let app = block_on(node.install_app(&common::guest("handler_counter"))).unwrap();
+    let ctx = block_on(node.create_context(app, json!({}))).unwrap();
+    block_on(node.execute(&ctx, "set", json!({"key": "k", "value": "v"}))).unwrap();
+    let rows = block_on(store.scan_prefix(Namespace::Deltas, ctx.as_bytes())).unwrap();
+    let (_, named) = rows.last().unwrap();
+    let delta = Delta::try_from_slice(named).unwrap();
+    assert_eq!(delta.body.events[0].handler.as_deref(), Some("count"));
+    assert!(DeltaV1::try_from_slice(named).is_err());
 }

@@ -177,6 +177,8 @@ pub struct Node<S: Store, E: Env> {
     held: Option<(ContextId, Batch)>,
     /// Handlers members' deltas named, to run here in order (see [`handlers`]).
     handler_calls: std::collections::VecDeque<HandlerCall>,
+    /// The stored queue's row of the handler running now: the next write takes it off.
+    handler_ran: Option<Vec<u8>>,
     /// Audit records of read-only calls not written yet, oldest first: every write takes them
     /// first (see [`Node::defer_read_audits`]).
     unwritten_reads: Vec<(ContextId, AuditRecord)>,
@@ -222,6 +224,7 @@ impl<S: Store, E: Env> Node<S, E> {
             clock: 0,
             held: None,
             handler_calls: Default::default(),
+            handler_ran: None,
             unwritten_reads: Vec::new(),
             most_unwritten_reads: 0,
             outgoing: Vec::new(),
@@ -281,6 +284,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 tracing::warn!(%e, "could not finish the key rotation under way");
             }
         }
+        node.load_handlers().await?;
+        node.run_loaded_handlers().await;
         Ok(node)
     }
 
@@ -454,14 +459,21 @@ impl<S: Store, E: Env> Node<S, E> {
     /// held, after the ones held before it (so a crash never leaves a later write without an
     /// earlier one, e.g. an audit record without the one it follows). Audit records of reads
     /// not written yet go first, in the same transaction (see [`Node::defer_read_audits`]);
-    /// if it fails they wait on, still first.
-    async fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+    /// if it fails they wait on, still first. The first write of a handler's call takes the
+    /// handler off the stored queue (see [`handlers`]).
+    async fn commit(&mut self, mut batch: Batch) -> Result<(), StoreError> {
+        if let Some(row) = &self.handler_ran {
+            batch.delete_mut(Namespace::Meta, row);
+        }
         if let Some((_, held)) = &mut self.held {
             held.append(batch);
+            self.handler_ran = None;
             return Ok(());
         }
         if self.unwritten_reads.is_empty() {
-            return self.store.commit(batch).await;
+            self.store.commit(batch).await?;
+            self.handler_ran = None;
+            return Ok(());
         }
         let mut all = Batch::new();
         for (context_id, record) in &self.unwritten_reads {
@@ -470,6 +482,7 @@ impl<S: Store, E: Env> Node<S, E> {
         all.append(batch);
         self.store.commit(all).await?;
         self.unwritten_reads.clear();
+        self.handler_ran = None;
         Ok(())
     }
 
