@@ -11,8 +11,7 @@ use common::TestNode;
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{
-    Delta, Disclosure, FixedEnv, Genesis, MemberCert, MemberOp, Node, NodeError,
-    FORMAT_BEFORE_VERSIONS, STORE_FORMAT,
+    Delta, Disclosure, FixedEnv, Genesis, MemberCert, MemberOp, Node, NodeError, STORE_FORMAT,
 };
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Batch, FileStore, MemoryStore, Namespace, Store};
@@ -170,7 +169,6 @@ fn a_store_written_before_handlers_opens_and_its_contexts_work() {
 
     let mut a = open(store_a.clone(), 1).expect("a format 1 store opens");
     assert_eq!(format_of(&store_a), Some(STORE_FORMAT));
-    assert!(FORMAT_BEFORE_VERSIONS < STORE_FORMAT);
     // Its deltas are as they were stored and signed: same ids, same signatures.
     assert_eq!(common::stored_deltas(&store_a, &ctx), deltas);
     let before = entries(&mut a, &ctx);
