@@ -8,7 +8,14 @@ use tabnode_types::{
 };
 
 /// An event a call emitted, carried in the delta so every member's subscribers see it.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+///
+/// Its encoding reads both layouts deltas were ever signed in (see "Format versions" in
+/// docs/storage.md): after `kind` and `data` one byte says which of `withheld` and `handler`
+/// follow (bit 0, bit 1). An event without a handler is thus byte for byte what builds before
+/// handlers wrote (an `Option` tag, 0 or 1, then the hash), so their stored deltas keep their
+/// ids and signatures, and they read the deltas of this build that name no handler; one that
+/// names a handler they refuse as undecodable (2 and 3 are no `Option` tag) rather than misread.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EventRecord {
     pub kind: String,
     /// The payload, or what of it the author disclosed (see [`crate::Disclosure`]).
@@ -19,6 +26,55 @@ pub struct EventRecord {
     /// The app method the members that apply the delta run with `data` as its arguments
     /// (`emit_with_handler`); its author runs none (see [`crate::NodeEvent::Handler`]).
     pub handler: Option<String>,
+}
+
+/// Bits of the byte after an event's `data` (see [`EventRecord`]).
+const WITHHELD_FOLLOWS: u8 = 1;
+const HANDLER_FOLLOWS: u8 = 2;
+
+impl BorshSerialize for EventRecord {
+    fn serialize<W: std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        self.kind.serialize(writer)?;
+        self.data.serialize(writer)?;
+        let follows = (self.withheld.is_some() as u8 * WITHHELD_FOLLOWS)
+            | (self.handler.is_some() as u8 * HANDLER_FOLLOWS);
+        follows.serialize(writer)?;
+        if let Some(hash) = &self.withheld {
+            hash.serialize(writer)?;
+        }
+        if let Some(handler) = &self.handler {
+            handler.serialize(writer)?;
+        }
+        Ok(())
+    }
+}
+
+impl BorshDeserialize for EventRecord {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        let kind = String::deserialize_reader(reader)?;
+        let data = Vec::<u8>::deserialize_reader(reader)?;
+        let follows = u8::deserialize_reader(reader)?;
+        if follows > WITHHELD_FOLLOWS | HANDLER_FOLLOWS {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("an event's fields byte is {follows}, not 0 to 3"),
+            ));
+        }
+        let withheld = match follows & WITHHELD_FOLLOWS {
+            0 => None,
+            _ => Some(Hash::deserialize_reader(reader)?),
+        };
+        let handler = match follows & HANDLER_FOLLOWS {
+            0 => None,
+            _ => Some(String::deserialize_reader(reader)?),
+        };
+        Ok(Self {
+            kind,
+            data,
+            withheld,
+            handler,
+        })
+    }
 }
 
 /// What a context's first delta records so every member can replay the app's `init` exactly.
@@ -123,5 +179,50 @@ mod tests {
         let mut forged = delta;
         forged.body.author = SecretKey::from_seed([4; 32]).public();
         assert_eq!(forged.verify(), Err(SignatureError::Mismatch));
+    }
+
+    /// An event as builds before handlers encoded it.
+    #[derive(BorshSerialize, BorshDeserialize)]
+    struct EventBeforeHandlers {
+        kind: String,
+        data: Vec<u8>,
+        withheld: Option<Hash>,
+    }
+
+    fn event(withheld: Option<Hash>, handler: Option<&str>) -> EventRecord {
+        EventRecord {
+            kind: "Inserted".into(),
+            data: b"{\"key\":\"a\"}".to_vec(),
+            withheld,
+            handler: handler.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_event_without_a_handler_is_encoded_as_before_handlers() {
+        for withheld in [None, Some(Hash([7; 32]))] {
+            let old = EventBeforeHandlers {
+                kind: "Inserted".into(),
+                data: b"{\"key\":\"a\"}".to_vec(),
+                withheld,
+            };
+            let old_bytes = borsh::to_vec(&old).unwrap();
+            let read = EventRecord::try_from_slice(&old_bytes).unwrap();
+            assert_eq!(read, event(withheld, None));
+            assert_eq!(borsh::to_vec(&read).unwrap(), old_bytes);
+        }
+    }
+
+    #[test]
+    fn an_event_with_a_handler_round_trips_and_the_old_layout_refuses_it() {
+        for withheld in [None, Some(Hash([7; 32]))] {
+            let event = event(withheld, Some("on_insert"));
+            let bytes = borsh::to_vec(&event).unwrap();
+            assert_eq!(EventRecord::try_from_slice(&bytes).unwrap(), event);
+            assert!(EventBeforeHandlers::try_from_slice(&bytes).is_err());
+        }
+        let mut bad = borsh::to_vec(&event(None, None)).unwrap();
+        *bad.last_mut().unwrap() = 4;
+        assert!(EventRecord::try_from_slice(&bad).is_err());
     }
 }

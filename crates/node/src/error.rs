@@ -31,6 +31,10 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The store was written by a newer build, in a format this one does not know: it is
+    /// left as it is (see "Format versions" in docs/storage.md).
+    #[error("the store is in format {found}, newer than this build knows ({known}); open it with a newer build")]
+    StoreFormatTooNew { found: u32, known: u32 },
     /// Asked to sign something that is not a context-config request this node signs (see
     /// [`Node::sign_context_request`](crate::Node::sign_context_request)).
     #[error("not a request this node signs for the chain: {0}")]
@@ -84,6 +88,7 @@ impl NodeError {
             Self::Store(StoreError::QuotaExceeded) => "QuotaExceeded",
             Self::Store(_) => "StoreError",
             Self::Corrupt(_) => "Corrupt",
+            Self::StoreFormatTooNew { .. } => "StoreFormatTooNew",
             Self::BadChainRequest(_) => "BadChainRequest",
             Self::BadSnapshot(_) => "BadSnapshot",
             Self::BadAppPart(e) => e.kind(),

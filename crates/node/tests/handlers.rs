@@ -8,9 +8,10 @@ use common::{guest, node, settle, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{Env, Node, NodeEvent};
-use tabnode_sim::{Faults, Sim};
-use tabnode_store::Store;
+use tabnode_node::{Env, FixedEnv, Node, NodeEvent};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_sim::{CommitFault, Faults, Sim, SimStore};
+use tabnode_store::{Namespace, Store};
 use tabnode_types::{ContextId, DeltaId, Hash};
 
 fn call<S: Store, E: Env>(
@@ -24,7 +25,7 @@ fn call<S: Store, E: Env>(
         .output
 }
 
-fn set(node: &mut TestNode, ctx: &ContextId, key: &str, value: &str) {
+fn set<S: Store>(node: &mut Node<S, FixedEnv>, ctx: &ContextId, key: &str, value: &str) {
     call(node, ctx, "set", json!({"key": key, "value": value}));
 }
 
@@ -40,7 +41,9 @@ fn position(node: &mut TestNode, ctx: &ContextId) -> (Vec<DeltaId>, Option<Hash>
 }
 
 /// The handler runs `node` reported since it was last asked: (handler, its delta, its error).
-fn handler_runs(node: &mut TestNode) -> Vec<(String, Option<DeltaId>, Option<String>)> {
+fn handler_runs<S: Store>(
+    node: &mut Node<S, FixedEnv>,
+) -> Vec<(String, Option<DeltaId>, Option<String>)> {
     node.take_events()
         .into_iter()
         .filter_map(|e| match e {
@@ -178,6 +181,69 @@ fn a_joiner_runs_no_handlers_for_the_history_it_catches_up_on() {
     let root = position(&mut a, &ctx);
     assert_eq!(position(&mut b, &ctx), root);
     assert_eq!(position(&mut c, &ctx), root);
+}
+
+/// A member that stops after it applied a delta and before it ran the handlers the delta
+/// names runs them when it opens again, once: they wait in its store.
+#[test]
+fn handlers_due_when_a_node_stops_run_when_it_opens_again() {
+    // Both on stores that can crash their process (A's never does).
+    let open = |store: SimStore, seed: u8| {
+        let runtime = Runtime::new(Limits::default());
+        let mut node = block_on(Node::open(store, FixedEnv::new(seed), runtime)).unwrap();
+        block_on(node.install_app(&guest("handler_counter"))).unwrap();
+        node
+    };
+    let open_b = |store: SimStore| open(store, 2);
+    let mut a = open(SimStore::default(), 1);
+    let app = block_on(a.install_app(&guest("handler_counter"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let store = SimStore::default();
+    let mut b = open_b(store.clone());
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    handler_runs(&mut b);
+
+    set(&mut a, &ctx, "k1", "v1");
+    set(&mut a, &ctx, "k2", "v2");
+    // B's process dies right after the first delta is applied and stored.
+    store.crash_at_commit(1, CommitFault::Kept);
+    settle(&mut [&mut a, &mut b]);
+    assert!(store.crashed());
+    drop(b);
+    let waiting = || block_on(store.data().scan_prefix(Namespace::Meta, b"handler:")).unwrap();
+    assert_eq!(
+        waiting().len(),
+        1,
+        "the first delta's handler waits in the store"
+    );
+
+    let mut b = open_b(store.reopen());
+    let runs = handler_runs(&mut b);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0].0 == "count" && runs[0].1.is_some() && runs[0].2.is_none());
+    assert!(waiting().is_empty());
+    settle(&mut [&mut a, &mut b]);
+    assert_eq!(
+        handler_runs(&mut b).len(),
+        1,
+        "the second delta's, which B had lost"
+    );
+    assert_eq!(call(&mut b, &ctx, "handled_here", json!({})), json!(2));
+    assert!(waiting().is_empty());
+
+    // Run once: opening again runs nothing.
+    drop(b);
+    let mut b = open_b(store.reopen());
+    assert!(handler_runs(&mut b).is_empty());
+    settle(&mut [&mut a, &mut b]);
+    assert_eq!(call(&mut b, &ctx, "handled_here", json!({})), json!(2));
+    assert_eq!(call(&mut a, &ctx, "handled", json!({})), json!(2));
+    let position = |node: &mut Node<SimStore, FixedEnv>| {
+        let cp = block_on(node.checkpoint(&ctx)).unwrap();
+        (cp.heads, cp.root_hash)
+    };
+    assert_eq!(position(&mut a), position(&mut b));
 }
 
 /// Each member's handler runs (`null` before it has the state) and whether all agree on heads and root, in a simulation.

@@ -280,7 +280,7 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// Drops a context from this node: its state, deltas, audit trail, keys, aliases, disclosure
-    /// settings and withheld payloads, in one batch.
+    /// settings, withheld payloads and handlers still to run, in one batch.
     pub(super) async fn drop_context(&mut self, id: &ContextId) -> Result<(), NodeError> {
         // Records that wait are written first, so the scan below finds them to delete.
         self.write_read_audits().await?;
@@ -296,7 +296,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 batch.delete_mut(ns, &key);
             }
         }
-        for prefix in [DISCLOSE, PAYLOAD, COVERING, ANCHOR, CALL, CREATED_BY] {
+        for prefix in [
+            DISCLOSE, PAYLOAD, COVERING, ANCHOR, CALL, CREATED_BY, HANDLER,
+        ] {
             let prefix = [prefix, id.as_bytes()].concat();
             for (key, _) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
                 batch.delete_mut(Namespace::Meta, &key);

@@ -10,12 +10,24 @@
 //! the history a joiner catches up on was handled by the members there at the time (merod's
 //! joiner takes that history as a snapshot and runs no handlers for it). Deltas a snapshot
 //! covers are recorded, not run, and run no handlers either.
+//!
+//! The queue is kept in the store too, so a node that stops before a handler ran runs it when
+//! it opens again: a handler is queued in the transaction that applies its delta, and leaves
+//! the queue in the transaction of its own call (or alone, if its call wrote nothing).
 
 use super::*;
 
 /// A handler a member's delta named, waiting to run here.
 pub(super) struct HandlerCall {
     context_id: ContextId,
+    /// Where it waits in [`Namespace::Meta`] (see [`HANDLER`]).
+    row: Vec<u8>,
+    call: QueuedHandler,
+}
+
+/// What a queued handler's row holds.
+#[derive(BorshSerialize, BorshDeserialize)]
+struct QueuedHandler {
     /// The delta whose event named the handler.
     delta_id: DeltaId,
     handler: String,
@@ -26,23 +38,89 @@ pub(super) struct HandlerCall {
 }
 
 impl<S: Store, E: Env> Node<S, E> {
-    /// Queues the handlers that delta `id`'s events name, unless this node wrote it (it applied
-    /// the delta by running it). Those of the history before this node's admission are dropped
-    /// once the admission is known (see [`Self::run_handlers`]).
-    pub(super) fn queue_handlers(&mut self, ctx: &ContextState, id: DeltaId, body: &DeltaBody) {
+    /// The handlers that delta `id` (stored as the context's `seq`th) names, unless this node
+    /// wrote it (it applied the delta by running it), staged into the batch that applies it;
+    /// queue them with [`Self::queue_handlers`] once that batch is written. Those of the
+    /// history before this node's admission are dropped once the admission is known (see
+    /// [`Self::run_handlers`]).
+    pub(super) fn stage_handlers(
+        &self,
+        batch: &mut Batch,
+        context_id: ContextId,
+        (id, seq): (DeltaId, u64),
+        body: &DeltaBody,
+    ) -> Vec<HandlerCall> {
         if body.author == self.key.public() {
-            return;
+            return Vec::new();
         }
-        let calls = body.events.iter().filter_map(|e| {
+        let calls = body.events.iter().enumerate().filter_map(|(index, e)| {
+            let at = [&seq.to_be_bytes()[..], &(index as u32).to_be_bytes()].concat();
             Some(HandlerCall {
-                context_id: ctx.id,
-                delta_id: id,
-                handler: e.handler.clone()?,
-                data: e.data.clone(),
-                withheld: e.withheld.is_some(),
+                context_id,
+                row: [scoped_meta(HANDLER, &context_id), at].concat(),
+                call: QueuedHandler {
+                    delta_id: id,
+                    handler: e.handler.clone()?,
+                    data: e.data.clone(),
+                    withheld: e.withheld.is_some(),
+                },
             })
         });
+        let calls: Vec<_> = calls.collect();
+        for c in &calls {
+            batch.put_mut(
+                Namespace::Meta,
+                &c.row,
+                borsh::to_vec(&c.call).expect("encode"),
+            );
+        }
+        calls
+    }
+
+    pub(super) fn queue_handlers(&mut self, calls: Vec<HandlerCall>) {
         self.handler_calls.extend(calls);
+    }
+
+    /// Reads the handlers that waited when the node stopped (see [`Node::open`]), in order.
+    pub(super) async fn load_handlers(&mut self) -> Result<(), NodeError> {
+        for (row, value) in self.store.scan_prefix(Namespace::Meta, HANDLER).await? {
+            let context_id = row
+                .get(HANDLER.len()..HANDLER.len() + 32)
+                .and_then(|id| id.try_into().ok())
+                .map(ContextId)
+                .ok_or_else(|| corrupt("queued handler", "no context id"))?;
+            let call =
+                QueuedHandler::try_from_slice(&value).map_err(|e| corrupt("queued handler", e))?;
+            self.handler_calls.push_back(HandlerCall {
+                context_id,
+                row,
+                call,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs, in each context that takes calls, the handlers that waited when the node stopped.
+    pub(super) async fn run_loaded_handlers(&mut self) {
+        let mut contexts: Vec<_> = self.handler_calls.iter().map(|c| c.context_id).collect();
+        contexts.dedup();
+        for context_id in contexts {
+            self.run_handlers(context_id).await;
+        }
+    }
+
+    /// Takes `calls` off the queue in the store (they will not run here).
+    async fn unqueue(&mut self, calls: impl Iterator<Item = HandlerCall>) {
+        let mut batch = Batch::new();
+        for call in calls {
+            batch.delete_mut(Namespace::Meta, &call.row);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.commit(batch).await {
+            tracing::warn!(%e, "could not take handlers that will not run off the stored queue");
+        }
     }
 
     /// Runs the queued handlers of `context_id` in order, once it takes calls (a joiner's wait
@@ -50,7 +128,7 @@ impl<S: Store, E: Env> Node<S, E> {
     pub(super) async fn run_handlers(&mut self, context_id: ContextId) {
         loop {
             let Some(ctx) = self.contexts.get(&context_id) else {
-                // A context dropped: its handlers go with it.
+                // A context dropped: its handlers go with it (its rows went with its drop).
                 self.handler_calls.retain(|c| c.context_id != context_id);
                 return;
             };
@@ -58,8 +136,15 @@ impl<S: Store, E: Env> Node<S, E> {
                 return;
             }
             let history = history_before_admission(ctx, &self.handler_calls);
-            self.handler_calls
-                .retain(|c| !history.contains(&c.delta_id));
+            if !history.is_empty() {
+                let (dropped, kept) = std::mem::take(&mut self.handler_calls)
+                    .into_iter()
+                    .partition(|c| {
+                        c.context_id == context_id && history.contains(&c.call.delta_id)
+                    });
+                self.handler_calls = kept;
+                self.unqueue(Vec::from(dropped).into_iter()).await;
+            }
             let Some(at) = self
                 .handler_calls
                 .iter()
@@ -67,7 +152,9 @@ impl<S: Store, E: Env> Node<S, E> {
             else {
                 return;
             };
-            let call = self.handler_calls.remove(at).expect("found above");
+            let HandlerCall { row, call, .. } = self.handler_calls.remove(at).expect("found above");
+            // The call's own transaction takes it off the stored queue (see `Node::commit`).
+            self.handler_ran = Some(row);
             let ran = match handler_args(&call) {
                 Ok(args) => self
                     .execute(&context_id, &call.handler, args)
@@ -75,6 +162,12 @@ impl<S: Store, E: Env> Node<S, E> {
                     .map(|result| result.delta_id),
                 Err(e) => Err(e),
             };
+            if let Some(row) = self.handler_ran.take() {
+                let batch = Batch::new().delete(Namespace::Meta, &row);
+                if let Err(e) = self.commit(batch).await {
+                    tracing::warn!(%context_id, %e, "could not take a handler off the stored queue");
+                }
+            }
             if let Err(e) = &ran {
                 tracing::warn!(%context_id, handler = call.handler, %e, "an event handler failed");
             }
@@ -91,7 +184,7 @@ impl<S: Store, E: Env> Node<S, E> {
 
 /// A handler's arguments: the event's payload, a JSON object (or `null`, for an event with no
 /// fields) as a call's arguments are.
-fn handler_args(call: &HandlerCall) -> Result<serde_json::Value, NodeError> {
+fn handler_args(call: &QueuedHandler) -> Result<serde_json::Value, NodeError> {
     if call.withheld {
         return Err(NodeError::BadArgs(
             "the event's payload, the handler's arguments, was withheld by the delta's author"
@@ -127,15 +220,15 @@ fn history_before_admission(
     // A delta is later than its parents: one stamped after the latest admission is none's past.
     let stamp = |id: &DeltaId| ctx.dag.get(id).map(|e| e.timestamp);
     let latest = admissions.iter().filter_map(stamp).max().unwrap_or(0);
-    let older = |c: &&HandlerCall| c.context_id == ctx.id && stamp(&c.delta_id) < Some(latest);
+    let older = |c: &&HandlerCall| c.context_id == ctx.id && stamp(&c.call.delta_id) < Some(latest);
     if !queued.iter().any(|c| older(&c)) {
         return HashSet::new();
     }
     let past = with_ancestors(&ctx.dag, admissions.iter().copied());
     queued
         .iter()
-        .filter(|c| c.context_id == ctx.id && past.contains(&c.delta_id))
-        .map(|c| c.delta_id)
+        .filter(|c| c.context_id == ctx.id && past.contains(&c.call.delta_id))
+        .map(|c| c.call.delta_id)
         .collect()
 }
 

@@ -61,6 +61,14 @@ pub(super) const FORMER_NODE_KEYS: &[u8] = b"node-former";
 /// (this prefix, then the context id): its app and the certificate redeemed from the invitation.
 pub(super) const JOINING: &[u8] = b"joining:";
 
+/// Where the handlers members' deltas named wait to run here, in [`Namespace::Meta`]: this
+/// prefix, the context id, the delta's sequence number and the event's index (both
+/// big-endian, so key order is the order they run in); see [`super::handlers`].
+pub(super) const HANDLER: &[u8] = b"handler:";
+
+/// The store's format version in [`Namespace::Meta`] (u32 LE; see [`super::format`]).
+pub(super) const STORE_FORMAT_ROW: &[u8] = b"store-format";
+
 /// A context as persisted in [`Namespace::Contexts`].
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]
 pub(super) struct ContextRecord {

@@ -4,6 +4,7 @@
 //! module of its own (read them in this order):
 //!
 //! - here: the struct, opening it from a store, and the limits that bound what peers can make it do;
+//! - [`format`]: the store's format version, checked and migrated before anything is read;
 //! - [`layout`]: every store key prefix and the helpers that stage rows into a batch;
 //! - [`context`]: a context in memory ([`ContextState`]) and what the rest asks of it;
 //! - [`contexts`]: installing apps, creating, reading and dropping contexts;
@@ -56,6 +57,7 @@ pub use call_once::{KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES};
 mod context;
 mod contexts;
 mod events;
+mod format;
 mod guest;
 mod handlers;
 mod identity;
@@ -73,6 +75,7 @@ mod waiting;
 
 pub use self::app_fetch::{AppPartError, APP_PART_BYTES, MAX_FETCHED_APP_BYTES};
 pub use self::events::{NodeEvent, Outgoing};
+pub use self::format::{FORMAT_BEFORE_VERSIONS, STORE_FORMAT};
 pub use self::guest::{GuestPolicy, GuestRequest};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
@@ -182,6 +185,8 @@ pub struct Node<S: Store, E: Env> {
     held: Option<(ContextId, Batch)>,
     /// Handlers members' deltas named, to run here in order (see [`handlers`]).
     handler_calls: std::collections::VecDeque<HandlerCall>,
+    /// The stored queue's row of the handler running now: the next write takes it off.
+    handler_ran: Option<Vec<u8>>,
     /// Audit records of read-only calls not written yet, oldest first: every write takes them
     /// first (see [`Node::defer_read_audits`]).
     unwritten_reads: Vec<(ContextId, AuditRecord)>,
@@ -198,9 +203,11 @@ pub struct Node<S: Store, E: Env> {
 }
 
 impl<S: Store, E: Env> Node<S, E> {
-    /// Opens the node on `store`: loads (or creates) its key and every context, and asks peers
-    /// for anything it missed while it was away.
+    /// Opens the node on `store`: checks the store's format (migrating an older one, refusing a
+    /// newer one untouched: [`NodeError::StoreFormatTooNew`]), loads (or creates) its key and
+    /// every context, and asks peers for anything it missed while it was away.
     pub async fn open(store: S, env: E, runtime: Runtime) -> Result<Self, NodeError> {
+        format::open_format(&store).await?;
         let key = match store.get(Namespace::Keys, NODE_KEY).await? {
             Some(seed) => SecretKey::from_seed(
                 seed.try_into()
@@ -208,9 +215,9 @@ impl<S: Store, E: Env> Node<S, E> {
             ),
             None => {
                 let key = SecretKey::from_seed(env.random32());
-                store
-                    .commit(Batch::new().put(Namespace::Keys, NODE_KEY, key.seed().to_vec()))
-                    .await?;
+                let mut batch = Batch::new().put(Namespace::Keys, NODE_KEY, key.seed().to_vec());
+                format::stage_format(&mut batch);
+                store.commit(batch).await?;
                 key
             }
         };
@@ -231,6 +238,7 @@ impl<S: Store, E: Env> Node<S, E> {
             clock: 0,
             held: None,
             handler_calls: Default::default(),
+            handler_ran: None,
             unwritten_reads: Vec::new(),
             most_unwritten_reads: 0,
             once_call: None,
@@ -293,6 +301,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 tracing::warn!(%e, "could not finish the key rotation under way");
             }
         }
+        node.load_handlers().await?;
+        node.run_loaded_handlers().await;
         Ok(node)
     }
 
@@ -480,14 +490,21 @@ impl<S: Store, E: Env> Node<S, E> {
     /// held, after the ones held before it (so a crash never leaves a later write without an
     /// earlier one, e.g. an audit record without the one it follows). Audit records of reads
     /// not written yet go first, in the same transaction (see [`Node::defer_read_audits`]);
-    /// if it fails they wait on, still first.
-    async fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+    /// if it fails they wait on, still first. The first write of a handler's call takes the
+    /// handler off the stored queue (see [`handlers`]).
+    async fn commit(&mut self, mut batch: Batch) -> Result<(), StoreError> {
+        if let Some(row) = &self.handler_ran {
+            batch.delete_mut(Namespace::Meta, row);
+        }
         if let Some((_, held)) = &mut self.held {
             held.append(batch);
+            self.handler_ran = None;
             return Ok(());
         }
         if self.unwritten_reads.is_empty() {
-            return self.store.commit(batch).await;
+            self.store.commit(batch).await?;
+            self.handler_ran = None;
+            return Ok(());
         }
         let mut all = Batch::new();
         for (context_id, record) in &self.unwritten_reads {
@@ -496,6 +513,7 @@ impl<S: Store, E: Env> Node<S, E> {
         all.append(batch);
         self.store.commit(all).await?;
         self.unwritten_reads.clear();
+        self.handler_ran = None;
         Ok(())
     }
 

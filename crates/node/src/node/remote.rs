@@ -605,6 +605,10 @@ impl<S: Store, E: Env> Node<S, E> {
         if let Some(next) = &rotation {
             ctx.stage_rotation(next, &id, &mut batch);
         }
+        let handlers = match ran {
+            true => self.stage_handlers(&mut batch, ctx.id, (id, record.next_seq - 1), body),
+            false => Vec::new(),
+        };
         self.commit(batch).await?;
         let rotated = rotation.is_some();
         if let Some(next) = rotation {
@@ -670,9 +674,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 withheld: e.withheld,
             });
         }
-        if ran {
-            self.queue_handlers(ctx, id, body);
-        }
+        self.queue_handlers(handlers);
         Ok(())
     }
 
