@@ -37,7 +37,7 @@ pub use node::{
     GuestRequest, Node, NodeEvent, Outgoing, ReplayReport, XCallResult, ANNOUNCE_NANOS,
     APP_PART_BYTES, DEFAULT_INVITATION_NANOS, DEFAULT_SNAPSHOT_THRESHOLD, FORMAT_BEFORE_VERSIONS,
     KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES, MAX_CLOCK_SKEW_NANOS, MAX_FETCHED_APP_BYTES,
-    MAX_MESSAGE_BYTES, STORE_FORMAT,
+    MAX_MESSAGE_BYTES, READ_AUDITS_WAIT_NANOS, STORE_FORMAT,
 };
 /// Sealing to a member's key: tools and tests craft shares with it.
 pub use seal::seal_to;

@@ -8,7 +8,7 @@ mod common;
 use common::store::CountingStore;
 use futures::executor::block_on;
 use serde_json::json;
-use tabnode_node::{FixedEnv, Node};
+use tabnode_node::{Env, FixedEnv, Node};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Namespace, Store};
 use tabnode_types::ContextId;
@@ -182,4 +182,30 @@ fn by_default_each_read_is_written_before_it_returns() {
     get(&mut a, &ctx);
     assert!(!a.has_unwritten_reads());
     assert_eq!(stored_records(&store, &ctx), before + 1);
+}
+
+/// The node's own timer writes the records that wait: `poll_timeout` comes due
+/// `READ_AUDITS_WAIT_NANOS` after the oldest read's call, not before, and `handle_timeout` then
+/// writes them all in one transaction; a driver needs no timer of its own for them.
+#[test]
+fn the_nodes_timer_writes_reads_records_when_they_are_due() {
+    let store = CountingStore::default();
+    let (mut a, ctx) = node_with_a_key(&store, 64);
+    // Its context's other timer work, done now, is next due seconds from now.
+    block_on(a.handle_timeout(a.env().now_nanos()));
+    a.take_outgoing();
+    let before = stored_records(&store, &ctx);
+    store.reset();
+    get(&mut a, &ctx);
+    let oldest = block_on(a.audit(&ctx)).unwrap().last().unwrap().entry.time;
+    get(&mut a, &ctx);
+    let due = oldest + tabnode_node::READ_AUDITS_WAIT_NANOS;
+    assert_eq!(a.poll_timeout(), Some(due), "due 100 ms after the oldest read");
+    block_on(a.handle_timeout(due - 1));
+    assert_eq!(store.commits(), 0, "nothing before it is due");
+    block_on(a.handle_timeout(due));
+    assert_eq!(store.commits(), 1, "both records in one transaction");
+    assert_eq!(stored_records(&store, &ctx), before + 2);
+    assert!(!a.has_unwritten_reads());
+    assert!(a.poll_timeout().unwrap() > due, "nothing left due now");
 }

@@ -249,16 +249,20 @@ struct Inner {
     near_rpc: Vec<String>,
     /// See [`Options::near_contract`]: where [`BrowserNode::write_anchor`] writes.
     near_contract: Option<String>,
-    /// Whether a write of the read-only calls' waiting audit records is scheduled.
-    read_audits_due: Cell<bool>,
+    /// When the timer task next wakes (ns since the epoch), and how to wake it sooner: an
+    /// operation can make timer work due earlier (a read's audit record waits 100 ms).
+    timer_wakes_at: Cell<u64>,
+    wake_timer: futures::channel::mpsc::UnboundedSender<()>,
     /// See [`Options::near_rpc_quorum`].
     near_rpc_quorum: usize,
 }
 
 /// Read-only calls' audit records wait to be written together (see
-/// `Node::defer_read_audits`): at most this many, and for at most this long (ms).
+/// `Node::defer_read_audits`): at most this many (and at most `READ_AUDITS_WAIT_NANOS`).
 const READ_AUDITS_WAITING: usize = 64;
-const READ_AUDITS_WAIT_MS: u64 = 100;
+
+/// The timer task wakes at least this often, and sooner when the node's timers say so.
+const MOST_TIMER_SLEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A signed grant as kept in the store: the grant, the origin it was signed for, and the
 /// wallet's answer, so it can be checked again on every start.
@@ -427,10 +431,10 @@ impl Inner {
         let mut node = self.node.lock().await;
         let result = op(&mut node).await;
         let events = tabnode_driver::flush(&mut node, self.net.as_ref());
-        let unwritten_reads = node.has_unwritten_reads();
+        let due = node.poll_timeout();
         drop(node);
-        if unwritten_reads && !self.read_audits_due.replace(true) {
-            wasm_bindgen_futures::spawn_local(write_read_audits_soon(Rc::downgrade(self)));
+        if due.is_some_and(|due| due < self.timer_wakes_at.get()) {
+            let _ = self.wake_timer.unbounded_send(());
         }
         self.notify(&events);
         result.map_err(js_error)
@@ -522,25 +526,30 @@ async fn pump_network(
     }
 }
 
-/// Writes the read-only calls' audit records that wait, [`READ_AUDITS_WAIT_MS`] after the
-/// first of them.
-async fn write_read_audits_soon(inner: std::rc::Weak<Inner>) {
-    futures_timer::Delay::new(std::time::Duration::from_millis(READ_AUDITS_WAIT_MS)).await;
-    let Some(inner) = inner.upgrade() else { return };
-    inner.read_audits_due.set(false);
-    if let Err(e) = inner.run(async |node| node.write_read_audits().await).await {
-        tracing::warn!("could not write the audit records of reads: {e:?}");
-    }
-}
-
-/// The page's timer: once a second, runs the node's timer work when it is due
-/// ([`CoreNode::poll_timeout`]), with the page's clock as the time. This is what repairs gossip
-/// lost while a connection was down (each context announces its heads every few seconds).
+/// The page's timer: runs the node's timer work when it is due ([`CoreNode::poll_timeout`]),
+/// with the page's clock as the time, sleeping until then (at most [`MOST_TIMER_SLEEP`]) unless
+/// an operation makes work due sooner. This is what repairs gossip lost while a connection was
+/// down (each context announces its heads every few seconds) and writes reads' audit records.
 /// Stops when the node is dropped.
-async fn anti_entropy(inner: std::rc::Weak<Inner>) {
+async fn timers(
+    inner: std::rc::Weak<Inner>,
+    mut wakes: futures::channel::mpsc::UnboundedReceiver<()>,
+) {
     loop {
-        futures_timer::Delay::new(std::time::Duration::from_secs(1)).await;
+        let sleep = {
+            let Some(inner) = inner.upgrade() else { return };
+            let node = inner.node.lock().await;
+            let now = node.env().now_nanos();
+            let sleep = tabnode_driver::time_to_next_timer(&node, now, MOST_TIMER_SLEEP);
+            inner
+                .timer_wakes_at
+                .set(now.saturating_add(sleep.as_nanos() as u64));
+            sleep
+        };
+        let delay = futures_timer::Delay::new(sleep);
+        futures::future::select(delay, wakes.next()).await;
         let Some(inner) = inner.upgrade() else { return };
+        inner.timer_wakes_at.set(0);
         let _ = inner
             .run(async |node| {
                 let now = node.env().now_nanos();
@@ -618,6 +627,7 @@ impl BrowserNode {
         if let Some(net) = &net {
             tabnode_driver::transmit(net, node.take_outgoing());
         }
+        let (wake_timer, timer_wakes) = futures::channel::mpsc::unbounded();
         let inner = Rc::new(Inner {
             node: Mutex::new(node),
             store,
@@ -632,13 +642,14 @@ impl BrowserNode {
             sign_in: RefCell::new(SignIn::default()),
             near_rpc: options.near_rpc.clone(),
             near_contract: options.near_contract.clone(),
-            read_audits_due: Cell::new(false),
+            timer_wakes_at: Cell::new(0),
+            wake_timer,
             near_rpc_quorum: options.near_rpc_quorum.unwrap_or(1) as usize,
         });
         if let Some(events) = events {
             wasm_bindgen_futures::spawn_local(pump_network(Rc::downgrade(&inner), events));
-            wasm_bindgen_futures::spawn_local(anti_entropy(Rc::downgrade(&inner)));
         }
+        wasm_bindgen_futures::spawn_local(timers(Rc::downgrade(&inner), timer_wakes));
         if let (Some(contract), false) = (options.near_contract, options.near_rpc.is_empty()) {
             let every = options.anchor_refresh_ms.unwrap_or(30_000);
             let reader =

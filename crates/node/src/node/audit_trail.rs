@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// How long the audit records of read-only calls may wait to be written (see
+/// [`Node::defer_read_audits`]): what a crash can lose is at most this much of reads' records.
+pub const READ_AUDITS_WAIT_NANOS: u64 = 100_000_000;
+
 impl<S: Store, E: Env> Node<S, E> {
     /// Writes one audit record on its own (for calls and deltas that changed nothing else).
     pub(super) async fn audit_alone(
@@ -23,10 +27,17 @@ impl<S: Store, E: Env> Node<S, E> {
     /// default: each is written at once). A record is signed and chained when its call runs,
     /// and [`Node::audit`] shows it at once; what a crash loses is only the records still
     /// waiting, the newest of the chain: what is stored still verifies, and the chain goes on
-    /// from its last stored record. A driver that lets them wait calls `write_read_audits`
-    /// soon after a call (the page: within 100 ms).
+    /// from its last stored record. The records wait at most [`READ_AUDITS_WAIT_NANOS`]: the
+    /// node's timer ([`Node::poll_timeout`]) writes them then.
     pub fn defer_read_audits(&mut self, most: usize) {
         self.most_unwritten_reads = most;
+    }
+
+    /// When the records of reads that wait are due to be written: [`READ_AUDITS_WAIT_NANOS`]
+    /// after the oldest one's call.
+    pub(super) fn read_audits_due(&self) -> Option<u64> {
+        let (_, oldest) = self.unwritten_reads.first()?;
+        Some(oldest.entry.time.saturating_add(READ_AUDITS_WAIT_NANOS))
     }
 
     /// Writes the audit records of read-only calls that wait (see [`Node::defer_read_audits`]).

@@ -53,6 +53,7 @@ mod app_fetch;
 mod audit_trail;
 mod blobs;
 mod call_once;
+pub use audit_trail::READ_AUDITS_WAIT_NANOS;
 pub use call_once::{KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES};
 mod context;
 mod contexts;

@@ -6,9 +6,9 @@ use super::*;
 impl<S: Store, E: Env> Node<S, E> {
     /// When this node next has timer work (ns since the epoch, on the clock its driver gives
     /// it): the earliest of each context's next announcement of heads ([`ANNOUNCE_NANOS`]),
-    /// each join's next request (`SYNC_RETRY_NANOS`) and each waiting snapshot's deadline
-    /// (`COVERING_NANOS`). `None` when it has none. A driver calls [`Self::handle_timeout`]
-    /// then (or later; never needed sooner).
+    /// each join's next request (`SYNC_RETRY_NANOS`), each waiting snapshot's deadline
+    /// (`COVERING_NANOS`) and the writing of reads' audit records that wait. `None` when it has
+    /// none. A driver calls [`Self::handle_timeout`] then (or later; never needed sooner).
     pub fn poll_timeout(&self) -> Option<u64> {
         let announcements = self.contexts.values().map(|ctx| {
             ctx.last_announce
@@ -25,19 +25,29 @@ impl<S: Store, E: Env> Node<S, E> {
                 Phase::Covering(covering) => Some(covering.since.saturating_add(COVERING_NANOS)),
                 _ => None,
             });
-        announcements.chain(joins).chain(snapshots).min()
+        announcements
+            .chain(joins)
+            .chain(snapshots)
+            .chain(self.read_audits_due())
+            .min()
     }
 
     /// The timer work due at `now` (ns since the epoch). Anti-entropy: every
     /// [`ANNOUNCE_NANOS`] each context tells its members its heads, and members answer with
     /// what it lacks (or ask back for what they lack); this is what repairs gossip that was
     /// lost, e.g. while a connection was down. A context that asked when it was loaded skips
-    /// its first announcement (see `asked_on_load`). A join with no answer asks again, and a
-    /// snapshot whose covered deltas did not come in time is dropped.
+    /// its first announcement (see `asked_on_load`). A join with no answer asks again, a
+    /// snapshot whose covered deltas did not come in time is dropped, and reads' audit records
+    /// that waited [`READ_AUDITS_WAIT_NANOS`] are written.
     ///
     /// Time is an input here, not read from the node's [`Env`]: a driver (the page, the CLI,
     /// the simulator) decides when time passes, and a run given the same inputs does the same.
     pub async fn handle_timeout(&mut self, now: u64) {
+        if self.read_audits_due().is_some_and(|due| due <= now) {
+            if let Err(e) = self.write_read_audits().await {
+                tracing::warn!(%e, "could not write the audit records of reads");
+            }
+        }
         let due: Vec<(ContextId, [u8; 32], WireMessage)> = self
             .contexts
             .values_mut()
