@@ -72,15 +72,16 @@ pub fn metric(body: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The `tabnode-relay` binary: `TABNODE_RELAY` if set, else the one `make relay` builds into the
-/// top-level `target/release`.
+/// The `tabnode-relay` binary: `TABNODE_RELAY` if set, else the one `make relay` builds into
+/// `release/` of the target directory (`CARGO_TARGET_DIR` if set, else the top-level `target`).
 pub fn relay_binary() -> PathBuf {
     let path = std::env::var_os("TABNODE_RELAY").map_or_else(
         || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../target/release/tabnode-relay"
-            ))
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+                || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target")),
+                PathBuf::from,
+            );
+            target.join("release/tabnode-relay")
         },
         PathBuf::from,
     );
