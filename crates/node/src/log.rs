@@ -509,6 +509,14 @@ impl Log {
         self.role(None, entry, None)
     }
 
+    /// The role `entry`'s author holds as a member at the point of the DAG its parents name
+    /// (`None` if it is no member there): what a sync request is judged by. Unlike
+    /// [`Self::role_of_new`], an upgrade concurrent with that point does not bar it: that
+    /// voids writes made there, not membership.
+    pub fn member_at(&self, entry: &Entry) -> Option<Role> {
+        self.standing(None, entry, None)
+    }
+
     /// A settled removal that a new delta (`entry`, not yet in the DAG) by the removed key, or
     /// by a key whose authority rests on it, does not come after: the author signed it on a
     /// point of the DAG from before its removal, which a third member has since built on. Such
@@ -581,23 +589,42 @@ impl Log {
     ) -> Option<Role> {
         let counts = |op: &DeltaId| within.is_none_or(|ops| ops.contains(op));
         let before = |op: &DeltaId| id.is_some_and(|id| self.pasts[op].contains(id));
-        let after = |op: &DeltaId| match id {
-            Some(id) => self.futures[op].contains(id),
-            None => entry
-                .parents
-                .iter()
-                .any(|p| p == op || self.futures[op].contains(p)),
-        };
         if entry.op.is_none()
             && self
                 .verdict
                 .upgrades
                 .iter()
                 .filter(|op| counts(op))
-                .any(|op| !before(op) && !after(op))
+                .any(|op| !before(op) && !self.is_after(id, entry, op))
         {
             return None; // made by the app an upgrade replaced
         }
+        self.standing(id, entry, within)
+    }
+
+    /// Whether `entry` (the delta `id`, or one about to be made on `entry`'s parents when
+    /// `id` is `None`) comes after the operation `op`.
+    fn is_after(&self, id: Option<&DeltaId>, entry: &Entry, op: &DeltaId) -> bool {
+        match id {
+            Some(id) => self.futures[op].contains(id),
+            None => entry
+                .parents
+                .iter()
+                .any(|p| p == op || self.futures[op].contains(p)),
+        }
+    }
+
+    /// [`Self::role`] as a member's standing, whatever the delta is: an upgrade it is
+    /// concurrent with does not bar it.
+    fn standing(
+        &self,
+        id: Option<&DeltaId>,
+        entry: &Entry,
+        within: Option<&HashSet<DeltaId>>,
+    ) -> Option<Role> {
+        let counts = |op: &DeltaId| within.is_none_or(|ops| ops.contains(op));
+        let before = |op: &DeltaId| id.is_some_and(|id| self.pasts[op].contains(id));
+        let after = |op: &DeltaId| self.is_after(id, entry, op);
         let changes: Vec<(Role, DeltaId)> = self
             .role_changes
             .get(&entry.author)

@@ -241,7 +241,7 @@ impl<S: Store, E: Env> Node<S, E> {
             .and_then(|op| ctx.dag.get(&op))
             .map_or_else(|| ctx.record.heads.clone(), |e| e.parents.clone());
         let entry = LogEntry::new(parents, member, u64::MAX, requester, None);
-        if ctx.log.role_of_new(&entry).is_none() {
+        if ctx.log.member_at(&entry).is_none() {
             return Err(NodeError::Unauthorized(format!(
                 "{member} is no member of {context_id}: its sync request gets nothing"
             )));
@@ -590,14 +590,18 @@ impl<S: Store, E: Env> Node<S, E> {
             &self.key,
         );
         stage_audit(&mut batch, ctx.id, &audit);
-        // An admin's operation may carry this node's share of a new context secret.
+        // An admin's operation may carry this node's share of a new context secret: taken
+        // only if the operation counts, not merely stands. A removal that counts for nothing
+        // (a removed admin's of its own inviter, say) changes no member's secret: taking its
+        // shares would plant the author's secret here, and cut this node off from the others.
         let rotation = body
             .op
             .as_ref()
             .filter(|_| stands)
             .and_then(|op| op.shares().iter().find(|s| s.member == self.key.public()))
             .and_then(|share| seal::open_share(&self.key, &ctx.id, &share.sealed))
-            .filter(|next| !ctx.knows_secret(next));
+            .filter(|next| !ctx.knows_secret(next))
+            .filter(|_| Log::counts_if_added(&ctx.dag, id, &entry));
         if let Some(next) = &rotation {
             ctx.stage_rotation(next, &id, &mut batch);
         }
