@@ -65,6 +65,9 @@
 //!   by the app it replaces, for a state shape the new app may not read, so it is void (its
 //!   author sees it voided and may make it again). Concurrent upgrades cancel each other: none
 //!   of them counts (no race is won by a clock), and an upgrade made having seen them does.
+//!   Likewise a write made after an upgrade that counted there but not once more is known
+//!   (cancelled by a concurrent one, or overruled) was made by an app the context does not
+//!   run, for another state shape: void ([`Log::made_by_running_app`]).
 //!
 //! The whole rule is a pure function of the DAG ([`Log::judge`]), so every node that holds the
 //! same deltas reaches the same verdict, whatever order they arrived in. Between operations a
@@ -507,6 +510,63 @@ impl Log {
     /// author, or a key its authority depends on, was removed.
     pub fn role_of_new(&self, entry: &Entry) -> Option<Role> {
         self.role(None, entry, None)
+    }
+
+    /// Whether a write (`entry`, not yet in `dag`) would be made by the app the log says runs
+    /// at its place (see [`Self::made_by_the_running_app`]).
+    pub fn made_by_running_app(&self, dag: &HashMap<DeltaId, Entry>, entry: &Entry) -> bool {
+        self.made_by_the_running_app(dag, None, entry, &mut HashMap::new())
+    }
+
+    /// Whether the write `entry` (the delta `id`, or one about to be made when `id` is
+    /// `None`) was made by the app the log says runs at its place: the last upgrade that
+    /// counts in its causal past is the one that counted last in the log of that past alone,
+    /// the app its author ran. An upgrade that counted there but not once more is known
+    /// (cancelled by a concurrent upgrade, overruled by a senior's concurrent removal) leaves
+    /// writes made by its app, for its state's shape, which the app the context runs cannot
+    /// merge: they are void, as writes concurrent with an upgrade are (and the other way
+    /// round). `seen` keeps the app counted last by each set of operations in a causal past.
+    fn made_by_the_running_app(
+        &self,
+        dag: &HashMap<DeltaId, Entry>,
+        id: Option<&DeltaId>,
+        entry: &Entry,
+        seen: &mut HashMap<BTreeSet<DeltaId>, Option<DeltaId>>,
+    ) -> bool {
+        let is_upgrade = |op: &DeltaId| matches!(dag[op].op, Some(MemberOp::SetApp { .. }));
+        let ops: BTreeSet<DeltaId> = self
+            .futures
+            .keys()
+            .filter(|op| self.is_after(id, entry, op))
+            .copied()
+            .collect();
+        if !ops.iter().any(is_upgrade) {
+            return true;
+        }
+        let counts = self.verdict.upgrades.iter().rev().find(|u| ops.contains(u));
+        let counted_there = seen.entry(ops).or_insert_with_key(|ops| {
+            // The operations alone decide which upgrades count: each with its causal past
+            // among them for parents.
+            let past: HashMap<DeltaId, Entry> = ops
+                .iter()
+                .map(|op| {
+                    let parents = ops
+                        .iter()
+                        .filter(|p| self.pasts[op].contains(p))
+                        .copied()
+                        .collect();
+                    (
+                        *op,
+                        Entry {
+                            parents,
+                            ..dag[op].clone()
+                        },
+                    )
+                })
+                .collect();
+            Log::judge(&past).verdict.upgrades.last().copied()
+        });
+        counts == counted_there.as_ref()
     }
 
     /// The role `entry`'s author holds as a member at the point of the DAG its parents name
@@ -1058,11 +1118,15 @@ impl Log {
             judge.verdict.roles.insert(*member, *least);
         }
         let mut void = BTreeSet::new();
+        let mut seen_apps = HashMap::new();
         for (id, entry) in dag {
             let stands = match (&entry.op, judge.role(Some(id), entry, None)) {
                 (_, None) => false,
                 (Some(_), Some(_)) => true, // an op that did not count changes nothing anyway
-                (None, Some(role)) => role.can_write(),
+                (None, Some(role)) => {
+                    role.can_write()
+                        && judge.made_by_the_running_app(dag, Some(id), entry, &mut seen_apps)
+                }
             };
             if !stands {
                 void.insert(*id);

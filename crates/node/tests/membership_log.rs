@@ -208,6 +208,41 @@ fn a_member_away_during_a_removal_and_an_upgrade_catches_up() {
     assert_eq!(block_on(c.context_wasm(&ctx)).unwrap(), v2);
 }
 
+/// B admits D while A, not having heard of it, removes C: A's removal carries a share of the
+/// new secret for B alone, and D holds the former secret from its welcome. D asked to catch up
+/// under it and was refused everywhere ("no member": it was none when that secret was
+/// current), and nothing gave it the new secret: cut off for good. Now an admin answers a
+/// member admitted concurrently with the change with the new secret, sealed to its key.
+#[test]
+fn a_member_admitted_concurrently_with_a_removal_gets_the_new_secret() {
+    let (mut a, mut b, c, ctx) = three();
+    let mut d = open(4);
+    block_on(d.join(&a.invite(&ctx).unwrap())).unwrap();
+    common::handshake(&mut b, &mut d);
+    block_on(a.remove_member(&ctx, c.public_key())).unwrap();
+    let (from_a, from_b) = (sent(&mut a), sent(&mut b));
+    for node in [&mut b, &mut d] {
+        deliver(&from_a, node);
+    }
+    deliver(&from_b, &mut a);
+    settle(&mut [&mut a, &mut b, &mut d]);
+    common::tick(&mut d);
+    settle(&mut [&mut a, &mut b, &mut d]);
+
+    set(&mut d, &ctx, "k1", "by D");
+    set(&mut a, &ctx, "k2", "by A");
+    let from_d = sent(&mut d);
+    assert!(c.open_message(&ctx, &from_d[0].1).is_err(), "C reads D");
+    deliver(&from_d, &mut a);
+    deliver(&from_d, &mut b);
+    settle(&mut [&mut a, &mut b, &mut d]);
+    for node in [&mut a, &mut b, &mut d] {
+        assert_eq!(entries(node, &ctx), json!({"k1": "by D", "k2": "by A"}));
+    }
+    assert_eq!(position(&mut a, &ctx), position(&mut d, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+}
+
 #[test]
 fn roles_change_through_the_log_and_only_admins_change_them() {
     let (mut a, mut b, mut c, ctx) = three();
