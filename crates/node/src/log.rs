@@ -460,6 +460,10 @@ pub struct Log {
     /// Operations that a concurrent removal by a senior admin overrules (see
     /// [`Self::overruled_ops`]): they count for nothing, from the first pass that found them on.
     overruled: BTreeSet<DeltaId>,
+    /// Whether an operation counted in its causal past but does not in the DAG (an upgrade
+    /// cancelled, an operation overruled, an admission cancelled): only then may a write have
+    /// been made by an app the context does not run (see [`Self::made_by_the_running_app`]).
+    retracted: bool,
 }
 
 impl Log {
@@ -533,6 +537,9 @@ impl Log {
         entry: &Entry,
         seen: &mut HashMap<BTreeSet<DeltaId>, Option<DeltaId>>,
     ) -> bool {
+        if !self.retracted {
+            return true; // every operation counts as it did in its causal past
+        }
         let is_upgrade = |op: &DeltaId| matches!(dag[op].op, Some(MemberOp::SetApp { .. }));
         let ops: BTreeSet<DeltaId> = self
             .futures
@@ -1117,6 +1124,9 @@ impl Log {
                 .expect("a member in the map has a change");
             judge.verdict.roles.insert(*member, *least);
         }
+        judge.retracted = !cancelled.is_empty()
+            || !judge.overruled.is_empty()
+            || !judge.cancelled_admissions.is_empty();
         let mut void = BTreeSet::new();
         let mut seen_apps = HashMap::new();
         for (id, entry) in dag {
