@@ -251,6 +251,15 @@ fn every_order_of_arrival_of_writes_and_one_admins_role_changes_ends_on_one_stat
 ///   upgrade that counts in its causal past is the one that counted in the log of that past
 ///   alone); those 7 are void in every order.
 ///
+/// Beyond the default seeds, 14 and 15 of 1..=40 fail, alike on the code before these fixes
+/// (not fixed yet): in seed 14 order 0 refuses outright an admin operation by a key whose
+/// certificate makes it a member ("is a Member ... and may not change membership": a
+/// concurrent demotion that arrived first makes its role a member's on arrival, and the
+/// fallback is the certificate's role), which order 1, hearing it before the demotion, keeps
+/// void: the heads differ. A likely rule: refuse outright only what the author's role in the
+/// delta's own causal past does not allow. Seed 15: order 0 leaves deltas waiting (not looked
+/// into). `TABNODE_SIM_SEED=14 cargo test --release -p tabnode-node --test arrival_orders`
+///
 /// `TABNODE_SIM_SEED=10 cargo test --release -p tabnode-node --test arrival_orders`
 #[test]
 fn every_order_of_arrival_of_removals_and_upgrades_ends_on_one_state() {
