@@ -65,6 +65,9 @@
 //!   by the app it replaces, for a state shape the new app may not read, so it is void (its
 //!   author sees it voided and may make it again). Concurrent upgrades cancel each other: none
 //!   of them counts (no race is won by a clock), and an upgrade made having seen them does.
+//!   Likewise a write made after an upgrade that counted there but not once more is known
+//!   (cancelled by a concurrent one, or overruled) was made by an app the context does not
+//!   run, for another state shape: void ([`Log::made_by_running_app`]).
 //!
 //! The whole rule is a pure function of the DAG ([`Log::judge`]), so every node that holds the
 //! same deltas reaches the same verdict, whatever order they arrived in. Between operations a
@@ -457,6 +460,10 @@ pub struct Log {
     /// Operations that a concurrent removal by a senior admin overrules (see
     /// [`Self::overruled_ops`]): they count for nothing, from the first pass that found them on.
     overruled: BTreeSet<DeltaId>,
+    /// Whether an operation counted in its causal past but does not in the DAG (an upgrade
+    /// cancelled, an operation overruled, an admission cancelled): only then may a write have
+    /// been made by an app the context does not run (see [`Self::made_by_the_running_app`]).
+    retracted: bool,
 }
 
 impl Log {
@@ -507,6 +514,74 @@ impl Log {
     /// author, or a key its authority depends on, was removed.
     pub fn role_of_new(&self, entry: &Entry) -> Option<Role> {
         self.role(None, entry, None)
+    }
+
+    /// Whether a write (`entry`, not yet in `dag`) would be made by the app the log says runs
+    /// at its place (see [`Self::made_by_the_running_app`]).
+    pub fn made_by_running_app(&self, dag: &HashMap<DeltaId, Entry>, entry: &Entry) -> bool {
+        self.made_by_the_running_app(dag, None, entry, &mut HashMap::new())
+    }
+
+    /// Whether the write `entry` (the delta `id`, or one about to be made when `id` is
+    /// `None`) was made by the app the log says runs at its place: the last upgrade that
+    /// counts in its causal past is the one that counted last in the log of that past alone,
+    /// the app its author ran. An upgrade that counted there but not once more is known
+    /// (cancelled by a concurrent upgrade, overruled by a senior's concurrent removal) leaves
+    /// writes made by its app, for its state's shape, which the app the context runs cannot
+    /// merge: they are void, as writes concurrent with an upgrade are (and the other way
+    /// round). `seen` keeps the app counted last by each set of operations in a causal past.
+    fn made_by_the_running_app(
+        &self,
+        dag: &HashMap<DeltaId, Entry>,
+        id: Option<&DeltaId>,
+        entry: &Entry,
+        seen: &mut HashMap<BTreeSet<DeltaId>, Option<DeltaId>>,
+    ) -> bool {
+        if !self.retracted {
+            return true; // every operation counts as it did in its causal past
+        }
+        let is_upgrade = |op: &DeltaId| matches!(dag[op].op, Some(MemberOp::SetApp { .. }));
+        let ops: BTreeSet<DeltaId> = self
+            .futures
+            .keys()
+            .filter(|op| self.is_after(id, entry, op))
+            .copied()
+            .collect();
+        if !ops.iter().any(is_upgrade) {
+            return true;
+        }
+        let counts = self.verdict.upgrades.iter().rev().find(|u| ops.contains(u));
+        let counted_there = seen.entry(ops).or_insert_with_key(|ops| {
+            // The operations alone decide which upgrades count: each with its causal past
+            // among them for parents.
+            let past: HashMap<DeltaId, Entry> = ops
+                .iter()
+                .map(|op| {
+                    let parents = ops
+                        .iter()
+                        .filter(|p| self.pasts[op].contains(p))
+                        .copied()
+                        .collect();
+                    (
+                        *op,
+                        Entry {
+                            parents,
+                            ..dag[op].clone()
+                        },
+                    )
+                })
+                .collect();
+            Log::judge(&past).verdict.upgrades.last().copied()
+        });
+        counts == counted_there.as_ref()
+    }
+
+    /// The role `entry`'s author holds as a member at the point of the DAG its parents name
+    /// (`None` if it is no member there): what a sync request is judged by. Unlike
+    /// [`Self::role_of_new`], an upgrade concurrent with that point does not bar it: that
+    /// voids writes made there, not membership.
+    pub fn member_at(&self, entry: &Entry) -> Option<Role> {
+        self.standing(None, entry, None)
     }
 
     /// A settled removal that a new delta (`entry`, not yet in the DAG) by the removed key, or
@@ -581,23 +656,42 @@ impl Log {
     ) -> Option<Role> {
         let counts = |op: &DeltaId| within.is_none_or(|ops| ops.contains(op));
         let before = |op: &DeltaId| id.is_some_and(|id| self.pasts[op].contains(id));
-        let after = |op: &DeltaId| match id {
-            Some(id) => self.futures[op].contains(id),
-            None => entry
-                .parents
-                .iter()
-                .any(|p| p == op || self.futures[op].contains(p)),
-        };
         if entry.op.is_none()
             && self
                 .verdict
                 .upgrades
                 .iter()
                 .filter(|op| counts(op))
-                .any(|op| !before(op) && !after(op))
+                .any(|op| !before(op) && !self.is_after(id, entry, op))
         {
             return None; // made by the app an upgrade replaced
         }
+        self.standing(id, entry, within)
+    }
+
+    /// Whether `entry` (the delta `id`, or one about to be made on `entry`'s parents when
+    /// `id` is `None`) comes after the operation `op`.
+    fn is_after(&self, id: Option<&DeltaId>, entry: &Entry, op: &DeltaId) -> bool {
+        match id {
+            Some(id) => self.futures[op].contains(id),
+            None => entry
+                .parents
+                .iter()
+                .any(|p| p == op || self.futures[op].contains(p)),
+        }
+    }
+
+    /// [`Self::role`] as a member's standing, whatever the delta is: an upgrade it is
+    /// concurrent with does not bar it.
+    fn standing(
+        &self,
+        id: Option<&DeltaId>,
+        entry: &Entry,
+        within: Option<&HashSet<DeltaId>>,
+    ) -> Option<Role> {
+        let counts = |op: &DeltaId| within.is_none_or(|ops| ops.contains(op));
+        let before = |op: &DeltaId| id.is_some_and(|id| self.pasts[op].contains(id));
+        let after = |op: &DeltaId| self.is_after(id, entry, op);
         let changes: Vec<(Role, DeltaId)> = self
             .role_changes
             .get(&entry.author)
@@ -1030,12 +1124,19 @@ impl Log {
                 .expect("a member in the map has a change");
             judge.verdict.roles.insert(*member, *least);
         }
+        judge.retracted = !cancelled.is_empty()
+            || !judge.overruled.is_empty()
+            || !judge.cancelled_admissions.is_empty();
         let mut void = BTreeSet::new();
+        let mut seen_apps = HashMap::new();
         for (id, entry) in dag {
             let stands = match (&entry.op, judge.role(Some(id), entry, None)) {
                 (_, None) => false,
                 (Some(_), Some(_)) => true, // an op that did not count changes nothing anyway
-                (None, Some(role)) => role.can_write(),
+                (None, Some(role)) => {
+                    role.can_write()
+                        && judge.made_by_the_running_app(dag, Some(id), entry, &mut seen_apps)
+                }
             };
             if !stands {
                 void.insert(*id);

@@ -41,9 +41,9 @@ pub enum WireMessage {
         from: Box<MemberCert>,
         signature: Signature,
     },
-    /// An admin gives a member the context's current secret, sealed to the member's key: for
-    /// one who joined with an invitation made before the secret last changed. Sent under the
-    /// former secrets, which such a member holds.
+    /// An admin gives a member the secret the operation `by` made, sealed to the member's key:
+    /// for one admitted concurrently with `by`, which carries no share for it. Sent under the
+    /// secret `by` replaced, which such a member holds.
     Share {
         context_id: ContextId,
         /// The operation (a removal, leave, revocation or rotation) that made this secret: the

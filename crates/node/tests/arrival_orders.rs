@@ -1,13 +1,12 @@
 //! The membership log's rule does not depend on the order deltas arrive in, on a generated
 //! graph (on `tabnode-sim`): two admins and two members, cut into two sides, write and change
-//! membership concurrently (one admin's role changes; in the ignored test both admins', and
-//! removals and upgrades, so concurrent upgrades and writes concurrent with them, which fail
-//! today); a fifth member, cut off from all of it, then receives every
-//! delta the others made, one message each, in several orders: as they stored them (member by
-//! member), the reverse (most deltas before their parents), and shuffles. Each order starts from a
-//! copy of the fifth member's store (and what it still lacks after is sent again, as
-//! anti-entropy would), and every order must end with nothing waiting, on the same heads,
-//! root, members and roles, app and entries.
+//! membership concurrently (one admin's role changes; in the second test both admins', and
+//! removals and upgrades, so concurrent upgrades and writes concurrent with them); a fifth
+//! member, cut off from all of it, then receives every delta the others made, one message
+//! each, in several orders: as they stored them (member by member), the reverse (most deltas
+//! before their parents), and shuffles. Each order starts from a copy of the fifth member's
+//! store (and what it still lacks after is sent again, as anti-entropy would), and every order
+//! must end with nothing waiting, on the same heads, root, members and roles, app and entries.
 //!
 //! `TABNODE_SIM_SEEDS=N` runs N seeds (default 10); `TABNODE_SIM_SEED=S` replays one.
 
@@ -243,13 +242,26 @@ fn every_order_of_arrival_of_writes_and_one_admins_role_changes_ends_on_one_stat
 ///   the removal was settled, was refused and 7 deltas waited for good (in other orders it
 ///   was taken). Fixed: a settled removal refuses only what would count, and a junior's
 ///   operations racing a senior's removal of it count for nothing;
-/// - seed 10, order 1 still ends on the same heads, members and app as order 0 but another
-///   root, and its `entries` call traps (`ExecutionFailed`): the state is broken. Not found
-///   yet (upgrades and the rebuild path, `replay.rs`, are the likely place).
+/// - seed 10, order 1 (the reverse) ended on the same heads, members and app as order 0 but
+///   another root, and its `entries` call trapped (`ExecutionFailed`). The two admins'
+///   upgrades to v2 were concurrent, so neither counts; but the writes made after one of them
+///   alone (7 deltas, by the v2 app, for v2's state shape) stood, and the v1 app merged them
+///   into a v1 state, in the order each node had applied them. Fixed: a write stands only if
+///   made by the app the log says runs at its place (`Log::made_by_running_app`: the last
+///   upgrade that counts in its causal past is the one that counted in the log of that past
+///   alone); those 7 are void in every order.
 ///
-/// `TABNODE_SIM_SEED=10 cargo test --release -p tabnode-node --test arrival_orders -- --ignored`
+/// Beyond the default seeds, 14 and 15 of 1..=40 fail, alike on the code before these fixes
+/// (not fixed yet): in seed 14 order 0 refuses outright an admin operation by a key whose
+/// certificate makes it a member ("is a Member ... and may not change membership": a
+/// concurrent demotion that arrived first makes its role a member's on arrival, and the
+/// fallback is the certificate's role), which order 1, hearing it before the demotion, keeps
+/// void: the heads differ. A likely rule: refuse outright only what the author's role in the
+/// delta's own causal past does not allow. Seed 15: order 0 leaves deltas waiting (not looked
+/// into). `TABNODE_SIM_SEED=14 cargo test --release -p tabnode-node --test arrival_orders`
+///
+/// `TABNODE_SIM_SEED=10 cargo test --release -p tabnode-node --test arrival_orders`
 #[test]
-#[ignore = "seed 10: with removals and upgrades one order of arrival ends on a broken state"]
 fn every_order_of_arrival_of_removals_and_upgrades_ends_on_one_state() {
     let menu = Menu {
         removals: true,

@@ -3,7 +3,7 @@
 //! between calls and in the middle of commits, the admin demotes a member to reader and back,
 //! removes another, and upgrades the app (kv-store to kv-store-v2, with its migration).
 //!
-//! (The member removed only reads here; the ignored test lets it write, see there.)
+//! (The member removed only reads in the first test; the second lets it write, see there.)
 //! At the end the remaining members agree on heads, root, entries, members and roles, and the
 //! app version; each replays its history to the same root and its audit chain verifies; every
 //! write of the admin's stands (nothing voids it); no key holds a value its owner never wrote;
@@ -283,7 +283,7 @@ fn run_all(seeds: &[u64], removed_writes: bool) {
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
-/// The member to be removed only reads (see the ignored test for why).
+/// The member to be removed only reads.
 #[test]
 fn removals_role_changes_and_upgrades_under_faults_leave_one_state() {
     run_all(&common::sim_seeds(20), false);
@@ -295,15 +295,14 @@ fn removals_role_changes_and_upgrades_under_faults_leave_one_state() {
 /// removal, which others have built on"), so A and D never converged with B. Fixed: a
 /// settled removal refuses only a removed key's operations that would count; its writes are
 /// void wherever they arrive and every member takes them (`Log::settled_removal_missed`).
-/// Still fails for seed 17 of 1..=20, for another reason (it fails alike with the log rules
-/// from before this change): the admin ends holding a secret members 1 and 3 do not have,
-/// refusing their sync requests ("no member") with 12 deltas waiting, while 1 and 3 agree.
-/// Likely cause (not confirmed): the removal seals the new secret only to the members the
-/// admin's log counted when it made it, their admissions reached the admin later, and
-/// nothing gives them the secret afterwards.
-/// `TABNODE_SIM_SEED=17 cargo test --release -p tabnode-node --test faults_membership -- --ignored`
+/// Seed 17 failed too: the admin crashed before its removal and its upgrade (made one after
+/// the other) went out, and refused every other member's sync request under the former secret
+/// ("no member", 12 deltas waiting): membership when that secret was current was judged as a
+/// write's authority, and a write there is concurrent with the upgrade, so void. Fixed: a
+/// sync request is judged by membership (`Log::member_at`), which an upgrade does not bar
+/// (`membership_log`'s `a_member_away_during_a_removal_and_an_upgrade_catches_up`).
+/// `TABNODE_SIM_SEED=17 cargo test --release -p tabnode-node --test faults_membership`
 #[test]
-#[ignore = "seed 17: a member admitted after the removal was made never gets its secret (see comment)"]
 fn a_removed_members_concurrent_writes_leave_one_state() {
     run_all(&common::sim_seeds(20), true);
 }

@@ -10,8 +10,8 @@ use common::{deliver, node as open, sent, settle, TestNode};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_node::{
-    context_topic, seal_to, Delta, DeltaBody, FixedEnv, MemberOp, Node, NodeEvent, Role, Share,
-    WireMessage,
+    context_topic, seal_to, Delta, DeltaBody, FixedEnv, MemberCert, MemberOp, Node, NodeEvent,
+    Role, Share, WireMessage,
 };
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
@@ -175,6 +175,72 @@ fn a_member_away_during_a_removal_catches_up_and_an_old_invitation_still_gets_in
         json!({"k1": "v1"}),
         "B still got nothing new"
     );
+}
+
+/// A member away during a removal and an app upgrade after it asks, under the former secret,
+/// to catch up. Its request was refused ("no member"), so it never caught up: membership when
+/// that secret was current was judged as a write's authority, and a write there is concurrent
+/// with the upgrade, so void. (The fault simulation's `a_removed_members_concurrent_writes_
+/// leave_one_state`, seed 17, ended so: the admin crashed before its removal and upgrade went
+/// out, and every other member was away from them.)
+#[test]
+fn a_member_away_during_a_removal_and_an_upgrade_catches_up() {
+    let (mut a, mut b, mut c, ctx) = three();
+    set(&mut c, &ctx, "k1", "v1");
+    settle(&mut [&mut a, &mut b, &mut c]);
+    // B and C are away while A removes B, upgrades the app and writes on.
+    block_on(a.remove_member(&ctx, b.public_key())).unwrap();
+    let v2 = common::guest("kv_store_v2");
+    block_on(a.upgrade_app(&ctx, &v2, Some("migrate_v1_to_v2".into()))).unwrap();
+    set(&mut a, &ctx, "k2", "after the upgrade");
+    sent(&mut a);
+    // C comes back: its request under the former secret gets the removal (with its share of
+    // the new secret), then the rest.
+    common::tick(&mut c);
+    a.take_events();
+    settle(&mut [&mut a, &mut c]);
+    assert_eq!(common::rejections(&mut a), Vec::<String>::new());
+    assert_eq!(
+        entries(&mut c, &ctx),
+        json!({"k1": "v1", "k2": "after the upgrade"})
+    );
+    assert_eq!(position(&mut a, &ctx), position(&mut c, &ctx));
+    assert_eq!(block_on(c.context_wasm(&ctx)).unwrap(), v2);
+}
+
+/// B admits D while A, not having heard of it, removes C: A's removal carries a share of the
+/// new secret for B alone, and D holds the former secret from its welcome. D asked to catch up
+/// under it and was refused everywhere ("no member": it was none when that secret was
+/// current), and nothing gave it the new secret: cut off for good. Now an admin answers a
+/// member admitted concurrently with the change with the new secret, sealed to its key.
+#[test]
+fn a_member_admitted_concurrently_with_a_removal_gets_the_new_secret() {
+    let (mut a, mut b, c, ctx) = three();
+    let mut d = open(4);
+    block_on(d.join(&a.invite(&ctx).unwrap())).unwrap();
+    common::handshake(&mut b, &mut d);
+    block_on(a.remove_member(&ctx, c.public_key())).unwrap();
+    let (from_a, from_b) = (sent(&mut a), sent(&mut b));
+    for node in [&mut b, &mut d] {
+        deliver(&from_a, node);
+    }
+    deliver(&from_b, &mut a);
+    settle(&mut [&mut a, &mut b, &mut d]);
+    common::tick(&mut d);
+    settle(&mut [&mut a, &mut b, &mut d]);
+
+    set(&mut d, &ctx, "k1", "by D");
+    set(&mut a, &ctx, "k2", "by A");
+    let from_d = sent(&mut d);
+    assert!(c.open_message(&ctx, &from_d[0].1).is_err(), "C reads D");
+    deliver(&from_d, &mut a);
+    deliver(&from_d, &mut b);
+    settle(&mut [&mut a, &mut b, &mut d]);
+    for node in [&mut a, &mut b, &mut d] {
+        assert_eq!(entries(node, &ctx), json!({"k1": "by D", "k2": "by A"}));
+    }
+    assert_eq!(position(&mut a, &ctx), position(&mut d, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
 }
 
 #[test]
@@ -450,6 +516,124 @@ fn admins(node: &TestNode, ctx: &ContextId) -> Vec<PublicKey> {
     admins
 }
 
+/// The secret M chooses for the shares it crafts.
+const CHOSEN: [u8; 32] = [77; 32];
+
+/// [`three`], and M (the node of seed 4) joins as an admin.
+fn three_and_an_admin_m() -> (TestNode, TestNode, TestNode, TestNode, ContextId) {
+    let (mut a, mut b, mut c, ctx) = three();
+    let mut m = open(4);
+    assert_eq!(node_key(4).public(), m.public_key());
+    let far = u64::MAX / 2;
+    block_on(m.join(&a.invite_as(&ctx, Role::Admin, far).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c, &mut m]);
+    (a, b, c, m, ctx)
+}
+
+/// M writes (everyone gets it) and its certificate, as its deltas carry it.
+fn m_cert(
+    a: &mut TestNode,
+    b: &mut TestNode,
+    c: &mut TestNode,
+    m: &mut TestNode,
+    ctx: &ContextId,
+) -> MemberCert {
+    set(m, ctx, "m", "by M");
+    let from_m = sent(m);
+    let cert = deltas_in(m, ctx, &from_m)[0].body.author_cert.clone();
+    for node in [&mut *a, &mut *b, &mut *c] {
+        deliver(&from_m, node);
+    }
+    settle(&mut [a, b, c]);
+    assert_eq!(admins(a, ctx).len(), 2);
+    cert
+}
+
+/// M's `Remove(remover)` on the parents of `removal` (A's of M), stamped before it, with
+/// shares of [`CHOSEN`] for `to`.
+fn counter_removal(
+    m_key: &SecretKey,
+    m_cert: &MemberCert,
+    removal: &Delta,
+    remover: PublicKey,
+    to: &[&TestNode],
+) -> Delta {
+    let shares = to
+        .iter()
+        .map(|node| Share {
+            member: node.public_key(),
+            sealed: seal_to(
+                &node.public_key(),
+                &removal.body.context_id,
+                [5; 32],
+                &CHOSEN,
+            )
+            .unwrap(),
+        })
+        .collect();
+    DeltaBody {
+        context_id: removal.body.context_id,
+        parents: removal.body.parents.clone(),
+        author: m_key.public(),
+        timestamp: removal.body.timestamp - 1,
+        artifact: Vec::new(),
+        root_hash: removal.body.root_hash,
+        events: Vec::new(),
+        genesis: None,
+        author_cert: m_cert.clone(),
+        op: Some(MemberOp::Remove {
+            member: remover,
+            shares,
+        }),
+    }
+    .sign(m_key)
+}
+
+/// M strikes back at once: its counter-removal (with shares of a secret it chose) reaches C
+/// before A's removal of M, and A's removal is lost on its way to C. The counter-removal
+/// stands where it arrives (M is an admin there) but counts for nothing (it removes A, on
+/// whom M's authority rests). C took the secret its shares carried all the same, sealed
+/// everything with it from then on, and neither C nor the others could open what the other
+/// side sent: cut off for good (the fault simulation's
+/// `a_counter_removal_racing_the_removal_takes_nobody_down`, seed 14, ended so, with D).
+#[test]
+fn a_counter_removal_racing_the_removal_plants_no_secret() {
+    let (mut a, mut b, mut c, mut m, ctx) = three_and_an_admin_m();
+    let (m_key, m_cert) = (node_key(4), m_cert(&mut a, &mut b, &mut c, &mut m, &ctx));
+    block_on(a.remove_member(&ctx, m.public_key())).unwrap();
+    let from_a = sent(&mut a);
+    let removal = deltas_in(&a, &ctx, &from_a).remove(0);
+    deliver(&from_a, &mut b);
+    let crafted = counter_removal(&m_key, &m_cert, &removal, a.public_key(), &[&b, &c]);
+    let sealed = m
+        .seal_for(&ctx, &WireMessage::Deltas(vec![crafted]))
+        .unwrap();
+    block_on(c.handle_message(&context_topic(&ctx), &sealed));
+
+    // C's writes still reach A and B; anti-entropy brings C the removal.
+    set(&mut c, &ctx, "k1", "by C");
+    let from_c = sent(&mut c);
+    assert!(
+        a.open_message(&ctx, &from_c[0].1).is_ok(),
+        "sealed with M's secret"
+    );
+    deliver(&from_c, &mut a);
+    deliver(&from_c, &mut b);
+    common::tick(&mut c);
+    settle(&mut [&mut a, &mut b, &mut c]);
+    set(&mut c, &ctx, "k2", "by C, after the removal");
+    set(&mut a, &ctx, "k3", "by A");
+    settle(&mut [&mut a, &mut b, &mut c]);
+    let all = json!({"m": "by M", "k1": "by C", "k2": "by C, after the removal", "k3": "by A"});
+    let admin = a.public_key();
+    for node in [&mut a, &mut b, &mut c] {
+        assert_eq!(entries(node, &ctx), all);
+        assert_eq!(admins(node, &ctx), vec![admin]);
+    }
+    assert_eq!(position(&mut a, &ctx), position(&mut c, &ctx));
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+}
+
 /// Admin A removes admin M, and the others build on the removal. M, holding the former
 /// secret, crafts `Remove(A)` on the removal's parents stamped just after them (so before the
 /// removal by timestamp), carrying shares of a secret of its choosing, then sends a `Share`
@@ -460,21 +644,8 @@ fn admins(node: &TestNode, ctx: &ContextId) -> Vec<PublicKey> {
 /// writes flowing.
 #[test]
 fn a_removed_admin_cannot_undo_its_removal_with_a_crafted_timestamp_nor_plant_a_secret() {
-    let (mut a, mut b, mut c, ctx) = three();
-    let mut m = open(4);
-    let m_key = node_key(4);
-    assert_eq!(m_key.public(), m.public_key());
-    let far = u64::MAX / 2;
-    block_on(m.join(&a.invite_as(&ctx, Role::Admin, far).unwrap())).unwrap();
-    settle(&mut [&mut a, &mut b, &mut c, &mut m]);
-    set(&mut m, &ctx, "m", "by M");
-    let from_m = sent(&mut m);
-    let m_cert = deltas_in(&m, &ctx, &from_m)[0].body.author_cert.clone();
-    for node in [&mut a, &mut b, &mut c] {
-        deliver(&from_m, node);
-    }
-    settle(&mut [&mut a, &mut b, &mut c]);
-    assert_eq!(admins(&a, &ctx).len(), 2);
+    let (mut a, mut b, mut c, mut m, ctx) = three_and_an_admin_m();
+    let (m_key, m_cert) = (node_key(4), m_cert(&mut a, &mut b, &mut c, &mut m, &ctx));
 
     // A removes M; B and C apply it and B writes on it. M hears nothing of it.
     block_on(a.remove_member(&ctx, m.public_key())).unwrap();
@@ -486,27 +657,11 @@ fn a_removed_admin_cannot_undo_its_removal_with_a_crafted_timestamp_nor_plant_a_
     settle(&mut [&mut a, &mut b, &mut c]);
 
     // M's counter-removal, and its share of a secret it chose.
-    let chosen = [77u8; 32];
     let share = |to: PublicKey| Share {
         member: to,
-        sealed: seal_to(&to, &ctx, [5; 32], &chosen).unwrap(),
+        sealed: seal_to(&to, &ctx, [5; 32], &CHOSEN).unwrap(),
     };
-    let crafted = DeltaBody {
-        context_id: ctx,
-        parents: removal.body.parents.clone(),
-        author: m_key.public(),
-        timestamp: removal.body.timestamp - 1,
-        artifact: Vec::new(),
-        root_hash: removal.body.root_hash,
-        events: Vec::new(),
-        genesis: None,
-        author_cert: m_cert.clone(),
-        op: Some(MemberOp::Remove {
-            member: a.public_key(),
-            shares: vec![share(b.public_key()), share(c.public_key())],
-        }),
-    }
-    .sign(&m_key);
+    let crafted = counter_removal(&m_key, &m_cert, &removal, a.public_key(), &[&b, &c]);
     let crafted_id = crafted.id();
     // And, having learnt of its removal, a delta after it (under the secret it replaced).
     let after = DeltaBody {

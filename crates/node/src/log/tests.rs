@@ -205,7 +205,10 @@ fn a_revocation_concurrent_with_an_admission_wins() {
 }
 
 /// Two concurrent upgrades: neither counts, whichever the authors stamped earlier (the
-/// race is nobody's to win); an upgrade made having seen both counts.
+/// race is nobody's to win); an upgrade made having seen both counts. A write made after one
+/// of them only was made by the app it installed (it counted where the write was made), which
+/// the context does not run: void (it stood, and the app running the context merged it into
+/// a state of the other shape: `arrival_orders`, seed 10, ended on a state whose reads trap).
 #[test]
 fn concurrent_upgrades_cancel_each_other_whatever_the_timestamps() {
     for (t5, t6) in [(5, 6), (6, 5)] {
@@ -221,7 +224,7 @@ fn concurrent_upgrades_cancel_each_other_whatever_the_timestamps() {
         entry(&mut dag, 10, 10, &[9], &[1], Role::Admin, upgrade(3));
         let verdict = Log::judge(&dag).verdict;
         assert_eq!(verdict.upgrades, vec![id(10)], "{t5} {t6}");
-        assert_eq!(verdict.void, BTreeSet::from([id(7)]), "{t5} {t6}");
+        assert_eq!(verdict.void, BTreeSet::from([id(7), id(8)]), "{t5} {t6}");
         // A member's upgrade counts for nothing.
         entry(&mut dag, 11, 11, &[10], &[2, 1], Role::Member, upgrade(4));
         assert_eq!(Log::judge(&dag).verdict.upgrades, vec![id(10)]);
@@ -229,6 +232,29 @@ fn concurrent_upgrades_cancel_each_other_whatever_the_timestamps() {
         entry(&mut dag, 12, 12, &[11], &[1], Role::Admin, upgrade(5));
         assert_eq!(Log::judge(&dag).verdict.upgrades, vec![id(10), id(12)]);
     }
+}
+
+/// Admin 3 upgrades (5) concurrently with its removal by 1, its senior (6): the upgrade
+/// counts for nothing. Member 2's write after the upgrade alone (7) was made by the app it
+/// installed, where it counted: void. Its write after both (8) was made where the upgrade
+/// was already overruled, by the app the context runs: it stands.
+#[test]
+fn a_write_made_by_the_app_of_an_overruled_upgrade_is_void() {
+    let mut dag = context();
+    entry(&mut dag, 5, 5, &[4], &[3, 1], Role::Admin, upgrade(1));
+    entry(&mut dag, 6, 6, &[4], &[1], Role::Admin, remove(3));
+    entry(&mut dag, 7, 7, &[5], &[2, 1], Role::Member, None);
+    entry(&mut dag, 8, 8, &[5, 6], &[2, 1], Role::Member, None);
+    let log = Log::judge(&dag);
+    assert_eq!(log.verdict.upgrades, Vec::<DeltaId>::new());
+    assert_eq!(log.verdict.void, BTreeSet::from([id(5), id(7)]));
+    // A new write decides alike, on arrival.
+    let on = |parents: &[u8]| Entry {
+        parents: parents.iter().map(|p| id(*p)).collect(),
+        ..dag[&id(7)].clone()
+    };
+    assert!(!log.made_by_running_app(&dag, &on(&[7])));
+    assert!(log.made_by_running_app(&dag, &on(&[8])));
 }
 
 /// Admin 3's key, bound to root 20, rotates to key 9 (delta 6); 4, whom 3 invited, writes

@@ -225,6 +225,16 @@ impl ContextState {
         with_ancestors(&self.dag, [*later]).contains(earlier)
     }
 
+    /// The secret the operation `by` replaced and the one it made, if this node held both.
+    pub(super) fn secrets_around(&self, by: &DeltaId) -> Option<([u8; 32], [u8; 32])> {
+        let at = self.older.iter().position(|(_, op)| op == by)?;
+        let next = self
+            .older
+            .get(at + 1)
+            .map_or(self.secret, |(secret, _)| *secret);
+        Some((self.older[at].0, next))
+    }
+
     /// Whether this context has ever held `secret`.
     pub(super) fn knows_secret(&self, secret: &[u8; 32]) -> bool {
         self.secret == *secret || self.older.iter().any(|(s, _)| s == secret)

@@ -351,6 +351,55 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
+    /// Gives `requester`, which asked to catch up under the secret the operation `by`
+    /// replaced, the secret `by` made, when `by` carries no share for it: a member admitted
+    /// concurrently with `by` (by a member that had not applied it yet), whom `by`'s author
+    /// did not know, holds only the former secret and would otherwise never read on. Only an
+    /// admin gives it (a member takes a share from an admin alone), only to a key the log
+    /// counts as a member now, and as often as its sync requests are answered; the receiver
+    /// takes it once `by` is the latest secret-giving operation in its own log.
+    pub(super) fn share_missed_secret(
+        &mut self,
+        context_id: ContextId,
+        by: DeltaId,
+        requester: &MemberCert,
+        peer: Option<&str>,
+    ) {
+        let Some(ctx) = self.contexts.get(&context_id) else {
+            return;
+        };
+        let member = requester.member;
+        let has_share = ctx
+            .dag
+            .get(&by)
+            .and_then(|e| e.op.as_ref())
+            .is_none_or(|op| op.shares().iter().any(|s| s.member == member));
+        if has_share
+            || ctx.role_now(&self.key.public()) != Some(Role::Admin)
+            || ctx.role_of(requester).is_none()
+        {
+            return;
+        }
+        let Some((former, next)) = ctx.secrets_around(&by) else {
+            return;
+        };
+        let Some(sealed) = seal::seal_to(&member, &context_id, self.env.random32(), &next) else {
+            return;
+        };
+        let share = Share { member, sealed };
+        let signature = self
+            .key
+            .sign(&WireMessage::share_message(&context_id, &by, &share));
+        let message = WireMessage::Share {
+            context_id,
+            by,
+            share,
+            from: Box::new(ctx.record.cert.clone()),
+            signature,
+        };
+        self.reply(context_id, &former, message, peer);
+    }
+
     /// A member admitted this node's join: takes the context's secret it sealed to this node's
     /// key, and asks the members for the state. The first welcome that opens is taken.
     pub(super) async fn receive_welcome(

@@ -206,6 +206,9 @@ impl<S: Store, E: Env> Node<S, E> {
                 {
                     self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
+                if let Some(by) = former_secret {
+                    self.share_missed_secret(context_id, by, &requester, from);
+                }
             }
         }
     }
@@ -241,7 +244,19 @@ impl<S: Store, E: Env> Node<S, E> {
             .and_then(|op| ctx.dag.get(&op))
             .map_or_else(|| ctx.record.heads.clone(), |e| e.parents.clone());
         let entry = LogEntry::new(parents, member, u64::MAX, requester, None);
-        if ctx.log.role_of_new(&entry).is_none() {
+        // Or, under a former secret, a member now: one admitted concurrently with the change
+        // (by a member that had not applied it) holds that secret from its welcome, and no
+        // share of the new one (see [`Self::share_missed_secret`]).
+        let member_now = || {
+            let parents = ctx.record.heads.clone();
+            ctx.log.member_at(&LogEntry {
+                parents,
+                ..entry.clone()
+            })
+        };
+        if ctx.log.member_at(&entry).is_none()
+            && (former_secret.is_none() || member_now().is_none())
+        {
             return Err(NodeError::Unauthorized(format!(
                 "{member} is no member of {context_id}: its sync request gets nothing"
             )));
@@ -436,7 +451,8 @@ impl<S: Store, E: Env> Node<S, E> {
             Some(op) => op.allowed_for(role),
             None => role.can_write(),
         };
-        let stands = ctx.log.role_of_new(&entry).is_some_and(allows);
+        let stands = ctx.log.role_of_new(&entry).is_some_and(allows)
+            && (body.op.is_some() || ctx.log.made_by_running_app(&ctx.dag, &entry));
         // A delta that a member who holds it and whose authority stands has built on, directly
         // or through other waiting deltas (the removed key's own, say), is taken even if it
         // would be refused alone: that member took it before the removal it missed was
@@ -594,14 +610,18 @@ impl<S: Store, E: Env> Node<S, E> {
             &self.key,
         );
         stage_audit(&mut batch, ctx.id, &audit);
-        // An admin's operation may carry this node's share of a new context secret.
+        // An admin's operation may carry this node's share of a new context secret: taken
+        // only if the operation counts, not merely stands. A removal that counts for nothing
+        // (a removed admin's of its own inviter, say) changes no member's secret: taking its
+        // shares would plant the author's secret here, and cut this node off from the others.
         let rotation = body
             .op
             .as_ref()
             .filter(|_| stands)
             .and_then(|op| op.shares().iter().find(|s| s.member == self.key.public()))
             .and_then(|share| seal::open_share(&self.key, &ctx.id, &share.sealed))
-            .filter(|next| !ctx.knows_secret(next));
+            .filter(|next| !ctx.knows_secret(next))
+            .filter(|_| Log::counts_if_added(&ctx.dag, id, &entry));
         if let Some(next) = &rotation {
             ctx.stage_rotation(next, &id, &mut batch);
         }
