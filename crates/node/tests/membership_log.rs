@@ -196,7 +196,7 @@ fn a_member_away_during_a_removal_and_an_upgrade_catches_up() {
     sent(&mut a);
     // C comes back: its request under the former secret gets the removal (with its share of
     // the new secret), then the rest.
-    common::tick(&mut c);
+    common::announce(&mut c);
     a.take_events();
     settle(&mut [&mut a, &mut c]);
     assert_eq!(common::rejections(&mut a), Vec::<String>::new());
@@ -226,7 +226,7 @@ fn a_member_admitted_concurrently_with_a_removal_gets_the_new_secret() {
     }
     deliver(&from_b, &mut a);
     settle(&mut [&mut a, &mut b, &mut d]);
-    common::tick(&mut d);
+    common::announce(&mut d);
     settle(&mut [&mut a, &mut b, &mut d]);
 
     set(&mut d, &ctx, "k1", "by D");
@@ -619,7 +619,7 @@ fn a_counter_removal_racing_the_removal_plants_no_secret() {
     );
     deliver(&from_c, &mut a);
     deliver(&from_c, &mut b);
-    common::tick(&mut c);
+    common::announce(&mut c);
     settle(&mut [&mut a, &mut b, &mut c]);
     set(&mut c, &ctx, "k2", "by C, after the removal");
     set(&mut a, &ctx, "k3", "by A");
