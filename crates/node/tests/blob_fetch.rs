@@ -9,7 +9,9 @@ use common::{guest, node_on, refusals, sent, settle, stored_node_key, Messages, 
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{context_topic, seal_to, MemberCert, NodeEvent, WireMessage, APP_PART_BYTES};
+use tabnode_node::{
+    context_topic, seal_to, MemberCert, NodeEvent, WireMessage, APP_PART_BYTES, BLOB_ASKS,
+};
 use tabnode_store::MemoryStore;
 use tabnode_types::{ContextId, SecretKey};
 
@@ -213,4 +215,42 @@ fn a_forged_part_is_refused_and_nothing_is_stored() {
     // The member's true part is then taken.
     common::deliver(&answer, &mut b);
     assert_eq!(block_on(b.blob(&id)).unwrap(), Some(data));
+}
+
+/// How many blob requests `node` published since it was last asked.
+fn blob_requests(node: &mut TestNode, ctx: &ContextId) -> usize {
+    let published = sent(node);
+    published
+        .iter()
+        .filter(|(_, data)| {
+            matches!(
+                node.open_message(ctx, data),
+                Ok(WireMessage::BlobRequest { .. })
+            )
+        })
+        .count()
+}
+
+#[test]
+fn a_lost_request_is_asked_again_and_a_blob_no_member_serves_is_given_up() {
+    let (mut a, mut b, ctx) = two_members(MemoryStore::default());
+    let data = data_of(1000);
+    let id = block_on(a.put_blob(data.clone(), Some(&ctx))).unwrap();
+    block_on(b.fetch_blob(&ctx, id)).unwrap();
+    assert_eq!(blob_requests(&mut b, &ctx), 1, "lost");
+    let retry = 3_000_000_000; // over the wait for a part before asking again
+    b.env().advance(retry);
+    common::tick(&mut b);
+    settle(&mut [&mut a, &mut b]);
+    assert_eq!(block_on(b.blob(&id)).unwrap(), Some(data));
+
+    let nowhere = tabnode_types::Hash(*blake3::hash(b"on no member").as_bytes());
+    block_on(b.fetch_blob(&ctx, nowhere)).unwrap();
+    let mut asked = blob_requests(&mut b, &ctx);
+    for _ in 0..2 * BLOB_ASKS {
+        b.env().advance(retry);
+        common::tick(&mut b);
+        asked += blob_requests(&mut b, &ctx);
+    }
+    assert_eq!(asked, BLOB_ASKS as usize, "asked, then given up");
 }

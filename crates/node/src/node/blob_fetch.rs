@@ -10,15 +10,22 @@
 //! requester and signed ([`WireMessage::BlobPart`]), checked against the blob id as an app's
 //! are (see `parts`). Parts are taken only from members of the context; the whole, once it
 //! makes the id, is stored as any blob, and [`NodeEvent::BlobProgress`] shows how far it is.
-//! A fetch with no progress asks again after `SYNC_RETRY_NANOS`.
+//! A fetch with no progress asks again after `SYNC_RETRY_NANOS`, at most [`BLOB_ASKS`] times
+//! in a row (a blob no member serves is not asked for forever; the guest's next open asks
+//! again).
 
 use super::parts::{parts_to_send, Content, Part, PartFetch};
 use super::*;
 
+/// How many times in a row a fetch asks the members with no part coming before it gives up.
+pub const BLOB_ASKS: u32 = 5;
+
 /// A blob this node is fetching for a context's guests.
 pub(super) struct BlobFetch {
     fetch: PartFetch,
-    pub(super) last_request: u64,
+    last_request: u64,
+    /// Requests sent since the last part came.
+    asks: u32,
 }
 
 /// Where the mark of a blob announced to a context is kept.
@@ -56,6 +63,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let fetch = BlobFetch {
             fetch: PartFetch::default(),
             last_request: self.env.now_nanos(),
+            asks: 1,
         };
         self.blob_fetches.insert(key, fetch);
         let request = self.blob_request(context_id, cert, blob_id, vec![]);
@@ -196,6 +204,7 @@ impl<S: Store, E: Env> Node<S, E> {
             bytes,
         )?;
         fetching.last_request = self.env.now_nanos(); // progress: asked again once it stalls
+        fetching.asks = 0;
         let received = whole.as_ref().map_or(fetch.received(), |w| w.len() as u64);
         self.events.push(NodeEvent::BlobProgress {
             context_id,
@@ -213,14 +222,20 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// The fetches with no part for `SYNC_RETRY_NANOS` by `now`: asked for again.
+    /// The fetches with no part for `SYNC_RETRY_NANOS` by `now`: asked for again, or dropped
+    /// once asked [`BLOB_ASKS`] times in a row or their context is no longer here.
     pub(super) fn ask_again_for_blobs(&mut self, now: u64) {
+        let stalled = |f: &BlobFetch| now.saturating_sub(f.last_request) >= SYNC_RETRY_NANOS;
+        let contexts = &self.contexts;
+        self.blob_fetches.retain(|(context_id, _), f| {
+            contexts.contains_key(context_id) && !(stalled(f) && f.asks >= BLOB_ASKS)
+        });
         let stalled: Vec<(ContextId, Hash)> = self
             .blob_fetches
             .iter_mut()
-            .filter(|(_, f)| now.saturating_sub(f.last_request) >= SYNC_RETRY_NANOS)
+            .filter(|(_, f)| stalled(f))
             .map(|(key, f)| {
-                f.last_request = now;
+                (f.last_request, f.asks) = (now, f.asks + 1);
                 *key
             })
             .collect();

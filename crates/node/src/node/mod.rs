@@ -77,6 +77,7 @@ mod sync;
 mod waiting;
 
 pub use self::app_fetch::MAX_FETCHED_APP_BYTES;
+pub use self::blob_fetch::BLOB_ASKS;
 pub use self::events::{NodeEvent, Outgoing};
 pub use self::format::{FORMAT_BEFORE_VERSIONS, STORE_FORMAT};
 pub use self::guest::{GuestPolicy, GuestRequest};
