@@ -345,12 +345,23 @@ mod tests {
             kind(check_part(app(&app_id), (0, 0, &[], &[]))),
             "AppPartOutOfRange"
         );
+        let other = blake3::hash(b"another app");
         let huge = MAX_FETCHED_APP_BYTES + 1;
         assert_eq!(
             kind(check_part(app(&app_id), (huge, 0, &hashes, first))),
             "AppTooLarge"
         );
-        let other = blake3::hash(b"another app");
+        let blob = (Content::Blob, &app_id, size - 1);
+        assert_eq!(
+            kind(check_part(blob, (size, 0, &hashes, first))),
+            "BlobTooLarge",
+            "a blob over the cap it is fetched with"
+        );
+        let blob = (Content::Blob, other.as_bytes(), size);
+        assert_eq!(
+            kind(check_part(blob, (size, 0, &hashes, first))),
+            "BlobHashMismatch"
+        );
         assert_eq!(
             kind(check_part(app(other.as_bytes()), (size, 0, &hashes, first))),
             "AppHashMismatch"
