@@ -40,9 +40,9 @@ pub enum NodeError {
     #[error("not a request this node signs for the chain: {0}")]
     BadChainRequest(String),
     /// A part of an app binary a member sent a joiner did not hold (see
-    /// [`AppPartError`](crate::AppPartError)); its kind is the part's own.
+    /// [`PartError`](crate::PartError)); its kind is the part's own.
     #[error("{0}")]
-    BadAppPart(#[from] crate::node::AppPartError),
+    BadAppPart(#[from] crate::node::PartError),
     /// A state snapshot from a member did not hold (see [`crate::snapshot`]).
     #[error("{0}")]
     BadSnapshot(#[from] crate::snapshot::SnapshotError),

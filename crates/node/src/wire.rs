@@ -104,6 +104,29 @@ pub enum WireMessage {
         provider: Box<MemberCert>,
         signature: Signature,
     },
+    /// A member that lacks a blob announced to the context asks the members for it (see
+    /// `node/blob_fetch.rs`): the parts `missing` (all when empty), signed by the member over
+    /// [`WireMessage::blob_request_message`]. Sealed with the context's secret.
+    BlobRequest {
+        context_id: ContextId,
+        blob_id: Hash,
+        requester: Box<MemberCert>,
+        missing: Vec<u32>,
+        signature: Signature,
+    },
+    /// A member's answer, as [`WireMessage::AppPart`] is for an app: part `index` of the blob,
+    /// sealed to `to`, signed over [`WireMessage::blob_part_message`].
+    BlobPart {
+        context_id: ContextId,
+        blob_id: Hash,
+        size: u64,
+        index: u32,
+        hashes: Vec<[u8; 32]>,
+        to: PublicKey,
+        sealed: Vec<u8>,
+        provider: Box<MemberCert>,
+        signature: Signature,
+    },
 }
 
 impl WireMessage {
@@ -120,7 +143,9 @@ impl WireMessage {
             | Self::Payload { context_id, .. }
             | Self::SnapshotPart { context_id, .. }
             | Self::AppRequest { context_id, .. }
-            | Self::AppPart { context_id, .. } => vec![*context_id],
+            | Self::AppPart { context_id, .. }
+            | Self::BlobRequest { context_id, .. }
+            | Self::BlobPart { context_id, .. } => vec![*context_id],
         }
     }
 
@@ -155,9 +180,32 @@ impl WireMessage {
             &Vec<u8>,
         ),
     ) -> Vec<u8> {
-        let sealed = blake3::hash(sealed);
-        let signed = (context_id, app_id, size, index, to, sealed.as_bytes());
-        borsh::to_vec(&(b"tabnode-app-part-v1", signed)).expect("encode")
+        let signed = (context_id, &app_id.0, size, index, to, sealed);
+        part_message(b"tabnode-app-part-v1", signed)
+    }
+
+    /// What the requester of a [`WireMessage::BlobRequest`] signs.
+    pub fn blob_request_message(
+        context_id: &ContextId,
+        blob_id: &Hash,
+        missing: &[u32],
+    ) -> Vec<u8> {
+        borsh::to_vec(&(b"tabnode-blob-request-v1", context_id, blob_id, missing)).expect("encode")
+    }
+
+    /// What the member of a [`WireMessage::BlobPart`] signs, as for an app's part.
+    pub fn blob_part_message(
+        (context_id, blob_id, size, index, to, sealed): (
+            &ContextId,
+            &Hash,
+            u64,
+            u32,
+            &PublicKey,
+            &Vec<u8>,
+        ),
+    ) -> Vec<u8> {
+        let signed = (context_id, &blob_id.0, size, index, to, sealed);
+        part_message(b"tabnode-blob-part-v1", signed)
     }
 
     /// What the member of a [`WireMessage::Welcome`] signs.
@@ -179,4 +227,23 @@ impl WireMessage {
     pub fn decode(bytes: &[u8]) -> Result<Self, borsh::io::Error> {
         borsh::from_slice(bytes)
     }
+}
+
+/// What the member of a part of content addressed by its blake3 signs, under `tag`: the
+/// context, the id, the size, the part's index, the receiver it is sealed to and the sealed
+/// bytes' hash.
+fn part_message<const N: usize>(
+    tag: &[u8; N],
+    (context_id, id, size, index, to, sealed): (
+        &ContextId,
+        &[u8; 32],
+        u64,
+        u32,
+        &PublicKey,
+        &Vec<u8>,
+    ),
+) -> Vec<u8> {
+    let sealed = blake3::hash(sealed);
+    let signed = (context_id, id, size, index, to, sealed.as_bytes());
+    borsh::to_vec(&(tag, signed)).expect("encode")
 }

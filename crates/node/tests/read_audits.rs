@@ -200,7 +200,11 @@ fn the_nodes_timer_writes_reads_records_when_they_are_due() {
     let oldest = block_on(a.audit(&ctx)).unwrap().last().unwrap().entry.time;
     get(&mut a, &ctx);
     let due = oldest + tabnode_node::READ_AUDITS_WAIT_NANOS;
-    assert_eq!(a.poll_timeout(), Some(due), "due 100 ms after the oldest read");
+    assert_eq!(
+        a.poll_timeout(),
+        Some(due),
+        "due 100 ms after the oldest read"
+    );
     block_on(a.handle_timeout(due - 1));
     assert_eq!(store.commits(), 0, "nothing before it is due");
     block_on(a.handle_timeout(due));

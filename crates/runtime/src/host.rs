@@ -265,6 +265,7 @@ pub(crate) struct HostState {
     next_fd: u64,
     created_blobs: BTreeMap<[u8; 32], Vec<u8>>,
     announced_blobs: Vec<[u8; 32]>,
+    missing_blobs: Vec<[u8; 32]>,
     xcalls: Vec<XCallRequest>,
     context_requests: Vec<ContextRequest>,
 }
@@ -305,6 +306,7 @@ impl HostState {
             next_fd: 1,
             created_blobs: Default::default(),
             announced_blobs: Vec::new(),
+            missing_blobs: Vec::new(),
             xcalls: Vec::new(),
             context_requests: Vec::new(),
         }
@@ -330,6 +332,7 @@ impl HostState {
             private_writes: self.private_writes,
             blobs: self.created_blobs,
             announced_blobs: self.announced_blobs,
+            missing_blobs: self.missing_blobs,
             xcalls: self.xcalls,
             context_requests: self.context_requests,
             fuel_used,
@@ -569,7 +572,10 @@ impl HostState {
                 let id = key_of(m, a(0), "blob id")?;
                 Ok(match self.blob(&id)? {
                     Some(data) => self.open(BlobHandle::Reading { id, data, pos: 0 }) as i64,
-                    None => 0,
+                    None => {
+                        self.missing_blobs.push(id);
+                        0
+                    }
                 })
             }
             I::BlobRead => {

@@ -173,6 +173,9 @@ pub struct Outcome {
     pub blobs: BTreeMap<[u8; 32], Vec<u8>>,
     /// Blobs the call announced to its context.
     pub announced_blobs: Vec<[u8; 32]>,
+    /// Blobs the guest opened that this node does not have (`blob_open` answered 0): the
+    /// node may fetch them from the context's members.
+    pub missing_blobs: Vec<[u8; 32]>,
     /// Calls to run after this one, in order.
     pub xcalls: Vec<XCallRequest>,
     /// What to do to contexts and membership after this call, in order.

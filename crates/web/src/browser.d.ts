@@ -66,6 +66,9 @@ export type NodeEvent =
   /** Part of the app a join lacks came from a member and matched the app id: `received` of
    * `total` bytes; once all have, the app is installed and the join goes on. */
   | { type: "appProgress"; contextId: string; appId: string; received: number; total: number }
+  /** Part of a blob a guest here opened and lacks came from a member and matched the blob id:
+   * `received` of `total` bytes; once all have, the blob is stored and guests open it. */
+  | { type: "blobProgress"; contextId: string; blobId: string; received: number; total: number }
   /** A member admitted this node's join and gave it the context's secret. */
   | { type: "joined"; contextId: string; admittedBy: string }
   | { type: "syncRejected"; contextId: string | null; kind: string; reason: string }

@@ -1,5 +1,6 @@
 //! Blobs put in and read out by the node's owner (the CLI's `blob put` / `blob get`), stored
 //! where guests' own blobs are (`blob_create`): any context's guest can open one by its id.
+//! One put with a context is announced to it: its members may fetch it (see `blob_fetch`).
 
 use super::*;
 
@@ -23,8 +24,13 @@ impl<S: Store, E: Env> Node<S, E> {
             )));
         }
         let id = *blake3::hash(&data).as_bytes();
-        self.commit(Batch::new().put(Namespace::Blobs, &id, data.clone()))
-            .await?;
+        let mut batch = Batch::new().put(Namespace::Blobs, &id, data.clone());
+        if let Some(context_id) = context {
+            // Announced to the context: served to its members (see `blob_fetch`).
+            let announced = blob_fetch::announced_key(context_id, &id);
+            batch = batch.put(Namespace::Meta, &announced, Vec::new());
+        }
+        self.commit(batch).await?;
         Rc::make_mut(&mut self.blobs).learn(id.to_vec(), Some(data));
         Ok(Hash(id))
     }

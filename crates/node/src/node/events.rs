@@ -78,6 +78,16 @@ pub enum NodeEvent {
         received: u64,
         total: u64,
     },
+    /// A part of a blob this node fetches for a context's guests came from a member and
+    /// matched the blob id: `received` of its `total` bytes are here (see [`Node::fetch_blob`]).
+    /// Once all are, the blob is stored and guests open it.
+    #[serde(rename_all = "camelCase")]
+    BlobProgress {
+        context_id: ContextId,
+        blob_id: Hash,
+        received: u64,
+        total: u64,
+    },
     /// A member admitted this node's join and gave it the context's secret: it now asks for
     /// the state (calls answer [`NodeError::NotSynced`] until it arrives).
     #[serde(rename_all = "camelCase")]
@@ -149,6 +159,7 @@ impl NodeEvent {
             | Self::DeltaApplied { context_id, .. }
             | Self::Joined { context_id, .. }
             | Self::AppProgress { context_id, .. }
+            | Self::BlobProgress { context_id, .. }
             | Self::Membership { context_id, .. }
             | Self::Voided { context_id, .. }
             | Self::Payload { context_id, .. }

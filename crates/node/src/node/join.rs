@@ -234,8 +234,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 signature,
                 ..
             }) => {
-                let part = AppPart {
-                    app_id,
+                let part = parts::Part {
+                    id: app_id.0,
                     size,
                     index,
                     hashes,

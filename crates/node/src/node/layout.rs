@@ -153,3 +153,7 @@ pub(super) async fn read_whole<S: Store>(
     }
     Ok(())
 }
+
+/// Marks a blob announced to a context in [`Namespace::Meta`] (this prefix, the context id,
+/// then the blob id): only such blobs are served to that context's members.
+pub(super) const BLOB_ANNOUNCED: &[u8] = b"blob-announced:";

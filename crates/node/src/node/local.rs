@@ -429,6 +429,10 @@ impl<S: Store, E: Env> Node<S, E> {
         for (id, data) in &outcome.blobs {
             batch.put_mut(Namespace::Blobs, id, data.clone());
         }
+        for id in &outcome.announced_blobs {
+            let announced = blob_fetch::announced_key(&ctx.id, id);
+            batch.put_mut(Namespace::Meta, &announced, Vec::new());
+        }
         let delta_id = delta.as_ref().map(Delta::id);
         let result = ExecuteResult {
             output,
@@ -468,7 +472,8 @@ impl<S: Store, E: Env> Node<S, E> {
             let read_only = delta.is_none()
                 && outcome.shared_writes.is_empty()
                 && outcome.private_writes.is_empty()
-                && outcome.blobs.is_empty();
+                && outcome.blobs.is_empty()
+                && outcome.announced_blobs.is_empty();
             // A read whose record is all it writes may let the record wait (see
             // `defer_read_audits`): it is chained now and stored with what comes next.
             let record_only =
@@ -519,6 +524,16 @@ impl<S: Store, E: Env> Node<S, E> {
             ctx.announced = true;
             ctx.insert_applied(&delta, true);
             self.publish(ctx.id, &ctx.secret, WireMessage::Deltas(vec![delta]));
+        }
+        // A blob the guest opened and this node lacks is fetched from the members (see
+        // `blob_fetch`): the guest opens it on a later call.
+        for id in outcome.missing_blobs {
+            let started = self
+                .start_blob_fetch(ctx.id, (&ctx.record.cert, &ctx.secret), Hash(id))
+                .await;
+            if let Err(e) = started {
+                tracing::warn!(context = %ctx.id, %e, "could not start fetching a blob");
+            }
         }
         Ok(result)
     }

@@ -51,6 +51,7 @@ use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 mod app_fetch;
 mod audit_trail;
+mod blob_fetch;
 mod blobs;
 mod call_once;
 pub use audit_trail::READ_AUDITS_WAIT_NANOS;
@@ -66,6 +67,7 @@ mod join;
 mod layout;
 mod local;
 mod members;
+mod parts;
 mod payloads;
 mod remote;
 mod replay;
@@ -74,10 +76,12 @@ mod sealing;
 mod sync;
 mod waiting;
 
-pub use self::app_fetch::{AppPartError, APP_PART_BYTES, MAX_FETCHED_APP_BYTES};
+pub use self::app_fetch::MAX_FETCHED_APP_BYTES;
+pub use self::blob_fetch::BLOB_ASKS;
 pub use self::events::{NodeEvent, Outgoing};
 pub use self::format::{FORMAT_BEFORE_VERSIONS, STORE_FORMAT};
 pub use self::guest::{GuestPolicy, GuestRequest};
+pub use self::parts::{AppPartError, Content, PartError, APP_PART_BYTES};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
 };
@@ -182,6 +186,8 @@ pub struct Node<S: Store, E: Env> {
     nep413_recipients: Option<BTreeSet<String>>,
     /// Contexts this node asked to join and holds no secret of yet (see [`Node::join`]).
     joining: HashMap<ContextId, Joining>,
+    /// Blobs this node fetches from a context's members (see [`blob_fetch`]).
+    blob_fetches: HashMap<(ContextId, Hash), blob_fetch::BlobFetch>,
     /// Writes held back to go to the store together (see [`Node::hold_writes`]), in order.
     held: Option<(ContextId, Batch)>,
     /// Handlers members' deltas named, to run here in order (see [`handlers`]).
@@ -235,6 +241,7 @@ impl<S: Store, E: Env> Node<S, E> {
             next_key: None,
             snapshot_threshold: Some(DEFAULT_SNAPSHOT_THRESHOLD),
             joining: HashMap::new(),
+            blob_fetches: HashMap::new(),
             nep413_recipients: None,
             clock: 0,
             held: None,

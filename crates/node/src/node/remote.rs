@@ -79,7 +79,9 @@ impl<S: Store, E: Env> Node<S, E> {
             }),
         };
         if let (Some(by), WireMessage::PayloadRequest { context_id, .. })
-        | (Some(by), WireMessage::Payload { context_id, .. }) = (former_secret, &message)
+        | (Some(by), WireMessage::Payload { context_id, .. })
+        | (Some(by), WireMessage::BlobRequest { context_id, .. })
+        | (Some(by), WireMessage::BlobPart { context_id, .. }) = (former_secret, &message)
         {
             let reason = format!("a payload message sealed with the secret {by} replaced");
             return self.reject(Some(*context_id), reason);
@@ -125,6 +127,46 @@ impl<S: Store, E: Env> Node<S, E> {
                     .receive_share(context_id, by, share, *from, signature)
                     .await
                 {
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
+                }
+            }
+            WireMessage::BlobRequest {
+                context_id,
+                blob_id,
+                requester,
+                missing,
+                signature,
+            } => {
+                let request = (*requester, missing, signature);
+                let result = self
+                    .answer_blob_request(context_id, blob_id, request, from)
+                    .await;
+                if let Err(e) = result {
+                    self.reject_as(Some(context_id), e.kind(), e.to_string());
+                }
+            }
+            WireMessage::BlobPart {
+                context_id,
+                blob_id,
+                size,
+                index,
+                hashes,
+                to,
+                sealed,
+                provider,
+                signature,
+            } => {
+                let part = parts::Part {
+                    id: blob_id.0,
+                    size,
+                    index,
+                    hashes,
+                    to,
+                    sealed,
+                    provider,
+                    signature,
+                };
+                if let Err(e) = self.receive_blob_part(context_id, part).await {
                     self.reject_as(Some(context_id), e.kind(), e.to_string());
                 }
             }

@@ -29,6 +29,7 @@ impl<S: Store, E: Env> Node<S, E> {
             .chain(joins)
             .chain(snapshots)
             .chain(self.read_audits_due())
+            .chain(self.blob_fetches_due())
             .min()
     }
 
@@ -76,6 +77,7 @@ impl<S: Store, E: Env> Node<S, E> {
         for id in unanswered {
             self.ask_to_join(id, now);
         }
+        self.ask_again_for_blobs(now);
         let stale: Vec<ContextId> = self
             .contexts
             .values()
