@@ -297,7 +297,14 @@ impl<S: Store, E: Env> Node<S, E> {
             }
         }
         for prefix in [
-            DISCLOSE, PAYLOAD, COVERING, ANCHOR, CALL, CREATED_BY, HANDLER,
+            DISCLOSE,
+            PAYLOAD,
+            COVERING,
+            ANCHOR,
+            CALL,
+            CREATED_BY,
+            HANDLER,
+            BLOB_ANNOUNCED,
         ] {
             let prefix = [prefix, id.as_bytes()].concat();
             for (key, _) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
