@@ -2,6 +2,7 @@
 //! for it, and what it may publish. Each test starts the real binary on 127.0.0.1, port 0, and
 //! drives it with native libp2p peers.
 
+use std::time::Duration;
 use tabnode_relay_tests::harness::{peer, start_relay, Do, Seen, NORMAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,8 +43,12 @@ async fn the_relay_joins_no_more_topics_for_a_peer_than_its_cap() {
     assert_eq!(relay.sample(refused).await, 1.0);
 }
 
+/// A peer over its budget is throttled, not graylisted: what goes over is dropped, and once the
+/// budget has refilled its gossip passes again. (Over-budget messages used to count against the
+/// sender's score as invalid ones, so an honest member writing fast, 10,000 deltas in a page
+/// benchmark, was graylisted for minutes and a joiner it admitted never heard its welcome.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_publishing_past_its_budget_is_dropped_and_scored_down() {
+async fn a_peer_publishing_past_its_budget_is_dropped_not_graylisted() {
     let relay = start_relay(&[
         "--listen",
         "/ip4/127.0.0.1/tcp/0/ws",
@@ -52,7 +57,7 @@ async fn a_peer_publishing_past_its_budget_is_dropped_and_scored_down() {
         "--max-message-bytes",
         "1024",
         "--gossip-rate-per-peer",
-        "5",
+        "60",
         "--gossip-bytes-per-peer",
         "4096",
     ]);
@@ -60,7 +65,7 @@ async fn a_peer_publishing_past_its_budget_is_dropped_and_scored_down() {
     let mut honest = peer(&relay.addr, NORMAL).await;
     honest.connected().await;
     honest.subscribed(topic).await;
-    // Many small messages: five a minute pass.
+    // Many small messages: sixty a minute pass.
     let mut chatty = peer(&relay.addr, NORMAL).await;
     chatty.connected().await;
     chatty.subscribed(topic).await;
@@ -68,31 +73,29 @@ async fn a_peer_publishing_past_its_budget_is_dropped_and_scored_down() {
     let mut bulky = peer(&relay.addr, NORMAL).await;
     bulky.connected().await;
     bulky.subscribed(topic).await;
-    for i in 0..10u8 {
+    for i in 0..70u8 {
         chatty
             .todo
             .send(Do::Publish(topic.into(), vec![i; 8]))
             .unwrap();
+    }
+    for i in 0..10u8 {
         bulky
             .todo
             .send(Do::Publish(topic.into(), vec![i; 1024]))
             .unwrap();
     }
-    relay
-        .wait_for(
-            "tabnode_relay_gossip_messages_rejected_total{reason=\"rate_limit\"}",
-            |v| v >= 2.0,
-        )
-        .await;
-    relay
-        .wait_for("tabnode_relay_gossip_penalised_peers", |v| v == 2.0)
-        .await;
-    // A newcomer's message marks the end: what the honest peer got before it is all it gets.
-    let mut late = peer(&relay.addr, NORMAL).await;
-    late.connected().await;
-    late.subscribed(topic).await;
-    late.todo
-        .send(Do::Publish(topic.into(), b"the end".to_vec()))
+    let dropped = "tabnode_relay_gossip_messages_rejected_total{reason=\"rate_limit\"}";
+    relay.wait_for(dropped, |v| v >= 16.0).await;
+    assert_eq!(
+        relay.sample("tabnode_relay_gossip_penalised_peers").await,
+        0.0
+    );
+    // The budget refills at one message a second: time is the condition here.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    chatty
+        .todo
+        .send(Do::Publish(topic.into(), b"again".to_vec()))
         .unwrap();
     let (mut small, mut large) = (Vec::new(), Vec::new());
     loop {
@@ -106,11 +109,19 @@ async fn a_peer_publishing_past_its_budget_is_dropped_and_scored_down() {
             8 => small.push(data[0]),
             1024 => large.push(data[0]),
             _ => {
-                assert_eq!(data, b"the end");
+                assert_eq!(data, b"again", "the throttled peer is heard again");
                 break;
             }
         }
     }
-    assert_eq!(small, [0, 1, 2, 3, 4], "the first five small messages only");
+    assert_eq!(
+        small,
+        (0..60).collect::<Vec<u8>>(),
+        "the first sixty small messages only"
+    );
     assert_eq!(large, [0, 1, 2, 3], "the first four large messages only");
+    assert_eq!(
+        relay.sample("tabnode_relay_gossip_penalised_peers").await,
+        0.0
+    );
 }

@@ -38,9 +38,9 @@ pub fn subscription_filter(
     }
 }
 
-/// Scores per topic: n invalid, oversize or over-budget messages cost −20 × n² (n decaying to a
-/// tenth in ten minutes), so three put a peer under the graylist threshold (−80), where its
-/// gossip is ignored. Quiet members are normal here, so delivery deficits cost nothing.
+/// Scores per topic: n invalid or oversize messages cost −20 × n² (n decaying to a tenth in ten
+/// minutes), so three put a peer under the graylist threshold (−80), where its gossip is
+/// ignored (messages over a peer's budget are dropped but cost nothing). Quiet members are normal here, so delivery deficits cost nothing.
 pub fn topic_score() -> TopicScoreParams {
     TopicScoreParams {
         topic_weight: 1.0,
@@ -159,7 +159,14 @@ impl Relay {
                             reason,
                             "gossip message rejected"
                         );
-                        MessageAcceptance::Reject
+                        // An oversize message is never honest (a tabnode node caps its own):
+                        // it counts against the sender's score. One over the budget is dropped
+                        // unpenalised: an honest member writing fast (an import, answering a
+                        // joiner) is throttled, not graylisted for minutes.
+                        match reason {
+                            "rate_limit" => MessageAcceptance::Ignore,
+                            _ => MessageAcceptance::Reject,
+                        }
                     }
                 };
                 self.swarm
