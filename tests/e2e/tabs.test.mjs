@@ -59,6 +59,10 @@ test('three tabs share one node; the host tab closes mid-burst, another takes ov
 
     // A burst from every tab; the host tab is closed once 20 writes are acknowledged.
     const acked = new Map();
+    // Writes the closed host had applied before it went: the next host answered their retry
+    // with the stored answer, and their events went with the closed tab if it had not passed
+    // them on yet.
+    const repeated = new Set();
     const failed = [];
     let closedAt;
     let firstAckAfterClose;
@@ -75,6 +79,7 @@ test('three tabs share one node; the host tab closes mid-burst, another takes ov
         }
         if (result.ok) {
           acked.set(key, `v${n}`);
+          if (result.value.repeated) repeated.add(key);
           if (closedAt && sentAt > closedAt && !firstAckAfterClose) firstAckAfterClose = Date.now();
         } else {
           failed.push({ tab: tab.name, key, name: result.name, message: result.message });
@@ -93,7 +98,7 @@ test('three tabs share one node; the host tab closes mid-burst, another takes ov
     assert.deepEqual(failed, [], 'calls failed');
     const writesAfterClose = [...acked.keys()].filter((k) => followers.some((f) => k.startsWith(`${f.name}-`)));
     assert.ok(writesAfterClose.length > 0 && firstAckAfterClose, 'the followers wrote on after the host closed');
-    console.log(`# ${acked.size} writes acknowledged; a write sent after the host tab closed acknowledged ${firstAckAfterClose - closedAt} ms after the close`);
+    console.log(`# ${acked.size} writes acknowledged (${repeated.size} by the stored answer of a retry); a write sent after the host tab closed acknowledged ${firstAckAfterClose - closedAt} ms after the close`);
 
     const hosts = await Promise.all(followers.map(isHost));
     assert.equal(hosts.filter(Boolean).length, 1, `exactly one follower took over: ${hosts}`);
@@ -107,13 +112,14 @@ test('three tabs share one node; the host tab closes mid-burst, another takes ov
     const views = await Promise.all([...followers, late].map((t) => entriesOf(t, ctx)));
     for (const view of views) assert.deepEqual(view, views[0], 'the tabs disagree');
 
-    // Every surviving tab heard an event for every acknowledged write (the old host's too), and
+    // Every surviving tab heard an event for every acknowledged write (the old host's too, but
+    // for a retried write the closed host had applied, see `repeated`), and
     // no write ran twice: a second `set` of a key would be heard as `Updated`.
     for (const tab of followers) {
       const twice = (await tab.events()).filter((e) => e.type === 'event' && e.kind === 'Updated').map((e) => e.data.key);
       assert.deepEqual(twice, [], `${tab.name} heard writes applied twice`);
       const heard = await insertedKeys(tab);
-      const missing = [...acked.keys()].filter((k) => !heard.has(k));
+      const missing = [...acked.keys()].filter((k) => !heard.has(k) && !repeated.has(k));
       assert.deepEqual(missing, [], `${tab.name} heard no event for these acknowledged writes`);
     }
   } finally {
