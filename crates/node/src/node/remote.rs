@@ -108,9 +108,8 @@ impl<S: Store, E: Env> Node<S, E> {
                         Ok(()) => self.receive_delta(delta).await,
                         Err(e) => Err(e),
                     };
-                    if let Err(e) = received.and(self.release_if_large().await) {
-                        self.reject_as(Some(context_id), e.kind(), e.to_string());
-                    }
+                    let result = received.and(self.release_if_large().await);
+                    self.refuse_on_error(context_id, result);
                 }
                 if let Err(e) = self.release_writes().await {
                     self.reject_as(None, e.kind(), e.to_string());
@@ -123,12 +122,10 @@ impl<S: Store, E: Env> Node<S, E> {
                 from,
                 signature,
             } => {
-                if let Err(e) = self
+                let result = self
                     .receive_share(context_id, by, share, *from, signature)
-                    .await
-                {
-                    self.reject_as(Some(context_id), e.kind(), e.to_string());
-                }
+                    .await;
+                self.refuse_on_error(context_id, result);
             }
             WireMessage::BlobRequest {
                 context_id,
@@ -141,9 +138,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 let result = self
                     .answer_blob_request(context_id, blob_id, request, from)
                     .await;
-                if let Err(e) = result {
-                    self.reject_as(Some(context_id), e.kind(), e.to_string());
-                }
+                self.refuse_on_error(context_id, result);
             }
             WireMessage::BlobPart {
                 context_id,
@@ -166,9 +161,8 @@ impl<S: Store, E: Env> Node<S, E> {
                     provider,
                     signature,
                 };
-                if let Err(e) = self.receive_blob_part(context_id, part).await {
-                    self.reject_as(Some(context_id), e.kind(), e.to_string());
-                }
+                let result = self.receive_blob_part(context_id, part).await;
+                self.refuse_on_error(context_id, result);
             }
             WireMessage::PayloadRequest {
                 context_id,
@@ -179,9 +173,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 let result = self
                     .answer_payload_request(context_id, hash, *requester, signature)
                     .await;
-                if let Err(e) = result {
-                    self.reject_as(Some(context_id), e.kind(), e.to_string());
-                }
+                self.refuse_on_error(context_id, result);
             }
             WireMessage::Payload {
                 context_id,
@@ -189,9 +181,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 to,
                 sealed,
             } => {
-                if let Err(e) = self.receive_payload(context_id, hash, to, &sealed) {
-                    self.reject_as(Some(context_id), e.kind(), e.to_string());
-                }
+                let result = self.receive_payload(context_id, hash, to, &sealed);
+                self.refuse_on_error(context_id, result);
             }
             WireMessage::SnapshotPart {
                 context_id,
@@ -235,19 +226,15 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
                 if let (Some(theirs), None) = (root_hash, former_secret) {
                     let claimant = requester.member;
-                    if let Err(e) = self
+                    let result = self
                         .compare_root(context_id, &heads, theirs, claimant)
-                        .await
-                    {
-                        self.reject_as(Some(context_id), e.kind(), e.to_string());
-                    }
+                        .await;
+                    self.refuse_on_error(context_id, result);
                 }
-                if let Err(e) = self
+                let result = self
                     .answer_sync_request(context_id, heads, former_secret, from)
-                    .await
-                {
-                    self.reject_as(Some(context_id), e.kind(), e.to_string());
-                }
+                    .await;
+                self.refuse_on_error(context_id, result);
                 if let Some(by) = former_secret {
                     self.share_missed_secret(context_id, by, &requester, from);
                 }
@@ -320,6 +307,13 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// Refuses a remote message for a reason of `kind` (see [`NodeEvent::SyncRejected`]).
+    /// Tells the driver a remote message of `context_id` was refused, if `result` failed.
+    fn refuse_on_error(&mut self, context_id: ContextId, result: Result<(), NodeError>) {
+        if let Err(e) = result {
+            self.reject_as(Some(context_id), e.kind(), e.to_string());
+        }
+    }
+
     pub(super) fn reject_as(&mut self, context_id: Option<ContextId>, kind: &str, reason: String) {
         tracing::warn!(?context_id, kind, %reason, "refused a remote message");
         self.events.push(NodeEvent::SyncRejected {
