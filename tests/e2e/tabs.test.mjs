@@ -86,19 +86,33 @@ test('three tabs share one node; the host tab closes mid-burst, another takes ov
         }
       }
     };
+    // Reads from the followers all the while: one in flight when the host goes is sent to the
+    // next host, as a write is (it changes nothing, so it may run twice).
+    let bursting = true;
+    let reads = 0;
+    const readOn = async (tab) => {
+      while (bursting) {
+        const result = await attempt(tab, reads % 2 ? 'members' : 'contexts', ...(reads % 2 ? [ctx] : []));
+        reads++;
+        if (!result.ok) failed.push({ tab: tab.name, read: true, name: result.name, message: result.message });
+      }
+    };
     const closeHost = (async () => {
       await eventually('20 acknowledged writes', () => acked.size >= 20, { timeoutMs: 30_000, everyMs: 5 });
       closedAt = Date.now();
       await host.page.close();
     })();
+    const reading = followers.map(readOn);
     await Promise.all([closeHost, ...tabs.map((tab) => burst(tab, 40))]);
+    bursting = false;
+    await Promise.all(reading);
 
     // No call fails: a write in flight when the host went is sent to the next host under its
-    // call id (below: and applied once).
+    // call id (below: and applied once), a read as it is.
     assert.deepEqual(failed, [], 'calls failed');
     const writesAfterClose = [...acked.keys()].filter((k) => followers.some((f) => k.startsWith(`${f.name}-`)));
     assert.ok(writesAfterClose.length > 0 && firstAckAfterClose, 'the followers wrote on after the host closed');
-    console.log(`# ${acked.size} writes acknowledged (${repeated.size} by the stored answer of a retry); a write sent after the host tab closed acknowledged ${firstAckAfterClose - closedAt} ms after the close`);
+    console.log(`# ${acked.size} writes acknowledged (${repeated.size} by the stored answer of a retry), ${reads} reads; a write sent after the host tab closed acknowledged ${firstAckAfterClose - closedAt} ms after the close`);
 
     const hosts = await Promise.all(followers.map(isHost));
     assert.equal(hosts.filter(Boolean).length, 1, `exactly one follower took over: ${hosts}`);

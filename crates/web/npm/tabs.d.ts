@@ -20,7 +20,9 @@ export interface TabNodeOptions extends NodeOptions {
  * Web Lock) hosts the BrowserNode, the others reach it over a BroadcastChannel. Calls fail with
  * `NoHost` (no host took the call within `hostTimeoutMs`: not applied) or `HostLost` (the host
  * tab went while the call was in flight: it may or may not have been applied). `execute` is
- * never `HostLost`: it goes to the next host under a call id and is applied at most once.
+ * never `HostLost`: it goes to the next host under a call id and is applied at most once; nor
+ * are the methods that change nothing more when run twice (the reads, `installApp`,
+ * `checkpoint`, `dialPeer`), which go to the next host as they are.
  */
 export declare class TabNode {
   private constructor();

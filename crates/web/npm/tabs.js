@@ -12,6 +12,17 @@ const INFO = ['peerId', 'publicKey', 'engine'];
 /** The BrowserNode methods a tab may call on the host's node (filled in at the end). */
 const FORWARDED = new Set();
 
+/**
+ * Methods that change nothing, or nothing more when they run twice (`installApp` stores by
+ * content hash, `checkpoint` writes the state as it is, `dialPeer` dials a peer already dialled):
+ * one in flight when its host tab goes is sent to the next host, as `execute` is under its call
+ * id. Every other method fails `HostLost` then, since running it twice could differ.
+ */
+const SAFE_TO_RESEND = new Set([
+  'appAbi', 'audit', 'checkpoint', 'connections', 'contexts', 'dialPeer', 'identity', 'installApp',
+  'members', 'memory', 'peers', 'position', 'replay', 'verifyAudit',
+]);
+
 /** An `Error` whose `name` says the kind, as BrowserNode's errors are. */
 function typedError(name, message) {
   const error = new Error(message);
@@ -120,9 +131,10 @@ export class TabNode {
     return new Promise((resolve, reject) => {
       const id = `${this.#tab}:${this.#nextCall++}`;
       // A call sent to another tab runs at most once (its call id, see BrowserNode.execute), so
-      // it can be sent again when that tab goes mid-call instead of failing `HostLost`.
-      const retryable = method === 'execute';
-      if (retryable && !args[3]?.callId) args = [...args.slice(0, 3), { ...args[3], callId: id }];
+      // it can be sent again when that tab goes mid-call instead of failing `HostLost`; so can
+      // a call that changes nothing more when it runs twice.
+      const retryable = method === 'execute' || SAFE_TO_RESEND.has(method);
+      if (method === 'execute' && !args[3]?.callId) args = [...args.slice(0, 3), { ...args[3], callId: id }];
       const call = { method, args, resolve, reject, retryable, sentTo: null, accepted: false };
       this.#pending.set(id, call);
       this.#arm(id, call);
@@ -306,9 +318,9 @@ export class TabNode {
   }
 
   /**
-   * Host `id` is gone: a call sent to it goes to the next host under its call id (it runs
-   * there only if the gone host had not applied it), others fail with `HostLost`; unsent calls
-   * wait for the next host.
+   * Host `id` is gone: a call sent to it goes to the next host, `execute` under its call id (it
+   * runs there only if the gone host had not applied it) and `SAFE_TO_RESEND` as they are;
+   * others fail with `HostLost`. Unsent calls wait for the next host.
    */
   #lostHost(id) {
     if (!id) return;
