@@ -43,7 +43,7 @@ pub use node::{
 /// Sealing to a member's key: tools and tests craft shares with it.
 pub use seal::seal_to;
 pub use tabnode_store::MerkleTree;
-pub use wire::WireMessage;
+pub use wire::{SealedPart, WireMessage};
 
 /// What every context topic starts with; a hash of the context id follows.
 pub const CONTEXT_TOPIC_PREFIX: &str = "/tabnode/context/";

@@ -90,19 +90,11 @@ pub enum WireMessage {
         missing: Vec<u32>,
         signature: Signature,
     },
-    /// A member's answer: part `index` of the app binary of `size` bytes, sealed to the joiner
-    /// `to`, with the chaining values of every part in blake3's tree (they make `app_id`), and
-    /// the member's certificate and signature over [`WireMessage::app_part_message`].
+    /// A member's answer to a joiner: a part of the app binary `app_id`.
     AppPart {
         context_id: ContextId,
         app_id: AppId,
-        size: u64,
-        index: u32,
-        hashes: Vec<[u8; 32]>,
-        to: PublicKey,
-        sealed: Vec<u8>,
-        provider: Box<MemberCert>,
-        signature: Signature,
+        part: SealedPart,
     },
     /// A member that lacks a blob announced to the context asks the members for it (see
     /// `node/blob_fetch.rs`): the parts `missing` (all when empty), signed by the member over
@@ -114,19 +106,62 @@ pub enum WireMessage {
         missing: Vec<u32>,
         signature: Signature,
     },
-    /// A member's answer, as [`WireMessage::AppPart`] is for an app: part `index` of the blob,
-    /// sealed to `to`, signed over [`WireMessage::blob_part_message`].
+    /// A member's answer, as [`WireMessage::AppPart`] is for an app: a part of the blob.
     BlobPart {
         context_id: ContextId,
         blob_id: Hash,
-        size: u64,
-        index: u32,
-        hashes: Vec<[u8; 32]>,
-        to: PublicKey,
-        sealed: Vec<u8>,
-        provider: Box<MemberCert>,
-        signature: Signature,
+        part: SealedPart,
     },
+}
+
+/// What content a [`SealedPart`] is of: it names the errors (`AppHashMismatch`,
+/// `BlobHashMismatch`, ...) and the tag its sender signs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    App,
+    Blob,
+}
+
+impl std::fmt::Display for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::App => "app",
+            Self::Blob => "blob",
+        })
+    }
+}
+
+/// Part `index` of content addressed by its blake3 (an app's binary, a blob) of `size` bytes,
+/// sealed to the member `to`, with the chaining values of every part in blake3's tree (they
+/// make the id), and the certificate and signature of the member that sent it over
+/// [`SealedPart::signed_message`]. The id and the context travel beside it.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SealedPart {
+    pub size: u64,
+    pub index: u32,
+    pub hashes: Vec<[u8; 32]>,
+    pub to: PublicKey,
+    pub sealed: Vec<u8>,
+    pub provider: Box<MemberCert>,
+    pub signature: Signature,
+}
+
+impl SealedPart {
+    /// What the sender of a part of `content` `id` in `context_id` signs: the context, the id,
+    /// the size, the part's index, the receiver it is sealed to and the sealed bytes' hash.
+    pub fn signed_message(
+        content: Content,
+        (context_id, id): (&ContextId, &[u8; 32]),
+        (size, index, to, sealed): (u64, u32, &PublicKey, &[u8]),
+    ) -> Vec<u8> {
+        let sealed = blake3::hash(sealed);
+        let signed = (context_id, id, size, index, to, sealed.as_bytes());
+        match content {
+            Content::App => borsh::to_vec(&(b"tabnode-app-part-v1", signed)),
+            Content::Blob => borsh::to_vec(&(b"tabnode-blob-part-v1", signed)),
+        }
+        .expect("encode")
+    }
 }
 
 impl WireMessage {
@@ -168,22 +203,6 @@ impl WireMessage {
         borsh::to_vec(&(b"tabnode-app-request-v1", context_id, missing)).expect("encode")
     }
 
-    /// What the member of a [`WireMessage::AppPart`] signs: the context, the app, its size,
-    /// the part's index, the joiner it is sealed to and the sealed bytes.
-    pub fn app_part_message(
-        (context_id, app_id, size, index, to, sealed): (
-            &ContextId,
-            &AppId,
-            u64,
-            u32,
-            &PublicKey,
-            &Vec<u8>,
-        ),
-    ) -> Vec<u8> {
-        let signed = (context_id, &app_id.0, size, index, to, sealed);
-        part_message(b"tabnode-app-part-v1", signed)
-    }
-
     /// What the requester of a [`WireMessage::BlobRequest`] signs.
     pub fn blob_request_message(
         context_id: &ContextId,
@@ -191,21 +210,6 @@ impl WireMessage {
         missing: &[u32],
     ) -> Vec<u8> {
         borsh::to_vec(&(b"tabnode-blob-request-v1", context_id, blob_id, missing)).expect("encode")
-    }
-
-    /// What the member of a [`WireMessage::BlobPart`] signs, as for an app's part.
-    pub fn blob_part_message(
-        (context_id, blob_id, size, index, to, sealed): (
-            &ContextId,
-            &Hash,
-            u64,
-            u32,
-            &PublicKey,
-            &Vec<u8>,
-        ),
-    ) -> Vec<u8> {
-        let signed = (context_id, &blob_id.0, size, index, to, sealed);
-        part_message(b"tabnode-blob-part-v1", signed)
     }
 
     /// What the member of a [`WireMessage::Welcome`] signs.
@@ -229,21 +233,45 @@ impl WireMessage {
     }
 }
 
-/// What the member of a part of content addressed by its blake3 signs, under `tag`: the
-/// context, the id, the size, the part's index, the receiver it is sealed to and the sealed
-/// bytes' hash.
-fn part_message<const N: usize>(
-    tag: &[u8; N],
-    (context_id, id, size, index, to, sealed): (
-        &ContextId,
-        &[u8; 32],
-        u64,
-        u32,
-        &PublicKey,
-        &Vec<u8>,
-    ),
-) -> Vec<u8> {
-    let sealed = blake3::hash(sealed);
-    let signed = (context_id, id, size, index, to, sealed.as_bytes());
-    borsh::to_vec(&(tag, signed)).expect("encode")
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tabnode_types::SecretKey;
+
+    /// A part's fields moved into [`SealedPart`] in one piece: the bytes on the wire are those
+    /// of the fields laid out flat in the variant, as before, so older nodes read them.
+    #[test]
+    fn an_app_part_encodes_as_its_fields_laid_out_flat() {
+        let key = SecretKey::from_seed([1; 32]);
+        let (context_id, app_id) = (ContextId([2; 32]), AppId([3; 32]));
+        let part = SealedPart {
+            size: 5,
+            index: 0,
+            hashes: vec![[4; 32]],
+            to: key.public(),
+            sealed: vec![6; 7],
+            provider: Box::new(MemberCert::genesis(&key, key.public())),
+            signature: key.sign(b"part"),
+        };
+        let message = WireMessage::AppPart {
+            context_id,
+            app_id,
+            part: part.clone(),
+        }
+        .encode();
+        let flat = borsh::to_vec(&(
+            context_id,
+            app_id,
+            part.size,
+            part.index,
+            &part.hashes,
+            part.to,
+            &part.sealed,
+            &part.provider,
+            part.signature,
+        ))
+        .unwrap();
+        assert_eq!(message[1..], flat[..]);
+        assert_eq!(WireMessage::decode(&message).unwrap().encode(), message);
+    }
 }

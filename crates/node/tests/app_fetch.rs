@@ -10,7 +10,8 @@ use common::{guest, node_on, refusals, sent, settle, Messages, TestNode};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_node::{
-    seal_to, FixedEnv, Node, NodeEvent, WireMessage, ANNOUNCE_NANOS, APP_PART_BYTES,
+    seal_to, Content, FixedEnv, Node, NodeEvent, SealedPart, WireMessage, ANNOUNCE_NANOS,
+    APP_PART_BYTES,
 };
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_sim::{Faults, Sim};
@@ -130,32 +131,27 @@ fn a_part_that_does_not_hash_to_the_app_id_is_refused_and_the_right_one_then_tak
 
     // The member's own first part, its bytes changed, sealed to the joiner and signed by the
     // member as a real part is: only the app id tells it from the right one.
-    let WireMessage::AppPart {
-        app_id,
-        size,
-        index,
-        hashes,
-        to,
-        provider,
-        ..
-    } = parts[0].1.clone()
-    else {
+    let WireMessage::AppPart { app_id, part, .. } = parts[0].1.clone() else {
         unreachable!()
     };
     let mut wrong = guest("kv_store")[..APP_PART_BYTES].to_vec();
     wrong[1000] ^= 1;
-    let sealed = seal_to(&to, &ctx, [7; 32], &wrong).unwrap();
-    let signed = WireMessage::app_part_message((&ctx, &app_id, size, index, &to, &sealed));
+    let sealed = seal_to(&part.to, &ctx, [7; 32], &wrong).unwrap();
+    let signed = SealedPart::signed_message(
+        Content::App,
+        (&ctx, &app_id.0),
+        (part.size, part.index, &part.to, &sealed),
+    );
+    let provider = part.provider.clone();
     let forged = |sealed: Vec<u8>, key: &SecretKey, provider| WireMessage::AppPart {
         context_id: ctx,
         app_id,
-        size,
-        index,
-        hashes: hashes.clone(),
-        to,
-        signature: key.sign(&signed),
-        sealed,
-        provider,
+        part: SealedPart {
+            signature: key.sign(&signed),
+            sealed,
+            provider,
+            ..part.clone()
+        },
     };
     let tampered = member.seal_handshake(&ctx, &forged(sealed.clone(), &member_key, provider));
     let topic = answer[0].0.clone();
@@ -212,7 +208,7 @@ fn a_lost_part_is_asked_for_again_alone() {
     let again = sent(&mut member);
     let parts = app_parts(&member, &ctx, &again);
     assert_eq!(parts.len(), 1, "only the part that was lost");
-    assert!(matches!(parts[0].1, WireMessage::AppPart { index: 0, .. }));
+    assert!(matches!(&parts[0].1, WireMessage::AppPart { part, .. } if part.index == 0));
     deliver(&again, &mut joiner);
     let total = guest("kv_store").len() as u64;
     assert_eq!(progress(&mut joiner), vec![(total, total)]);

@@ -10,7 +10,8 @@ use common::{guest, node_on, refusals, sent, settle, stored_node_key, Messages, 
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_node::{
-    context_topic, seal_to, MemberCert, NodeEvent, WireMessage, APP_PART_BYTES, BLOB_ASKS,
+    context_topic, seal_to, Content, MemberCert, NodeEvent, SealedPart, WireMessage,
+    APP_PART_BYTES, BLOB_ASKS,
 };
 use tabnode_store::MemoryStore;
 use tabnode_types::{ContextId, SecretKey};
@@ -165,33 +166,29 @@ fn a_forged_part_is_refused_and_nothing_is_stored() {
     let answer = sent(&mut a);
     let parts = blob_parts(&b, &ctx, &answer);
     assert_eq!(parts.len(), 1);
-    let WireMessage::BlobPart {
-        size,
-        index,
-        hashes,
-        to,
-        provider,
-        ..
-    } = parts[0].clone()
-    else {
+    let WireMessage::BlobPart { part, .. } = parts[0].clone() else {
         unreachable!()
     };
+    let provider = part.provider.clone();
     // A's own part, its bytes changed, sealed to B and signed by A's key.
     let mut wrong = data.clone();
     wrong[10] ^= 1;
     let forge = |key: &SecretKey, provider| {
-        let sealed = seal_to(&to, &ctx, [7; 32], &wrong).unwrap();
-        let signed = WireMessage::blob_part_message((&ctx, &id, size, index, &to, &sealed));
+        let sealed = seal_to(&part.to, &ctx, [7; 32], &wrong).unwrap();
+        let signed = SealedPart::signed_message(
+            Content::Blob,
+            (&ctx, &id.0),
+            (part.size, part.index, &part.to, &sealed),
+        );
         WireMessage::BlobPart {
             context_id: ctx,
             blob_id: id,
-            size,
-            index,
-            hashes: hashes.clone(),
-            to,
-            sealed,
-            provider,
-            signature: key.sign(&signed),
+            part: SealedPart {
+                sealed,
+                provider,
+                signature: key.sign(&signed),
+                ..part.clone()
+            },
         }
     };
     let forged = a

@@ -12,7 +12,7 @@
 //! part lost or refused is asked for again when nothing has come for [`SYNC_RETRY_NANOS`].
 //! The parts are made and checked as a blob's are (see `parts`).
 
-use super::parts::{parts_to_send, Content, Part, PartFetch};
+use super::parts::{Content, PartFetch};
 use super::*;
 
 /// The largest app binary a joiner fetches from members (16 MiB): larger ones are refused
@@ -86,31 +86,16 @@ impl<S: Store, E: Env> Node<S, E> {
         let Some(wasm) = self.store.get(Namespace::Apps, app_id.as_bytes()).await? else {
             return Ok(()); // a member that has it answers
         };
-        let (hashes, parts) =
-            parts_to_send(Content::App, &wasm, missing).map_err(|e| with_requester(e, &member))?;
         let cert = self.context(&context_id)?.record.cert.clone();
-        let size = wasm.len() as u64;
-        for (index, part) in parts {
-            let sealed = seal::seal_to(&member, &context_id, self.env.random32(), part)
-                .ok_or_else(|| NodeError::BadInvitation(format!("{member} is not a valid key")))?;
-            let signed = (&context_id, &app_id, size, index, &member, &sealed);
+        let content = (Content::App, &context_id, &app_id.0);
+        for part in self.seal_parts(content, &wasm, missing, (&member, &cert))? {
             let message = WireMessage::AppPart {
                 context_id,
                 app_id,
-                size,
-                index,
-                hashes: hashes.clone(),
-                to: member,
-                signature: self.key.sign(&WireMessage::app_part_message(signed)),
-                sealed,
-                provider: Box::new(cert.clone()),
+                part,
             };
-            self.reply(
-                context_id,
-                &context_handshake_key(&context_id),
-                message,
-                peer,
-            );
+            let key = context_handshake_key(&context_id);
+            self.reply(context_id, &key, message, peer);
         }
         Ok(())
     }
@@ -120,7 +105,7 @@ impl<S: Store, E: Env> Node<S, E> {
     pub(super) async fn receive_app_part(
         &mut self,
         context_id: ContextId,
-        part: Part,
+        (part_of, part): (AppId, SealedPart),
     ) -> Result<(), NodeError> {
         let me = self.key.public();
         let now = self.env.now_nanos();
@@ -131,19 +116,10 @@ impl<S: Store, E: Env> Node<S, E> {
         let Some(fetch) = &mut joining.fetch else {
             return Ok(()); // the app is here already
         };
-        if part.to != me || part.id != app_id.0 || fetch.has(part.index) {
+        if part.to != me || part_of != app_id || fetch.has(part.index) {
             return Ok(()); // another joiner's, or a part already here
         }
-        let signed = (
-            &context_id,
-            &app_id,
-            part.size,
-            part.index,
-            &me,
-            &part.sealed,
-        );
-        let signed = WireMessage::app_part_message(signed);
-        let bytes = part.open(Content::App, &self.key, &context_id, &signed)?;
+        let bytes = part.open((Content::App, &context_id, &app_id.0), &self.key)?;
         let (size, index) = (part.size, part.index);
         let taken = fetch.take(
             (Content::App, &app_id.0, MAX_FETCHED_APP_BYTES),
@@ -185,15 +161,5 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         self.ask_to_join(context_id, now);
         Ok(())
-    }
-}
-
-/// A part error about `member`'s request, naming it.
-fn with_requester(e: PartError, member: &PublicKey) -> PartError {
-    match e {
-        PartError::OutOfRange(content, why) => {
-            PartError::OutOfRange(content, format!("{member} asks for {why}"))
-        }
-        other => other,
     }
 }

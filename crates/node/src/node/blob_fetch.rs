@@ -14,7 +14,7 @@
 //! in a row (a blob no member serves is not asked for forever; the guest's next open asks
 //! again).
 
-use super::parts::{parts_to_send, Content, Part, PartFetch};
+use super::parts::{Content, PartFetch};
 use super::*;
 
 /// How many times in a row a fetch asks the members with no part coming before it gives up.
@@ -138,22 +138,12 @@ impl<S: Store, E: Env> Node<S, E> {
             return Ok(());
         }
         let (cert, secret) = (ctx.record.cert.clone(), ctx.secret);
-        let (hashes, parts) = parts_to_send(Content::Blob, &blob, missing)?;
-        let size = blob.len() as u64;
-        for (index, part) in parts {
-            let sealed = seal::seal_to(&member, &context_id, self.env.random32(), part)
-                .ok_or_else(|| NodeError::BadId(format!("{member} is not a valid key")))?;
-            let signed = (&context_id, &blob_id, size, index, &member, &sealed);
+        let content = (Content::Blob, &context_id, &blob_id.0);
+        for part in self.seal_parts(content, &blob, missing, (&member, &cert))? {
             let message = WireMessage::BlobPart {
                 context_id,
                 blob_id,
-                size,
-                index,
-                hashes: hashes.clone(),
-                to: member,
-                signature: self.key.sign(&WireMessage::blob_part_message(signed)),
-                sealed,
-                provider: Box::new(cert.clone()),
+                part,
             };
             self.reply(context_id, &secret, message, peer);
         }
@@ -165,10 +155,9 @@ impl<S: Store, E: Env> Node<S, E> {
     pub(super) async fn receive_blob_part(
         &mut self,
         context_id: ContextId,
-        part: Part,
+        (blob_id, part): (Hash, SealedPart),
     ) -> Result<(), NodeError> {
         let me = self.key.public();
-        let blob_id = Hash(part.id);
         let max = self.runtime.limits().max_blob_size as u64;
         let Some(ctx) = self.contexts.get(&context_id) else {
             return Ok(());
@@ -186,16 +175,7 @@ impl<S: Store, E: Env> Node<S, E> {
             );
             return Err(PartError::NotFromMember(Content::Blob, reason).into());
         }
-        let signed = (
-            &context_id,
-            &blob_id,
-            part.size,
-            part.index,
-            &me,
-            &part.sealed,
-        );
-        let signed = WireMessage::blob_part_message(signed);
-        let bytes = part.open(Content::Blob, &self.key, &context_id, &signed)?;
+        let bytes = part.open((Content::Blob, &context_id, &blob_id.0), &self.key)?;
         let (size, index) = (part.size, part.index);
         let fetch = &mut fetching.fetch;
         let whole = fetch.take(

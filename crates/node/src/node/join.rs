@@ -223,28 +223,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 let request = (*requester, missing, signature);
                 self.answer_app_request(id, request, from).await
             }
-            Ok(WireMessage::AppPart {
-                app_id,
-                size,
-                index,
-                hashes,
-                to,
-                sealed,
-                provider,
-                signature,
-                ..
-            }) => {
-                let part = parts::Part {
-                    id: app_id.0,
-                    size,
-                    index,
-                    hashes,
-                    to,
-                    sealed,
-                    provider,
-                    signature,
-                };
-                self.receive_app_part(id, part).await
+            Ok(WireMessage::AppPart { app_id, part, .. }) => {
+                self.receive_app_part(id, (app_id, part)).await
             }
             Ok(WireMessage::Welcome {
                 admit,

@@ -45,7 +45,7 @@ use crate::membership::{ChainTooDeep, Invitation, InvitationGrant, Issuance, Mem
 use crate::rows::Rows;
 use crate::seal;
 use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
-use crate::wire::WireMessage;
+use crate::wire::{SealedPart, WireMessage};
 use crate::{context_handshake_key, context_topic, context_topic_key, CONTEXT_TOPIC_PREFIX};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 

@@ -17,21 +17,7 @@ use super::*;
 /// checked on its own) well under the 1 MiB message limit.
 pub const APP_PART_BYTES: usize = 256 * 1024;
 
-/// What is fetched in parts: it names the errors (`AppHashMismatch`, `BlobHashMismatch`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Content {
-    App,
-    Blob,
-}
-
-impl std::fmt::Display for Content {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::App => "app",
-            Self::Blob => "blob",
-        })
-    }
-}
+pub use crate::wire::Content;
 
 /// Why a part from a member was refused (nothing of it is kept).
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +117,7 @@ impl PartFetch {
 /// The parts of `whole` a receiver asks for (`missing`, all when empty), with the chaining
 /// values of every part.
 #[allow(clippy::type_complexity)]
-pub(super) fn parts_to_send(
+fn parts_to_send(
     content: Content,
     whole: &[u8],
     missing: Vec<u32>,
@@ -157,6 +143,16 @@ pub(super) fn parts_to_send(
         })
         .collect();
     Ok((hashes, parts))
+}
+
+/// A part error about `member`'s request, naming it.
+fn with_requester(e: PartError, member: &PublicKey) -> PartError {
+    match e {
+        PartError::OutOfRange(content, why) => {
+            PartError::OutOfRange(content, format!("{member} asks for {why}"))
+        }
+        other => other,
+    }
 }
 
 /// How many parts a whole of `size` bytes is sent in.
@@ -248,35 +244,64 @@ fn check_part(
     Ok(())
 }
 
-/// A part as it came ([`WireMessage::AppPart`] or [`WireMessage::BlobPart`]).
-pub(super) struct Part {
-    pub id: [u8; 32],
-    pub size: u64,
-    pub index: u32,
-    pub hashes: Vec<ChainingValue>,
-    pub to: PublicKey,
-    pub sealed: Vec<u8>,
-    pub provider: Box<MemberCert>,
-    pub signature: Signature,
+impl<S: Store, E: Env> Node<S, E> {
+    /// The parts of `whole` (`content` `id` in `context_id`) the member `to` asks for
+    /// (`missing`, all when empty), each sealed to it and signed by this node, whose
+    /// membership `cert` shows.
+    pub(super) fn seal_parts(
+        &self,
+        (content, context_id, id): (Content, &ContextId, &[u8; 32]),
+        whole: &[u8],
+        missing: Vec<u32>,
+        (to, cert): (&PublicKey, &MemberCert),
+    ) -> Result<Vec<SealedPart>, NodeError> {
+        let (hashes, parts) =
+            parts_to_send(content, whole, missing).map_err(|e| with_requester(e, to))?;
+        let size = whole.len() as u64;
+        parts
+            .into_iter()
+            .map(|(index, part)| {
+                let sealed = seal::seal_to(to, context_id, self.env.random32(), part)
+                    .ok_or_else(|| NodeError::BadId(format!("{to} is not a valid key")))?;
+                let signed = SealedPart::signed_message(
+                    content,
+                    (context_id, id),
+                    (size, index, to, &sealed),
+                );
+                Ok(SealedPart {
+                    size,
+                    index,
+                    hashes: hashes.clone(),
+                    to: *to,
+                    signature: self.key.sign(&signed),
+                    sealed,
+                    provider: Box::new(cert.clone()),
+                })
+            })
+            .collect()
+    }
 }
 
-impl Part {
-    /// Opens a part sealed to `key`, once its provider's certificate is of `context_id` and its
-    /// signature over `signed` (the message's own signed bytes) verifies.
+impl SealedPart {
+    /// Opens a part of `content` `id` sealed to `key`, once its provider's certificate is of
+    /// `context_id` and its signature verifies.
     pub(super) fn open(
         &self,
-        content: Content,
+        (content, context_id, id): (Content, &ContextId, &[u8; 32]),
         key: &SecretKey,
-        context_id: &ContextId,
-        signed: &[u8],
     ) -> Result<Vec<u8>, PartError> {
         let provider = self.provider.member;
-        let shown = bs58::encode(self.id).into_string();
+        let shown = bs58::encode(id).into_string();
+        let signed = SealedPart::signed_message(
+            content,
+            (context_id, id),
+            (self.size, self.index, &self.to, &self.sealed),
+        );
         let from_member = self
             .provider
             .authenticate(context_id, &provider)
             .and_then(|()| {
-                verify_signature(&provider, signed, &self.signature)
+                verify_signature(&provider, &signed, &self.signature)
                     .map_err(|_| NodeError::Unauthorized("a bad signature".into()))
             });
         if let Err(e) = from_member {

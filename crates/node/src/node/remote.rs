@@ -143,25 +143,9 @@ impl<S: Store, E: Env> Node<S, E> {
             WireMessage::BlobPart {
                 context_id,
                 blob_id,
-                size,
-                index,
-                hashes,
-                to,
-                sealed,
-                provider,
-                signature,
+                part,
             } => {
-                let part = parts::Part {
-                    id: blob_id.0,
-                    size,
-                    index,
-                    hashes,
-                    to,
-                    sealed,
-                    provider,
-                    signature,
-                };
-                let result = self.receive_blob_part(context_id, part).await;
+                let result = self.receive_blob_part(context_id, (blob_id, part)).await;
                 self.refuse_on_error(context_id, result);
             }
             WireMessage::PayloadRequest {
