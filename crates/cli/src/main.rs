@@ -20,8 +20,8 @@ mod failure;
 mod home;
 mod online;
 
-use commands::{Command, ContextCommand};
-use failure::{fail, Failure};
+use commands::{write_blob, BlobCommand, Command, ContextCommand};
+use failure::{fail, parse_id, Failure};
 use home::Home;
 
 /// A headless tabnode node: the browser node's core on a file store, JSON on stdout.
@@ -120,6 +120,36 @@ async fn run(home: PathBuf, cli: Cli) -> Result<Option<Value>, Failure> {
                 ));
             }
             online::join(home, &link, relay, timeout).await.map(Some)
+        }
+        TopCommand::Node(Command::Blob(BlobCommand::Get {
+            blob_id,
+            out,
+            context,
+            relay,
+            timeout,
+        })) if context.is_some() || !relay.is_empty() => {
+            let id = parse_id(&blob_id)?;
+            let Some(context) = context else {
+                return Err(Failure::Other(
+                    "Usage",
+                    "blob get --relay needs --context CONTEXT_ID: the context whose members hold it"
+                        .into(),
+                ));
+            };
+            if relay.is_empty() {
+                return match write_blob(&home.node, &id, &out).await? {
+                    Some(written) => Ok(Some(written)),
+                    None => Err(Failure::Other(
+                        "Usage",
+                        "blob get --context fetches from the members: give --relay MULTIADDR"
+                            .into(),
+                    )),
+                };
+            }
+            let context = parse_id(&context)?;
+            online::get_blob(home, (id, context), &out, relay, timeout)
+                .await
+                .map(Some)
         }
         TopCommand::Node(command) => {
             let mut home = home;

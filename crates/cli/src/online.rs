@@ -1,4 +1,5 @@
-//! The node on the network: `tabnode run` and `tabnode context join --relay`.
+//! The node on the network: `tabnode run`, `tabnode context join --relay` and `tabnode blob get
+//! --context --relay`.
 //!
 //! The node core is driven by `tabnode-driver` (the same functions the page uses): what it
 //! queues goes out through `tabnode-net` (natively, on this process's tokio runtime), what
@@ -21,10 +22,10 @@ use tabnode_driver::Driver;
 use tabnode_net::{NetConfig, NetEvent};
 use tabnode_node::{Env, NodeError, NodeEvent};
 use tabnode_store::FileStore;
-use tabnode_types::ContextId;
+use tabnode_types::{ContextId, Hash};
 use tokio::io::AsyncBufReadExt;
 
-use crate::commands::{self, invitation_of_link, Command, ContextCommand};
+use crate::commands::{self, invitation_of_link, no_blob, write_blob, Command, ContextCommand};
 use crate::failure::Failure;
 use crate::home::{Home, SystemEnv};
 
@@ -315,6 +316,68 @@ pub async fn run(home: Home, relays: Vec<String>, no_stdin: bool) -> Result<(), 
     Ok(())
 }
 
+/// `tabnode blob get BLOB --context CTX --relay ...`: writes the blob to `out`, fetching it from
+/// the context's members first if this node lacks it, and waits until it is whole (or no member
+/// served it, or `timeout_secs` passed). Progress goes to stderr as JSON lines.
+pub async fn get_blob(
+    home: Home,
+    (id, context_id): (Hash, ContextId),
+    out: &std::path::Path,
+    relays: Vec<String>,
+    timeout_secs: u64,
+) -> Result<Value, Failure> {
+    if let Some(written) = write_blob(&home.node, &id, out).await? {
+        return Ok(written);
+    }
+    let (mut online, lines) = Online::connect(home, relays)?;
+    progress(lines);
+    let (started, events) = online
+        .driver
+        .run(async |node| node.fetch_blob(&context_id, id).await)
+        .await;
+    started?;
+    progress(online.lines(events));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs);
+    while online.driver.node().is_fetching_blob(&context_id, &id) {
+        match online.step(tokio::time::sleep_until(deadline)).await {
+            Step::Lines(lines) => progress(lines),
+            Step::NetworkStopped => {
+                return Err(Failure::Other(
+                    "NetworkError",
+                    "the network task stopped".into(),
+                ))
+            }
+            Step::Done(()) => {
+                return Err(Failure::Other(
+                    "Timeout",
+                    format!(
+                        "blob {id} did not come whole from the members of {context_id} within \
+                         {timeout_secs} s (get it again to wait more)"
+                    ),
+                ))
+            }
+        }
+    }
+    let node = online.driver.node();
+    match write_blob(node, &id, out).await? {
+        Some(written) => Ok(written),
+        None => Err(match no_blob(&id) {
+            Failure::Other(kind, why) => Failure::Other(
+                kind,
+                format!("{why}, and no member of {context_id} sent it"),
+            ),
+            other => other,
+        }),
+    }
+}
+
+/// Progress of a one-shot command on the network, on stderr as `run` prints it on stdout.
+fn progress(lines: Vec<Value>) {
+    for line in lines {
+        eprintln!("{line}");
+    }
+}
+
 /// `tabnode context join LINK --relay ...`: asks the members, and waits until one admitted
 /// this node and the state came (or `timeout_secs` passed). Progress goes to stderr as JSON
 /// lines, as `run` prints them.
@@ -325,11 +388,6 @@ pub async fn join(
     timeout_secs: u64,
 ) -> Result<Value, Failure> {
     let (mut online, lines) = Online::connect(home, relays)?;
-    let progress = |lines: Vec<Value>| {
-        for line in lines {
-            eprintln!("{line}");
-        }
-    };
     progress(lines);
     let invitation = invitation_of_link(link);
     let (id, events) = online

@@ -1,6 +1,6 @@
 //! Two CLI nodes in one context through the real relay: one creates and invites and `run`s,
 //! the other joins from the link (fetching the app from the first) and `run`s; a call on
-//! either reaches the other. Needs the relay binary: `make relay` (with the same
+//! either reaches the other, and a blob one announced comes to the other. Needs the relay binary: `make relay` (with the same
 //! CARGO_TARGET_DIR), or TABNODE_RELAY=path.
 
 mod common;
@@ -247,7 +247,93 @@ fn two_cli_nodes_join_through_the_relay_and_each_ones_call_reaches_the_other() {
         "{members}"
     );
 
+    // B, a member now, gets a blob A announced to the context: it comes from A through the
+    // relay, in parts (over 256 KiB), checked against its id.
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let file = home_a.with_extension("blob-in");
+    std::fs::write(&file, &data).unwrap();
+    let put = a.command(&["blob", "put", file.to_str().unwrap(), "--context", &ctx]);
+    let blob = field(&put, "blob_id");
+    let out = home_b.with_extension("blob-out");
+    let fetched = Command::new(env!("CARGO_BIN_EXE_tabnode"))
+        .arg("--home")
+        .arg(&home_b)
+        .args(["blob", "get", &blob, "--out", out.to_str().unwrap()])
+        .args(["--context", &ctx, "--relay", &relay, "--timeout", "90"])
+        .output()
+        .unwrap();
+    let progress = String::from_utf8_lossy(&fetched.stderr);
+    assert_eq!(fetched.status.code(), Some(0), "{progress}");
+    assert!(progress.contains(r#""type":"blobProgress""#), "{progress}");
+    assert_eq!(std::fs::read(&out).unwrap(), data, "the blob B wrote");
+    // Offline, B holds it now; a blob nobody announced does not come, and says why.
+    let again = ok(
+        &home_b,
+        &["blob", "get", &blob, "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(again["size"], json!(data.len()));
+    let unknown = "11111111111111111111111111111111";
+    let (code, missing) = tabnode(
+        &home_b,
+        &[
+            "blob",
+            "get",
+            unknown,
+            "--out",
+            "x",
+            "--context",
+            &ctx,
+            "--relay",
+            &relay,
+            "--timeout",
+            "1",
+        ],
+    );
+    assert_eq!(
+        (code, &missing["error"]["kind"]),
+        (1, &json!("Timeout")),
+        "{missing}"
+    );
+    let (code, usage) = tabnode(
+        &home_b,
+        &["blob", "get", unknown, "--out", "x", "--context", &ctx],
+    );
+    assert_eq!(
+        (code, &usage["error"]["kind"]),
+        (2, &json!("Usage")),
+        "{usage}"
+    );
+
     let mut b = run("B", &home_b, &relay);
+    // Inside `run`, a blob B lacks is fetched while the node runs on, and written once here.
+    let more: Vec<u8> = data.iter().rev().copied().collect();
+    std::fs::write(&file, &more).unwrap();
+    let put = a.command(&["blob", "put", file.to_str().unwrap(), "--context", &ctx]);
+    let second = field(&put, "blob_id");
+    let get_second = [
+        "blob",
+        "get",
+        &second,
+        "--out",
+        out.to_str().unwrap(),
+        "--context",
+        &ctx,
+    ];
+    assert_eq!(b.command(&get_second)["fetching"], json!(true));
+    b.expect("the whole blob", |v| {
+        v["type"] == json!("blobProgress")
+            && v["blobId"] == json!(second)
+            && v["received"] == v["total"]
+    });
+    assert_eq!(b.command(&get_second)["size"], json!(more.len()));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        more,
+        "the second blob B wrote"
+    );
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&out);
+
     // A call on A reaches B...
     let from_a = set(&mut a, &ctx, "from-a", "1");
     b.expect("A's delta", |v| {

@@ -1,6 +1,6 @@
 //! `blob put`, `blob get`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -19,13 +19,25 @@ pub enum BlobCommand {
         #[arg(long, value_name = "CONTEXT_ID")]
         context: Option<String>,
     },
-    /// Writes a blob this node holds to a file; prints {"blob_id", "size", "out"}
+    /// Writes a blob to a file; prints {"blob_id", "size", "out"}. One this node lacks comes
+    /// from the members of `--context` that announced it: through `--relay` (waiting, progress
+    /// on stderr), or inside `run` (prints {"fetching": true}; a `blobProgress` line says when
+    /// it is here, and `blob get` again writes it)
     Get {
         /// The blob (base58, as `blob put` printed it)
         blob_id: String,
         /// Where to write it (replaced if it exists)
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// A context whose members hold the blob (one this node holds)
+        #[arg(long, value_name = "CONTEXT_ID")]
+        context: Option<String>,
+        /// A relay's multiaddr (…/p2p/PEER_ID), repeatable; not given inside `run` (its own are used)
+        #[arg(long, value_name = "MULTIADDR")]
+        relay: Vec<String>,
+        /// Seconds to wait for the members to send it
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
     },
 }
 
@@ -42,13 +54,46 @@ pub async fn execute(node: &mut CliNode, command: BlobCommand) -> Result<Value, 
                 "context_id": context.map(|c| c.to_string()),
             }))
         }
-        BlobCommand::Get { blob_id, out } => {
+        BlobCommand::Get {
+            blob_id,
+            out,
+            context,
+            relay,
+            ..
+        } => {
+            if !relay.is_empty() {
+                return Err(Failure::Other(
+                    "Usage",
+                    "inside `run`, a blob comes through the node's own relays: drop --relay".into(),
+                ));
+            }
             let id: Hash = parse_id(&blob_id)?;
-            let data = node.blob(&id).await?.ok_or_else(|| {
-                Failure::Other("NoBlob", format!("no blob {id} is held by this node"))
-            })?;
-            std::fs::write(&out, &data).map_err(|e| io_error(&out, e))?;
-            Ok(json!({"blob_id": id.to_string(), "size": data.len(), "out": out}))
+            if let Some(written) = write_blob(node, &id, &out).await? {
+                return Ok(written);
+            }
+            let Some(context) = context else {
+                return Err(no_blob(&id));
+            };
+            let context: ContextId = parse_id(&context)?;
+            node.fetch_blob(&context, id).await?;
+            Ok(
+                json!({"blob_id": id.to_string(), "context_id": context.to_string(), "fetching": true}),
+            )
         }
     }
+}
+
+/// Writes blob `id` to `out` if this node holds it; what `blob get` prints then.
+pub async fn write_blob(node: &CliNode, id: &Hash, out: &Path) -> Result<Option<Value>, Failure> {
+    let Some(data) = node.blob(id).await? else {
+        return Ok(None);
+    };
+    std::fs::write(out, &data).map_err(|e| io_error(out, e))?;
+    Ok(Some(
+        json!({"blob_id": id.to_string(), "size": data.len(), "out": out}),
+    ))
+}
+
+pub fn no_blob(id: &Hash) -> Failure {
+    Failure::Other("NoBlob", format!("no blob {id} is held by this node"))
 }

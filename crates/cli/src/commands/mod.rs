@@ -16,6 +16,7 @@ mod app;
 mod blob;
 mod context;
 
+pub use blob::{no_blob, write_blob, BlobCommand};
 pub use context::{invitation_of_link, ContextCommand};
 
 #[derive(Subcommand)]
@@ -30,7 +31,7 @@ pub enum Command {
     Context(ContextCommand),
     /// Blobs: put a file in the node, get one out
     #[command(subcommand)]
-    Blob(blob::BlobCommand),
+    Blob(BlobCommand),
     /// Calls METHOD of a context's app; prints {"output", "events", "logs", "root_hash", "delta_id"}
     Call {
         /// The context (base58)

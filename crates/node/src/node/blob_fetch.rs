@@ -48,6 +48,12 @@ impl<S: Store, E: Env> Node<S, E> {
             .await
     }
 
+    /// Whether this node is still fetching `blob_id` for `context_id`: it ends once the blob is
+    /// whole ([`Node::blob`] has it) or no member served it after [`BLOB_ASKS`] asks.
+    pub fn is_fetching_blob(&self, context_id: &ContextId, blob_id: &Hash) -> bool {
+        self.blob_fetches.contains_key(&(*context_id, *blob_id))
+    }
+
     /// Starts fetching `blob_id` for a context whose certificate and secret are given (its
     /// state may be out of the node's map while a call of it runs).
     pub(super) async fn start_blob_fetch(
