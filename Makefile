@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Both install what is missing first.
-.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test examples-test bench-size bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser bench-scale bench-tabs clean
+.PHONY: run test setup apps pkg www relay native-test wasm-test types-test e2e-test examples-test bench-size bench bench-store bench-catchup bench-relay bench-peering bench-catchup-browser bench-scale bench-tabs bench-blob clean
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-unknown-unknown
@@ -105,6 +105,12 @@ bench-catchup-browser: setup apps www relay
 # raw IndexedDB puts, in headless Chromium (figures, not a test).
 bench-scale: setup apps www relay
 	node bench/scale.mjs $(or $(SIZES),100,1000,10000) $(or $(WINDOW),20)
+
+# Blobs between members (issue 18), natively: B fetches a blob of each of SIZES MiB from A through
+# the relay with the CLI, beside B's own read of it once held (figures, not a test).
+bench-blob: setup apps relay
+	$(CARGO) build --release -p tabnode-cli
+	node bench/blob.mjs $(or $(SIZES),1,16,64) $(or $(RUNS),1)
 
 # Tabs of one app on one node (tabnode-web/tabs): ms per call in the host tab and through a
 # follower, and the takeover time when the host tab closes, in headless Chromium (figures, not a test).

@@ -34,11 +34,11 @@ pub use membership::{
 };
 pub use node::{
     AnchorView, AppPartError, Checkpoint, Content, ContextRequestResult, ExecuteResult,
-    GuestPolicy, GuestRequest, Node, NodeEvent, Outgoing, PartError, ReplayReport, XCallResult,
-    ANNOUNCE_NANOS, APP_PART_BYTES, BLOB_ASKS, DEFAULT_INVITATION_NANOS,
+    GuestPolicy, GuestRequest, Node, NodeEvent, Outgoing, PartError, PartPacing, ReplayReport,
+    XCallResult, ANNOUNCE_NANOS, APP_PART_BYTES, BLOB_ASKS, DEFAULT_INVITATION_NANOS,
     DEFAULT_SNAPSHOT_THRESHOLD, FORMAT_BEFORE_VERSIONS, KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES,
-    MAX_CLOCK_SKEW_NANOS, MAX_FETCHED_APP_BYTES, MAX_MESSAGE_BYTES, READ_AUDITS_WAIT_NANOS,
-    STORE_FORMAT,
+    MAX_CLOCK_SKEW_NANOS, MAX_FETCHED_APP_BYTES, MAX_MESSAGE_BYTES, MOST_WAITING_PART_BYTES,
+    READ_AUDITS_WAIT_NANOS, STORE_FORMAT,
 };
 /// Sealing to a member's key: tools and tests craft shares with it.
 pub use seal::seal_to;

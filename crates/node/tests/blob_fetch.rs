@@ -10,8 +10,8 @@ use common::{guest, node_on, refusals, sent, settle, stored_node_key, Messages, 
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_node::{
-    context_topic, seal_to, Content, MemberCert, NodeEvent, SealedPart, WireMessage,
-    APP_PART_BYTES, BLOB_ASKS,
+    context_topic, seal_to, Content, Env, MemberCert, NodeEvent, PartPacing, SealedPart,
+    WireMessage, APP_PART_BYTES, BLOB_ASKS,
 };
 use tabnode_store::MemoryStore;
 use tabnode_types::{ContextId, SecretKey};
@@ -250,4 +250,66 @@ fn a_lost_request_is_asked_again_and_a_blob_no_member_serves_is_given_up() {
         asked += blob_requests(&mut b, &ctx);
     }
     assert_eq!(asked, BLOB_ASKS as usize, "asked, then given up");
+}
+
+/// The parts among what `from` sent since last asked, delivered to `to`; their indexes.
+fn pass_parts(from: &mut TestNode, to: &mut TestNode, ctx: &ContextId) -> Vec<u32> {
+    let messages = sent(from);
+    let indexes = blob_parts(to, ctx, &messages)
+        .into_iter()
+        .map(|p| match p {
+            WireMessage::BlobPart { part, .. } => part.index,
+            _ => unreachable!(),
+        })
+        .collect();
+    common::deliver(&messages, to);
+    indexes
+}
+
+#[test]
+fn a_large_blob_goes_out_at_its_pace_and_a_part_asked_for_again_while_it_waits_goes_once() {
+    let (mut a, mut b, ctx) = two_members(MemoryStore::default());
+    // 600 KiB of burst (two parts), then 1 MiB a second (a part about every quarter second).
+    a.set_part_pacing(PartPacing {
+        burst_bytes: 600 << 10,
+        bytes_per_minute: 60 << 20,
+    });
+    let data = data_of(8 * APP_PART_BYTES);
+    let id = block_on(a.put_blob(data.clone(), Some(&ctx))).unwrap();
+    sent(&mut a);
+    block_on(b.fetch_blob(&ctx, id)).unwrap();
+    let request = sent(&mut b);
+    common::deliver(&request, &mut a);
+    let mut came = pass_parts(&mut a, &mut b, &ctx);
+    assert_eq!(came, vec![0, 1], "the burst: two parts");
+
+    // B asks again for everything while six parts wait: none is queued twice.
+    common::deliver(&request, &mut a);
+    assert!(
+        pass_parts(&mut a, &mut b, &ctx).is_empty(),
+        "the bucket is empty"
+    );
+
+    // A's timer lets the rest out at the pace, at most two a round of a quarter second.
+    let mut rounds = 0;
+    while came.len() < 8 && rounds < 100 {
+        a.env().advance(250_000_000);
+        let now = a.env().now_nanos();
+        assert!(
+            a.poll_timeout().is_some_and(|due| due <= now),
+            "a part is due"
+        );
+        block_on(a.handle_timeout(now));
+        let round = pass_parts(&mut a, &mut b, &ctx);
+        assert!(round.len() <= 2, "round {rounds}: {round:?}");
+        came.extend(round);
+        rounds += 1;
+    }
+    assert_eq!(
+        came,
+        (0..8).collect::<Vec<u32>>(),
+        "each part once, in order"
+    );
+    assert!(rounds >= 5, "paced over {rounds} rounds");
+    assert_eq!(block_on(b.blob(&id)).unwrap(), Some(data));
 }

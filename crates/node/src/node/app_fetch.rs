@@ -88,14 +88,15 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         let cert = self.context(&context_id)?.record.cert.clone();
         let content = (Content::App, &context_id, &app_id.0);
+        let handshake = context_handshake_key(&context_id);
         for part in self.seal_parts(content, &wasm, missing, (&member, &cert))? {
+            let key = (member, app_id.0, part.index);
             let message = WireMessage::AppPart {
                 context_id,
                 app_id,
                 part,
             };
-            let key = context_handshake_key(&context_id);
-            self.reply(context_id, &key, message, peer);
+            self.send_part(key, (context_id, &handshake), message, peer);
         }
         Ok(())
     }

@@ -146,12 +146,13 @@ impl<S: Store, E: Env> Node<S, E> {
         let (cert, secret) = (ctx.record.cert.clone(), ctx.secret);
         let content = (Content::Blob, &context_id, &blob_id.0);
         for part in self.seal_parts(content, &blob, missing, (&member, &cert))? {
+            let key = (member, blob_id.0, part.index);
             let message = WireMessage::BlobPart {
                 context_id,
                 blob_id,
                 part,
             };
-            self.reply(context_id, &secret, message, peer);
+            self.send_part(key, (context_id, &secret), message, peer);
         }
         Ok(())
     }

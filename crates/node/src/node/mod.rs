@@ -67,6 +67,7 @@ mod join;
 mod layout;
 mod local;
 mod members;
+mod pacing;
 mod parts;
 mod payloads;
 mod remote;
@@ -81,6 +82,7 @@ pub use self::blob_fetch::BLOB_ASKS;
 pub use self::events::{NodeEvent, Outgoing};
 pub use self::format::{FORMAT_BEFORE_VERSIONS, STORE_FORMAT};
 pub use self::guest::{GuestPolicy, GuestRequest};
+pub use self::pacing::{PartPacing, MOST_WAITING_PART_BYTES};
 pub use self::parts::{AppPartError, Content, PartError, APP_PART_BYTES};
 pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
@@ -205,6 +207,9 @@ pub struct Node<S: Store, E: Env> {
     answers_pruned_at: Option<u64>,
     /// How guests' requests that cannot be undone are answered (see [`guest`]).
     guest_policy: GuestPolicy,
+    /// Parts of apps and blobs waiting to go out, and how fast they go (see [`pacing`]).
+    parts_out: pacing::PartQueue,
+    pacing: PartPacing,
     outgoing: Vec<Outgoing>,
     events: Vec<NodeEvent>,
 }
@@ -252,6 +257,8 @@ impl<S: Store, E: Env> Node<S, E> {
             once_call: None,
             answers_pruned_at: None,
             guest_policy: GuestPolicy::default(),
+            parts_out: Default::default(),
+            pacing: PartPacing::default(),
             outgoing: Vec::new(),
             events: Vec::new(),
         };
@@ -435,16 +442,29 @@ impl<S: Store, E: Env> Node<S, E> {
         message: WireMessage,
         to: Option<&str>,
     ) {
+        let out = self.addressed(context_id, secret, message, to);
+        self.outgoing.push(out);
+    }
+
+    /// `message` sealed with the context's secret, for the network peer `to` if known, else for
+    /// the context's topic.
+    fn addressed(
+        &self,
+        context_id: ContextId,
+        secret: &[u8; 32],
+        message: WireMessage,
+        to: Option<&str>,
+    ) -> Outgoing {
         let data = seal::seal(secret, &context_id, self.env.random32(), &message.encode());
         let topic = context_topic(&context_id);
-        self.outgoing.push(match to {
+        match to {
             Some(peer) => Outgoing::Reply {
                 peer: peer.to_owned(),
                 topic,
                 data,
             },
             None => Outgoing::Publish { topic, data },
-        });
+        }
     }
 
     /// This node's public key: its identity as a member and as the executor of its calls.

@@ -30,6 +30,7 @@ impl<S: Store, E: Env> Node<S, E> {
             .chain(snapshots)
             .chain(self.read_audits_due())
             .chain(self.blob_fetches_due())
+            .chain(self.parts_due())
             .min()
     }
 
@@ -38,8 +39,9 @@ impl<S: Store, E: Env> Node<S, E> {
     /// what it lacks (or ask back for what they lack); this is what repairs gossip that was
     /// lost, e.g. while a connection was down. A context that asked when it was loaded skips
     /// its first announcement (see `asked_on_load`). A join with no answer asks again, a
-    /// snapshot whose covered deltas did not come in time is dropped, and reads' audit records
-    /// that waited [`READ_AUDITS_WAIT_NANOS`] are written.
+    /// snapshot whose covered deltas did not come in time is dropped, reads' audit records
+    /// that waited [`READ_AUDITS_WAIT_NANOS`] are written, and parts of apps and blobs waiting
+    /// for their pace go out (see `pacing`).
     ///
     /// Time is an input here, not read from the node's [`Env`]: a driver (the page, the CLI,
     /// the simulator) decides when time passes, and a run given the same inputs does the same.
@@ -78,6 +80,7 @@ impl<S: Store, E: Env> Node<S, E> {
             self.ask_to_join(id, now);
         }
         self.ask_again_for_blobs(now);
+        self.release_parts(now);
         let stale: Vec<ContextId> = self
             .contexts
             .values()
