@@ -7,6 +7,7 @@
 //! Only calls that write keep an answer (a read runs again, harmlessly). Answers are kept
 //! [`KEEP_ANSWERS_NANOS`] (retries come within seconds; an hour is ample) and then dropped.
 
+use super::local::args_hash;
 use super::*;
 
 /// The longest call id taken (a UUID is 36 characters).
@@ -42,10 +43,6 @@ struct StoredAnswer {
 
 fn answer_key(context_id: &ContextId, call_id: &str) -> Vec<u8> {
     [CALL, context_id.as_bytes(), call_id.as_bytes()].concat()
-}
-
-fn args_hash(args: &serde_json::Value) -> Hash {
-    Hash(*blake3::hash(&serde_json::to_vec(args).expect("JSON encodes")).as_bytes())
 }
 
 impl<S: Store, E: Env> Node<S, E> {

@@ -4,8 +4,8 @@
 
 use super::*;
 
-/// What a call's audit record names its arguments by.
-fn args_hash(args: &serde_json::Value) -> Hash {
+/// What a call's audit record (and a stored answer, `call_once`) names its arguments by.
+pub(super) fn args_hash(args: &serde_json::Value) -> Hash {
     Hash(*blake3::hash(&serde_json::to_vec(args).expect("JSON encodes")).as_bytes())
 }
 
