@@ -27,7 +27,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::commands::{self, invitation_of_link, no_blob, write_blob, Command, ContextCommand};
 use crate::failure::Failure;
-use crate::home::{Home, SystemEnv};
+use crate::home::{CliNode, Home, SystemEnv};
 
 /// The node wakes at least this often with no input, to ask [`Driver::time_to_next_timer`]
 /// again.
@@ -148,6 +148,29 @@ impl Online {
             }
             done = input => Step::Done(done),
         }
+    }
+
+    /// Runs the node until `done` holds of it, progress on stderr, for at most `timeout_secs`:
+    /// `false` if the time passed first.
+    async fn wait_for(
+        &mut self,
+        done: impl Fn(&CliNode) -> bool,
+        timeout_secs: u64,
+    ) -> Result<bool, Failure> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs);
+        while !done(self.driver.node()) {
+            match self.step(tokio::time::sleep_until(deadline)).await {
+                Step::Lines(lines) => progress(lines),
+                Step::NetworkStopped => {
+                    return Err(Failure::Other(
+                        "NetworkError",
+                        "the network task stopped".into(),
+                    ))
+                }
+                Step::Done(()) => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Runs a command from stdin on the node; its answer comes first, then what it caused.
@@ -337,26 +360,15 @@ pub async fn get_blob(
         .await;
     started?;
     progress(online.lines(events));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs);
-    while online.driver.node().is_fetching_blob(&context_id, &id) {
-        match online.step(tokio::time::sleep_until(deadline)).await {
-            Step::Lines(lines) => progress(lines),
-            Step::NetworkStopped => {
-                return Err(Failure::Other(
-                    "NetworkError",
-                    "the network task stopped".into(),
-                ))
-            }
-            Step::Done(()) => {
-                return Err(Failure::Other(
-                    "Timeout",
-                    format!(
-                        "blob {id} did not come whole from the members of {context_id} within \
-                         {timeout_secs} s (get it again to wait more)"
-                    ),
-                ))
-            }
-        }
+    let fetched = |node: &CliNode| !node.is_fetching_blob(&context_id, &id);
+    if !online.wait_for(fetched, timeout_secs).await? {
+        return Err(Failure::Other(
+            "Timeout",
+            format!(
+                "blob {id} did not come whole from the members of {context_id} within \
+                 {timeout_secs} s (get it again to wait more)"
+            ),
+        ));
     }
     let node = online.driver.node();
     match write_blob(node, &id, out).await? {
@@ -397,28 +409,18 @@ pub async fn join(
     let id = id?;
     online.unsynced.insert(id);
     progress(online.lines(events));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs);
-    while !online.driver.node().is_synced(&id) {
-        match online.step(tokio::time::sleep_until(deadline)).await {
-            Step::Lines(lines) => progress(lines),
-            Step::NetworkStopped => {
-                return Err(Failure::Other(
-                    "NetworkError",
-                    "the network task stopped".into(),
-                ))
-            }
-            Step::Done(()) => {
-                let node = online.driver.node();
-                let waiting_for = if node.is_joining(&id) {
-                    "no member has admitted this node yet"
-                } else {
-                    "admitted, but the state has not come from the members yet"
-                };
-                return Err(Failure::Node(NodeError::NotSynced(format!(
-                    "{id}: {waiting_for} after {timeout_secs} s (join again to wait more)"
-                ))));
-            }
-        }
+    if !online
+        .wait_for(|node| node.is_synced(&id), timeout_secs)
+        .await?
+    {
+        let waiting_for = if online.driver.node().is_joining(&id) {
+            "no member has admitted this node yet"
+        } else {
+            "admitted, but the state has not come from the members yet"
+        };
+        return Err(Failure::Node(NodeError::NotSynced(format!(
+            "{id}: {waiting_for} after {timeout_secs} s (join again to wait more)"
+        ))));
     }
     Ok(json!({"context_id": id.to_string(), "synced": true}))
 }
