@@ -70,8 +70,11 @@ test('pages link directly over WebRTC and send there; with the relay down a link
   // are made only to peers heard on a context's topic, and topics name a hash of the context.
   const d = await openNode(env.browser, env.stack.url, { name: 'D' });
   const other = await sharedContext([d.page]);
+  // The window for a wrong link: D's write and then one round of its heads announcements, as
+  // the relay counts them (the linked pages' gossip does not pass the relay, see above).
+  const dBefore = await env.stack.relayMetric(relayed);
   await set(d.page, other, 'elsewhere', 'D');
-  await new Promise((r) => setTimeout(r, 6_000)); // more than one round of heads announcements
+  await eventually('D\'s write and its next announcement at the relay', async () => (await env.stack.relayMetric(relayed)) >= dBefore + 2, { ms: 30_000 });
   const dId = await peerId(d.page);
   const dKnows = (await connections(d.page)).map((c) => c.peer);
   assert.ok(!dKnows.some((p) => ids.includes(p)), `D connected to a page of another context: ${JSON.stringify(dKnows)}`);
