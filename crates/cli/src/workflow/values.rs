@@ -26,19 +26,24 @@ pub enum Missing {
     Fail,
 }
 
-/// The variable a placeholder names, by name or through the per-node aliases.
-fn lookup<'a>(vars: &'a Vars, placeholder: &str) -> Option<&'a Value> {
+/// The variable a placeholder names: by name, through the per-node aliases, or (beyond
+/// merobox, which leaves such a name unresolved) a dotted path into a variable,
+/// `{{result.output}}`.
+fn lookup(vars: &Vars, placeholder: &str) -> Option<Value> {
     if let Some(value) = vars.get(placeholder) {
-        return Some(value);
+        return Some(value.clone());
     }
-    let (kind, node) = placeholder.split_once('.')?;
-    let key = match kind {
-        "install" => format!("app_id_{node}"),
-        "context" => format!("context_id_{node}"),
-        "identity" => format!("public_key_{node}"),
-        _ => return None,
+    let (head, rest) = placeholder.split_once('.')?;
+    let alias = match head {
+        "install" => Some(format!("app_id_{rest}")),
+        "context" => Some(format!("context_id_{rest}")),
+        "identity" => Some(format!("public_key_{rest}")),
+        _ => None,
     };
-    vars.get(&key)
+    if let Some(value) = alias.and_then(|key| vars.get(&key)) {
+        return Some(value.clone());
+    }
+    at_path(vars.get(head)?, rest)
 }
 
 fn unresolved(text: &str, placeholder: &str, missing: Missing) -> Result<(), StepError> {
@@ -69,7 +74,7 @@ pub fn resolve_text(text: &str, vars: &Vars, missing: Missing) -> Result<Value, 
     if text.starts_with("{{") && text.ends_with("}}") && text.matches("{{").count() == 1 {
         let placeholder = text[2..text.len() - 2].trim();
         return match lookup(vars, placeholder) {
-            Some(value) => Ok(value.clone()),
+            Some(value) => Ok(value),
             None => unresolved(text, placeholder, missing).map(|()| Value::String(text.into())),
         };
     }
@@ -82,7 +87,7 @@ pub fn resolve_text(text: &str, vars: &Vars, missing: Missing) -> Result<Value, 
         out.push_str(&rest[..start]);
         let placeholder = rest[start + 2..start + len].trim();
         match lookup(vars, placeholder) {
-            Some(value) => out.push_str(&text_of(value)),
+            Some(value) => out.push_str(&text_of(&value)),
             None => {
                 unresolved(text, placeholder, missing)?;
                 out.push_str(&rest[start..start + len + 2]);
@@ -114,16 +119,65 @@ pub fn resolve(value: &Value, vars: &Vars, missing: Missing) -> Result<Value, St
     })
 }
 
-/// A value as text, as merobox puts it into a string: a string as itself, `None`, `True`,
-/// `False`, a number as written; an object or array as JSON (merobox would print Python's repr).
+/// A value as text, as merobox (Python's `str`) puts it into a string or compares it as
+/// text: a string as itself, anything else as Python writes it (`None`, `True`,
+/// `{'k': [1, 'v']}`), so that `contains({{files}}, '{{id}}')` finds `'file_0'` in a list.
 pub fn text_of(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        other => python_repr(other),
+    }
+}
+
+/// Python's `repr` of the value that `json.loads` would make of it.
+fn python_repr(value: &Value) -> String {
+    match value {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
-        other => other.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => python_str_repr(s),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(python_repr).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{}: {}", python_str_repr(k), python_repr(v)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
     }
+}
+
+/// Python's `repr` of a string: single quotes, unless it holds one and no double quote.
+fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 /// A string that holds JSON, read as JSON; anything else as it is.
@@ -251,6 +305,16 @@ mod tests {
         );
         let err = resolve_text("{{nope}}", &vars, Missing::Fail).unwrap_err();
         assert_eq!(err.kind, "UnresolvedPlaceholder");
+    }
+
+    #[test]
+    fn values_read_as_text_as_python_writes_them() {
+        let value = json!([{"id": "file_0", "n": 1, "ok": true, "none": null}, "it's", "a\nb"]);
+        assert_eq!(
+            text_of(&value),
+            r#"[{'id': 'file_0', 'n': 1, 'none': None, 'ok': True}, "it's", 'a\nb']"#
+        );
+        assert_eq!(text_of(&json!("plain")), "plain");
     }
 
     #[test]
