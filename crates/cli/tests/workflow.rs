@@ -181,3 +181,76 @@ fn a_workflow_that_is_not_one_is_refused_before_anything_starts() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The runner's child processes (Linux: /proc lists them).
+#[cfg(target_os = "linux")]
+fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sigterm_stops_the_run_and_every_process_it_started() {
+    use std::io::{BufRead, BufReader};
+    let dir = home("wf-term");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("long.yml");
+    std::fs::write(
+        &file,
+        "nodes: {count: 2, prefix: n}\nsteps:\n  - {name: Long wait, type: wait, seconds: 600}\n",
+    )
+    .unwrap();
+    let homes = dir.join("homes");
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_tabnode"))
+        .args(["workflow", "run"])
+        .arg(&file)
+        .arg("--homes")
+        .arg(&homes)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The nodes have started once the runner says how many steps it runs on them.
+    let mut stderr = BufReader::new(runner.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("workflow ") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the runner ended early"
+        );
+    }
+    let started = std::time::Instant::now();
+    while children(runner.id()).len() < 3 {
+        assert!(started.elapsed().as_secs() < 30, "no relay and two nodes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let spawned = children(runner.id());
+    let status = Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(r#"step 1 "Long wait" (wait): Interrupted"#),
+        "{message}"
+    );
+    for pid in spawned {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} outlived the runner"
+        );
+    }
+    assert_homes_free(&homes, &["n-1", "n-2"]);
+    let _ = std::fs::remove_dir_all(dir);
+}

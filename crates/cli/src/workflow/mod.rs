@@ -13,7 +13,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -26,6 +27,65 @@ mod values;
 
 use nodes::{Node, Relay};
 use values::{resolve, Missing, Vars};
+
+/// Set when the runner gets SIGINT, SIGTERM or SIGHUP: every wait checks it at least this often
+/// ([`INTERRUPT_CHECK`]), the step under way fails as `Interrupted`, and the run ends as on any
+/// failure, stopping what it started (the relay would outlive a runner killed outright).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+const INTERRUPT_CHECK: Duration = Duration::from_millis(100);
+
+fn interrupted() -> Result<(), StepError> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        return Err(StepError::new(
+            "Interrupted",
+            "the runner was told to stop (a signal)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Sleeps `duration`, waking early (with an error) when the runner is told to stop.
+fn sleep(duration: Duration) -> Result<(), StepError> {
+    let until = Instant::now() + duration;
+    loop {
+        interrupted()?;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(INTERRUPT_CHECK));
+    }
+}
+
+/// Watches for SIGINT, SIGTERM and SIGHUP on a thread of its own, for the whole run.
+fn watch_signals() {
+    #[cfg(unix)]
+    std::thread::spawn(|| {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            INTERRUPTED.store(true, Ordering::Relaxed);
+        });
+    });
+}
 
 /// How a step failed: a kind (the node's error kind, or the runner's) and why.
 #[derive(Debug)]
@@ -151,7 +211,9 @@ impl Runner {
             let index = format!("{prefix}{}", i + 1);
             let step_type = step["type"].as_str().unwrap_or_default().to_owned();
             let started = Instant::now();
-            let outcome = if step_type == "repeat" {
+            let outcome = if let Err(stop) = interrupted() {
+                Err(stop)
+            } else if step_type == "repeat" {
                 self.repeat(step, &index, vars, keep_going, tally)
             } else {
                 self.step(step, &step_type, vars)
@@ -178,7 +240,7 @@ impl Runner {
                         StepError::new_owned(error.kind, message)
                     };
                     first_failure.get_or_insert(said);
-                    if !keep_going {
+                    if !keep_going || interrupted().is_err() {
                         break;
                     }
                 }
@@ -252,6 +314,7 @@ pub fn run(options: Options) -> Result<Value, Failure> {
     let start = |e: StepError| Failure::Other("StartFailed", format!("{}: {}", e.kind, e.message));
     let relay_bin = nodes::relay_binary(options.relay_bin.clone())
         .map_err(|e| bad("RelayNotFound", e.message))?;
+    watch_signals();
     let relay = Relay::start(&relay_bin).map_err(start)?;
     eprintln!(
         "workflow {name}: {} step(s) on {} node(s)",

@@ -22,6 +22,13 @@ const ANSWER_WAIT: Duration = Duration::from_secs(60);
 /// How long a node that was told to stop (its stdin closed) may take before it is killed.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
+/// Why no line came.
+enum Waited {
+    TimedOut,
+    Ended,
+    Interrupted(StepError),
+}
+
 /// A child process, killed (if still running) when dropped; its stdout as lines.
 struct Process {
     child: Child,
@@ -53,9 +60,20 @@ impl Process {
         })
     }
 
-    /// The next line within `wait`; an error when the process ended or the time passed.
-    fn next_line(&self, wait: Duration) -> Result<String, RecvTimeoutError> {
-        self.lines.recv_timeout(wait)
+    /// The next line within `wait`; an error when the process ended, the time passed or the
+    /// runner was told to stop.
+    fn next_line(&self, wait: Duration) -> Result<String, Waited> {
+        let deadline = Instant::now() + wait;
+        loop {
+            super::interrupted().map_err(Waited::Interrupted)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left.min(super::INTERRUPT_CHECK)) {
+                Ok(line) => return Ok(line),
+                Err(RecvTimeoutError::Disconnected) => return Err(Waited::Ended),
+                Err(RecvTimeoutError::Timeout) if left.is_zero() => return Err(Waited::TimedOut),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
     }
 }
 
@@ -121,6 +139,7 @@ impl Relay {
                         });
                     }
                 }
+                Err(Waited::Interrupted(e)) => return Err(e),
                 Err(_) => {
                     return Err(StepError::new(
                         "RelayFailed",
@@ -188,7 +207,8 @@ impl Node {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match self.process.next_line(left) {
                 Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => {
+                Err(Waited::Interrupted(e)) => return Err(e),
+                Err(Waited::TimedOut) => {
                     return Err(StepError::new(
                         "Timeout",
                         format!(
@@ -198,7 +218,7 @@ impl Node {
                         ),
                     ))
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(Waited::Ended) => {
                     return Err(StepError::new(
                         "NodeStopped",
                         format!(

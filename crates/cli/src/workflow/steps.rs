@@ -161,8 +161,7 @@ impl Runner {
             "call" => return self.call(step, vars),
             "wait" => {
                 let seconds = step.get("seconds").and_then(Value::as_f64).unwrap_or(5.0);
-                std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
-                return Ok(());
+                return super::sleep(Duration::from_secs_f64(seconds.max(0.0)));
             }
             "wait_for_sync" => return self.wait_for_sync(step, vars),
             "assert" | "json_assert" => return self.check(step, step_type, vars),
@@ -397,7 +396,7 @@ impl Runner {
                     ),
                 ));
             }
-            std::thread::sleep(SYNC_POLL);
+            super::sleep(SYNC_POLL)?;
         }
     }
 
