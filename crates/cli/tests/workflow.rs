@@ -215,7 +215,7 @@ fn sigterm_stops_the_run_and_every_process_it_started() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The nodes have started once the runner says how many steps it runs on them.
+    // The relay and the nodes run once the runner says how many steps it runs on them.
     let mut stderr = BufReader::new(runner.stderr.take().unwrap());
     let mut line = String::new();
     while !line.starts_with("workflow ") {

@@ -165,6 +165,8 @@ struct Tally {
     failed: usize,
 }
 
+/// Says how a step went: a line of text on stderr (and its notes), a JSON line on stdout,
+/// which it returns.
 fn report(
     index: &str,
     step: &Value,
@@ -316,11 +318,6 @@ pub fn run(options: Options) -> Result<Value, Failure> {
         .map_err(|e| bad("RelayNotFound", e.message))?;
     watch_signals();
     let relay = Relay::start(&relay_bin).map_err(start)?;
-    eprintln!(
-        "workflow {name}: {} step(s) on {} node(s)",
-        steps.len(),
-        names.len()
-    );
     let mut runner = Runner {
         nodes: BTreeMap::new(),
         relay,
@@ -341,6 +338,12 @@ pub fn run(options: Options) -> Result<Value, Failure> {
     let mut tally = Tally::default();
     let mut first_failure = None;
     if outcome.is_ok() {
+        // Said once every node runs: what follows is the steps.
+        eprintln!(
+            "workflow {name}: {} step(s) on {} node(s)",
+            steps.len(),
+            names.len()
+        );
         let mut vars = Vars::new();
         first_failure = runner.run_steps(steps, "", &mut vars, options.keep_going, &mut tally);
     }
