@@ -34,10 +34,18 @@ struct Process {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
+    /// Whether it stops at the end of its stdin (a node) and is given the time to; else (the
+    /// relay, which keeps nothing) it is killed at once.
+    stops_at_eof: bool,
 }
 
 impl Process {
-    fn spawn(mut command: Command, what: &str, stderr: Stdio) -> Result<Self, StepError> {
+    fn spawn(
+        mut command: Command,
+        what: &str,
+        stderr: Stdio,
+        stops_at_eof: bool,
+    ) -> Result<Self, StepError> {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -57,6 +65,7 @@ impl Process {
             stdin: child.stdin.take(),
             child,
             lines,
+            stops_at_eof,
         })
     }
 
@@ -82,7 +91,7 @@ impl Drop for Process {
         // A node stops cleanly at the end of its stdin (its store is closed in order).
         self.stdin.take();
         let deadline = Instant::now() + STOP_WAIT;
-        while Instant::now() < deadline {
+        while self.stops_at_eof && Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
@@ -125,7 +134,7 @@ impl Relay {
         let mut command = Command::new(binary);
         command.args(["--listen", "/ip4/127.0.0.1/tcp/0/ws"]);
         // The relay logs every connection on stderr: not the workflow's business.
-        let process = Process::spawn(command, "the relay", Stdio::null())?;
+        let process = Process::spawn(command, "the relay", Stdio::null(), false)?;
         let deadline = Instant::now() + ANSWER_WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -180,7 +189,7 @@ impl Node {
             command.args(["--fuel", &fuel.to_string()]);
         }
         command.args(["run", "--relay", relay]);
-        let process = Process::spawn(command, &format!("node {name}"), Stdio::inherit())?;
+        let process = Process::spawn(command, &format!("node {name}"), Stdio::inherit(), true)?;
         let mut node = Self {
             name: name.to_owned(),
             public_key: String::new(),
