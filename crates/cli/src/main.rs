@@ -19,6 +19,7 @@ mod commands;
 mod failure;
 mod home;
 mod online;
+mod workflow;
 
 use commands::{write_blob, BlobCommand, Command, ContextCommand};
 use failure::{fail, parse_id, Failure};
@@ -61,6 +62,29 @@ enum TopCommand {
         #[arg(long)]
         no_stdin: bool,
     },
+    /// Merobox workflows (Calimero's end-to-end test format) on tabnode nodes, no Docker
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+}
+
+#[derive(Subcommand)]
+enum WorkflowCommand {
+    /// Starts a relay on 127.0.0.1 and a `tabnode run` per node the workflow names, runs its
+    /// steps in order (one JSON line each on stdout, text on stderr), and stops them all;
+    /// exits 1 naming the first step that failed and why
+    Run {
+        /// The workflow (YAML); paths in it are relative to the current directory
+        file: PathBuf,
+        /// Keeps the nodes' homes in DIR/NODE_NAME (default: a temporary directory, removed)
+        #[arg(long, value_name = "DIR")]
+        homes: Option<PathBuf>,
+        /// The relay binary [default: TABNODE_RELAY, else tabnode-relay beside this binary]
+        #[arg(long, value_name = "PATH")]
+        relay_bin: Option<PathBuf>,
+        /// Runs the steps after a failed one too (its outputs stay unbound), to count what passes
+        #[arg(long)]
+        keep_going: bool,
+    },
 }
 
 fn main() {
@@ -79,6 +103,22 @@ fn main() {
             fail(2, "Usage", e.render().to_string().trim_end())
         }
     };
+    if let TopCommand::Workflow(WorkflowCommand::Run {
+        file,
+        homes,
+        relay_bin,
+        keep_going,
+    }) = cli.command
+    {
+        let options = workflow::Options {
+            file,
+            homes,
+            relay_bin,
+            keep_going,
+            fuel: cli.fuel,
+        };
+        finish(workflow::run(options).map(Some));
+    }
     let Some(home) = cli.home.clone() else {
         fail(2, "Usage", "--home DIR is required (see tabnode --help)");
     };
@@ -91,6 +131,11 @@ fn main() {
     // Not a wait for the blocked read of stdin that `run` may leave behind (tokio reads stdin
     // on a thread of its own, which only the end of stdin would end).
     runtime.shutdown_background();
+    finish(result);
+}
+
+/// Prints a command's answer, or its failure, and exits with its code.
+fn finish(result: Result<Option<Value>, Failure>) -> ! {
     match result {
         Ok(Some(value)) => println!("{value}"),
         Ok(None) => {}
@@ -98,6 +143,7 @@ fn main() {
         Err(Failure::Other("Usage", m)) => fail(2, "Usage", &m),
         Err(Failure::Other(kind, m)) => fail(1, kind, &m),
     }
+    std::process::exit(0)
 }
 
 /// Runs the command; `None` when it printed its own lines (`run`).
@@ -151,6 +197,7 @@ async fn run(home: PathBuf, cli: Cli) -> Result<Option<Value>, Failure> {
                 .await
                 .map(Some)
         }
+        TopCommand::Workflow(_) => unreachable!("a workflow runs before a home is opened"),
         TopCommand::Node(command) => {
             let mut home = home;
             commands::execute(&mut home.node, &home.store, command)

@@ -1,4 +1,4 @@
-//! `context create | list | invite | join | members | upgrade`.
+//! `context create | list | invite | join | members | position | upgrade`.
 
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -58,6 +58,12 @@ pub enum ContextCommand {
     },
     /// The members this node knows for the context: {"members": [{"key", "role"}]}
     Members {
+        /// The context (base58)
+        context_id: String,
+    },
+    /// Where this node is in the context: {"context_id", "heads", "root_hash", "synced"}; two
+    /// members with the same heads and root hash hold the same state
+    Position {
         /// The context (base58)
         context_id: String,
     },
@@ -217,6 +223,18 @@ pub async fn execute(
                 .map(|(key, role)| json!({"key": key.to_string(), "role": role}))
                 .collect();
             Ok(json!({"members": members}))
+        }
+        ContextCommand::Position { context_id } => {
+            let id: ContextId = parse_id(&context_id)?;
+            let position = node.position(&id)?;
+            let mut heads: Vec<String> = position.heads.iter().map(|h| h.to_string()).collect();
+            heads.sort();
+            Ok(json!({
+                "context_id": id.to_string(),
+                "heads": heads,
+                "root_hash": position.root_hash.map(|h| h.to_string()),
+                "synced": node.is_synced(&id),
+            }))
         }
         ContextCommand::Upgrade {
             context_id,

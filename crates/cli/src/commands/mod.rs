@@ -26,7 +26,7 @@ pub enum Command {
     /// Apps: install one, read its ABI
     #[command(subcommand)]
     App(app::AppCommand),
-    /// Contexts: create, list, invite, join, members, upgrade
+    /// Contexts: create, list, invite, join, members, position, upgrade
     #[command(subcommand)]
     Context(ContextCommand),
     /// Blobs: put a file in the node, get one out

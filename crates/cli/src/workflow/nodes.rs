@@ -1,0 +1,315 @@
+//! The processes a workflow runs on: a relay on 127.0.0.1 and one `tabnode run` per node the
+//! workflow names, each on a home of its own, driven through its stdin (one command a line, as
+//! a JSON array of words) and read from its stdout (one JSON line per answer or event).
+//!
+//! Every process is a child killed when its handle drops, so a failing step, a panic or an
+//! early return stops them all.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::StepError;
+
+/// How long a node may take to start and to answer one command.
+const ANSWER_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a node that was told to stop (its stdin closed) may take before it is killed.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Why no line came.
+enum Waited {
+    TimedOut,
+    Ended,
+    Interrupted(StepError),
+}
+
+/// A child process, killed (if still running) when dropped; its stdout as lines.
+struct Process {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Whether it stops at the end of its stdin (a node) and is given the time to; else (the
+    /// relay, which keeps nothing) it is killed at once.
+    stops_at_eof: bool,
+}
+
+impl Process {
+    fn spawn(
+        mut command: Command,
+        what: &str,
+        stderr: Stdio,
+        stops_at_eof: bool,
+    ) -> Result<Self, StepError> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| StepError::new("Spawn", format!("start {what}: {e}")))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stops_at_eof,
+        })
+    }
+
+    /// The next line within `wait`; an error when the process ended, the time passed or the
+    /// runner was told to stop.
+    fn next_line(&self, wait: Duration) -> Result<String, Waited> {
+        let deadline = Instant::now() + wait;
+        loop {
+            super::interrupted().map_err(Waited::Interrupted)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left.min(super::INTERRUPT_CHECK)) {
+                Ok(line) => return Ok(line),
+                Err(RecvTimeoutError::Disconnected) => return Err(Waited::Ended),
+                Err(RecvTimeoutError::Timeout) if left.is_zero() => return Err(Waited::TimedOut),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A node stops cleanly at the end of its stdin (its store is closed in order).
+        self.stdin.take();
+        let deadline = Instant::now() + STOP_WAIT;
+        while self.stops_at_eof && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The relay the nodes meet through, listening on 127.0.0.1 (a port the OS picks).
+pub struct Relay {
+    _process: Process,
+    pub address: String,
+}
+
+/// The relay binary: `--relay-bin`, else TABNODE_RELAY, else `tabnode-relay` beside this
+/// binary (where `make relay` puts it).
+pub fn relay_binary(given: Option<PathBuf>) -> Result<PathBuf, StepError> {
+    let path = match given.or_else(|| std::env::var_os("TABNODE_RELAY").map(PathBuf::from)) {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .map_err(|e| StepError::new("Io", format!("this binary's path: {e}")))?
+            .with_file_name("tabnode-relay"),
+    };
+    if !path.is_file() {
+        return Err(StepError::new(
+            "RelayNotFound",
+            format!(
+                "no relay binary at {}: build it with `make relay`, or name it with --relay-bin or TABNODE_RELAY",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+impl Relay {
+    pub fn start(binary: &Path) -> Result<Self, StepError> {
+        let mut command = Command::new(binary);
+        command.args(["--listen", "/ip4/127.0.0.1/tcp/0/ws"]);
+        // The relay logs every connection on stderr: not the workflow's business.
+        let process = Process::spawn(command, "the relay", Stdio::null(), false)?;
+        let deadline = Instant::now() + ANSWER_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match process.next_line(left) {
+                Ok(line) => {
+                    if let Some(address) = line.strip_prefix("RELAY_MULTIADDR=") {
+                        let address = address.trim().to_owned();
+                        return Ok(Self {
+                            _process: process,
+                            address,
+                        });
+                    }
+                }
+                Err(Waited::Interrupted(e)) => return Err(e),
+                Err(_) => {
+                    return Err(StepError::new(
+                        "RelayFailed",
+                        "the relay printed no RELAY_MULTIADDR line".into(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// One workflow node: a `tabnode run` on its own home.
+pub struct Node {
+    pub name: String,
+    /// The node's key: its identity as a member and as the executor of its calls.
+    pub public_key: String,
+    process: Process,
+    commands: usize,
+    /// Contexts whose state has arrived here (`synced` lines seen).
+    synced: BTreeSet<String>,
+    /// The node's last lines, for a failure's message.
+    recent: Vec<String>,
+}
+
+impl Node {
+    /// Starts `tabnode --home HOME run --relay RELAY` and waits for its `started` line.
+    pub fn start(
+        name: &str,
+        home: &Path,
+        relay: &str,
+        fuel: Option<u64>,
+    ) -> Result<Self, StepError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| StepError::new("Io", format!("this binary's path: {e}")))?;
+        let mut command = Command::new(exe);
+        command.arg("--home").arg(home);
+        if let Some(fuel) = fuel {
+            command.args(["--fuel", &fuel.to_string()]);
+        }
+        command.args(["run", "--relay", relay]);
+        let process = Process::spawn(command, &format!("node {name}"), Stdio::inherit(), true)?;
+        let mut node = Self {
+            name: name.to_owned(),
+            public_key: String::new(),
+            process,
+            commands: 0,
+            synced: BTreeSet::new(),
+            recent: Vec::new(),
+        };
+        let started =
+            node.await_line("its start", ANSWER_WAIT, |v| v["type"] == json!("started"))?;
+        node.public_key = started["publicKey"].as_str().unwrap_or_default().to_owned();
+        Ok(node)
+    }
+
+    /// Reads lines until one `pick` accepts, noting what the others say on the way.
+    fn await_line(
+        &mut self,
+        what: &str,
+        wait: Duration,
+        mut pick: impl FnMut(&Value) -> bool,
+    ) -> Result<Value, StepError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.process.next_line(left) {
+                Ok(line) => line,
+                Err(Waited::Interrupted(e)) => return Err(e),
+                Err(Waited::TimedOut) => {
+                    return Err(StepError::new(
+                        "Timeout",
+                        format!(
+                            "node {}: no {what} within {wait:?}{}",
+                            self.name,
+                            self.tail()
+                        ),
+                    ))
+                }
+                Err(Waited::Ended) => {
+                    return Err(StepError::new(
+                        "NodeStopped",
+                        format!(
+                            "node {} stopped while waiting for {what}{}",
+                            self.name,
+                            self.tail()
+                        ),
+                    ))
+                }
+            };
+            let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if value["type"] == json!("synced") {
+                if let Some(id) = value["contextId"].as_str() {
+                    self.synced.insert(id.to_owned());
+                }
+            }
+            self.recent.push(line);
+            if self.recent.len() > 20 {
+                self.recent.remove(0);
+            }
+            if pick(&value) {
+                return Ok(value);
+            }
+        }
+    }
+
+    /// The node's last lines, for a message.
+    fn tail(&self) -> String {
+        if self.recent.is_empty() {
+            return String::new();
+        }
+        format!("; its last lines:\n{}", self.recent.join("\n"))
+    }
+
+    /// Runs a command on the node (the words one would give `tabnode`); its answer's value,
+    /// or its error as kind and message.
+    pub fn command(&mut self, words: &[&str]) -> Result<Value, StepError> {
+        self.commands += 1;
+        let number = self.commands;
+        let line = serde_json::to_string(words).expect("words encode");
+        let stdin = self
+            .process
+            .stdin
+            .as_mut()
+            .expect("a running node's stdin is open");
+        writeln!(stdin, "{line}").map_err(|e| {
+            StepError::new(
+                "NodeStopped",
+                format!("node {}: {e}{}", self.name, self.tail()),
+            )
+        })?;
+        let answer = self.await_line("answer", ANSWER_WAIT, |v| v["line"] == json!(number))?;
+        if answer["type"] == json!("result") {
+            return Ok(answer["value"].clone());
+        }
+        Err(StepError::new_owned(
+            answer["error"]["kind"]
+                .as_str()
+                .unwrap_or("Error")
+                .to_owned(),
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ))
+    }
+
+    /// Waits until the context's state has arrived here (after a join).
+    pub fn await_synced(&mut self, context_id: &str, wait: Duration) -> Result<(), StepError> {
+        if self.synced.contains(context_id) {
+            return Ok(());
+        }
+        self.await_line(&format!("state of {context_id}"), wait, |v| {
+            v["type"] == json!("synced") && v["contextId"] == json!(context_id)
+        })
+        .map(|_| ())
+    }
+
+    /// Hands the node what it printed since the last read (events), without waiting.
+    pub fn drain(&mut self) {
+        let _ = self.await_line("", Duration::ZERO, |_| false);
+    }
+}
