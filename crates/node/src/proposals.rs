@@ -205,7 +205,8 @@ pub struct Proposal {
     pub outcome: Outcome,
 }
 
-/// A context's proxy state: its proposals, threshold, limit and key-value store.
+/// A context's proxy state: its proposals, threshold, limit and key-value store (shown as
+/// `{numApprovals, activeProposalsLimit, proposals}`; values are read by key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Proxy {
@@ -214,8 +215,13 @@ pub struct Proxy {
     /// What approved `SetContextValue` actions set.
     #[serde(skip)]
     pub values: BTreeMap<Vec<u8>, Vec<u8>>,
-    #[serde(skip)]
+    /// Every proposal, whatever became of it (a list, in id order, when shown).
+    #[serde(serialize_with = "values_of")]
     pub proposals: BTreeMap<ProposalId, Proposal>,
+}
+
+fn values_of<S: Serializer>(map: &BTreeMap<ProposalId, Proposal>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(map.values())
 }
 
 impl Default for Proxy {

@@ -48,11 +48,7 @@ pub async fn execute(node: &mut CliNode, command: ProposalsCommand) -> Result<Va
         ProposalsCommand::List { context_id } => {
             let context_id: ContextId = parse_id(&context_id)?;
             let proxy = node.proxy(&context_id)?;
-            Ok(json!({
-                "numApprovals": proxy.num_approvals,
-                "activeProposalsLimit": proxy.active_proposals_limit,
-                "proposals": proxy.proposals.values().collect::<Vec<_>>(),
-            }))
+            Ok(serde_json::to_value(proxy).expect("a proxy encodes"))
         }
         ProposalsCommand::Get {
             context_id,
