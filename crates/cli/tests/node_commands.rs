@@ -295,7 +295,7 @@ fn a_guests_proposal_is_listed_read_and_refused_a_second_approval() {
     assert_eq!(got["status"], json!("active"));
     assert_eq!(
         got["actions"],
-        json!([{"scope": "SetContextValue", "key": "k", "value": "v"}])
+        json!([{"scope": "SetContextValue", "params": {"key": [107], "value": [118]}}])
     );
     assert_eq!(
         ok(&home, &["proposals", "value", &ctx, "k"]),

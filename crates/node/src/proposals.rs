@@ -66,9 +66,10 @@ impl Serialize for ProposalId {
 }
 
 /// One action of a proposal, encoded as calimero-sdk 0.10's `ProposalAction` (a guest's
-/// `send_proposal` hands the node a borsh `Vec` of them).
+/// `send_proposal` hands the node a borsh `Vec` of them), and shown as merod's admin API shows
+/// one: `{"scope": name, "params": {fields}}`, amounts as decimal strings.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
-#[serde(tag = "scope", rename_all_fields = "camelCase")]
+#[serde(tag = "scope", content = "params")]
 pub enum ProposalAction {
     ExternalFunctionCall {
         receiver_id: String,
@@ -89,9 +90,7 @@ pub enum ProposalAction {
         active_proposals_limit: u32,
     },
     SetContextValue {
-        #[serde(serialize_with = "text_or_bytes")]
         key: Vec<u8>,
-        #[serde(serialize_with = "text_or_bytes")]
         value: Vec<u8>,
     },
     DeleteProposal {
@@ -123,14 +122,6 @@ impl ProposalAction {
 /// A token amount as a decimal string: a `u128` is beyond a JSON number's exact range.
 fn decimal<S: Serializer>(amount: &u128, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(amount)
-}
-
-/// Bytes as text when they are UTF-8 (what apps store), else as an array of numbers.
-fn text_or_bytes<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => s.serialize_str(text),
-        Err(_) => Serialize::serialize(bytes, s),
-    }
 }
 
 /// Decodes the actions a guest proposed and checks them before any member sees them: the bytes

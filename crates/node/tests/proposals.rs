@@ -290,7 +290,10 @@ fn actions_that_need_a_chain_fail_whole_with_a_typed_outcome() {
     }
     let shown = serde_json::to_value(a.proposal(&ctx, &id).unwrap()).unwrap();
     assert_eq!(shown["status"], "needsChain");
-    assert_eq!(shown["actions"][1]["amount"], "1000000000000000000000000");
+    assert_eq!(
+        shown["actions"][1],
+        json!({"scope": "Transfer", "params": {"receiver_id": "bob.near", "amount": "1000000000000000000000000"}})
+    );
 }
 
 #[test]

@@ -27,15 +27,15 @@ export interface ExecuteResult {
     proposal: string | null; member: string | null;
     contextId: string | null; op: string | null; error: string | null; errorKind: string | null }[];
 }
-/** One action of a proposal, as calimero-sdk 0.10 names it; amounts are decimal strings, keys
- * and values text (or byte arrays when not UTF-8). */
+/** One action of a proposal, as merod's admin API shows it: calimero-sdk 0.10's name and
+ * fields; amounts are decimal strings, keys and values arrays of bytes. */
 export type ProposalAction =
-  | { scope: "ExternalFunctionCall"; receiverId: string; methodName: string; args: string; deposit: string }
-  | { scope: "Transfer"; receiverId: string; amount: string }
-  | { scope: "SetNumApprovals"; numApprovals: number }
-  | { scope: "SetActiveProposalsLimit"; activeProposalsLimit: number }
-  | { scope: "SetContextValue"; key: string | number[]; value: string | number[] }
-  | { scope: "DeleteProposal"; proposalId: string };
+  | { scope: "ExternalFunctionCall"; params: { receiver_id: string; method_name: string; args: string; deposit: string } }
+  | { scope: "Transfer"; params: { receiver_id: string; amount: string } }
+  | { scope: "SetNumApprovals"; params: { num_approvals: number } }
+  | { scope: "SetActiveProposalsLimit"; params: { active_proposals_limit: number } }
+  | { scope: "SetContextValue"; params: { key: number[]; value: number[] } }
+  | { scope: "DeleteProposal"; params: { proposal_id: string } };
 /** A proposal and what became of it (see docs/proposals.md). */
 export type Proposal = { id: string; author: string; actions: ProposalAction[]; approvers: string[];
   proposedIn: string } & (
