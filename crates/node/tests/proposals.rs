@@ -364,3 +364,112 @@ fn bad_proposals_and_approvals_are_refused_and_change_nothing() {
     assert_eq!(others[0].proxy(&ctx).unwrap(), before);
     assert_eq!(a.proposals(&ctx).unwrap().len(), 1);
 }
+
+/// A signed operation by `key` (certified by `cert`) on `parents`, made by hand: what a member
+/// whose node skipped every local check could send.
+fn forged(
+    ctx: ContextId,
+    key: &tabnode_types::SecretKey,
+    cert: &tabnode_node::MemberCert,
+    parents: Vec<DeltaId>,
+    timestamp: u64,
+    op: tabnode_node::MemberOp,
+) -> tabnode_node::Delta {
+    tabnode_node::DeltaBody {
+        context_id: ctx,
+        parents,
+        author: key.public(),
+        timestamp,
+        artifact: vec![],
+        root_hash: tabnode_types::Hash([0; 32]),
+        events: vec![],
+        genesis: None,
+        author_cert: cert.clone(),
+        op: Some(op),
+    }
+    .sign(key)
+}
+
+#[test]
+fn forged_operations_from_readers_and_members_count_for_nothing_on_arrival() {
+    use tabnode_node::{Env, MemberOp, WireMessage};
+    let mut a = member(1);
+    let app = block_on(a.install_app(&guest("probe"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({"title": "t"}))).unwrap();
+    let reader = tabnode_types::SecretKey::from_seed([70; 32]);
+    let writer = tabnode_types::SecretKey::from_seed([71; 32]);
+    let invitation = a.invite_as(&ctx, Role::Reader, u64::MAX).unwrap();
+    let reader_cert = common::admit(&mut a, &invitation, &reader);
+    let invitation = a.invite_as(&ctx, Role::Member, u64::MAX).unwrap();
+    let writer_cert = common::admit(&mut a, &invitation, &writer);
+    let id = propose_value(&mut a, &ctx, "k", "v");
+    a.take_outgoing();
+    let before = a.proxy(&ctx).unwrap();
+
+    let send = |a: &mut TestNode, key: &tabnode_types::SecretKey, cert, op| {
+        let parents = heads(a, &ctx);
+        let at = a.env().now_nanos();
+        let delta = forged(ctx, key, cert, parents, at, op);
+        let sealed = a.seal_for(&ctx, &WireMessage::Deltas(vec![delta])).unwrap();
+        block_on(a.handle_message(&tabnode_node::context_topic(&ctx), &sealed));
+    };
+    // A reader's approval and proposal: signed and delivered, but a reader may not.
+    send(
+        &mut a,
+        &reader,
+        &reader_cert,
+        MemberOp::Approve { proposal: id },
+    );
+    let own = ProposalId([9; 32]);
+    let actions = vec![set_value("r", "1")];
+    send(
+        &mut a,
+        &reader,
+        &reader_cert,
+        MemberOp::Propose {
+            proposal: own,
+            actions,
+        },
+    );
+    // A writer's proposal with no actions, one that takes an id in use, and a second approval
+    // of one proposal: none counts more than the rules allow.
+    let empty = ProposalId([10; 32]);
+    send(
+        &mut a,
+        &writer,
+        &writer_cert,
+        MemberOp::Propose {
+            proposal: empty,
+            actions: vec![],
+        },
+    );
+    let taken = vec![set_value("k", "stolen")];
+    send(
+        &mut a,
+        &writer,
+        &writer_cert,
+        MemberOp::Propose {
+            proposal: id,
+            actions: taken,
+        },
+    );
+    for _ in 0..2 {
+        send(
+            &mut a,
+            &writer,
+            &writer_cert,
+            MemberOp::Approve { proposal: id },
+        );
+    }
+    let proxy = a.proxy(&ctx).unwrap();
+    assert_eq!(proxy.proposals.len(), 1, "{proxy:?}");
+    let proposal = &proxy.proposals[&id];
+    assert_eq!(proposal.actions, before.proposals[&id].actions);
+    assert_eq!(
+        proposal.approvers.iter().copied().collect::<Vec<_>>().len(),
+        2,
+        "the author's and the writer's, once"
+    );
+    assert!(proposal.approvers.contains(&writer.public()));
+    assert_eq!(proposal.outcome, ProposalOutcome::Active);
+}
