@@ -328,9 +328,38 @@ fn a_guests_proposal_is_listed_read_and_refused_a_second_approval() {
         1,
         "BadId",
     );
+    for bad in [
+        "[]",
+        r#"[{"scope":"SetNumApprovals","params":{"num_approvals":0}}]"#,
+        r#"[{"scope":"Transfer","params":{"receiver_id":"a.near","amount":5}}]"#,
+        r#"[{"scope":"Launch","params":{}}]"#,
+    ] {
+        fails(
+            &home,
+            &["proposals", "propose", &ctx, bad],
+            1,
+            "BadProposal",
+        );
+    }
+    fails(
+        &home,
+        &["proposals", "propose", &ctx, "not json"],
+        1,
+        "BadArgs",
+    );
     assert_eq!(
         ok(&home, &["proposals", "list", &ctx]),
         list,
         "refusals change nothing"
     );
+
+    let transfer = r#"[{"scope":"Transfer","params":{"receiver_id":"a.near","amount":"5"}}]"#;
+    let proposed = ok(&home, &["proposals", "propose", &ctx, transfer]);
+    assert_eq!(
+        proposed["proposal"]["actions"],
+        serde_json::from_str::<Value>(transfer).unwrap()
+    );
+    assert_eq!(proposed["proposal"]["id"], proposed["proposal_id"]);
+    let listed = ok(&home, &["proposals", "list", &ctx]);
+    assert_eq!(listed["proposals"].as_array().unwrap().len(), 2);
 }

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tabnode_types::{DeltaId, PublicKey};
 
 use crate::log::{Entry, MemberOp, Verdict};
@@ -65,22 +65,29 @@ impl Serialize for ProposalId {
     }
 }
 
+impl<'de> Deserialize<'de> for ProposalId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as Deserialize>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One action of a proposal, encoded as calimero-sdk 0.10's `ProposalAction` (a guest's
 /// `send_proposal` hands the node a borsh `Vec` of them), and shown as merod's admin API shows
 /// one: `{"scope": name, "params": {fields}}`, amounts as decimal strings.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
-#[serde(tag = "scope", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "scope", content = "params", deny_unknown_fields)]
 pub enum ProposalAction {
     ExternalFunctionCall {
         receiver_id: String,
         method_name: String,
         args: String,
-        #[serde(serialize_with = "decimal")]
+        #[serde(serialize_with = "decimal", deserialize_with = "decimal_in")]
         deposit: u128,
     },
     Transfer {
         receiver_id: String,
-        #[serde(serialize_with = "decimal")]
+        #[serde(serialize_with = "decimal", deserialize_with = "decimal_in")]
         amount: u128,
     },
     SetNumApprovals {
@@ -122,6 +129,13 @@ impl ProposalAction {
 /// A token amount as a decimal string: a `u128` is beyond a JSON number's exact range.
 fn decimal<S: Serializer>(amount: &u128, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(amount)
+}
+
+fn decimal_in<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+    let text = <String as Deserialize>::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!("{text:?} is not an amount (a decimal string)"))
+    })
 }
 
 /// Decodes the actions a guest proposed and checks them before any member sees them: the bytes

@@ -1,12 +1,12 @@
-//! `proposals list | get | approve | value`: the context's proxy, carried in its log (see
+//! `proposals list | get | propose | approve | value`: the context's proxy, carried in its log (see
 //! docs/proposals.md).
 
 use clap::Subcommand;
 use serde_json::{json, Value};
-use tabnode_node::ProposalId;
+use tabnode_node::{NodeError, ProposalAction, ProposalId};
 use tabnode_types::ContextId;
 
-use crate::failure::{parse_id, Failure};
+use crate::failure::{parse_id, parse_json, Failure};
 use crate::home::CliNode;
 
 #[derive(Subcommand)]
@@ -23,6 +23,15 @@ pub enum ProposalsCommand {
         context_id: String,
         /// The proposal (base58, as the app's call returned it)
         proposal_id: String,
+    },
+    /// Proposes actions as this node's member (merod's create-and-approve: the proposal counts
+    /// its author's approval); prints {"proposal_id", "proposal"}
+    Propose {
+        /// The context (base58)
+        context_id: String,
+        /// The actions, a JSON array as `get` shows them, e.g.
+        /// [{"scope":"SetNumApprovals","params":{"num_approvals":2}}]
+        actions_json: String,
     },
     /// Approves a proposal as this node's member (an operation sent to every member; the
     /// approval that reaches the threshold runs its actions); prints {"delta_id", "proposal"}
@@ -57,6 +66,19 @@ pub async fn execute(node: &mut CliNode, command: ProposalsCommand) -> Result<Va
             let context_id: ContextId = parse_id(&context_id)?;
             let proposal = node.proposal(&context_id, &proposal_id(&id)?)?;
             Ok(serde_json::to_value(proposal).expect("a proposal encodes"))
+        }
+        ProposalsCommand::Propose {
+            context_id,
+            actions_json,
+        } => {
+            let context_id: ContextId = parse_id(&context_id)?;
+            let actions: Vec<ProposalAction> =
+                serde_json::from_value(parse_json("ACTIONS_JSON", &actions_json)?).map_err(
+                    |e| Failure::Node(NodeError::BadProposal(format!("ACTIONS_JSON: {e}"))),
+                )?;
+            let id = node.propose(&context_id, actions).await?;
+            let proposal = node.proposal(&context_id, &id)?;
+            Ok(json!({"proposal_id": id.to_string(), "proposal": proposal}))
         }
         ProposalsCommand::Approve {
             context_id,
