@@ -25,7 +25,12 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const direct: number = node.connections().filter((c) => c.via === 'webrtc').length;
   const rotated: string = (await node.rotateKey()).clientKey;
   const admins: string[] = (await node.members(ctx)).filter((m) => m.role === 'admin').map((m) => m.key);
+  const proxy = await node.proposals(ctx);
+  const pending: string[] = proxy.proposals.filter((p) => p.status === 'active').map((p) => p.id);
+  const approvers: number = (await node.proposal(ctx, pending[0])).approvers.length;
+  const approval: string = await node.approveProposal(ctx, pending[0]);
+  const colour: string | number[] | null = await node.contextValue(ctx, 'colour');
   const written: AnchorWrite = await node.writeAnchor(ctx); // needs nearRpc and nearContract
   const tx: string = written.transactionHash ?? `${written.requests.map((r) => r.kind).join(',')} ${written.anchor?.appMatches}`;
-  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated} ${direct} ${tx}`;
+  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated} ${direct} ${tx} ${proxy.numApprovals} ${approvers} ${approval} ${colour}`;
 }

@@ -259,3 +259,107 @@ fn a_join_with_a_bad_invitation_or_relay_address_fails_typed_and_stores_nothing(
     assert_eq!(ok(&home, &["context", "list"]), json!({"contexts": []}));
     let _ = std::fs::remove_dir_all(home);
 }
+
+#[test]
+fn a_guests_proposal_is_listed_read_and_refused_a_second_approval() {
+    let home = home("proposals");
+    let app = id(
+        &ok(&home, &["app", "install", &guest_app("probe")]),
+        "app_id",
+    );
+    let ctx = id(
+        &ok(
+            &home,
+            &["context", "create", &app, "--args", r#"{"title":"t"}"#],
+        ),
+        "context_id",
+    );
+    let call = ok(
+        &home,
+        &["call", &ctx, "propose_value", r#"{"key":"k","value":"v"}"#],
+    );
+    let proposal = id(&call, "output");
+    let me = id(&ok(&home, &["identity"]), "public_key");
+
+    let list = ok(&home, &["proposals", "list", &ctx]);
+    assert_eq!(
+        (
+            list["numApprovals"].clone(),
+            list["activeProposalsLimit"].clone()
+        ),
+        (json!(3), json!(10))
+    );
+    assert_eq!(list["proposals"][0]["id"], json!(proposal));
+    let got = ok(&home, &["proposals", "get", &ctx, &proposal]);
+    assert_eq!(got["approvers"], json!([me]), "the author's approval");
+    assert_eq!(got["status"], json!("active"));
+    assert_eq!(
+        got["actions"],
+        json!([{"scope": "SetContextValue", "params": {"key": [107], "value": [118]}}])
+    );
+    assert_eq!(
+        ok(&home, &["proposals", "value", &ctx, "k"]),
+        json!({"key": "k", "value": null}),
+        "one approval of three runs nothing"
+    );
+
+    fails(
+        &home,
+        &["proposals", "approve", &ctx, &proposal],
+        1,
+        "BadProposal",
+    );
+    let unknown = bs58::encode([7; 32]).into_string();
+    fails(
+        &home,
+        &["proposals", "approve", &ctx, &unknown],
+        1,
+        "UnknownProposal",
+    );
+    fails(
+        &home,
+        &["proposals", "get", &ctx, &unknown],
+        1,
+        "UnknownProposal",
+    );
+    fails(
+        &home,
+        &["proposals", "get", &ctx, "not-base58!"],
+        1,
+        "BadId",
+    );
+    for bad in [
+        "[]",
+        r#"[{"scope":"SetNumApprovals","params":{"num_approvals":0}}]"#,
+        r#"[{"scope":"Transfer","params":{"receiver_id":"a.near","amount":5}}]"#,
+        r#"[{"scope":"Launch","params":{}}]"#,
+    ] {
+        fails(
+            &home,
+            &["proposals", "propose", &ctx, bad],
+            1,
+            "BadProposal",
+        );
+    }
+    fails(
+        &home,
+        &["proposals", "propose", &ctx, "not json"],
+        1,
+        "BadArgs",
+    );
+    assert_eq!(
+        ok(&home, &["proposals", "list", &ctx]),
+        list,
+        "refusals change nothing"
+    );
+
+    let transfer = r#"[{"scope":"Transfer","params":{"receiver_id":"a.near","amount":"5"}}]"#;
+    let proposed = ok(&home, &["proposals", "propose", &ctx, transfer]);
+    assert_eq!(
+        proposed["proposal"]["actions"],
+        serde_json::from_str::<Value>(transfer).unwrap()
+    );
+    assert_eq!(proposed["proposal"]["id"], proposed["proposal_id"]);
+    let listed = ok(&home, &["proposals", "list", &ctx]);
+    assert_eq!(listed["proposals"].as_array().unwrap().len(), 2);
+}

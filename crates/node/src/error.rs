@@ -21,6 +21,13 @@ pub enum NodeError {
     BadId(String),
     #[error("arguments must be a JSON object, got {0}")]
     BadArgs(String),
+    /// No proposal of the context has this id (see [`crate::proposals`]).
+    #[error("the context has no proposal {0}")]
+    UnknownProposal(String),
+    /// A proposal or approval the proxy would not take: malformed actions, a proposal no
+    /// longer active, an approval made already.
+    #[error("proposal refused: {0}")]
+    BadProposal(String),
     #[error("the app has no method {0:?}")]
     MethodNotFound(String),
     #[error("the call failed: {0}")]
@@ -82,6 +89,8 @@ impl NodeError {
             Self::Unauthorized(_) => "Unauthorized",
             Self::BadId(_) => "BadId",
             Self::BadArgs(_) => "BadArgs",
+            Self::UnknownProposal(_) => "UnknownProposal",
+            Self::BadProposal(_) => "BadProposal",
             Self::MethodNotFound(_) => "MethodNotFound",
             Self::Execution(_) => "ExecutionFailed",
             Self::AppError(_) => "AppError",

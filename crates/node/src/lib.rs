@@ -17,6 +17,7 @@ mod error;
 mod log;
 mod membership;
 mod node;
+pub mod proposals;
 mod rows;
 mod seal;
 pub mod snapshot;
@@ -40,6 +41,7 @@ pub use node::{
     MAX_CLOCK_SKEW_NANOS, MAX_FETCHED_APP_BYTES, MAX_MESSAGE_BYTES, MOST_WAITING_PART_BYTES,
     READ_AUDITS_WAIT_NANOS, STORE_FORMAT,
 };
+pub use proposals::{Outcome as ProposalOutcome, Proposal, ProposalAction, ProposalId, Proxy};
 /// Sealing to a member's key: tools and tests craft shares with it.
 pub use seal::seal_to;
 pub use tabnode_store::MerkleTree;

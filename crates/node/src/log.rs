@@ -79,6 +79,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use tabnode_types::{AppId, DeltaId, PublicKey};
 
 use crate::membership::{rotation_matches, Issuance, MemberCert, Role};
+use crate::proposals::{ProposalAction, ProposalId};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 mod judge;
@@ -158,6 +159,14 @@ pub enum MemberOp {
     /// An admin revokes the invitation whose invite key is `invitation`: no join with it
     /// counts after this in the log's order (one admitted before stays).
     RevokeInvitation { invitation: PublicKey },
+    /// A writer proposes `actions` to the context's proxy under `proposal` (see
+    /// [`crate::proposals`]); it changes no authority.
+    Propose {
+        proposal: ProposalId,
+        actions: Vec<ProposalAction>,
+    },
+    /// A writer approves `proposal`; at the threshold its actions run on every member.
+    Approve { proposal: ProposalId },
 }
 
 /// A context secret sealed to one member's key (see [`crate::seal::seal_to`]).
@@ -181,6 +190,8 @@ impl MemberOp {
             Self::Rotate { .. } => "member.rotate",
             Self::Admit { .. } => "member.admit",
             Self::RevokeInvitation { .. } => "invitation.revoke",
+            Self::Propose { .. } => "proposal.propose",
+            Self::Approve { .. } => "proposal.approve",
         }
     }
 
@@ -195,7 +206,9 @@ impl MemberOp {
             | Self::Bind { .. }
             | Self::SetApp { .. }
             | Self::Admit { .. }
-            | Self::RevokeInvitation { .. } => None,
+            | Self::RevokeInvitation { .. }
+            | Self::Propose { .. }
+            | Self::Approve { .. } => None,
         }
     }
 
@@ -211,7 +224,9 @@ impl MemberOp {
             | Self::Bind { .. }
             | Self::SetApp { .. }
             | Self::Admit { .. }
-            | Self::RevokeInvitation { .. } => None,
+            | Self::RevokeInvitation { .. }
+            | Self::Propose { .. }
+            | Self::Approve { .. } => None,
         }
     }
 
@@ -227,14 +242,19 @@ impl MemberOp {
             | Self::Bind { .. }
             | Self::SetApp { .. }
             | Self::Admit { .. }
-            | Self::RevokeInvitation { .. } => &[],
+            | Self::RevokeInvitation { .. }
+            | Self::Propose { .. }
+            | Self::Approve { .. } => &[],
         }
     }
 
     /// Whether an author acting with `role` may make this operation: announcing oneself,
     /// showing one's root, carrying a root's revocation and admitting a joiner (whose
-    /// invitation an admin signed) need no admin.
+    /// invitation an admin signed) need no admin; proposing and approving need a writer.
     pub fn allowed_for(&self, role: Role) -> bool {
+        if self.is_proposal() {
+            return role.can_write();
+        }
         matches!(
             self,
             Self::Join
@@ -244,6 +264,11 @@ impl MemberOp {
                 | Self::Rotate { .. }
                 | Self::Admit { .. }
         ) || role == Role::Admin
+    }
+
+    /// Whether the operation is about proposals rather than membership.
+    pub fn is_proposal(&self) -> bool {
+        matches!(self, Self::Propose { .. } | Self::Approve { .. })
     }
 
     /// Checks what the operation carries from a root, for an operation by `author`: the root's

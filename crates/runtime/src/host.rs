@@ -237,9 +237,6 @@ fn flag(value: bool) -> i64 {
     i64::from(value)
 }
 
-/// Proposals belong to a chain's proxy contract (merod's); this node has none to send them to.
-const NO_PROPOSALS: &str = "proposals go to a chain's proxy contract, which this node does not use";
-
 /// Everything one call sees and produces.
 pub(crate) struct HostState {
     pub(crate) limits: Limits,
@@ -488,14 +485,24 @@ impl HostState {
                 });
                 Ok(0)
             }
-            I::SendProposal => Err(RuntimeError::Unsupported {
-                import: "send_proposal",
-                reason: NO_PROPOSALS,
-            }),
-            I::ApproveProposal => Err(RuntimeError::Unsupported {
-                import: "approve_proposal",
-                reason: NO_PROPOSALS,
-            }),
+            // Proposals: made by the node after the call as the context's own operations (see
+            // docs/proposals.md). The id is the host's, drawn from the call's random stream as
+            // merod draws a random one, and written back before the node sees the actions.
+            I::SendProposal => {
+                let actions = bytes_of(m, a(0), self.limits.max_storage_value_size, "actions")?;
+                let (_, len) = buffer_at(m, a(1))?;
+                if len != 32 {
+                    return Err(abi(format!("a proposal id is 32 bytes, not {len}")));
+                }
+                let mut id = [0; 32];
+                self.random.fill(&mut id);
+                fill_buffer(m, a(1), &id, "proposal id")?;
+                self.queue(ContextRequest::Propose { id, actions })
+            }
+            I::ApproveProposal => {
+                let id = key_of(m, a(0), "proposal id")?;
+                self.queue(ContextRequest::Approve(id))
+            }
             // Contexts and membership: requests queued and made by the node after the call,
             // with the caller's authority (membership through the context's log; only admins).
             I::ContextCreate => {

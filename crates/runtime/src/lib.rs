@@ -127,6 +127,11 @@ pub enum ContextRequest {
     },
     /// `context_delete`: this node drops the context (only its admins may).
     Delete([u8; 32]),
+    /// `send_proposal`: propose `actions` (a borsh `Vec<ProposalAction>`, as the guest gave
+    /// it) under the id the host wrote back to the guest.
+    Propose { id: [u8; 32], actions: Vec<u8> },
+    /// `approve_proposal`: approve the proposal `id` as the caller.
+    Approve([u8; 32]),
 }
 
 /// One method call and its recorded non-deterministic inputs.

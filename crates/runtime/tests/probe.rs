@@ -205,3 +205,46 @@ fn a_guest_verifies_ed25519_signatures_through_the_host() {
     assert_eq!(verify(&signature, &other, &message), json!(false));
     assert_eq!(verify(&signature, &[0xff; 32], &message), json!(false));
 }
+
+/// `send_proposal` answers the guest an id the host drew from the call's random stream and
+/// queues the actions, as calimero-sdk encoded them, for the node; `approve_proposal` queues
+/// the approval. (They trapped as unsupported before proposals were carried in the log.)
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn proposals_are_queued_for_the_node_with_the_id_the_guest_got() {
+    let (rt, app, mut r) = setup(Limits::default());
+    let sent = r.call(
+        &rt,
+        &app,
+        "propose_value",
+        json!({"key": "k", "value": "v"}),
+    );
+    let shown =
+        serde_json::from_slice::<Value>(sent.returns.as_ref().unwrap().as_ref().unwrap()).unwrap();
+    let [tabnode_runtime::ContextRequest::Propose { id, actions }] = &sent.context_requests[..]
+    else {
+        panic!("{:?}", sent.context_requests);
+    };
+    assert_eq!(shown, json!(bs58::encode(id).into_string()));
+    // calimero-sdk's Vec<ProposalAction>: one action, variant 4 (SetContextValue), key, value.
+    assert_eq!(
+        actions,
+        &[1, 0, 0, 0, 4, 1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']
+    );
+    let again = r.call(
+        &rt,
+        &app,
+        "propose_value",
+        json!({"key": "k", "value": "v"}),
+    );
+    assert_ne!(
+        again.context_requests, sent.context_requests,
+        "a new id each time"
+    );
+
+    let approved = r.call(&rt, &app, "approve", json!({"id": id.to_vec()}));
+    assert_eq!(
+        approved.context_requests,
+        [tabnode_runtime::ContextRequest::Approve(*id)]
+    );
+}

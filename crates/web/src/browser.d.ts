@@ -23,9 +23,29 @@ export interface ExecuteResult {
   /** The stored answer of an earlier call with the same `callId`: nothing ran or changed now. */
   repeated: boolean;
   xcalls: { contextId: string; function: string; error: string | null; errorKind: string | null }[];
-  contextRequests: { request: "addMember" | "removeMember" | "create" | "delete"; member: string | null;
+  contextRequests: { request: "addMember" | "removeMember" | "create" | "delete" | "propose" | "approve";
+    proposal: string | null; member: string | null;
     contextId: string | null; op: string | null; error: string | null; errorKind: string | null }[];
 }
+/** One action of a proposal, as merod's admin API shows it: calimero-sdk 0.10's name and
+ * fields; amounts are decimal strings, keys and values arrays of bytes. */
+export type ProposalAction =
+  | { scope: "ExternalFunctionCall"; params: { receiver_id: string; method_name: string; args: string; deposit: string } }
+  | { scope: "Transfer"; params: { receiver_id: string; amount: string } }
+  | { scope: "SetNumApprovals"; params: { num_approvals: number } }
+  | { scope: "SetActiveProposalsLimit"; params: { active_proposals_limit: number } }
+  | { scope: "SetContextValue"; params: { key: number[]; value: number[] } }
+  | { scope: "DeleteProposal"; params: { proposal_id: string } };
+/** A proposal and what became of it (see docs/proposals.md). */
+export type Proposal = { id: string; author: string; actions: ProposalAction[]; approvers: string[];
+  proposedIn: string } & (
+  | { status: "active" }
+  | { status: "executed"; at: string }
+  | { status: "needsChain"; action: "Transfer" | "ExternalFunctionCall" }
+  | { status: "deleted"; by: string }
+  | { status: "tooManyActive"; limit: number });
+/** A context's proxy: the approvals a proposal needs, the active proposals an author may have. */
+export interface ProxyState { numApprovals: number; activeProposalsLimit: number; proposals: Proposal[]; }
 /** `callId` (1 to 128 bytes): the call runs at most once; the same id again gets its first
  * answer for an hour (a write's answer is stored with its writes). */
 export interface ExecuteOptions { callId?: string; }
@@ -80,7 +100,8 @@ export type NodeEvent =
         | { op: "leave" } | { op: "bind"; root: string } | { op: "revoke"; key: string; root: string }
         | { op: "rotate"; new: string; root: string }
         | { op: "setApp"; appId: string; migrate: string | null }
-        | { op: "admit"; member: string } | { op: "revokeInvitation"; invitation: string } }
+        | { op: "admit"; member: string } | { op: "revokeInvitation"; invitation: string }
+        | { op: "propose"; proposal: string; actions: ProposalAction[] } | { op: "approve"; proposal: string } }
   | { type: "voided"; contextId: string; deltaId: string; author: string }
   /** A handler an event of a member's delta (`deltaId`) named ran here (`emit_with_handler`):
    * `handlerDelta` is the delta its writes made, `error` why it failed (it then changed nothing). */

@@ -21,6 +21,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 mod anchors;
 mod apps;
+mod proposals;
 
 /// The page's store: IndexedDB, values sealed under the vault key.
 type PageStore = SealedStore<IndexedDbStore, WebCryptoSealer>;

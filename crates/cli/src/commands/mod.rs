@@ -15,6 +15,7 @@ use crate::home::CliNode;
 mod app;
 mod blob;
 mod context;
+mod proposals;
 
 pub use blob::{no_blob, write_blob, BlobCommand};
 pub use context::{invitation_of_link, ContextCommand};
@@ -32,6 +33,9 @@ pub enum Command {
     /// Blobs: put a file in the node, get one out
     #[command(subcommand)]
     Blob(BlobCommand),
+    /// Proposals: list them, read one with its approvers, approve, read an approved value
+    #[command(subcommand)]
+    Proposals(proposals::ProposalsCommand),
     /// Calls METHOD of a context's app; prints {"output", "events", "logs", "root_hash", "delta_id"}
     Call {
         /// The context (base58)
@@ -73,6 +77,7 @@ pub async fn execute(
         Command::App(command) => app::execute(node, store, command).await,
         Command::Context(command) => context::execute(node, store, command).await,
         Command::Blob(command) => blob::execute(node, command).await,
+        Command::Proposals(command) => proposals::execute(node, command).await,
         Command::Call {
             context_id,
             method,

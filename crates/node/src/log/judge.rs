@@ -268,7 +268,10 @@ impl Log {
                         .or_default()
                         .push((*role, id));
                 }
+                // Proposals change no authority: the proxy folds those that count (see
+                // crate::proposals).
                 MemberOp::Join => continue,
+                MemberOp::Propose { .. } | MemberOp::Approve { .. } => {}
                 MemberOp::Leave { .. } => {
                     if judge.removed_within(&entry.author, &past) {
                         continue;

@@ -137,6 +137,7 @@ impl<S: Store, E: Env> Node<S, E> {
     ) -> ContextRequestResult {
         let mut result = ContextRequestResult {
             request: "",
+            proposal: None,
             member: None,
             context_id: None,
             op: None,
@@ -173,6 +174,27 @@ impl<S: Store, E: Env> Node<S, E> {
                     }
                     Err(e) => Err(e),
                 }
+            }
+            ContextRequest::Propose {
+                id: proposal,
+                actions,
+            } => {
+                result.request = "propose";
+                result.proposal = Some(ProposalId(proposal));
+                match crate::proposals::decode_actions(&actions) {
+                    Ok(actions) => self
+                        .propose_as(id, ProposalId(proposal), actions)
+                        .await
+                        .map(Some),
+                    Err(e) => Err(e),
+                }
+            }
+            ContextRequest::Approve(proposal) => {
+                result.request = "approve";
+                result.proposal = Some(ProposalId(proposal));
+                self.approve_proposal(id, &ProposalId(proposal))
+                    .await
+                    .map(Some)
             }
             ContextRequest::Delete(target) => {
                 result.request = "delete";

@@ -130,10 +130,11 @@ impl<S: Store, E: Env> Node<S, E> {
             .role_now(&self.key.public())
             .is_some_and(|role| op.allowed_for(role))
         {
-            return Err(NodeError::Unauthorized(format!(
-                "only admins change the membership of {}",
-                ctx.id
-            )));
+            return Err(NodeError::Unauthorized(if op.is_proposal() {
+                format!("only writers of {} propose and approve", ctx.id)
+            } else {
+                format!("only admins change the membership of {}", ctx.id)
+            }));
         }
         // A removal gives the context a new secret, sealed to each member who remains.
         op.verify_root_statement(&self.key.public())

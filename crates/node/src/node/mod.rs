@@ -16,6 +16,7 @@
 //!   fetched from members when this node lacks it), membership operations, this node's key;
 //! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
 //! - [`sealing`], [`payloads`], [`audit_trail`]: secrets and sealing, withheld payloads, the trail;
+//! - [`proposals`]: proposals and approvals, the context's own proxy (see [`crate::proposals`]);
 //! - [`call_once`]: a call made with a call id runs at most once; a retry gets its answer;
 //! - [`blobs`]: blobs the node's owner puts in and reads out;
 //! - [`events`], [`results`]: what the node hands back to its driver and its callers.
@@ -42,6 +43,7 @@ use crate::env::Env;
 use crate::error::NodeError;
 use crate::log::{chain_of, with_ancestors, Entry as LogEntry, Log, MemberOp, Share};
 use crate::membership::{ChainTooDeep, Invitation, InvitationGrant, Issuance, MemberCert, Role};
+use crate::proposals::{Proposal, ProposalAction, ProposalId, Proxy};
 use crate::rows::Rows;
 use crate::seal;
 use crate::snapshot::{self, Assembly, Covering, Phase, Snapshot};
@@ -70,6 +72,7 @@ mod members;
 mod pacing;
 mod parts;
 mod payloads;
+mod proposals;
 mod remote;
 mod replay;
 mod results;

@@ -32,13 +32,15 @@ pub struct ExecuteResult {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContextRequestResult {
-    /// `addMember`, `removeMember`, `create` or `delete`.
+    /// `addMember`, `removeMember`, `create`, `delete`, `propose` or `approve`.
     pub request: &'static str,
+    /// The proposal sent or approved.
+    pub proposal: Option<ProposalId>,
     /// The member added or removed.
     pub member: Option<PublicKey>,
     /// The context created or deleted.
     pub context_id: Option<ContextId>,
-    /// The membership operation made, for `addMember` and `removeMember`.
+    /// The operation made, for `addMember`, `removeMember`, `propose` and `approve`.
     pub op: Option<DeltaId>,
     pub error: Option<String>,
     /// The error's kind ([`NodeError::kind`]).

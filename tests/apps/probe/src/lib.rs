@@ -292,6 +292,38 @@ impl Probe {
         Ok(())
     }
 
+    /// Proposes setting `key` to `value` in the context's proxy state, as an app does through
+    /// calimero-sdk; answers the proposal's id (base58) that the host wrote back.
+    pub fn propose_value(&self, key: String, value: String) -> String {
+        env::ext::External
+            .propose()
+            .set_context_value(key.into_bytes().into(), value.into_bytes().into())
+            .send()
+            .to_string()
+    }
+
+    /// Proposes the borsh `Vec<ProposalAction>` in `actions` as given, well formed or not;
+    /// answers the proposal's id.
+    pub fn propose_raw(&self, actions: Vec<u8>) -> Vec<u8> {
+        let mut id = [0_u8; 32];
+        unsafe {
+            calimero_sys::send_proposal(
+                calimero_sys::Ref::new(&calimero_sys::Buffer::from(&*actions)),
+                calimero_sys::Ref::new(&calimero_sys::BufferMut::new(&mut id)),
+            );
+        }
+        id.to_vec()
+    }
+
+    /// Approves the proposal `id` (32 bytes) as the caller.
+    pub fn approve(&self, id: Vec<u8>) -> app::Result<()> {
+        let Ok(id) = <[u8; 32]>::try_from(id) else {
+            app::bail!("a proposal id is 32 bytes");
+        };
+        env::ext::External.approve(env::ext::ProposalId(id));
+        Ok(())
+    }
+
     /// The context an alias names on this node.
     pub fn resolve(&self, alias: String) -> Option<Vec<u8>> {
         env::context_resolve_alias(&alias).map(|id| id.to_vec())

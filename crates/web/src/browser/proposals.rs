@@ -1,0 +1,77 @@
+//! Proposals in the page: the context's proxy, carried in its log (see docs/proposals.md).
+
+use js_sys::Promise;
+use tabnode_node::ProposalId;
+use tabnode_types::ContextId;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::{js_error, parse_id, to_js, BrowserNode};
+
+fn parse_proposal(text: &str) -> Result<ProposalId, JsValue> {
+    text.parse().map_err(js_error)
+}
+
+#[wasm_bindgen]
+impl BrowserNode {
+    /// The context's proxy: its threshold, active-proposal limit and every proposal, whatever
+    /// became of it.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ProxyState>")]
+    pub fn proposals(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            to_js(&inner.run(async |node| node.proxy(&id)).await?)
+        })
+    }
+
+    /// One proposal with its approvers; rejects with `UnknownProposal` if the context has none
+    /// of that id.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Proposal>")]
+    pub fn proposal(&self, context_id: String, proposal_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let proposal = parse_proposal(&proposal_id)?;
+            to_js(
+                &inner
+                    .run(async |node| node.proposal(&id, &proposal))
+                    .await?,
+            )
+        })
+    }
+
+    /// Approves a proposal as this node's member: an operation every member applies; the
+    /// approval that reaches the threshold runs its actions on each. Resolves to the
+    /// operation's id; a second approval rejects with `BadProposal`.
+    #[wasm_bindgen(js_name = approveProposal, unchecked_return_type = "Promise<string>")]
+    pub fn approve_proposal(&self, context_id: String, proposal_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let proposal = parse_proposal(&proposal_id)?;
+            let op = inner
+                .run(async |node| node.approve_proposal(&id, &proposal).await)
+                .await?;
+            Ok(JsValue::from(op.to_string()))
+        })
+    }
+
+    /// The value approved `SetContextValue` actions set for `key` (its UTF-8 bytes): text, or
+    /// an array of bytes if it is not UTF-8; `null` if none did.
+    #[wasm_bindgen(js_name = contextValue, unchecked_return_type = "Promise<string | number[] | null>")]
+    pub fn context_value(&self, context_id: String, key: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let value = inner
+                .run(async |node| node.context_value(&id, key.as_bytes()))
+                .await?;
+            match value.map(String::from_utf8) {
+                None => Ok(JsValue::NULL),
+                Some(Ok(text)) => Ok(JsValue::from(text)),
+                Some(Err(e)) => to_js(&e.into_bytes()),
+            }
+        })
+    }
+}
