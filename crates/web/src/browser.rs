@@ -8,8 +8,9 @@ use futures::lock::Mutex;
 use futures::StreamExt;
 use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
-use tabnode_identity::grant::{hex_nonce, Grant, Revocation, Root, SignedGrant, SignedRevocation};
-use tabnode_identity::nep413::{Payload, SignedMessage};
+use tabnode_account::signin::identity;
+use tabnode_account::{Account, FlowError, NodeHandle, RootGrantRecord, Site};
+use tabnode_chain::{web::FetchTransport, RpcClient};
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle, Via};
 use tabnode_node::{Env, Node, NodeError, NodeEvent, Role, DEFAULT_INVITATION_NANOS};
@@ -264,112 +265,6 @@ const READ_AUDITS_WAITING: usize = 64;
 /// The timer task wakes at least this often, and sooner when the node's timers say so.
 const MOST_TIMER_SLEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A signed grant as kept in the store: the grant, the origin it was signed for, and the
-/// wallet's answer, so it can be checked again on every start.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RootGrantRecord {
-    grant: Grant,
-    recipient: String,
-    answer: SignedMessage,
-}
-
-/// Who this node acts for, as JS sees it.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IdentityView {
-    account_id: String,
-    root_public_key: String,
-    client_key: String,
-    expires_at: u64,
-}
-
-/// The stored sign-in as a grant, if it still verifies at `now_ms`.
-fn valid_grant(record: &RootGrantRecord, now_ms: u64) -> Option<SignedGrant> {
-    let signed = SignedGrant::from_wallet(
-        record.grant.clone(),
-        &record.recipient,
-        &record.answer,
-        None,
-    )
-    .ok()?;
-    signed.verify(now_ms).ok()?;
-    Some(signed)
-}
-
-fn identity_view(record: &RootGrantRecord, now_ms: u64) -> Option<IdentityView> {
-    let signed = valid_grant(record, now_ms)?;
-    let Root::Near {
-        account_id,
-        public_key,
-    } = &signed.root
-    else {
-        return None;
-    };
-    Some(IdentityView {
-        account_id: account_id.clone(),
-        root_public_key: format!("ed25519:{public_key}"),
-        client_key: signed.grant.client_key.to_string(),
-        expires_at: signed.grant.expires_at,
-    })
-}
-
-/// Finds the page's NEAR wallet and has it sign `payload` (NEP-413 `signMessage`); its answer,
-/// not yet verified. Failures map to `WalletNotFound`, `WalletRejected`, `WalletTimeout` and
-/// `WalletAnswerInvalid`.
-async fn ask_wallet_to_sign(payload: &Payload) -> Result<SignedMessage, JsValue> {
-    let wallet = crate::wallet::find_wallet(300).await;
-    if wallet.is_null() || wallet.is_undefined() {
-        return Err(usage_error(
-            "WalletNotFound",
-            "no NEAR wallet extension was found in this page".into(),
-        ));
-    }
-    let answer = crate::wallet::wallet_sign_message(
-        &wallet,
-        &payload.message,
-        &payload.nonce,
-        &payload.recipient,
-        WALLET_ANSWER_MS,
-    )
-    .await?;
-    let answer: serde_json::Value = serde_json::from_str(&answer.as_string().unwrap_or_default())
-        .map_err(|e| {
-        usage_error(
-            "WalletAnswerInvalid",
-            format!("the wallet's answer is not JSON: {e}"),
-        )
-    })?;
-    SignedMessage::from_json(&answer).map_err(|e| usage_error("WalletAnswerInvalid", e.to_string()))
-}
-
-/// Asks NEAR (through the configured RPC URLs, with failover) whether the key a wallet signed
-/// with is a full-access key of the account it named: a wallet could otherwise name any account.
-async fn check_access_key(urls: &[String], root: &Root) -> Result<(), JsValue> {
-    use tabnode_chain::{KeyCheckError, RpcClient};
-    let Root::Near {
-        account_id,
-        public_key,
-    } = root
-    else {
-        return Ok(());
-    };
-    let client = RpcClient::new(
-        tabnode_chain::web::FetchTransport::new(),
-        urls.iter().cloned(),
-    );
-    let key = format!("ed25519:{public_key}");
-    client
-        .check_full_access(account_id, &key)
-        .await
-        .map_err(|e| match e {
-            KeyCheckError::NotOnAccount(why) => usage_error("KeyNotOnAccount", why),
-            KeyCheckError::Unavailable(_) => usage_error("RpcUnavailable", e.to_string()),
-        })
-}
-
-/// How long a sign-in's grant lasts, and how long the wallet has to answer.
-const GRANT_VALID_MS: u64 = 30 * 24 * 3600 * 1000;
-const WALLET_ANSWER_MS: u32 = 120_000;
 /// How long `join` waits for a member to admit this node, in 100 ms polls.
 const JOIN_WAIT_POLLS: u32 = 600;
 
@@ -384,6 +279,11 @@ fn js_error(err: NodeError) -> JsValue {
     let e = js_sys::Error::new(&err.to_string());
     e.set_name(err.kind());
     e.into()
+}
+
+/// Turns a flow's error into a JS `Error` whose `name` is the error's kind.
+fn flow_error(err: FlowError) -> JsValue {
+    usage_error(err.kind(), err.to_string())
 }
 
 fn usage_error(kind: &str, message: String) -> JsValue {
@@ -421,13 +321,16 @@ fn parse_id<T: std::str::FromStr<Err = tabnode_types::IdParseError>>(
         .map_err(|e| js_error(NodeError::BadId(e.to_string())))
 }
 
-impl Inner {
-    /// Runs one operation on the node (operations are serialised), then sends what it queued
-    /// and tells subscribers what happened.
+/// Runs one operation on the node (operations are serialised), then sends what it queued and
+/// tells subscribers what happened: the one way anything reaches the node.
+impl NodeHandle for Inner {
+    type Store = Rc<PageStore>;
+    type Env = BrowserEnv;
+
     async fn run<T>(
-        self: &Rc<Self>,
+        &self,
         op: impl AsyncFnOnce(&mut CoreNode) -> Result<T, NodeError>,
-    ) -> Result<T, JsValue> {
+    ) -> Result<T, NodeError> {
         let mut node = self.node.lock().await;
         let result = op(&mut node).await;
         let events = tabnode_driver::flush(&mut node, self.net.as_ref());
@@ -437,7 +340,35 @@ impl Inner {
             let _ = self.wake_timer.unbounded_send(());
         }
         self.notify(&events);
-        result.map_err(js_error)
+        result
+    }
+}
+
+impl Inner {
+    /// [`NodeHandle::run`], its error as a JS `Error`.
+    async fn run<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut CoreNode) -> Result<T, NodeError>,
+    ) -> Result<T, JsValue> {
+        NodeHandle::run(self, op).await.map_err(js_error)
+    }
+
+    /// The user's account as this page reaches it: the injected wallet, NEAR (when `nearRpc`
+    /// was given) to check that the wallet's key is the account's, this page as the site.
+    fn account(
+        &self,
+    ) -> Account<crate::wallet::PageWallet, Option<RpcClient<FetchTransport>>, BrowserEnv> {
+        let near = (!self.near_rpc.is_empty())
+            .then(|| RpcClient::new(FetchTransport::new(), self.near_rpc.iter().cloned()));
+        Account {
+            wallet: crate::wallet::PageWallet,
+            keys: near,
+            site: Site {
+                origin: crate::wallet::page_origin(),
+                url: crate::wallet::page_url(),
+            },
+            env: BrowserEnv,
+        }
     }
 
     fn notify(&self, events: &[NodeEvent]) {
@@ -603,8 +534,8 @@ impl BrowserNode {
         // Signed in before: the node shows its root in its contexts (and those it joins).
         let stored_grant = node.root_grant().await.map_err(js_error)?;
         let grant = stored_grant
-            .and_then(|bytes| serde_json::from_slice::<RootGrantRecord>(&bytes).ok())
-            .and_then(|record| valid_grant(&record, js_sys::Date::now() as u64));
+            .and_then(|bytes| RootGrantRecord::from_bytes(&bytes))
+            .and_then(|record| record.valid_grant(js_sys::Date::now() as u64));
         if let Some(grant) = grant {
             node.use_root_grant(grant).await.map_err(js_error)?;
         }
@@ -681,7 +612,8 @@ impl BrowserNode {
     /// Signs in with the user's NEAR wallet (NEP-408 injected, or NEAR Connect): one
     /// `signMessage` grants this node's key, with a fresh nonce and this page's origin as
     /// recipient, verified here. Options: `{account?: string}` to require a given account.
-    /// Resolves to `{accountId, rootPublicKey, clientKey, expiresAt}`.
+    /// Resolves to `{accountId, rootPublicKey, clientKey, expiresAt}`. The flow is
+    /// `tabnode_account`'s ([`Account::sign_in`]).
     #[wasm_bindgen(js_name = signIn, unchecked_return_type = "Promise<Identity>")]
     pub fn sign_in(
         &self,
@@ -694,61 +626,11 @@ impl BrowserNode {
             } else {
                 None
             };
-            let now_ms = js_sys::Date::now() as u64;
-            let mut nonce = [0; 32];
-            getrandom::fill(&mut nonce).expect("WebCrypto is available");
-            let client_key: PublicKey = parse_id_key(&inner.public_key.borrow())?;
-            let recipient = crate::wallet::page_origin();
-            let request = inner
-                .sign_in
-                .borrow_mut()
-                .request(
-                    client_key,
-                    &recipient,
-                    nonce,
-                    now_ms,
-                    GRANT_VALID_MS,
-                    u64::from(WALLET_ANSWER_MS),
-                )
-                .map_err(|e| usage_error("SignInFailed", e.to_string()))?;
-            let answer = ask_wallet_to_sign(&request.payload).await?;
-            if let Some(account) = expected.filter(|a| *a != answer.account_id) {
-                return Err(usage_error(
-                    "WrongAccount",
-                    format!("the wallet signed as {}, not {account}", answer.account_id),
-                ));
-            }
-            let grant = request.grant.clone();
-            let page_url = crate::wallet::page_url();
-            let signed = inner
-                .sign_in
-                .borrow_mut()
-                .complete(
-                    request,
-                    &answer,
-                    js_sys::Date::now() as u64,
-                    Some(&page_url),
-                )
-                .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
-            if !inner.near_rpc.is_empty() {
-                check_access_key(&inner.near_rpc, &signed.root).await?;
-            }
-            let record = RootGrantRecord {
-                grant,
-                recipient,
-                answer,
-            };
-            let view = identity_view(&record, js_sys::Date::now() as u64).ok_or_else(|| {
-                usage_error("SignatureInvalid", "the grant does not verify".into())
-            })?;
-            debug_assert_eq!(signed.grant.client_key, client_key);
-            let bytes = serde_json::to_vec(&record).expect("a grant record encodes");
-            inner
-                .run(async |node| {
-                    node.save_root_grant(bytes).await?;
-                    node.use_root_grant(signed).await
-                })
-                .await?;
+            let view = inner
+                .account()
+                .sign_in(&inner.sign_in, &*inner, expected)
+                .await
+                .map_err(flow_error)?;
             to_js(&view)
         })
     }
@@ -762,30 +644,11 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let client_key = parse_id_key(&client_key)?;
-            let mut nonce = [0; 32];
-            getrandom::fill(&mut nonce).expect("WebCrypto is available");
-            let revocation = Revocation {
-                client_key,
-                nonce: hex_nonce(nonce),
-            };
-            let recipient = crate::wallet::page_origin();
-            let payload = revocation
-                .payload(&recipient)
-                .map_err(|e| usage_error("RevocationFailed", e.to_string()))?;
-            let answer = ask_wallet_to_sign(&payload).await?;
-            let signed = SignedRevocation::from_wallet(revocation, &recipient, &answer)
-                .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
             let contexts = inner
-                .run(async |node| node.revoke_everywhere(signed).await)
-                .await?;
-            if contexts.is_empty() {
-                return Err(usage_error(
-                    "NotBound",
-                    format!(
-                        "{client_key} is bound to this wallet's account in none of this node's contexts"
-                    ),
-                ));
-            }
+                .account()
+                .revoke(&*inner, client_key)
+                .await
+                .map_err(flow_error)?;
             let ids: Vec<String> = contexts.iter().map(ToString::to_string).collect();
             to_js(&ids)
         })
@@ -801,78 +664,8 @@ impl BrowserNode {
     pub fn rotate_key(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let record = inner
-                .run(async |node| node.root_grant().await)
-                .await?
-                .and_then(|bytes| serde_json::from_slice::<RootGrantRecord>(&bytes).ok())
-                .filter(|record| identity_view(record, js_sys::Date::now() as u64).is_some())
-                .ok_or_else(|| {
-                    usage_error(
-                        "NotSignedIn",
-                        "sign in with the wallet before rotating this node's key".into(),
-                    )
-                })?;
-            let account = record.answer.account_id.clone();
-            let old: PublicKey = parse_id_key(&inner.public_key.borrow())?;
-            let new = inner.run(async |node| Ok(node.prepare_rotation())).await?;
-            let recipient = crate::wallet::page_origin();
-            let nonce = || {
-                let mut bytes = [0; 32];
-                getrandom::fill(&mut bytes).expect("WebCrypto is available");
-                hex_nonce(bytes)
-            };
-            let now_ms = js_sys::Date::now() as u64;
-            let grant = record.grant.successor(new, now_ms, GRANT_VALID_MS, nonce());
-            let revocation = Revocation {
-                client_key: old,
-                nonce: nonce(),
-            };
-            let same_account = |answer: &SignedMessage| {
-                if answer.account_id == account {
-                    Ok(())
-                } else {
-                    Err(usage_error(
-                        "WrongAccount",
-                        format!("the wallet signed as {}, not {account}", answer.account_id),
-                    ))
-                }
-            };
-            let grant_payload = grant
-                .payload(&recipient, None)
-                .map_err(|e| usage_error("RotationFailed", e.to_string()))?;
-            let grant_answer = ask_wallet_to_sign(&grant_payload).await?;
-            same_account(&grant_answer)?;
-            let page_url = crate::wallet::page_url();
-            let signed_grant =
-                SignedGrant::from_wallet(grant.clone(), &recipient, &grant_answer, Some(&page_url))
-                    .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
-            let revocation_payload = revocation
-                .payload(&recipient)
-                .map_err(|e| usage_error("RotationFailed", e.to_string()))?;
-            let revocation_answer = ask_wallet_to_sign(&revocation_payload).await?;
-            same_account(&revocation_answer)?;
-            let signed_revocation =
-                SignedRevocation::from_wallet(revocation, &recipient, &revocation_answer)
-                    .map_err(|e| usage_error("SignatureInvalid", e.to_string()))?;
-            if !inner.near_rpc.is_empty() {
-                check_access_key(&inner.near_rpc, &signed_grant.root).await?;
-            }
-            let record = RootGrantRecord {
-                grant,
-                recipient,
-                answer: grant_answer,
-            };
-            let view = identity_view(&record, js_sys::Date::now() as u64).ok_or_else(|| {
-                usage_error("SignatureInvalid", "the new grant does not verify".into())
-            })?;
-            let bytes = serde_json::to_vec(&record).expect("a grant record encodes");
-            inner
-                .run(async |node| {
-                    node.rotate_key(signed_grant, signed_revocation).await?;
-                    node.save_root_grant(bytes).await
-                })
-                .await?;
-            *inner.public_key.borrow_mut() = new.to_string();
+            let view = inner.account().rotate(&*inner).await.map_err(flow_error)?;
+            *inner.public_key.borrow_mut() = view.client_key.clone();
             to_js(&view)
         })
     }
@@ -882,11 +675,8 @@ impl BrowserNode {
     pub fn identity(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let record = inner.run(async |node| node.root_grant().await).await?;
-            let view = record
-                .and_then(|bytes| serde_json::from_slice::<RootGrantRecord>(&bytes).ok())
-                .and_then(|record| identity_view(&record, js_sys::Date::now() as u64));
-            match view {
+            let now_ms = js_sys::Date::now() as u64;
+            match identity(&*inner, now_ms).await.map_err(flow_error)? {
                 Some(view) => to_js(&view),
                 None => Ok(JsValue::NULL),
             }

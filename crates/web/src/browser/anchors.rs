@@ -129,8 +129,12 @@ pub(super) async fn write_anchor(
                 "no NEAR wallet that sends transactions was found in this page".into(),
             ));
         }
-        let answer =
-            crate::wallet::wallet_sign_and_send(&wallet, &transaction, WALLET_ANSWER_MS).await?;
+        let answer = crate::wallet::wallet_sign_and_send(
+            &wallet,
+            &transaction,
+            tabnode_account::WALLET_ANSWER_MS,
+        )
+        .await?;
         let answer: serde_json::Value =
             serde_json::from_str(&answer.as_string().unwrap_or_default()).unwrap_or_default();
         match read_outcome(&answer) {
