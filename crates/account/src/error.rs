@@ -31,6 +31,15 @@ pub enum FlowError {
     /// Rotation needs a current sign-in.
     #[error("sign in with the wallet before rotating this node's key")]
     NotSignedIn,
+    /// The contract could not be read to plan an anchor write.
+    #[error("{0}")]
+    AnchorReadFailed(String),
+    /// The contract would refuse this node's key (not a member there, or not privileged).
+    #[error("{0}")]
+    AnchorUnauthorized(String),
+    /// The contract refused the anchor write's transaction.
+    #[error("{0}")]
+    AnchorWriteFailed(String),
     #[error("{0}")]
     RevocationFailed(String),
     #[error("{0}")]
@@ -51,6 +60,9 @@ impl FlowError {
             Self::RpcUnavailable(_) => "RpcUnavailable",
             Self::NotBound(_) => "NotBound",
             Self::NotSignedIn => "NotSignedIn",
+            Self::AnchorReadFailed(_) => "AnchorReadFailed",
+            Self::AnchorUnauthorized(_) => "AnchorUnauthorized",
+            Self::AnchorWriteFailed(_) => "AnchorWriteFailed",
             Self::RevocationFailed(_) => "RevocationFailed",
             Self::RotationFailed(_) => "RotationFailed",
             Self::Node(e) => e.kind(),

@@ -12,11 +12,13 @@
 //!
 //! The steps of each flow (what to sign, how to check the answer, what to store) are pure
 //! functions of their inputs on the `…Flow` types ([`signin::SignInFlow`],
-//! [`keys::RevokeFlow`], [`keys::RotateFlow`]); [`Account`]'s async methods only run them in
-//! order, asking the wallet and the node in between.
+//! [`keys::RevokeFlow`], [`keys::RotateFlow`]; an anchor write's plan is `tabnode-chain`'s and
+//! its outcome [`anchor::outcome`]); [`Account`]'s async methods only run them in order, asking
+//! the wallet, the chain and the node in between.
 //!
 //! [`Wallet`]: tabnode_identity::wallet::Wallet
 
+pub mod anchor;
 mod error;
 pub mod keys;
 pub mod record;

@@ -116,3 +116,15 @@ impl Wallet for KeyWallet {
         })
     }
 }
+
+/// A NEAR wallet that also signs and sends transactions (wallet-selector's
+/// `signAndSendTransaction`, `{receiverId, actions}`): what writes a context's anchor. Its
+/// answer is what the wallet returned, normally NEAR's `FinalExecutionOutcome`, read by the
+/// flow that asked. [`KeyWallet`] does not send transactions: it has no chain to send them to.
+#[allow(async_fn_in_trait)]
+pub trait TransactionWallet {
+    async fn sign_and_send(
+        &self,
+        transaction: &serde_json::Value,
+    ) -> Result<serde_json::Value, WalletError>;
+}

@@ -6,7 +6,7 @@
 
 use tabnode_account::WALLET_ANSWER_MS;
 use tabnode_identity::nep413::{Payload, SignedMessage};
-use tabnode_identity::wallet::{Wallet, WalletError};
+use tabnode_identity::wallet::{TransactionWallet, Wallet, WalletError};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
@@ -140,6 +140,25 @@ impl Wallet for PageWallet {
                 WalletError::AnswerInvalid(format!("the wallet's answer is not JSON: {e}"))
             })?;
         SignedMessage::from_json(&answer).map_err(|e| WalletError::AnswerInvalid(e.to_string()))
+    }
+}
+
+impl TransactionWallet for PageWallet {
+    async fn sign_and_send(
+        &self,
+        transaction: &serde_json::Value,
+    ) -> Result<serde_json::Value, WalletError> {
+        let wallet = find_wallet_with(300, "signAndSendTransaction").await;
+        if wallet.is_null() || wallet.is_undefined() {
+            return Err(WalletError::NotFound(
+                "no NEAR wallet that sends transactions was found in this page".into(),
+            ));
+        }
+        let answer = wallet_sign_and_send(&wallet, &transaction.to_string(), WALLET_ANSWER_MS)
+            .await
+            .map_err(wallet_error)?;
+        // An answer that is not JSON is no outcome: the flow says so.
+        Ok(serde_json::from_str(&answer.as_string().unwrap_or_default()).unwrap_or_default())
     }
 }
 
