@@ -46,9 +46,14 @@ impl RevokeFlow {
         &self.payload
     }
 
-    /// The revocation signed by the account, if `answer` is the wallet's signature over it.
-    pub fn finish(self, answer: &SignedMessage) -> Result<SignedRevocation, FlowError> {
-        SignedRevocation::from_wallet(self.revocation, &self.recipient, answer)
+    /// The revocation signed by the account, if `answer` is the wallet's signature over it
+    /// (or with `page_url` as the callbackUrl a wallet added).
+    pub fn finish(
+        self,
+        answer: &SignedMessage,
+        page_url: &str,
+    ) -> Result<SignedRevocation, FlowError> {
+        SignedRevocation::from_wallet(self.revocation, &self.recipient, answer, Some(page_url))
             .map_err(|e| FlowError::SignatureInvalid(e.to_string()))
     }
 }
@@ -154,20 +159,22 @@ impl RotateRevocation {
         &self.revocation_payload
     }
 
-    /// Takes the wallet's signature of the revocation: by the same account, over exactly it.
-    pub fn revocation_signed(self, answer: &SignedMessage) -> Result<Rotation, FlowError> {
+    /// Takes the wallet's signature of the revocation: by the same account, over exactly it
+    /// (or with `page_url` as an added callbackUrl).
+    pub fn revocation_signed(
+        self,
+        answer: &SignedMessage,
+        page_url: &str,
+    ) -> Result<Rotation, FlowError> {
         let flow = self.flow;
         FlowError::unless_account(&answer.account_id, &flow.account)?;
-        let revocation = SignedRevocation::from_wallet(flow.revocation, &flow.recipient, answer)
-            .map_err(|e| FlowError::SignatureInvalid(e.to_string()))?;
+        let revocation =
+            SignedRevocation::from_wallet(flow.revocation, &flow.recipient, answer, Some(page_url))
+                .map_err(|e| FlowError::SignatureInvalid(e.to_string()))?;
         Ok(Rotation {
+            record: RootGrantRecord::of(&self.grant, flow.recipient, self.answer),
             grant: self.grant,
             revocation,
-            record: RootGrantRecord {
-                grant: flow.grant,
-                recipient: flow.recipient,
-                answer: self.answer,
-            },
         })
     }
 }
@@ -183,7 +190,7 @@ impl<W: Wallet, K: KeyCheck, E: Env> Account<W, K, E> {
     ) -> Result<Vec<ContextId>, FlowError> {
         let flow = RevokeFlow::start(client_key, &self.site.origin, self.env.random32())?;
         let answer = self.wallet.sign_message(flow.payload()).await?;
-        let signed = flow.finish(&answer)?;
+        let signed = flow.finish(&answer, &self.site.url)?;
         let contexts = node
             .run(async |node| node.revoke_everywhere(signed).await)
             .await?;
@@ -208,7 +215,7 @@ impl<W: Wallet, K: KeyCheck, E: Env> Account<W, K, E> {
         let answer = self.wallet.sign_message(flow.grant_payload()).await?;
         let flow = flow.grant_signed(answer, &self.site.url)?;
         let answer = self.wallet.sign_message(flow.revocation_payload()).await?;
-        let rotation = flow.revocation_signed(&answer)?;
+        let rotation = flow.revocation_signed(&answer, &self.site.url)?;
         self.keys.check(&rotation.grant.root).await?;
         let view = rotation
             .record

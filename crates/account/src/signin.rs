@@ -77,18 +77,13 @@ impl SignInFlow {
         if let Some(expected) = &self.expected_account {
             FlowError::unless_account(&answer.account_id, expected)?;
         }
-        let grant = self.request.grant.clone();
         let recipient = self.request.payload.recipient.clone();
         let signed = sign_ins
             .complete(self.request, &answer, now_ms, Some(page_url))
             .map_err(|e| FlowError::SignatureInvalid(e.to_string()))?;
         Ok(SignedIn {
+            record: RootGrantRecord::of(&signed, recipient, answer),
             grant: signed,
-            record: RootGrantRecord {
-                grant,
-                recipient,
-                answer,
-            },
         })
     }
 }

@@ -156,6 +156,50 @@ fn a_valid_sign_in_grants_the_node_key_keeps_the_record_and_binds_every_context(
 }
 
 #[test]
+fn a_wallet_that_adds_the_page_url_as_callback_url_signs_in_rotates_and_stays_signed_in() {
+    let (node, _) = node_with_context(1);
+    let sign_ins = RefCell::new(SignIn::default());
+    let other = account(wallet("alice.near", 7).adding_callback_url("http://evil.example/"));
+    let err = block_on(other.sign_in(&sign_ins, &node, None)).unwrap_err();
+    assert_eq!(err.kind(), "SignatureInvalid", "{err}");
+    assert!(stored(&node).is_none());
+
+    // MyNearWallet's way: the page's URL as the callbackUrl. The record keeps it, so the grant
+    // verifies again when the node reads it (on every start, for `identity()`).
+    let page = account(wallet("alice.near", 7).adding_callback_url(PAGE_URL));
+    let view = block_on(page.sign_in(&sign_ins, &node, None)).unwrap();
+    let record = stored(&node).unwrap();
+    assert_eq!(record.callback_url.as_deref(), Some(PAGE_URL));
+    let now_ms = 1_700_000_000_000 + 60_000;
+    assert_eq!(block_on(identity(&node, now_ms)).unwrap(), Some(view));
+    let rotated = block_on(page.rotate(&node)).unwrap();
+    assert_eq!(rotated.client_key, public_key(&node).to_string());
+    assert_eq!(
+        stored(&node).unwrap().callback_url.as_deref(),
+        Some(PAGE_URL)
+    );
+}
+
+#[test]
+fn a_record_signed_without_a_callback_url_is_stored_as_before() {
+    let (node, _) = node_with_context(1);
+    let sign_ins = RefCell::new(SignIn::default());
+    block_on(account(wallet("alice.near", 7)).sign_in(&sign_ins, &node, None)).unwrap();
+    let bytes = block_on(block_on(node.lock()).root_grant())
+        .unwrap()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let mut fields: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["answer", "grant", "recipient"]);
+}
+
+#[test]
 fn an_answer_from_another_account_than_asked_is_refused_and_stores_nothing() {
     let (node, _) = node_with_context(1);
     let sign_ins = RefCell::new(SignIn::default());
@@ -335,11 +379,28 @@ fn a_revocation_signed_over_another_nonce_is_refused() {
     other.nonce = [6; 32];
     let answer = block_on(wallet("alice.near", 7).sign_message(&other)).unwrap();
     assert_eq!(
-        flow.clone().finish(&answer).unwrap_err().kind(),
+        flow.clone().finish(&answer, PAGE_URL).unwrap_err().kind(),
         "SignatureInvalid"
     );
     let answer = block_on(wallet("alice.near", 7).sign_message(flow.payload())).unwrap();
-    assert!(flow.finish(&answer).is_ok());
+    assert!(flow.finish(&answer, PAGE_URL).is_ok());
+}
+
+#[test]
+fn a_revocation_by_a_wallet_that_adds_the_page_url_verifies_as_every_member_checks_it() {
+    let flow = RevokeFlow::start(SecretKey::from_seed([3; 32]).public(), ORIGIN, [5; 32]).unwrap();
+    let adds_url = wallet("alice.near", 7).adding_callback_url(PAGE_URL);
+    let answer = block_on(adds_url.sign_message(flow.payload())).unwrap();
+    let err = flow
+        .clone()
+        .finish(&answer, "http://127.0.0.1:8080/other")
+        .unwrap_err();
+    assert_eq!(err.kind(), "SignatureInvalid", "{err}");
+    let signed = flow.finish(&answer, PAGE_URL).unwrap();
+    assert!(
+        signed.verify().is_ok(),
+        "its proof carries the callbackUrl it was signed with"
+    );
 }
 
 #[test]
