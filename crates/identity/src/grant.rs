@@ -256,14 +256,21 @@ impl SignedRevocation {
         }
     }
 
-    /// Takes a wallet's answer to `signMessage(revocation.payload(recipient))`, verifying it.
+    /// Takes a wallet's answer to `signMessage(revocation.payload(recipient))`, verifying it;
+    /// `page_url` is tried as the callbackUrl some wallets add (as [`SignedGrant::from_wallet`]).
     pub fn from_wallet(
         revocation: Revocation,
         recipient: &str,
         answer: &SignedMessage,
+        page_url: Option<&str>,
     ) -> Result<Self, GrantError> {
         let payload = revocation.payload(recipient)?;
-        let public_key = answer.verify(&payload, None)?;
+        let public_key = answer.verify(&payload, page_url)?;
+        let callback_url = if payload.verify(&public_key, &answer.signature()?).is_ok() {
+            None
+        } else {
+            page_url.map(str::to_owned)
+        };
         Ok(Self {
             revocation,
             root: Root::Near {
@@ -272,7 +279,7 @@ impl SignedRevocation {
             },
             proof: Proof::Nep413 {
                 recipient: recipient.to_owned(),
-                callback_url: None,
+                callback_url,
                 signature: answer.signature()?,
             },
         })

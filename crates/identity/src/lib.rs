@@ -6,9 +6,12 @@
 //! - [`challenge`]: one-time challenges a wallet answers, to prove it holds the root now.
 //! - [`signin`]: sign-in with a wallet in one signature, which also grants the client key.
 //! - [`rpc`]: reading NEAR's `view_access_key` answers, to check a key belongs to an account.
+//! - [`wallet`]: the [`wallet::Wallet`] trait the flows ask for signatures, and [`wallet::KeyWallet`],
+//!   an ed25519 key that signs as a wallet does (natively and in tests).
 
 pub mod challenge;
 pub mod grant;
 pub mod nep413;
 pub mod rpc;
 pub mod signin;
+pub mod wallet;

@@ -1,8 +1,12 @@
 //! Reaching the user's NEAR wallet from the page: NEAR Connect's handshake, then the globals
 //! today's injected wallets use (NEP-408); `signMessage` (NEP-413) and `signAndSendTransaction`
-//! (wallet-selector's shape), each with a timeout. Only the glue lives here; what is signed and
-//! how it is checked is `tabnode-identity`'s and `tabnode-chain`'s.
+//! (wallet-selector's shape), each with a timeout. Only the glue lives here: [`PageWallet`] is
+//! the page's implementation of `tabnode_identity::wallet::Wallet`; what is signed and how it
+//! is checked is `tabnode-account`'s, `tabnode-identity`'s and `tabnode-chain`'s.
 
+use tabnode_account::WALLET_ANSWER_MS;
+use tabnode_identity::nep413::{Payload, SignedMessage};
+use tabnode_identity::wallet::{TransactionWallet, Wallet, WalletError};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
@@ -108,4 +112,71 @@ extern "C" {
     pub fn page_origin() -> String;
     #[wasm_bindgen(js_name = pageUrl)]
     pub fn page_url() -> String;
+}
+
+/// The page's injected NEAR wallet, found afresh for each request (the user may have
+/// installed or switched wallets since the last).
+pub struct PageWallet;
+
+impl Wallet for PageWallet {
+    async fn sign_message(&self, payload: &Payload) -> Result<SignedMessage, WalletError> {
+        let wallet = find_wallet(300).await;
+        if wallet.is_null() || wallet.is_undefined() {
+            return Err(WalletError::NotFound(
+                "no NEAR wallet extension was found in this page".into(),
+            ));
+        }
+        let answer = wallet_sign_message(
+            &wallet,
+            &payload.message,
+            &payload.nonce,
+            &payload.recipient,
+            WALLET_ANSWER_MS,
+        )
+        .await
+        .map_err(wallet_error)?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer.as_string().unwrap_or_default()).map_err(|e| {
+                WalletError::AnswerInvalid(format!("the wallet's answer is not JSON: {e}"))
+            })?;
+        SignedMessage::from_json(&answer).map_err(|e| WalletError::AnswerInvalid(e.to_string()))
+    }
+}
+
+impl TransactionWallet for PageWallet {
+    async fn sign_and_send(
+        &self,
+        transaction: &serde_json::Value,
+    ) -> Result<serde_json::Value, WalletError> {
+        let wallet = find_wallet_with(300, "signAndSendTransaction").await;
+        if wallet.is_null() || wallet.is_undefined() {
+            return Err(WalletError::NotFound(
+                "no NEAR wallet that sends transactions was found in this page".into(),
+            ));
+        }
+        let answer = wallet_sign_and_send(&wallet, &transaction.to_string(), WALLET_ANSWER_MS)
+            .await
+            .map_err(wallet_error)?;
+        // An answer that is not JSON is no outcome: the flow says so.
+        Ok(serde_json::from_str(&answer.as_string().unwrap_or_default()).unwrap_or_default())
+    }
+}
+
+/// What the glue above threw, by its name (`WalletRejected`, `WalletTimeout`,
+/// `AnchorWriteFailed`), as the wallet's error with the same message.
+pub fn wallet_error(err: JsValue) -> WalletError {
+    let field = |name: &str| {
+        js_sys::Reflect::get(&err, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    let message = field("message")
+        .or_else(|| err.as_string())
+        .unwrap_or_else(|| format!("{err:?}"));
+    match field("name").as_deref() {
+        Some("WalletTimeout") => WalletError::Timeout(message),
+        Some("AnchorWriteFailed") => WalletError::SendFailed(message),
+        Some("WalletRejected") => WalletError::Rejected(message),
+        _ => WalletError::AnswerInvalid(message),
+    }
 }

@@ -1,23 +1,15 @@
-//! The page's side of NEAR anchoring: reading each context's anchor from the context-config
-//! contract (with failover or a quorum of RPC endpoints), keeping the node's view of it fresh,
-//! and writing what the membership log says through the wallet.
+//! The page's side of NEAR anchoring: keeping each context's anchor fresh (read from the
+//! context-config contract with failover or a quorum of RPC endpoints), and writing one
+//! through the wallet with `tabnode_account`'s flow.
 
 use super::*;
+use tabnode_account::anchor::{quorum_reader, read_anchor, AnchorChain};
 
-pub(super) type AnchorReader = tabnode_chain::QuorumAnchor<tabnode_chain::web::FetchTransport>;
+pub(super) type AnchorReader = tabnode_chain::QuorumAnchor<FetchTransport>;
 
-/// Reads anchors from `rpc`: with a quorum of 1 from the first URL that answers (failing over),
-/// else from each URL alike, taking an answer only when `quorum` of them agree.
+/// Reads anchors from `rpc` (see [`quorum_reader`]) with the page's fetch.
 pub(super) fn anchor_reader(rpc: &[String], contract: &str, quorum: usize) -> AnchorReader {
-    use tabnode_chain::{ContextConfig, NearAnchor, QuorumAnchor, RpcClient};
-    let reader = |urls: &[String]| {
-        let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), urls.to_vec());
-        NearAnchor::new(ContextConfig::new(client, contract.to_owned()))
-    };
-    match quorum {
-        0 | 1 => QuorumAnchor::new(vec![reader(rpc)], 1),
-        _ => QuorumAnchor::new(rpc.chunks(1).map(reader).collect(), quorum),
-    }
+    quorum_reader(rpc, contract, quorum, FetchTransport::new)
 }
 
 /// Keeps every context's anchor current: reads what the contract records of each context this
@@ -42,159 +34,103 @@ pub(super) async fn anchor_refresh(inner: std::rc::Weak<Inner>, anchor: AnchorRe
             let wasm = strong.run(async |node| node.context_wasm(&id).await).await;
             drop(strong);
             let Ok(wasm) = wasm else { continue };
-            let found = match anchor.anchored(&id, &wasm).await {
-                Ok(anchored) => Some(anchored.map(|a| tabnode_node::AnchorView {
-                    members: a.members.into_iter().collect(),
-                    app_matches: a.app_matches,
-                })),
-                Err(e) => {
-                    tracing::warn!(context = %id, %e, "could not read the context's anchor");
-                    None // the last view stands
-                }
-            };
             let Some(strong) = inner.upgrade() else {
                 return;
             };
-            if let Some(view) = found {
-                let _ = strong
-                    .run(async |node| node.set_anchor(&id, view).await)
-                    .await;
-            }
+            read_anchor(&*strong, &anchor, &id, &wasm).await;
         }
         futures_timer::Delay::new(std::time::Duration::from_millis(u64::from(every))).await;
     }
 }
 
 /// Makes the context-config contract record what the membership log says of context `id`
-/// (see [`BrowserNode::write_anchor`]): plans the requests from what the contract records now
-/// (`tabnode-chain`), has the node sign each one (its keys stay in the node), has the user's
-/// wallet sign and send them as one transaction, then reads the anchor back into the node.
+/// (see [`BrowserNode::write_anchor`] and `tabnode_account::Account::write_anchor`).
 pub(super) async fn write_anchor(
     inner: &Rc<Inner>,
     id: ContextId,
     rpc: Vec<String>,
     contract: String,
 ) -> Result<JsValue, JsValue> {
-    use tabnode_chain::{
-        read_outcome, ContextConfig, Intended, NearAnchor, PlanError, RequestSigner, RpcClient,
-    };
-    use tabnode_node::ChainSigner;
-    let (members, wasm, me) = inner
-        .run(async |node| {
-            let members = node.members(&id)?;
-            Ok((members, node.context_wasm(&id).await?, node.public_key()))
-        })
-        .await?;
-    let intended = Intended {
-        members: members.into_iter().map(|(key, _)| key).collect(),
-        wasm: &wasm,
-        source: format!("tabnode:{}", AppId::of_wasm(&wasm)),
-    };
-    let client = RpcClient::new(tabnode_chain::web::FetchTransport::new(), rpc.clone());
-    let anchor = NearAnchor::new(ContextConfig::new(client, contract.clone()));
-    let reader = anchor_reader(&rpc, &contract, inner.near_rpc_quorum);
-    let plan = anchor
-        .contract()
-        .plan_write(&id, me, &intended)
+    let chain = AnchorChain::new(&rpc, &contract, inner.near_rpc_quorum, FetchTransport::new);
+    let written = inner
+        .account()
+        .write_anchor(&**inner, &chain, id)
         .await
-        .map_err(|e| {
-            let kind = match &e {
-                PlanError::Read { .. } if e.is_unavailable() => "RpcUnavailable",
-                PlanError::Read { .. } => "AnchorReadFailed",
-                PlanError::NotOnContract { .. } | PlanError::NotPrivileged { .. } => {
-                    "AnchorUnauthorized"
-                }
-            };
-            usage_error(kind, e.to_string())
-        })?;
-    let mut hash = None;
-    if !plan.is_empty() {
-        let mut signed = Vec::with_capacity(plan.requests.len());
-        for request in &plan.requests {
-            let payload = request.payload();
-            let signer = match request.signer {
-                RequestSigner::ContextKey => ChainSigner::ContextKey,
-                RequestSigner::Member => ChainSigner::Member,
-            };
-            let (_, signature) = inner
-                .run(async |node| node.sign_context_request(&id, &payload, signer).await)
-                .await?;
-            signed.push(request.signed(signature));
-        }
-        let transaction = plan.transaction(&contract, &signed).to_string();
-        let wallet = crate::wallet::find_wallet_with(300, "signAndSendTransaction").await;
-        if wallet.is_null() || wallet.is_undefined() {
-            return Err(usage_error(
-                "WalletNotFound",
-                "no NEAR wallet that sends transactions was found in this page".into(),
-            ));
-        }
-        let answer =
-            crate::wallet::wallet_sign_and_send(&wallet, &transaction, WALLET_ANSWER_MS).await?;
-        let answer: serde_json::Value =
-            serde_json::from_str(&answer.as_string().unwrap_or_default()).unwrap_or_default();
-        match read_outcome(&answer) {
-            Ok(done) => hash = done.hash,
-            Err(Some(failed)) => {
-                // All or nothing: a failed transaction changed nothing on chain.
-                let which = failed
-                    .index
-                    .and_then(|i| plan.requests.get(i as usize))
-                    .map(|r| {
-                        format!(
-                            " at {} (signed by {}, nonce {})",
-                            r.kind_name(),
-                            r.signer_id,
-                            r.nonce
-                        )
-                    })
-                    .unwrap_or_default();
-                return Err(usage_error(
-                    "AnchorWriteFailed",
-                    format!("the contract refused the transaction{which}: {failed}"),
-                ));
-            }
-            Err(None) => {
-                // The wallet did not say what became of it: read the anchor, then say so.
-                read_anchor_into(inner, &reader, &id, &wasm).await;
-                return Err(usage_error(
-                    "WalletAnswerInvalid",
-                    format!("the wallet did not return the transaction's outcome (it answered {answer}); the anchor was read again"),
-                ));
-            }
-        }
-    }
-    let view = read_anchor_into(inner, &reader, &id, &wasm).await;
-    let requests: Vec<serde_json::Value> = plan.requests.iter().map(|r| r.summary()).collect();
-    to_js(&serde_json::json!({
-        "contextId": id,
-        "requests": requests,
-        "transactionHash": hash,
-        "anchor": view.map(|a| serde_json::json!({"members": a.members, "appMatches": a.app_matches})),
-    }))
+        .map_err(flow_error)?;
+    to_js(&written.to_json())
 }
 
-/// Reads what the contract records of context `id` and gives it to the node, as the refresh
-/// loop does; returns it (`None` when the contract does not record the context, or could not
-/// be read: then the node's last view stands and the loop tries again).
-pub(super) async fn read_anchor_into(
-    inner: &Rc<Inner>,
-    anchor: &AnchorReader,
-    id: &ContextId,
-    wasm: &[u8],
-) -> Option<tabnode_node::AnchorView> {
-    let view = match anchor.anchored(id, wasm).await {
-        Ok(anchored) => anchored.map(|a| tabnode_node::AnchorView {
-            members: a.members.into_iter().collect(),
-            app_matches: a.app_matches,
-        }),
-        Err(e) => {
-            tracing::warn!(context = %id, %e, "could not read the context's anchor back");
-            return None;
-        }
-    };
-    let _ = inner
-        .run(async |node| node.set_anchor(id, view.clone()).await)
-        .await;
-    view
+#[wasm_bindgen]
+impl BrowserNode {
+    /// Sets what the context's anchor (a chain's record of it) says, or clears it with `null`:
+    /// `{members: [publicKey…], appMatches: boolean}`. From then on a member's deltas count only
+    /// if it is on the anchor as well as in the membership log, and this node runs calls only if
+    /// it is on the anchor with the anchored app; mismatches are refused and reported as
+    /// `anchorMismatch` events.
+    #[wasm_bindgen(js_name = setAnchor, unchecked_return_type = "Promise<void>")]
+    pub fn set_anchor(
+        &self,
+        context_id: String,
+        #[wasm_bindgen(unchecked_param_type = "{ members: string[]; appMatches: boolean } | null")]
+        anchor: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase", deny_unknown_fields)]
+            struct Anchor {
+                members: Vec<String>,
+                app_matches: bool,
+            }
+            let anchor = if anchor.is_null() || anchor.is_undefined() {
+                None
+            } else {
+                let anchor: Anchor = serde_wasm_bindgen::from_value(anchor)
+                    .map_err(|e| usage_error("BadArgs", format!("invalid anchor: {e}")))?;
+                let members = anchor
+                    .members
+                    .iter()
+                    .map(|k| parse_id_key(k))
+                    .collect::<Result<_, _>>()?;
+                Some(tabnode_node::AnchorView {
+                    members,
+                    app_matches: anchor.app_matches,
+                })
+            };
+            inner
+                .run(async |node| node.set_anchor(&id, anchor).await)
+                .await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Writes the context's anchor: makes the Calimero context-config contract (`nearContract`,
+    /// read through `nearRpc`) record what this node's membership log says of the context — its
+    /// members and its app binary — and reads the anchor back into the node. The requests
+    /// (`Add` signed by the context key when the contract does not know the context, which only
+    /// its creator's node holds; `AddMembers`, `RemoveMembers`, `UpdateApplication` signed by
+    /// this node's key, an admin's) are signed in the node and sent by the user's injected
+    /// wallet (`signAndSendTransaction`) as one transaction, which the contract applies whole or
+    /// not at all. Nothing to change sends nothing. Resolves to `{contextId, requests,
+    /// transactionHash, anchor}`. Fails with `AnchorNotConfigured`, `RpcUnavailable`,
+    /// `AnchorReadFailed`, `AnchorUnauthorized` (the contract would refuse this node's key),
+    /// `Unauthorized` (not an admin, or no context key), `WalletNotFound`, `WalletRejected`,
+    /// `WalletTimeout`, `AnchorWriteFailed` (with the contract's panic message, e.g.
+    /// `invalid nonce` when another write landed first) or `WalletAnswerInvalid`.
+    #[wasm_bindgen(js_name = writeAnchor, unchecked_return_type = "Promise<AnchorWrite>")]
+    pub fn write_anchor(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let (Some(contract), false) = (inner.near_contract.clone(), inner.near_rpc.is_empty())
+            else {
+                return Err(usage_error(
+                    "AnchorNotConfigured",
+                    "writing an anchor needs the nearRpc and nearContract options".into(),
+                ));
+            };
+            anchors::write_anchor(&inner, id, inner.near_rpc.clone(), contract).await
+        })
+    }
 }

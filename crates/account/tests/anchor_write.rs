@@ -1,0 +1,257 @@
+//! The anchor-write flow natively: a real node (its keys sign the requests) writes its
+//! context's anchor to a context-config contract kept by `near_rpc_double` (the chain crate's
+//! TEST DOUBLE of a NEAR RPC node, over real HTTP; no NEAR node runs here), through a wallet
+//! TEST DOUBLE that plays the transaction on that contract as NEAR would (in order, all or
+//! nothing, the contract's signature, nonce and privilege checks) and answers with NEAR's
+//! outcome. Nothing to change sends nothing; a refused transaction, an answer that is not an
+//! outcome and a signer the contract does not list each fail with their kind.
+
+#[path = "../../chain/tests/near_rpc_double/mod.rs"]
+mod near_rpc_double;
+
+use std::cell::Cell;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use futures::lock::Mutex;
+use near_rpc_double::{Chain, Server, CONTRACT};
+use serde_json::{json, Value};
+use tabnode_account::anchor::AnchorChain;
+use tabnode_account::{Account, NoChain, Site};
+use tabnode_chain::native::ReqwestTransport;
+use tabnode_identity::wallet::{TransactionWallet, WalletError};
+use tabnode_node::{FixedEnv, Node, Role};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_store::MemoryStore;
+use tabnode_types::ContextId;
+
+type TestNode = Node<MemoryStore, FixedEnv>;
+
+fn guest(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../tests/apps/dist/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e}; build the guest apps with `bash tests/apps/build.sh`")
+    })
+}
+
+/// What the wallet double does with a transaction it is asked to send.
+#[derive(Clone, Copy)]
+enum Sends {
+    /// Plays it once, as NEAR does.
+    Once,
+    /// Plays it twice (a duplicate landed first): the second is the one answered.
+    Twice,
+    /// Plays nothing and answers `null`, as a wallet that does not return the outcome.
+    Nothing,
+}
+
+/// A TEST DOUBLE of a wallet that signs and sends transactions: it plays the `mutate` calls
+/// on the double's contract and answers with NEAR's `FinalExecutionOutcome` format.
+struct PlaysOnTheDouble {
+    chain: Arc<StdMutex<Chain>>,
+    sends: Sends,
+    asked: Cell<usize>,
+}
+
+impl TransactionWallet for PlaysOnTheDouble {
+    async fn sign_and_send(&self, transaction: &Value) -> Result<Value, WalletError> {
+        self.asked.set(self.asked.get() + 1);
+        assert_eq!(transaction["receiverId"], CONTRACT);
+        let calls: Vec<Vec<u8>> = transaction["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| serde_json::to_vec(&a["params"]["args"]).unwrap())
+            .collect();
+        let plays = match self.sends {
+            Sends::Once => 1,
+            Sends::Twice => 2,
+            Sends::Nothing => return Ok(Value::Null),
+        };
+        let mut result = Ok(Vec::new());
+        for _ in 0..plays {
+            result = self.chain.lock().unwrap().apply_transaction(&calls);
+        }
+        let hash = format!("tx{}", self.asked.get());
+        Ok(match result {
+            Ok(_) => json!({"status": {"SuccessValue": ""}, "transaction": {"hash": hash}}),
+            Err((index, message)) => json!({
+                "status": {"Failure": {"ActionError": {"index": index, "kind": {"FunctionCallError": {
+                    "ExecutionError": format!("Smart contract panicked: {message}")
+                }}}}},
+                "transaction": {"hash": hash},
+            }),
+        })
+    }
+}
+
+struct World {
+    chain: Arc<StdMutex<Chain>>,
+    server: Server,
+}
+
+async fn world() -> World {
+    let chain = Chain::new(CONTRACT).shared();
+    let server = Server::start(chain.clone()).await;
+    World { chain, server }
+}
+
+impl World {
+    fn anchor_chain(&self) -> AnchorChain<ReqwestTransport> {
+        AnchorChain::new(
+            std::slice::from_ref(&self.server.url),
+            CONTRACT,
+            1,
+            ReqwestTransport::new,
+        )
+    }
+
+    fn account(&self, sends: Sends) -> Account<PlaysOnTheDouble, NoChain, FixedEnv> {
+        Account {
+            wallet: PlaysOnTheDouble {
+                chain: self.chain.clone(),
+                sends,
+                asked: Cell::new(0),
+            },
+            keys: NoChain,
+            site: Site {
+                origin: "http://127.0.0.1:8080".into(),
+                url: "http://127.0.0.1:8080/".into(),
+            },
+            env: FixedEnv::new(200),
+        }
+    }
+}
+
+/// A node (key from `seed`) that created a kv-store context, behind the lock a driver uses.
+async fn creator(seed: u8) -> (Mutex<TestNode>, ContextId) {
+    let mut node = Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    )
+    .await
+    .unwrap();
+    let app = node.install_app(&guest("kv_store")).await.unwrap();
+    let ctx = node.create_context(app, json!({})).await.unwrap();
+    (Mutex::new(node), ctx)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_creator_writes_its_context_and_nothing_is_sent_when_nothing_changed() {
+    let w = world().await;
+    let (node, ctx) = creator(1).await;
+    let me = node.lock().await.public_key();
+    let account = w.account(Sends::Once);
+    let chain = w.anchor_chain();
+
+    let written = account.write_anchor(&node, &chain, ctx).await.unwrap();
+    let kinds: Vec<&str> = written
+        .requests
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Add"], "{:?}", written.requests);
+    assert_eq!(written.transaction_hash.as_deref(), Some("tx1"));
+    let anchor = written.anchor.clone().expect("read back");
+    assert!(anchor.app_matches);
+    assert_eq!(anchor.members.into_iter().collect::<Vec<_>>(), vec![me]);
+    assert!(w.chain.lock().unwrap().contexts.contains_key(&ctx.0));
+    let json = written.to_json();
+    assert_eq!(json["anchor"]["appMatches"], true);
+    assert_eq!(json["anchor"]["members"], json!([me.to_string()]));
+
+    let again = account.write_anchor(&node, &chain, ctx).await.unwrap();
+    assert!(again.requests.is_empty());
+    assert_eq!(again.transaction_hash, None);
+    assert_eq!(
+        account.wallet.asked.get(),
+        1,
+        "nothing to change sends nothing"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_transaction_says_which_request_and_why() {
+    let w = world().await;
+    let (node, ctx) = creator(1).await;
+    w.account(Sends::Once)
+        .write_anchor(&node, &w.anchor_chain(), ctx)
+        .await
+        .unwrap();
+    // A member joins the log; its AddMembers lands twice: the second copy is refused.
+    let mut guest_node = Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(2),
+        Runtime::new(Limits::default()),
+    )
+    .await
+    .unwrap();
+    {
+        let mut a = node.lock().await;
+        guest_node.join(&a.invite(&ctx).unwrap()).await.unwrap();
+        tabnode_sim::settle(&mut [&mut *a, &mut guest_node]);
+        assert!(a
+            .members(&ctx)
+            .unwrap()
+            .contains(&(guest_node.public_key(), Role::Member)));
+    }
+    let err = w
+        .account(Sends::Twice)
+        .write_anchor(&node, &w.anchor_chain(), ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "AnchorWriteFailed", "{err}");
+    let text = err.to_string();
+    assert!(text.contains("at AddMembers"), "{text}");
+    assert!(text.contains("invalid nonce"), "{text}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_answer_that_is_not_an_outcome_is_said_and_the_anchor_read_again() {
+    let w = world().await;
+    let (node, ctx) = creator(1).await;
+    let err = w
+        .account(Sends::Nothing)
+        .write_anchor(&node, &w.anchor_chain(), ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "WalletAnswerInvalid", "{err}");
+    assert!(err.to_string().contains("read again"), "{err}");
+    assert!(!w.chain.lock().unwrap().contexts.contains_key(&ctx.0));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_signer_the_contract_does_not_list_is_refused_before_the_wallet_is_asked() {
+    let w = world().await;
+    let (a, ctx) = creator(1).await;
+    w.account(Sends::Once)
+        .write_anchor(&a, &w.anchor_chain(), ctx)
+        .await
+        .unwrap();
+    // B, made an admin in the log, is not on the contract.
+    let mut b = Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(2),
+        Runtime::new(Limits::default()),
+    )
+    .await
+    .unwrap();
+    {
+        let mut a = a.lock().await;
+        b.join(&a.invite(&ctx).unwrap()).await.unwrap();
+        tabnode_sim::settle(&mut [&mut *a, &mut b]);
+        a.set_role(&ctx, b.public_key(), Role::Admin).await.unwrap();
+        tabnode_sim::settle(&mut [&mut *a, &mut b]);
+    }
+    let b = Mutex::new(b);
+    let account = w.account(Sends::Once);
+    let err = account
+        .write_anchor(&b, &w.anchor_chain(), ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "AnchorUnauthorized", "{err}");
+    assert_eq!(account.wallet.asked.get(), 0);
+}
