@@ -586,6 +586,20 @@ impl Log {
         self.standing(None, entry, None)
     }
 
+    /// The key answerable for a void delta by `entry`'s author: the most senior key of its
+    /// chain that this log removed, else the author. Keys a removed key certified (some it
+    /// minted after its removal, say) answer through it: a node budgets the void deltas it
+    /// keeps per answerable key (see `node/bounds.rs`).
+    pub fn answerable_for(&self, entry: &Entry) -> PublicKey {
+        entry
+            .chain
+            .iter()
+            .rev()
+            .find(|key| self.verdict.removed.contains_key(key))
+            .copied()
+            .unwrap_or(entry.author)
+    }
+
     /// A settled removal that a new delta (`entry`, not yet in the DAG) by the removed key, or
     /// by a key whose authority rests on it, does not come after: the author signed it on a
     /// point of the DAG from before its removal, which a third member has since built on. Such

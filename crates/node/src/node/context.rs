@@ -31,6 +31,11 @@ pub(super) struct ContextState {
     pub(super) announced: bool,
     /// Deltas waiting for their parents, within a budget (see [`Waiting`]).
     pub(super) pending: Waiting,
+    /// The void deltas taken, against their budget (see [`super::bounds`]).
+    pub(super) void_taken: VoidTally,
+    /// Deltas refused for good: anti-entropy bringing them again costs a lookup (see
+    /// [`super::bounds`]).
+    pub(super) refused: RefusedDeltas,
     pub(super) last_sync_request: Option<u64>,
     /// When this context last announced its heads (see [`Node::handle_timeout`]).
     pub(super) last_announce: Option<u64>,
@@ -95,6 +100,8 @@ impl ContextState {
             disclosure: BTreeMap::new(),
             announced: false,
             pending: Waiting::default(),
+            void_taken: VoidTally::default(),
+            refused: RefusedDeltas::default(),
             last_sync_request: None,
             last_announce: None,
             asked_on_load: false,
@@ -267,6 +274,17 @@ impl ContextState {
             .map(|(_, entry)| entry.timestamp)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Refuses delta `id` for good (its merge is over budget), and the deltas waiting on it,
+    /// which can never be applied here: see [`super::bounds`].
+    pub(super) fn refuse_for_good(&mut self, id: DeltaId) {
+        let waiting: Vec<DeltaId> = self.pending.descendants(id).map(Delta::id).collect();
+        for descendant in waiting {
+            self.pending.remove(&descendant);
+            self.refused.remember(descendant);
+        }
+        self.refused.remember(id);
     }
 
     /// Takes an applied delta into the DAG and the log (`stands`: its changes were applied).

@@ -358,8 +358,17 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             ctx.verified_certs.insert(cert_hash);
         }
-        if ctx.dag.contains_key(&id) || ctx.pending.contains_key(&id) {
+        if ctx.dag.contains_key(&id) || ctx.pending.contains_key(&id) || ctx.refused.contains(&id) {
             return Ok(());
+        }
+        // Built on a delta refused for good, it can never be applied here: refused for good too
+        // (its signature and certificate verified above).
+        if let Some(parent) = delta.body.parents.iter().find(|p| ctx.refused.contains(p)) {
+            ctx.refused.remember(id);
+            return Err(NodeError::OverBudget(format!(
+                "delta {id} builds on {parent}, refused for good (its merge needs more than a \
+                 merge's fuel)"
+            )));
         }
         let now = self.env.now_nanos();
         if delta.body.timestamp > now.saturating_add(MAX_CLOCK_SKEW_NANOS) {
@@ -489,12 +498,14 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         let stands = ctx.log.role_of_new(&entry).is_some_and(allows)
             && (body.op.is_some() || ctx.log.made_by_running_app(&ctx.dag, &entry));
+        let covered = ctx.covers(&id);
         // A delta that a member who holds it and whose authority stands has built on, directly
         // or through other waiting deltas (the removed key's own, say), is taken even if it
         // would be refused alone: that member took it before the removal it missed was
         // settled, and the DAG must stay one.
         let vouched = || {
-            waiting_descendants(&ctx.pending, id)
+            ctx.pending
+                .descendants(id)
                 .any(|d| ctx.role_of(&d.body.author_cert).is_some())
         };
         // Refused outright (not kept): a root statement that does not verify, or what not even
@@ -559,6 +570,24 @@ impl<S: Store, E: Env> Node<S, E> {
             )),
             _ => None,
         };
+        // A void delta its author may not make now (a removed key's, say) is kept within a
+        // budget per answerable key (see [`super::bounds`]), unless another member in good
+        // standing built on it or a snapshot covers it: then the DAG needs it.
+        let answerable = ctx.log.answerable_for(&entry);
+        let size = borsh::object_length(&delta).unwrap_or(usize::MAX);
+        let budgeted = !stands && !covered && !ctx.role_of(&body.author_cert).is_some_and(allows);
+        if refusal.is_none() && budgeted {
+            let vouched_by_another = || {
+                ctx.pending.descendants(id).any(|d| {
+                    d.body.author != body.author && ctx.role_of(&d.body.author_cert).is_some()
+                })
+            };
+            if let Some(why) = ctx.void_taken.over_budget(&answerable, size) {
+                if !vouched_by_another() {
+                    return Err(NodeError::Busy(format!("void delta {id}: {why}")));
+                }
+            }
+        }
         if let Some(why) = refusal {
             let e = NodeError::Unauthorized(why);
             let refused = AuditEntry::refused_delta(
@@ -577,12 +606,18 @@ impl<S: Store, E: Env> Node<S, E> {
             self.install_app(wasm).await?;
         }
         let call = merge_call(&delta, &id);
-        let covered = ctx.covers(&id);
         let outcome = match (stands, &body.op) {
             (true, None) if !covered => {
                 let fuel = merge_fuel(&self.runtime, &delta);
                 let ran = self.run_call(app, &call, ctx, fuel).await;
-                Some(ran.map_err(|e| merge_refusal(e, &id))?)
+                match ran.map_err(|e| merge_refusal(e, &id)) {
+                    Ok(outcome) => Some(outcome),
+                    Err(e @ NodeError::OverBudget(_)) => {
+                        ctx.refuse_for_good(id);
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             _ => None,
         };
@@ -679,6 +714,9 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.audit = audit.next_head();
         ctx.learn_member(&body.author_cert);
         ctx.insert_applied(&delta, stands);
+        if budgeted {
+            ctx.void_taken.charge(answerable, size);
+        }
         if rotated {
             // What members sent since is sealed with the new secret: ask for it.
             self.publish(ctx.id, &ctx.secret, ctx.sync_request(&self.key));
@@ -787,26 +825,4 @@ impl<S: Store, E: Env> Node<S, E> {
         self.publish(context_id, &secret, request);
         Ok(())
     }
-}
-
-/// The waiting deltas that build on `id`, directly or through other waiting deltas.
-fn waiting_descendants(waiting: &Waiting, id: DeltaId) -> impl Iterator<Item = &Delta> {
-    let mut children: HashMap<DeltaId, Vec<(DeltaId, &Delta)>> = HashMap::new();
-    for (child, delta) in waiting.iter() {
-        for parent in &delta.body.parents {
-            children.entry(*parent).or_default().push((*child, delta));
-        }
-    }
-    let mut found = Vec::new();
-    let mut seen = HashSet::new();
-    let mut stack = vec![id];
-    while let Some(next) = stack.pop() {
-        for (child, delta) in children.get(&next).into_iter().flatten() {
-            if seen.insert(*child) {
-                found.push(*delta);
-                stack.push(*child);
-            }
-        }
-    }
-    found.into_iter()
 }
