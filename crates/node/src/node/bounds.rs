@@ -8,9 +8,11 @@
 //!   [`Log::answerable_for`]) gets a budget of [`VOID_DELTAS_PER_KEY`] deltas and
 //!   [`VOID_BYTES_PER_KEY`] bytes per context; past it, a void delta whose author may not make
 //!   it now is refused before it is stored (`Busy`), unless a waiting delta of another member in
-//!   good standing builds on it (that member took it within its own budget; the DAG must stay
-//!   one) or a snapshot covers it. A refusal is not remembered: such a delta is taken when it
-//!   comes again vouched for. So the deltas kept are at most one budget per honest member.
+//!   good standing builds on it, or holds it and announced it among its heads (that member took
+//!   it within its own budget; the DAG must stay one), or a snapshot covers it. A refusal is not
+//!   remembered: such a delta is taken when it comes again vouched for. So the deltas kept are
+//!   at most one budget per honest member, and members that kept different ones converge even
+//!   when none of them writes again.
 //! - *Refused for good* ([`RefusedDeltas`]): a delta whose merge needs more than a merge's fuel
 //!   ([`NodeError::OverBudget`]) is refused alike by every member and every time: its id, and
 //!   those of deltas built on it, are remembered (a bounded number, the oldest forgotten first)
@@ -19,7 +21,7 @@
 //!   remembered: an id is the hash of the whole signed content, so no one can get another's
 //!   delta remembered by sending something else under its id.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use tabnode_types::{DeltaId, PublicKey};
 
@@ -27,7 +29,7 @@ use tabnode_types::{DeltaId, PublicKey};
 pub const VOID_DELTAS_PER_KEY: usize = 64;
 /// Bytes of void deltas one key may have a context keep: at least a few of the largest.
 pub const VOID_BYTES_PER_KEY: usize = 4 * 1024 * 1024;
-/// Ids of deltas refused for good a context remembers.
+/// Ids of deltas refused for good a context remembers (and of heads members announced).
 pub const REFUSED_DELTAS: usize = 4096;
 
 /// The void deltas a context took, by the key answerable for each: how many, how many bytes.
@@ -59,16 +61,33 @@ impl VoidTally {
     }
 }
 
-/// Ids of deltas refused for good, at most [`REFUSED_DELTAS`], the oldest forgotten first.
-#[derive(Debug, Default)]
-pub struct RefusedDeltas {
-    ids: HashSet<DeltaId>,
+/// Ids of deltas refused for good (see the module docs).
+pub type RefusedDeltas = RecentIds<()>;
+
+/// Ids of deltas members in good standing announced as their heads (signed sync requests, under
+/// the current secret), each with the last member that did: a void delta one of them holds and
+/// announces is vouched for, as if that member had built on it (see the module docs).
+pub type AnnouncedHeads = RecentIds<PublicKey>;
+
+/// At most [`REFUSED_DELTAS`] ids, each with a value, the oldest forgotten first.
+#[derive(Debug)]
+pub struct RecentIds<V> {
+    ids: HashMap<DeltaId, V>,
     order: VecDeque<DeltaId>,
 }
 
-impl RefusedDeltas {
-    pub fn remember(&mut self, id: DeltaId) {
-        if !self.ids.insert(id) {
+impl<V> Default for RecentIds<V> {
+    fn default() -> Self {
+        Self {
+            ids: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<V> RecentIds<V> {
+    pub fn insert(&mut self, id: DeltaId, value: V) {
+        if self.ids.insert(id, value).is_some() {
             return;
         }
         self.order.push_back(id);
@@ -78,14 +97,24 @@ impl RefusedDeltas {
         }
     }
 
-    pub fn contains(&self, id: &DeltaId) -> bool {
-        self.ids.contains(id)
+    pub fn get(&self, id: &DeltaId) -> Option<&V> {
+        self.ids.get(id)
     }
 
-    /// Forgets every refusal: the state they were refused on was replaced.
+    pub fn contains(&self, id: &DeltaId) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    /// Forgets every id.
     pub fn clear(&mut self) {
         self.ids.clear();
         self.order.clear();
+    }
+}
+
+impl RecentIds<()> {
+    pub fn remember(&mut self, id: DeltaId) {
+        self.insert(id, ());
     }
 }
 

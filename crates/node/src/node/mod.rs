@@ -91,7 +91,7 @@ pub use self::results::{
 };
 use self::{
     app_fetch::*,
-    bounds::{RefusedDeltas, VoidTally},
+    bounds::{AnnouncedHeads, RefusedDeltas, VoidTally},
     context::*,
     guest::Action,
     handlers::HandlerCall,

@@ -220,6 +220,10 @@ impl<S: Store, E: Env> Node<S, E> {
             } => {
                 let signed = (&heads, &root_hash, &*requester, &signature);
                 match self.admit_sync_request(context_id, signed, former_secret) {
+                    Ok(true) if former_secret.is_none() => {
+                        let ctx = self.contexts.get_mut(&context_id).expect("admitted");
+                        ctx.note_announced_heads(&requester, &heads);
+                    }
                     Ok(true) => {}
                     Ok(false) => return, // over its budget: dropped
                     Err(e) => return self.reject(Some(context_id), e.to_string()),
@@ -508,8 +512,10 @@ impl<S: Store, E: Env> Node<S, E> {
                 .descendants(id)
                 .any(|d| ctx.role_of(&d.body.author_cert).is_some())
         };
-        // Refused outright (not kept): a root statement that does not verify, or what not even
-        // the author's certificate allows (a reader's write).
+        // Refused outright (not kept): a root statement that does not verify, or what neither
+        // the author's certificate nor its role where it made the delta allows (a reader's
+        // write; not an operation of a promoted admin that a concurrent demotion voids, which
+        // members that heard it first keep).
         let refusal = match body
             .op
             .as_ref()
@@ -557,33 +563,36 @@ impl<S: Store, E: Env> Node<S, E> {
                     body.author
                 ))
             }
-            _ if !stands && !allows(body.author_cert.role) => Some(format!(
-                "{} is a {:?} of {} and may not {}",
-                body.author,
-                body.author_cert.role,
-                ctx.id,
-                if body.op.is_some() {
-                    "change membership"
-                } else {
-                    "write"
-                }
-            )),
+            _ if !stands
+                && !allows(body.author_cert.role)
+                && !ctx
+                    .log
+                    .role_in_own_past(&ctx.dag, &entry)
+                    .is_some_and(allows) =>
+            {
+                Some(format!(
+                    "{} is a {:?} of {} and may not {}",
+                    body.author,
+                    body.author_cert.role,
+                    ctx.id,
+                    if body.op.is_some() {
+                        "change membership"
+                    } else {
+                        "write"
+                    }
+                ))
+            }
             _ => None,
         };
         // A void delta its author may not make now (a removed key's, say) is kept within a
         // budget per answerable key (see [`super::bounds`]), unless another member in good
-        // standing built on it or a snapshot covers it: then the DAG needs it.
+        // standing vouches for it or a snapshot covers it: then the DAG needs it.
         let answerable = ctx.log.answerable_for(&entry);
         let size = borsh::object_length(&delta).unwrap_or(usize::MAX);
         let budgeted = !stands && !covered && !ctx.role_of(&body.author_cert).is_some_and(allows);
         if refusal.is_none() && budgeted {
-            let vouched_by_another = || {
-                ctx.pending.descendants(id).any(|d| {
-                    d.body.author != body.author && ctx.role_of(&d.body.author_cert).is_some()
-                })
-            };
             if let Some(why) = ctx.void_taken.over_budget(&answerable, size) {
-                if !vouched_by_another() {
+                if !ctx.vouched_by_another(id, &body.author) {
                     return Err(NodeError::Busy(format!("void delta {id}: {why}")));
                 }
             }
