@@ -587,9 +587,14 @@ impl<S: Store, E: Env> Node<S, E> {
         // A void delta its author may not make now (a removed key's, say) is kept within a
         // budget per answerable key (see [`super::bounds`]), unless another member in good
         // standing vouches for it or a snapshot covers it: then the DAG needs it.
-        let answerable = ctx.log.answerable_for(&entry);
-        let size = borsh::object_length(&delta).unwrap_or(usize::MAX);
         let budgeted = !stands && !covered && !ctx.role_of(&body.author_cert).is_some_and(allows);
+        let (answerable, size) = match budgeted {
+            true => (
+                ctx.log.answerable_for(&entry),
+                borsh::object_length(&delta).unwrap_or(usize::MAX),
+            ),
+            false => (body.author, 0),
+        };
         if refusal.is_none() && budgeted {
             if let Some(why) = ctx.void_taken.over_budget(&answerable, size) {
                 if !ctx.vouched_by_another(id, &body.author) {
