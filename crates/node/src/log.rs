@@ -611,6 +611,40 @@ impl Log {
         self.standing(None, entry, None)
     }
 
+    /// The role `entry`'s author holds in the log of the delta's causal past alone (`dag`
+    /// holds it; `None` if it is no member there): what it could do where it made the delta,
+    /// whatever was concurrent with it. Unlike the role on arrival (a concurrent demotion
+    /// arrived first, or not), the same on every member whatever the order of arrival: a delta
+    /// that neither this role nor the author's certificate allows stands in no order, and is
+    /// refused outright. For a key no operation of `dag` gave a role, its certificate's (no
+    /// need to judge the past again).
+    pub fn role_in_own_past(&self, dag: &HashMap<DeltaId, Entry>, entry: &Entry) -> Option<Role> {
+        if !self.role_changes.contains_key(&entry.author) {
+            return Some(entry.cert_role);
+        }
+        let past = with_ancestors(dag, entry.parents.iter().copied());
+        let past: HashMap<DeltaId, Entry> = dag
+            .iter()
+            .filter(|(id, _)| past.contains(id))
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        Log::judge(&past).role_of_new(entry)
+    }
+
+    /// The key answerable for a void delta by `entry`'s author: the most senior key of its
+    /// chain that this log removed, else the author. Keys a removed key certified (some it
+    /// minted after its removal, say) answer through it: a node budgets the void deltas it
+    /// keeps per answerable key (see `node/bounds.rs`).
+    pub fn answerable_for(&self, entry: &Entry) -> PublicKey {
+        entry
+            .chain
+            .iter()
+            .rev()
+            .find(|key| self.verdict.removed.contains_key(key))
+            .copied()
+            .unwrap_or(entry.author)
+    }
+
     /// A settled removal that a new delta (`entry`, not yet in the DAG) by the removed key, or
     /// by a key whose authority rests on it, does not come after: the author signed it on a
     /// point of the DAG from before its removal, which a third member has since built on. Such

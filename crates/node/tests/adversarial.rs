@@ -11,6 +11,7 @@ use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{
     context_topic, DeltaBody, Env, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
+    VOID_DELTAS_PER_KEY,
 };
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
 
@@ -266,4 +267,93 @@ fn a_flood_of_orphans_does_not_push_out_an_honest_members_waiting_delta() {
     common::deliver(&first, &mut a);
     let got = block_on(a.execute(&ctx, "get", json!({"key": "second"}))).unwrap();
     assert_eq!(got.output, json!("2"));
+}
+
+/// What a node stored of `author`'s deltas in `ctx`.
+fn stored_by(
+    store: &tabnode_store::MemoryStore,
+    ctx: &ContextId,
+    author: &tabnode_types::PublicKey,
+) -> usize {
+    common::stored_deltas(store, ctx)
+        .iter()
+        .filter(|d| d.body.author == *author)
+        .count()
+}
+
+/// A removed member goes on signing deltas on a point from before its removal (sealed with the
+/// secret it held): each is void, and used to be stored and replicated by every member, without
+/// bound. Now each member keeps at most a budget of them (per key answerable for them) and
+/// refuses the rest before storing them, unless another member built on them; members that
+/// kept different ones take each other's when they build on them, and converge.
+#[test]
+fn a_removed_member_spamming_void_deltas_grows_no_members_store_without_bound() {
+    const SPAM: usize = 3 * VOID_DELTAS_PER_KEY;
+    let (a_store, b_store) = (
+        tabnode_store::MemoryStore::default(),
+        tabnode_store::MemoryStore::default(),
+    );
+    let mut a = common::node_on(a_store.clone(), 1);
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let mut b = common::node_on(b_store.clone(), 2);
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    common::settle(&mut [&mut a, &mut b]);
+    let rogue = SecretKey::from_seed([66; 32]);
+    let invitation = a.invite(&ctx).unwrap();
+    let cert = common::admit(&mut a, &invitation, &rogue);
+    common::settle(&mut [&mut a, &mut b]);
+
+    // Signed and sealed on the point before its removal, as the removed key can.
+    let before = block_on(a.checkpoint(&ctx)).unwrap().heads;
+    let now = a.env().now_nanos();
+    let spam: Vec<Vec<u8>> = (0..SPAM)
+        .map(|i| {
+            let artifact = format!("void {i}").into_bytes();
+            let d = delta(ctx, &rogue, &cert, before.clone(), now + i as u64, artifact);
+            a.seal_bytes_for(&ctx, &WireMessage::Deltas(vec![d]).encode())
+                .unwrap()
+        })
+        .collect();
+    block_on(a.remove_member(&ctx, rogue.public())).unwrap();
+    common::settle(&mut [&mut a, &mut b]);
+    let position = |n: &mut TestNode| block_on(n.checkpoint(&ctx)).unwrap();
+    let a_before = position(&mut a);
+
+    // A hears them in one order, B in the other: each keeps a different budget's worth.
+    let topic = context_topic(&ctx);
+    for sealed in &spam {
+        block_on(a.handle_message(&topic, sealed));
+    }
+    for sealed in spam.iter().rev() {
+        block_on(b.handle_message(&topic, sealed));
+    }
+    for (node, store) in [(&mut a, &a_store), (&mut b, &b_store)] {
+        assert_eq!(stored_by(store, &ctx, &rogue.public()), VOID_DELTAS_PER_KEY);
+        let refused = common::refusals(node);
+        let busy = refused.iter().filter(|(kind, _)| kind == "Busy").count();
+        assert_eq!(busy, SPAM - VOID_DELTAS_PER_KEY, "{:?}", refused.first());
+    }
+    assert_eq!(position(&mut a).root_hash, a_before.root_hash);
+
+    // Each builds on its own; the other takes what it built on, and both converge.
+    block_on(a.execute(&ctx, "set", json!({"key": "a", "value": "1"}))).unwrap();
+    block_on(b.execute(&ctx, "set", json!({"key": "b", "value": "2"}))).unwrap();
+    let start = a.env().now_nanos();
+    for round in 1..=3 {
+        for node in [&mut a, &mut b] {
+            block_on(node.handle_timeout(start + round * 10 * tabnode_node::ANNOUNCE_NANOS));
+        }
+        common::settle(&mut [&mut a, &mut b]);
+    }
+    let (at_a, at_b) = (position(&mut a), position(&mut b));
+    assert_eq!((at_a.heads, at_a.root_hash), (at_b.heads, at_b.root_hash));
+    for (node, store) in [(&mut a, &a_store), (&mut b, &b_store)] {
+        let got = block_on(node.execute(&ctx, "entries", json!({}))).unwrap();
+        assert_eq!(got.output, json!({"a": "1", "b": "2"}));
+        assert_eq!(
+            stored_by(store, &ctx, &rogue.public()),
+            2 * VOID_DELTAS_PER_KEY
+        );
+    }
 }

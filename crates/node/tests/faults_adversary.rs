@@ -9,8 +9,10 @@
 //!    admitted);
 //! 2. deltas stamped an hour ahead and at the end of time (`u64::MAX - 1`);
 //! 4. join requests from new keys on an invitation already used, one expired, one revoked;
-//! 5. sync requests with empty heads, and with B's heads and a wrong root; and in place of the
-//!    state snapshot its node offers D, one that lists made-up covered deltas.
+//! 5. sync requests with empty heads, and with B's heads and a wrong root; in place of the
+//!    state snapshot its node offers D, one that lists made-up covered deltas; and after its
+//!    removal, void deltas on the point before it, a dozen a round (each member keeps at
+//!    most a budget of them, see `node/bounds.rs`).
 //!
 //! Honest members must still converge, every write they made must stand, A stays the only
 //! admin, M and the intruders are no members anywhere, M cannot open what is sent after its
@@ -28,7 +30,7 @@ use serde_json::{json, Value};
 use tabnode_node::snapshot::Snapshot;
 use tabnode_node::{
     context_topic, seal_to, Delta, DeltaBody, Invitation, MemberCert, MemberOp, NodeError,
-    NodeEvent, Outgoing, Role, Share, WireMessage,
+    NodeEvent, Outgoing, Role, Share, WireMessage, VOID_DELTAS_PER_KEY,
 };
 use tabnode_sim::{Faults, Sim, SimNode, ROUND_NANOS};
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
@@ -68,7 +70,15 @@ struct Attacks {
     /// Strike back at once, racing the removal, rather than once a third member has built on
     /// it everywhere (see [`a_counter_removal_racing_the_removal_takes_nobody_down`]).
     race_removal: bool,
+    /// After its removal, send [`VOID_SPAM`] void deltas each round on the point before it (see
+    /// [`honest_members_converge_with_their_writes_flowing_despite_an_adversarial_member`]).
+    spam_void: bool,
 }
+
+/// Void deltas M sends each round after its removal, when it spams (each marked with this
+/// artifact).
+const VOID_SPAM: usize = 12;
+const SPAM_MARK: &[u8] = b"void spam";
 
 fn delta_by(
     adversary: &Adversary,
@@ -391,6 +401,25 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
         if sim.rng.chance(30) {
             intrude(&mut sim, &ctx, &mut adversary);
         }
+        if let Some(removal) = removal.as_ref().filter(|_| attacks.spam_void) {
+            // Void deltas on the point before its removal, sealed with the secret it holds.
+            for n in 0..VOID_SPAM {
+                let body = DeltaBody {
+                    artifact: SPAM_MARK.to_vec(),
+                    ..delta_by(
+                        &adversary,
+                        &ctx,
+                        removal.body.parents.clone(),
+                        now + n as u64,
+                    )
+                };
+                send(
+                    &mut sim,
+                    &ctx,
+                    &WireMessage::Deltas(vec![body.sign(&adversary.key)]),
+                );
+            }
+        }
         match &removal {
             None if sim.rng.chance(20) => {
                 // Before its removal: A's removal on a point from before M was admitted.
@@ -466,6 +495,15 @@ fn run(seed: u64, wasm: &[u8], attacks: Attacks) {
         assert_eq!(
             got, expected,
             "{replay}, member {i}: an honest write was lost"
+        );
+        // M's void spam: at most one budget per honest member that kept some first.
+        let spam = common::stored_deltas(sim.member(i).store().data(), &ctx)
+            .iter()
+            .filter(|d| d.body.artifact == SPAM_MARK)
+            .count();
+        assert!(
+            spam <= honest.len() * VOID_DELTAS_PER_KEY,
+            "{replay}, member {i} stored {spam} of M's void deltas"
         );
     }
     let elapsed = sim.now() - started_at;
@@ -611,6 +649,7 @@ fn honest_members_converge_with_their_writes_flowing_despite_an_adversarial_memb
     let attacks = Attacks {
         forge_snapshots: false,
         race_removal: false,
+        spam_void: true,
     };
     run_all(&common::sim_seeds(20), attacks);
 }
@@ -635,6 +674,7 @@ fn a_counter_removal_racing_the_removal_takes_nobody_down() {
     let attacks = Attacks {
         forge_snapshots: false,
         race_removal: true,
+        spam_void: false,
     };
     run_all(&common::sim_seeds(20), attacks);
 }
@@ -651,6 +691,7 @@ fn a_snapshot_listing_made_up_deltas_stalls_no_member() {
     let attacks = Attacks {
         forge_snapshots: true,
         race_removal: false,
+        spam_void: false,
     };
     run_all(&common::sim_seeds(5), attacks);
 }

@@ -11,10 +11,17 @@ use std::rc::Rc;
 use common::{guest, node as open_node, settle, TestNode};
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{FixedEnv, GuestPolicy, GuestRequest, Node, NodeError, Outgoing};
+use tabnode_node::{
+    Env, FixedEnv, GuestPolicy, GuestRequest, Node, NodeError, Outgoing, WireMessage,
+    ANNOUNCE_NANOS,
+};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{MemoryStore, Namespace, Store};
-use tabnode_types::{AppId, ContextId};
+use tabnode_types::{AppId, ContextId, PublicKey, SecretKey};
+
+/// A merge budget that a small `set` fits in and one of [`LARGE_VALUE`] bytes does not.
+const MIDDLE_MERGE_FUEL: u64 = 4_000_000;
+const LARGE_VALUE: usize = 12_000;
 
 /// A node on `store` with these limits, probe and kv-store installed.
 fn node_with(store: MemoryStore, limits: Limits) -> (TestNode, AppId, AppId) {
@@ -146,6 +153,94 @@ fn a_guest_deletes_only_what_it_may_and_only_with_consent() {
     assert_eq!(drop_context(&mut node, &caller, &caller), None);
     assert!(!node.context_ids().contains(&caller));
     assert_eq!(node.context_ids(), vec![users]);
+}
+
+/// Has a call in `ctx` ask to add (`add_member`) or remove (`remove_member`) `member`; the
+/// request's error kind, if refused.
+fn change_member(
+    node: &mut TestNode,
+    ctx: &ContextId,
+    method: &str,
+    member: PublicKey,
+) -> Option<&'static str> {
+    let result = block_on(node.execute(ctx, method, json!({"key": member.0.to_vec()}))).unwrap();
+    result.context_requests[0].error_kind
+}
+
+fn is_member(node: &TestNode, ctx: &ContextId, member: PublicKey) -> bool {
+    node.members(ctx).unwrap().iter().any(|(k, _)| *k == member)
+}
+
+/// A guest's `context_add_member` / `context_remove_member` give a key the context's secret or
+/// take a member's away: like a deletion, made only with the embedder's consent, and the
+/// embedder is told what and whom.
+#[test]
+fn a_guest_changes_membership_only_with_consent() {
+    let (mut node, probe, _) = node_with(MemoryStore::default(), Limits::default());
+    let ctx = block_on(node.create_context(probe, json!({"title": "t"}))).unwrap();
+    let newcomer = SecretKey::from_seed([77; 32]).public();
+    let position = block_on(node.checkpoint(&ctx)).unwrap();
+
+    // By default the node has no way to ask its user: refused, and no operation is made.
+    assert_eq!(
+        change_member(&mut node, &ctx, "add_member", newcomer),
+        Some("NoConsent")
+    );
+    assert!(!is_member(&node, &ctx, newcomer));
+    let heads = |node: &mut TestNode| block_on(node.checkpoint(&ctx)).unwrap().heads;
+    let after_call = heads(&mut node);
+    // (The call itself wrote nothing either: no membership operation joined the heads.)
+    assert_eq!(after_call, position.heads);
+
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    let answers = Rc::new(RefCell::new(vec![true, false, true, false]));
+    let (log, pop) = (asked.clone(), answers.clone());
+    node.set_guest_policy(GuestPolicy::Ask(Box::new(move |request| {
+        log.borrow_mut().push(request.clone());
+        pop.borrow_mut().pop().unwrap()
+    })));
+    // Declined, then accepted: the add.
+    assert_eq!(
+        change_member(&mut node, &ctx, "add_member", newcomer),
+        Some("NoConsent")
+    );
+    assert!(!is_member(&node, &ctx, newcomer));
+    assert_eq!(change_member(&mut node, &ctx, "add_member", newcomer), None);
+    assert!(is_member(&node, &ctx, newcomer));
+    // Declined, then accepted: the removal.
+    assert_eq!(
+        change_member(&mut node, &ctx, "remove_member", newcomer),
+        Some("NoConsent")
+    );
+    assert!(is_member(&node, &ctx, newcomer));
+    assert_eq!(
+        change_member(&mut node, &ctx, "remove_member", newcomer),
+        None
+    );
+    assert!(!is_member(&node, &ctx, newcomer));
+    let add = GuestRequest::AddMember {
+        context: ctx,
+        member: newcomer,
+    };
+    let remove = GuestRequest::RemoveMember {
+        context: ctx,
+        member: newcomer,
+    };
+    assert_eq!(
+        *asked.borrow(),
+        vec![add.clone(), add.clone(), remove.clone(), remove.clone()]
+    );
+    assert_eq!(
+        (add.kind(), add.context(), add.member()),
+        ("addMember", ctx, Some(newcomer))
+    );
+    // What the node would refuse anyway is refused without asking: removing itself.
+    let me = node.public_key();
+    assert_eq!(
+        change_member(&mut node, &ctx, "remove_member", me),
+        Some("BadArgs")
+    );
+    assert_eq!(asked.borrow().len(), 4, "the user was not asked");
 }
 
 /// 16 xcalls a call, 4 levels deep, would be about 70,000 calls from one action: it stops at
@@ -280,4 +375,108 @@ fn a_merge_over_the_merge_budget_is_refused_and_changes_nothing() {
         Err(NodeError::OverBudget(reason)) => assert!(reason.contains("merg"), "{reason}"),
         other => panic!("the replay merged over budget: {other:?}"),
     }
+}
+
+/// A node on a fresh store with a merge budget of `merge_fuel`, kv-store installed.
+fn node_merging_with(seed: u8, merge_fuel: u64) -> TestNode {
+    let limits = Limits {
+        merge_fuel,
+        ..Limits::default()
+    };
+    let mut node = block_on(Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(limits),
+    ))
+    .unwrap();
+    block_on(node.install_app(&guest("kv_store"))).unwrap();
+    node
+}
+
+/// The refusals of kind `OverBudget` `node` reported since it was last asked.
+fn over_budget(node: &mut TestNode) -> Vec<String> {
+    common::refusals(node)
+        .into_iter()
+        .filter(|(kind, _)| kind == "OverBudget")
+        .map(|(_, reason)| reason)
+        .collect()
+}
+
+/// Rounds of anti-entropy: every node announces its heads (as its timer does every
+/// `ANNOUNCE_NANOS`) and the others answer, until nobody has anything to say.
+fn anti_entropy(nodes: &mut [&mut TestNode], rounds: u64) {
+    let start = nodes[0].env().now_nanos();
+    for round in 1..=rounds {
+        for node in nodes.iter_mut() {
+            block_on(node.handle_timeout(start + round * 10 * ANNOUNCE_NANOS));
+        }
+        settle(nodes);
+    }
+}
+
+/// A delta refused for its merge's fuel is refused for good: anti-entropy bringing it again,
+/// or a delta built on it, costs no merge (before, each round merged it again and refused it
+/// again). Only a delta whose signature verified and whose merge ran is remembered: a copy of
+/// an honest delta under a forged signature gets nothing remembered, and the honest one merges.
+#[test]
+fn a_merge_refused_for_its_fuel_is_not_merged_again_when_anti_entropy_brings_it() {
+    let mut a = open_node(1);
+    let kv = block_on(a.install_app(&guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(kv, json!({}))).unwrap();
+    let (mut b, mut c) = (node_merging_with(2, MIDDLE_MERGE_FUEL), open_node(3));
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    b.take_events();
+
+    // C writes a small value; it reaches A, not B yet.
+    block_on(c.execute(&ctx, "set", json!({"key": "small", "value": "v"}))).unwrap();
+    let from_c = common::sent(&mut c);
+    common::deliver(&from_c, &mut a);
+    // A writes a large value on it: over B's merge budget.
+    let large = "x".repeat(LARGE_VALUE);
+    block_on(a.execute(&ctx, "set", json!({"key": "large", "value": large}))).unwrap();
+    // A forged copy of C's delta (A's signature over it) reaches B first: refused, and nothing
+    // is remembered of it.
+    let forged: Vec<_> = from_c
+        .iter()
+        .filter_map(|(topic, sealed)| {
+            let WireMessage::Deltas(mut deltas) = a.open_message(&ctx, sealed).ok()? else {
+                return None;
+            };
+            for delta in &mut deltas {
+                delta.signature = SecretKey::from_seed([1; 32]).sign(delta.id().as_bytes());
+            }
+            let plain = WireMessage::Deltas(deltas).encode();
+            Some((topic.clone(), a.seal_bytes_for(&ctx, &plain).unwrap()))
+        })
+        .collect();
+    assert!(!forged.is_empty());
+    common::deliver(&forged, &mut b);
+    assert_eq!(entries(&mut b, &ctx), json!({}));
+    common::deliver(&from_c, &mut b);
+    settle(&mut [&mut a, &mut b, &mut c]);
+    let refused = over_budget(&mut b);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("merg"), "{refused:?}");
+    assert_eq!(
+        entries(&mut b, &ctx),
+        json!({"small": "v"}),
+        "C's delta merged after its forged copy"
+    );
+    let position = block_on(b.checkpoint(&ctx)).unwrap();
+
+    anti_entropy(&mut [&mut a, &mut b, &mut c], 3);
+    assert_eq!(over_budget(&mut b), Vec::<String>::new(), "merged again");
+    // A writes on the refused delta: refused once, for good too.
+    block_on(a.execute(&ctx, "set", json!({"key": "after", "value": "v"}))).unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]);
+    let refused = over_budget(&mut b);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("builds on"), "{refused:?}");
+    anti_entropy(&mut [&mut a, &mut b, &mut c], 3);
+    assert_eq!(over_budget(&mut b), Vec::<String>::new());
+    assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), position);
+    // The members with a merge's budget have it all.
+    assert_eq!(entries(&mut c, &ctx), entries(&mut a, &ctx));
 }

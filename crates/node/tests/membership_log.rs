@@ -314,7 +314,8 @@ fn probe() -> Vec<u8> {
 }
 
 /// A guest's `context_add_member` / `context_remove_member` become the caller's operations in
-/// the membership log, made after the call; a member who is no admin gets each refused.
+/// the membership log, made after the call (with the embedder's consent); a member who is no
+/// admin gets each refused, without its user being asked.
 #[test]
 fn a_guest_changes_membership_with_its_callers_authority() {
     let (mut a, mut b, mut c) = (open(1), open(2), open(3));
@@ -327,6 +328,12 @@ fn a_guest_changes_membership_with_its_callers_authority() {
     block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut b, &mut c]);
 
+    // The embedders consent (see guest_authority.rs); C's user is never asked, as C is no
+    // admin.
+    a.set_guest_policy(tabnode_node::GuestPolicy::Allow);
+    c.set_guest_policy(tabnode_node::GuestPolicy::Ask(Box::new(|request| {
+        panic!("a request the node refuses anyway went to the user: {request:?}")
+    })));
     let newcomer = tabnode_types::SecretKey::from_seed([77; 32]).public();
     let key_arg = |k: tabnode_types::PublicKey| json!({"key": k.0.to_vec()});
     let added = block_on(a.execute(&ctx, "add_member", key_arg(newcomer))).unwrap();

@@ -15,6 +15,19 @@ export interface NodeOptions {
   /** Which engine runs guest apps: "browser" (the page's own WebAssembly engine, the default)
    * or "wasmi" (the interpreter). Both give the same results; see docs/performance.md. */
   engine?: "browser" | "wasmi";
+  /** Asked before a guest app deletes a context or adds or removes a member of its own
+   * (`context_delete`, `context_add_member`, `context_remove_member`): return `true` to allow.
+   * Called synchronously, in the middle of the guest's call (e.g. `window.confirm`); anything
+   * but `true`, a promise included, refuses with `NoConsent`. Without it each is refused. */
+  guestConsent?: (request: GuestRequest) => boolean;
+}
+/** What a guest asks that needs the user's consent (see `NodeOptions.guestConsent`). */
+export interface GuestRequest {
+  /** As the call's `contextRequests[i].request` names it. */
+  kind: "delete" | "addMember" | "removeMember";
+  /** The context it deletes, or whose membership it changes. */ context: string;
+  /** The member added or removed (null for a deletion). */ member: string | null;
+  /** The context whose guest asks. */ caller: string;
 }
 /** What a call returns. */
 export interface ExecuteResult {

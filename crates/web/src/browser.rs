@@ -13,7 +13,9 @@ use tabnode_account::{Account, FlowError, NodeHandle, RootGrantRecord, Site};
 use tabnode_chain::{web::FetchTransport, RpcClient};
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle, Via};
-use tabnode_node::{Env, Node, NodeError, NodeEvent, Role, DEFAULT_INVITATION_NANOS};
+use tabnode_node::{
+    Env, GuestPolicy, GuestRequest, Node, NodeError, NodeEvent, Role, DEFAULT_INVITATION_NANOS,
+};
 use tabnode_runtime::{EngineKind, Limits, Runtime};
 use tabnode_store::{IndexedDbStore, SealedStore, Sealer, StoreError};
 use tabnode_types::{AppId, ContextId, PublicKey};
@@ -88,6 +90,58 @@ struct Options {
     snapshot_threshold: Option<u32>,
     /// The guest engine: `browser` (default) or `wasmi`; see `tabnode_runtime::EngineKind`.
     engine: Option<String>,
+}
+
+/// The `guestConsent` option, if given: a function the node asks before a guest's request that
+/// needs its user's consent (see [`ask_page`]). Read apart from [`Options`]: a function is no
+/// data.
+fn guest_consent(options: &JsValue) -> Result<Option<Function>, JsValue> {
+    if !options.is_object() {
+        return Ok(None);
+    }
+    let value = js_sys::Reflect::get(options, &"guestConsent".into())?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value.dyn_into::<Function>().map(Some).map_err(|_| {
+        usage_error(
+            "BadOptions",
+            "guestConsent must be a function: (request) => boolean".into(),
+        )
+    })
+}
+
+/// Asks the page's `guestConsent` about a guest's `request` (`{kind, context, member, caller}`,
+/// see `GuestRequest` in browser.d.ts). Only `true` consents: the node is in the middle of the
+/// guest's call and cannot wait, so a promise (or an exception, or anything else) refuses.
+fn ask_page(consent: &Function, request: &GuestRequest) -> bool {
+    let caller = match request {
+        GuestRequest::DeleteContext { caller, .. } => *caller,
+        _ => request.context(),
+    };
+    let asked = js_sys::Object::new();
+    let member = request
+        .member()
+        .map_or(JsValue::NULL, |m| m.to_string().into());
+    for (field, value) in [
+        ("kind", request.kind().into()),
+        ("context", request.context().to_string().into()),
+        ("member", member),
+        ("caller", caller.to_string().into()),
+    ] {
+        let _ = js_sys::Reflect::set(&asked, &field.into(), &value);
+    }
+    match consent.call1(&JsValue::NULL, &asked) {
+        Ok(answer) if answer.is_instance_of::<Promise>() => {
+            tracing::warn!("guestConsent returned a promise: it must answer at once; refused");
+            false
+        }
+        Ok(answer) => answer.as_bool() == Some(true),
+        Err(e) => {
+            tracing::warn!(?e, "guestConsent threw; refused");
+            false
+        }
+    }
 }
 
 /// The engine an option names (the browser's by default).
@@ -312,6 +366,7 @@ impl BrowserNode {
     ) -> Result<BrowserNode, JsValue> {
         console_error_panic_hook::set_once();
         init_logging();
+        let guest_consent = guest_consent(&options)?;
         let options: Options = if options.is_undefined() || options.is_null() {
             Options::default()
         } else {
@@ -335,6 +390,12 @@ impl BrowserNode {
             .await
             .map_err(js_error)?;
         node.defer_read_audits(READ_AUDITS_WAITING);
+        // A guest's deletion or membership change is made only if the page's user consents;
+        // without a way to ask, it is refused.
+        if let Some(consent) = guest_consent {
+            let ask = move |request: &GuestRequest| ask_page(&consent, request);
+            node.set_guest_policy(GuestPolicy::Ask(Box::new(ask)));
+        }
         if let Some(deltas) = options.snapshot_threshold {
             node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
         }

@@ -31,6 +31,14 @@ pub(super) struct ContextState {
     pub(super) announced: bool,
     /// Deltas waiting for their parents, within a budget (see [`Waiting`]).
     pub(super) pending: Waiting,
+    /// The void deltas taken, against their budget (see [`super::bounds`]).
+    pub(super) void_taken: VoidTally,
+    /// Deltas refused for good: anti-entropy bringing them again costs a lookup (see
+    /// [`super::bounds`]).
+    pub(super) refused: RefusedDeltas,
+    /// Heads this node lacks that members in good standing announced: they vouch for void
+    /// deltas over their budget (see [`super::bounds`]).
+    pub(super) announced_heads: AnnouncedHeads,
     pub(super) last_sync_request: Option<u64>,
     /// When this context last announced its heads (see [`Node::handle_timeout`]).
     pub(super) last_announce: Option<u64>,
@@ -95,6 +103,9 @@ impl ContextState {
             disclosure: BTreeMap::new(),
             announced: false,
             pending: Waiting::default(),
+            void_taken: VoidTally::default(),
+            refused: RefusedDeltas::default(),
+            announced_heads: AnnouncedHeads::default(),
             last_sync_request: None,
             last_announce: None,
             asked_on_load: false,
@@ -267,6 +278,40 @@ impl ContextState {
             .map(|(_, entry)| entry.timestamp)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Notes the heads a member announced in a sync request under the current secret, if it is
+    /// in good standing now: those this node lacks are vouched for (see [`super::bounds`]).
+    pub(super) fn note_announced_heads(&mut self, requester: &MemberCert, heads: &[DeltaId]) {
+        if self.role_of(requester).is_none() {
+            return;
+        }
+        for head in heads.iter().filter(|h| !self.dag.contains_key(h)) {
+            self.announced_heads.insert(*head, requester.member);
+        }
+    }
+
+    /// Whether a member other than `author` in good standing vouches for the void delta `id`
+    /// by `author`: a waiting delta of its builds on it, or it announced it (or a waiting delta
+    /// built on it) among its heads.
+    pub(super) fn vouched_by_another(&self, id: DeltaId, author: &PublicKey) -> bool {
+        let announced = |d: &DeltaId| self.announced_heads.get(d).is_some_and(|m| m != author);
+        announced(&id)
+            || self.pending.descendants(id).any(|d| {
+                (d.body.author != *author && self.role_of(&d.body.author_cert).is_some())
+                    || announced(&d.id())
+            })
+    }
+
+    /// Refuses delta `id` for good (its merge is over budget), and the deltas waiting on it,
+    /// which can never be applied here: see [`super::bounds`].
+    pub(super) fn refuse_for_good(&mut self, id: DeltaId) {
+        let waiting: Vec<DeltaId> = self.pending.descendants(id).map(Delta::id).collect();
+        for descendant in waiting {
+            self.pending.remove(&descendant);
+            self.refused.remember(descendant);
+        }
+        self.refused.remember(id);
     }
 
     /// Takes an applied delta into the DAG and the log (`stands`: its changes were applied).

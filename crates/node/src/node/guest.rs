@@ -6,14 +6,16 @@
 //! - one user action ([`Node::execute`]) has one budget ([`Limits::action_calls`] calls and
 //!   [`Limits::action_fuel`] fuel) shared by every call it causes, at every level of xcalls; an
 //!   action that runs out is undone whole ([`NodeError::OverBudget`]): none of its calls stands;
-//! - a request that cannot be undone (`context_delete`) is made only with the embedder's
-//!   consent ([`GuestPolicy`]); without a policy the node refuses it ([`NodeError::NoConsent`]).
+//! - a request the user did not make and may not want (`context_delete`,
+//!   `context_add_member`, `context_remove_member`) is made only with the embedder's consent
+//!   ([`GuestPolicy`]); without a policy the node refuses it ([`NodeError::NoConsent`]).
 
 use super::*;
 use tabnode_runtime::Limits;
 
-/// A request of a guest that cannot be undone: made only with the embedder's consent (see
-/// [`Node::set_guest_policy`]).
+/// A request of a guest that acts with the node's authority beyond the call's own state (it
+/// cannot be undone, or changes who holds the context): made only with the embedder's consent
+/// (see [`Node::set_guest_policy`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestRequest {
     /// `context_delete`: a call in `caller` asks this node to drop `target` (its state, deltas,
@@ -22,6 +24,55 @@ pub enum GuestRequest {
         caller: ContextId,
         target: ContextId,
     },
+    /// `context_add_member`: a call in `context` asks this node (an admin there) to make
+    /// `member` a member of it, with the secret to read all it holds.
+    AddMember {
+        context: ContextId,
+        member: PublicKey,
+    },
+    /// `context_remove_member`: a call in `context` asks this node (an admin there) to remove
+    /// `member`, and every key it invited, from it.
+    RemoveMember {
+        context: ContextId,
+        member: PublicKey,
+    },
+}
+
+impl GuestRequest {
+    /// What the request is, as a call's `contextRequests` names it: `delete`, `addMember`,
+    /// `removeMember`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::DeleteContext { .. } => "delete",
+            Self::AddMember { .. } => "addMember",
+            Self::RemoveMember { .. } => "removeMember",
+        }
+    }
+
+    /// The context the request changes.
+    pub fn context(&self) -> ContextId {
+        match self {
+            Self::DeleteContext { target, .. } => *target,
+            Self::AddMember { context, .. } | Self::RemoveMember { context, .. } => *context,
+        }
+    }
+
+    /// The member it adds or removes, if any.
+    pub fn member(&self) -> Option<PublicKey> {
+        match self {
+            Self::DeleteContext { .. } => None,
+            Self::AddMember { member, .. } | Self::RemoveMember { member, .. } => Some(*member),
+        }
+    }
+
+    /// What the request asks, for an error message.
+    fn describe(&self) -> String {
+        match self {
+            Self::DeleteContext { target, .. } => format!("delete {target}"),
+            Self::AddMember { context, member } => format!("add {member} to {context}"),
+            Self::RemoveMember { context, member } => format!("remove {member} from {context}"),
+        }
+    }
 }
 
 /// How the node answers a guest's [`GuestRequest`].
@@ -228,25 +279,72 @@ impl<S: Store, E: Env> Node<S, E> {
     ) -> Result<(), NodeError> {
         self.guest_may_reach(caller, target, "delete")?;
         self.check_may_delete(target)?;
-        let request = GuestRequest::DeleteContext {
+        self.consent(GuestRequest::DeleteContext {
             caller: *caller,
             target: *target,
+        })?;
+        self.drop_context(target).await
+    }
+
+    /// A guest's `context_add_member` or `context_remove_member` in its own context: this node
+    /// must be allowed the operation there (an admin), and the embedder must consent. The
+    /// operation is this node's, as if its user had made it.
+    pub(super) async fn member_op_from_guest(
+        &mut self,
+        request: GuestRequest,
+    ) -> Result<DeltaId, NodeError> {
+        let (context, member) = (request.context(), request.member().expect("a member op"));
+        let op = match &request {
+            GuestRequest::AddMember { .. } => MemberOp::SetRole {
+                member,
+                role: Role::Member,
+            },
+            _ => MemberOp::Remove {
+                member,
+                shares: Vec::new(),
+            },
         };
+        // Refusals the node would make anyway come first: the user is asked only for what
+        // would be done.
+        let me = self.key.public();
+        if !self
+            .context(&context)?
+            .role_now(&me)
+            .is_some_and(|role| op.allowed_for(role))
+        {
+            return Err(NodeError::Unauthorized(format!(
+                "only admins change the membership of {context}"
+            )));
+        }
+        if matches!(request, GuestRequest::RemoveMember { .. }) && member == me {
+            return Err(NodeError::BadArgs(
+                "an admin cannot remove itself; another admin can".into(),
+            ));
+        }
+        self.consent(request)?;
+        self.member_op(&context, op).await
+    }
+
+    /// Asks the embedder for its consent to a guest's `request` (see [`GuestPolicy`]):
+    /// [`NodeError::NoConsent`] if it has no way to ask, or it declines.
+    fn consent(&mut self, request: GuestRequest) -> Result<(), NodeError> {
         let consented = match &mut self.guest_policy {
             GuestPolicy::Allow => true,
             GuestPolicy::Ask(ask) => ask(&request),
             GuestPolicy::Refuse => {
                 return Err(NodeError::NoConsent(format!(
-                    "a guest's request to delete {target} needs the embedder's consent, and \
-                     this node has no way to ask (see Node::set_guest_policy)"
+                    "a guest's request to {} needs the embedder's consent, and this node has no \
+                     way to ask (see Node::set_guest_policy)",
+                    request.describe()
                 )))
             }
         };
-        if !consented {
-            return Err(NodeError::NoConsent(format!(
-                "the user declined a guest's request to delete {target}"
-            )));
+        match consented {
+            true => Ok(()),
+            false => Err(NodeError::NoConsent(format!(
+                "the user declined a guest's request to {}",
+                request.describe()
+            ))),
         }
-        self.drop_context(target).await
     }
 }

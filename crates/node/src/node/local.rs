@@ -148,14 +148,20 @@ impl<S: Store, E: Env> Node<S, E> {
             ContextRequest::AddMember(key) => {
                 result.request = "addMember";
                 result.member = Some(PublicKey(key));
-                self.set_role(id, PublicKey(key), Role::Member)
-                    .await
-                    .map(Some)
+                let request = GuestRequest::AddMember {
+                    context: *id,
+                    member: PublicKey(key),
+                };
+                self.member_op_from_guest(request).await.map(Some)
             }
             ContextRequest::RemoveMember(key) => {
                 result.request = "removeMember";
                 result.member = Some(PublicKey(key));
-                self.remove_member(id, PublicKey(key)).await.map(Some)
+                let request = GuestRequest::RemoveMember {
+                    context: *id,
+                    member: PublicKey(key),
+                };
+                self.member_op_from_guest(request).await.map(Some)
             }
             ContextRequest::Create {
                 app_id,

@@ -10,6 +10,8 @@
 //! - [`contexts`]: installing apps, creating, reading and dropping contexts;
 //! - [`local`]: a local call, its requests (xcalls, new contexts) and the delta it makes;
 //! - [`remote`]: messages from peers, and applying a delta once its parents are in;
+//! - [`bounds`]: what a context keeps of deltas it cannot use (void ones within a budget, the
+//!   ids of those refused for good);
 //! - [`sync`]: the timer work of [`Node::handle_timeout`], sync requests and state snapshots;
 //! - [`handlers`]: the event handlers members' deltas name, run after those deltas apply;
 //! - [`join`], [`app_fetch`], [`members`], [`identity`]: invitations and joining (the app
@@ -55,6 +57,7 @@ mod app_fetch;
 mod audit_trail;
 mod blob_fetch;
 mod blobs;
+mod bounds;
 mod call_once;
 pub use audit_trail::READ_AUDITS_WAIT_NANOS;
 pub use call_once::{KEEP_ANSWERS_NANOS, MAX_CALL_ID_BYTES};
@@ -82,6 +85,7 @@ mod waiting;
 
 pub use self::app_fetch::MAX_FETCHED_APP_BYTES;
 pub use self::blob_fetch::BLOB_ASKS;
+pub use self::bounds::{REFUSED_DELTAS, VOID_BYTES_PER_KEY, VOID_DELTAS_PER_KEY};
 pub use self::events::{NodeEvent, Outgoing};
 pub use self::format::{FORMAT_BEFORE_VERSIONS, STORE_FORMAT};
 pub use self::guest::{GuestPolicy, GuestRequest};
@@ -91,7 +95,14 @@ pub use self::results::{
     AnchorView, Checkpoint, ContextRequestResult, ExecuteResult, ReplayReport, XCallResult,
 };
 use self::{
-    app_fetch::*, context::*, guest::Action, handlers::HandlerCall, join::*, layout::*, replay::*,
+    app_fetch::*,
+    bounds::{AnnouncedHeads, RefusedDeltas, VoidTally},
+    context::*,
+    guest::Action,
+    handlers::HandlerCall,
+    join::*,
+    layout::*,
+    replay::*,
     waiting::Waiting,
 };
 
@@ -331,6 +342,7 @@ impl<S: Store, E: Env> Node<S, E> {
     ) -> Result<(), NodeError> {
         let mut dag = HashMap::new();
         let mut members = BTreeMap::from([(record.cert.member, standing(&record.cert))]);
+        let mut sizes = HashMap::new();
         for (_, bytes) in self
             .store
             .scan_prefix(Namespace::Deltas, id.as_bytes())
@@ -338,6 +350,7 @@ impl<S: Store, E: Env> Node<S, E> {
         {
             let delta = Delta::try_from_slice(&bytes).map_err(|e| corrupt("delta", e))?;
             let id = delta.id();
+            sizes.insert(id, bytes.len());
             let body = delta.body;
             let cert = &body.author_cert;
             members.insert(cert.member, standing(cert));
@@ -410,8 +423,15 @@ impl<S: Store, E: Env> Node<S, E> {
             topic: context_topic(&id),
             key: context_topic_key(&id),
         });
+        let log = Log::judge(&dag);
+        // The void deltas held count against their budget (see [`bounds`]).
+        let mut void_taken = VoidTally::default();
+        for id in &log.verdict().void {
+            void_taken.charge(log.answerable_for(&dag[id]), sizes[id]);
+        }
         let ctx = ContextState {
-            log: Log::judge(&dag),
+            log,
+            void_taken,
             disclosure,
             anchor,
             created_by,

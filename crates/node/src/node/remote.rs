@@ -204,6 +204,10 @@ impl<S: Store, E: Env> Node<S, E> {
             } => {
                 let signed = (&heads, &root_hash, &*requester, &signature);
                 match self.admit_sync_request(context_id, signed, former_secret) {
+                    Ok(true) if former_secret.is_none() => {
+                        let ctx = self.contexts.get_mut(&context_id).expect("admitted");
+                        ctx.note_announced_heads(&requester, &heads);
+                    }
                     Ok(true) => {}
                     Ok(false) => return, // over its budget: dropped
                     Err(e) => return self.reject(Some(context_id), e.to_string()),
@@ -342,8 +346,17 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             ctx.verified_certs.insert(cert_hash);
         }
-        if ctx.dag.contains_key(&id) || ctx.pending.contains_key(&id) {
+        if ctx.dag.contains_key(&id) || ctx.pending.contains_key(&id) || ctx.refused.contains(&id) {
             return Ok(());
+        }
+        // Built on a delta refused for good, it can never be applied here: refused for good too
+        // (its signature and certificate verified above).
+        if let Some(parent) = delta.body.parents.iter().find(|p| ctx.refused.contains(p)) {
+            ctx.refused.remember(id);
+            return Err(NodeError::OverBudget(format!(
+                "delta {id} builds on {parent}, refused for good (its merge needs more than a \
+                 merge's fuel)"
+            )));
         }
         let now = self.env.now_nanos();
         if delta.body.timestamp > now.saturating_add(MAX_CLOCK_SKEW_NANOS) {
@@ -473,16 +486,20 @@ impl<S: Store, E: Env> Node<S, E> {
         };
         let stands = ctx.log.role_of_new(&entry).is_some_and(allows)
             && (body.op.is_some() || ctx.log.made_by_running_app(&ctx.dag, &entry));
+        let covered = ctx.covers(&id);
         // A delta that a member who holds it and whose authority stands has built on, directly
         // or through other waiting deltas (the removed key's own, say), is taken even if it
         // would be refused alone: that member took it before the removal it missed was
         // settled, and the DAG must stay one.
         let vouched = || {
-            waiting_descendants(&ctx.pending, id)
+            ctx.pending
+                .descendants(id)
                 .any(|d| ctx.role_of(&d.body.author_cert).is_some())
         };
-        // Refused outright (not kept): a root statement that does not verify, or what not even
-        // the author's certificate allows (a reader's write).
+        // Refused outright (not kept): a root statement that does not verify, or what neither
+        // the author's certificate nor its role where it made the delta allows (a reader's
+        // write; not an operation of a promoted admin that a concurrent demotion voids, which
+        // members that heard it first keep).
         let refusal = match body
             .op
             .as_ref()
@@ -530,19 +547,45 @@ impl<S: Store, E: Env> Node<S, E> {
                     body.author
                 ))
             }
-            _ if !stands && !allows(body.author_cert.role) => Some(format!(
-                "{} is a {:?} of {} and may not {}",
-                body.author,
-                body.author_cert.role,
-                ctx.id,
-                if body.op.is_some() {
-                    "change membership"
-                } else {
-                    "write"
-                }
-            )),
+            _ if !stands
+                && !allows(body.author_cert.role)
+                && !ctx
+                    .log
+                    .role_in_own_past(&ctx.dag, &entry)
+                    .is_some_and(allows) =>
+            {
+                Some(format!(
+                    "{} is a {:?} of {} and may not {}",
+                    body.author,
+                    body.author_cert.role,
+                    ctx.id,
+                    if body.op.is_some() {
+                        "change membership"
+                    } else {
+                        "write"
+                    }
+                ))
+            }
             _ => None,
         };
+        // A void delta its author may not make now (a removed key's, say) is kept within a
+        // budget per answerable key (see [`super::bounds`]), unless another member in good
+        // standing vouches for it or a snapshot covers it: then the DAG needs it.
+        let budgeted = !stands && !covered && !ctx.role_of(&body.author_cert).is_some_and(allows);
+        let (answerable, size) = match budgeted {
+            true => (
+                ctx.log.answerable_for(&entry),
+                borsh::object_length(&delta).unwrap_or(usize::MAX),
+            ),
+            false => (body.author, 0),
+        };
+        if refusal.is_none() && budgeted {
+            if let Some(why) = ctx.void_taken.over_budget(&answerable, size) {
+                if !ctx.vouched_by_another(id, &body.author) {
+                    return Err(NodeError::Busy(format!("void delta {id}: {why}")));
+                }
+            }
+        }
         if let Some(why) = refusal {
             let e = NodeError::Unauthorized(why);
             let refused = AuditEntry::refused_delta(
@@ -561,12 +604,18 @@ impl<S: Store, E: Env> Node<S, E> {
             self.install_app(wasm).await?;
         }
         let call = merge_call(&delta, &id);
-        let covered = ctx.covers(&id);
         let outcome = match (stands, &body.op) {
             (true, None) if !covered => {
                 let fuel = merge_fuel(&self.runtime, &delta);
                 let ran = self.run_call(app, &call, ctx, fuel).await;
-                Some(ran.map_err(|e| merge_refusal(e, &id))?)
+                match ran.map_err(|e| merge_refusal(e, &id)) {
+                    Ok(outcome) => Some(outcome),
+                    Err(e @ NodeError::OverBudget(_)) => {
+                        ctx.refuse_for_good(id);
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             _ => None,
         };
@@ -663,6 +712,9 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.audit = audit.next_head();
         ctx.learn_member(&body.author_cert);
         ctx.insert_applied(&delta, stands);
+        if budgeted {
+            ctx.void_taken.charge(answerable, size);
+        }
         if rotated {
             // What members sent since is sealed with the new secret: ask for it.
             self.publish(ctx.id, &ctx.secret, ctx.sync_request(&self.key));
@@ -717,80 +769,4 @@ impl<S: Store, E: Env> Node<S, E> {
         self.queue_handlers(handlers);
         Ok(())
     }
-
-    /// Takes a share of the context's current secret from an admin (see
-    /// [`WireMessage::Share`]), if it is for this node, the admin's signature and role hold,
-    /// and the operation it names made the latest secret: it stands in this node's log (its
-    /// author's authority with it), and no other such operation comes after it. A share from
-    /// a removed admin, or one naming a voided removal, changes nothing.
-    pub(super) async fn receive_share(
-        &mut self,
-        context_id: ContextId,
-        by: DeltaId,
-        share: Share,
-        from: MemberCert,
-        signature: Signature,
-    ) -> Result<(), NodeError> {
-        let Some(ctx) = self.contexts.get(&context_id) else {
-            return Ok(());
-        };
-        if share.member != self.key.public() {
-            return Ok(());
-        }
-        from.authenticate(&context_id, &from.member)?;
-        if ctx.role_of(&from) != Some(Role::Admin) {
-            return Err(NodeError::Unauthorized(format!(
-                "{} shared a secret but is no admin of {context_id}",
-                from.member
-            )));
-        }
-        let message = WireMessage::share_message(&context_id, &by, &share);
-        verify_signature(&from.member, &message, &signature).map_err(|_| {
-            NodeError::Unauthorized("a share whose signature does not verify".into())
-        })?;
-        if !ctx.makes_latest_secret(&by) {
-            return Err(NodeError::Unauthorized(format!(
-                "a share for {by}, which is not the operation that made the latest secret \
-                 standing in this node's log"
-            )));
-        }
-        let Some(next) = seal::open_share(&self.key, &context_id, &share.sealed) else {
-            return Err(NodeError::Unauthorized(
-                "a share this node's key does not open".into(),
-            ));
-        };
-        if ctx.knows_secret(&next) {
-            return Ok(());
-        }
-        let mut batch = Batch::new();
-        ctx.stage_rotation(&next, &by, &mut batch);
-        self.commit(batch).await?;
-        let ctx = self.contexts.get_mut(&context_id).expect("checked above");
-        ctx.rotate(next, by);
-        let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
-        self.publish(context_id, &secret, request);
-        Ok(())
-    }
-}
-
-/// The waiting deltas that build on `id`, directly or through other waiting deltas.
-fn waiting_descendants(waiting: &Waiting, id: DeltaId) -> impl Iterator<Item = &Delta> {
-    let mut children: HashMap<DeltaId, Vec<(DeltaId, &Delta)>> = HashMap::new();
-    for (child, delta) in waiting.iter() {
-        for parent in &delta.body.parents {
-            children.entry(*parent).or_default().push((*child, delta));
-        }
-    }
-    let mut found = Vec::new();
-    let mut seen = HashSet::new();
-    let mut stack = vec![id];
-    while let Some(next) = stack.pop() {
-        for (child, delta) in children.get(&next).into_iter().flatten() {
-            if seen.insert(*child) {
-                found.push(*delta);
-                stack.push(*child);
-            }
-        }
-    }
-    found.into_iter()
 }

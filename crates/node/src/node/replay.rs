@@ -189,6 +189,8 @@ impl<S: Store, E: Env> Node<S, E> {
     ) -> Result<(), NodeError> {
         let apps = self.apps_of(ctx).await?;
         let (rows, root_hash, _) = self.replay_standing(&apps, ctx, order, None).await?;
+        // A merge refused on the old state is tried again on the new one.
+        ctx.refused.clear();
         self.replace_state(ctx, rows, root_hash, Batch::new()).await
     }
 

@@ -1,4 +1,5 @@
-//! Sealing and opening messages under a context's secret, and to a member's own key.
+//! Sealing and opening messages under a context's secret, and to a member's own key; taking a
+//! share of a new secret an admin sent.
 
 use super::*;
 
@@ -87,5 +88,59 @@ impl<S: Store, E: Env> Node<S, E> {
             NodeError::Unauthorized("the context key does not open this message".into())
         })?;
         WireMessage::decode(&plain).map_err(|e| corrupt("message", e))
+    }
+
+    /// Takes a share of the context's current secret from an admin (see
+    /// [`WireMessage::Share`]), if it is for this node, the admin's signature and role hold,
+    /// and the operation it names made the latest secret: it stands in this node's log (its
+    /// author's authority with it), and no other such operation comes after it. A share from
+    /// a removed admin, or one naming a voided removal, changes nothing.
+    pub(super) async fn receive_share(
+        &mut self,
+        context_id: ContextId,
+        by: DeltaId,
+        share: Share,
+        from: MemberCert,
+        signature: Signature,
+    ) -> Result<(), NodeError> {
+        let Some(ctx) = self.contexts.get(&context_id) else {
+            return Ok(());
+        };
+        if share.member != self.key.public() {
+            return Ok(());
+        }
+        from.authenticate(&context_id, &from.member)?;
+        if ctx.role_of(&from) != Some(Role::Admin) {
+            return Err(NodeError::Unauthorized(format!(
+                "{} shared a secret but is no admin of {context_id}",
+                from.member
+            )));
+        }
+        let message = WireMessage::share_message(&context_id, &by, &share);
+        verify_signature(&from.member, &message, &signature).map_err(|_| {
+            NodeError::Unauthorized("a share whose signature does not verify".into())
+        })?;
+        if !ctx.makes_latest_secret(&by) {
+            return Err(NodeError::Unauthorized(format!(
+                "a share for {by}, which is not the operation that made the latest secret \
+                 standing in this node's log"
+            )));
+        }
+        let Some(next) = seal::open_share(&self.key, &context_id, &share.sealed) else {
+            return Err(NodeError::Unauthorized(
+                "a share this node's key does not open".into(),
+            ));
+        };
+        if ctx.knows_secret(&next) {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        ctx.stage_rotation(&next, &by, &mut batch);
+        self.commit(batch).await?;
+        let ctx = self.contexts.get_mut(&context_id).expect("checked above");
+        ctx.rotate(next, by);
+        let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
+        self.publish(context_id, &secret, request);
+        Ok(())
     }
 }

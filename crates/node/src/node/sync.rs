@@ -119,7 +119,10 @@ impl<S: Store, E: Env> Node<S, E> {
         if *our_heads == their_heads {
             return Ok(());
         }
-        let unknown_to_us = their_heads.iter().any(|h| !ctx.dag.contains_key(h));
+        // (Heads this node refused for good it does not ask for.)
+        let unknown_to_us = their_heads
+            .iter()
+            .any(|h| !ctx.dag.contains_key(h) && !ctx.refused.contains(h));
         let theirs = with_ancestors(&ctx.dag, their_heads.iter().copied());
         let (secret, limit) = match replaced_by {
             None => (ctx.secret, None),

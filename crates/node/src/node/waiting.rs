@@ -7,7 +7,7 @@
 //! A delta whose parents are all in is kept whatever the budget: it waits for nothing, and it
 //! may be the parent the waiting ones need (refused, they would wait for it for good).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tabnode_types::{DeltaId, PublicKey};
 
@@ -102,5 +102,27 @@ impl Waiting {
 
     pub fn iter(&self) -> impl Iterator<Item = (&DeltaId, &Delta)> {
         self.deltas.iter().map(|(id, (delta, _))| (id, delta))
+    }
+
+    /// The waiting deltas that build on `id`, directly or through other waiting deltas.
+    pub fn descendants(&self, id: DeltaId) -> impl Iterator<Item = &Delta> {
+        let mut children: HashMap<DeltaId, Vec<(DeltaId, &Delta)>> = HashMap::new();
+        for (child, delta) in self.iter() {
+            for parent in &delta.body.parents {
+                children.entry(*parent).or_default().push((*child, delta));
+            }
+        }
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![id];
+        while let Some(next) = stack.pop() {
+            for (child, delta) in children.get(&next).into_iter().flatten() {
+                if seen.insert(*child) {
+                    found.push(*delta);
+                    stack.push(*child);
+                }
+            }
+        }
+        found.into_iter()
     }
 }

@@ -1,0 +1,152 @@
+//! What a context keeps of deltas it cannot use: void deltas within a budget, and the ids of
+//! deltas it refused for good.
+//!
+//! - *Void deltas* (the membership log lets them stand nowhere: a removed key's, a demoted
+//!   writer's) must be kept while members may build on them, or the DAG splits by order of
+//!   arrival. But anyone whose key was removed can go on signing them, and each one kept is
+//!   stored and replicated by every member. So each key answerable for them (see
+//!   [`Log::answerable_for`]) gets a budget of [`VOID_DELTAS_PER_KEY`] deltas and
+//!   [`VOID_BYTES_PER_KEY`] bytes per context; past it, a void delta whose author may not make
+//!   it now is refused before it is stored (`Busy`), unless a waiting delta of another member in
+//!   good standing builds on it, or holds it and announced it among its heads (that member took
+//!   it within its own budget; the DAG must stay one), or a snapshot covers it. A refusal is not
+//!   remembered: such a delta is taken when it comes again vouched for. So the deltas kept are
+//!   at most one budget per honest member, and members that kept different ones converge even
+//!   when none of them writes again.
+//! - *Refused for good* ([`RefusedDeltas`]): a delta whose merge needs more than a merge's fuel
+//!   ([`NodeError::OverBudget`]) is refused alike by every member and every time: its id, and
+//!   those of deltas built on it, are remembered (a bounded number, the oldest forgotten first)
+//!   so that anti-entropy bringing them again costs a lookup, not a merge. Only ids of deltas
+//!   whose author's signature and certificate verified and whose author may write are
+//!   remembered: an id is the hash of the whole signed content, so no one can get another's
+//!   delta remembered by sending something else under its id.
+
+use std::collections::{HashMap, VecDeque};
+
+use tabnode_types::{DeltaId, PublicKey};
+
+/// Void deltas one key may have a context keep (see the module docs).
+pub const VOID_DELTAS_PER_KEY: usize = 64;
+/// Bytes of void deltas one key may have a context keep: at least a few of the largest.
+pub const VOID_BYTES_PER_KEY: usize = 4 * 1024 * 1024;
+/// Ids of deltas refused for good a context remembers (and of heads members announced).
+pub const REFUSED_DELTAS: usize = 4096;
+
+/// The void deltas a context took, by the key answerable for each: how many, how many bytes.
+/// A tally of what came in (a delta that comes to stand later stays counted), so it only
+/// grows while the context is loaded.
+#[derive(Debug, Default)]
+pub struct VoidTally {
+    by_key: HashMap<PublicKey, (usize, usize)>,
+}
+
+impl VoidTally {
+    /// Why one more void delta of `size` bytes charged to `key` is over its budget, if it is.
+    pub fn over_budget(&self, key: &PublicKey, size: usize) -> Option<String> {
+        let (count, bytes) = self.by_key.get(key).copied().unwrap_or_default();
+        (count >= VOID_DELTAS_PER_KEY || bytes.saturating_add(size) > VOID_BYTES_PER_KEY).then(
+            || {
+                format!(
+                    "{count} void deltas ({bytes} bytes) {key} answers for are kept already, the \
+                     most a context keeps ({VOID_DELTAS_PER_KEY}, {VOID_BYTES_PER_KEY} bytes)"
+                )
+            },
+        )
+    }
+
+    pub fn charge(&mut self, key: PublicKey, size: usize) {
+        let (count, bytes) = self.by_key.entry(key).or_default();
+        *count += 1;
+        *bytes = bytes.saturating_add(size);
+    }
+}
+
+/// Ids of deltas refused for good (see the module docs).
+pub type RefusedDeltas = RecentIds<()>;
+
+/// Ids of deltas members in good standing announced as their heads (signed sync requests, under
+/// the current secret), each with the last member that did: a void delta one of them holds and
+/// announces is vouched for, as if that member had built on it (see the module docs).
+pub type AnnouncedHeads = RecentIds<PublicKey>;
+
+/// At most [`REFUSED_DELTAS`] ids, each with a value, the oldest forgotten first.
+#[derive(Debug)]
+pub struct RecentIds<V> {
+    ids: HashMap<DeltaId, V>,
+    order: VecDeque<DeltaId>,
+}
+
+impl<V> Default for RecentIds<V> {
+    fn default() -> Self {
+        Self {
+            ids: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<V> RecentIds<V> {
+    pub fn insert(&mut self, id: DeltaId, value: V) {
+        if self.ids.insert(id, value).is_some() {
+            return;
+        }
+        self.order.push_back(id);
+        if self.order.len() > REFUSED_DELTAS {
+            let oldest = self.order.pop_front().expect("over the bound");
+            self.ids.remove(&oldest);
+        }
+    }
+
+    pub fn get(&self, id: &DeltaId) -> Option<&V> {
+        self.ids.get(id)
+    }
+
+    pub fn contains(&self, id: &DeltaId) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    /// Forgets every id.
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.order.clear();
+    }
+}
+
+impl RecentIds<()> {
+    pub fn remember(&mut self, id: DeltaId) {
+        self.insert(id, ());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_ids_are_bounded_and_the_oldest_go_first() {
+        let mut refused = RefusedDeltas::default();
+        let id = |n: usize| DeltaId(blake3::hash(&n.to_le_bytes()).into());
+        for n in 0..REFUSED_DELTAS + 10 {
+            refused.remember(id(n));
+            refused.remember(id(n));
+        }
+        assert_eq!(refused.order.len(), REFUSED_DELTAS);
+        assert!(!refused.contains(&id(9)));
+        assert!(refused.contains(&id(10)));
+        assert!(refused.contains(&id(REFUSED_DELTAS + 9)));
+    }
+
+    #[test]
+    fn a_void_budget_counts_deltas_and_bytes_per_key() {
+        let (mut tally, key, other) =
+            (VoidTally::default(), PublicKey([1; 32]), PublicKey([2; 32]));
+        for _ in 0..VOID_DELTAS_PER_KEY {
+            assert_eq!(tally.over_budget(&key, 10), None);
+            tally.charge(key, 10);
+        }
+        assert!(tally.over_budget(&key, 10).is_some());
+        assert_eq!(tally.over_budget(&other, VOID_BYTES_PER_KEY), None);
+        tally.charge(other, VOID_BYTES_PER_KEY);
+        assert!(tally.over_budget(&other, 1).is_some());
+    }
+}
