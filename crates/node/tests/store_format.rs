@@ -286,3 +286,27 @@ fn builds_before_handlers_read_deltas_that_name_no_handler() {
     assert_eq!(delta.body.events[0].handler.as_deref(), Some("count"));
     assert!(DeltaV1::try_from_slice(named).is_err());
 }
+
+/// Format 2 to 3 (proposal operations) changes no row: a format 2 store opens, is marked 3,
+/// and its contexts go on; a build of format 2 would now refuse it instead of meeting a
+/// proposal operation it cannot decode.
+#[test]
+fn a_format_2_store_opens_as_format_3_with_nothing_else_rewritten() {
+    let (store, _, ctx) = two_members();
+    let mark = Batch::new().put(Namespace::Meta, FORMAT_ROW, 2u32.to_le_bytes().to_vec());
+    block_on(store.commit(mark)).unwrap();
+    let before: Vec<_> = dump(&store)
+        .into_iter()
+        .filter(|(ns, key, _)| !(*ns == Namespace::Meta && key.as_slice() == FORMAT_ROW))
+        .collect();
+
+    let mut node = open(store.clone(), 1).expect("a format 2 store opens");
+    assert_eq!(STORE_FORMAT, 3);
+    assert_eq!(format_of(&store), Some(3));
+    let after: Vec<_> = dump(&store)
+        .into_iter()
+        .filter(|(ns, key, _)| !(*ns == Namespace::Meta && key.as_slice() == FORMAT_ROW))
+        .collect();
+    assert_eq!(after, before, "only the version row changed");
+    assert_eq!(entries(&mut node, &ctx)["shared"], "a2");
+}

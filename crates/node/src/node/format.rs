@@ -10,7 +10,7 @@
 use super::*;
 
 /// The format this build writes and reads.
-pub const STORE_FORMAT: u32 = 2;
+pub const STORE_FORMAT: u32 = 3;
 
 /// The format of a store with no version row: written by a build before event handlers.
 pub const FORMAT_BEFORE_VERSIONS: u32 = 1;
@@ -49,6 +49,7 @@ pub(super) async fn open_format<S: Store>(store: &S) -> Result<(), NodeError> {
     for from in found..STORE_FORMAT {
         let mut batch = match from {
             1 => events_with_handlers(store).await?,
+            2 => Batch::new(), // proposal operations: nothing stored changes (see below)
             _ => unreachable!("a step for every version before STORE_FORMAT"),
         };
         batch.put_mut(
@@ -61,6 +62,11 @@ pub(super) async fn open_format<S: Store>(store: &S) -> Result<(), NodeError> {
     }
     Ok(())
 }
+
+// Version 2 to 3: the log's operations may be proposals (`MemberOp::Propose`, `Approve`). No
+// stored row changes; the version says that the store may hold deltas a build of format 2
+// cannot decode, so such a build refuses the store with `StoreFormatTooNew` instead of
+// failing on one of them with `Corrupt`.
 
 /// Version 1 to 2: events may name a handler. Deltas are signed over their encoding, and an
 /// event without a handler is encoded as version 1 encoded it (see [`EventRecord`]), so every
