@@ -21,20 +21,11 @@ use tabnode_chain::native::ReqwestTransport;
 use tabnode_identity::wallet::{TransactionWallet, WalletError};
 use tabnode_node::{FixedEnv, Node, Role};
 use tabnode_runtime::{Limits, Runtime};
+use tabnode_sim::guest;
 use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
 
 type TestNode = Node<MemoryStore, FixedEnv>;
-
-fn guest(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../tests/apps/dist/{name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{path}: {e}; build the guest apps with `bash tests/apps/build.sh`")
-    })
-}
 
 /// What the wallet double does with a transaction it is asked to send.
 #[derive(Clone, Copy)]

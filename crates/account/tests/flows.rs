@@ -18,6 +18,7 @@ use tabnode_identity::signin::SignIn;
 use tabnode_identity::wallet::{KeyWallet, Wallet, WalletError};
 use tabnode_node::{FixedEnv, MemberOp, Node, NodeEvent, Role};
 use tabnode_runtime::{Limits, Runtime};
+use tabnode_sim::guest;
 use tabnode_store::MemoryStore;
 use tabnode_types::{ContextId, PublicKey, SecretKey};
 
@@ -25,16 +26,6 @@ type TestNode = Node<MemoryStore, FixedEnv>;
 
 const ORIGIN: &str = "http://127.0.0.1:8080";
 const PAGE_URL: &str = "http://127.0.0.1:8080/?db=first";
-
-fn guest(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../tests/apps/dist/{name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{path}: {e}; build the guest apps with `bash tests/apps/build.sh`")
-    })
-}
 
 /// A node (key from `seed`) holding one kv-store context, behind the lock a driver uses.
 fn node_with_context(seed: u8) -> (Mutex<TestNode>, ContextId) {

@@ -27,3 +27,15 @@ pub use network::{peer_id, peer_index, settle, Envelope, Faults, Network};
 pub use rng::Rng;
 pub use sim::{announce, tick, Member, Sim, SimNode, ROUND_NANOS};
 pub use store::{fork, CommitFault, SimStore};
+
+/// A guest app from `tests/apps/dist` (built by `bash tests/apps/build.sh`), for the tests of
+/// every crate that runs nodes.
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../tests/apps/dist/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e}; build the guest apps with `bash tests/apps/build.sh`")
+    })
+}

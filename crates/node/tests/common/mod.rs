@@ -20,16 +20,7 @@ pub type TestNode = Node<MemoryStore, FixedEnv>;
 /// Published messages: (topic, sealed bytes).
 pub type Messages = Vec<(String, Vec<u8>)>;
 
-/// A guest app from `tests/apps/dist` (built by `bash tests/apps/build.sh`).
-pub fn guest(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../tests/apps/dist/{name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{path}: {e}; build the guest apps with `bash tests/apps/build.sh`")
-    })
-}
+pub use tabnode_sim::guest;
 
 /// A node on a fresh memory store (its key from `seed`), with kv-store installed.
 pub fn node(seed: u8) -> TestNode {
