@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use tabnode_types::ProposalId;
 use tabnode_types::{DeltaId, PublicKey};
 
 use crate::log::{Entry, MemberOp, Verdict};
@@ -34,43 +35,6 @@ pub const DEFAULT_NUM_APPROVALS: u32 = 3;
 pub const DEFAULT_ACTIVE_PROPOSALS_LIMIT: u32 = 10;
 /// Actions one proposal may hold (the guest's buffer is bounded by the runtime already).
 pub const MAX_ACTIONS: usize = 64;
-
-/// A proposal's id: 32 bytes the host drew when the guest sent it (base58 in text).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
-)]
-pub struct ProposalId(pub [u8; 32]);
-
-impl std::fmt::Display for ProposalId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&bs58::encode(self.0).into_string())
-    }
-}
-
-impl std::str::FromStr for ProposalId {
-    type Err = NodeError;
-
-    fn from_str(text: &str) -> Result<Self, NodeError> {
-        tabnode_types::decode_base58(text, tabnode_types::MAX_ID_CHARS)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .map(Self)
-            .ok_or_else(|| NodeError::BadId(format!("{text:?} is not a proposal id")))
-    }
-}
-
-impl Serialize for ProposalId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ProposalId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = <String as Deserialize>::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 /// One action of a proposal, encoded as calimero-sdk 0.10's `ProposalAction` (a guest's
 /// `send_proposal` hands the node a borsh `Vec` of them), and shown as merod's admin API shows

@@ -119,6 +119,10 @@ id_type!(
     /// A blake3 (or guest-computed Merkle) hash.
     Hash, "hash"
 );
+id_type!(
+    /// A proposal: 32 bytes the host drew when the guest sent it.
+    ProposalId, "proposal id"
+);
 
 impl AppId {
     /// The id of a wasm binary.

@@ -7,6 +7,7 @@ mod id;
 mod keys;
 
 pub use id::{
-    decode_base58, AppId, Base58Error, ContextId, DeltaId, Hash, IdParseError, MAX_ID_CHARS,
+    decode_base58, AppId, Base58Error, ContextId, DeltaId, Hash, IdParseError, ProposalId,
+    MAX_ID_CHARS,
 };
 pub use keys::{verify_signature, PublicKey, SecretKey, Signature, SignatureError};

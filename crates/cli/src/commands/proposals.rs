@@ -52,7 +52,7 @@ pub enum ProposalsCommand {
 }
 
 pub async fn execute(node: &mut CliNode, command: ProposalsCommand) -> Result<Value, Failure> {
-    let proposal_id = |text: &str| text.parse::<ProposalId>().map_err(Failure::Node);
+    let proposal_id = |text: &str| parse_id::<ProposalId>(text);
     match command {
         ProposalsCommand::List { context_id } => {
             let context_id: ContextId = parse_id(&context_id)?;

@@ -6,11 +6,7 @@ use tabnode_types::ContextId;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{js_error, parse_id, to_js, BrowserNode};
-
-fn parse_proposal(text: &str) -> Result<ProposalId, JsValue> {
-    text.parse().map_err(js_error)
-}
+use super::{parse_id, to_js, BrowserNode};
 
 #[wasm_bindgen]
 impl BrowserNode {
@@ -32,7 +28,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let proposal = parse_proposal(&proposal_id)?;
+            let proposal = parse_id::<ProposalId>(&proposal_id)?;
             to_js(
                 &inner
                     .run(async |node| node.proposal(&id, &proposal))
@@ -49,7 +45,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let proposal = parse_proposal(&proposal_id)?;
+            let proposal = parse_id::<ProposalId>(&proposal_id)?;
             let op = inner
                 .run(async |node| node.approve_proposal(&id, &proposal).await)
                 .await?;
