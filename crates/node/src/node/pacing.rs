@@ -41,7 +41,7 @@ pub const MOST_WAITING_PART_BYTES: u64 = 256 << 20;
 const MINUTE_NANOS: u128 = 60_000_000_000;
 
 /// A part by whom it is for, what it is of, and its index.
-type PartKey = (PublicKey, [u8; 32], u32);
+pub(super) type PartKey = (PublicKey, [u8; 32], u32);
 
 /// Parts waiting for the bucket, in the order they were asked for.
 #[derive(Default)]
@@ -61,6 +61,11 @@ fn size_of(out: &Outgoing) -> u64 {
 }
 
 impl PartQueue {
+    /// Whether part `key` waits to be sent.
+    pub(super) fn is_queued(&self, key: &PartKey) -> bool {
+        self.queued.contains(key)
+    }
+
     /// What the bucket holds at `now`, and when that was reached (the time of a refill that is
     /// not whole stays behind, so no fraction of a byte is lost between calls).
     fn level_at(&self, pacing: &PartPacing, now: u64) -> (u64, u64) {
@@ -129,8 +134,7 @@ impl<S: Store, E: Env> Node<S, E> {
         peer: Option<&str>,
     ) {
         let key = (to, id, index);
-        let queue = &mut self.parts_out;
-        if queue.queued.contains(&key) {
+        if self.parts_out.is_queued(&key) {
             return;
         }
         let part = self.addressed(context_id, secret, message, peer);

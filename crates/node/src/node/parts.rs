@@ -246,8 +246,8 @@ fn check_part(
 
 impl<S: Store, E: Env> Node<S, E> {
     /// The parts of `whole` (`content` `id` in `context_id`) the member `to` asks for
-    /// (`missing`, all when empty), each sealed to it and signed by this node, whose
-    /// membership `cert` shows.
+    /// (`missing`, all when empty) and that do not wait to be sent already, each sealed to it
+    /// and signed by this node, whose membership `cert` shows.
     pub(super) fn seal_parts(
         &self,
         (content, context_id, id): (Content, &ContextId, &[u8; 32]),
@@ -260,6 +260,8 @@ impl<S: Store, E: Env> Node<S, E> {
         let size = whole.len() as u64;
         parts
             .into_iter()
+            // A part still waiting for its pace (asked for again meanwhile) is not sealed again.
+            .filter(|(index, _)| !self.parts_out.is_queued(&(*to, *id, *index)))
             .map(|(index, part)| {
                 let sealed = seal::seal_to(to, context_id, self.env.random32(), part)
                     .ok_or_else(|| NodeError::BadId(format!("{to} is not a valid key")))?;
