@@ -1,7 +1,7 @@
 // Calimero parity across two pages and a real relay (docs/parity.md). Event handlers: a write's
-// event names a handler (`emit_with_handler`, the handler-counter guest); the page that applies
-// the write runs it, the page that wrote it does not (merod 0.10's rule), a failing handler is
-// reported and loses nothing, and both pages end on one root. User and frozen storage (the
+// event names a handler (`emit_with_handler`, the handler-counter guest); the page that wrote it
+// runs it after the write, the page that applies it does not (merod 0.10's rule), a failing
+// handler is reported and loses nothing, and both pages end on one root. User and frozen storage (the
 // user-notes guest): each page's own note, signed by its node, and frozen notes reach the other.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ const recordHandlerRuns = (page, ctx) =>
 
 const handlerRuns = (page) => page.evaluate(() => window.handlerRuns);
 
-test('a write\'s handlers run on the page that applies it, not on its author; a failing one is reported', async () => {
+test('a write\'s handlers run on the page that wrote it, not on the page that applies it; a failing one is reported', async () => {
   const [a, b] = [
     await openNode(env.browser, env.stack.url, { name: 'A' }),
     await openNode(env.browser, env.stack.url, { name: 'B' }),
@@ -54,28 +54,30 @@ test('a write\'s handlers run on the page that applies it, not on its author; a 
   for (const page of [a.page, b.page]) await recordHandlerRuns(page, ctx);
 
   for (const i of [1, 2, 3]) await call(a.page, ctx, 'set', { key: `k${i}`, value: `v${i}` });
-  await eventually('B to have run count for each of A\'s writes, and A to see it', async () => {
-    const [ca, cb] = [await counts(a.page, ctx), await counts(b.page, ctx)];
-    return { ok: cb.here === 3 && ca.all === 3, ca, cb };
+  assert.deepEqual(await counts(a.page, ctx), { all: 3, here: 3 }, 'A ran count after each of its writes');
+  await eventually('B to have A\'s writes and A\'s handler runs', async () => {
+    const cb = await counts(b.page, ctx);
+    return { ok: cb.all === 3, cb };
   });
-  assert.deepEqual(await counts(a.page, ctx), { all: 3, here: 0 }, 'the author runs none');
-  assert.deepEqual((await call(a.page, ctx, 'seen', {})).output, { k1: 'v1', k2: 'v2', k3: 'v3' });
+  assert.deepEqual(await counts(b.page, ctx), { all: 3, here: 0 }, 'the page that applies them runs none');
+  assert.deepEqual((await call(b.page, ctx, 'seen', {})).output, { k1: 'v1', k2: 'v2', k3: 'v3' });
 
   await call(a.page, ctx, 'set_refused', { key: 'r', value: 'kept' });
-  await eventually('B to run both handlers of the refused write', async () => (await handlerRuns(b.page)).length === 5);
-  const [refused, counted] = (await handlerRuns(b.page)).slice(3);
+  const runs = await handlerRuns(a.page);
+  assert.equal(runs.length, 5);
+  const [refused, counted] = runs.slice(3);
   assert.equal(refused.handler, 'refuse');
   assert.equal(refused.handlerDelta, null);
   assert.match(refused.error, /^AppError/);
   assert.equal(counted.handler, 'count');
   assert.equal(counted.error, null);
-  assert.deepEqual(await handlerRuns(a.page), [], 'A wrote them all: it ran none');
   await eventually('A and B on one root, the write that named the failed handler kept', async () => {
     const [pa, pb] = [await checkpoint(a.page, ctx), await checkpoint(b.page, ctx)];
-    const kept = (await call(a.page, ctx, 'get', { key: 'r' })).output === 'kept';
+    const kept = (await call(b.page, ctx, 'get', { key: 'r' })).output === 'kept';
     const [ca, cb] = [await counts(a.page, ctx), await counts(b.page, ctx)];
     return { ok: kept && ca.all === 4 && cb.all === 4 && pa.rootHash === pb.rootHash, ca, cb };
   });
+  assert.deepEqual(await handlerRuns(b.page), [], 'B wrote none of them: it ran none');
   for (const p of [a, b]) await p.context.close();
 });
 

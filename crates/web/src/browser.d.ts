@@ -116,9 +116,11 @@ export type NodeEvent =
         | { op: "admit"; member: string } | { op: "revokeInvitation"; invitation: string }
         | { op: "propose"; proposal: string; actions: ProposalAction[] } | { op: "approve"; proposal: string } }
   | { type: "voided"; contextId: string; deltaId: string; author: string }
-  /** A handler an event of a member's delta (`deltaId`) named ran here (`emit_with_handler`):
-   * `handlerDelta` is the delta its writes made, `error` why it failed (it then changed nothing). */
-  | { type: "handler"; contextId: string; deltaId: string; handler: string; handlerDelta: string | null; error: string | null }
+  /** A handler an event named ran here (`emit_with_handler`), after this node's call that emitted
+   * it (`deltaId`: that call's delta, null if it wrote nothing) or after an older build's delta
+   * that names it was applied: `handlerDelta` is the delta its writes made, `error` why it failed
+   * (it then changed nothing). */
+  | { type: "handler"; contextId: string; deltaId: string | null; handler: string; handlerDelta: string | null; error: string | null }
   | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
 /** A connection of this node: to a relay over WebSocket or WebRTC-direct, or straight to another
  * page over WebRTC. */

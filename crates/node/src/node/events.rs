@@ -41,15 +41,17 @@ pub enum NodeEvent {
         /// for the rest with [`Node::request_payload`].
         withheld: Option<Hash>,
     },
-    /// A handler that an event of a member's delta named (`emit_with_handler`) ran on this
-    /// node, as this node's member, once that delta was applied here. `handler_delta` is the
-    /// delta its writes made; `error` says why it failed (it then changed nothing, and the
-    /// delta that named it stands all the same).
+    /// A handler that an event named (`emit_with_handler`) ran on this node, as this node's
+    /// member: after this node's own call that emitted the event, or once a delta of an older
+    /// build that names it was applied here (see `handlers`). `handler_delta` is the delta its
+    /// writes made; `error` says why it failed (it then changed nothing, and the call or delta
+    /// that named it stands all the same).
     #[serde(rename_all = "camelCase")]
     Handler {
         context_id: ContextId,
-        /// The member's delta whose event named the handler.
-        delta_id: DeltaId,
+        /// The delta whose event named the handler (`None`: a call of this node's that wrote
+        /// nothing).
+        delta_id: Option<DeltaId>,
         handler: String,
         handler_delta: Option<DeltaId>,
         error: Option<String>,

@@ -104,6 +104,9 @@ pub(super) struct Action {
     /// The context requests of the action's xcalls, with the context of the call that made
     /// each: made once the action's calls are committed, like the first call's own.
     pub(super) requests: Vec<(ContextId, ContextRequest)>,
+    /// The handlers its calls' events named, staged with their writes: queued to run once
+    /// the action stands (see `handlers`).
+    pub(super) handlers: Vec<HandlerCall>,
     /// How long the node's outputs were when the action began: what it added goes on undo.
     outgoing: usize,
     events: usize,
@@ -176,6 +179,7 @@ impl<S: Store, E: Env> Node<S, E> {
             holding: false,
             touched: BTreeSet::new(),
             requests: Vec::new(),
+            handlers: Vec::new(),
             outgoing: self.outgoing.len(),
             events: self.events.len(),
             unwritten_reads: self.unwritten_reads.len(),

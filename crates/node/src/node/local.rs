@@ -55,6 +55,20 @@ impl<S: Store, E: Env> Node<S, E> {
         method: &str,
         args: serde_json::Value,
     ) -> Result<ExecuteResult, NodeError> {
+        let result = self.execute_action(id, method, args).await;
+        // The handlers its calls named run now that its writes stand (see `handlers`).
+        self.run_queued_handlers().await;
+        result
+    }
+
+    /// [`Self::execute`] but for the handlers it names, which wait in the queue: a handler's
+    /// own call is one (the run under way takes what it queues).
+    pub(super) async fn execute_action(
+        &mut self,
+        id: &ContextId,
+        method: &str,
+        args: serde_json::Value,
+    ) -> Result<ExecuteResult, NodeError> {
         let mut action = self.begin_action(true);
         let args_hash = args_hash(&args);
         let result = self
@@ -63,6 +77,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut result = self
             .end_action(&mut action, result, id, method, args_hash)
             .await?;
+        self.queue_handlers(std::mem::take(&mut action.handlers));
         for (caller, request) in std::mem::take(&mut action.requests) {
             let done = self.context_request(&caller, request, &mut action).await;
             if let Some(error) = done.error {
@@ -374,11 +389,12 @@ impl<S: Store, E: Env> Node<S, E> {
                 if let Some(hash) = hash {
                     withheld.push((hash, e.data.clone()));
                 }
+                // This node runs the handler (see `handlers`): the delta names none.
                 EventRecord {
                     kind: e.kind.clone(),
                     data,
                     withheld: hash,
-                    handler: e.handler.clone(),
+                    handler: None,
                 }
             })
             .collect();
@@ -492,6 +508,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 record.heads = vec![delta.id()];
                 stage_delta(batch, ctx.id, &mut record, delta);
             }
+            let seq = record.next_seq - delta.is_some() as u64;
+            let handlers = self.stage_own_handlers(batch, ctx.id, (delta_id, seq), &outcome.events);
             batch.put_mut(
                 Namespace::Contexts,
                 ctx.id.as_bytes(),
@@ -504,8 +522,11 @@ impl<S: Store, E: Env> Node<S, E> {
                 && outcome.announced_blobs.is_empty();
             // A read whose record is all it writes may let the record wait (see
             // `defer_read_audits`): it is chained now and stored with what comes next.
-            let record_only =
-                read_only && withheld.is_empty() && record.root_hash == ctx.record.root_hash;
+            let record_only = read_only
+                && withheld.is_empty()
+                && handlers.is_empty()
+                && record.root_hash == ctx.record.root_hash;
+            action.handlers.extend(handlers);
             if !record_only {
                 // A call made with an id keeps its answer with its writes (see `call_once`).
                 self.stage_answer(batch, &result);

@@ -13,7 +13,7 @@
 //! - [`bounds`]: what a context keeps of deltas it cannot use (void ones within a budget, the
 //!   ids of those refused for good);
 //! - [`sync`]: the timer work of [`Node::handle_timeout`], sync requests and state snapshots;
-//! - [`handlers`]: the event handlers members' deltas name, run after those deltas apply;
+//! - [`handlers`]: the event handlers a call's events name, run after the call;
 //! - [`join`], [`app_fetch`], [`members`], [`identity`]: invitations and joining (the app
 //!   fetched from members when this node lacks it), membership operations, this node's key;
 //! - [`replay`]: running stored deltas again (replay, rebuilds after a log change or a bad root);
@@ -89,6 +89,7 @@ pub use self::bounds::{REFUSED_DELTAS, VOID_BYTES_PER_KEY, VOID_DELTAS_PER_KEY};
 pub use self::events::{NodeEvent, Outgoing};
 pub use self::format::{FORMAT_BEFORE_VERSIONS, STORE_FORMAT};
 pub use self::guest::{GuestPolicy, GuestRequest};
+pub use self::handlers::HANDLER_DEPTH;
 pub use self::pacing::{PartPacing, MOST_WAITING_PART_BYTES};
 pub use self::parts::{AppPartError, Content, PartError, APP_PART_BYTES};
 pub use self::results::{
@@ -206,10 +207,12 @@ pub struct Node<S: Store, E: Env> {
     blob_fetches: HashMap<(ContextId, Hash), blob_fetch::BlobFetch>,
     /// Writes held back to go to the store together (see [`Node::hold_writes`]), in order.
     held: Option<(ContextId, Batch)>,
-    /// Handlers members' deltas named, to run here in order (see [`handlers`]).
+    /// Handlers calls and members' deltas named, to run here in order (see [`handlers`]).
     handler_calls: std::collections::VecDeque<HandlerCall>,
     /// The stored queue's row of the handler running now: the next write takes it off.
     handler_ran: Option<Vec<u8>>,
+    /// How many handlers deep the call running now is (0: not a handler's call).
+    handler_depth: u8,
     /// Audit records of read-only calls not written yet, oldest first: every write takes them
     /// first (see [`Node::defer_read_audits`]).
     unwritten_reads: Vec<(ContextId, AuditRecord)>,
@@ -266,6 +269,7 @@ impl<S: Store, E: Env> Node<S, E> {
             held: None,
             handler_calls: Default::default(),
             handler_ran: None,
+            handler_depth: 0,
             unwritten_reads: Vec::new(),
             most_unwritten_reads: 0,
             once_call: None,
@@ -331,7 +335,7 @@ impl<S: Store, E: Env> Node<S, E> {
             }
         }
         node.load_handlers().await?;
-        node.run_loaded_handlers().await;
+        node.run_queued_handlers().await;
         Ok(node)
     }
 

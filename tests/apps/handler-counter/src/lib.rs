@@ -1,5 +1,6 @@
 //! Event handlers (`emit_with_handler`): every write emits an event naming a handler, which the
-//! members that apply the write run (merod 0.10 runs none on the write's author).
+//! node that made the write runs after it (merod 0.10's rule; members that apply the write run
+//! none, unless an older build's delta still names it).
 //!
 //! `count` counts each run in a G-Counter, per node that ran it: `handled` is the total every
 //! member converges to, `handled_here` the runs of the node asked. `refuse` always fails, so a
@@ -37,7 +38,7 @@ impl HandlerCounter {
         }
     }
 
-    /// Stores `value` under `key`; members that apply it run `count`.
+    /// Stores `value` under `key`; the node that called it then runs `count`.
     pub fn set(&mut self, key: String, value: String) -> app::Result<()> {
         self.items.insert(key.clone(), value.clone().into())?;
         app::emit!((Event::Set { key, value }, "count"));
@@ -62,6 +63,19 @@ impl HandlerCounter {
         env::log(&format!("count {key:?}"));
         self.handled.increment()?;
         self.seen.insert(key, value.into())?;
+        Ok(())
+    }
+
+    /// Writes nothing, and names `count` all the same: its caller runs it.
+    pub fn announce(&self, key: String, value: String) -> app::Result<()> {
+        app::emit!((Event::Set { key, value }, "count"));
+        Ok(())
+    }
+
+    /// A handler that names itself again: a chain of handlers with no end but the node's.
+    pub fn echo(&mut self, key: String, value: String) -> app::Result<()> {
+        self.handled.increment()?;
+        app::emit!((Event::Set { key, value }, "echo"));
         Ok(())
     }
 
