@@ -6,13 +6,34 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tabnode_node::{Env, Node, NodeError};
+use tabnode_node::{Env, GuestPolicy, Node, NodeError};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::FileStore;
 
 use crate::failure::Failure;
 
 pub type CliNode = Node<Rc<FileStore>, SystemEnv>;
+
+/// What the node answers a guest's request that acts beyond its own call (`context_delete`,
+/// `context_add_member`, `context_remove_member`: see `tabnode_node::GuestRequest`). A CLI has
+/// no user to ask in the middle of a call, so the operator says it once, for the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuestRequests {
+    /// Refuse each one (`NoConsent`).
+    Refuse,
+    /// Make each one, as merod does.
+    Allow,
+}
+
+impl GuestRequests {
+    /// The word `--guest-requests` takes.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Self::Refuse => "refuse",
+            Self::Allow => "allow",
+        }
+    }
+}
 
 /// The machine's clock (the node orders its own calls on a hybrid logical clock) and the OS's
 /// randomness.
@@ -104,7 +125,11 @@ fn lock(home: &Path) -> Result<File, Failure> {
 
 impl Home {
     /// Opens the node in `home` (made 0700 if missing), locked for this process.
-    pub async fn open(home: &Path, fuel: Option<u64>) -> Result<Self, Failure> {
+    pub async fn open(
+        home: &Path,
+        fuel: Option<u64>,
+        guest_requests: GuestRequests,
+    ) -> Result<Self, Failure> {
         warn_if_open_to_others(home);
         let lock = lock(home)?;
         let mut limits = Limits::default();
@@ -117,7 +142,10 @@ impl Home {
             .await
             .map_err(|e| Failure::Node(NodeError::Store(e)))?;
         let store = Rc::new(store);
-        let node = Node::open(store.clone(), SystemEnv, Runtime::new(limits)).await?;
+        let mut node = Node::open(store.clone(), SystemEnv, Runtime::new(limits)).await?;
+        if guest_requests == GuestRequests::Allow {
+            node.set_guest_policy(GuestPolicy::Allow);
+        }
         Ok(Self { node, store, lock })
     }
 }

@@ -23,7 +23,7 @@ mod workflow;
 
 use commands::{write_blob, BlobCommand, Command, ContextCommand};
 use failure::{fail, parse_id, Failure};
-use home::Home;
+use home::{GuestRequests, Home};
 
 /// A headless tabnode node: the browser node's core on a file store, JSON on stdout.
 ///
@@ -39,6 +39,11 @@ struct Cli {
     /// Fuel for each guest call, one unit per executed wasm instruction [default: 10^10]
     #[arg(long, value_name = "N", global = true)]
     fuel: Option<u64>,
+
+    /// What the node answers a guest's request to delete a context or to add or remove a
+    /// member [default: refuse; `workflow run` gives its nodes allow, as merod does]
+    #[arg(long, value_name = "ANSWER", value_enum, global = true)]
+    guest_requests: Option<GuestRequests>,
 
     #[command(subcommand)]
     command: TopCommand,
@@ -116,6 +121,7 @@ fn main() {
             relay_bin,
             keep_going,
             fuel: cli.fuel,
+            guest_requests: cli.guest_requests.unwrap_or(GuestRequests::Allow),
         };
         finish(workflow::run(options).map(Some));
     }
@@ -148,7 +154,8 @@ fn finish(result: Result<Option<Value>, Failure>) -> ! {
 
 /// Runs the command; `None` when it printed its own lines (`run`).
 async fn run(home: PathBuf, cli: Cli) -> Result<Option<Value>, Failure> {
-    let home = Home::open(&home, cli.fuel).await?;
+    let guest_requests = cli.guest_requests.unwrap_or(GuestRequests::Refuse);
+    let home = Home::open(&home, cli.fuel, guest_requests).await?;
     match cli.command {
         TopCommand::Run { relay, no_stdin } => {
             online::run(home, relay, no_stdin).await.map(|()| None)

@@ -363,3 +363,52 @@ fn a_guests_proposal_is_listed_read_and_refused_a_second_approval() {
     let listed = ok(&home, &["proposals", "list", &ctx]);
     assert_eq!(listed["proposals"].as_array().unwrap().len(), 2);
 }
+
+/// A guest's request to add a member needs the operator's say: refused by default (the call
+/// stands, its request is reported as `NoConsent`), made with `--guest-requests allow`.
+#[test]
+fn a_guests_membership_request_is_made_only_with_guest_requests_allow() {
+    let home = home("guest-requests");
+    let other = self::home("guest-requests-other");
+    let probe = id(
+        &ok(&home, &["app", "install", &guest_app("probe")]),
+        "app_id",
+    );
+    let init = json!({"title": "t"}).to_string();
+    let created = ok(&home, &["context", "create", &probe, "--args", &init]);
+    let ctx = id(&created, "context_id");
+    let key = id(&ok(&other, &["identity"]), "public_key");
+    let bytes = bs58::decode(&key).into_vec().unwrap();
+    let args = json!({ "key": bytes }).to_string();
+    let members = |home: &std::path::Path| {
+        let listed = ok(home, &["context", "members", &ctx]);
+        listed["members"].as_array().unwrap().len()
+    };
+
+    let refused = ok(&home, &["call", &ctx, "add_member", &args]);
+    let request = &refused["context_requests"][0];
+    assert_eq!(request["errorKind"], json!("NoConsent"), "{refused}");
+    assert_eq!(members(&home), 1, "nobody was added");
+
+    let made = ok(
+        &home,
+        &[
+            "--guest-requests",
+            "allow",
+            "call",
+            &ctx,
+            "add_member",
+            &args,
+        ],
+    );
+    assert!(made["context_requests"][0]["error"].is_null(), "{made}");
+    assert_eq!(members(&home), 2);
+    let (code, usage) = tabnode(&home, &["--guest-requests", "always", "identity"]);
+    assert_eq!(
+        (code, &usage["error"]["kind"]),
+        (2, &json!("Usage")),
+        "{usage}"
+    );
+    let _ = std::fs::remove_dir_all(home);
+    let _ = std::fs::remove_dir_all(other);
+}

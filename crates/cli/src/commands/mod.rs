@@ -96,6 +96,8 @@ pub async fn execute(
                 "logs": result.logs,
                 "root_hash": result.root_hash.map(|h| h.to_string()),
                 "delta_id": result.delta_id.map(|d| d.to_string()),
+                // What the guest asked of the node beyond its call, and how each went.
+                "context_requests": result.context_requests,
             }))
         }
         Command::Replay { context_id } => {

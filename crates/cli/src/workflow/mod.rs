@@ -115,6 +115,8 @@ pub struct Options {
     pub relay_bin: Option<PathBuf>,
     pub keep_going: bool,
     pub fuel: Option<u64>,
+    /// What its nodes answer guests' requests beyond their calls (allow: as merod does).
+    pub guest_requests: crate::home::GuestRequests,
 }
 
 /// The nodes and the relay of one run; dropped, they stop.
@@ -325,7 +327,7 @@ pub fn run(options: Options) -> Result<Value, Failure> {
     };
     let mut outcome = Ok(());
     for node in &names {
-        match Node::start(node, &homes.join(node), &runner.relay.address, options.fuel) {
+        match Node::start(node, &homes.join(node), &runner.relay.address, &options) {
             Ok(started) => {
                 runner.nodes.insert(node.clone(), started);
             }

@@ -179,15 +179,16 @@ impl Node {
         name: &str,
         home: &Path,
         relay: &str,
-        fuel: Option<u64>,
+        options: &super::Options,
     ) -> Result<Self, StepError> {
         let exe = std::env::current_exe()
             .map_err(|e| StepError::new("Io", format!("this binary's path: {e}")))?;
         let mut command = Command::new(exe);
         command.arg("--home").arg(home);
-        if let Some(fuel) = fuel {
+        if let Some(fuel) = options.fuel {
             command.args(["--fuel", &fuel.to_string()]);
         }
+        command.args(["--guest-requests", options.guest_requests.as_arg()]);
         command.args(["run", "--relay", relay]);
         let process = Process::spawn(command, &format!("node {name}"), Stdio::inherit(), true)?;
         let mut node = Self {
