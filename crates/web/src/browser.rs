@@ -25,6 +25,7 @@ use wasm_bindgen_futures::future_to_promise;
 mod account;
 mod anchors;
 mod apps;
+mod blobs;
 mod inspect;
 mod members;
 mod proposals;
@@ -235,10 +236,15 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 
 /// The bytes of a wasm binary passed as a `Uint8Array` or an `ArrayBuffer`.
 fn wasm_bytes(bytes: &JsValue, method: &str) -> Result<Vec<u8>, JsValue> {
+    bytes_of(bytes, method, "wasm")
+}
+
+/// The bytes passed as a `Uint8Array` or an `ArrayBuffer`; `what` they hold, for the error.
+fn bytes_of(bytes: &JsValue, method: &str, what: &str) -> Result<Vec<u8>, JsValue> {
     if !(bytes.is_instance_of::<Uint8Array>() || bytes.is_instance_of::<js_sys::ArrayBuffer>()) {
         return Err(usage_error(
             "BadArgs",
-            format!("{method} takes a Uint8Array or ArrayBuffer of wasm"),
+            format!("{method} takes a Uint8Array or ArrayBuffer of {what}"),
         ));
     }
     Ok(Uint8Array::new(bytes).to_vec())
