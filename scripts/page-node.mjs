@@ -148,7 +148,7 @@ class PageNode {
   async call(method, ...args) {
     const answer = await this.node.page.evaluate(async ({ method, args }) => {
       try {
-        const decoded = args.map((a) => (a && a.__bytes ? new Uint8Array(a.__bytes) : a));
+        const decoded = args.map((a) => (a && a.__base64 !== undefined ? Uint8Array.from(atob(a.__base64), (c) => c.charCodeAt(0)) : a));
         return { value: await window.tabnode[method](...decoded) };
       } catch (err) {
         return { error: { kind: err?.name || 'Error', message: String(err?.message ?? err) } };
@@ -163,9 +163,9 @@ class PageNode {
     return this.node.page.evaluate((n) => window.tabnode[n], name);
   }
 
-  /** Bytes as they cross into the page. */
+  /** Bytes as they cross into the page: base64 (a list of numbers is ten times slower). */
   static bytes(buffer) {
-    return { __bytes: [...buffer] };
+    return { __base64: buffer.toString('base64') };
   }
 
   /** Runs one command's words; its value as the native node gives it. */
