@@ -41,6 +41,13 @@ class Failure extends Error {
   }
 }
 
+/** JSON text given as it is in an answer line (a call's answer with integers beyond 2^53). */
+class RawJson {
+  constructor(text) {
+    this.text = text;
+  }
+}
+
 /** What the page node needs, or the first thing missing as a typed failure. */
 function check() {
   if (!existsSync(KIT)) throw new Failure('PackageNotBuilt', `no ${KIT}: build the package with \`make pkg\``);
@@ -158,6 +165,28 @@ class PageNode {
     return answer.value;
   }
 
+  /**
+   * `execute` with its arguments and answer as JSON text, parsed and written in the page: an
+   * integer beyond 2^53 (a u64 or i64 such as a timestamp in ns) goes in and comes out exact
+   * (a BigInt in the page; Node 20 has no JSON.rawJSON to write one).
+   */
+  async execute(ctx, method, argsText) {
+    const answer = await this.node.page.evaluate(async ({ ctx, method, argsText }) => {
+      const exact = (key, value, context) =>
+        typeof value === 'number' && !Number.isSafeInteger(value) && /^-?\d+$/.test(context?.source ?? '') ? BigInt(context.source) : value;
+      const digits = (key, value) => (typeof value === 'bigint' ? JSON.rawJSON(value.toString()) : value);
+      try {
+        const args = argsText === null ? null : JSON.parse(argsText, exact);
+        const r = await window.tabnode.execute(ctx, method, args);
+        return { json: JSON.stringify({ output: r.output ?? null, events: r.events, logs: r.logs, root_hash: r.rootHash, delta_id: r.deltaId }, digits) };
+      } catch (err) {
+        return { error: { kind: err?.name || 'Error', message: String(err?.message ?? err) } };
+      }
+    }, { ctx, method, argsText });
+    if (answer.error) throw new Failure(answer.error.kind, answer.error.message);
+    return new RawJson(answer.json);
+  }
+
   /** A property of the page's BrowserNode (`publicKey`, `peerId`). */
   prop(name) {
     return this.node.page.evaluate((n) => window.tabnode[n], name);
@@ -260,8 +289,8 @@ const COMMANDS = {
     args: 2,
     usage: 'CONTEXT_ID METHOD [ARGS_JSON]',
     run: async (p, [ctx, method, args]) => {
-      const result = await p.call('execute', ctx, method, args === undefined ? null : parseJson('ARGS_JSON', args));
-      return { output: result.output, events: result.events, logs: result.logs, root_hash: result.rootHash, delta_id: result.deltaId };
+      if (args !== undefined) parseJson('ARGS_JSON', args);
+      return p.execute(ctx, method, args ?? null);
     },
   },
   replay: {
@@ -350,7 +379,9 @@ async function main() {
     queue = queue.then(async () => {
       if (stopping) return;
       const answer = await answerTo(page, line);
-      if (!stopping) print({ ...answer, line: n });
+      if (stopping) return;
+      if (answer.value instanceof RawJson) process.stdout.write(`{"type":"result","line":${n},"value":${answer.value.text}}\n`);
+      else print({ ...answer, line: n });
     });
   });
   // The end of stdin stops the node once the commands before it are answered, as `tabnode run`.

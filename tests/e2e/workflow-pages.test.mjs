@@ -82,6 +82,13 @@ for (const mode of ['browser', 'mixed']) {
     await assertAllStopped(run);
   });
 
+  test(`--nodes ${mode}: an integer beyond 2^53 in a call's answer comes exact`, async () => {
+    const run = await runWorkflow('tests/workflows/probe-big-integers.yml', ['--nodes', mode]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.last.passed, 4, run.stderr);
+    await assertAllStopped(run);
+  });
+
   test(`--nodes ${mode}: a failing step ends the run at the same step with the same kind`, async () => {
     const run = await runWorkflow('tests/workflows/failing.yml', ['--nodes', mode]);
     assert.equal(run.code, 1, run.stderr);
