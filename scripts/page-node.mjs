@@ -62,7 +62,7 @@ function check() {
   return { ok: true, kit: KIT, chromium: CHROMIUM };
 }
 
-/** `--name value` pairs and the rest, in order. */
+/** The script's own arguments: `--relay` (repeatable), `--name`, `--check`. */
 function parseArgs(argv) {
   const relays = [];
   let name = 'page';
@@ -144,9 +144,8 @@ function bundleManifest(bytes) {
 
 /** The page node: one page, its BrowserNode, and the commands mapped onto it. */
 class PageNode {
-  constructor(node, stop) {
+  constructor(node) {
     this.node = node;
-    this.stop = stop;
     /** Contexts joined whose state is not here yet: `synced` is said once it is. */
     this.unsynced = new Set();
   }
@@ -336,7 +335,7 @@ async function main() {
   if (checkOnly) return print(check());
   const kit = await import(pathToFileURL(KIT).href);
   const { node, browser, stop } = await startPage(kit, relays, name);
-  const page = new PageNode(node, stop);
+  const page = new PageNode(node);
 
   let stopping = null;
   let syncTimer;
