@@ -26,6 +26,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KIT = path.join(root, 'pkg/testing/index.js');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+/** How long the commands sent before the end of stdin may still take. */
+const STOP_AFTER_MS = 2_000;
 /** How often a joined context is asked whether its state is here. */
 const SYNC_POLL_MS = 100;
 /** `--expires`'s units, as the CLI's `context invite` takes them. */
@@ -383,8 +385,10 @@ async function main() {
       else print({ ...answer, line: n });
     });
   });
-  // The end of stdin stops the node once the commands before it are answered, as `tabnode run`.
-  lines.on('close', () => queue.then(() => finish('stdin closed')));
+  // The end of stdin stops the node once the commands before it are answered, as `tabnode run`,
+  // but no later than STOP_AFTER_MS (a join may wait a minute for a member): the runner that closed
+  // stdin kills what has not stopped 5 s later, and Chromium must go with this process.
+  lines.on('close', () => Promise.race([queue, new Promise((r) => setTimeout(r, STOP_AFTER_MS))]).then(() => finish('stdin closed')));
 }
 
 /** A command line's answer: `{type: "result", value}` or `{type: "error", error}`. */
