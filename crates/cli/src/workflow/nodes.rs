@@ -162,9 +162,8 @@ impl Relay {
     }
 }
 
-/// What runs page nodes: Node.js and the page-node script (`scripts/page-node.mjs`).
+/// What runs page nodes: the page-node script (`scripts/page-node.mjs`) on Node.js.
 pub struct PageDriver {
-    node: PathBuf,
     script: PathBuf,
 }
 
@@ -223,10 +222,7 @@ impl PageDriver {
                     .to_owned(),
             ));
         }
-        Ok(Self {
-            node: NODE_JS.into(),
-            script,
-        })
+        Ok(Self { script })
     }
 }
 
@@ -268,7 +264,7 @@ impl Node {
                 command
             }
             Place::Page(driver) => {
-                let mut command = Command::new(&driver.node);
+                let mut command = Command::new(NODE_JS);
                 command
                     .arg(&driver.script)
                     .args(["--relay", relay, "--name", name]);
