@@ -74,7 +74,8 @@ enum TopCommand {
 
 #[derive(Subcommand)]
 enum WorkflowCommand {
-    /// Starts a relay on 127.0.0.1 and a `tabnode run` per node the workflow names, runs its
+    /// Starts a relay on 127.0.0.1 and a node per node the workflow names (a `tabnode run`, or
+    /// a page in headless Chromium with --nodes browser|mixed), runs its
     /// steps in order (one JSON line each on stdout, text on stderr), and stops them all;
     /// exits 1 naming the first step that failed and why
     Run {
@@ -89,6 +90,14 @@ enum WorkflowCommand {
         /// Runs the steps after a failed one too (its outputs stay unbound), to count what passes
         #[arg(long)]
         keep_going: bool,
+        /// Where the nodes run: `tabnode run` processes, pages in headless Chromium (needs
+        /// Node.js, the built package and Chromium), or both in turn
+        #[arg(long, value_enum, default_value = "native")]
+        nodes: workflow::NodeKinds,
+        /// The page-node script [default: TABNODE_PAGE_NODE, else the repository's
+        /// scripts/page-node.mjs]
+        #[arg(long, value_name = "PATH")]
+        page_node: Option<PathBuf>,
     },
 }
 
@@ -113,6 +122,8 @@ fn main() {
         homes,
         relay_bin,
         keep_going,
+        nodes,
+        page_node,
     }) = cli.command
     {
         let options = workflow::Options {
@@ -122,6 +133,8 @@ fn main() {
             keep_going,
             fuel: cli.fuel,
             guest_requests: cli.guest_requests.unwrap_or(GuestRequests::Allow),
+            nodes,
+            page_node,
         };
         finish(workflow::run(options).map(Some));
     }

@@ -109,6 +109,15 @@ fn a_mesh_of_three_a_blob_and_an_expected_failure() {
 }
 
 #[test]
+fn an_integer_beyond_2_pow_53_comes_exact() {
+    let homes = home("wf-big");
+    let run = run_workflow("tests/workflows/probe-big-integers.yml", &homes);
+    assert_eq!(run.code, 0, "{:?}\n{}", run.last(), run.stderr);
+    assert_eq!(run.last()["passed"], json!(4), "{}", run.stderr);
+    let _ = std::fs::remove_dir_all(homes);
+}
+
+#[test]
 fn a_failing_step_ends_the_run_naming_the_step_and_why() {
     let homes = home("wf-fail");
     let run = run_workflow("tests/workflows/failing.yml", &homes);

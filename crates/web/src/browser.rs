@@ -25,6 +25,7 @@ use wasm_bindgen_futures::future_to_promise;
 mod account;
 mod anchors;
 mod apps;
+mod blobs;
 mod inspect;
 mod members;
 mod proposals;
@@ -233,12 +234,52 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
         .map_err(|e| usage_error("EncodeError", e.to_string()))
 }
 
+/// [`to_js`] for what a guest gives (a call's output and events): an integer beyond what a JS
+/// number holds exactly (2^53, e.g. a timestamp in ns) is a `BigInt` instead of an error, every
+/// other number a number as before.
+fn to_js_exact<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible()
+        .serialize_large_number_types_as_bigints(true);
+    let js = value
+        .serialize(&serializer)
+        .map_err(|e| usage_error("EncodeError", e.to_string()))?;
+    Ok(safe_bigints_as_numbers(js))
+}
+
+/// Every `BigInt` in `value` that a number holds exactly, as that number (in place).
+fn safe_bigints_as_numbers(value: JsValue) -> JsValue {
+    if value.is_bigint() {
+        const MAX_SAFE: u64 = (1 << 53) - 1;
+        return match i64::try_from(value.clone()) {
+            Ok(v) if v.unsigned_abs() <= MAX_SAFE => JsValue::from_f64(v as f64),
+            _ => value,
+        };
+    }
+    if let Some(array) = value.dyn_ref::<js_sys::Array>() {
+        for i in 0..array.length() {
+            array.set(i, safe_bigints_as_numbers(array.get(i)));
+        }
+    } else if value.is_object() {
+        let object: &js_sys::Object = value.unchecked_ref();
+        for key in js_sys::Object::keys(object) {
+            let field = js_sys::Reflect::get(object, &key).unwrap_or(JsValue::UNDEFINED);
+            let _ = js_sys::Reflect::set(object, &key, &safe_bigints_as_numbers(field));
+        }
+    }
+    value
+}
+
 /// The bytes of a wasm binary passed as a `Uint8Array` or an `ArrayBuffer`.
 fn wasm_bytes(bytes: &JsValue, method: &str) -> Result<Vec<u8>, JsValue> {
+    bytes_of(bytes, method, "wasm")
+}
+
+/// The bytes passed as a `Uint8Array` or an `ArrayBuffer`; `what` they hold, for the error.
+fn bytes_of(bytes: &JsValue, method: &str, what: &str) -> Result<Vec<u8>, JsValue> {
     if !(bytes.is_instance_of::<Uint8Array>() || bytes.is_instance_of::<js_sys::ArrayBuffer>()) {
         return Err(usage_error(
             "BadArgs",
-            format!("{method} takes a Uint8Array or ArrayBuffer of wasm"),
+            format!("{method} takes a Uint8Array or ArrayBuffer of {what}"),
         ));
     }
     Ok(Uint8Array::new(bytes).to_vec())
@@ -649,7 +690,7 @@ impl BrowserNode {
                     None => node.execute(&id, &method, args).await,
                 })
                 .await?;
-            to_js(&result)
+            to_js_exact(&result)
         })
     }
 

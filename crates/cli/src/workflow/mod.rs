@@ -1,8 +1,10 @@
 //! `tabnode workflow run FILE.yml`: a merobox workflow (Calimero's end-to-end test format) on
 //! tabnode nodes, with no Docker.
 //!
-//! The runner starts a relay on 127.0.0.1 and one `tabnode run` process per node the workflow
-//! names (`nodes: {count: N, prefix: P}` gives P-1 … P-N), each on a home of its own, then runs
+//! The runner starts a relay on 127.0.0.1 and one node process per node the workflow names
+//! (`nodes: {count: N, prefix: P}` gives P-1 … P-N): a `tabnode run` on a home of its own, or
+//! with `--nodes browser` (every node) or `--nodes mixed` (every second one) a BrowserNode in a
+//! headless Chromium page driven through the same line protocol ([`nodes::PageDriver`]); then runs
 //! the steps in order with merobox's placeholders and captures ([`values`]). Each step prints a
 //! JSON line on stdout and a line of text on stderr; the first that fails ends the run (exit 1,
 //! naming the step and why), unless `--keep-going`. A step type it cannot do fails as
@@ -25,7 +27,7 @@ mod nodes;
 mod steps;
 mod values;
 
-use nodes::{Node, Relay};
+use nodes::{Node, PageDriver, Place, Relay};
 use values::{resolve, Missing, Vars};
 
 /// Set when the runner gets SIGINT, SIGTERM or SIGHUP: every wait checks it at least this often
@@ -107,6 +109,40 @@ impl StepError {
     }
 }
 
+/// Which nodes run in pages.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeKinds {
+    /// Every node a `tabnode run` process
+    Native,
+    /// Every node a page in headless Chromium
+    Browser,
+    /// Native and page nodes in turn, the first native
+    Mixed,
+}
+
+impl NodeKinds {
+    /// Whether the workflow's `index`th node (from 0) runs in a page.
+    fn in_page(self, index: usize) -> bool {
+        match self {
+            Self::Native => false,
+            Self::Browser => true,
+            Self::Mixed => index % 2 == 1,
+        }
+    }
+}
+
+/// The kinds of what can keep page nodes from starting, as the run's own error kind.
+fn page_driver_kind(kind: &str) -> &'static str {
+    match kind {
+        "NodeJsNotFound" => "NodeJsNotFound",
+        "PageNodeNotFound" => "PageNodeNotFound",
+        "PackageNotBuilt" => "PackageNotBuilt",
+        "PlaywrightNotFound" => "PlaywrightNotFound",
+        "ChromiumNotFound" => "ChromiumNotFound",
+        _ => "PageNodeFailed",
+    }
+}
+
 /// What `workflow run` was asked.
 pub struct Options {
     pub file: PathBuf,
@@ -117,6 +153,9 @@ pub struct Options {
     pub fuel: Option<u64>,
     /// What its nodes answer guests' requests beyond their calls (allow: as merod does).
     pub guest_requests: crate::home::GuestRequests,
+    pub nodes: NodeKinds,
+    /// The page-node script (default: TABNODE_PAGE_NODE, else the repository's).
+    pub page_node: Option<PathBuf>,
 }
 
 /// The nodes and the relay of one run; dropped, they stop.
@@ -318,6 +357,11 @@ pub fn run(options: Options) -> Result<Value, Failure> {
     let start = |e: StepError| Failure::Other("StartFailed", format!("{}: {}", e.kind, e.message));
     let relay_bin = nodes::relay_binary(options.relay_bin.clone())
         .map_err(|e| bad("RelayNotFound", e.message))?;
+    let pages = (0..names.len()).any(|i| options.nodes.in_page(i));
+    let page_driver = pages
+        .then(|| PageDriver::find(options.page_node.clone()))
+        .transpose()
+        .map_err(|e| bad(page_driver_kind(&e.kind), e.message))?;
     watch_signals();
     let relay = Relay::start(&relay_bin).map_err(start)?;
     let mut runner = Runner {
@@ -325,11 +369,20 @@ pub fn run(options: Options) -> Result<Value, Failure> {
         relay,
         notes: Vec::new(),
     };
+    // Every node's process first, then each waited for: pages start side by side.
     let mut outcome = Ok(());
-    for node in &names {
-        match Node::start(node, &homes.join(node), &runner.relay.address, &options) {
-            Ok(started) => {
-                runner.nodes.insert(node.clone(), started);
+    for (i, node) in names.iter().enumerate() {
+        let home = homes.join(node);
+        let place = match &page_driver {
+            Some(driver) if options.nodes.in_page(i) => Place::Page(driver),
+            _ => Place::Native {
+                home: &home,
+                fuel: options.fuel,
+            },
+        };
+        match Node::spawn(node, place, &runner.relay.address, options.guest_requests) {
+            Ok(spawned) => {
+                runner.nodes.insert(node.clone(), spawned);
             }
             Err(e) => {
                 outcome = Err(start(e));
@@ -337,14 +390,28 @@ pub fn run(options: Options) -> Result<Value, Failure> {
             }
         }
     }
+    if outcome.is_ok() {
+        outcome = runner
+            .nodes
+            .values_mut()
+            .try_for_each(Node::await_started)
+            .map_err(start);
+    }
     let mut tally = Tally::default();
     let mut first_failure = None;
     if outcome.is_ok() {
         // Said once every node runs: what follows is the steps.
+        let kinds: Vec<&str> = (0..names.len())
+            .map(|i| match options.nodes.in_page(i) {
+                true => "page",
+                false => "native",
+            })
+            .collect();
         eprintln!(
-            "workflow {name}: {} step(s) on {} node(s)",
+            "workflow {name}: {} step(s) on {} node(s) ({})",
             steps.len(),
-            names.len()
+            names.len(),
+            kinds.join(", ")
         );
         let mut vars = Vars::new();
         first_failure = runner.run_steps(steps, "", &mut vars, options.keep_going, &mut tally);

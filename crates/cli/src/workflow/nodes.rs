@@ -1,6 +1,8 @@
-//! The processes a workflow runs on: a relay on 127.0.0.1 and one `tabnode run` per node the
-//! workflow names, each on a home of its own, driven through its stdin (one command a line, as
-//! a JSON array of words) and read from its stdout (one JSON line per answer or event).
+//! The processes a workflow runs on: a relay on 127.0.0.1 and one node process per node the
+//! workflow names, driven through its stdin (one command a line, as a JSON array of words) and
+//! read from its stdout (one JSON line per answer or event). A native node is a `tabnode run`
+//! on a home of its own; a page node is `node scripts/page-node.mjs`, a BrowserNode in a
+//! headless Chromium page that speaks the same lines ([`PageDriver`]).
 //!
 //! Every process is a child killed when its handle drops, so a failing step, a panic or an
 //! early return stops them all.
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::StepError;
+use crate::home::GuestRequests;
 
 /// How long a node may take to start and to answer one command.
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
@@ -160,7 +163,79 @@ impl Relay {
     }
 }
 
-/// One workflow node: a `tabnode run` on its own home.
+/// What runs page nodes: the page-node script (`scripts/page-node.mjs`) on Node.js.
+pub struct PageDriver {
+    script: PathBuf,
+}
+
+/// The Node.js a page node runs on: `node` on PATH.
+const NODE_JS: &str = "node";
+
+/// The script: `--page-node`, else TABNODE_PAGE_NODE, else the repository's own
+/// `scripts/page-node.mjs` (where this binary was built from).
+fn page_node_script(given: Option<PathBuf>) -> Result<PathBuf, StepError> {
+    let path = given
+        .or_else(|| std::env::var_os("TABNODE_PAGE_NODE").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/page-node.mjs")
+        });
+    if !path.is_file() {
+        return Err(StepError::new(
+            "PageNodeNotFound",
+            format!(
+                "no page-node script at {}: name tabnode's scripts/page-node.mjs with --page-node or TABNODE_PAGE_NODE",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+impl PageDriver {
+    /// Finds the script and checks, with its `--check`, that Node.js, the built package,
+    /// playwright-core and Chromium are there: each missing one is its own error kind.
+    pub fn find(given: Option<PathBuf>) -> Result<Self, StepError> {
+        let script = page_node_script(given)?;
+        let out = Command::new(NODE_JS)
+            .arg(&script)
+            .arg("--check")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StepError::new(
+                    "NodeJsNotFound",
+                    "page nodes run on Node.js: no `node` on PATH".into(),
+                ),
+                _ => StepError::new("Spawn", format!("start node {}: {e}", script.display())),
+            })?;
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            json!({"error": {"kind": "PageNodeFailed", "message": String::from_utf8_lossy(&out.stderr)}})
+        });
+        if !out.status.success() || answer["ok"] != json!(true) {
+            return Err(StepError::new_owned(
+                answer["error"]["kind"]
+                    .as_str()
+                    .unwrap_or("PageNodeFailed")
+                    .to_owned(),
+                answer["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ));
+        }
+        Ok(Self { script })
+    }
+}
+
+/// Where a node runs.
+pub enum Place<'a> {
+    /// A `tabnode run` on this home, with this fuel per call.
+    Native { home: &'a Path, fuel: Option<u64> },
+    /// A page in headless Chromium.
+    Page(&'a PageDriver),
+}
+
+/// One workflow node: a `tabnode run` on its own home, or a page node.
 pub struct Node {
     pub name: String,
     /// The node's key: its identity as a member and as the executor of its calls.
@@ -174,35 +249,65 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts `tabnode --home HOME run --relay RELAY` and waits for its `started` line.
-    pub fn start(
+    /// Starts the node's process (`tabnode --home HOME run --relay RELAY`, or the page node on
+    /// RELAY); [`Self::await_started`] waits until it runs.
+    pub fn spawn(
         name: &str,
-        home: &Path,
+        place: Place,
         relay: &str,
-        options: &super::Options,
+        guest_requests: GuestRequests,
     ) -> Result<Self, StepError> {
-        let exe = std::env::current_exe()
-            .map_err(|e| StepError::new("Io", format!("this binary's path: {e}")))?;
-        let mut command = Command::new(exe);
-        command.arg("--home").arg(home);
-        if let Some(fuel) = options.fuel {
-            command.args(["--fuel", &fuel.to_string()]);
-        }
-        command.args(["--guest-requests", options.guest_requests.as_arg()]);
-        command.args(["run", "--relay", relay]);
+        let command = match place {
+            Place::Native { home, fuel } => {
+                let exe = std::env::current_exe()
+                    .map_err(|e| StepError::new("Io", format!("this binary's path: {e}")))?;
+                let mut command = Command::new(exe);
+                command.arg("--home").arg(home);
+                if let Some(fuel) = fuel {
+                    command.args(["--fuel", &fuel.to_string()]);
+                }
+                command.args(["--guest-requests", guest_requests.as_arg()]);
+                command.args(["run", "--relay", relay]);
+                command
+            }
+            Place::Page(driver) => {
+                let mut command = Command::new(NODE_JS);
+                command
+                    .arg(&driver.script)
+                    .args(["--relay", relay, "--name", name])
+                    .args(["--guest-requests", guest_requests.as_arg()]);
+                command
+            }
+        };
         let process = Process::spawn(command, &format!("node {name}"), Stdio::inherit(), true)?;
-        let mut node = Self {
+        Ok(Self {
             name: name.to_owned(),
             public_key: String::new(),
             process,
             commands: 0,
             synced: BTreeSet::new(),
             recent: Vec::new(),
-        };
-        let started =
-            node.await_line("its start", ANSWER_WAIT, |v| v["type"] == json!("started"))?;
-        node.public_key = started["publicKey"].as_str().unwrap_or_default().to_owned();
-        Ok(node)
+        })
+    }
+
+    /// Waits for the node's `started` line (its key); a page node that could not start says
+    /// why as `{"error": {kind, message}}` instead.
+    pub fn await_started(&mut self) -> Result<(), StepError> {
+        let first = self.await_line("its start", ANSWER_WAIT, |v| {
+            v["type"] == json!("started") || (v.get("error").is_some() && v.get("line").is_none())
+        })?;
+        if let Some(error) = first.get("error") {
+            return Err(StepError::new_owned(
+                error["kind"].as_str().unwrap_or("StartFailed").to_owned(),
+                format!(
+                    "node {}: {}",
+                    self.name,
+                    error["message"].as_str().unwrap_or_default()
+                ),
+            ));
+        }
+        self.public_key = first["publicKey"].as_str().unwrap_or_default().to_owned();
+        Ok(())
     }
 
     /// Reads lines until one `pick` accepts, noting what the others say on the way.

@@ -26,10 +26,13 @@ export interface TestNode {
   events(): Promise<NodeEvent[]>;
 }
 
-/** Starts N nodes, each in its own browser context (its own IndexedDB store). */
+/**
+ * Starts N nodes, each in its own browser context (its own IndexedDB store); with
+ * `allowGuestRequests`, each page's `guestConsent` consents to every guest request.
+ */
 export function startNodes(
   browser: Browser,
-  options?: { nodes?: number; relays?: string[]; timeoutMs?: number },
+  options?: { nodes?: number; relays?: string[]; allowGuestRequests?: boolean; timeoutMs?: number },
 ): Promise<{ nodes: TestNode[]; stop(): Promise<void> }>;
 
 /** Creates a context on the first node and has the others join it; resolves to its id. */

@@ -15,7 +15,8 @@ const PACKAGE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm' };
 
 /**
- * The page each node runs in: `?db=` names its store, `?relay=` its relays; with `?tabs`, the
+ * The page each node runs in: `?db=` names its store, `?relay=` its relays; with
+ * `?allowGuestRequests`, its `guestConsent` consents to every guest request; with `?tabs`, the
  * page is a tab of an app sharing one node (`tabnode-web/tabs`), `?hostTimeoutMs=` its bound.
  */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>tabnode test node</title><script type="module">
@@ -25,6 +26,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>tabnode test node</tit
     const params = new URLSearchParams(location.search);
     window.__events = [];
     const options = { dbName: params.get('db'), relays: params.getAll('relay') };
+    if (params.has('allowGuestRequests')) options.guestConsent = () => true;
     if (params.has('tabs')) {
       const { TabNode } = await import('./tabs.js');
       window.tabnode = await TabNode.open({ ...options, hostTimeoutMs: Number(params.get('hostTimeoutMs')) || undefined });
@@ -171,9 +173,9 @@ async function closeServer(server) {
 
 /**
  * Starts `nodes` nodes in `browser` pages (each its own context, so its own IndexedDB), all given
- * `relays`. Returns `{nodes, stop}`; `stop()` closes the pages and the server.
+ * `relays` (and, with `allowGuestRequests`, a `guestConsent` that consents to every guest request). Returns `{nodes, stop}`; `stop()` closes the pages and the server.
  */
-export async function startNodes(browser, { nodes: count = 2, relays = [], timeoutMs = 60_000 } = {}) {
+export async function startNodes(browser, { nodes: count = 2, relays = [], allowGuestRequests = false, timeoutMs = 60_000 } = {}) {
   const server = await servePackage();
   const url = `http://127.0.0.1:${server.address().port}/node.html`;
   const contexts = [];
@@ -187,6 +189,7 @@ export async function startNodes(browser, { nodes: count = 2, relays = [], timeo
       const context = await browser.newContext();
       contexts.push(context);
       const query = new URLSearchParams([['db', `tabnode-test-${i}`], ...relays.map((r) => ['relay', r])]);
+      if (allowGuestRequests) query.set('allowGuestRequests', '');
       nodes.push(await openNodePage(context, `node${i}`, `${url}?${query}`, timeoutMs));
     }
     return { nodes, stop };

@@ -62,6 +62,23 @@ impl BrowserNode {
         })
     }
 
+    /// Whether the context's state is here, so its calls run: false while a joiner waits to
+    /// be admitted or for the state from members (its calls answer `NotSynced` until then).
+    /// `UnknownContext` for one this node neither holds nor joins.
+    #[wasm_bindgen(js_name = isSynced, unchecked_return_type = "Promise<boolean>")]
+    pub fn is_synced(&self, context_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let node = inner.node.lock().await;
+            if !node.is_synced(&id) && !node.is_joining(&id) {
+                // Neither held nor being joined: the context's own error.
+                node.position(&id).map_err(js_error)?;
+            }
+            Ok(JsValue::from(node.is_synced(&id)))
+        })
+    }
+
     /// What the node holds in memory for a context: `rows` of its state read (or written) so
     /// far — a reopened context reads rows as calls touch them — and the size of the node's
     /// whole wasm memory in bytes.

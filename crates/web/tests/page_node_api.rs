@@ -1,0 +1,95 @@
+//! What a page node (scripts/page-node.mjs, `tabnode workflow run --nodes browser`) needs of
+//! `BrowserNode` beside its calls (headless Chromium, IndexedDB): a call's answer holding an
+//! integer beyond 2^53 as an exact `BigInt` (a smaller one stays a number); `putBlob`, whose blob
+//! a guest opens by its id; `isSynced`.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Object, Reflect, Uint8Array, JSON};
+use tabnode_types::Hash;
+use tabnode_web::BrowserNode;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const PROBE: &[u8] = include_bytes!("../../../tests/apps/dist/probe.wasm");
+
+async fn resolve(promise: js_sys::Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+fn get(value: &JsValue, field: &str) -> JsValue {
+    Reflect::get(value, &field.into()).unwrap()
+}
+
+/// A node with probe's context; the node and the context's id.
+async fn probe_context(db: &str) -> (BrowserNode, String) {
+    let options = Object::new();
+    Reflect::set(&options, &"dbName".into(), &db.into()).unwrap();
+    let node = BrowserNode::create(options.into()).await.unwrap();
+    let app = resolve(node.install_app(Uint8Array::from(PROBE).into()))
+        .await
+        .unwrap();
+    let init = JSON::parse(r#"{"title":"t"}"#).unwrap();
+    let ctx = resolve(node.create_context(app.as_string().unwrap(), init))
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    (node, ctx)
+}
+
+#[wasm_bindgen_test]
+async fn an_answer_beyond_2_pow_53_is_an_exact_bigint_and_a_small_one_a_number() {
+    let (node, ctx) = probe_context("page-node-api-integers").await;
+    let now = resolve(node.execute(ctx.clone(), "now".into(), JsValue::NULL, None))
+        .await
+        .unwrap();
+    let output = get(&now, "output");
+    assert!(output.is_bigint(), "{output:?}");
+    let ns = u64::try_from(output).unwrap();
+    assert!(ns > 1 << 53, "{ns}");
+
+    let visit = resolve(node.execute(ctx.clone(), "visit".into(), JsValue::NULL, None))
+        .await
+        .unwrap();
+    assert_eq!(get(&visit, "output").as_f64(), Some(1.0));
+}
+
+#[wasm_bindgen_test]
+async fn a_put_blob_opens_in_a_guest_by_its_id_and_a_context_is_synced_where_it_was_made() {
+    let (node, ctx) = probe_context("page-node-api-blobs").await;
+    let bytes = Uint8Array::from(&b"hello from the page"[..]);
+    let id = resolve(node.put_blob(bytes.into(), Some(ctx.clone())))
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    let hash: Hash = id.parse().unwrap();
+    let args = JSON::parse(&format!(r#"{{"id":{:?}}}"#, hash.0)).unwrap();
+    let read = resolve(node.execute(ctx.clone(), "read_blob".into(), args, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&read, "output").as_string().as_deref(),
+        Some("hello from the page")
+    );
+
+    let not_bytes = resolve(node.put_blob("text".into(), None))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        get(&not_bytes, "name").as_string().as_deref(),
+        Some("BadArgs")
+    );
+
+    let synced = resolve(node.is_synced(ctx.clone())).await.unwrap();
+    assert_eq!(synced.as_bool(), Some(true));
+    let unknown = Hash([9; 32]).to_string();
+    let error = resolve(node.is_synced(unknown)).await.unwrap_err();
+    assert_eq!(
+        get(&error, "name").as_string().as_deref(),
+        Some("UnknownContext")
+    );
+}
