@@ -73,8 +73,19 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
         stored.len()
     );
 
-    // Writes work on a partly read state, and what they wrote is read back.
+    // Writes work on a partly read state, and what they wrote is read back. A new key's own
+    // rows are not in the store: the set misses them, and reads them together, once.
+    store.reset();
+    store.slow_reads.set(true);
     block_on(node.execute(&ctx, "set", json!({"key": "new", "value": "n"}))).unwrap();
+    store.slow_reads.set(false);
+    let missed = store.gets(Namespace::State);
+    assert!(missed >= 2, "{missed} rows read for a set of a new key");
+    assert_eq!(
+        store.most_reads_in_flight(),
+        missed,
+        "the rows a set of a new key misses are read in one round"
+    );
     let got = block_on(node.execute(&ctx, "get", json!({"key": "new"}))).unwrap();
     assert_eq!(got.output, json!("n"));
     assert_eq!(store.scanned(Namespace::State), 0);
