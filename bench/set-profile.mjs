@@ -99,9 +99,14 @@ try {
     window.__tx.length = 0;
     window.__counts.instances = 0;
     window.__counts.gets = 0;
+    const calls = [];
     const t = performance.now();
-    for (let i = from; i < to; i++) await window.tabnode.execute(ctx, 'set', { key: key(i), value: value(i) });
-    return { ms: performance.now() - t, tx: window.__tx.slice(), counts: { ...window.__counts } };
+    for (let i = from; i < to; i++) {
+      const start = performance.now();
+      await window.tabnode.execute(ctx, 'set', { key: key(i), value: value(i) });
+      calls.push({ start, end: performance.now() });
+    }
+    return { ms: performance.now() - t, tx: window.__tx.slice(), counts: { ...window.__counts }, calls };
   }, { ctx, ...args });
 
   let filled = 0;
@@ -114,7 +119,7 @@ try {
     }
     await sets({ from: size, to: size + 10 }); // warm-up: V8's tiers
     await cdp.send('Profiler.start');
-    const { ms, tx, counts } = await sets({ from: size + 10, to: size + 10 + window_ });
+    const { ms, tx, counts, calls } = await sets({ from: size + 10, to: size + 10 + window_ });
     const { profile } = await cdp.send('Profiler.stop');
     filled = size + 10 + window_;
 
@@ -146,6 +151,13 @@ try {
     const avg = (f) => (done.reduce((a, e) => a + f(e), 0) / done.length).toFixed(3);
     console.log(`\nIndexedDB: ${tx.length} readwrite transactions (${(tx.length / window_).toFixed(2)} a set), ${avg((e) => e.puts)} puts and ${avg((e) => e.bytes)} bytes each; `
       + `put() ${avg((e) => e.putMs)} ms, last put → complete ${avg((e) => e.complete - e.lastPut)} ms, made → complete ${avg((e) => e.complete - e.made)} ms`);
+    // Each set's one transaction, against the call: before it (the guest, signing, building
+    // the batch), while it commits, and after it until the call's promise resolved.
+    if (tx.length === calls.length) {
+      const mean = (f) => (calls.reduce((a, c, i) => a + f(c, tx[i]), 0) / calls.length).toFixed(3);
+      console.log(`a set: call → transaction made ${mean((c, x) => x.made - c.start)} ms, made → last put issued ${mean((c, x) => x.lastPut - x.made)} ms, `
+        + `last put → complete ${mean((c, x) => x.complete - x.lastPut)} ms, complete → call resolved ${mean((c, x) => c.end - x.complete)} ms`);
+    }
     console.log(`guest instances ${(counts.instances / window_).toFixed(2)} a set, IndexedDB reads ${(counts.gets / window_).toFixed(2)} a set`);
     if (process.env.ROWS) for (const e of tx.slice(-3)) console.log(JSON.stringify(e.rows));
   }

@@ -61,6 +61,14 @@ impl Rows {
         }
     }
 
+    /// Whether `key` is known to hold `value` (`None`: known to be absent).
+    pub fn holds(&self, key: &[u8], value: Option<&[u8]>) -> bool {
+        match self.known.get(key) {
+            Some(known) => known.as_deref() == value,
+            None => self.complete && value.is_none(),
+        }
+    }
+
     /// The rows known to exist, in key order (the whole state if [`Self::is_complete`]).
     pub fn present(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
         self.known
@@ -99,7 +107,12 @@ mod tests {
         rows.apply(WriteSet::from([(b"j".to_vec(), None)]));
         assert_eq!(rows.get(b"j"), Ok(None), "a removal is known, not unread");
 
+        assert!(rows.holds(b"j", None) && rows.holds(b"k", None));
+        assert!(!rows.holds(b"j", Some(b"v")) && !rows.holds(b"unread", None));
+
         let mut whole = Rows::complete([(b"a".to_vec(), b"1".to_vec())]);
+        assert!(whole.holds(b"a", Some(b"1")) && whole.holds(b"zzz", None));
+        assert!(!whole.holds(b"a", Some(b"2")) && !whole.holds(b"a", None));
         assert_eq!(whole.get(b"zzz"), Ok(None));
         whole.apply(WriteSet::from([(b"a".to_vec(), None)]));
         assert_eq!(whole.get(b"a"), Ok(None));

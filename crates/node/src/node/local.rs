@@ -512,12 +512,7 @@ impl<S: Store, E: Env> Node<S, E> {
         {
             let mut record = ctx.record.clone();
             record.root_hash = root_hash;
-            stage_writes(
-                batch,
-                ctx.id,
-                &outcome.shared_writes,
-                &outcome.private_writes,
-            );
+            stage_writes(batch, ctx, &outcome.shared_writes, &outcome.private_writes);
             if let Some(delta) = &delta {
                 record.heads = vec![delta.id()];
                 stage_delta(batch, ctx.id, &mut record, delta);

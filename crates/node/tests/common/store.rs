@@ -14,6 +14,7 @@ pub struct CountingStore {
     gets: Rc<RefCell<BTreeMap<Namespace, usize>>>,
     scanned_rows: Rc<RefCell<BTreeMap<Namespace, usize>>>,
     commits: Rc<Cell<usize>>,
+    last_commit: Rc<RefCell<Batch>>,
     /// Refuse every commit as the browser does when the quota is exhausted.
     pub full: Rc<Cell<bool>>,
     /// Refuse the next commit of at least this many writes, once.
@@ -50,6 +51,11 @@ impl CountingStore {
     /// Commits that reached the store since the last [`CountingStore::reset`].
     pub fn commits(&self) -> usize {
         self.commits.get()
+    }
+
+    /// The writes of the last commit that reached the store.
+    pub fn last_commit(&self) -> Batch {
+        self.last_commit.borrow().clone()
     }
 
     /// The next commit of at least `writes` writes fails as a full disk does.
@@ -113,6 +119,7 @@ impl Store for CountingStore {
             return Err(StoreError::QuotaExceeded);
         }
         self.commits.set(self.commits.get() + 1);
+        *self.last_commit.borrow_mut() = batch.clone();
         self.inner.commit(batch).await
     }
 }
