@@ -140,6 +140,21 @@ try {
       const f = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.split('/').pop()}`;
       byFunction.set(f, (byFunction.get(f) || 0) + t);
     }
+    // Inclusive time: each sample counts once for every function on its stack.
+    const parent = new Map();
+    for (const node of profile.nodes) for (const child of node.children || []) parent.set(child, node.id);
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const inclusive = new Map();
+    for (let i = 0; i < profile.samples.length; i++) {
+      const seen = new Set();
+      for (let id = profile.samples[i]; id !== undefined; id = parent.get(id)) {
+        const frame = byId.get(id).callFrame;
+        const name = frame.functionName.replace(/::h[0-9a-f]{16}$/, '').replace(/\[[0-9a-f]{16}\]/g, '');
+        if (!frame.url.includes('tabnode_web') || seen.has(name)) continue;
+        seen.add(name);
+        inclusive.set(name, (inclusive.get(name) || 0) + (dt[i + 1] ?? 0) / 1000);
+      }
+    }
     const perSet = (t) => (t / window_).toFixed(3).padStart(7);
     const total = [...byPart.values()].reduce((a, b) => a + b, 0);
     console.log(`\n## ${size} keys: ${window_} sets in ${ms.toFixed(0)} ms, ${(ms / window_).toFixed(2)} ms a set (${((window_ * 1000) / ms).toFixed(1)}/s); profiled ${total.toFixed(0)} ms`);
@@ -147,6 +162,10 @@ try {
     for (const [p, t] of [...byPart].sort((a, b) => b[1] - a[1])) console.log(`| ${p} | ${perSet(t)} |`);
     console.log(`\n| function (self) | ms a set |\n|---|---|`);
     for (const [f, t] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`| ${f.slice(0, 140)} | ${perSet(t)} |`);
+    if (process.env.INCLUSIVE) {
+      console.log(`\n| node function (inclusive) | ms a set |\n|---|---|`);
+      for (const [f, t] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.INCLUSIVE))) console.log(`| ${f.slice(0, 150)} | ${perSet(t)} |`);
+    }
     const done = tx.filter((e) => e.complete);
     const avg = (f) => (done.reduce((a, e) => a + f(e), 0) / done.length).toFixed(3);
     console.log(`\nIndexedDB: ${tx.length} readwrite transactions (${(tx.length / window_).toFixed(2)} a set), ${avg((e) => e.puts)} puts and ${avg((e) => e.bytes)} bytes each; `
