@@ -1,10 +1,11 @@
 //! What a context (or the node's blob store) has read of its rows so far.
 //!
-//! A node does not load a context's state when it opens: a call reads the rows it touches, and
-//! a row the node has not read yet stops the call with [`RuntimeError::NotLoaded`]; the node
-//! reads that row from its store and runs the call again (calls are deterministic, so the
-//! re-run is the same call). A context with 100,000 entries thus answers its first `get` after a
-//! handful of reads, and memory holds what calls touched, not the whole state.
+//! A node does not load a context's state when it opens: a call reads the rows it touches. A
+//! run takes a row the node has not read yet as absent and names it in
+//! [`RuntimeError::NotLoaded`]; the node reads the rows named from its store, and runs the call
+//! again only if one of them exists (calls are deterministic, so the re-run is the same call). A
+//! context with 100,000 entries thus answers its first `get` after a handful of reads, and
+//! memory holds what calls touched, not the whole state.
 //!
 //! [`RuntimeError::NotLoaded`]: tabnode_runtime::RuntimeError::NotLoaded
 
