@@ -43,7 +43,7 @@ pub enum RuntimeError {
 }
 
 /// Which of a call's views a row belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ViewKind {
     Shared,
     Private,

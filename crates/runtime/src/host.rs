@@ -259,8 +259,8 @@ pub(crate) struct HostState {
     xcalls: Vec<XCallRequest>,
     context_requests: Vec<ContextRequest>,
     /// Rows the views had not loaded, each once: the call went on as if they were absent (see
-    /// [`RuntimeError::NotLoaded`]).
-    unloaded: RefCell<Vec<(ViewKind, Vec<u8>)>>,
+    /// [`RuntimeError::NotLoaded`]). A set: a call over a large collection may miss thousands.
+    unloaded: RefCell<BTreeSet<(ViewKind, Vec<u8>)>>,
 }
 
 enum BlobHandle {
@@ -310,10 +310,7 @@ impl HostState {
     /// [`RuntimeError::NotLoaded`] when the call ends (see [`Self::finish`]).
     fn loaded(&self, base: &dyn StateView, view: ViewKind, key: &[u8]) -> Option<Vec<u8>> {
         base.get(key).unwrap_or_else(|NotLoaded| {
-            let mut unloaded = self.unloaded.borrow_mut();
-            if !unloaded.iter().any(|(v, k)| *v == view && k == key) {
-                unloaded.push((view, key.to_vec()));
-            }
+            self.unloaded.borrow_mut().insert((view, key.to_vec()));
             None
         })
     }
@@ -328,7 +325,7 @@ impl HostState {
             return result;
         }
         Err(RuntimeError::NotLoaded {
-            rows: unloaded,
+            rows: unloaded.into_iter().collect(),
             if_absent: Box::new(result),
         })
     }
