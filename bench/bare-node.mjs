@@ -32,15 +32,15 @@ export const BARE = `<!doctype html>
 
 const TYPES = { '.js': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm', '.html': 'text/html; charset=utf-8' };
 
-/** Serves /__bench/cold.html and /__bench/pkg/* on the console's origin. */
-export async function routeBare(context, url) {
+/** Serves /__bench/cold.html and /__bench/pkg/* (from `pkgDir`, default pkg/) on the console's origin. */
+export async function routeBare(context, url, pkgDir = path.join(ROOT, 'pkg')) {
   await context.route(`${url}__bench/**`, async (route) => {
     const { pathname } = new URL(route.request().url());
     if (pathname === '/__bench/cold.html') return route.fulfill({ status: 200, contentType: TYPES['.html'], body: BARE });
     const rel = path.normalize(pathname.slice('/__bench/'.length));
     if (!rel.startsWith('pkg/')) return route.fulfill({ status: 404, body: 'not found' });
     try {
-      const body = await readFile(path.join(ROOT, rel));
+      const body = await readFile(path.join(pkgDir, path.relative('pkg', rel)));
       return route.fulfill({ status: 200, contentType: TYPES[path.extname(rel)] || 'application/octet-stream', body });
     } catch {
       return route.fulfill({ status: 404, body: `not found: ${pathname}` });

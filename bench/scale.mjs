@@ -5,7 +5,7 @@
 // no metering, no signing, no storage); and raw IndexedDB put transactions per second.
 // Figures, not a test. `make bench-scale` runs it; `node bench/scale.mjs [SIZES] [WINDOW]`, e.g.
 // `node bench/scale.mjs 100,1000 20` (default 100,1000,10000 and windows of 20 sets, 5x as many
-// gets).
+// gets). `PKG_DIR=...` runs the node from another build of pkg/ (a before/after in one session).
 //
 // The node runs in a page with nothing else (bench/bare-node.mjs: no console, no relay), as an
 // app embedding it would. How: that page, on the browser engine, fills its context up to each size; at each size
@@ -61,7 +61,7 @@ const browser = await launchChromium();
 const rows = [];
 try {
   const context = await browser.newContext();
-  await routeBare(context, stack.url);
+  await routeBare(context, stack.url, process.env.PKG_DIR);
   const page = await context.newPage();
   page.on('pageerror', (err) => console.log(`[page] ${err.message}`));
   const open = async (engine, ctx) => {

@@ -1,10 +1,11 @@
 //! What a context (or the node's blob store) has read of its rows so far.
 //!
-//! A node does not load a context's state when it opens: a call reads the rows it touches, and
-//! a row the node has not read yet stops the call with [`RuntimeError::NotLoaded`]; the node
-//! reads that row from its store and runs the call again (calls are deterministic, so the
-//! re-run is the same call). A context with 100,000 entries thus answers its first `get` after a
-//! handful of reads, and memory holds what calls touched, not the whole state.
+//! A node does not load a context's state when it opens: a call reads the rows it touches. A
+//! run takes a row the node has not read yet as absent and names it in
+//! [`RuntimeError::NotLoaded`]; the node reads the rows named from its store, and runs the call
+//! again only if one of them exists (calls are deterministic, so the re-run is the same call). A
+//! context with 100,000 entries thus answers its first `get` after a handful of reads, and
+//! memory holds what calls touched, not the whole state.
 //!
 //! [`RuntimeError::NotLoaded`]: tabnode_runtime::RuntimeError::NotLoaded
 
@@ -61,6 +62,14 @@ impl Rows {
         }
     }
 
+    /// Whether `key` is known to hold `value` (`None`: known to be absent).
+    pub fn holds(&self, key: &[u8], value: Option<&[u8]>) -> bool {
+        match self.known.get(key) {
+            Some(known) => known.as_deref() == value,
+            None => self.complete && value.is_none(),
+        }
+    }
+
     /// The rows known to exist, in key order (the whole state if [`Self::is_complete`]).
     pub fn present(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
         self.known
@@ -99,7 +108,12 @@ mod tests {
         rows.apply(WriteSet::from([(b"j".to_vec(), None)]));
         assert_eq!(rows.get(b"j"), Ok(None), "a removal is known, not unread");
 
+        assert!(rows.holds(b"j", None) && rows.holds(b"k", None));
+        assert!(!rows.holds(b"j", Some(b"v")) && !rows.holds(b"unread", None));
+
         let mut whole = Rows::complete([(b"a".to_vec(), b"1".to_vec())]);
+        assert!(whole.holds(b"a", Some(b"1")) && whole.holds(b"zzz", None));
+        assert!(!whole.holds(b"a", Some(b"2")) && !whole.holds(b"a", None));
         assert_eq!(whole.get(b"zzz"), Ok(None));
         whole.apply(WriteSet::from([(b"a".to_vec(), None)]));
         assert_eq!(whole.get(b"a"), Ok(None));

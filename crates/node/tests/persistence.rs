@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use tabnode_node::{FixedEnv, MerkleTree, Node};
 use tabnode_runtime::{Limits, Runtime};
 
-use tabnode_store::{Batch, Namespace, Store};
+use tabnode_store::{Batch, Namespace, Op, Store};
 use tabnode_types::Hash;
 
 const EXTRA_ROWS: u32 = 100_000;
@@ -73,8 +73,19 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
         stored.len()
     );
 
-    // Writes work on a partly read state, and what they wrote is read back.
+    // Writes work on a partly read state, and what they wrote is read back. A new key's own
+    // rows are not in the store: the set misses them, and reads them together, once.
+    store.reset();
+    store.slow_reads.set(true);
     block_on(node.execute(&ctx, "set", json!({"key": "new", "value": "n"}))).unwrap();
+    store.slow_reads.set(false);
+    let missed = store.gets(Namespace::State);
+    assert!(missed >= 2, "{missed} rows read for a set of a new key");
+    assert_eq!(
+        store.most_reads_in_flight(),
+        missed,
+        "the rows a set of a new key misses are read in one round"
+    );
     let got = block_on(node.execute(&ctx, "get", json!({"key": "new"}))).unwrap();
     assert_eq!(got.output, json!("n"));
     assert_eq!(store.scanned(Namespace::State), 0);
@@ -106,6 +117,55 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
         Some(Hash(MerkleTree::build(&rows).root()))
     );
     assert_eq!(built, after.merkle_root, "no write since");
+}
+
+/// calimero-storage writes some rows of a set again as they were; the node stores only the
+/// rows a call changes (every put costs the page's main thread), and the state stays whole.
+#[test]
+fn a_call_stores_only_the_rows_it_changes() {
+    let store = CountingStore::default();
+    let mut node = open(&store);
+    let app = block_on(node.install_app(&kv_store())).unwrap();
+    let ctx = block_on(node.create_context(app, json!({}))).unwrap();
+    for i in 0..20 {
+        let args = json!({"key": format!("k{i}"), "value": format!("v{i}")});
+        block_on(node.execute(&ctx, "set", args)).unwrap();
+    }
+    let rows = |store: &CountingStore| -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let rows = block_on(store.scan_prefix(Namespace::State, ctx.as_bytes())).unwrap();
+        rows.into_iter().collect()
+    };
+    let before = rows(&store);
+    block_on(node.execute(&ctx, "set", json!({"key": "new", "value": "n"}))).unwrap();
+    let puts: Vec<(Vec<u8>, Vec<u8>)> = store
+        .last_commit()
+        .ops()
+        .iter()
+        .filter_map(|op| match op {
+            Op::Put {
+                ns: Namespace::State,
+                key,
+                value,
+            } => Some((key.clone(), value.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!puts.is_empty());
+    for (key, value) in &puts {
+        assert_ne!(before.get(key), Some(value), "a row put again unchanged");
+    }
+    // What was not put is what the set left as it was: a node reading the store sees the same.
+    let after = rows(&store);
+    assert_eq!(
+        after.len(),
+        before.len() + puts.iter().filter(|(k, _)| !before.contains_key(k)).count()
+    );
+    drop(node);
+    let mut node = open(&store);
+    let got = block_on(node.execute(&ctx, "get", json!({"key": "new"}))).unwrap();
+    assert_eq!(got.output, json!("n"));
+    let entries = block_on(node.execute(&ctx, "entries", json!({}))).unwrap();
+    assert_eq!(entries.output.as_object().unwrap().len(), 21);
 }
 
 #[test]

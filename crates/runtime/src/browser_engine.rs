@@ -164,8 +164,7 @@ impl Module {
         let current = CURRENT
             .with(|c| c.borrow_mut().take())
             .expect("the call's state stays until the call ends");
-        let used = result?;
-        Ok(current.host.outcome(used))
+        current.host.finish(result)
     }
 
     fn run_current(&self, method: &str, limits: &crate::Limits) -> Result<u64, RuntimeError> {

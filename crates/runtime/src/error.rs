@@ -31,14 +31,19 @@ pub enum RuntimeError {
     /// zero`, `memory out of bounds`, ...).
     #[error("the app trapped: {0}")]
     Trap(String),
-    /// The call read a row its view has not loaded (see [`crate::StateView`]): not a failure of
-    /// the app; load the row and run the call again.
-    #[error("the call read a {view:?} row that is not loaded yet")]
-    NotLoaded { view: ViewKind, key: Vec<u8> },
+    /// The call read rows its views have not loaded (see [`crate::StateView`]): not a failure
+    /// of the app. It ran on as if they were absent, and `if_absent` is what it gave: load the
+    /// rows; if none exists, `if_absent` is the call's result, the same a run with them known
+    /// absent gives (calls are deterministic); otherwise run the call again.
+    #[error("the call read {} rows that are not loaded yet", rows.len())]
+    NotLoaded {
+        rows: Vec<(ViewKind, Vec<u8>)>,
+        if_absent: Box<Result<crate::Outcome, RuntimeError>>,
+    },
 }
 
 /// Which of a call's views a row belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ViewKind {
     Shared,
     Private,

@@ -8,6 +8,7 @@
 //! `{kind: Buffer, data: Buffer}`, a `ValueReturn` is `{tag: u64 (0 = Ok, 1 = Err), value: Buffer}`.
 //! Pointers to these structs (`Ref<T>`) and register ids arrive as `i64`; `Bool` returns as `i32`.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
@@ -151,14 +152,6 @@ fn limit(message: impl Into<String>) -> RuntimeError {
 /// The longest protocol name or alias a guest may pass.
 const MAX_NAME: usize = 256;
 
-/// A row of a view, or [`RuntimeError::NotLoaded`], which stops the call.
-fn loaded(base: &dyn StateView, view: ViewKind, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    base.get(key).map_err(|NotLoaded| RuntimeError::NotLoaded {
-        view,
-        key: key.to_vec(),
-    })
-}
-
 fn to_usize(value: u64) -> Result<usize> {
     usize::try_from(value).map_err(|_| abi(format!("{value:#x} is not an address")))
 }
@@ -265,6 +258,9 @@ pub(crate) struct HostState {
     missing_blobs: Vec<[u8; 32]>,
     xcalls: Vec<XCallRequest>,
     context_requests: Vec<ContextRequest>,
+    /// Rows the views had not loaded, each once: the call went on as if they were absent (see
+    /// [`RuntimeError::NotLoaded`]). A set: a call over a large collection may miss thousands.
+    unloaded: RefCell<BTreeSet<(ViewKind, Vec<u8>)>>,
 }
 
 enum BlobHandle {
@@ -306,11 +302,36 @@ impl HostState {
             missing_blobs: Vec::new(),
             xcalls: Vec::new(),
             context_requests: Vec::new(),
+            unloaded: RefCell::default(),
         }
     }
 
+    /// A row of a view. One the view has not loaded is taken as absent, and named in
+    /// [`RuntimeError::NotLoaded`] when the call ends (see [`Self::finish`]).
+    fn loaded(&self, base: &dyn StateView, view: ViewKind, key: &[u8]) -> Option<Vec<u8>> {
+        base.get(key).unwrap_or_else(|NotLoaded| {
+            self.unloaded.borrow_mut().insert((view, key.to_vec()));
+            None
+        })
+    }
+
+    /// What the call gave, once the engine has run it (`ran`: the fuel it used, or why it
+    /// stopped). If it read rows the views had not loaded, [`RuntimeError::NotLoaded`] names
+    /// them and holds this result, which is the call's if none of them exists.
+    pub(crate) fn finish(self, ran: Result<u64>) -> Result<Outcome> {
+        let unloaded = std::mem::take(&mut *self.unloaded.borrow_mut());
+        let result = ran.map(|fuel_used| self.outcome(fuel_used));
+        if unloaded.is_empty() {
+            return result;
+        }
+        Err(RuntimeError::NotLoaded {
+            rows: unloaded.into_iter().collect(),
+            if_absent: Box::new(result),
+        })
+    }
+
     /// What the call produced, once it has returned.
-    pub(crate) fn outcome(self, fuel_used: u64) -> Outcome {
+    fn outcome(self, fuel_used: u64) -> Outcome {
         let (root_hash, artifact) = match self.committed {
             Some((root, artifact)) => (Some(root), artifact),
             None => (None, Vec::new()),
@@ -637,7 +658,7 @@ impl HostState {
     fn blob(&self, id: &[u8; 32]) -> Result<Option<Rc<Vec<u8>>>> {
         match self.created_blobs.get(id) {
             Some(data) => Ok(Some(Rc::new(data.clone()))),
-            None => Ok(loaded(&*self.blobs, ViewKind::Blob, id)?.map(Rc::new)),
+            None => Ok(self.loaded(&*self.blobs, ViewKind::Blob, id).map(Rc::new)),
         }
     }
 
@@ -681,7 +702,7 @@ impl HostState {
         };
         match writes.get(key) {
             Some(value) => Ok(value.clone()),
-            None => loaded(&**base, view, key),
+            None => Ok(self.loaded(&**base, view, key)),
         }
     }
 

@@ -56,8 +56,9 @@ use host::HostState;
 ///
 /// A view need not hold all of its state: the node reads rows from its store as calls touch
 /// them, so a large context opens without loading every entry. A read of a row the view has not
-/// loaded stops the call with [`RuntimeError::NotLoaded`] (changing nothing); the caller loads
-/// that row and runs the call again. Calls are deterministic, so the re-run is the same call.
+/// loaded sees it absent, and the call ends in [`RuntimeError::NotLoaded`] naming every such
+/// row, with the result it reached; the caller loads them, and runs the call again only if one
+/// exists. Calls are deterministic, so the re-run is the same call.
 pub trait StateView {
     /// The value under `key`, `Ok(None)` if there is none, `Err(NotLoaded)` if not known yet.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, NotLoaded>;

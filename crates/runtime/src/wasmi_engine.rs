@@ -91,20 +91,31 @@ pub(crate) fn run(
     host: HostState,
     method: &str,
 ) -> Result<Outcome, RuntimeError> {
-    let limits = host.limits.clone();
     let mut store = Store::new(engine, Data { host, memory: None });
+    let ran = run_in(&mut store, linker, module, method);
+    store.into_data().host.finish(ran)
+}
+
+/// [`run`] up to the fuel the call used.
+fn run_in(
+    store: &mut Store<Data>,
+    linker: &Linker<Data>,
+    module: &Module,
+    method: &str,
+) -> Result<u64, RuntimeError> {
+    let limits = store.data().host.limits.clone();
     let instance = linker
-        .instantiate_and_start(&mut store, module)
+        .instantiate_and_start(&mut *store, module)
         .map_err(|e| RuntimeError::InvalidModule(format!("cannot instantiate: {e}")))?;
-    store.data_mut().memory = instance.get_memory(&store, "memory");
+    store.data_mut().memory = instance.get_memory(&*store, "memory");
     let global = |name| {
         instance
-            .get_global(&store, name)
+            .get_global(&*store, name)
             .expect("the rewritten module exports its accounting globals")
     };
     let (fuel, trap) = (global(tabnode_meter::FUEL), global(tabnode_meter::TRAP));
     fuel.set(
-        &mut store,
+        &mut *store,
         Val::I64(limits.fuel.min(i64::MAX as u64) as i64),
     )
     .expect("the fuel global is a mutable i64");
@@ -120,16 +131,15 @@ pub(crate) fn run(
     };
     // calimero-sdk apps register their state's CRDT merge function in a global of the instance;
     // merod calls this once per loaded module, and an instance here lives for one call.
-    if let Ok(register) = instance.get_typed_func::<(), ()>(&store, "__calimero_register_merge") {
+    if let Ok(register) = instance.get_typed_func::<(), ()>(&*store, "__calimero_register_merge") {
         register
-            .call(&mut store, ())
-            .map_err(|e| classify(&store, e))?;
+            .call(&mut *store, ())
+            .map_err(|e| classify(store, e))?;
     }
     let func = instance
-        .get_typed_func::<(), ()>(&store, method)
+        .get_typed_func::<(), ()>(&*store, method)
         .map_err(|_| RuntimeError::MethodNotFound(method.to_owned()))?;
-    func.call(&mut store, ()).map_err(|e| classify(&store, e))?;
-    let left = fuel.get(&store).i64().unwrap_or(0);
-    let used = fuel_used(&limits, left)?;
-    Ok(store.into_data().host.outcome(used))
+    func.call(&mut *store, ()).map_err(|e| classify(store, e))?;
+    let left = fuel.get(&*store).i64().unwrap_or(0);
+    fuel_used(&limits, left)
 }

@@ -13,7 +13,11 @@ use std::fmt::Debug;
 use common::{guest_app, Replica};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
-use tabnode_runtime::{App, EngineKind, Limits, Outcome, Runtime, RuntimeError};
+use std::rc::Rc;
+
+use tabnode_runtime::{
+    App, Call, EngineKind, Limits, NotLoaded, Outcome, Runtime, RuntimeError, StateView, Views,
+};
 
 /// The engines this build can run guests on.
 fn engines() -> Vec<EngineKind> {
@@ -329,6 +333,49 @@ fn fuel_runs_out_at_the_same_count_on_every_engine() {
             Err(other) => panic!("fuel {fuel}: {other}"),
         }
     }
+}
+
+/// The rows of a state that a view has loaded; any other is not loaded (a reopened context).
+struct Loaded(std::collections::BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl StateView for Loaded {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, NotLoaded> {
+        self.0.get(key).cloned().map(Some).ok_or(NotLoaded)
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn a_run_that_misses_rows_names_the_same_rows_and_outcome_on_every_engine() {
+    let missed = on_every_engine("kv_store", Limits::default(), |rt, app| {
+        let mut r = Replica::new(2);
+        r.call(rt, app, "init", json!({}));
+        for i in 0..10 {
+            r.call(
+                rt,
+                app,
+                "set",
+                json!({"key": format!("k{i}"), "value": "v"}),
+            );
+        }
+        // Every row that exists is loaded; a new key's own rows are not.
+        let shared = Rc::new(Loaded((*r.shared).clone()));
+        let input = br#"{"key":"new","value":"n"}"#;
+        let call = Call {
+            method: "set",
+            input,
+            context_id: [7; 32],
+            executor_id: [2; 32],
+            time_now_nanos: r.clock + 1,
+            random_seed: r.seed(),
+        };
+        rt.call(app, &call, Views::new(shared, r.private.clone()))
+    });
+    let Err(RuntimeError::NotLoaded { rows, if_absent }) = missed else {
+        panic!("a new key's rows are not loaded: {missed:?}");
+    };
+    assert!(!rows.is_empty());
+    assert!(if_absent.is_ok(), "{if_absent:?}");
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -93,15 +93,25 @@ pub(super) fn scoped(context: &ContextId, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Stages a call's writes to the context's rows, but not those that leave a row as the node
+/// knows it already holds it (calimero-storage writes some rows again unchanged: two of seven
+/// in a set of a new key, and every put costs the page's main thread).
 pub(super) fn stage_writes(
     batch: &mut Batch,
-    ctx: ContextId,
+    ctx: &ContextState,
     shared: &WriteSet,
     private: &WriteSet,
 ) {
-    for (ns, writes) in [(Namespace::State, shared), (Namespace::Private, private)] {
+    let views = [
+        (Namespace::State, shared, &ctx.shared),
+        (Namespace::Private, private, &ctx.private),
+    ];
+    for (ns, writes, known) in views {
         for (key, value) in writes {
-            let key = scoped(&ctx, key);
+            if known.holds(key, value.as_deref()) {
+                continue;
+            }
+            let key = scoped(&ctx.id, key);
             match value {
                 Some(v) => batch.put_mut(ns, &key, v.clone()),
                 None => batch.delete_mut(ns, &key),

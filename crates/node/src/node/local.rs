@@ -9,6 +9,15 @@ pub(super) fn args_hash(args: &serde_json::Value) -> Hash {
     Hash(*blake3::hash(&serde_json::to_vec(args).expect("JSON encodes")).as_bytes())
 }
 
+/// A run of the guest as the node reports it.
+fn ran_call(ran: Result<Outcome, RuntimeError>) -> Result<Outcome, NodeError> {
+    match ran {
+        Ok(outcome) => Ok(outcome),
+        Err(RuntimeError::MethodNotFound(m)) => Err(NodeError::MethodNotFound(m)),
+        Err(other) => Err(NodeError::Execution(other)),
+    }
+}
+
 pub(super) fn json_type(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
@@ -291,9 +300,11 @@ impl<S: Store, E: Env> Node<S, E> {
             .map(|_| ())
     }
 
-    /// Runs a call on a context's state with `fuel`, reading from the store each row the call
-    /// asks for that is not in memory yet (see [`Rows`]), and running it again until it has
-    /// them all.
+    /// Runs a call on a context's state with `fuel`, reading from the store the rows the call
+    /// asks for that are not in memory yet (see [`Rows`]). A run that missed rows goes on as if
+    /// they were absent; the node reads them all at once, and only if one exists runs the call
+    /// again (a set of a new key on a reopened context misses its own absent rows: one run,
+    /// one round of reads).
     pub(super) async fn run_call(
         &mut self,
         app: &App,
@@ -304,24 +315,43 @@ impl<S: Store, E: Env> Node<S, E> {
         let mut misses = 0;
         loop {
             let views = ctx.views(&self.blobs, &self.aliases);
-            let (view, key) = match self.runtime.call_with_fuel(app, call, views, fuel) {
-                Ok(outcome) => return Ok(outcome),
-                Err(RuntimeError::MethodNotFound(m)) => return Err(NodeError::MethodNotFound(m)),
-                Err(RuntimeError::NotLoaded { view, key }) => (view, key),
-                Err(other) => return Err(NodeError::Execution(other)),
+            let (mut rows, if_absent) = match self.runtime.call_with_fuel(app, call, views, fuel) {
+                Err(RuntimeError::NotLoaded { rows, if_absent }) => (rows, if_absent),
+                ran => return ran_call(ran),
             };
-            misses += 1;
-            let (ns, rows, stored_key) = match view {
-                ViewKind::Shared => (Namespace::State, &mut ctx.shared, scoped(&ctx.id, &key)),
-                ViewKind::Private => (Namespace::Private, &mut ctx.private, scoped(&ctx.id, &key)),
-                ViewKind::Blob => (Namespace::Blobs, &mut self.blobs, key.clone()),
-            };
-            // (Not while an action's writes are held: the store lacks them, the view has them.)
-            if misses > MAX_ROW_MISSES && view != ViewKind::Blob && self.held.is_none() {
-                read_whole(&self.store, ctx, view).await?;
-            } else {
-                let value = self.store.get(ns, &stored_key).await?;
-                Rc::make_mut(rows).learn(key, value);
+            misses += rows.len();
+            // Past a few misses, the state is read whole, not row by row. (Not while an
+            // action's writes are held: the store lacks them, the view has them.)
+            let whole = misses > MAX_ROW_MISSES && self.held.is_none();
+            if whole {
+                for view in [ViewKind::Shared, ViewKind::Private] {
+                    if rows.iter().any(|(v, _)| *v == view) {
+                        read_whole(&self.store, ctx, view).await?;
+                    }
+                }
+                rows.retain(|(v, _)| *v == ViewKind::Blob);
+            }
+            let reads = rows.iter().map(|(view, key)| {
+                let (ns, stored_key) = match view {
+                    ViewKind::Shared => (Namespace::State, scoped(&ctx.id, key)),
+                    ViewKind::Private => (Namespace::Private, scoped(&ctx.id, key)),
+                    ViewKind::Blob => (Namespace::Blobs, key.clone()),
+                };
+                let store = &self.store;
+                async move { store.get(ns, &stored_key).await }
+            });
+            let values = futures::future::try_join_all(reads).await?;
+            let all_absent = values.iter().all(Option::is_none);
+            for ((view, key), value) in rows.into_iter().zip(values) {
+                let known = match view {
+                    ViewKind::Shared => &mut ctx.shared,
+                    ViewKind::Private => &mut ctx.private,
+                    ViewKind::Blob => &mut self.blobs,
+                };
+                Rc::make_mut(known).learn(key, value);
+            }
+            if all_absent && !whole {
+                return ran_call(*if_absent);
             }
         }
     }
@@ -498,12 +528,7 @@ impl<S: Store, E: Env> Node<S, E> {
         {
             let mut record = ctx.record.clone();
             record.root_hash = root_hash;
-            stage_writes(
-                batch,
-                ctx.id,
-                &outcome.shared_writes,
-                &outcome.private_writes,
-            );
+            stage_writes(batch, ctx, &outcome.shared_writes, &outcome.private_writes);
             if let Some(delta) = &delta {
                 record.heads = vec![delta.id()];
                 stage_delta(batch, ctx.id, &mut record, delta);

@@ -643,7 +643,7 @@ impl<S: Store, E: Env> Node<S, E> {
         if let Some(outcome) = &outcome {
             stage_writes(
                 &mut batch,
-                ctx.id,
+                ctx,
                 &outcome.shared_writes,
                 &outcome.private_writes,
             );

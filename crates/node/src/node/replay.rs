@@ -333,7 +333,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let outcome = self.run_call(&app, &call, ctx, fuel).await?;
         let (shared_writes, events) = migration_writes(outcome, &*ctx.shared)?;
         let mut batch = Batch::new();
-        stage_writes(&mut batch, ctx.id, &shared_writes, &WriteSet::new());
+        stage_writes(&mut batch, ctx, &shared_writes, &WriteSet::new());
         ctx.apply_shared(shared_writes);
         let mut record = ctx.record.clone();
         record.root_hash = tabnode_runtime::root_hash(&*ctx.shared, &ctx.id.0)

@@ -1,0 +1,97 @@
+// Two builds of the node against each other and the bare host, call by call (issue 15): on a
+// machine shared with other work the load swings within seconds, so windows measured one after
+// another (bench/scale.mjs) can differ 2-5x for no reason of their own. Here page A (the node from
+// PKG_A), page B (from PKG_B) and the bare host (bench/bare-host.js) each fill a kv-store context
+// to N keys, the node pages are reloaded (as bench/scale.mjs does: the context then reads its rows
+// as calls touch them) and warmed up, and then their durable `set`s of the same new keys take
+// turns, one call each, timed in the page. Prints per size the median ms of a set and the ratios
+// of the sums (calls/s against the bare host). Figures, not a test:
+// `PKG_A=/tmp/pkg-before PKG_B=pkg node bench/scale-ab.mjs [SIZES] [WINDOW]`, e.g. `100,1000 60`.
+import { readFile } from 'node:fs/promises';
+import { startStack } from '../scripts/serve.mjs';
+import { launchChromium, waitForNode } from '../tests/e2e/browser.mjs';
+import { routeBare } from './bare-node.mjs';
+
+const sizes = (process.argv[2] || '100,1000').split(',').map(Number);
+const window_ = Number(process.argv[3] || 60);
+const builds = { A: process.env.PKG_A, B: process.env.PKG_B };
+if (!builds.A || !builds.B) throw new Error('usage: PKG_A=<dir> PKG_B=<dir> node bench/scale-ab.mjs [SIZES] [WINDOW]');
+
+const key = (i) => `key-${String(i).padStart(6, '0')}`;
+const value = (i) => `value-${String(i).padStart(6, '0')}-`.padEnd(32, 'x');
+
+/** In a page: sets of keys `from` to `to`, through the node (`ctx`) or the bare host; the ms of each. */
+async function sets({ ctx, from, to }) {
+  const key = (i) => `key-${String(i).padStart(6, '0')}`;
+  const value = (i) => `value-${String(i).padStart(6, '0')}-`.padEnd(32, 'x');
+  const ms = [];
+  for (let i = from; i < to; i++) {
+    const t = performance.now();
+    if (ctx) await window.tabnode.execute(ctx, 'set', { key: key(i), value: value(i) });
+    else window.bare.call('set', { key: key(i), value: value(i) });
+    ms.push(performance.now() - t);
+  }
+  return ms;
+}
+
+const stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' });
+const browser = await launchChromium();
+try {
+  const nodes = {};
+  for (const [name, dir] of Object.entries(builds)) {
+    // A browser context each: the routed pkg/ differs, and so does the IndexedDB.
+    const context = await browser.newContext();
+    await routeBare(context, stack.url, dir);
+    const page = await context.newPage();
+    page.on('pageerror', (err) => console.log(`[${name}] ${err.message}`));
+    const open = async () => {
+      await page.goto(`${stack.url}__bench/cold.html?db=scale-ab&relay=&engine=browser`);
+      await waitForNode(page);
+    };
+    await open();
+    const appId = await page.evaluate(async (url) => {
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      return window.tabnode.installApp(bytes);
+    }, `${stack.url}apps/kv_store.wasm`);
+    const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
+    nodes[name] = { page, ctx, open };
+  }
+  const bare = await (await browser.newContext()).newPage();
+  await bare.setContent('<!doctype html><title>bare host</title>');
+  await bare.addScriptTag({ path: new URL('./bare-host.js', import.meta.url).pathname });
+  const wasm = await readFile(new URL('../tests/apps/dist/kv_store.wasm', import.meta.url));
+  await bare.evaluate(async (b64) => {
+    window.bare = await window.bareHost(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
+  }, wasm.toString('base64'));
+
+  let filled = 0;
+  for (const size of sizes) {
+    for (const { page, ctx, open } of Object.values(nodes)) {
+      await page.evaluate(sets, { ctx, from: filled, to: size });
+      // Started again on the same store, and warmed up (V8 compiles wasm in tiers).
+      await open();
+      await page.evaluate(async (c) => {
+        const until = performance.now() + 1500;
+        while (performance.now() < until) await window.tabnode.execute(c, 'get', { key: 'key-000000' });
+      }, ctx);
+    }
+    await bare.evaluate(sets, { ctx: null, from: filled, to: size });
+    const ms = { A: [], B: [], bare: [] };
+    for (let i = size; i < size + window_; i++) {
+      for (const [name, { page, ctx }] of Object.entries(nodes)) ms[name].push(...(await page.evaluate(sets, { ctx, from: i, to: i + 1 })));
+      ms.bare.push(...(await bare.evaluate(sets, { ctx: null, from: i, to: i + 1 })));
+    }
+    filled = size + window_;
+    const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    const sum = (a) => a.reduce((x, y) => x + y, 0);
+    const perSecond = (a) => (a.length * 1000) / sum(a);
+    console.log(`${size} keys, ${window_} sets each, taking turns (load ${(await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ')}):`);
+    for (const name of ['A', 'B', 'bare']) {
+      console.log(`  ${name.padEnd(4)} median ${median(ms[name]).toFixed(2)} ms a set, ${perSecond(ms[name]).toFixed(1)} sets/s${name === 'bare' ? '' : `, / bare ${(perSecond(ms[name]) / perSecond(ms.bare)).toFixed(2)}`}`);
+    }
+    console.log(`  B / A ${(perSecond(ms.B) / perSecond(ms.A)).toFixed(2)}`);
+  }
+} finally {
+  await browser.close();
+  await stack.stop();
+}
