@@ -15,7 +15,8 @@ use crate::failure::Failure;
 pub type CliNode = Node<Rc<FileStore>, SystemEnv>;
 
 /// What the node answers a guest's request that acts beyond its own call (`context_delete`,
-/// `context_add_member`, `context_remove_member`: see `tabnode_node::GuestRequest`). A CLI has
+/// `context_add_member`, `context_remove_member`, an xcall into a context it neither is nor
+/// created: see `tabnode_node::GuestRequest`). A CLI has
 /// no user to ask in the middle of a call, so the operator says it once, for the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GuestRequests {

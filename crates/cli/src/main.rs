@@ -40,8 +40,9 @@ struct Cli {
     #[arg(long, value_name = "N", global = true)]
     fuel: Option<u64>,
 
-    /// What the node answers a guest's request to delete a context or to add or remove a
-    /// member [default: refuse; `workflow run` gives its nodes allow, as merod does]
+    /// What the node answers a guest's request to delete a context, to add or remove a member,
+    /// or to xcall into another context of the node [default: refuse; `workflow run` gives its
+    /// nodes allow, as merod does]
     #[arg(long, value_name = "ANSWER", value_enum, global = true)]
     guest_requests: Option<GuestRequests>,
 

@@ -83,14 +83,16 @@ fn stored(store: &MemoryStore) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 #[test]
-fn a_guest_xcalls_only_into_its_own_context_and_those_it_created() {
+fn a_guest_xcalls_into_another_context_only_with_consent() {
     let store = MemoryStore::default();
     let (mut node, probe, kv) = node_with(store.clone(), Limits::default());
     let caller = block_on(node.create_context(probe, json!({"title": "t"}))).unwrap();
     let users = block_on(node.create_context(kv, json!({}))).unwrap();
     let child = spawn_kv(&mut node, &caller, kv, "child");
 
-    assert_eq!(xcall_set(&mut node, &caller, &users), Some("Unauthorized"));
+    // Into a context it neither is nor created: only with the embedder's consent, which a
+    // node with no way to ask does not give.
+    assert_eq!(xcall_set(&mut node, &caller, &users), Some("NoConsent"));
     assert_eq!(
         entries(&mut node, &users),
         json!({}),
@@ -103,15 +105,37 @@ fn a_guest_xcalls_only_into_its_own_context_and_those_it_created() {
     let others_child = spawn_kv(&mut node, &other, kv, "other-child");
     assert_eq!(
         xcall_set(&mut node, &caller, &others_child),
-        Some("Unauthorized")
+        Some("NoConsent")
     );
     drop(node);
 
     // Who created a context is stored with it.
     let (mut node, ..) = node_with(store, Limits::default());
     assert_eq!(xcall_set(&mut node, &caller, &child), None);
-    assert_eq!(xcall_set(&mut node, &caller, &users), Some("Unauthorized"));
+    assert_eq!(xcall_set(&mut node, &caller, &users), Some("NoConsent"));
     assert_eq!(entries(&mut node, &users), json!({}));
+
+    // The embedder is asked about each xcall beyond the guest's reach (and not about those
+    // within it); one it consents to runs, as merod runs every xcall.
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    let answers = Rc::new(RefCell::new(vec![true, false]));
+    let (log, pop) = (asked.clone(), answers.clone());
+    node.set_guest_policy(GuestPolicy::Ask(Box::new(move |request| {
+        log.borrow_mut().push(request.clone());
+        pop.borrow_mut().pop().unwrap()
+    })));
+    assert_eq!(xcall_set(&mut node, &caller, &child), None);
+    assert!(asked.borrow().is_empty(), "its child needs no consent");
+    assert_eq!(xcall_set(&mut node, &caller, &users), Some("NoConsent"));
+    assert_eq!(entries(&mut node, &users), json!({}));
+    assert_eq!(xcall_set(&mut node, &caller, &users), None);
+    assert_eq!(entries(&mut node, &users), json!({"from": "probe"}));
+    let request = GuestRequest::XCall {
+        caller,
+        target: users,
+    };
+    assert_eq!(*asked.borrow(), vec![request.clone(), request.clone()]);
+    assert_eq!((request.kind(), request.context()), ("xcall", users));
 }
 
 #[test]

@@ -16,7 +16,8 @@ export interface NodeOptions {
    * or "wasmi" (the interpreter). Both give the same results; see docs/performance.md. */
   engine?: "browser" | "wasmi";
   /** Asked before a guest app deletes a context or adds or removes a member of its own
-   * (`context_delete`, `context_add_member`, `context_remove_member`): return `true` to allow.
+   * (`context_delete`, `context_add_member`, `context_remove_member`), or xcalls into a context
+   * of this node that it neither is nor created: return `true` to allow.
    * Called synchronously, in the middle of the guest's call (e.g. `window.confirm`); anything
    * but `true`, a promise included, refuses with `NoConsent`. Without it each is refused. */
   guestConsent?: (request: GuestRequest) => boolean;
@@ -24,9 +25,9 @@ export interface NodeOptions {
 /** What a guest asks that needs the user's consent (see `NodeOptions.guestConsent`). */
 export interface GuestRequest {
   /** As the call's `contextRequests[i].request` names it. */
-  kind: "delete" | "addMember" | "removeMember";
-  /** The context it deletes, or whose membership it changes. */ context: string;
-  /** The member added or removed (null for a deletion). */ member: string | null;
+  kind: "delete" | "addMember" | "removeMember" | "xcall";
+  /** The context it deletes, whose membership it changes, or it xcalls into. */ context: string;
+  /** The member added or removed (null for a deletion or an xcall). */ member: string | null;
   /** The context whose guest asks. */ caller: string;
 }
 /** What a call returns. */

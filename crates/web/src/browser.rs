@@ -117,7 +117,7 @@ fn guest_consent(options: &JsValue) -> Result<Option<Function>, JsValue> {
 /// guest's call and cannot wait, so a promise (or an exception, or anything else) refuses.
 fn ask_page(consent: &Function, request: &GuestRequest) -> bool {
     let caller = match request {
-        GuestRequest::DeleteContext { caller, .. } => *caller,
+        GuestRequest::DeleteContext { caller, .. } | GuestRequest::XCall { caller, .. } => *caller,
         _ => request.context(),
     };
     let asked = js_sys::Object::new();

@@ -1,13 +1,16 @@
 //! What a guest may make this node do beyond its own call. A guest acts in its own context, not
 //! with the node's whole authority:
 //!
-//! - its xcalls and `context_delete` reach only its own context and the contexts it created
-//!   (`context_create`; which context created one is stored with it);
+//! - its `context_delete` reaches only its own context and the contexts it created
+//!   (`context_create`; which context created one is stored with it), and so do its xcalls
+//!   unless the embedder consents to one into another context of the node (merod lets a guest
+//!   xcall into any context of the node; a workflow of Calimero's relies on it);
 //! - one user action ([`Node::execute`]) has one budget ([`Limits::action_calls`] calls and
 //!   [`Limits::action_fuel`] fuel) shared by every call it causes, at every level of xcalls; an
 //!   action that runs out is undone whole ([`NodeError::OverBudget`]): none of its calls stands;
 //! - a request the user did not make and may not want (`context_delete`,
-//!   `context_add_member`, `context_remove_member`) is made only with the embedder's consent
+//!   `context_add_member`, `context_remove_member`, an xcall beyond the contexts the guest
+//!   reaches) is made only with the embedder's consent
 //!   ([`GuestPolicy`]); without a policy the node refuses it ([`NodeError::NoConsent`]).
 
 use super::*;
@@ -36,6 +39,12 @@ pub enum GuestRequest {
         context: ContextId,
         member: PublicKey,
     },
+    /// `xcall`: a call in `caller` asks this node to run a method, as its member, in `target`,
+    /// a context of the node that `caller` neither is nor created.
+    XCall {
+        caller: ContextId,
+        target: ContextId,
+    },
 }
 
 impl GuestRequest {
@@ -46,13 +55,14 @@ impl GuestRequest {
             Self::DeleteContext { .. } => "delete",
             Self::AddMember { .. } => "addMember",
             Self::RemoveMember { .. } => "removeMember",
+            Self::XCall { .. } => "xcall",
         }
     }
 
     /// The context the request changes.
     pub fn context(&self) -> ContextId {
         match self {
-            Self::DeleteContext { target, .. } => *target,
+            Self::DeleteContext { target, .. } | Self::XCall { target, .. } => *target,
             Self::AddMember { context, .. } | Self::RemoveMember { context, .. } => *context,
         }
     }
@@ -60,7 +70,7 @@ impl GuestRequest {
     /// The member it adds or removes, if any.
     pub fn member(&self) -> Option<PublicKey> {
         match self {
-            Self::DeleteContext { .. } => None,
+            Self::DeleteContext { .. } | Self::XCall { .. } => None,
             Self::AddMember { member, .. } | Self::RemoveMember { member, .. } => Some(*member),
         }
     }
@@ -71,6 +81,7 @@ impl GuestRequest {
             Self::DeleteContext { target, .. } => format!("delete {target}"),
             Self::AddMember { context, member } => format!("add {member} to {context}"),
             Self::RemoveMember { context, member } => format!("remove {member} from {context}"),
+            Self::XCall { caller, target } => format!("xcall from {caller} into {target}"),
         }
     }
 }
@@ -331,7 +342,7 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Asks the embedder for its consent to a guest's `request` (see [`GuestPolicy`]):
     /// [`NodeError::NoConsent`] if it has no way to ask, or it declines.
-    fn consent(&mut self, request: GuestRequest) -> Result<(), NodeError> {
+    pub(super) fn consent(&mut self, request: GuestRequest) -> Result<(), NodeError> {
         let consented = match &mut self.guest_policy {
             GuestPolicy::Allow => true,
             GuestPolicy::Ask(ask) => ask(&request),

@@ -277,8 +277,9 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// Runs an xcall a call in `caller` queued, as this node's member, in the target context:
-    /// the caller's own or one it created (see [`Self::guest_may_reach`]), held by this node
-    /// (roles come with the membership log).
+    /// the caller's own or one it created (see [`Self::guest_may_reach`]), or another the
+    /// embedder consents to ([`GuestRequest::XCall`]), held by this node (roles come with the
+    /// membership log).
     pub(super) async fn xcall(
         &mut self,
         caller: &ContextId,
@@ -292,7 +293,13 @@ impl<S: Store, E: Env> Node<S, E> {
             )));
         }
         let target = ContextId(request.context_id);
-        self.guest_may_reach(caller, &target, "xcall into")?;
+        self.context(&target)?;
+        if self.guest_may_reach(caller, &target, "xcall into").is_err() {
+            self.consent(GuestRequest::XCall {
+                caller: *caller,
+                target,
+            })?;
+        }
         let args: serde_json::Value = serde_json::from_slice(&request.params)
             .map_err(|e| NodeError::BadArgs(format!("xcall params are not JSON ({e})")))?;
         self.execute_at_depth(&target, &request.function, args, depth + 1, action)
