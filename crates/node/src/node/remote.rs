@@ -352,7 +352,9 @@ impl<S: Store, E: Env> Node<S, E> {
         // Built on a delta refused for good, it can never be applied here: refused for good too
         // (its signature and certificate verified above).
         if let Some(parent) = delta.body.parents.iter().find(|p| ctx.refused.contains(p)) {
-            ctx.refused.remember(id);
+            let mut batch = Batch::new();
+            ctx.remember_refused(id, &mut batch);
+            self.commit(batch).await?;
             return Err(NodeError::OverBudget(format!(
                 "delta {id} builds on {parent}, refused for good (its merge needs more than a \
                  merge's fuel)"
@@ -590,7 +592,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 match ran.map_err(|e| merge_refusal(e, &id)) {
                     Ok(outcome) => Some(outcome),
                     Err(e @ NodeError::OverBudget(_)) => {
-                        ctx.refuse_for_good(id);
+                        let batch = ctx.refuse_for_good(id);
+                        self.commit(batch).await?;
                         return Err(e);
                     }
                     Err(e) => return Err(e),
