@@ -195,7 +195,10 @@ mod tests {
         let forgotten = Some(id(10));
         assert_eq!(
             again.remember(id(0)),
-            Some(Remembered { number: next, forgotten })
+            Some(Remembered {
+                number: next,
+                forgotten
+            })
         );
     }
 
