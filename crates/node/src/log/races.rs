@@ -20,6 +20,9 @@ impl Log {
         };
         let mut races = Vec::new();
         for id in &self.verdict.applied_ops {
+            if self.overruled.contains(id) {
+                continue; // overruled by a senior's removal in this pass already
+            }
             let entry = &dag[id];
             let certified_anew = self.certified_anew_within(&entry.author, &self.pasts[id]);
             let keys = self.keys_depended_on(entry, |op| !self.pasts[op].contains(id));
@@ -34,28 +37,44 @@ impl Log {
                 }
             }
         }
-        let mut unvouched = BTreeSet::new();
-        for (op, removal, key) in races {
-            let entry = &dag[&op];
-            let removes_another = entry
-                .op
-                .as_ref()
-                .and_then(|o| o.removes(&entry.author))
-                .filter(|removed| *removed != entry.author);
-            let vouched = self.vouched(dag, &op, &removal, &key);
-            let counts = match removes_another {
-                Some(removed) => vouched || !self.vouched(dag, &removal, &op, &removed),
+        // Removals first: an operation racing only removals that themselves count for
+        // nothing (a counter-removal nobody followed, say) is not discounted by them.
+        let counts = |this: &Log, (op, removal, key): &(DeltaId, DeltaId, PublicKey)| {
+            let vouched = this.vouched(dag, op, removal, key);
+            match this.removes_another(dag, op) {
+                Some(removed) => vouched || !this.vouched(dag, removal, op, &removed),
                 None => vouched,
-            };
-            if !counts {
-                unvouched.insert(op);
             }
+        };
+        let lost_removals: BTreeSet<DeltaId> = races
+            .iter()
+            .filter(|race| self.removes_another(dag, &race.0).is_some() && !counts(self, race))
+            .map(|(op, ..)| *op)
+            .collect();
+        let mut unvouched = BTreeSet::new();
+        for race in &races {
+            let (op, removal, _) = race;
+            if !lost_removals.contains(removal) && !counts(self, race) {
+                unvouched.insert(*op);
+            }
+        }
+        for (op, removal, _) in races {
             self.races.insert((op, removal));
-            if removes_another.is_some() {
+            if self.removes_another(dag, &op).is_some() {
                 self.races.insert((removal, op));
             }
         }
         unvouched
+    }
+
+    /// The key `op` removes, if it removes a key other than its author's.
+    fn removes_another(&self, dag: &HashMap<DeltaId, Entry>, op: &DeltaId) -> Option<PublicKey> {
+        let entry = &dag[op];
+        entry
+            .op
+            .as_ref()
+            .and_then(|o| o.removes(&entry.author))
+            .filter(|removed| *removed != entry.author)
     }
 
     /// Whether a third member built on `op` without `rival` (a removal of `key`, or an

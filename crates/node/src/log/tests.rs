@@ -889,7 +889,8 @@ fn an_operation_racing_its_authors_removal_counts_only_if_a_third_member_vouched
 
 /// Admins 3 and 5 (one rank) remove each other (6, 7). A third member that built on one
 /// removal alone decides: 2 followed 3 (8), nobody followed 5, so 5 is removed and 3 stays.
-/// Where a third member followed each (9, by 7, on 5's), or none did, both are removed.
+/// Where a third member followed each (9, by 7, on 5's), or none did, both are removed. What
+/// the winner did concurrently with the removal that lost counts.
 #[test]
 fn of_removals_racing_each_other_one_a_third_member_followed_alone_wins() {
     let base: Vec<Made> = vec![
@@ -907,6 +908,17 @@ fn of_removals_racing_each_other_one_a_third_member_followed_alone_wins() {
     let verdict = one_verdict_in_every_order(&followed);
     assert_eq!(removed(verdict.clone()), vec![key(5)]);
     assert_eq!(verdict.applied_ops, vec![id(6)]);
+    // What the winner did concurrently with the removal that lost counts (3 demotes 4).
+    let mut with_demotion = followed.clone();
+    with_demotion.push((
+        10,
+        vec![6],
+        vec![3, 1],
+        Role::Admin,
+        set_role(4, Role::Reader),
+    ));
+    let verdict = one_verdict_in_every_order(&with_demotion);
+    assert_eq!(verdict.roles.get(&key(4)), Some(&(Role::Reader, id(10))));
     followed.push((9, vec![7], vec![7, 1], Role::Member, None));
     assert_eq!(
         removed(one_verdict_in_every_order(&followed)),
