@@ -479,9 +479,9 @@ pub struct Log {
     /// Every binding of a key to a root that counted: (key, root, operation).
     bindings: Vec<(PublicKey, PublicKey, DeltaId)>,
     /// Operations racing a removal of a key their authority rests on, each with the removal
-    /// (see `races.rs`): a delta that comes after the first and not the second may vouch for
-    /// it and change the verdict.
-    races: BTreeSet<(DeltaId, DeltaId)>,
+    /// (see `races.rs`) and the keys that cannot vouch for it: a delta by another key that
+    /// comes after the first and not the second may vouch for it and change the verdict.
+    races: BTreeMap<(DeltaId, DeltaId), BTreeSet<PublicKey>>,
     /// Whether a delta taken since the last judgement may have changed the verdict (see
     /// [`Self::needs_judging`]).
     stale: bool,
@@ -540,10 +540,12 @@ impl Log {
             self.verdict.void.insert(id);
         }
         let after = |op: &DeltaId| self.futures[op].contains(&id);
+        let may_vouch =
+            |barred: &BTreeSet<PublicKey>| !entry.chain.iter().any(|k| barred.contains(k));
         if self
             .races
             .iter()
-            .any(|(raced, removal)| after(raced) && !after(removal))
+            .any(|((raced, removal), barred)| after(raced) && !after(removal) && may_vouch(barred))
         {
             self.stale = true;
         }

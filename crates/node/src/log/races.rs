@@ -58,10 +58,12 @@ impl Log {
                 unvouched.insert(*op);
             }
         }
-        for (op, removal, _) in races {
-            self.races.insert((op, removal));
-            if self.removes_another(dag, &op).is_some() {
-                self.races.insert((removal, op));
+        for (op, removal, key) in races {
+            self.races
+                .insert((op, removal), self.barred(dag, &op, &removal, &key));
+            if let Some(removed) = self.removes_another(dag, &op) {
+                let barred = self.barred(dag, &removal, &op, &removed);
+                self.races.insert((removal, op), barred);
             }
         }
         unvouched
@@ -79,9 +81,9 @@ impl Log {
 
     /// Whether a third member built on `op` without `rival` (a removal of `key`, or an
     /// operation removing `key`, concurrent with it) in its past: a delta after `op`, not
-    /// after `rival`, by a key that is neither `op`'s nor `rival`'s author, does not rest on
-    /// `key`, is not the key `op` promotes, and was not removed before it. Such a member took
-    /// `op` in good standing before it knew of `rival`.
+    /// after `rival`, by a key that is neither `op`'s nor `rival`'s author, `key` or the key
+    /// `op` promotes, nor rests on one of them, and was not removed before it. Such a member
+    /// took `op` in good standing before it knew of `rival`.
     fn vouched(
         &self,
         dag: &HashMap<DeltaId, Entry>,
@@ -89,12 +91,7 @@ impl Log {
         rival: &DeltaId,
         key: &PublicKey,
     ) -> bool {
-        let (entry, rival_entry) = (&dag[op], &dag[rival]);
-        let promoted = match &entry.op {
-            Some(MemberOp::SetRole { member, .. }) => Some(*member),
-            Some(MemberOp::Rotate { new, .. }) => Some(*new),
-            _ => None,
-        };
+        let barred = self.barred(dag, op, rival, key);
         let removed_before = |d: &DeltaId, voucher: &Entry| {
             voucher.chain.iter().any(|k| {
                 self.removals
@@ -109,11 +106,27 @@ impl Log {
             .filter(|d| *d != rival && !self.futures[rival].contains(*d))
             .filter_map(|d| dag.get(d).map(|voucher| (d, voucher)))
             .any(|(d, voucher)| {
-                voucher.author != entry.author
-                    && voucher.author != rival_entry.author
-                    && Some(voucher.author) != promoted
-                    && !voucher.chain.contains(key)
-                    && !removed_before(d, voucher)
+                !voucher.chain.iter().any(|k| barred.contains(k)) && !removed_before(d, voucher)
             })
+    }
+
+    /// The keys that cannot vouch for `op` against `rival` (see [`Self::vouched`]), nor any
+    /// key resting on them: `op`'s and `rival`'s authors, `key`, and the key `op` promotes.
+    fn barred(
+        &self,
+        dag: &HashMap<DeltaId, Entry>,
+        op: &DeltaId,
+        rival: &DeltaId,
+        key: &PublicKey,
+    ) -> BTreeSet<PublicKey> {
+        let promoted = match &dag[op].op {
+            Some(MemberOp::SetRole { member, .. }) => Some(*member),
+            Some(MemberOp::Rotate { new, .. }) => Some(*new),
+            _ => None,
+        };
+        [dag[op].author, dag[rival].author, *key]
+            .into_iter()
+            .chain(promoted)
+            .collect()
     }
 }

@@ -58,6 +58,13 @@ fn an_operation_racing_its_authors_removal_counts_only_if_a_third_member_vouched
     }
     let mut log = Log::judge(&dag);
     assert!(!log.needs_judging());
+    // Not a write the removed key (or a key resting on it) makes on its operation: it cannot
+    // vouch, so a removed key's void writes cost no judging.
+    entry(&mut dag, 11, 11, &[10], &[5, 1], Role::Admin, None);
+    log.add(id(11), &dag[&id(11)], false);
+    entry(&mut dag, 12, 12, &[11], &[12, 5, 1], Role::Member, None);
+    log.add(id(12), &dag[&id(12)], false);
+    assert!(!log.needs_judging());
     entry(&mut dag, 9, 9, &[10], &[2, 1], Role::Member, None);
     log.add(id(9), &dag[&id(9)], true);
     assert!(log.needs_judging());
