@@ -48,16 +48,21 @@
 //!   is fixed by the certificates the inviters signed, the same at every member, and no key
 //!   can shorten its own chain. (Removal still cascades: without it, a removed admin's
 //!   invitees would keep what it gave them.)
-//! - **A settled removal closes the door.** Once a third member (neither the remover nor the
-//!   removed) has built on a removal with a delta that stands, a new operation by the removed
-//!   key (or through it) that does not come after the removal is refused on arrival
-//!   ([`Log::settled_removal_missed`]): it could only pass as concurrent with a removal the
-//!   others have already moved past, which is what a removed key forging "earlier" deltas
-//!   looks like. Until then a removed key's operation on an older point is taken as
-//!   concurrent, with the effect above. (A member that took such a delta before the removal
-//!   settled builds on it; the others then take it too, so the DAG stays one.) Its writes
-//!   are taken, void, whatever the order: refusing them would split the DAG by order of
-//!   arrival, and they change nothing.
+//! - **An operation racing its author's removal counts only if a third member vouched for
+//!   it.** An operation whose authority rests on a key (its author, or an inviter up its
+//!   chain) that a removal concurrent with it removes counts only if a third member (neither
+//!   the remover, nor the removed key or a key resting on it, nor the key the operation
+//!   promotes) built on it without that removal in its past: someone in good standing took
+//!   it before it knew of the removal ([`Log::judge`], `races.rs`). Otherwise it counts for
+//!   nothing, whatever the remover's rank: a removed key signing on a point from before its
+//!   removal and a cut-off one that did not know of it look alike, and neither may keep
+//!   acting. Removals racing each other are the exception: each counts unless the other was
+//!   vouched for and it was not, so of two admins of one rank removing each other at once
+//!   both are removed, unless a third member built on one alone. Every member takes such
+//!   deltas (void, within a budget per key), whatever the order of arrival; nothing is
+//!   refused for the time it arrives, so the DAG and the verdict are one in every order. A
+//!   member's write can vouch for an operation: the log then asks to be judged anew
+//!   ([`Log::needs_judging`]).
 //!
 //! - **App upgrades are barriers.** An admin's [`MemberOp::SetApp`] changes the app that runs
 //!   the context from its place in the causal order on; every node runs the new app's
@@ -83,6 +88,7 @@ use crate::proposals::{ProposalAction, ProposalId};
 use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 mod judge;
+mod races;
 
 /// A change of membership, made by an admin.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
@@ -472,11 +478,13 @@ pub struct Log {
     role_changes: BTreeMap<PublicKey, Vec<(Role, DeltaId)>>,
     /// Every binding of a key to a root that counted: (key, root, operation).
     bindings: Vec<(PublicKey, PublicKey, DeltaId)>,
-    /// Each removal that counted, with who made it and whom it removed.
-    parties: HashMap<DeltaId, (PublicKey, PublicKey)>,
-    /// Removals that a third member (neither who made it nor whom it removed) has built on
-    /// with a delta that stands: see [`Self::settled_removal_missed`].
-    settled: BTreeSet<DeltaId>,
+    /// Operations racing a removal of a key their authority rests on, each with the removal
+    /// (see `races.rs`) and the keys that cannot vouch for it: a delta by another key that
+    /// comes after the first and not the second may vouch for it and change the verdict.
+    races: BTreeMap<(DeltaId, DeltaId), BTreeSet<PublicKey>>,
+    /// Whether a delta taken since the last judgement may have changed the verdict (see
+    /// [`Self::needs_judging`]).
+    stale: bool,
     /// Every admission that counted in its causal past: (member, invite key, operation).
     admissions: Vec<(PublicKey, PublicKey, DeltaId)>,
     /// Every revocation of an invitation that counted: (invite key, operation).
@@ -485,7 +493,8 @@ pub struct Log {
     /// nothing, from the first pass that found them on.
     cancelled_admissions: BTreeSet<DeltaId>,
     /// Operations that a concurrent removal by a senior admin overrules (see
-    /// [`Self::overruled_ops`]): they count for nothing, from the first pass that found them on.
+    /// [`Self::overruled_ops`]), or that race a removal with no third member vouching for
+    /// them (see `races.rs`): they count for nothing, from the first pass that found them on.
     overruled: BTreeSet<DeltaId>,
     /// Whether an operation counted in its causal past but does not in the DAG (an upgrade
     /// cancelled, an operation overruled, an admission cancelled): only then may a write have
@@ -518,23 +527,34 @@ impl Log {
     }
 
     /// Takes a delta that is not an operation into the log, judged as [`Self::role_of_new`]
-    /// judged it: the verdict stays what [`Self::judge`] would give for the grown DAG.
+    /// judged it: the verdict stays what [`Self::judge`] would give for the grown DAG, unless
+    /// the delta comes after an operation racing a removal and not after the removal (it may
+    /// vouch for the operation): then [`Self::needs_judging`] says so.
     pub fn add(&mut self, id: DeltaId, entry: &Entry, stands: bool) {
         for (op, future) in &mut self.futures {
             if entry.parents.iter().any(|p| p == op || future.contains(p)) {
                 future.insert(id);
-                let third = self
-                    .parties
-                    .get(op)
-                    .is_some_and(|(by, of)| entry.author != *by && entry.author != *of);
-                if stands && third {
-                    self.settled.insert(*op);
-                }
             }
         }
         if !stands {
             self.verdict.void.insert(id);
         }
+        let after = |op: &DeltaId| self.futures[op].contains(&id);
+        let may_vouch =
+            |barred: &BTreeSet<PublicKey>| !entry.chain.iter().any(|k| barred.contains(k));
+        if self
+            .races
+            .iter()
+            .any(|((raced, removal), barred)| after(raced) && !after(removal) && may_vouch(barred))
+        {
+            self.stale = true;
+        }
+    }
+
+    /// Whether a delta taken by [`Self::add`] may have vouched for an operation racing a
+    /// removal: the verdict is then to be judged anew from the DAG.
+    pub fn needs_judging(&self) -> bool {
+        self.stale
     }
 
     /// The role a new delta (`entry`, not yet in the DAG) would be made with: `None` if the
@@ -645,45 +665,8 @@ impl Log {
             .unwrap_or(entry.author)
     }
 
-    /// A settled removal that a new delta (`entry`, not yet in the DAG) by the removed key, or
-    /// by a key whose authority rests on it, does not come after: the author signed it on a
-    /// point of the DAG from before its removal, which a third member has since built on. Such
-    /// an operation is new (a member does not learn of a removal only once others build on
-    /// it), and it could only count as concurrent with the removal, so it is refused (if it
-    /// would count: see [`Self::counts_if_added`]).
-    ///
-    /// A write is not: it is void wherever it stands in the DAG (after its author's removal or
-    /// concurrent with it), so taking it changes nothing, while refusing it would make the DAG
-    /// depend on the order of arrival: a removed member cut off from the others writes on
-    /// without knowing, and its writes reach some members before the removal settles there and
-    /// others after. Every member takes them, void.
-    pub fn settled_removal_missed(&self, entry: &Entry) -> Option<DeltaId> {
-        entry.op.as_ref()?;
-        let after = |op: &DeltaId| {
-            entry
-                .parents
-                .iter()
-                .any(|p| p == op || self.futures[op].contains(p))
-        };
-        let certified_anew = self
-            .role_changes
-            .get(&entry.author)
-            .is_some_and(|changes| changes.iter().any(|(_, op)| after(op)));
-        for key in self.keys_depended_on(entry, |op| after(op)) {
-            for op in self.removals.get(&key).into_iter().flatten() {
-                let missed = self.settled.contains(op) && !after(op);
-                if missed && (key == entry.author || !certified_anew) {
-                    return Some(*op);
-                }
-            }
-        }
-        None
-    }
-
     /// Whether the operation `entry` (the delta `id`, not yet in `dag`) would count in the log
-    /// of `dag` grown by it. A removed key's operation that a senior's removal overrules, or
-    /// that removes a key its author rests on, would not: it is void wherever it arrives, so
-    /// [`Self::settled_removal_missed`] need not refuse it (and must not: see there).
+    /// of `dag` grown by it: a share it carries is taken only then.
     pub fn counts_if_added(dag: &HashMap<DeltaId, Entry>, id: DeltaId, entry: &Entry) -> bool {
         let mut grown = dag.clone();
         grown.insert(id, entry.clone());

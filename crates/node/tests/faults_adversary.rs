@@ -575,7 +575,9 @@ fn strike_back(
 }
 
 /// Whether every honest member holds a delta by a third member (neither A nor M) that comes
-/// after `removal`: the removal is then settled there (see `Log::settled_removal_missed`).
+/// after `removal`: a counter-removal made then races a removal others followed, and counts
+/// for nothing unless a member that had not heard of the removal builds on it (see
+/// `races.rs` in the log).
 fn settled_everywhere(sim: &mut Sim, ctx: &ContextId, removal: &Delta) -> bool {
     let (a, m) = (sim.node(A).public_key(), sim.node(M).public_key());
     let removal = removal.id();

@@ -293,8 +293,8 @@ fn removals_role_changes_and_upgrades_under_faults_leave_one_state() {
 /// removal. Seed 5 (TABNODE_SIM_SEED=5) failed: B ended with a head on the removed member C's
 /// delta, which A and D refused each time it came ("signed on a point from before the
 /// removal, which others have built on"), so A and D never converged with B. Fixed: a
-/// settled removal refuses only a removed key's operations that would count; its writes are
-/// void wherever they arrive and every member takes them (`Log::settled_removal_missed`).
+/// removed key's writes are void wherever they arrive and every member takes them (and now
+/// its operations too: nothing is refused for the time it arrives, see `races.rs` in the log).
 /// Seed 17 failed too: the admin crashed before its removal and its upgrade (made one after
 /// the other) went out, and refused every other member's sync request under the former secret
 /// ("no member", 12 deltas waiting): membership when that secret was current was judged as a

@@ -403,16 +403,16 @@ fn a_merge_over_the_merge_budget_is_refused_and_changes_nothing() {
 
 /// A node on a fresh store with a merge budget of `merge_fuel`, kv-store installed.
 fn node_merging_with(seed: u8, merge_fuel: u64) -> TestNode {
+    node_on_store_merging_with(MemoryStore::default(), seed, merge_fuel)
+}
+
+/// A node on `store` with a merge budget of `merge_fuel`, kv-store installed.
+fn node_on_store_merging_with(store: MemoryStore, seed: u8, merge_fuel: u64) -> TestNode {
     let limits = Limits {
         merge_fuel,
         ..Limits::default()
     };
-    let mut node = block_on(Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(seed),
-        Runtime::new(limits),
-    ))
-    .unwrap();
+    let mut node = block_on(Node::open(store, FixedEnv::new(seed), Runtime::new(limits))).unwrap();
     block_on(node.install_app(&guest("kv_store"))).unwrap();
     node
 }
@@ -503,4 +503,48 @@ fn a_merge_refused_for_its_fuel_is_not_merged_again_when_anti_entropy_brings_it(
     assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), position);
     // The members with a merge's budget have it all.
     assert_eq!(entries(&mut c, &ctx), entries(&mut a, &ctx));
+}
+
+/// Refused for good stays refused after a restart: the ids are kept in the store (`refused:`
+/// rows). Before, they were kept in memory only, so a node that opened again merged the
+/// delta again when anti-entropy brought it (and refused it again, at a merge's cost).
+#[test]
+fn a_merge_refused_for_its_fuel_stays_refused_after_a_restart() {
+    let mut a = open_node(1);
+    let kv = block_on(a.install_app(&guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(kv, json!({}))).unwrap();
+    let store = MemoryStore::default();
+    let mut b = node_on_store_merging_with(store.clone(), 2, MIDDLE_MERGE_FUEL);
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    block_on(a.execute(&ctx, "set", json!({"key": "small", "value": "v"}))).unwrap();
+    let large = "x".repeat(LARGE_VALUE);
+    block_on(a.execute(&ctx, "set", json!({"key": "large", "value": large}))).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    let refused = over_budget(&mut b);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let position = block_on(b.checkpoint(&ctx)).unwrap();
+
+    drop(b);
+    let mut b = node_on_store_merging_with(store.clone(), 2, MIDDLE_MERGE_FUEL);
+    assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), position);
+    anti_entropy(&mut [&mut a, &mut b], 3);
+    assert_eq!(over_budget(&mut b), Vec::<String>::new(), "merged again");
+    assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), position);
+    assert_eq!(entries(&mut b, &ctx), json!({"small": "v"}));
+    // A delta on it is refused for good without a merge, and stays so after one more restart.
+    block_on(a.execute(&ctx, "set", json!({"key": "after", "value": "v"}))).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    let refused = over_budget(&mut b);
+    assert!(
+        refused.len() == 1 && refused[0].contains("builds on"),
+        "{refused:?}"
+    );
+    drop(b);
+    let mut b = node_on_store_merging_with(store.clone(), 2, MIDDLE_MERGE_FUEL);
+    anti_entropy(&mut [&mut a, &mut b], 3);
+    assert_eq!(over_budget(&mut b), Vec::<String>::new());
+    assert_eq!(block_on(b.checkpoint(&ctx)).unwrap(), position);
+    let rows = block_on(store.scan_prefix(Namespace::Meta, b"refused:")).unwrap();
+    assert_eq!(rows.len(), 2, "one row per refused delta");
 }

@@ -35,7 +35,8 @@ impl Log {
         // did is judged again without them. The cancelled set only grows, so this ends.
         // Likewise an operation is settled only once every removal concurrent with it is
         // known: one by an admin senior to a key the operation's authority rests on overrules
-        // it, and the log is judged again without it.
+        // it, as does any such removal that a third member vouched for while nobody vouched
+        // for the operation, and the log is judged again without it.
         let mut judge = fresh;
         loop {
             let cancelled = judge.cancelled_admissions.clone();
@@ -49,6 +50,7 @@ impl Log {
                 futures: judge.futures,
                 cancelled_admissions: judge.cancelled_admissions,
                 overruled: judge.overruled,
+                races: judge.races,
                 ..Log::default()
             };
         }
@@ -209,7 +211,11 @@ impl Log {
 
     /// Whether an admin gave `member` a role in `past`: its authority then no longer rests on
     /// the inviters of its certificate.
-    fn certified_anew_within(&self, member: &PublicKey, past: &HashSet<DeltaId>) -> bool {
+    pub(super) fn certified_anew_within(
+        &self,
+        member: &PublicKey,
+        past: &HashSet<DeltaId>,
+    ) -> bool {
         self.role_changes
             .get(member)
             .is_some_and(|changes| changes.iter().any(|(_, op)| past.contains(op)))
@@ -227,10 +233,9 @@ impl Log {
             .any(|(k, r, op)| k == key && r == root && past.contains(op))
     }
 
-    fn remove(&mut self, key: PublicKey, by: PublicKey, id: DeltaId) {
+    fn remove(&mut self, key: PublicKey, id: DeltaId) {
         self.removals.entry(key).or_default().push(id);
         self.verdict.removed.entry(key).or_insert(id);
-        self.parties.insert(id, (by, key));
     }
 
     /// Folds the operations in causal order, each judged by its causal past alone, then
@@ -256,7 +261,7 @@ impl Log {
                     {
                         continue;
                     }
-                    judge.remove(*member, entry.author, id);
+                    judge.remove(*member, id);
                 }
                 MemberOp::SetRole { member, role } => {
                     if judge.removed_within(member, &past) {
@@ -276,7 +281,7 @@ impl Log {
                     if judge.removed_within(&entry.author, &past) {
                         continue;
                     }
-                    judge.remove(entry.author, entry.author, id);
+                    judge.remove(entry.author, id);
                 }
                 MemberOp::Bind { root, .. } => {
                     if judge
@@ -293,7 +298,7 @@ impl Log {
                     if !judge.bound_within(key, root, &past) || judge.removed_within(key, &past) {
                         continue;
                     }
-                    judge.remove(*key, entry.author, id);
+                    judge.remove(*key, id);
                 }
                 MemberOp::Rotate { new, root, .. } => {
                     let bound = judge.bound_within(&entry.author, root, &past);
@@ -306,7 +311,7 @@ impl Log {
                         continue;
                     }
                     let role = role.expect("allowed above");
-                    judge.remove(entry.author, entry.author, id);
+                    judge.remove(entry.author, id);
                     judge
                         .verdict
                         .rotated
@@ -361,6 +366,8 @@ impl Log {
             .retain(|op| !newly_cancelled.contains(op));
         let newly_overruled = judge.overruled_ops(dag);
         judge.overruled.extend(newly_overruled);
+        let unvouched = judge.unvouched_races(dag);
+        judge.overruled.extend(unvouched);
         for (member, key, op) in &judge.admissions {
             let (with, ops) = judge
                 .verdict
@@ -411,17 +418,6 @@ impl Log {
                 void.insert(*id);
             }
         }
-        judge.settled = judge
-            .parties
-            .iter()
-            .filter(|(op, (by, of))| {
-                judge.futures[*op].iter().any(|d| {
-                    let author = &dag[d].author;
-                    !void.contains(d) && author != by && author != of
-                })
-            })
-            .map(|(op, _)| *op)
-            .collect();
         judge.verdict.void = void;
     }
 }

@@ -16,10 +16,11 @@
 //! - *Refused for good* ([`RefusedDeltas`]): a delta whose merge needs more than a merge's fuel
 //!   ([`NodeError::OverBudget`]) is refused alike by every member and every time: its id, and
 //!   those of deltas built on it, are remembered (a bounded number, the oldest forgotten first)
-//!   so that anti-entropy bringing them again costs a lookup, not a merge. Only ids of deltas
-//!   whose author's signature and certificate verified and whose author may write are
-//!   remembered: an id is the hash of the whole signed content, so no one can get another's
-//!   delta remembered by sending something else under its id.
+//!   so that anti-entropy bringing them again costs a lookup, not a merge. They are kept in the
+//!   store too (`refused:` rows, see docs/storage.md), so a restart does not merge them again.
+//!   Only ids of deltas whose author's signature and certificate verified and whose author
+//!   may write are remembered: an id is the hash of the whole signed content, so no one can
+//!   get another's delta remembered by sending something else under its id.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -61,8 +62,58 @@ impl VoidTally {
     }
 }
 
-/// Ids of deltas refused for good (see the module docs).
-pub type RefusedDeltas = RecentIds<()>;
+/// Ids of deltas refused for good (see the module docs), each with the number it was
+/// remembered under: its row in the store is ordered by it, so the oldest is forgotten first
+/// after a restart too.
+#[derive(Debug, Default)]
+pub struct RefusedDeltas {
+    ids: RecentIds<u64>,
+    next: u64,
+}
+
+/// What remembering one more refused id changes: the id's number, and the id forgotten to
+/// make room, if one was.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Remembered {
+    pub number: u64,
+    pub forgotten: Option<DeltaId>,
+}
+
+impl RefusedDeltas {
+    /// The ids kept in the store, each with its number, in any order.
+    pub fn from_stored(stored: impl IntoIterator<Item = (u64, DeltaId)>) -> Self {
+        let mut stored: Vec<(u64, DeltaId)> = stored.into_iter().collect();
+        stored.sort();
+        let mut refused = Self::default();
+        for (number, id) in stored {
+            refused.ids.insert(id, number);
+            refused.next = number + 1;
+        }
+        refused
+    }
+
+    /// Remembers `id`; `None` if it was already.
+    pub fn remember(&mut self, id: DeltaId) -> Option<Remembered> {
+        if self.ids.contains(&id) {
+            return None;
+        }
+        let number = self.next;
+        self.next += 1;
+        let forgotten = self.ids.insert(id, number);
+        Some(Remembered { number, forgotten })
+    }
+
+    pub fn contains(&self, id: &DeltaId) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Forgets every id, and says which.
+    pub fn clear(&mut self) -> Vec<DeltaId> {
+        let ids = self.ids.order.drain(..).collect();
+        self.ids.clear();
+        ids
+    }
+}
 
 /// Ids of deltas members in good standing announced as their heads (signed sync requests, under
 /// the current secret), each with the last member that did: a void delta one of them holds and
@@ -86,15 +137,18 @@ impl<V> Default for RecentIds<V> {
 }
 
 impl<V> RecentIds<V> {
-    pub fn insert(&mut self, id: DeltaId, value: V) {
+    /// Keeps `id` with `value`; returns the oldest id if it was forgotten to make room.
+    pub fn insert(&mut self, id: DeltaId, value: V) -> Option<DeltaId> {
         if self.ids.insert(id, value).is_some() {
-            return;
+            return None;
         }
         self.order.push_back(id);
         if self.order.len() > REFUSED_DELTAS {
             let oldest = self.order.pop_front().expect("over the bound");
             self.ids.remove(&oldest);
+            return Some(oldest);
         }
+        None
     }
 
     pub fn get(&self, id: &DeltaId) -> Option<&V> {
@@ -112,12 +166,6 @@ impl<V> RecentIds<V> {
     }
 }
 
-impl RecentIds<()> {
-    pub fn remember(&mut self, id: DeltaId) {
-        self.insert(id, ());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,13 +175,31 @@ mod tests {
         let mut refused = RefusedDeltas::default();
         let id = |n: usize| DeltaId(blake3::hash(&n.to_le_bytes()).into());
         for n in 0..REFUSED_DELTAS + 10 {
-            refused.remember(id(n));
-            refused.remember(id(n));
+            let forgotten = (n >= REFUSED_DELTAS).then(|| id(n - REFUSED_DELTAS));
+            let number = n as u64;
+            assert_eq!(
+                refused.remember(id(n)),
+                Some(Remembered { number, forgotten })
+            );
+            assert_eq!(refused.remember(id(n)), None);
         }
-        assert_eq!(refused.order.len(), REFUSED_DELTAS);
+        assert_eq!(refused.ids.order.len(), REFUSED_DELTAS);
         assert!(!refused.contains(&id(9)));
         assert!(refused.contains(&id(10)));
         assert!(refused.contains(&id(REFUSED_DELTAS + 9)));
+        // As stored (in any order), the same ids in the same order, numbered on.
+        let stored = refused.ids.ids.iter().map(|(id, n)| (*n, *id));
+        let mut again = RefusedDeltas::from_stored(stored.collect::<Vec<_>>());
+        assert_eq!(again.ids.order, refused.ids.order);
+        let next = (REFUSED_DELTAS + 10) as u64;
+        let forgotten = Some(id(10));
+        assert_eq!(
+            again.remember(id(0)),
+            Some(Remembered {
+                number: next,
+                forgotten
+            })
+        );
     }
 
     #[test]

@@ -304,14 +304,23 @@ impl ContextState {
     }
 
     /// Refuses delta `id` for good (its merge is over budget), and the deltas waiting on it,
-    /// which can never be applied here: see [`super::bounds`].
-    pub(super) fn refuse_for_good(&mut self, id: DeltaId) {
+    /// which can never be applied here: see [`super::bounds`]. Returns the rows that keep
+    /// them refused after a restart.
+    pub(super) fn refuse_for_good(&mut self, id: DeltaId) -> Batch {
+        let mut batch = Batch::new();
         let waiting: Vec<DeltaId> = self.pending.descendants(id).map(Delta::id).collect();
         for descendant in waiting {
             self.pending.remove(&descendant);
-            self.refused.remember(descendant);
+            self.remember_refused(descendant, &mut batch);
         }
-        self.refused.remember(id);
+        self.remember_refused(id, &mut batch);
+        batch
+    }
+
+    /// Remembers `id` as refused for good, here and in `batch`.
+    pub(super) fn remember_refused(&mut self, id: DeltaId, batch: &mut Batch) {
+        let remembered = self.refused.remember(id);
+        stage_refused(batch, &self.id, &id, remembered);
     }
 
     /// Takes an applied delta into the DAG and the log (`stands`: its changes were applied).

@@ -280,7 +280,7 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// Drops a context from this node: its state, deltas, audit trail, keys, aliases, disclosure
-    /// settings, withheld payloads and handlers still to run, in one batch.
+    /// settings, withheld payloads, handlers still to run and refused ids, in one batch.
     pub(super) async fn drop_context(&mut self, id: &ContextId) -> Result<(), NodeError> {
         // Records that wait are written first, so the scan below finds them to delete.
         self.write_read_audits().await?;
@@ -305,6 +305,7 @@ impl<S: Store, E: Env> Node<S, E> {
             CREATED_BY,
             HANDLER,
             BLOB_ANNOUNCED,
+            REFUSED,
         ] {
             let prefix = [prefix, id.as_bytes()].concat();
             for (key, _) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {

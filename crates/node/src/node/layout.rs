@@ -66,6 +66,11 @@ pub(super) const JOINING: &[u8] = b"joining:";
 /// big-endian, so key order is the order they run in); see [`super::handlers`].
 pub(super) const HANDLER: &[u8] = b"handler:";
 
+/// Where the ids of a context's deltas refused for good are kept in [`Namespace::Meta`]: this
+/// prefix, the context id, then the delta id; the value is the number it was remembered under
+/// (u64 LE), which orders them (see [`super::bounds::RefusedDeltas`]).
+pub(super) const REFUSED: &[u8] = b"refused:";
+
 /// The store's format version in [`Namespace::Meta`] (u32 LE; see [`super::format`]).
 pub(super) const STORE_FORMAT_ROW: &[u8] = b"store-format";
 
@@ -83,6 +88,32 @@ pub(super) struct ContextRecord {
 /// A [`Namespace::Meta`] key: `prefix`, then the context id.
 pub(super) fn scoped_meta(prefix: &[u8], context: &ContextId) -> Vec<u8> {
     [prefix, context.as_bytes()].concat()
+}
+
+/// Stages what remembering a refused delta `id` of `context` changed (`remembered`, if it was
+/// not remembered already): its row, and the deletion of the row of the id it displaced.
+pub(super) fn stage_refused(
+    batch: &mut Batch,
+    context: &ContextId,
+    id: &DeltaId,
+    remembered: Option<Remembered>,
+) {
+    let Some(Remembered { number, forgotten }) = remembered else {
+        return;
+    };
+    let row = |id: &DeltaId| [REFUSED, context.as_bytes(), id.as_bytes()].concat();
+    batch.put_mut(Namespace::Meta, &row(id), number.to_le_bytes().to_vec());
+    if let Some(forgotten) = forgotten {
+        batch.delete_mut(Namespace::Meta, &row(&forgotten));
+    }
+}
+
+/// Stages the deletion of the rows of refused deltas `ids` of `context`.
+pub(super) fn stage_forgotten_refusals(batch: &mut Batch, context: &ContextId, ids: &[DeltaId]) {
+    for id in ids {
+        let row = [REFUSED, context.as_bytes(), id.as_bytes()].concat();
+        batch.delete_mut(Namespace::Meta, &row);
+    }
 }
 
 /// Store keys of one context's rows: the context id, then the row's own key.

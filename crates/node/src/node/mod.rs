@@ -97,7 +97,7 @@ pub use self::results::{
 };
 use self::{
     app_fetch::*,
-    bounds::{AnnouncedHeads, RefusedDeltas, VoidTally},
+    bounds::{AnnouncedHeads, RefusedDeltas, Remembered, VoidTally},
     context::*,
     guest::Action,
     handlers::HandlerCall,
@@ -411,6 +411,16 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             None => None,
         };
+        let prefix = scoped_meta(REFUSED, &id);
+        let mut refused = Vec::new();
+        for (key, value) in self.store.scan_prefix(Namespace::Meta, &prefix).await? {
+            let delta = key[prefix.len()..].try_into().map(DeltaId);
+            let number = value.try_into().map(u64::from_le_bytes);
+            match (delta, number) {
+                (Ok(delta), Ok(number)) => refused.push((number, delta)),
+                _ => return Err(corrupt("refused delta", "not a delta id and a number")),
+            }
+        }
         let mut older = Vec::new();
         for (_, value) in self
             .store
@@ -444,6 +454,7 @@ impl<S: Store, E: Env> Node<S, E> {
             members,
             older,
             audit,
+            refused: RefusedDeltas::from_stored(refused),
             ..ContextState::new(id, record, secret)
         };
         self.clock = self.clock.max(ctx.latest_standing());

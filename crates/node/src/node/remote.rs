@@ -352,7 +352,9 @@ impl<S: Store, E: Env> Node<S, E> {
         // Built on a delta refused for good, it can never be applied here: refused for good too
         // (its signature and certificate verified above).
         if let Some(parent) = delta.body.parents.iter().find(|p| ctx.refused.contains(p)) {
-            ctx.refused.remember(id);
+            let mut batch = Batch::new();
+            ctx.remember_refused(id, &mut batch);
+            self.commit(batch).await?;
             return Err(NodeError::OverBudget(format!(
                 "delta {id} builds on {parent}, refused for good (its merge needs more than a \
                  merge's fuel)"
@@ -487,15 +489,6 @@ impl<S: Store, E: Env> Node<S, E> {
         let stands = ctx.log.role_of_new(&entry).is_some_and(allows)
             && (body.op.is_some() || ctx.log.made_by_running_app(&ctx.dag, &entry));
         let covered = ctx.covers(&id);
-        // A delta that a member who holds it and whose authority stands has built on, directly
-        // or through other waiting deltas (the removed key's own, say), is taken even if it
-        // would be refused alone: that member took it before the removal it missed was
-        // settled, and the DAG must stay one.
-        let vouched = || {
-            ctx.pending
-                .descendants(id)
-                .any(|d| ctx.role_of(&d.body.author_cert).is_some())
-        };
         // Refused outright (not kept): a root statement that does not verify, or what neither
         // the author's certificate nor its role where it made the delta allows (a reader's
         // write; not an operation of a promoted admin that a concurrent demotion voids, which
@@ -534,18 +527,6 @@ impl<S: Store, E: Env> Node<S, E> {
                     reason: reason.clone(),
                 });
                 Some(reason)
-            }
-            _ if !stands
-                && ctx.log.settled_removal_missed(&entry).is_some()
-                && !vouched()
-                && Log::counts_if_added(&ctx.dag, id, &entry) =>
-            {
-                let removal = ctx.log.settled_removal_missed(&entry).expect("checked");
-                Some(format!(
-                    "{} signed {id} on a point from before the removal {removal}, which others \
-                     have built on: a removed key's new deltas are refused",
-                    body.author
-                ))
             }
             _ if !stands
                 && !allows(body.author_cert.role)
@@ -611,7 +592,8 @@ impl<S: Store, E: Env> Node<S, E> {
                 match ran.map_err(|e| merge_refusal(e, &id)) {
                     Ok(outcome) => Some(outcome),
                     Err(e @ NodeError::OverBudget(_)) => {
-                        ctx.refuse_for_good(id);
+                        let batch = ctx.refuse_for_good(id);
+                        self.commit(batch).await?;
                         return Err(e);
                     }
                     Err(e) => return Err(e),
@@ -723,8 +705,12 @@ impl<S: Store, E: Env> Node<S, E> {
             self.clock = self.clock.max(body.timestamp);
         }
 
-        if let Some(op) = &body.op {
+        // An operation, or a write that vouches for an operation racing a removal, may
+        // change the verdict.
+        if body.op.is_some() || ctx.log.needs_judging() {
             self.rejudge(ctx).await?;
+        }
+        if let Some(op) = &body.op {
             self.events.push(NodeEvent::Membership {
                 context_id: ctx.id,
                 delta_id: id,

@@ -190,8 +190,9 @@ impl<S: Store, E: Env> Node<S, E> {
         let apps = self.apps_of(ctx).await?;
         let (rows, root_hash, _) = self.replay_standing(&apps, ctx, order, None).await?;
         // A merge refused on the old state is tried again on the new one.
-        ctx.refused.clear();
-        self.replace_state(ctx, rows, root_hash, Batch::new()).await
+        let mut batch = Batch::new();
+        stage_forgotten_refusals(&mut batch, &ctx.id, &ctx.refused.clear());
+        self.replace_state(ctx, rows, root_hash, batch).await
     }
 
     /// Puts `rows` in place of the context's shared state, with its root, in one batch with
