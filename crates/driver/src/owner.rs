@@ -94,7 +94,7 @@ impl<S: Store + 'static, E: Env + 'static> NodeSender<S, E> {
             .map_err(|_| NodeError::Stopped("the node was closed".into()))?;
         answer.await.unwrap_or_else(|_| {
             Err(NodeError::Stopped(
-                "the operation panicked (see the log)".into(),
+                "the operation panicked (see the log), or the node's task ended".into(),
             ))
         })
     }
