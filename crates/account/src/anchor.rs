@@ -154,8 +154,9 @@ pub async fn read_anchor<T: Transport>(
             return None;
         }
     };
+    let (id, anchor) = (*id, view.clone());
     let _ = node
-        .run(async |node| node.set_anchor(id, view.clone()).await)
+        .run(async move |node| node.set_anchor(&id, anchor).await)
         .await;
     view
 }
@@ -173,7 +174,7 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
         id: ContextId,
     ) -> Result<AnchorWrite, FlowError> {
         let (members, wasm, me) = node
-            .run(async |node| {
+            .run(async move |node| {
                 let members = node.members(&id)?;
                 Ok((members, node.context_wasm(&id).await?, node.public_key()))
             })
@@ -191,10 +192,11 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
             .map_err(plan_error)?;
         let mut transaction_hash = None;
         if !plan.is_empty() {
+            let requests = plan.requests.clone();
             let signed = node
-                .run(async |node| {
-                    let mut signed = Vec::with_capacity(plan.requests.len());
-                    for request in &plan.requests {
+                .run(async move |node| {
+                    let mut signed = Vec::with_capacity(requests.len());
+                    for request in &requests {
                         let signer = match request.signer {
                             RequestSigner::ContextKey => ChainSigner::ContextKey,
                             RequestSigner::Member => ChainSigner::Member,

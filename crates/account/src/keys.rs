@@ -192,7 +192,7 @@ impl<W: Wallet, K: KeyCheck, E: Env> Account<W, K, E> {
         let answer = self.wallet.sign_message(flow.payload()).await?;
         let signed = flow.finish(&answer, &self.site.url)?;
         let contexts = node
-            .run(async |node| node.revoke_everywhere(signed).await)
+            .run(async move |node| node.revoke_everywhere(signed).await)
             .await?;
         if contexts.is_empty() {
             return Err(FlowError::NotBound(client_key));
@@ -222,8 +222,9 @@ impl<W: Wallet, K: KeyCheck, E: Env> Account<W, K, E> {
             .view(self.now_ms())
             .ok_or_else(|| FlowError::SignatureInvalid("the new grant does not verify".into()))?;
         let bytes = rotation.record.to_bytes();
-        node.run(async |node| {
-            node.rotate_key(rotation.grant, rotation.revocation).await?;
+        let (grant, revocation) = (rotation.grant, rotation.revocation);
+        node.run(async move |node| {
+            node.rotate_key(grant, revocation).await?;
             node.save_root_grant(bytes).await
         })
         .await?;

@@ -37,28 +37,29 @@ pub const GRANT_VALID_MS: u64 = 30 * 24 * 3600 * 1000;
 /// How long the wallet has to answer; a sign-in's challenge lives as long.
 pub const WALLET_ANSWER_MS: u32 = 120_000;
 
-/// Runs operations on the node, one at a time, as the embedding layer does (the page also
-/// sends what an operation queued and tells subscribers). A flow never holds the node while it
-/// waits for the wallet.
+/// Runs operations on the node, one at a time, as the embedding layer does (the page sends
+/// each to the task that owns its node, which also sends what it queued and tells
+/// subscribers). An operation owns what it needs (`'static`): it may run after its caller
+/// stopped waiting. A flow never holds the node while it waits for the wallet.
 #[allow(async_fn_in_trait)]
 pub trait NodeHandle {
     type Store: Store;
     type Env: Env;
 
-    async fn run<T>(
+    async fn run<T: 'static>(
         &self,
-        op: impl AsyncFnOnce(&mut Node<Self::Store, Self::Env>) -> Result<T, NodeError>,
+        op: impl AsyncFnOnce(&mut Node<Self::Store, Self::Env>) -> Result<T, NodeError> + 'static,
     ) -> Result<T, NodeError>;
 }
 
-/// A node behind a lock: a driver with no page (native tests, a CLI).
+/// A node behind a lock: a driver with no page (native tests).
 impl<S: Store, E: Env> NodeHandle for futures::lock::Mutex<Node<S, E>> {
     type Store = S;
     type Env = E;
 
-    async fn run<T>(
+    async fn run<T: 'static>(
         &self,
-        op: impl AsyncFnOnce(&mut Node<S, E>) -> Result<T, NodeError>,
+        op: impl AsyncFnOnce(&mut Node<S, E>) -> Result<T, NodeError> + 'static,
     ) -> Result<T, NodeError> {
         let mut node = self.lock().await;
         op(&mut node).await

@@ -122,9 +122,10 @@ impl<W: Wallet, K: KeyCheck, E: Env> Account<W, K, E> {
             .view(self.now_ms())
             .ok_or_else(|| FlowError::SignatureInvalid("the grant does not verify".into()))?;
         let bytes = signed.record.to_bytes();
-        node.run(async |node| {
+        let grant = signed.grant;
+        node.run(async move |node| {
             node.save_root_grant(bytes).await?;
-            node.use_root_grant(signed.grant).await
+            node.use_root_grant(grant).await
         })
         .await?;
         Ok(view)

@@ -15,12 +15,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use clap::Parser;
-use futures::channel::mpsc::UnboundedReceiver;
-use futures::StreamExt;
 use serde_json::{json, Value};
-use tabnode_driver::Driver;
+use tabnode_driver::{Driver, Step as DriverStep};
 use tabnode_net::{NetConfig, NetEvent};
-use tabnode_node::{Env, NodeError, NodeEvent};
+use tabnode_node::{NodeError, NodeEvent};
 use tabnode_store::FileStore;
 use tabnode_types::{ContextId, Hash};
 use tokio::io::AsyncBufReadExt;
@@ -29,17 +27,9 @@ use crate::commands::{self, invitation_of_link, no_blob, write_blob, Command, Co
 use crate::failure::Failure;
 use crate::home::{CliNode, Home, SystemEnv};
 
-/// The node wakes at least this often with no input, to ask [`Driver::time_to_next_timer`]
-/// again.
-const MOST_SLEEP: Duration = Duration::from_secs(1);
-
-/// ...and at most this often: timer work that stays due (a clock stepped back) must not spin.
-const LEAST_SLEEP: Duration = Duration::from_millis(5);
-
 /// The node on the network.
 struct Online {
     driver: Driver<Rc<FileStore>, SystemEnv>,
-    net_events: UnboundedReceiver<NetEvent>,
     store: Rc<FileStore>,
     /// Contexts held or being joined whose state is not here yet: `synced` is said once it is.
     unsynced: BTreeSet<ContextId>,
@@ -87,10 +77,9 @@ impl Online {
             .into_iter()
             .filter(|id| !node.is_synced(id))
             .collect();
-        let (driver, events) = Driver::new(node, Some(net));
+        let (driver, events) = Driver::new(node, Some(net), Some(net_events));
         let mut online = Self {
             driver,
-            net_events,
             store,
             unsynced,
             _home: HomeLock(lock),
@@ -124,29 +113,16 @@ impl Online {
     }
 
     /// Waits for the next thing to do (a network event, the node's timer, or `input`), does
-    /// it, and says what happened.
+    /// it, and says what happened (the page's node task steps the same way).
     async fn step<T>(&mut self, input: impl Future<Output = T>) -> Step<T> {
-        let now = self.driver.node().env().now_nanos();
-        let sleep = self
-            .driver
-            .time_to_next_timer(now, MOST_SLEEP)
-            .max(LEAST_SLEEP);
-        tokio::select! {
-            event = self.net_events.next() => {
-                let Some(event) = event else {
-                    return Step::NetworkStopped;
-                };
-                let (other, events) = self.driver.on_network(event).await;
+        match self.driver.step(tokio::time::sleep, input).await {
+            DriverStep::Ran { events, other } => {
                 let mut lines = self.lines(events);
                 lines.extend(other.and_then(|e| net_line(&e)));
                 Step::Lines(lines)
             }
-            () = tokio::time::sleep(sleep) => {
-                let now = self.driver.node().env().now_nanos();
-                let events = self.driver.on_timer(now).await;
-                Step::Lines(self.lines(events))
-            }
-            done = input => Step::Done(done),
+            DriverStep::Input(done) => Step::Done(done),
+            DriverStep::NetworkStopped => Step::NetworkStopped,
         }
     }
 

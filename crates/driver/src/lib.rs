@@ -10,11 +10,20 @@
 //! - [`run_timers`] and [`time_to_next_timer`] run the node's timer work when it is due;
 //! - [`flush`] is what follows every step: send what it queued, collect what it told.
 //!
-//! [`Driver`] puts them together for one owner of the node (the CLI's `run` loop: no lock).
-//! The page drives a node behind a lock from several tasks and uses the free functions.
+//! [`Driver`] puts them together for the one task that owns the node: [`Driver::step`] waits
+//! for the next input (a network event, the node's timer, or the owner's own) and handles it.
+//! The CLI's `run` loop steps it with stdin as its own input; the page's node task runs
+//! [`own`], which steps it with operations sent through a [`NodeSender`] (see [`owner`]).
 
+mod owner;
+
+pub use owner::{channel, own, Commands, NodeSender};
+
+use std::future::Future;
 use std::time::Duration;
 
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::{FutureExt, StreamExt};
 use tabnode_net::{NetEvent, NetHandle};
 use tabnode_node::{Env, Node, NodeEvent, Outgoing};
 use tabnode_store::Store;
@@ -85,17 +94,50 @@ pub fn time_to_next_timer<S: Store, E: Env>(
     }
 }
 
+/// The node's timer wakes its driver at least this often with no input, to ask
+/// [`time_to_next_timer`] again...
+pub const MOST_SLEEP: Duration = Duration::from_secs(1);
+
+/// ...and at most this often: timer work that stays due (a clock stepped back) must not spin.
+pub const LEAST_SLEEP: Duration = Duration::from_millis(5);
+
 /// A node and its network, owned by one task: each step runs, then what it queued is sent and
 /// what it told is returned.
 pub struct Driver<S: Store, E: Env> {
     node: Node<S, E>,
     net: Option<NetHandle>,
+    /// What the network brings; `None` offline, or once the network task stopped.
+    net_events: Option<UnboundedReceiver<NetEvent>>,
+}
+
+/// What one [`Driver::step`] did.
+pub enum Step<T> {
+    /// A network event or the node's timer came first and was handled: the events the node
+    /// told, and the network event that was not the node's (peers, reservations).
+    Ran {
+        events: Vec<NodeEvent>,
+        other: Option<NetEvent>,
+    },
+    /// The owner's own input came first (not yet handled: it is the owner's).
+    Input(T),
+    /// The network's event stream ended (its task stopped); the node goes on offline.
+    NetworkStopped,
 }
 
 impl<S: Store, E: Env> Driver<S, E> {
-    /// Takes the node (and sends what it queued when opened: its subscriptions and requests).
-    pub fn new(node: Node<S, E>, net: Option<NetHandle>) -> (Self, Vec<NodeEvent>) {
-        let mut driver = Self { node, net };
+    /// Takes the node, its network's handle and what that network brings
+    /// (`tabnode_net::start` gives both; `None` offline), and sends what the node queued when
+    /// opened (its subscriptions and requests).
+    pub fn new(
+        node: Node<S, E>,
+        net: Option<NetHandle>,
+        net_events: Option<UnboundedReceiver<NetEvent>>,
+    ) -> (Self, Vec<NodeEvent>) {
+        let mut driver = Self {
+            node,
+            net,
+            net_events,
+        };
         let events = driver.flush();
         (driver, events)
     }
@@ -139,6 +181,61 @@ impl<S: Store, E: Env> Driver<S, E> {
         time_to_next_timer(&self.node, now, most)
     }
 
+    /// Waits for whichever comes first of a network event, the node's timer (`sleep` makes the
+    /// wait, between [`LEAST_SLEEP`] and [`MOST_SLEEP`], from [`time_to_next_timer`]) and the
+    /// owner's `input`, and handles the first two. Ask again after each step: an input may
+    /// make timer work due sooner. `input` is dropped when something else comes first, so it
+    /// must lose nothing then (a channel's `next()` does not).
+    pub async fn step<T, Sleep: Future<Output = ()>>(
+        &mut self,
+        sleep: impl FnOnce(Duration) -> Sleep,
+        input: impl Future<Output = T>,
+    ) -> Step<T> {
+        enum Woke<T> {
+            Network(Option<NetEvent>),
+            Timer,
+            Input(T),
+        }
+        let now = self.node.env().now_nanos();
+        let wait = self.time_to_next_timer(now, MOST_SLEEP).max(LEAST_SLEEP);
+        let woke = {
+            let network = async {
+                match &mut self.net_events {
+                    Some(events) => events.next().await,
+                    None => std::future::pending().await,
+                }
+            }
+            .fuse();
+            let timer = sleep(wait).fuse();
+            let input = input.fuse();
+            futures::pin_mut!(network, timer, input);
+            futures::select! {
+                event = network => Woke::Network(event),
+                () = timer => Woke::Timer,
+                value = input => Woke::Input(value),
+            }
+        };
+        match woke {
+            Woke::Input(value) => Step::Input(value),
+            Woke::Network(None) => {
+                self.net_events = None;
+                Step::NetworkStopped
+            }
+            Woke::Network(Some(event)) => {
+                let (other, events) = self.on_network(event).await;
+                Step::Ran { events, other }
+            }
+            Woke::Timer => {
+                let now = self.node.env().now_nanos();
+                let events = self.on_timer(now).await;
+                Step::Ran {
+                    events,
+                    other: None,
+                }
+            }
+        }
+    }
+
     /// Gives the node back (the network stops when its last handle and event stream go).
     pub fn into_node(self) -> Node<S, E> {
         self.node
@@ -158,7 +255,7 @@ mod tests {
 
     /// A clock the test sets.
     #[derive(Clone)]
-    struct TestClock(Rc<Cell<u64>>);
+    pub(crate) struct TestClock(pub(crate) Rc<Cell<u64>>);
 
     impl Env for TestClock {
         fn now_nanos(&self) -> u64 {
@@ -169,7 +266,7 @@ mod tests {
         }
     }
 
-    fn kv_store() -> Vec<u8> {
+    pub(crate) fn kv_store() -> Vec<u8> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/apps/dist/kv_store.wasm"
@@ -186,7 +283,7 @@ mod tests {
             Runtime::new(Limits::default()),
         ))
         .unwrap();
-        let (mut driver, events) = Driver::new(node, None);
+        let (mut driver, events) = Driver::new(node, None, None);
         assert!(events.is_empty());
         let most = Duration::from_secs(1);
         assert_eq!(driver.time_to_next_timer(clock.0.get(), most), most);

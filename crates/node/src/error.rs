@@ -75,6 +75,10 @@ pub enum NodeError {
     /// did not consent (see [`GuestPolicy`](crate::GuestPolicy)): nothing was done.
     #[error("no consent: {0}")]
     NoConsent(String),
+    /// The operation got no answer from the task that owns the node: it panicked (what it did
+    /// before stands; later operations run), or the node was closed.
+    #[error("no answer from the node: {0}")]
+    Stopped(String),
 }
 
 impl NodeError {
@@ -106,6 +110,7 @@ impl NodeError {
             Self::Busy(_) => "Busy",
             Self::OverBudget(_) => "OverBudget",
             Self::NoConsent(_) => "NoConsent",
+            Self::Stopped(_) => "Stopped",
         }
     }
 }

@@ -4,8 +4,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
-use futures::lock::Mutex;
-use futures::StreamExt;
 use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
 use tabnode_account::signin::identity;
@@ -32,7 +30,7 @@ mod proposals;
 mod tasks;
 mod vault;
 
-use tasks::{pump_network, timers};
+use tasks::drive;
 use vault::{lock_store, vault_error, vault_key, WebCryptoSealer};
 
 /// The page's store: IndexedDB, values sealed under the vault key.
@@ -165,7 +163,8 @@ struct Subscriber {
 }
 
 struct Inner {
-    node: Mutex<CoreNode>,
+    /// The node is owned by one task ([`drive`]); operations reach it through here.
+    node: tabnode_driver::NodeSender<Rc<PageStore>, BrowserEnv>,
     /// The node's store, shared: an app's ABI is kept beside the node's records.
     store: Rc<PageStore>,
     net: Option<NetHandle>,
@@ -186,10 +185,6 @@ struct Inner {
     near_rpc: Vec<String>,
     /// See [`Options::near_contract`]: where [`BrowserNode::write_anchor`] writes.
     near_contract: Option<String>,
-    /// When the timer task next wakes (ns since the epoch), and how to wake it sooner: an
-    /// operation can make timer work due earlier (a read's audit record waits 100 ms).
-    timer_wakes_at: Cell<u64>,
-    wake_timer: futures::channel::mpsc::UnboundedSender<()>,
     /// See [`Options::near_rpc_quorum`].
     near_rpc_quorum: usize,
 }
@@ -197,9 +192,6 @@ struct Inner {
 /// Read-only calls' audit records wait to be written together (see
 /// `Node::defer_read_audits`): at most this many (and at most `READ_AUDITS_WAIT_NANOS`).
 const READ_AUDITS_WAITING: usize = 64;
-
-/// The timer task wakes at least this often, and sooner when the node's timers say so.
-const MOST_TIMER_SLEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long `join` waits for a member to admit this node, in 100 ms polls.
 const JOIN_WAIT_POLLS: u32 = 600;
@@ -297,34 +289,26 @@ fn parse_id<T: std::str::FromStr<Err = tabnode_types::IdParseError>>(
         .map_err(|e| js_error(NodeError::BadId(e.to_string())))
 }
 
-/// Runs one operation on the node (operations are serialised), then sends what it queued and
-/// tells subscribers what happened: the one way anything reaches the node.
+/// Runs one operation on the node: the node's task runs it after those sent before, sends
+/// what it queued and tells subscribers what happened, then answers. The one way anything
+/// reaches the node.
 impl NodeHandle for Inner {
     type Store = Rc<PageStore>;
     type Env = BrowserEnv;
 
-    async fn run<T>(
+    async fn run<T: 'static>(
         &self,
-        op: impl AsyncFnOnce(&mut CoreNode) -> Result<T, NodeError>,
+        op: impl AsyncFnOnce(&mut CoreNode) -> Result<T, NodeError> + 'static,
     ) -> Result<T, NodeError> {
-        let mut node = self.node.lock().await;
-        let result = op(&mut node).await;
-        let events = tabnode_driver::flush(&mut node, self.net.as_ref());
-        let due = node.poll_timeout();
-        drop(node);
-        if due.is_some_and(|due| due < self.timer_wakes_at.get()) {
-            let _ = self.wake_timer.unbounded_send(());
-        }
-        self.notify(&events);
-        result
+        self.node.run(op).await
     }
 }
 
 impl Inner {
     /// [`NodeHandle::run`], its error as a JS `Error`.
-    async fn run<T>(
+    async fn run<T: 'static>(
         &self,
-        op: impl AsyncFnOnce(&mut CoreNode) -> Result<T, NodeError>,
+        op: impl AsyncFnOnce(&mut CoreNode) -> Result<T, NodeError> + 'static,
     ) -> Result<T, JsValue> {
         NodeHandle::run(self, op).await.map_err(js_error)
     }
@@ -453,7 +437,7 @@ impl BrowserNode {
         if let Some(grant) = grant {
             node.use_root_grant(grant).await.map_err(js_error)?;
         }
-        let (net, events) = if options.relays.is_empty() {
+        let (net, net_events) = if options.relays.is_empty() {
             (None, None)
         } else {
             let (handle, events) = tabnode_net::start(NetConfig {
@@ -468,13 +452,11 @@ impl BrowserNode {
         let peer_id = net.as_ref().map(|n| n.peer_id()).unwrap_or_default();
         let public_key = node.public_key().to_string();
         // What it queued when opened (its subscriptions) goes out now; its events wait for
-        // the first operation, when the page has subscribed.
-        if let Some(net) = &net {
-            tabnode_driver::transmit(net, node.take_outgoing());
-        }
-        let (wake_timer, timer_wakes) = futures::channel::mpsc::unbounded();
+        // the node task's first step, when the page has subscribed.
+        let (driver, opened) = tabnode_driver::Driver::new(node, net.clone(), net_events);
+        let (sender, commands) = tabnode_driver::channel();
         let inner = Rc::new(Inner {
-            node: Mutex::new(node),
+            node: sender,
             store,
             net,
             peer_id,
@@ -487,14 +469,10 @@ impl BrowserNode {
             sign_in: RefCell::new(SignIn::default()),
             near_rpc: options.near_rpc.clone(),
             near_contract: options.near_contract.clone(),
-            timer_wakes_at: Cell::new(0),
-            wake_timer,
             near_rpc_quorum: options.near_rpc_quorum.unwrap_or(1) as usize,
         });
-        if let Some(events) = events {
-            wasm_bindgen_futures::spawn_local(pump_network(Rc::downgrade(&inner), events));
-        }
-        wasm_bindgen_futures::spawn_local(timers(Rc::downgrade(&inner), timer_wakes));
+        let task = drive(Rc::downgrade(&inner), driver, commands, opened);
+        wasm_bindgen_futures::spawn_local(task);
         if let (Some(contract), false) = (options.near_contract, options.near_rpc.is_empty()) {
             let every = options.anchor_refresh_ms.unwrap_or(30_000);
             let reader =
@@ -572,7 +550,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let bytes = wasm_bytes(&bytes, "installApp")?;
-            let id = apps::install(&inner, &bytes).await?;
+            let id = apps::install(&inner, bytes).await?;
             Ok(JsValue::from(id.to_string()))
         })
     }
@@ -594,7 +572,7 @@ impl BrowserNode {
             let id: ContextId = parse_id(&context_id)?;
             let wasm = wasm_bytes(&bytes, "upgradeApp")?;
             let op = inner
-                .run(async |node| node.upgrade_app(&id, &wasm, migrate).await)
+                .run(async move |node| node.upgrade_app(&id, &wasm, migrate).await)
                 .await?;
             Ok(JsValue::from(op.to_string()))
         })
@@ -612,7 +590,7 @@ impl BrowserNode {
             let app_id: AppId = parse_id(&app_id)?;
             let args = js_args(init_args)?;
             let id = inner
-                .run(async |node| node.create_context(app_id, args).await)
+                .run(async move |node| node.create_context(app_id, args).await)
                 .await?;
             Ok(JsValue::from(id.to_string()))
         })
@@ -635,7 +613,7 @@ impl BrowserNode {
                 serde_wasm_bindgen::from_value(disclosure)
                     .map_err(|e| usage_error("BadArgs", format!("invalid disclosure: {e}")))?;
             inner
-                .run(async |node| node.set_disclosure(&id, &kind, disclosure).await)
+                .run(async move |node| node.set_disclosure(&id, &kind, disclosure).await)
                 .await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -650,7 +628,7 @@ impl BrowserNode {
             let id: ContextId = parse_id(&context_id)?;
             let hash: tabnode_types::Hash = parse_id(&hash)?;
             inner
-                .run(async |node| node.request_payload(&id, hash))
+                .run(async move |node| node.request_payload(&id, hash))
                 .await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -685,7 +663,7 @@ impl BrowserNode {
                 })?),
             };
             let result = inner
-                .run(async |node| match &call_id {
+                .run(async move |node| match &call_id {
                     Some(call_id) => node.execute_once(&id, &method, args, call_id).await,
                     None => node.execute(&id, &method, args).await,
                 })
@@ -699,7 +677,7 @@ impl BrowserNode {
     pub fn contexts(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let ids = inner.run(async |node| Ok(node.context_ids())).await?;
+            let ids = inner.run(async move |node| Ok(node.context_ids())).await?;
             to_js(&ids)
         })
     }

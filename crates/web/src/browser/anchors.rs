@@ -23,7 +23,7 @@ pub(super) async fn anchor_refresh(inner: std::rc::Weak<Inner>, anchor: AnchorRe
             return;
         };
         let ids = strong
-            .run(async |node| Ok(node.context_ids()))
+            .run(async move |node| Ok(node.context_ids()))
             .await
             .unwrap_or_default();
         drop(strong);
@@ -31,7 +31,9 @@ pub(super) async fn anchor_refresh(inner: std::rc::Weak<Inner>, anchor: AnchorRe
             let Some(strong) = inner.upgrade() else {
                 return;
             };
-            let wasm = strong.run(async |node| node.context_wasm(&id).await).await;
+            let wasm = strong
+                .run(async move |node| node.context_wasm(&id).await)
+                .await;
             drop(strong);
             let Ok(wasm) = wasm else { continue };
             let Some(strong) = inner.upgrade() else {
@@ -99,7 +101,7 @@ impl BrowserNode {
                 })
             };
             inner
-                .run(async |node| node.set_anchor(&id, anchor).await)
+                .run(async move |node| node.set_anchor(&id, anchor).await)
                 .await?;
             Ok(JsValue::UNDEFINED)
         })

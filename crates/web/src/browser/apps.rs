@@ -11,14 +11,16 @@ use std::rc::Rc;
 use tabnode_node::NodeError;
 
 /// Installs `bytes`: a bundle (gzip data) unpacked and checked first, or a bare wasm module.
-pub(super) async fn install(inner: &Rc<Inner>, bytes: &[u8]) -> Result<AppId, JsValue> {
-    if !tabnode_bundle::is_bundle(bytes) {
-        return inner.run(async |node| node.install_app(bytes).await).await;
+pub(super) async fn install(inner: &Rc<Inner>, bytes: Vec<u8>) -> Result<AppId, JsValue> {
+    if !tabnode_bundle::is_bundle(&bytes) {
+        return inner
+            .run(async move |node| node.install_app(&bytes).await)
+            .await;
     }
-    let bundle = Bundle::unpack(bytes).map_err(|e| usage_error(e.kind(), e.to_string()))?;
+    let bundle = Bundle::unpack(&bytes).map_err(|e| usage_error(e.kind(), e.to_string()))?;
     let store = inner.store.clone();
     inner
-        .run(async |node| tabnode_bundle::install(node, &store, &bundle).await)
+        .run(async move |node| tabnode_bundle::install(node, &store, &bundle).await)
         .await
 }
 

@@ -11,7 +11,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let records = inner.run(async |node| node.audit(&id).await).await?;
+            let records = inner.run(async move |node| node.audit(&id).await).await?;
             to_js(&records.iter().map(|r| r.to_json()).collect::<Vec<_>>())
         })
     }
@@ -22,7 +22,9 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let report = inner.run(async |node| node.verify_audit(&id).await).await?;
+            let report = inner
+                .run(async move |node| node.verify_audit(&id).await)
+                .await?;
             to_js(&report)
         })
     }
@@ -33,7 +35,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let report = inner.run(async |node| node.replay(&id).await).await?;
+            let report = inner.run(async move |node| node.replay(&id).await).await?;
             to_js(&report)
         })
     }
@@ -45,7 +47,9 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let checkpoint = inner.run(async |node| node.checkpoint(&id).await).await?;
+            let checkpoint = inner
+                .run(async move |node| node.checkpoint(&id).await)
+                .await?;
             to_js(&checkpoint)
         })
     }
@@ -57,7 +61,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let position = inner.run(async |node| node.position(&id)).await?;
+            let position = inner.run(async move |node| node.position(&id)).await?;
             to_js(&position)
         })
     }
@@ -87,7 +91,9 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let rows = inner.run(async |node| node.rows_in_memory(&id)).await?;
+            let rows = inner
+                .run(async move |node| node.rows_in_memory(&id))
+                .await?;
             let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
             let bytes = memory
                 .buffer()

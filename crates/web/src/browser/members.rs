@@ -10,7 +10,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let text = inner.run(async |node| node.invite(&id)).await?;
+            let text = inner.run(async move |node| node.invite(&id)).await?;
             Ok(JsValue::from(text))
         })
     }
@@ -45,7 +45,7 @@ impl BrowserNode {
                 .map_or(DEFAULT_INVITATION_NANOS, |ms| ms.saturating_mul(1_000_000));
             let now = (js_sys::Date::now() * 1_000_000.0) as u64;
             let text = inner
-                .run(async |node| {
+                .run(async move |node| {
                     let expires_at = now.saturating_add(ttl_ns);
                     node.invite_for(&id, role, expires_at, options.uses.unwrap_or(1))
                 })
@@ -64,9 +64,14 @@ impl BrowserNode {
     pub fn join(&self, invitation: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let id = inner.run(async |node| node.join(&invitation).await).await?;
+            let id = inner
+                .run(async move |node| node.join(&invitation).await)
+                .await?;
             for _ in 0..JOIN_WAIT_POLLS {
-                if !inner.node.lock().await.is_joining(&id) {
+                if !inner
+                    .run(async move |node| Ok(node.is_joining(&id)))
+                    .await?
+                {
                     return Ok(JsValue::from(id.to_string()));
                 }
                 futures_timer::Delay::new(std::time::Duration::from_millis(100)).await;
@@ -85,7 +90,7 @@ impl BrowserNode {
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
             let op = inner
-                .run(async |node| node.revoke_invitation(&id, &invitation).await)
+                .run(async move |node| node.revoke_invitation(&id, &invitation).await)
                 .await?;
             Ok(JsValue::from(op.to_string()))
         })
@@ -101,7 +106,7 @@ impl BrowserNode {
             let id: ContextId = parse_id(&context_id)?;
             let member = parse_id_key(&member)?;
             let op = inner
-                .run(async |node| node.remove_member(&id, member).await)
+                .run(async move |node| node.remove_member(&id, member).await)
                 .await?;
             Ok(JsValue::from(op.to_string()))
         })
@@ -124,7 +129,7 @@ impl BrowserNode {
                 usage_error("BadArgs", format!("a role is admin, member or reader: {e}"))
             })?;
             let op = inner
-                .run(async |node| node.set_role(&id, member, role).await)
+                .run(async move |node| node.set_role(&id, member, role).await)
                 .await?;
             Ok(JsValue::from(op.to_string()))
         })
@@ -137,7 +142,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            inner.run(async |node| node.leave(&id).await).await?;
+            inner.run(async move |node| node.leave(&id).await).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -150,7 +155,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let members = inner.run(async |node| node.members(&id)).await?;
+            let members = inner.run(async move |node| node.members(&id)).await?;
             let list: Vec<serde_json::Value> = members
                 .into_iter()
                 .map(|(key, role)| serde_json::json!({"key": key, "role": role}))

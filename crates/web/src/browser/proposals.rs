@@ -17,7 +17,7 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            to_js(&inner.run(async |node| node.proxy(&id)).await?)
+            to_js(&inner.run(async move |node| node.proxy(&id)).await?)
         })
     }
 
@@ -31,7 +31,7 @@ impl BrowserNode {
             let proposal = parse_id::<ProposalId>(&proposal_id)?;
             to_js(
                 &inner
-                    .run(async |node| node.proposal(&id, &proposal))
+                    .run(async move |node| node.proposal(&id, &proposal))
                     .await?,
             )
         })
@@ -47,7 +47,7 @@ impl BrowserNode {
             let id: ContextId = parse_id(&context_id)?;
             let proposal = parse_id::<ProposalId>(&proposal_id)?;
             let op = inner
-                .run(async |node| node.approve_proposal(&id, &proposal).await)
+                .run(async move |node| node.approve_proposal(&id, &proposal).await)
                 .await?;
             Ok(JsValue::from(op.to_string()))
         })
@@ -61,7 +61,7 @@ impl BrowserNode {
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
             let value = inner
-                .run(async |node| node.context_value(&id, key.as_bytes()))
+                .run(async move |node| node.context_value(&id, key.as_bytes()))
                 .await?;
             match value.map(String::from_utf8) {
                 None => Ok(JsValue::NULL),

@@ -1,72 +1,59 @@
-//! The page's background tasks: one feeds network events to the node, one runs its timers.
+//! The page's node task: the one owner of the node.
 
 use super::*;
+use tabnode_driver::{Commands, Driver};
 
-/// Feeds network events to the node for as long as the page lives.
-pub(super) async fn pump_network(
+/// Owns the node for as long as the page holds it ([`tabnode_driver::own`]): runs the
+/// operations `BrowserNode`'s methods send, in the order sent, and in between feeds it what the
+/// network brings and runs its timer work when [`CoreNode::poll_timeout`] says (this is what
+/// repairs gossip lost while a connection was down, and writes reads' audit records). After
+/// each step, subscribers hear what the node told, and the page's view of its peers follows
+/// the network. `opened`: what the node told when opened, held for the first step, when the
+/// page has subscribed.
+pub(super) async fn drive(
     inner: std::rc::Weak<Inner>,
-    mut events: futures::channel::mpsc::UnboundedReceiver<NetEvent>,
+    driver: Driver<Rc<PageStore>, BrowserEnv>,
+    commands: Commands<Rc<PageStore>, BrowserEnv>,
+    opened: Vec<NodeEvent>,
 ) {
-    while let Some(event) = events.next().await {
+    let mut opened = Some(opened);
+    let show = move |events: Vec<NodeEvent>, other: Option<NetEvent>| {
         let Some(inner) = inner.upgrade() else { return };
-        let other = inner
-            .run(async |node| Ok(tabnode_driver::deliver(node, event).await))
-            .await;
-        let Ok(Some(event)) = other else { continue };
+        if let Some(opened) = opened.take() {
+            inner.notify(&opened);
+        }
+        inner.notify(&events);
+        if let Some(event) = other {
+            inner.network_event(event);
+        }
+    };
+    tabnode_driver::own(driver, commands, futures_timer::Delay::new, show).await;
+}
+
+impl Inner {
+    /// What the network told that is not the node's: the peers and reservations this page
+    /// shows, and `null` subscribers told of peers coming and going.
+    fn network_event(&self, event: NetEvent) {
         match event {
             NetEvent::Connected { peer, via } => {
-                inner.peers.borrow_mut().insert(peer.clone(), via);
-                inner.notify_peer("peerConnected", &peer);
+                self.peers.borrow_mut().insert(peer.clone(), via);
+                self.notify_peer("peerConnected", &peer);
             }
             NetEvent::Reserved { relay } => {
-                inner.reserved.borrow_mut().insert(relay);
+                self.reserved.borrow_mut().insert(relay);
             }
             NetEvent::Disconnected { peer } => {
-                inner.peers.borrow_mut().remove(&peer);
-                inner.reserved.borrow_mut().remove(&peer);
-                inner.notify_peer("peerDisconnected", &peer);
+                self.peers.borrow_mut().remove(&peer);
+                self.reserved.borrow_mut().remove(&peer);
+                self.notify_peer("peerDisconnected", &peer);
             }
             NetEvent::DirectOpened { peer } => {
-                inner.notify_peer("directOpened", &peer);
+                self.notify_peer("directOpened", &peer);
             }
             NetEvent::DirectClosed { peer } => {
-                inner.notify_peer("directClosed", &peer);
+                self.notify_peer("directClosed", &peer);
             }
             other => tracing::debug!(?other, "network event"),
         }
-    }
-}
-
-/// The page's timer: runs the node's timer work when it is due ([`CoreNode::poll_timeout`]),
-/// with the page's clock as the time, sleeping until then (at most [`MOST_TIMER_SLEEP`]) unless
-/// an operation makes work due sooner. This is what repairs gossip lost while a connection was
-/// down (each context announces its heads every few seconds) and writes reads' audit records.
-/// Stops when the node is dropped.
-pub(super) async fn timers(
-    inner: std::rc::Weak<Inner>,
-    mut wakes: futures::channel::mpsc::UnboundedReceiver<()>,
-) {
-    loop {
-        let sleep = {
-            let Some(inner) = inner.upgrade() else { return };
-            let node = inner.node.lock().await;
-            let now = node.env().now_nanos();
-            let sleep = tabnode_driver::time_to_next_timer(&node, now, MOST_TIMER_SLEEP);
-            inner
-                .timer_wakes_at
-                .set(now.saturating_add(sleep.as_nanos() as u64));
-            sleep
-        };
-        let delay = futures_timer::Delay::new(sleep);
-        futures::future::select(delay, wakes.next()).await;
-        let Some(inner) = inner.upgrade() else { return };
-        inner.timer_wakes_at.set(0);
-        let _ = inner
-            .run(async |node| {
-                let now = node.env().now_nanos();
-                tabnode_driver::run_timers(node, now).await;
-                Ok(())
-            })
-            .await;
     }
 }

@@ -1,0 +1,394 @@
+//! One task owns the node; everyone else sends it operations.
+//!
+//! The page has many callers (each `BrowserNode` method, the sign-in flows, the anchor
+//! refresh) and one node. Rather than each locking the node, they send what they want done
+//! through a [`NodeSender`]: a closure that gets `&mut Node` and answers through a oneshot.
+//! [`own`] is the task that holds the node: it takes those operations in the order they were
+//! sent, network events and the node's timer in between ([`Driver::step`]), and after each
+//! sends what the node queued and shows what it told (before the operation's caller hears
+//! back, so a caller that sees its answer has been told its events).
+//!
+//! An operation runs to its end once taken, even if its caller stops waiting (a dropped
+//! future, a page that went on): the node is never left half-way through one. One that panics
+//! (where panics unwind: natively; in the page a panic aborts the module) answers its caller
+//! with [`NodeError::Stopped`] and the next runs.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::future::LocalBoxFuture;
+use futures::{FutureExt, StreamExt};
+use tabnode_net::NetEvent;
+use tabnode_node::{Env, Node, NodeError, NodeEvent};
+use tabnode_store::Store;
+
+use crate::{Driver, Step};
+
+/// Given once the operation's events are shown: answers its caller.
+type Answer = Box<dyn FnOnce()>;
+
+/// One operation on the node, with its caller's answer inside.
+type Operation<S, E> = Box<dyn for<'n> FnOnce(&'n mut Node<S, E>) -> LocalBoxFuture<'n, Answer>>;
+
+/// Boxes an operation (a function, so that its closure gets the higher-ranked signature).
+fn operation<S: Store, E: Env, F>(run: F) -> Operation<S, E>
+where
+    F: for<'n> FnOnce(&'n mut Node<S, E>) -> LocalBoxFuture<'n, Answer> + 'static,
+{
+    Box::new(run)
+}
+
+/// How callers reach a node that [`own`] holds. Clones reach the same node; when the last is
+/// dropped, the owner stops and gives the node back.
+pub struct NodeSender<S: Store, E: Env> {
+    operations: mpsc::UnboundedSender<Operation<S, E>>,
+}
+
+impl<S: Store, E: Env> Clone for NodeSender<S, E> {
+    fn clone(&self) -> Self {
+        Self {
+            operations: self.operations.clone(),
+        }
+    }
+}
+
+/// The owner's end of a [`NodeSender`]: the operations, in the order they were sent.
+pub struct Commands<S: Store, E: Env> {
+    operations: mpsc::UnboundedReceiver<Operation<S, E>>,
+}
+
+/// A sender and the owner's end of it.
+pub fn channel<S: Store, E: Env>() -> (NodeSender<S, E>, Commands<S, E>) {
+    let (operations, receiver) = mpsc::unbounded();
+    (
+        NodeSender { operations },
+        Commands {
+            operations: receiver,
+        },
+    )
+}
+
+impl<S: Store + 'static, E: Env + 'static> NodeSender<S, E> {
+    /// Runs `op` on the node, after every operation sent before it, and resolves to its result
+    /// once what it caused is sent and shown. [`NodeError::Stopped`] if it got no answer (it
+    /// panicked, or the owner is gone).
+    pub async fn run<T: 'static>(
+        &self,
+        op: impl AsyncFnOnce(&mut Node<S, E>) -> Result<T, NodeError> + 'static,
+    ) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        let op = operation(move |node: &mut Node<S, E>| {
+            async move {
+                let result = op(node).await;
+                Box::new(move || {
+                    // The caller may have stopped waiting: what it asked for is done all the same.
+                    let _ = reply.send(result);
+                }) as Answer
+            }
+            .boxed_local()
+        });
+        self.operations
+            .unbounded_send(op)
+            .map_err(|_| NodeError::Stopped("the node was closed".into()))?;
+        answer.await.unwrap_or_else(|_| {
+            Err(NodeError::Stopped(
+                "the operation panicked (see the log), or the node's task ended".into(),
+            ))
+        })
+    }
+}
+
+impl<S: Store, E: Env> Driver<S, E> {
+    /// Runs one operation to its end; returns its answer (to give once its events are shown)
+    /// and the events. A panic is caught here, where panics unwind: the caller's answer is
+    /// dropped with it, which tells the caller.
+    async fn serve(&mut self, op: Operation<S, E>) -> (Answer, Vec<NodeEvent>) {
+        let ran = AssertUnwindSafe(op(&mut self.node)).catch_unwind().await;
+        let answer = ran.unwrap_or_else(|_| {
+            tracing::error!("an operation on the node panicked; its caller gets Stopped");
+            Box::new(|| ())
+        });
+        (answer, self.flush())
+    }
+}
+
+/// The task that owns the node, for as long as any [`NodeSender`] to it is held: runs the
+/// operations sent, in order, and the network's events and the node's timer in between
+/// ([`Driver::step`], `sleep` making its waits). `show` gets what each step caused (the node's
+/// events, and a network event not the node's) before the operation's caller is answered.
+/// Gives the node back when the last sender is gone.
+pub async fn own<S: Store, E: Env, Sleep: Future<Output = ()>>(
+    mut driver: Driver<S, E>,
+    mut commands: Commands<S, E>,
+    sleep: impl Fn(Duration) -> Sleep,
+    mut show: impl FnMut(Vec<NodeEvent>, Option<NetEvent>),
+) -> Node<S, E> {
+    loop {
+        match driver.step(&sleep, commands.operations.next()).await {
+            Step::Input(Some(op)) => {
+                let (answer, events) = driver.serve(op).await;
+                show(events, None);
+                answer();
+            }
+            Step::Input(None) => return driver.into_node(),
+            Step::Ran { events, other } => show(events, other),
+            Step::NetworkStopped => {
+                tracing::warn!("the network task stopped: the node goes on offline");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::task::{Context, Poll};
+
+    use futures::executor::LocalPool;
+    use futures::task::{noop_waker, LocalSpawnExt};
+    use serde_json::json;
+    use tabnode_net::Via;
+    use tabnode_runtime::{Limits, Runtime};
+    use tabnode_store::MemoryStore;
+    use tabnode_types::ContextId;
+
+    use super::*;
+    use crate::tests::{kv_store, TestClock};
+
+    type Sender = NodeSender<MemoryStore, TestClock>;
+
+    /// What the owner showed, in order: each guest event's key, and each peer that connected.
+    type Shown = Rc<RefCell<Vec<String>>>;
+
+    /// The owner as the page runs it, on `pool`: a node with a kv-store context, a network
+    /// whose events the test sends, and a timer that fires as soon as other tasks had their
+    /// turn, the clock moving on by the wait (the node's own timer work runs between
+    /// operations).
+    struct Owned {
+        sender: Sender,
+        context: ContextId,
+        network: mpsc::UnboundedSender<NetEvent>,
+        shown: Shown,
+        node_back: Rc<RefCell<Option<Node<MemoryStore, TestClock>>>>,
+    }
+
+    fn owned(pool: &mut LocalPool) -> Owned {
+        let clock = TestClock(Rc::new(Cell::new(1_000_000_000)));
+        let runtime = Runtime::new(Limits::default());
+        let open = Node::open(MemoryStore::default(), clock.clone(), runtime);
+        let node = pool.run_until(open).unwrap();
+        let (network, net_events) = mpsc::unbounded();
+        let (driver, _) = Driver::new(node, None, Some(net_events));
+        let (sender, commands) = channel();
+        let shown = Shown::default();
+        let node_back = Rc::new(RefCell::new(None));
+        let show = {
+            let shown = shown.clone();
+            move |events: Vec<NodeEvent>, other: Option<NetEvent>| {
+                let mut shown = shown.borrow_mut();
+                for event in events {
+                    if let NodeEvent::Event { data, .. } = event {
+                        shown.push(data["key"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                if let Some(NetEvent::Connected { peer, .. }) = other {
+                    shown.push(peer);
+                }
+            }
+        };
+        let sleep = move |wait: Duration| {
+            let clock = clock.clone();
+            async move {
+                yield_once().await;
+                clock.0.set(clock.0.get() + wait.as_nanos() as u64);
+            }
+        };
+        let back = node_back.clone();
+        let task = async move {
+            *back.borrow_mut() = Some(own(driver, commands, sleep, show).await);
+        };
+        pool.spawner().spawn_local(task).unwrap();
+        let create = sender.run(async |node| {
+            let app = node.install_app(&kv_store()).await?;
+            node.create_context(app, serde_json::Value::Null).await
+        });
+        let context = pool.run_until(create).unwrap();
+        Owned {
+            sender,
+            context,
+            network,
+            shown,
+            node_back,
+        }
+    }
+
+    fn set(
+        sender: &Sender,
+        context: ContextId,
+        key: String,
+    ) -> impl Future<Output = Result<(), NodeError>> {
+        let sender = sender.clone();
+        async move {
+            let args = json!({"key": key, "value": "v"});
+            sender
+                .run(async move |node| node.execute(&context, "set", args).await.map(|_| ()))
+                .await
+        }
+    }
+
+    fn get(sender: &Sender, context: ContextId, key: &str) -> impl Future<Output = Option<String>> {
+        let sender = sender.clone();
+        let args = json!({"key": key});
+        async move {
+            let result = sender
+                .run(async move |node| node.execute(&context, "get", args).await)
+                .await
+                .unwrap();
+            result.output.as_str().map(str::to_owned)
+        }
+    }
+
+    /// Returns `Pending` once (waking itself): an operation that waits for something midway.
+    async fn yield_once() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx: &mut Context| {
+            if yielded {
+                return Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await
+    }
+
+    #[test]
+    fn operations_run_one_at_a_time_in_the_order_sent_and_each_is_answered_after_its_events() {
+        let mut pool = LocalPool::new();
+        let owned = owned(&mut pool);
+        let (sender, context) = (owned.sender.clone(), owned.context);
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        let answered = Rc::new(Cell::new(0));
+        let busy = Rc::new(Cell::new(false));
+        for i in 0..40 {
+            let (sender, sent, answered, busy) =
+                (sender.clone(), sent.clone(), answered.clone(), busy.clone());
+            let shown = owned.shown.clone();
+            let network = owned.network.clone();
+            pool.spawner()
+                .spawn_local(async move {
+                    let key = format!("k{i:02}");
+                    // Sent as soon as the caller runs: the order in `sent` is the order taken.
+                    sent.borrow_mut().push(key.clone());
+                    let args = json!({"key": key, "value": "v"});
+                    let set = sender.run(async move |node| {
+                        assert!(!busy.replace(true), "two operations at once");
+                        yield_once().await;
+                        let result = node.execute(&context, "set", args).await;
+                        busy.set(false);
+                        result
+                    });
+                    // Reads, and a peer coming, between the writes.
+                    let read = sender.run(async move |node| node.members(&context));
+                    let peer = format!("peer{i:02}");
+                    let via = Via::Websocket;
+                    network
+                        .unbounded_send(NetEvent::Connected { peer, via })
+                        .unwrap();
+                    let (set, read) = futures::join!(set, read);
+                    set.unwrap();
+                    assert_eq!(read.unwrap().len(), 1);
+                    assert!(
+                        shown.borrow().contains(&key),
+                        "answered before its event was shown"
+                    );
+                    answered.set(answered.get() + 1);
+                })
+                .unwrap();
+        }
+        pool.run_until(async {
+            while answered.get() < 40 {
+                yield_once().await;
+            }
+        });
+        let shown = owned.shown.borrow();
+        let keys: Vec<&String> = shown.iter().filter(|s| s.starts_with('k')).collect();
+        assert_eq!(keys, sent.borrow().iter().collect::<Vec<_>>());
+        assert_eq!(shown.iter().filter(|s| s.starts_with("peer")).count(), 40);
+    }
+
+    #[test]
+    fn a_caller_that_stops_waiting_does_not_cancel_its_operation_and_the_next_runs() {
+        let mut pool = LocalPool::new();
+        let owned = owned(&mut pool);
+        let context = owned.context;
+        let (open, gate) = oneshot::channel::<()>();
+        let started = Rc::new(Cell::new(false));
+        let args = json!({"key": "left", "value": "v"});
+        let mut caller = {
+            let started = started.clone();
+            owned.sender.run(async move |node| {
+                started.set(true);
+                gate.await.unwrap();
+                node.execute(&context, "set", args).await
+            })
+        }
+        .boxed_local();
+        // The caller sends its operation and waits; the owner starts it; the caller goes.
+        let waker = noop_waker();
+        assert!(caller
+            .poll_unpin(&mut Context::from_waker(&waker))
+            .is_pending());
+        pool.run_until_stalled();
+        assert!(started.get());
+        drop(caller);
+        open.send(()).unwrap();
+
+        // What it asked for is done, its event shown; the node takes the next operation.
+        let value = pool.run_until(get(&owned.sender, context, "left"));
+        assert_eq!(value.as_deref(), Some("v"));
+        assert_eq!(owned.shown.borrow().as_slice(), ["left"]);
+    }
+
+    #[test]
+    fn an_operation_that_panics_answers_stopped_and_the_node_goes_on() {
+        let mut pool = LocalPool::new();
+        let owned = owned(&mut pool);
+        let context = owned.context;
+        let panics = owned.sender.run(async |_node| -> Result<(), NodeError> {
+            panic!("an operation's bug");
+        });
+        let err = pool.run_until(panics).unwrap_err();
+        assert_eq!(err.kind(), "Stopped");
+        pool.run_until(set(&owned.sender, context, "after".into()))
+            .unwrap();
+        let value = pool.run_until(get(&owned.sender, context, "after"));
+        assert_eq!(value.as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn the_owner_gives_the_node_back_when_the_last_sender_is_gone() {
+        let mut pool = LocalPool::new();
+        let Owned {
+            sender,
+            context,
+            node_back,
+            ..
+        } = owned(&mut pool);
+        let second = sender.clone();
+        drop(sender);
+        pool.run_until(set(&second, context, "k".into())).unwrap();
+        assert!(node_back.borrow().is_none());
+        drop(second);
+        pool.run_until(async {
+            while node_back.borrow().is_none() {
+                yield_once().await;
+            }
+        });
+        let node = node_back.borrow_mut().take().unwrap();
+        assert_eq!(node.context_ids(), vec![context]);
+    }
+}
