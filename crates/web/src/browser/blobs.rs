@@ -24,7 +24,7 @@ impl BrowserNode {
             let data = bytes_of(&bytes, "putBlob", "the blob")?;
             let context: Option<ContextId> = context_id.as_deref().map(parse_id).transpose()?;
             let id = inner
-                .run(async |node| node.put_blob(data, context.as_ref()).await)
+                .run(async move |node| node.put_blob(data, context.as_ref()).await)
                 .await?;
             Ok(JsValue::from(id.to_string()))
         })

@@ -74,12 +74,16 @@ impl BrowserNode {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
-            let node = inner.node.lock().await;
-            if !node.is_synced(&id) && !node.is_joining(&id) {
-                // Neither held nor being joined: the context's own error.
-                node.position(&id).map_err(js_error)?;
-            }
-            Ok(JsValue::from(node.is_synced(&id)))
+            let synced = inner
+                .run(async move |node| {
+                    if !node.is_synced(&id) && !node.is_joining(&id) {
+                        // Neither held nor being joined: the context's own error.
+                        node.position(&id)?;
+                    }
+                    Ok(node.is_synced(&id))
+                })
+                .await?;
+            Ok(JsValue::from(synced))
         })
     }
 
