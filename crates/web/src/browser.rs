@@ -343,7 +343,14 @@ impl Inner {
             .map(|s| (s.context, s.callback.clone()))
             .collect();
         for event in events {
-            let Ok(value) = to_js(event) else { continue };
+            // A guest's event may hold an integer beyond 2^53 (a timestamp in ns).
+            let value = match to_js_exact(event) {
+                Ok(value) => value,
+                Err(e) => {
+                    tracing::warn!("an event could not be given to the page: {e:?}");
+                    continue;
+                }
+            };
             for (context, callback) in &subscribers {
                 if context.is_none() || *context == event.context_id() {
                     if let Err(e) = callback.call1(&JsValue::NULL, &value) {

@@ -1,13 +1,13 @@
 //! What a page node (scripts/page-node.mjs, `tabnode workflow run --nodes browser`) needs of
 //! `BrowserNode` beside its calls (headless Chromium, IndexedDB): a call's answer holding an
-//! integer beyond 2^53 as an exact `BigInt` (a smaller one stays a number); `putBlob`, whose blob
-//! a guest opens by its id; `isSynced`.
+//! integer beyond 2^53 as an exact `BigInt` (a smaller one stays a number), in an answer and in
+//! an event given to `subscribe`; `putBlob`, whose blob a guest opens by its id; `isSynced`.
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Object, Reflect, Uint8Array, JSON};
+use js_sys::{Array, Function, Object, Reflect, Uint8Array, JSON};
 use tabnode_types::Hash;
 use tabnode_web::BrowserNode;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -55,6 +55,31 @@ async fn an_answer_beyond_2_pow_53_is_an_exact_bigint_and_a_small_one_a_number()
         .await
         .unwrap();
     assert_eq!(get(&visit, "output").as_f64(), Some(1.0));
+}
+
+#[wasm_bindgen_test]
+async fn an_event_holding_an_integer_beyond_2_pow_53_reaches_subscribers_exact() {
+    let (node, ctx) = probe_context("page-node-api-event-integers").await;
+    let seen = Array::new();
+    let keep = seen.clone();
+    let callback = Closure::<dyn Fn(JsValue)>::new(move |event: JsValue| {
+        keep.push(&event);
+    });
+    let callback: &Function = callback.as_ref().unchecked_ref();
+    node.subscribe(ctx.clone().into(), callback.clone())
+        .unwrap();
+    let stamp = resolve(node.execute(ctx.clone(), "stamp".into(), JsValue::NULL, None))
+        .await
+        .unwrap();
+    let at = u64::try_from(get(&stamp, "output")).unwrap();
+    let stamped: Vec<JsValue> = seen
+        .iter()
+        .filter(|e| get(e, "kind").as_string().as_deref() == Some("Stamped"))
+        .collect();
+    assert_eq!(stamped.len(), 1, "the event reached the subscriber");
+    let told = get(&get(&stamped[0], "data"), "at");
+    assert!(told.is_bigint(), "{told:?}");
+    assert_eq!(u64::try_from(told).unwrap(), at);
 }
 
 #[wasm_bindgen_test]

@@ -33,6 +33,8 @@ pub enum Event {
     Visited { total: u64 },
     /// Selective disclosure: only a hash of the secret leaves the node.
     SecretNoted { sha256_len: usize },
+    /// The node's clock in ns: an integer beyond 2^53 in an event.
+    Stamped { at: u64 },
 }
 
 #[app::logic]
@@ -115,6 +117,13 @@ impl Probe {
 
     pub fn now(&self) -> u64 {
         env::time_now()
+    }
+
+    /// Emits the node's clock in ns as an event (and writes nothing).
+    pub fn stamp(&self) -> app::Result<u64> {
+        let at = env::time_now();
+        app::emit!(Event::Stamped { at });
+        Ok(at)
     }
 
     pub fn random(&self) -> Vec<u8> {
