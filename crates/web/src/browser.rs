@@ -114,10 +114,6 @@ fn guest_consent(options: &JsValue) -> Result<Option<Function>, JsValue> {
 /// see `GuestRequest` in browser.d.ts). Only `true` consents: the node is in the middle of the
 /// guest's call and cannot wait, so a promise (or an exception, or anything else) refuses.
 fn ask_page(consent: &Function, request: &GuestRequest) -> bool {
-    let caller = match request {
-        GuestRequest::DeleteContext { caller, .. } | GuestRequest::XCall { caller, .. } => *caller,
-        _ => request.context(),
-    };
     let asked = js_sys::Object::new();
     let member = request
         .member()
@@ -126,7 +122,7 @@ fn ask_page(consent: &Function, request: &GuestRequest) -> bool {
         ("kind", request.kind().into()),
         ("context", request.context().to_string().into()),
         ("member", member),
-        ("caller", caller.to_string().into()),
+        ("caller", request.caller().to_string().into()),
     ] {
         let _ = js_sys::Reflect::set(&asked, &field.into(), &value);
     }

@@ -67,6 +67,14 @@ impl GuestRequest {
         }
     }
 
+    /// The context whose guest asks (for a membership change, the context it changes).
+    pub fn caller(&self) -> ContextId {
+        match self {
+            Self::DeleteContext { caller, .. } | Self::XCall { caller, .. } => *caller,
+            Self::AddMember { context, .. } | Self::RemoveMember { context, .. } => *context,
+        }
+    }
+
     /// The member it adds or removes, if any.
     pub fn member(&self) -> Option<PublicKey> {
         match self {
