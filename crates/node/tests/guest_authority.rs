@@ -82,6 +82,19 @@ fn stored(store: &MemoryStore) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
     .collect()
 }
 
+/// Has `node` ask its embedder, who gives `answers` in order; what it was asked, in order.
+fn ask_with(node: &mut TestNode, answers: Vec<bool>) -> Rc<RefCell<Vec<GuestRequest>>> {
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    let (log, mut answers) = (asked.clone(), answers.into_iter());
+    node.set_guest_policy(GuestPolicy::Ask(Box::new(move |request| {
+        log.borrow_mut().push(request.clone());
+        answers
+            .next()
+            .expect("asked more often than the test answers")
+    })));
+    asked
+}
+
 #[test]
 fn a_guest_xcalls_into_another_context_only_with_consent() {
     let store = MemoryStore::default();
@@ -117,13 +130,7 @@ fn a_guest_xcalls_into_another_context_only_with_consent() {
 
     // The embedder is asked about each xcall beyond the guest's reach (and not about those
     // within it); one it consents to runs, as merod runs every xcall.
-    let asked = Rc::new(RefCell::new(Vec::new()));
-    let answers = Rc::new(RefCell::new(vec![true, false]));
-    let (log, pop) = (asked.clone(), answers.clone());
-    node.set_guest_policy(GuestPolicy::Ask(Box::new(move |request| {
-        log.borrow_mut().push(request.clone());
-        pop.borrow_mut().pop().unwrap()
-    })));
+    let asked = ask_with(&mut node, vec![false, true]);
     assert_eq!(xcall_set(&mut node, &caller, &child), None);
     assert!(asked.borrow().is_empty(), "its child needs no consent");
     assert_eq!(xcall_set(&mut node, &caller, &users), Some("NoConsent"));
@@ -135,7 +142,10 @@ fn a_guest_xcalls_into_another_context_only_with_consent() {
         target: users,
     };
     assert_eq!(*asked.borrow(), vec![request.clone(), request.clone()]);
-    assert_eq!((request.kind(), request.context()), ("xcall", users));
+    assert_eq!(
+        (request.kind(), request.context(), request.caller()),
+        ("xcall", users, caller)
+    );
 }
 
 #[test]
@@ -156,13 +166,7 @@ fn a_guest_deletes_only_what_it_may_and_only_with_consent() {
     );
     assert!(node.context_ids().contains(&users));
     // The user is asked, and says no, then yes.
-    let asked = Rc::new(RefCell::new(Vec::new()));
-    let answers = Rc::new(RefCell::new(vec![true, false]));
-    let (log, pop) = (asked.clone(), answers.clone());
-    node.set_guest_policy(GuestPolicy::Ask(Box::new(move |request| {
-        log.borrow_mut().push(request.clone());
-        pop.borrow_mut().pop().unwrap()
-    })));
+    let asked = ask_with(&mut node, vec![false, true]);
     assert_eq!(drop_context(&mut node, &caller, &child), Some("NoConsent"));
     assert!(node.context_ids().contains(&child));
     assert_eq!(drop_context(&mut node, &caller, &child), None);
