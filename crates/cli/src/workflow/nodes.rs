@@ -105,6 +105,11 @@ impl Drop for Process {
     }
 }
 
+/// This `tabnode` binary: the native nodes run it, and the relay is looked for beside it.
+fn this_binary() -> Result<PathBuf, StepError> {
+    std::env::current_exe().map_err(|e| StepError::new("Io", format!("this binary's path: {e}")))
+}
+
 /// The relay the nodes meet through, listening on 127.0.0.1 (a port the OS picks).
 pub struct Relay {
     _process: Process,
@@ -116,9 +121,7 @@ pub struct Relay {
 pub fn relay_binary(given: Option<PathBuf>) -> Result<PathBuf, StepError> {
     let path = match given.or_else(|| std::env::var_os("TABNODE_RELAY").map(PathBuf::from)) {
         Some(path) => path,
-        None => std::env::current_exe()
-            .map_err(|e| StepError::new("Io", format!("this binary's path: {e}")))?
-            .with_file_name("tabnode-relay"),
+        None => this_binary()?.with_file_name("tabnode-relay"),
     };
     if !path.is_file() {
         return Err(StepError::new(
@@ -259,9 +262,7 @@ impl Node {
     ) -> Result<Self, StepError> {
         let command = match place {
             Place::Native { home, fuel } => {
-                let exe = std::env::current_exe()
-                    .map_err(|e| StepError::new("Io", format!("this binary's path: {e}")))?;
-                let mut command = Command::new(exe);
+                let mut command = Command::new(this_binary()?);
                 command.arg("--home").arg(home);
                 if let Some(fuel) = fuel {
                     command.args(["--fuel", &fuel.to_string()]);
