@@ -2,17 +2,18 @@
 //! built here as Calimero's build scripts make it, from the kv-store guest.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
+use common::{resolve, KV_STORE};
+
 use js_sys::{Object, Reflect, Uint8Array};
 use serde_json::json;
 use tabnode_types::AppId;
 use tabnode_web::BrowserNode;
-use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-const KV_STORE: &[u8] = include_bytes!("../../../tests/apps/dist/kv_store.wasm");
 const ABI: &str = r#"{"schema_version":"wasm-abi/1","methods":[{"name":"get"}]}"#;
 
 fn pack(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -32,10 +33,6 @@ async fn node(db: &str) -> BrowserNode {
     let options = Object::new();
     Reflect::set(&options, &"dbName".into(), &db.into()).unwrap();
     BrowserNode::create(options.into()).await.unwrap()
-}
-
-async fn resolve(promise: js_sys::Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(promise).await
 }
 
 #[wasm_bindgen_test]

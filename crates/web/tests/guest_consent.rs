@@ -2,24 +2,17 @@
 //! (headless Chromium, IndexedDB): declined, the request ends `NoConsent`; accepted, it is made.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
+use common::{get, resolve, PROBE};
+
 use js_sys::{Array, Function, Object, Reflect, Uint8Array, JSON};
 use tabnode_types::PublicKey;
 use tabnode_web::BrowserNode;
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
-
-const PROBE: &[u8] = include_bytes!("../../../tests/apps/dist/probe.wasm");
-
-async fn resolve(promise: js_sys::Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(promise).await
-}
-
-fn get(value: &JsValue, field: &str) -> JsValue {
-    Reflect::get(value, &field.into()).unwrap()
-}
 
 #[wasm_bindgen_test]
 async fn a_guests_membership_change_asks_the_pages_guest_consent() {

@@ -5,22 +5,20 @@
 //! when the page lets go of its `BrowserNode` finish all the same.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
+use common::{get, KV_STORE};
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Promise, Reflect, Uint8Array, JSON};
+use js_sys::{Array, Promise, Uint8Array, JSON};
 use tabnode_web::BrowserNode;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
-
-const KV_STORE: &[u8] = include_bytes!("../../../tests/apps/dist/kv_store.wasm");
-
-fn get(value: &JsValue, field: &str) -> JsValue {
-    Reflect::get(value, &field.into()).unwrap()
-}
 
 fn json(text: &str) -> JsValue {
     JSON::parse(text).unwrap()

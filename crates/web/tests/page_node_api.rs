@@ -4,24 +4,17 @@
 //! an event given to `subscribe`; `putBlob`, whose blob a guest opens by its id; `isSynced`.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
+use common::{get, resolve, PROBE};
+
 use js_sys::{Array, Function, Object, Reflect, Uint8Array, JSON};
 use tabnode_types::Hash;
 use tabnode_web::BrowserNode;
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
-
-const PROBE: &[u8] = include_bytes!("../../../tests/apps/dist/probe.wasm");
-
-async fn resolve(promise: js_sys::Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(promise).await
-}
-
-fn get(value: &JsValue, field: &str) -> JsValue {
-    Reflect::get(value, &field.into()).unwrap()
-}
 
 /// A node with probe's context; the node and the context's id.
 async fn probe_context(db: &str) -> (BrowserNode, String) {
