@@ -334,6 +334,33 @@ fn run_loading_rows(
     }
 }
 
+/// A replica (executor 3) with kv-store holding `keys` keys, `k0` = `v0` and on.
+fn filled(rt: &Runtime, app: &App, keys: usize) -> Replica {
+    let mut r = Replica::new(3);
+    r.call(rt, app, "init", json!({}));
+    for i in 0..keys {
+        r.call(
+            rt,
+            app,
+            "set",
+            json!({"key": format!("k{i}"), "value": format!("v{i}")}),
+        );
+    }
+    r
+}
+
+/// The call `r` would make next, for running by hand on views of its state.
+fn next_call<'a>(r: &Replica, method: &'a str, input: &'a [u8]) -> Call<'a> {
+    Call {
+        method,
+        input,
+        context_id: CONTEXT,
+        executor_id: [r.executor; 32],
+        time_now_nanos: r.clock + 1,
+        random_seed: [1; 32],
+    }
+}
+
 /// Loading the rows a run names as not loaded and running the call again ends in the outcome
 /// the whole state gives, byte for byte, after touching only the rows the call needs; a run
 /// names every row it missed, not only the first.
@@ -342,25 +369,9 @@ fn run_loading_rows(
 fn a_call_on_a_partly_loaded_state_asks_for_rows_until_it_runs() {
     let rt = Runtime::new(Limits::default());
     let app = kv_store(&rt);
-    let mut r = Replica::new(3);
-    r.call(&rt, &app, "init", json!({}));
-    for i in 0..50 {
-        r.call(
-            &rt,
-            &app,
-            "set",
-            json!({"key": format!("k{i}"), "value": format!("v{i}")}),
-        );
-    }
+    let r = filled(&rt, &app, 50);
     let input = serde_json::to_vec(&json!({"key": "k7"})).unwrap();
-    let call = Call {
-        method: "get",
-        input: &input,
-        context_id: CONTEXT,
-        executor_id: [3; 32],
-        time_now_nanos: r.clock + 1,
-        random_seed: [1; 32],
-    };
+    let call = next_call(&r, "get", &input);
     let whole = rt
         .call(&app, &call, Views::new(r.shared.clone(), r.private.clone()))
         .unwrap();
@@ -392,25 +403,9 @@ fn a_call_on_a_partly_loaded_state_asks_for_rows_until_it_runs() {
 fn a_run_that_misses_only_absent_rows_gives_the_outcome_of_a_run_that_knows_them_absent() {
     let rt = Runtime::new(Limits::default());
     let app = kv_store(&rt);
-    let mut r = Replica::new(3);
-    r.call(&rt, &app, "init", json!({}));
-    for i in 0..20 {
-        r.call(
-            &rt,
-            &app,
-            "set",
-            json!({"key": format!("k{i}"), "value": format!("v{i}")}),
-        );
-    }
+    let r = filled(&rt, &app, 20);
     let input = serde_json::to_vec(&json!({"key": "new", "value": "n"})).unwrap();
-    let call = Call {
-        method: "set",
-        input: &input,
-        context_id: CONTEXT,
-        executor_id: [3; 32],
-        time_now_nanos: r.clock + 1,
-        random_seed: [1; 32],
-    };
+    let call = next_call(&r, "set", &input);
     let whole = rt
         .call(&app, &call, Views::new(r.shared.clone(), r.private.clone()))
         .unwrap();
