@@ -1,5 +1,6 @@
-// The node console: starts a BrowserNode for this page and shows what it does. The node is
-// `window.tabnode` for devtools and tests. Everything here is a view; rules live in the node.
+// The node console: opens the browser's node and shows what it does. Every tab of the console is
+// one node (tabnode-web/tabs): one tab hosts it, the others reach it through that tab, and another
+// takes over when the host tab closes. The node is `window.tabnode` for devtools and tests. Everything here is a view; rules live in the node.
 import QRCode from 'qrcode';
 import { coalesce, demoAppBytes, invitationLink, joinDisclosure, joinFromLink, loadConfig, short, takeInvitationFromFragment, urlSettingsNote } from './shared.js';
 
@@ -210,24 +211,33 @@ function showInvite(invitation) {
 }
 
 async function main() {
-  const { default: initWasm, BrowserNode } = await import('tabnode-web');
+  const [{ default: initWasm }, { TabNode }] = await Promise.all([import('tabnode-web'), import('tabnode-web/tabs')]);
   await initWasm();
   const options = await loadConfig();
   const invitationInLink = takeInvitationFromFragment();
-  const node = await BrowserNode.create(options);
+  const node = await TabNode.open(options);
   window.tabnode = node;
-  text('peer-id', node.peerId || '(offline: no relay configured)');
-  text('public-key', node.publicKey);
-  text('engine', node.engine === 'browser' ? "the browser's WebAssembly engine" : 'wasmi (interpreter)');
   const dev = urlSettingsNote(options);
-  text('status', `ready · store "${options.dbName}" · relays: ${options.relays.join(', ') || 'none'}${dev ? ` · ${dev}` : ''}`);
-  $('status').title = $('status').textContent;
+  const showNode = () => {
+    text('peer-id', node.peerId || '(offline: no relay configured)');
+    text('public-key', node.publicKey);
+    text('engine', node.engine === 'browser' ? "the browser's WebAssembly engine" : 'wasmi (interpreter)');
+    text('host-tab', node.isHost ? 'this tab' : 'another tab of this browser; this one reaches the node through it');
+    text('status', `ready · store "${options.dbName}" · relays: ${options.relays.join(', ') || 'none'}${dev ? ` · ${dev}` : ''}`);
+    $('status').title = $('status').textContent;
+  };
+  showNode();
 
   const refreshViews = coalesce(() => refreshContext(node), 250);
   const refreshAuditSoon = coalesce(() => refreshAudit(node), 1000);
 
   node.subscribe(null, (event) => {
     switch (event.type) {
+      case 'hostChanged':
+        showNode();
+        renderPeers(node, options.relays);
+        if (event.isHost) alertUser('the tab that ran the node closed: this tab runs it now', { header: false });
+        break;
       case 'peerConnected':
       case 'peerDisconnected':
       case 'directOpened':
@@ -449,7 +459,9 @@ async function main() {
 }
 
 main().catch((err) => {
-  text('status', `the node failed to start: ${err.name}: ${err.message}`);
+  text('status', err.name === 'NoHost'
+    ? 'another tab of this browser holds the node but does not answer: close it, or reload this one'
+    : `the node failed to start: ${err.name}: ${err.message}`);
   $('status').className = 'bad';
   window.tabnodeError = err;
 });

@@ -14,7 +14,8 @@ test('a page is dialled through its reservation at the relay', async () => {
   await eventually('A to hold a reservation', async () => (await connections(a)).some((c) => c.reservation));
   const [idA, idB] = await Promise.all([a, b].map((p) => p.evaluate(() => window.tabnode.peerId)));
 
-  const bad = await b.evaluate(() => { try { window.tabnode.dialPeer('not a peer'); return null; } catch (e) { return e.name; } });
+  // The console's node is a TabNode: every forwarded method (dialPeer too) returns a Promise.
+  const bad = await b.evaluate(async () => { try { await window.tabnode.dialPeer('not a peer'); return null; } catch (e) { return e.name; } });
   assert.equal(bad, 'BadPeerId');
   await b.evaluate((id) => window.tabnode.dialPeer(id), idA);
   await eventually('B to be connected to A through the relay', async () => (await connections(b)).some((c) => c.peer === idA && c.via === 'circuit'), { ms: 30_000 });

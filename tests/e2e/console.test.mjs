@@ -97,3 +97,45 @@ test('upgrade the selected context\'s app with its migration from the console, a
   await page.waitForFunction(() => document.getElementById('call-out').textContent.includes('"output": "from version 1"'));
   await context.close();
 });
+
+test('two tabs of the console are one node: the second works through the first, and takes over when it closes', async () => {
+  const context = await env.browser.newContext();
+  const tabs = [];
+  for (const name of ['tab 1', 'tab 2']) {
+    const page = await context.newPage();
+    page.on('pageerror', (err) => console.log(`[${name} pageerror] ${err.message}`));
+    await page.goto(env.stack.url);
+    await page.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: 60_000 });
+    assert.equal(await page.evaluate(() => window.tabnodeError?.name ?? null), null, `${name} started without an error (no StoreLocked)`);
+    tabs.push(page);
+  }
+  const [first, second] = tabs;
+  assert.equal(await first.textContent('#host-tab'), 'this tab');
+  assert.match(await second.textContent('#host-tab'), /^another tab/);
+  assert.equal(await second.textContent('#public-key'), await first.textContent('#public-key'), 'one node, one key');
+
+  // The second tab, by its buttons: install, create, call. The first tab hears the write.
+  await second.click('#install-demo');
+  await second.waitForFunction(() => document.getElementById('app-id').textContent !== '–');
+  await second.click('#create-context');
+  await second.waitForFunction(() => document.getElementById('root').textContent.length > 10);
+  const ctx = await second.inputValue('#context-select');
+  const heard = first.evaluate((c) => new Promise((resolve) => {
+    window.tabnode.subscribe(c, (e) => e.type === 'event' && e.local && resolve(e.contextId));
+    setTimeout(() => resolve(null), 30_000); // fails the assertion below rather than hanging
+  }), ctx);
+  await second.fill('#method', 'set');
+  await second.fill('#args', '{"key":"from-tab-2","value":"hello"}');
+  await second.click('#call');
+  await second.waitForFunction(() => document.getElementById('call-out').textContent.includes('rootHash'));
+  assert.equal(await heard, ctx, 'the host tab heard the write made through it');
+
+  // The host tab closes: the second tab runs the node from the same store and says so.
+  await first.close();
+  await second.waitForFunction(() => document.getElementById('host-tab').textContent === 'this tab', null, { timeout: 30_000 });
+  await second.fill('#method', 'get');
+  await second.fill('#args', '{"key":"from-tab-2"}');
+  await second.click('#call');
+  await second.waitForFunction(() => document.getElementById('call-out').textContent.includes('"output": "hello"'));
+  await context.close();
+});

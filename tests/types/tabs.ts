@@ -19,6 +19,9 @@ export async function everyTab(wasm: Uint8Array): Promise<string> {
     if (name === 'NoHost') console.log('not applied: safe to call again');
     if (name === 'HostLost') console.log('may have been applied: read before writing again');
   }
+  node.subscribe(null, (event) => {
+    if (event.type === 'hostChanged') console.log(event.isHost ? 'this tab hosts the node' : 'another tab hosts it');
+  });
   const dialed: Promise<void> = node.dialPeer('12D3KooW'); // a Promise here, as every forwarded call
   void dialed;
   unsubscribe();

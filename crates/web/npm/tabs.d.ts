@@ -10,6 +10,12 @@ type Forwarded = {
     : never;
 };
 
+/**
+ * Another tab now hosts the node, or this one does (to `subscribe(null, …)` only). The node is the
+ * same (same store, key and peer id); its connections start anew in the new host.
+ */
+export interface HostChanged { type: 'hostChanged'; isHost: boolean; peerId: string; publicKey: string; engine: string; }
+
 export interface TabNodeOptions extends NodeOptions {
   /** How long a call (and `open`) waits for a host tab to take it before `NoHost`, ms (default 10000). */
   hostTimeoutMs?: number;
@@ -36,8 +42,11 @@ export declare class TabNode {
   /** The host's peers and connections, as it last announced them. */
   peers(): string[];
   connections(): Connection[];
-  /** The host's events for `contextId` (null: every context and peers); returns the unsubscribe. */
-  subscribe(contextId: string | null, callback: (event: NodeEvent) => void): () => void;
+  /**
+   * The host's events for `contextId` (null: every context and peers, and `hostChanged`);
+   * returns the unsubscribe.
+   */
+  subscribe(contextId: string | null, callback: (event: NodeEvent | HostChanged) => void): () => void;
   /** `BrowserNode.<method>(...args)` on the host's node. */
   call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;
 }

@@ -5,6 +5,9 @@
 // docs/api.md ("Every tab of an app").
 import { BrowserNode } from './tabnode_web.js';
 
+/** Events about the network: a follower's `peers()` / `connections()` must be current when it hears one. */
+const PEER_EVENTS = new Set(['peerConnected', 'peerDisconnected', 'directOpened', 'directClosed']);
+
 /** BrowserNode methods a TabNode answers itself (the rest are forwarded to the host). */
 const OWN = new Set(['constructor', 'free', '__destroy_into_raw', 'subscribe', 'peers', 'connections']);
 /** What the host's node says of itself: followers read these without a round trip. */
@@ -227,10 +230,13 @@ export class TabNode {
     this.#host = null;
     node.subscribe(null, (event) => {
       this.#deliver(event);
+      // The host's peers go first, so a follower that renders them on this event sees them.
+      if (PEER_EVENTS.has(event.type)) this.#announce();
       this.#channel.postMessage({ t: 'event', host: this.#tab, event });
       this.#announceLater();
     });
     this.#announce();
+    this.#deliver(this.#hostChanged());
     this.#ready?.resolve();
     for (const [id, call] of this.#pending) {
       clearTimeout(call.timer);
@@ -262,7 +268,9 @@ export class TabNode {
           this.#host = { id: msg.host };
           this.#watch(msg.host);
           for (const [id, call] of this.#pending) if (!call.sentTo) this.#send(id, call);
+          this.#hostInfo = msg.info;
           this.#ready?.resolve();
+          this.#deliver(this.#hostChanged());
         }
         this.#hostInfo = msg.info;
         break;
@@ -294,6 +302,9 @@ export class TabNode {
     } catch (err) {
       answer = { ok: false, error: errorData(err) };
     }
+    // What the node says of itself goes before the answer when the call may have changed it (a
+    // new key after `rotateKey`), so the caller reads it current; `execute` changes none of it.
+    if (msg.method !== 'execute') this.#announce();
     try {
       this.#channel.postMessage({ t: 'result', id: msg.id, to: msg.from, ...answer });
     } catch (err) {
@@ -339,6 +350,16 @@ export class TabNode {
     clearTimeout(call.timer);
     if (ok) call.resolve(value);
     else call.reject(value);
+  }
+
+  /**
+   * The event that says another tab now hosts the node, or this one does. The node is the same
+   * (each host opens the same store: same key, same peer id), but its connections start anew in
+   * the new host, and a tab that shows whether it hosts has changed.
+   */
+  #hostChanged() {
+    const { peerId, publicKey, engine } = this.#info();
+    return { type: 'hostChanged', isHost: this.isHost, peerId, publicKey, engine };
   }
 
   #deliver(event) {
