@@ -185,3 +185,22 @@ test('a tab opens with NoHost, not a hang, when the tab holding the host lock ne
     await stop();
   }
 });
+
+test('a BrowserNode opened on a store a tab already runs fails with StoreLocked, and the tab\'s node goes on', async () => {
+  const { tabs, context, url, stop } = await openTabs(browser, { tabs: 1, dbName: 'tabs-locked' });
+  try {
+    // The kit's page without `?tabs`: a bare `BrowserNode.create` on the same store.
+    const bare = new URL(url);
+    bare.searchParams.delete('tabs');
+    const page = await context.newPage();
+    await page.goto(bare.href);
+    await page.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: 60_000 });
+    const error = await page.evaluate(() => window.tabnodeError && { name: window.tabnodeError.name, message: window.tabnodeError.message });
+    assert.equal(error?.name, 'StoreLocked', JSON.stringify(error));
+    assert.match(error.message, /another tab/);
+    const appId = await tabs[0].installApp(kvStore);
+    assert.match(appId, /\w{32,}/, 'the tab that runs the node still answers');
+  } finally {
+    await stop();
+  }
+});
