@@ -45,7 +45,7 @@
 use std::collections::BTreeMap;
 
 use wasm_encoder::reencode::{utils, Reencode};
-use wasm_encoder::{BlockType, ConstExpr, ExportKind, GlobalType, Ieee32, Ieee64, Instruction};
+use wasm_encoder::{BlockType, ConstExpr, ExportKind, GlobalType, Instruction};
 use wasmparser::{FuncValidatorAllocations, Operator, Parser, ValidPayload, Validator};
 
 /// The exported `i64` global holding the fuel left: the host sets it before a call.
@@ -130,7 +130,7 @@ impl From<wasm_encoder::reencode::Error<MeterError>> for MeterError {
 /// The instruction set a guest may use: WebAssembly 2.0 without SIMD.
 fn features() -> wasmparser::WasmFeatures {
     use wasmparser::WasmFeatures as F;
-    (F::WASM2 | F::CALL_INDIRECT_OVERLONG) - F::SIMD - F::RELAXED_SIMD
+    F::WASM2 - F::SIMD - F::RELAXED_SIMD
 }
 
 /// Rewrites `wasm` as the module doc says. Deterministic: the same bytes and config give the
@@ -220,7 +220,7 @@ impl Plan {
                         func.op(offset, &op)?;
                         deepest = deepest.max(func.operand_stack_height());
                     }
-                    ops.finish()?;
+                    ops.ensure_end()?;
                     bodies.push((func.index(), locals, deepest));
                     allocs = func.into_allocations();
                 }
@@ -354,7 +354,7 @@ impl Reencode for Rewriter<'_> {
     ) -> ReencodeResult {
         let cap = u64::from(self.config.max_memory_pages);
         for memory in section {
-            let mut memory = self.memory_type(memory?)?;
+            let mut memory = self.memory_type(memory?);
             memory.maximum = Some(memory.maximum.map_or(cap, |max| max.min(cap)));
             memories.memory(memory);
         }
@@ -688,12 +688,12 @@ impl Emitter<'_> {
         let (local, nan, eq) = match width {
             Width::F32 => (
                 self.function.scratch + 1,
-                Instruction::F32Const(Ieee32::new(0x7fc0_0000)),
+                Instruction::F32Const(f32::from_bits(0x7fc0_0000)),
                 Instruction::F32Eq,
             ),
             Width::F64 => (
                 self.function.scratch + 2,
-                Instruction::F64Const(Ieee64::new(0x7ff8_0000_0000_0000)),
+                Instruction::F64Const(f64::from_bits(0x7ff8_0000_0000_0000)),
                 Instruction::F64Eq,
             ),
         };

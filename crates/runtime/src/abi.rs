@@ -46,7 +46,7 @@ pub(crate) fn validate_module(wasm: &[u8], limits: &Limits) -> Result<Shape, Run
                 }
             }
             wasmparser::Payload::ImportSection(imports) => {
-                for import in imports.into_imports() {
+                for import in imports {
                     let import = import.map_err(parse)?;
                     let (ns, name) = (import.module, import.name);
                     let wasmparser::TypeRef::Func(ty) = import.ty else {
