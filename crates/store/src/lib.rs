@@ -17,7 +17,7 @@ pub mod conformance;
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::FileStore;
 #[cfg(target_arch = "wasm32")]
-pub use indexeddb::{IndexedDbStore, SCHEMA_VERSION as INDEXEDDB_SCHEMA_VERSION};
+pub use indexeddb::{Durability, IndexedDbStore, SCHEMA_VERSION as INDEXEDDB_SCHEMA_VERSION};
 pub use memory::MemoryStore;
 pub use merkle::MerkleTree;
 pub use sealed::{SealedStore, Sealer};
