@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The page: `?db=`, `?relay=` and `?engine=` as the console takes them. */
+/** The page: `?db=`, `?relay=`, `?engine=` and `?durability=` as the console takes them. */
 export const BARE = `<!doctype html>
 <meta charset="utf-8">
 <title>tabnode cold start</title>
@@ -22,6 +22,7 @@ export const BARE = `<!doctype html>
       dbName: params.get('db') || config.dbName || 'tabnode',
       relays: params.getAll('relay').length ? params.getAll('relay').filter(Boolean) : config.relays || [],
       engine: params.get('engine') || undefined,
+      durability: params.get('durability') || undefined,
     };
     window.__coldStart = { wasmReady: performance.now() };
     window.tabnode = await bg.BrowserNode.create(options);
