@@ -216,6 +216,23 @@ impl Store for IndexedDbStore {
             .collect())
     }
 
+    async fn keys_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let range = prefix_range(prefix)?;
+        let store = self.reader(ns)?;
+        // One more than the limit tells "more than `limit`" apart without reading them all.
+        let asked = u32::try_from(limit.saturating_add(1)).unwrap_or(u32::MAX);
+        let keys = store
+            .get_all_keys(range, Some(asked))
+            .await
+            .map_err(error)?;
+        Ok((keys.len() <= limit).then(|| keys.iter().map(to_vec).collect()))
+    }
+
     async fn last_with_prefix(
         &self,
         ns: Namespace,
