@@ -104,7 +104,7 @@ try {
     const perSecond = (a) => (a.length * 1000) / sum(a);
     console.log(`${size} keys, ${window_} sets each, taking turns, IndexedDB ${persistent ? 'on disk' : 'in memory'}, A ?${queries.A} B ?${queries.B} (load ${(await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ')}):`);
     for (const name of ['A', 'B', 'bare']) {
-      console.log(`  ${name.padEnd(4)} median ${median(ms[name]).toFixed(2)} ms a set, ${perSecond(ms[name]).toFixed(1)} sets/s${name === 'bare' ? '' : `, / bare ${(perSecond(ms[name]) / perSecond(ms.bare)).toFixed(2)}`}`);
+      console.log(`  ${name.padEnd(4)} median ${median(ms[name]).toFixed(2)} ms a set (first ${ms[name][0].toFixed(1)}, slowest ${Math.max(...ms[name]).toFixed(1)}), ${perSecond(ms[name]).toFixed(1)} sets/s${name === 'bare' ? '' : `, / bare ${(perSecond(ms[name]) / perSecond(ms.bare)).toFixed(2)}`}`);
     }
     console.log(`  B / A ${(perSecond(ms.B) / perSecond(ms.A)).toFixed(2)}`);
   }
