@@ -9,7 +9,8 @@
 // `PKG_A=/tmp/pkg-before PKG_B=pkg node bench/scale-ab.mjs [SIZES] [WINDOW]`, e.g. `100,1000 60`.
 // `QUERY_A` and `QUERY_B` add to each node page's query (e.g. `QUERY_A=durability=strict`);
 // `PERSISTENT=1` runs every page in one persistent profile (IndexedDB on disk, as in a user's
-// browser) instead of fresh browser contexts (IndexedDB in memory).
+// browser) instead of fresh browser contexts (IndexedDB in memory). `NO_RELOAD=B` keeps page B
+// running after filling, instead of restarting it on its store.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,10 +84,11 @@ try {
 
   let filled = 0;
   for (const size of sizes) {
-    for (const { page, ctx, open } of Object.values(nodes)) {
+    for (const [name, { page, ctx, open }] of Object.entries(nodes)) {
       await page.evaluate(sets, { ctx, from: filled, to: size });
-      // Started again on the same store, and warmed up (V8 compiles wasm in tiers).
-      await open();
+      // Started again on the same store (unless NO_RELOAD names it: a node that made its
+      // context knows every row), and warmed up (V8 compiles wasm in tiers).
+      if (process.env.NO_RELOAD !== name) await open();
       await page.evaluate(async (c) => {
         const until = performance.now() + 1500;
         while (performance.now() < until) await window.tabnode.execute(c, 'get', { key: 'key-000000' });
