@@ -1,7 +1,8 @@
 // IndexedDB's durability hint, raw, call by call (issue 15): readwrite transactions shaped like a
 // kv-store `set` at 1,000 keys (8 puts into audit, contexts, deltas and state, one of them
 // calimero-storage's 85 KB index row, rewritten each time) with `durability` left out, `relaxed`,
-// `strict`, and `relaxed` with `tx.commit()` after the last put taking turns one transaction each, so the three see the same load. Once in a fresh
+// `strict`, and `relaxed` with `tx.commit()` after the last put, taking turns one transaction
+// each, so all see the same load. Once in a fresh
 // (off-the-record) browser context, where Chromium keeps IndexedDB in memory, as the other
 // benchmarks' pages do, and once in a persistent profile (on disk, as in a user's browser).
 // Prints per mode the median ms of a transaction (from `transaction()` to `complete`), its
