@@ -8,7 +8,7 @@
 //! memory holds what calls touched, not the whole state.
 //!
 //! A set of a new key misses rows that do not exist yet, and reading them costs a round trip to
-//! IndexedDB per call. So once a run's missed rows all turn out absent, the node lists the
+//! IndexedDB per call. So once a missed row turns out absent, the node lists the
 //! context's keys (not values) in one request, if there are at most [`MAX_LISTED_ROWS`]: from
 //! then on a row neither known nor listed is absent, and needs no read.
 //!

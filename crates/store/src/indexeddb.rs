@@ -29,7 +29,7 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub enum Durability {
     /// Committed once the browser has handed the write to the operating system: it survives the
     /// tab or the browser crashing, and may be lost if the OS crashes or the power fails. What
-    /// RocksDB's default writes (merod's) promise, and what Chromium and Firefox do by default.
+    /// RocksDB's default writes (merod's) promise, and what Chromium does with no hint.
     #[default]
     Relaxed,
     /// Committed once the write is flushed to the disk (fsync): it survives a power loss too,
