@@ -66,6 +66,11 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
     assert_eq!(got.output, json!("v42"));
     assert_eq!(store.scanned(Namespace::State), 0, "no scan of the state");
     assert_eq!(store.scanned(Namespace::Private), 0);
+    assert_eq!(
+        store.listings(Namespace::State) + store.listings(Namespace::Private),
+        0,
+        "a get of a stored key finds its rows: no listing"
+    );
     let reads = store.gets(Namespace::State) + store.gets(Namespace::Private);
     assert!(reads <= 32, "{reads} rows read for one get");
     let in_memory = node.rows_in_memory(&ctx).unwrap();
@@ -91,6 +96,16 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
     let got = block_on(node.execute(&ctx, "get", json!({"key": "new"}))).unwrap();
     assert_eq!(got.output, json!("n"));
     assert_eq!(store.scanned(Namespace::State), 0);
+    // Its absent rows made the node list the keys, once: over the limit, so rows are still
+    // read one by one, and it does not ask again.
+    assert_eq!(store.listings(Namespace::State), 1);
+    store.reset();
+    block_on(node.execute(&ctx, "set", json!({"key": "new2", "value": "n"}))).unwrap();
+    assert!(
+        store.gets(Namespace::State) >= 2,
+        "too many keys to list: rows read"
+    );
+    assert_eq!(store.listings(Namespace::State), 0);
 
     // A call that reads every entry asks for more than a few rows: the node reads the state
     // in one scan instead of one row per run.
@@ -100,7 +115,11 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
         "not built yet"
     );
     let entries = block_on(node.execute(&ctx, "entries", json!({}))).unwrap();
-    assert_eq!(entries.output.as_object().unwrap().len(), 101);
+    assert_eq!(
+        entries.output.as_object().unwrap().len(),
+        102,
+        "100 sets, new and new2"
+    );
     assert_eq!(entries.output["k99"], json!("v99"));
     assert!(store.scanned(Namespace::State) > EXTRA_ROWS as usize);
     let built = node.position(&ctx).unwrap().merkle_root;
