@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The page: `?db=`, `?relay=` and `?engine=` as the console takes them. */
+/** The page: `?db=`, `?relay=`, `?engine=` and `?durability=` as the console takes them. */
 export const BARE = `<!doctype html>
 <meta charset="utf-8">
 <title>tabnode cold start</title>
@@ -22,6 +22,7 @@ export const BARE = `<!doctype html>
       dbName: params.get('db') || config.dbName || 'tabnode',
       relays: params.getAll('relay').length ? params.getAll('relay').filter(Boolean) : config.relays || [],
       engine: params.get('engine') || undefined,
+      durability: params.get('durability') || undefined,
     };
     window.__coldStart = { wasmReady: performance.now() };
     window.tabnode = await bg.BrowserNode.create(options);
@@ -32,9 +33,12 @@ export const BARE = `<!doctype html>
 
 const TYPES = { '.js': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm', '.html': 'text/html; charset=utf-8' };
 
-/** Serves /__bench/cold.html and /__bench/pkg/* (from `pkgDir`, default pkg/) on the console's origin. */
-export async function routeBare(context, url, pkgDir = path.join(ROOT, 'pkg')) {
-  await context.route(`${url}__bench/**`, async (route) => {
+/**
+ * Serves /__bench/cold.html and /__bench/pkg/* (from `pkgDir`, default pkg/) on the console's
+ * origin, in a browser context or one page (`at`: either has `route`).
+ */
+export async function routeBare(at, url, pkgDir = path.join(ROOT, 'pkg')) {
+  await at.route(`${url}__bench/**`, async (route) => {
     const { pathname } = new URL(route.request().url());
     if (pathname === '/__bench/cold.html') return route.fulfill({ status: 200, contentType: TYPES['.html'], body: BARE });
     const rel = path.normalize(pathname.slice('/__bench/'.length));

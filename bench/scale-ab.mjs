@@ -7,14 +7,23 @@
 // turns, one call each, timed in the page. Prints per size the median ms of a set and the ratios
 // of the sums (calls/s against the bare host). Figures, not a test:
 // `PKG_A=/tmp/pkg-before PKG_B=pkg node bench/scale-ab.mjs [SIZES] [WINDOW]`, e.g. `100,1000 60`.
-import { readFile } from 'node:fs/promises';
+// `QUERY_A` and `QUERY_B` add to each node page's query (e.g. `QUERY_A=durability=strict`);
+// `PERSISTENT=1` runs every page in one persistent profile (IndexedDB on disk, as in a user's
+// browser) instead of fresh browser contexts (IndexedDB in memory). `NO_RELOAD=B` keeps page B
+// running after filling, instead of restarting it on its store.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
 import { startStack } from '../scripts/serve.mjs';
-import { launchChromium, waitForNode } from '../tests/e2e/browser.mjs';
+import { CHROMIUM_ARGS, launchChromium, waitForNode } from '../tests/e2e/browser.mjs';
 import { routeBare } from './bare-node.mjs';
 
 const sizes = (process.argv[2] || '100,1000').split(',').map(Number);
 const window_ = Number(process.argv[3] || 60);
 const builds = { A: process.env.PKG_A, B: process.env.PKG_B };
+const queries = { A: process.env.QUERY_A || '', B: process.env.QUERY_B || '' };
+const persistent = process.env.PERSISTENT === '1';
 if (!builds.A || !builds.B) throw new Error('usage: PKG_A=<dir> PKG_B=<dir> node bench/scale-ab.mjs [SIZES] [WINDOW]');
 
 const key = (i) => `key-${String(i).padStart(6, '0')}`;
@@ -35,17 +44,26 @@ async function sets({ ctx, from, to }) {
 }
 
 const stack = await startStack({ port: 0, relayPort: 0, relayLogLevel: 'warn' });
-const browser = await launchChromium();
+const profile = persistent ? await mkdtemp(path.join(os.tmpdir(), 'tabnode-scale-ab-')) : null;
+const browser = persistent
+  ? await chromium.launchPersistentContext(profile, {
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      headless: true,
+      // The pages are tabs of one window here: none may be throttled as a background tab.
+      args: [...CHROMIUM_ARGS, '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
+    })
+  : await launchChromium();
+const newContext = () => (persistent ? browser : browser.newContext());
 try {
   const nodes = {};
   for (const [name, dir] of Object.entries(builds)) {
-    // A browser context each: the routed pkg/ differs, and so does the IndexedDB.
-    const context = await browser.newContext();
-    await routeBare(context, stack.url, dir);
-    const page = await context.newPage();
+    // A page each, routed to its own pkg/ and with its own IndexedDB database (in a context of
+    // its own unless PERSISTENT).
+    const page = await (await newContext()).newPage();
+    await routeBare(page, stack.url, dir);
     page.on('pageerror', (err) => console.log(`[${name}] ${err.message}`));
     const open = async () => {
-      await page.goto(`${stack.url}__bench/cold.html?db=scale-ab&relay=&engine=browser`);
+      await page.goto(`${stack.url}__bench/cold.html?db=scale-ab-${name}&relay=&engine=browser&${queries[name]}`);
       await waitForNode(page);
     };
     await open();
@@ -56,7 +74,7 @@ try {
     const ctx = await page.evaluate((id) => window.tabnode.createContext(id, {}), appId);
     nodes[name] = { page, ctx, open };
   }
-  const bare = await (await browser.newContext()).newPage();
+  const bare = await (await newContext()).newPage();
   await bare.setContent('<!doctype html><title>bare host</title>');
   await bare.addScriptTag({ path: new URL('./bare-host.js', import.meta.url).pathname });
   const wasm = await readFile(new URL('../tests/apps/dist/kv_store.wasm', import.meta.url));
@@ -66,10 +84,11 @@ try {
 
   let filled = 0;
   for (const size of sizes) {
-    for (const { page, ctx, open } of Object.values(nodes)) {
+    for (const [name, { page, ctx, open }] of Object.entries(nodes)) {
       await page.evaluate(sets, { ctx, from: filled, to: size });
-      // Started again on the same store, and warmed up (V8 compiles wasm in tiers).
-      await open();
+      // Started again on the same store (unless NO_RELOAD names it: a node that made its
+      // context knows every row), and warmed up (V8 compiles wasm in tiers).
+      if (process.env.NO_RELOAD !== name) await open();
       await page.evaluate(async (c) => {
         const until = performance.now() + 1500;
         while (performance.now() < until) await window.tabnode.execute(c, 'get', { key: 'key-000000' });
@@ -85,13 +104,14 @@ try {
     const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
     const sum = (a) => a.reduce((x, y) => x + y, 0);
     const perSecond = (a) => (a.length * 1000) / sum(a);
-    console.log(`${size} keys, ${window_} sets each, taking turns (load ${(await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ')}):`);
+    console.log(`${size} keys, ${window_} sets each, taking turns, IndexedDB ${persistent ? 'on disk' : 'in memory'}, A ?${queries.A} B ?${queries.B} (load ${(await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ')}):`);
     for (const name of ['A', 'B', 'bare']) {
-      console.log(`  ${name.padEnd(4)} median ${median(ms[name]).toFixed(2)} ms a set, ${perSecond(ms[name]).toFixed(1)} sets/s${name === 'bare' ? '' : `, / bare ${(perSecond(ms[name]) / perSecond(ms.bare)).toFixed(2)}`}`);
+      console.log(`  ${name.padEnd(4)} median ${median(ms[name]).toFixed(2)} ms a set (first ${ms[name][0].toFixed(1)}, slowest ${Math.max(...ms[name]).toFixed(1)}), ${perSecond(ms[name]).toFixed(1)} sets/s${name === 'bare' ? '' : `, / bare ${(perSecond(ms[name]) / perSecond(ms.bare)).toFixed(2)}`}`);
     }
     console.log(`  B / A ${(perSecond(ms.B) / perSecond(ms.A)).toFixed(2)}`);
   }
 } finally {
   await browser.close();
   await stack.stop();
+  if (profile) await rm(profile, { recursive: true, force: true });
 }

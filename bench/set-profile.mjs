@@ -31,9 +31,15 @@ const TX_TIMING = `(() => {
     }
     return tx;
   };
-  window.__counts = { instances: 0, gets: 0 };
+  window.__counts = { instances: 0, gets: 0, getMs: 0 };
   const get = IDBObjectStore.prototype.get;
-  IDBObjectStore.prototype.get = function (...args) { window.__counts.gets += 1; return get.apply(this, args); };
+  IDBObjectStore.prototype.get = function (...args) {
+    window.__counts.gets += 1;
+    const t = performance.now();
+    const r = get.apply(this, args);
+    r.addEventListener('success', () => { window.__counts.getMs += performance.now() - t; });
+    return r;
+  };
   const Instance = WebAssembly.Instance;
   WebAssembly.Instance = function (...args) { window.__counts.instances += 1; return new Instance(...args); };
   WebAssembly.Instance.prototype = Instance.prototype;
@@ -99,6 +105,7 @@ try {
     window.__tx.length = 0;
     window.__counts.instances = 0;
     window.__counts.gets = 0;
+    window.__counts.getMs = 0;
     const calls = [];
     const t = performance.now();
     for (let i = from; i < to; i++) {
@@ -177,7 +184,7 @@ try {
       console.log(`a set: call → transaction made ${mean((c, x) => x.made - c.start)} ms, made → last put issued ${mean((c, x) => x.lastPut - x.made)} ms, `
         + `last put → complete ${mean((c, x) => x.complete - x.lastPut)} ms, complete → call resolved ${mean((c, x) => c.end - x.complete)} ms`);
     }
-    console.log(`guest instances ${(counts.instances / window_).toFixed(2)} a set, IndexedDB reads ${(counts.gets / window_).toFixed(2)} a set`);
+    console.log(`guest instances ${(counts.instances / window_).toFixed(2)} a set, IndexedDB reads ${(counts.gets / window_).toFixed(2)} a set (issued → success ${(counts.getMs / Math.max(1, counts.gets)).toFixed(3)} ms each)`);
     if (process.env.ROWS) for (const e of tx.slice(-3)) console.log(JSON.stringify(e.rows));
   }
 } finally {

@@ -5,7 +5,8 @@ export const short = (id) => (id ? `${id.slice(0, 8)}…${id.slice(-4)}` : '–'
 
 /**
  * The node's options. Those that decide what the node trusts and where its keys live (`db`,
- * `relay`, `nearRpc`, `nearContract`, `nearRpcQuorum`, `ice`, `snapshot`, `anchorRefreshMs`) are
+ * `relay`, `nearRpc`, `nearContract`, `nearRpcQuorum`, `ice`, `snapshot`, `anchorRefreshMs`,
+ * `durability`) are
  * the app's own: they come from `config.json`, which the site serves, never from the page's URL,
  * which anyone can put in a link. DEVELOPMENT ONLY: a `config.json` with `"devUrlSettings": true`
  * (as `scripts/serve.mjs` serves it) lets the URL's query override them, and `urlSettings` then
@@ -40,6 +41,8 @@ export async function loadConfig(defaultDb = 'tabnode') {
     snapshotThreshold: snapshot !== undefined ? Number(snapshot) : config.snapshotThreshold,
     // The engine that runs guest apps: the page's own (default) or `?engine=wasmi`.
     engine: params.get('engine') || config.engine || undefined,
+    // What an acknowledged write survives: "relaxed" (default) or "strict" (docs/storage.md).
+    durability: fromUrl('durability') || config.durability || undefined,
     urlSettings,
   };
 }

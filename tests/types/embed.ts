@@ -6,6 +6,11 @@ import init, { BrowserNode, type AnchorWrite, type Checkpoint, type ExecuteResul
 export async function embed(wasm: Uint8Array): Promise<string> {
   await init(); // once per page: fetches and compiles tabnode_web_bg.wasm
   const node: BrowserNode = await BrowserNode.create({ dbName: 'my-app', relays: ['/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3KooW'] });
+  const strict: BrowserNode = await BrowserNode.create({ dbName: 'my-kiosk', durability: 'strict' });
+  // @ts-expect-error: a durability is 'relaxed' or 'strict'
+  await BrowserNode.create({ dbName: 'my-kiosk', durability: 'fast' });
+  const durability: string = strict.durability;
+  void durability;
   const appId: string = await node.installApp(wasm);
   const ctx: string = await node.createContext(appId, {});
   const invitation: string = await node.inviteAs(ctx, { role: 'reader', expiresInMs: 3_600_000 });

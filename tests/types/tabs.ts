@@ -26,5 +26,5 @@ export async function everyTab(wasm: Uint8Array): Promise<string> {
   void dialed;
   unsubscribe();
   const direct: number = node.connections().filter((c) => c.via === 'webrtc').length;
-  return `${hosting} ${node.publicKey} ${node.peers().length} ${direct} ${(await node.checkpoint(ctx)).rootHash}`;
+  return `${hosting} ${node.publicKey} ${node.durability} ${node.peers().length} ${direct} ${(await node.checkpoint(ctx)).rootHash}`;
 }

@@ -7,9 +7,15 @@
 //! context with 100,000 entries thus answers its first `get` after a handful of reads, and
 //! memory holds what calls touched, not the whole state.
 //!
+//! A set of a new key misses rows that do not exist yet, and reading them costs a round trip to
+//! IndexedDB per call. So once a missed row turns out absent, the node lists the
+//! context's keys (not values) in one request, if there are at most [`MAX_LISTED_ROWS`]: from
+//! then on a row neither known nor listed is absent, and needs no read.
+//!
 //! [`RuntimeError::NotLoaded`]: tabnode_runtime::RuntimeError::NotLoaded
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use tabnode_runtime::{NotLoaded, StateView, WriteSet};
 
@@ -21,7 +27,16 @@ pub struct Rows {
     /// Every row is in `known` (a context this node started, or one read whole): a key that is
     /// not there is absent, not unread.
     complete: bool,
+    /// Every key the store held when it was listed (values unread); rows written since are in
+    /// `known`. A key in neither is absent.
+    listed: Option<Rc<BTreeSet<Vec<u8>>>>,
+    /// The store held more than [`MAX_LISTED_ROWS`] keys when asked: rows are read one by one.
+    too_many_to_list: bool,
 }
+
+/// The most keys of one context's shared or private state the node lists (about 100 bytes of
+/// memory each); a larger state is read row by row.
+pub const MAX_LISTED_ROWS: usize = 32 * 1024;
 
 impl Rows {
     /// Rows that are all in memory from the start (a new context: the store has none of them).
@@ -29,12 +44,33 @@ impl Rows {
         Self {
             known: rows.into_iter().map(|(k, v)| (k, Some(v))).collect(),
             complete: true,
+            ..Self::default()
         }
     }
 
     /// Rows still in the store: each is read when a call asks for it.
     pub fn unread() -> Self {
         Self::default()
+    }
+
+    /// Whether listing the store's keys would tell absent rows apart (not yet listed, not
+    /// known whole, not found too many).
+    pub fn wants_listing(&self) -> bool {
+        !self.complete && self.listed.is_none() && !self.too_many_to_list
+    }
+
+    /// Takes the keys the store holds (`None`: more than [`MAX_LISTED_ROWS`]); rows written
+    /// since the listing began must not exist (the node runs one operation at a time).
+    pub fn list(&mut self, keys: Option<Vec<Vec<u8>>>) {
+        match keys {
+            Some(keys) => self.listed = Some(Rc::new(keys.into_iter().collect())),
+            None => self.too_many_to_list = true,
+        }
+    }
+
+    /// Whether `key`, not in `known`, is absent (not merely unread).
+    fn absent_unless_known(&self, key: &[u8]) -> bool {
+        self.complete || self.listed.as_ref().is_some_and(|l| !l.contains(key))
     }
 
     /// Records what the store holds under `key` (`None`: nothing).
@@ -66,7 +102,7 @@ impl Rows {
     pub fn holds(&self, key: &[u8], value: Option<&[u8]>) -> bool {
         match self.known.get(key) {
             Some(known) => known.as_deref() == value,
-            None => self.complete && value.is_none(),
+            None => self.absent_unless_known(key) && value.is_none(),
         }
     }
 
@@ -87,7 +123,7 @@ impl StateView for Rows {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, NotLoaded> {
         match self.known.get(key) {
             Some(value) => Ok(value.clone()),
-            None if self.complete => Ok(None),
+            None if self.absent_unless_known(key) => Ok(None),
             None => Err(NotLoaded),
         }
     }
@@ -118,5 +154,35 @@ mod tests {
         whole.apply(WriteSet::from([(b"a".to_vec(), None)]));
         assert_eq!(whole.get(b"a"), Ok(None));
         assert_eq!(whole.present().count(), 0);
+    }
+
+    #[test]
+    fn listed_rows_tell_absent_from_unread() {
+        let mut rows = Rows::unread();
+        assert!(rows.wants_listing());
+        rows.learn(b"read".to_vec(), Some(b"1".to_vec()));
+        rows.list(Some(vec![b"read".to_vec(), b"stored".to_vec()]));
+        assert!(!rows.wants_listing());
+        assert_eq!(rows.get(b"read"), Ok(Some(b"1".to_vec())));
+        assert_eq!(rows.get(b"stored"), Err(NotLoaded), "listed, not read");
+        assert_eq!(
+            rows.get(b"new"),
+            Ok(None),
+            "neither known nor listed: absent"
+        );
+        assert!(rows.holds(b"new", None) && !rows.holds(b"stored", None));
+        rows.apply(WriteSet::from([
+            (b"new".to_vec(), Some(b"2".to_vec())),
+            (b"stored".to_vec(), None),
+        ]));
+        assert_eq!(rows.get(b"new"), Ok(Some(b"2".to_vec())), "written since");
+        assert_eq!(rows.get(b"stored"), Ok(None), "removed since");
+
+        let mut large = Rows::unread();
+        large.list(None);
+        assert!(!large.wants_listing(), "too many: not asked again");
+        assert_eq!(large.get(b"new"), Err(NotLoaded));
+        large.learn_all([(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!(large.get(b"new"), Ok(None), "read whole");
     }
 }

@@ -1,7 +1,9 @@
 //! How the node uses its store. Cold start: a node reopening a context with 100,000 stored rows
 //! answers its first call after reading a handful of them, not the whole state; a call that needs
 //! many rows gets them all in one scan; the first checkpoint reads the state once for its Merkle
-//! tree. A full disk: writes fail with `QuotaExceeded` and store nothing, reads keep answering.
+//! tree. Once a set's new rows turn out absent, the context's keys are listed once, and later
+//! sets of new keys read no rows. A full disk: writes fail with `QuotaExceeded` and store
+//! nothing, reads keep answering.
 
 mod common;
 
@@ -64,6 +66,11 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
     assert_eq!(got.output, json!("v42"));
     assert_eq!(store.scanned(Namespace::State), 0, "no scan of the state");
     assert_eq!(store.scanned(Namespace::Private), 0);
+    assert_eq!(
+        store.listings(Namespace::State) + store.listings(Namespace::Private),
+        0,
+        "a get of a stored key finds its rows: no listing"
+    );
     let reads = store.gets(Namespace::State) + store.gets(Namespace::Private);
     assert!(reads <= 32, "{reads} rows read for one get");
     let in_memory = node.rows_in_memory(&ctx).unwrap();
@@ -89,6 +96,16 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
     let got = block_on(node.execute(&ctx, "get", json!({"key": "new"}))).unwrap();
     assert_eq!(got.output, json!("n"));
     assert_eq!(store.scanned(Namespace::State), 0);
+    // Its absent rows made the node list the keys, once: over the limit, so rows are still
+    // read one by one, and it does not ask again.
+    assert_eq!(store.listings(Namespace::State), 1);
+    store.reset();
+    block_on(node.execute(&ctx, "set", json!({"key": "new2", "value": "n"}))).unwrap();
+    assert!(
+        store.gets(Namespace::State) >= 2,
+        "too many keys to list: rows read"
+    );
+    assert_eq!(store.listings(Namespace::State), 0);
 
     // A call that reads every entry asks for more than a few rows: the node reads the state
     // in one scan instead of one row per run.
@@ -98,7 +115,11 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
         "not built yet"
     );
     let entries = block_on(node.execute(&ctx, "entries", json!({}))).unwrap();
-    assert_eq!(entries.output.as_object().unwrap().len(), 101);
+    assert_eq!(
+        entries.output.as_object().unwrap().len(),
+        102,
+        "100 sets, new and new2"
+    );
     assert_eq!(entries.output["k99"], json!("v99"));
     assert!(store.scanned(Namespace::State) > EXTRA_ROWS as usize);
     let built = node.position(&ctx).unwrap().merkle_root;
@@ -117,6 +138,67 @@ fn a_large_context_reopens_and_answers_without_reading_every_row() {
         Some(Hash(MerkleTree::build(&rows).root()))
     );
     assert_eq!(built, after.merkle_root, "no write since");
+}
+
+#[test]
+fn once_a_reopened_context_lists_its_keys_sets_of_new_keys_read_no_rows() {
+    let store = CountingStore::default();
+    let mut node = open(&store);
+    let app = block_on(node.install_app(&kv_store())).unwrap();
+    let ctx = block_on(node.create_context(app, json!({}))).unwrap();
+    let set = |node: &mut Node<CountingStore, FixedEnv>, key: &str, value: &str| {
+        block_on(node.execute(&ctx, "set", json!({"key": key, "value": value}))).unwrap();
+    };
+    for i in 0..100 {
+        set(&mut node, &format!("k{i}"), &format!("v{i}"));
+    }
+    drop(node);
+    let mut node = open(&store);
+
+    // The first set of a new key reads the rows it misses, finds them absent, and lists the
+    // state's keys: one request, no values.
+    store.reset();
+    set(&mut node, "new-0", "n0");
+    assert!(store.gets(Namespace::State) >= 2);
+    assert_eq!(store.listings(Namespace::State), 1);
+    assert_eq!(store.scanned(Namespace::State), 0);
+
+    // The next sets of new keys read no row and list nothing again.
+    store.reset();
+    for i in 1..10 {
+        set(&mut node, &format!("new-{i}"), &format!("n{i}"));
+    }
+    assert_eq!(store.gets(Namespace::State), 0, "new rows are known absent");
+    assert_eq!(store.listings(Namespace::State), 0);
+
+    // A listed row not yet read is still read when a call needs it.
+    store.reset();
+    set(&mut node, "k5", "changed");
+    assert!(
+        store.gets(Namespace::State) > 0,
+        "k5's rows are listed, not read"
+    );
+    let removed = block_on(node.execute(&ctx, "remove", json!({"key": "k6"}))).unwrap();
+    assert_eq!(removed.output, json!("v6"));
+
+    // Every write is there, in memory and for a node that opens the store afresh.
+    let expected: BTreeMap<String, String> = (0..100)
+        .filter(|i| *i != 6)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .chain((0..10).map(|i| (format!("new-{i}"), format!("n{i}"))))
+        .chain([("k5".to_string(), "changed".to_string())])
+        .collect();
+    let entries = |node: &mut Node<CountingStore, FixedEnv>| {
+        block_on(node.execute(&ctx, "entries", json!({})))
+            .unwrap()
+            .output
+    };
+    assert_eq!(entries(&mut node), json!(expected));
+    let root = block_on(node.checkpoint(&ctx)).unwrap();
+    drop(node);
+    let mut again = open(&store);
+    assert_eq!(entries(&mut again), json!(expected));
+    assert_eq!(block_on(again.checkpoint(&ctx)).unwrap(), root);
 }
 
 /// calimero-storage writes some rows of a set again as they were; the node stores only the

@@ -16,6 +16,7 @@ fn rows(pairs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
 pub async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() -> F) {
     get_put_overwrite_delete(&fresh().await).await;
     scan_prefix_bounds(&fresh().await).await;
+    keys_with_prefix_bounds_and_limit(&fresh().await).await;
     last_with_prefix_bounds(&fresh().await).await;
     namespaces_are_isolated(&fresh().await).await;
     batches_span_namespaces_and_keep_order(&fresh().await).await;
@@ -86,6 +87,33 @@ pub async fn scan_prefix_bounds(store: &impl Store) {
     assert_eq!(
         all.iter().map(|(k, _)| k.as_slice()).collect::<Vec<_>>(),
         keys.to_vec()
+    );
+}
+
+pub async fn keys_with_prefix_bounds_and_limit(store: &impl Store) {
+    let ns = Namespace::State;
+    let mut batch = Batch::new();
+    for k in [&b"a"[..], b"ab", b"ab\x00", b"ab\xff", b"ac", b"\xff\xff"] {
+        batch.put_mut(ns, k, vec![7; 10]);
+    }
+    store.commit(batch).await.unwrap();
+    let keys = |prefix: &'static [u8], limit| async move {
+        store.keys_with_prefix(ns, prefix, limit).await.unwrap()
+    };
+    let ab: Vec<Vec<u8>> = vec![b"ab".to_vec(), b"ab\x00".to_vec(), b"ab\xff".to_vec()];
+    assert_eq!(keys(b"ab", 3).await, Some(ab.clone()));
+    assert_eq!(keys(b"ab", 100).await, Some(ab));
+    assert_eq!(keys(b"ab", 2).await, None, "more than the limit");
+    assert_eq!(keys(b"zz", 0).await, Some(vec![]));
+    assert_eq!(keys(b"\xff", 1).await, Some(vec![b"\xff\xff".to_vec()]));
+    assert_eq!(keys(b"", 6).await.map(|k| k.len()), Some(6));
+    assert_eq!(
+        store
+            .keys_with_prefix(Namespace::Deltas, b"", 10)
+            .await
+            .unwrap(),
+        Some(vec![]),
+        "another namespace's keys are not listed"
     );
 }
 

@@ -5,11 +5,17 @@
 //! awaited; nothing else is awaited inside it, since IndexedDB commits a transaction on its own
 //! as soon as no request is pending. Writes go through `idb` directly (rexie is built on it):
 //! rexie does not show why a transaction aborted, and a full quota must be told apart.
+//!
+//! Every readwrite transaction names its [`Durability`] (`relaxed` unless the embedder chose
+//! otherwise): what a committed batch survives is then the store's choice, not each browser's
+//! default. What each promises, and why relaxed: docs/storage.md, *Durability*.
 
 use idb::request::Request;
-use js_sys::Uint8Array;
+use js_sys::{Array, Object, Uint8Array};
 use rexie::{Direction, KeyRange, ObjectStore, Rexie, TransactionMode};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{IdbDatabase, IdbTransaction};
 
 use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError};
 
@@ -18,12 +24,64 @@ use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError};
 /// private and deltas; 2 added audit and blobs.
 pub const SCHEMA_VERSION: u32 = 2;
 
+/// What a committed write survives: IndexedDB's `durability` hint on readwrite transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Committed once the browser has handed the write to the operating system: it survives the
+    /// tab or the browser crashing, and may be lost if the OS crashes or the power fails. What
+    /// RocksDB's default writes (merod's) promise, and what Chromium does with no hint.
+    #[default]
+    Relaxed,
+    /// Committed once the write is flushed to the disk (fsync): it survives a power loss too,
+    /// at the cost of a flush per transaction.
+    Strict,
+}
+
+impl Durability {
+    /// The name IndexedDB (and the page's `NodeOptions.durability`) uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Relaxed => "relaxed",
+            Self::Strict => "strict",
+        }
+    }
+
+    /// The durability `name` names, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Relaxed, Self::Strict]
+            .into_iter()
+            .find(|d| d.as_str() == name)
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// An `IDBDatabase`, for the one method web-sys has only behind `web_sys_unstable_apis`.
+    #[wasm_bindgen(js_name = IDBDatabase)]
+    type Connection;
+
+    /// `IDBDatabase.transaction(names, mode, options)`.
+    #[wasm_bindgen(method, catch, js_name = transaction)]
+    fn transaction_with_options(
+        this: &Connection,
+        names: &Array,
+        mode: &str,
+        options: &Object,
+    ) -> Result<IdbTransaction, JsValue>;
+}
+
 pub struct IndexedDbStore {
     db: Rexie,
     /// A second connection for writes, through idb, which shows why a transaction aborted.
-    writer: idb::Database,
+    writer: IdbDatabase,
+    /// The options of every readwrite transaction (`{durability}`).
+    write_options: Object,
+    durability: Durability,
 }
 
+/// A copy of `value` in its own `ArrayBuffer`. Never a view of wasm memory for a value stored:
+/// IndexedDB's structured clone keeps a view's whole buffer, so each put would store all of
+/// the node's memory (a set took 100 ms on disk, not 4, when tried).
 fn bytes(value: &[u8]) -> JsValue {
     Uint8Array::from(value).into()
 }
@@ -60,8 +118,13 @@ fn error(err: rexie::Error) -> StoreError {
 }
 
 impl IndexedDbStore {
-    /// Opens (creating or upgrading) the database `name`.
+    /// Opens (creating or upgrading) the database `name`, its writes [`Durability::Relaxed`].
     pub async fn open(name: &str) -> Result<Self, StoreError> {
+        Self::open_with(name, Durability::default()).await
+    }
+
+    /// Opens the database `name`, every write committed with `durability`.
+    pub async fn open_with(name: &str, durability: Durability) -> Result<Self, StoreError> {
         let mut builder = Rexie::builder(name).version(SCHEMA_VERSION);
         for ns in Namespace::ALL {
             builder = builder.add_object_store(ObjectStore::new(ns.as_str()));
@@ -77,8 +140,26 @@ impl IndexedDbStore {
             .await
             .map_err(|e| {
                 StoreError::Unavailable(format!("cannot open IndexedDB database {name:?}: {e}"))
-            })?;
-        Ok(Self { db, writer })
+            })?
+            .into();
+        let write_options = Object::new();
+        js_sys::Reflect::set(
+            &write_options,
+            &"durability".into(),
+            &durability.as_str().into(),
+        )
+        .map_err(|e| StoreError::Backend(format!("transaction options: {e:?}")))?;
+        Ok(Self {
+            db,
+            writer,
+            write_options,
+            durability,
+        })
+    }
+
+    /// What this store's writes survive once committed.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// One namespace's object store in a new read-only transaction, which lives as long as the
@@ -135,6 +216,23 @@ impl Store for IndexedDbStore {
             .collect())
     }
 
+    async fn keys_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let range = prefix_range(prefix)?;
+        let store = self.reader(ns)?;
+        // One more than the limit tells "more than `limit`" apart without reading them all.
+        let asked = u32::try_from(limit.saturating_add(1)).unwrap_or(u32::MAX);
+        let keys = store
+            .get_all_keys(range, Some(asked))
+            .await
+            .map_err(error)?;
+        Ok((keys.len() <= limit).then(|| keys.iter().map(to_vec).collect()))
+    }
+
     async fn last_with_prefix(
         &self,
         ns: Namespace,
@@ -154,16 +252,18 @@ impl Store for IndexedDbStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let names: Vec<&str> = batch
+        let names: Array = batch
             .namespaces()
             .into_iter()
-            .map(Namespace::as_str)
+            .map(|ns| JsValue::from(ns.as_str()))
             .collect();
         let backend = |e: idb::Error| StoreError::Backend(e.to_string());
-        let tx = self
+        let tx: idb::Transaction = self
             .writer
-            .transaction(&names, idb::TransactionMode::ReadWrite)
-            .map_err(backend)?;
+            .unchecked_ref::<Connection>()
+            .transaction_with_options(&names, "readwrite", &self.write_options)
+            .map_err(|e| StoreError::Backend(format!("cannot start a transaction: {e:?}")))?
+            .into();
         // Every request is issued before the transaction is awaited (idb issues them on call),
         // and one is kept to read the transaction's error if it aborts.
         let mut witness = None;

@@ -17,7 +17,7 @@ pub mod conformance;
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::FileStore;
 #[cfg(target_arch = "wasm32")]
-pub use indexeddb::{IndexedDbStore, SCHEMA_VERSION as INDEXEDDB_SCHEMA_VERSION};
+pub use indexeddb::{Durability, IndexedDbStore, SCHEMA_VERSION as INDEXEDDB_SCHEMA_VERSION};
 pub use memory::MemoryStore;
 pub use merkle::MerkleTree;
 pub use sealed::{SealedStore, Sealer};
@@ -182,6 +182,17 @@ pub trait Store {
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
     /// Applies every op of the batch, in order, or none; returns once it is durable.
     async fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+    /// The keys (not the values) that start with `prefix`, in key order, or `None` if there are
+    /// more than `limit`: one bulk request where values need not be read (IndexedDB).
+    async fn keys_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let rows = self.scan_prefix(ns, prefix).await?;
+        Ok((rows.len() <= limit).then(|| rows.into_iter().map(|(k, _)| k).collect()))
+    }
 }
 
 /// A store shared between the node and code beside it (the page and the CLI keep an app's ABI
@@ -206,6 +217,14 @@ impl<S: Store> Store for std::rc::Rc<S> {
     }
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         S::commit(self, batch).await
+    }
+    async fn keys_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        S::keys_with_prefix(self, ns, prefix, limit).await
     }
 }
 

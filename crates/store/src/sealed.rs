@@ -62,6 +62,16 @@ impl<S: Store, K: Sealer> Store for SealedStore<S, K> {
         }
     }
 
+    /// Keys are not sealed: they pass on as they are.
+    async fn keys_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        self.inner.keys_with_prefix(ns, prefix, limit).await
+    }
+
     /// Seals first, then commits the whole batch at once (sealing awaits, a transaction must not).
     async fn commit(&self, mut batch: Batch) -> Result<(), StoreError> {
         // Only keys' values are sealed, in place; the rest pass on as they are, not copied (a

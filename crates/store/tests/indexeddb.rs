@@ -3,7 +3,8 @@
 
 use std::cell::Cell;
 
-use tabnode_store::{conformance, Batch, IndexedDbStore, Namespace, Store};
+use tabnode_store::{conformance, Batch, Durability, IndexedDbStore, Namespace, Store};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -53,6 +54,69 @@ async fn committed_data_survives_closing_and_reopening() {
     );
     store.close();
     IndexedDbStore::delete_database(&name).await.unwrap();
+}
+
+#[wasm_bindgen(inline_js = "
+export function watch_write_durability() {
+  if (globalThis.__writeDurability) return;
+  const seen = (globalThis.__writeDurability = {});
+  const transaction = IDBDatabase.prototype.transaction;
+  IDBDatabase.prototype.transaction = function (...args) {
+    const tx = transaction.apply(this, args);
+    if (tx.mode === 'readwrite') (seen[this.name] ??= []).push(tx.durability);
+    return tx;
+  };
+}
+export function write_durability(name) { return (globalThis.__writeDurability[name] ?? []).join(','); }
+")]
+extern "C" {
+    /// Records the `durability` of every readwrite transaction the page opens, by database.
+    fn watch_write_durability();
+    /// The durabilities of database `name`'s readwrite transactions so far, comma-separated.
+    fn write_durability(name: &str) -> String;
+}
+
+#[wasm_bindgen_test]
+async fn writes_name_the_durability_chosen_and_a_committed_batch_survives_reopening_under_each() {
+    watch_write_durability();
+    assert_eq!(Durability::default(), Durability::Relaxed);
+    for (durability, name) in [
+        (Durability::Relaxed, "relaxed"),
+        (Durability::Strict, "strict"),
+    ] {
+        assert_eq!(Durability::from_name(name), Some(durability));
+        let db = unique(name);
+        let store = IndexedDbStore::open_with(&db, durability).await.unwrap();
+        assert_eq!(store.durability(), durability);
+        store
+            .commit(
+                Batch::new()
+                    .put(Namespace::State, b"row", vec![3; 70_000])
+                    .put(Namespace::Audit, b"record", vec![4; 300])
+                    .delete(Namespace::State, b"never-there"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            write_durability(&db),
+            name,
+            "one readwrite transaction, {name}"
+        );
+        // The commit was acknowledged: a new connection (what a reloaded page opens) reads it.
+        store.close();
+        let store = IndexedDbStore::open(&db).await.unwrap();
+        assert_eq!(
+            store.get(Namespace::State, b"row").await.unwrap(),
+            Some(vec![3; 70_000])
+        );
+        assert_eq!(
+            store.get(Namespace::Audit, b"record").await.unwrap(),
+            Some(vec![4; 300])
+        );
+        store.close();
+        IndexedDbStore::delete_database(&db).await.unwrap();
+    }
+    assert_eq!(Durability::from_name("default"), None);
 }
 
 #[wasm_bindgen_test]

@@ -39,6 +39,7 @@ export declare class TabNode {
   readonly peerId: string;
   readonly publicKey: string;
   readonly engine: string;
+  readonly durability: string;
   /** The host's peers and connections, as it last announced them. */
   peers(): string[];
   connections(): Connection[];

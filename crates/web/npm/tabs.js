@@ -11,7 +11,7 @@ const PEER_EVENTS = new Set(['peerConnected', 'peerDisconnected', 'directOpened'
 /** BrowserNode methods a TabNode answers itself (the rest are forwarded to the host). */
 const OWN = new Set(['constructor', 'free', '__destroy_into_raw', 'subscribe', 'peers', 'connections']);
 /** What the host's node says of itself: followers read these without a round trip. */
-const INFO = ['peerId', 'publicKey', 'engine'];
+const INFO = ['peerId', 'publicKey', 'engine', 'durability'];
 /** The BrowserNode methods a tab may call on the host's node (filled in at the end). */
 const FORWARDED = new Set();
 
@@ -67,7 +67,7 @@ export class TabNode {
   #starting = false;
   /** `open` failed: a host lock granted later is let go at once. */
   #closed = false;
-  /** What the host's node last said of itself: `{peerId, publicKey, engine, peers, connections}`. */
+  /** What the host's node last said of itself: `{peerId, publicKey, engine, durability, peers, connections}`. */
   #hostInfo = null;
   #announceSoon = null;
 
@@ -104,6 +104,10 @@ export class TabNode {
 
   get engine() {
     return this.#info().engine;
+  }
+
+  get durability() {
+    return this.#info().durability;
   }
 
   /** The host's peers, as it last announced them. */
@@ -246,7 +250,7 @@ export class TabNode {
   }
 
   #announce() {
-    const info = { peerId: this.#node.peerId, publicKey: this.#node.publicKey, engine: this.#node.engine, peers: this.#node.peers(), connections: this.#node.connections() };
+    const info = { peerId: this.#node.peerId, publicKey: this.#node.publicKey, engine: this.#node.engine, durability: this.#node.durability, peers: this.#node.peers(), connections: this.#node.connections() };
     this.#channel.postMessage({ t: 'host', host: this.#tab, info });
   }
 

@@ -15,6 +15,12 @@ export interface NodeOptions {
   /** Which engine runs guest apps: "browser" (the page's own WebAssembly engine, the default)
    * or "wasmi" (the interpreter). Both give the same results; see docs/performance.md. */
   engine?: "browser" | "wasmi";
+  /** What a write survives once its call resolves (IndexedDB's transaction durability; see
+   * docs/storage.md): "relaxed" (the default, as merod's RocksDB writes: a crash of the tab or
+   * the browser loses nothing, a crash of the OS or a power loss may lose the last writes) or
+   * "strict" (flushed to disk before the call resolves: survives a power loss too; costs a
+   * flush per write, about 1 ms a call on an SSD). */
+  durability?: "relaxed" | "strict";
   /** Asked before a guest app deletes a context or adds or removes a member of its own
    * (`context_delete`, `context_add_member`, `context_remove_member`), or xcalls into a context
    * of this node that it neither is nor created: return `true` to allow.

@@ -15,7 +15,7 @@ use tabnode_node::{
     Env, GuestPolicy, GuestRequest, Node, NodeError, NodeEvent, Role, DEFAULT_INVITATION_NANOS,
 };
 use tabnode_runtime::{EngineKind, Limits, Runtime};
-use tabnode_store::{IndexedDbStore, SealedStore, Sealer, StoreError};
+use tabnode_store::{Durability, IndexedDbStore, SealedStore, Sealer, StoreError};
 use tabnode_types::{AppId, ContextId, PublicKey};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -89,6 +89,9 @@ struct Options {
     snapshot_threshold: Option<u32>,
     /// The guest engine: `browser` (default) or `wasmi`; see `tabnode_runtime::EngineKind`.
     engine: Option<String>,
+    /// What an acknowledged write survives: `relaxed` (default) or `strict`; see
+    /// `tabnode_store::Durability`.
+    durability: Option<String>,
 }
 
 /// The `guestConsent` option, if given: a function the node asks before a guest's request that
@@ -151,6 +154,19 @@ fn engine_of(name: Option<&str>) -> Result<EngineKind, JsValue> {
     }
 }
 
+/// The durability an option names (relaxed by default).
+fn durability_of(name: Option<&str>) -> Result<Durability, JsValue> {
+    match name {
+        None => Ok(Durability::default()),
+        Some(name) => Durability::from_name(name).ok_or_else(|| {
+            usage_error(
+                "BadOptions",
+                format!("unknown durability {name:?}: \"relaxed\" or \"strict\""),
+            )
+        }),
+    }
+}
+
 /// A JS callback subscribed to one context (or to all, for `None`).
 struct Subscriber {
     id: u32,
@@ -167,6 +183,8 @@ struct Inner {
     peer_id: String,
     /// The engine that runs guest apps.
     engine: EngineKind,
+    /// What the store's acknowledged writes survive.
+    durability: Durability,
     /// This node's key as text: it changes when the key is rotated.
     public_key: RefCell<String>,
     subscribers: RefCell<Vec<Subscriber>>,
@@ -402,8 +420,9 @@ impl BrowserNode {
                 .map_err(|e| usage_error("BadOptions", format!("invalid options: {e}")))?
         };
         let db_name = options.db_name.unwrap_or_else(|| "tabnode".into());
+        let durability = durability_of(options.durability.as_deref())?;
         lock_store(&db_name).await?;
-        let store = IndexedDbStore::open(&db_name)
+        let store = IndexedDbStore::open_with(&db_name, durability)
             .await
             .map_err(|e| js_error(NodeError::Store(e)))?;
         let key = vault_key(&db_name)
@@ -464,6 +483,7 @@ impl BrowserNode {
             net,
             peer_id,
             engine,
+            durability,
             public_key: RefCell::new(public_key),
             subscribers: RefCell::new(Vec::new()),
             next_subscriber: Cell::new(1),
@@ -490,6 +510,12 @@ impl BrowserNode {
     #[wasm_bindgen(getter)]
     pub fn engine(&self) -> String {
         self.inner.engine.name().into()
+    }
+
+    /// What an acknowledged write survives: `"relaxed"` or `"strict"` (docs/storage.md).
+    #[wasm_bindgen(getter)]
+    pub fn durability(&self) -> String {
+        self.inner.durability.as_str().into()
     }
 
     /// This node's libp2p peer id (empty when started without relays).

@@ -195,6 +195,27 @@ pub(super) async fn read_whole<S: Store>(
     Ok(())
 }
 
+/// Lists the keys of a context's shared or private state, if its rows would use them (see
+/// [`Rows::list`]): then a row a call misses that is not listed needs no read.
+pub(super) async fn list_keys<S: Store>(
+    store: &S,
+    ctx: &mut ContextState,
+    view: ViewKind,
+) -> Result<(), NodeError> {
+    let (ns, rows) = match view {
+        ViewKind::Private => (Namespace::Private, &mut ctx.private),
+        _ => (Namespace::State, &mut ctx.shared),
+    };
+    if !rows.wants_listing() {
+        return Ok(());
+    }
+    let keys = store
+        .keys_with_prefix(ns, ctx.id.as_bytes(), crate::rows::MAX_LISTED_ROWS)
+        .await?;
+    Rc::make_mut(rows).list(keys.map(|keys| keys.into_iter().map(|k| k[32..].to_vec()).collect()));
+    Ok(())
+}
+
 /// Marks a blob announced to a context in [`Namespace::Meta`] (this prefix, the context id,
 /// then the blob id): only such blobs are served to that context's members.
 pub(super) const BLOB_ANNOUNCED: &[u8] = b"blob-announced:";

@@ -349,6 +349,12 @@ impl<S: Store, E: Env> Node<S, E> {
             });
             let values = futures::future::try_join_all(reads).await?;
             let all_absent = values.iter().all(Option::is_none);
+            // The views in which a missed row does not exist (a new key's rows, say).
+            let absent_in = |view| {
+                let mut missed = rows.iter().zip(&values).filter(|((v, _), _)| *v == view);
+                missed.any(|(_, value)| value.is_none())
+            };
+            let absent_in = [ViewKind::Shared, ViewKind::Private].map(|v| (v, absent_in(v)));
             for ((view, key), value) in rows.into_iter().zip(values) {
                 let known = match view {
                     ViewKind::Shared => &mut ctx.shared,
@@ -356,6 +362,14 @@ impl<S: Store, E: Env> Node<S, E> {
                     ViewKind::Blob => &mut self.blobs,
                 };
                 Rc::make_mut(known).learn(key, value);
+            }
+            // Rows that did not exist (a new key's): the state's keys are listed once, so that
+            // later calls' new rows need no read. (Not while an action's writes are held: the
+            // store lacks them.)
+            for (view, _) in absent_in.into_iter().filter(|(_, absent)| *absent) {
+                if self.held.is_none() {
+                    list_keys(&self.store, ctx, view).await?;
+                }
             }
             if all_absent && !whole {
                 return ran_call(*if_absent);

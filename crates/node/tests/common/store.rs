@@ -13,6 +13,7 @@ pub struct CountingStore {
     inner: MemoryStore,
     gets: Rc<RefCell<BTreeMap<Namespace, usize>>>,
     scanned_rows: Rc<RefCell<BTreeMap<Namespace, usize>>>,
+    listings: Rc<RefCell<BTreeMap<Namespace, usize>>>,
     commits: Rc<Cell<usize>>,
     last_commit: Rc<RefCell<Batch>>,
     /// Refuse every commit as the browser does when the quota is exhausted.
@@ -30,6 +31,7 @@ impl CountingStore {
     pub fn reset(&self) {
         self.gets.borrow_mut().clear();
         self.scanned_rows.borrow_mut().clear();
+        self.listings.borrow_mut().clear();
         self.commits.set(0);
         self.most_in_flight.set(0);
     }
@@ -46,6 +48,11 @@ impl CountingStore {
 
     pub fn scanned(&self, ns: Namespace) -> usize {
         self.scanned_rows.borrow().get(&ns).copied().unwrap_or(0)
+    }
+
+    /// Requests for keys alone (`keys_with_prefix`), which read no values.
+    pub fn listings(&self, ns: Namespace) -> usize {
+        self.listings.borrow().get(&ns).copied().unwrap_or(0)
     }
 
     /// Commits that reached the store since the last [`CountingStore::reset`].
@@ -108,6 +115,16 @@ impl Store for CountingStore {
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         *self.gets.borrow_mut().entry(ns).or_default() += 1;
         self.inner.last_with_prefix(ns, prefix).await
+    }
+
+    async fn keys_with_prefix(
+        &self,
+        ns: Namespace,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        *self.listings.borrow_mut().entry(ns).or_default() += 1;
+        self.inner.keys_with_prefix(ns, prefix, limit).await
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
