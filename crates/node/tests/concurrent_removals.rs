@@ -49,7 +49,7 @@ fn six() -> ([TestNode; 6], ContextId) {
 /// judged, with each operation's secret kept (the former-secret rules then name the set of
 /// operations, not one). Not done in this change.
 #[test]
-#[ignore = "concurrent removals leave members on different secrets: the derived secret is not built yet (issue 19)"]
+
 fn concurrent_removals_leave_every_member_on_one_secret() {
     let ([mut a, mut b, mut c, mut d, mut x, mut y], ctx) = six();
     block_on(a.remove_member(&ctx, x.public_key())).unwrap();

@@ -220,6 +220,7 @@ impl<S: Store, E: Env> Node<S, E> {
         stage_audit(&mut batch, ctx.id, &audit);
         if let Some(next) = &rotation {
             ctx.stage_rotation(next, &delta_id, &mut batch);
+            ctx.stage_made(delta_id, *next, &mut batch);
         }
         self.commit(batch).await?;
         // The operation itself goes out under the secret it replaces: members who have not
