@@ -36,6 +36,16 @@ impl<S: Store, E: Env> Node<S, E> {
         self.seal_bytes_for(context_id, &message.encode())
     }
 
+    /// A digest of the secret `context_id`'s messages are sealed with now (tools and tests):
+    /// members on one secret show the same, and it tells nothing of the secret.
+    pub fn secret_digest(&self, context_id: &ContextId) -> Result<Hash, NodeError> {
+        let ctx = self.context(context_id)?;
+        Ok(Hash(blake3::derive_key(
+            "tabnode context secret digest v1",
+            &ctx.secret,
+        )))
+    }
+
     /// Seals `plain` for `context_id`, whatever it holds (tools and tests: a message no
     /// [`WireMessage`] encodes to).
     pub fn seal_bytes_for(
