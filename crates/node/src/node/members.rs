@@ -234,6 +234,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.announced = true;
         ctx.insert_applied(&delta, true);
         self.rejudge(ctx).await?;
+        self.follow_judged_secret(ctx, delta_id).await?;
         self.events.push(NodeEvent::Membership {
             context_id: ctx.id,
             delta_id,

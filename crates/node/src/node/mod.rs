@@ -501,6 +501,17 @@ impl<S: Store, E: Env> Node<S, E> {
         for (op, entry) in &ops {
             ctx.keep_share(&self.key, *op, entry);
         }
+        // A node that stopped between taking a delta and moving to the secret it made the
+        // log's moves now (the latest of the operations standing for the delta).
+        let latest = ctx.log.latest_secret_ops(&ctx.dag).last().copied();
+        if let (Some(next), Some(by)) = (ctx.judged_secret(), latest) {
+            if next != ctx.secret {
+                let mut batch = Batch::new();
+                ctx.stage_rotation(&next, &by, &mut batch);
+                self.commit(batch).await?;
+                ctx.rotate(next, by);
+            }
+        }
         self.clock = self.clock.max(ctx.latest_standing());
         self.contexts.insert(id, ctx);
         // Ask peers for anything missed while away (or, for a joiner, for the whole state).
