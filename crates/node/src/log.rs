@@ -89,6 +89,7 @@ use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 
 mod judge;
 mod races;
+mod secrets;
 
 /// A change of membership, made by an admin.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
@@ -663,14 +664,6 @@ impl Log {
             .find(|key| self.verdict.removed.contains_key(key))
             .copied()
             .unwrap_or(entry.author)
-    }
-
-    /// Whether the operation `entry` (the delta `id`, not yet in `dag`) would count in the log
-    /// of `dag` grown by it: a share it carries is taken only then.
-    pub fn counts_if_added(dag: &HashMap<DeltaId, Entry>, id: DeltaId, entry: &Entry) -> bool {
-        let mut grown = dag.clone();
-        grown.insert(id, entry.clone());
-        Log::judge(&grown).verdict.applied_ops.contains(&id)
     }
 
     /// The keys `entry`'s authority rests on: its chain, where an inviter rotated away (by a

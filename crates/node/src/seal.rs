@@ -7,7 +7,7 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use curve25519_dalek::MontgomeryPoint;
-use tabnode_types::{ContextId, PublicKey, SecretKey};
+use tabnode_types::{ContextId, DeltaId, PublicKey, SecretKey};
 
 const NONCE: usize = 24;
 
@@ -53,6 +53,22 @@ pub fn open(secret: &[u8; 32], context_id: &ContextId, sealed: &[u8]) -> Option<
             },
         )
         .ok()
+}
+
+/// The context's secret after concurrent secret-giving operations: a derivation of each one's
+/// secret with its id, in id order (`parts` sorted by the caller). Only a key that holds every
+/// part makes it: a member each operation sealed its secret to, and neither key one of them
+/// removed (that one got no share of it).
+pub fn combine_secrets(parts: &[(DeltaId, [u8; 32])]) -> [u8; 32] {
+    let mut material = Vec::with_capacity(parts.len() * 64);
+    for (op, secret) in parts {
+        material.extend_from_slice(op.as_bytes());
+        material.extend_from_slice(secret);
+    }
+    blake3::derive_key(
+        "tabnode context secret of concurrent operations v1",
+        &material,
+    )
 }
 
 /// The key a share is sealed under: both sides derive it from the X25519 shared point and the
@@ -149,6 +165,22 @@ mod tests {
         flipped[40] ^= 1;
         assert_eq!(open_share(&member, &ctx, &flipped), None, "tampered");
         assert_eq!(open_share(&member, &ctx, &sealed[..20]), None);
+    }
+
+    #[test]
+    fn a_combined_secret_needs_every_part_in_its_place() {
+        let (a, b) = ((DeltaId([1; 32]), [7; 32]), (DeltaId([2; 32]), [8; 32]));
+        let both = combine_secrets(&[a, b]);
+        assert_ne!(both, a.1);
+        assert_ne!(both, b.1);
+        assert_ne!(both, combine_secrets(&[a]), "one part alone");
+        assert_ne!(both, combine_secrets(&[b, a]), "another order");
+        assert_ne!(
+            both,
+            combine_secrets(&[a, (b.0, [9; 32])]),
+            "another secret"
+        );
+        assert_eq!(both, combine_secrets(&[a, b]));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! each, in several orders: as they stored them (member by member), the reverse (most deltas
 //! before their parents), and shuffles. Each order starts from a copy of the fifth member's
 //! store (and what it still lacks after is sent again, as anti-entropy would), and every order
-//! must end with nothing waiting, on the same heads, root, members and roles, app and entries.
+//! must end with nothing waiting, on the same heads, root, members and roles, app and entries,
+//! and (while it is a member) the same secret: concurrent removals in the graph give it the
+//! secrets of several latest removals, in any order.
 //!
 //! `TABNODE_SIM_SEEDS=N` runs N seeds (default 10); `TABNODE_SIM_SEED=S` replays one.
 
@@ -34,6 +36,9 @@ struct Outcome {
     members: BTreeMap<PublicKey, Role>,
     app: Result<AppId, String>,
     entries: Result<Value, String>,
+    /// Which secret it seals with (a digest), while it is a member: one removed may be left
+    /// on any secret it held.
+    secret: Option<Hash>,
 }
 
 /// The membership operations a run makes besides role changes.
@@ -76,10 +81,15 @@ fn step(sim: &mut Sim, ctx: &ContextId, i: usize, menu: Menu, v2: &[u8], round: 
 
 fn outcome(node: &mut Node<tabnode_store::MemoryStore, SimEnv>, ctx: &ContextId) -> Outcome {
     let cp = block_on(node.checkpoint(ctx)).unwrap();
+    let members: BTreeMap<PublicKey, Role> = node.members(ctx).unwrap().into_iter().collect();
+    let secret = members
+        .contains_key(&node.public_key())
+        .then(|| node.secret_digest(ctx).unwrap());
     Outcome {
         heads: cp.heads,
         root: cp.root_hash,
-        members: node.members(ctx).unwrap().into_iter().collect(),
+        members,
+        secret,
         app: block_on(node.context_wasm(ctx))
             .map(|wasm| AppId::of_wasm(&wasm))
             .map_err(|e| e.to_string()),
@@ -189,6 +199,7 @@ fn run(seed: u64, menu: Menu, v1: &[u8], v2: &[u8]) {
                 ("members", got.members != first.members),
                 ("app", got.app != first.app),
                 ("entries", got.entries != first.entries),
+                ("secret", got.secret != first.secret),
             ]
             .into_iter()
             .filter_map(|(what, differs)| differs.then_some(what))

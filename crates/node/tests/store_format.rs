@@ -11,7 +11,7 @@ use common::TestNode;
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{
-    Delta, Disclosure, FixedEnv, Genesis, MemberCert, MemberOp, Node, NodeError, STORE_FORMAT,
+    Delta, Disclosure, FixedEnv, Genesis, MemberCert, MemberOp, Node, NodeError, Role, STORE_FORMAT,
 };
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Batch, FileStore, MemoryStore, Namespace, Store};
@@ -322,4 +322,58 @@ fn a_format_2_store_opens_as_format_3_with_nothing_else_rewritten() {
         .collect();
     assert_eq!(after, before, "only the version row changed");
     assert_eq!(entries(&mut node, &ctx)["shared"], "a2");
+}
+
+/// Where a node keeps the secret an operation made that it holds from no share in it (a
+/// [`Namespace::Keys`] row after the context id).
+const MADE_SECRET: &[u8] = b"made-secret";
+
+/// Builds before the context's secret followed the judged log kept no `made-secret` rows: a
+/// node held the secret of its own removal only as the one after it among its former secrets.
+/// Such a store opens, finds it there, and combines it with a concurrent removal's secret as
+/// a store written now does: the two removers end on one secret, which neither removed key
+/// holds. (Without the step, A lacks its own removal's secret and keeps sealing with it.)
+#[test]
+fn a_store_without_the_secrets_operations_made_finds_its_own_removals_secret() {
+    let stores: [MemoryStore; 4] = Default::default();
+    let mut nodes = [0, 1, 2, 3].map(|i| common::node_on(stores[i].clone(), i as u8 + 1));
+    let app = block_on(nodes[0].install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(nodes[0].create_context(app, json!({}))).unwrap();
+    for i in 1..4 {
+        let role = [Role::Admin, Role::Member][usize::from(i > 1)];
+        let link = nodes[0].invite_as(&ctx, role, u64::MAX / 2).unwrap();
+        block_on(nodes[i].join(&link)).unwrap();
+        let [a, rest @ ..] = &mut nodes;
+        common::settle(&mut [a, &mut rest[i - 1]]);
+    }
+    nodes.iter_mut().for_each(common::announce);
+    common::settle(&mut nodes.iter_mut().collect::<Vec<_>>());
+    let [a, mut b, x, y] = nodes;
+    let mut a = a;
+    block_on(a.remove_member(&ctx, x.public_key())).unwrap();
+    block_on(b.remove_member(&ctx, y.public_key())).unwrap();
+    let (from_a, from_b) = (common::sent(&mut a), common::sent(&mut b));
+    drop(a);
+
+    let prefix = [ctx.as_bytes().as_slice(), MADE_SECRET].concat();
+    let mut batch = Batch::new();
+    for (ns, key, _) in dump(&stores[0]) {
+        if ns == Namespace::Keys && key.starts_with(&prefix) {
+            batch.delete_mut(ns, &key);
+        }
+    }
+    assert_eq!(batch.len(), 1, "A kept the secret of its removal");
+    block_on(stores[0].commit(batch)).unwrap();
+
+    let mut a = common::node_on(stores[0].clone(), 1);
+    common::deliver(&from_b, &mut a);
+    common::deliver(&from_a, &mut b);
+    let secret = a.secret_digest(&ctx).unwrap();
+    assert_eq!(b.secret_digest(&ctx).unwrap(), secret);
+    for removed in [&x, &y] {
+        assert_ne!(removed.secret_digest(&ctx).unwrap(), secret);
+    }
+    set(&mut a, &ctx, "after", "a");
+    common::deliver(&common::sent(&mut a), &mut b);
+    assert_eq!(entries(&mut b, &ctx)["after"], "a");
 }

@@ -52,6 +52,11 @@ pub(super) struct ContextState {
     /// what was sealed with them, and answer a member who has not caught up (see
     /// [`Node::answer_sync_request`]).
     pub(super) older: Vec<([u8; 32], DeltaId)>,
+    /// The secret each secret-giving operation made, as this node holds it: one it made, one
+    /// sealed to it in the operation, or one an admin gave it later (see
+    /// [`WireMessage::Share`]). Used only while the operation is among the log's latest
+    /// secret-giving operations that count (see [`Self::judged_secret`]).
+    pub(super) made: BTreeMap<DeltaId, [u8; 32]>,
     /// Members this node knows, from the certificates it verified (its own and those carried by
     /// applied deltas and admissions): the role each certificate gives, the keys it depends on,
     /// and the invite key it was redeemed from (see [`LogEntry::admission`]).
@@ -111,6 +116,7 @@ impl ContextState {
             asked_on_load: false,
             secret,
             older: Vec::new(),
+            made: BTreeMap::new(),
             sync_budget: HashMap::new(),
             audit: AuditHead::default(),
             verified_certs: HashSet::new(),
@@ -176,15 +182,68 @@ impl ContextState {
     }
 
     /// Opens a message sealed with the context's secret or a former one; says which former
-    /// one (by the operation that replaced it), if it was not the current secret.
+    /// one (by the delta that moved this node off it), if it was not the current secret. A
+    /// secret of one of the latest secret-giving operations that this node never sealed with
+    /// (it heard a concurrent one first) opens too: a member that has not heard the others
+    /// seals with it; it was replaced by one of the others.
     pub(super) fn open(&self, data: &[u8]) -> Option<(Vec<u8>, Option<DeltaId>)> {
         if let Some(plain) = seal::open(&self.secret, &self.id, data) {
             return Some((plain, None));
         }
-        self.older
+        let former = self
+            .older
             .iter()
             .rev()
-            .find_map(|(secret, by)| Some((seal::open(secret, &self.id, data)?, Some(*by))))
+            .find_map(|(secret, by)| Some((seal::open(secret, &self.id, data)?, Some(*by))));
+        if former.is_some() {
+            return former;
+        }
+        let latest = self.log.latest_secret_ops(&self.dag);
+        latest.iter().find_map(|op| {
+            let by = latest.iter().find(|other| *other != op)?;
+            Some((seal::open(self.made.get(op)?, &self.id, data)?, Some(*by)))
+        })
+    }
+
+    /// The context's secret as the judged log makes it: that of the latest secret-giving
+    /// operations that count ([`Log::latest_secret_ops`]), one alone or all of them combined
+    /// ([`seal::combine_secrets`]). `None` before any, or if this node lacks one of their
+    /// secrets (a removed key, or a member admitted concurrently with one, until an admin gives
+    /// it, see [`Node::share_missed_secret`]): it then keeps the secret it has.
+    pub(super) fn judged_secret(&self) -> Option<[u8; 32]> {
+        let latest = self.log.latest_secret_ops(&self.dag);
+        let parts: Vec<(DeltaId, [u8; 32])> = latest
+            .iter()
+            .map(|op| Some((*op, *self.made.get(op)?)))
+            .collect::<Option<_>>()?;
+        match parts.as_slice() {
+            [] => None,
+            [(_, alone)] => Some(*alone),
+            several => Some(seal::combine_secrets(several)),
+        }
+    }
+
+    /// Keeps the secret operation `op` (`entry`) sealed to `key`, if it carries one that opens.
+    pub(super) fn keep_share(&mut self, key: &SecretKey, op: DeltaId, entry: &LogEntry) {
+        let share = entry
+            .op
+            .as_ref()
+            .and_then(|o| o.shares().iter().find(|s| s.member == key.public()))
+            .and_then(|share| seal::open_share(key, &self.id, &share.sealed));
+        if let Some(secret) = share {
+            self.made.insert(op, secret);
+        }
+    }
+
+    /// Stages the secret operation `op` made, as this node holds it without a share in the
+    /// operation (its own, or one an admin gave it), and keeps it.
+    pub(super) fn stage_made(&mut self, op: DeltaId, secret: [u8; 32], batch: &mut Batch) {
+        batch.put_mut(
+            Namespace::Keys,
+            &scoped(&self.id, &[MADE_SECRET, op.as_bytes()].concat()),
+            secret.to_vec(),
+        );
+        self.made.insert(op, secret);
     }
 
     /// Stages the writes that replace the secret with `next` (by operation `by`); the change
@@ -210,45 +269,12 @@ impl ContextState {
         self.secret = next;
     }
 
-    /// Whether `op` made the context's latest secret: an operation that gives a new secret,
-    /// counted and standing (its author's authority too), with no other such operation after
-    /// it.
-    pub(super) fn makes_latest_secret(&self, op: &DeltaId) -> bool {
-        let verdict = self.log.verdict();
-        let gives_secret = |id: &DeltaId| {
-            verdict.applied_ops.contains(id)
-                && !verdict.void.contains(id)
-                && self
-                    .dag
-                    .get(id)
-                    .and_then(|e| e.op.as_ref().zip(Some(&e.author)))
-                    .is_some_and(|(op, author)| op.removes(author).is_some())
-        };
-        gives_secret(op)
-            && !verdict
-                .applied_ops
-                .iter()
-                .any(|later| later != op && gives_secret(later) && self.is_after(later, op))
-    }
-
-    /// Whether `later` has `earlier` in its causal past.
-    pub(super) fn is_after(&self, later: &DeltaId, earlier: &DeltaId) -> bool {
-        with_ancestors(&self.dag, [*later]).contains(earlier)
-    }
-
-    /// The secret the operation `by` replaced and the one it made, if this node held both.
-    pub(super) fn secrets_around(&self, by: &DeltaId) -> Option<([u8; 32], [u8; 32])> {
-        let at = self.older.iter().position(|(_, op)| op == by)?;
-        let next = self
-            .older
-            .get(at + 1)
-            .map_or(self.secret, |(secret, _)| *secret);
-        Some((self.older[at].0, next))
-    }
-
-    /// Whether this context has ever held `secret`.
-    pub(super) fn knows_secret(&self, secret: &[u8; 32]) -> bool {
-        self.secret == *secret || self.older.iter().any(|(s, _)| s == secret)
+    /// The former secret the delta `by` moved this node off, if it held it.
+    pub(super) fn secret_replaced_by(&self, by: &DeltaId) -> Option<[u8; 32]> {
+        self.older
+            .iter()
+            .find(|(_, op)| op == by)
+            .map(|(secret, _)| *secret)
     }
 
     /// The app the context runs now: its first, or the one the last upgrade that counts names.

@@ -331,13 +331,15 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// Gives `requester`, which asked to catch up under the secret the operation `by`
-    /// replaced, the secret `by` made, when `by` carries no share for it: a member admitted
-    /// concurrently with `by` (by a member that had not applied it yet), whom `by`'s author
-    /// did not know, holds only the former secret and would otherwise never read on. Only an
-    /// admin gives it (a member takes a share from an admin alone), only to a key the log
-    /// counts as a member now, and as often as its sync requests are answered; the receiver
-    /// takes it once `by` is the latest secret-giving operation in its own log.
+    /// Gives `requester`, which asked to catch up under the secret the delta `by` moved this
+    /// node off, the secret of each of the latest secret-giving operations that carries no
+    /// share for it: a member admitted concurrently with such an operation (by a member that
+    /// had not applied it yet), whom its author did not know, holds only a former secret and
+    /// would otherwise never read on. Only an admin gives it (a member takes a share from an
+    /// admin alone), only to a key the log counts as a member now, only a secret this node
+    /// holds, and as often as its sync requests are answered; the receiver takes each while
+    /// the operation is one of the latest in its own log, and moves to the context's secret
+    /// once it holds every part.
     pub(super) fn share_missed_secret(
         &mut self,
         context_id: ContextId,
@@ -349,35 +351,43 @@ impl<S: Store, E: Env> Node<S, E> {
             return;
         };
         let member = requester.member;
-        let has_share = ctx
-            .dag
-            .get(&by)
-            .and_then(|e| e.op.as_ref())
-            .is_none_or(|op| op.shares().iter().any(|s| s.member == member));
-        if has_share
-            || ctx.role_now(&self.key.public()) != Some(Role::Admin)
-            || ctx.role_of(requester).is_none()
+        if ctx.role_now(&self.key.public()) != Some(Role::Admin) || ctx.role_of(requester).is_none()
         {
             return;
         }
-        let Some((former, next)) = ctx.secrets_around(&by) else {
+        let Some(former) = ctx.secret_replaced_by(&by) else {
             return;
         };
-        let Some(sealed) = seal::seal_to(&member, &context_id, self.env.random32(), &next) else {
-            return;
+        let has_share = |op: &DeltaId| {
+            ctx.dag
+                .get(op)
+                .and_then(|e| e.op.as_ref())
+                .is_none_or(|o| o.shares().iter().any(|s| s.member == member))
         };
-        let share = Share { member, sealed };
-        let signature = self
-            .key
-            .sign(&WireMessage::share_message(&context_id, &by, &share));
-        let message = WireMessage::Share {
-            context_id,
-            by,
-            share,
-            from: Box::new(ctx.record.cert.clone()),
-            signature,
-        };
-        self.reply(context_id, &former, message, peer);
+        let mut messages = Vec::new();
+        for op in ctx.log.latest_secret_ops(&ctx.dag) {
+            let Some(made) = ctx.made.get(&op).filter(|_| !has_share(&op)) else {
+                continue;
+            };
+            let Some(sealed) = seal::seal_to(&member, &context_id, self.env.random32(), made)
+            else {
+                return;
+            };
+            let share = Share { member, sealed };
+            let signature = self
+                .key
+                .sign(&WireMessage::share_message(&context_id, &op, &share));
+            messages.push(WireMessage::Share {
+                context_id,
+                by: op,
+                share,
+                from: Box::new(ctx.record.cert.clone()),
+                signature,
+            });
+        }
+        for message in messages {
+            self.reply(context_id, &former, message, peer);
+        }
     }
 
     /// A member admitted this node's join: takes the context's secret it sealed to this node's

@@ -15,6 +15,12 @@ pub(super) const CONTEXT_KEY: &[u8] = b"context-key";
 /// their index (big-endian u32): the secret, then the id of the operation that replaced it.
 pub(super) const OLD_SECRET: &[u8] = b"old-secret";
 
+/// Where the secret a secret-giving operation made is kept in [`Namespace::Keys`], after the
+/// context id, with the operation's id, when this node holds it from no share in the
+/// operation (it made the operation, or an admin gave it the secret later). A store written
+/// before these were kept has the same in its former secrets (see [`Node::load_context`]).
+pub(super) const MADE_SECRET: &[u8] = b"made-secret";
+
 /// Where a context's disclosure settings are kept in [`Namespace::Meta`]: this prefix, the
 /// context id, then the event kind.
 pub(super) const DISCLOSE: &[u8] = b"disclose:";

@@ -220,6 +220,7 @@ impl<S: Store, E: Env> Node<S, E> {
         stage_audit(&mut batch, ctx.id, &audit);
         if let Some(next) = &rotation {
             ctx.stage_rotation(next, &delta_id, &mut batch);
+            ctx.stage_made(delta_id, *next, &mut batch);
         }
         self.commit(batch).await?;
         // The operation itself goes out under the secret it replaces: members who have not
@@ -233,6 +234,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.announced = true;
         ctx.insert_applied(&delta, true);
         self.rejudge(ctx).await?;
+        self.follow_judged_secret(ctx, delta_id).await?;
         self.events.push(NodeEvent::Membership {
             context_id: ctx.id,
             delta_id,

@@ -433,6 +433,40 @@ impl<S: Store, E: Env> Node<S, E> {
                 .ok_or_else(|| corrupt("former context secret", "not 64 bytes"))?;
             older.push((secret, by));
         }
+        let made_prefix = scoped(&id, MADE_SECRET);
+        let mut made = BTreeMap::new();
+        for (key, value) in self
+            .store
+            .scan_prefix(Namespace::Keys, &made_prefix)
+            .await?
+        {
+            let op = key[made_prefix.len()..].try_into().map(DeltaId);
+            match (op, <[u8; 32]>::try_from(value)) {
+                (Ok(op), Ok(secret)) => made.insert(op, secret),
+                _ => {
+                    return Err(corrupt(
+                        "secret an operation made",
+                        "not an id and 32 bytes",
+                    ))
+                }
+            };
+        }
+        // Before those were kept, a node moved to the secret an operation made as soon as it
+        // took it: the secret after an operation that sealed it no share is the one it made.
+        let gives_unshared = |op: &DeltaId| {
+            dag.get(op).is_some_and(|e: &LogEntry| {
+                e.op.as_ref().is_some_and(|o| {
+                    o.removes(&e.author).is_some()
+                        && !o.shares().iter().any(|s| s.member == self.key.public())
+                })
+            })
+        };
+        for (at, (_, by)) in older.iter().enumerate() {
+            if gives_unshared(by) && !made.contains_key(by) {
+                let next = older.get(at + 1).map_or(secret, |(s, _)| *s);
+                made.insert(*by, next);
+            }
+        }
         self.outgoing.push(Outgoing::Subscribe {
             topic: context_topic(&id),
             key: context_topic_key(&id),
@@ -443,7 +477,7 @@ impl<S: Store, E: Env> Node<S, E> {
         for id in &log.verdict().void {
             void_taken.charge(log.answerable_for(&dag[id]), sizes[id]);
         }
-        let ctx = ContextState {
+        let mut ctx = ContextState {
             log,
             void_taken,
             disclosure,
@@ -455,8 +489,29 @@ impl<S: Store, E: Env> Node<S, E> {
             older,
             audit,
             refused: RefusedDeltas::from_stored(refused),
+            made,
             ..ContextState::new(id, record, secret)
         };
+        let ops: Vec<(DeltaId, LogEntry)> = ctx
+            .dag
+            .iter()
+            .filter(|(_, e)| e.op.is_some())
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        for (op, entry) in &ops {
+            ctx.keep_share(&self.key, *op, entry);
+        }
+        // A node that stopped between taking a delta and moving to the secret it made the
+        // log's moves now (the latest of the operations standing for the delta).
+        let latest = ctx.log.latest_secret_ops(&ctx.dag).last().copied();
+        if let (Some(next), Some(by)) = (ctx.judged_secret(), latest) {
+            if next != ctx.secret {
+                let mut batch = Batch::new();
+                ctx.stage_rotation(&next, &by, &mut batch);
+                self.commit(batch).await?;
+                ctx.rotate(next, by);
+            }
+        }
         self.clock = self.clock.max(ctx.latest_standing());
         self.contexts.insert(id, ctx);
         // Ask peers for anything missed while away (or, for a joiner, for the whole state).

@@ -661,30 +661,11 @@ impl<S: Store, E: Env> Node<S, E> {
             &self.key,
         );
         stage_audit(&mut batch, ctx.id, &audit);
-        // An admin's operation may carry this node's share of a new context secret: taken
-        // only if the operation counts, not merely stands. A removal that counts for nothing
-        // (a removed admin's of its own inviter, say) changes no member's secret: taking its
-        // shares would plant the author's secret here, and cut this node off from the others.
-        let rotation = body
-            .op
-            .as_ref()
-            .filter(|_| stands)
-            .and_then(|op| op.shares().iter().find(|s| s.member == self.key.public()))
-            .and_then(|share| seal::open_share(&self.key, &ctx.id, &share.sealed))
-            .filter(|next| !ctx.knows_secret(next))
-            .filter(|_| Log::counts_if_added(&ctx.dag, id, &entry));
-        if let Some(next) = &rotation {
-            ctx.stage_rotation(next, &id, &mut batch);
-        }
         let handlers = match ran {
             true => self.stage_handlers(&mut batch, ctx.id, (id, record.next_seq - 1), body),
             false => Vec::new(),
         };
         self.commit(batch).await?;
-        let rotated = rotation.is_some();
-        if let Some(next) = rotation {
-            ctx.rotate(next, id);
-        }
 
         if let Some(outcome) = outcome {
             ctx.apply_shared(outcome.shared_writes);
@@ -694,12 +675,13 @@ impl<S: Store, E: Env> Node<S, E> {
         ctx.audit = audit.next_head();
         ctx.learn_member(&body.author_cert);
         ctx.insert_applied(&delta, stands);
+        // An operation may carry this node's share of the secret it made: kept whether or not
+        // it counts, and sealed with only while it is one of the latest secret-giving
+        // operations that count (a removal that counts for nothing, a removed admin's of its
+        // own inviter say, changes no member's secret, see [`ContextState::judged_secret`]).
+        ctx.keep_share(&self.key, id, &entry);
         if budgeted {
             ctx.void_taken.charge(answerable, size);
-        }
-        if rotated {
-            // What members sent since is sealed with the new secret: ask for it.
-            self.publish(ctx.id, &ctx.secret, ctx.sync_request(&self.key));
         }
         if stands {
             self.clock = self.clock.max(body.timestamp);
@@ -709,6 +691,7 @@ impl<S: Store, E: Env> Node<S, E> {
         // change the verdict.
         if body.op.is_some() || ctx.log.needs_judging() {
             self.rejudge(ctx).await?;
+            self.follow_judged_secret(ctx, id).await?;
         }
         if let Some(op) = &body.op {
             self.events.push(NodeEvent::Membership {

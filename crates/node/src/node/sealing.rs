@@ -36,6 +36,16 @@ impl<S: Store, E: Env> Node<S, E> {
         self.seal_bytes_for(context_id, &message.encode())
     }
 
+    /// A digest of the secret `context_id`'s messages are sealed with now (tools and tests):
+    /// members on one secret show the same, and it tells nothing of the secret.
+    pub fn secret_digest(&self, context_id: &ContextId) -> Result<Hash, NodeError> {
+        let ctx = self.context(context_id)?;
+        Ok(Hash(blake3::derive_key(
+            "tabnode context secret digest v1",
+            &ctx.secret,
+        )))
+    }
+
     /// Seals `plain` for `context_id`, whatever it holds (tools and tests: a message no
     /// [`WireMessage`] encodes to).
     pub fn seal_bytes_for(
@@ -90,11 +100,11 @@ impl<S: Store, E: Env> Node<S, E> {
         WireMessage::decode(&plain).map_err(|e| corrupt("message", e))
     }
 
-    /// Takes a share of the context's current secret from an admin (see
+    /// Takes a share of the secret an operation made from an admin (see
     /// [`WireMessage::Share`]), if it is for this node, the admin's signature and role hold,
-    /// and the operation it names made the latest secret: it stands in this node's log (its
-    /// author's authority with it), and no other such operation comes after it. A share from
-    /// a removed admin, or one naming a voided removal, changes nothing.
+    /// and the operation it names is one of the latest secret-giving operations that count in
+    /// this node's log. A share from a removed admin, or one naming a voided removal, changes
+    /// nothing. With it, this node may hold every part of the context's secret: it moves to it.
     pub(super) async fn receive_share(
         &mut self,
         context_id: ContextId,
@@ -120,27 +130,48 @@ impl<S: Store, E: Env> Node<S, E> {
         verify_signature(&from.member, &message, &signature).map_err(|_| {
             NodeError::Unauthorized("a share whose signature does not verify".into())
         })?;
-        if !ctx.makes_latest_secret(&by) {
+        if !ctx.log.latest_secret_ops(&ctx.dag).contains(&by) {
             return Err(NodeError::Unauthorized(format!(
-                "a share for {by}, which is not the operation that made the latest secret \
-                 standing in this node's log"
+                "a share for {by}, which is not one of the latest secret-giving operations \
+                 that count in this node's log"
             )));
         }
-        let Some(next) = seal::open_share(&self.key, &context_id, &share.sealed) else {
+        let Some(made) = seal::open_share(&self.key, &context_id, &share.sealed) else {
             return Err(NodeError::Unauthorized(
                 "a share this node's key does not open".into(),
             ));
         };
-        if ctx.knows_secret(&next) {
+        if ctx.made.contains_key(&by) {
             return Ok(());
         }
+        let mut ctx = self.contexts.remove(&context_id).expect("checked above");
+        let mut batch = Batch::new();
+        ctx.stage_made(by, made, &mut batch);
+        let result = match self.commit(batch).await {
+            Ok(()) => self.follow_judged_secret(&mut ctx, by).await,
+            Err(e) => Err(e.into()),
+        };
+        self.contexts.insert(context_id, ctx);
+        result
+    }
+
+    /// Moves the context to the secret its judged log makes ([`ContextState::judged_secret`]),
+    /// if this node holds every part of it and seals with another: the one it sealed with is
+    /// kept as a former secret, replaced by `by` (the delta whose taking moved it). Then asks
+    /// the members, under the new secret, for what they sent under it.
+    pub(super) async fn follow_judged_secret(
+        &mut self,
+        ctx: &mut ContextState,
+        by: DeltaId,
+    ) -> Result<(), NodeError> {
+        let Some(next) = ctx.judged_secret().filter(|next| *next != ctx.secret) else {
+            return Ok(());
+        };
         let mut batch = Batch::new();
         ctx.stage_rotation(&next, &by, &mut batch);
         self.commit(batch).await?;
-        let ctx = self.contexts.get_mut(&context_id).expect("checked above");
         ctx.rotate(next, by);
-        let (secret, request) = (ctx.secret, ctx.sync_request(&self.key));
-        self.publish(context_id, &secret, request);
+        self.publish(ctx.id, &ctx.secret, ctx.sync_request(&self.key));
         Ok(())
     }
 }
