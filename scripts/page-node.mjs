@@ -17,7 +17,6 @@
 // is the native node's) and keep their IndexedDB only while they run.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { gunzipSync } from 'node:zlib';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -131,25 +130,6 @@ function parseJson(what, text) {
   }
 }
 
-/**
- * The manifest of an .mpk bundle (a gzipped tar): for the fields `app install` prints with a
- * bundle's id. The page's installApp has checked the bundle already; null if it is not readable.
- */
-function bundleManifest(bytes) {
-  try {
-    const tar = gunzipSync(bytes);
-    for (let at = 0; at + 512 <= tar.length;) {
-      const name = tar.subarray(at, at + 100).toString('utf8').replace(/\0.*$/s, '');
-      if (!name) return null;
-      const size = parseInt(tar.subarray(at + 124, at + 136).toString('utf8').replace(/\0.*$/s, '').trim() || '0', 8);
-      if (name.replace(/^\.\//, '') === 'manifest.json') return JSON.parse(tar.subarray(at + 512, at + 512 + size).toString('utf8'));
-      at += 512 + Math.ceil(size / 512) * 512;
-    }
-  } catch {
-    // Not readable here: the fields are left out.
-  }
-  return null;
-}
 
 /** The page node: one page, its BrowserNode, and the commands mapped onto it. */
 class PageNode {
@@ -242,10 +222,9 @@ const COMMANDS = {
     run: async (p, [file]) => {
       const bytes = readBytes(file);
       const appId = await p.call('installApp', PageNode.bytes(bytes));
-      if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return { app_id: appId };
-      const manifest = bundleManifest(bytes);
-      // signer_id: the page checks a signed manifest but does not say by whom.
-      return { app_id: appId, package: manifest?.package ?? null, app_version: manifest?.appVersion ?? null, abi: (await p.call('appAbi', appId)) !== null };
+      const bundle = await p.call('bundleInfo', PageNode.bytes(bytes));
+      if (!bundle) return { app_id: appId };
+      return { app_id: appId, package: bundle.package, app_version: bundle.appVersion, abi: bundle.abi, signer_id: bundle.signerId };
     },
   },
   'context create': {

@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -27,6 +27,24 @@ pub fn signing_payload(manifest: &Value) -> Result<[u8; 32], String> {
     }
     let canonical = serde_json_canonicalizer::to_vec(&view).map_err(|e| e.to_string())?;
     Ok(Sha256::digest(canonical).into())
+}
+
+/// Signs `manifest` with `key` as Calimero's `mero-sign` does (`signerId` set to the key's
+/// did:key, then `signature` over [`signing_payload`]); returns the did:key. For building
+/// signed bundles, as the tests do; [`verify`] is its inverse.
+pub fn sign(manifest: &mut Value, key: &SigningKey) -> Result<String, String> {
+    let signer = did_key(key.verifying_key().as_bytes());
+    let fields = manifest
+        .as_object_mut()
+        .ok_or_else(|| "a manifest is a JSON object".to_owned())?;
+    fields.insert("signerId".into(), Value::String(signer.clone()));
+    let payload = signing_payload(manifest)?;
+    manifest["signature"] = serde_json::json!({
+        "algorithm": "ed25519",
+        "publicKey": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+        "signature": URL_SAFE_NO_PAD.encode(key.sign(&payload).to_bytes()),
+    });
+    Ok(signer)
 }
 
 /// The signer (did:key) of a signed manifest, `None` for an unsigned one; an error says what

@@ -336,22 +336,10 @@ fn unpacking_is_capped_in_total_also_for_what_is_skipped() {
     );
 }
 
-/// Signs `manifest` as Calimero's mero-sign does: `signerId` set, then an ed25519 signature over
-/// sha256 of the canonical manifest.
+/// Signs `manifest` as Calimero's mero-sign does, with the key of `seed`.
 fn sign(manifest: &mut Value, seed: [u8; 32]) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    use ed25519_dalek::Signer;
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let signer = tabnode_bundle::signature::did_key(key.verifying_key().as_bytes());
-    manifest["signerId"] = json!(signer);
-    let payload = tabnode_bundle::signature::signing_payload(manifest).unwrap();
-    manifest["signature"] = json!({
-        "algorithm": "ed25519",
-        "publicKey": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-        "signature": URL_SAFE_NO_PAD.encode(key.sign(&payload).to_bytes()),
-    });
-    signer
+    tabnode_bundle::signature::sign(manifest, &key).unwrap()
 }
 
 #[test]

@@ -81,6 +81,9 @@ export interface ReplayReport { deltas: number; rootHash: string | null; matches
 export type Disclosure = { mode: "full" } | { mode: "hash" } | { mode: "redact"; fields: string[] };
 /** Rows of a context's state held in memory, and the node's wasm memory in bytes. */
 export interface MemoryUse { rows: number; wasmBytes: number; }
+/** What an `.mpk` bundle says of itself (`bundleInfo`): the app id its wasm installs as, and
+ * `signerId`, the did:key that signed its manifest (null: unsigned). */
+export interface BundleInfo { appId: string; package: string; appVersion: string; signerId: string | null; abi: boolean; }
 /** `uses`: how many keys may join with the invitation (default 1). */
 export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; uses?: number; }
 export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
