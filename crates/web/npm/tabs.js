@@ -22,7 +22,7 @@ const FORWARDED = new Set();
  * id. Every other method fails `HostLost` then, since running it twice could differ.
  */
 const SAFE_TO_RESEND = new Set([
-  'appAbi', 'audit', 'checkpoint', 'connections', 'contexts', 'dialPeer', 'identity', 'installApp',
+  'appAbi', 'audit', 'bundleInfo', 'checkpoint', 'connections', 'contexts', 'dialPeer', 'identity', 'installApp',
   'members', 'memory', 'peers', 'position', 'replay', 'verifyAudit',
 ]);
 
