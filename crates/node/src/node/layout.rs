@@ -182,6 +182,14 @@ pub(super) fn stage_delta(
     );
 }
 
+/// Where a context's shared or private state is stored, and its rows in memory.
+fn rows_of(ctx: &mut ContextState, view: ViewKind) -> (Namespace, &mut Rc<Rows>) {
+    match view {
+        ViewKind::Private => (Namespace::Private, &mut ctx.private),
+        _ => (Namespace::State, &mut ctx.shared),
+    }
+}
+
 /// Reads a context's whole shared or private state into memory in one scan; the shared one
 /// then also has its Merkle tree, which needs every row.
 pub(super) async fn read_whole<S: Store>(
@@ -189,11 +197,9 @@ pub(super) async fn read_whole<S: Store>(
     ctx: &mut ContextState,
     view: ViewKind,
 ) -> Result<(), NodeError> {
-    let (ns, rows) = match view {
-        ViewKind::Private => (Namespace::Private, &mut ctx.private),
-        _ => (Namespace::State, &mut ctx.shared),
-    };
-    let all = store.scan_prefix(ns, ctx.id.as_bytes()).await?;
+    let id = ctx.id;
+    let (ns, rows) = rows_of(ctx, view);
+    let all = store.scan_prefix(ns, id.as_bytes()).await?;
     Rc::make_mut(rows).learn_all(all.into_iter().map(|(k, v)| (k[32..].to_vec(), v)));
     if ns == Namespace::State && ctx.merkle.is_none() {
         ctx.merkle = Some(MerkleTree::build(ctx.shared.present()));
@@ -208,15 +214,13 @@ pub(super) async fn list_keys<S: Store>(
     ctx: &mut ContextState,
     view: ViewKind,
 ) -> Result<(), NodeError> {
-    let (ns, rows) = match view {
-        ViewKind::Private => (Namespace::Private, &mut ctx.private),
-        _ => (Namespace::State, &mut ctx.shared),
-    };
+    let id = ctx.id;
+    let (ns, rows) = rows_of(ctx, view);
     if !rows.wants_listing() {
         return Ok(());
     }
     let keys = store
-        .keys_with_prefix(ns, ctx.id.as_bytes(), crate::rows::MAX_LISTED_ROWS)
+        .keys_with_prefix(ns, id.as_bytes(), crate::rows::MAX_LISTED_ROWS)
         .await?;
     Rc::make_mut(rows).list(keys.map(|keys| keys.into_iter().map(|k| k[32..].to_vec()).collect()));
     Ok(())
