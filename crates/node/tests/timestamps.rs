@@ -199,8 +199,11 @@ fn a_call_that_can_make_no_delta_fails_and_changes_nothing() {
     exhausted(&mut a);
 }
 
+/// Every row of a store: namespace, key, value.
+type Rows = Vec<(Namespace, Vec<u8>, Vec<u8>)>;
+
 /// Every row of `store`, namespace by namespace.
-fn rows(store: &MemoryStore) -> Vec<(Namespace, Vec<u8>, Vec<u8>)> {
+fn rows(store: &MemoryStore) -> Rows {
     Namespace::ALL
         .into_iter()
         .flat_map(|ns| {
@@ -214,7 +217,7 @@ fn rows(store: &MemoryStore) -> Vec<(Namespace, Vec<u8>, Vec<u8>)> {
 /// work, a second later more writes): every row each store ends with, what each sent and
 /// each told. With `read_clocks`, the edge reads every clock between inputs, as a log line
 /// would.
-fn run_of_two(read_clocks: bool) -> Vec<(Vec<(Namespace, Vec<u8>, Vec<u8>)>, String)> {
+fn run_of_two(read_clocks: bool) -> Vec<(Rows, String)> {
     let stores = [MemoryStore::default(), MemoryStore::default()];
     let (mut a, mut b) = (node_on(stores[0].clone(), 1), node_on(stores[1].clone(), 2));
     let look = |nodes: [&TestNode; 2]| {
