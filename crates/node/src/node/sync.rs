@@ -43,8 +43,9 @@ impl<S: Store, E: Env> Node<S, E> {
     /// that waited [`READ_AUDITS_WAIT_NANOS`] are written, and parts of apps and blobs waiting
     /// for their pace go out (see `pacing`).
     ///
-    /// Time is an input here, not read from the node's [`Env`]: a driver (the page, the CLI,
-    /// the simulator) decides when time passes, and a run given the same inputs does the same.
+    /// `now` is given as with every input ([`Node::advance_to`]; an earlier one than the last
+    /// is taken as the last): a driver (the page, the CLI, the simulator) decides when time
+    /// passes, and a run given the same inputs does the same.
     pub async fn handle_timeout(&mut self, now: u64) {
         self.advance_to(now);
         let now = self.now;
