@@ -6,11 +6,14 @@
 //! ([`tabnode_chain::write`]); the node signs each request (its keys never leave it); the
 //! user's wallet signs and sends them as one transaction, which the contract applies whole or
 //! not at all; [`outcome`] reads what became of it.
+//!
+//! The chain is any [`Anchor`]: NEAR's ([`NearAnchor`], [`AnchorChain::new`]) in the page and
+//! natively; in tests, a double of the contract in memory.
 
 use serde_json::{json, Value};
 use tabnode_chain::{
-    read_outcome, ContextConfig, Intended, NearAnchor, PlanError, QuorumAnchor, RequestSigner,
-    RpcClient, Transport, WritePlan,
+    plan_write, read_outcome, Anchor, ContextConfig, Intended, NearAnchor, PlanError, QuorumAnchor,
+    RequestSigner, RpcClient, Transport, WritePlan,
 };
 use tabnode_identity::wallet::{TransactionWallet, WalletError};
 use tabnode_node::{AnchorView, ChainSigner};
@@ -18,13 +21,15 @@ use tabnode_types::{AppId, ContextId};
 
 use crate::{Account, FlowError, NodeHandle};
 
-/// Where a context's anchor is written and read: one contract on NEAR, through RPC URLs.
-pub struct AnchorChain<T> {
+/// Where a context's anchor is written and read: one contract (on NEAR: through RPC URLs).
+pub struct AnchorChain<A> {
+    /// The account the wallet's transaction goes to.
     pub contract_id: String,
-    /// Plans writes (reads what the contract records now), through the first URL that answers.
-    pub writer: NearAnchor<T>,
+    /// Plans writes (reads what the contract records now; on NEAR through the first URL that
+    /// answers).
+    pub writer: A,
     /// Reads the anchor back (see [`quorum_reader`]).
-    pub reader: QuorumAnchor<T>,
+    pub reader: QuorumAnchor<A>,
 }
 
 /// Reads anchors from `rpc`: with a quorum of 1 from the first URL that answers (failing
@@ -35,7 +40,7 @@ pub fn quorum_reader<T: Transport>(
     contract: &str,
     quorum: usize,
     transport: impl Fn() -> T,
-) -> QuorumAnchor<T> {
+) -> QuorumAnchor<NearAnchor<T>> {
     let reader = |urls: &[String]| near_anchor(urls, contract, &transport);
     match quorum {
         0 | 1 => QuorumAnchor::new(vec![reader(rpc)], 1),
@@ -52,7 +57,7 @@ fn near_anchor<T: Transport>(
     NearAnchor::new(ContextConfig::new(client, contract.to_owned()))
 }
 
-impl<T: Transport> AnchorChain<T> {
+impl<T: Transport> AnchorChain<NearAnchor<T>> {
     pub fn new(rpc: &[String], contract: &str, quorum: usize, transport: impl Fn() -> T) -> Self {
         Self {
             contract_id: contract.to_owned(),
@@ -138,9 +143,9 @@ fn plan_error(e: PlanError) -> FlowError {
 /// Reads what the contract records of context `id` (against its app binary `wasm`) and gives
 /// it to the node; returns it. `None` when the contract does not record the context, or could
 /// not be read: then the node's last view stands (never taken for "not anchored").
-pub async fn read_anchor<T: Transport>(
+pub async fn read_anchor<A: Anchor>(
     node: &impl NodeHandle,
-    reader: &QuorumAnchor<T>,
+    reader: &QuorumAnchor<A>,
     id: &ContextId,
     wasm: &[u8],
 ) -> Option<AnchorView> {
@@ -167,10 +172,10 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
     /// context key, which only the creator's node holds; the rest with this node's key, an
     /// admin's), has the wallet sign and send them as one transaction, then reads the anchor
     /// back into the node. Nothing to change sends nothing.
-    pub async fn write_anchor<T: Transport>(
+    pub async fn write_anchor<A: Anchor>(
         &self,
         node: &impl NodeHandle,
-        chain: &AnchorChain<T>,
+        chain: &AnchorChain<A>,
         id: ContextId,
     ) -> Result<AnchorWrite, FlowError> {
         let (members, wasm, me) = node
@@ -184,10 +189,7 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
             wasm: &wasm,
             source: format!("tabnode:{}", AppId::of_wasm(&wasm)),
         };
-        let plan = chain
-            .writer
-            .contract()
-            .plan_write(&id, me, &intended)
+        let plan = plan_write(&chain.writer, &id, me, &intended)
             .await
             .map_err(plan_error)?;
         let mut transaction_hash = None;

@@ -6,7 +6,7 @@ use tabnode_identity::grant::Grant;
 use tabnode_identity::grant::{hex_nonce, Revocation, SignedGrant, SignedRevocation};
 use tabnode_identity::nep413::{Payload, SignedMessage};
 use tabnode_identity::wallet::Wallet;
-use tabnode_node::Env;
+use tabnode_node::{Clock, Env};
 use tabnode_types::{ContextId, PublicKey};
 
 use crate::{
@@ -179,7 +179,7 @@ impl RotateRevocation {
     }
 }
 
-impl<W: Wallet, K: KeyCheck, E: Env> Account<W, K, E> {
+impl<W: Wallet, K: KeyCheck, E: Env + Clock> Account<W, K, E> {
     /// Revokes `client_key` with the account's signature, carried into every context of this
     /// node where the key is bound to the same account; returns those contexts (`NotBound` if
     /// none). From there on every member refuses what the key signs.

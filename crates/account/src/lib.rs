@@ -8,7 +8,7 @@
 //! - a [`KeyCheck`] asks the chain whether the key that signed is the account's (NEAR
 //!   JSON-RPC, or [`NoChain`]);
 //! - a [`NodeHandle`] runs operations on the node, however the embedding layer serialises them;
-//! - an [`Env`] gives the time and the nonces.
+//! - a [`Clock`] gives the time and an [`Env`] the nonces (one value, the page's or a test's).
 //!
 //! The steps of each flow (what to sign, how to check the answer, what to store) are pure
 //! functions of their inputs on the `…Flow` types ([`signin::SignInFlow`],
@@ -29,7 +29,7 @@ pub use record::{IdentityView, RootGrantRecord};
 
 use tabnode_chain::{KeyCheckError, RpcClient, Transport};
 use tabnode_identity::grant::Root;
-use tabnode_node::{Env, Node, NodeError};
+use tabnode_node::{Clock, Env, Node, NodeError};
 use tabnode_store::Store;
 
 /// How long a grant made by sign-in (or rotation) lasts.
@@ -52,8 +52,9 @@ pub trait NodeHandle {
     ) -> Result<T, NodeError>;
 }
 
-/// A node behind a lock: a driver with no page (native tests).
-impl<S: Store, E: Env> NodeHandle for futures::lock::Mutex<Node<S, E>> {
+/// A node behind a lock: a driver with no page (native tests). It gives the node the time its
+/// env's clock reads before each operation, as a driver does.
+impl<S: Store, E: Env + Clock> NodeHandle for futures::lock::Mutex<Node<S, E>> {
     type Store = S;
     type Env = E;
 
@@ -62,6 +63,8 @@ impl<S: Store, E: Env> NodeHandle for futures::lock::Mutex<Node<S, E>> {
         op: impl AsyncFnOnce(&mut Node<S, E>) -> Result<T, NodeError> + 'static,
     ) -> Result<T, NodeError> {
         let mut node = self.lock().await;
+        let now = node.env().now_nanos();
+        node.advance_to(now);
         op(&mut node).await
     }
 }
@@ -130,7 +133,7 @@ pub struct Account<W, K, E> {
     pub env: E,
 }
 
-impl<W, K, E: Env> Account<W, K, E> {
+impl<W, K, E: Clock> Account<W, K, E> {
     fn now_ms(&self) -> u64 {
         self.env.now_nanos() / 1_000_000
     }

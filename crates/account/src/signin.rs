@@ -8,7 +8,7 @@ use tabnode_identity::grant::SignedGrant;
 use tabnode_identity::nep413::{Payload, SignedMessage};
 use tabnode_identity::signin::{SignIn, SignInRequest};
 use tabnode_identity::wallet::Wallet;
-use tabnode_node::Env;
+use tabnode_node::{Clock, Env};
 use tabnode_types::PublicKey;
 
 use crate::{
@@ -88,7 +88,7 @@ impl SignInFlow {
     }
 }
 
-impl<W: Wallet, K: KeyCheck, E: Env> Account<W, K, E> {
+impl<W: Wallet, K: KeyCheck, E: Env + Clock> Account<W, K, E> {
     /// Signs in: the wallet grants the node's key (see [`SignInFlow`]); the key it signed with
     /// is checked on chain; the node keeps the record and shows the grant in its contexts.
     /// `sign_ins` holds the challenges between the steps. Returns who the node now acts for.

@@ -1,6 +1,8 @@
 //! The anchor-write flow natively: a real node (its keys sign the requests) writes its
 //! context's anchor to a context-config contract kept by `near_rpc_double` (the chain crate's
-//! TEST DOUBLE of a NEAR RPC node, over real HTTP; no NEAR node runs here), through a wallet
+//! TEST DOUBLE of a NEAR RPC node; no NEAR node runs here), read over real HTTP through
+//! `NearAnchor` or, with no server, in memory through `NearContractDouble` (the flow takes any
+//! `tabnode_chain::Anchor`), through a wallet
 //! TEST DOUBLE that plays the transaction on that contract as NEAR would (in order, all or
 //! nothing, the contract's signature, nonce and privilege checks) and answers with NEAR's
 //! outcome. Nothing to change sends nothing; a refused transaction, an answer that is not an
@@ -13,11 +15,13 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use futures::lock::Mutex;
+use near_rpc_double::anchor::NearContractDouble;
 use near_rpc_double::{Chain, Server, CONTRACT};
 use serde_json::{json, Value};
 use tabnode_account::anchor::AnchorChain;
 use tabnode_account::{Account, NoChain, Site};
 use tabnode_chain::native::ReqwestTransport;
+use tabnode_chain::{NearAnchor, QuorumAnchor};
 use tabnode_identity::wallet::{TransactionWallet, WalletError};
 use tabnode_node::{FixedEnv, Node, Role};
 use tabnode_runtime::{Limits, Runtime};
@@ -80,23 +84,48 @@ impl TransactionWallet for PlaysOnTheDouble {
 
 struct World {
     chain: Arc<StdMutex<Chain>>,
-    server: Server,
+    /// The RPC double serving `chain`; `None` when the flow reads it in memory.
+    server: Option<Server>,
 }
 
+/// The contract behind the RPC double, on 127.0.0.1.
 async fn world() -> World {
     let chain = Chain::new(CONTRACT).shared();
     let server = Server::start(chain.clone()).await;
-    World { chain, server }
+    World {
+        chain,
+        server: Some(server),
+    }
+}
+
+/// The contract alone, read in memory: no server.
+fn world_in_memory() -> World {
+    World {
+        chain: Chain::new(CONTRACT).shared(),
+        server: None,
+    }
 }
 
 impl World {
-    fn anchor_chain(&self) -> AnchorChain<ReqwestTransport> {
+    /// The contract over JSON-RPC, as the page reads NEAR.
+    fn anchor_chain(&self) -> AnchorChain<NearAnchor<ReqwestTransport>> {
+        let server = self.server.as_ref().expect("a world with its RPC double");
         AnchorChain::new(
-            std::slice::from_ref(&self.server.url),
+            std::slice::from_ref(&server.url),
             CONTRACT,
             1,
             ReqwestTransport::new,
         )
+    }
+
+    /// The contract read in memory ([`NearContractDouble`]).
+    fn double_chain(&self) -> AnchorChain<NearContractDouble> {
+        let double = NearContractDouble(self.chain.clone());
+        AnchorChain {
+            contract_id: CONTRACT.to_owned(),
+            writer: double.clone(),
+            reader: QuorumAnchor::new(vec![double], 1),
+        }
     }
 
     fn account(&self, sends: Sends) -> Account<PlaysOnTheDouble, NoChain, FixedEnv> {
@@ -125,6 +154,7 @@ async fn creator(seed: u8) -> (Mutex<TestNode>, ContextId) {
     )
     .await
     .unwrap();
+    tabnode_sim::clock_in(&mut node);
     let app = node.install_app(&guest("kv_store")).await.unwrap();
     let ctx = node.create_context(app, json!({})).await.unwrap();
     (Mutex::new(node), ctx)
@@ -132,11 +162,11 @@ async fn creator(seed: u8) -> (Mutex<TestNode>, ContextId) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_creator_writes_its_context_and_nothing_is_sent_when_nothing_changed() {
-    let w = world().await;
+    let w = world_in_memory();
     let (node, ctx) = creator(1).await;
     let me = node.lock().await.public_key();
     let account = w.account(Sends::Once);
-    let chain = w.anchor_chain();
+    let chain = w.double_chain();
 
     let written = account.write_anchor(&node, &chain, ctx).await.unwrap();
     let kinds: Vec<&str> = written
@@ -180,6 +210,7 @@ async fn a_refused_transaction_says_which_request_and_why() {
     )
     .await
     .unwrap();
+    tabnode_sim::clock_in(&mut guest_node);
     {
         let mut a = node.lock().await;
         guest_node.join(&a.invite(&ctx).unwrap()).await.unwrap();
@@ -216,10 +247,10 @@ async fn an_answer_that_is_not_an_outcome_is_said_and_the_anchor_read_again() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_signer_the_contract_does_not_list_is_refused_before_the_wallet_is_asked() {
-    let w = world().await;
+    let w = world_in_memory();
     let (a, ctx) = creator(1).await;
     w.account(Sends::Once)
-        .write_anchor(&a, &w.anchor_chain(), ctx)
+        .write_anchor(&a, &w.double_chain(), ctx)
         .await
         .unwrap();
     // B, made an admin in the log, is not on the contract.
@@ -230,6 +261,7 @@ async fn a_signer_the_contract_does_not_list_is_refused_before_the_wallet_is_ask
     )
     .await
     .unwrap();
+    tabnode_sim::clock_in(&mut b);
     {
         let mut a = a.lock().await;
         b.join(&a.invite(&ctx).unwrap()).await.unwrap();
@@ -240,7 +272,7 @@ async fn a_signer_the_contract_does_not_list_is_refused_before_the_wallet_is_ask
     let b = Mutex::new(b);
     let account = w.account(Sends::Once);
     let err = account
-        .write_anchor(&b, &w.anchor_chain(), ctx)
+        .write_anchor(&b, &w.double_chain(), ctx)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "AnchorUnauthorized", "{err}");

@@ -35,6 +35,7 @@ fn node_with_context(seed: u8) -> (Mutex<TestNode>, ContextId) {
         Runtime::new(Limits::default()),
     ))
     .unwrap();
+    tabnode_sim::clock_in(&mut node);
     let app = block_on(node.install_app(&guest("kv_store"))).unwrap();
     let ctx = block_on(node.create_context(app, json!({}))).unwrap();
     node.take_events();
@@ -302,6 +303,7 @@ fn two_devices() -> (Mutex<TestNode>, Mutex<TestNode>, ContextId, KeyWallet) {
         Runtime::new(Limits::default()),
     ))
     .unwrap();
+    tabnode_sim::clock_in(&mut b);
     let (mut a, alice) = (a.into_inner(), wallet("alice.near", 7));
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
     tabnode_sim::settle(&mut [&mut a, &mut b]);

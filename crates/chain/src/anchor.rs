@@ -9,7 +9,10 @@
 //! To add a chain: implement [`Anchor`] for a type holding that chain's client; return members
 //! as ed25519 [`PublicKey`]s (Calimero's context identities), privileges as [`Capability`]s and
 //! the application as [`Application`] (whose blob id a node checks against its wasm with
-//! [`Application::verify_wasm`]). Report "no such context" as an error, not as an empty list.
+//! [`Application::verify_wasm`]). Report "no such context" as an error, not as an empty list,
+//! and say which errors mean it ([`Anchor::says_unknown`]) and which mean that the chain could
+//! not be asked ([`Anchor::is_unavailable`]). The flows that read an anchor into a node and
+//! write one (`tabnode-account`) take any [`Anchor`]; [`QuorumAnchor`] asks several alike.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,7 @@ use tabnode_types::{ContextId, PublicKey};
 use crate::calimero::{Application, Capability};
 use crate::client::{CallError, Transport};
 use crate::context_config::ContextConfig;
+use crate::write::Recorded;
 
 /// Counters the contract bumps on each change, so a node can tell cheaply whether to re-read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +89,65 @@ pub trait Anchor {
 
     async fn revisions(&self, context: &ContextId) -> Result<Revisions, Self::Error>;
 
+    /// The nonce `key`'s next signed request must carry; `None` when the chain keeps none for
+    /// it (an unknown context or member: not checked).
+    async fn nonce(&self, context: &ContextId, key: &PublicKey)
+        -> Result<Option<u64>, Self::Error>;
+
+    /// Whether `error` is the chain's answer that it records no such context: "not anchored",
+    /// as opposed to a failure to ask, which must never be taken for it.
+    fn says_unknown(error: &Self::Error) -> bool;
+
+    /// Whether `error` means no endpoint gave a usable answer (as opposed to the chain's own).
+    fn is_unavailable(error: &Self::Error) -> bool;
+
+    /// What the chain records of a context, for a node that runs `wasm` as its app: `None`
+    /// when it records no such context ([`Anchor::says_unknown`]); otherwise its members, and
+    /// whether `wasm` is the recorded application. Any other error is a failure to ask.
+    async fn anchored(
+        &self,
+        context: &ContextId,
+        wasm: &[u8],
+    ) -> Result<Option<Anchored>, Self::Error> {
+        let read = async {
+            let members = self.members(context).await?;
+            let application = self.application(context).await?;
+            Ok::<_, Self::Error>((members, application))
+        };
+        match read.await {
+            Ok((members, application)) => Ok(Some(Anchored {
+                members,
+                app_matches: application.verify_wasm(wasm).is_ok(),
+            })),
+            Err(e) if Self::says_unknown(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What a write signed by `signer` starts from ([`crate::write::plan`]): the context's
+    /// members and application, and `signer`'s nonce and capabilities; `None` when the chain
+    /// records no such context (the write then adds it).
+    async fn recorded(
+        &self,
+        context: &ContextId,
+        signer: &PublicKey,
+    ) -> Result<Option<Recorded>, Self::Error> {
+        let application = match self.application(context).await {
+            Err(e) if Self::says_unknown(&e) => return Ok(None),
+            application => application?,
+        };
+        Ok(Some(Recorded {
+            members: self.members(context).await?,
+            application,
+            signer_nonce: self.nonce(context, signer).await?,
+            signer_capabilities: self
+                .privileges(context, &[*signer])
+                .await?
+                .remove(signer)
+                .unwrap_or_default(),
+        }))
+    }
+
     /// All of the above. The reads are separate requests: a change landing between them can
     /// show; compare [`Revisions`] before and after when that matters.
     async fn snapshot(&self, context: &ContextId) -> Result<AnchorSnapshot, Self::Error> {
@@ -121,45 +184,18 @@ impl<T: Transport> NearAnchor<T> {
     pub fn contract(&self) -> &ContextConfig<T> {
         &self.contract
     }
-
-    /// What the contract records of a context, for a node that runs `wasm` as its app: `None`
-    /// when the contract says it does not record the context (it panics with
-    /// [`UNKNOWN_CONTEXT_PANIC`]: not anchored there); otherwise its members, and whether `wasm`
-    /// is the recorded application. Anything else is an error, a failure to ask, that must not
-    /// be taken for "not anchored": another panic (out of gas, a changed contract), an
-    /// unreachable RPC, a malformed answer.
-    pub async fn anchored(
-        &self,
-        context: &ContextId,
-        wasm: &[u8],
-    ) -> Result<Option<Anchored>, CallError> {
-        let read = async {
-            let members = self.members(context).await?;
-            let application = self.application(context).await?;
-            Ok::<_, CallError>((members, application))
-        };
-        match read.await {
-            Ok((members, application)) => Ok(Some(Anchored {
-                members,
-                app_matches: application.verify_wasm(wasm).is_ok(),
-            })),
-            // The contract panics so on a context it does not know: the chain's answer.
-            Err(e) if e.error.panic_message() == Some(UNKNOWN_CONTEXT_PANIC) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// The context-config contract's panic message for a context it does not record (its
 /// `context does not exist`, in `query.rs`): the only contract error that means "not anchored".
 pub const UNKNOWN_CONTEXT_PANIC: &str = "context does not exist";
 
-/// Reads an anchor from several RPC endpoints and takes an answer only when `quorum` of them
-/// give the same one, so that one dishonest or broken endpoint can neither invent members nor
-/// hide the anchor. With a quorum of one it is a single [`NearAnchor`] (whose client fails over
-/// between its URLs).
-pub struct QuorumAnchor<T> {
-    endpoints: Vec<NearAnchor<T>>,
+/// Reads an anchor from several endpoints (for NEAR, RPC URLs: each a [`NearAnchor`]) and takes
+/// an answer only when `quorum` of them give the same one, so that one dishonest or broken
+/// endpoint can neither invent members nor hide the anchor. With a quorum of one it is a single
+/// anchor (a [`NearAnchor`]'s client fails over between its URLs).
+pub struct QuorumAnchor<A> {
+    endpoints: Vec<A>,
     quorum: usize,
 }
 
@@ -176,9 +212,9 @@ pub struct NoQuorum {
     pub failures: Vec<String>,
 }
 
-impl<T: Transport> QuorumAnchor<T> {
+impl<A: Anchor> QuorumAnchor<A> {
     /// `endpoints` are asked alike (each its own client); `quorum` is clamped to 1..=their number.
-    pub fn new(endpoints: Vec<NearAnchor<T>>, quorum: usize) -> Self {
+    pub fn new(endpoints: Vec<A>, quorum: usize) -> Self {
         let quorum = quorum.clamp(1, endpoints.len().max(1));
         Self { endpoints, quorum }
     }
@@ -187,7 +223,7 @@ impl<T: Transport> QuorumAnchor<T> {
         self.quorum
     }
 
-    /// [`NearAnchor::anchored`] on every endpoint in turn (stopping once `quorum` agree): the
+    /// [`Anchor::anchored`] on every endpoint in turn (stopping once `quorum` agree): the
     /// answer that many gave, or [`NoQuorum`].
     pub async fn anchored(
         &self,
@@ -226,7 +262,7 @@ impl<T: Transport> QuorumAnchor<T> {
 }
 
 /// A context as its contract records it, against the app a node runs (see
-/// [`NearAnchor::anchored`]).
+/// [`Anchor::anchored`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anchored {
     pub members: Vec<PublicKey>,
@@ -261,5 +297,27 @@ impl<T: Transport> Anchor for NearAnchor<T> {
             members: self.contract.members_revision(context).await?.value,
             application: self.contract.application_revision(context).await?.value,
         })
+    }
+
+    async fn nonce(&self, context: &ContextId, key: &PublicKey) -> Result<Option<u64>, CallError> {
+        Ok(self.contract.fetch_nonce(context, key).await?.value)
+    }
+
+    /// The contract panics so on a context it does not know: the chain's answer.
+    fn says_unknown(error: &CallError) -> bool {
+        error.error.panic_message() == Some(UNKNOWN_CONTEXT_PANIC)
+    }
+
+    fn is_unavailable(error: &CallError) -> bool {
+        error.error.is_node_failure()
+    }
+
+    /// As the contract's own reads for a write do ([`ContextConfig::recorded`]).
+    async fn recorded(
+        &self,
+        context: &ContextId,
+        signer: &PublicKey,
+    ) -> Result<Option<Recorded>, CallError> {
+        self.contract.recorded(context, signer).await
     }
 }

@@ -43,6 +43,6 @@ pub use client::{
 pub use context_config::{ContextConfig, ContextRequest, ContextRequestKind, FunctionCall};
 pub use rpc::{AccessKeyView, BlockInfo, BlockRef, CallResult, RpcError};
 pub use write::{
-    plan, read_outcome, Intended, PlanError, PlannedRequest, Recorded, RequestSigner,
+    plan, plan_write, read_outcome, Intended, PlanError, PlannedRequest, Recorded, RequestSigner,
     TransactionDone, TransactionFailed, WritePlan, MAX_TRANSACTION_GAS,
 };

@@ -36,6 +36,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 use tabnode_types::{ContextId, PublicKey, Signature};
 
+use crate::anchor::{Anchor, NearAnchor};
 use crate::calimero::{Application, Capability};
 use crate::client::{CallError, Transport};
 use crate::context_config::{ContextConfig, ContextRequest, ContextRequestKind, SignedRequest};
@@ -210,16 +211,42 @@ pub enum PlanError {
     #[error("could not read context {context_id} from the contract: {error}")]
     Read {
         context_id: ContextId,
-        /// Boxed: a failed read carries every URL tried, and plans are returned by value.
-        error: Box<CallError>,
+        /// The anchor's error, as text (every URL tried, for NEAR).
+        error: String,
+        /// No endpoint gave a usable answer ([`Anchor::is_unavailable`]).
+        unavailable: bool,
     },
 }
 
 impl PlanError {
     /// True when no RPC node gave a usable answer (as opposed to the chain's own answer).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, PlanError::Read { error, .. } if error.error.is_node_failure())
+        matches!(self, PlanError::Read { unavailable, .. } if *unavailable)
     }
+
+    fn read<A: Anchor>(context_id: &ContextId, error: A::Error) -> Self {
+        PlanError::Read {
+            context_id: *context_id,
+            unavailable: A::is_unavailable(&error),
+            error: error.to_string(),
+        }
+    }
+}
+
+/// Reads what `anchor` records of `context_id` ([`Anchor::recorded`]: members, application,
+/// and `member`'s nonce and privileges) and plans the write that makes it record `intended`
+/// (see [`plan`]). A context the anchor does not know is planned as `Add`.
+pub async fn plan_write<A: Anchor>(
+    anchor: &A,
+    context_id: &ContextId,
+    member: PublicKey,
+    intended: &Intended<'_>,
+) -> Result<WritePlan, PlanError> {
+    let recorded = anchor
+        .recorded(context_id, &member)
+        .await
+        .map_err(|e| PlanError::read::<A>(context_id, e))?;
+    plan(*context_id, member, intended, recorded.as_ref())
 }
 
 /// The requests that make the contract record `intended` for `context_id`, signed by `member`
@@ -324,50 +351,44 @@ pub fn plan(
 }
 
 impl<T: Transport> ContextConfig<T> {
-    /// Reads what the contract records of `context_id` (members, application, and `member`'s
-    /// nonce and privileges) and plans the write that makes it record `intended` (see
-    /// [`plan`]). A context the contract does not know (its views panic) is planned as `Add`.
+    /// [`plan_write`] on this contract (as a [`NearAnchor`]).
     pub async fn plan_write(
         &self,
         context_id: &ContextId,
         member: PublicKey,
         intended: &Intended<'_>,
     ) -> Result<WritePlan, PlanError> {
-        let read_error = |error| PlanError::Read {
-            context_id: *context_id,
-            error: Box::new(error),
-        };
-        let recorded = match self.application(context_id).await {
-            // The contract panics on a context it does not know: the chain's answer.
-            Err(e) if matches!(e.error, RpcError::ContractExecution { .. }) => None,
-            Err(e) => return Err(read_error(e)),
-            Ok(application) => {
-                let members = self
-                    .all_members(context_id, 100)
-                    .await
-                    .map_err(read_error)?
-                    .value;
-                let signer_nonce = self
-                    .fetch_nonce(context_id, &member)
-                    .await
-                    .map_err(read_error)?
-                    .value;
-                let signer_capabilities = self
-                    .privileges(context_id, &[member])
-                    .await
-                    .map_err(read_error)?
-                    .value
-                    .remove(&member)
-                    .unwrap_or_default();
-                Some(Recorded {
-                    members,
-                    application: application.value,
-                    signer_nonce,
-                    signer_capabilities,
-                })
-            }
-        };
+        let recorded = self
+            .recorded(context_id, &member)
+            .await
+            .map_err(|e| PlanError::read::<NearAnchor<T>>(context_id, e))?;
         plan(*context_id, member, intended, recorded.as_ref())
+    }
+
+    /// What the contract records of `context_id` for a write signed by `member`
+    /// ([`Anchor::recorded`]); a context whose views panic is one it does not know.
+    pub async fn recorded(
+        &self,
+        context_id: &ContextId,
+        member: &PublicKey,
+    ) -> Result<Option<Recorded>, CallError> {
+        let application = match self.application(context_id).await {
+            // The contract panics on a context it does not know: the chain's answer.
+            Err(e) if matches!(e.error, RpcError::ContractExecution { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(application) => application.value,
+        };
+        Ok(Some(Recorded {
+            members: self.all_members(context_id, 100).await?.value,
+            application,
+            signer_nonce: self.fetch_nonce(context_id, member).await?.value,
+            signer_capabilities: self
+                .privileges(context_id, &[*member])
+                .await?
+                .value
+                .remove(member)
+                .unwrap_or_default(),
+        }))
     }
 }
 

@@ -6,6 +6,7 @@ mod near_rpc_double;
 
 use std::collections::BTreeMap;
 
+use near_rpc_double::anchor::NearContractDouble;
 use near_rpc_double::{
     contract_client, refusing_url, App, Behaviour, Chain, Context, Server, CONTRACT,
 };
@@ -154,6 +155,22 @@ impl Anchor for Table {
     async fn revisions(&self, _context: &ContextId) -> Result<Revisions, NoSuchContext> {
         Ok(Revisions::default())
     }
+
+    async fn nonce(
+        &self,
+        context: &ContextId,
+        _key: &PublicKey,
+    ) -> Result<Option<u64>, NoSuchContext> {
+        self.members(context).await.map(|_| None)
+    }
+
+    fn says_unknown(_: &NoSuchContext) -> bool {
+        true
+    }
+
+    fn is_unavailable(_: &NoSuchContext) -> bool {
+        false
+    }
 }
 
 #[test]
@@ -236,7 +253,7 @@ async fn a_contract_error_other_than_an_unknown_context_from_the_rpc_double_is_a
 }
 
 /// An anchor reading each of `servers` on its own, `quorum` of which must agree.
-fn quorum_of(servers: &[&Server], quorum: usize) -> QuorumAnchor<ReqwestTransport> {
+fn quorum_of(servers: &[&Server], quorum: usize) -> QuorumAnchor<NearAnchor<ReqwestTransport>> {
     let endpoints = servers
         .iter()
         .map(|s| NearAnchor::new(contract_client(vec![s.url.clone()])))
@@ -297,4 +314,37 @@ async fn with_a_quorum_one_lying_rpc_double_can_neither_hide_the_anchor_nor_chan
     assert_eq!(err.agreeing, 1);
     // A quorum is clamped to the endpoints there are.
     assert_eq!(quorum_of(&[&honest], 5).quorum(), 1);
+}
+
+#[tokio::test]
+async fn the_in_memory_contract_double_reads_as_the_rpc_path_does() {
+    // The double that flows are tested on with no server reads the same contract state the
+    // RPC double serves, and gives what NearAnchor reads over HTTP.
+    let (chain, context) = chain_with_context(7);
+    let chain = chain.shared();
+    let server = Server::start(chain.clone()).await;
+    let near = NearAnchor::new(contract_client(vec![server.url.clone()]));
+    let double = NearContractDouble(chain);
+    assert_eq!(
+        double.snapshot(&context).await.unwrap(),
+        near.snapshot(&context).await.unwrap()
+    );
+    for key in [key(1), key(5), key(9)] {
+        assert_eq!(
+            double.nonce(&context, &key).await.unwrap(),
+            near.nonce(&context, &key).await.unwrap()
+        );
+        assert_eq!(
+            double.recorded(&context, &key).await.unwrap(),
+            near.recorded(&context, &key).await.unwrap()
+        );
+    }
+    assert_eq!(
+        double.anchored(&context, &wasm()).await.unwrap(),
+        near.anchored(&context, &wasm()).await.unwrap()
+    );
+    let unknown = ContextId([9; 32]);
+    assert_eq!(double.anchored(&unknown, &wasm()).await.unwrap(), None);
+    assert_eq!(double.recorded(&unknown, &key(1)).await.unwrap(), None);
+    assert_eq!(near.recorded(&unknown, &key(1)).await.unwrap(), None);
 }

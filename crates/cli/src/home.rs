@@ -6,7 +6,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tabnode_node::{Env, GuestPolicy, Node, NodeError};
+use tabnode_node::{Clock, Env, GuestPolicy, Node, NodeError};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::FileStore;
 
@@ -36,17 +36,22 @@ impl GuestRequests {
     }
 }
 
-/// The machine's clock (the node orders its own calls on a hybrid logical clock) and the OS's
-/// randomness.
-pub struct SystemEnv;
+/// The machine's clock, read here at the edge and given to the node with each input (the node
+/// orders its own calls on a hybrid logical clock).
+pub struct SystemClock;
 
-impl Env for SystemEnv {
+impl Clock for SystemClock {
     fn now_nanos(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     }
+}
 
+/// The OS's randomness.
+pub struct SystemEnv;
+
+impl Env for SystemEnv {
     fn random32(&self) -> [u8; 32] {
         let mut out = [0; 32];
         getrandom::fill(&mut out).expect("the OS provides randomness");
@@ -144,6 +149,9 @@ impl Home {
             .map_err(|e| Failure::Node(NodeError::Store(e)))?;
         let store = Rc::new(store);
         let mut node = Node::open(store.clone(), SystemEnv, Runtime::new(limits)).await?;
+        // A command is one input: it runs at the time it starts (`run` and `context join` give
+        // the time again before each input, through the driver).
+        node.advance_to(SystemClock.now_nanos());
         if guest_requests == GuestRequests::Allow {
             node.set_guest_policy(GuestPolicy::Allow);
         }

@@ -25,7 +25,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::commands::{self, invitation_of_link, no_blob, write_blob, Command, ContextCommand};
 use crate::failure::Failure;
-use crate::home::{CliNode, Home, SystemEnv};
+use crate::home::{CliNode, Home, SystemClock, SystemEnv};
 
 /// The node on the network.
 struct Online {
@@ -77,7 +77,7 @@ impl Online {
             .into_iter()
             .filter(|id| !node.is_synced(id))
             .collect();
-        let (driver, events) = Driver::new(node, Some(net), Some(net_events));
+        let (driver, events) = Driver::new(node, SystemClock, Some(net), Some(net_events));
         let mut online = Self {
             driver,
             store,

@@ -5,13 +5,15 @@
 //! browser- or tokio-specific about carrying that out lives here:
 //!
 //! - [`transmit`] sends what the node queued on the network ([`NetHandle`]);
-//! - [`deliver`] gives the node what the network brought, and hands back what is not the
-//!   node's (peers coming and going, reservations) to the driver's owner;
+//! - [`deliver`] gives the node what the network brought (and the time it came at), and hands
+//!   back what is not the node's (peers coming and going, reservations) to the driver's owner;
 //! - [`run_timers`] and [`time_to_next_timer`] run the node's timer work when it is due;
 //! - [`flush`] is what follows every step: send what it queued, collect what it told.
 //!
 //! [`Driver`] puts them together for the one task that owns the node: [`Driver::step`] waits
 //! for the next input (a network event, the node's timer, or the owner's own) and handles it.
+//! The node reads no clock: the driver reads its own [`Clock`] (the page's `Date.now()`, the
+//! CLI's `SystemTime`) and gives the node the time before every input ([`Node::advance_to`]).
 //! The CLI's `run` loop steps it with stdin as its own input; the page's node task runs
 //! [`own`], which steps it with operations sent through a [`NodeSender`] (see [`owner`]).
 
@@ -25,7 +27,7 @@ use std::time::Duration;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::{FutureExt, StreamExt};
 use tabnode_net::{NetEvent, NetHandle};
-use tabnode_node::{Env, Node, NodeEvent, Outgoing};
+use tabnode_node::{Clock, Env, Node, NodeEvent, Outgoing};
 use tabnode_store::Store;
 
 /// Carries out on the network what the node asked for, in order. A refusal (the network task
@@ -54,15 +56,20 @@ pub fn flush<S: Store, E: Env>(node: &mut Node<S, E>, net: Option<&NetHandle>) -
     node.take_events()
 }
 
-/// Gives the node a message the network brought; any other event is not the node's and is
-/// handed back for the driver's owner to show or keep.
-pub async fn deliver<S: Store, E: Env>(node: &mut Node<S, E>, event: NetEvent) -> Option<NetEvent> {
+/// Gives the node a message the network brought at `now` (ns since the epoch); any other event
+/// is not the node's and is handed back for the driver's owner to show or keep.
+pub async fn deliver<S: Store, E: Env>(
+    node: &mut Node<S, E>,
+    now: u64,
+    event: NetEvent,
+) -> Option<NetEvent> {
     match event {
         NetEvent::Message {
             topic,
             data,
             source,
         } => {
+            node.advance_to(now);
             node.handle_message_from(&topic, &data, source.as_deref())
                 .await;
             None
@@ -101,10 +108,11 @@ pub const MOST_SLEEP: Duration = Duration::from_secs(1);
 /// ...and at most this often: timer work that stays due (a clock stepped back) must not spin.
 pub const LEAST_SLEEP: Duration = Duration::from_millis(5);
 
-/// A node and its network, owned by one task: each step runs, then what it queued is sent and
-/// what it told is returned.
+/// A node, its network and the clock it is given time from, owned by one task: each step
+/// runs, then what it queued is sent and what it told is returned.
 pub struct Driver<S: Store, E: Env> {
     node: Node<S, E>,
+    clock: Box<dyn Clock>,
     net: Option<NetHandle>,
     /// What the network brings; `None` offline, or once the network task stopped.
     net_events: Option<UnboundedReceiver<NetEvent>>,
@@ -125,16 +133,18 @@ pub enum Step<T> {
 }
 
 impl<S: Store, E: Env> Driver<S, E> {
-    /// Takes the node, its network's handle and what that network brings
-    /// (`tabnode_net::start` gives both; `None` offline), and sends what the node queued when
-    /// opened (its subscriptions and requests).
+    /// Takes the node, the clock its inputs are timed by, its network's handle and what that
+    /// network brings (`tabnode_net::start` gives both; `None` offline), and sends what the
+    /// node queued when opened (its subscriptions and requests).
     pub fn new(
         node: Node<S, E>,
+        clock: impl Clock + 'static,
         net: Option<NetHandle>,
         net_events: Option<UnboundedReceiver<NetEvent>>,
     ) -> (Self, Vec<NodeEvent>) {
         let mut driver = Self {
             node,
+            clock: Box::new(clock),
             net,
             net_events,
         };
@@ -154,19 +164,32 @@ impl<S: Store, E: Env> Driver<S, E> {
         flush(&mut self.node, self.net.as_ref())
     }
 
-    /// Runs one operation on the node (a call, a join...); returns its result and the events
-    /// it caused.
+    /// What the driver's clock reads now.
+    pub fn now(&self) -> u64 {
+        self.clock.now_nanos()
+    }
+
+    /// Gives the node the time, before an input.
+    fn clock_in(&mut self) {
+        let now = self.now();
+        self.node.advance_to(now);
+    }
+
+    /// Runs one operation on the node (a call, a join...) at the clock's time; returns its
+    /// result and the events it caused.
     pub async fn run<T>(
         &mut self,
         op: impl AsyncFnOnce(&mut Node<S, E>) -> T,
     ) -> (T, Vec<NodeEvent>) {
+        self.clock_in();
         let result = op(&mut self.node).await;
         (result, self.flush())
     }
 
     /// Handles one network event: see [`deliver`].
     pub async fn on_network(&mut self, event: NetEvent) -> (Option<NetEvent>, Vec<NodeEvent>) {
-        let other = deliver(&mut self.node, event).await;
+        let now = self.now();
+        let other = deliver(&mut self.node, now, event).await;
         (other, self.flush())
     }
 
@@ -196,7 +219,7 @@ impl<S: Store, E: Env> Driver<S, E> {
             Timer,
             Input(T),
         }
-        let now = self.node.env().now_nanos();
+        let now = self.now();
         let wait = self.time_to_next_timer(now, MOST_SLEEP).max(LEAST_SLEEP);
         let woke = {
             let network = async {
@@ -226,7 +249,7 @@ impl<S: Store, E: Env> Driver<S, E> {
                 Step::Ran { events, other }
             }
             Woke::Timer => {
-                let now = self.node.env().now_nanos();
+                let now = self.now();
                 let events = self.on_timer(now).await;
                 Step::Ran {
                     events,
@@ -253,14 +276,17 @@ mod tests {
 
     use super::*;
 
-    /// A clock the test sets.
+    /// A clock the test sets (and the node's randomness).
     #[derive(Clone)]
     pub(crate) struct TestClock(pub(crate) Rc<Cell<u64>>);
 
-    impl Env for TestClock {
+    impl Clock for TestClock {
         fn now_nanos(&self) -> u64 {
             self.0.get()
         }
+    }
+
+    impl Env for TestClock {
         fn random32(&self) -> [u8; 32] {
             [self.0.get() as u8; 32]
         }
@@ -283,7 +309,7 @@ mod tests {
             Runtime::new(Limits::default()),
         ))
         .unwrap();
-        let (mut driver, events) = Driver::new(node, None, None);
+        let (mut driver, events) = Driver::new(node, clock.clone(), None, None);
         assert!(events.is_empty());
         let most = Duration::from_secs(1);
         assert_eq!(driver.time_to_next_timer(clock.0.get(), most), most);
@@ -322,5 +348,7 @@ mod tests {
             .await
         }));
         assert!(result.unwrap().delta_id.is_some());
+        // The node was given the driver's clock before the call: it reads none of its own.
+        assert_eq!(driver.node().now(), next);
     }
 }

@@ -105,6 +105,7 @@ impl<S: Store, E: Env> Driver<S, E> {
     /// and the events. A panic is caught here, where panics unwind: the caller's answer is
     /// dropped with it, which tells the caller.
     async fn serve(&mut self, op: Operation<S, E>) -> (Answer, Vec<NodeEvent>) {
+        self.clock_in();
         let ran = AssertUnwindSafe(op(&mut self.node)).catch_unwind().await;
         let answer = ran.unwrap_or_else(|_| {
             tracing::error!("an operation on the node panicked; its caller gets Stopped");
@@ -181,7 +182,7 @@ mod tests {
         let open = Node::open(MemoryStore::default(), clock.clone(), runtime);
         let node = pool.run_until(open).unwrap();
         let (network, net_events) = mpsc::unbounded();
-        let (driver, _) = Driver::new(node, None, Some(net_events));
+        let (driver, _) = Driver::new(node, clock.clone(), None, Some(net_events));
         let (sender, commands) = channel();
         let shown = Shown::default();
         let node_back = Rc::new(RefCell::new(None));

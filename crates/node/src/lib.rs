@@ -3,8 +3,10 @@
 //! The node is driven from outside (sans-IO): callers invoke its async methods with a [`Store`]
 //! for persistence, and feed it messages from the network with [`Node::handle_message`]. What it
 //! wants sent comes out of [`Node::take_outgoing`], and what subscribers should see comes out of
-//! [`Node::take_events`]. Time and randomness come in through [`Env`], so tests are deterministic
-//! and a call can be replayed.
+//! [`Node::take_events`]. Time is an input: the driver gives it before each input
+//! ([`Node::advance_to`], [`Node::handle_timeout`]) from its own [`Clock`], and the node reads
+//! none; randomness comes in through [`Env`]. So tests are deterministic and a call can be
+//! replayed.
 //!
 //! [`Store`]: tabnode_store::Store
 
@@ -27,7 +29,7 @@ pub use audit::{AuditEntry, AuditKind, AuditRecord, AuditReport};
 pub use chain_request::ChainSigner;
 pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use disclosure::{Disclosure, REDACTED};
-pub use env::{Env, FixedEnv};
+pub use env::{Clock, Env, FixedEnv};
 pub use error::NodeError;
 pub use log::{MemberOp, Share};
 pub use membership::{

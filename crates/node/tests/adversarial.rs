@@ -10,7 +10,7 @@ use common::{node, rejections, TestNode};
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{
-    context_topic, DeltaBody, Env, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
+    context_topic, DeltaBody, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
     VOID_DELTAS_PER_KEY,
 };
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
@@ -125,7 +125,7 @@ fn junk_oversize_forged_and_tampered_messages_are_refused() {
 
     // A forged signature: a member's delta whose content was changed after signing.
     let heads = before.heads.clone();
-    let now = a.env().now_nanos();
+    let now = a.now();
     let mut forged = delta(ctx, &rogue, &cert, heads.clone(), now, vec![0]);
     forged.body.artifact = vec![9, 9, 9];
     let sealed = a
@@ -212,7 +212,7 @@ fn a_member_announcing_false_roots_costs_one_rebuild_not_one_every_period() {
             json!({"key": format!("k{round}"), "value": "v"}),
         ))
         .unwrap();
-        a.env().advance(31_000_000_000);
+        a.advance_to(a.now() + 31_000_000_000);
         let heads = block_on(a.checkpoint(&ctx)).unwrap().heads;
         let root_hash = Some(Hash([round; 32]));
         let signature = rogue.sign(&WireMessage::sync_request_message(&ctx, &heads, &root_hash));
@@ -306,7 +306,10 @@ fn a_removed_member_spamming_void_deltas_grows_no_members_store_without_bound() 
 
     // Signed and sealed on the point before its removal, as the removed key can.
     let before = block_on(a.checkpoint(&ctx)).unwrap().heads;
-    let now = a.env().now_nanos();
+    // Time passes between the steps (nodes read no clock: the test gives it): the spam is
+    // stamped after everything before it, and the removal after the spam.
+    a.advance_to(a.now() + 1_000_000_000);
+    let now = a.now();
     let spam: Vec<Vec<u8>> = (0..SPAM)
         .map(|i| {
             let artifact = format!("void {i}").into_bytes();
@@ -315,6 +318,7 @@ fn a_removed_member_spamming_void_deltas_grows_no_members_store_without_bound() 
                 .unwrap()
         })
         .collect();
+    a.advance_to(now + 1_000_000_000);
     block_on(a.remove_member(&ctx, rogue.public())).unwrap();
     common::settle(&mut [&mut a, &mut b]);
     let position = |n: &mut TestNode| block_on(n.checkpoint(&ctx)).unwrap();
@@ -339,7 +343,7 @@ fn a_removed_member_spamming_void_deltas_grows_no_members_store_without_bound() 
     // Each builds on its own; the other takes what it built on, and both converge.
     block_on(a.execute(&ctx, "set", json!({"key": "a", "value": "1"}))).unwrap();
     block_on(b.execute(&ctx, "set", json!({"key": "b", "value": "2"}))).unwrap();
-    let start = a.env().now_nanos();
+    let start = a.now();
     for round in 1..=3 {
         for node in [&mut a, &mut b] {
             block_on(node.handle_timeout(start + round * 10 * tabnode_node::ANNOUNCE_NANOS));

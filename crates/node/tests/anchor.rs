@@ -53,7 +53,7 @@ fn members_off_the_anchor_and_a_different_app_are_refused_and_reported() {
     };
     block_on(a.set_anchor(&ctx, Some(both))).unwrap();
     for node in [&mut a, &mut b] {
-        node.env().advance(ANNOUNCE_NANOS);
+        node.advance_to(node.now() + ANNOUNCE_NANOS);
         common::tick(node);
     }
     settle(&mut a, &mut b);

@@ -21,12 +21,14 @@ use tabnode_types::{AppId, ContextId, SecretKey};
 /// A node with no app installed.
 fn bare_node(seed: u8) -> TestNode {
     let env = FixedEnv::new(seed);
-    block_on(Node::open(
-        MemoryStore::default(),
-        env,
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap()
+    common::clocked(
+        block_on(Node::open(
+            MemoryStore::default(),
+            env,
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    )
 }
 
 /// A member (on `store`, so a test can sign as it) with kv-store, a context, and a value set.
@@ -202,7 +204,7 @@ fn a_lost_part_is_asked_for_again_alone() {
     assert_eq!(progress(&mut joiner).len(), 1, "the second part came");
 
     // Nothing more comes: the joiner asks again, for the lost part alone.
-    joiner.env().advance(ANNOUNCE_NANOS);
+    joiner.advance_to(joiner.now() + ANNOUNCE_NANOS);
     common::tick(&mut joiner);
     deliver(&sent(&mut joiner), &mut member);
     let again = sent(&mut member);

@@ -165,12 +165,14 @@ fn run(seed: u64, menu: Menu, v1: &[u8], v2: &[u8]) {
     for (n, order) in orders.iter().enumerate() {
         let env = SimEnv::new(sim.clock().clone(), [n as u8; 32]);
         let store = fork(&observer_store);
-        let mut node = block_on(Node::open(
-            store.clone(),
-            env,
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap();
+        let mut node = common::clocked(
+            block_on(Node::open(
+                store.clone(),
+                env,
+                Runtime::new(Limits::default()),
+            ))
+            .unwrap(),
+        );
         let topic = tabnode_node::context_topic(&ctx);
         // Then, as anti-entropy would, what it still lacks again (a delta refused alone is
         // taken once a member's delta on it waits for it), in the same order.

@@ -15,12 +15,14 @@ fn kv_store() -> Vec<u8> {
 }
 
 fn open(store: MemoryStore, seed: u8) -> Node<MemoryStore, FixedEnv> {
-    block_on(Node::open(
-        store,
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap()
+    common::clocked(
+        block_on(Node::open(
+            store,
+            FixedEnv::new(seed),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    )
 }
 
 #[test]

@@ -10,8 +10,8 @@ use common::{guest, node_on, refusals, sent, settle, stored_node_key, Messages, 
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_node::{
-    context_topic, seal_to, Content, Env, MemberCert, NodeEvent, PartPacing, SealedPart,
-    WireMessage, APP_PART_BYTES, BLOB_ASKS,
+    context_topic, seal_to, Content, MemberCert, NodeEvent, PartPacing, SealedPart, WireMessage,
+    APP_PART_BYTES, BLOB_ASKS,
 };
 use tabnode_store::MemoryStore;
 use tabnode_types::{ContextId, SecretKey};
@@ -236,7 +236,7 @@ fn a_lost_request_is_asked_again_and_a_blob_no_member_serves_is_given_up() {
     block_on(b.fetch_blob(&ctx, id)).unwrap();
     assert_eq!(blob_requests(&mut b, &ctx), 1, "lost");
     let retry = 3_000_000_000; // over the wait for a part before asking again
-    b.env().advance(retry);
+    b.advance_to(b.now() + retry);
     common::tick(&mut b);
     settle(&mut [&mut a, &mut b]);
     assert_eq!(block_on(b.blob(&id)).unwrap(), Some(data));
@@ -245,7 +245,7 @@ fn a_lost_request_is_asked_again_and_a_blob_no_member_serves_is_given_up() {
     block_on(b.fetch_blob(&ctx, nowhere)).unwrap();
     let mut asked = blob_requests(&mut b, &ctx);
     for _ in 0..2 * BLOB_ASKS {
-        b.env().advance(retry);
+        b.advance_to(b.now() + retry);
         common::tick(&mut b);
         asked += blob_requests(&mut b, &ctx);
     }
@@ -293,8 +293,8 @@ fn a_large_blob_goes_out_at_its_pace_and_a_part_asked_for_again_while_it_waits_g
     // A's timer lets the rest out at the pace, at most two a round of a quarter second.
     let mut rounds = 0;
     while came.len() < 8 && rounds < 100 {
-        a.env().advance(250_000_000);
-        let now = a.env().now_nanos();
+        a.advance_to(a.now() + 250_000_000);
+        let now = a.now();
         assert!(
             a.poll_timeout().is_some_and(|due| due <= now),
             "a part is due"

@@ -1,6 +1,8 @@
 //! Blobs a call writes persist with the node; xcalls run after the call in the target context
 //! (one the caller created: see `guest_authority.rs` for what a guest may not reach).
 
+mod common;
+
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{FixedEnv, Node};
@@ -17,12 +19,14 @@ fn app(name: &str) -> Vec<u8> {
 }
 
 fn open(store: MemoryStore) -> Node<MemoryStore, FixedEnv> {
-    block_on(Node::open(
-        store,
-        FixedEnv::new(9),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap()
+    common::clocked(
+        block_on(Node::open(
+            store,
+            FixedEnv::new(9),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    )
 }
 
 #[test]
@@ -83,12 +87,14 @@ fn xcalls_run_in_the_target_context_after_the_call() {
 fn the_app_sees_the_members_this_node_has_verified() {
     use tabnode_node::{Outgoing, Role};
     let mut a = open(MemoryStore::default());
-    let mut b = block_on(Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(10),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
+    let mut b = common::clocked(
+        block_on(Node::open(
+            MemoryStore::default(),
+            FixedEnv::new(10),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    );
     let probe = block_on(a.install_app(&app("probe"))).unwrap();
     block_on(b.install_app(&app("probe"))).unwrap();
     let ctx = block_on(a.create_context(probe, json!({"title": "t"}))).unwrap();

@@ -15,12 +15,14 @@ use tabnode_types::ContextId;
 type TestNode = Node<CountingStore, FixedEnv>;
 
 fn open(store: &CountingStore) -> TestNode {
-    block_on(Node::open(
-        store.clone(),
-        FixedEnv::new(1),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap()
+    common::clocked(
+        block_on(Node::open(
+            store.clone(),
+            FixedEnv::new(1),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    )
 }
 
 fn with_context() -> (CountingStore, TestNode, ContextId) {
@@ -139,7 +141,7 @@ fn reads_keep_no_answer_and_answers_are_dropped_after_an_hour() {
         .len()
     };
     assert_eq!(answers(), 1);
-    node.env().advance(KEEP_ANSWERS_NANOS + 1);
+    node.advance_to(node.now() + KEEP_ANSWERS_NANOS + 1);
     // Pruning comes with the next call that has an id.
     set_once(&mut node, &ctx, "w", "call-2").unwrap();
     assert_eq!(answers(), 1, "call-1's answer is gone, call-2's is kept");

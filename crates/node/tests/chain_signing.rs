@@ -40,12 +40,14 @@ fn kind(result: Result<(PublicKey, tabnode_types::Signature), NodeError>) -> &'s
 #[test]
 fn the_creator_signs_add_with_the_context_key_and_changes_with_its_own() {
     let store = MemoryStore::default();
-    let mut a = block_on(Node::open(
-        store.clone(),
-        tabnode_node::FixedEnv::new(1),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
+    let mut a = common::clocked(
+        block_on(Node::open(
+            store.clone(),
+            tabnode_node::FixedEnv::new(1),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    );
     let mut b = open(2);
     let app = block_on(a.install_app(&guest("kv_store"))).unwrap();
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
@@ -121,12 +123,14 @@ fn the_creator_signs_add_with_the_context_key_and_changes_with_its_own() {
 
     // The context key is kept: A reopened still signs Add.
     drop(a);
-    let a = block_on(Node::open(
-        store,
-        tabnode_node::FixedEnv::new(1),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
+    let a = common::clocked(
+        block_on(Node::open(
+            store,
+            tabnode_node::FixedEnv::new(1),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    );
     let (signer, signature) =
         block_on(a.sign_context_request(&ctx, &payload, ChainSigner::ContextKey)).unwrap();
     verify_signature(&signer, &payload, &signature).unwrap();

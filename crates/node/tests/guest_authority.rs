@@ -12,8 +12,7 @@ use common::{guest, node as open_node, settle, TestNode};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_node::{
-    Env, FixedEnv, GuestPolicy, GuestRequest, Node, NodeError, Outgoing, WireMessage,
-    ANNOUNCE_NANOS,
+    FixedEnv, GuestPolicy, GuestRequest, Node, NodeError, Outgoing, WireMessage, ANNOUNCE_NANOS,
 };
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{MemoryStore, Namespace, Store};
@@ -25,7 +24,9 @@ const LARGE_VALUE: usize = 12_000;
 
 /// A node on `store` with these limits, probe and kv-store installed.
 fn node_with(store: MemoryStore, limits: Limits) -> (TestNode, AppId, AppId) {
-    let mut node = block_on(Node::open(store, FixedEnv::new(7), Runtime::new(limits))).unwrap();
+    let mut node = common::clocked(
+        block_on(Node::open(store, FixedEnv::new(7), Runtime::new(limits))).unwrap(),
+    );
     let probe = block_on(node.install_app(&guest("probe"))).unwrap();
     let kv = block_on(node.install_app(&guest("kv_store"))).unwrap();
     (node, probe, kv)
@@ -355,12 +356,14 @@ fn a_merge_over_the_merge_budget_is_refused_and_changes_nothing() {
         merge_fuel: 10_000,
         ..Limits::default()
     };
-    let mut b = block_on(Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(2),
-        Runtime::new(tight.clone()),
-    ))
-    .unwrap();
+    let mut b = common::clocked(
+        block_on(Node::open(
+            MemoryStore::default(),
+            FixedEnv::new(2),
+            Runtime::new(tight.clone()),
+        ))
+        .unwrap(),
+    );
     block_on(b.install_app(&guest("kv_store"))).unwrap();
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut b]);
@@ -382,12 +385,14 @@ fn a_merge_over_the_merge_budget_is_refused_and_changes_nothing() {
 
     // A member with a merge's budget merges it; a replay runs on the merge budget too.
     let store = MemoryStore::default();
-    let mut c = block_on(Node::open(
-        store.clone(),
-        FixedEnv::new(3),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
+    let mut c = common::clocked(
+        block_on(Node::open(
+            store.clone(),
+            FixedEnv::new(3),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    );
     block_on(c.install_app(&guest("kv_store"))).unwrap();
     block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut c]);
@@ -398,7 +403,9 @@ fn a_merge_over_the_merge_budget_is_refused_and_changes_nothing() {
     );
     assert!(block_on(c.replay(&ctx)).unwrap().matches);
     drop(c);
-    let mut c = block_on(Node::open(store, FixedEnv::new(3), Runtime::new(tight))).unwrap();
+    let mut c = common::clocked(
+        block_on(Node::open(store, FixedEnv::new(3), Runtime::new(tight))).unwrap(),
+    );
     match block_on(c.replay(&ctx)) {
         Err(NodeError::OverBudget(reason)) => assert!(reason.contains("merg"), "{reason}"),
         other => panic!("the replay merged over budget: {other:?}"),
@@ -416,7 +423,9 @@ fn node_on_store_merging_with(store: MemoryStore, seed: u8, merge_fuel: u64) -> 
         merge_fuel,
         ..Limits::default()
     };
-    let mut node = block_on(Node::open(store, FixedEnv::new(seed), Runtime::new(limits))).unwrap();
+    let mut node = common::clocked(
+        block_on(Node::open(store, FixedEnv::new(seed), Runtime::new(limits))).unwrap(),
+    );
     block_on(node.install_app(&guest("kv_store"))).unwrap();
     node
 }
@@ -433,7 +442,7 @@ fn over_budget(node: &mut TestNode) -> Vec<String> {
 /// Rounds of anti-entropy: every node announces its heads (as its timer does every
 /// `ANNOUNCE_NANOS`) and the others answer, until nobody has anything to say.
 fn anti_entropy(nodes: &mut [&mut TestNode], rounds: u64) {
-    let start = nodes[0].env().now_nanos();
+    let start = nodes[0].now();
     for round in 1..=rounds {
         for node in nodes.iter_mut() {
             block_on(node.handle_timeout(start + round * 10 * ANNOUNCE_NANOS));

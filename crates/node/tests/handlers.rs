@@ -78,7 +78,7 @@ fn named_runs<S: Store>(
 /// `sync.rs`) rebuild to one.
 fn announce(nodes: &mut [&mut TestNode]) {
     for node in nodes.iter_mut() {
-        node.env().advance(tabnode_node::ANNOUNCE_NANOS);
+        node.advance_to(node.now() + tabnode_node::ANNOUNCE_NANOS);
         common::tick(node);
     }
     settle(nodes);
@@ -287,7 +287,8 @@ fn handlers_an_older_builds_delta_names_run_on_the_members_that_apply_it() {
 fn handlers_due_when_a_node_stops_run_when_it_opens_again() {
     let open = |store: SimStore| {
         let runtime = Runtime::new(Limits::default());
-        let mut node = block_on(Node::open(store, FixedEnv::new(1), runtime)).unwrap();
+        let mut node =
+            common::clocked(block_on(Node::open(store, FixedEnv::new(1), runtime)).unwrap());
         block_on(node.install_app(&guest("handler_counter"))).unwrap();
         node
     };

@@ -9,7 +9,7 @@ use common::{node, node_on, rejections, settle, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{Env, Invitation, MemberCert, NodeEvent, Role, WireMessage};
+use tabnode_node::{Invitation, MemberCert, NodeEvent, Role, WireMessage};
 use tabnode_store::{MemoryStore, Namespace, Store};
 use tabnode_types::{ContextId, SecretKey};
 
@@ -128,16 +128,13 @@ fn a_second_join_on_a_used_invitation_is_refused_by_every_member() {
 #[test]
 fn an_expired_invitation_joined_late_is_refused_even_if_the_joiner_lies_about_the_time() {
     let (mut a, ctx) = context(MemoryStore::default());
-    let expires_at = a.env().now_nanos() + 1_000_000_000;
+    let expires_at = a.now() + 1_000_000_000;
     let link = a.invite_as(&ctx, Role::Member, expires_at).unwrap();
     // A second later for the members; the joiner's clock still says it is early, and it stamps
     // its certificate with that.
-    a.env().advance(2_000_000_000);
+    a.advance_to(a.now() + 2_000_000_000);
     let mut late = node(2);
-    assert!(
-        late.env().now_nanos() < expires_at,
-        "the joiner's clock lies"
-    );
+    assert!(late.now() < expires_at, "the joiner's clock lies");
     let _ = block_on(late.join(&link));
     for _ in 0..3 {
         common::tick(&mut late);
@@ -270,9 +267,7 @@ fn an_unsigned_or_non_member_sync_request_gets_no_history() {
     // with the context's secret (leaked): no member, no history.
     let rogue = SecretKey::from_seed([66; 32]);
     let invitation = Invitation::decode(&a.invite(&ctx).unwrap()).unwrap();
-    let rogue_cert = invitation
-        .redeem(rogue.public(), a.env().now_nanos())
-        .unwrap();
+    let rogue_cert = invitation.redeem(rogue.public(), a.now()).unwrap();
     block_on(a.handle_message(&topic, &ask_for_everything(&rogue, &rogue_cert)));
     assert_eq!(deltas_sent(&mut a, &b, &ctx), 0, "a non-member got history");
     let refused = rejections(&mut a);

@@ -112,12 +112,14 @@ fn the_new_key_survives_a_restart() {
     let root = SecretKey::from_seed([50; 32]);
     let store = tabnode_store::MemoryStore::default();
     let reopen = |store: &tabnode_store::MemoryStore| {
-        block_on(Node::open(
-            store.clone(),
-            FixedEnv::new(7),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap()
+        common::clocked(
+            block_on(Node::open(
+                store.clone(),
+                FixedEnv::new(7),
+                Runtime::new(Limits::default()),
+            ))
+            .unwrap(),
+        )
     };
     let mut a = reopen(&store);
     let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();

@@ -25,12 +25,14 @@ fn kv_store() -> Vec<u8> {
 }
 
 fn open(store: &CountingStore) -> Node<CountingStore, FixedEnv> {
-    block_on(Node::open(
-        store.clone(),
-        FixedEnv::new(1),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap()
+    common::clocked(
+        block_on(Node::open(
+            store.clone(),
+            FixedEnv::new(1),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    )
 }
 
 #[test]

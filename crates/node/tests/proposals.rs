@@ -392,7 +392,7 @@ fn forged(
 
 #[test]
 fn forged_operations_from_readers_and_members_count_for_nothing_on_arrival() {
-    use tabnode_node::{Env, MemberOp, WireMessage};
+    use tabnode_node::{MemberOp, WireMessage};
     let mut a = member(1);
     let app = block_on(a.install_app(&guest("probe"))).unwrap();
     let ctx = block_on(a.create_context(app, json!({"title": "t"}))).unwrap();
@@ -408,7 +408,9 @@ fn forged_operations_from_readers_and_members_count_for_nothing_on_arrival() {
 
     let send = |a: &mut TestNode, key: &tabnode_types::SecretKey, cert, op| {
         let parents = heads(a, &ctx);
-        let at = a.env().now_nanos();
+        // A millisecond passes per forgery (the test gives the time): later than its parents.
+        a.advance_to(a.now() + 1_000_000);
+        let at = a.now();
         let delta = forged(ctx, key, cert, parents, at, op);
         let sealed = a.seal_for(&ctx, &WireMessage::Deltas(vec![delta])).unwrap();
         block_on(a.handle_message(&tabnode_node::context_topic(&ctx), &sealed));

@@ -8,7 +8,7 @@ mod common;
 use common::store::CountingStore;
 use futures::executor::block_on;
 use serde_json::json;
-use tabnode_node::{Env, FixedEnv, Node};
+use tabnode_node::{FixedEnv, Node};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Namespace, Store};
 use tabnode_types::ContextId;
@@ -16,12 +16,14 @@ use tabnode_types::ContextId;
 type CountingNode = Node<CountingStore, FixedEnv>;
 
 fn open(store: &CountingStore) -> CountingNode {
-    let mut node = block_on(Node::open(
-        store.clone(),
-        FixedEnv::new(1),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
+    let mut node = common::clocked(
+        block_on(Node::open(
+            store.clone(),
+            FixedEnv::new(1),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    );
     block_on(node.install_app(&common::guest("kv_store"))).unwrap();
     node
 }
@@ -192,7 +194,7 @@ fn the_nodes_timer_writes_reads_records_when_they_are_due() {
     let store = CountingStore::default();
     let (mut a, ctx) = node_with_a_key(&store, 64);
     // Its context's other timer work, done now, is next due seconds from now.
-    block_on(a.handle_timeout(a.env().now_nanos()));
+    block_on(a.handle_timeout(a.now()));
     a.take_outgoing();
     let before = stored_records(&store, &ctx);
     store.reset();

@@ -136,7 +136,10 @@ fn a_forged_revocation_inside_a_delta_removes_nobody() {
         public_key: root.public(),
     };
     let heads = block_on(a.checkpoint(&ctx)).unwrap().heads;
-    let now = tabnode_node::Env::now_nanos(a.env());
+    // A second passes (nodes read no clock: the test gives it): the forgery is stamped later
+    // than its parents.
+    a.advance_to(a.now() + 1_000_000_000);
+    let now = a.now();
     let delta = DeltaBody {
         context_id: ctx,
         parents: heads,

@@ -10,7 +10,7 @@ use common::{deliver, refusals, rejections, relay, sent, settle, Messages, TestN
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::snapshot::Snapshot;
-use tabnode_node::{Env, FixedEnv, Node, WireMessage};
+use tabnode_node::{FixedEnv, Node, WireMessage};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_types::{ContextId, SecretKey};
 
@@ -276,7 +276,7 @@ fn a_member_that_lacks_little_ignores_a_snapshot_sent_for_another() {
     block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut c]);
     // A offers a context's state at most every 30 s: C had it.
-    a.env().advance(31_000_000_000);
+    a.advance_to(a.now() + 31_000_000_000);
     let (mut b, answer) = join(&mut a, &ctx);
     assert!(answer.iter().any(|(_, d)| is_snapshot_part(&a, &ctx, d)));
     // The network had no way to B alone: C hears A's answer too.
@@ -317,12 +317,14 @@ fn join_counting(
     ctx: &ContextId,
     store: &CountingStore,
 ) -> (Node<CountingStore, FixedEnv>, Messages) {
-    let mut b = block_on(Node::open(
-        store.clone(),
-        FixedEnv::new(2),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
+    let mut b = common::clocked(
+        block_on(Node::open(
+            store.clone(),
+            FixedEnv::new(2),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    );
     block_on(b.install_app(&common::guest("kv_store"))).unwrap();
     block_on(b.join(&a.invite(ctx).unwrap())).unwrap();
     common::handshake(a, &mut b);
@@ -375,8 +377,8 @@ fn when_the_covered_deltas_cannot_be_stored_nothing_is_lost_and_the_joiner_catch
     assert!(block_on(b.verify_audit(&ctx)).unwrap().ok);
 
     // Later, A's announcement of its heads brings B to ask again, and B catches up.
-    a.env().advance(tabnode_node::ANNOUNCE_NANOS);
-    b.env().advance(tabnode_node::ANNOUNCE_NANOS);
+    a.advance_to(a.now() + tabnode_node::ANNOUNCE_NANOS);
+    b.advance_to(b.now() + tabnode_node::ANNOUNCE_NANOS);
     common::tick(&mut a);
     common::tick(&mut b);
     for _ in 0..4 {
@@ -408,7 +410,7 @@ fn a_snapshot_listing_deltas_that_never_come_is_dropped_in_time_and_the_deltas_s
 
     // B's timer drops the snapshot once its deadline has passed, not before, and the deltas
     // serve.
-    let since = b.env().now_nanos();
+    let since = b.now();
     block_on(b.handle_timeout(since + 119_000_000_000));
     assert!(
         rejections(&mut b)
@@ -422,8 +424,8 @@ fn a_snapshot_listing_deltas_that_never_come_is_dropped_in_time_and_the_deltas_s
         refused.iter().any(|r| r.contains("did not come within")),
         "{refused:?}"
     );
-    b.env().advance(121_000_000_000);
-    a.env().advance(121_000_000_000);
+    b.advance_to(b.now() + 121_000_000_000);
+    a.advance_to(a.now() + 121_000_000_000);
     common::tick(&mut a);
     relay(&mut a, &mut b);
     assert_eq!(entries(&mut b, &ctx)["k7"], json!("v7"));

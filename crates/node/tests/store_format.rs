@@ -117,6 +117,7 @@ fn open<S: Store>(store: S, seed: u8) -> Result<Node<S, FixedEnv>, NodeError> {
         FixedEnv::new(seed),
         Runtime::new(Limits::default()),
     ))
+    .map(common::clocked)
 }
 
 fn set(node: &mut TestNode, ctx: &ContextId, key: &str, value: &str) {

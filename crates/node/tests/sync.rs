@@ -5,7 +5,7 @@ mod common;
 
 use futures::executor::block_on;
 use serde_json::json;
-use tabnode_node::{context_topic, Env, FixedEnv, Node, NodeEvent, Outgoing};
+use tabnode_node::{context_topic, FixedEnv, Node, NodeEvent, Outgoing};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
@@ -17,12 +17,14 @@ fn kv_store_wasm() -> Vec<u8> {
 }
 
 fn open(store: MemoryStore, seed: u8) -> TestNode {
-    block_on(Node::open(
-        store,
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap()
+    common::clocked(
+        block_on(Node::open(
+            store,
+            FixedEnv::new(seed),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    )
 }
 
 /// Messages in flight: (topic, data), delivered to every node but the sender.
@@ -255,6 +257,8 @@ fn bad_calls_fail_clearly_and_change_nothing() {
 fn concurrent_writes_to_one_key_settle_on_the_same_value() {
     let (mut a, mut b, ctx, mut wire) = pair();
     set(&mut a, &ctx, "both", "a's");
+    // A millisecond passes before B writes (nodes read no clock: the test gives the time).
+    b.advance_to(b.now() + 1_000_000);
     set(&mut b, &ctx, "both", "b's");
     wire.settle(&mut [&mut a, &mut b], false);
     let (ea, eb) = (entries(&mut a, &ctx), entries(&mut b, &ctx));
@@ -270,7 +274,7 @@ fn concurrent_writes_to_one_key_settle_on_the_same_value() {
 /// that follows is delivered.
 fn announce(nodes: &mut [&mut TestNode], wire: &mut Wire) {
     for node in nodes.iter_mut() {
-        node.env().advance(tabnode_node::ANNOUNCE_NANOS);
+        node.advance_to(node.now() + tabnode_node::ANNOUNCE_NANOS);
         common::tick(node);
     }
     wire.settle(nodes, false);
@@ -465,7 +469,7 @@ fn a_catch_up_answer_goes_to_the_asker_alone() {
 #[test]
 fn timer_work_is_due_when_poll_timeout_says_and_not_before() {
     let (mut a, _b, _ctx, _wire) = pair();
-    let start = a.env().now_nanos();
+    let start = a.now();
     assert_eq!(
         a.poll_timeout(),
         Some(0),
@@ -499,7 +503,7 @@ fn a_joiner_asks_for_the_state_once_and_announces_from_the_next_round() {
     a.take_outgoing();
     block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
     common::handshake(&mut a, &mut b);
-    let start = b.env().now_nanos();
+    let start = b.now();
     block_on(b.handle_timeout(start));
     let asked = common::sent(&mut b);
     assert_eq!(asked.len(), 1, "one request for the state, not two");

@@ -10,11 +10,12 @@ use common::{node, node_on, refusals, sent, settle, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
+use tabnode_node::Clock;
 use tabnode_node::{
-    context_topic, Checkpoint, DeltaBody, Env, Invitation, MemberCert, MemberOp, Outgoing, Role,
+    context_topic, Checkpoint, DeltaBody, Invitation, MemberCert, MemberOp, Outgoing, Role,
     WireMessage, MAX_CLOCK_SKEW_NANOS,
 };
-use tabnode_store::MemoryStore;
+use tabnode_store::{MemoryStore, Namespace, Store};
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
 
 fn set(node: &mut TestNode, ctx: &ContextId, key: &str, value: &str) {
@@ -132,14 +133,14 @@ fn a_delta_stamped_near_the_end_of_time_stalls_nobody() {
 fn a_delta_from_the_future_is_refused_until_its_time_has_come() {
     let (mut a, mut b, ctx) = pair();
     // B's clock runs ahead of A's by less than the skew allowed: its writes go through.
-    b.env().advance(MAX_CLOCK_SKEW_NANOS / 2);
+    b.advance_to(b.now() + MAX_CLOCK_SKEW_NANOS / 2);
     set(&mut b, &ctx, "near", "ok");
     settle(&mut [&mut a, &mut b]);
     assert_eq!(entries(&mut a, &ctx)["near"], json!("ok"));
     assert!(refusals(&mut a).is_empty());
 
     // An hour ahead, they are refused, with their reason, and nothing is kept...
-    b.env().advance(3600 * 1_000_000_000);
+    b.advance_to(b.now() + 3600 * 1_000_000_000);
     set(&mut b, &ctx, "far", "later");
     let before = checkpoint(&mut a, &ctx);
     common::relay(&mut b, &mut a);
@@ -151,7 +152,7 @@ fn a_delta_from_the_future_is_refused_until_its_time_has_come() {
     assert_eq!(entries(&mut a, &ctx).get("far"), None);
 
     // ... until A's clock has caught up: anti-entropy brings the delta again, and it stands.
-    a.env().advance(3600 * 1_000_000_000);
+    a.advance_to(a.now() + 3600 * 1_000_000_000);
     common::tick(&mut a);
     common::tick(&mut b);
     settle(&mut [&mut a, &mut b]);
@@ -168,8 +169,7 @@ fn a_call_that_can_make_no_delta_fails_and_changes_nothing() {
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
     // The wall clock reaches the end of `u64` (a stored delta could leave it there before the
     // skew was checked): the last timestamp is used once...
-    let now = a.env().now_nanos();
-    a.env().advance(u64::MAX - now);
+    a.advance_to(u64::MAX);
     set(&mut a, &ctx, "last", "written");
     sent(&mut a);
 
@@ -197,4 +197,102 @@ fn a_call_that_can_make_no_delta_fails_and_changes_nothing() {
     drop(a);
     let mut a = node_on(store, 1);
     exhausted(&mut a);
+}
+
+/// Every row of a store: namespace, key, value.
+type Rows = Vec<(Namespace, Vec<u8>, Vec<u8>)>;
+
+/// Every row of `store`, namespace by namespace.
+fn rows(store: &MemoryStore) -> Rows {
+    Namespace::ALL
+        .into_iter()
+        .flat_map(|ns| {
+            let rows = block_on(store.scan_prefix(ns, &[])).unwrap();
+            rows.into_iter().map(move |(k, v)| (ns, k, v))
+        })
+        .collect()
+}
+
+/// A seeded run on two nodes the test drives (create, join, writes from both, a read, timer
+/// work, a second later more writes): every row each store ends with, what each sent and
+/// each told. With `read_clocks`, the edge reads every clock between inputs, as a log line
+/// would.
+fn run_of_two(read_clocks: bool) -> Vec<(Rows, String)> {
+    let stores = [MemoryStore::default(), MemoryStore::default()];
+    let (mut a, mut b) = (node_on(stores[0].clone(), 1), node_on(stores[1].clone(), 2));
+    let look = |nodes: [&TestNode; 2]| {
+        if read_clocks {
+            for node in nodes {
+                for _ in 0..3 {
+                    std::hint::black_box(node.env().now_nanos());
+                }
+            }
+        }
+    };
+    let mut said = [String::new(), String::new()];
+    let hear = |from: &mut TestNode, to: &mut TestNode, said: &mut String| {
+        let messages = sent(from);
+        said.push_str(&format!("{messages:?}{:?}", from.take_events()));
+        common::deliver(&messages, to);
+    };
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    look([&a, &b]);
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    for round in 0..3 {
+        look([&a, &b]);
+        set(&mut a, &ctx, &format!("a{round}"), "from a");
+        look([&a, &b]);
+        entries(&mut a, &ctx);
+        hear(&mut a, &mut b, &mut said[0]);
+        set(&mut b, &ctx, &format!("b{round}"), "from b");
+        hear(&mut b, &mut a, &mut said[1]);
+        for node in [&mut a, &mut b] {
+            let later = node.now() + 1_000_000_000;
+            node.advance_to(later);
+            common::tick(node);
+        }
+    }
+    settle(&mut [&mut a, &mut b]);
+    assert_eq!(position(&mut a, &ctx), position(&mut b, &ctx));
+    let [said_a, said_b] = said;
+    vec![(rows(&stores[0]), said_a), (rows(&stores[1]), said_b)]
+}
+
+#[test]
+fn a_run_does_not_depend_on_how_often_anyone_reads_the_clock() {
+    // The node reads no clock: time is what its driver gave it. Extra readings at the edge
+    // (a log line, a progress bar) leave every stored byte and every message the same.
+    let quiet = run_of_two(false);
+    let looked = run_of_two(true);
+    assert!(!quiet[0].0.is_empty() && !quiet[0].1.is_empty());
+    assert_eq!(quiet, looked);
+}
+
+/// The timestamps of the deltas `node` published since it was last asked.
+fn published_stamps(node: &mut TestNode, ctx: &ContextId) -> Vec<u64> {
+    let mut stamps = Vec::new();
+    for (_, data) in sent(node) {
+        if let Ok(WireMessage::Deltas(deltas)) = node.open_message(ctx, &data) {
+            stamps.extend(deltas.iter().map(|d| d.body.timestamp));
+        }
+    }
+    stamps
+}
+
+#[test]
+fn a_local_call_stamps_its_delta_from_the_time_given() {
+    let (mut a, _b, ctx) = pair();
+    sent(&mut a);
+    let given = a.now() + 42_000_000_000;
+    a.advance_to(given);
+    set(&mut a, &ctx, "k", "v");
+    assert_eq!(published_stamps(&mut a, &ctx), [given]);
+    // An earlier time is taken as the last one: time never goes back inside the node, and the
+    // next delta is later still (the hybrid logical clock).
+    a.advance_to(given - 5_000_000_000);
+    assert_eq!(a.now(), given);
+    set(&mut a, &ctx, "k", "w");
+    assert_eq!(published_stamps(&mut a, &ctx), [given + 1]);
 }

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use tabnode_node::Env;
+use tabnode_node::{Clock, Env};
 
 /// Where virtual time starts (ns since the Unix epoch): November 2023, so timestamps look real.
 pub const EPOCH_NANOS: u64 = 1_700_000_000_000_000_000;
@@ -29,8 +29,9 @@ impl VirtualClock {
     }
 }
 
-/// A member's [`Env`]: the shared clock, offset by this member's skew, and a random stream of
-/// its own (blake3 of a seed and a counter), so a run is fixed by its seed.
+/// A member's edge: its [`Clock`] (the shared clock, offset by this member's skew), which the
+/// simulation reads and hands its node ([`tabnode_node::Node::advance_to`]), and its [`Env`]:
+/// a random stream of its own (blake3 of a seed and a counter), so a run is fixed by its seed.
 #[derive(Debug)]
 pub struct SimEnv {
     clock: VirtualClock,
@@ -62,11 +63,13 @@ impl SimEnv {
     }
 }
 
-impl Env for SimEnv {
+impl Clock for SimEnv {
     fn now_nanos(&self) -> u64 {
         self.clock.now().saturating_add(self.skew.get())
     }
+}
 
+impl Env for SimEnv {
     fn random32(&self) -> [u8; 32] {
         let n = self.draws.get() + 1;
         self.draws.set(n);
@@ -80,6 +83,7 @@ impl Env for SimEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tabnode_node::Clock;
 
     #[test]
     fn reading_the_clock_does_not_move_it_and_members_share_it() {

@@ -7,10 +7,11 @@
 //! restart from what they persisted; a [`SimStore`] can also fail a chosen commit (the batch is
 //! lost) or crash right after one (the batch is kept, what the node meant to send is not).
 //!
-//! Time is the simulation's: every member reads one [`VirtualClock`] (through [`SimEnv`]), and
-//! reading it does not move it, so adding a clock read (a log line) leaves a run unchanged.
-//! Time moves only when the simulation advances it ([`Sim::advance`], [`Sim::wait`]), and each
-//! advance runs every member's timers ([`tabnode_node::Node::handle_timeout`], time given). Every choice the network
+//! Time is the simulation's: one [`VirtualClock`], which the simulation reads (through each
+//! member's [`SimEnv`], with its skew) and hands the member's node before every input
+//! ([`clock_in`]); nodes read no clock. Time moves only when the simulation advances it
+//! ([`Sim::advance`], [`Sim::wait`]), and each advance runs every member's timers
+//! ([`tabnode_node::Node::handle_timeout`], time given). Every choice the network
 //! and the workload make comes from one seed ([`Rng`]), so a failing seed replays exactly.
 //!
 //! [`settle`] is the fault-free special case, for tests that drive nodes by hand: everyone hears
@@ -25,7 +26,7 @@ mod store;
 pub use env::{SimEnv, VirtualClock, EPOCH_NANOS};
 pub use network::{peer_id, peer_index, settle, Envelope, Faults, Network};
 pub use rng::Rng;
-pub use sim::{announce, tick, Member, Sim, SimNode, ROUND_NANOS};
+pub use sim::{announce, clock_in, tick, Member, Sim, SimNode, ROUND_NANOS};
 pub use store::{fork, CommitFault, SimStore};
 
 /// A guest app from `tests/apps/dist` (built by `bash tests/apps/build.sh`), for the tests of

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use futures::executor::block_on;
-use tabnode_node::{Node, ANNOUNCE_NANOS};
+use tabnode_node::{Clock, Node, ANNOUNCE_NANOS};
 use tabnode_runtime::{Limits, Runtime};
 
 use crate::env::{SimEnv, VirtualClock};
@@ -11,8 +11,16 @@ use crate::network::{hand, Faults, Network};
 use crate::rng::Rng;
 use crate::store::{CommitFault, SimStore};
 
-/// A member's node: on its own store, reading the simulation's clock.
+/// A member's node: on its own store, given the simulation's time (see [`clock_in`]).
 pub type SimNode = Node<SimStore, SimEnv>;
+
+/// Gives a node the time its edge's clock reads (a member's: the simulation's, with its skew),
+/// as a driver does before each input: the simulation does before it hands a member anything,
+/// and before a test gets a member's node; tests that drive nodes by hand do too.
+pub fn clock_in<S: tabnode_store::Store, E: tabnode_node::Env + Clock>(node: &mut Node<S, E>) {
+    let now = node.env().now_nanos();
+    node.advance_to(now);
+}
 
 /// Virtual time a round takes (see [`Sim::wait`]): a node's timers are meant to be checked
 /// about this often.
@@ -94,6 +102,7 @@ impl Sim {
         let runtime = Runtime::new(Limits::default());
         let mut node = block_on(Node::open(store.reopen(), env, runtime))
             .unwrap_or_else(|e| panic!("member {index} does not reopen on its store: {e}"));
+        clock_in(&mut node);
         (self.setup)(&mut node);
         node
     }
@@ -110,13 +119,19 @@ impl Sim {
         &self.members[index]
     }
 
+    /// Member `index`'s node, given the time first (see [`clock_in`]).
     pub fn node(&mut self, index: usize) -> &mut SimNode {
-        &mut self.members[index].node
+        let node = &mut self.members[index].node;
+        clock_in(node);
+        node
     }
 
-    /// Every member's node, in order.
+    /// Every member's node, in order, each given the time first.
     pub fn nodes(&mut self) -> impl Iterator<Item = &mut SimNode> {
-        self.members.iter_mut().map(|m| &mut m.node)
+        self.members.iter_mut().map(|m| {
+            clock_in(&mut m.node);
+            &mut m.node
+        })
     }
 
     pub fn clock(&self) -> &VirtualClock {
@@ -179,7 +194,9 @@ impl Sim {
             }
         }
         for envelope in self.net.take_due() {
-            hand(&mut self.members[envelope.to].node, &envelope);
+            let node = &mut self.members[envelope.to].node;
+            clock_in(node);
+            hand(node, &envelope);
             if self.crashed(envelope.to) {
                 self.restart(envelope.to);
             }
@@ -192,6 +209,7 @@ impl Sim {
         self.clock.advance(nanos);
         let now = self.clock.now();
         for member in &mut self.members {
+            clock_in(&mut member.node);
             block_on(member.node.handle_timeout(now));
         }
     }
@@ -222,18 +240,18 @@ impl Sim {
     }
 }
 
-/// Runs a node's timers at the time its own clock reads: what a driver does when
+/// Runs a node's timers at the latest time it was given: what a driver does when
 /// [`Node::poll_timeout`] comes due, for tests that drive nodes by hand.
 pub fn tick<S: tabnode_store::Store, E: tabnode_node::Env>(node: &mut Node<S, E>) {
-    let now = node.env().now_nanos();
+    let now = node.now();
     block_on(node.handle_timeout(now));
 }
 
-/// Runs a node's timers until each of its contexts has announced its heads: at its clock's
-/// time, then one [`tabnode_node::ANNOUNCE_NANOS`] later (a context loaded since the last
+/// Runs a node's timers until each of its contexts has announced its heads: at its
+/// latest time, then one [`tabnode_node::ANNOUNCE_NANOS`] later (a context loaded since the last
 /// round counts the request it made on loading as that round's announcement).
 pub fn announce<S: tabnode_store::Store, E: tabnode_node::Env>(node: &mut Node<S, E>) {
-    let now = node.env().now_nanos();
+    let now = node.now();
     block_on(node.handle_timeout(now));
     block_on(node.handle_timeout(now + tabnode_node::ANNOUNCE_NANOS));
 }

@@ -12,7 +12,8 @@ use tabnode_chain::{web::FetchTransport, RpcClient};
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle, Via};
 use tabnode_node::{
-    Env, GuestPolicy, GuestRequest, Node, NodeError, NodeEvent, Role, DEFAULT_INVITATION_NANOS,
+    Clock, Env, GuestPolicy, GuestRequest, Node, NodeError, NodeEvent, Role,
+    DEFAULT_INVITATION_NANOS,
 };
 use tabnode_runtime::{EngineKind, Limits, Runtime};
 use tabnode_store::{Durability, IndexedDbStore, SealedStore, Sealer, StoreError};
@@ -37,15 +38,18 @@ use vault::{lock_store, vault_error, vault_key, WebCryptoSealer};
 type PageStore = SealedStore<IndexedDbStore, WebCryptoSealer>;
 type CoreNode = Node<Rc<PageStore>, BrowserEnv>;
 
-/// Time from `Date.now()` (the node orders its own calls on a hybrid logical clock);
-/// randomness from WebCrypto.
+/// The page's edge: time from `Date.now()`, read by the node's task and the account's flows
+/// and given to the node with each input (the node orders its own calls on a hybrid logical
+/// clock); randomness from WebCrypto.
 struct BrowserEnv;
 
-impl Env for BrowserEnv {
+impl Clock for BrowserEnv {
     fn now_nanos(&self) -> u64 {
         (js_sys::Date::now() * 1_000_000.0) as u64
     }
+}
 
+impl Env for BrowserEnv {
     fn random32(&self) -> [u8; 32] {
         let mut out = [0; 32];
         getrandom::fill(&mut out).expect("WebCrypto is available in every page and worker");
@@ -436,6 +440,8 @@ impl BrowserNode {
         let mut node = Node::open(store.clone(), env, runtime)
             .await
             .map_err(js_error)?;
+        // Opening is one input; the node's task gives the time again before each one after.
+        node.advance_to(BrowserEnv.now_nanos());
         node.defer_read_audits(READ_AUDITS_WAITING);
         // A guest's deletion or membership change is made only if the page's user consents;
         // without a way to ask, it is refused.
@@ -475,7 +481,8 @@ impl BrowserNode {
         let public_key = node.public_key().to_string();
         // What it queued when opened (its subscriptions) goes out now; its events wait for
         // the node task's first step, when the page has subscribed.
-        let (driver, opened) = tabnode_driver::Driver::new(node, net.clone(), net_events);
+        let (driver, opened) =
+            tabnode_driver::Driver::new(node, BrowserEnv, net.clone(), net_events);
         let (sender, commands) = tabnode_driver::channel();
         let inner = Rc::new(Inner {
             node: sender,

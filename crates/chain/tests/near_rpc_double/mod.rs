@@ -21,10 +21,15 @@
 //! the user's wallet and not by the client under test; `Chain::apply_transaction` plays several
 //! as one transaction (in order, all or nothing, as NEAR runs one receipt's actions).
 //!
+//! [`anchor::NearContractDouble`] reads the same contract as a `tabnode_chain::Anchor` with no RPC and
+//! no server, for flows tested in-process.
+//!
 //! Each [`Server`] can misbehave on demand ([`Behaviour`]) for failover tests, and
 //! [`refusing_url`] gives a URL whose connections are closed unanswered.
 
 #![allow(dead_code)]
+
+pub mod anchor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 use std::rc::Rc;
 
-use tabnode_node::{Env, NodeError, Role};
+use tabnode_node::{NodeError, Role};
 use tabnode_store::Namespace;
 use tabnode_store::{FileStore, Store};
 use tabnode_types::{AppId, ContextId};
@@ -192,7 +192,7 @@ pub async fn execute(
             link_base,
         } => {
             let id: ContextId = parse_id(&context_id)?;
-            let expires_at = node.env().now_nanos().saturating_add(expires);
+            let expires_at = node.now().saturating_add(expires);
             let role = Role::from(role);
             let invitation = node.invite_for(&id, role, expires_at, uses)?;
             let link = link_base.map(|base| link_of(&base, &invitation));

@@ -51,7 +51,7 @@ impl<S: Store, E: Env> Node<S, E> {
         (requester, missing, signature): (MemberCert, Vec<u32>, Signature),
         peer: Option<&str>,
     ) -> Result<(), NodeError> {
-        let now = self.env.now_nanos();
+        let now = self.now;
         let Some(ctx) = self.contexts.get_mut(&context_id) else {
             return Ok(());
         };
@@ -109,7 +109,7 @@ impl<S: Store, E: Env> Node<S, E> {
         (part_of, part): (AppId, SealedPart),
     ) -> Result<(), NodeError> {
         let me = self.key.public();
-        let now = self.env.now_nanos();
+        let now = self.now;
         let Some(joining) = self.joining.get_mut(&context_id) else {
             return Ok(()); // a member already, or never asked
         };

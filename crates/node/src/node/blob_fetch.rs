@@ -68,7 +68,7 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         let fetch = BlobFetch {
             fetch: PartFetch::default(),
-            last_request: self.env.now_nanos(),
+            last_request: self.now,
             asks: 1,
         };
         self.blob_fetches.insert(key, fetch);
@@ -118,7 +118,7 @@ impl<S: Store, E: Env> Node<S, E> {
         (requester, missing, signature): (MemberCert, Vec<u32>, Signature),
         peer: Option<&str>,
     ) -> Result<(), NodeError> {
-        let now = self.env.now_nanos();
+        let now = self.now;
         let announced = announced_key(&context_id, blob_id.as_bytes());
         if self.store.get(Namespace::Meta, &announced).await?.is_none() {
             return Ok(()); // not announced here to this context: not served to it
@@ -190,7 +190,7 @@ impl<S: Store, E: Env> Node<S, E> {
             (size, index, part.hashes),
             bytes,
         )?;
-        fetching.last_request = self.env.now_nanos(); // progress: asked again once it stalls
+        fetching.last_request = self.now; // progress: asked again once it stalls
         fetching.asks = 0;
         let received = whole.as_ref().map_or(fetch.received(), |w| w.len() as u64);
         self.events.push(NodeEvent::BlobProgress {

@@ -51,9 +51,6 @@ mod tests {
     struct FixedEnv;
 
     impl Env for FixedEnv {
-        fn now_nanos(&self) -> u64 {
-            1
-        }
         fn random32(&self) -> [u8; 32] {
             [7; 32]
         }

@@ -95,7 +95,7 @@ impl<S: Store, E: Env> Node<S, E> {
             return;
         };
         let stored = StoredAnswer {
-            at: self.env.now_nanos(),
+            at: self.now,
             method: once.method,
             args_hash: once.args_hash,
             output: result.output.clone(),
@@ -111,7 +111,7 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Drops the answers older than [`KEEP_ANSWERS_NANOS`], at most every ten minutes.
     async fn prune_answers(&mut self) -> Result<(), NodeError> {
-        let now = self.env.now_nanos();
+        let now = self.now;
         if self
             .answers_pruned_at
             .is_some_and(|t| now.saturating_sub(t) < PRUNE_EVERY_NANOS)

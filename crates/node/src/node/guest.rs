@@ -270,7 +270,7 @@ impl<S: Store, E: Env> Node<S, E> {
             args_hash,
             error.kind(),
             ctx.record.root_hash,
-            self.env.now_nanos(),
+            self.now,
         );
         self.audit_alone(ctx, entry).await
     }

@@ -42,10 +42,7 @@ pub(super) fn invitation_refusal(
 impl<S: Store, E: Env> Node<S, E> {
     /// An invitation to `context_id` as a member, valid for [`DEFAULT_INVITATION_NANOS`].
     pub fn invite(&self, context_id: &ContextId) -> Result<String, NodeError> {
-        let expires_at = self
-            .env
-            .now_nanos()
-            .saturating_add(DEFAULT_INVITATION_NANOS);
+        let expires_at = self.now.saturating_add(DEFAULT_INVITATION_NANOS);
         self.invite_as(context_id, Role::Member, expires_at)
     }
 
@@ -130,7 +127,7 @@ impl<S: Store, E: Env> Node<S, E> {
         if self.contexts.contains_key(&id) {
             return Ok(id);
         }
-        let now = self.env.now_nanos();
+        let now = self.now;
         let cert = invitation.redeem(self.key.public(), now)?;
         let value = borsh::to_vec(&(app_id, &cert)).expect("encode");
         self.commit(Batch::new().put(Namespace::Meta, &scoped_meta(JOINING, &id), value))
@@ -270,7 +267,7 @@ impl<S: Store, E: Env> Node<S, E> {
         // What the log says comes first, and the chain is checked without keeping it: anyone
         // holding a link can make certificates for any number of keys.
         let invite_key = invitation.invite_key;
-        let now = self.env.now_nanos();
+        let now = self.now;
         let verdict = ctx.log.verdict();
         if let Some((with, admissions)) = verdict.admitted.get(&member) {
             // Asking again: the welcome was lost. As often as a sync request.

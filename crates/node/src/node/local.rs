@@ -48,7 +48,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 ctx.id
             ))
         })?;
-        self.clock = self.env.now_nanos().max(after);
+        self.clock = self.now.max(after);
         Ok(self.clock)
     }
 

@@ -62,7 +62,7 @@ impl<S: Store, E: Env> Node<S, E> {
             input: &[],
             context_id: id.0,
             executor_id: me.0,
-            time_now_nanos: self.env.now_nanos(),
+            time_now_nanos: self.now,
             random_seed: [0; 32],
         };
         let fuel = self.runtime.limits().fuel;

@@ -183,6 +183,9 @@ pub struct Node<S: Store, E: Env> {
     key: SecretKey,
     apps: HashMap<AppId, App>,
     contexts: HashMap<ContextId, ContextState>,
+    /// The time (ns since the epoch) the latest input came at: given by the driver
+    /// ([`Node::advance_to`]), never read from a clock, and never going back.
+    now: u64,
     /// The latest timestamp this node has used or seen in any delta: local calls run strictly
     /// after it (a hybrid logical clock), or a node whose wall clock is behind a member's could
     /// not write after merging that member's delta (calimero-storage keeps the newer record).
@@ -265,6 +268,7 @@ impl<S: Store, E: Env> Node<S, E> {
             joining: HashMap::new(),
             blob_fetches: HashMap::new(),
             nep413_recipients: None,
+            now: 0,
             clock: 0,
             held: None,
             handler_calls: Default::default(),
@@ -580,9 +584,23 @@ impl<S: Store, E: Env> Node<S, E> {
         std::mem::take(&mut self.events)
     }
 
-    /// The environment (clock, randomness) the node runs on.
+    /// The environment (randomness) the node runs on.
     pub fn env(&self) -> &E {
         &self.env
+    }
+
+    /// Gives the node the time (ns since the epoch) of the input that follows: a driver calls
+    /// this before each input (a call, a message, a join...) with its own clock's reading, as
+    /// `str0m`'s `Rtc` takes `Input::Timeout`. The node reads no clock itself, so a run is fixed
+    /// by its inputs and their times, not by how often anyone looks at a clock. Time never goes
+    /// back inside the node: an earlier `now` than the last one given is taken as the last one.
+    pub fn advance_to(&mut self, now: u64) {
+        self.now = self.now.max(now);
+    }
+
+    /// The latest time given ([`Node::advance_to`], [`Node::handle_timeout`]); 0 before any.
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     /// From how many deltas a member lacks this node answers it with a state snapshot besides

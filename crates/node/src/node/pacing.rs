@@ -147,7 +147,7 @@ impl<S: Store, E: Env> Node<S, E> {
         queue.queued.insert(key);
         queue.waiting_bytes += size;
         queue.waiting.push_back((key, part));
-        let now = self.env.now_nanos();
+        let now = self.now;
         self.release_parts(now);
     }
 

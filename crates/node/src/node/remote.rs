@@ -245,7 +245,7 @@ impl<S: Store, E: Env> Node<S, E> {
         ),
         former_secret: Option<DeltaId>,
     ) -> Result<bool, NodeError> {
-        let now = self.env.now_nanos();
+        let now = self.now;
         let Some(ctx) = self.contexts.get_mut(&context_id) else {
             return Ok(false);
         };
@@ -331,13 +331,8 @@ impl<S: Store, E: Env> Node<S, E> {
         let cert_hash = *blake3::hash(&borsh::to_vec(cert).expect("encode")).as_bytes();
         if !ctx.verified_certs.contains(&cert_hash) {
             if let Err(e) = cert.authenticate(&context_id, &delta.body.author) {
-                let entry = AuditEntry::refused_delta(
-                    &delta,
-                    id,
-                    e.kind(),
-                    ctx.record.root_hash,
-                    self.env.now_nanos(),
-                );
+                let entry =
+                    AuditEntry::refused_delta(&delta, id, e.kind(), ctx.record.root_hash, self.now);
                 let mut ctx = self.contexts.remove(&context_id).expect("present");
                 let _ = self.audit_alone(&mut ctx, entry).await;
                 self.contexts.insert(context_id, ctx);
@@ -360,7 +355,7 @@ impl<S: Store, E: Env> Node<S, E> {
                  merge's fuel)"
             )));
         }
-        let now = self.env.now_nanos();
+        let now = self.now;
         if delta.body.timestamp > now.saturating_add(MAX_CLOCK_SKEW_NANOS) {
             return Err(NodeError::FutureDelta(format!(
                 "delta {id} by {} is stamped {} ns ahead of this node's clock, over the {} ns allowed",
@@ -436,7 +431,7 @@ impl<S: Store, E: Env> Node<S, E> {
             self.bind_if_needed(&context_id).await;
         }
         self.run_handlers(context_id).await;
-        let now = self.env.now_nanos();
+        let now = self.now;
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
         let due = ctx
             .last_sync_request
@@ -569,13 +564,8 @@ impl<S: Store, E: Env> Node<S, E> {
         }
         if let Some(why) = refusal {
             let e = NodeError::Unauthorized(why);
-            let refused = AuditEntry::refused_delta(
-                &delta,
-                id,
-                e.kind(),
-                ctx.record.root_hash,
-                self.env.now_nanos(),
-            );
+            let refused =
+                AuditEntry::refused_delta(&delta, id, e.kind(), ctx.record.root_hash, self.now);
             let _ = self.audit_alone(ctx, refused).await;
             return Err(e);
         }

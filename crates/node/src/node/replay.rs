@@ -256,7 +256,7 @@ impl<S: Store, E: Env> Node<S, E> {
             return Ok(());
         }
         // Read only here: every clock reading is an input of the node (see `Env`).
-        let now = self.env.now_nanos();
+        let now = self.now;
         let ctx = self.contexts.get_mut(&id).expect("checked above");
         ctx.disproven.retain(|_, until| *until > now);
         if ctx.disproven.contains_key(&claimant) {
@@ -296,7 +296,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 Hash(*blake3::hash(&args).as_bytes()),
                 "ok",
                 ctx.record.root_hash,
-                self.env.now_nanos(),
+                self.now,
             );
             let _ = self.audit_alone(&mut ctx, entry).await;
             self.events.push(NodeEvent::RootMismatch {

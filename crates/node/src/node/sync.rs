@@ -43,9 +43,12 @@ impl<S: Store, E: Env> Node<S, E> {
     /// that waited [`READ_AUDITS_WAIT_NANOS`] are written, and parts of apps and blobs waiting
     /// for their pace go out (see `pacing`).
     ///
-    /// Time is an input here, not read from the node's [`Env`]: a driver (the page, the CLI,
-    /// the simulator) decides when time passes, and a run given the same inputs does the same.
+    /// `now` is given as with every input ([`Node::advance_to`]; an earlier one than the last
+    /// is taken as the last): a driver (the page, the CLI, the simulator) decides when time
+    /// passes, and a run given the same inputs does the same.
     pub async fn handle_timeout(&mut self, now: u64) {
+        self.advance_to(now);
+        let now = self.now;
         if self.read_audits_due().is_some_and(|due| due <= now) {
             if let Err(e) = self.write_read_audits().await {
                 tracing::warn!(%e, "could not write the audit records of reads");
@@ -184,7 +187,7 @@ impl<S: Store, E: Env> Node<S, E> {
         let Some(threshold) = self.snapshot_threshold else {
             return Ok(());
         };
-        let now = self.env.now_nanos();
+        let now = self.now;
         let ctx = self
             .contexts
             .get_mut(&context_id)
@@ -243,7 +246,7 @@ impl<S: Store, E: Env> Node<S, E> {
             Signature,
         ),
     ) -> Result<(), NodeError> {
-        let now = self.env.now_nanos();
+        let now = self.now;
         let me = self.key.public();
         let Some(ctx) = self.contexts.get_mut(&context_id) else {
             return Ok(());
@@ -296,7 +299,7 @@ impl<S: Store, E: Env> Node<S, E> {
             vec![1],
         ))
         .await?;
-        covering.since = self.env.now_nanos();
+        covering.since = self.now;
         let ctx = self.contexts.get_mut(&context_id).expect("known context");
         ctx.snapshot = Phase::Covering(covering);
         self.apply_ready(context_id).await
@@ -409,7 +412,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 args_hash: covering.digest,
                 outcome: "ok".into(),
                 root_hash,
-                time: self.env.now_nanos(),
+                time: self.now,
                 random_seed: [0; 32],
                 delta_id: None,
             },

@@ -9,8 +9,7 @@ use tabnode_identity::grant::{
     hex_nonce, Capability, Grant, Revocation, Scope, SignedGrant, SignedRevocation,
 };
 use tabnode_node::{
-    context_topic, Delta, Env, FixedEnv, Invitation, MemberCert, Node, NodeEvent, Outgoing,
-    WireMessage,
+    context_topic, Delta, FixedEnv, Invitation, MemberCert, Node, NodeEvent, Outgoing, WireMessage,
 };
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{MemoryStore, Namespace, Store};
@@ -27,7 +26,9 @@ pub fn node(seed: u8) -> TestNode {
     node_on(MemoryStore::default(), seed)
 }
 
-/// A node on `store` (a clone shares its data: a test restarts a node on it), kv-store installed.
+/// A node on `store` (a clone shares its data: a test restarts a node on it), kv-store installed,
+/// given the time its env's clock reads (the test drives it: it moves the node's time with
+/// `advance_to`).
 pub fn node_on(store: MemoryStore, seed: u8) -> TestNode {
     let mut node = block_on(Node::open(
         store,
@@ -35,7 +36,16 @@ pub fn node_on(store: MemoryStore, seed: u8) -> TestNode {
         Runtime::new(Limits::default()),
     ))
     .unwrap();
+    tabnode_sim::clock_in(&mut node);
     block_on(node.install_app(&guest("kv_store"))).unwrap();
+    node
+}
+
+/// `node`, given the time its env's clock reads (for tests that open nodes themselves).
+pub fn clocked<S: Store, E: tabnode_node::Env + tabnode_node::Clock>(
+    mut node: Node<S, E>,
+) -> Node<S, E> {
+    clock_in(&mut node);
     node
 }
 
@@ -100,7 +110,7 @@ pub fn handshake<S: Store, T: Store>(
 /// node, replies (to a sender's request) the sender alone. The simulated network's fault-free
 /// case; `faults.rs` runs the faulty one.
 #[allow(unused_imports)]
-pub use tabnode_sim::{announce, settle, tick};
+pub use tabnode_sim::{announce, clock_in, settle, tick};
 
 /// A local root's grant of `client_key` (every context, admin). Long expired: the membership
 /// log judges signatures, not clocks.
@@ -135,9 +145,7 @@ pub fn local_revocation(client_key: PublicKey, root: &SecretKey) -> SignedRevoca
 /// admission in the log (a delta of its own).
 pub fn admit(member: &mut TestNode, invitation: &str, key: &SecretKey) -> MemberCert {
     let invitation = Invitation::decode(invitation).unwrap();
-    let cert = invitation
-        .redeem(key.public(), member.env().now_nanos())
-        .unwrap();
+    let cert = invitation.redeem(key.public(), member.now()).unwrap();
     let request = WireMessage::JoinRequest {
         context_id: cert.context_id,
         cert: Box::new(cert.clone()),

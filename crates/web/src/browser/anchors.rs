@@ -5,7 +5,10 @@
 use super::*;
 use tabnode_account::anchor::{quorum_reader, read_anchor, AnchorChain};
 
-pub(super) type AnchorReader = tabnode_chain::QuorumAnchor<FetchTransport>;
+/// The page's anchor: NEAR's contract over fetch, asked at one or a quorum of RPC endpoints.
+/// The flows take any `tabnode_chain::Anchor`; this is the one the page runs.
+pub(super) type AnchorReader =
+    tabnode_chain::QuorumAnchor<tabnode_chain::NearAnchor<FetchTransport>>;
 
 /// Reads anchors from `rpc` (see [`quorum_reader`]) with the page's fetch.
 pub(super) fn anchor_reader(rpc: &[String], contract: &str, quorum: usize) -> AnchorReader {
@@ -13,7 +16,7 @@ pub(super) fn anchor_reader(rpc: &[String], contract: &str, quorum: usize) -> An
 }
 
 /// Keeps every context's anchor current: reads what the contract records of each context this
-/// node holds, against its app binary ([`tabnode_chain::NearAnchor::anchored`]), and gives the
+/// node holds, against its app binary ([`tabnode_chain::Anchor::anchored`]), and gives the
 /// node what it found. When the chain cannot be read (or the endpoints do not agree) the
 /// anchor's state is unknown: the last view stands (the node keeps it across restarts), and is
 /// never taken for "not anchored".
