@@ -270,6 +270,26 @@ fn concurrent_writes_to_one_key_settle_on_the_same_value() {
     );
 }
 
+/// Two members write one key stamped with the same time (both clocks behind the latest delta
+/// they hold give the same "latest + 1"; a page's clock has millisecond steps): whatever
+/// calimero-storage makes of the tie, the members end on one value and one root.
+#[test]
+fn concurrent_writes_to_one_key_with_equal_timestamps_settle_on_one_value() {
+    let (mut a, mut b, ctx, mut wire) = pair();
+    let now = a.now().max(b.now());
+    a.advance_to(now);
+    b.advance_to(now);
+    set(&mut a, &ctx, "both", "a's");
+    set(&mut b, &ctx, "both", "b's");
+    wire.settle(&mut [&mut a, &mut b], false);
+    announce(&mut [&mut a, &mut b], &mut wire);
+    let (ea, eb) = (entries(&mut a, &ctx), entries(&mut b, &ctx));
+    assert_eq!(ea, eb);
+    let cp = |n: &mut TestNode| block_on(n.checkpoint(&ctx)).unwrap();
+    let (ca, cb) = (cp(&mut a), cp(&mut b));
+    assert_eq!((ca.heads, ca.root_hash), (cb.heads, cb.root_hash));
+}
+
 /// Every node announces its heads and root (a tick after the announce period), and everything
 /// that follows is delivered.
 fn announce(nodes: &mut [&mut TestNode], wire: &mut Wire) {
