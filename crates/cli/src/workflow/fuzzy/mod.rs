@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
 
 use super::steps::{field, statements};
-use super::values::{capture, resolve, Missing, Vars};
+use super::values::{capture, resolve, text_of, Missing, Vars};
 use super::{Runner, StepError};
 
 mod generators;
@@ -162,7 +162,7 @@ impl Runner {
     pub(super) fn fuzzy_test(&mut self, step: &Value, vars: &mut Vars) -> Result<(), StepError> {
         let known: Vec<String> = self.nodes.keys().cloned().collect();
         let plan = Plan::read(step, &known).map_err(|e| StepError::new("BadStep", e))?;
-        let context_id = field(step, "context_id", vars)?.unwrap_or_default();
+        let context_id = text_of(&field(step, "context_id", vars)?.unwrap_or_default());
         let mut nodes = Vec::new();
         for (name, key) in &plan.nodes {
             let key = key
