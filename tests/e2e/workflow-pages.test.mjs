@@ -101,6 +101,22 @@ for (const mode of ['browser', 'mixed']) {
     await assertAllStopped(run);
   });
 
+  test(`--nodes ${mode}: a fuzzy_test counts its assertions and passes by its threshold`, async () => {
+    const run = await runWorkflow('tests/workflows/kv-store-fuzzy.yml', ['--nodes', mode, '--keep-going', '--fuzzy-minutes', '0.03']);
+    assert.equal(run.code, 1, run.stderr);
+    const [held, , missed] = run.steps.slice(2).map((s) => [s.passed, s.error?.kind, s.fuzzy]);
+    assert.deepEqual(held.slice(0, 2), [true, undefined], run.stderr);
+    const writes = held[2].byOperation.set_and_verify;
+    const lists = held[2].byOperation.list_entries;
+    assert.ok(writes.runs > 0 && lists.runs > 0, JSON.stringify(held[2]));
+    assert.deepEqual([held[2].passed, held[2].failed], [2 * writes.runs + lists.runs, 0]);
+    assert.deepEqual(missed.slice(0, 2), [false, 'BelowThreshold'], run.stderr);
+    const impossible = missed[2].byOperation.expects_the_impossible;
+    assert.ok(impossible.runs > 0 && impossible.failed === impossible.runs, JSON.stringify(missed[2]));
+    assert.deepEqual([run.lines.at(-2).passed, run.steps.length], [4, 5]);
+    await assertAllStopped(run);
+  });
+
   test(`--nodes ${mode}: a step it cannot do fails as unsupported`, async () => {
     const run = await runWorkflow('tests/workflows/unsupported.yml', ['--nodes', mode]);
     assert.equal(run.code, 1, run.stderr);

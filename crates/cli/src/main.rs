@@ -99,7 +99,23 @@ enum WorkflowCommand {
         /// scripts/page-node.mjs]
         #[arg(long, value_name = "PATH")]
         page_node: Option<PathBuf>,
+        /// Runs every fuzzy_test for M minutes instead of its duration_minutes (a fraction is
+        /// fine: 0.05 is 3 s), to try a long load test quickly
+        #[arg(long, value_name = "M", value_parser = positive_minutes)]
+        fuzzy_minutes: Option<f64>,
+        /// The seed of fuzzy_test's random choices (operations, nodes, generated values); a
+        /// run prints the one it used, so a failing run's choices can be made again
+        #[arg(long, value_name = "N")]
+        fuzzy_seed: Option<u64>,
     },
+}
+
+/// `--fuzzy-minutes`: a positive, finite number.
+fn positive_minutes(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(minutes) if minutes.is_finite() && minutes > 0.0 => Ok(minutes),
+        _ => Err(format!("{text:?} is not a positive number of minutes")),
+    }
 }
 
 fn main() {
@@ -125,6 +141,8 @@ fn main() {
         keep_going,
         nodes,
         page_node,
+        fuzzy_minutes,
+        fuzzy_seed,
     }) = cli.command
     {
         let options = workflow::Options {
@@ -136,6 +154,8 @@ fn main() {
             guest_requests: cli.guest_requests.unwrap_or(GuestRequests::Allow),
             nodes,
             page_node,
+            fuzzy_minutes,
+            fuzzy_seed,
         };
         finish(workflow::run(options).map(Some));
     }

@@ -36,11 +36,16 @@ fn repo_root() -> PathBuf {
 }
 
 fn run_workflow(file: &str, homes: &Path) -> Run {
+    run_workflow_with(file, homes, &[])
+}
+
+fn run_workflow_with(file: &str, homes: &Path, flags: &[&str]) -> Run {
     kv_store(); // the workflows install it: fail early, clearly, if it is not built
     let out = Command::new(env!("CARGO_BIN_EXE_tabnode"))
         .current_dir(repo_root())
         .args(["workflow", "run", file, "--homes"])
         .arg(homes)
+        .args(flags)
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -188,6 +193,126 @@ fn a_workflow_that_is_not_one_is_refused_before_anything_starts() {
             "{text}: {out}"
         );
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The counts of an operation in a fuzzy_test step's JSON line.
+fn runs_of(fuzzy: &Value, operation: &str) -> (u64, u64, u64) {
+    let counts = &fuzzy["byOperation"][operation];
+    let count = |name: &str| counts[name].as_u64().unwrap_or_else(|| panic!("{fuzzy}"));
+    (count("runs"), count("passed"), count("failed"))
+}
+
+#[test]
+fn a_fuzzy_test_counts_its_assertions_and_passes_by_its_threshold() {
+    let homes = home("wf-fuzzy");
+    let flags = [
+        "--keep-going",
+        "--fuzzy-minutes",
+        "0.03",
+        "--fuzzy-seed",
+        "42",
+    ];
+    let run = run_workflow_with("tests/workflows/kv-store-fuzzy.yml", &homes, &flags);
+    let steps = run.steps();
+    assert_eq!(steps.len(), 5, "{}", run.stderr);
+
+    // The first: every assertion holds (2 a set_and_verify, 1 a list_entries), 100% needed.
+    let first = steps[2];
+    assert_eq!(first["passed"], json!(true), "{first}\n{}", run.stderr);
+    let fuzzy = &first["fuzzy"];
+    assert_eq!(fuzzy["seed"], json!("42"));
+    // --fuzzy-minutes, not the workflow's 0.2 (12 s): about 1.8 s, the last operation finished.
+    assert_eq!(fuzzy["minutes"], json!(0.03));
+    let ran = fuzzy["ranMs"].as_u64().unwrap();
+    assert!((1800..12_000).contains(&ran), "ran {ran} ms");
+    let (writes, written_passed, written_failed) = runs_of(fuzzy, "set_and_verify");
+    let (lists, listed_passed, listed_failed) = runs_of(fuzzy, "list_entries");
+    assert!(writes > 0 && lists > 0, "{fuzzy}");
+    assert_eq!(fuzzy["operations"], json!(writes + lists));
+    assert_eq!((written_passed, written_failed), (2 * writes, 0), "{fuzzy}");
+    assert_eq!((listed_passed, listed_failed), (lists, 0), "{fuzzy}");
+    assert_eq!(fuzzy["passed"], json!(2 * writes + lists));
+    assert_eq!(
+        (&fuzzy["failed"], &fuzzy["callErrors"]),
+        (&json!(0), &json!(0))
+    );
+    assert_eq!(fuzzy["passRate"], json!(100.0));
+    assert!(run.stderr.contains("--fuzzy-seed 42"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("  … fuzzy_test ") && run.stderr.contains(" / 1s: "),
+        "a progress line every summary_interval_seconds: {}",
+        run.stderr
+    );
+    // Its counts, exported as merobox exports them, read by the next step.
+    assert_eq!(steps[3]["passed"], json!(true), "{}", run.stderr);
+
+    // The second: every expects_the_impossible fails its one assertion; 100% cannot be met.
+    let second = steps[4];
+    assert_eq!(second["passed"], json!(false), "{}", run.stderr);
+    assert_eq!(second["error"]["kind"], json!("BelowThreshold"), "{second}");
+    let fuzzy = &second["fuzzy"];
+    let (sets, sets_passed, sets_failed) = runs_of(fuzzy, "set");
+    let (impossible, impossible_passed, impossible_failed) =
+        runs_of(fuzzy, "expects_the_impossible");
+    assert!(impossible > 0, "{fuzzy}");
+    assert_eq!((sets_passed, sets_failed), (sets, 0), "{fuzzy}");
+    assert_eq!(
+        (impossible_passed, impossible_failed),
+        (0, impossible),
+        "{fuzzy}"
+    );
+    assert_eq!(fuzzy["failed"], json!(impossible));
+    let message = second["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("is below the success threshold 100%"),
+        "{message}"
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        (
+            &run.last()["error"]["kind"],
+            &run.lines[run.lines.len() - 2]["passed"]
+        ),
+        (&json!("StepFailed"), &json!(4))
+    );
+    assert_homes_free(&homes, &["fz-node-1", "fz-node-2"]);
+    let _ = std::fs::remove_dir_all(homes);
+}
+
+#[test]
+fn a_fuzzy_test_that_does_not_read_is_refused_before_anything_starts() {
+    let dir = home("wf-fuzzy-bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.yml");
+    let step = |fields: &str| {
+        format!(
+            "nodes: {{count: 1, prefix: n}}\nsteps:\n  - {{name: ok, type: wait, seconds: 0}}\n  - {{name: load, type: fuzzy_test, duration_minutes: 1, context_id: c, nodes: [{{name: n-1}}], {fields}}}\n"
+        )
+    };
+    let ops = "operations: [{name: o, weight: 1, steps: [{type: wait, seconds: 0}]}]";
+    for (text, says) in [
+        (step(&format!("{ops}, duration_minute: 2")), "duration_minute: unknown field"),
+        (step(&format!("{ops}, success_threshold: 120")), "success_threshold: must be a percentage"),
+        (step("operations: [{name: o, weight: 0, steps: [{type: wait, seconds: 0}]}]"), "operations[0].weight: must be a positive number"),
+        (step("operations: [{name: o, weight: 1, steps: [{type: parallel}]}]"), "is not a step fuzzy_test runs"),
+        (step("operations: [{name: o, weight: 1, steps: [{type: call, node: n-7, context_id: c, method: m}]}]"), "no node \"n-7\""),
+        (step("operations: [{name: o, weight: 1, steps: [{type: wait, seconds: 0, x: 1}]}]"), "steps[0].x: unknown field"),
+        (step("operations: [{name: o, weight: 1, steps: [{type: call, node: n-1, context_id: c, method: m, args: {k: '{{random_int(1)}}'}}]}]"), "random_int(1): takes two integers"),
+    ] {
+        std::fs::write(&file, &text).unwrap();
+        let (code, out) = tabnode_raw(&["workflow", "run", file.to_str().unwrap()]);
+        let value: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(code, 1, "{text}: {out}");
+        assert_eq!(value["error"]["kind"], json!("BadWorkflow"), "{text}: {out}");
+        let message = value["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(r#"step 2 "load" (fuzzy_test): "#) && message.contains(says),
+            "{message} should say {says:?}"
+        );
+    }
+    let (code, out) = tabnode_raw(&["workflow", "run", "x.yml", "--fuzzy-minutes", "0"]);
+    assert_eq!(code, 2, "{out}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -18,11 +18,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::failure::Failure;
 
 mod checks;
+mod fuzzy;
 mod nodes;
 mod steps;
 mod values;
@@ -156,6 +157,10 @@ pub struct Options {
     pub nodes: NodeKinds,
     /// The page-node script (default: TABNODE_PAGE_NODE, else the repository's).
     pub page_node: Option<PathBuf>,
+    /// Every fuzzy_test's duration in minutes, instead of its `duration_minutes`.
+    pub fuzzy_minutes: Option<f64>,
+    /// The seed of fuzzy_test's random choices (default: a random one, printed).
+    pub fuzzy_seed: Option<u64>,
 }
 
 /// The nodes and the relay of one run; dropped, they stop.
@@ -165,6 +170,9 @@ pub struct Runner {
     relay: Relay,
     /// Lines of detail under the current step, printed with it.
     notes: Vec<String>,
+    /// Fields of the current step's JSON line beyond the common ones (fuzzy_test's counts).
+    step_fields: Map<String, Value>,
+    fuzz: fuzzy::Fuzz,
 }
 
 impl Runner {
@@ -214,12 +222,14 @@ fn report(
     started: Instant,
     outcome: &Result<(), StepError>,
     notes: Vec<String>,
+    fields: Map<String, Value>,
 ) -> Value {
     let name = step["name"].as_str().unwrap_or("(unnamed)");
     let step_type = step["type"].as_str().unwrap_or("(no type)");
     let ms = started.elapsed().as_millis() as u64;
     let mut line =
         json!({"type": "step", "step": index, "name": name, "stepType": step_type, "ms": ms});
+    line.as_object_mut().expect("an object").extend(fields);
     match outcome {
         Ok(()) => {
             eprintln!("✓ {index} {name} ({step_type}, {ms} ms)");
@@ -262,7 +272,8 @@ impl Runner {
                 self.step(step, &step_type, vars)
             };
             let notes = std::mem::take(&mut self.notes);
-            let line = report(&index, step, started, &outcome, notes);
+            let fields = std::mem::take(&mut self.step_fields);
+            let line = report(&index, step, started, &outcome, notes, fields);
             let top = prefix.is_empty();
             match outcome {
                 Ok(()) if top => tally.passed += 1,
@@ -345,6 +356,7 @@ pub fn run(options: Options) -> Result<Value, Failure> {
         .as_array()
         .ok_or_else(|| bad("BadWorkflow", "the workflow has no steps: [...]".into()))?;
     let names = node_names(&workflow).map_err(|e| bad("BadWorkflow", e.message))?;
+    fuzzy::check_steps(steps, &names, "").map_err(|e| bad("BadWorkflow", e))?;
     let name = workflow["name"].as_str().unwrap_or("workflow").to_owned();
 
     let (homes, temporary) = match &options.homes {
@@ -368,6 +380,8 @@ pub fn run(options: Options) -> Result<Value, Failure> {
         nodes: BTreeMap::new(),
         relay,
         notes: Vec::new(),
+        step_fields: Map::new(),
+        fuzz: fuzzy::Fuzz::new(options.fuzzy_seed, options.fuzzy_minutes),
     };
     // Every node's process first, then each waited for: pages start side by side.
     let mut outcome = Ok(());

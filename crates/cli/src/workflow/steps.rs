@@ -28,7 +28,6 @@ pub fn unsupported(step_type: &str) -> Option<&'static str> {
     Some(match step_type {
         "script" => "it runs a script on the host or in a node's Docker container",
         "parallel" => "steps in parallel are not supported yet",
-        "fuzzy_test" => "fuzzy load tests are not supported yet",
         "get_proposal" | "list_proposals" | "get_proposal_approvers" => {
             "proposals are not read by this runner yet"
         }
@@ -37,7 +36,7 @@ pub fn unsupported(step_type: &str) -> Option<&'static str> {
 }
 
 /// A field of the step, resolved.
-fn field(step: &Value, name: &str, vars: &Vars) -> Result<Option<Value>, StepError> {
+pub(super) fn field(step: &Value, name: &str, vars: &Vars) -> Result<Option<Value>, StepError> {
     step.get(name)
         .map(|v| resolve(v, vars, Missing::Keep))
         .transpose()
@@ -165,6 +164,7 @@ impl Runner {
             }
             "wait_for_sync" => return self.wait_for_sync(step, vars),
             "assert" | "json_assert" => return self.check(step, step_type, vars),
+            "fuzzy_test" => return self.fuzzy_test(step, vars),
             "upload_blob" => {
                 let path = file_path(&text(step, "file_path", vars)?)?;
                 let context = field(step, "context_id", vars)?;
@@ -277,7 +277,7 @@ impl Runner {
 
     /// `call`: the method on the node; `expected_failure` passes only if it fails,
     /// `allow_failure` either way. The error's fields are bound as merobox binds them.
-    fn call(&mut self, step: &Value, vars: &mut Vars) -> Result<(), StepError> {
+    pub(super) fn call(&mut self, step: &Value, vars: &mut Vars) -> Result<(), StepError> {
         let node_name = text(step, "node", vars)?;
         let context_id = text(step, "context_id", vars)?;
         let method = text(step, "method", vars)?;
@@ -403,15 +403,48 @@ impl Runner {
     /// `assert` / `json_assert`: every statement is tried; the step fails naming each that
     /// did not hold.
     fn check(&mut self, step: &Value, step_type: &str, vars: &Vars) -> Result<(), StepError> {
-        let statements = step
-            .get("statements")
-            .and_then(Value::as_array)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                StepError::new("BadStep", "statements: must be a non-empty list".into())
-            })?;
         let mut failed = Vec::new();
-        for statement in statements {
+        for outcome in statements(step, step_type, vars)? {
+            match outcome.passed {
+                true => self.note(&format!("holds: {}", outcome.statement)),
+                false => failed.push(format!("{} ({})", outcome.description, outcome.detail)),
+            }
+        }
+        if failed.is_empty() || step.get("non_blocking") == Some(&Value::Bool(true)) {
+            return Ok(());
+        }
+        Err(StepError::new_owned(
+            "AssertionFailed".into(),
+            format!("does not hold: {}", failed.join("; ")),
+        ))
+    }
+}
+
+/// One statement of an `assert` or `json_assert`, tried.
+pub struct StatementOutcome {
+    pub statement: String,
+    /// The statement's `message`, else the statement itself.
+    pub description: String,
+    pub passed: bool,
+    /// What it compared, or why it could not be read.
+    pub detail: String,
+}
+
+/// Tries every statement of an `assert` / `json_assert` step; a statement that cannot be read
+/// (a placeholder that names no variable, no such statement) did not hold.
+pub fn statements(
+    step: &Value,
+    step_type: &str,
+    vars: &Vars,
+) -> Result<Vec<StatementOutcome>, StepError> {
+    let statements = step
+        .get("statements")
+        .and_then(Value::as_array)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| StepError::new("BadStep", "statements: must be a non-empty list".into()))?;
+    Ok(statements
+        .iter()
+        .map(|statement| {
             let (text, message) = match statement {
                 Value::String(s) => (s.as_str(), None),
                 other => (
@@ -424,18 +457,16 @@ impl Runner {
             } else {
                 super::checks::json_statement(text, vars)
             };
-            match verdict {
-                Ok(v) if v.passed => self.note(&format!("holds: {text}")),
-                Ok(v) => failed.push(format!("{} ({})", message.unwrap_or(text), v.detail)),
-                Err(e) => failed.push(format!("{}: {}", message.unwrap_or(text), e.message)),
+            let (passed, detail) = match verdict {
+                Ok(v) => (v.passed, v.detail),
+                Err(e) => (false, e.message),
+            };
+            StatementOutcome {
+                statement: text.to_owned(),
+                description: message.unwrap_or(text).to_owned(),
+                passed,
+                detail,
             }
-        }
-        if failed.is_empty() || step.get("non_blocking") == Some(&Value::Bool(true)) {
-            return Ok(());
-        }
-        Err(StepError::new_owned(
-            "AssertionFailed".into(),
-            format!("does not hold: {}", failed.join("; ")),
-        ))
-    }
+        })
+        .collect())
 }
