@@ -6,7 +6,6 @@ mod common;
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{AuditKind, FixedEnv, Node, Outgoing};
-use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Batch, MemoryStore, Namespace, Store};
 use tabnode_types::ContextId;
 
@@ -15,14 +14,7 @@ fn kv_store() -> Vec<u8> {
 }
 
 fn open(store: MemoryStore, seed: u8) -> Node<MemoryStore, FixedEnv> {
-    common::clocked(
-        block_on(Node::open(
-            store,
-            FixedEnv::new(seed),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    )
+    common::opened(store, seed)
 }
 
 #[test]

@@ -6,7 +6,6 @@ mod common;
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{FixedEnv, Node};
-use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
 
@@ -19,14 +18,7 @@ fn app(name: &str) -> Vec<u8> {
 }
 
 fn open(store: MemoryStore) -> Node<MemoryStore, FixedEnv> {
-    common::clocked(
-        block_on(Node::open(
-            store,
-            FixedEnv::new(9),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    )
+    common::opened(store, 9)
 }
 
 #[test]
@@ -87,14 +79,7 @@ fn xcalls_run_in_the_target_context_after_the_call() {
 fn the_app_sees_the_members_this_node_has_verified() {
     use tabnode_node::{Outgoing, Role};
     let mut a = open(MemoryStore::default());
-    let mut b = common::clocked(
-        block_on(Node::open(
-            MemoryStore::default(),
-            FixedEnv::new(10),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    );
+    let mut b = common::opened(MemoryStore::default(), 10);
     let probe = block_on(a.install_app(&app("probe"))).unwrap();
     block_on(b.install_app(&app("probe"))).unwrap();
     let ctx = block_on(a.create_context(probe, json!({"title": "t"}))).unwrap();

@@ -8,21 +8,13 @@ use common::store::CountingStore;
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{FixedEnv, Node, NodeError, KEEP_ANSWERS_NANOS};
-use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::Namespace;
 use tabnode_types::ContextId;
 
 type TestNode = Node<CountingStore, FixedEnv>;
 
 fn open(store: &CountingStore) -> TestNode {
-    common::clocked(
-        block_on(Node::open(
-            store.clone(),
-            FixedEnv::new(1),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    )
+    common::opened(store.clone(), 1)
 }
 
 fn with_context() -> (CountingStore, TestNode, ContextId) {

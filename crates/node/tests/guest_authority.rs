@@ -385,14 +385,7 @@ fn a_merge_over_the_merge_budget_is_refused_and_changes_nothing() {
 
     // A member with a merge's budget merges it; a replay runs on the merge budget too.
     let store = MemoryStore::default();
-    let mut c = common::clocked(
-        block_on(Node::open(
-            store.clone(),
-            FixedEnv::new(3),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    );
+    let mut c = common::opened(store.clone(), 3);
     block_on(c.install_app(&guest("kv_store"))).unwrap();
     block_on(c.join(&a.invite(&ctx).unwrap())).unwrap();
     settle(&mut [&mut a, &mut c]);

@@ -10,8 +10,7 @@ use common::{local_grant, local_revocation, node as open, sent, settle, TestNode
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
-use tabnode_node::{FixedEnv, Node, NodeEvent, Role};
-use tabnode_runtime::{Limits, Runtime};
+use tabnode_node::{NodeEvent, Role};
 use tabnode_types::{ContextId, PublicKey, SecretKey};
 
 fn entries(node: &mut TestNode, ctx: &ContextId) -> Value {
@@ -111,16 +110,7 @@ fn a_rotated_key_takes_the_old_keys_place_in_every_context() {
 fn the_new_key_survives_a_restart() {
     let root = SecretKey::from_seed([50; 32]);
     let store = tabnode_store::MemoryStore::default();
-    let reopen = |store: &tabnode_store::MemoryStore| {
-        common::clocked(
-            block_on(Node::open(
-                store.clone(),
-                FixedEnv::new(7),
-                Runtime::new(Limits::default()),
-            ))
-            .unwrap(),
-        )
-    };
+    let reopen = |store: &tabnode_store::MemoryStore| common::opened(store.clone(), 7);
     let mut a = reopen(&store);
     let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();

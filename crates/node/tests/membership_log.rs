@@ -10,10 +10,9 @@ use common::{deliver, node as open, sent, settle, TestNode};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_node::{
-    context_topic, seal_to, Delta, DeltaBody, FixedEnv, MemberCert, MemberOp, Node, NodeEvent,
-    Role, Share, WireMessage,
+    context_topic, seal_to, Delta, DeltaBody, MemberCert, MemberOp, NodeEvent, Role, Share,
+    WireMessage,
 };
-use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::{ContextId, PublicKey, SecretKey};
 
@@ -275,14 +274,7 @@ fn roles_change_through_the_log_and_only_admins_change_them() {
 #[test]
 fn the_log_survives_a_restart() {
     let store = MemoryStore::default();
-    let mut a = common::clocked(
-        block_on(Node::open(
-            store.clone(),
-            FixedEnv::new(1),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    );
+    let mut a = common::opened(store.clone(), 1);
     let mut b = open(2);
     let app = block_on(a.install_app(&kv_store())).unwrap();
     let ctx = block_on(a.create_context(app, json!({}))).unwrap();
@@ -292,14 +284,7 @@ fn the_log_survives_a_restart() {
     settle(&mut [&mut a, &mut b]);
     block_on(a.remove_member(&ctx, b.public_key())).unwrap();
     drop(a);
-    let mut a = common::clocked(
-        block_on(Node::open(
-            store,
-            FixedEnv::new(1),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    );
+    let mut a = common::opened(store, 1);
     assert!(!a
         .members(&ctx)
         .unwrap()
@@ -375,14 +360,7 @@ fn a_guest_changes_membership_with_its_callers_authority() {
 #[test]
 fn a_guest_creates_resolves_and_deletes_contexts() {
     let store = MemoryStore::default();
-    let mut a = common::clocked(
-        block_on(Node::open(
-            store.clone(),
-            FixedEnv::new(1),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    );
+    let mut a = common::opened(store.clone(), 1);
     let mut b = open(2);
     let probe_app = block_on(a.install_app(&probe())).unwrap();
     let kv_app = block_on(a.install_app(&kv_store())).unwrap();

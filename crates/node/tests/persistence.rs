@@ -13,7 +13,6 @@ use futures::executor::block_on;
 use serde_json::json;
 use std::collections::BTreeMap;
 use tabnode_node::{FixedEnv, MerkleTree, Node};
-use tabnode_runtime::{Limits, Runtime};
 
 use tabnode_store::{Batch, Namespace, Op, Store};
 use tabnode_types::Hash;
@@ -25,14 +24,7 @@ fn kv_store() -> Vec<u8> {
 }
 
 fn open(store: &CountingStore) -> Node<CountingStore, FixedEnv> {
-    common::clocked(
-        block_on(Node::open(
-            store.clone(),
-            FixedEnv::new(1),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    )
+    common::opened(store.clone(), 1)
 }
 
 #[test]

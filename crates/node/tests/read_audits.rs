@@ -9,21 +9,13 @@ use common::store::CountingStore;
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{FixedEnv, Node};
-use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::{Namespace, Store};
 use tabnode_types::ContextId;
 
 type CountingNode = Node<CountingStore, FixedEnv>;
 
 fn open(store: &CountingStore) -> CountingNode {
-    let mut node = common::clocked(
-        block_on(Node::open(
-            store.clone(),
-            FixedEnv::new(1),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    );
+    let mut node = common::opened(store.clone(), 1);
     block_on(node.install_app(&common::guest("kv_store"))).unwrap();
     node
 }

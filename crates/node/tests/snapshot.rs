@@ -11,7 +11,6 @@ use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::snapshot::Snapshot;
 use tabnode_node::{FixedEnv, Node, WireMessage};
-use tabnode_runtime::{Limits, Runtime};
 use tabnode_types::{ContextId, SecretKey};
 
 /// A context on A with `writes` keys written: more deltas than A's snapshot threshold (10).
@@ -317,14 +316,7 @@ fn join_counting(
     ctx: &ContextId,
     store: &CountingStore,
 ) -> (Node<CountingStore, FixedEnv>, Messages) {
-    let mut b = common::clocked(
-        block_on(Node::open(
-            store.clone(),
-            FixedEnv::new(2),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    );
+    let mut b = common::opened(store.clone(), 2);
     block_on(b.install_app(&common::guest("kv_store"))).unwrap();
     block_on(b.join(&a.invite(ctx).unwrap())).unwrap();
     common::handshake(a, &mut b);

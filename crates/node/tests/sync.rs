@@ -6,7 +6,6 @@ mod common;
 use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{context_topic, FixedEnv, Node, NodeEvent, Outgoing};
-use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
 
@@ -17,14 +16,7 @@ fn kv_store_wasm() -> Vec<u8> {
 }
 
 fn open(store: MemoryStore, seed: u8) -> TestNode {
-    common::clocked(
-        block_on(Node::open(
-            store,
-            FixedEnv::new(seed),
-            Runtime::new(Limits::default()),
-        ))
-        .unwrap(),
-    )
+    common::opened(store, seed)
 }
 
 /// Messages in flight: (topic, data), delivered to every node but the sender.

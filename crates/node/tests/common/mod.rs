@@ -30,15 +30,22 @@ pub fn node(seed: u8) -> TestNode {
 /// given the time its env's clock reads (the test drives it: it moves the node's time with
 /// `advance_to`).
 pub fn node_on(store: MemoryStore, seed: u8) -> TestNode {
-    let mut node = block_on(Node::open(
-        store,
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    ))
-    .unwrap();
-    tabnode_sim::clock_in(&mut node);
+    let mut node = opened(store, seed);
     block_on(node.install_app(&guest("kv_store"))).unwrap();
     node
+}
+
+/// A node opened on `store` (its key from `seed`, default limits), given the time its env's
+/// clock reads; nothing installed.
+pub fn opened<S: Store>(store: S, seed: u8) -> Node<S, FixedEnv> {
+    clocked(
+        block_on(Node::open(
+            store,
+            FixedEnv::new(seed),
+            Runtime::new(Limits::default()),
+        ))
+        .unwrap(),
+    )
 }
 
 /// `node`, given the time its env's clock reads (for tests that open nodes themselves).
