@@ -36,7 +36,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 use tabnode_types::{ContextId, PublicKey, Signature};
 
-use crate::anchor::{Anchor, NearAnchor};
+use crate::anchor::Anchor;
 use crate::calimero::{Application, Capability};
 use crate::client::{CallError, Transport};
 use crate::context_config::{ContextConfig, ContextRequest, ContextRequestKind, SignedRequest};
@@ -350,48 +350,6 @@ pub fn plan(
     })
 }
 
-impl<T: Transport> ContextConfig<T> {
-    /// [`plan_write`] on this contract (as a [`NearAnchor`]).
-    pub async fn plan_write(
-        &self,
-        context_id: &ContextId,
-        member: PublicKey,
-        intended: &Intended<'_>,
-    ) -> Result<WritePlan, PlanError> {
-        let recorded = self
-            .recorded(context_id, &member)
-            .await
-            .map_err(|e| PlanError::read::<NearAnchor<T>>(context_id, e))?;
-        plan(*context_id, member, intended, recorded.as_ref())
-    }
-
-    /// What the contract records of `context_id` for a write signed by `member`
-    /// ([`Anchor::recorded`]); a context whose views panic is one it does not know.
-    pub async fn recorded(
-        &self,
-        context_id: &ContextId,
-        member: &PublicKey,
-    ) -> Result<Option<Recorded>, CallError> {
-        let application = match self.application(context_id).await {
-            // The contract panics on a context it does not know: the chain's answer.
-            Err(e) if matches!(e.error, RpcError::ContractExecution { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-            Ok(application) => application.value,
-        };
-        Ok(Some(Recorded {
-            members: self.all_members(context_id, 100).await?.value,
-            application,
-            signer_nonce: self.fetch_nonce(context_id, member).await?.value,
-            signer_capabilities: self
-                .privileges(context_id, &[*member])
-                .await?
-                .value
-                .remove(member)
-                .unwrap_or_default(),
-        }))
-    }
-}
-
 /// A transaction that ran to the end: its hash (base58).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionDone {
@@ -443,4 +401,32 @@ pub fn read_outcome(outcome: &Value) -> Result<TransactionDone, Option<Transacti
         index,
         message,
     }))
+}
+
+impl<T: Transport> ContextConfig<T> {
+    /// What the contract records of `context_id` for a write signed by `member`
+    /// ([`Anchor::recorded`]); a context whose views panic is one it does not know.
+    pub async fn recorded(
+        &self,
+        context_id: &ContextId,
+        member: &PublicKey,
+    ) -> Result<Option<Recorded>, CallError> {
+        let application = match self.application(context_id).await {
+            // The contract panics on a context it does not know: the chain's answer.
+            Err(e) if matches!(e.error, RpcError::ContractExecution { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(application) => application.value,
+        };
+        Ok(Some(Recorded {
+            members: self.all_members(context_id, 100).await?.value,
+            application,
+            signer_nonce: self.fetch_nonce(context_id, member).await?.value,
+            signer_capabilities: self
+                .privileges(context_id, &[*member])
+                .await?
+                .value
+                .remove(member)
+                .unwrap_or_default(),
+        }))
+    }
 }

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use tabnode_chain::native::ReqwestTransport;
 use tabnode_chain::{
-    read_outcome, Application, Capability, ContextConfig, ContextRequestKind, Intended, PlanError,
-    RequestSigner, TransactionFailed, WritePlan, MAX_TRANSACTION_GAS,
+    plan_write, read_outcome, Application, Capability, ContextConfig, ContextRequestKind, Intended,
+    NearAnchor, PlanError, RequestSigner, TransactionFailed, WritePlan, MAX_TRANSACTION_GAS,
 };
 use tabnode_types::{ContextId, PublicKey, SecretKey};
 
@@ -25,6 +25,8 @@ struct World {
     chain: Arc<Mutex<Chain>>,
     _server: Server,
     config: ContextConfig<ReqwestTransport>,
+    /// The same contract as an [`Anchor`]: writes are planned through the trait, as the flows do.
+    anchor: NearAnchor<ReqwestTransport>,
 }
 
 async fn world(chain: Chain) -> World {
@@ -33,6 +35,7 @@ async fn world(chain: Chain) -> World {
     World {
         chain,
         config: contract_client(vec![server.url.clone()]),
+        anchor: NearAnchor::new(contract_client(vec![server.url.clone()])),
         _server: server,
     }
 }
@@ -108,9 +111,7 @@ async fn a_context_the_contract_does_not_know_is_added_with_its_members_in_one_t
         wasm: &binary,
         source: "tabnode:kv".into(),
     };
-    let plan = w
-        .config
-        .plan_write(&context, a.public(), &intended)
+    let plan = plan_write(&w.anchor, &context, a.public(), &intended)
         .await
         .unwrap();
     // Add by the context key (nonce unchecked), then the author's first request at nonce 0.
@@ -152,9 +153,7 @@ async fn a_context_the_contract_does_not_know_is_added_with_its_members_in_one_t
             .value,
         Some(1)
     );
-    let again = w
-        .config
-        .plan_write(&context, a.public(), &intended)
+    let again = plan_write(&w.anchor, &context, a.public(), &intended)
         .await
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
@@ -172,9 +171,7 @@ async fn members_and_the_app_follow_the_log_with_consecutive_nonces() {
         wasm: &binary,
         source: "tabnode:kv-v2".into(),
     };
-    let plan = w
-        .config
-        .plan_write(&context, author.public(), &intended)
+    let plan = plan_write(&w.anchor, &context, author.public(), &intended)
         .await
         .unwrap();
     assert_eq!(
@@ -224,9 +221,7 @@ async fn members_and_the_app_follow_the_log_with_consecutive_nonces() {
             .value,
         Some(7)
     );
-    assert!(w
-        .config
-        .plan_write(&context, author.public(), &intended)
+    assert!(plan_write(&w.anchor, &context, author.public(), &intended)
         .await
         .unwrap()
         .is_empty());
@@ -244,14 +239,10 @@ async fn a_stale_write_is_refused_by_the_contract_and_changes_nothing() {
         source: "x".into(),
     };
     // Two writes planned from the same state (two tabs, a double click): the second is stale.
-    let first = w
-        .config
-        .plan_write(&context, author.public(), &intended)
+    let first = plan_write(&w.anchor, &context, author.public(), &intended)
         .await
         .unwrap();
-    let second = w
-        .config
-        .plan_write(&context, author.public(), &intended)
+    let second = plan_write(&w.anchor, &context, author.public(), &intended)
         .await
         .unwrap();
     assert_eq!(first, second);
@@ -276,9 +267,7 @@ async fn a_stale_write_is_refused_by_the_contract_and_changes_nothing() {
         wasm: &wasm(100, 3),
         source: "x".into(),
     };
-    let plan = w
-        .config
-        .plan_write(&context, author.public(), &intended)
+    let plan = plan_write(&w.anchor, &context, author.public(), &intended)
         .await
         .unwrap();
     assert_eq!(plan.requests.len(), 2);
@@ -299,7 +288,7 @@ async fn a_stale_write_is_refused_by_the_contract_and_changes_nothing() {
 }
 
 async fn plan_as(
-    config: &ContextConfig<ReqwestTransport>,
+    anchor: &NearAnchor<ReqwestTransport>,
     context: ContextId,
     signer: u8,
     members: BTreeSet<PublicKey>,
@@ -310,9 +299,7 @@ async fn plan_as(
         wasm,
         source: "x".into(),
     };
-    config
-        .plan_write(&context, key(signer).public(), &intended)
-        .await
+    plan_write(anchor, &context, key(signer).public(), &intended).await
 }
 
 #[tokio::test]
@@ -322,7 +309,7 @@ async fn writes_the_contract_would_refuse_are_caught_before_anything_is_signed()
     let (same_app, other_app) = (wasm(3000, 1), wasm(3001, 1));
     let (same_app, other_app) = (&same_app[..], &other_app[..]);
     let plan = |signer: u8, keys: &[u8], binary| {
-        plan_as(&w.config, context, signer, members(keys), binary)
+        plan_as(&w.anchor, context, signer, members(keys), binary)
     };
     // Key 3 is a member without privileges.
     let err = plan(3, &[1, 2, 3, 4], same_app).await.unwrap_err();
@@ -360,15 +347,14 @@ async fn writes_the_contract_would_refuse_are_caught_before_anything_is_signed()
 
 #[tokio::test]
 async fn an_unreachable_rpc_is_unavailable() {
-    let config = contract_client(vec![refusing_url().await]);
+    let anchor = NearAnchor::new(contract_client(vec![refusing_url().await]));
     let binary = wasm(10, 0);
     let intended = Intended {
         members: members(&[1]),
         wasm: &binary,
         source: "x".into(),
     };
-    let err = config
-        .plan_write(&ContextId([1; 32]), key(1).public(), &intended)
+    let err = plan_write(&anchor, &ContextId([1; 32]), key(1).public(), &intended)
         .await
         .unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
