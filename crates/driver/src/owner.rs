@@ -10,11 +10,15 @@
 //!
 //! An operation runs to its end once taken, even if its caller stops waiting (a dropped
 //! future, a page that went on): the node is never left half-way through one. One that panics
-//! (where panics unwind: natively; in the page a panic aborts the module) answers its caller
+//! (where panics unwind: natively; in the page a panic aborts the module, and `tabnode-web`
+//! fails every call `Crashed` from then on) answers its caller
 //! with [`NodeError::Stopped`] and the next runs.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
@@ -44,13 +48,36 @@ where
 /// dropped, the owner stops and gives the node back.
 pub struct NodeSender<S: Store, E: Env> {
     operations: mpsc::UnboundedSender<Operation<S, E>>,
+    /// The replies of operations sent and not yet answered, for [`NodeSender::abandon`].
+    unanswered: Rc<RefCell<Vec<Weak<ReplySlot>>>>,
+    /// Why the node answers nothing more, once given up on: what every call gets from then on.
+    gone: Rc<RefCell<Option<Gone>>>,
 }
+
+/// Makes the error that calls get once a node is given up on ([`NodeSender::abandon`]).
+pub type Gone = Box<dyn Fn() -> NodeError>;
 
 impl<S: Store, E: Env> Clone for NodeSender<S, E> {
     fn clone(&self) -> Self {
         Self {
             operations: self.operations.clone(),
+            unanswered: self.unanswered.clone(),
+            gone: self.gone.clone(),
         }
+    }
+}
+
+/// Where an operation's result goes, until it is given or given up on (its caller then gets
+/// [`NodeError::Stopped`]). The result travels as `Box<dyn Any>` so that all of this is one
+/// piece of code, not one per result type: each is a method of the page's `BrowserNode`.
+type ReplySlot = RefCell<Option<oneshot::Sender<Box<dyn Any>>>>;
+
+/// Gives `result` to the caller waiting on `slot`, if it still is. (This and the two below
+/// are not inlined: every method of the page's `BrowserNode` is a call of [`NodeSender::run`].)
+#[inline(never)]
+fn give(slot: &ReplySlot, result: Box<dyn Any>) {
+    if let Some(reply) = slot.borrow_mut().take() {
+        let _ = reply.send(result);
     }
 }
 
@@ -63,7 +90,11 @@ pub struct Commands<S: Store, E: Env> {
 pub fn channel<S: Store, E: Env>() -> (NodeSender<S, E>, Commands<S, E>) {
     let (operations, receiver) = mpsc::unbounded();
     (
-        NodeSender { operations },
+        NodeSender {
+            operations,
+            unanswered: Rc::default(),
+            gone: Rc::default(),
+        },
         Commands {
             operations: receiver,
         },
@@ -78,25 +109,68 @@ impl<S: Store + 'static, E: Env + 'static> NodeSender<S, E> {
         &self,
         op: impl AsyncFnOnce(&mut Node<S, E>) -> Result<T, NodeError> + 'static,
     ) -> Result<T, NodeError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = self.reply();
         let op = operation(move |node: &mut Node<S, E>| {
             async move {
                 let result = op(node).await;
-                Box::new(move || {
-                    // The caller may have stopped waiting: what it asked for is done all the same.
-                    let _ = reply.send(result);
-                }) as Answer
+                // The caller may have stopped waiting: what it asked for is done all the same.
+                Box::new(move || give(&reply, Box::new(result))) as Answer
             }
             .boxed_local()
         });
+        self.send(op)?;
+        let answer = answer.await.ok();
+        match answer.and_then(|a| a.downcast::<Result<T, NodeError>>().ok()) {
+            Some(result) => *result,
+            None => Err(self.no_answer()),
+        }
+    }
+
+    /// A slot for an operation's reply, kept for [`NodeSender::abandon`] (and those answered
+    /// since let go of), and the caller's end of it.
+    #[inline(never)]
+    fn reply(&self) -> (Rc<ReplySlot>, oneshot::Receiver<Box<dyn Any>>) {
+        let (reply, answer) = oneshot::channel();
+        let slot = Rc::new(RefCell::new(Some(reply)));
+        let mut unanswered = self.unanswered.borrow_mut();
+        unanswered.retain(|r| r.strong_count() > 0);
+        unanswered.push(Rc::downgrade(&slot));
+        (slot, answer)
+    }
+
+    #[inline(never)]
+    fn send(&self, op: Operation<S, E>) -> Result<(), NodeError> {
+        if let Some(gone) = &*self.gone.borrow() {
+            return Err(gone());
+        }
         self.operations
             .unbounded_send(op)
-            .map_err(|_| NodeError::Stopped("the node was closed".into()))?;
-        answer.await.unwrap_or_else(|_| {
-            Err(NodeError::Stopped(
+            .map_err(|_| NodeError::Stopped("the node was closed".into()))
+    }
+
+    /// What a caller whose operation got no answer is told.
+    #[inline(never)]
+    fn no_answer(&self) -> NodeError {
+        match &*self.gone.borrow() {
+            Some(gone) => gone(),
+            None => NodeError::Stopped(
                 "the operation panicked (see the log), or the node's task ended".into(),
-            ))
-        })
+            ),
+        }
+    }
+
+    /// Gives up on the node: every operation sent and not yet answered, and every one sent
+    /// from now on, fails with the error `why` makes. For an owner that can answer nothing
+    /// more: in a page, where a panic cannot unwind, it ends the task that owns the node where
+    /// it stood, with every reply inside it (see `tabnode-web`'s `crash`).
+    pub fn abandon(&self, why: Gone) {
+        *self.gone.borrow_mut() = Some(why);
+        let unanswered = std::mem::take(&mut *self.unanswered.borrow_mut());
+        for slot in unanswered.iter().filter_map(Weak::upgrade) {
+            if let Ok(mut reply) = slot.try_borrow_mut() {
+                reply.take();
+            }
+        }
     }
 }
 
@@ -368,6 +442,39 @@ mod tests {
             .unwrap();
         let value = pool.run_until(get(&owned.sender, context, "after"));
         assert_eq!(value.as_deref(), Some("v"));
+    }
+
+    /// What the page does when a panic ends the task that owns the node where it stood (wasm32
+    /// cannot unwind): the operation in it and those queued behind it would wait forever.
+    #[test]
+    fn abandon_fails_every_operation_in_flight_queued_and_later_with_its_error() {
+        let mut pool = LocalPool::new();
+        let owned = owned(&mut pool);
+        let context = owned.context;
+        // Stands for the dead task: an operation that never ends, holding the node.
+        let stuck = owned.sender.run(async |_node| -> Result<(), NodeError> {
+            futures::future::pending::<()>().await;
+            Ok(())
+        });
+        let queued = set(&owned.sender, context, "queued".into());
+        let both = futures::future::join(stuck, queued);
+        let mut both = std::pin::pin!(both);
+        // Both wait: the first holds the node, the second is behind it.
+        for _ in 0..20 {
+            pool.run_until_stalled();
+            let waker = noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            assert!(both.as_mut().poll(&mut cx).is_pending());
+        }
+        owned
+            .sender
+            .abandon(Box::new(|| NodeError::Crashed("the task is gone".into())));
+        let (stuck, queued) = pool.run_until(both);
+        assert_eq!(stuck.unwrap_err().kind(), "Crashed");
+        assert_eq!(queued.unwrap_err().kind(), "Crashed");
+        // And every operation after, at once (the owner is not asked: it holds the node still).
+        let later = owned.sender.run(async |_node| Ok(()));
+        assert_eq!(pool.run_until(later).unwrap_err().kind(), "Crashed");
     }
 
     #[test]

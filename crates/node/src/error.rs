@@ -79,6 +79,10 @@ pub enum NodeError {
     /// before stands; later operations run), or the node was closed.
     #[error("no answer from the node: {0}")]
     Stopped(String),
+    /// The task that owns the node panicked where panics cannot unwind (in a page, wasm32):
+    /// the node is gone until it is opened again; what was committed before stands.
+    #[error("the node crashed: {0}")]
+    Crashed(String),
 }
 
 impl NodeError {
@@ -111,6 +115,7 @@ impl NodeError {
             Self::OverBudget(_) => "OverBudget",
             Self::NoConsent(_) => "NoConsent",
             Self::Stopped(_) => "Stopped",
+            Self::Crashed(_) => "Crashed",
         }
     }
 }

@@ -67,6 +67,11 @@ export class TabNode {
   #starting = false;
   /** `open` failed: a host lock granted later is let go at once. */
   #closed = false;
+  /** This tab's node crashed (see #abdicate): the tab never hosts again, and calls another. */
+  #crashed = false;
+  /** Let go of the host lock and of this tab's alive lock, while it hosts. */
+  #releaseHost = null;
+  #releaseAlive = null;
   /** What the host's node last said of itself: `{peerId, publicKey, engine, durability, peers, connections}`. */
   #hostInfo = null;
   #announceSoon = null;
@@ -134,7 +139,7 @@ export class TabNode {
   /** `BrowserNode.<method>(...args)` on the host's node. */
   call(method, ...args) {
     if (!FORWARDED.has(method)) return Promise.reject(typedError('BadArgs', `a node has no method ${JSON.stringify(method)}`));
-    if (this.#node) return Promise.resolve().then(() => this.#node[method](...args));
+    if (this.#node) return this.#onHost(method, args);
     return new Promise((resolve, reject) => {
       const id = `${this.#tab}:${this.#nextCall++}`;
       // A call sent to another tab runs at most once (its call id, see BrowserNode.execute), so
@@ -199,7 +204,7 @@ export class TabNode {
    */
   #elect(locks) {
     locks.request(`tabnode-host:${this.#db}`, async () => {
-      if (this.#closed) return;
+      if (this.#closed || this.#crashed) return;
       this.#starting = true;
       try {
         await this.#becomeHost(locks);
@@ -211,7 +216,8 @@ export class TabNode {
       } finally {
         this.#starting = false;
       }
-      return new Promise(() => {}); // held for as long as the tab lives
+      // Held for as long as the tab lives, or until its node crashes (#abdicate).
+      return new Promise((release) => (this.#releaseHost = release));
     });
   }
 
@@ -228,12 +234,13 @@ export class TabNode {
       }
     }
     // Followers learn of this host's end from this lock (see #watch), held as long as the tab.
-    await new Promise((granted) => locks.request(`tabnode-alive:${this.#db}:${this.#tab}`, () => (granted(), new Promise(() => {}))));
+    await new Promise((granted) => locks.request(`tabnode-alive:${this.#db}:${this.#tab}`, () => (granted(), new Promise((release) => (this.#releaseAlive = release)))));
     this.#lostHost(this.#host?.id);
     this.#node = node;
     this.#host = null;
     node.subscribe(null, (event) => {
       this.#deliver(event);
+      if (event.type === 'crashed') return this.#abdicate();
       // The host's peers go first, so a follower that renders them on this event sees them.
       if (PEER_EVENTS.has(event.type)) this.#announce();
       this.#channel.postMessage({ t: 'event', host: this.#tab, event });
@@ -247,6 +254,41 @@ export class TabNode {
       this.#pending.delete(id);
       this.call(call.method, ...call.args).then(call.resolve, call.reject);
     }
+  }
+
+  /**
+   * A call on this tab's own node. One that finds the node crashed goes to the next host when
+   * running it twice could not differ (`SAFE_TO_RESEND`); any other fails `Crashed` (it may or
+   * may not have been applied).
+   */
+  #onHost(method, args) {
+    return Promise.resolve()
+      .then(() => this.#node[method](...args))
+      .catch((err) => {
+        if (err?.name !== 'Crashed') throw err;
+        this.#abdicate();
+        if (SAFE_TO_RESEND.has(method)) return this.call(method, ...args);
+        throw err;
+      });
+  }
+
+  /**
+   * This tab's node crashed (a panic aborts the page's wasm; BrowserNode has let go of the store
+   * by now): the tab lets go of its locks, so the next tab in the queue opens the node from the
+   * same store and followers re-send their calls in flight as when a host tab closes; this tab
+   * then calls that host as any follower does. With no other tab, its calls fail `NoHost`.
+   */
+  #abdicate() {
+    const node = this.#node;
+    if (!node) return;
+    // The node is the same in the next host (the same store): what it says of itself stands.
+    this.#hostInfo = { peerId: node.peerId, publicKey: node.publicKey, engine: node.engine, durability: node.durability, peers: [], connections: [] };
+    this.#node = null;
+    this.#crashed = true;
+    this.#releaseAlive?.();
+    this.#releaseHost?.();
+    this.#releaseAlive = this.#releaseHost = null;
+    this.#deliver(this.#hostChanged());
   }
 
   #announce() {
@@ -304,6 +346,9 @@ export class TabNode {
     try {
       answer = { ok: true, value: await this.#node[msg.method](...msg.args) };
     } catch (err) {
+      // No answer from a crashed node: the caller hears this host is gone, and re-sends what
+      // may be re-sent (#lostHost), as when a host tab closes.
+      if (err?.name === 'Crashed') return this.#abdicate();
       answer = { ok: false, error: errorData(err) };
     }
     // What the node says of itself goes before the answer when the call may have changed it (a

@@ -131,7 +131,9 @@ export type NodeEvent =
    * that names it was applied: `handlerDelta` is the delta its writes made, `error` why it failed
    * (it then changed nothing). */
   | { type: "handler"; contextId: string; deltaId: string | null; handler: string; handlerDelta: string | null; error: string | null }
-  | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string };
+  | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string }
+  /** The page's node task panicked: every call fails `Crashed` from now on (to every subscriber). */
+  | { type: "crashed"; message: string };
 /** A connection of this node: to a relay over WebSocket or WebRTC-direct, or straight to another
  * page over WebRTC. */
 export interface Connection { peer: string; via: "websocket" | "webrtc-direct" | "webrtc" | "circuit";

@@ -25,6 +25,7 @@ mod account;
 mod anchors;
 mod apps;
 mod blobs;
+mod crash;
 mod inspect;
 mod members;
 mod proposals;
@@ -32,7 +33,7 @@ mod tasks;
 mod vault;
 
 use tasks::drive;
-use vault::{lock_store, vault_error, vault_key, WebCryptoSealer};
+use vault::{lock_store, vault_error, vault_key, StoreLock, WebCryptoSealer};
 
 /// The page's store: IndexedDB, values sealed under the vault key.
 type PageStore = SealedStore<IndexedDbStore, WebCryptoSealer>;
@@ -205,6 +206,8 @@ struct Inner {
     near_contract: Option<String>,
     /// See [`Options::near_rpc_quorum`].
     near_rpc_quorum: usize,
+    /// This page's hold on the store, let go if the node crashes (see [`crash`]).
+    store_lock: StoreLock,
 }
 
 /// Read-only calls' audit records wait to be written together (see
@@ -380,13 +383,17 @@ impl Inner {
     }
 
     fn notify_peer(&self, kind: &str, peer: &str) {
-        let value =
-            to_js(&serde_json::json!({"type": kind, "peer": peer})).unwrap_or(JsValue::NULL);
+        self.tell(&serde_json::json!({"type": kind, "peer": peer}), false);
+    }
+
+    /// Gives `event` to the subscribers of every context (`null`), or with `everyone` to all.
+    fn tell(&self, event: &serde_json::Value, everyone: bool) {
+        let value = to_js(event).unwrap_or(JsValue::NULL);
         let all: Vec<Function> = self
             .subscribers
             .borrow()
             .iter()
-            .filter(|s| s.context.is_none())
+            .filter(|s| everyone || s.context.is_none())
             .map(|s| s.callback.clone())
             .collect();
         for callback in all {
@@ -414,8 +421,11 @@ impl BrowserNode {
     pub async fn create(
         #[wasm_bindgen(unchecked_param_type = "NodeOptions")] options: JsValue,
     ) -> Result<BrowserNode, JsValue> {
-        console_error_panic_hook::set_once();
+        crash::install_hook();
         init_logging();
+        if let Some(message) = crash::crash_message() {
+            return Err(js_error(crash::crashed_error(&message)));
+        }
         let guest_consent = guest_consent(&options)?;
         let options: Options = if options.is_undefined() || options.is_null() {
             Options::default()
@@ -425,7 +435,7 @@ impl BrowserNode {
         };
         let db_name = options.db_name.unwrap_or_else(|| "tabnode".into());
         let durability = durability_of(options.durability.as_deref())?;
-        lock_store(&db_name).await?;
+        let store_lock = lock_store(&db_name).await?;
         let store = IndexedDbStore::open_with(&db_name, durability)
             .await
             .map_err(|e| js_error(NodeError::Store(e)))?;
@@ -500,9 +510,11 @@ impl BrowserNode {
             near_rpc: options.near_rpc.clone(),
             near_contract: options.near_contract.clone(),
             near_rpc_quorum: options.near_rpc_quorum.unwrap_or(1) as usize,
+            store_lock,
         });
         let task = drive(Rc::downgrade(&inner), driver, commands, opened);
         wasm_bindgen_futures::spawn_local(task);
+        crash::watch(&inner);
         if let (Some(contract), false) = (options.near_contract, options.near_rpc.is_empty()) {
             let every = options.anchor_refresh_ms.unwrap_or(30_000);
             let reader =

@@ -90,17 +90,37 @@ extern "C" {
     ) -> Promise;
 }
 
-/// Takes the store's Web Lock for as long as the page lives, so two tabs of one origin never
-/// write one node's store at once. Fails with `StoreLocked` if another tab holds it.
-pub(super) async fn lock_store(db_name: &str) -> Result<(), JsValue> {
+/// This page's hold on a store's Web Lock (see [`lock_store`]).
+#[derive(Default)]
+pub(super) struct StoreLock {
+    /// Settles the promise the lock is held by; `None` with no Web Locks here.
+    release: Rc<RefCell<Option<Function>>>,
+}
+
+impl StoreLock {
+    /// Lets go of the lock: another tab may then open the store. Only when this page's node is
+    /// gone (it crashed, see `crash`); otherwise the lock goes with the page.
+    pub(super) fn release(&self) {
+        if let Some(release) = self.release.borrow_mut().take() {
+            let _ = release.call0(&JsValue::NULL);
+        }
+    }
+}
+
+/// Takes the store's Web Lock for as long as the page lives (or until [`StoreLock::release`]),
+/// so two tabs of one origin never write one node's store at once. Fails with `StoreLocked` if
+/// another tab holds it.
+pub(super) async fn lock_store(db_name: &str) -> Result<StoreLock, JsValue> {
     let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())?;
     let locks = js_sys::Reflect::get(&navigator, &"locks".into())?;
     if locks.is_undefined() {
         tracing::warn!(
             "no Web Locks here (not a secure context?): another tab could open this store too"
         );
-        return Ok(());
+        return Ok(StoreLock::default());
     }
+    let lock = StoreLock::default();
+    let release = lock.release.clone();
     let (acquired_tx, acquired) = futures::channel::oneshot::channel::<bool>();
     let mut acquired_tx = Some(acquired_tx);
     let callback = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |lock: JsValue| {
@@ -109,7 +129,8 @@ pub(super) async fn lock_store(db_name: &str) -> Result<(), JsValue> {
             let _ = tx.send(held);
         }
         if held {
-            Promise::new(&mut |_, _| {}) // never settles: the lock is released when the page goes
+            // Settles only on release: the lock is held until then, or until the page goes.
+            Promise::new(&mut |resolve, _| *release.borrow_mut() = Some(resolve))
         } else {
             Promise::resolve(&JsValue::UNDEFINED)
         }
@@ -120,7 +141,7 @@ pub(super) async fn lock_store(db_name: &str) -> Result<(), JsValue> {
     let _ = manager.request(&format!("tabnode-store:{db_name}"), &options, &callback);
     callback.forget();
     if acquired.await.unwrap_or(false) {
-        Ok(())
+        Ok(lock)
     } else {
         Err(usage_error(
             "StoreLocked",
