@@ -25,10 +25,10 @@ use crate::{Account, FlowError, NodeHandle};
 pub struct AnchorChain<A> {
     /// The account the wallet's transaction goes to.
     pub contract_id: String,
-    /// Plans writes (reads what the contract records now; on NEAR through the first URL that
-    /// answers).
-    pub writer: A,
-    /// Reads the anchor back (see [`quorum_reader`]).
+    /// Reads what the contract records, both to plan a write (the members, the application,
+    /// the signer's nonce and privileges) and to read the anchor back: with a quorum above 1
+    /// only what that many endpoints agree on (see [`quorum_reader`]), so one lying endpoint
+    /// cannot set the nonces the node signs.
     pub reader: QuorumAnchor<A>,
 }
 
@@ -61,7 +61,6 @@ impl<T: Transport> AnchorChain<NearAnchor<T>> {
     pub fn new(rpc: &[String], contract: &str, quorum: usize, transport: impl Fn() -> T) -> Self {
         Self {
             contract_id: contract.to_owned(),
-            writer: near_anchor(rpc, contract, &transport),
             reader: quorum_reader(rpc, contract, quorum, transport),
         }
     }
@@ -134,6 +133,7 @@ fn plan_error(e: PlanError) -> FlowError {
     match &e {
         PlanError::Read { .. } if e.is_unavailable() => FlowError::RpcUnavailable(message),
         PlanError::Read { .. } => FlowError::AnchorReadFailed(message),
+        PlanError::NoQuorum { .. } => FlowError::AnchorNoQuorum(message),
         PlanError::NotOnContract { .. } | PlanError::NotPrivileged { .. } => {
             FlowError::AnchorUnauthorized(message)
         }
@@ -168,7 +168,8 @@ pub async fn read_anchor<A: Anchor>(
 
 impl<W: TransactionWallet, K, E> Account<W, K, E> {
     /// Makes the contract record what the membership log says of context `id`: plans the
-    /// requests from what the contract records now, has the node sign them (`Add` with the
+    /// requests from what the contract records now (what the reader's quorum of endpoints agree
+    /// on; `AnchorNoQuorum` when too few do), has the node sign them (`Add` with the
     /// context key, which only the creator's node holds; the rest with this node's key, an
     /// admin's), has the wallet sign and send them as one transaction, then reads the anchor
     /// back into the node. Nothing to change sends nothing.
@@ -189,7 +190,7 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
             wasm: &wasm,
             source: format!("tabnode:{}", AppId::of_wasm(&wasm)),
         };
-        let plan = plan_write(&chain.writer, &id, me, &intended)
+        let plan = plan_write(&chain.reader, &id, me, &intended)
             .await
             .map_err(plan_error)?;
         let mut transaction_hash = None;

@@ -34,6 +34,10 @@ pub enum FlowError {
     /// The contract could not be read to plan an anchor write.
     #[error("{0}")]
     AnchorReadFailed(String),
+    /// The NEAR RPC endpoints gave different answers for what the contract records (a quorum
+    /// of them must agree before anything is signed): nothing was signed or sent.
+    #[error("{0}")]
+    AnchorNoQuorum(String),
     /// The contract would refuse this node's key (not a member there, or not privileged).
     #[error("{0}")]
     AnchorUnauthorized(String),
@@ -61,6 +65,7 @@ impl FlowError {
             Self::NotBound(_) => "NotBound",
             Self::NotSignedIn => "NotSignedIn",
             Self::AnchorReadFailed(_) => "AnchorReadFailed",
+            Self::AnchorNoQuorum(_) => "AnchorNoQuorum",
             Self::AnchorUnauthorized(_) => "AnchorUnauthorized",
             Self::AnchorWriteFailed(_) => "AnchorWriteFailed",
             Self::RevocationFailed(_) => "RevocationFailed",

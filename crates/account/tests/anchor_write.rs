@@ -123,7 +123,6 @@ impl World {
         let double = NearContractDouble(self.chain.clone());
         AnchorChain {
             contract_id: CONTRACT.to_owned(),
-            writer: double.clone(),
             reader: QuorumAnchor::new(vec![double], 1),
         }
     }
@@ -276,5 +275,71 @@ async fn a_signer_the_contract_does_not_list_is_refused_before_the_wallet_is_ask
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "AnchorUnauthorized", "{err}");
+    assert_eq!(account.wallet.asked.get(), 0);
+}
+
+/// The page's path (`AnchorChain::new` over RPC URLs with `nearRpcQuorum`), over three RPC
+/// doubles: the first a liar keeping its own copy of the chain, where the creator's nonce is 5.
+#[tokio::test(flavor = "current_thread")]
+async fn with_a_quorum_a_lying_rpc_double_cannot_set_the_nonce_the_write_signs() {
+    let w = world().await;
+    let (node, ctx) = creator(1).await;
+    w.account(Sends::Once)
+        .write_anchor(&node, &w.anchor_chain(), ctx)
+        .await
+        .unwrap();
+    let mut b = Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(2),
+        Runtime::new(Limits::default()),
+    )
+    .await
+    .unwrap();
+    tabnode_sim::clock_in(&mut b);
+    let creator_key = {
+        let mut a = node.lock().await;
+        b.join(&a.invite(&ctx).unwrap()).await.unwrap();
+        tabnode_sim::settle(&mut [&mut *a, &mut b]);
+        a.public_key()
+    };
+    let mut lie = w.chain.lock().unwrap().clone();
+    lie.contexts
+        .get_mut(&ctx.0)
+        .unwrap()
+        .nonces
+        .insert(creator_key.0, 5);
+    let liar = Server::start(lie.shared()).await;
+    let other_honest = Server::start(w.chain.clone()).await;
+    let urls = [
+        liar.url.clone(),
+        w.server.as_ref().unwrap().url.clone(),
+        other_honest.url.clone(),
+    ];
+
+    let account = w.account(Sends::Once);
+    let chain = AnchorChain::new(&urls, CONTRACT, 2, ReqwestTransport::new);
+    let written = account.write_anchor(&node, &chain, ctx).await.unwrap();
+    assert_eq!(written.requests.len(), 1, "{:?}", written.requests);
+    assert_eq!(written.requests[0]["kind"], "AddMembers");
+    assert_eq!(
+        written.requests[0]["nonce"], 0,
+        "the chain's nonce, not the liar's 5"
+    );
+    let anchor = written.anchor.expect("read back through the quorum");
+    assert!(anchor.members.contains(&b.public_key()));
+
+    // When no two endpoints agree, nothing is signed and the wallet is not asked.
+    let mut other = w.chain.lock().unwrap().clone();
+    other.contexts.get_mut(&ctx.0).unwrap().members.pop();
+    let other = Server::start(other.shared()).await;
+    let urls = [
+        liar.url.clone(),
+        w.server.as_ref().unwrap().url.clone(),
+        other.url.clone(),
+    ];
+    let account = w.account(Sends::Once);
+    let chain = AnchorChain::new(&urls, CONTRACT, 2, ReqwestTransport::new);
+    let err = account.write_anchor(&node, &chain, ctx).await.unwrap_err();
+    assert_eq!(err.kind(), "AnchorNoQuorum", "{err}");
     assert_eq!(account.wallet.asked.get(), 0);
 }

@@ -15,6 +15,7 @@
 //! write one (`tabnode-account`) take any [`Anchor`]; [`QuorumAnchor`] asks several alike.
 
 use std::collections::BTreeMap;
+use std::ops::AsyncFn;
 
 use tabnode_types::{ContextId, PublicKey};
 
@@ -100,6 +101,12 @@ pub trait Anchor {
 
     /// Whether `error` means no endpoint gave a usable answer (as opposed to the chain's own).
     fn is_unavailable(error: &Self::Error) -> bool;
+
+    /// Whether `error` means the endpoints asked gave different answers (a [`QuorumAnchor`]
+    /// short of its quorum): the chain's state is unknown, and one of them lies or lags.
+    fn is_disagreement(_error: &Self::Error) -> bool {
+        false
+    }
 
     /// What the chain records of a context, for a node that runs `wasm` as its app: `None`
     /// when it records no such context ([`Anchor::says_unknown`]); otherwise its members, and
@@ -199,7 +206,7 @@ pub struct QuorumAnchor<A> {
     quorum: usize,
 }
 
-/// Why [`QuorumAnchor::anchored`] has no answer: too few endpoints agreed. The anchor's state is
+/// Why a [`QuorumAnchor`] read has no answer: too few endpoints agreed. The anchor's state is
 /// then unknown, which is neither "anchored" nor "not anchored".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{agreeing} of {asked} RPC endpoints agree on the anchor, {quorum} must; failures: {failures:?}")]
@@ -208,6 +215,8 @@ pub struct NoQuorum {
     /// The largest number of endpoints that gave one same answer.
     pub agreeing: usize,
     pub quorum: usize,
+    /// How many endpoints could not be asked at all ([`Anchor::is_unavailable`]).
+    pub unavailable: usize,
     /// Each endpoint's failure to answer, as text.
     pub failures: Vec<String>,
 }
@@ -223,41 +232,144 @@ impl<A: Anchor> QuorumAnchor<A> {
         self.quorum
     }
 
-    /// [`Anchor::anchored`] on every endpoint in turn (stopping once `quorum` agree): the
-    /// answer that many gave, or [`NoQuorum`].
-    pub async fn anchored(
+    /// `read` on every endpoint in turn, stopping once `quorum` give one same answer: that
+    /// answer. The chain's own "no such context" ([`Anchor::says_unknown`]) is an answer too
+    /// ([`QuorumError::Unknown`] when that many give it); any other error is a failure to answer.
+    async fn agreed<T: PartialEq>(
         &self,
-        context: &ContextId,
-        wasm: &[u8],
-    ) -> Result<Option<Anchored>, NoQuorum> {
-        let mut answers: Vec<(Option<Anchored>, usize)> = Vec::new();
+        read: impl AsyncFn(&A) -> Result<T, A::Error>,
+    ) -> Result<T, QuorumError> {
+        // `None`: the chain records no such context.
+        let mut answers: Vec<(Option<T>, usize)> = Vec::new();
         let mut failures = Vec::new();
+        let mut unavailable = 0;
         for endpoint in &self.endpoints {
-            match endpoint.anchored(context, wasm).await {
-                Ok(answer) => {
-                    let count = match answers.iter_mut().find(|(a, _)| *a == answer) {
-                        Some((_, n)) => {
-                            *n += 1;
-                            *n
-                        }
-                        None => {
-                            answers.push((answer.clone(), 1));
-                            1
-                        }
-                    };
-                    if count >= self.quorum {
-                        return Ok(answer);
-                    }
+            let answer = match read(endpoint).await {
+                Ok(answer) => Some(answer),
+                Err(e) if A::says_unknown(&e) => None,
+                Err(e) => {
+                    unavailable += usize::from(A::is_unavailable(&e));
+                    failures.push(e.to_string());
+                    continue;
                 }
-                Err(e) => failures.push(e.to_string()),
+            };
+            let at = match answers.iter().position(|(a, _)| *a == answer) {
+                Some(at) => at,
+                None => {
+                    answers.push((answer, 0));
+                    answers.len() - 1
+                }
+            };
+            answers[at].1 += 1;
+            if answers[at].1 >= self.quorum {
+                return answers.swap_remove(at).0.ok_or(QuorumError::Unknown);
             }
         }
-        Err(NoQuorum {
+        Err(QuorumError::NoQuorum(NoQuorum {
             asked: self.endpoints.len(),
             agreeing: answers.iter().map(|(_, n)| *n).max().unwrap_or(0),
             quorum: self.quorum,
+            unavailable,
             failures,
-        })
+        }))
+    }
+}
+
+/// Why a [`QuorumAnchor`] read has no answer to give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuorumError {
+    /// A quorum of endpoints agree that the chain records no such context.
+    #[error("the RPC endpoints agree: {UNKNOWN_CONTEXT_PANIC}")]
+    Unknown,
+    /// Too few endpoints agreed: the chain's state is unknown.
+    #[error(transparent)]
+    NoQuorum(#[from] NoQuorum),
+}
+
+impl QuorumError {
+    /// The disagreement, when that is what it is.
+    pub fn no_quorum(&self) -> Option<&NoQuorum> {
+        match self {
+            QuorumError::NoQuorum(n) => Some(n),
+            QuorumError::Unknown => None,
+        }
+    }
+}
+
+/// Each read asks every endpoint (until `quorum` agree) and gives the answer that many gave, or
+/// [`QuorumError`]; a write planned over it ([`crate::write::plan_write`]) takes the nonces it
+/// has signed, and what it plans from, only from an agreed answer.
+impl<A: Anchor> Anchor for QuorumAnchor<A> {
+    type Error = QuorumError;
+
+    async fn members(&self, context: &ContextId) -> Result<Vec<PublicKey>, QuorumError> {
+        self.agreed(async |e: &A| e.members(context).await).await
+    }
+
+    async fn is_member(&self, context: &ContextId, key: &PublicKey) -> Result<bool, QuorumError> {
+        self.agreed(async |e: &A| e.is_member(context, key).await)
+            .await
+    }
+
+    async fn privileges(
+        &self,
+        context: &ContextId,
+        keys: &[PublicKey],
+    ) -> Result<BTreeMap<PublicKey, Vec<Capability>>, QuorumError> {
+        self.agreed(async |e: &A| e.privileges(context, keys).await)
+            .await
+    }
+
+    async fn application(&self, context: &ContextId) -> Result<Application, QuorumError> {
+        self.agreed(async |e: &A| e.application(context).await)
+            .await
+    }
+
+    async fn revisions(&self, context: &ContextId) -> Result<Revisions, QuorumError> {
+        self.agreed(async |e: &A| e.revisions(context).await).await
+    }
+
+    async fn nonce(
+        &self,
+        context: &ContextId,
+        key: &PublicKey,
+    ) -> Result<Option<u64>, QuorumError> {
+        self.agreed(async |e: &A| e.nonce(context, key).await).await
+    }
+
+    fn says_unknown(error: &QuorumError) -> bool {
+        matches!(error, QuorumError::Unknown)
+    }
+
+    /// No endpoint gave a usable answer (each failed to be asked).
+    fn is_unavailable(error: &QuorumError) -> bool {
+        matches!(error, QuorumError::NoQuorum(n) if n.unavailable == n.asked)
+    }
+
+    fn is_disagreement(error: &QuorumError) -> bool {
+        matches!(error, QuorumError::NoQuorum(_)) && !Self::is_unavailable(error)
+    }
+
+    /// Each endpoint's [`Anchor::anchored`], compared whole: the answer `quorum` gave.
+    async fn anchored(
+        &self,
+        context: &ContextId,
+        wasm: &[u8],
+    ) -> Result<Option<Anchored>, QuorumError> {
+        self.agreed(async |e: &A| e.anchored(context, wasm).await)
+            .await
+    }
+
+    /// Each endpoint's [`Anchor::recorded`] (members, application, the signer's nonce and
+    /// capabilities), compared whole: a write signs the nonce `quorum` endpoints gave, with the
+    /// rest of what they gave, never one endpoint's alone.
+    async fn recorded(
+        &self,
+        context: &ContextId,
+        signer: &PublicKey,
+    ) -> Result<Option<Recorded>, QuorumError> {
+        self.agreed(async |e: &A| e.recorded(context, signer).await)
+            .await
     }
 }
 

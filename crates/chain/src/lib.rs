@@ -33,8 +33,8 @@ pub mod native;
 pub mod web;
 
 pub use anchor::{
-    Anchor, AnchorSnapshot, Anchored, AnchoredRole, NearAnchor, NoQuorum, QuorumAnchor, Revisions,
-    UNKNOWN_CONTEXT_PANIC,
+    Anchor, AnchorSnapshot, Anchored, AnchoredRole, NearAnchor, NoQuorum, QuorumAnchor,
+    QuorumError, Revisions, UNKNOWN_CONTEXT_PANIC,
 };
 pub use calimero::{AppMismatch, Application, Capability};
 pub use client::{

@@ -216,6 +216,15 @@ pub enum PlanError {
         /// No endpoint gave a usable answer ([`Anchor::is_unavailable`]).
         unavailable: bool,
     },
+    /// The RPC endpoints asked gave different answers ([`Anchor::is_disagreement`]): what the
+    /// contract records, and the nonces to sign, are unknown. Nothing is planned from one of them.
+    #[error(
+        "the RPC endpoints disagree on what the contract records of context {context_id}: {error}"
+    )]
+    NoQuorum {
+        context_id: ContextId,
+        error: String,
+    },
 }
 
 impl PlanError {
@@ -225,6 +234,12 @@ impl PlanError {
     }
 
     fn read<A: Anchor>(context_id: &ContextId, error: A::Error) -> Self {
+        if A::is_disagreement(&error) {
+            return PlanError::NoQuorum {
+                context_id: *context_id,
+                error: error.to_string(),
+            };
+        }
         PlanError::Read {
             context_id: *context_id,
             unavailable: A::is_unavailable(&error),

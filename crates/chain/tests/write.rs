@@ -9,6 +9,7 @@ mod near_rpc_double;
 
 use std::collections::BTreeSet;
 
+use near_rpc_double::anchor::NearContractDouble;
 use near_rpc_double::{
     contract_client, key, refusing_url, wasm, App, Chain, Context, Server, CONTRACT,
 };
@@ -17,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use tabnode_chain::native::ReqwestTransport;
 use tabnode_chain::{
     plan_write, read_outcome, Application, Capability, ContextConfig, ContextRequestKind, Intended,
-    NearAnchor, PlanError, RequestSigner, TransactionFailed, WritePlan, MAX_TRANSACTION_GAS,
+    NearAnchor, PlanError, QuorumAnchor, RequestSigner, TransactionFailed, WritePlan,
+    MAX_TRANSACTION_GAS,
 };
 use tabnode_types::{ContextId, PublicKey, SecretKey};
 
@@ -358,6 +360,137 @@ async fn an_unreachable_rpc_is_unavailable() {
         .await
         .unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
+}
+
+/// Three contract doubles read as three RPC endpoints: two on the real chain, and `liar`, which
+/// keeps its own copy of the chain and says what `lie` makes of it.
+fn two_honest_doubles_and_a_liar(
+    lie: impl FnOnce(&mut Chain, &ContextId),
+) -> (Arc<Mutex<Chain>>, ContextId, [NearContractDouble; 3]) {
+    let (chain, context) = recorded_context();
+    let mut forged = chain.clone();
+    lie(&mut forged, &context);
+    let chain = chain.shared();
+    let honest = NearContractDouble(chain.clone());
+    let liar = NearContractDouble(forged.shared());
+    (chain, context, [honest.clone(), liar, honest])
+}
+
+#[tokio::test]
+async fn with_a_quorum_one_lying_contract_double_of_three_cannot_set_the_nonce_a_write_signs() {
+    // The liar says the author's nonce is 9 (it is 4): a request signed at 9 is one whoever
+    // holds it can send once the author's nonce gets there.
+    let (chain, context, [honest, liar, other_honest]) =
+        two_honest_doubles_and_a_liar(|c, context| {
+            c.contexts
+                .get_mut(&context.0)
+                .unwrap()
+                .nonces
+                .insert(key(1).public().0, 9);
+        });
+    let author = key(1);
+    let binary = wasm(3000, 1);
+    let intended = Intended {
+        members: members(&[1, 2, 3, 4]),
+        wasm: &binary,
+        source: "x".into(),
+    };
+    // One endpoint trusted (a quorum of one, the liar answering first): the user would sign
+    // the liar's nonce. That is what planning from the first endpoint that answers did.
+    let alone = QuorumAnchor::new(vec![liar.clone(), honest.clone()], 1);
+    let plan = plan_write(&alone, &context, author.public(), &intended)
+        .await
+        .unwrap();
+    assert_eq!(kinds(&plan), vec![("AddMembers", RequestSigner::Member, 9)]);
+
+    // Two of three must agree: wherever the liar stands, the plan carries the chain's nonce.
+    let orders = [
+        [liar.clone(), honest.clone(), other_honest.clone()],
+        [honest.clone(), liar.clone(), other_honest.clone()],
+        [honest.clone(), other_honest.clone(), liar.clone()],
+    ];
+    for endpoints in orders {
+        let quorum = QuorumAnchor::new(endpoints.to_vec(), 2);
+        let plan = plan_write(&quorum, &context, author.public(), &intended)
+            .await
+            .unwrap();
+        assert_eq!(kinds(&plan), vec![("AddMembers", RequestSigner::Member, 4)]);
+    }
+    // And the contract takes it.
+    let quorum = QuorumAnchor::new(vec![liar.clone(), honest.clone(), other_honest], 2);
+    let plan = plan_write(&quorum, &context, author.public(), &intended)
+        .await
+        .unwrap();
+    chain
+        .lock()
+        .unwrap()
+        .apply_transaction(&sign(&plan, &key(9), &author))
+        .unwrap();
+    assert!(chain.lock().unwrap().contexts[&context.0]
+        .members
+        .contains(&key(4).public().0));
+}
+
+#[tokio::test]
+async fn endpoint_doubles_that_disagree_plan_nothing_with_a_typed_error() {
+    // Each of three doubles says something else: another nonce, other members, no context.
+    let (_chain, context, [honest, nonce_liar, _]) = two_honest_doubles_and_a_liar(|c, context| {
+        c.contexts
+            .get_mut(&context.0)
+            .unwrap()
+            .nonces
+            .insert(key(1).public().0, 9);
+    });
+    let (_, _, [_, member_liar, _]) = two_honest_doubles_and_a_liar(|c, context| {
+        c.contexts.get_mut(&context.0).unwrap().members.pop();
+    });
+    let (_, _, [_, hiding, _]) = two_honest_doubles_and_a_liar(|c, context| {
+        c.contexts.remove(&context.0);
+    });
+    let binary = wasm(3000, 1);
+    let intended = Intended {
+        members: members(&[1, 2, 3, 4]),
+        wasm: &binary,
+        source: "x".into(),
+    };
+    for liars in [
+        [nonce_liar.clone(), member_liar.clone()],
+        [hiding.clone(), nonce_liar],
+    ] {
+        let quorum = QuorumAnchor::new(vec![liars[0].clone(), honest.clone(), liars[1].clone()], 2);
+        let err = plan_write(&quorum, &context, key(1).public(), &intended)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PlanError::NoQuorum { .. }), "{err:?}");
+        assert!(!err.is_unavailable());
+        assert!(
+            err.to_string().contains("1 of 3 RPC endpoints agree"),
+            "{err}"
+        );
+    }
+    // A context two endpoints agree the contract does not know is planned as `Add`.
+    let quorum = QuorumAnchor::new(vec![hiding.clone(), honest, hiding], 2);
+    let plan = plan_write(&quorum, &context, key(1).public(), &intended)
+        .await
+        .unwrap();
+    assert_eq!(plan.requests[0].kind_name(), "Add");
+    // Endpoints none of which can be asked are unavailable, not a disagreement.
+    let down = vec![
+        NearAnchor::new(contract_client(vec![refusing_url().await])),
+        NearAnchor::new(contract_client(vec![refusing_url().await])),
+    ];
+    let err = plan_write(
+        &QuorumAnchor::new(down, 2),
+        &context,
+        key(1).public(),
+        &intended,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, PlanError::Read { .. }) && err.is_unavailable(),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub use delta::{Delta, DeltaBody, EventRecord, Genesis};
 pub use disclosure::{Disclosure, REDACTED};
 pub use env::{Clock, Env, FixedEnv};
 pub use error::NodeError;
-pub use log::{MemberOp, Share};
+pub use log::{latest_secret_ops_computed, MemberOp, Share};
 pub use membership::{
     ChainTooDeep, Invitation, InvitationGrant, Issuance, MemberCert, Role, MAX_CHAIN,
 };
@@ -42,7 +42,7 @@ pub use node::{
     DEFAULT_SNAPSHOT_THRESHOLD, FORMAT_BEFORE_VERSIONS, HANDLER_DEPTH, KEEP_ANSWERS_NANOS,
     MAX_CALL_ID_BYTES, MAX_CLOCK_SKEW_NANOS, MAX_FETCHED_APP_BYTES, MAX_MESSAGE_BYTES,
     MOST_WAITING_PART_BYTES, READ_AUDITS_WAIT_NANOS, REFUSED_DELTAS, STORE_FORMAT,
-    VOID_BYTES_PER_KEY, VOID_DELTAS_PER_KEY,
+    VOID_BYTES_PER_CONTEXT, VOID_BYTES_PER_KEY, VOID_DELTAS_PER_CONTEXT, VOID_DELTAS_PER_KEY,
 };
 pub use proposals::{Outcome as ProposalOutcome, Proposal, ProposalAction, ProposalId, Proxy};
 /// Sealing to a member's key: tools and tests craft shares with it.

@@ -90,6 +90,7 @@ use tabnode_identity::grant::{SignedGrant, SignedRevocation};
 mod judge;
 mod races;
 mod secrets;
+pub use secrets::latest_secret_ops_computed;
 
 /// A change of membership, made by an admin.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
@@ -501,6 +502,9 @@ pub struct Log {
     /// cancelled, an operation overruled, an admission cancelled): only then may a write have
     /// been made by an app the context does not run (see [`Self::made_by_the_running_app`]).
     retracted: bool,
+    /// The latest secret-giving operations ([`Self::latest_secret_ops`]), worked out once per
+    /// judgement: they change only when the DAG is judged anew, not for each message.
+    latest_secrets: std::sync::OnceLock<Vec<DeltaId>>,
 }
 
 impl Log {

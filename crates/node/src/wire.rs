@@ -38,6 +38,12 @@ pub enum WireMessage {
         context_id: ContextId,
         admit: DeltaId,
         share: Share,
+        /// What the secret is made of: each of the latest secret-giving operations that count
+        /// in the member's log, with the secret it made sealed to the joiner (in id order; they
+        /// make `share`'s secret, one alone or combined, [`crate::seal::combine_secrets`]).
+        /// So when an operation concurrent with them joins them, the joiner combines the secret
+        /// on its own. Empty before any such operation, or when the member lacks a part.
+        parts: Vec<(DeltaId, Share)>,
         from: Box<MemberCert>,
         signature: Signature,
     },
@@ -213,8 +219,13 @@ impl WireMessage {
     }
 
     /// What the member of a [`WireMessage::Welcome`] signs.
-    pub fn welcome_message(context_id: &ContextId, admit: &DeltaId, share: &Share) -> Vec<u8> {
-        borsh::to_vec(&(b"tabnode-welcome-v1", context_id, admit, share)).expect("encode")
+    pub fn welcome_message(
+        context_id: &ContextId,
+        admit: &DeltaId,
+        share: &Share,
+        parts: &[(DeltaId, Share)],
+    ) -> Vec<u8> {
+        borsh::to_vec(&(b"tabnode-welcome-v2", context_id, admit, share, parts)).expect("encode")
     }
 
     /// What the admin of a [`WireMessage::Share`] signs.

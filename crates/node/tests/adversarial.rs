@@ -11,7 +11,7 @@ use futures::executor::block_on;
 use serde_json::json;
 use tabnode_node::{
     context_topic, DeltaBody, NodeEvent, Outgoing, WireMessage, MAX_MESSAGE_BYTES,
-    VOID_DELTAS_PER_KEY,
+    VOID_DELTAS_PER_CONTEXT, VOID_DELTAS_PER_KEY,
 };
 use tabnode_types::{ContextId, DeltaId, Hash, SecretKey};
 
@@ -360,4 +360,108 @@ fn a_removed_member_spamming_void_deltas_grows_no_members_store_without_bound() 
             2 * VOID_DELTAS_PER_KEY
         );
     }
+}
+
+/// Junk on a context's topic (bytes no secret opens: random, or sealed to a key) changes no log: the node must not work out its latest secret-giving
+/// operations again for each one (it did: `ContextState::open` tried every latest operation's
+/// secret, judging them anew for each message no secret opened). Counted, not timed.
+#[test]
+fn junk_messages_do_not_make_a_node_work_out_its_secrets_again() {
+    let (mut a, ctx, rogue, _) = context_with_rogue();
+    block_on(a.remove_member(&ctx, rogue.public())).unwrap();
+    a.take_outgoing();
+    rejections(&mut a);
+    let heads = block_on(a.checkpoint(&ctx)).unwrap().heads;
+    let topic = context_topic(&ctx);
+    let junk: Vec<Vec<u8>> = (0..200u32)
+        .map(|n| match n % 2 {
+            0 => blake3::hash(&n.to_le_bytes()).as_bytes().repeat(4),
+            _ => tabnode_node::seal_to(&rogue.public(), &ctx, [n as u8; 32], b"junk").unwrap(),
+        })
+        .collect();
+    let before = tabnode_node::latest_secret_ops_computed();
+    for data in &junk {
+        block_on(a.handle_message(&topic, data));
+    }
+    let computed = tabnode_node::latest_secret_ops_computed() - before;
+    assert_eq!(rejections(&mut a).len(), 200);
+    assert!(
+        computed <= 1,
+        "200 junk messages worked the latest secret operations out {computed} times"
+    );
+    assert_eq!(block_on(a.checkpoint(&ctx)).unwrap().heads, heads);
+
+    // A change of the log is worked out again: A writes on, and a new removal counts.
+    let mut b = node(2);
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    common::settle(&mut [&mut a, &mut b]);
+    let before = tabnode_node::latest_secret_ops_computed();
+    block_on(a.remove_member(&ctx, b.public_key())).unwrap();
+    assert!(tabnode_node::latest_secret_ops_computed() > before);
+}
+
+/// An admin in good standing mints keys of its own (each admitted on an invitation it made),
+/// removes them, and has each sign a budget's worth of void deltas on the point before the
+/// removals: per key answerable for them, a member kept them all, one budget per minted key.
+/// A context keeps at most `VOID_DELTAS_PER_CONTEXT` in all: the rest are refused as `Busy`
+/// before they are stored, whoever answers for them.
+#[test]
+fn an_admin_minting_keys_gets_no_more_void_deltas_kept_than_the_contexts_budget() {
+    let keys = VOID_DELTAS_PER_CONTEXT / VOID_DELTAS_PER_KEY + 1;
+    let b_store = tabnode_store::MemoryStore::default();
+    let mut a = node(1);
+    let app = block_on(a.install_app(&common::guest("kv_store"))).unwrap();
+    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
+    let mut b = common::node_on(b_store.clone(), 2);
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    common::settle(&mut [&mut a, &mut b]);
+    let minted: Vec<(SecretKey, tabnode_node::MemberCert)> = (0..keys)
+        .map(|i| {
+            let key = SecretKey::from_seed([100 + i as u8; 32]);
+            let link = a.invite(&ctx).unwrap();
+            let cert = common::admit(&mut a, &link, &key);
+            (key, cert)
+        })
+        .collect();
+    common::settle(&mut [&mut a, &mut b]);
+    let before = block_on(a.checkpoint(&ctx)).unwrap().heads;
+    a.advance_to(a.now() + 1_000_000_000);
+    let now = a.now();
+    let mut spam = Vec::new();
+    for (k, (key, cert)) in minted.iter().enumerate() {
+        for i in 0..VOID_DELTAS_PER_KEY {
+            let n = (k * VOID_DELTAS_PER_KEY + i) as u64;
+            let artifact = format!("void {k} {i}").into_bytes();
+            spam.push(delta(ctx, key, cert, before.clone(), now + n, artifact));
+        }
+    }
+    a.advance_to(now + 1_000_000_000);
+    for (key, _) in &minted {
+        block_on(a.remove_member(&ctx, key.public())).unwrap();
+    }
+    common::settle(&mut [&mut a, &mut b]);
+    common::refusals(&mut b);
+
+    let topic = context_topic(&ctx);
+    for d in spam {
+        let sealed = a
+            .seal_bytes_for(&ctx, &WireMessage::Deltas(vec![d]).encode())
+            .unwrap();
+        block_on(b.handle_message(&topic, &sealed));
+    }
+    let kept: usize = minted
+        .iter()
+        .map(|(key, _)| stored_by(&b_store, &ctx, &key.public()))
+        .sum();
+    assert_eq!(kept, VOID_DELTAS_PER_CONTEXT, "one budget per minted key");
+    let busy = common::refusals(&mut b)
+        .into_iter()
+        .filter(|(kind, _)| kind == "Busy")
+        .count();
+    assert_eq!(busy, keys * VOID_DELTAS_PER_KEY - VOID_DELTAS_PER_CONTEXT);
+    // B still takes A's writes.
+    block_on(a.execute(&ctx, "set", json!({"key": "a", "value": "1"}))).unwrap();
+    common::settle(&mut [&mut a, &mut b]);
+    let got = block_on(b.execute(&ctx, "entries", json!({}))).unwrap();
+    assert_eq!(got.output, json!({"a": "1"}));
 }

@@ -286,3 +286,104 @@ fn the_secret_of_a_removal_that_stops_counting_seals_nothing() {
         &[("P", &p)],
     );
 }
+
+/// J joins on A's invitation: A admits it (its welcome is lost) while admin B removes X, not
+/// having heard of J. C takes both, and welcomes J again, with its secret: that of B's removal.
+/// Then A, not having heard of B's removal, removes Y, sealing its secret to J among others.
+/// Once J hears A's removal (from C, a member that is no admin: no one gives J a share) the two
+/// removals are the latest, and every member seals with both secrets combined: J must too.
+///
+/// It failed before a welcome carried the parts its secret is made of: J held the secret of B's
+/// removal without knowing it was that (B sealed it no share), so it could not combine it with
+/// the share of A's removal and kept sealing with a secret the others had left, until an admin
+/// heard it ask and gave it the part.
+#[test]
+fn a_joiner_welcomed_with_a_removals_secret_combines_a_concurrent_one_without_an_admin() {
+    let ([mut a, mut b, mut c, mut d, mut x, mut y], _, ctx) = six(&[1]);
+    let mut j = node_on(MemoryStore::default(), 7);
+    rejections(&mut c);
+    let link = a.invite_as(&ctx, Role::Member, u64::MAX / 2).unwrap();
+    block_on(j.join(&link)).unwrap();
+    let ask = sent(&mut j);
+    deliver(&ask, &mut a);
+    let admitted = sent(&mut a); // the admission, and a welcome J never gets
+    block_on(b.remove_member(&ctx, x.public_key())).unwrap();
+    let removed_x = sent(&mut b);
+    deliver(&removed_x, &mut c);
+    deliver(&admitted, &mut c);
+    assert!(c
+        .members(&ctx)
+        .unwrap()
+        .iter()
+        .any(|(k, _)| *k == j.public_key()));
+    assert_eq!(rejections(&mut c), Vec::<String>::new());
+    // J asks again: C welcomes it with the secret of B's removal.
+    deliver(&ask, &mut c);
+    deliver(&sent(&mut c), &mut j);
+    assert_eq!(
+        j.secret_digest(&ctx).unwrap(),
+        c.secret_digest(&ctx).unwrap()
+    );
+    // J catches up from C: it holds the removal now, and the welcome's secret.
+    for _ in 0..3 {
+        deliver(&sent(&mut j), &mut c);
+        deliver(&sent(&mut c), &mut j);
+    }
+    assert!(!j
+        .members(&ctx)
+        .unwrap()
+        .iter()
+        .any(|(k, _)| *k == x.public_key()));
+
+    // A removes Y, not having heard of X's removal; C takes it and moves on.
+    block_on(a.remove_member(&ctx, y.public_key())).unwrap();
+    let removed_y = sent(&mut a);
+    let on_one = c.secret_digest(&ctx).unwrap();
+    deliver(&removed_y, &mut c);
+    assert_ne!(c.secret_digest(&ctx).unwrap(), on_one, "C combines both");
+    // J asks under the secret C left; C, no admin, answers with A's removal alone.
+    j.env().advance(ANNOUNCE_NANOS);
+    announce(&mut j);
+    for _ in 0..3 {
+        deliver(&sent(&mut j), &mut c);
+        let answered = sent(&mut c);
+        let shares = answered
+            .iter()
+            .filter(|(_, m)| matches!(c.open_message(&ctx, m), Ok(WireMessage::Share { .. })))
+            .count();
+        assert_eq!(shares, 0, "C, no admin, gives no share");
+        deliver(&answered, &mut j);
+    }
+    assert_eq!(
+        j.secret_digest(&ctx).unwrap(),
+        c.secret_digest(&ctx).unwrap(),
+        "J is not on the secret both removals make"
+    );
+
+    // Everyone hears everything; those left write and read each other, X and Y read nothing.
+    deliver(&removed_x, &mut a);
+    for node in [&mut b, &mut d] {
+        deliver(&admitted, node);
+        deliver(&removed_y, node);
+        deliver(&removed_x, node);
+    }
+    for node in [&mut a, &mut b, &mut c, &mut d, &mut j] {
+        node.env().advance(ANNOUNCE_NANOS);
+        announce(node);
+    }
+    settle(&mut [&mut a, &mut b, &mut c, &mut d, &mut j]);
+    for removed in [&mut x, &mut y] {
+        sent(removed);
+    }
+    write_and_settle(
+        &ctx,
+        &mut [
+            ("a", &mut a),
+            ("b", &mut b),
+            ("c", &mut c),
+            ("d", &mut d),
+            ("j", &mut j),
+        ],
+        &[("X", &x), ("Y", &y)],
+    );
+}

@@ -43,6 +43,7 @@ impl Log {
             let overruled = judge.overruled.clone();
             judge.run(dag, ops.clone());
             if judge.cancelled_admissions == cancelled && judge.overruled == overruled {
+                judge.latest_secrets = Default::default();
                 return judge;
             }
             judge = Log {

@@ -2,7 +2,19 @@
 //! operations that count (see [`Log::latest_secret_ops`]). A rule of the DAG alone, so every
 //! member that holds the same deltas seals with the same secret, whatever the order of arrival.
 
+use std::cell::Cell;
+
 use super::*;
+
+thread_local! {
+    static COMPUTED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many times this thread worked out a log's latest secret-giving operations (tests count
+/// them: a message that changes no log must not make a node work them out again).
+pub fn latest_secret_ops_computed() -> u64 {
+    COMPUTED.with(Cell::get)
+}
 
 impl Log {
     /// The secret-giving operations (removals, leaves, revocations, rotations) that count and
@@ -10,8 +22,16 @@ impl Log {
     /// secrets (one alone: its own; concurrent ones: a derivation of all of them, see
     /// [`crate::seal::combine_secrets`]). Empty before any. An operation that counts for
     /// nothing (overruled, or racing a removal unvouched) is never among them, so its secret
-    /// seals nothing, even where it counted once.
+    /// seals nothing, even where it counted once. Worked out once per judgement (a delta that
+    /// is no operation changes none of them): junk on the topic costs a lookup.
     pub fn latest_secret_ops(&self, dag: &HashMap<DeltaId, Entry>) -> Vec<DeltaId> {
+        self.latest_secrets
+            .get_or_init(|| self.work_out_latest_secret_ops(dag))
+            .clone()
+    }
+
+    fn work_out_latest_secret_ops(&self, dag: &HashMap<DeltaId, Entry>) -> Vec<DeltaId> {
+        COMPUTED.with(|n| n.set(n.get() + 1));
         let gives_secret = |id: &DeltaId| {
             dag.get(id)
                 .and_then(|e| e.op.as_ref().zip(Some(&e.author)))

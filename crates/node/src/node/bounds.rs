@@ -6,7 +6,9 @@
 //!   arrival. But anyone whose key was removed can go on signing them, and each one kept is
 //!   stored and replicated by every member. So each key answerable for them (see
 //!   [`Log::answerable_for`]) gets a budget of [`VOID_DELTAS_PER_KEY`] deltas and
-//!   [`VOID_BYTES_PER_KEY`] bytes per context; past it, a void delta whose author may not make
+//!   [`VOID_BYTES_PER_KEY`] bytes per context, and the context keeps at most
+//!   [`VOID_DELTAS_PER_CONTEXT`] and [`VOID_BYTES_PER_CONTEXT`] in all (an admin in good
+//!   standing can mint keys, each answerable for itself once removed); past either, a void delta whose author may not make
 //!   it now is refused before it is stored (`Busy`), unless a waiting delta of another member in
 //!   good standing builds on it, or holds it and announced it among its heads (that member took
 //!   it within its own budget; the DAG must stay one), or a snapshot covers it. A refusal is not
@@ -30,35 +32,51 @@ use tabnode_types::{DeltaId, PublicKey};
 pub const VOID_DELTAS_PER_KEY: usize = 64;
 /// Bytes of void deltas one key may have a context keep: at least a few of the largest.
 pub const VOID_BYTES_PER_KEY: usize = 4 * 1024 * 1024;
+/// Void deltas a context keeps in all, whoever answers for them: an admin in good standing can
+/// mint keys (each its own answerable key), so a budget per key alone does not bound the store.
+pub const VOID_DELTAS_PER_CONTEXT: usize = 16 * VOID_DELTAS_PER_KEY;
+/// Bytes of void deltas a context keeps in all.
+pub const VOID_BYTES_PER_CONTEXT: usize = 16 * VOID_BYTES_PER_KEY;
 /// Ids of deltas refused for good a context remembers (and of heads members announced).
 pub const REFUSED_DELTAS: usize = 4096;
 
-/// The void deltas a context took, by the key answerable for each: how many, how many bytes.
-/// A tally of what came in (a delta that comes to stand later stays counted), so it only
-/// grows while the context is loaded.
+/// The void deltas a context took, by the key answerable for each and in all: how many, how
+/// many bytes. A tally of what came in (a delta that comes to stand later stays counted), so
+/// it only grows while the context is loaded.
 #[derive(Debug, Default)]
 pub struct VoidTally {
     by_key: HashMap<PublicKey, (usize, usize)>,
+    total: (usize, usize),
 }
 
 impl VoidTally {
-    /// Why one more void delta of `size` bytes charged to `key` is over its budget, if it is.
+    /// Why one more void delta of `size` bytes charged to `key` is over its budget, or over
+    /// the context's, if it is.
     pub fn over_budget(&self, key: &PublicKey, size: usize) -> Option<String> {
+        let over = |(count, bytes): (usize, usize), most: usize, most_bytes: usize| {
+            count >= most || bytes.saturating_add(size) > most_bytes
+        };
         let (count, bytes) = self.by_key.get(key).copied().unwrap_or_default();
-        (count >= VOID_DELTAS_PER_KEY || bytes.saturating_add(size) > VOID_BYTES_PER_KEY).then(
-            || {
-                format!(
-                    "{count} void deltas ({bytes} bytes) {key} answers for are kept already, the \
-                     most a context keeps ({VOID_DELTAS_PER_KEY}, {VOID_BYTES_PER_KEY} bytes)"
-                )
-            },
-        )
+        if over((count, bytes), VOID_DELTAS_PER_KEY, VOID_BYTES_PER_KEY) {
+            return Some(format!(
+                "{count} void deltas ({bytes} bytes) {key} answers for are kept already, the \
+                 most a context keeps ({VOID_DELTAS_PER_KEY}, {VOID_BYTES_PER_KEY} bytes)"
+            ));
+        }
+        let (count, bytes) = self.total;
+        over(self.total, VOID_DELTAS_PER_CONTEXT, VOID_BYTES_PER_CONTEXT).then(|| {
+            format!(
+                "{count} void deltas ({bytes} bytes) are kept already, the most a context keeps \
+                 in all ({VOID_DELTAS_PER_CONTEXT}, {VOID_BYTES_PER_CONTEXT} bytes)"
+            )
+        })
     }
 
     pub fn charge(&mut self, key: PublicKey, size: usize) {
-        let (count, bytes) = self.by_key.entry(key).or_default();
-        *count += 1;
-        *bytes = bytes.saturating_add(size);
+        for (count, bytes) in [self.by_key.entry(key).or_default(), &mut self.total] {
+            *count += 1;
+            *bytes = bytes.saturating_add(size);
+        }
     }
 }
 
@@ -214,5 +232,22 @@ mod tests {
         assert_eq!(tally.over_budget(&other, VOID_BYTES_PER_KEY), None);
         tally.charge(other, VOID_BYTES_PER_KEY);
         assert!(tally.over_budget(&other, 1).is_some());
+    }
+
+    #[test]
+    fn a_void_budget_per_context_bounds_what_many_keys_have_kept() {
+        let mut tally = VoidTally::default();
+        let keys = VOID_DELTAS_PER_CONTEXT / VOID_DELTAS_PER_KEY;
+        for k in 0..keys {
+            for _ in 0..VOID_DELTAS_PER_KEY {
+                assert_eq!(tally.over_budget(&PublicKey([k as u8; 32]), 1), None);
+                tally.charge(PublicKey([k as u8; 32]), 1);
+            }
+        }
+        let fresh = PublicKey([255; 32]);
+        let why = tally
+            .over_budget(&fresh, 1)
+            .expect("over the context's budget");
+        assert!(why.contains("in all"), "{why}");
     }
 }

@@ -186,22 +186,25 @@ impl ContextState {
     /// secret of one of the latest secret-giving operations that this node never sealed with
     /// (it heard a concurrent one first) opens too: a member that has not heard the others
     /// seals with it; it was replaced by one of the others.
-    pub(super) fn open(&self, data: &[u8]) -> Option<(Vec<u8>, Option<DeltaId>)> {
+    ///
+    /// The former secret comes with the delta: an answer under it is sealed with it (the
+    /// secret of a latest operation this node never sealed with is in no list of former ones).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn open(&self, data: &[u8]) -> Option<(Vec<u8>, Option<(DeltaId, [u8; 32])>)> {
         if let Some(plain) = seal::open(&self.secret, &self.id, data) {
             return Some((plain, None));
         }
-        let former = self
-            .older
-            .iter()
-            .rev()
-            .find_map(|(secret, by)| Some((seal::open(secret, &self.id, data)?, Some(*by))));
+        let former = self.older.iter().rev().find_map(|(secret, by)| {
+            Some((seal::open(secret, &self.id, data)?, Some((*by, *secret))))
+        });
         if former.is_some() {
             return former;
         }
         let latest = self.log.latest_secret_ops(&self.dag);
         latest.iter().find_map(|op| {
             let by = latest.iter().find(|other| *other != op)?;
-            Some((seal::open(self.made.get(op)?, &self.id, data)?, Some(*by)))
+            let secret = self.made.get(op)?;
+            Some((seal::open(secret, &self.id, data)?, Some((*by, *secret))))
         })
     }
 
@@ -267,14 +270,6 @@ impl ContextState {
     pub(super) fn rotate(&mut self, next: [u8; 32], by: DeltaId) {
         self.older.push((self.secret, by));
         self.secret = next;
-    }
-
-    /// The former secret the delta `by` moved this node off, if it held it.
-    pub(super) fn secret_replaced_by(&self, by: &DeltaId) -> Option<[u8; 32]> {
-        self.older
-            .iter()
-            .find(|(_, op)| op == by)
-            .map(|(secret, _)| *secret)
     }
 
     /// The app the context runs now: its first, or the one the last upgrade that counts names.

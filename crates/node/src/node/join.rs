@@ -226,11 +226,12 @@ impl<S: Store, E: Env> Node<S, E> {
             Ok(WireMessage::Welcome {
                 admit,
                 share,
+                parts,
                 from: member,
                 signature,
                 ..
             }) => {
-                self.receive_welcome(id, admit, share, *member, signature)
+                self.receive_welcome(id, admit, (share, parts), *member, signature)
                     .await
             }
             Ok(_) => Err(NodeError::Unauthorized(
@@ -306,16 +307,33 @@ impl<S: Store, E: Env> Node<S, E> {
         peer: Option<&str>,
     ) -> Result<(), NodeError> {
         let ctx = self.context(&context_id)?;
-        let sealed = seal::seal_to(&member, &context_id, self.env.random32(), &ctx.secret)
-            .ok_or_else(|| NodeError::BadInvitation(format!("{member} is not a valid key")))?;
-        let share = Share { member, sealed };
-        let signature = self
-            .key
-            .sign(&WireMessage::welcome_message(&context_id, &admit, &share));
+        let seal_to = |secret: &[u8; 32]| {
+            let sealed = seal::seal_to(&member, &context_id, self.env.random32(), secret)
+                .ok_or_else(|| NodeError::BadInvitation(format!("{member} is not a valid key")))?;
+            Ok::<_, NodeError>(Share { member, sealed })
+        };
+        let share = seal_to(&ctx.secret)?;
+        // The parts, only when they make the secret this node seals with (it holds them all).
+        let parts = match ctx.judged_secret() == Some(ctx.secret) {
+            true => ctx
+                .log
+                .latest_secret_ops(&ctx.dag)
+                .into_iter()
+                .map(|op| Ok((op, seal_to(&ctx.made[&op])?)))
+                .collect::<Result<Vec<_>, NodeError>>()?,
+            false => Vec::new(),
+        };
+        let signature = self.key.sign(&WireMessage::welcome_message(
+            &context_id,
+            &admit,
+            &share,
+            &parts,
+        ));
         let message = WireMessage::Welcome {
             context_id,
             admit,
             share,
+            parts,
             from: Box::new(ctx.record.cert.clone()),
             signature,
         };
@@ -328,8 +346,8 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
-    /// Gives `requester`, which asked to catch up under the secret the delta `by` moved this
-    /// node off, the secret of each of the latest secret-giving operations that carries no
+    /// Gives `requester`, which asked to catch up under `former` (a secret this node moved
+    /// off, or one of the latest operations' it never sealed with), the secret of each of the latest secret-giving operations that carries no
     /// share for it: a member admitted concurrently with such an operation (by a member that
     /// had not applied it yet), whom its author did not know, holds only a former secret and
     /// would otherwise never read on. Only an admin gives it (a member takes a share from an
@@ -340,7 +358,7 @@ impl<S: Store, E: Env> Node<S, E> {
     pub(super) fn share_missed_secret(
         &mut self,
         context_id: ContextId,
-        by: DeltaId,
+        former: [u8; 32],
         requester: &MemberCert,
         peer: Option<&str>,
     ) {
@@ -352,9 +370,6 @@ impl<S: Store, E: Env> Node<S, E> {
         {
             return;
         }
-        let Some(former) = ctx.secret_replaced_by(&by) else {
-            return;
-        };
         let has_share = |op: &DeltaId| {
             ctx.dag
                 .get(op)
@@ -388,12 +403,15 @@ impl<S: Store, E: Env> Node<S, E> {
     }
 
     /// A member admitted this node's join: takes the context's secret it sealed to this node's
-    /// key, and asks the members for the state. The first welcome that opens is taken.
+    /// key, with the secrets of the operations it is made of (kept as a share in each would be,
+    /// so that an operation concurrent with them, joining them later, combines here without an
+    /// admin's help), and asks the members for the state. The first welcome that opens is
+    /// taken; one whose parts do not make its secret is refused.
     pub(super) async fn receive_welcome(
         &mut self,
         context_id: ContextId,
         admit: DeltaId,
-        share: Share,
+        (share, parts): (Share, Vec<(DeltaId, Share)>),
         from: MemberCert,
         signature: Signature,
     ) -> Result<(), NodeError> {
@@ -404,13 +422,31 @@ impl<S: Store, E: Env> Node<S, E> {
             return Ok(()); // another joiner's
         }
         from.authenticate(&context_id, &from.member)?;
-        let message = WireMessage::welcome_message(&context_id, &admit, &share);
+        let message = WireMessage::welcome_message(&context_id, &admit, &share, &parts);
         verify_signature(&from.member, &message, &signature).map_err(|_| {
             NodeError::Unauthorized("a welcome whose signature does not verify".into())
         })?;
-        let secret = seal::open_share(&self.key, &context_id, &share.sealed).ok_or_else(|| {
-            NodeError::Unauthorized("a welcome this node's key does not open".into())
-        })?;
+        let open = |share: &Share| {
+            seal::open_share(&self.key, &context_id, &share.sealed).ok_or_else(|| {
+                NodeError::Unauthorized("a welcome this node's key does not open".into())
+            })
+        };
+        let secret = open(&share)?;
+        let parts: Vec<(DeltaId, [u8; 32])> = parts
+            .iter()
+            .map(|(op, share)| Ok((*op, open(share)?)))
+            .collect::<Result<_, NodeError>>()?;
+        let made = match parts.as_slice() {
+            [] => None,
+            [(_, alone)] => Some(*alone),
+            several => Some(seal::combine_secrets(several)),
+        };
+        let in_order = parts.windows(2).all(|w| w[0].0 < w[1].0);
+        if made.is_some_and(|made| made != secret) || !in_order {
+            return Err(NodeError::Unauthorized(
+                "a welcome whose parts do not make its secret".into(),
+            ));
+        }
         let record = ContextRecord {
             app_id: joining.app_id,
             heads: vec![],
@@ -418,8 +454,16 @@ impl<S: Store, E: Env> Node<S, E> {
             next_seq: 0,
             cert: joining.cert.clone(),
         };
+        let mut batch = Batch::new();
+        for (op, part) in &parts {
+            batch.put_mut(
+                Namespace::Keys,
+                &scoped(&context_id, &[MADE_SECRET, op.as_bytes()].concat()),
+                part.to_vec(),
+            );
+        }
         self.commit(
-            Batch::new()
+            batch
                 .put(
                     Namespace::Keys,
                     &scoped(&context_id, CONTEXT_SECRET),

@@ -85,7 +85,10 @@ mod waiting;
 
 pub use self::app_fetch::MAX_FETCHED_APP_BYTES;
 pub use self::blob_fetch::BLOB_ASKS;
-pub use self::bounds::{REFUSED_DELTAS, VOID_BYTES_PER_KEY, VOID_DELTAS_PER_KEY};
+pub use self::bounds::{
+    REFUSED_DELTAS, VOID_BYTES_PER_CONTEXT, VOID_BYTES_PER_KEY, VOID_DELTAS_PER_CONTEXT,
+    VOID_DELTAS_PER_KEY,
+};
 pub use self::events::{NodeEvent, Outgoing};
 pub use self::format::{FORMAT_BEFORE_VERSIONS, STORE_FORMAT};
 pub use self::guest::{GuestPolicy, GuestRequest};

@@ -28,7 +28,7 @@ impl<S: Store, E: Env> Node<S, E> {
             }
             return;
         }
-        let (data, former_secret) = match self.unseal(topic, data) {
+        let (data, former) = match self.unseal(topic, data) {
             Ok(Some(opened)) => opened,
             Ok(None) => return, // a topic of a context this node does not hold
             Err(reason) => {
@@ -41,6 +41,7 @@ impl<S: Store, E: Env> Node<S, E> {
                 return self.reject(None, reason);
             }
         };
+        let former_secret = former.map(|(by, _)| by);
         let message = match WireMessage::decode(&data) {
             Ok(m) => m,
             Err(e) => {
@@ -220,11 +221,11 @@ impl<S: Store, E: Env> Node<S, E> {
                     self.refuse_on_error(context_id, result);
                 }
                 let result = self
-                    .answer_sync_request(context_id, heads, former_secret, from)
+                    .answer_sync_request(context_id, heads, former, from)
                     .await;
                 self.refuse_on_error(context_id, result);
-                if let Some(by) = former_secret {
-                    self.share_missed_secret(context_id, by, &requester, from);
+                if let Some((_, secret)) = former {
+                    self.share_missed_secret(context_id, secret, &requester, from);
                 }
             }
         }

@@ -11,7 +11,7 @@ impl<S: Store, E: Env> Node<S, E> {
         &self,
         topic: &str,
         data: &[u8],
-    ) -> Result<Option<(Vec<u8>, Option<DeltaId>)>, String> {
+    ) -> Result<Option<(Vec<u8>, Option<(DeltaId, [u8; 32])>)>, String> {
         if !topic.starts_with(CONTEXT_TOPIC_PREFIX) {
             return Err(format!("a message on {topic}, which is no context topic"));
         }

@@ -112,7 +112,7 @@ impl<S: Store, E: Env> Node<S, E> {
         &mut self,
         context_id: ContextId,
         their_heads: Vec<DeltaId>,
-        replaced_by: Option<DeltaId>,
+        replaced_by: Option<(DeltaId, [u8; 32])>,
         asker: Option<&str>,
     ) -> Result<(), NodeError> {
         let Some(ctx) = self.contexts.get(&context_id) else {
@@ -129,15 +129,9 @@ impl<S: Store, E: Env> Node<S, E> {
         let theirs = with_ancestors(&ctx.dag, their_heads.iter().copied());
         let (secret, limit) = match replaced_by {
             None => (ctx.secret, None),
-            Some(op) => {
-                let secret = ctx
-                    .older
-                    .iter()
-                    .find(|(_, by)| *by == op)
-                    .expect("the secret that opened the request")
-                    .0;
-                (secret, Some(with_ancestors(&ctx.dag, [op])))
-            }
+            // The secret that opened the request: a former one, or that of a latest
+            // operation this node never sealed with (in no list of former secrets).
+            Some((op, secret)) => (secret, Some(with_ancestors(&ctx.dag, [op]))),
         };
         if unknown_to_us && limit.is_none() {
             let request = self.context(&context_id)?.sync_request(&self.key);

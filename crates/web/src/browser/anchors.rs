@@ -119,7 +119,8 @@ impl BrowserNode {
     /// wallet (`signAndSendTransaction`) as one transaction, which the contract applies whole or
     /// not at all. Nothing to change sends nothing. Resolves to `{contextId, requests,
     /// transactionHash, anchor}`. Fails with `AnchorNotConfigured`, `RpcUnavailable`,
-    /// `AnchorReadFailed`, `AnchorUnauthorized` (the contract would refuse this node's key),
+    /// `AnchorReadFailed`, `AnchorNoQuorum` (fewer than `nearRpcQuorum` endpoints agree on what
+    /// the contract records, nonces included), `AnchorUnauthorized` (the contract would refuse this node's key),
     /// `Unauthorized` (not an admin, or no context key), `WalletNotFound`, `WalletRejected`,
     /// `WalletTimeout`, `AnchorWriteFailed` (with the contract's panic message, e.g.
     /// `invalid nonce` when another write landed first) or `WalletAnswerInvalid`.
