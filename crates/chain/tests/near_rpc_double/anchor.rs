@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use tabnode_chain::{Anchor, Application, Capability, Revisions};
 use tabnode_types::{ContextId, PublicKey};
 
-use super::{guest_panic, view, Chain};
+use super::contract::{guest_panic, view};
+use super::Chain;
 
 /// A view the double's contract refused: its VM error, as NEAR would give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
