@@ -279,43 +279,86 @@ impl Store for IndexedDbStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let index = |ns: &Namespace| Namespace::ALL.iter().position(|n| n == ns).unwrap_or(0);
-        let names: Array = batch
-            .namespaces()
+        let tx = self.begin(&batch.namespaces())?;
+        self.issue(&tx, &batch)?;
+        finish_transaction(&tx).await
+    }
+
+    /// One transaction over `first`'s namespaces and `later`: `first`'s writes are issued
+    /// before `rest` is made, so IndexedDB's thread writes them meanwhile.
+    async fn commit_parts(
+        &self,
+        first: Batch,
+        later: &[Namespace],
+        rest: impl FnOnce() -> Result<Batch, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut scope = first.namespaces();
+        scope.extend_from_slice(later);
+        scope.sort();
+        scope.dedup();
+        let tx = self.begin(&scope)?;
+        self.issue(&tx, &first)?;
+        let rest = rest().and_then(|rest| crate::within(&rest, later).map(|()| rest));
+        match rest {
+            Ok(rest) => self.issue(&tx, &rest)?,
+            Err(e) => {
+                abort(&tx);
+                return Err(e);
+            }
+        }
+        finish_transaction(&tx).await
+    }
+}
+
+impl IndexedDbStore {
+    /// A readwrite transaction over `scope`.
+    fn begin(&self, scope: &[Namespace]) -> Result<JsValue, StoreError> {
+        let names: Array = scope
             .iter()
-            .map(|ns| self.store_names.get(index(ns) as u32))
+            .map(|ns| self.store_names.get(index(ns)))
             .collect();
-        let tx = begin(&self.writer, &names, &self.write_options)
-            .map_err(|e| StoreError::Backend(format!("cannot start a transaction: {e:?}")))?;
-        // Every request is issued before the transaction is awaited; a write that cannot be
-        // issued aborts the others.
+        begin(&self.writer, &names, &self.write_options)
+            .map_err(|e| StoreError::Backend(format!("cannot start a transaction: {e:?}")))
+    }
+
+    /// Issues every write of `batch` in `tx`; one that cannot be issued aborts the transaction
+    /// (nothing of it is written).
+    fn issue(&self, tx: &JsValue, batch: &Batch) -> Result<(), StoreError> {
         for op in batch.ops() {
             let issued = match op {
-                Op::Put { ns, key, value } => {
-                    put(&tx, &self.store_names, index(ns) as u32, key, value)
-                }
-                Op::Delete { ns, key } => remove(&tx, &self.store_names, index(ns) as u32, key),
+                Op::Put { ns, key, value } => put(tx, &self.store_names, index(ns), key, value),
+                Op::Delete { ns, key } => remove(tx, &self.store_names, index(ns), key),
             };
             if let Err(e) = issued {
-                abort(&tx);
+                abort(tx);
                 return Err(StoreError::Backend(format!("a write was refused: {e:?}")));
             }
         }
-        // Committed now, not once the page has had every put's success event (IndexedDB's own
-        // commit waits for those): one round trip to the main thread fewer.
-        let done = finish(&tx).map_err(|e| {
-            abort(&tx);
-            StoreError::Backend(format!("cannot commit: {e:?}"))
-        })?;
-        let outcome = wasm_bindgen_futures::JsFuture::from(done)
-            .await
-            .map_err(|e| StoreError::Backend(format!("the transaction failed: {e:?}")))?;
-        match outcome.as_string().as_deref() {
-            None => Ok(()),
-            Some("QuotaExceededError") => Err(StoreError::QuotaExceeded),
-            Some(name) => Err(StoreError::Backend(format!(
-                "the transaction was aborted: {name}"
-            ))),
-        }
+        Ok(())
+    }
+}
+
+/// A namespace's place in [`Namespace::ALL`] (and in `store_names`).
+fn index(ns: &Namespace) -> u32 {
+    Namespace::ALL.iter().position(|n| n == ns).unwrap_or(0) as u32
+}
+
+/// Commits `tx` (now, not once the page has had every put's success event, for which
+/// IndexedDB's own commit waits: one round trip to the main thread fewer) and waits until it is
+/// committed or aborted.
+async fn finish_transaction(tx: &JsValue) -> Result<(), StoreError> {
+    let done = finish(tx).map_err(|e| {
+        abort(tx);
+        StoreError::Backend(format!("cannot commit: {e:?}"))
+    })?;
+    let outcome = wasm_bindgen_futures::JsFuture::from(done)
+        .await
+        .map_err(|e| StoreError::Backend(format!("the transaction failed: {e:?}")))?;
+    match outcome.as_string().as_deref() {
+        None => Ok(()),
+        Some("QuotaExceededError") => Err(StoreError::QuotaExceeded),
+        Some(name) => Err(StoreError::Backend(format!(
+            "the transaction was aborted: {name}"
+        ))),
     }
 }
