@@ -2,9 +2,12 @@
 //! binary keys (IndexedDB orders them bytewise) and `Uint8Array` values.
 //!
 //! A batch is one readwrite transaction: every request is issued, then the transaction is
-//! awaited; nothing else is awaited inside it, since IndexedDB commits a transaction on its own
-//! as soon as no request is pending. Writes go through `idb` directly (rexie is built on it):
-//! rexie does not show why a transaction aborted, and a full quota must be told apart.
+//! committed (`commit()`) and awaited; nothing else is awaited inside it, since IndexedDB
+//! commits a transaction on its own as soon as no request is pending. Writes go through a few
+//! lines of JS (below), one call per write: rexie does not show why a transaction aborted, and a
+//! full quota must be told apart. Reads go through rexie. A batch in two parts
+//! ([`Store::commit_parts`]) is one transaction whose first writes are issued before the rest
+//! is made.
 //!
 //! Every readwrite transaction names its [`Durability`] (`relaxed` unless the embedder chose
 //! otherwise): what a committed batch survives is then the store's choice, not each browser's
@@ -91,7 +94,7 @@ extern "C" {
 
 pub struct IndexedDbStore {
     db: Rexie,
-    /// A second connection for writes, through idb, which shows why a transaction aborted.
+    /// A second connection, for writes (opened with idb): the JS above makes its transactions.
     writer: IdbDatabase,
     /// The options of every readwrite transaction (`{durability}`).
     write_options: Object,
