@@ -562,7 +562,14 @@ impl<S: Store, E: Env> Node<S, E> {
                     rest
                 })
                 .await;
-            let made = made.expect("the records are made whenever the rows are written");
+            // The store may fail before it asks for the records (sealing, or the transaction
+            // not starting): then nothing was written.
+            let Some(made) = made else {
+                let error = written.err().unwrap_or_else(|| {
+                    StoreError::Backend("the store wrote a batch without its records".into())
+                });
+                return Err(error.into());
+            };
             (delta, audit, record, result, handlers) = (
                 made.delta,
                 made.audit,
