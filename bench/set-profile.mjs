@@ -40,8 +40,24 @@ const TX_TIMING = `(() => {
     r.addEventListener('success', () => { window.__counts.getMs += performance.now() - t; });
     return r;
   };
+  // Guest instances, and (TIMELINE=1) when each guest run starts and its last export returns.
+  window.__guest = [];
   const Instance = WebAssembly.Instance;
-  WebAssembly.Instance = function (...args) { window.__counts.instances += 1; return new Instance(...args); };
+  WebAssembly.Instance = function (...args) {
+    window.__counts.instances += 1;
+    const made = performance.now();
+    const instance = new Instance(...args);
+    if (!window.__timeline) return instance;
+    const run = { made, instantiated: performance.now(), returned: 0 };
+    window.__guest.push(run);
+    const exports = {};
+    for (const [name, value] of Object.entries(instance.exports)) {
+      exports[name] = typeof value !== 'function' ? value : (...a) => {
+        try { return value(...a); } finally { run.returned = performance.now(); }
+      };
+    }
+    return { exports };
+  };
   WebAssembly.Instance.prototype = Instance.prototype;
   const put = IDBObjectStore.prototype.put;
   IDBObjectStore.prototype.put = function (value, key) {
@@ -99,11 +115,13 @@ try {
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
 
-  const sets = (args) => page.evaluate(async ({ ctx, from, to }) => {
+  const sets = (args) => page.evaluate(async ({ ctx, from, to, timeline }) => {
     const key = (i) => `key-${String(i).padStart(6, '0')}`;
     const value = (i) => `value-${String(i).padStart(6, '0')}-`.padEnd(32, 'x');
     window.__tx.length = 0;
     window.__counts.instances = 0;
+    window.__guest.length = 0;
+    window.__timeline = timeline;
     window.__counts.gets = 0;
     window.__counts.getMs = 0;
     const calls = [];
@@ -113,8 +131,8 @@ try {
       await window.tabnode.execute(ctx, 'set', { key: key(i), value: value(i) });
       calls.push({ start, end: performance.now() });
     }
-    return { ms: performance.now() - t, tx: window.__tx.slice(), counts: { ...window.__counts }, calls };
-  }, { ctx, ...args });
+    return { ms: performance.now() - t, tx: window.__tx.slice(), counts: { ...window.__counts }, calls, guest: window.__guest.slice() };
+  }, { ctx, timeline: !!process.env.TIMELINE, ...args });
 
   let filled = 0;
   for (const size of sizes) {
@@ -125,9 +143,11 @@ try {
       await waitForNode(page);
     }
     await sets({ from: size, to: size + 10 }); // warm-up: V8's tiers
-    await cdp.send('Profiler.start');
-    const { ms, tx, counts, calls } = await sets({ from: size + 10, to: size + 10 + window_ });
-    const { profile } = await cdp.send('Profiler.stop');
+    // NO_PROFILE=1: no CPU profile (sampling slows the page's native calls), timings only.
+    const profiling = !process.env.NO_PROFILE;
+    if (profiling) await cdp.send('Profiler.start');
+    const { ms, tx, counts, calls, guest } = await sets({ from: size + 10, to: size + 10 + window_ });
+    const { profile } = profiling ? await cdp.send('Profiler.stop') : { profile: { nodes: [], samples: [], timeDeltas: [] } };
     filled = size + 10 + window_;
 
     // Self time per node: samples × their intervals.
@@ -183,6 +203,25 @@ try {
       const mean = (f) => (calls.reduce((a, c, i) => a + f(c, tx[i]), 0) / calls.length).toFixed(3);
       console.log(`a set: call → transaction made ${mean((c, x) => x.made - c.start)} ms, made → last put issued ${mean((c, x) => x.lastPut - x.made)} ms, `
         + `last put → complete ${mean((c, x) => x.complete - x.lastPut)} ms, complete → call resolved ${mean((c, x) => c.end - x.complete)} ms`);
+    }
+    // TIMELINE=1: each set from its call to its answer, in steps (the guest's instance wrapped
+    // to time its exports: a few µs more per call).
+    if (guest.length === calls.length && tx.length === calls.length) {
+      const steps = [
+        ['call → guest instantiated', (c, x, g) => g.made - c.start],
+        ['instantiation', (c, x, g) => g.instantiated - g.made],
+        ['the guest run (its exports)', (c, x, g) => g.returned - g.instantiated],
+        ['guest returned → transaction made', (c, x, g) => x.made - g.returned],
+        ['transaction made → last put issued', (c, x) => x.lastPut - x.made],
+        ['last put → complete', (c, x) => x.complete - x.lastPut],
+        ['complete → call resolved', (c, x) => c.end - x.complete],
+      ];
+      const median = (a) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
+      console.log('\n| step of a set (TIMELINE) | mean ms | median ms |\n|---|---|---|');
+      for (const [name, f] of steps) {
+        const v = calls.map((c, i) => f(c, tx[i], guest[i]));
+        console.log(`| ${name} | ${(v.reduce((a, b) => a + b, 0) / v.length).toFixed(3)} | ${median(v).toFixed(3)} |`);
+      }
     }
     console.log(`guest instances ${(counts.instances / window_).toFixed(2)} a set, IndexedDB reads ${(counts.gets / window_).toFixed(2)} a set (issued → success ${(counts.getMs / Math.max(1, counts.gets)).toFixed(3)} ms each)`);
     if (process.env.ROWS) for (const e of tx.slice(-3)) console.log(JSON.stringify(e.rows));

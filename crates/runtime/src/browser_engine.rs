@@ -114,10 +114,67 @@ fn import_function(import: Import) -> JsValue {
     }
 }
 
+/// Runs one import for the guest, called straight from the guest's code (see [`direct`]): a
+/// host error is thrown, unwinding the guest; it is kept in [`Current`].
+fn direct_call(import: Import, args: &[i64]) -> i64 {
+    match dispatch(import, args) {
+        Ok(value) => value,
+        // Nothing of this frame needs dropping: the call's state is in `CURRENT`, released.
+        Err(_) => wasm_bindgen::throw_str(HOST_TRAP),
+    }
+}
+
+/// One function of this module per import, exported as `tabnode_env_<import>` with the import's
+/// exact type: the guest's instance imports these, so a host call goes from the guest's code to
+/// the node's with no JS in between (no closure glue, no `BigInt` for each `i64`).
+macro_rules! direct {
+    ($($variant:ident = $name:literal ($arity:tt) -> $returns:ident,)*) => {
+        $(direct!(@arity $variant $name $returns $arity);)*
+    };
+    (@arity $variant:ident $name:literal $returns:ident 0) => { direct!(@fn $variant $name $returns ()); };
+    (@arity $variant:ident $name:literal $returns:ident 1) => { direct!(@fn $variant $name $returns (a)); };
+    (@arity $variant:ident $name:literal $returns:ident 2) => { direct!(@fn $variant $name $returns (a, b)); };
+    (@arity $variant:ident $name:literal $returns:ident 3) => { direct!(@fn $variant $name $returns (a, b, c)); };
+    (@arity $variant:ident $name:literal $returns:ident 4) => { direct!(@fn $variant $name $returns (a, b, c, d)); };
+    (@arity $variant:ident $name:literal $returns:ident 5) => { direct!(@fn $variant $name $returns (a, b, c, d, e)); };
+    (@fn $variant:ident $name:literal Nothing ($($arg:ident),*)) => {
+        const _: () = {
+            #[export_name = concat!("tabnode_env_", $name)]
+            extern "C" fn host($($arg: i64),*) {
+                direct_call(Import::$variant, &[$($arg),*]);
+            }
+        };
+    };
+    (@fn $variant:ident $name:literal I32 ($($arg:ident),*)) => {
+        const _: () = {
+            #[export_name = concat!("tabnode_env_", $name)]
+            extern "C" fn host($($arg: i64),*) -> i32 {
+                direct_call(Import::$variant, &[$($arg),*]) as i32
+            }
+        };
+    };
+    (@fn $variant:ident $name:literal I64 ($($arg:ident),*)) => {
+        const _: () = {
+            #[export_name = concat!("tabnode_env_", $name)]
+            extern "C" fn host($($arg: i64),*) -> i64 {
+                direct_call(Import::$variant, &[$($arg),*])
+            }
+        };
+    };
+}
+crate::host::for_each_import!(direct);
+
 fn imports() -> Object {
     let env = Object::new();
+    // This module's own export for each import where there is one (a build whose exports were
+    // stripped falls back to a JS closure per import).
+    let exports = wasm_bindgen::exports();
     for &import in Import::ALL {
-        Reflect::set(&env, &import.name().into(), &import_function(import))
+        let own = Reflect::get(&exports, &format!("tabnode_env_{}", import.name()).into())
+            .ok()
+            .filter(|f| f.is_function());
+        let function = own.unwrap_or_else(|| import_function(import));
+        Reflect::set(&env, &import.name().into(), &function)
             .expect("setting a property of a new object");
     }
     let imports = Object::new();

@@ -65,7 +65,7 @@ pub(crate) enum Returns {
 }
 
 macro_rules! imports {
-    ($($variant:ident = $name:literal ($arity:literal) -> $returns:ident,)*) => {
+    ($($variant:ident = $name:literal ($arity:tt) -> $returns:ident,)*) => {
         /// An import of calimero-sys 0.10's `"env"` module. Every parameter is an `i64`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub(crate) enum Import { $($variant,)* }
@@ -89,6 +89,15 @@ macro_rules! imports {
 
         /// Every import calimero-sys 0.10 declares in module `"env"`; a module may import only these.
         pub const IMPORTS: &[&str] = &[$($name,)*];
+
+        /// Calls macro `$m` with the list of imports as given here (the browser engine makes
+        /// one exported function per import from it).
+        #[allow(unused_macros)]
+        macro_rules! for_each_import {
+            ($m:ident) => { $m! { $($variant = $name ($arity) -> $returns,)* } };
+        }
+        #[allow(unused_imports)]
+        pub(crate) use for_each_import;
     };
 }
 

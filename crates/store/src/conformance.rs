@@ -20,6 +20,7 @@ pub async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() -> F) {
     last_with_prefix_bounds(&fresh().await).await;
     namespaces_are_isolated(&fresh().await).await;
     batches_span_namespaces_and_keep_order(&fresh().await).await;
+    a_batch_in_parts_is_written_whole_or_not_at_all(&fresh().await).await;
 }
 
 pub async fn get_put_overwrite_delete(store: &impl Store) {
@@ -201,4 +202,58 @@ pub async fn batches_span_namespaces_and_keep_order(store: &impl Store) {
         "later ops win"
     );
     assert_eq!(store.get(Namespace::Keys, b"gone").await.unwrap(), None);
+}
+
+/// [`Store::commit_parts`]: both parts land, later writes after earlier ones; a later part that
+/// fails, or writes a namespace it did not name, leaves nothing of either part.
+pub async fn a_batch_in_parts_is_written_whole_or_not_at_all(store: &impl Store) {
+    use crate::StoreError;
+    let first = || {
+        Batch::new()
+            .put(Namespace::State, b"row", vec![1; 70_000])
+            .put(Namespace::State, b"gone", b"x".to_vec())
+    };
+    let failed = store
+        .commit_parts(first(), &[Namespace::Audit], || {
+            Err(StoreError::Backend("signing failed".into()))
+        })
+        .await;
+    assert_eq!(failed, Err(StoreError::Backend("signing failed".into())));
+    let outside = store
+        .commit_parts(first(), &[Namespace::Audit], || {
+            Ok(Batch::new().put(Namespace::Deltas, b"d", b"d".to_vec()))
+        })
+        .await;
+    assert!(
+        matches!(outside, Err(StoreError::Backend(_))),
+        "{outside:?}"
+    );
+    for (ns, key) in [
+        (Namespace::State, &b"row"[..]),
+        (Namespace::State, b"gone"),
+        (Namespace::Deltas, b"d"),
+    ] {
+        assert_eq!(
+            store.get(ns, key).await.unwrap(),
+            None,
+            "nothing was written"
+        );
+    }
+    store
+        .commit_parts(first(), &[Namespace::Audit, Namespace::State], || {
+            Ok(Batch::new()
+                .put(Namespace::Audit, b"record", b"r".to_vec())
+                .delete(Namespace::State, b"gone"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Namespace::State, b"row").await.unwrap(),
+        Some(vec![1; 70_000])
+    );
+    assert_eq!(store.get(Namespace::State, b"gone").await.unwrap(), None);
+    assert_eq!(
+        store.get(Namespace::Audit, b"record").await.unwrap(),
+        Some(b"r".to_vec())
+    );
 }

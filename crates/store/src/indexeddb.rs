@@ -2,20 +2,22 @@
 //! binary keys (IndexedDB orders them bytewise) and `Uint8Array` values.
 //!
 //! A batch is one readwrite transaction: every request is issued, then the transaction is
-//! awaited; nothing else is awaited inside it, since IndexedDB commits a transaction on its own
-//! as soon as no request is pending. Writes go through `idb` directly (rexie is built on it):
-//! rexie does not show why a transaction aborted, and a full quota must be told apart.
+//! committed (`commit()`) and awaited; nothing else is awaited inside it, since IndexedDB
+//! commits a transaction on its own as soon as no request is pending. Writes go through a few
+//! lines of JS (below), one call per write: rexie does not show why a transaction aborted, and a
+//! full quota must be told apart. Reads go through rexie. A batch in two parts
+//! ([`Store::commit_parts`]) is one transaction whose first writes are issued before the rest
+//! is made.
 //!
 //! Every readwrite transaction names its [`Durability`] (`relaxed` unless the embedder chose
 //! otherwise): what a committed batch survives is then the store's choice, not each browser's
 //! default. What each promises, and why relaxed: docs/storage.md, *Durability*.
 
-use idb::request::Request;
 use js_sys::{Array, Object, Uint8Array};
 use rexie::{Direction, KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{IdbDatabase, IdbTransaction};
+use wasm_bindgen::JsValue;
+use web_sys::IdbDatabase;
 
 use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError};
 
@@ -54,28 +56,51 @@ impl Durability {
     }
 }
 
-#[wasm_bindgen]
+/// A batch's writes in one readwrite transaction, issued from JS: one call across the boundary
+/// per write (the key and value arrive as views of wasm memory and are copied once, into
+/// buffers of their own), then `commit()`, resolving to `null` once committed or to the name of
+/// the error that aborted it. A write that throws aborts the transaction: nothing of the batch
+/// is written.
+#[wasm_bindgen(inline_js = r#"
+export function begin(db, names, options) { return db.transaction(names, 'readwrite', options); }
+export function put(tx, stores, ns, key, value) { tx.objectStore(stores[ns]).put(value.slice(), key.slice()); }
+export function remove(tx, stores, ns, key) { tx.objectStore(stores[ns]).delete(key.slice()); }
+export function abort(tx) { try { tx.abort(); } catch (_) { /* already over */ } }
+export function finish(tx) {
+  const done = new Promise((resolve) => {
+    tx.oncomplete = () => resolve(null);
+    tx.onabort = () => resolve(tx.error ? tx.error.name : 'AbortError');
+  });
+  tx.commit();
+  return done;
+}
+"#)]
 extern "C" {
-    /// An `IDBDatabase`, for the one method web-sys has only behind `web_sys_unstable_apis`.
-    #[wasm_bindgen(js_name = IDBDatabase)]
-    type Connection;
-
-    /// `IDBDatabase.transaction(names, mode, options)`.
-    #[wasm_bindgen(method, catch, js_name = transaction)]
-    fn transaction_with_options(
-        this: &Connection,
-        names: &Array,
-        mode: &str,
-        options: &Object,
-    ) -> Result<IdbTransaction, JsValue>;
+    /// `db.transaction(names, 'readwrite', options)`.
+    #[wasm_bindgen(catch)]
+    fn begin(db: &IdbDatabase, names: &Array, options: &Object) -> Result<JsValue, JsValue>;
+    /// Puts `value` under `key` in object store `stores[ns]` of `tx`.
+    #[wasm_bindgen(catch)]
+    fn put(tx: &JsValue, stores: &Array, ns: u32, key: &[u8], value: &[u8]) -> Result<(), JsValue>;
+    /// Deletes `key` in object store `stores[ns]` of `tx`.
+    #[wasm_bindgen(catch)]
+    fn remove(tx: &JsValue, stores: &Array, ns: u32, key: &[u8]) -> Result<(), JsValue>;
+    /// Aborts `tx` if it is still under way.
+    fn abort(tx: &JsValue);
+    /// Commits `tx`; the promise resolves to `null` once committed, else to the error's name.
+    #[wasm_bindgen(catch)]
+    fn finish(tx: &JsValue) -> Result<js_sys::Promise, JsValue>;
 }
 
 pub struct IndexedDbStore {
     db: Rexie,
-    /// A second connection for writes, through idb, which shows why a transaction aborted.
+    /// A second connection, for writes (opened with idb): the JS above makes its transactions.
     writer: IdbDatabase,
     /// The options of every readwrite transaction (`{durability}`).
     write_options: Object,
+    /// Every object store's name, in the order of [`Namespace::ALL`] (made once: each write
+    /// names its store by index, not by a string decoded anew).
+    store_names: Array,
     durability: Durability,
 }
 
@@ -149,10 +174,15 @@ impl IndexedDbStore {
             &durability.as_str().into(),
         )
         .map_err(|e| StoreError::Backend(format!("transaction options: {e:?}")))?;
+        let store_names = Namespace::ALL
+            .iter()
+            .map(|ns| JsValue::from(ns.as_str()))
+            .collect();
         Ok(Self {
             db,
             writer,
             write_options,
+            store_names,
             durability,
         })
     }
@@ -252,48 +282,86 @@ impl Store for IndexedDbStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let names: Array = batch
-            .namespaces()
-            .into_iter()
-            .map(|ns| JsValue::from(ns.as_str()))
+        let tx = self.begin(&batch.namespaces())?;
+        self.issue(&tx, &batch)?;
+        finish_transaction(&tx).await
+    }
+
+    /// One transaction over `first`'s namespaces and `later`: `first`'s writes are issued
+    /// before `rest` is made, so IndexedDB's thread writes them meanwhile.
+    async fn commit_parts(
+        &self,
+        first: Batch,
+        later: &[Namespace],
+        rest: impl FnOnce() -> Result<Batch, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut scope = first.namespaces();
+        scope.extend_from_slice(later);
+        scope.sort();
+        scope.dedup();
+        let tx = self.begin(&scope)?;
+        self.issue(&tx, &first)?;
+        let rest = rest().and_then(|rest| crate::within(&rest, later).map(|()| rest));
+        match rest {
+            Ok(rest) => self.issue(&tx, &rest)?,
+            Err(e) => {
+                abort(&tx);
+                return Err(e);
+            }
+        }
+        finish_transaction(&tx).await
+    }
+}
+
+impl IndexedDbStore {
+    /// A readwrite transaction over `scope`.
+    fn begin(&self, scope: &[Namespace]) -> Result<JsValue, StoreError> {
+        let names: Array = scope
+            .iter()
+            .map(|ns| self.store_names.get(index(ns)))
             .collect();
-        let backend = |e: idb::Error| StoreError::Backend(e.to_string());
-        let tx: idb::Transaction = self
-            .writer
-            .unchecked_ref::<Connection>()
-            .transaction_with_options(&names, "readwrite", &self.write_options)
-            .map_err(|e| StoreError::Backend(format!("cannot start a transaction: {e:?}")))?
-            .into();
-        // Every request is issued before the transaction is awaited (idb issues them on call),
-        // and one is kept to read the transaction's error if it aborts.
-        let mut witness = None;
+        begin(&self.writer, &names, &self.write_options)
+            .map_err(|e| StoreError::Backend(format!("cannot start a transaction: {e:?}")))
+    }
+
+    /// Issues every write of `batch` in `tx`; one that cannot be issued aborts the transaction
+    /// (nothing of it is written).
+    fn issue(&self, tx: &JsValue, batch: &Batch) -> Result<(), StoreError> {
         for op in batch.ops() {
-            let (ns, key) = match op {
-                Op::Put { ns, key, .. } | Op::Delete { ns, key } => (ns, key),
+            let issued = match op {
+                Op::Put { ns, key, value } => put(tx, &self.store_names, index(ns), key, value),
+                Op::Delete { ns, key } => remove(tx, &self.store_names, index(ns), key),
             };
-            let store = tx.object_store(ns.as_str()).map_err(backend)?;
-            let request_tx = match op {
-                Op::Put { value, .. } => store
-                    .put(&bytes(value), Some(&bytes(key)))
-                    .map_err(backend)?
-                    .transaction(),
-                Op::Delete { .. } => store.delete(bytes(key)).map_err(backend)?.transaction(),
-            };
-            witness = witness.or(request_tx);
+            if let Err(e) = issued {
+                abort(tx);
+                return Err(StoreError::Backend(format!("a write was refused: {e:?}")));
+            }
         }
-        let outcome = tx.await;
-        if matches!(outcome, Ok(idb::TransactionResult::Committed)) {
-            return Ok(());
-        }
-        let reason = witness.and_then(|t| t.error()).map(|e| e.name());
-        match reason.as_deref() {
-            Some("QuotaExceededError") => Err(StoreError::QuotaExceeded),
-            Some(name) => Err(StoreError::Backend(format!(
-                "the transaction was aborted: {name}"
-            ))),
-            None => Err(StoreError::Backend(format!(
-                "the transaction did not commit: {outcome:?}"
-            ))),
-        }
+        Ok(())
+    }
+}
+
+/// A namespace's place in [`Namespace::ALL`] (and in `store_names`).
+fn index(ns: &Namespace) -> u32 {
+    Namespace::ALL.iter().position(|n| n == ns).unwrap_or(0) as u32
+}
+
+/// Commits `tx` (now, not once the page has had every put's success event, for which
+/// IndexedDB's own commit waits: one round trip to the main thread fewer) and waits until it is
+/// committed or aborted.
+async fn finish_transaction(tx: &JsValue) -> Result<(), StoreError> {
+    let done = finish(tx).map_err(|e| {
+        abort(tx);
+        StoreError::Backend(format!("cannot commit: {e:?}"))
+    })?;
+    let outcome = wasm_bindgen_futures::JsFuture::from(done)
+        .await
+        .map_err(|e| StoreError::Backend(format!("the transaction failed: {e:?}")))?;
+    match outcome.as_string().as_deref() {
+        None => Ok(()),
+        Some("QuotaExceededError") => Err(StoreError::QuotaExceeded),
+        Some(name) => Err(StoreError::Backend(format!(
+            "the transaction was aborted: {name}"
+        ))),
     }
 }

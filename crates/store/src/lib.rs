@@ -182,6 +182,24 @@ pub trait Store {
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
     /// Applies every op of the batch, in order, or none; returns once it is durable.
     async fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Commits `first`'s writes and then the ones `rest` makes, as one batch: all or none. A
+    /// store that can write before it holds the whole batch (IndexedDB) starts on `first`, then
+    /// calls `rest` (synchronously: nothing else runs in between) while its own thread writes;
+    /// `later` names every namespace `rest` may write (IndexedDB declares a transaction's object
+    /// stores when it begins). If `rest` fails, or writes a namespace `later` does not name,
+    /// nothing is written.
+    async fn commit_parts(
+        &self,
+        first: Batch,
+        later: &[Namespace],
+        rest: impl FnOnce() -> Result<Batch, StoreError>,
+    ) -> Result<(), StoreError> {
+        let rest = rest()?;
+        within(&rest, later)?;
+        let mut batch = first;
+        batch.append(rest);
+        self.commit(batch).await
+    }
     /// The keys (not the values) that start with `prefix`, in key order, or `None` if there are
     /// more than `limit`: one bulk request where values need not be read (IndexedDB).
     async fn keys_with_prefix(
@@ -218,6 +236,14 @@ impl<S: Store> Store for std::rc::Rc<S> {
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
         S::commit(self, batch).await
     }
+    async fn commit_parts(
+        &self,
+        first: Batch,
+        later: &[Namespace],
+        rest: impl FnOnce() -> Result<Batch, StoreError>,
+    ) -> Result<(), StoreError> {
+        S::commit_parts(self, first, later, rest).await
+    }
     async fn keys_with_prefix(
         &self,
         ns: Namespace,
@@ -225,6 +251,22 @@ impl<S: Store> Store for std::rc::Rc<S> {
         limit: usize,
     ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
         S::keys_with_prefix(self, ns, prefix, limit).await
+    }
+}
+
+/// Refuses a later part of a batch (see [`Store::commit_parts`]) that writes a namespace
+/// `later` does not name.
+pub fn within(batch: &Batch, later: &[Namespace]) -> Result<(), StoreError> {
+    match batch
+        .namespaces()
+        .into_iter()
+        .find(|ns| !later.contains(ns))
+    {
+        Some(ns) => Err(StoreError::Backend(format!(
+            "a later part of a batch writes {}, which it did not name",
+            ns.as_str()
+        ))),
+        None => Ok(()),
     }
 }
 

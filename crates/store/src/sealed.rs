@@ -72,8 +72,38 @@ impl<S: Store, K: Sealer> Store for SealedStore<S, K> {
         self.inner.keys_with_prefix(ns, prefix, limit).await
     }
 
+    /// Seals `first`'s keys' values, then lets `inner` write it while `rest` is made; `rest`
+    /// may not write keys (sealing awaits, a transaction must not): if it does, nothing is
+    /// written.
+    async fn commit_parts(
+        &self,
+        mut first: Batch,
+        later: &[Namespace],
+        rest: impl FnOnce() -> Result<Batch, StoreError>,
+    ) -> Result<(), StoreError> {
+        self.seal(&mut first).await?;
+        let rest = || {
+            let rest = rest()?;
+            match rest.namespaces().into_iter().any(sealed) {
+                true => Err(StoreError::Backend(
+                    "a later part of a batch may not write keys (they are sealed first)".into(),
+                )),
+                false => Ok(rest),
+            }
+        };
+        self.inner.commit_parts(first, later, rest).await
+    }
+
     /// Seals first, then commits the whole batch at once (sealing awaits, a transaction must not).
     async fn commit(&self, mut batch: Batch) -> Result<(), StoreError> {
+        self.seal(&mut batch).await?;
+        self.inner.commit(batch).await
+    }
+}
+
+impl<S: Store, K: Sealer> SealedStore<S, K> {
+    /// Seals the values the batch puts in [`Namespace::Keys`], in place.
+    async fn seal(&self, batch: &mut Batch) -> Result<(), StoreError> {
         // Only keys' values are sealed, in place; the rest pass on as they are, not copied (a
         // set at 1,000 keys writes an index row of 84 KiB).
         for op in batch.ops_mut() {
@@ -83,7 +113,7 @@ impl<S: Store, K: Sealer> Store for SealedStore<S, K> {
                 }
             }
         }
-        self.inner.commit(batch).await
+        Ok(())
     }
 }
 

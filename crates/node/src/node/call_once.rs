@@ -90,12 +90,18 @@ impl<S: Store, E: Env> Node<S, E> {
 
     /// Stages the answer of the call with an id that runs now, if any, in its transaction.
     /// Taken by the first call to commit, so the calls it makes (xcalls) keep none.
-    pub(super) fn stage_answer(&mut self, batch: &mut Batch, result: &ExecuteResult) {
-        let Some(once) = self.once_call.take() else {
+    /// (`once`: the node's `once_call`, taken; `now`: the node's time.)
+    pub(super) fn stage_answer(
+        once: Option<OnceCall>,
+        now: u64,
+        batch: &mut Batch,
+        result: &ExecuteResult,
+    ) {
+        let Some(once) = once else {
             return;
         };
         let stored = StoredAnswer {
-            at: self.now,
+            at: now,
             method: once.method,
             args_hash: once.args_hash,
             output: result.output.clone(),

@@ -118,19 +118,20 @@ impl<S: Store, E: Env> Node<S, E> {
     /// call's batch: `delta` is the delta the call made (stored as the `seq`th), if any, else
     /// `seq` is the context's next. They run once the call's action is over (see
     /// [`Self::run_queued_handlers`]).
+    /// (`depth`: the node's `handler_depth`.)
     pub(super) fn stage_own_handlers(
-        &self,
         batch: &mut Batch,
         context_id: ContextId,
         (delta, seq): (Option<DeltaId>, u64),
         events: &[tabnode_runtime::Event],
+        depth: u8,
     ) -> Vec<HandlerCall> {
         let events = events
             .iter()
             .enumerate()
             .map(|(index, e)| (index as u32 | OWN_CALL, &e.handler, &e.data[..], false));
         let named_by = (delta.unwrap_or(DeltaId([0; 32])), seq);
-        stage_queue(batch, context_id, named_by, events, self.handler_depth)
+        stage_queue(batch, context_id, named_by, events, depth)
     }
 
     pub(super) fn queue_handlers(&mut self, calls: Vec<HandlerCall>) {

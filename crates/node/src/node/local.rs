@@ -29,6 +29,26 @@ pub(super) fn json_type(value: &serde_json::Value) -> &'static str {
     }
 }
 
+/// The namespaces a local call's own records go to, after its rows (see [`Node::call_records`]).
+const CALL_RECORDS: &[Namespace] = &[
+    Namespace::Meta,
+    Namespace::Contexts,
+    Namespace::Deltas,
+    Namespace::Audit,
+    Namespace::Blobs,
+];
+
+/// A local call's own records, staged: its delta and audit record, the context's record after
+/// it, its answer and the handlers its events name.
+struct CallRecords {
+    batch: Batch,
+    delta: Option<Delta>,
+    audit: AuditRecord,
+    record: ContextRecord,
+    result: ExecuteResult,
+    handlers: Vec<handlers::HandlerCall>,
+}
+
 impl<S: Store, E: Env> Node<S, E> {
     /// The time of a local call in `ctx`: the wall clock, but always after every timestamp of
     /// a delta that stands here and after the context's heads (the parents of a delta made
@@ -449,7 +469,6 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
             })
             .collect();
-        let mut delta = None;
         let writes = !outcome.artifact.is_empty() || !outcome.shared_writes.is_empty();
         if writes {
             stamp?;
@@ -469,99 +488,49 @@ impl<S: Store, E: Env> Node<S, E> {
                 }
             }
         }
-        if !outcome.artifact.is_empty() {
-            let root_hash = Hash(outcome.root_hash.unwrap_or_default());
-            delta = Some(
-                DeltaBody {
-                    context_id: ctx.id,
-                    parents: ctx.record.heads.clone(),
-                    author: self.key.public(),
-                    timestamp,
-                    // calimero-storage checks the owner's signature on each user-storage
-                    // action it merges: this node signs its own, as merod does.
-                    artifact: sign_user_actions(&outcome.artifact, &self.key.public().0, |p| {
-                        self.key.sign(p).0
-                    }),
-                    root_hash,
-                    events: events.clone(),
-                    genesis: ctx.record.heads.is_empty().then(|| Genesis {
-                        input: input.clone(),
-                        random_seed,
-                    }),
-                    author_cert: ctx.record.cert.clone(),
-                    op: None,
-                }
-                .sign(&self.key),
-            );
-        }
-        let root_hash = outcome.root_hash.map(Hash).or(ctx.record.root_hash);
-        let audit = AuditRecord::seal(
-            AuditEntry {
-                random_seed,
-                delta_id: delta.as_ref().map(Delta::id),
-                ..AuditEntry::call(
-                    self.key.public(),
-                    method,
-                    Hash(*blake3::hash(&input).as_bytes()),
-                    "ok",
-                    root_hash,
-                    timestamp,
-                )
-            },
-            &ctx.audit,
-            &self.key,
+        // The call's rows go to the store first (IndexedDB writes them on its own thread while
+        // the node signs and stages its records, in the same transaction: see
+        // `Store::commit_parts`); a call that writes none commits as one batch below.
+        let mut first = std::mem::take(batch);
+        stage_writes(
+            &mut first,
+            ctx,
+            &outcome.shared_writes,
+            &outcome.private_writes,
         );
-        stage_audit(batch, ctx.id, &audit);
-        for (hash, payload) in &withheld {
-            let key = [PAYLOAD, ctx.id.as_bytes(), hash.as_bytes()].concat();
-            batch.put_mut(Namespace::Meta, &key, payload.clone());
+        if action.should_hold(outcome.xcalls.len()) {
+            self.hold_action_writes(ctx.id).await?;
         }
-        let blob_ids: Vec<String> = outcome
-            .blobs
-            .keys()
-            .map(|id| bs58::encode(id).into_string())
-            .collect();
-        for (id, data) in &outcome.blobs {
-            batch.put_mut(Namespace::Blobs, id, data.clone());
-        }
-        for id in &outcome.announced_blobs {
-            let announced = blob_fetch::announced_key(&ctx.id, id);
-            batch.put_mut(Namespace::Meta, &announced, Vec::new());
-        }
-        let delta_id = delta.as_ref().map(Delta::id);
-        let result = ExecuteResult {
-            output,
-            logs: std::mem::take(&mut outcome.logs),
-            events: outcome
-                .events
-                .iter()
-                .map(|e| serde_json::json!({"kind": e.kind, "data": json_or_bytes(&e.data)}))
-                .collect(),
-            root_hash,
-            delta_id,
-            blobs: blob_ids,
-            repeated: false,
-            xcalls: Vec::new(),
-            queued_xcalls: std::mem::take(&mut outcome.xcalls),
-            context_requests: Vec::new(),
-            queued_context_requests: std::mem::take(&mut outcome.context_requests),
+        let key = self.key.clone();
+        let depth = self.handler_depth;
+        let previous_root = ctx.record.root_hash;
+        let (shared_ctx, events, withheld_now) = (&*ctx, &events, &withheld);
+        let records = move |outcome: &mut Outcome| {
+            Self::call_records(
+                &key,
+                shared_ctx,
+                outcome,
+                output,
+                events,
+                withheld_now,
+                (&input, random_seed, timestamp),
+                method,
+                depth,
+            )
         };
-        {
-            let mut record = ctx.record.clone();
-            record.root_hash = root_hash;
-            stage_writes(batch, ctx, &outcome.shared_writes, &outcome.private_writes);
-            if let Some(delta) = &delta {
-                record.heads = vec![delta.id()];
-                stage_delta(batch, ctx.id, &mut record, delta);
-            }
-            let seq = record.next_seq - delta.is_some() as u64;
-            let handlers = self.stage_own_handlers(batch, ctx.id, (delta_id, seq), &outcome.events);
-            batch.put_mut(
-                Namespace::Contexts,
-                ctx.id.as_bytes(),
-                borsh::to_vec(&record).expect("encode"),
+        let (delta, audit, record, result, handlers, read_only);
+        let written = if first.is_empty() {
+            let mut rest = first;
+            let made = records(&mut outcome);
+            rest.append(made.batch);
+            (delta, audit, record, result, handlers) = (
+                made.delta,
+                made.audit,
+                made.record,
+                made.result,
+                made.handlers,
             );
-            let read_only = delta.is_none()
+            read_only = delta.is_none()
                 && outcome.shared_writes.is_empty()
                 && outcome.private_writes.is_empty()
                 && outcome.blobs.is_empty()
@@ -571,20 +540,49 @@ impl<S: Store, E: Env> Node<S, E> {
             let record_only = read_only
                 && withheld.is_empty()
                 && handlers.is_empty()
-                && record.root_hash == ctx.record.root_hash;
-            action.handlers.extend(handlers);
+                && record.root_hash == previous_root;
             if !record_only {
                 // A call made with an id keeps its answer with its writes (see `call_once`).
-                self.stage_answer(batch, &result);
+                Self::stage_answer(self.once_call.take(), self.now, &mut rest, &result);
             }
-            if action.should_hold(result.queued_xcalls.len()) {
-                self.hold_action_writes(ctx.id).await?;
-            }
-            let written = match record_only && self.defer_read_audit(ctx.id, &audit) {
+            match record_only && self.defer_read_audit(ctx.id, &audit) {
                 true => Ok(()),
-                false => self.commit(std::mem::take(batch)).await,
+                false => self.commit(rest).await,
+            }
+        } else {
+            read_only = false;
+            let (once, now) = (self.once_call.take(), self.now);
+            let mut made = None;
+            let written = self
+                .commit_parts(first, CALL_RECORDS, || {
+                    let mut call = records(&mut outcome);
+                    Self::stage_answer(once, now, &mut call.batch, &call.result);
+                    let rest = std::mem::take(&mut call.batch);
+                    made = Some(call);
+                    rest
+                })
+                .await;
+            // The store may fail before it asks for the records (sealing, or the transaction
+            // not starting): then nothing was written.
+            let Some(made) = made else {
+                let error = written.err().unwrap_or_else(|| {
+                    StoreError::Backend("the store wrote a batch without its records".into())
+                });
+                return Err(error.into());
             };
-            *batch = Batch::new();
+            (delta, audit, record, result, handlers) = (
+                made.delta,
+                made.audit,
+                made.record,
+                made.result,
+                made.handlers,
+            );
+            written
+        };
+        *batch = Batch::new();
+        action.handlers.extend(handlers);
+        let delta_id = result.delta_id;
+        {
             match written {
                 Ok(()) => ctx.audit = audit.next_head(),
                 // A full disk must not stop reads: a call that changed nothing answers even if
@@ -631,5 +629,116 @@ impl<S: Store, E: Env> Node<S, E> {
             }
         }
         Ok(result)
+    }
+
+    /// Signs and stages a local call's own records (see [`CallRecords`]): what follows its run
+    /// once its rows are staged. `key`: the node's; `depth`: its `handler_depth`.
+    #[allow(clippy::too_many_arguments)]
+    fn call_records(
+        key: &SecretKey,
+        ctx: &ContextState,
+        outcome: &mut Outcome,
+        output: serde_json::Value,
+        events: &[EventRecord],
+        withheld: &[(Hash, Vec<u8>)],
+        (input, random_seed, timestamp): (&[u8], [u8; 32], u64),
+        method: &str,
+        depth: u8,
+    ) -> CallRecords {
+        let mut batch = Batch::new();
+        let delta = (!outcome.artifact.is_empty()).then(|| {
+            DeltaBody {
+                context_id: ctx.id,
+                parents: ctx.record.heads.clone(),
+                author: key.public(),
+                timestamp,
+                // calimero-storage checks the owner's signature on each user-storage
+                // action it merges: this node signs its own, as merod does.
+                artifact: sign_user_actions(&outcome.artifact, &key.public().0, |p| key.sign(p).0),
+                root_hash: Hash(outcome.root_hash.unwrap_or_default()),
+                events: events.to_vec(),
+                genesis: ctx.record.heads.is_empty().then(|| Genesis {
+                    input: input.to_vec(),
+                    random_seed,
+                }),
+                author_cert: ctx.record.cert.clone(),
+                op: None,
+            }
+            .sign(key)
+        });
+        let root_hash = outcome.root_hash.map(Hash).or(ctx.record.root_hash);
+        let audit = AuditRecord::seal(
+            AuditEntry {
+                random_seed,
+                delta_id: delta.as_ref().map(Delta::id),
+                ..AuditEntry::call(
+                    key.public(),
+                    method,
+                    Hash(*blake3::hash(input).as_bytes()),
+                    "ok",
+                    root_hash,
+                    timestamp,
+                )
+            },
+            &ctx.audit,
+            key,
+        );
+        stage_audit(&mut batch, ctx.id, &audit);
+        for (hash, payload) in withheld {
+            let key = [PAYLOAD, ctx.id.as_bytes(), hash.as_bytes()].concat();
+            batch.put_mut(Namespace::Meta, &key, payload.clone());
+        }
+        let blob_ids: Vec<String> = outcome
+            .blobs
+            .keys()
+            .map(|id| bs58::encode(id).into_string())
+            .collect();
+        for (id, data) in &outcome.blobs {
+            batch.put_mut(Namespace::Blobs, id, data.clone());
+        }
+        for id in &outcome.announced_blobs {
+            let announced = blob_fetch::announced_key(&ctx.id, id);
+            batch.put_mut(Namespace::Meta, &announced, Vec::new());
+        }
+        let delta_id = delta.as_ref().map(Delta::id);
+        let result = ExecuteResult {
+            output,
+            logs: std::mem::take(&mut outcome.logs),
+            events: outcome
+                .events
+                .iter()
+                .map(|e| serde_json::json!({"kind": e.kind, "data": json_or_bytes(&e.data)}))
+                .collect(),
+            root_hash,
+            delta_id,
+            blobs: blob_ids,
+            repeated: false,
+            xcalls: Vec::new(),
+            queued_xcalls: std::mem::take(&mut outcome.xcalls),
+            context_requests: Vec::new(),
+            queued_context_requests: std::mem::take(&mut outcome.context_requests),
+        };
+        let mut record = ctx.record.clone();
+        record.root_hash = root_hash;
+        if let Some(delta) = &delta {
+            record.heads = vec![delta.id()];
+            stage_delta(&mut batch, ctx.id, &mut record, delta);
+        }
+        let seq = record.next_seq - delta.is_some() as u64;
+        let handlers =
+            Self::stage_own_handlers(&mut batch, ctx.id, (delta_id, seq), &outcome.events, depth);
+        batch.put_mut(
+            Namespace::Contexts,
+            ctx.id.as_bytes(),
+            borsh::to_vec(&record).expect("encode"),
+        );
+        CallRecords {
+            batch,
+            delta,
+            audit,
+            record,
+            result,
+            handlers,
+        }
     }
 }

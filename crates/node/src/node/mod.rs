@@ -659,6 +659,35 @@ impl<S: Store, E: Env> Node<S, E> {
         Ok(())
     }
 
+    /// [`Node::commit`] of a batch made in two parts (see [`Store::commit_parts`]): `first`
+    /// goes to the store at once and `rest` is made while the store writes it; `later` names
+    /// the namespaces `rest` writes. Held writes, reads' audit records and a handler's row go
+    /// as [`Node::commit`] sends them.
+    async fn commit_parts(
+        &mut self,
+        first: Batch,
+        later: &[Namespace],
+        rest: impl FnOnce() -> Batch,
+    ) -> Result<(), StoreError> {
+        if self.held.is_some() {
+            let mut batch = first;
+            batch.append(rest());
+            return self.commit(batch).await;
+        }
+        let mut all = Batch::new();
+        for (context_id, record) in &self.unwritten_reads {
+            stage_audit(&mut all, *context_id, record);
+        }
+        all.append(first);
+        if let Some(row) = &self.handler_ran {
+            all.delete_mut(Namespace::Meta, row);
+        }
+        self.store.commit_parts(all, later, || Ok(rest())).await?;
+        self.unwritten_reads.clear();
+        self.handler_ran = None;
+        Ok(())
+    }
+
     /// Whether a snapshot is half in place in `context_id`, recording the deltas it covers.
     fn is_covering(&self, context_id: &ContextId) -> bool {
         self.contexts
