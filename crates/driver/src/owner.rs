@@ -459,13 +459,14 @@ mod tests {
         let queued = set(&owned.sender, context, "queued".into());
         let both = futures::future::join(stuck, queued);
         let mut both = std::pin::pin!(both);
-        // Both wait: the first holds the node, the second is behind it.
-        for _ in 0..20 {
-            pool.run_until_stalled();
-            let waker = noop_waker();
-            let mut cx = Context::from_waker(&waker);
-            assert!(both.as_mut().poll(&mut cx).is_pending());
-        }
+        // Both wait: the first holds the node, the second is behind it. (Not
+        // `run_until_stalled`: an idle owner's timer, on this test clock, never stalls.)
+        pool.run_until(async {
+            for _ in 0..50 {
+                assert!(futures::poll!(both.as_mut()).is_pending());
+                yield_once().await;
+            }
+        });
         owned
             .sender
             .abandon(Box::new(|| NodeError::Crashed("the task is gone".into())));
