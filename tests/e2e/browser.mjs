@@ -128,3 +128,18 @@ export async function addWalletDouble(context) {
   await context.addInitScript(base58InitScript);
   await context.addInitScript({ path: walletDouble });
 }
+
+/**
+ * The kit's node page without `?tabs` (a bare `BrowserNode.create`) on the store of `openTabs`'
+ * `url`, in its browser `context`: `{page, error}`, `error` being `{name, message}` of what
+ * stopped the node, or null.
+ */
+export async function openBarePage(context, url) {
+  const bare = new URL(url);
+  bare.searchParams.delete('tabs');
+  const page = await context.newPage();
+  await page.goto(bare.href);
+  await page.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: 60_000 });
+  const error = await page.evaluate(() => window.tabnodeError && { name: window.tabnodeError.name, message: window.tabnodeError.message });
+  return { page, error: error || null };
+}

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { eventually, openTabs } from '../../pkg/testing/index.js';
-import { launchChromium } from './browser.mjs';
+import { launchChromium, openBarePage } from './browser.mjs';
 
 const kvStore = await readFile(new URL('../apps/dist/kv_store.wasm', import.meta.url));
 
@@ -36,15 +36,10 @@ const attempt = (page, method, args = [], ms = 10_000) =>
     return Promise.race([call, hung]);
   }, { method, args, ms });
 
-/** The kit's page with a bare `BrowserNode` (no `?tabs`) on the tabs' store, in their context. */
+/** A bare `BrowserNode` page on the tabs' store (see `openBarePage`); throws what stopped it. */
 async function barePage(context, url) {
-  const bare = new URL(url);
-  bare.searchParams.delete('tabs');
-  const page = await context.newPage();
-  await page.goto(bare.href);
-  await page.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: 60_000 });
-  const error = await page.evaluate(() => window.tabnodeError && `${window.tabnodeError.name}: ${window.tabnodeError.message}`);
-  if (error) throw new Error(`the page did not start: ${error}`);
+  const { page, error } = await openBarePage(context, url);
+  if (error) throw new Error(`the page did not start: ${error.name}: ${error.message}`);
   return page;
 }
 

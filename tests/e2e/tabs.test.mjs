@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { eventually, openTabs } from '../../pkg/testing/index.js';
-import { launchChromium } from './browser.mjs';
+import { launchChromium, openBarePage } from './browser.mjs';
 
 const kvStore = await readFile(new URL('../apps/dist/kv_store.wasm', import.meta.url));
 
@@ -189,13 +189,8 @@ test('a tab opens with NoHost, not a hang, when the tab holding the host lock ne
 test('a BrowserNode opened on a store a tab already runs fails with StoreLocked, and the tab\'s node goes on', async () => {
   const { tabs, context, url, stop } = await openTabs(browser, { tabs: 1, dbName: 'tabs-locked' });
   try {
-    // The kit's page without `?tabs`: a bare `BrowserNode.create` on the same store.
-    const bare = new URL(url);
-    bare.searchParams.delete('tabs');
-    const page = await context.newPage();
-    await page.goto(bare.href);
-    await page.waitForFunction(() => window.tabnode || window.tabnodeError, null, { timeout: 60_000 });
-    const error = await page.evaluate(() => window.tabnodeError && { name: window.tabnodeError.name, message: window.tabnodeError.message });
+    // A bare `BrowserNode.create` on the same store.
+    const { error } = await openBarePage(context, url);
     assert.equal(error?.name, 'StoreLocked', JSON.stringify(error));
     assert.match(error.message, /another tab/);
     const appId = await tabs[0].installApp(kvStore);
