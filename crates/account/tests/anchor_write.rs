@@ -145,7 +145,8 @@ impl World {
 }
 
 /// A node (key from `seed`) that created a kv-store context, behind the lock a driver uses.
-async fn creator(seed: u8) -> (Mutex<TestNode>, ContextId) {
+/// A node on an in-memory store, with key seed `seed`, its clock given.
+async fn opened(seed: u8) -> TestNode {
     let mut node = Node::open(
         MemoryStore::default(),
         FixedEnv::new(seed),
@@ -154,6 +155,20 @@ async fn creator(seed: u8) -> (Mutex<TestNode>, ContextId) {
     .await
     .unwrap();
     tabnode_sim::clock_in(&mut node);
+    node
+}
+
+/// A node (key seed `seed`) admitted to `ctx` by `creator`, the two settled.
+async fn joiner(creator: &Mutex<TestNode>, ctx: ContextId, seed: u8) -> TestNode {
+    let mut joiner = opened(seed).await;
+    let mut creator = creator.lock().await;
+    joiner.join(&creator.invite(&ctx).unwrap()).await.unwrap();
+    tabnode_sim::settle(&mut [&mut *creator, &mut joiner]);
+    joiner
+}
+
+async fn creator(seed: u8) -> (Mutex<TestNode>, ContextId) {
+    let mut node = opened(seed).await;
     let app = node.install_app(&guest("kv_store")).await.unwrap();
     let ctx = node.create_context(app, json!({})).await.unwrap();
     (Mutex::new(node), ctx)
@@ -202,18 +217,9 @@ async fn a_refused_transaction_says_which_request_and_why() {
         .await
         .unwrap();
     // A member joins the log; its AddMembers lands twice: the second copy is refused.
-    let mut guest_node = Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(2),
-        Runtime::new(Limits::default()),
-    )
-    .await
-    .unwrap();
-    tabnode_sim::clock_in(&mut guest_node);
+    let guest_node = joiner(&node, ctx, 2).await;
     {
-        let mut a = node.lock().await;
-        guest_node.join(&a.invite(&ctx).unwrap()).await.unwrap();
-        tabnode_sim::settle(&mut [&mut *a, &mut guest_node]);
+        let a = node.lock().await;
         assert!(a
             .members(&ctx)
             .unwrap()
@@ -253,18 +259,9 @@ async fn a_signer_the_contract_does_not_list_is_refused_before_the_wallet_is_ask
         .await
         .unwrap();
     // B, made an admin in the log, is not on the contract.
-    let mut b = Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(2),
-        Runtime::new(Limits::default()),
-    )
-    .await
-    .unwrap();
-    tabnode_sim::clock_in(&mut b);
+    let mut b = joiner(&a, ctx, 2).await;
     {
         let mut a = a.lock().await;
-        b.join(&a.invite(&ctx).unwrap()).await.unwrap();
-        tabnode_sim::settle(&mut [&mut *a, &mut b]);
         a.set_role(&ctx, b.public_key(), Role::Admin).await.unwrap();
         tabnode_sim::settle(&mut [&mut *a, &mut b]);
     }
@@ -288,20 +285,8 @@ async fn with_a_quorum_a_lying_rpc_double_cannot_set_the_nonce_the_write_signs()
         .write_anchor(&node, &w.anchor_chain(), ctx)
         .await
         .unwrap();
-    let mut b = Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(2),
-        Runtime::new(Limits::default()),
-    )
-    .await
-    .unwrap();
-    tabnode_sim::clock_in(&mut b);
-    let creator_key = {
-        let mut a = node.lock().await;
-        b.join(&a.invite(&ctx).unwrap()).await.unwrap();
-        tabnode_sim::settle(&mut [&mut *a, &mut b]);
-        a.public_key()
-    };
+    let b = joiner(&node, ctx, 2).await;
+    let creator_key = node.lock().await.public_key();
     let mut lie = w.chain.lock().unwrap().clone();
     lie.contexts
         .get_mut(&ctx.0)
