@@ -518,19 +518,11 @@ impl<S: Store, E: Env> Node<S, E> {
                 depth,
             )
         };
-        let (delta, audit, record, result, handlers, read_only);
-        let written = if first.is_empty() {
+        let (made, written, read_only) = if first.is_empty() {
             let mut rest = first;
-            let made = records(&mut outcome);
-            rest.append(made.batch);
-            (delta, audit, record, result, handlers) = (
-                made.delta,
-                made.audit,
-                made.record,
-                made.result,
-                made.handlers,
-            );
-            read_only = delta.is_none()
+            let mut made = records(&mut outcome);
+            rest.append(std::mem::take(&mut made.batch));
+            let read_only = made.delta.is_none()
                 && outcome.shared_writes.is_empty()
                 && outcome.private_writes.is_empty()
                 && outcome.blobs.is_empty()
@@ -539,18 +531,18 @@ impl<S: Store, E: Env> Node<S, E> {
             // `defer_read_audits`): it is chained now and stored with what comes next.
             let record_only = read_only
                 && withheld.is_empty()
-                && handlers.is_empty()
-                && record.root_hash == previous_root;
+                && made.handlers.is_empty()
+                && made.record.root_hash == previous_root;
             if !record_only {
                 // A call made with an id keeps its answer with its writes (see `call_once`).
-                Self::stage_answer(self.once_call.take(), self.now, &mut rest, &result);
+                Self::stage_answer(self.once_call.take(), self.now, &mut rest, &made.result);
             }
-            match record_only && self.defer_read_audit(ctx.id, &audit) {
+            let written = match record_only && self.defer_read_audit(ctx.id, &made.audit) {
                 true => Ok(()),
                 false => self.commit(rest).await,
-            }
+            };
+            (made, written, read_only)
         } else {
-            read_only = false;
             let (once, now) = (self.once_call.take(), self.now);
             let mut made = None;
             let written = self
@@ -570,15 +562,15 @@ impl<S: Store, E: Env> Node<S, E> {
                 });
                 return Err(error.into());
             };
-            (delta, audit, record, result, handlers) = (
-                made.delta,
-                made.audit,
-                made.record,
-                made.result,
-                made.handlers,
-            );
-            written
+            (made, written, false)
         };
+        let (delta, audit, record, result, handlers) = (
+            made.delta,
+            made.audit,
+            made.record,
+            made.result,
+            made.handlers,
+        );
         *batch = Batch::new();
         action.handlers.extend(handlers);
         let delta_id = result.delta_id;
