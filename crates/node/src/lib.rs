@@ -17,6 +17,7 @@ mod disclosure;
 mod env;
 mod error;
 mod log;
+pub mod machine;
 mod membership;
 mod node;
 pub mod proposals;
