@@ -6,13 +6,18 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tabnode_node::{Clock, Env, GuestPolicy, Node, NodeError};
+use tabnode_driver::Driver;
+use tabnode_node::{Clock, Env, GuestPolicy, NodeError};
 use tabnode_runtime::{Limits, Runtime};
 use tabnode_store::FileStore;
 
 use crate::failure::Failure;
 
-pub type CliNode = Node<Rc<FileStore>, SystemEnv>;
+/// The node as commands see it (the driver carries out its store requests on the file store).
+pub type CliNode = tabnode_driver::CoreNode<SystemEnv>;
+
+/// The node and its file store, driven as the page drives its own (`tabnode-driver`).
+pub type CliDriver = Driver<Rc<FileStore>, SystemEnv>;
 
 /// What the node answers a guest's request that acts beyond its own call (`context_delete`,
 /// `context_add_member`, `context_remove_member`, an xcall into a context it neither is nor
@@ -62,7 +67,7 @@ impl Env for SystemEnv {
 /// An open home: the node, its store (an app's ABI is kept beside the node's records), and the
 /// lock that keeps a second process out while this one runs.
 pub struct Home {
-    pub node: CliNode,
+    pub driver: CliDriver,
     pub store: Rc<FileStore>,
     /// Held for as long as the process works on the home (see [`lock`]).
     pub lock: File,
@@ -148,13 +153,16 @@ impl Home {
             .await
             .map_err(|e| Failure::Node(NodeError::Store(e)))?;
         let store = Rc::new(store);
-        let mut node = Node::open(store.clone(), SystemEnv, Runtime::new(limits)).await?;
-        // A command is one input: it runs at the time it starts (`run` and `context join` give
-        // the time again before each input, through the driver).
-        node.advance_to(SystemClock.now_nanos());
+        // Each command is an input, given the time it starts at by the driver.
+        let driver =
+            Driver::open(store.clone(), SystemEnv, Runtime::new(limits), SystemClock).await?;
         if guest_requests == GuestRequests::Allow {
-            node.set_guest_policy(GuestPolicy::Allow);
+            driver.node().set_guest_policy(GuestPolicy::Allow);
         }
-        Ok(Self { node, store, lock })
+        Ok(Self {
+            driver,
+            store,
+            lock,
+        })
     }
 }

@@ -21,7 +21,7 @@ mod home;
 mod online;
 mod workflow;
 
-use commands::{write_blob, BlobCommand, Command, ContextCommand};
+use commands::{write_held_blob, BlobCommand, Command, ContextCommand};
 use failure::{fail, parse_id, Failure};
 use home::{GuestRequests, Home};
 
@@ -224,7 +224,8 @@ async fn run(home: PathBuf, cli: Cli) -> Result<Option<Value>, Failure> {
                 ));
             };
             if relay.is_empty() {
-                return match write_blob(&home.node, &id, &out).await? {
+                let mut home = home;
+                return match write_held_blob(&mut home.driver, id, &out).await? {
                     Some(written) => Ok(Some(written)),
                     None => Err(Failure::Other(
                         "Usage",
@@ -240,10 +241,13 @@ async fn run(home: PathBuf, cli: Cli) -> Result<Option<Value>, Failure> {
         }
         TopCommand::Workflow(_) => unreachable!("a workflow runs before a home is opened"),
         TopCommand::Node(command) => {
-            let mut home = home;
-            commands::execute(&mut home.node, &home.store, command)
-                .await
-                .map(Some)
+            let Home {
+                mut driver, store, ..
+            } = home;
+            let (result, _) = driver
+                .run(async move |node| commands::execute(node, &store, command).await)
+                .await;
+            result.map(Some)
         }
     }
 }

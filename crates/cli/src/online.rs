@@ -23,9 +23,11 @@ use tabnode_store::FileStore;
 use tabnode_types::{ContextId, Hash};
 use tokio::io::AsyncBufReadExt;
 
-use crate::commands::{self, invitation_of_link, no_blob, write_blob, Command, ContextCommand};
+use crate::commands::{
+    self, invitation_of_link, no_blob, write_held_blob, Command, ContextCommand,
+};
 use crate::failure::Failure;
-use crate::home::{CliNode, Home, SystemClock, SystemEnv};
+use crate::home::{CliNode, Home, SystemEnv};
 
 /// The node on the network.
 struct Online {
@@ -55,10 +57,15 @@ fn event_line(event: &NodeEvent) -> Value {
 impl Online {
     /// Starts the network with the node's own peer identity and dials the relays.
     fn connect(home: Home, relays: Vec<String>) -> Result<(Self, Vec<Value>), Failure> {
-        let Home { node, store, lock } = home;
+        let Home {
+            mut driver,
+            store,
+            lock,
+        } = home;
+        let seed = driver.node().network_identity_seed();
         let (net, net_events) = tabnode_net::start(NetConfig {
             relays,
-            identity_ed25519_secret: node.network_identity_seed(),
+            identity_ed25519_secret: seed,
             direct: false,
             ice_servers: Vec::new(),
         })
@@ -66,6 +73,7 @@ impl Online {
             tabnode_net::NetError::BadAddress { .. } => Failure::Other("BadAddress", e.to_string()),
             e => Failure::Other("NetworkError", e.to_string()),
         })?;
+        let node = driver.node();
         let started = json!({
             "type": "started",
             "publicKey": node.public_key().to_string(),
@@ -77,7 +85,8 @@ impl Online {
             .into_iter()
             .filter(|id| !node.is_synced(id))
             .collect();
-        let (driver, events) = Driver::new(node, SystemClock, Some(net), Some(net_events));
+        drop(node);
+        let events = driver.connect(Some(net), Some(net_events));
         let mut online = Self {
             driver,
             store,
@@ -134,7 +143,7 @@ impl Online {
         timeout_secs: u64,
     ) -> Result<bool, Failure> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs);
-        while !done(self.driver.node()) {
+        while !done(&self.driver.node()) {
             match self.step(tokio::time::sleep_until(deadline)).await {
                 Step::Lines(lines) => progress(lines),
                 Step::NetworkStopped => {
@@ -157,7 +166,7 @@ impl Online {
                 let join = matches!(command, Command::Context(ContextCommand::Join { .. }));
                 let (result, events) = self
                     .driver
-                    .run(async |node| commands::execute(node, &store, command).await)
+                    .run(async move |node| commands::execute(node, &store, command).await)
                     .await;
                 // A join started: `synced` is said once the context's state is here.
                 if let (true, Ok(value)) = (join, &result) {
@@ -325,14 +334,15 @@ pub async fn get_blob(
     relays: Vec<String>,
     timeout_secs: u64,
 ) -> Result<Value, Failure> {
-    if let Some(written) = write_blob(&home.node, &id, out).await? {
+    let mut home = home;
+    if let Some(written) = write_held_blob(&mut home.driver, id, out).await? {
         return Ok(written);
     }
     let (mut online, lines) = Online::connect(home, relays)?;
     progress(lines);
     let (started, events) = online
         .driver
-        .run(async |node| node.fetch_blob(&context_id, id).await)
+        .run(async move |node| node.fetch_blob(&context_id, id).await)
         .await;
     started?;
     progress(online.lines(events));
@@ -346,8 +356,7 @@ pub async fn get_blob(
             ),
         ));
     }
-    let node = online.driver.node();
-    match write_blob(node, &id, out).await? {
+    match write_held_blob(&mut online.driver, id, out).await? {
         Some(written) => Ok(written),
         None => Err(match no_blob(&id) {
             Failure::Other(kind, why) => Failure::Other(
@@ -380,7 +389,7 @@ pub async fn join(
     let invitation = invitation_of_link(link);
     let (id, events) = online
         .driver
-        .run(async |node| node.join(&invitation).await)
+        .run(async move |node| node.join(&invitation).await)
         .await;
     let id = id?;
     online.unsynced.insert(id);

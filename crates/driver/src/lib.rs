@@ -1,33 +1,39 @@
-//! The node core on the network, for the page and the CLI alike (issue 16's one driver).
+//! The node core on the network and its store, for the page and the CLI alike (issue 16's one
+//! driver).
 //!
-//! The node does no I/O: it queues [`Outgoing`] messages and [`NodeEvent`]s, takes messages
-//! from peers, and says when its timers are next due ([`Node::poll_timeout`]). What is not
-//! browser- or tokio-specific about carrying that out lives here:
+//! The node is a [`Core`]: a state machine that does no I/O. [`Driver`] carries out what it
+//! asks for and gives it what comes in, in one task that owns it:
 //!
-//! - [`transmit`] sends what the node queued on the network ([`NetHandle`]);
-//! - [`deliver`] gives the node what the network brought (and the time it came at), and hands
-//!   back what is not the node's (peers coming and going, reservations) to the driver's owner;
-//! - [`run_timers`] and [`time_to_next_timer`] run the node's timer work when it is due;
-//! - [`flush`] is what follows every step: send what it queued, collect what it told.
+//! - a store request ([`Output::Store`]) is carried out on the driver's [`Store`] and
+//!   answered; reads asked together go to the store together;
+//! - what the node sends goes out on the network ([`transmit`], [`NetHandle`]);
+//! - what the network brings goes to the node, and what is not the node's (peers coming and
+//!   going, reservations) back to the driver's owner;
+//! - the node's timer work runs when [`Core::poll_timeout`] says.
 //!
-//! [`Driver`] puts them together for the one task that owns the node: [`Driver::step`] waits
-//! for the next input (a network event, the node's timer, or the owner's own) and handles it.
-//! The node reads no clock: the driver reads its own [`Clock`] (the page's `Date.now()`, the
-//! CLI's `SystemTime`) and gives the node the time before every input ([`Node::advance_to`]).
-//! The CLI's `run` loop steps it with stdin as its own input; the page's node task runs
-//! [`own`], which steps it with operations sent through a [`NodeSender`] (see [`owner`]).
+//! [`Driver::step`] waits for the next input (a network event, the node's timer, or the
+//! owner's own) and handles it. The node reads no clock: the driver reads its own [`Clock`]
+//! (the page's `Date.now()`, the CLI's `SystemTime`) and gives the time with every input. The
+//! CLI's `run` loop steps it with stdin as its own input; the page's node task runs [`own`],
+//! which steps it with operations sent through a [`NodeSender`] (see [`owner`]).
 
 mod owner;
 
 pub use owner::{channel, own, Commands, NodeSender};
+pub use tabnode_node::machine::CoreNode;
 
-use std::future::Future;
+use std::any::Any;
+use std::cell::RefMut;
+use std::future::{poll_fn, Future};
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedReceiver;
+use futures::future::join_all;
 use futures::{FutureExt, StreamExt};
 use tabnode_net::{NetEvent, NetHandle};
-use tabnode_node::{Clock, Env, Node, NodeEvent, Outgoing};
+use tabnode_node::machine::{carry_out, operation, Answer, Core, Input, Output, Request};
+use tabnode_node::{Clock, Env, NodeError, NodeEvent, Outgoing};
+use tabnode_runtime::Runtime;
 use tabnode_store::Store;
 
 /// Carries out on the network what the node asked for, in order. A refusal (the network task
@@ -46,76 +52,43 @@ pub fn transmit(net: &NetHandle, outgoing: Vec<Outgoing>) {
     }
 }
 
-/// What follows every step of the node: what it queued goes out on `net` (dropped when
-/// offline: members catch up by anti-entropy later), and what it told is returned in order.
-pub fn flush<S: Store, E: Env>(node: &mut Node<S, E>, net: Option<&NetHandle>) -> Vec<NodeEvent> {
-    let outgoing = node.take_outgoing();
-    if let Some(net) = net {
-        transmit(net, outgoing);
-    }
-    node.take_events()
-}
-
-/// Gives the node a message the network brought at `now` (ns since the epoch); any other event
-/// is not the node's and is handed back for the driver's owner to show or keep.
-pub async fn deliver<S: Store, E: Env>(
-    node: &mut Node<S, E>,
-    now: u64,
-    event: NetEvent,
-) -> Option<NetEvent> {
-    match event {
-        NetEvent::Message {
-            topic,
-            data,
-            source,
-        } => {
-            node.advance_to(now);
-            node.handle_message_from(&topic, &data, source.as_deref())
-                .await;
-            None
-        }
-        other => Some(other),
-    }
-}
-
-/// Runs the node's timer work if it is due at `now` (ns since the epoch, the node's clock);
-/// says whether it ran.
-pub async fn run_timers<S: Store, E: Env>(node: &mut Node<S, E>, now: u64) -> bool {
-    let due = node.poll_timeout().is_some_and(|due| due <= now);
-    if due {
-        node.handle_timeout(now).await;
-    }
-    due
-}
-
-/// How long from `now` until the node's timers are next due, at most `most` (with none due,
-/// `most`): a driver sleeps this long unless input comes first, and asks again after each step.
-pub fn time_to_next_timer<S: Store, E: Env>(
-    node: &Node<S, E>,
-    now: u64,
-    most: Duration,
-) -> Duration {
-    match node.poll_timeout() {
-        Some(due) => Duration::from_nanos(due.saturating_sub(now)).min(most),
-        None => most,
-    }
-}
-
 /// The node's timer wakes its driver at least this often with no input, to ask
-/// [`time_to_next_timer`] again...
+/// [`Core::poll_timeout`] again...
 pub const MOST_SLEEP: Duration = Duration::from_secs(1);
 
 /// ...and at most this often: timer work that stays due (a clock stepped back) must not spin.
 pub const LEAST_SLEEP: Duration = Duration::from_millis(5);
 
-/// A node, its network and the clock it is given time from, owned by one task: each step
-/// runs, then what it queued is sent and what it told is returned.
+/// How long from `now` until `due` (ns since the epoch), at most `most` (with none due,
+/// `most`): a driver sleeps this long unless input comes first, and asks again after each step.
+pub fn time_until(due: Option<u64>, now: u64, most: Duration) -> Duration {
+    match due {
+        Some(due) => Duration::from_nanos(due.saturating_sub(now)).min(most),
+        None => most,
+    }
+}
+
+/// What an input to the node ended with, once the driver carried out all it asked for.
+struct Settled {
+    events: Vec<NodeEvent>,
+    /// The result of the owner's operation, if the input was one (none if it panicked).
+    done: Option<Box<dyn Any>>,
+}
+
+/// A node (its [`Core`]), its store, its network and the clock it is given time from, owned by
+/// one task: each step runs an input to its end, then what it queued is sent and what it told
+/// is returned.
 pub struct Driver<S: Store, E: Env> {
-    node: Node<S, E>,
+    core: Core<E, Box<dyn Any>>,
+    store: S,
     clock: Box<dyn Clock>,
     net: Option<NetHandle>,
     /// What the network brings; `None` offline, or once the network task stopped.
     net_events: Option<UnboundedReceiver<NetEvent>>,
+    /// Until [`Driver::connect`]: what the node queued to send and told since it opened.
+    held: Option<(Vec<Outgoing>, Vec<NodeEvent>)>,
+    /// An output taken while gathering reads, to handle next.
+    lookahead: Option<Output<Box<dyn Any>>>,
 }
 
 /// What one [`Driver::step`] did.
@@ -132,36 +105,72 @@ pub enum Step<T> {
     NetworkStopped,
 }
 
-impl<S: Store, E: Env> Driver<S, E> {
-    /// Takes the node, the clock its inputs are timed by, its network's handle and what that
-    /// network brings (`tabnode_net::start` gives both; `None` offline), and sends what the
-    /// node queued when opened (its subscriptions and requests).
-    pub fn new(
-        node: Node<S, E>,
+impl<S: Store, E: Env + 'static> Driver<S, E> {
+    /// Opens the node kept in `store`, its time from `clock`. Not yet on a network: set it up
+    /// ([`Driver::node`], [`Driver::run`]), then [`Driver::connect`] it (also to go on offline).
+    pub async fn open(
+        store: S,
+        env: E,
+        runtime: Runtime,
         clock: impl Clock + 'static,
-        net: Option<NetHandle>,
-        net_events: Option<UnboundedReceiver<NetEvent>>,
-    ) -> (Self, Vec<NodeEvent>) {
+    ) -> Result<Self, NodeError> {
         let mut driver = Self {
-            node,
+            core: Core::open(env, runtime),
+            store,
             clock: Box::new(clock),
-            net,
-            net_events,
+            net: None,
+            net_events: None,
+            held: Some(Default::default()),
+            lookahead: None,
         };
-        let events = driver.flush();
-        (driver, events)
+        let mut opened = None;
+        while let Some(output) = driver.next_output().await {
+            match output {
+                Output::Opened(result) => opened = Some(result),
+                Output::Store { id, request } => driver.store(id, request).await,
+                Output::Transmit(out) => driver.held_mut().0.push(out),
+                Output::Event(event) => driver.held_mut().1.push(event),
+                Output::Done(_) | Output::Panicked => {}
+            }
+        }
+        opened.unwrap_or_else(|| Err(NodeError::Stopped("the node did not open".into())))?;
+        let now = driver.now();
+        if let Some(mut node) = driver.core.node() {
+            node.advance_to(now);
+        }
+        Ok(driver)
     }
 
-    pub fn node(&self) -> &Node<S, E> {
-        &self.node
+    /// Puts the node on `net` (`tabnode_net::start` gives the handle and what the network
+    /// brings; `None` offline): what it queued since it opened (its subscriptions and
+    /// requests) goes out now, and what it told is returned.
+    pub fn connect(
+        &mut self,
+        net: Option<NetHandle>,
+        net_events: Option<UnboundedReceiver<NetEvent>>,
+    ) -> Vec<NodeEvent> {
+        self.net = net;
+        self.net_events = net_events;
+        let (outgoing, events) = self.held.take().unwrap_or_default();
+        if let Some(net) = &self.net {
+            transmit(net, outgoing);
+        }
+        events
+    }
+
+    fn held_mut(&mut self) -> &mut (Vec<Outgoing>, Vec<NodeEvent>) {
+        self.held.get_or_insert_default()
+    }
+
+    /// The node, between inputs: to read it or set it up.
+    pub fn node(&self) -> RefMut<'_, CoreNode<E>> {
+        self.core
+            .node()
+            .expect("the driver runs every input to its end")
     }
 
     pub fn net(&self) -> Option<&NetHandle> {
         self.net.as_ref()
-    }
-
-    fn flush(&mut self) -> Vec<NodeEvent> {
-        flush(&mut self.node, self.net.as_ref())
     }
 
     /// What the driver's clock reads now.
@@ -169,46 +178,156 @@ impl<S: Store, E: Env> Driver<S, E> {
         self.clock.now_nanos()
     }
 
-    /// Gives the node the time, before an input.
-    fn clock_in(&mut self) {
-        let now = self.now();
-        self.node.advance_to(now);
-    }
-
     /// Runs one operation on the node (a call, a join...) at the clock's time; returns its
-    /// result and the events it caused.
-    pub async fn run<T>(
+    /// result and the events it caused. A panic in it (where panics unwind) goes on here.
+    pub async fn run<T: 'static>(
         &mut self,
-        op: impl AsyncFnOnce(&mut Node<S, E>) -> T,
+        op: impl AsyncFnOnce(&mut CoreNode<E>) -> T + 'static,
     ) -> (T, Vec<NodeEvent>) {
-        self.clock_in();
-        let result = op(&mut self.node).await;
-        (result, self.flush())
+        let op = operation(move |node| {
+            async move { Box::new(op(node).await) as Box<dyn Any> }.boxed_local()
+        });
+        let at = self.now();
+        let settled = self.settle(Input::Run { at, op }).await;
+        let done = settled.done.expect("the operation on the node panicked");
+        let result = *done.downcast::<T>().expect("an operation's own result");
+        (result, settled.events)
     }
 
-    /// Handles one network event: see [`deliver`].
+    /// Handles one network event: a message goes to the node (at the time it came); any other
+    /// event is not the node's and is handed back for the driver's owner to show or keep.
     pub async fn on_network(&mut self, event: NetEvent) -> (Option<NetEvent>, Vec<NodeEvent>) {
-        let now = self.now();
-        let other = deliver(&mut self.node, now, event).await;
-        (other, self.flush())
+        match event {
+            NetEvent::Message {
+                topic,
+                data,
+                source,
+            } => {
+                let at = self.now();
+                let input = Input::Message {
+                    at,
+                    topic,
+                    data,
+                    source,
+                };
+                (None, self.settle(input).await.events)
+            }
+            other => (Some(other), Vec::new()),
+        }
     }
 
-    /// Runs the node's timer work due at `now`: see [`run_timers`].
+    /// Runs the node's timer work due at `now` (ns since the epoch, the driver's clock).
     pub async fn on_timer(&mut self, now: u64) -> Vec<NodeEvent> {
-        run_timers(&mut self.node, now).await;
-        self.flush()
+        self.settle(Input::Timeout { at: now }).await.events
     }
 
-    /// See [`time_to_next_timer`].
+    /// When the node's timer work is next due (ns since the epoch).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.core.poll_timeout()
+    }
+
+    /// See [`time_until`].
     pub fn time_to_next_timer(&self, now: u64, most: Duration) -> Duration {
-        time_to_next_timer(&self.node, now, most)
+        time_until(self.poll_timeout(), now, most)
+    }
+
+    /// Gives the node `input` and carries out what it asks until it has ended: then what it
+    /// queued is sent (held, before [`Driver::connect`]), and what it told is returned.
+    async fn settle(&mut self, input: Input<E, Box<dyn Any>>) -> Settled {
+        self.core.handle_input(input);
+        let mut outgoing = Vec::new();
+        let mut events = Vec::new();
+        let mut done = None;
+        while let Some(output) = self.next_output().await {
+            match output {
+                Output::Transmit(out) => outgoing.push(out),
+                Output::Event(event) => events.push(event),
+                Output::Done(result) => done = Some(result),
+                Output::Panicked => {
+                    tracing::error!("an operation on the node panicked; the next one runs");
+                }
+                // Only the first input opens the node (see `open`).
+                Output::Opened(_) => {}
+                Output::Store { id, request } => self.store(id, request).await,
+            }
+        }
+        match &mut self.held {
+            Some((held_out, held_events)) => {
+                held_out.append(&mut outgoing);
+                held_events.append(&mut events);
+            }
+            None => {
+                if let Some(net) = &self.net {
+                    transmit(net, outgoing);
+                }
+            }
+        }
+        Settled { events, done }
+    }
+
+    /// The core's next output; with none while an input is in flight, waits for that input's
+    /// own future (an owner's operation may await something of its own). `None` once idle.
+    async fn next_output(&mut self) -> Option<Output<Box<dyn Any>>> {
+        loop {
+            if let Some(output) = self.lookahead.take().or_else(|| self.core.poll_output()) {
+                return Some(output);
+            }
+            if !self.core.is_busy() {
+                return None;
+            }
+            poll_fn(|cx| self.core.poll(cx)).await;
+        }
+    }
+
+    /// Carries out a store request and gives the node its answer. Reads asked together (the
+    /// rows a call missed) go to the store together; a write waits for its batch to be
+    /// durable, and a batch in parts gets its rest from the node once its first part began.
+    async fn store(&mut self, id: u64, request: Request) {
+        if matches!(request, Request::Commit(_) | Request::CommitParts { .. }) {
+            let Self { core, store, .. } = self;
+            let answer = carry_out(&*store, request, || {
+                core.handle_input(Input::Stored {
+                    id,
+                    answer: Answer::Began,
+                });
+                core.take_rest(id)
+            })
+            .await;
+            core.handle_input(Input::Stored { id, answer });
+            return;
+        }
+        let mut reads = vec![(id, request)];
+        while let Some(next) = self.core.poll_output() {
+            match next {
+                Output::Store { id, request }
+                    if !matches!(request, Request::Commit(_) | Request::CommitParts { .. }) =>
+                {
+                    reads.push((id, request))
+                }
+                other => {
+                    self.lookahead = Some(other);
+                    break;
+                }
+            }
+        }
+        let store = &self.store;
+        let answers = join_all(reads.into_iter().map(|(id, request)| async move {
+            (
+                id,
+                carry_out(store, request, || unreachable!("a read")).await,
+            )
+        }))
+        .await;
+        for (id, answer) in answers {
+            self.core.handle_input(Input::Stored { id, answer });
+        }
     }
 
     /// Waits for whichever comes first of a network event, the node's timer (`sleep` makes the
-    /// wait, between [`LEAST_SLEEP`] and [`MOST_SLEEP`], from [`time_to_next_timer`]) and the
-    /// owner's `input`, and handles the first two. Ask again after each step: an input may
-    /// make timer work due sooner. `input` is dropped when something else comes first, so it
-    /// must lose nothing then (a channel's `next()` does not).
+    /// wait, between [`LEAST_SLEEP`] and [`MOST_SLEEP`], from [`Driver::time_to_next_timer`])
+    /// and the owner's `input`, and handles the first two. Ask again after each step: an input
+    /// may make timer work due sooner. `input` is dropped when something else comes first, so
+    /// it must lose nothing then (a channel's `next()` does not).
     pub async fn step<T, Sleep: Future<Output = ()>>(
         &mut self,
         sleep: impl FnOnce(Duration) -> Sleep,
@@ -258,11 +377,6 @@ impl<S: Store, E: Env> Driver<S, E> {
             }
         }
     }
-
-    /// Gives the node back (the network stops when its last handle and event stream go).
-    pub fn into_node(self) -> Node<S, E> {
-        self.node
-    }
 }
 
 #[cfg(test)]
@@ -301,16 +415,16 @@ mod tests {
     }
 
     #[test]
-    fn timers_run_when_the_node_says_and_steps_return_their_events_and_subscriptions_go_out() {
+    fn timers_run_when_the_node_says_and_the_node_is_given_the_drivers_time() {
         let clock = TestClock(Rc::new(Cell::new(1_000_000_000)));
-        let node = block_on(Node::open(
+        let mut driver = block_on(Driver::open(
             MemoryStore::default(),
             clock.clone(),
             Runtime::new(Limits::default()),
+            clock.clone(),
         ))
         .unwrap();
-        let (mut driver, events) = Driver::new(node, clock.clone(), None, None);
-        assert!(events.is_empty());
+        assert!(driver.connect(None, None).is_empty());
         let most = Duration::from_secs(1);
         assert_eq!(driver.time_to_next_timer(clock.0.get(), most), most);
 
@@ -320,15 +434,13 @@ mod tests {
         }));
         let context = context.unwrap();
         // A context announces its heads on a timer: it runs once due, then is due again later.
-        let due = driver
-            .node()
-            .poll_timeout()
-            .expect("a context has timer work");
+        let due = driver.poll_timeout().expect("a context has timer work");
         clock.0.set(due);
-        assert!(block_on(run_timers(&mut driver.node, due)));
-        let next = driver.node().poll_timeout().expect("announced again later");
+        block_on(driver.on_timer(due));
+        let next = driver.poll_timeout().expect("announced again later");
         assert!(next > due);
-        assert!(!block_on(run_timers(&mut driver.node, next - 1)));
+        block_on(driver.on_timer(next - 1));
+        assert_eq!(driver.poll_timeout(), Some(next), "not due: nothing ran");
         assert_eq!(
             driver.time_to_next_timer(due, Duration::from_secs(3600)),
             Duration::from_nanos(next - due)
@@ -339,7 +451,7 @@ mod tests {
         );
         clock.0.set(next);
 
-        let (result, _) = block_on(driver.run(async |node| {
+        let (result, _) = block_on(driver.run(async move |node| {
             node.execute(
                 &context,
                 "set",

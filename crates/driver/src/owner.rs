@@ -17,15 +17,14 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
-use futures::future::LocalBoxFuture;
 use futures::{FutureExt, StreamExt};
 use tabnode_net::NetEvent;
-use tabnode_node::{Env, Node, NodeError, NodeEvent};
+use tabnode_node::machine::{self, CoreNode, Input};
+use tabnode_node::{Env, NodeError, NodeEvent};
 use tabnode_store::Store;
 
 use crate::{Driver, Step};
@@ -33,21 +32,14 @@ use crate::{Driver, Step};
 /// Given once the operation's events are shown: answers its caller.
 type Answer = Box<dyn FnOnce()>;
 
-/// One operation on the node, with its caller's answer inside.
-type Operation<S, E> = Box<dyn for<'n> FnOnce(&'n mut Node<S, E>) -> LocalBoxFuture<'n, Answer>>;
-
-/// Boxes an operation (a function, so that its closure gets the higher-ranked signature).
-fn operation<S: Store, E: Env, F>(run: F) -> Operation<S, E>
-where
-    F: for<'n> FnOnce(&'n mut Node<S, E>) -> LocalBoxFuture<'n, Answer> + 'static,
-{
-    Box::new(run)
-}
+/// One operation on the node, with its caller's answer inside (as `Box<dyn Any>`, the type
+/// of every operation's result in the driver).
+type Operation<E> = machine::Operation<E, Box<dyn Any>>;
 
 /// How callers reach a node that [`own`] holds. Clones reach the same node; when the last is
 /// dropped, the owner stops and gives the node back.
-pub struct NodeSender<S: Store, E: Env> {
-    operations: mpsc::UnboundedSender<Operation<S, E>>,
+pub struct NodeSender<E: Env> {
+    operations: mpsc::UnboundedSender<Operation<E>>,
     /// The replies of operations sent and not yet answered, for [`NodeSender::abandon`].
     unanswered: Rc<RefCell<Vec<Weak<ReplySlot>>>>,
     /// Why the node answers nothing more, once given up on: what every call gets from then on.
@@ -57,7 +49,7 @@ pub struct NodeSender<S: Store, E: Env> {
 /// Makes the error that calls get once a node is given up on ([`NodeSender::abandon`]).
 pub type Gone = Box<dyn Fn() -> NodeError>;
 
-impl<S: Store, E: Env> Clone for NodeSender<S, E> {
+impl<E: Env> Clone for NodeSender<E> {
     fn clone(&self) -> Self {
         Self {
             operations: self.operations.clone(),
@@ -82,12 +74,12 @@ fn give(slot: &ReplySlot, result: Box<dyn Any>) {
 }
 
 /// The owner's end of a [`NodeSender`]: the operations, in the order they were sent.
-pub struct Commands<S: Store, E: Env> {
-    operations: mpsc::UnboundedReceiver<Operation<S, E>>,
+pub struct Commands<E: Env> {
+    operations: mpsc::UnboundedReceiver<Operation<E>>,
 }
 
 /// A sender and the owner's end of it.
-pub fn channel<S: Store, E: Env>() -> (NodeSender<S, E>, Commands<S, E>) {
+pub fn channel<E: Env>() -> (NodeSender<E>, Commands<E>) {
     let (operations, receiver) = mpsc::unbounded();
     (
         NodeSender {
@@ -101,20 +93,21 @@ pub fn channel<S: Store, E: Env>() -> (NodeSender<S, E>, Commands<S, E>) {
     )
 }
 
-impl<S: Store + 'static, E: Env + 'static> NodeSender<S, E> {
+impl<E: Env + 'static> NodeSender<E> {
     /// Runs `op` on the node, after every operation sent before it, and resolves to its result
     /// once what it caused is sent and shown. [`NodeError::Stopped`] if it got no answer (it
     /// panicked, or the owner is gone).
     pub async fn run<T: 'static>(
         &self,
-        op: impl AsyncFnOnce(&mut Node<S, E>) -> Result<T, NodeError> + 'static,
+        op: impl AsyncFnOnce(&mut CoreNode<E>) -> Result<T, NodeError> + 'static,
     ) -> Result<T, NodeError> {
         let (reply, answer) = self.reply();
-        let op = operation(move |node: &mut Node<S, E>| {
+        let op = machine::operation(move |node: &mut CoreNode<E>| {
             async move {
                 let result = op(node).await;
                 // The caller may have stopped waiting: what it asked for is done all the same.
-                Box::new(move || give(&reply, Box::new(result))) as Answer
+                let answer: Answer = Box::new(move || give(&reply, Box::new(result)));
+                Box::new(answer) as Box<dyn Any>
             }
             .boxed_local()
         });
@@ -139,7 +132,7 @@ impl<S: Store + 'static, E: Env + 'static> NodeSender<S, E> {
     }
 
     #[inline(never)]
-    fn send(&self, op: Operation<S, E>) -> Result<(), NodeError> {
+    fn send(&self, op: Operation<E>) -> Result<(), NodeError> {
         if let Some(gone) = &*self.gone.borrow() {
             return Err(gone());
         }
@@ -174,18 +167,18 @@ impl<S: Store + 'static, E: Env + 'static> NodeSender<S, E> {
     }
 }
 
-impl<S: Store, E: Env> Driver<S, E> {
+impl<S: Store, E: Env + 'static> Driver<S, E> {
     /// Runs one operation to its end; returns its answer (to give once its events are shown)
-    /// and the events. A panic is caught here, where panics unwind: the caller's answer is
-    /// dropped with it, which tells the caller.
-    async fn serve(&mut self, op: Operation<S, E>) -> (Answer, Vec<NodeEvent>) {
-        self.clock_in();
-        let ran = AssertUnwindSafe(op(&mut self.node)).catch_unwind().await;
-        let answer = ran.unwrap_or_else(|_| {
-            tracing::error!("an operation on the node panicked; its caller gets Stopped");
-            Box::new(|| ())
-        });
-        (answer, self.flush())
+    /// and the events. A panic (where panics unwind) is caught by the core: the caller's
+    /// answer is dropped with it, which tells the caller.
+    async fn serve(&mut self, op: Operation<E>) -> (Answer, Vec<NodeEvent>) {
+        let at = self.now();
+        let settled = self.settle(Input::Run { at, op }).await;
+        let answer = settled
+            .done
+            .and_then(|done| done.downcast::<Answer>().ok())
+            .map_or_else(|| Box::new(|| ()) as Answer, |answer| *answer);
+        (answer, settled.events)
     }
 }
 
@@ -193,13 +186,13 @@ impl<S: Store, E: Env> Driver<S, E> {
 /// operations sent, in order, and the network's events and the node's timer in between
 /// ([`Driver::step`], `sleep` making its waits). `show` gets what each step caused (the node's
 /// events, and a network event not the node's) before the operation's caller is answered.
-/// Gives the node back when the last sender is gone.
-pub async fn own<S: Store, E: Env, Sleep: Future<Output = ()>>(
+/// Gives the driver back when the last sender is gone.
+pub async fn own<S: Store, E: Env + 'static, Sleep: Future<Output = ()>>(
     mut driver: Driver<S, E>,
-    mut commands: Commands<S, E>,
+    mut commands: Commands<E>,
     sleep: impl Fn(Duration) -> Sleep,
     mut show: impl FnMut(Vec<NodeEvent>, Option<NetEvent>),
-) -> Node<S, E> {
+) -> Driver<S, E> {
     loop {
         match driver.step(&sleep, commands.operations.next()).await {
             Step::Input(Some(op)) => {
@@ -207,7 +200,7 @@ pub async fn own<S: Store, E: Env, Sleep: Future<Output = ()>>(
                 show(events, None);
                 answer();
             }
-            Step::Input(None) => return driver.into_node(),
+            Step::Input(None) => return driver,
             Step::Ran { events, other } => show(events, other),
             Step::NetworkStopped => {
                 tracing::warn!("the network task stopped: the node goes on offline");
@@ -233,7 +226,7 @@ mod tests {
     use super::*;
     use crate::tests::{kv_store, TestClock};
 
-    type Sender = NodeSender<MemoryStore, TestClock>;
+    type Sender = NodeSender<TestClock>;
 
     /// What the owner showed, in order: each guest event's key, and each peer that connected.
     type Shown = Rc<RefCell<Vec<String>>>;
@@ -247,16 +240,21 @@ mod tests {
         context: ContextId,
         network: mpsc::UnboundedSender<NetEvent>,
         shown: Shown,
-        node_back: Rc<RefCell<Option<Node<MemoryStore, TestClock>>>>,
+        node_back: Rc<RefCell<Option<Driver<MemoryStore, TestClock>>>>,
     }
 
     fn owned(pool: &mut LocalPool) -> Owned {
         let clock = TestClock(Rc::new(Cell::new(1_000_000_000)));
         let runtime = Runtime::new(Limits::default());
-        let open = Node::open(MemoryStore::default(), clock.clone(), runtime);
-        let node = pool.run_until(open).unwrap();
+        let open = Driver::open(
+            MemoryStore::default(),
+            clock.clone(),
+            runtime,
+            clock.clone(),
+        );
+        let mut driver = pool.run_until(open).unwrap();
         let (network, net_events) = mpsc::unbounded();
-        let (driver, _) = Driver::new(node, clock.clone(), None, Some(net_events));
+        driver.connect(None, Some(net_events));
         let (sender, commands) = channel();
         let shown = Shown::default();
         let node_back = Rc::new(RefCell::new(None));
@@ -479,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn the_owner_gives_the_node_back_when_the_last_sender_is_gone() {
+    fn the_owner_gives_the_driver_back_when_the_last_sender_is_gone() {
         let mut pool = LocalPool::new();
         let Owned {
             sender,
@@ -497,7 +495,7 @@ mod tests {
                 yield_once().await;
             }
         });
-        let node = node_back.borrow_mut().take().unwrap();
-        assert_eq!(node.context_ids(), vec![context]);
+        let driver = node_back.borrow_mut().take().unwrap();
+        assert_eq!(driver.node().context_ids(), vec![context]);
     }
 }

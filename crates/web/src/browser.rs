@@ -12,8 +12,7 @@ use tabnode_chain::{web::FetchTransport, RpcClient};
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle, Via};
 use tabnode_node::{
-    Clock, Env, GuestPolicy, GuestRequest, Node, NodeError, NodeEvent, Role,
-    DEFAULT_INVITATION_NANOS,
+    Clock, Env, GuestPolicy, GuestRequest, NodeError, NodeEvent, Role, DEFAULT_INVITATION_NANOS,
 };
 use tabnode_runtime::{EngineKind, Limits, Runtime};
 use tabnode_store::{Durability, IndexedDbStore, SealedStore, Sealer, StoreError};
@@ -37,7 +36,7 @@ use vault::{lock_store, vault_error, vault_key, StoreLock, WebCryptoSealer};
 
 /// The page's store: IndexedDB, values sealed under the vault key.
 type PageStore = SealedStore<IndexedDbStore, WebCryptoSealer>;
-type CoreNode = Node<Rc<PageStore>, BrowserEnv>;
+type CoreNode = tabnode_driver::CoreNode<BrowserEnv>;
 
 /// The page's edge: time from `Date.now()`, read by the node's task and the account's flows
 /// and given to the node with each input (the node orders its own calls on a hybrid logical
@@ -181,7 +180,7 @@ struct Subscriber {
 
 struct Inner {
     /// The node is owned by one task ([`drive`]); operations reach it through here.
-    node: tabnode_driver::NodeSender<Rc<PageStore>, BrowserEnv>,
+    node: tabnode_driver::NodeSender<BrowserEnv>,
     /// The node's store, shared: an app's ABI is kept beside the node's records.
     store: Rc<PageStore>,
     net: Option<NetHandle>,
@@ -314,7 +313,7 @@ fn parse_id<T: std::str::FromStr<Err = tabnode_types::IdParseError>>(
 /// what it queued and tells subscribers what happened, then answers. The one way anything
 /// reaches the node.
 impl NodeHandle for Inner {
-    type Store = Rc<PageStore>;
+    type Store = tabnode_node::machine::Io;
     type Env = BrowserEnv;
 
     async fn run<T: 'static>(
@@ -447,40 +446,48 @@ impl BrowserNode {
         let engine = engine_of(options.engine.as_deref())?;
         let runtime = Runtime::with_engine(Limits::default(), engine)
             .map_err(|e| usage_error("BadOptions", e.to_string()))?;
-        let mut node = Node::open(store.clone(), env, runtime)
+        let mut driver = tabnode_driver::Driver::open(store.clone(), env, runtime, BrowserEnv)
             .await
             .map_err(js_error)?;
-        // Opening is one input; the node's task gives the time again before each one after.
-        node.advance_to(BrowserEnv.now_nanos());
-        node.defer_read_audits(READ_AUDITS_WAITING);
-        // A guest's deletion or membership change is made only if the page's user consents;
-        // without a way to ask, it is refused.
-        if let Some(consent) = guest_consent {
-            let ask = move |request: &GuestRequest| ask_page(&consent, request);
-            node.set_guest_policy(GuestPolicy::Ask(Box::new(ask)));
+        {
+            let mut node = driver.node();
+            node.defer_read_audits(READ_AUDITS_WAITING);
+            // A guest's deletion or membership change is made only if the page's user
+            // consents; without a way to ask, it is refused.
+            if let Some(consent) = guest_consent {
+                let ask = move |request: &GuestRequest| ask_page(&consent, request);
+                node.set_guest_policy(GuestPolicy::Ask(Box::new(ask)));
+            }
+            if let Some(deltas) = options.snapshot_threshold {
+                node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
+            }
+            // A member's NEAR-signed root statements count here only if signed for this site
+            // (or one the app names): a wallet signs for whichever site asks.
+            let sites = std::iter::once(crate::wallet::page_origin())
+                .chain(options.near_recipients.clone());
+            node.set_nep413_recipients(Some(sites.collect()));
         }
-        if let Some(deltas) = options.snapshot_threshold {
-            node.set_snapshot_threshold((deltas > 0).then_some(deltas as usize));
-        }
-        // A member's NEAR-signed root statements count here only if signed for this site (or
-        // one the app names): a wallet signs for whichever site asks.
-        let sites =
-            std::iter::once(crate::wallet::page_origin()).chain(options.near_recipients.clone());
-        node.set_nep413_recipients(Some(sites.collect()));
         // Signed in before: the node shows its root in its contexts (and those it joins).
-        let stored_grant = node.root_grant().await.map_err(js_error)?;
-        let grant = stored_grant
-            .and_then(|bytes| RootGrantRecord::from_bytes(&bytes))
-            .and_then(|record| record.valid_grant(js_sys::Date::now() as u64));
-        if let Some(grant) = grant {
-            node.use_root_grant(grant).await.map_err(js_error)?;
-        }
+        let (signed_in, _) = driver
+            .run(async |node| {
+                let stored_grant = node.root_grant().await?;
+                let grant = stored_grant
+                    .and_then(|bytes| RootGrantRecord::from_bytes(&bytes))
+                    .and_then(|record| record.valid_grant(js_sys::Date::now() as u64));
+                if let Some(grant) = grant {
+                    node.use_root_grant(grant).await?;
+                }
+                Ok::<_, NodeError>(())
+            })
+            .await;
+        signed_in.map_err(js_error)?;
+        let seed = driver.node().network_identity_seed();
         let (net, net_events) = if options.relays.is_empty() {
             (None, None)
         } else {
             let (handle, events) = tabnode_net::start(NetConfig {
                 relays: options.relays.clone(),
-                identity_ed25519_secret: node.network_identity_seed(),
+                identity_ed25519_secret: seed,
                 direct: options.direct.unwrap_or(true),
                 ice_servers: options.ice_servers.clone(),
             })
@@ -488,11 +495,10 @@ impl BrowserNode {
             (Some(handle), Some(events))
         };
         let peer_id = net.as_ref().map(|n| n.peer_id()).unwrap_or_default();
-        let public_key = node.public_key().to_string();
+        let public_key = driver.node().public_key().to_string();
         // What it queued when opened (its subscriptions) goes out now; its events wait for
         // the node task's first step, when the page has subscribed.
-        let (driver, opened) =
-            tabnode_driver::Driver::new(node, BrowserEnv, net.clone(), net_events);
+        let opened = driver.connect(net.clone(), net_events);
         let (sender, commands) = tabnode_driver::channel();
         let inner = Rc::new(Inner {
             node: sender,

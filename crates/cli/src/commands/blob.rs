@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tabnode_types::{ContextId, Hash};
 
 use crate::failure::{io_error, parse_id, Failure};
-use crate::home::CliNode;
+use crate::home::{CliDriver, CliNode};
 
 #[derive(Subcommand)]
 pub enum BlobCommand {
@@ -81,6 +81,19 @@ pub async fn execute(node: &mut CliNode, command: BlobCommand) -> Result<Value, 
             )
         }
     }
+}
+
+/// [`write_blob`] as one input to the node's driver (outside a command).
+pub async fn write_held_blob(
+    driver: &mut CliDriver,
+    id: Hash,
+    out: &Path,
+) -> Result<Option<Value>, Failure> {
+    let out = out.to_path_buf();
+    let (written, _) = driver
+        .run(async move |node| write_blob(node, &id, &out).await)
+        .await;
+    written
 }
 
 /// Writes blob `id` to `out` if this node holds it; what `blob get` prints then.

@@ -17,7 +17,7 @@ mod blob;
 mod context;
 mod proposals;
 
-pub use blob::{no_blob, write_blob, BlobCommand};
+pub use blob::{no_blob, write_held_blob, BlobCommand};
 pub use context::{invitation_of_link, ContextCommand};
 
 #[derive(Subcommand)]

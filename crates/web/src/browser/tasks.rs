@@ -13,7 +13,7 @@ use tabnode_driver::{Commands, Driver};
 pub(super) async fn drive(
     inner: std::rc::Weak<Inner>,
     driver: Driver<Rc<PageStore>, BrowserEnv>,
-    commands: Commands<Rc<PageStore>, BrowserEnv>,
+    commands: Commands<BrowserEnv>,
     opened: Vec<NodeEvent>,
 ) {
     let mut opened = Some(opened);
