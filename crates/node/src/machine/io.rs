@@ -36,12 +36,15 @@ pub enum Request {
     CommitParts { first: Batch, later: Vec<Namespace> },
 }
 
+/// A key and its value.
+pub type Row = (Vec<u8>, Vec<u8>);
+
 /// What the store answered to a [`Request`] of the same id.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     Row(Result<Option<Vec<u8>>, StoreError>),
-    Rows(Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>),
-    Last(Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>),
+    Rows(Result<Vec<Row>, StoreError>),
+    Last(Result<Option<Row>, StoreError>),
     Keys(Result<Option<Vec<Vec<u8>>>, StoreError>),
     /// The writes of a [`Request::CommitParts`]'s `first` are under way: make the rest.
     Began,

@@ -239,6 +239,9 @@ impl<E: Env + 'static, A: 'static> Core<E, A> {
 
     fn start(&mut self, input: Input<E, A>) {
         let node = self.node.clone();
+        // The node stays borrowed across the input's awaits: one input runs at a time, and
+        // `Core::node` lends it only when none is in flight.
+        #[allow(clippy::await_holding_refcell_ref)]
         let run = async move {
             let mut guard = node.borrow_mut();
             let node = guard.as_mut().expect("inputs wait until the node is open");
