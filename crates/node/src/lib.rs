@@ -1,7 +1,10 @@
 //! The node's logic, free of I/O: apps, contexts, execution, signed deltas and their merge.
 //!
-//! The node is driven from outside (sans-IO): callers invoke its async methods with a [`Store`]
-//! for persistence, and feed it messages from the network with [`Node::handle_message`]. What it
+//! The node is driven from outside (sans-IO): [`machine::Core`] takes its inputs (an operation,
+//! a message from the network, a timeout, the store's answers) and gives its outputs (store
+//! requests, messages to send, events), and the page's and the CLI's driver carry them out.
+//! Its logic is [`Node`]'s async methods over a [`Store`] (the core's store is requests and
+//! answers); tests also call them directly on a real store. What it
 //! wants sent comes out of [`Node::take_outgoing`], and what subscribers should see comes out of
 //! [`Node::take_events`]. Time is an input: the driver gives it before each input
 //! ([`Node::advance_to`], [`Node::handle_timeout`]) from its own [`Clock`], and the node reads

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use tabnode_store::{within, Batch, Namespace, Store, StoreError};
 
@@ -61,21 +61,23 @@ pub(super) struct Exchange {
     /// Handed out, not yet answered.
     pub(super) open: Vec<u64>,
     answers: HashMap<u64, Answer>,
+    /// Who waits for each answer: a request's future may sit among others (`try_join_all` of
+    /// many reads) that are polled again only once woken.
+    wakers: HashMap<u64, Waker>,
     /// The rest of a batch in parts, made once its first part began.
     pub(super) rests: HashMap<u64, Result<Batch, StoreError>>,
 }
 
 impl Exchange {
-    /// Takes the answer to `id` (false if `id` was not asked or was answered already).
-    pub(super) fn answer(&mut self, id: u64, answer: Answer) -> bool {
-        let Some(at) = self.open.iter().position(|&open| open == id) else {
-            return false;
-        };
+    /// Takes the answer to `id`; gives back who waits for it, to wake once the exchange is let
+    /// go of. `Err` if `id` was not asked or was answered already.
+    pub(super) fn answer(&mut self, id: u64, answer: Answer) -> Result<Option<Waker>, ()> {
+        let at = self.open.iter().position(|&open| open == id).ok_or(())?;
         if !matches!(answer, Answer::Began) {
             self.open.swap_remove(at);
         }
         self.answers.insert(id, answer);
-        true
+        Ok(self.wakers.remove(&id))
     }
 
     /// Forgets every request of an operation that will not be polled again (it panicked).
@@ -104,10 +106,15 @@ impl Io {
 
     /// Waits for the answer to `id`.
     async fn answer(&self, id: u64) -> Answer {
-        poll_fn(|_| match self.exchange.borrow_mut().answers.remove(&id) {
-            Some(answer) => Poll::Ready(answer),
-            // The core polls its operation again whenever an answer comes in.
-            None => Poll::Pending,
+        poll_fn(|cx| {
+            let mut exchange = self.exchange.borrow_mut();
+            match exchange.answers.remove(&id) {
+                Some(answer) => Poll::Ready(answer),
+                None => {
+                    exchange.wakers.insert(id, cx.waker().clone());
+                    Poll::Pending
+                }
+            }
         })
         .await
     }

@@ -142,9 +142,13 @@ impl<E: Env + 'static, A: 'static> Core<E, A> {
     pub fn handle_input(&mut self, input: Input<E, A>) {
         match input {
             Input::Stored { id, answer } => {
-                if !self.io.exchange.borrow_mut().answer(id, answer) {
-                    tracing::warn!("the store answered request {id}, which is not open");
-                    return;
+                let answered = self.io.exchange.borrow_mut().answer(id, answer);
+                match answered {
+                    Ok(waiting) => waiting.into_iter().for_each(Waker::wake),
+                    Err(()) => {
+                        tracing::warn!("the store answered request {id}, which is not open");
+                        return;
+                    }
                 }
             }
             other => self.waiting.push_back(other),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use tabnode_runtime::Limits;
-use tabnode_store::{Namespace, Op};
+use tabnode_store::{Namespace, Op, Store};
 use tabnode_types::ContextId;
 
 use super::*;
@@ -389,4 +389,29 @@ fn a_wrong_or_unknown_answer_is_refused_without_harm() {
         Some(Err(NodeError::Store(StoreError::Backend(_))))
     ));
     assert!(!core.is_busy());
+}
+
+#[test]
+fn many_reads_asked_together_all_come_back() {
+    // More than `try_join_all` polls without being woken (it keeps many futures in a
+    // `FuturesUnordered`): each answer must wake the read that waits for it.
+    let (mut core, mut rows, _context) = opened();
+    for i in 0..40u8 {
+        rows.0.insert((Namespace::Meta, vec![b'x', i]), vec![i]);
+    }
+    // The node's own store, as its flows read it (`local.rs` reads a call's missed rows so).
+    let store = core.io.clone();
+    core.handle_input(run(T0 + 1, async move |_node| {
+        let reads = (0..40u8).map(|i| {
+            let store = store.clone();
+            async move { store.get(Namespace::Meta, &[b'x', i]).await }
+        });
+        let values = futures::future::try_join_all(reads).await?;
+        Ok(values.into_iter().flatten().flatten().collect::<Vec<u8>>())
+    }));
+    let seen = settle(&mut core, &mut rows, |_| Ok(()));
+    assert_eq!(
+        *done::<Vec<u8>>(&seen).unwrap(),
+        (0..40).collect::<Vec<u8>>()
+    );
 }
