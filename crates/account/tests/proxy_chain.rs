@@ -335,3 +335,52 @@ async fn bad_requests_are_refused_before_the_wallet_is_asked_and_change_nothing(
         .unwrap();
     assert_eq!(again.state, Some(ProxyState::Pending { approvals: 2 }));
 }
+
+/// The chain counts its own approvals: with the local threshold lowered to 2 (the proxy's is
+/// still 3), the proposal shows `onChain` at B's approval while the proxy waits; C can still
+/// approve it in the log and send its approval, which runs it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_proposal_past_a_lower_local_threshold_still_takes_the_approvals_the_chain_needs() {
+    let chain = Chain::new(CONTRACT).shared();
+    let (nodes, ctx) = three_members().await;
+    anchored(&nodes, ctx, &chain).await;
+    let anchor = double_chain(&chain);
+    let lower = vec![ProposalAction::SetNumApprovals { num_approvals: 2 }];
+    let lower = nodes[0].lock().await.propose(&ctx, lower).await.unwrap();
+    settle(&nodes).await;
+    for node in &nodes[1..] {
+        node.lock().await.approve_proposal(&ctx, &lower).await.unwrap();
+    }
+    settle(&nodes).await;
+    assert_eq!(nodes[0].lock().await.proxy(&ctx).unwrap().num_approvals, 2);
+
+    let id = nodes[0].lock().await.propose(&ctx, transfer()).await.unwrap();
+    settle(&nodes).await;
+    let account = account(&chain);
+    account
+        .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    nodes[1].lock().await.approve_proposal(&ctx, &id).await.unwrap();
+    let second = account
+        .send_to_proxy(&nodes[1], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    assert_eq!(second.state, Some(ProxyState::Pending { approvals: 2 }));
+    settle(&nodes).await;
+    assert_eq!(
+        outcome(&nodes[2], &ctx, &id).await,
+        ProposalOutcome::OnChain { action: "Transfer" }
+    );
+    nodes[2].lock().await.approve_proposal(&ctx, &id).await.unwrap();
+    let third = account
+        .send_to_proxy(&nodes[2], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    assert_eq!(third.state, Some(ProxyState::Ran));
+    let proxy = chain.lock().unwrap().contexts[&ctx.0].proxy.clone();
+    assert_eq!(chain.lock().unwrap().proxies[&proxy].ran.len(), 1);
+    settle(&nodes).await;
+    let approvers = nodes[0].lock().await.proposal(&ctx, &id).unwrap().approvers;
+    assert_eq!(approvers.len(), 3, "C's approval is in the log too");
+}

@@ -18,7 +18,7 @@
 //!   approval on (as on the chain: no pending proposal runs by it alone).
 //! - `Transfer` and `ExternalFunctionCall` need a NEAR chain: a proposal holding one is kept
 //!   and approved like any other, but none of its actions run here. At the threshold it ends
-//!   [`Outcome::NeedsChain`] in the fold; a node that holds the context's anchor shows it as
+//!   [`Outcome::NeedsChain`] in the fold, and still takes approvals (they count on the chain); a node that holds the context's anchor shows it as
 //!   [`Outcome::OnChain`] instead: its actions are the context's proxy contract's to run, each
 //!   member sending its own signed part ([`proxy_payload`]) through the user's wallet.
 
@@ -240,13 +240,18 @@ impl Proxy {
 
     /// Whether `member` may approve `id` now: [`NodeError::UnknownProposal`] if no proposal
     /// has that id, [`NodeError::BadProposal`] if it is no longer active or `member` approved
-    /// it already.
+    /// it already. A proposal that reached the threshold with a chain action still takes
+    /// approvals: they count on the chain, whose threshold may be higher than this one.
     pub fn check_approval(&self, id: &ProposalId, member: &PublicKey) -> Result<(), NodeError> {
         let proposal = self
             .proposals
             .get(id)
             .ok_or_else(|| NodeError::UnknownProposal(id.to_string()))?;
-        if proposal.outcome != Outcome::Active {
+        let open = matches!(
+            proposal.outcome,
+            Outcome::Active | Outcome::NeedsChain { .. } | Outcome::OnChain { .. }
+        );
+        if !open {
             return Err(NodeError::BadProposal(format!(
                 "proposal {id} is no longer active ({:?})",
                 proposal.outcome
