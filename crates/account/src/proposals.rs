@@ -90,10 +90,12 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
         };
         let proxy_contract = match chain.reader.proxy_contract(&id).await {
             Ok(account) => account,
-            Err(e) if QuorumAnchor::<A>::says_unknown(&e) => return Err(needs(format!(
+            Err(e) if QuorumAnchor::<A>::says_unknown(&e) => {
+                return Err(needs(format!(
                 "context {id} anchored on NEAR, and {} does not record it: write its anchor first",
                 chain.contract_id
-            ))),
+            )))
+            }
             Err(e) => return Err(read_error::<A>(&id, e)),
         };
         let transaction = SignedRequest {

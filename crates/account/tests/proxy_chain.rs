@@ -349,19 +349,33 @@ async fn a_proposal_past_a_lower_local_threshold_still_takes_the_approvals_the_c
     let lower = nodes[0].lock().await.propose(&ctx, lower).await.unwrap();
     settle(&nodes).await;
     for node in &nodes[1..] {
-        node.lock().await.approve_proposal(&ctx, &lower).await.unwrap();
+        node.lock()
+            .await
+            .approve_proposal(&ctx, &lower)
+            .await
+            .unwrap();
     }
     settle(&nodes).await;
     assert_eq!(nodes[0].lock().await.proxy(&ctx).unwrap().num_approvals, 2);
 
-    let id = nodes[0].lock().await.propose(&ctx, transfer()).await.unwrap();
+    let id = nodes[0]
+        .lock()
+        .await
+        .propose(&ctx, transfer())
+        .await
+        .unwrap();
     settle(&nodes).await;
     let account = account(&chain);
     account
         .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
         .await
         .unwrap();
-    nodes[1].lock().await.approve_proposal(&ctx, &id).await.unwrap();
+    nodes[1]
+        .lock()
+        .await
+        .approve_proposal(&ctx, &id)
+        .await
+        .unwrap();
     let second = account
         .send_to_proxy(&nodes[1], Some(&anchor), ctx, id)
         .await
@@ -372,7 +386,12 @@ async fn a_proposal_past_a_lower_local_threshold_still_takes_the_approvals_the_c
         outcome(&nodes[2], &ctx, &id).await,
         ProposalOutcome::OnChain { action: "Transfer" }
     );
-    nodes[2].lock().await.approve_proposal(&ctx, &id).await.unwrap();
+    nodes[2]
+        .lock()
+        .await
+        .approve_proposal(&ctx, &id)
+        .await
+        .unwrap();
     let third = account
         .send_to_proxy(&nodes[2], Some(&anchor), ctx, id)
         .await
