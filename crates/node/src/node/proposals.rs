@@ -92,9 +92,7 @@ impl<S: Store, E: Env> Node<S, E> {
         )
         .await
     }
-}
 
-impl<S: Store, E: Env> Node<S, E> {
     /// What this member did with `proposal` in the context's log, as the request the context's
     /// proxy contract takes, signed with this node's key (its identity on the contract), as
     /// merod signs it: the proposal itself when this node proposed it, its approval when this
