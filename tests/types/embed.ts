@@ -1,7 +1,7 @@
 // Type-checks the JS API as an embedding web app would use it (`tsc` in `make test`, no emit):
 // a wrong argument or a misread result here is a compile error.
 // `tabnode-web` resolves to pkg/ (tsconfig `paths`), through its package.json as an installed package would.
-import init, { BrowserNode, type AnchorWrite, type Checkpoint, type ExecuteResult, type NodeEvent } from 'tabnode-web';
+import init, { BrowserNode, type AnchorWrite, type Checkpoint, type ProxySend, type ExecuteResult, type NodeEvent } from 'tabnode-web';
 
 export async function embed(wasm: Uint8Array): Promise<string> {
   await init(); // once per page: fetches and compiles tabnode_web_bg.wasm
@@ -36,6 +36,9 @@ export async function embed(wasm: Uint8Array): Promise<string> {
   const approval: string = await node.approveProposal(ctx, pending[0]);
   const colour: string | number[] | null = await node.contextValue(ctx, 'colour');
   const written: AnchorWrite = await node.writeAnchor(ctx); // needs nearRpc and nearContract
+  const onChain = proxy.proposals.filter((p) => p.status === 'onChain').map((p) => p.action);
+  const sent: ProxySend = await node.sendProposalToChain(ctx, pending[0]); // the wallet sends
+  const ran: boolean = sent.onChain?.status === 'ran' || (sent.onChain?.status === 'pending' && sent.onChain.approvals > onChain.length);
   const tx: string = written.transactionHash ?? `${written.requests.map((r) => r.kind).join(',')} ${written.anchor?.appMatches}`;
-  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated} ${direct} ${tx} ${proxy.numApprovals} ${approvers} ${approval} ${colour}`;
+  return `${upgrade} ${invitation} ${root} ${checkpoint.merkleRoot} ${ok} ${who?.accountId ?? 'nobody'} ${admins.length} ${rotated} ${direct} ${tx} ${proxy.numApprovals} ${approvers} ${approval} ${colour} ${ran} ${sent.request}`;
 }

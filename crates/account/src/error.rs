@@ -44,6 +44,13 @@ pub enum FlowError {
     /// The contract refused the anchor write's transaction.
     #[error("{0}")]
     AnchorWriteFailed(String),
+    /// A proposal holds an action only a chain runs (`Transfer`, `ExternalFunctionCall`), and
+    /// no chain is configured or the contract does not record the context: nothing was sent.
+    #[error("{0}")]
+    NeedsChain(String),
+    /// The context's proxy contract refused this member's proposal or approval.
+    #[error("{0}")]
+    ProxyRefused(String),
     #[error("{0}")]
     RevocationFailed(String),
     #[error("{0}")]
@@ -68,6 +75,8 @@ impl FlowError {
             Self::AnchorNoQuorum(_) => "AnchorNoQuorum",
             Self::AnchorUnauthorized(_) => "AnchorUnauthorized",
             Self::AnchorWriteFailed(_) => "AnchorWriteFailed",
+            Self::NeedsChain(_) => "NeedsChain",
+            Self::ProxyRefused(_) => "ProxyRefused",
             Self::RevocationFailed(_) => "RevocationFailed",
             Self::RotationFailed(_) => "RotationFailed",
             Self::Node(e) => e.kind(),

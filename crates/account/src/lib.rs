@@ -1,6 +1,7 @@
 //! What the user's NEAR account does with this node, through its wallet: sign in (one
-//! signature grants the node's key), revoke a client key, rotate this node's key, and write a
-//! context's anchor on chain.
+//! signature grants the node's key), revoke a client key, rotate this node's key, write a
+//! context's anchor on chain, and send a proposal's chain actions to the context's proxy
+//! contract ([`proposals`]).
 //!
 //! Each flow is plain Rust over small edges, so that the page (`tabnode-web`) and native
 //! tests run the same code:
@@ -21,6 +22,7 @@
 pub mod anchor;
 mod error;
 pub mod keys;
+pub mod proposals;
 pub mod record;
 pub mod signin;
 

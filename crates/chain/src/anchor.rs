@@ -95,6 +95,9 @@ pub trait Anchor {
     async fn nonce(&self, context: &ContextId, key: &PublicKey)
         -> Result<Option<u64>, Self::Error>;
 
+    /// The account of the context's proxy contract, which runs its proposals' chain actions.
+    async fn proxy_contract(&self, context: &ContextId) -> Result<String, Self::Error>;
+
     /// Whether `error` is the chain's answer that it records no such context: "not anchored",
     /// as opposed to a failure to ask, which must never be taken for it.
     fn says_unknown(error: &Self::Error) -> bool;
@@ -337,6 +340,11 @@ impl<A: Anchor> Anchor for QuorumAnchor<A> {
         self.agreed(async |e: &A| e.nonce(context, key).await).await
     }
 
+    async fn proxy_contract(&self, context: &ContextId) -> Result<String, QuorumError> {
+        self.agreed(async |e: &A| e.proxy_contract(context).await)
+            .await
+    }
+
     fn says_unknown(error: &QuorumError) -> bool {
         matches!(error, QuorumError::Unknown)
     }
@@ -413,6 +421,10 @@ impl<T: Transport> Anchor for NearAnchor<T> {
 
     async fn nonce(&self, context: &ContextId, key: &PublicKey) -> Result<Option<u64>, CallError> {
         Ok(self.contract.fetch_nonce(context, key).await?.value)
+    }
+
+    async fn proxy_contract(&self, context: &ContextId) -> Result<String, CallError> {
+        Ok(self.contract.proxy_contract(context).await?.value)
     }
 
     /// The contract panics so on a context it does not know: the chain's answer.

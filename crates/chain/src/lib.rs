@@ -10,6 +10,8 @@
 //!   application and blob ids, to check an anchored application against a wasm.
 //! - [`context_config`]: the NEAR contract's views, typed, and its signed `mutate` request as
 //!   a function call for the user's wallet.
+//! - [`proxy`]: a context's proxy contract, which runs its proposals' chain actions: the
+//!   answer of its `mutate`, sent like an anchor write through the user's wallet.
 //! - [`anchor`]: what a node needs from a chain (members, privileges, application), with the
 //!   NEAR implementation.
 //! - [`write`]: the writing side: the `mutate` requests (with their signers and nonces) that
@@ -24,6 +26,7 @@ pub mod anchor;
 pub mod calimero;
 pub mod client;
 pub mod context_config;
+pub mod proxy;
 pub mod rpc;
 pub mod write;
 
@@ -40,7 +43,10 @@ pub use calimero::{AppMismatch, Application, Capability};
 pub use client::{
     Answer, Attempt, CallError, HttpAnswer, KeyCheckError, RpcClient, Transport, TransportError,
 };
-pub use context_config::{ContextConfig, ContextRequest, ContextRequestKind, FunctionCall};
+pub use context_config::{
+    ContextConfig, ContextRequest, ContextRequestKind, FunctionCall, SignedRequest,
+};
+pub use proxy::{read_proxy_outcome, ProxyState};
 pub use rpc::{AccessKeyView, BlockInfo, BlockRef, CallResult, RpcError};
 pub use write::{
     plan, plan_write, read_outcome, Intended, PlanError, PlannedRequest, Recorded, RequestSigner,

@@ -164,6 +164,12 @@ impl Anchor for Table {
         self.members(context).await.map(|_| None)
     }
 
+    async fn proxy_contract(&self, context: &ContextId) -> Result<String, NoSuchContext> {
+        self.members(context)
+            .await
+            .map(|_| "proxy.table".to_owned())
+    }
+
     fn says_unknown(_: &NoSuchContext) -> bool {
         true
     }

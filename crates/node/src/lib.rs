@@ -48,7 +48,10 @@ pub use node::{
     MOST_WAITING_PART_BYTES, READ_AUDITS_WAIT_NANOS, REFUSED_DELTAS, STORE_FORMAT,
     VOID_BYTES_PER_CONTEXT, VOID_BYTES_PER_KEY, VOID_DELTAS_PER_CONTEXT, VOID_DELTAS_PER_KEY,
 };
-pub use proposals::{Outcome as ProposalOutcome, Proposal, ProposalAction, ProposalId, Proxy};
+pub use proposals::{
+    proxy_payload, Outcome as ProposalOutcome, Proposal, ProposalAction, ProposalId, Proxy,
+    ProxyRequest, ProxyScope,
+};
 /// Sealing to a member's key: tools and tests craft shares with it.
 pub use seal::seal_to;
 pub use tabnode_store::MerkleTree;

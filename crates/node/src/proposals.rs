@@ -16,15 +16,18 @@
 //! - `SetNumApprovals`, `SetActiveProposalsLimit` and `DeleteProposal` change the proxy,
 //!   `SetContextValue` its key-value store. A change of threshold counts from the next
 //!   approval on (as on the chain: no pending proposal runs by it alone).
-//! - `Transfer` and `ExternalFunctionCall` need a NEAR chain: a proposal holding one is kept,
-//!   approved and, at the threshold, fails as a whole with [`Outcome::NeedsChain`].
+//! - `Transfer` and `ExternalFunctionCall` need a NEAR chain: a proposal holding one is kept
+//!   and approved like any other, but none of its actions run here. At the threshold it ends
+//!   [`Outcome::NeedsChain`] in the fold, and still takes approvals (they count on the chain); a node that holds the context's anchor shows it as
+//!   [`Outcome::OnChain`] instead: its actions are the context's proxy contract's to run, each
+//!   member sending its own signed part ([`proxy_payload`]) through the user's wallet.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use tabnode_types::ProposalId;
-use tabnode_types::{DeltaId, PublicKey};
+use tabnode_types::{DeltaId, PublicKey, Signature};
 
 use crate::log::{Entry, MemberOp, Verdict};
 use crate::NodeError;
@@ -82,7 +85,8 @@ impl ProposalAction {
         }
     }
 
-    fn needs_chain(&self) -> bool {
+    /// Whether only a chain can run it (`Transfer`, `ExternalFunctionCall`).
+    pub fn needs_chain(&self) -> bool {
         matches!(
             self,
             Self::ExternalFunctionCall { .. } | Self::Transfer { .. }
@@ -151,8 +155,12 @@ pub enum Outcome {
     /// Its actions ran when the approval `at` brought it to the threshold.
     Executed { at: DeltaId },
     /// It reached the threshold with an action that needs a NEAR chain, which this context
-    /// has none of: none of its actions ran.
+    /// has none of (this node holds no anchor of it): none of its actions ran.
     NeedsChain { action: &'static str },
+    /// It reached the threshold with an action that needs a NEAR chain, and the context is
+    /// anchored: its actions are the proxy contract's to run, all of them, when the approvals
+    /// sent there reach the proxy's threshold (see docs/proposals.md); none ran here.
+    OnChain { action: &'static str },
     /// An approved `DeleteProposal` (of proposal `by`) removed it while it was active.
     Deleted { by: ProposalId },
     /// Refused when proposed: its author had the active-proposal limit active already.
@@ -232,13 +240,18 @@ impl Proxy {
 
     /// Whether `member` may approve `id` now: [`NodeError::UnknownProposal`] if no proposal
     /// has that id, [`NodeError::BadProposal`] if it is no longer active or `member` approved
-    /// it already.
+    /// it already. A proposal that reached the threshold with a chain action still takes
+    /// approvals: they count on the chain, whose threshold may be higher than this one.
     pub fn check_approval(&self, id: &ProposalId, member: &PublicKey) -> Result<(), NodeError> {
         let proposal = self
             .proposals
             .get(id)
             .ok_or_else(|| NodeError::UnknownProposal(id.to_string()))?;
-        if proposal.outcome != Outcome::Active {
+        let open = matches!(
+            proposal.outcome,
+            Outcome::Active | Outcome::NeedsChain { .. } | Outcome::OnChain { .. }
+        );
+        if !open {
             return Err(NodeError::BadProposal(format!(
                 "proposal {id} is no longer active ({:?})",
                 proposal.outcome
@@ -339,10 +352,165 @@ impl Proxy {
         }
     }
 
+    /// The fold's outcomes as a node that holds the context's anchor shows them: a proposal
+    /// that reached the threshold with a chain action went to the proxy contract.
+    pub fn anchored(mut self) -> Self {
+        for proposal in self.proposals.values_mut() {
+            if let Outcome::NeedsChain { action } = proposal.outcome {
+                proposal.outcome = Outcome::OnChain { action };
+            }
+        }
+        self
+    }
+
     fn set_outcome(&mut self, id: &ProposalId, outcome: Outcome) {
         self.proposals
             .get_mut(id)
             .expect("a known proposal")
             .outcome = outcome;
+    }
+}
+
+/// Which request a member's part in a proposal is on the proxy contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ProxyScope {
+    /// The author's: the proposal itself, which counts as its approval.
+    Propose,
+    /// Another member's approval.
+    Approve,
+}
+
+/// This member's part in a proposal, signed for the context's proxy contract (see
+/// `Node::proxy_request`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRequest {
+    pub scope: ProxyScope,
+    /// The proposal's first action that needs a chain (`Transfer`, `ExternalFunctionCall`).
+    pub action: &'static str,
+    /// calimero-context-config's `ProxyMutateRequest` JSON ([`proxy_payload`]).
+    pub payload: Vec<u8>,
+    /// This node's key: the `author_id` or `signer_id` the payload names.
+    pub signer: PublicKey,
+    /// The signer's ed25519 signature of exactly `payload`.
+    pub signature: Signature,
+}
+
+/// The JSON of calimero-context-config 0.10's `ProxyMutateRequest` (its serde derives:
+/// `{"scope", "params"}` tags, snake_case fields, ids base58, amounts as JSON numbers, keys and
+/// values as arrays of bytes): what a member signs and the proxy contract's `mutate` verifies
+/// against the `author_id` (for `Propose`) or `signer_id` (for `Approve`) it names. An
+/// approval's `added_timestamp` is 0, as merod sends it.
+pub fn proxy_payload(proposal: &Proposal, scope: ProxyScope, signer: &PublicKey) -> Vec<u8> {
+    let request = match scope {
+        ProxyScope::Propose => wire::Request::Propose {
+            proposal: wire::Proposal {
+                id: proposal.id,
+                author_id: proposal.author,
+                actions: proposal.actions.iter().map(wire::Action::from).collect(),
+            },
+        },
+        ProxyScope::Approve => wire::Request::Approve {
+            approval: wire::Approval {
+                proposal_id: proposal.id,
+                signer_id: *signer,
+                added_timestamp: 0,
+            },
+        },
+    };
+    serde_json::to_vec(&request).expect("the request serializes")
+}
+
+/// calimero-context-config's shapes, for [`proxy_payload`] only (the admin API shows amounts
+/// as strings; the contract reads them as numbers).
+mod wire {
+    use super::{ProposalAction, ProposalId, PublicKey};
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    #[serde(tag = "scope", content = "params")]
+    pub enum Request<'a> {
+        Propose { proposal: Proposal<'a> },
+        Approve { approval: Approval },
+    }
+
+    #[derive(Serialize)]
+    pub struct Proposal<'a> {
+        pub id: ProposalId,
+        pub author_id: PublicKey,
+        pub actions: Vec<Action<'a>>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Approval {
+        pub proposal_id: ProposalId,
+        pub signer_id: PublicKey,
+        pub added_timestamp: u64,
+    }
+
+    #[derive(Serialize)]
+    #[serde(tag = "scope", content = "params")]
+    pub enum Action<'a> {
+        ExternalFunctionCall {
+            receiver_id: &'a str,
+            method_name: &'a str,
+            args: &'a str,
+            deposit: u128,
+        },
+        Transfer {
+            receiver_id: &'a str,
+            amount: u128,
+        },
+        SetNumApprovals {
+            num_approvals: u32,
+        },
+        SetActiveProposalsLimit {
+            active_proposals_limit: u32,
+        },
+        SetContextValue {
+            key: &'a [u8],
+            value: &'a [u8],
+        },
+        DeleteProposal {
+            proposal_id: ProposalId,
+        },
+    }
+
+    impl<'a> From<&'a ProposalAction> for Action<'a> {
+        fn from(action: &'a ProposalAction) -> Self {
+            match action {
+                ProposalAction::ExternalFunctionCall {
+                    receiver_id,
+                    method_name,
+                    args,
+                    deposit,
+                } => Action::ExternalFunctionCall {
+                    receiver_id,
+                    method_name,
+                    args,
+                    deposit: *deposit,
+                },
+                ProposalAction::Transfer {
+                    receiver_id,
+                    amount,
+                } => Action::Transfer {
+                    receiver_id,
+                    amount: *amount,
+                },
+                ProposalAction::SetNumApprovals { num_approvals } => Action::SetNumApprovals {
+                    num_approvals: *num_approvals,
+                },
+                ProposalAction::SetActiveProposalsLimit {
+                    active_proposals_limit,
+                } => Action::SetActiveProposalsLimit {
+                    active_proposals_limit: *active_proposals_limit,
+                },
+                ProposalAction::SetContextValue { key, value } => {
+                    Action::SetContextValue { key, value }
+                }
+                ProposalAction::DeleteProposal { proposal_id } => Action::DeleteProposal {
+                    proposal_id: *proposal_id,
+                },
+            }
+        }
     }
 }

@@ -475,3 +475,97 @@ fn forged_operations_from_readers_and_members_count_for_nothing_on_arrival() {
     assert!(proposal.approvers.contains(&writer.public()));
     assert_eq!(proposal.outcome, ProposalOutcome::Active);
 }
+
+/// What a member sends a context's proxy contract is built and signed from its own log: the
+/// author's proposal, another member's approval once it gave it, calimero-context-config's
+/// JSON (amounts as numbers), and nothing else. A node holding the context's anchor shows a
+/// proposal that reached the threshold with a chain action as `onChain`.
+#[test]
+fn a_members_part_for_the_proxy_contract_is_signed_from_its_log_and_nothing_else() {
+    let (mut a, mut others, ctx) = context(&[Role::Member, Role::Member]);
+    let actions = vec![
+        set_value("paid", "yes"),
+        ProposalAction::Transfer {
+            receiver_id: "bob.near".into(),
+            amount: 1 << 100,
+        },
+    ];
+    let id = block_on(a.propose(&ctx, actions)).unwrap();
+    let local = block_on(a.propose(&ctx, vec![set_value("k", "v")])).unwrap();
+    settle_all(&mut a, &mut others);
+
+    let proposed = a.proxy_request(&ctx, &id).unwrap();
+    assert_eq!(proposed.scope, tabnode_node::ProxyScope::Propose);
+    assert_eq!(proposed.action, "Transfer");
+    assert_eq!(proposed.signer, a.public_key());
+    tabnode_types::verify_signature(&a.public_key(), &proposed.payload, &proposed.signature)
+        .unwrap();
+    let text = String::from_utf8(proposed.payload.clone()).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            r#"{{"scope":"Propose","params":{{"proposal":{{"id":"{id}","author_id":"{}","actions":[{{"scope":"SetContextValue","params":{{"key":[112,97,105,100],"value":[121,101,115]}}}},{{"scope":"Transfer","params":{{"receiver_id":"bob.near","amount":{}}}}}]}}}}}}"#,
+            a.public_key(),
+            1u128 << 100
+        )
+    );
+
+    // B has not approved: nothing to sign. Nor for a proposal that runs here, or no proposal.
+    let b = &mut others[0];
+    let refused = |r: Result<_, NodeError>| r.unwrap_err().kind();
+    assert_eq!(refused(b.proxy_request(&ctx, &id)), "BadProposal");
+    assert_eq!(refused(a.proxy_request(&ctx, &local)), "BadProposal");
+    assert_eq!(
+        refused(a.proxy_request(&ctx, &ProposalId([9; 32]))),
+        "UnknownProposal"
+    );
+    assert_eq!(
+        refused(a.proxy_request(&ContextId([9; 32]), &id)),
+        "UnknownContext"
+    );
+    block_on(b.approve_proposal(&ctx, &id)).unwrap();
+    let approved = b.proxy_request(&ctx, &id).unwrap();
+    assert_eq!(approved.scope, tabnode_node::ProxyScope::Approve);
+    let payload: Value = serde_json::from_slice(&approved.payload).unwrap();
+    assert_eq!(
+        payload,
+        json!({"scope": "Approve", "params": {"approval": {
+            "proposal_id": id.to_string(),
+            "signer_id": b.public_key().to_string(),
+            "added_timestamp": 0,
+        }}})
+    );
+    tabnode_types::verify_signature(&b.public_key(), &approved.payload, &approved.signature)
+        .unwrap();
+
+    block_on(others[1].approve_proposal(&ctx, &id)).unwrap();
+    settle_all(&mut a, &mut others);
+    let needs = ProposalOutcome::NeedsChain { action: "Transfer" };
+    assert_eq!(a.proposal(&ctx, &id).unwrap().outcome, needs);
+    let anchor = tabnode_node::AnchorView {
+        members: std::iter::once(&a)
+            .chain(&others)
+            .map(|n| n.public_key())
+            .collect(),
+        app_matches: true,
+    };
+    block_on(a.set_anchor(&ctx, Some(anchor))).unwrap();
+    assert_eq!(
+        a.proposal(&ctx, &id).unwrap().outcome,
+        ProposalOutcome::OnChain { action: "Transfer" }
+    );
+    assert_eq!(
+        value(&a, &ctx, "paid"),
+        None,
+        "none of its actions ran here"
+    );
+    assert_eq!(
+        others[0].proposal(&ctx, &id).unwrap().outcome,
+        needs,
+        "a node without the anchor"
+    );
+    // The last approver can still send its part.
+    assert!(others[1].proxy_request(&ctx, &id).is_ok());
+    block_on(a.set_anchor(&ctx, None)).unwrap();
+    assert_eq!(a.proposal(&ctx, &id).unwrap().outcome, needs);
+}

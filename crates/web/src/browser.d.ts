@@ -62,6 +62,7 @@ export type Proposal = { id: string; author: string; actions: ProposalAction[]; 
   | { status: "active" }
   | { status: "executed"; at: string }
   | { status: "needsChain"; action: "Transfer" | "ExternalFunctionCall" }
+  | { status: "onChain"; action: "Transfer" | "ExternalFunctionCall" }
   | { status: "deleted"; by: string }
   | { status: "tooManyActive"; limit: number });
 /** A context's proxy: the approvals a proposal needs, the active proposals an author may have. */
@@ -87,6 +88,13 @@ export interface BundleInfo { appId: string; package: string; appVersion: string
 /** `uses`: how many keys may join with the invitation (default 1). */
 export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; uses?: number; }
 export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
+/** What sendProposalToChain sent the context's proxy contract, and what the proxy answered. */
+export interface ProxySend {
+  contextId: string; proposal: string; request: "propose" | "approve";
+  action: "Transfer" | "ExternalFunctionCall"; proxyContract: string; transactionHash: string | null;
+  /** The proposal on the proxy now (null when the wallet's answer does not say). */
+  onChain: { status: "pending"; approvals: number } | { status: "ran" } | null;
+}
 /** What writeAnchor wrote to the context-config contract, and the anchor read back after. */
 export interface AnchorWrite {
   contextId: string;

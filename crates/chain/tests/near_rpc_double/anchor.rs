@@ -91,6 +91,10 @@ impl Anchor for NearContractDouble {
         )
     }
 
+    async fn proxy_contract(&self, context: &ContextId) -> Result<String, DoubleRefused> {
+        self.view("proxy_contract", json!({"context_id": context}))
+    }
+
     fn says_unknown(error: &DoubleRefused) -> bool {
         error.0 == guest_panic(tabnode_chain::UNKNOWN_CONTEXT_PANIC)
     }

@@ -21,6 +21,11 @@
 //! the user's wallet and not by the client under test; `Chain::apply_transaction` plays several
 //! as one transaction (in order, all or nothing, as NEAR runs one receipt's actions).
 //!
+//! Each context's proxy contract is kept too ([`proxy::Proxy`], at the account its
+//! `proxy_contract` names): `Chain::apply_proxy_mutate` plays its `mutate` (signature, member
+//! list, proposals and approvals, execution at the threshold), recording the transfers and
+//! function calls it would make.
+//!
 //! [`anchor::NearContractDouble`] reads the same contract as a `tabnode_chain::Anchor` with no RPC and
 //! no server, for flows tested in-process.
 //!
@@ -31,6 +36,7 @@
 
 pub mod anchor;
 mod contract;
+pub mod proxy;
 mod server;
 
 // Not every test file uses every part.
@@ -125,6 +131,8 @@ pub struct Chain {
     pub accounts: BTreeMap<String, Account>,
     pub contexts: BTreeMap<Id, Context>,
     pub next_proxy_id: u64,
+    /// The contexts' proxy contracts that were called, by account.
+    pub proxies: BTreeMap<String, proxy::Proxy>,
     /// When set, a contract panic and an unknown key come back as structured
     /// `CONTRACT_EXECUTION_ERROR` / `UNKNOWN_ACCESS_KEY` errors instead of nearcore's
     /// backward-compatible `result.error` strings.
@@ -147,6 +155,7 @@ impl Chain {
             accounts,
             contexts: BTreeMap::new(),
             next_proxy_id: 0,
+            proxies: BTreeMap::new(),
             structured_errors: false,
         }
     }

@@ -2,13 +2,21 @@
 //! [`crate::proposals`]).
 
 use super::*;
+use crate::proposals::{proxy_payload, Outcome, ProxyRequest, ProxyScope};
 
 impl<S: Store, E: Env> Node<S, E> {
     /// The context's proxy state: threshold, limit, proposals and key-value store, as every
-    /// member that holds the same deltas sees it.
+    /// member that holds the same deltas sees it. When this node holds the context's anchor, a
+    /// proposal that reached the threshold with a chain action shows as
+    /// [`Outcome::OnChain`](crate::ProposalOutcome::OnChain) (its actions are the proxy
+    /// contract's), otherwise as `NeedsChain`.
     pub fn proxy(&self, id: &ContextId) -> Result<Proxy, NodeError> {
         let ctx = self.context(id)?;
-        Ok(Proxy::tally(&ctx.dag, ctx.log.verdict()))
+        let proxy = Proxy::tally(&ctx.dag, ctx.log.verdict());
+        Ok(match ctx.anchor {
+            Some(_) => proxy.anchored(),
+            None => proxy,
+        })
     }
 
     /// Every proposal of the context, whatever became of it.
@@ -83,5 +91,60 @@ impl<S: Store, E: Env> Node<S, E> {
             },
         )
         .await
+    }
+
+    /// What this member did with `proposal` in the context's log, as the request the context's
+    /// proxy contract takes, signed with this node's key (its identity on the contract), as
+    /// merod signs it: the proposal itself when this node proposed it, its approval when this
+    /// node approved it. Nothing else is signed, so this is no signing oracle: the payload is
+    /// built here, from the log.
+    ///
+    /// Refused ([`NodeError::BadProposal`]) for a proposal with no action that needs a chain
+    /// (it runs here), one this node has not approved (approve it first), or one that will not
+    /// run (`tooManyActive`, `deleted`); [`NodeError::UnknownProposal`] for an unknown id.
+    pub fn proxy_request(
+        &self,
+        id: &ContextId,
+        proposal: &ProposalId,
+    ) -> Result<ProxyRequest, NodeError> {
+        let proposal = self.proposal(id, proposal)?;
+        let pid = proposal.id;
+        let action = proposal
+            .actions
+            .iter()
+            .find(|a| a.needs_chain())
+            .ok_or_else(|| {
+                NodeError::BadProposal(format!(
+                    "proposal {pid} holds no action that needs a chain: it runs here"
+                ))
+            })?
+            .name();
+        if matches!(
+            proposal.outcome,
+            Outcome::TooManyActive { .. } | Outcome::Deleted { .. }
+        ) {
+            return Err(NodeError::BadProposal(format!(
+                "proposal {pid} will not run ({:?}): nothing goes to the chain",
+                proposal.outcome
+            )));
+        }
+        let me = self.key.public();
+        let scope = if proposal.author == me {
+            ProxyScope::Propose
+        } else if proposal.approvers.contains(&me) {
+            ProxyScope::Approve
+        } else {
+            return Err(NodeError::BadProposal(format!(
+                "{me} has not approved proposal {pid}: approve it first"
+            )));
+        };
+        let payload = proxy_payload(&proposal, scope, &me);
+        Ok(ProxyRequest {
+            scope,
+            action,
+            signature: self.key.sign(&payload),
+            payload,
+            signer: me,
+        })
     }
 }

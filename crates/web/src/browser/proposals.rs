@@ -6,7 +6,9 @@ use tabnode_types::ContextId;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{parse_id, to_js, BrowserNode};
+use tabnode_account::anchor::AnchorChain;
+
+use super::{flow_error, parse_id, to_js, BrowserNode, FetchTransport};
 
 #[wasm_bindgen]
 impl BrowserNode {
@@ -68,6 +70,41 @@ impl BrowserNode {
                 Some(Ok(text)) => Ok(JsValue::from(text)),
                 Some(Err(e)) => to_js(&e.into_bytes()),
             }
+        })
+    }
+
+    /// Sends this member's part of a proposal that holds a chain action (`Transfer`,
+    /// `ExternalFunctionCall`) to the context's proxy contract on NEAR, as merod does: the
+    /// author's proposal, or this member's approval (give it with `approveProposal` first),
+    /// signed in the node with its key and sent by the user's wallet as one transaction; the
+    /// contract runs the actions at the approval that reaches its threshold. Resolves to
+    /// `{contextId, proposal, request, action, proxyContract, transactionHash, onChain}`
+    /// (`onChain`: `{status: "pending", approvals}` or `{status: "ran"}`). Fails with
+    /// `NeedsChain` (no `nearRpc`/`nearContract`, or the contract does not record the
+    /// context), `BadProposal` (nothing for the chain, or not approved here),
+    /// `UnknownProposal`, `RpcUnavailable`, `AnchorReadFailed`, `AnchorNoQuorum`, the wallet's
+    /// errors, or `ProxyRefused` (with the contract's panic message).
+    #[wasm_bindgen(js_name = sendProposalToChain, unchecked_return_type = "Promise<ProxySend>")]
+    pub fn send_proposal_to_chain(&self, context_id: String, proposal_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id: ContextId = parse_id(&context_id)?;
+            let proposal = parse_id::<ProposalId>(&proposal_id)?;
+            let chain = match (&inner.near_contract, inner.near_rpc.is_empty()) {
+                (Some(contract), false) => Some(AnchorChain::new(
+                    &inner.near_rpc,
+                    contract,
+                    inner.near_rpc_quorum,
+                    FetchTransport::new,
+                )),
+                _ => None,
+            };
+            let sent = inner
+                .account()
+                .send_to_proxy(&*inner, chain.as_ref(), id, proposal)
+                .await
+                .map_err(flow_error)?;
+            to_js(&sent.to_json())
         })
     }
 }

@@ -1,0 +1,405 @@
+//! A proposal's chain actions sent to the context's proxy contract natively: real nodes (their
+//! keys sign, from their logs) in a context anchored on a context-config contract kept by
+//! `near_rpc_double` (the chain crate's TEST DOUBLE of NEAR; no NEAR runs here), which keeps the
+//! context's proxy contract too, through a wallet TEST DOUBLE that plays each transaction on
+//! the contract it is sent to. Members propose and approve in the log and each sends its part:
+//! the proxy runs the transfer once, at the approval that reaches its threshold, and every
+//! member shows the proposal `onChain`. With no anchor or no chain it stays `needsChain` and
+//! nothing is sent; bad requests are refused before the wallet is asked.
+
+#[path = "../../chain/tests/near_rpc_double/mod.rs"]
+mod near_rpc_double;
+
+use std::cell::Cell;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use base64::Engine;
+use futures::lock::Mutex;
+use near_rpc_double::anchor::NearContractDouble;
+use near_rpc_double::proxy::Action;
+use near_rpc_double::{Chain, CONTRACT};
+use serde_json::{json, Value};
+use tabnode_account::anchor::{read_anchor, AnchorChain};
+use tabnode_account::{Account, NoChain, Site};
+use tabnode_chain::{ProxyState, QuorumAnchor};
+use tabnode_identity::wallet::{TransactionWallet, WalletError};
+use tabnode_node::{FixedEnv, Node, ProposalAction, ProposalId, ProposalOutcome, ProxyScope};
+use tabnode_runtime::{Limits, Runtime};
+use tabnode_sim::guest;
+use tabnode_store::MemoryStore;
+use tabnode_types::ContextId;
+
+type TestNode = Node<MemoryStore, FixedEnv>;
+
+/// A TEST DOUBLE of a wallet: plays the transaction on the double's chain, on the contract it
+/// is sent to (the context-config contract, or a proxy contract), and answers with NEAR's
+/// `FinalExecutionOutcome` (`SuccessValue`: the base64 of what the contract returned).
+struct PlaysOnTheDouble {
+    chain: Arc<StdMutex<Chain>>,
+    asked: Cell<usize>,
+}
+
+impl TransactionWallet for PlaysOnTheDouble {
+    async fn sign_and_send(&self, transaction: &Value) -> Result<Value, WalletError> {
+        self.asked.set(self.asked.get() + 1);
+        let receiver = transaction["receiverId"].as_str().unwrap();
+        let calls: Vec<Vec<u8>> = transaction["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| serde_json::to_vec(&a["params"]["args"]).unwrap())
+            .collect();
+        let mut chain = self.chain.lock().unwrap();
+        let result = if receiver == CONTRACT {
+            chain.apply_transaction(&calls).map(|_| String::new())
+        } else {
+            assert_eq!(calls.len(), 1, "one mutate per proxy transaction");
+            chain
+                .apply_proxy_mutate(receiver, &calls[0])
+                .map(|v| base64::engine::general_purpose::STANDARD.encode(v.to_string()))
+                .map_err(|e| (0, e))
+        };
+        let hash = format!("tx{}", self.asked.get());
+        Ok(match result {
+            Ok(value) => json!({"status": {"SuccessValue": value}, "transaction": {"hash": hash}}),
+            Err((index, message)) => json!({
+                "status": {"Failure": {"ActionError": {"index": index, "kind": {"FunctionCallError": {
+                    "ExecutionError": format!("Smart contract panicked: {message}")
+                }}}}},
+                "transaction": {"hash": hash},
+            }),
+        })
+    }
+}
+
+fn account(chain: &Arc<StdMutex<Chain>>) -> Account<PlaysOnTheDouble, NoChain, FixedEnv> {
+    Account {
+        wallet: PlaysOnTheDouble {
+            chain: chain.clone(),
+            asked: Cell::new(0),
+        },
+        keys: NoChain,
+        site: Site {
+            origin: "http://127.0.0.1:8080".into(),
+            url: "http://127.0.0.1:8080/".into(),
+        },
+        env: FixedEnv::new(200),
+    }
+}
+
+async fn opened(seed: u8) -> TestNode {
+    let mut node = Node::open(
+        MemoryStore::default(),
+        FixedEnv::new(seed),
+        Runtime::new(Limits::default()),
+    )
+    .await
+    .unwrap();
+    tabnode_sim::clock_in(&mut node);
+    node
+}
+
+/// Three members (key seeds 1, 2, 3) of a kv-store context node 1 created, settled.
+async fn three_members() -> (Vec<Mutex<TestNode>>, ContextId) {
+    let mut a = opened(1).await;
+    let app = a.install_app(&guest("kv_store")).await.unwrap();
+    let ctx = a.create_context(app, json!({})).await.unwrap();
+    let mut nodes = vec![a];
+    for seed in [2, 3] {
+        let mut joiner = opened(seed).await;
+        joiner.join(&nodes[0].invite(&ctx).unwrap()).await.unwrap();
+        nodes.push(joiner);
+        tabnode_sim::settle(&mut nodes.iter_mut().collect::<Vec<_>>());
+    }
+    (nodes.into_iter().map(Mutex::new).collect(), ctx)
+}
+
+async fn settle(nodes: &[Mutex<TestNode>]) {
+    let mut guards = Vec::new();
+    for n in nodes {
+        guards.push(n.lock().await);
+    }
+    tabnode_sim::settle(&mut guards.iter_mut().map(|g| &mut **g).collect::<Vec<_>>());
+}
+
+fn double_chain(chain: &Arc<StdMutex<Chain>>) -> AnchorChain<NearContractDouble> {
+    AnchorChain {
+        contract_id: CONTRACT.to_owned(),
+        reader: QuorumAnchor::new(vec![NearContractDouble(chain.clone())], 1),
+    }
+}
+
+/// Node 1 writes the context's anchor (all three members); each node reads it.
+async fn anchored(nodes: &[Mutex<TestNode>], ctx: ContextId, chain: &Arc<StdMutex<Chain>>) {
+    let anchor = double_chain(chain);
+    account(chain)
+        .write_anchor(&nodes[0], &anchor, ctx)
+        .await
+        .unwrap();
+    let wasm = nodes[0].lock().await.context_wasm(&ctx).await.unwrap();
+    for node in nodes {
+        let view = read_anchor(node, &anchor.reader, &ctx, &wasm)
+            .await
+            .unwrap();
+        assert_eq!(view.members.len(), 3);
+    }
+}
+
+fn transfer() -> Vec<ProposalAction> {
+    vec![ProposalAction::Transfer {
+        receiver_id: "bob.testnet".into(),
+        amount: 1 << 100,
+    }]
+}
+
+async fn outcome(node: &Mutex<TestNode>, ctx: &ContextId, id: &ProposalId) -> ProposalOutcome {
+    node.lock().await.proposal(ctx, id).unwrap().outcome
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_anchored_contexts_transfer_runs_once_on_its_proxy_at_the_threshold() {
+    let chain = Chain::new(CONTRACT).shared();
+    let (nodes, ctx) = three_members().await;
+    anchored(&nodes, ctx, &chain).await;
+    let anchor = double_chain(&chain);
+    let proxy = chain.lock().unwrap().contexts[&ctx.0].proxy.clone();
+
+    let id = nodes[0]
+        .lock()
+        .await
+        .propose(&ctx, transfer())
+        .await
+        .unwrap();
+    settle(&nodes).await;
+    let sent = account(&chain)
+        .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    assert_eq!(sent.scope, ProxyScope::Propose);
+    assert_eq!(sent.action, "Transfer");
+    assert_eq!(sent.proxy_contract, proxy);
+    assert_eq!(sent.state, Some(ProxyState::Pending { approvals: 1 }));
+    assert_eq!(sent.transaction_hash.as_deref(), Some("tx1"));
+
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        node.lock().await.approve_proposal(&ctx, &id).await.unwrap();
+        let sent = account(&chain)
+            .send_to_proxy(node, Some(&anchor), ctx, id)
+            .await
+            .unwrap();
+        assert_eq!(sent.scope, ProxyScope::Approve);
+        let expected = if i == 1 {
+            ProxyState::Pending { approvals: 2 }
+        } else {
+            ProxyState::Ran
+        };
+        assert_eq!(sent.state, Some(expected));
+        if i == 1 {
+            assert!(chain.lock().unwrap().proxies[&proxy].ran.is_empty());
+        } else {
+            assert_eq!(sent.to_json()["onChain"], json!({"status": "ran"}));
+        }
+    }
+    settle(&nodes).await;
+    let ran = chain.lock().unwrap().proxies[&proxy].ran.clone();
+    assert_eq!(
+        ran,
+        vec![(
+            id.0,
+            Action::Transfer {
+                receiver_id: "bob.testnet".into(),
+                amount: 1 << 100
+            }
+        )],
+        "run once, with the amount the log holds"
+    );
+    for node in &nodes {
+        assert_eq!(
+            outcome(node, &ctx, &id).await,
+            ProposalOutcome::OnChain { action: "Transfer" }
+        );
+    }
+    let shown = serde_json::to_value(nodes[1].lock().await.proposal(&ctx, &id).unwrap()).unwrap();
+    assert_eq!(shown["status"], "onChain");
+
+    // Sending a part again: the proxy no longer holds the proposal; nothing runs twice.
+    let err = account(&chain)
+        .send_to_proxy(&nodes[2], Some(&anchor), ctx, id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "ProxyRefused", "{err}");
+    assert_eq!(chain.lock().unwrap().proxies[&proxy].ran.len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_an_anchor_or_a_chain_the_proposal_needs_a_chain_and_nothing_is_sent() {
+    let chain = Chain::new(CONTRACT).shared();
+    let (nodes, ctx) = three_members().await;
+    let id = nodes[0]
+        .lock()
+        .await
+        .propose(&ctx, transfer())
+        .await
+        .unwrap();
+    settle(&nodes).await;
+    for node in &nodes[1..] {
+        node.lock().await.approve_proposal(&ctx, &id).await.unwrap();
+    }
+    settle(&nodes).await;
+    for node in &nodes {
+        assert_eq!(
+            outcome(node, &ctx, &id).await,
+            ProposalOutcome::NeedsChain { action: "Transfer" }
+        );
+    }
+    let account = account(&chain);
+    let unanchored = account
+        .send_to_proxy(&nodes[0], Some(&double_chain(&chain)), ctx, id)
+        .await
+        .unwrap_err();
+    assert_eq!(unanchored.kind(), "NeedsChain", "{unanchored}");
+    assert!(unanchored.to_string().contains("holds Transfer"));
+    assert!(unanchored.to_string().contains("write its anchor"));
+    let no_chain = account
+        .send_to_proxy::<NearContractDouble>(&nodes[1], None, ctx, id)
+        .await
+        .unwrap_err();
+    assert_eq!(no_chain.kind(), "NeedsChain", "{no_chain}");
+    assert!(no_chain.to_string().contains("none is configured"));
+    assert_eq!(account.wallet.asked.get(), 0);
+    assert!(chain.lock().unwrap().proxies.is_empty());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_requests_are_refused_before_the_wallet_is_asked_and_change_nothing() {
+    let chain = Chain::new(CONTRACT).shared();
+    let (nodes, ctx) = three_members().await;
+    anchored(&nodes, ctx, &chain).await;
+    let anchor = double_chain(&chain);
+    let account = account(&chain);
+    let asked = account.wallet.asked.get();
+    let value = vec![ProposalAction::SetContextValue {
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+    }];
+    let local = nodes[0].lock().await.propose(&ctx, value).await.unwrap();
+    let id = nodes[0]
+        .lock()
+        .await
+        .propose(&ctx, transfer())
+        .await
+        .unwrap();
+    settle(&nodes).await;
+    let refused = [
+        // Runs here: nothing for the chain.
+        (&nodes[0], local, "BadProposal"),
+        // Member 2 has not approved it in the log.
+        (&nodes[1], id, "BadProposal"),
+        (&nodes[0], ProposalId([9; 32]), "UnknownProposal"),
+    ];
+    for (node, proposal, kind) in refused {
+        let err = account
+            .send_to_proxy(node, Some(&anchor), ctx, proposal)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+    }
+    let err = account
+        .send_to_proxy(&nodes[0], Some(&anchor), ContextId([4; 32]), id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "UnknownContext", "{err}");
+    assert_eq!(account.wallet.asked.get(), asked);
+    assert!(chain.lock().unwrap().proxies.is_empty());
+
+    // An approval sent before the author's proposal landed: the proxy refuses it, and the
+    // member sends it again once the proposal is there.
+    nodes[1]
+        .lock()
+        .await
+        .approve_proposal(&ctx, &id)
+        .await
+        .unwrap();
+    let early = account
+        .send_to_proxy(&nodes[1], Some(&anchor), ctx, id)
+        .await
+        .unwrap_err();
+    assert_eq!(early.kind(), "ProxyRefused", "{early}");
+    account
+        .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    let again = account
+        .send_to_proxy(&nodes[1], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    assert_eq!(again.state, Some(ProxyState::Pending { approvals: 2 }));
+}
+
+/// The chain counts its own approvals: with the local threshold lowered to 2 (the proxy's is
+/// still 3), the proposal shows `onChain` at B's approval while the proxy waits; C can still
+/// approve it in the log and send its approval, which runs it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_proposal_past_a_lower_local_threshold_still_takes_the_approvals_the_chain_needs() {
+    let chain = Chain::new(CONTRACT).shared();
+    let (nodes, ctx) = three_members().await;
+    anchored(&nodes, ctx, &chain).await;
+    let anchor = double_chain(&chain);
+    let lower = vec![ProposalAction::SetNumApprovals { num_approvals: 2 }];
+    let lower = nodes[0].lock().await.propose(&ctx, lower).await.unwrap();
+    settle(&nodes).await;
+    for node in &nodes[1..] {
+        node.lock()
+            .await
+            .approve_proposal(&ctx, &lower)
+            .await
+            .unwrap();
+    }
+    settle(&nodes).await;
+    assert_eq!(nodes[0].lock().await.proxy(&ctx).unwrap().num_approvals, 2);
+
+    let id = nodes[0]
+        .lock()
+        .await
+        .propose(&ctx, transfer())
+        .await
+        .unwrap();
+    settle(&nodes).await;
+    let account = account(&chain);
+    account
+        .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    nodes[1]
+        .lock()
+        .await
+        .approve_proposal(&ctx, &id)
+        .await
+        .unwrap();
+    let second = account
+        .send_to_proxy(&nodes[1], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    assert_eq!(second.state, Some(ProxyState::Pending { approvals: 2 }));
+    settle(&nodes).await;
+    assert_eq!(
+        outcome(&nodes[2], &ctx, &id).await,
+        ProposalOutcome::OnChain { action: "Transfer" }
+    );
+    nodes[2]
+        .lock()
+        .await
+        .approve_proposal(&ctx, &id)
+        .await
+        .unwrap();
+    let third = account
+        .send_to_proxy(&nodes[2], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    assert_eq!(third.state, Some(ProxyState::Ran));
+    let proxy = chain.lock().unwrap().contexts[&ctx.0].proxy.clone();
+    assert_eq!(chain.lock().unwrap().proxies[&proxy].ran.len(), 1);
+    settle(&nodes).await;
+    let approvers = nodes[0].lock().await.proposal(&ctx, &id).unwrap().approvers;
+    assert_eq!(approvers.len(), 3, "C's approval is in the log too");
+}
