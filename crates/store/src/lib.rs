@@ -30,8 +30,9 @@ pub use sealed::{SealedStore, Sealer};
 pub const PART_BYTES: usize = 60 * 1024;
 
 /// The largest value IndexedDB stores as parts; a bigger one (a blob, an app) is one record,
-/// which Chromium keeps in a file of its own.
-pub const PARTED_MAX: usize = 4 * 1024 * 1024;
+/// which Chromium keeps in a file of its own: on disk that is faster from about 2.5 MB, and in
+/// memory from about 1.5 MB (`node bench/parts.mjs`, docs/storage.md).
+pub const PARTED_MAX: usize = 1024 * 1024;
 
 /// The fixed set of namespaces: IndexedDB object stores must be declared when the database opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
