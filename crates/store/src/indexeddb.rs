@@ -12,13 +12,15 @@
 //! A value over [`PART_BYTES`] (up to [`PARTED_MAX`]) is stored as parts: its row holds its
 //! length (a number, where a whole value is a `Uint8Array`), and object store `parts` holds its
 //! bytes under `[namespace, key, i]`, at most [`PART_BYTES`] each, written in the same
-//! transaction. Chromium writes a value over 64 KiB to a blob file of its own, which on disk
-//! cost a set at 1,000 keys (one 89 KB index row) 0.7 ms more to issue. A read that meets a
-//! length reads again in a transaction over the namespace and `parts` (the row and its parts
-//! from one snapshot) and joins them. Every later write of that key (a smaller value, a delete)
-//! deletes its parts in its own transaction: the store knows which keys have parts (read at
-//! open, kept up to date as it writes), so writes of other keys cost nothing more. Why and
-//! what it saves: docs/storage.md, *Values in parts*.
+//! transaction; a bigger value stays one record. Chromium writes a value over 64 KiB to a blob
+//! file of its own, which on disk costs far more than the same bytes in records under it (a
+//! kv-store set at 1,000 keys rewrites an 89 KB index row). The store knows which keys may have
+//! parts (read from `parts` at open, kept as it writes): a read of one is a transaction over the
+//! namespace and `parts` (the row and its parts from one snapshot), and joins them; a read of
+//! any other key that meets a length anyway (another connection wrote it) reads again so. Every
+//! later write of such a key (a smaller value, fewer parts, a delete) deletes the parts it no
+//! longer needs in its own transaction; writes of other keys cost nothing more. Why and what it
+//! saves: docs/storage.md, *Values in parts*.
 //!
 //! Every readwrite transaction names its [`Durability`] (`relaxed` unless the embedder chose
 //! otherwise): what a committed batch survives is then the store's choice, not each browser's
@@ -339,24 +341,28 @@ impl IndexedDbStore {
         tx.store(ns.as_str()).map_err(error)
     }
 
-    /// The rows `read` reads from `ns`'s object store (in a new read-only transaction), each
-    /// value whole: if one is in parts, `read` reads again in a transaction over `ns` and the
-    /// parts (a row and its parts from one snapshot), and each such value is joined.
+    /// The rows `read` reads from `ns`'s object store, each value whole, in a new read-only
+    /// transaction: over `ns` and the parts (a row and its parts from one snapshot) if `parted`
+    /// may be, else over `ns` alone, and then if a value read is in parts (another connection
+    /// wrote it), `read` reads again as if `parted`, and the store knows that key has parts.
     async fn read_whole<F, Fut>(
         &self,
         ns: Namespace,
+        parted: bool,
         read: F,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>
     where
         F: Fn(rexie::Store) -> Fut,
         Fut: Future<Output = Result<Vec<(Vec<u8>, JsValue)>, StoreError>>,
     {
-        let rows = read(self.reader(ns)?).await?;
-        if rows.iter().all(|(_, value)| value.as_f64().is_none()) {
-            return rows
-                .iter()
-                .map(|(key, value)| Ok((key.clone(), whole(value)?)))
-                .collect();
+        if !parted {
+            let rows = read(self.reader(ns)?).await?;
+            if rows.iter().all(|(_, value)| value.as_f64().is_none()) {
+                return rows
+                    .iter()
+                    .map(|(key, value)| Ok((key.clone(), whole(value)?)))
+                    .collect();
+            }
         }
         let tx = self
             .db
@@ -368,11 +374,28 @@ impl IndexedDbStore {
         for (key, value) in rows {
             let value = match value.as_f64() {
                 None => whole(&value)?,
-                Some(len) => joined(&parts, ns, &key, len).await?,
+                Some(len) => {
+                    // Known from now on, if another connection wrote it: a write of it here
+                    // then deletes its parts.
+                    self.parted
+                        .borrow_mut()
+                        .entry(ns)
+                        .or_default()
+                        .insert(key.clone());
+                    joined(&parts, ns, &key, len).await?
+                }
             };
             out.push((key, value));
         }
         Ok(out)
+    }
+
+    /// Whether a key of `ns` that starts with `prefix` may have parts.
+    fn parts_under(&self, ns: Namespace, prefix: &[u8]) -> bool {
+        let parted = self.parted.borrow();
+        parted
+            .get(&ns)
+            .is_some_and(|keys| keys.iter().any(|key| key.starts_with(prefix)))
     }
 
     /// Closes the connection (tests reopen to check durability).
@@ -389,8 +412,9 @@ impl IndexedDbStore {
 
 impl Store for IndexedDbStore {
     async fn get(&self, ns: Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let parted = has_parts(&self.parted.borrow(), ns, key);
         let rows = self
-            .read_whole(ns, |store| async move {
+            .read_whole(ns, parted, |store| async move {
                 let value = store.get(bytes(key)).await.map_err(error)?;
                 Ok(value.map(|v| (key.to_vec(), v)).into_iter().collect())
             })
@@ -404,7 +428,7 @@ impl Store for IndexedDbStore {
         prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let range = prefix_range(prefix)?;
-        self.read_whole(ns, |store| {
+        self.read_whole(ns, self.parts_under(ns, prefix), |store| {
             let range = range.clone();
             async move {
                 // Two bulk requests over the same range in one transaction: keys and values
@@ -449,7 +473,7 @@ impl Store for IndexedDbStore {
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         let range = prefix_range(prefix)?;
         let last = self
-            .read_whole(ns, |store| {
+            .read_whole(ns, self.parts_under(ns, prefix), |store| {
                 let range = range.clone();
                 async move {
                     // A cursor from the end of the range, one step.

@@ -253,6 +253,45 @@ async fn a_value_in_parts_leaves_no_part_behind_when_overwritten_or_deleted_even
 }
 
 #[wasm_bindgen_test]
+async fn a_value_another_connection_wrote_in_parts_reads_whole_and_is_then_rewritten_without_its_parts(
+) {
+    let ns = Namespace::State;
+    let name = unique("two-connections");
+    let here = IndexedDbStore::open(&name).await.unwrap();
+    let other = IndexedDbStore::open(&name).await.unwrap();
+    other
+        .commit(Batch::new().put(ns, b"k", big(2 * PART_BYTES + 1, 1)).put(
+            ns,
+            b"j",
+            big(PART_BYTES + 1, 2),
+        ))
+        .await
+        .unwrap();
+    // `here` opened before: it learns of the parts from what it reads.
+    assert_eq!(
+        here.get(ns, b"k").await.unwrap(),
+        Some(big(2 * PART_BYTES + 1, 1))
+    );
+    assert_eq!(
+        here.last_with_prefix(ns, b"j").await.unwrap(),
+        Some((b"j".to_vec(), big(PART_BYTES + 1, 2)))
+    );
+    here.commit(
+        Batch::new()
+            .put(ns, b"k", b"small".to_vec())
+            .delete(ns, b"j"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(parts_in(&name).await, 0.0, "no part left behind");
+    assert_eq!(other.get(ns, b"k").await.unwrap(), Some(b"small".to_vec()));
+    assert_eq!(other.scan_prefix(ns, b"").await.unwrap().len(), 1);
+    here.close();
+    other.close();
+    IndexedDbStore::delete_database(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
 async fn a_store_of_schema_version_2_opens_upgraded_and_reads_its_big_values_whole() {
     use rexie::{ObjectStore, Rexie, TransactionMode};
     let name = unique("upgrade-2");
