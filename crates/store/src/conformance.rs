@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::{Batch, Namespace, Store};
+use crate::{Batch, Namespace, Store, StoreError, PARTED_MAX, PART_BYTES};
 
 fn rows(pairs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
     pairs
@@ -21,6 +21,196 @@ pub async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() -> F) {
     namespaces_are_isolated(&fresh().await).await;
     batches_span_namespaces_and_keep_order(&fresh().await).await;
     a_batch_in_parts_is_written_whole_or_not_at_all(&fresh().await).await;
+    big_values_read_back_whole(&fresh().await).await;
+    big_values_overwritten_and_deleted_leave_only_the_logical_rows(&fresh().await).await;
+    big_values_in_batches_are_all_or_nothing(&fresh().await).await;
+}
+
+/// `len` bytes that differ with `seed` and along the value (a part out of place shows).
+pub fn big(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ ((i >> 8) as u8) ^ seed)
+        .collect()
+}
+
+/// Values at and over the size IndexedDB stores in parts ([`PART_BYTES`]), and over the size
+/// it stores whole again ([`PARTED_MAX`]), beside small ones: each reads back whole, by key,
+/// by prefix and as the last of a prefix, and keys are listed once.
+pub async fn big_values_read_back_whole(store: &impl Store) {
+    let ns = Namespace::State;
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"a".to_vec(), b"small".to_vec()),
+        (b"k".to_vec(), big(PART_BYTES, 1)),
+        (b"k\x00".to_vec(), big(PART_BYTES + 1, 2)),
+        (b"k\x00\x00".to_vec(), big(2 * PART_BYTES, 3)),
+        (b"k\x01".to_vec(), big(3 * PART_BYTES + 7, 4)),
+        (b"k\xff".to_vec(), vec![]),
+        (b"k\xff\xff".to_vec(), big(PARTED_MAX, 5)),
+        (b"l".to_vec(), big(PARTED_MAX + 1, 6)),
+    ];
+    let mut batch = Batch::new();
+    for (key, value) in rows.iter().rev() {
+        batch.put_mut(ns, key, value.clone());
+    }
+    store.commit(batch).await.unwrap();
+    for (key, value) in &rows {
+        let read = store.get(ns, key).await.unwrap();
+        assert!(
+            read.as_ref() == Some(value),
+            "{key:?}: {:?} bytes",
+            read.map(|v| v.len())
+        );
+    }
+    let scanned = store.scan_prefix(ns, b"").await.unwrap();
+    assert!(scanned == rows, "a scan reads exactly the rows, whole");
+    let k = store.scan_prefix(ns, b"k").await.unwrap();
+    assert!(k[..] == rows[1..7]);
+    assert_eq!(
+        store.keys_with_prefix(ns, b"k", 10).await.unwrap(),
+        Some(rows[1..7].iter().map(|(k, _)| k.clone()).collect())
+    );
+    let last = store.last_with_prefix(ns, b"k\x00").await.unwrap();
+    assert!(
+        last.as_ref() == Some(&rows[3]),
+        "the last of a prefix, whole"
+    );
+    let last = store.last_with_prefix(ns, b"").await.unwrap();
+    assert!(last.as_ref() == Some(&rows[7]));
+    assert_eq!(store.get(Namespace::Deltas, b"k\x01").await.unwrap(), None);
+}
+
+/// A big value overwritten by a smaller one (big or small), a small one by a big one, and
+/// deletes: every read sees exactly the last value written, in each namespace on its own.
+pub async fn big_values_overwritten_and_deleted_leave_only_the_logical_rows(store: &impl Store) {
+    let ns = Namespace::State;
+    let put = |ns, key: &'static [u8], value: Vec<u8>| async move {
+        store
+            .commit(Batch::new().put(ns, key, value))
+            .await
+            .unwrap();
+    };
+    let expect = |ns, key: &'static [u8], value: Option<Vec<u8>>| async move {
+        let read = store.get(ns, key).await.unwrap();
+        assert!(
+            read == value,
+            "{key:?}: read {:?} bytes, wrote {:?}",
+            read.map(|v| v.len()),
+            value.map(|v| v.len())
+        );
+        let scanned: Vec<_> = store.scan_prefix(ns, key).await.unwrap();
+        let want: Vec<_> = value.into_iter().map(|v| (key.to_vec(), v)).collect();
+        assert!(
+            scanned == want,
+            "{key:?}: the scan sees the one logical row"
+        );
+    };
+    // Each step's value, in turn, under one key: big to small, small to big, big to a
+    // smaller big one (fewer parts), to a bigger one, to one stored whole again and back.
+    let steps = [
+        big(3 * PART_BYTES + 11, 1),
+        b"small".to_vec(),
+        big(4 * PART_BYTES + 1, 2),
+        big(PART_BYTES + 5, 3),
+        big(PART_BYTES, 4),
+        big(2 * PART_BYTES + 9, 5),
+        big(PARTED_MAX + 3, 6),
+        big(PART_BYTES + 2, 7),
+        vec![],
+    ];
+    for value in steps {
+        put(ns, b"x", value.clone()).await;
+        expect(ns, b"x", Some(value)).await;
+    }
+    // The same key, big, in another namespace: its own value.
+    put(ns, b"y", big(2 * PART_BYTES + 1, 8)).await;
+    put(Namespace::Deltas, b"y", big(3 * PART_BYTES + 1, 9)).await;
+    store.commit(Batch::new().delete(ns, b"y")).await.unwrap();
+    expect(ns, b"y", None).await;
+    expect(Namespace::Deltas, b"y", Some(big(3 * PART_BYTES + 1, 9))).await;
+    put(ns, b"y", b"back".to_vec()).await;
+    expect(ns, b"y", Some(b"back".to_vec())).await;
+    put(ns, b"y", big(PART_BYTES + 1, 10)).await;
+    expect(ns, b"y", Some(big(PART_BYTES + 1, 10))).await;
+    store
+        .commit(
+            Batch::new()
+                .delete(Namespace::Deltas, b"y")
+                .delete(ns, b"x"),
+        )
+        .await
+        .unwrap();
+    expect(Namespace::Deltas, b"y", None).await;
+    assert_eq!(
+        store.keys_with_prefix(ns, b"", 10).await.unwrap(),
+        Some(vec![b"y".to_vec()])
+    );
+}
+
+/// Writes of big values in one batch apply in order, and with the rest of the batch or not at
+/// all: a batch in parts whose later part fails leaves the big value it overwrote (or
+/// deleted) as it was.
+pub async fn big_values_in_batches_are_all_or_nothing(store: &impl Store) {
+    let ns = Namespace::State;
+    let old = big(2 * PART_BYTES + 3, 1);
+    store
+        .commit(
+            Batch::new()
+                .put(ns, b"a", big(3 * PART_BYTES, 2))
+                .put(ns, b"a", b"then small".to_vec())
+                .put(ns, b"b", b"small first".to_vec())
+                .put(ns, b"b", old.clone())
+                .put(ns, b"c", big(PART_BYTES + 1, 3))
+                .delete(ns, b"c"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(ns, b"a").await.unwrap(),
+        Some(b"then small".to_vec())
+    );
+    assert!(store.get(ns, b"b").await.unwrap() == Some(old.clone()));
+    assert_eq!(store.get(ns, b"c").await.unwrap(), None);
+    for (first, rest) in [
+        (Batch::new().put(ns, b"b", b"small".to_vec()), Batch::new()),
+        (Batch::new().delete(ns, b"b"), Batch::new()),
+        (
+            Batch::new().put(ns, b"b", big(PART_BYTES + 1, 4)),
+            Batch::new().put(ns, b"d", big(5 * PART_BYTES, 5)),
+        ),
+    ] {
+        let failed = store
+            .commit_parts(first.clone(), &[ns], || {
+                Err(StoreError::Backend("signing failed".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        let outside = store
+            .commit_parts(first, &[Namespace::Audit], || {
+                Ok(rest.put(Namespace::Deltas, b"d", b"d".to_vec()))
+            })
+            .await;
+        assert!(outside.is_err());
+        assert!(
+            store.get(ns, b"b").await.unwrap() == Some(old.clone()),
+            "the big value is as it was"
+        );
+        assert_eq!(store.get(ns, b"d").await.unwrap(), None);
+    }
+    store
+        .commit_parts(
+            Batch::new().put(ns, b"b", big(PART_BYTES + 1, 6)),
+            &[ns, Namespace::Audit],
+            || {
+                Ok(Batch::new()
+                    .put(ns, b"d", big(5 * PART_BYTES, 7))
+                    .put(Namespace::Audit, b"r", b"r".to_vec())
+                    .put(ns, b"b", big(2 * PART_BYTES + 1, 8)))
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.get(ns, b"b").await.unwrap() == Some(big(2 * PART_BYTES + 1, 8)));
+    assert!(store.get(ns, b"d").await.unwrap() == Some(big(5 * PART_BYTES, 7)));
 }
 
 pub async fn get_put_overwrite_delete(store: &impl Store) {
@@ -207,7 +397,6 @@ pub async fn batches_span_namespaces_and_keep_order(store: &impl Store) {
 /// [`Store::commit_parts`]: both parts land, later writes after earlier ones; a later part that
 /// fails, or writes a namespace it did not name, leaves nothing of either part.
 pub async fn a_batch_in_parts_is_written_whole_or_not_at_all(store: &impl Store) {
-    use crate::StoreError;
     let first = || {
         Batch::new()
             .put(Namespace::State, b"row", vec![1; 70_000])

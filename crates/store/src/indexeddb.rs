@@ -9,22 +9,43 @@
 //! ([`Store::commit_parts`]) is one transaction whose first writes are issued before the rest
 //! is made.
 //!
+//! A value over [`PART_BYTES`] (up to [`PARTED_MAX`]) is stored as parts: its row holds its
+//! length (a number, where a whole value is a `Uint8Array`), and object store `parts` holds its
+//! bytes under `[namespace, key, i]`, at most [`PART_BYTES`] each, written in the same
+//! transaction; a bigger value stays one record. Chromium writes a value over 64 KiB to a blob
+//! file of its own, which on disk costs far more than the same bytes in records under it (a
+//! kv-store set at 1,000 keys rewrites an 89 KB index row). The store knows which keys may have
+//! parts (read from `parts` at open, kept as it writes): a read of one is a transaction over the
+//! namespace and `parts` (the row and its parts from one snapshot), and joins them; a read of
+//! any other key that meets a length anyway (another connection wrote it) reads again so. Every
+//! later write of such a key (a smaller value, fewer parts, a delete) deletes the parts it no
+//! longer needs in its own transaction; writes of other keys cost nothing more. Why and what it
+//! saves: docs/storage.md, *Values in parts*.
+//!
 //! Every readwrite transaction names its [`Durability`] (`relaxed` unless the embedder chose
 //! otherwise): what a committed batch survives is then the store's choice, not each browser's
 //! default. What each promises, and why relaxed: docs/storage.md, *Durability*.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
 use js_sys::{Array, Object, Uint8Array};
 use rexie::{Direction, KeyRange, ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::IdbDatabase;
 
-use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError};
+use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError, PARTED_MAX, PART_BYTES};
 
 /// Bump when object stores change; `open` then upgrades the database, creating the new stores
 /// and keeping every existing one's data. History: 1 had meta, keys, apps, contexts, state,
-/// private and deltas; 2 added audit and blobs.
-pub const SCHEMA_VERSION: u32 = 2;
+/// private and deltas; 2 added audit and blobs; 3 added parts (values over [`PART_BYTES`] are
+/// written there; the whole values an older version wrote are read as they are).
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The object store of values' parts (keys `[namespace name, key, part number]`).
+const PARTS: &str = "parts";
 
 /// What a committed write survives: IndexedDB's `durability` hint on readwrite transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,8 +84,24 @@ impl Durability {
 /// is written.
 #[wasm_bindgen(inline_js = r#"
 export function begin(db, names, options) { return db.transaction(names, 'readwrite', options); }
-export function put(tx, stores, ns, key, value) { tx.objectStore(stores[ns]).put(value.slice(), key.slice()); }
-export function remove(tx, stores, ns, key) { tx.objectStore(stores[ns]).delete(key.slice()); }
+function dropParts(tx, name, key, from) { tx.objectStore('parts').delete(IDBKeyRange.bound([name, key, from], [name, key, Infinity])); }
+export function put(tx, stores, ns, key, value, parted) {
+  const k = key.slice();
+  if (parted) dropParts(tx, stores[ns], k, 0);
+  tx.objectStore(stores[ns]).put(value.slice(), k);
+}
+export function remove(tx, stores, ns, key, parted) {
+  const k = key.slice();
+  if (parted) dropParts(tx, stores[ns], k, 0);
+  tx.objectStore(stores[ns]).delete(k);
+}
+export function put_parts(tx, stores, ns, key, value, size) {
+  const name = stores[ns], k = key.slice(), parts = tx.objectStore('parts');
+  let i = 0;
+  for (let at = 0; at < value.length; at += size) parts.put(value.slice(at, at + size), [name, k, i++]);
+  dropParts(tx, name, k, i);
+  tx.objectStore(name).put(value.length, k);
+}
 export function abort(tx) { try { tx.abort(); } catch (_) { /* already over */ } }
 export function finish(tx) {
   const done = new Promise((resolve) => {
@@ -79,12 +116,37 @@ extern "C" {
     /// `db.transaction(names, 'readwrite', options)`.
     #[wasm_bindgen(catch)]
     fn begin(db: &IdbDatabase, names: &Array, options: &Object) -> Result<JsValue, JsValue>;
-    /// Puts `value` under `key` in object store `stores[ns]` of `tx`.
+    /// Puts `value` under `key` in object store `stores[ns]` of `tx`, first deleting the key's
+    /// parts if `parted`.
     #[wasm_bindgen(catch)]
-    fn put(tx: &JsValue, stores: &Array, ns: u32, key: &[u8], value: &[u8]) -> Result<(), JsValue>;
-    /// Deletes `key` in object store `stores[ns]` of `tx`.
+    fn put(
+        tx: &JsValue,
+        stores: &Array,
+        ns: u32,
+        key: &[u8],
+        value: &[u8],
+        parted: bool,
+    ) -> Result<(), JsValue>;
+    /// Deletes `key` in object store `stores[ns]` of `tx`, and its parts if `parted`.
     #[wasm_bindgen(catch)]
-    fn remove(tx: &JsValue, stores: &Array, ns: u32, key: &[u8]) -> Result<(), JsValue>;
+    fn remove(
+        tx: &JsValue,
+        stores: &Array,
+        ns: u32,
+        key: &[u8],
+        parted: bool,
+    ) -> Result<(), JsValue>;
+    /// Puts `value` under `key` as parts of at most `size` bytes (deleting any parts after the
+    /// last), and its length in object store `stores[ns]`.
+    #[wasm_bindgen(catch)]
+    fn put_parts(
+        tx: &JsValue,
+        stores: &Array,
+        ns: u32,
+        key: &[u8],
+        value: &[u8],
+        size: u32,
+    ) -> Result<(), JsValue>;
     /// Aborts `tx` if it is still under way.
     fn abort(tx: &JsValue);
     /// Commits `tx`; the promise resolves to `null` once committed, else to the error's name.
@@ -102,7 +164,13 @@ pub struct IndexedDbStore {
     /// names its store by index, not by a string decoded anew).
     store_names: Array,
     durability: Durability,
+    /// Every key that may have parts (read at open; a key is added when its parts are written,
+    /// and stays until the store is closed): a write of one of them deletes its parts.
+    parted: RefCell<Parted>,
 }
+
+/// Keys that may have parts, by namespace.
+type Parted = HashMap<Namespace, HashSet<Vec<u8>>>;
 
 /// A copy of `value` in its own `ArrayBuffer`. Never a view of wasm memory for a value stored:
 /// IndexedDB's structured clone keeps a view's whole buffer, so each put would store all of
@@ -113,6 +181,75 @@ fn bytes(value: &[u8]) -> JsValue {
 
 fn to_vec(value: &JsValue) -> Vec<u8> {
     Uint8Array::new(value).to_vec()
+}
+
+/// A row's value when it is whole (bytes, not the length of a value in parts).
+fn whole(value: &JsValue) -> Result<Vec<u8>, StoreError> {
+    match value.is_instance_of::<Uint8Array>() {
+        true => Ok(to_vec(value)),
+        false => Err(StoreError::Backend(format!(
+            "a row holds neither bytes nor a length: {value:?}"
+        ))),
+    }
+}
+
+/// The key of part `i` of `key`'s value in `ns`.
+fn part_key(ns: Namespace, key: &[u8], i: f64) -> JsValue {
+    Array::of3(&ns.as_str().into(), &bytes(key), &i.into()).into()
+}
+
+/// The value of `len` bytes stored in parts under `key` in `ns`, joined.
+async fn joined(
+    parts: &rexie::Store,
+    ns: Namespace,
+    key: &[u8],
+    len: f64,
+) -> Result<Vec<u8>, StoreError> {
+    let all = KeyRange::bound(
+        &part_key(ns, key, 0.0),
+        &part_key(ns, key, f64::INFINITY),
+        None,
+        None,
+    )
+    .map_err(|e| StoreError::Backend(format!("key range: {e:?}")))?;
+    let mut out = Vec::with_capacity(len as usize);
+    for part in parts.get_all(Some(all), None).await.map_err(error)? {
+        let part = Uint8Array::new(&part);
+        let at = out.len();
+        out.resize(at + part.length() as usize, 0);
+        part.copy_to(&mut out[at..]);
+    }
+    match out.len() as f64 == len {
+        true => Ok(out),
+        false => Err(StoreError::Backend(format!(
+            "a value in parts has {} of its {len} bytes",
+            out.len()
+        ))),
+    }
+}
+
+/// The keys with parts in the database (every part's key names its row's).
+async fn parted_keys(db: &Rexie) -> Result<Parted, StoreError> {
+    let tx = db
+        .transaction(&[PARTS], TransactionMode::ReadOnly)
+        .map_err(error)?;
+    let keys = tx
+        .store(PARTS)
+        .map_err(error)?
+        .get_all_keys(None, None)
+        .await
+        .map_err(error)?;
+    let mut parted = Parted::new();
+    for key in keys {
+        let key = Array::from(&key);
+        let name = key.get(0).as_string();
+        let ns = Namespace::ALL
+            .into_iter()
+            .find(|ns| name.as_deref() == Some(ns.as_str()))
+            .ok_or_else(|| StoreError::Backend(format!("a part names no namespace: {name:?}")))?;
+        parted.entry(ns).or_default().insert(to_vec(&key.get(1)));
+    }
+    Ok(parted)
 }
 
 /// The key range of every key that starts with `prefix` (`None`: the whole store).
@@ -151,8 +288,8 @@ impl IndexedDbStore {
     /// Opens the database `name`, every write committed with `durability`.
     pub async fn open_with(name: &str, durability: Durability) -> Result<Self, StoreError> {
         let mut builder = Rexie::builder(name).version(SCHEMA_VERSION);
-        for ns in Namespace::ALL {
-            builder = builder.add_object_store(ObjectStore::new(ns.as_str()));
+        for store in Namespace::ALL.iter().map(|ns| ns.as_str()).chain([PARTS]) {
+            builder = builder.add_object_store(ObjectStore::new(store));
         }
         let db = builder.build().await.map_err(|e| {
             StoreError::Unavailable(format!("cannot open IndexedDB database {name:?}: {e:?}"))
@@ -178,12 +315,14 @@ impl IndexedDbStore {
             .iter()
             .map(|ns| JsValue::from(ns.as_str()))
             .collect();
+        let parted = RefCell::new(parted_keys(&db).await?);
         Ok(Self {
             db,
             writer,
             write_options,
             store_names,
             durability,
+            parted,
         })
     }
 
@@ -202,6 +341,63 @@ impl IndexedDbStore {
         tx.store(ns.as_str()).map_err(error)
     }
 
+    /// The rows `read` reads from `ns`'s object store, each value whole, in a new read-only
+    /// transaction: over `ns` and the parts (a row and its parts from one snapshot) if `parted`
+    /// may be, else over `ns` alone, and then if a value read is in parts (another connection
+    /// wrote it), `read` reads again as if `parted`, and the store knows that key has parts.
+    async fn read_whole<F, Fut>(
+        &self,
+        ns: Namespace,
+        parted: bool,
+        read: F,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>
+    where
+        F: Fn(rexie::Store) -> Fut,
+        Fut: Future<Output = Result<Vec<(Vec<u8>, JsValue)>, StoreError>>,
+    {
+        if !parted {
+            let rows = read(self.reader(ns)?).await?;
+            if rows.iter().all(|(_, value)| value.as_f64().is_none()) {
+                return rows
+                    .iter()
+                    .map(|(key, value)| Ok((key.clone(), whole(value)?)))
+                    .collect();
+            }
+        }
+        let tx = self
+            .db
+            .transaction(&[ns.as_str(), PARTS], TransactionMode::ReadOnly)
+            .map_err(error)?;
+        let rows = read(tx.store(ns.as_str()).map_err(error)?).await?;
+        let parts = tx.store(PARTS).map_err(error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (key, value) in rows {
+            let value = match value.as_f64() {
+                None => whole(&value)?,
+                Some(len) => {
+                    // Known from now on, if another connection wrote it: a write of it here
+                    // then deletes its parts.
+                    self.parted
+                        .borrow_mut()
+                        .entry(ns)
+                        .or_default()
+                        .insert(key.clone());
+                    joined(&parts, ns, &key, len).await?
+                }
+            };
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Whether a key of `ns` that starts with `prefix` may have parts.
+    fn parts_under(&self, ns: Namespace, prefix: &[u8]) -> bool {
+        let parted = self.parted.borrow();
+        parted
+            .get(&ns)
+            .is_some_and(|keys| keys.iter().any(|key| key.starts_with(prefix)))
+    }
+
     /// Closes the connection (tests reopen to check durability).
     pub fn close(self) {
         self.writer.close();
@@ -216,9 +412,14 @@ impl IndexedDbStore {
 
 impl Store for IndexedDbStore {
     async fn get(&self, ns: Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let store = self.reader(ns)?;
-        let value = store.get(bytes(key)).await.map_err(error)?;
-        Ok(value.map(|v| to_vec(&v)))
+        let parted = has_parts(&self.parted.borrow(), ns, key);
+        let rows = self
+            .read_whole(ns, parted, |store| async move {
+                let value = store.get(bytes(key)).await.map_err(error)?;
+                Ok(value.map(|v| (key.to_vec(), v)).into_iter().collect())
+            })
+            .await?;
+        Ok(rows.into_iter().next().map(|(_, value)| value))
     }
 
     async fn scan_prefix(
@@ -227,23 +428,25 @@ impl Store for IndexedDbStore {
         prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let range = prefix_range(prefix)?;
-        let store = self.reader(ns)?;
-        // Two bulk requests over the same range in one transaction: keys and values line up.
-        let keys = store
-            .get_all_keys(range.clone(), None)
-            .await
-            .map_err(error)?;
-        let values = store.get_all(range, None).await.map_err(error)?;
-        if keys.len() != values.len() {
-            return Err(StoreError::Backend(
-                "keys and values of one range differ in number".into(),
-            ));
-        }
-        Ok(keys
-            .iter()
-            .zip(values.iter())
-            .map(|(k, v)| (to_vec(k), to_vec(v)))
-            .collect())
+        self.read_whole(ns, self.parts_under(ns, prefix), |store| {
+            let range = range.clone();
+            async move {
+                // Two bulk requests over the same range in one transaction: keys and values
+                // line up.
+                let keys = store
+                    .get_all_keys(range.clone(), None)
+                    .await
+                    .map_err(error)?;
+                let values = store.get_all(range, None).await.map_err(error)?;
+                if keys.len() != values.len() {
+                    return Err(StoreError::Backend(
+                        "keys and values of one range differ in number".into(),
+                    ));
+                }
+                Ok(keys.iter().map(to_vec).zip(values).collect())
+            }
+        })
+        .await
     }
 
     async fn keys_with_prefix(
@@ -269,13 +472,20 @@ impl Store for IndexedDbStore {
         prefix: &[u8],
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         let range = prefix_range(prefix)?;
-        let store = self.reader(ns)?;
-        // A cursor from the end of the range, one step.
-        let last = store
-            .scan(range, Some(1), None, Some(Direction::Prev))
-            .await
-            .map_err(error)?;
-        Ok(last.first().map(|(k, v)| (to_vec(k), to_vec(v))))
+        let last = self
+            .read_whole(ns, self.parts_under(ns, prefix), |store| {
+                let range = range.clone();
+                async move {
+                    // A cursor from the end of the range, one step.
+                    let last = store
+                        .scan(range, Some(1), None, Some(Direction::Prev))
+                        .await
+                        .map_err(error)?;
+                    Ok(last.into_iter().map(|(k, v)| (to_vec(&k), v)).collect())
+                }
+            })
+            .await?;
+        Ok(last.into_iter().next())
     }
 
     async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
@@ -316,21 +526,37 @@ impl Store for IndexedDbStore {
 impl IndexedDbStore {
     /// A readwrite transaction over `scope`.
     fn begin(&self, scope: &[Namespace]) -> Result<JsValue, StoreError> {
+        // Every write may write or delete parts.
         let names: Array = scope
             .iter()
             .map(|ns| self.store_names.get(index(ns)))
+            .chain([JsValue::from(PARTS)])
             .collect();
         begin(&self.writer, &names, &self.write_options)
             .map_err(|e| StoreError::Backend(format!("cannot start a transaction: {e:?}")))
     }
 
     /// Issues every write of `batch` in `tx`; one that cannot be issued aborts the transaction
-    /// (nothing of it is written).
+    /// (nothing of it is written). A value over [`PART_BYTES`] goes in parts; any other write
+    /// of a key that may have parts deletes them.
     fn issue(&self, tx: &JsValue, batch: &Batch) -> Result<(), StoreError> {
+        let mut parted = self.parted.borrow_mut();
+        let names = &self.store_names;
         for op in batch.ops() {
             let issued = match op {
-                Op::Put { ns, key, value } => put(tx, &self.store_names, index(ns), key, value),
-                Op::Delete { ns, key } => remove(tx, &self.store_names, index(ns), key),
+                Op::Put { ns, key, value }
+                    if (PART_BYTES + 1..=PARTED_MAX).contains(&value.len()) =>
+                {
+                    parted.entry(*ns).or_default().insert(key.clone());
+                    put_parts(tx, names, index(ns), key, value, PART_BYTES as u32)
+                }
+                Op::Put { ns, key, value } => {
+                    let had = has_parts(&parted, *ns, key);
+                    put(tx, names, index(ns), key, value, had)
+                }
+                Op::Delete { ns, key } => {
+                    remove(tx, names, index(ns), key, has_parts(&parted, *ns, key))
+                }
             };
             if let Err(e) = issued {
                 abort(tx);
@@ -339,6 +565,11 @@ impl IndexedDbStore {
         }
         Ok(())
     }
+}
+
+/// Whether `key` in `ns` may have parts.
+fn has_parts(parted: &Parted, ns: Namespace, key: &[u8]) -> bool {
+    parted.get(&ns).is_some_and(|keys| keys.contains(key))
 }
 
 /// A namespace's place in [`Namespace::ALL`] (and in `store_names`).

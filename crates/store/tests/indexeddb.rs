@@ -3,8 +3,12 @@
 
 use std::cell::Cell;
 
-use tabnode_store::{conformance, Batch, Durability, IndexedDbStore, Namespace, Store};
+use tabnode_store::conformance::big;
+use tabnode_store::{
+    conformance, Batch, Durability, IndexedDbStore, Namespace, Store, PARTED_MAX, PART_BYTES,
+};
 use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -122,7 +126,7 @@ async fn writes_name_the_durability_chosen_and_a_committed_batch_survives_reopen
 #[wasm_bindgen_test]
 async fn a_store_written_by_the_previous_schema_version_opens_upgraded_with_its_data() {
     use rexie::{ObjectStore, Rexie, TransactionMode};
-    assert_eq!(tabnode_store::INDEXEDDB_SCHEMA_VERSION, 2);
+    assert_eq!(tabnode_store::INDEXEDDB_SCHEMA_VERSION, 3);
     let name = unique("upgrade");
     // What schema version 1 created, with a value in it.
     let mut builder = Rexie::builder(&name).version(1);
@@ -163,4 +167,203 @@ async fn a_store_written_by_the_previous_schema_version_opens_upgraded_with_its_
         Some(vec![1])
     );
     store.close();
+}
+
+#[wasm_bindgen(inline_js = "
+export function count_parts(name) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(name);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const count = db.transaction('parts').objectStore('parts').count();
+      count.onsuccess = () => { db.close(); resolve(count.result); };
+      count.onerror = () => reject(count.error);
+    };
+  });
+}
+")]
+extern "C" {
+    /// How many records object store `parts` of database `name` holds.
+    async fn count_parts(name: &str) -> JsValue;
+}
+
+async fn parts_in(name: &str) -> f64 {
+    count_parts(name).await.as_f64().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_value_in_parts_leaves_no_part_behind_when_overwritten_or_deleted_even_after_reopening() {
+    let ns = Namespace::State;
+    let name = unique("parts");
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    store
+        .commit(
+            Batch::new()
+                .put(ns, b"x", big(2 * PART_BYTES + 1, 1))
+                .put(ns, b"y", big(PART_BYTES + 1, 2))
+                .put(ns, b"at", big(PART_BYTES, 3))
+                .put(Namespace::Blobs, b"huge", big(PARTED_MAX + 1, 4)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        parts_in(&name).await,
+        5.0,
+        "3 and 2 parts; the others whole"
+    );
+    store
+        .commit(Batch::new().put(ns, b"x", big(PART_BYTES + 1, 5)))
+        .await
+        .unwrap();
+    assert_eq!(parts_in(&name).await, 4.0, "x's third part went");
+    store
+        .commit(Batch::new().put(ns, b"y", b"small".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(parts_in(&name).await, 2.0, "y's parts went");
+    store.close();
+    // A new connection knows which keys have parts from the database.
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    assert_eq!(
+        store.get(ns, b"x").await.unwrap(),
+        Some(big(PART_BYTES + 1, 5))
+    );
+    store.commit(Batch::new().delete(ns, b"x")).await.unwrap();
+    assert_eq!(parts_in(&name).await, 0.0, "x's parts went with it");
+    store
+        .commit(Batch::new().put(Namespace::Blobs, b"huge", big(3 * PART_BYTES, 6)))
+        .await
+        .unwrap();
+    assert_eq!(parts_in(&name).await, 3.0);
+    store.close();
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    store
+        .commit(Batch::new().put(Namespace::Blobs, b"huge", big(PARTED_MAX + 1, 7)))
+        .await
+        .unwrap();
+    assert_eq!(parts_in(&name).await, 0.0, "stored whole again: no parts");
+    assert_eq!(
+        store.get(Namespace::Blobs, b"huge").await.unwrap(),
+        Some(big(PARTED_MAX + 1, 7))
+    );
+    assert_eq!(store.get(ns, b"y").await.unwrap(), Some(b"small".to_vec()));
+    store.close();
+    IndexedDbStore::delete_database(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_value_another_connection_wrote_in_parts_reads_whole_and_is_then_rewritten_without_its_parts(
+) {
+    let ns = Namespace::State;
+    let name = unique("two-connections");
+    let here = IndexedDbStore::open(&name).await.unwrap();
+    let other = IndexedDbStore::open(&name).await.unwrap();
+    other
+        .commit(Batch::new().put(ns, b"k", big(2 * PART_BYTES + 1, 1)).put(
+            ns,
+            b"j",
+            big(PART_BYTES + 1, 2),
+        ))
+        .await
+        .unwrap();
+    // `here` opened before: it learns of the parts from what it reads.
+    assert_eq!(
+        here.get(ns, b"k").await.unwrap(),
+        Some(big(2 * PART_BYTES + 1, 1))
+    );
+    assert_eq!(
+        here.last_with_prefix(ns, b"j").await.unwrap(),
+        Some((b"j".to_vec(), big(PART_BYTES + 1, 2)))
+    );
+    here.commit(
+        Batch::new()
+            .put(ns, b"k", b"small".to_vec())
+            .delete(ns, b"j"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(parts_in(&name).await, 0.0, "no part left behind");
+    assert_eq!(other.get(ns, b"k").await.unwrap(), Some(b"small".to_vec()));
+    assert_eq!(other.scan_prefix(ns, b"").await.unwrap().len(), 1);
+    here.close();
+    other.close();
+    IndexedDbStore::delete_database(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_store_of_schema_version_2_opens_upgraded_and_reads_its_big_values_whole() {
+    use rexie::{ObjectStore, Rexie, TransactionMode};
+    let name = unique("upgrade-2");
+    // What schema version 2 created, with values over the size now stored in parts, whole.
+    let stores = [
+        "meta", "keys", "apps", "contexts", "state", "private", "deltas", "audit", "blobs",
+    ];
+    let mut builder = Rexie::builder(&name).version(2);
+    for store in stores {
+        builder = builder.add_object_store(ObjectStore::new(store));
+    }
+    let old = builder.build().await.unwrap();
+    let tx = old
+        .transaction(&["state"], TransactionMode::ReadWrite)
+        .unwrap();
+    for (key, value) in [
+        (&b"big"[..], big(100_000, 1)),
+        (b"bigger", big(3 * PART_BYTES, 2)),
+        (b"small", b"v2".to_vec()),
+    ] {
+        let key: JsValue = js_sys::Uint8Array::from(key).into();
+        let value: JsValue = js_sys::Uint8Array::from(&value[..]).into();
+        tx.store("state")
+            .unwrap()
+            .put(&value, Some(&key))
+            .await
+            .unwrap();
+    }
+    tx.done().await.unwrap();
+    old.close();
+
+    let ns = Namespace::State;
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    assert_eq!(store.get(ns, b"big").await.unwrap(), Some(big(100_000, 1)));
+    let rows = store.scan_prefix(ns, b"").await.unwrap();
+    assert!(
+        rows == vec![
+            (b"big".to_vec(), big(100_000, 1)),
+            (b"bigger".to_vec(), big(3 * PART_BYTES, 2)),
+            (b"small".to_vec(), b"v2".to_vec()),
+        ],
+        "every row as version 2 wrote it"
+    );
+    assert_eq!(parts_in(&name).await, 0.0);
+    // Rewritten, a big value goes in parts; one written whole by version 2 is replaced.
+    store
+        .commit(
+            Batch::new()
+                .put(ns, b"big", big(2 * PART_BYTES + 1, 3))
+                .put(ns, b"bigger", b"now small".to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(parts_in(&name).await, 3.0);
+    assert_eq!(
+        store.get(ns, b"big").await.unwrap(),
+        Some(big(2 * PART_BYTES + 1, 3))
+    );
+    assert_eq!(
+        store.get(ns, b"bigger").await.unwrap(),
+        Some(b"now small".to_vec())
+    );
+    store.close();
+    // A build of version 2 cannot open it (IndexedDB refuses an older version), so it never
+    // reads a value in parts as a row.
+    let mut builder = Rexie::builder(&name).version(2);
+    for store in stores {
+        builder = builder.add_object_store(ObjectStore::new(store));
+    }
+    assert!(
+        builder.build().await.is_err(),
+        "an older schema version is refused"
+    );
+    IndexedDbStore::delete_database(&name).await.unwrap();
 }
