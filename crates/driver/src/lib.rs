@@ -6,7 +6,8 @@
 //!
 //! - a store request ([`Output::Store`]) is carried out on the driver's [`Store`] and
 //!   answered; reads asked together go to the store together;
-//! - what the node sends goes out on the network ([`transmit`], [`NetHandle`]);
+//! - what the node sends goes out on the [`Network`] ([`transmit`]; [`NetHandle`] is the real
+//!   one, libp2p in the page and natively);
 //! - what the network brings goes to the node, and what is not the node's (peers coming and
 //!   going, reservations) back to the driver's owner;
 //! - the node's timer work runs when [`Core::poll_timeout`] says.
@@ -36,17 +37,30 @@ use tabnode_node::{Clock, Env, NodeError, NodeEvent, Outgoing};
 use tabnode_runtime::Runtime;
 use tabnode_store::Store;
 
+/// Where the node's messages go. [`NetHandle`] is the real network (libp2p, in the page and
+/// natively); a test gives its own, to see what goes out or to link drivers in one process.
+pub trait Network {
+    /// Sends one thing the node queued (a publish, a reply, a subscription).
+    fn transmit(&self, out: Outgoing) -> Result<(), String>;
+}
+
+impl Network for NetHandle {
+    fn transmit(&self, out: Outgoing) -> Result<(), String> {
+        let sent = match out {
+            Outgoing::Subscribe { topic, key } => self.subscribe(&topic, key),
+            Outgoing::Publish { topic, data } => self.publish(&topic, data),
+            Outgoing::Reply { peer, topic, data } => self.send_to(&peer, &topic, data),
+        };
+        sent.map_err(|e| e.to_string())
+    }
+}
+
 /// Carries out on the network what the node asked for, in order. A refusal (the network task
 /// stopped) is logged and the rest is still tried: the node repairs lost messages itself
 /// (anti-entropy), so a driver need not.
-pub fn transmit(net: &NetHandle, outgoing: Vec<Outgoing>) {
+pub fn transmit(net: &impl Network, outgoing: Vec<Outgoing>) {
     for out in outgoing {
-        let result = match out {
-            Outgoing::Subscribe { topic, key } => net.subscribe(&topic, key),
-            Outgoing::Publish { topic, data } => net.publish(&topic, data),
-            Outgoing::Reply { peer, topic, data } => net.send_to(&peer, &topic, data),
-        };
-        if let Err(e) = result {
+        if let Err(e) = net.transmit(out) {
             tracing::warn!("network: {e}");
         }
     }
@@ -78,11 +92,11 @@ struct Settled {
 /// A node (its [`Core`]), its store, its network and the clock it is given time from, owned by
 /// one task: each step runs an input to its end, then what it queued is sent and what it told
 /// is returned.
-pub struct Driver<S: Store, E: Env> {
+pub struct Driver<S: Store, E: Env, N: Network = NetHandle> {
     core: Core<E, Box<dyn Any>>,
     store: S,
     clock: Box<dyn Clock>,
-    net: Option<NetHandle>,
+    net: Option<N>,
     /// What the network brings; `None` offline, or once the network task stopped.
     net_events: Option<UnboundedReceiver<NetEvent>>,
     /// Until [`Driver::connect`]: what the node queued to send and told since it opened.
@@ -105,7 +119,7 @@ pub enum Step<T> {
     NetworkStopped,
 }
 
-impl<S: Store, E: Env + 'static> Driver<S, E> {
+impl<S: Store, E: Env + 'static, N: Network> Driver<S, E, N> {
     /// Opens the node kept in `store`, its time from `clock`. Not yet on a network: set it up
     /// ([`Driver::node`], [`Driver::run`]), then [`Driver::connect`] it (also to go on offline).
     pub async fn open(
@@ -146,7 +160,7 @@ impl<S: Store, E: Env + 'static> Driver<S, E> {
     /// requests) goes out now, and what it told is returned.
     pub fn connect(
         &mut self,
-        net: Option<NetHandle>,
+        net: Option<N>,
         net_events: Option<UnboundedReceiver<NetEvent>>,
     ) -> Vec<NodeEvent> {
         self.net = net;
@@ -169,7 +183,7 @@ impl<S: Store, E: Env + 'static> Driver<S, E> {
             .expect("the driver runs every input to its end")
     }
 
-    pub fn net(&self) -> Option<&NetHandle> {
+    pub fn net(&self) -> Option<&N> {
         self.net.as_ref()
     }
 
@@ -417,7 +431,7 @@ mod tests {
     #[test]
     fn timers_run_when_the_node_says_and_the_node_is_given_the_drivers_time() {
         let clock = TestClock(Rc::new(Cell::new(1_000_000_000)));
-        let mut driver = block_on(Driver::open(
+        let mut driver: Driver<_, _> = block_on(Driver::open(
             MemoryStore::default(),
             clock.clone(),
             Runtime::new(Limits::default()),

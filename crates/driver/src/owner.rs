@@ -27,7 +27,7 @@ use tabnode_node::machine::{self, CoreNode, Input};
 use tabnode_node::{Env, NodeError, NodeEvent};
 use tabnode_store::Store;
 
-use crate::{Driver, Step};
+use crate::{Driver, Network, Step};
 
 /// Given once the operation's events are shown: answers its caller.
 type Answer = Box<dyn FnOnce()>;
@@ -167,7 +167,7 @@ impl<E: Env + 'static> NodeSender<E> {
     }
 }
 
-impl<S: Store, E: Env + 'static> Driver<S, E> {
+impl<S: Store, E: Env + 'static, N: Network> Driver<S, E, N> {
     /// Runs one operation to its end; returns its answer (to give once its events are shown)
     /// and the events. A panic (where panics unwind) is caught by the core: the caller's
     /// answer is dropped with it, which tells the caller.
@@ -187,12 +187,12 @@ impl<S: Store, E: Env + 'static> Driver<S, E> {
 /// ([`Driver::step`], `sleep` making its waits). `show` gets what each step caused (the node's
 /// events, and a network event not the node's) before the operation's caller is answered.
 /// Gives the driver back when the last sender is gone.
-pub async fn own<S: Store, E: Env + 'static, Sleep: Future<Output = ()>>(
-    mut driver: Driver<S, E>,
+pub async fn own<S: Store, E: Env + 'static, N: Network, Sleep: Future<Output = ()>>(
+    mut driver: Driver<S, E, N>,
     mut commands: Commands<E>,
     sleep: impl Fn(Duration) -> Sleep,
     mut show: impl FnMut(Vec<NodeEvent>, Option<NetEvent>),
-) -> Driver<S, E> {
+) -> Driver<S, E, N> {
     loop {
         match driver.step(&sleep, commands.operations.next()).await {
             Step::Input(Some(op)) => {
@@ -252,7 +252,7 @@ mod tests {
             runtime,
             clock.clone(),
         );
-        let mut driver = pool.run_until(open).unwrap();
+        let mut driver: Driver<_, _> = pool.run_until(open).unwrap();
         let (network, net_events) = mpsc::unbounded();
         driver.connect(None, Some(net_events));
         let (sender, commands) = channel();

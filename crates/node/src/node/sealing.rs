@@ -22,9 +22,20 @@ impl<S: Store, E: Env> Node<S, E> {
         else {
             return Ok(None); // a topic of a context this node does not hold
         };
-        ctx.open(data).map(Some).ok_or_else(|| {
-            format!("a message on {topic} that the context's key does not open (not from a member)")
-        })
+        match ctx.open(data) {
+            Some(opened) => Ok(Some(opened)),
+            // Removed from the context, this node holds no secret made since: the members'
+            // messages under it are expected, not an attack to tell its user of.
+            None if ctx.role_now(&self.key.public()).is_none() => {
+                tracing::debug!(
+                    "a message on {topic} under a secret made after this node's removal"
+                );
+                Ok(None)
+            }
+            None => Err(format!(
+                "a message on {topic} that the context's key does not open (not from a member)"
+            )),
+        }
     }
 
     /// Seals a message for `context_id` as this node would send it (tools and tests).
