@@ -6,7 +6,7 @@
 //! code is unchanged (it is written against [`Store`]); only where its reads and writes go is.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -60,12 +60,19 @@ pub(super) struct Exchange {
     pub(super) asked: VecDeque<(u64, Request)>,
     /// Handed out, not yet answered.
     pub(super) open: Vec<u64>,
-    answers: HashMap<u64, Answer>,
+    answers: Vec<(u64, Answer)>,
     /// Who waits for each answer: a request's future may sit among others (`try_join_all` of
     /// many reads) that are polled again only once woken.
-    wakers: HashMap<u64, Waker>,
+    wakers: Vec<(u64, Waker)>,
     /// The rest of a batch in parts, made once its first part began.
-    pub(super) rests: HashMap<u64, Result<Batch, StoreError>>,
+    rests: Vec<(u64, Result<Batch, StoreError>)>,
+}
+
+/// Takes the entry of `id` out of a short list (a few requests are open at a time: lists,
+/// not maps, keep the page's wasm smaller).
+fn take<T>(list: &mut Vec<(u64, T)>, id: u64) -> Option<T> {
+    let at = list.iter().position(|(open, _)| *open == id)?;
+    Some(list.swap_remove(at).1)
 }
 
 impl Exchange {
@@ -76,8 +83,13 @@ impl Exchange {
         if !matches!(answer, Answer::Began) {
             self.open.swap_remove(at);
         }
-        self.answers.insert(id, answer);
-        Ok(self.wakers.remove(&id))
+        self.answers.push((id, answer));
+        Ok(take(&mut self.wakers, id))
+    }
+
+    /// The rest of a batch in parts whose first part began (see [`super::Core::take_rest`]).
+    pub(super) fn take_rest(&mut self, id: u64) -> Option<Result<Batch, StoreError>> {
+        take(&mut self.rests, id)
     }
 
     /// Forgets every request of an operation that will not be polled again (it panicked).
@@ -108,10 +120,11 @@ impl Io {
     async fn answer(&self, id: u64) -> Answer {
         poll_fn(|cx| {
             let mut exchange = self.exchange.borrow_mut();
-            match exchange.answers.remove(&id) {
+            match take(&mut exchange.answers, id) {
                 Some(answer) => Poll::Ready(answer),
                 None => {
-                    exchange.wakers.insert(id, cx.waker().clone());
+                    take(&mut exchange.wakers, id);
+                    exchange.wakers.push((id, cx.waker().clone()));
                     Poll::Pending
                 }
             }
@@ -126,8 +139,8 @@ impl Io {
 }
 
 /// An answer of the wrong kind: a driver's mistake, which the node sees as a store failure.
-fn mismatch(answer: &Answer) -> StoreError {
-    StoreError::Backend(format!("the driver answered {answer:?} to another request"))
+fn mismatch(_: &Answer) -> StoreError {
+    StoreError::Backend("the driver answered a request with an answer of another kind".into())
 }
 
 impl Store for Io {
@@ -188,7 +201,7 @@ impl Store for Io {
             other => return Err(mismatch(&other)),
         }
         let rest = rest().and_then(|rest| within(&rest, &later).map(|()| rest));
-        self.exchange.borrow_mut().rests.insert(id, rest);
+        self.exchange.borrow_mut().rests.push((id, rest));
         match self.answer(id).await {
             Answer::Committed(done) => done,
             other => Err(mismatch(&other)),

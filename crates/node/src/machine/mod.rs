@@ -186,12 +186,8 @@ impl<E: Env + 'static, A: 'static> Core<E, A> {
     /// The rest of a batch whose first part began ([`Request::CommitParts`]), once the core was
     /// told [`Answer::Began`]: a driver's store writes it in the same transaction.
     pub fn take_rest(&mut self, id: u64) -> Result<Batch, StoreError> {
-        self.io
-            .exchange
-            .borrow_mut()
-            .rests
-            .remove(&id)
-            .unwrap_or_else(|| Err(StoreError::Backend(format!("no rest for request {id}"))))
+        let rest = self.io.exchange.borrow_mut().take_rest(id);
+        rest.unwrap_or_else(|| Err(StoreError::Backend(format!("no rest for request {id}"))))
     }
 
     /// Polls the input in flight with a driver's own `cx`, for the rare operation of an owner
