@@ -87,6 +87,8 @@ struct Settled {
     events: Vec<NodeEvent>,
     /// The result of the owner's operation, if the input was one (none if it panicked).
     done: Option<Box<dyn Any>>,
+    /// How opening went, for the core's first input.
+    opened: Option<Result<(), NodeError>>,
 }
 
 /// A node (its [`Core`]), its store, its network and the clock it is given time from, owned by
@@ -137,16 +139,7 @@ impl<S: Store, E: Env + 'static, N: Network> Driver<S, E, N> {
             held: Some(Default::default()),
             lookahead: None,
         };
-        let mut opened = None;
-        while let Some(output) = driver.next_output().await {
-            match output {
-                Output::Opened(result) => opened = Some(result),
-                Output::Store { id, request } => driver.store(id, request).await,
-                Output::Transmit(out) => driver.held_mut().0.push(out),
-                Output::Event(event) => driver.held_mut().1.push(event),
-                Output::Done(_) | Output::Panicked => {}
-            }
-        }
+        let opened = driver.drain().await.opened;
         opened.unwrap_or_else(|| Err(NodeError::Stopped("the node did not open".into())))?;
         let now = driver.now();
         if let Some(mut node) = driver.core.node() {
@@ -170,10 +163,6 @@ impl<S: Store, E: Env + 'static, N: Network> Driver<S, E, N> {
             transmit(net, outgoing);
         }
         events
-    }
-
-    fn held_mut(&mut self) -> &mut (Vec<Outgoing>, Vec<NodeEvent>) {
-        self.held.get_or_insert_default()
     }
 
     /// The node, between inputs: to read it or set it up.
@@ -245,30 +234,38 @@ impl<S: Store, E: Env + 'static, N: Network> Driver<S, E, N> {
         time_until(self.poll_timeout(), now, most)
     }
 
-    /// Gives the node `input` and carries out what it asks until it has ended: then what it
-    /// queued is sent (held, before [`Driver::connect`]), and what it told is returned.
+    /// Gives the node `input` and carries out what it asks until it has ended (see
+    /// [`Driver::drain`]).
     async fn settle(&mut self, input: Input<E, Box<dyn Any>>) -> Settled {
         self.core.handle_input(input);
+        self.drain().await
+    }
+
+    /// Carries out what the core asks until no input is in flight: then what it queued is sent
+    /// (held, before [`Driver::connect`]), and what it told is returned.
+    async fn drain(&mut self) -> Settled {
         let mut outgoing = Vec::new();
-        let mut events = Vec::new();
-        let mut done = None;
+        let mut settled = Settled {
+            events: Vec::new(),
+            done: None,
+            opened: None,
+        };
         while let Some(output) = self.next_output().await {
             match output {
                 Output::Transmit(out) => outgoing.push(out),
-                Output::Event(event) => events.push(event),
-                Output::Done(result) => done = Some(result),
+                Output::Event(event) => settled.events.push(event),
+                Output::Done(result) => settled.done = Some(result),
+                Output::Opened(result) => settled.opened = Some(result),
                 Output::Panicked => {
                     tracing::error!("an operation on the node panicked; the next one runs");
                 }
-                // Only the first input opens the node (see `open`).
-                Output::Opened(_) => {}
                 Output::Store { id, request } => self.store(id, request).await,
             }
         }
         match &mut self.held {
             Some((held_out, held_events)) => {
                 held_out.append(&mut outgoing);
-                held_events.append(&mut events);
+                held_events.append(&mut settled.events);
             }
             None => {
                 if let Some(net) = &self.net {
@@ -276,7 +273,7 @@ impl<S: Store, E: Env + 'static, N: Network> Driver<S, E, N> {
                 }
             }
         }
-        Settled { events, done }
+        settled
     }
 
     /// The core's next output; with none while an input is in flight, waits for that input's
