@@ -8,79 +8,22 @@
 //! outcome. Nothing to change sends nothing; a refused transaction, an answer that is not an
 //! outcome and a signer the contract does not list each fail with their kind.
 
-#[path = "../../chain/tests/near_rpc_double/mod.rs"]
-mod near_rpc_double;
+mod common;
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex as StdMutex};
 
+use common::near_rpc_double::anchor::NearContractDouble;
+use common::near_rpc_double::{Chain, Server, CONTRACT};
+use common::{opened, PlaysOnTheDouble, Sends, TestNode};
 use futures::lock::Mutex;
-use near_rpc_double::anchor::NearContractDouble;
-use near_rpc_double::{Chain, Server, CONTRACT};
-use serde_json::{json, Value};
+use serde_json::json;
 use tabnode_account::anchor::AnchorChain;
-use tabnode_account::{Account, NoChain, Site};
+use tabnode_account::{Account, NoChain};
 use tabnode_chain::native::ReqwestTransport;
-use tabnode_chain::{NearAnchor, QuorumAnchor};
-use tabnode_identity::wallet::{TransactionWallet, WalletError};
-use tabnode_node::{FixedEnv, Node, Role};
-use tabnode_runtime::{Limits, Runtime};
+use tabnode_chain::NearAnchor;
+use tabnode_node::{FixedEnv, Role};
 use tabnode_sim::guest;
-use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
-
-type TestNode = Node<MemoryStore, FixedEnv>;
-
-/// What the wallet double does with a transaction it is asked to send.
-#[derive(Clone, Copy)]
-enum Sends {
-    /// Plays it once, as NEAR does.
-    Once,
-    /// Plays it twice (a duplicate landed first): the second is the one answered.
-    Twice,
-    /// Plays nothing and answers `null`, as a wallet that does not return the outcome.
-    Nothing,
-}
-
-/// A TEST DOUBLE of a wallet that signs and sends transactions: it plays the `mutate` calls
-/// on the double's contract and answers with NEAR's `FinalExecutionOutcome` format.
-struct PlaysOnTheDouble {
-    chain: Arc<StdMutex<Chain>>,
-    sends: Sends,
-    asked: Cell<usize>,
-}
-
-impl TransactionWallet for PlaysOnTheDouble {
-    async fn sign_and_send(&self, transaction: &Value) -> Result<Value, WalletError> {
-        self.asked.set(self.asked.get() + 1);
-        assert_eq!(transaction["receiverId"], CONTRACT);
-        let calls: Vec<Vec<u8>> = transaction["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| serde_json::to_vec(&a["params"]["args"]).unwrap())
-            .collect();
-        let plays = match self.sends {
-            Sends::Once => 1,
-            Sends::Twice => 2,
-            Sends::Nothing => return Ok(Value::Null),
-        };
-        let mut result = Ok(Vec::new());
-        for _ in 0..plays {
-            result = self.chain.lock().unwrap().apply_transaction(&calls);
-        }
-        let hash = format!("tx{}", self.asked.get());
-        Ok(match result {
-            Ok(_) => json!({"status": {"SuccessValue": ""}, "transaction": {"hash": hash}}),
-            Err((index, message)) => json!({
-                "status": {"Failure": {"ActionError": {"index": index, "kind": {"FunctionCallError": {
-                    "ExecutionError": format!("Smart contract panicked: {message}")
-                }}}}},
-                "transaction": {"hash": hash},
-            }),
-        })
-    }
-}
 
 struct World {
     chain: Arc<StdMutex<Chain>>,
@@ -120,42 +63,12 @@ impl World {
 
     /// The contract read in memory ([`NearContractDouble`]).
     fn double_chain(&self) -> AnchorChain<NearContractDouble> {
-        let double = NearContractDouble(self.chain.clone());
-        AnchorChain {
-            contract_id: CONTRACT.to_owned(),
-            reader: QuorumAnchor::new(vec![double], 1),
-        }
+        common::double_chain(&self.chain)
     }
 
     fn account(&self, sends: Sends) -> Account<PlaysOnTheDouble, NoChain, FixedEnv> {
-        Account {
-            wallet: PlaysOnTheDouble {
-                chain: self.chain.clone(),
-                sends,
-                asked: Cell::new(0),
-            },
-            keys: NoChain,
-            site: Site {
-                origin: "http://127.0.0.1:8080".into(),
-                url: "http://127.0.0.1:8080/".into(),
-            },
-            env: FixedEnv::new(200),
-        }
+        common::account(&self.chain, sends)
     }
-}
-
-/// A node (key from `seed`) that created a kv-store context, behind the lock a driver uses.
-/// A node on an in-memory store, with key seed `seed`, its clock given.
-async fn opened(seed: u8) -> TestNode {
-    let mut node = Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    )
-    .await
-    .unwrap();
-    tabnode_sim::clock_in(&mut node);
-    node
 }
 
 /// A node (key seed `seed`) admitted to `ctx` by `creator`, the two settled.
@@ -205,6 +118,11 @@ async fn a_creator_writes_its_context_and_nothing_is_sent_when_nothing_changed()
         account.wallet.asked.get(),
         1,
         "nothing to change sends nothing"
+    );
+    assert_eq!(
+        *account.wallet.receivers.borrow(),
+        [CONTRACT],
+        "an anchor write goes to the context-config contract"
     );
 }
 

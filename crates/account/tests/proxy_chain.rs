@@ -7,96 +7,27 @@
 //! member shows the proposal `onChain`. With no anchor or no chain it stays `needsChain` and
 //! nothing is sent; bad requests are refused before the wallet is asked.
 
-#[path = "../../chain/tests/near_rpc_double/mod.rs"]
-mod near_rpc_double;
+mod common;
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex as StdMutex};
 
-use base64::Engine;
+use common::near_rpc_double::anchor::NearContractDouble;
+use common::near_rpc_double::proxy::Action;
+use common::near_rpc_double::{Chain, CONTRACT};
+use common::{double_chain, opened, PlaysOnTheDouble, Sends, TestNode};
 use futures::lock::Mutex;
-use near_rpc_double::anchor::NearContractDouble;
-use near_rpc_double::proxy::Action;
-use near_rpc_double::{Chain, CONTRACT};
-use serde_json::{json, Value};
-use tabnode_account::anchor::{read_anchor, AnchorChain};
-use tabnode_account::{Account, NoChain, Site};
-use tabnode_chain::{ProxyState, QuorumAnchor};
-use tabnode_identity::wallet::{TransactionWallet, WalletError};
-use tabnode_node::{FixedEnv, Node, ProposalAction, ProposalId, ProposalOutcome, ProxyScope};
-use tabnode_runtime::{Limits, Runtime};
+use serde_json::json;
+use tabnode_account::anchor::read_anchor;
+use tabnode_account::{Account, NoChain};
+use tabnode_chain::ProxyState;
+use tabnode_node::FixedEnv;
+use tabnode_node::{ProposalAction, ProposalId, ProposalOutcome, ProxyScope};
 use tabnode_sim::guest;
-use tabnode_store::MemoryStore;
 use tabnode_types::ContextId;
 
-type TestNode = Node<MemoryStore, FixedEnv>;
-
-/// A TEST DOUBLE of a wallet: plays the transaction on the double's chain, on the contract it
-/// is sent to (the context-config contract, or a proxy contract), and answers with NEAR's
-/// `FinalExecutionOutcome` (`SuccessValue`: the base64 of what the contract returned).
-struct PlaysOnTheDouble {
-    chain: Arc<StdMutex<Chain>>,
-    asked: Cell<usize>,
-}
-
-impl TransactionWallet for PlaysOnTheDouble {
-    async fn sign_and_send(&self, transaction: &Value) -> Result<Value, WalletError> {
-        self.asked.set(self.asked.get() + 1);
-        let receiver = transaction["receiverId"].as_str().unwrap();
-        let calls: Vec<Vec<u8>> = transaction["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| serde_json::to_vec(&a["params"]["args"]).unwrap())
-            .collect();
-        let mut chain = self.chain.lock().unwrap();
-        let result = if receiver == CONTRACT {
-            chain.apply_transaction(&calls).map(|_| String::new())
-        } else {
-            assert_eq!(calls.len(), 1, "one mutate per proxy transaction");
-            chain
-                .apply_proxy_mutate(receiver, &calls[0])
-                .map(|v| base64::engine::general_purpose::STANDARD.encode(v.to_string()))
-                .map_err(|e| (0, e))
-        };
-        let hash = format!("tx{}", self.asked.get());
-        Ok(match result {
-            Ok(value) => json!({"status": {"SuccessValue": value}, "transaction": {"hash": hash}}),
-            Err((index, message)) => json!({
-                "status": {"Failure": {"ActionError": {"index": index, "kind": {"FunctionCallError": {
-                    "ExecutionError": format!("Smart contract panicked: {message}")
-                }}}}},
-                "transaction": {"hash": hash},
-            }),
-        })
-    }
-}
-
+/// The account, its wallet double playing each transaction once.
 fn account(chain: &Arc<StdMutex<Chain>>) -> Account<PlaysOnTheDouble, NoChain, FixedEnv> {
-    Account {
-        wallet: PlaysOnTheDouble {
-            chain: chain.clone(),
-            asked: Cell::new(0),
-        },
-        keys: NoChain,
-        site: Site {
-            origin: "http://127.0.0.1:8080".into(),
-            url: "http://127.0.0.1:8080/".into(),
-        },
-        env: FixedEnv::new(200),
-    }
-}
-
-async fn opened(seed: u8) -> TestNode {
-    let mut node = Node::open(
-        MemoryStore::default(),
-        FixedEnv::new(seed),
-        Runtime::new(Limits::default()),
-    )
-    .await
-    .unwrap();
-    tabnode_sim::clock_in(&mut node);
-    node
+    common::account(chain, Sends::Once)
 }
 
 /// Three members (key seeds 1, 2, 3) of a kv-store context node 1 created, settled.
@@ -120,13 +51,6 @@ async fn settle(nodes: &[Mutex<TestNode>]) {
         guards.push(n.lock().await);
     }
     tabnode_sim::settle(&mut guards.iter_mut().map(|g| &mut **g).collect::<Vec<_>>());
-}
-
-fn double_chain(chain: &Arc<StdMutex<Chain>>) -> AnchorChain<NearContractDouble> {
-    AnchorChain {
-        contract_id: CONTRACT.to_owned(),
-        reader: QuorumAnchor::new(vec![NearContractDouble(chain.clone())], 1),
-    }
 }
 
 /// Node 1 writes the context's anchor (all three members); each node reads it.
