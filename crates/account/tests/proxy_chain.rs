@@ -53,6 +53,23 @@ async fn settle(nodes: &[Mutex<TestNode>]) {
     tabnode_sim::settle(&mut guards.iter_mut().map(|g| &mut **g).collect::<Vec<_>>());
 }
 
+/// Node 1 proposes a transfer to bob.testnet, and the members settle.
+async fn propose_transfer(nodes: &[Mutex<TestNode>], ctx: ContextId) -> ProposalId {
+    let id = nodes[0]
+        .lock()
+        .await
+        .propose(&ctx, transfer())
+        .await
+        .unwrap();
+    settle(nodes).await;
+    id
+}
+
+/// `node` approves proposal `id` in the context's log.
+async fn approve(node: &Mutex<TestNode>, ctx: ContextId, id: ProposalId) {
+    node.lock().await.approve_proposal(&ctx, &id).await.unwrap();
+}
+
 /// Node 1 writes the context's anchor (all three members); each node reads it.
 async fn anchored(nodes: &[Mutex<TestNode>], ctx: ContextId, chain: &Arc<StdMutex<Chain>>) {
     let anchor = double_chain(chain);
@@ -88,13 +105,7 @@ async fn an_anchored_contexts_transfer_runs_once_on_its_proxy_at_the_threshold()
     let anchor = double_chain(&chain);
     let proxy = chain.lock().unwrap().contexts[&ctx.0].proxy.clone();
 
-    let id = nodes[0]
-        .lock()
-        .await
-        .propose(&ctx, transfer())
-        .await
-        .unwrap();
-    settle(&nodes).await;
+    let id = propose_transfer(&nodes, ctx).await;
     let sent = account(&chain)
         .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
         .await
@@ -106,7 +117,7 @@ async fn an_anchored_contexts_transfer_runs_once_on_its_proxy_at_the_threshold()
     assert_eq!(sent.transaction_hash.as_deref(), Some("tx1"));
 
     for (i, node) in nodes.iter().enumerate().skip(1) {
-        node.lock().await.approve_proposal(&ctx, &id).await.unwrap();
+        approve(node, ctx, id).await;
         let sent = account(&chain)
             .send_to_proxy(node, Some(&anchor), ctx, id)
             .await
@@ -159,15 +170,9 @@ async fn an_anchored_contexts_transfer_runs_once_on_its_proxy_at_the_threshold()
 async fn without_an_anchor_or_a_chain_the_proposal_needs_a_chain_and_nothing_is_sent() {
     let chain = Chain::new(CONTRACT).shared();
     let (nodes, ctx) = three_members().await;
-    let id = nodes[0]
-        .lock()
-        .await
-        .propose(&ctx, transfer())
-        .await
-        .unwrap();
-    settle(&nodes).await;
+    let id = propose_transfer(&nodes, ctx).await;
     for node in &nodes[1..] {
-        node.lock().await.approve_proposal(&ctx, &id).await.unwrap();
+        approve(node, ctx, id).await;
     }
     settle(&nodes).await;
     for node in &nodes {
@@ -207,13 +212,7 @@ async fn bad_requests_are_refused_before_the_wallet_is_asked_and_change_nothing(
         value: b"v".to_vec(),
     }];
     let local = nodes[0].lock().await.propose(&ctx, value).await.unwrap();
-    let id = nodes[0]
-        .lock()
-        .await
-        .propose(&ctx, transfer())
-        .await
-        .unwrap();
-    settle(&nodes).await;
+    let id = propose_transfer(&nodes, ctx).await;
     let refused = [
         // Runs here: nothing for the chain.
         (&nodes[0], local, "BadProposal"),
@@ -238,12 +237,7 @@ async fn bad_requests_are_refused_before_the_wallet_is_asked_and_change_nothing(
 
     // An approval sent before the author's proposal landed: the proxy refuses it, and the
     // member sends it again once the proposal is there.
-    nodes[1]
-        .lock()
-        .await
-        .approve_proposal(&ctx, &id)
-        .await
-        .unwrap();
+    approve(&nodes[1], ctx, id).await;
     let early = account
         .send_to_proxy(&nodes[1], Some(&anchor), ctx, id)
         .await
@@ -282,24 +276,13 @@ async fn a_proposal_past_a_lower_local_threshold_still_takes_the_approvals_the_c
     settle(&nodes).await;
     assert_eq!(nodes[0].lock().await.proxy(&ctx).unwrap().num_approvals, 2);
 
-    let id = nodes[0]
-        .lock()
-        .await
-        .propose(&ctx, transfer())
-        .await
-        .unwrap();
-    settle(&nodes).await;
+    let id = propose_transfer(&nodes, ctx).await;
     let account = account(&chain);
     account
         .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
         .await
         .unwrap();
-    nodes[1]
-        .lock()
-        .await
-        .approve_proposal(&ctx, &id)
-        .await
-        .unwrap();
+    approve(&nodes[1], ctx, id).await;
     let second = account
         .send_to_proxy(&nodes[1], Some(&anchor), ctx, id)
         .await
@@ -310,12 +293,7 @@ async fn a_proposal_past_a_lower_local_threshold_still_takes_the_approvals_the_c
         outcome(&nodes[2], &ctx, &id).await,
         ProposalOutcome::OnChain { action: "Transfer" }
     );
-    nodes[2]
-        .lock()
-        .await
-        .approve_proposal(&ctx, &id)
-        .await
-        .unwrap();
+    approve(&nodes[2], ctx, id).await;
     let third = account
         .send_to_proxy(&nodes[2], Some(&anchor), ctx, id)
         .await
