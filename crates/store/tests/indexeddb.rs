@@ -125,29 +125,13 @@ async fn writes_name_the_durability_chosen_and_a_committed_batch_survives_reopen
 
 #[wasm_bindgen_test]
 async fn a_store_written_by_the_previous_schema_version_opens_upgraded_with_its_data() {
-    use rexie::{ObjectStore, Rexie, TransactionMode};
     assert_eq!(tabnode_store::INDEXEDDB_SCHEMA_VERSION, 3);
     let name = unique("upgrade");
     // What schema version 1 created, with a value in it.
-    let mut builder = Rexie::builder(&name).version(1);
-    for store in [
+    let stores = [
         "meta", "keys", "apps", "contexts", "state", "private", "deltas",
-    ] {
-        builder = builder.add_object_store(ObjectStore::new(store));
-    }
-    let old = builder.build().await.unwrap();
-    let tx = old
-        .transaction(&["state"], TransactionMode::ReadWrite)
-        .unwrap();
-    let key: wasm_bindgen::JsValue = js_sys::Uint8Array::from(&b"kept"[..]).into();
-    let value: wasm_bindgen::JsValue = js_sys::Uint8Array::from(&b"from v1"[..]).into();
-    tx.store("state")
-        .unwrap()
-        .put(&value, Some(&key))
-        .await
-        .unwrap();
-    tx.done().await.unwrap();
-    old.close();
+    ];
+    old_database(&name, 1, &stores, &[(b"kept", b"from v1".to_vec())]).await;
 
     let store = IndexedDbStore::open(&name).await.unwrap();
     assert_eq!(
@@ -186,6 +170,30 @@ export function count_parts(name) {
 extern "C" {
     /// How many records object store `parts` of database `name` holds.
     async fn count_parts(name: &str) -> JsValue;
+}
+
+/// A database as an older schema `version` made it: its object `stores`, and `rows` in `state`.
+async fn old_database(name: &str, version: u32, stores: &[&str], rows: &[(&[u8], Vec<u8>)]) {
+    use rexie::{ObjectStore, Rexie, TransactionMode};
+    let mut builder = Rexie::builder(name).version(version);
+    for store in stores {
+        builder = builder.add_object_store(ObjectStore::new(store));
+    }
+    let old = builder.build().await.unwrap();
+    let tx = old
+        .transaction(&["state"], TransactionMode::ReadWrite)
+        .unwrap();
+    for (key, value) in rows {
+        let key: JsValue = js_sys::Uint8Array::from(*key).into();
+        let value: JsValue = js_sys::Uint8Array::from(&value[..]).into();
+        tx.store("state")
+            .unwrap()
+            .put(&value, Some(&key))
+            .await
+            .unwrap();
+    }
+    tx.done().await.unwrap();
+    old.close();
 }
 
 async fn parts_in(name: &str) -> f64 {
@@ -293,35 +301,18 @@ async fn a_value_another_connection_wrote_in_parts_reads_whole_and_is_then_rewri
 
 #[wasm_bindgen_test]
 async fn a_store_of_schema_version_2_opens_upgraded_and_reads_its_big_values_whole() {
-    use rexie::{ObjectStore, Rexie, TransactionMode};
+    use rexie::{ObjectStore, Rexie};
     let name = unique("upgrade-2");
     // What schema version 2 created, with values over the size now stored in parts, whole.
     let stores = [
         "meta", "keys", "apps", "contexts", "state", "private", "deltas", "audit", "blobs",
     ];
-    let mut builder = Rexie::builder(&name).version(2);
-    for store in stores {
-        builder = builder.add_object_store(ObjectStore::new(store));
-    }
-    let old = builder.build().await.unwrap();
-    let tx = old
-        .transaction(&["state"], TransactionMode::ReadWrite)
-        .unwrap();
-    for (key, value) in [
+    let rows = [
         (&b"big"[..], big(100_000, 1)),
         (b"bigger", big(3 * PART_BYTES, 2)),
         (b"small", b"v2".to_vec()),
-    ] {
-        let key: JsValue = js_sys::Uint8Array::from(key).into();
-        let value: JsValue = js_sys::Uint8Array::from(&value[..]).into();
-        tx.store("state")
-            .unwrap()
-            .put(&value, Some(&key))
-            .await
-            .unwrap();
-    }
-    tx.done().await.unwrap();
-    old.close();
+    ];
+    old_database(&name, 2, &stores, &rows).await;
 
     let ns = Namespace::State;
     let store = IndexedDbStore::open(&name).await.unwrap();
