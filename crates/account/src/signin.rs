@@ -8,7 +8,8 @@ use tabnode_identity::grant::SignedGrant;
 use tabnode_identity::nep413::{Payload, SignedMessage};
 use tabnode_identity::signin::{SignIn, SignInRequest};
 use tabnode_identity::wallet::Wallet;
-use tabnode_node::{Clock, Env};
+use tabnode_node::{Clock, Env, Node, NodeError};
+use tabnode_store::Store;
 use tabnode_types::PublicKey;
 
 use crate::{
@@ -142,4 +143,22 @@ pub async fn identity(
     Ok(stored
         .and_then(|bytes| RootGrantRecord::from_bytes(&bytes))
         .and_then(|record| record.view(now_ms)))
+}
+
+/// On opening: the grant a sign-in kept, while it is still valid at `now_ms`, is used again
+/// ([`Node::use_root_grant`]), so the node shows its root in its contexts and in those it
+/// creates or joins, with no new sign-in. Says whether there was one to use.
+pub async fn resume<S: Store, E: Env>(
+    node: &mut Node<S, E>,
+    now_ms: u64,
+) -> Result<bool, NodeError> {
+    let grant = node
+        .root_grant()
+        .await?
+        .and_then(|bytes| RootGrantRecord::from_bytes(&bytes))
+        .and_then(|record| record.valid_grant(now_ms));
+    match grant {
+        Some(grant) => node.use_root_grant(grant).await.map(|()| true),
+        None => Ok(false),
+    }
 }

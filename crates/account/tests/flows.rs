@@ -10,7 +10,7 @@ use futures::executor::block_on;
 use futures::lock::Mutex;
 use serde_json::json;
 use tabnode_account::keys::RevokeFlow;
-use tabnode_account::signin::{identity, SignInFlow};
+use tabnode_account::signin::{identity, resume, SignInFlow};
 use tabnode_account::{Account, FlowError, NoChain, RootGrantRecord, Site, WALLET_ANSWER_MS};
 use tabnode_identity::grant::Root;
 use tabnode_identity::nep413::{Payload, SignedMessage};
@@ -145,6 +145,39 @@ fn a_valid_sign_in_grants_the_node_key_keeps_the_record_and_binds_every_context(
         None,
         "not once the grant expired"
     );
+}
+
+#[test]
+fn a_node_opened_again_resumes_its_sign_in_while_the_grant_is_valid_and_not_after() {
+    let store = MemoryStore::default();
+    let open = || {
+        let runtime = Runtime::new(Limits::default());
+        let mut node = block_on(Node::open(store.clone(), FixedEnv::new(1), runtime)).unwrap();
+        tabnode_sim::clock_in(&mut node);
+        node
+    };
+    let node = Mutex::new(open());
+    let alice = wallet("alice.near", 7);
+    let sign_ins = RefCell::new(SignIn::default());
+    let view = block_on(account(alice.clone()).sign_in(&sign_ins, &node, None)).unwrap();
+    drop(node);
+
+    // Opened again on the same store: the kept grant is used, and a context it creates shows
+    // the root.
+    let mut again = open();
+    let now_ms = 1_700_000_000_000 + 60_000;
+    assert!(block_on(resume(&mut again, now_ms)).unwrap());
+    let app = block_on(again.install_app(&guest("kv_store"))).unwrap();
+    block_on(again.create_context(app, json!({}))).unwrap();
+    let again = Mutex::new(again);
+    assert_eq!(binds(&again), vec![alice.public_key()]);
+
+    // Once the grant expired, nothing is resumed, and a new context shows no root.
+    let mut late = open();
+    assert!(!block_on(resume(&mut late, view.expires_at)).unwrap());
+    let app = block_on(late.install_app(&guest("kv_store"))).unwrap();
+    block_on(late.create_context(app, json!({}))).unwrap();
+    assert!(binds(&Mutex::new(late)).is_empty());
 }
 
 #[test]

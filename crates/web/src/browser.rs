@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
 use tabnode_account::signin::identity;
-use tabnode_account::{Account, FlowError, NodeHandle, RootGrantRecord, Site};
+use tabnode_account::{Account, FlowError, NodeHandle, Site};
 use tabnode_chain::{web::FetchTransport, RpcClient};
 use tabnode_identity::signin::SignIn;
 use tabnode_net::{NetConfig, NetEvent, NetHandle, Via};
@@ -468,17 +468,9 @@ impl BrowserNode {
             node.set_nep413_recipients(Some(sites.collect()));
         }
         // Signed in before: the node shows its root in its contexts (and those it joins).
+        let now_ms = js_sys::Date::now() as u64;
         let (signed_in, _) = driver
-            .run(async |node| {
-                let stored_grant = node.root_grant().await?;
-                let grant = stored_grant
-                    .and_then(|bytes| RootGrantRecord::from_bytes(&bytes))
-                    .and_then(|record| record.valid_grant(js_sys::Date::now() as u64));
-                if let Some(grant) = grant {
-                    node.use_root_grant(grant).await?;
-                }
-                Ok::<_, NodeError>(())
-            })
+            .run(async move |node| tabnode_account::signin::resume(node, now_ms).await)
             .await;
         signed_in.map_err(js_error)?;
         let seed = driver.node().network_identity_seed();
