@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::{Batch, Namespace, Store, StoreError, PARTED_MAX, PART_BYTES};
+use crate::{Batch, Namespace, Store, StoreError, PARTED_MAX, WHOLE_MAX};
 
 fn rows(pairs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
     pairs
@@ -24,6 +24,7 @@ pub async fn run_all<S: Store, F: Future<Output = S>>(fresh: impl Fn() -> F) {
     big_values_read_back_whole(&fresh().await).await;
     big_values_overwritten_and_deleted_leave_only_the_logical_rows(&fresh().await).await;
     big_values_in_batches_are_all_or_nothing(&fresh().await).await;
+    big_values_edited_read_back_whole(&fresh().await).await;
 }
 
 /// `len` bytes that differ with `seed` and along the value (a part out of place shows).
@@ -33,17 +34,17 @@ pub fn big(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Values at and over the size IndexedDB stores in parts ([`PART_BYTES`]), and over the size
+/// Values at and over the size IndexedDB stores in parts ([`WHOLE_MAX`]), and over the size
 /// it stores whole again ([`PARTED_MAX`]), beside small ones: each reads back whole, by key,
 /// by prefix and as the last of a prefix, and keys are listed once.
 pub async fn big_values_read_back_whole(store: &impl Store) {
     let ns = Namespace::State;
     let rows: Vec<(Vec<u8>, Vec<u8>)> = vec![
         (b"a".to_vec(), b"small".to_vec()),
-        (b"k".to_vec(), big(PART_BYTES, 1)),
-        (b"k\x00".to_vec(), big(PART_BYTES + 1, 2)),
-        (b"k\x00\x00".to_vec(), big(2 * PART_BYTES, 3)),
-        (b"k\x01".to_vec(), big(3 * PART_BYTES + 7, 4)),
+        (b"k".to_vec(), big(WHOLE_MAX, 1)),
+        (b"k\x00".to_vec(), big(WHOLE_MAX + 1, 2)),
+        (b"k\x00\x00".to_vec(), big(2 * WHOLE_MAX, 3)),
+        (b"k\x01".to_vec(), big(3 * WHOLE_MAX + 7, 4)),
         (b"k\xff".to_vec(), vec![]),
         (b"k\xff\xff".to_vec(), big(PARTED_MAX, 5)),
         (b"l".to_vec(), big(PARTED_MAX + 1, 6)),
@@ -107,14 +108,14 @@ pub async fn big_values_overwritten_and_deleted_leave_only_the_logical_rows(stor
     // Each step's value, in turn, under one key: big to small, small to big, big to a
     // smaller big one (fewer parts), to a bigger one, to one stored whole again and back.
     let steps = [
-        big(3 * PART_BYTES + 11, 1),
+        big(3 * WHOLE_MAX + 11, 1),
         b"small".to_vec(),
-        big(4 * PART_BYTES + 1, 2),
-        big(PART_BYTES + 5, 3),
-        big(PART_BYTES, 4),
-        big(2 * PART_BYTES + 9, 5),
+        big(4 * WHOLE_MAX + 1, 2),
+        big(WHOLE_MAX + 5, 3),
+        big(WHOLE_MAX, 4),
+        big(2 * WHOLE_MAX + 9, 5),
         big(PARTED_MAX + 3, 6),
-        big(PART_BYTES + 2, 7),
+        big(WHOLE_MAX + 2, 7),
         vec![],
     ];
     for value in steps {
@@ -122,15 +123,15 @@ pub async fn big_values_overwritten_and_deleted_leave_only_the_logical_rows(stor
         expect(ns, b"x", Some(value)).await;
     }
     // The same key, big, in another namespace: its own value.
-    put(ns, b"y", big(2 * PART_BYTES + 1, 8)).await;
-    put(Namespace::Deltas, b"y", big(3 * PART_BYTES + 1, 9)).await;
+    put(ns, b"y", big(2 * WHOLE_MAX + 1, 8)).await;
+    put(Namespace::Deltas, b"y", big(3 * WHOLE_MAX + 1, 9)).await;
     store.commit(Batch::new().delete(ns, b"y")).await.unwrap();
     expect(ns, b"y", None).await;
-    expect(Namespace::Deltas, b"y", Some(big(3 * PART_BYTES + 1, 9))).await;
+    expect(Namespace::Deltas, b"y", Some(big(3 * WHOLE_MAX + 1, 9))).await;
     put(ns, b"y", b"back".to_vec()).await;
     expect(ns, b"y", Some(b"back".to_vec())).await;
-    put(ns, b"y", big(PART_BYTES + 1, 10)).await;
-    expect(ns, b"y", Some(big(PART_BYTES + 1, 10))).await;
+    put(ns, b"y", big(WHOLE_MAX + 1, 10)).await;
+    expect(ns, b"y", Some(big(WHOLE_MAX + 1, 10))).await;
     store
         .commit(
             Batch::new()
@@ -146,20 +147,85 @@ pub async fn big_values_overwritten_and_deleted_leave_only_the_logical_rows(stor
     );
 }
 
+/// A big value rewritten with small edits (as calimero-storage rewrites a collection's index:
+/// a count near the start, an entry added at the end, hashes changed), grown, shrunk, edited
+/// twice in one batch, and edited in a batch in parts that fails: each reads back as written
+/// (IndexedDB writes only the parts that changed, the other stores the whole value).
+pub async fn big_values_edited_read_back_whole(store: &impl Store) {
+    let ns = Namespace::State;
+    let put = |value: Vec<u8>| async move {
+        store
+            .commit(Batch::new().put(ns, b"i", value))
+            .await
+            .unwrap();
+    };
+    let read = |value: Vec<u8>| async move {
+        assert!(
+            store.get(ns, b"i").await.unwrap() == Some(value),
+            "read back as written"
+        );
+    };
+    let mut value = big(3 * WHOLE_MAX + 123, 1);
+    type Edit<'a> = &'a dyn Fn(&mut Vec<u8>);
+    let edits: [Edit; 6] = [
+        &|v| v[66] ^= 0xff,
+        &|v| v.extend_from_slice(&big(100, 2)),
+        &|v| {
+            let mid = v.len() / 2;
+            v[mid] ^= 1;
+            let end = v.len() - 1;
+            v[end] ^= 1;
+        },
+        &|v| v.truncate(WHOLE_MAX + 1),
+        &|v| v.extend_from_slice(&big(2 * WHOLE_MAX, 3)),
+        &|_| {},
+    ];
+    for edit in edits {
+        edit(&mut value);
+        put(value.clone()).await;
+        read(value.clone()).await;
+    }
+    // Two edits of it in one batch: the second is what stays.
+    let mut first = value.clone();
+    first[10] ^= 1;
+    let mut second = first.clone();
+    second[WHOLE_MAX + 10] ^= 1;
+    let batch = Batch::new()
+        .put(ns, b"i", first)
+        .put(ns, b"i", second.clone());
+    store.commit(batch).await.unwrap();
+    read(second.clone()).await;
+    // An edit in a batch that fails is not written, nor taken for written: the next edit,
+    // which keeps the failed one's change, reads back whole.
+    let mut failed = second.clone();
+    failed[3 * WHOLE_MAX] ^= 1;
+    let refused = store
+        .commit_parts(Batch::new().put(ns, b"i", failed.clone()), &[ns], || {
+            Err(StoreError::Backend("refused".into()))
+        })
+        .await;
+    assert!(refused.is_err());
+    read(second).await;
+    let mut next = failed;
+    next[20] ^= 1;
+    put(next.clone()).await;
+    read(next).await;
+}
+
 /// Writes of big values in one batch apply in order, and with the rest of the batch or not at
 /// all: a batch in parts whose later part fails leaves the big value it overwrote (or
 /// deleted) as it was.
 pub async fn big_values_in_batches_are_all_or_nothing(store: &impl Store) {
     let ns = Namespace::State;
-    let old = big(2 * PART_BYTES + 3, 1);
+    let old = big(2 * WHOLE_MAX + 3, 1);
     store
         .commit(
             Batch::new()
-                .put(ns, b"a", big(3 * PART_BYTES, 2))
+                .put(ns, b"a", big(3 * WHOLE_MAX, 2))
                 .put(ns, b"a", b"then small".to_vec())
                 .put(ns, b"b", b"small first".to_vec())
                 .put(ns, b"b", old.clone())
-                .put(ns, b"c", big(PART_BYTES + 1, 3))
+                .put(ns, b"c", big(WHOLE_MAX + 1, 3))
                 .delete(ns, b"c"),
         )
         .await
@@ -174,8 +240,8 @@ pub async fn big_values_in_batches_are_all_or_nothing(store: &impl Store) {
         (Batch::new().put(ns, b"b", b"small".to_vec()), Batch::new()),
         (Batch::new().delete(ns, b"b"), Batch::new()),
         (
-            Batch::new().put(ns, b"b", big(PART_BYTES + 1, 4)),
-            Batch::new().put(ns, b"d", big(5 * PART_BYTES, 5)),
+            Batch::new().put(ns, b"b", big(WHOLE_MAX + 1, 4)),
+            Batch::new().put(ns, b"d", big(5 * WHOLE_MAX, 5)),
         ),
     ] {
         let failed = store
@@ -198,19 +264,19 @@ pub async fn big_values_in_batches_are_all_or_nothing(store: &impl Store) {
     }
     store
         .commit_parts(
-            Batch::new().put(ns, b"b", big(PART_BYTES + 1, 6)),
+            Batch::new().put(ns, b"b", big(WHOLE_MAX + 1, 6)),
             &[ns, Namespace::Audit],
             || {
                 Ok(Batch::new()
-                    .put(ns, b"d", big(5 * PART_BYTES, 7))
+                    .put(ns, b"d", big(5 * WHOLE_MAX, 7))
                     .put(Namespace::Audit, b"r", b"r".to_vec())
-                    .put(ns, b"b", big(2 * PART_BYTES + 1, 8)))
+                    .put(ns, b"b", big(2 * WHOLE_MAX + 1, 8)))
             },
         )
         .await
         .unwrap();
-    assert!(store.get(ns, b"b").await.unwrap() == Some(big(2 * PART_BYTES + 1, 8)));
-    assert!(store.get(ns, b"d").await.unwrap() == Some(big(5 * PART_BYTES, 7)));
+    assert!(store.get(ns, b"b").await.unwrap() == Some(big(2 * WHOLE_MAX + 1, 8)));
+    assert!(store.get(ns, b"d").await.unwrap() == Some(big(5 * WHOLE_MAX, 7)));
 }
 
 pub async fn get_put_overwrite_delete(store: &impl Store) {

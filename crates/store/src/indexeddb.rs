@@ -9,10 +9,11 @@
 //! ([`Store::commit_parts`]) is one transaction whose first writes are issued before the rest
 //! is made.
 //!
-//! A value over [`PART_BYTES`] (up to [`PARTED_MAX`]) is stored as parts: its row holds its
+//! A value over [`WHOLE_MAX`] (up to [`PARTED_MAX`]) is stored as parts: its row holds its
 //! length (a number, where a whole value is a `Uint8Array`), and object store `parts` holds its
-//! bytes under `[namespace, key, i]`, at most [`PART_BYTES`] each, written in the same
-//! transaction; a bigger value stays one record. Chromium writes a value over 64 KiB to a blob
+//! bytes under `[namespace, key, i]`, [`PART_BYTES`] each (the last may be shorter; older
+//! builds wrote bigger parts, read alike), written in the same transaction; a bigger value
+//! stays one record. Chromium writes a value over 64 KiB to a blob
 //! file of its own, which on disk costs far more than the same bytes in records under it (a
 //! kv-store set at 1,000 keys rewrites an 89 KB index row). The store knows which keys may have
 //! parts (read from `parts` at open, kept as it writes): a read of one is a transaction over the
@@ -22,12 +23,17 @@
 //! longer needs in its own transaction; writes of other keys cost nothing more. Why and what it
 //! saves: docs/storage.md, *Values in parts*.
 //!
+//! A store that is its database's only writer ([`IndexedDbStore::sole_writer`]: the page holds
+//! the store's Web Lock) keeps the value of each key in parts it wrote or read last, and a
+//! rewrite of it writes only the parts that differ (crate::parted says what keeps that right):
+//! calimero-storage rewrites a collection's whole index row for each entry added, where the
+//! parts that change are its first (the count) and its last (the new entry, the hashes).
+//!
 //! Every readwrite transaction names its [`Durability`] (`relaxed` unless the embedder chose
 //! otherwise): what a committed batch survives is then the store's choice, not each browser's
 //! default. What each promises, and why relaxed: docs/storage.md, *Durability*.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 
 use js_sys::{Array, Object, Uint8Array};
@@ -36,11 +42,14 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::IdbDatabase;
 
-use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError, PARTED_MAX, PART_BYTES};
+use crate::parted::{PartWrites, Parted};
+use crate::{
+    prefix_end, Batch, Namespace, Op, Store, StoreError, PARTED_MAX, PART_BYTES, WHOLE_MAX,
+};
 
 /// Bump when object stores change; `open` then upgrades the database, creating the new stores
 /// and keeping every existing one's data. History: 1 had meta, keys, apps, contexts, state,
-/// private and deltas; 2 added audit and blobs; 3 added parts (values over [`PART_BYTES`] are
+/// private and deltas; 2 added audit and blobs; 3 added parts (values over [`WHOLE_MAX`] are
 /// written there; the whole values an older version wrote are read as they are).
 pub const SCHEMA_VERSION: u32 = 3;
 
@@ -95,11 +104,12 @@ export function remove(tx, stores, ns, key, parted) {
   if (parted) dropParts(tx, stores[ns], k, 0);
   tx.objectStore(stores[ns]).delete(k);
 }
-export function put_parts(tx, stores, ns, key, value, size) {
+export function put_parts(tx, stores, ns, key, value, size, all, only, trim) {
   const name = stores[ns], k = key.slice(), parts = tx.objectStore('parts');
-  let i = 0;
-  for (let at = 0; at < value.length; at += size) parts.put(value.slice(at, at + size), [name, k, i++]);
-  dropParts(tx, name, k, i);
+  const count = Math.ceil(value.length / size);
+  const write = (i) => parts.put(value.slice(i * size, (i + 1) * size), [name, k, i]);
+  if (all) for (let i = 0; i < count; i++) write(i); else for (const i of only) write(i);
+  if (trim) dropParts(tx, name, k, count);
   tx.objectStore(name).put(value.length, k);
 }
 export function abort(tx) { try { tx.abort(); } catch (_) { /* already over */ } }
@@ -136,9 +146,11 @@ extern "C" {
         key: &[u8],
         parted: bool,
     ) -> Result<(), JsValue>;
-    /// Puts `value` under `key` as parts of at most `size` bytes (deleting any parts after the
-    /// last), and its length in object store `stores[ns]`.
+    /// Puts `value` under `key` as parts of `size` bytes (`all` of them, or those numbered in
+    /// `only`; then, if `trim`, deletes any parts after the last), and its length in object
+    /// store `stores[ns]`.
     #[wasm_bindgen(catch)]
+    #[allow(clippy::too_many_arguments)]
     fn put_parts(
         tx: &JsValue,
         stores: &Array,
@@ -146,6 +158,9 @@ extern "C" {
         key: &[u8],
         value: &[u8],
         size: u32,
+        all: bool,
+        only: &[u32],
+        trim: bool,
     ) -> Result<(), JsValue>;
     /// Aborts `tx` if it is still under way.
     fn abort(tx: &JsValue);
@@ -165,12 +180,16 @@ pub struct IndexedDbStore {
     store_names: Array,
     durability: Durability,
     /// Every key that may have parts (read at open; a key is added when its parts are written,
-    /// and stays until the store is closed): a write of one of them deletes its parts.
+    /// and stays until the store is closed): a write of one of them deletes its parts. With
+    /// `sole_writer`, each one's value too, when known.
     parted: RefCell<Parted>,
+    /// Whether no other connection writes the database (see [`IndexedDbStore::sole_writer`]).
+    sole_writer: bool,
+    /// Readwrite transactions begun and not yet over.
+    writing: Cell<u32>,
+    /// Readwrite transactions ever begun (a read keeps a value only if none began meanwhile).
+    writes: Cell<u64>,
 }
-
-/// Keys that may have parts, by namespace.
-type Parted = HashMap<Namespace, HashSet<Vec<u8>>>;
 
 /// A copy of `value` in its own `ArrayBuffer`. Never a view of wasm memory for a value stored:
 /// IndexedDB's structured clone keeps a view's whole buffer, so each put would store all of
@@ -198,13 +217,14 @@ fn part_key(ns: Namespace, key: &[u8], i: f64) -> JsValue {
     Array::of3(&ns.as_str().into(), &bytes(key), &i.into()).into()
 }
 
-/// The value of `len` bytes stored in parts under `key` in `ns`, joined.
+/// The value of `len` bytes stored in parts under `key` in `ns`, joined, and whether its parts
+/// are laid out in [`PART_BYTES`] (older builds wrote bigger ones).
 async fn joined(
     parts: &rexie::Store,
     ns: Namespace,
     key: &[u8],
     len: f64,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<(Vec<u8>, bool), StoreError> {
     let all = KeyRange::bound(
         &part_key(ns, key, 0.0),
         &part_key(ns, key, f64::INFINITY),
@@ -213,14 +233,16 @@ async fn joined(
     )
     .map_err(|e| StoreError::Backend(format!("key range: {e:?}")))?;
     let mut out = Vec::with_capacity(len as usize);
+    let mut laid_out = true;
     for part in parts.get_all(Some(all), None).await.map_err(error)? {
         let part = Uint8Array::new(&part);
         let at = out.len();
+        laid_out &= at % PART_BYTES == 0 && part.length() as usize <= PART_BYTES;
         out.resize(at + part.length() as usize, 0);
         part.copy_to(&mut out[at..]);
     }
     match out.len() as f64 == len {
-        true => Ok(out),
+        true => Ok((out, laid_out)),
         false => Err(StoreError::Backend(format!(
             "a value in parts has {} of its {len} bytes",
             out.len()
@@ -239,7 +261,7 @@ async fn parted_keys(db: &Rexie) -> Result<Parted, StoreError> {
         .get_all_keys(None, None)
         .await
         .map_err(error)?;
-    let mut parted = Parted::new();
+    let mut parted = Parted::default();
     for key in keys {
         let key = Array::from(&key);
         let name = key.get(0).as_string();
@@ -247,7 +269,7 @@ async fn parted_keys(db: &Rexie) -> Result<Parted, StoreError> {
             .into_iter()
             .find(|ns| name.as_deref() == Some(ns.as_str()))
             .ok_or_else(|| StoreError::Backend(format!("a part names no namespace: {name:?}")))?;
-        parted.entry(ns).or_default().insert(to_vec(&key.get(1)));
+        parted.mark(ns, &to_vec(&key.get(1)));
     }
     Ok(parted)
 }
@@ -323,7 +345,19 @@ impl IndexedDbStore {
             store_names,
             durability,
             parted,
+            sole_writer: false,
+            writing: Cell::new(0),
+            writes: Cell::new(0),
         })
+    }
+
+    /// Tells the store that no other connection writes its database while it is open (the
+    /// page holds the store's Web Lock): a rewrite of a value in parts then writes only the
+    /// parts that changed since this store last wrote or read it. Another writer would leave
+    /// such a value wrong, so this is only for a store that is sure.
+    pub fn sole_writer(mut self) -> Self {
+        self.sole_writer = true;
+        self
     }
 
     /// What this store's writes survive once committed.
@@ -355,6 +389,7 @@ impl IndexedDbStore {
         F: Fn(rexie::Store) -> Fut,
         Fut: Future<Output = Result<Vec<(Vec<u8>, JsValue)>, StoreError>>,
     {
+        let writes = self.writes.get();
         if !parted {
             let rows = read(self.reader(ns)?).await?;
             if rows.iter().all(|(_, value)| value.as_f64().is_none()) {
@@ -375,14 +410,17 @@ impl IndexedDbStore {
             let value = match value.as_f64() {
                 None => whole(&value)?,
                 Some(len) => {
+                    let (value, laid_out) = joined(&parts, ns, &key, len).await?;
                     // Known from now on, if another connection wrote it: a write of it here
-                    // then deletes its parts.
-                    self.parted
-                        .borrow_mut()
-                        .entry(ns)
-                        .or_default()
-                        .insert(key.clone());
-                    joined(&parts, ns, &key, len).await?
+                    // then deletes its parts. Its bytes are what the parts hold if no write
+                    // began since this read did.
+                    let mut parted = self.parted.borrow_mut();
+                    match self.sole_writer && laid_out && self.writes.get() == writes {
+                        true => parted.keep(ns, &key, &value),
+                        false if !parted.may_have(ns, &key) => parted.mark(ns, &key),
+                        false => {}
+                    }
+                    value
                 }
             };
             out.push((key, value));
@@ -392,10 +430,7 @@ impl IndexedDbStore {
 
     /// Whether a key of `ns` that starts with `prefix` may have parts.
     fn parts_under(&self, ns: Namespace, prefix: &[u8]) -> bool {
-        let parted = self.parted.borrow();
-        parted
-            .get(&ns)
-            .is_some_and(|keys| keys.iter().any(|key| key.starts_with(prefix)))
+        self.parted.borrow().any_under(ns, prefix)
     }
 
     /// Closes the connection (tests reopen to check durability).
@@ -412,7 +447,7 @@ impl IndexedDbStore {
 
 impl Store for IndexedDbStore {
     async fn get(&self, ns: Namespace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let parted = has_parts(&self.parted.borrow(), ns, key);
+        let parted = self.parted.borrow().may_have(ns, key);
         let rows = self
             .read_whole(ns, parted, |store| async move {
                 let value = store.get(bytes(key)).await.map_err(error)?;
@@ -492,9 +527,12 @@ impl Store for IndexedDbStore {
         if batch.is_empty() {
             return Ok(());
         }
+        let writing = Writing::begin(self);
         let tx = self.begin(&batch.namespaces())?;
-        self.issue(&tx, &batch)?;
-        finish_transaction(&tx).await
+        self.issue(&tx, &batch, writing.compare)?;
+        finish_transaction(&tx).await?;
+        writing.committed();
+        Ok(())
     }
 
     /// One transaction over `first`'s namespaces and `later`: `first`'s writes are issued
@@ -509,17 +547,20 @@ impl Store for IndexedDbStore {
         scope.extend_from_slice(later);
         scope.sort();
         scope.dedup();
+        let writing = Writing::begin(self);
         let tx = self.begin(&scope)?;
-        self.issue(&tx, &first)?;
+        self.issue(&tx, &first, writing.compare)?;
         let rest = rest().and_then(|rest| crate::within(&rest, later).map(|()| rest));
         match rest {
-            Ok(rest) => self.issue(&tx, &rest)?,
+            Ok(rest) => self.issue(&tx, &rest, writing.compare)?,
             Err(e) => {
                 abort(&tx);
                 return Err(e);
             }
         }
-        finish_transaction(&tx).await
+        finish_transaction(&tx).await?;
+        writing.committed();
+        Ok(())
     }
 }
 
@@ -537,26 +578,51 @@ impl IndexedDbStore {
     }
 
     /// Issues every write of `batch` in `tx`; one that cannot be issued aborts the transaction
-    /// (nothing of it is written). A value over [`PART_BYTES`] goes in parts; any other write
-    /// of a key that may have parts deletes them.
-    fn issue(&self, tx: &JsValue, batch: &Batch) -> Result<(), StoreError> {
+    /// (nothing of it is written). A value over [`WHOLE_MAX`] goes in parts (if `compare`,
+    /// only those that differ from the value kept for its key); any other write of a key that
+    /// may have parts deletes them.
+    fn issue(&self, tx: &JsValue, batch: &Batch, compare: bool) -> Result<(), StoreError> {
         let mut parted = self.parted.borrow_mut();
         let names = &self.store_names;
         for op in batch.ops() {
             let issued = match op {
                 Op::Put { ns, key, value }
-                    if (PART_BYTES + 1..=PARTED_MAX).contains(&value.len()) =>
+                    if (WHOLE_MAX + 1..=PARTED_MAX).contains(&value.len()) =>
                 {
-                    parted.entry(*ns).or_default().insert(key.clone());
-                    put_parts(tx, names, index(ns), key, value, PART_BYTES as u32)
+                    let writes = match compare {
+                        true => parted.writes(*ns, key, value),
+                        false => PartWrites {
+                            only: None,
+                            trim: true,
+                        },
+                    };
+                    match self.sole_writer {
+                        true => parted.keep(*ns, key, value),
+                        false => parted.mark(*ns, key),
+                    }
+                    let only = writes.only.as_deref();
+                    put_parts(
+                        tx,
+                        names,
+                        index(ns),
+                        key,
+                        value,
+                        PART_BYTES as u32,
+                        only.is_none(),
+                        only.unwrap_or_default(),
+                        writes.trim,
+                    )
                 }
-                Op::Put { ns, key, value } => {
-                    let had = has_parts(&parted, *ns, key);
-                    put(tx, names, index(ns), key, value, had)
+                Op::Put { ns, key, .. } | Op::Delete { ns, key } if parted.may_have(*ns, key) => {
+                    // Its parts go: what they held is no longer known.
+                    parted.mark(*ns, key);
+                    match op {
+                        Op::Put { value, .. } => put(tx, names, index(ns), key, value, true),
+                        _ => remove(tx, names, index(ns), key, true),
+                    }
                 }
-                Op::Delete { ns, key } => {
-                    remove(tx, names, index(ns), key, has_parts(&parted, *ns, key))
-                }
+                Op::Put { ns, key, value } => put(tx, names, index(ns), key, value, false),
+                Op::Delete { ns, key } => remove(tx, names, index(ns), key, false),
             };
             if let Err(e) = issued {
                 abort(tx);
@@ -567,9 +633,40 @@ impl IndexedDbStore {
     }
 }
 
-/// Whether `key` in `ns` may have parts.
-fn has_parts(parted: &Parted, ns: Namespace, key: &[u8]) -> bool {
-    parted.get(&ns).is_some_and(|keys| keys.contains(key))
+/// A readwrite transaction under way, as the parts' bookkeeping sees it: values kept are
+/// compared against only when no other is under way (an earlier one may still abort), and all
+/// are forgotten if it does not commit (it may have kept values it never wrote).
+struct Writing<'a> {
+    store: &'a IndexedDbStore,
+    /// Whether its writes may compare against kept values.
+    compare: bool,
+    committed: bool,
+}
+
+impl<'a> Writing<'a> {
+    fn begin(store: &'a IndexedDbStore) -> Self {
+        let compare = store.sole_writer && store.writing.get() == 0;
+        store.writing.set(store.writing.get() + 1);
+        store.writes.set(store.writes.get() + 1);
+        Self {
+            store,
+            compare,
+            committed: false,
+        }
+    }
+
+    fn committed(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.store.writing.set(self.store.writing.get() - 1);
+        if !self.committed {
+            self.store.parted.borrow_mut().forget_values();
+        }
+    }
 }
 
 /// A namespace's place in [`Namespace::ALL`] (and in `store_names`).

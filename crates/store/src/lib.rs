@@ -10,6 +10,8 @@ mod file;
 mod indexeddb;
 mod memory;
 mod merkle;
+#[cfg(any(target_arch = "wasm32", test))]
+mod parted;
 mod sealed;
 
 pub mod conformance;
@@ -23,11 +25,17 @@ pub use merkle::MerkleTree;
 pub use sealed::{SealedStore, Sealer};
 
 /// The largest value IndexedDB keeps in one record: a bigger one (up to [`PARTED_MAX`]) is
-/// stored as parts of at most this many bytes, since Chromium writes a value whose serialized
-/// form is over 64 KiB to a blob file of its own (docs/storage.md, *Values in parts*). Every
-/// backend reads and writes values of any size alike; the conformance suite writes them on
-/// either side of this one.
-pub const PART_BYTES: usize = 60 * 1024;
+/// stored as parts of [`PART_BYTES`], since Chromium writes a value whose serialized form is
+/// over 64 KiB to a blob file of its own (docs/storage.md, *Values in parts*). Every backend
+/// reads and writes values of any size alike; the conformance suite writes them on either side
+/// of this one.
+pub const WHOLE_MAX: usize = 60 * 1024;
+
+/// The size of each part of a value in parts (the last may be shorter): small, so that a
+/// rewrite that changes a few bytes of a big value, or adds some at its end (calimero-storage
+/// rewrites a collection's whole index for each entry added), writes only the few parts that
+/// changed (docs/storage.md, *Only the parts that changed*).
+pub const PART_BYTES: usize = 4 * 1024;
 
 /// The largest value IndexedDB stores as parts; a bigger one (a blob, an app) is one record,
 /// which Chromium keeps in a file of its own: on disk that is faster from about 2.5 MB, and in

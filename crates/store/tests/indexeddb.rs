@@ -6,6 +6,7 @@ use std::cell::Cell;
 use tabnode_store::conformance::big;
 use tabnode_store::{
     conformance, Batch, Durability, IndexedDbStore, Namespace, Store, PARTED_MAX, PART_BYTES,
+    WHOLE_MAX,
 };
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
@@ -30,6 +31,15 @@ async fn indexeddb_passes_the_conformance_suite() {
     conformance::run_all(|| {
         let name = unique("conformance");
         async move { IndexedDbStore::open(&name).await.unwrap() }
+    })
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn indexeddb_as_the_sole_writer_passes_the_conformance_suite() {
+    conformance::run_all(|| {
+        let name = unique("conformance-sole");
+        async move { IndexedDbStore::open(&name).await.unwrap().sole_writer() }
     })
     .await;
 }
@@ -172,6 +182,41 @@ extern "C" {
     async fn count_parts(name: &str) -> JsValue;
 }
 
+#[wasm_bindgen(inline_js = "
+function tx(name, run) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(name);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      let t;
+      try { t = db.transaction(['state', 'parts'], 'readwrite'); run(t); } catch (e) { db.close(); reject(e); return; }
+      t.oncomplete = () => { db.close(); resolve(); };
+      t.onerror = () => reject(t.error);
+    };
+  });
+}
+export function flip_byte_of_part(name, key, i) {
+  return tx(name, (t) => {
+    const parts = t.objectStore('parts'), at = ['state', key, i];
+    parts.get(at).onsuccess = (e) => { const part = e.target.result; part[0] ^= 0xff; parts.put(part, at); };
+  });
+}
+export function write_in_parts_of(name, key, value, size) {
+  return tx(name, (t) => {
+    let i = 0;
+    for (let at = 0; at < value.length; at += size) t.objectStore('parts').put(value.slice(at, at + size), ['state', key, i++]);
+    t.objectStore('state').put(value.length, key);
+  });
+}
+")]
+extern "C" {
+    /// Flips the first byte of part `i` of `key`'s value in `state`, behind the store's back.
+    async fn flip_byte_of_part(name: &str, key: &[u8], i: u32);
+    /// Writes `value` under `key` in `state` as parts of `size` bytes, as an older build did.
+    async fn write_in_parts_of(name: &str, key: &[u8], value: &[u8], size: u32);
+}
+
 /// A database as an older schema `version` made it: its object `stores`, and `rows` in `state`.
 async fn old_database(name: &str, version: u32, stores: &[&str], rows: &[(&[u8], Vec<u8>)]) {
     use rexie::{ObjectStore, Rexie, TransactionMode};
@@ -200,6 +245,11 @@ async fn parts_in(name: &str) -> f64 {
     count_parts(name).await.as_f64().unwrap()
 }
 
+/// How many parts a value of `len` bytes is stored in.
+fn parts(len: usize) -> f64 {
+    len.div_ceil(PART_BYTES) as f64
+}
+
 #[wasm_bindgen_test]
 async fn a_value_in_parts_leaves_no_part_behind_when_overwritten_or_deleted_even_after_reopening() {
     let ns = Namespace::State;
@@ -208,42 +258,47 @@ async fn a_value_in_parts_leaves_no_part_behind_when_overwritten_or_deleted_even
     store
         .commit(
             Batch::new()
-                .put(ns, b"x", big(2 * PART_BYTES + 1, 1))
-                .put(ns, b"y", big(PART_BYTES + 1, 2))
-                .put(ns, b"at", big(PART_BYTES, 3))
+                .put(ns, b"x", big(2 * WHOLE_MAX + 1, 1))
+                .put(ns, b"y", big(WHOLE_MAX + 1, 2))
+                .put(ns, b"at", big(WHOLE_MAX, 3))
                 .put(Namespace::Blobs, b"huge", big(PARTED_MAX + 1, 4)),
         )
         .await
         .unwrap();
+    let (x, y) = (parts(2 * WHOLE_MAX + 1), parts(WHOLE_MAX + 1));
     assert_eq!(
         parts_in(&name).await,
-        5.0,
-        "3 and 2 parts; the others whole"
+        x + y,
+        "x's and y's parts; the others whole"
     );
     store
-        .commit(Batch::new().put(ns, b"x", big(PART_BYTES + 1, 5)))
+        .commit(Batch::new().put(ns, b"x", big(WHOLE_MAX + 1, 5)))
         .await
         .unwrap();
-    assert_eq!(parts_in(&name).await, 4.0, "x's third part went");
+    assert_eq!(
+        parts_in(&name).await,
+        2.0 * y,
+        "x's parts past its new last went"
+    );
     store
         .commit(Batch::new().put(ns, b"y", b"small".to_vec()))
         .await
         .unwrap();
-    assert_eq!(parts_in(&name).await, 2.0, "y's parts went");
+    assert_eq!(parts_in(&name).await, y, "y's parts went");
     store.close();
     // A new connection knows which keys have parts from the database.
     let store = IndexedDbStore::open(&name).await.unwrap();
     assert_eq!(
         store.get(ns, b"x").await.unwrap(),
-        Some(big(PART_BYTES + 1, 5))
+        Some(big(WHOLE_MAX + 1, 5))
     );
     store.commit(Batch::new().delete(ns, b"x")).await.unwrap();
     assert_eq!(parts_in(&name).await, 0.0, "x's parts went with it");
     store
-        .commit(Batch::new().put(Namespace::Blobs, b"huge", big(3 * PART_BYTES, 6)))
+        .commit(Batch::new().put(Namespace::Blobs, b"huge", big(3 * WHOLE_MAX, 6)))
         .await
         .unwrap();
-    assert_eq!(parts_in(&name).await, 3.0);
+    assert_eq!(parts_in(&name).await, parts(3 * WHOLE_MAX));
     store.close();
     let store = IndexedDbStore::open(&name).await.unwrap();
     store
@@ -268,21 +323,21 @@ async fn a_value_another_connection_wrote_in_parts_reads_whole_and_is_then_rewri
     let here = IndexedDbStore::open(&name).await.unwrap();
     let other = IndexedDbStore::open(&name).await.unwrap();
     other
-        .commit(Batch::new().put(ns, b"k", big(2 * PART_BYTES + 1, 1)).put(
+        .commit(Batch::new().put(ns, b"k", big(2 * WHOLE_MAX + 1, 1)).put(
             ns,
             b"j",
-            big(PART_BYTES + 1, 2),
+            big(WHOLE_MAX + 1, 2),
         ))
         .await
         .unwrap();
     // `here` opened before: it learns of the parts from what it reads.
     assert_eq!(
         here.get(ns, b"k").await.unwrap(),
-        Some(big(2 * PART_BYTES + 1, 1))
+        Some(big(2 * WHOLE_MAX + 1, 1))
     );
     assert_eq!(
         here.last_with_prefix(ns, b"j").await.unwrap(),
-        Some((b"j".to_vec(), big(PART_BYTES + 1, 2)))
+        Some((b"j".to_vec(), big(WHOLE_MAX + 1, 2)))
     );
     here.commit(
         Batch::new()
@@ -309,7 +364,7 @@ async fn a_store_of_schema_version_2_opens_upgraded_and_reads_its_big_values_who
     ];
     let rows = [
         (&b"big"[..], big(100_000, 1)),
-        (b"bigger", big(3 * PART_BYTES, 2)),
+        (b"bigger", big(3 * WHOLE_MAX, 2)),
         (b"small", b"v2".to_vec()),
     ];
     old_database(&name, 2, &stores, &rows).await;
@@ -321,7 +376,7 @@ async fn a_store_of_schema_version_2_opens_upgraded_and_reads_its_big_values_who
     assert!(
         rows == vec![
             (b"big".to_vec(), big(100_000, 1)),
-            (b"bigger".to_vec(), big(3 * PART_BYTES, 2)),
+            (b"bigger".to_vec(), big(3 * WHOLE_MAX, 2)),
             (b"small".to_vec(), b"v2".to_vec()),
         ],
         "every row as version 2 wrote it"
@@ -329,17 +384,17 @@ async fn a_store_of_schema_version_2_opens_upgraded_and_reads_its_big_values_who
     assert_eq!(parts_in(&name).await, 0.0);
     // Rewritten, a big value goes in parts; one written whole by version 2 is replaced.
     store
-        .commit(
-            Batch::new()
-                .put(ns, b"big", big(2 * PART_BYTES + 1, 3))
-                .put(ns, b"bigger", b"now small".to_vec()),
-        )
+        .commit(Batch::new().put(ns, b"big", big(2 * WHOLE_MAX + 1, 3)).put(
+            ns,
+            b"bigger",
+            b"now small".to_vec(),
+        ))
         .await
         .unwrap();
-    assert_eq!(parts_in(&name).await, 3.0);
+    assert_eq!(parts_in(&name).await, parts(2 * WHOLE_MAX + 1));
     assert_eq!(
         store.get(ns, b"big").await.unwrap(),
-        Some(big(2 * PART_BYTES + 1, 3))
+        Some(big(2 * WHOLE_MAX + 1, 3))
     );
     assert_eq!(
         store.get(ns, b"bigger").await.unwrap(),
@@ -356,5 +411,83 @@ async fn a_store_of_schema_version_2_opens_upgraded_and_reads_its_big_values_who
         builder.build().await.is_err(),
         "an older schema version is refused"
     );
+    IndexedDbStore::delete_database(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_sole_writer_rewrites_only_the_parts_of_a_big_value_that_changed() {
+    let ns = Namespace::State;
+    let old = big(20 * PART_BYTES + 100, 1);
+    let mut new = old.clone();
+    new[66] ^= 1;
+    new.extend_from_slice(&big(500, 2));
+    for sole in [true, false] {
+        let name = unique("sole-writer");
+        let store = IndexedDbStore::open(&name).await.unwrap();
+        let store = if sole { store.sole_writer() } else { store };
+        store
+            .commit(Batch::new().put(ns, b"k", old.clone()))
+            .await
+            .unwrap();
+        // Part 10 changed behind the store's back: the only writer rewrites parts 0 (changed)
+        // and 20 (grown) alone, so the change stays; a store that is not rewrites it.
+        flip_byte_of_part(&name, b"k", 10).await;
+        store
+            .commit(Batch::new().put(ns, b"k", new.clone()))
+            .await
+            .unwrap();
+        let mut expected = new.clone();
+        if sole {
+            expected[10 * PART_BYTES] ^= 0xff;
+        }
+        assert!(
+            store.get(ns, b"k").await.unwrap() == Some(expected),
+            "sole: {sole}"
+        );
+        assert_eq!(parts_in(&name).await, parts(new.len()));
+        store.close();
+        IndexedDbStore::delete_database(&name).await.unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_sole_writer_compares_against_a_value_it_read_but_not_one_in_an_older_builds_parts() {
+    let ns = Namespace::State;
+    let name = unique("sole-read");
+    let old = big(3 * WHOLE_MAX + 5, 1);
+    // As a build with 60 KiB parts wrote it: read whole, then rewritten in every part.
+    IndexedDbStore::open(&name).await.unwrap().close();
+    write_in_parts_of(&name, b"old", &old, WHOLE_MAX as u32).await;
+    let store = IndexedDbStore::open(&name).await.unwrap().sole_writer();
+    assert!(store.get(ns, b"old").await.unwrap() == Some(old.clone()));
+    let mut edited = old.clone();
+    edited[1] ^= 1;
+    store
+        .commit(Batch::new().put(ns, b"old", edited.clone()))
+        .await
+        .unwrap();
+    assert!(store.get(ns, b"old").await.unwrap() == Some(edited.clone()));
+    assert_eq!(
+        parts_in(&name).await,
+        parts(edited.len()),
+        "none of the old parts left"
+    );
+    store.close();
+    // A new connection knows nothing of the value until it reads it, then compares against it.
+    let store = IndexedDbStore::open(&name).await.unwrap().sole_writer();
+    assert!(store.get(ns, b"old").await.unwrap() == Some(edited.clone()));
+    flip_byte_of_part(&name, b"old", 7).await;
+    let mut again = edited.clone();
+    again[2] ^= 1;
+    store
+        .commit(Batch::new().put(ns, b"old", again.clone()))
+        .await
+        .unwrap();
+    again[7 * PART_BYTES] ^= 0xff;
+    assert!(
+        store.get(ns, b"old").await.unwrap() == Some(again),
+        "part 7 was not rewritten: compared against the value read"
+    );
+    store.close();
     IndexedDbStore::delete_database(&name).await.unwrap();
 }

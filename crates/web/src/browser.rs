@@ -438,6 +438,12 @@ impl BrowserNode {
         let store = IndexedDbStore::open_with(&db_name, durability)
             .await
             .map_err(|e| js_error(NodeError::Store(e)))?;
+        // Held, the lock keeps every other tab's node off this store: a rewrite of a big value
+        // may then write only its parts that changed.
+        let store = match store_lock.held() {
+            true => store.sole_writer(),
+            false => store,
+        };
         let key = vault_key(&db_name)
             .await
             .map_err(|e| js_error(NodeError::Store(vault_error("the key vault", e))))?;

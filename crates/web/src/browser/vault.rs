@@ -98,6 +98,12 @@ pub(super) struct StoreLock {
 }
 
 impl StoreLock {
+    /// Whether this page holds the lock (not so where there are no Web Locks): its node is then
+    /// the store's only writer.
+    pub(super) fn held(&self) -> bool {
+        self.release.borrow().is_some()
+    }
+
     /// Lets go of the lock: another tab may then open the store. Only when this page's node is
     /// gone (it crashed, see `crash`); otherwise the lock goes with the page.
     pub(super) fn release(&self) {
