@@ -35,8 +35,8 @@ pub fn big(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Values at and over the size IndexedDB stores in parts ([`WHOLE_MAX`]), and over the size
-/// it stores whole again ([`PARTED_MAX`]), beside small ones: each reads back whole, by key,
-/// by prefix and as the last of a prefix, and keys are listed once.
+/// it stores whole again outside the state namespace ([`PARTED_MAX`]), beside small ones: each
+/// reads back whole, by key, by prefix and as the last of a prefix, and keys are listed once.
 pub async fn big_values_read_back_whole(store: &impl Store) {
     let ns = Namespace::State;
     let rows: Vec<(Vec<u8>, Vec<u8>)> = vec![

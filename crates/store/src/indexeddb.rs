@@ -9,11 +9,11 @@
 //! ([`Store::commit_parts`]) is one transaction whose first writes are issued before the rest
 //! is made.
 //!
-//! A value over [`WHOLE_MAX`] (up to [`PARTED_MAX`]) is stored as parts: its row holds its
-//! length (a number, where a whole value is a `Uint8Array`), and object store `parts` holds its
-//! bytes under `[namespace, key, i]`, [`PART_BYTES`] each (the last may be shorter; older
-//! builds wrote bigger parts, read alike), written in the same transaction; a bigger value
-//! stays one record. Chromium writes a value over 64 KiB to a blob
+//! A value over [`WHOLE_MAX`] (in the state namespace, or else up to [`PARTED_MAX`]) is stored
+//! as parts: its row holds its length (a number, where a whole value is a `Uint8Array`), and
+//! object store `parts` holds its bytes under `[namespace, key, i]`, [`PART_BYTES`] each (the
+//! last may be shorter; older builds wrote bigger parts, read alike), written in the same
+//! transaction; any other value is one record. Chromium writes a value over 64 KiB to a blob
 //! file of its own, which on disk costs far more than the same bytes in records under it (a
 //! kv-store set at 1,000 keys rewrites an 89 KB index row). The store knows which keys may have
 //! parts (read from `parts` at open, kept as it writes): a read of one is a transaction over the
@@ -586,9 +586,7 @@ impl IndexedDbStore {
         let names = &self.store_names;
         for op in batch.ops() {
             let issued = match op {
-                Op::Put { ns, key, value }
-                    if (WHOLE_MAX + 1..=PARTED_MAX).contains(&value.len()) =>
-                {
+                Op::Put { ns, key, value } if in_parts(*ns, value.len()) => {
                     let writes = match compare {
                         true => parted.writes(*ns, key, value),
                         false => PartWrites {
@@ -631,6 +629,11 @@ impl IndexedDbStore {
         }
         Ok(())
     }
+}
+
+/// Whether a value of `len` bytes in `ns` is stored in parts.
+fn in_parts(ns: Namespace, len: usize) -> bool {
+    len > WHOLE_MAX && (len <= PARTED_MAX || ns == Namespace::State)
 }
 
 /// A readwrite transaction under way, as the parts' bookkeeping sees it: values kept are

@@ -24,7 +24,7 @@ pub use memory::MemoryStore;
 pub use merkle::MerkleTree;
 pub use sealed::{SealedStore, Sealer};
 
-/// The largest value IndexedDB keeps in one record: a bigger one (up to [`PARTED_MAX`]) is
+/// The largest value IndexedDB keeps in one record: a bigger one (see [`PARTED_MAX`]) is
 /// stored as parts of [`PART_BYTES`], since Chromium writes a value whose serialized form is
 /// over 64 KiB to a blob file of its own (docs/storage.md, *Values in parts*). Every backend
 /// reads and writes values of any size alike; the conformance suite writes them on either side
@@ -37,9 +37,11 @@ pub const WHOLE_MAX: usize = 60 * 1024;
 /// changed (docs/storage.md, *Only the parts that changed*).
 pub const PART_BYTES: usize = 4 * 1024;
 
-/// The largest value IndexedDB stores as parts; a bigger one (a blob, an app) is one record,
-/// which Chromium keeps in a file of its own: on disk that is faster from about 2.5 MB, and in
-/// memory from about 1.5 MB (`node bench/parts.mjs`, docs/storage.md).
+/// The largest value IndexedDB stores as parts outside [`Namespace::State`]; a bigger one (a
+/// blob, an app, written once) is one record, which Chromium keeps in a file of its own: written
+/// whole each time, parts cost more from about 2.5 MB on disk and 1.5 MB in memory (`node
+/// bench/parts.mjs`, docs/storage.md). State values of any size over [`WHOLE_MAX`] go in parts:
+/// they are rewritten with small changes, and a sole writer writes only the parts that changed.
 pub const PARTED_MAX: usize = 1024 * 1024;
 
 /// The fixed set of namespaces: IndexedDB object stores must be declared when the database opens.
