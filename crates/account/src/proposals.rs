@@ -9,12 +9,16 @@
 //! and quorum, as anchor writes) and the answer ([`tabnode_chain::read_proxy_outcome`]). With
 //! no chain, or a context the contract does not record, the proposal needs a chain and nothing
 //! is sent ([`FlowError::NeedsChain`], naming the action).
+//!
+//! An embedder may send each part itself (the page's `sendProposalToChain`), or on its own
+//! after each of the node's steps ([`Account::send_own_parts`], the page's
+//! `proposalsToChain: "auto"`), as merod's node does after each call.
 
 use serde_json::{json, Value};
 use tabnode_chain::{read_proxy_outcome, Anchor, ProxyState, QuorumAnchor, SignedRequest};
 use tabnode_identity::wallet::{TransactionWallet, WalletError};
-use tabnode_node::{ProposalId, ProxyScope};
-use tabnode_types::ContextId;
+use tabnode_node::{MemberOp, NodeEvent, ProposalId, ProxyScope};
+use tabnode_types::{ContextId, PublicKey};
 
 use crate::anchor::AnchorChain;
 use crate::{Account, FlowError, NodeHandle};
@@ -123,6 +127,68 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
                 "the wallet did not return the transaction's outcome (it answered {answer})"
             )))),
         }
+    }
+}
+
+/// The proposals whose part this node's own operations among `events` gave it to send: the
+/// ones it proposed that hold a chain action, and the ones it approved (whether those hold one
+/// is asked when sent). Each once, in the order told.
+pub fn own_parts(events: &[NodeEvent], me: &PublicKey) -> Vec<(ContextId, ProposalId)> {
+    let mut parts = Vec::new();
+    for event in events {
+        let NodeEvent::Membership {
+            context_id, by, op, ..
+        } = event
+        else {
+            continue;
+        };
+        let proposal = match op {
+            MemberOp::Propose { proposal, actions } if actions.iter().any(|a| a.needs_chain()) => {
+                *proposal
+            }
+            MemberOp::Approve { proposal } => *proposal,
+            _ => continue,
+        };
+        if by == me && !parts.contains(&(*context_id, proposal)) {
+            parts.push((*context_id, proposal));
+        }
+    }
+    parts
+}
+
+/// What [`Account::send_own_parts`] did with one part.
+pub type PartSent = (ContextId, ProposalId, Result<ProxySend, FlowError>);
+
+impl<W: TransactionWallet, K, E> Account<W, K, E> {
+    /// Sends, one after another, this member's part of each proposal [`own_parts`] finds in
+    /// `events` (what the node told after a step) that holds a chain action; an approval of
+    /// one that does not is skipped (it runs here). What each send did, failures included: a
+    /// context with no chain gives `NeedsChain` and nothing is sent.
+    pub async fn send_own_parts<A: Anchor>(
+        &self,
+        node: &impl NodeHandle,
+        chain: Option<&AnchorChain<A>>,
+        events: &[NodeEvent],
+    ) -> Vec<PartSent> {
+        let Ok(me) = node.run(async |node| Ok(node.public_key())).await else {
+            return Vec::new();
+        };
+        let mut sent = Vec::new();
+        for (id, proposal) in own_parts(events, &me) {
+            let for_chain = node
+                .run(async move |node| {
+                    let actions = node.proposal(&id, &proposal)?.actions;
+                    Ok(actions.iter().any(|a| a.needs_chain()))
+                })
+                .await;
+            let result = match for_chain {
+                Ok(false) => continue,
+                Ok(true) => self.send_to_proxy(node, chain, id, proposal).await,
+                Err(e) => Err(e.into()),
+            };
+            sent.push((id, proposal, result));
+        }
+        sent
     }
 }
 

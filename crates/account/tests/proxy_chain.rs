@@ -305,3 +305,69 @@ async fn a_proposal_past_a_lower_local_threshold_still_takes_the_approvals_the_c
     let approvers = nodes[0].lock().await.proposal(&ctx, &id).unwrap().approvers;
     assert_eq!(approvers.len(), 3, "C's approval is in the log too");
 }
+
+/// What `node` told since last asked.
+async fn told(node: &Mutex<TestNode>) -> Vec<tabnode_node::NodeEvent> {
+    node.lock().await.take_events()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_member_sends_its_own_parts_from_what_its_node_told_and_the_transfer_runs_once() {
+    let chain = Chain::new(CONTRACT).shared();
+    let (nodes, ctx) = three_members().await;
+    anchored(&nodes, ctx, &chain).await;
+    let anchor = double_chain(&chain);
+    let proxy = chain.lock().unwrap().contexts[&ctx.0].proxy.clone();
+    for node in &nodes {
+        told(node).await;
+    }
+    // A proposal with no chain action runs here: nothing of it is sent.
+    let local = nodes[0]
+        .lock()
+        .await
+        .propose(
+            &ctx,
+            vec![ProposalAction::SetNumApprovals { num_approvals: 3 }],
+        )
+        .await
+        .unwrap();
+    let id = propose_transfer(&nodes, ctx).await;
+    let account = account(&chain);
+    let sent = account
+        .send_own_parts(&nodes[0], Some(&anchor), &told(&nodes[0]).await)
+        .await;
+    assert_eq!(sent.len(), 1, "the transfer's proposal, not {local}");
+    let (context, proposal, result) = &sent[0];
+    assert_eq!((*context, *proposal), (ctx, id));
+    assert_eq!(result.as_ref().unwrap().scope, ProxyScope::Propose);
+    // What another member's node told of the proposal is not its own part: nothing to send.
+    assert!(account
+        .send_own_parts(&nodes[1], Some(&anchor), &told(&nodes[1]).await)
+        .await
+        .is_empty());
+    for node in &nodes[1..] {
+        node.lock()
+            .await
+            .approve_proposal(&ctx, &local)
+            .await
+            .unwrap();
+        approve(node, ctx, id).await;
+        let sent = account
+            .send_own_parts(node, Some(&anchor), &told(node).await)
+            .await;
+        assert_eq!(sent.len(), 1, "the approval of the transfer only");
+        assert_eq!(sent[0].2.as_ref().unwrap().scope, ProxyScope::Approve);
+    }
+    assert_eq!(account.wallet.asked.get(), 3);
+    let ran = chain.lock().unwrap().proxies[&proxy].ran.clone();
+    assert_eq!(ran.len(), 1, "run once, at the third part: {ran:?}");
+    // With no chain configured, the part is not sent and says why.
+    let id = propose_transfer(&nodes, ctx).await;
+    let sent = account
+        .send_own_parts::<NearContractDouble>(&nodes[0], None, &told(&nodes[0]).await)
+        .await;
+    assert_eq!(sent.len(), 1);
+    let err = sent[0].2.as_ref().unwrap_err();
+    assert_eq!((sent[0].1, err.kind()), (id, "NeedsChain"), "{err}");
+    assert_eq!(account.wallet.asked.get(), 3);
+}

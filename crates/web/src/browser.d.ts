@@ -21,6 +21,12 @@ export interface NodeOptions {
    * "strict" (flushed to disk before the call resolves: survives a power loss too; costs a
    * flush per write, about 1 ms a call on an SSD). */
   durability?: "relaxed" | "strict";
+  /** Who sends this member's part of a proposal with a chain action (`Transfer`,
+   * `ExternalFunctionCall`) to the context's proxy contract: "manual" (the default: the app calls
+   * sendProposalToChain) or "auto" (the node sends it after each of its own proposals and
+   * approvals, guests' included, as merod does; each is one wallet transaction, and subscribers
+   * hear `proposalSent` or `proposalNotSent`). Needs `nearRpc` and `nearContract` to send. */
+  proposalsToChain?: "manual" | "auto";
   /** Asked before a guest app deletes a context or adds or removes a member of its own
    * (`context_delete`, `context_add_member`, `context_remove_member`), or xcalls into a context
    * of this node that it neither is nor created: return `true` to allow.
@@ -140,6 +146,11 @@ export type NodeEvent =
    * (it then changed nothing). */
   | { type: "handler"; contextId: string; deltaId: string | null; handler: string; handlerDelta: string | null; error: string | null }
   | { type: "peerConnected" | "peerDisconnected" | "directOpened" | "directClosed"; peer: string }
+  /** With `proposalsToChain: "auto"`: this member's part of a proposal went to the proxy contract. */
+  | ({ type: "proposalSent" } & ProxySend)
+  /** With `proposalsToChain: "auto"`: this member's part was not sent (`error.name` as
+   * sendProposalToChain's rejections: `NeedsChain`, `ProxyRefused`, the wallet's, ...). */
+  | { type: "proposalNotSent"; contextId: string; proposal: string; error: { name: string; message: string } }
   /** The page's node task panicked: every call fails `Crashed` from now on (to every subscriber). */
   | { type: "crashed"; message: string };
 /** A connection of this node: to a relay over WebSocket or WebRTC-direct, or straight to another

@@ -96,6 +96,10 @@ struct Options {
     /// What an acknowledged write survives: `relaxed` (default) or `strict`; see
     /// `tabnode_store::Durability`.
     durability: Option<String>,
+    /// Who sends this member's parts of proposals with chain actions to the context's proxy
+    /// contract: `manual` (default: the app, with `sendProposalToChain`) or `auto` (the node,
+    /// after each step, as merod does); see [`proposals::sends_on_its_own`].
+    proposals_to_chain: Option<String>,
 }
 
 /// The `guestConsent` option, if given: a function the node asks before a guest's request that
@@ -207,6 +211,8 @@ struct Inner {
     near_rpc_quorum: usize,
     /// This page's hold on the store, let go if the node crashes (see [`crash`]).
     store_lock: StoreLock,
+    /// See [`Options::proposals_to_chain`].
+    sends_proposals: bool,
 }
 
 /// Read-only calls' audit records wait to be written together (see
@@ -387,12 +393,23 @@ impl Inner {
 
     /// Gives `event` to the subscribers of every context (`null`), or with `everyone` to all.
     fn tell(&self, event: &serde_json::Value, everyone: bool) {
+        self.tell_those(event, |s| everyone || s.context.is_none());
+    }
+
+    /// Gives `event` to the subscribers of `context` and of every context.
+    fn tell_context(&self, context: &ContextId, event: &serde_json::Value) {
+        self.tell_those(event, |s| {
+            s.context.is_none() || s.context.as_ref() == Some(context)
+        });
+    }
+
+    fn tell_those(&self, event: &serde_json::Value, to: impl Fn(&Subscriber) -> bool) {
         let value = to_js(event).unwrap_or(JsValue::NULL);
         let all: Vec<Function> = self
             .subscribers
             .borrow()
             .iter()
-            .filter(|s| everyone || s.context.is_none())
+            .filter(|s| to(s))
             .map(|s| s.callback.clone())
             .collect();
         for callback in all {
@@ -434,6 +451,7 @@ impl BrowserNode {
         };
         let db_name = options.db_name.unwrap_or_else(|| "tabnode".into());
         let durability = durability_of(options.durability.as_deref())?;
+        let sends_proposals = proposals::sends_on_its_own(options.proposals_to_chain.as_deref())?;
         let store_lock = lock_store(&db_name).await?;
         let store = IndexedDbStore::open_with(&db_name, durability)
             .await
@@ -515,6 +533,7 @@ impl BrowserNode {
             near_contract: options.near_contract.clone(),
             near_rpc_quorum: options.near_rpc_quorum.unwrap_or(1) as usize,
             store_lock,
+            sends_proposals,
         });
         let task = drive(Rc::downgrade(&inner), driver, commands, opened);
         wasm_bindgen_futures::spawn_local(task);

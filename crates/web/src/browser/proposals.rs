@@ -1,14 +1,82 @@
 //! Proposals in the page: the context's proxy, carried in its log (see docs/proposals.md).
 
+use std::rc::Rc;
+
 use js_sys::Promise;
-use tabnode_node::ProposalId;
+use serde_json::json;
+use tabnode_node::{NodeEvent, ProposalId};
 use tabnode_types::ContextId;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use tabnode_account::anchor::AnchorChain;
+use tabnode_chain::NearAnchor;
 
-use super::{flow_error, parse_id, to_js, BrowserNode, FetchTransport};
+use super::{flow_error, parse_id, to_js, usage_error, BrowserNode, FetchTransport, Inner};
+
+/// Whether the `proposalsToChain` option has the node send this member's parts of proposals to
+/// the chain on its own (`auto`), or leaves that to the app (`manual`, the default: each send
+/// is a wallet transaction).
+pub(super) fn sends_on_its_own(option: Option<&str>) -> Result<bool, JsValue> {
+    match option {
+        None | Some("manual") => Ok(false),
+        Some("auto") => Ok(true),
+        Some(other) => Err(usage_error(
+            "BadOptions",
+            format!("unknown proposalsToChain {other:?}: \"manual\" or \"auto\""),
+        )),
+    }
+}
+
+impl Inner {
+    /// The configured chain (`nearRpc` and `nearContract`), if any.
+    fn proxy_chain(&self) -> Option<AnchorChain<NearAnchor<FetchTransport>>> {
+        match (&self.near_contract, self.near_rpc.is_empty()) {
+            (Some(contract), false) => Some(AnchorChain::new(
+                &self.near_rpc,
+                contract,
+                self.near_rpc_quorum,
+                FetchTransport::new,
+            )),
+            _ => None,
+        }
+    }
+
+    /// With `proposalsToChain: "auto"`: sends this member's parts of the proposals its own
+    /// operations among `events` proposed or approved (see
+    /// `tabnode_account::proposals::own_parts`), and tells the context's subscribers what each
+    /// send did: `proposalSent` (what `sendProposalToChain` resolves to) or `proposalNotSent`
+    /// (`error: {name, message}`).
+    pub(super) async fn send_own_parts(self: Rc<Self>, events: Vec<NodeEvent>) {
+        if !events
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Membership { .. }))
+        {
+            return;
+        }
+        let chain = self.proxy_chain();
+        let sent = self
+            .account()
+            .send_own_parts(&*self, chain.as_ref(), &events)
+            .await;
+        for (context, proposal, result) in sent {
+            let told = match result {
+                Ok(sent) => {
+                    let mut told = sent.to_json();
+                    told["type"] = json!("proposalSent");
+                    told
+                }
+                Err(e) => json!({
+                    "type": "proposalNotSent",
+                    "contextId": context,
+                    "proposal": proposal,
+                    "error": {"name": e.kind(), "message": e.to_string()},
+                }),
+            };
+            self.tell_context(&context, &told);
+        }
+    }
+}
 
 #[wasm_bindgen]
 impl BrowserNode {
@@ -90,15 +158,7 @@ impl BrowserNode {
         future_to_promise(async move {
             let id: ContextId = parse_id(&context_id)?;
             let proposal = parse_id::<ProposalId>(&proposal_id)?;
-            let chain = match (&inner.near_contract, inner.near_rpc.is_empty()) {
-                (Some(contract), false) => Some(AnchorChain::new(
-                    &inner.near_rpc,
-                    contract,
-                    inner.near_rpc_quorum,
-                    FetchTransport::new,
-                )),
-                _ => None,
-            };
+            let chain = inner.proxy_chain();
             let sent = inner
                 .account()
                 .send_to_proxy(&*inner, chain.as_ref(), id, proposal)

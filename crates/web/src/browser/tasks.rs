@@ -23,6 +23,9 @@ pub(super) async fn drive(
             inner.notify(&opened);
         }
         inner.notify(&events);
+        if inner.sends_proposals {
+            wasm_bindgen_futures::spawn_local(inner.clone().send_own_parts(events));
+        }
         if let Some(event) = other {
             inner.network_event(event);
         }
