@@ -51,6 +51,11 @@ pub enum FlowError {
     /// The context's proxy contract refused this member's proposal or approval.
     #[error("{0}")]
     ProxyRefused(String),
+    /// The wallet could not send this member's proposal or approval to the proxy contract
+    /// (anything it threw that is not a refusal, e.g. a network error): nothing reached the
+    /// proxy, and the part may be sent again.
+    #[error("{0}")]
+    ProxySendFailed(String),
     #[error("{0}")]
     RevocationFailed(String),
     #[error("{0}")]
@@ -77,6 +82,7 @@ impl FlowError {
             Self::AnchorWriteFailed(_) => "AnchorWriteFailed",
             Self::NeedsChain(_) => "NeedsChain",
             Self::ProxyRefused(_) => "ProxyRefused",
+            Self::ProxySendFailed(_) => "ProxySendFailed",
             Self::RevocationFailed(_) => "RevocationFailed",
             Self::RotationFailed(_) => "RotationFailed",
             Self::Node(e) => e.kind(),

@@ -70,7 +70,8 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
     /// node refuses (no chain action, not approved here, unknown proposal), when there is no
     /// chain or the contract does not record the context (`NeedsChain`), or when the chain
     /// cannot be read. A request the contract refuses (e.g. a member it does not list, an
-    /// approval before the proposal landed, or after it ran) is `ProxyRefused`.
+    /// approval before the proposal landed, or after it ran) is `ProxyRefused`; a wallet that
+    /// could not send it (not a refusal by the user) is `ProxySendFailed`.
     pub async fn send_to_proxy<A: Anchor>(
         &self,
         node: &impl NodeHandle,
@@ -108,8 +109,17 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
         }
         .function_call(&proxy_contract)
         .wallet_transaction();
-        let answer = self.wallet.sign_and_send(&transaction).await?;
         let scope = request.scope;
+        let answer = self
+            .wallet
+            .sign_and_send(&transaction)
+            .await
+            .map_err(|e| match e {
+                WalletError::SendFailed(why) => FlowError::ProxySendFailed(format!(
+                    "the {scope:?} of proposal {proposal} was not sent to the proxy contract {proxy_contract}: {why}"
+                )),
+                e => FlowError::Wallet(e),
+            })?;
         match read_proxy_outcome(&answer) {
             Ok((done, state)) => Ok(ProxySend {
                 context_id: id,

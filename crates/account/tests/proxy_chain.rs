@@ -254,6 +254,40 @@ async fn bad_requests_are_refused_before_the_wallet_is_asked_and_change_nothing(
     assert_eq!(again.state, Some(ProxyState::Pending { approvals: 2 }));
 }
 
+/// A wallet that cannot send a member's part is the proxy send's own failure, named as such
+/// (not as an anchor write's), naming the proposal; nothing reached the proxy, and the part is
+/// sent once the wallet can.
+#[tokio::test(flavor = "current_thread")]
+async fn a_wallet_that_cannot_send_the_part_is_a_proxy_send_failure_and_it_can_be_sent_again() {
+    let chain = Chain::new(CONTRACT).shared();
+    let (nodes, ctx) = three_members().await;
+    anchored(&nodes, ctx, &chain).await;
+    let anchor = double_chain(&chain);
+    let id = propose_transfer(&nodes, ctx).await;
+    let failing = common::account(&chain, Sends::Fails("the RPC node is unreachable"));
+    let err = failing
+        .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "ProxySendFailed", "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&id.to_string()), "{message}");
+    assert!(message.contains("the RPC node is unreachable"), "{message}");
+    assert_eq!(failing.wallet.asked.get(), 1);
+    assert!(chain
+        .lock()
+        .unwrap()
+        .proxies
+        .values()
+        .all(|p| p.proposals.is_empty() && p.ran.is_empty()));
+
+    let sent = account(&chain)
+        .send_to_proxy(&nodes[0], Some(&anchor), ctx, id)
+        .await
+        .unwrap();
+    assert_eq!(sent.state, Some(ProxyState::Pending { approvals: 1 }));
+}
+
 /// The chain counts its own approvals: with the local threshold lowered to 2 (the proxy's is
 /// still 3), the proposal shows `onChain` at B's approval while the proxy waits; C can still
 /// approve it in the log and send its approval, which runs it.

@@ -94,7 +94,11 @@ export interface BundleInfo { appId: string; package: string; appVersion: string
 /** `uses`: how many keys may join with the invitation (default 1). */
 export interface InviteOptions { role?: "admin" | "member" | "reader"; expiresInMs?: number; uses?: number; }
 export interface Identity { accountId: string; rootPublicKey: string; clientKey: string; expiresAt: number; }
-/** What sendProposalToChain sent the context's proxy contract, and what the proxy answered. */
+/** What sendProposalToChain sent the context's proxy contract, and what the proxy answered. It
+ * rejects with an Error whose `name` is the kind: `NeedsChain`, `BadProposal`, `UnknownProposal`,
+ * `RpcUnavailable`, `AnchorReadFailed`, `AnchorNoQuorum`, the wallet's (`WalletNotFound`,
+ * `WalletRejected`, `WalletTimeout`, `ProxySendFailed`: it could not send the part) or
+ * `ProxyRefused` (the proxy contract's panic message). */
 export interface ProxySend {
   contextId: string; proposal: string; request: "propose" | "approve";
   action: "Transfer" | "ExternalFunctionCall"; proxyContract: string; transactionHash: string | null;

@@ -53,6 +53,9 @@ pub enum Sends {
     Twice,
     /// Plays nothing and answers `null`, as a wallet that does not return the outcome.
     Nothing,
+    /// Plays nothing and fails to send, with this message: what the page's wallet glue gives
+    /// for anything a wallet throws that is not a refusal (a network error, say).
+    Fails(&'static str),
 }
 
 /// A TEST DOUBLE of a wallet that signs and sends transactions: it plays them on the double's
@@ -82,6 +85,7 @@ impl TransactionWallet for PlaysOnTheDouble {
             Sends::Once => 1,
             Sends::Twice => 2,
             Sends::Nothing => return Ok(Value::Null),
+            Sends::Fails(why) => return Err(WalletError::SendFailed(why.to_owned())),
         };
         let mut result = Ok(String::new());
         for _ in 0..plays {

@@ -151,7 +151,8 @@ impl BrowserNode {
     /// `NeedsChain` (no `nearRpc`/`nearContract`, or the contract does not record the
     /// context), `BadProposal` (nothing for the chain, or not approved here),
     /// `UnknownProposal`, `RpcUnavailable`, `AnchorReadFailed`, `AnchorNoQuorum`, the wallet's
-    /// errors, or `ProxyRefused` (with the contract's panic message).
+    /// errors (`ProxySendFailed` when it could not send the part), or `ProxyRefused` (with the
+    /// contract's panic message).
     #[wasm_bindgen(js_name = sendProposalToChain, unchecked_return_type = "Promise<ProxySend>")]
     pub fn send_proposal_to_chain(&self, context_id: String, proposal_id: String) -> Promise {
         let inner = self.inner.clone();
