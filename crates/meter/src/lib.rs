@@ -268,7 +268,9 @@ impl Plan {
     }
 }
 
-/// The rewrite: wasm-encoder's re-encoder, with the sections that change overridden.
+/// The rewrite: wasm-encoder's re-encoder, with the sections that change overridden. The
+/// guest's own instructions (function bodies, constant expressions) are copied as written, not
+/// translated one by one: the rewrite only appends types and globals, so no index in them changes.
 struct Rewriter<'p> {
     plan: &'p Plan,
     config: &'p Config,
@@ -345,6 +347,21 @@ impl Reencode for Rewriter<'_> {
             types.ty().function([], results);
         }
         Ok(())
+    }
+
+    /// Copied as written (see [`Rewriter`]): the module was validated, so it ends with `end`,
+    /// which [`ConstExpr`] adds back.
+    fn const_expr(
+        &mut self,
+        const_expr: wasmparser::ConstExpr,
+    ) -> Result<ConstExpr, wasm_encoder::reencode::Error<MeterError>> {
+        let mut reader = const_expr.get_binary_reader();
+        match reader.read_bytes(reader.bytes_remaining())?.split_last() {
+            Some((0x0b, expr)) => Ok(ConstExpr::raw(expr.iter().copied())),
+            _ => Err(wasm_encoder::reencode::Error::UserError(
+                MeterError::Invalid("a constant expression without its end".into()),
+            )),
+        }
     }
 
     fn parse_memory_section(
@@ -428,12 +445,18 @@ impl Reencode for Rewriter<'_> {
         locals.push((1, wasm_encoder::ValType::F64));
         let mut out = wasm_encoder::Function::new(locals);
 
+        // Each operator with its bytes: what the rewrite keeps is copied as written (see
+        // `Rewriter`), so that wasm-encoder's operator-by-operator translation (and the `Debug`
+        // of every operator it keeps for its error) stays out of the page's wasm.
+        let bytes = body.as_bytes();
+        let base = body.range().start;
         let mut ops = Vec::new();
         let mut reader = body.get_operators_reader()?;
         while !reader.eof() {
-            ops.push(reader.read()?);
+            let (op, start) = reader.read_with_offset()?;
+            ops.push((op, &bytes[start - base..reader.original_position() - base]));
         }
-        let charges = charges(&ops);
+        let charges = charges(ops.iter().map(|(op, _)| op));
         let wrapper = match function.results.as_slice() {
             [] => BlockType::Empty,
             [one] => BlockType::Result(self.val_type(*one)?),
@@ -450,7 +473,7 @@ impl Reencode for Rewriter<'_> {
         let mut charges = charges.into_iter();
         emit.charge(&mut out, charges.next());
         let mut depth = 0u32;
-        for op in ops {
+        for (op, raw) in ops {
             let opens = matches!(
                 op,
                 Operator::Loop { .. } | Operator::If { .. } | Operator::Else
@@ -458,7 +481,7 @@ impl Reencode for Rewriter<'_> {
             match &op {
                 Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
                     depth += 1;
-                    out.instruction(&self.instruction(op.clone())?);
+                    out.raw(raw.iter().copied());
                 }
                 Operator::End if depth == 0 => {
                     // The body's own end closes the wrapper; the frame is given back after it.
@@ -476,12 +499,12 @@ impl Reencode for Rewriter<'_> {
                     out.instruction(&Instruction::Br(depth));
                 }
                 Operator::MemoryGrow { .. } => {
-                    out.instruction(&self.instruction(op.clone())?);
+                    out.raw(raw.iter().copied());
                     emit.grow_check(&mut out);
                 }
                 _ => {
                     let nan = makes_nan(&op);
-                    out.instruction(&self.instruction(op.clone())?);
+                    out.raw(raw.iter().copied());
                     if let Some(width) = nan {
                         emit.canonical_nan(&mut out, width);
                     }
@@ -521,7 +544,7 @@ enum Region {
 /// The charges of one function body, in the order the rewrite meets their places: the
 /// function's start first, then one after each `loop`, `if` and `else`. Every instruction is
 /// counted in the charge of the innermost loop or `if` arm around it (or the function's).
-fn charges(ops: &[Operator<'_>]) -> Vec<Charge> {
+fn charges<'o>(ops: impl Iterator<Item = &'o Operator<'o>>) -> Vec<Charge> {
     let mut charges = vec![Charge {
         cost: 0,
         check: true,
