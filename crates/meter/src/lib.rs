@@ -674,6 +674,7 @@ impl Emitter<'_> {
             .end();
     }
 
+    /// Takes the charge's cost from the fuel; if it checks, traps if that leaves less than none.
     fn charge(&self, out: &mut Vec<u8>, charge: Option<Charge>) {
         let Some(Charge { cost, check }) = charge.filter(|c| c.cost > 0 && self.charge_fuel) else {
             return;
@@ -715,6 +716,7 @@ impl Emitter<'_> {
             .global_set(stack);
     }
 
+    /// After `memory.grow`: a failed growth (-1) traps; otherwise its result stays.
     fn grow_check(&self, out: &mut Vec<u8>) {
         let scratch = self.function.scratch;
         InstructionSink::new(out)
@@ -725,6 +727,7 @@ impl Emitter<'_> {
         InstructionSink::new(out).local_get(scratch);
     }
 
+    /// Replaces a NaN on top of the stack by the canonical one (`x == x` is false only for NaN).
     fn canonical_nan(&self, out: &mut Vec<u8>, width: Width) {
         match width {
             Width::F32 => {

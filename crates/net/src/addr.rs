@@ -1,8 +1,8 @@
 //! Multiaddrs from their text (`/ip4/1.2.3.4/udp/9090/webrtc-direct/certhash/uEi…/p2p/12D3…`).
 //!
 //! Not `Multiaddr`'s own `FromStr`: that one reads every multibase for `certhash` and the onion
-//! and garlic addresses, through `multibase` and `data-encoding`, 76 KB of the page's wasm for
-//! the few relay addresses a node is given (docs/performance.md). This reads the protocols
+//! and garlic addresses, through `multibase` and `data-encoding`: 76 KB of the page's wasm, raw,
+//! for the few relay addresses a node is given (docs/performance.md). This reads the protocols
 //! `multiaddr` 0.18 names the same way, into the same bytes; a `certhash` in base64url (`u`, as
 //! libp2p writes it), base64 (`m`) or base58btc (`z`); and refuses, with the reason, the few
 //! no transport of this node dials (`onion`, `onion3`, `garlic32`, `garlic64`, `x-parity-ws`,
@@ -99,7 +99,7 @@ fn certhash(value: &str) -> Result<Multihash<64>, String> {
             .into_vec()
             .map_err(|e| e.to_string()),
         _ => Err(
-            "a multibase this node does not read (it reads base64url u, base64 m and base58btc z)"
+            "a multibase this node does not read (it reads base64url u, base64 m, base58btc z)"
                 .into(),
         ),
     };
@@ -125,6 +125,7 @@ mod tests {
             "/certhash/u{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash.to_bytes())
         );
+        let webrtc = format!("webrtc/p2p/{peer}");
         for text in [
             format!("/ip4/127.0.0.1/tcp/9090/ws/p2p/{peer}"),
             format!("/ip4/1.2.3.4/udp/9090/webrtc-direct{written}/p2p/{peer}"),
@@ -132,7 +133,7 @@ mod tests {
                 "/ip4/1.2.3.4/udp/9090/webrtc-direct/certhash/z{}/p2p/{peer}",
                 bs58::encode(hash.to_bytes()).into_string()
             ),
-            format!("/dns4/relay.example.org/tcp/443/wss/p2p/{peer}/p2p-circuit/webrtc/p2p/{peer}"),
+            format!("/dns4/relay.example.org/tcp/443/wss/p2p/{peer}/p2p-circuit/{webrtc}"),
             format!("/ipfs/{peer}"),
             "/ip6/2001:db8::7/tcp/5/tls/sni/relay.example.org/ws".into(),
             "/ip6zone/eth0/ip6/fe80::1/udp/1/quic-v1/webtransport".into(),

@@ -1,9 +1,10 @@
-//! The SDP WebRTC-direct needs (libp2p specs `webrtc/webrtc-direct.md`): the browser's offer gets the ICE username fragment and password the dialler chose (the server
-//! reads them from the STUN requests, having no signalling channel), and the local DTLS
-//! certificate's fingerprint is read back out of the local description for the Noise prologue;
-//! the server's answer, which the dialler writes itself, is made here (`libp2p-webrtc-utils`'
-//! `sdp::answer` renders the same text through a template engine, `tinytemplate` with a serde
-//! context: 31 KB of the page's wasm, docs/performance.md).
+//! The SDP WebRTC-direct needs (libp2p specs `webrtc/webrtc-direct.md`): the browser's offer
+//! gets the ICE username fragment and password the dialler chose (the server reads them from the
+//! STUN requests, having no signalling channel); the local DTLS certificate's fingerprint is read
+//! back out of the local description for the Noise prologue; and the server's answer, which the
+//! dialler writes itself, is made here (`libp2p-webrtc-utils`' `sdp::answer` renders the same
+//! text through a template engine, `tinytemplate` with a serde context: 31 KB of the page's wasm,
+//! raw; docs/performance.md).
 
 use std::net::SocketAddr;
 
@@ -82,7 +83,8 @@ mod tests {
         assert!(munged.ends_with("a=sctp-port:5000\r\n"));
     }
 
-    const FINGERPRINT: &str = "A8:17:77:1E:02:7E:D1:2B:53:92:70:A6:8E:F9:02:CC:21:72:3A:92:5D:F4:97:5F:27:C4:5E:75:D4:F4:31:89";
+    const FINGERPRINT: &str =
+        "A8:17:77:1E:02:7E:D1:2B:53:92:70:A6:8E:F9:02:CC:21:72:3A:92:5D:F4:97:5F:27:C4:5E:75:D4:F4:31:89";
 
     #[test]
     fn answers_as_an_ice_lite_server_at_the_address_with_the_dialler_s_ufrag() {
@@ -96,11 +98,13 @@ mod tests {
             v4,
             format!(
                 "v=0\no=- 0 0 IN IP4 1.2.3.4\ns=-\nt=0 0\na=ice-lite\n\
-                 m=application 5678 UDP/DTLS/SCTP webrtc-datachannel\nc=IN IP4 1.2.3.4\na=mid:0\n\
-                 a=ice-options:ice2\na=ice-ufrag:libp2p+webrtc+v1/xyz\na=ice-pwd:libp2p+webrtc+v1/xyz\n\
+                 m=application 5678 UDP/DTLS/SCTP webrtc-datachannel\n\
+                 c=IN IP4 1.2.3.4\na=mid:0\na=ice-options:ice2\n\
+                 a=ice-ufrag:libp2p+webrtc+v1/xyz\na=ice-pwd:libp2p+webrtc+v1/xyz\n\
                  a=fingerprint:sha-256 {FINGERPRINT}\na=setup:passive\na=sctp-port:5000\n\
                  a=max-message-size:16384\n\
-                 a=candidate:1467250027 1 UDP 1467250027 1.2.3.4 5678 typ host\na=end-of-candidates\n"
+                 a=candidate:1467250027 1 UDP 1467250027 1.2.3.4 5678 typ host\n\
+                 a=end-of-candidates\n"
             )
         );
         let v6 = answer(
