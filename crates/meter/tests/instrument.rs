@@ -225,7 +225,7 @@ fn instructions_and_constant_expressions_written_with_padded_numbers_keep_their_
         GlobalSection, GlobalType, MemorySection, MemoryType, Module as Encoded, TypeSection,
         ValType,
     };
-    /// `n` (under 128) as a five-byte LEB128.
+    // `n` (under 128) as a five-byte LEB128.
     let padded = |n: u8| [n | 0x80, 0x80, 0x80, 0x80, 0x00];
     let mut module = Encoded::new();
     let mut types = TypeSection::new();
