@@ -45,7 +45,7 @@
 use std::collections::BTreeMap;
 
 use wasm_encoder::reencode::{utils, Reencode};
-use wasm_encoder::{BlockType, ConstExpr, ExportKind, GlobalType, Instruction};
+use wasm_encoder::{BlockType, ConstExpr, ExportKind, GlobalType, InstructionSink};
 use wasmparser::{FuncValidatorAllocations, Operator, Parser, ValidPayload, Validator};
 
 /// The exported `i64` global holding the fuel left: the host sets it before a call.
@@ -268,7 +268,12 @@ impl Plan {
     }
 }
 
-/// The rewrite: wasm-encoder's re-encoder, with the sections that change overridden.
+/// The rewrite: wasm-encoder's re-encoder, with the sections that change overridden. The
+/// guest's own instructions (function bodies, constant expressions) and custom sections are
+/// copied as written, not translated one by one: the rewrite only appends types and globals, so
+/// no index in them changes. What it adds it writes through wasm-encoder's `InstructionSink`.
+/// (Translating and writing every instruction kept about 100 KB of wasm-encoder and wasmparser
+/// in the page's wasm for the few kinds the rewrite adds: docs/performance.md.)
 struct Rewriter<'p> {
     plan: &'p Plan,
     config: &'p Config,
@@ -345,6 +350,31 @@ impl Reencode for Rewriter<'_> {
             types.ty().function([], results);
         }
         Ok(())
+    }
+
+    /// Copied as written, the name section too (see [`Rewriter`]).
+    fn parse_custom_section(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        section: wasmparser::CustomSectionReader<'_>,
+    ) -> ReencodeResult {
+        module.section(&self.custom_section(section));
+        Ok(())
+    }
+
+    /// Copied as written (see [`Rewriter`]): the module was validated, so it ends with `end`,
+    /// which [`ConstExpr`] adds back.
+    fn const_expr(
+        &mut self,
+        const_expr: wasmparser::ConstExpr,
+    ) -> Result<ConstExpr, wasm_encoder::reencode::Error<MeterError>> {
+        let mut reader = const_expr.get_binary_reader();
+        match reader.read_bytes(reader.bytes_remaining())?.split_last() {
+            Some((0x0b, expr)) => Ok(ConstExpr::raw(expr.iter().copied())),
+            _ => Err(wasm_encoder::reencode::Error::UserError(
+                MeterError::Invalid("a constant expression without its end".into()),
+            )),
+        }
     }
 
     fn parse_memory_section(
@@ -426,14 +456,20 @@ impl Reencode for Rewriter<'_> {
         locals.push((1, wasm_encoder::ValType::I32));
         locals.push((1, wasm_encoder::ValType::F32));
         locals.push((1, wasm_encoder::ValType::F64));
-        let mut out = wasm_encoder::Function::new(locals);
+        let mut rewritten = wasm_encoder::Function::new(locals);
 
+        // Each operator with its bytes: what the rewrite keeps is copied as written (see
+        // `Rewriter`), so that wasm-encoder's operator-by-operator translation (and the `Debug`
+        // of every operator it keeps for its error) stays out of the page's wasm.
+        let bytes = body.as_bytes();
+        let base = body.range().start;
         let mut ops = Vec::new();
         let mut reader = body.get_operators_reader()?;
         while !reader.eof() {
-            ops.push(reader.read()?);
+            let (op, start) = reader.read_with_offset()?;
+            ops.push((op, &bytes[start - base..reader.original_position() - base]));
         }
-        let charges = charges(&ops);
+        let charges = charges(ops.iter().map(|(op, _)| op));
         let wrapper = match function.results.as_slice() {
             [] => BlockType::Empty,
             [one] => BlockType::Result(self.val_type(*one)?),
@@ -445,12 +481,13 @@ impl Reencode for Rewriter<'_> {
             function,
         };
 
-        emit.stack_entry(&mut out);
-        out.instruction(&Instruction::Block(wrapper));
+        let out = &mut Vec::new();
+        emit.stack_entry(out);
+        InstructionSink::new(out).block(wrapper);
         let mut charges = charges.into_iter();
-        emit.charge(&mut out, charges.next());
+        emit.charge(out, charges.next());
         let mut depth = 0u32;
-        for op in ops {
+        for (op, raw) in ops {
             let opens = matches!(
                 op,
                 Operator::Loop { .. } | Operator::If { .. } | Operator::Else
@@ -458,40 +495,41 @@ impl Reencode for Rewriter<'_> {
             match &op {
                 Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
                     depth += 1;
-                    out.instruction(&self.instruction(op.clone())?);
+                    out.extend_from_slice(raw);
                 }
                 Operator::End if depth == 0 => {
                     // The body's own end closes the wrapper; the frame is given back after it.
-                    out.instruction(&Instruction::End);
-                    emit.stack_exit(&mut out);
-                    out.instruction(&Instruction::End);
+                    InstructionSink::new(out).end();
+                    emit.stack_exit(out);
+                    InstructionSink::new(out).end();
                     break;
                 }
                 Operator::End => {
                     depth -= 1;
-                    out.instruction(&Instruction::End);
+                    InstructionSink::new(out).end();
                 }
                 // Leaving through the wrapper's end gives the frame back on the way out.
                 Operator::Return => {
-                    out.instruction(&Instruction::Br(depth));
+                    InstructionSink::new(out).br(depth);
                 }
                 Operator::MemoryGrow { .. } => {
-                    out.instruction(&self.instruction(op.clone())?);
-                    emit.grow_check(&mut out);
+                    out.extend_from_slice(raw);
+                    emit.grow_check(out);
                 }
                 _ => {
                     let nan = makes_nan(&op);
-                    out.instruction(&self.instruction(op.clone())?);
+                    out.extend_from_slice(raw);
                     if let Some(width) = nan {
-                        emit.canonical_nan(&mut out, width);
+                        emit.canonical_nan(out, width);
                     }
                 }
             }
             if opens {
-                emit.charge(&mut out, charges.next());
+                emit.charge(out, charges.next());
             }
         }
-        code.function(&out);
+        rewritten.raw(out.iter().copied());
+        code.function(&rewritten);
         Ok(())
     }
 }
@@ -521,7 +559,7 @@ enum Region {
 /// The charges of one function body, in the order the rewrite meets their places: the
 /// function's start first, then one after each `loop`, `if` and `else`. Every instruction is
 /// counted in the charge of the innermost loop or `if` arm around it (or the function's).
-fn charges(ops: &[Operator<'_>]) -> Vec<Charge> {
+fn charges<'o>(ops: impl Iterator<Item = &'o Operator<'o>>) -> Vec<Charge> {
     let mut charges = vec![Charge {
         cost: 0,
         check: true,
@@ -627,81 +665,90 @@ struct Emitter<'p> {
 }
 
 impl Emitter<'_> {
-    fn trap(&self, out: &mut wasm_encoder::Function, why: Exhausted) {
-        out.instruction(&Instruction::If(BlockType::Empty));
-        out.instruction(&Instruction::I32Const(why as i32));
-        out.instruction(&Instruction::GlobalSet(self.plan.trap));
-        out.instruction(&Instruction::Unreachable);
-        out.instruction(&Instruction::End);
+    fn trap(&self, out: &mut Vec<u8>, why: Exhausted) {
+        InstructionSink::new(out)
+            .if_(BlockType::Empty)
+            .i32_const(why as i32)
+            .global_set(self.plan.trap)
+            .unreachable()
+            .end();
     }
 
     /// Takes the charge's cost from the fuel; if it checks, traps if that leaves less than none.
-    fn charge(&self, out: &mut wasm_encoder::Function, charge: Option<Charge>) {
+    fn charge(&self, out: &mut Vec<u8>, charge: Option<Charge>) {
         let Some(Charge { cost, check }) = charge.filter(|c| c.cost > 0 && self.charge_fuel) else {
             return;
         };
         let fuel = self.plan.fuel;
-        out.instruction(&Instruction::GlobalGet(fuel));
-        out.instruction(&Instruction::I64Const(cost as i64));
-        out.instruction(&Instruction::I64Sub);
-        out.instruction(&Instruction::GlobalSet(fuel));
+        InstructionSink::new(out)
+            .global_get(fuel)
+            .i64_const(cost as i64)
+            .i64_sub()
+            .global_set(fuel);
         if check {
-            out.instruction(&Instruction::GlobalGet(fuel));
-            out.instruction(&Instruction::I64Const(0));
-            out.instruction(&Instruction::I64LtS);
+            InstructionSink::new(out)
+                .global_get(fuel)
+                .i64_const(0)
+                .i64_lt_s();
             self.trap(out, Exhausted::Fuel);
         }
     }
 
-    fn stack_entry(&self, out: &mut wasm_encoder::Function) {
+    fn stack_entry(&self, out: &mut Vec<u8>) {
         let stack = self.plan.stack;
-        out.instruction(&Instruction::GlobalGet(stack));
-        out.instruction(&Instruction::I32Const(self.function.frame as i32));
-        out.instruction(&Instruction::I32Sub);
-        out.instruction(&Instruction::GlobalSet(stack));
-        out.instruction(&Instruction::GlobalGet(stack));
-        out.instruction(&Instruction::I32Const(0));
-        out.instruction(&Instruction::I32LtS);
+        InstructionSink::new(out)
+            .global_get(stack)
+            .i32_const(self.function.frame as i32)
+            .i32_sub()
+            .global_set(stack)
+            .global_get(stack)
+            .i32_const(0)
+            .i32_lt_s();
         self.trap(out, Exhausted::Stack);
     }
 
-    fn stack_exit(&self, out: &mut wasm_encoder::Function) {
+    fn stack_exit(&self, out: &mut Vec<u8>) {
         let stack = self.plan.stack;
-        out.instruction(&Instruction::GlobalGet(stack));
-        out.instruction(&Instruction::I32Const(self.function.frame as i32));
-        out.instruction(&Instruction::I32Add);
-        out.instruction(&Instruction::GlobalSet(stack));
+        InstructionSink::new(out)
+            .global_get(stack)
+            .i32_const(self.function.frame as i32)
+            .i32_add()
+            .global_set(stack);
     }
 
     /// After `memory.grow`: a failed growth (-1) traps; otherwise its result stays.
-    fn grow_check(&self, out: &mut wasm_encoder::Function) {
+    fn grow_check(&self, out: &mut Vec<u8>) {
         let scratch = self.function.scratch;
-        out.instruction(&Instruction::LocalTee(scratch));
-        out.instruction(&Instruction::I32Const(-1));
-        out.instruction(&Instruction::I32Eq);
+        InstructionSink::new(out)
+            .local_tee(scratch)
+            .i32_const(-1)
+            .i32_eq();
         self.trap(out, Exhausted::Memory);
-        out.instruction(&Instruction::LocalGet(scratch));
+        InstructionSink::new(out).local_get(scratch);
     }
 
     /// Replaces a NaN on top of the stack by the canonical one (`x == x` is false only for NaN).
-    fn canonical_nan(&self, out: &mut wasm_encoder::Function, width: Width) {
-        let (local, nan, eq) = match width {
-            Width::F32 => (
-                self.function.scratch + 1,
-                Instruction::F32Const(f32::from_bits(0x7fc0_0000)),
-                Instruction::F32Eq,
-            ),
-            Width::F64 => (
-                self.function.scratch + 2,
-                Instruction::F64Const(f64::from_bits(0x7ff8_0000_0000_0000)),
-                Instruction::F64Eq,
-            ),
-        };
-        out.instruction(&Instruction::LocalTee(local));
-        out.instruction(&nan);
-        out.instruction(&Instruction::LocalGet(local));
-        out.instruction(&Instruction::LocalGet(local));
-        out.instruction(&eq);
-        out.instruction(&Instruction::Select);
+    fn canonical_nan(&self, out: &mut Vec<u8>, width: Width) {
+        match width {
+            Width::F32 => {
+                let local = self.function.scratch + 1;
+                InstructionSink::new(out)
+                    .local_tee(local)
+                    .f32_const(f32::from_bits(0x7fc0_0000))
+                    .local_get(local)
+                    .local_get(local)
+                    .f32_eq();
+            }
+            Width::F64 => {
+                let local = self.function.scratch + 2;
+                InstructionSink::new(out)
+                    .local_tee(local)
+                    .f64_const(f64::from_bits(0x7ff8_0000_0000_0000))
+                    .local_get(local)
+                    .local_get(local)
+                    .f64_eq();
+            }
+        }
+        InstructionSink::new(out).select();
     }
 }

@@ -215,3 +215,85 @@ fn the_same_bytes_give_the_same_module() {
         instrument(&wasm, &Config::default()).unwrap()
     );
 }
+
+/// Padded LEB128s, as wasm-ld leaves them where it relocated an index: the rewrite copies the
+/// guest's instructions and constant expressions as written, and they still mean what they did.
+#[test]
+fn instructions_and_constant_expressions_written_with_padded_numbers_keep_their_meaning() {
+    use wasm_encoder::{
+        CodeSection, ConstExpr, DataSection, ExportKind, ExportSection, Function, FunctionSection,
+        GlobalSection, GlobalType, MemorySection, MemoryType, Module as Encoded, TypeSection,
+        ValType,
+    };
+    // `n` (under 128) as a five-byte LEB128.
+    let padded = |n: u8| [n | 0x80, 0x80, 0x80, 0x80, 0x00];
+    let mut module = Encoded::new();
+    let mut types = TypeSection::new();
+    types.ty().function([], [ValType::I32]);
+    module.section(&types);
+    let mut functions = FunctionSection::new();
+    functions.function(0).function(0);
+    module.section(&functions);
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    module.section(&memories);
+    let mut globals = GlobalSection::new();
+    let i32_const = |n: u8| ConstExpr::raw([[0x41].as_slice(), &padded(n)].concat());
+    let immutable = GlobalType {
+        val_type: ValType::I32,
+        mutable: false,
+        shared: false,
+    };
+    globals.global(immutable, &i32_const(41));
+    module.section(&globals);
+    let mut exports = ExportSection::new();
+    exports
+        .export("memory", ExportKind::Memory, 0)
+        .export("get", ExportKind::Func, 1);
+    module.section(&exports);
+    let mut code = CodeSection::new();
+    let mut seven = Function::new([]);
+    seven.raw([[0x41].as_slice(), &padded(7), &[0x0b]].concat());
+    code.function(&seven);
+    let mut get = Function::new([]);
+    get.raw(
+        [
+            [0x23].as_slice(), // global.get 0
+            &padded(0),
+            &[0x10], // call 0
+            &padded(0),
+            &[0x6a, 0x41, 0x00, 0x28, 0x02], // i32.add, i32.const 0, i32.load align 4 offset …
+            &padded(16),
+            &[0x6a, 0x0b], // i32.add, end
+        ]
+        .concat(),
+    );
+    code.function(&get);
+    module.section(&code);
+    let mut data = DataSection::new();
+    data.active(0, &i32_const(16), [1, 0, 0, 0]);
+    module.section(&data);
+
+    let wasm = instrument(&module.finish(), &Config::default()).expect("instruments");
+    let engine = Engine::default();
+    let module = Module::new(&engine, &wasm[..]).expect("the rewritten module is valid");
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine)
+        .instantiate_and_start(&mut store, &module)
+        .unwrap();
+    instance
+        .get_global(&store, FUEL)
+        .unwrap()
+        .set(&mut store, Val::I64(1_000))
+        .unwrap();
+    let mut out = [Val::I32(0)];
+    let get = instance.get_func(&store, "get").unwrap();
+    get.call(&mut store, &[], &mut out).unwrap();
+    assert!(matches!(out, [Val::I32(49)]), "41 + 7 + 1: {out:?}");
+}

@@ -5,6 +5,7 @@
 //! relays, and runs it in a task of its own. The node talks to it through a [`NetHandle`]
 //! (subscribe, publish) and hears from it through a stream of [`NetEvent`]s.
 
+mod addr;
 pub mod direct;
 pub mod envelope;
 mod links;
@@ -56,8 +57,7 @@ pub fn parse_addr(text: &str) -> Result<libp2p::Multiaddr, NetError> {
             text.len()
         )));
     }
-    text.parse()
-        .map_err(|e: libp2p::multiaddr::Error| bad(e.to_string()))
+    addr::parse(text).map_err(bad)
 }
 
 /// What the network layer needs to start.

@@ -89,7 +89,7 @@ async fn dial(
         true,
     )
     .await?;
-    let answer = libp2p_webrtc_utils::sdp::answer(socket, remote, &ufrag);
+    let answer = sdp::answer(socket, &remote.algorithm(), &remote.to_sdp_format(), &ufrag);
     set_description(&pc, RtcSdpType::Answer, &answer, false).await?;
     let local = pc
         .local_description()
