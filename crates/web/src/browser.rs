@@ -28,9 +28,11 @@ mod crash;
 mod inspect;
 mod members;
 mod proposals;
+mod subscribers;
 mod tasks;
 mod vault;
 
+use subscribers::Subscriber;
 use tasks::drive;
 use vault::{lock_store, vault_error, vault_key, StoreLock, WebCryptoSealer};
 
@@ -173,13 +175,6 @@ fn durability_of(name: Option<&str>) -> Result<Durability, JsValue> {
             )
         }),
     }
-}
-
-/// A JS callback subscribed to one context (or to all, for `None`).
-struct Subscriber {
-    id: u32,
-    context: Option<ContextId>,
-    callback: Function,
 }
 
 struct Inner {
@@ -354,66 +349,6 @@ impl Inner {
                 url: crate::wallet::page_url(),
             },
             env: BrowserEnv,
-        }
-    }
-
-    fn notify(&self, events: &[NodeEvent]) {
-        if events.is_empty() {
-            return;
-        }
-        // Clone the callbacks first: a callback may subscribe or unsubscribe.
-        let subscribers: Vec<(Option<ContextId>, Function)> = self
-            .subscribers
-            .borrow()
-            .iter()
-            .map(|s| (s.context, s.callback.clone()))
-            .collect();
-        for event in events {
-            // A guest's event may hold an integer beyond 2^53 (a timestamp in ns).
-            let value = match to_js_exact(event) {
-                Ok(value) => value,
-                Err(e) => {
-                    tracing::warn!("an event could not be given to the page: {e:?}");
-                    continue;
-                }
-            };
-            for (context, callback) in &subscribers {
-                if context.is_none() || *context == event.context_id() {
-                    if let Err(e) = callback.call1(&JsValue::NULL, &value) {
-                        tracing::warn!("a subscriber threw: {e:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    fn notify_peer(&self, kind: &str, peer: &str) {
-        self.tell(&serde_json::json!({"type": kind, "peer": peer}), false);
-    }
-
-    /// Gives `event` to the subscribers of every context (`null`), or with `everyone` to all.
-    fn tell(&self, event: &serde_json::Value, everyone: bool) {
-        self.tell_those(event, |s| everyone || s.context.is_none());
-    }
-
-    /// Gives `event` to the subscribers of `context` and of every context.
-    fn tell_context(&self, context: &ContextId, event: &serde_json::Value) {
-        self.tell_those(event, |s| {
-            s.context.is_none() || s.context.as_ref() == Some(context)
-        });
-    }
-
-    fn tell_those(&self, event: &serde_json::Value, to: impl Fn(&Subscriber) -> bool) {
-        let value = to_js(event).unwrap_or(JsValue::NULL);
-        let all: Vec<Function> = self
-            .subscribers
-            .borrow()
-            .iter()
-            .filter(|s| to(s))
-            .map(|s| s.callback.clone())
-            .collect();
-        for callback in all {
-            let _ = callback.call1(&JsValue::NULL, &value);
         }
     }
 }
@@ -751,40 +686,6 @@ impl BrowserNode {
             let ids = inner.run(async move |node| Ok(node.context_ids())).await?;
             to_js(&ids)
         })
-    }
-
-    /// Calls `callback(event)` for every event of the context (`null` for every context and
-    /// peer changes); returns a function that unsubscribes.
-    #[wasm_bindgen(unchecked_return_type = "() => void")]
-    pub fn subscribe(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "string | null")] context_id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "(event: NodeEvent) => void")] callback: Function,
-    ) -> Result<Function, JsValue> {
-        let context = match context_id.as_string() {
-            Some(text) => Some(parse_id::<ContextId>(&text)?),
-            None if context_id.is_null() || context_id.is_undefined() => None,
-            None => {
-                return Err(usage_error(
-                    "BadArgs",
-                    "contextId must be a string or null".into(),
-                ))
-            }
-        };
-        let id = self.inner.next_subscriber.get();
-        self.inner.next_subscriber.set(id + 1);
-        self.inner.subscribers.borrow_mut().push(Subscriber {
-            id,
-            context,
-            callback,
-        });
-        let weak = Rc::downgrade(&self.inner);
-        let unsubscribe = Closure::once_into_js(move || {
-            if let Some(inner) = weak.upgrade() {
-                inner.subscribers.borrow_mut().retain(|s| s.id != id);
-            }
-        });
-        Ok(unsubscribe.unchecked_into())
     }
 }
 
