@@ -17,7 +17,7 @@
 use serde_json::{json, Value};
 use tabnode_chain::{read_proxy_outcome, Anchor, ProxyState, QuorumAnchor, SignedRequest};
 use tabnode_identity::wallet::{TransactionWallet, WalletError};
-use tabnode_node::{MemberOp, NodeEvent, ProposalId, ProxyScope};
+use tabnode_node::{chain_action, MemberOp, NodeEvent, ProposalId, ProxyScope};
 use tabnode_types::{ContextId, PublicKey};
 
 use crate::anchor::AnchorChain;
@@ -153,9 +153,7 @@ pub fn own_parts(events: &[NodeEvent], me: &PublicKey) -> Vec<(ContextId, Propos
             continue;
         };
         let proposal = match op {
-            MemberOp::Propose { proposal, actions } if actions.iter().any(|a| a.needs_chain()) => {
-                *proposal
-            }
+            MemberOp::Propose { proposal, actions } if chain_action(actions).is_some() => *proposal,
             MemberOp::Approve { proposal } => *proposal,
             _ => continue,
         };
@@ -187,8 +185,7 @@ impl<W: TransactionWallet, K, E> Account<W, K, E> {
         for (id, proposal) in own_parts(events, &me) {
             let for_chain = node
                 .run(async move |node| {
-                    let actions = node.proposal(&id, &proposal)?.actions;
-                    Ok(actions.iter().any(|a| a.needs_chain()))
+                    Ok(chain_action(&node.proposal(&id, &proposal)?.actions).is_some())
                 })
                 .await;
             let result = match for_chain {

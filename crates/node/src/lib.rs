@@ -49,8 +49,8 @@ pub use node::{
     VOID_BYTES_PER_CONTEXT, VOID_BYTES_PER_KEY, VOID_DELTAS_PER_CONTEXT, VOID_DELTAS_PER_KEY,
 };
 pub use proposals::{
-    proxy_payload, Outcome as ProposalOutcome, Proposal, ProposalAction, ProposalId, Proxy,
-    ProxyRequest, ProxyScope,
+    chain_action, proxy_payload, Outcome as ProposalOutcome, Proposal, ProposalAction, ProposalId,
+    Proxy, ProxyRequest, ProxyScope,
 };
 /// Sealing to a member's key: tools and tests craft shares with it.
 pub use seal::seal_to;

@@ -94,6 +94,12 @@ impl ProposalAction {
     }
 }
 
+/// The name of the first of `actions` that only a chain can run, if any: such a proposal goes
+/// to the context's proxy contract, the others run here.
+pub fn chain_action(actions: &[ProposalAction]) -> Option<&'static str> {
+    actions.iter().find(|a| a.needs_chain()).map(|a| a.name())
+}
+
 /// A token amount as a decimal string: a `u128` is beyond a JSON number's exact range.
 fn decimal<S: Serializer>(amount: &u128, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(amount)
@@ -315,13 +321,8 @@ impl Proxy {
             return;
         }
         let actions = proposal.actions.clone();
-        if let Some(action) = actions.iter().find(|a| a.needs_chain()) {
-            self.set_outcome(
-                id,
-                Outcome::NeedsChain {
-                    action: action.name(),
-                },
-            );
+        if let Some(action) = chain_action(&actions) {
+            self.set_outcome(id, Outcome::NeedsChain { action });
             return;
         }
         self.set_outcome(id, Outcome::Executed { at: op });

@@ -109,16 +109,11 @@ impl<S: Store, E: Env> Node<S, E> {
     ) -> Result<ProxyRequest, NodeError> {
         let proposal = self.proposal(id, proposal)?;
         let pid = proposal.id;
-        let action = proposal
-            .actions
-            .iter()
-            .find(|a| a.needs_chain())
-            .ok_or_else(|| {
-                NodeError::BadProposal(format!(
-                    "proposal {pid} holds no action that needs a chain: it runs here"
-                ))
-            })?
-            .name();
+        let action = crate::proposals::chain_action(&proposal.actions).ok_or_else(|| {
+            NodeError::BadProposal(format!(
+                "proposal {pid} holds no action that needs a chain: it runs here"
+            ))
+        })?;
         if matches!(
             proposal.outcome,
             Outcome::TooManyActive { .. } | Outcome::Deleted { .. }

@@ -28,6 +28,14 @@ pub(super) fn sends_on_its_own(option: Option<&str>) -> Result<bool, JsValue> {
     }
 }
 
+/// Whether `events` may hold this member's parts to send (any membership operation): checked
+/// before a send task is spawned, so that the node task's other steps spawn none.
+pub(super) fn told_of_proposals(events: &[NodeEvent]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, NodeEvent::Membership { .. }))
+}
+
 impl Inner {
     /// The configured chain (`nearRpc` and `nearContract`), if any.
     fn proxy_chain(&self) -> Option<AnchorChain<NearAnchor<FetchTransport>>> {
@@ -48,12 +56,6 @@ impl Inner {
     /// send did: `proposalSent` (what `sendProposalToChain` resolves to) or `proposalNotSent`
     /// (`error: {name, message}`).
     pub(super) async fn send_own_parts(self: Rc<Self>, events: Vec<NodeEvent>) {
-        if !events
-            .iter()
-            .any(|e| matches!(e, NodeEvent::Membership { .. }))
-        {
-            return;
-        }
         let chain = self.proxy_chain();
         let sent = self
             .account()

@@ -23,7 +23,7 @@ pub(super) async fn drive(
             inner.notify(&opened);
         }
         inner.notify(&events);
-        if inner.sends_proposals {
+        if inner.sends_proposals && proposals::told_of_proposals(&events) {
             wasm_bindgen_futures::spawn_local(inner.clone().send_own_parts(events));
         }
         if let Some(event) = other {
