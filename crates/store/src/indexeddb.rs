@@ -42,10 +42,8 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::IdbDatabase;
 
-use crate::parted::{PartWrites, Parted};
-use crate::{
-    prefix_end, Batch, Namespace, Op, Store, StoreError, PARTED_MAX, PART_BYTES, WHOLE_MAX,
-};
+use crate::parted::{in_parts, Parted};
+use crate::{prefix_end, Batch, Namespace, Op, Store, StoreError, PART_BYTES};
 
 /// Bump when object stores change; `open` then upgrades the database, creating the new stores
 /// and keeping every existing one's data. History: 1 had meta, keys, apps, contexts, state,
@@ -269,7 +267,7 @@ async fn parted_keys(db: &Rexie) -> Result<Parted, StoreError> {
             .into_iter()
             .find(|ns| name.as_deref() == Some(ns.as_str()))
             .ok_or_else(|| StoreError::Backend(format!("a part names no namespace: {name:?}")))?;
-        parted.mark(ns, &to_vec(&key.get(1)));
+        parted.note(ns, &to_vec(&key.get(1)));
     }
     Ok(parted)
 }
@@ -417,8 +415,7 @@ impl IndexedDbStore {
                     let mut parted = self.parted.borrow_mut();
                     match self.sole_writer && laid_out && self.writes.get() == writes {
                         true => parted.keep(ns, &key, &value),
-                        false if !parted.may_have(ns, &key) => parted.mark(ns, &key),
-                        false => {}
+                        false => parted.note(ns, &key),
                     }
                     value
                 }
@@ -587,17 +584,7 @@ impl IndexedDbStore {
         for op in batch.ops() {
             let issued = match op {
                 Op::Put { ns, key, value } if in_parts(*ns, value.len()) => {
-                    let writes = match compare {
-                        true => parted.writes(*ns, key, value),
-                        false => PartWrites {
-                            only: None,
-                            trim: true,
-                        },
-                    };
-                    match self.sole_writer {
-                        true => parted.keep(*ns, key, value),
-                        false => parted.mark(*ns, key),
-                    }
+                    let writes = parted.rewrite(*ns, key, value, compare, self.sole_writer);
                     let only = writes.only.as_deref();
                     put_parts(
                         tx,
@@ -611,16 +598,12 @@ impl IndexedDbStore {
                         writes.trim,
                     )
                 }
-                Op::Put { ns, key, .. } | Op::Delete { ns, key } if parted.may_have(*ns, key) => {
-                    // Its parts go: what they held is no longer known.
-                    parted.mark(*ns, key);
-                    match op {
-                        Op::Put { value, .. } => put(tx, names, index(ns), key, value, true),
-                        _ => remove(tx, names, index(ns), key, true),
-                    }
+                Op::Put { ns, key, value } => {
+                    put(tx, names, index(ns), key, value, parted.forget(*ns, key))
                 }
-                Op::Put { ns, key, value } => put(tx, names, index(ns), key, value, false),
-                Op::Delete { ns, key } => remove(tx, names, index(ns), key, false),
+                Op::Delete { ns, key } => {
+                    remove(tx, names, index(ns), key, parted.forget(*ns, key))
+                }
             };
             if let Err(e) = issued {
                 abort(tx);
@@ -629,11 +612,6 @@ impl IndexedDbStore {
         }
         Ok(())
     }
-}
-
-/// Whether a value of `len` bytes in `ns` is stored in parts.
-fn in_parts(ns: Namespace, len: usize) -> bool {
-    len > WHOLE_MAX && (len <= PARTED_MAX || ns == Namespace::State)
 }
 
 /// A readwrite transaction under way, as the parts' bookkeeping sees it: values kept are

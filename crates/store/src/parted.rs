@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::{Namespace, PART_BYTES};
+use crate::{Namespace, PARTED_MAX, PART_BYTES, WHOLE_MAX};
 
 /// The most bytes of values kept to compare against: past it every kept value is forgotten
 /// (each such key's next write writes all its parts) and keeping starts over.
@@ -32,6 +32,13 @@ pub(crate) struct PartWrites {
     pub only: Option<Vec<u32>>,
     /// Whether parts past the value's last may exist and must be deleted.
     pub trim: bool,
+}
+
+/// Whether a value of `len` bytes in `ns` is stored in parts: over [`WHOLE_MAX`], and in the
+/// state namespace at any size (rewritten with small changes), elsewhere up to [`PARTED_MAX`]
+/// (blobs and apps are written once: one record is cheaper).
+pub(crate) fn in_parts(ns: Namespace, len: usize) -> bool {
+    len > WHOLE_MAX && (len <= PARTED_MAX || ns == Namespace::State)
 }
 
 /// How many parts a value of `len` bytes has.
@@ -54,23 +61,66 @@ impl Parted {
             .is_some_and(|keys| keys.keys().any(|key| key.starts_with(prefix)))
     }
 
-    /// `key` may have parts, whose bytes are not known.
-    pub fn mark(&mut self, ns: Namespace, key: &[u8]) {
-        let old = self.keys.entry(ns).or_default().insert(key.to_vec(), None);
-        self.kept_bytes -= old.flatten().map_or(0, |value| value.len());
+    /// `key` may have parts (met at open, or in a read); what is kept of it stays.
+    pub fn note(&mut self, ns: Namespace, key: &[u8]) {
+        if !self.may_have(ns, key) {
+            self.keys.entry(ns).or_default().insert(key.to_vec(), None);
+        }
     }
 
-    /// `key`'s parts hold `value` now.
+    /// Whether `key` may have parts, before a write of it that is not in parts (a smaller value,
+    /// a delete) deletes them: what they held is then no longer known.
+    pub fn forget(&mut self, ns: Namespace, key: &[u8]) -> bool {
+        let Some(kept) = self.keys.get_mut(&ns).and_then(|keys| keys.get_mut(key)) else {
+            return false;
+        };
+        self.kept_bytes -= kept.take().map_or(0, |value| value.len());
+        true
+    }
+
+    /// The parts of `value` to write under `key` (with `compare`, only those that differ from
+    /// the kept value's; else all), and, with `keep`, `value` kept as what they hold then.
+    pub fn rewrite(
+        &mut self,
+        ns: Namespace,
+        key: &[u8],
+        value: &[u8],
+        compare: bool,
+        keep: bool,
+    ) -> PartWrites {
+        let writes = match compare {
+            true => self.writes(ns, key, value),
+            false => PartWrites {
+                only: None,
+                trim: true,
+            },
+        };
+        match keep {
+            true => self.keep(ns, key, value),
+            false => {
+                self.note(ns, key);
+                self.forget(ns, key);
+            }
+        }
+        writes
+    }
+
+    /// `key`'s parts hold `value` now (the kept copy's buffer is reused).
     pub fn keep(&mut self, ns: Namespace, key: &[u8], value: &[u8]) {
-        self.mark(ns, key);
         if self.kept_bytes + value.len() > KEPT_MAX {
             self.forget_values();
         }
-        self.kept_bytes += value.len();
-        self.keys
+        let slot = self
+            .keys
             .entry(ns)
             .or_default()
-            .insert(key.to_vec(), Some(value.to_vec()));
+            .entry(key.to_vec())
+            .or_default();
+        let mut kept = slot.take().unwrap_or_default();
+        self.kept_bytes = self.kept_bytes - kept.len() + value.len();
+        kept.clear();
+        kept.extend_from_slice(value);
+        *slot = Some(kept);
     }
 
     /// Forgets every kept value (the keys still may have parts).
@@ -83,7 +133,7 @@ impl Parted {
 
     /// The parts of `value` to write under `key`: the ones that differ from the kept value's,
     /// or all of them if none is kept.
-    pub fn writes(&self, ns: Namespace, key: &[u8], value: &[u8]) -> PartWrites {
+    fn writes(&self, ns: Namespace, key: &[u8], value: &[u8]) -> PartWrites {
         let kept = self
             .keys
             .get(&ns)
@@ -131,7 +181,7 @@ mod tests {
             trim: true,
         };
         assert_eq!(parted.writes(NS, b"k", &value(3 * PART_BYTES, 1)), all);
-        parted.mark(NS, b"k");
+        parted.note(NS, b"k");
         assert!(parted.may_have(NS, b"k") && parted.any_under(NS, b""));
         assert_eq!(parted.writes(NS, b"k", &value(3 * PART_BYTES, 1)), all);
     }
@@ -165,11 +215,18 @@ mod tests {
     }
 
     #[test]
-    fn marking_or_forgetting_drops_what_was_kept() {
+    fn forgetting_drops_what_was_kept_and_noting_does_not() {
         let mut parted = Parted::default();
         parted.keep(NS, b"a", &value(2 * PART_BYTES, 1));
         parted.keep(NS, b"b", &value(2 * PART_BYTES, 2));
-        parted.mark(NS, b"a");
+        parted.note(NS, b"b");
+        assert_eq!(
+            parted.writes(NS, b"b", &value(2 * PART_BYTES, 2)).only,
+            Some(vec![])
+        );
+        assert!(parted.forget(NS, b"a"));
+        assert!(!parted.forget(NS, b"c"), "never had parts");
+        assert!(!parted.may_have(NS, b"c"));
         assert_eq!(
             parted.writes(NS, b"a", &value(2 * PART_BYTES, 1)).only,
             None
@@ -193,5 +250,34 @@ mod tests {
         assert_eq!(parted.writes(NS, b"a", &big).only, None, "forgotten");
         assert_eq!(parted.writes(NS, b"b", &big).only, Some(vec![]), "kept");
         assert_eq!(parted.kept_bytes, big.len());
+    }
+
+    #[test]
+    fn state_values_go_in_parts_at_any_size_over_the_whole_max_and_others_up_to_the_parted_max() {
+        for ns in [Namespace::State, Namespace::Blobs] {
+            assert!(!in_parts(ns, WHOLE_MAX));
+            assert!(in_parts(ns, WHOLE_MAX + 1));
+            assert!(in_parts(ns, PARTED_MAX));
+        }
+        assert!(in_parts(Namespace::State, PARTED_MAX + 1));
+        assert!(!in_parts(Namespace::Blobs, PARTED_MAX + 1));
+    }
+
+    #[test]
+    fn a_rewrite_keeps_its_value_only_when_asked_and_compares_only_when_asked() {
+        let mut parted = Parted::default();
+        let old = vec![1; 3 * PART_BYTES];
+        assert_eq!(parted.rewrite(NS, b"k", &old, true, true).only, None);
+        let mut new = old.clone();
+        new[0] = 2;
+        assert_eq!(
+            parted.rewrite(NS, b"k", &new, true, true).only,
+            Some(vec![0])
+        );
+        assert_eq!(parted.rewrite(NS, b"k", &old, false, true).only, None);
+        parted.rewrite(NS, b"k", &new, true, false);
+        assert_eq!(parted.writes(NS, b"k", &new).only, None, "not kept");
+        assert!(parted.may_have(NS, b"k"));
+        assert_eq!(parted.kept_bytes, 0);
     }
 }

@@ -414,6 +414,12 @@ async fn a_store_of_schema_version_2_opens_upgraded_and_reads_its_big_values_who
     IndexedDbStore::delete_database(&name).await.unwrap();
 }
 
+/// Commits `value` under `key` in the state namespace of `store`.
+async fn put_state(store: &IndexedDbStore, key: &[u8], value: Vec<u8>) {
+    let batch = Batch::new().put(Namespace::State, key, value);
+    store.commit(batch).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn a_sole_writer_rewrites_only_the_parts_of_a_big_value_that_changed() {
     let ns = Namespace::State;
@@ -425,17 +431,11 @@ async fn a_sole_writer_rewrites_only_the_parts_of_a_big_value_that_changed() {
         let name = unique("sole-writer");
         let store = IndexedDbStore::open(&name).await.unwrap();
         let store = if sole { store.sole_writer() } else { store };
-        store
-            .commit(Batch::new().put(ns, b"k", old.clone()))
-            .await
-            .unwrap();
+        put_state(&store, b"k", old.clone()).await;
         // Part 10 changed behind the store's back: the only writer rewrites parts 0 (changed)
         // and 20 (grown) alone, so the change stays; a store that is not rewrites it.
         flip_byte_of_part(&name, b"k", 10).await;
-        store
-            .commit(Batch::new().put(ns, b"k", new.clone()))
-            .await
-            .unwrap();
+        put_state(&store, b"k", new.clone()).await;
         let mut expected = new.clone();
         if sole {
             expected[10 * PART_BYTES] ^= 0xff;
@@ -462,10 +462,7 @@ async fn a_sole_writer_compares_against_a_value_it_read_but_not_one_in_an_older_
     assert!(store.get(ns, b"old").await.unwrap() == Some(old.clone()));
     let mut edited = old.clone();
     edited[1] ^= 1;
-    store
-        .commit(Batch::new().put(ns, b"old", edited.clone()))
-        .await
-        .unwrap();
+    put_state(&store, b"old", edited.clone()).await;
     assert!(store.get(ns, b"old").await.unwrap() == Some(edited.clone()));
     assert_eq!(
         parts_in(&name).await,
@@ -479,10 +476,7 @@ async fn a_sole_writer_compares_against_a_value_it_read_but_not_one_in_an_older_
     flip_byte_of_part(&name, b"old", 7).await;
     let mut again = edited.clone();
     again[2] ^= 1;
-    store
-        .commit(Batch::new().put(ns, b"old", again.clone()))
-        .await
-        .unwrap();
+    put_state(&store, b"old", again.clone()).await;
     again[7 * PART_BYTES] ^= 0xff;
     assert!(
         store.get(ns, b"old").await.unwrap() == Some(again),
