@@ -1,9 +1,11 @@
 // A big value whole or in parts, raw IndexedDB, call by call (issue 15): readwrite transactions
 // shaped like a kv-store `set` (8 puts into audit, contexts, deltas and state, one of them
 // calimero-storage's index row of ROW bytes, rewritten each time) with the index row stored
-// whole, or as the store (crates/store/src/indexeddb.rs) writes a value over 60 KiB: parts of at
-// most 60 KiB under `[namespace, key, i]` in object store `parts`, its length in the row, and
-// every transaction's scope naming `parts`. Chromium writes a value over 64 KiB to a blob file of
+// whole, or in parts as the store first wrote a value over 60 KiB: every part rewritten, of at
+// most 60 KiB, under `[namespace, key, i]` in object store `parts`, its length in the row, and
+// every transaction's scope naming `parts` (what set `WHOLE_MAX` and `PARTED_MAX`; the store now
+// writes 4 KiB parts, and as the only writer only those that changed: docs/storage.md, *Only the
+// parts that changed*, measured through the node by bench/set-profile.mjs). Chromium writes a value over 64 KiB to a blob file of
 // its own; parts stay under it. The two take turns, one transaction each, durability `relaxed`
 // (the node's), in a persistent profile (IndexedDB on disk, as in a user's browser) and then in a
 // fresh browser context (in memory). Prints per row size and mode the median ms from
