@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{guest, node_on, settle, TestNode};
+use common::{settle, two_members_of, TestNode};
 use futures::executor::block_on;
 use serde_json::{json, Value};
 use tabnode_store::MemoryStore;
@@ -53,14 +53,7 @@ fn announce(a: &mut TestNode, b: &mut TestNode) {
 
 /// A creates a nested-tally context and B joins it; both settled.
 fn two_members() -> (TestNode, TestNode, ContextId) {
-    let mut a = node_on(MemoryStore::default(), 1);
-    let app = block_on(a.install_app(&guest("nested_tally"))).unwrap();
-    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
-    let mut b = node_on(MemoryStore::default(), 2);
-    block_on(b.install_app(&guest("nested_tally"))).unwrap();
-    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
-    settle(&mut [&mut a, &mut b]);
-    (a, b, ctx)
+    two_members_of("nested_tally", MemoryStore::default())
 }
 
 /// `nested-crdt-test.yml`'s first steps as they run when node 2's write comes before node 1's

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{guest, node_on, refusals, settle, stored_deltas, stored_node_key, TestNode};
+use common::{refusals, settle, stored_deltas, stored_node_key, two_members_of, TestNode};
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
@@ -30,14 +30,7 @@ fn position(node: &mut TestNode, ctx: &ContextId) -> (Vec<DeltaId>, Option<Hash>
 
 /// A (on `store`) creates a user-notes context and B joins it; both settled.
 fn two_members(store: MemoryStore) -> (TestNode, TestNode, ContextId) {
-    let mut a = node_on(store, 1);
-    let app = block_on(a.install_app(&guest("user_notes"))).unwrap();
-    let ctx = block_on(a.create_context(app, json!({}))).unwrap();
-    let mut b = node_on(MemoryStore::default(), 2);
-    block_on(b.install_app(&guest("user_notes"))).unwrap();
-    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
-    settle(&mut [&mut a, &mut b]);
-    (a, b, ctx)
+    two_members_of("user_notes", store)
 }
 
 #[test]

@@ -35,6 +35,19 @@ pub fn node_on(store: MemoryStore, seed: u8) -> TestNode {
     node
 }
 
+/// A creates a context of guest `app` on `store_a` and B (on a fresh store) joins it; both
+/// settled.
+pub fn two_members_of(app: &str, store_a: MemoryStore) -> (TestNode, TestNode, ContextId) {
+    let mut a = node_on(store_a, 1);
+    let id = block_on(a.install_app(&guest(app))).unwrap();
+    let ctx = block_on(a.create_context(id, serde_json::json!({}))).unwrap();
+    let mut b = node_on(MemoryStore::default(), 2);
+    block_on(b.install_app(&guest(app))).unwrap();
+    block_on(b.join(&a.invite(&ctx).unwrap())).unwrap();
+    tabnode_sim::settle(&mut [&mut a, &mut b]);
+    (a, b, ctx)
+}
+
 /// A node opened on `store` (its key from `seed`, default limits), given the time its env's
 /// clock reads; nothing installed.
 pub fn opened<S: Store>(store: S, seed: u8) -> Node<S, FixedEnv> {
