@@ -179,9 +179,13 @@ fn u64_at(m: &dyn GuestMemory, ptr: u64) -> Result<u64> {
     read_exact::<8>(m, ptr).map(u64::from_le_bytes)
 }
 
-/// The `(ptr, len)` of the `Buffer` struct at `at`.
+/// The `(ptr, len)` of the `Buffer` struct at `at`, in one read (in the page, each read is a
+/// crossing into JS).
 fn buffer_at(m: &dyn GuestMemory, at: u64) -> Result<(u64, u64)> {
-    Ok((u64_at(m, at)?, u64_at(m, at.wrapping_add(8))?))
+    let bytes = read_exact::<16>(m, at)?;
+    let (ptr, len) = bytes.split_at(8);
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    Ok((word(ptr), word(len)))
 }
 
 /// The bytes a `Buffer` struct at `at` points to, refusing more than `max` bytes.
