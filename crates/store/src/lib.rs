@@ -4,6 +4,7 @@
 //! (the CLI), and in the browser `IndexedDbStore`. One conformance suite ([`conformance`])
 //! runs against every backend. Futures are not `Send`: the browser is single-threaded, and so is the node's core.
 
+pub mod blake3_tree;
 #[cfg(not(target_arch = "wasm32"))]
 mod file;
 #[cfg(target_arch = "wasm32")]

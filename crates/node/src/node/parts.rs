@@ -7,9 +7,7 @@
 //! whole once every part is here. Each part is sealed to the receiver's key and signed by the
 //! member that sent it.
 
-use blake3::hazmat::{
-    left_subtree_len, merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode,
-};
+use tabnode_store::blake3_tree::{self, ChainingValue};
 
 use super::*;
 
@@ -174,38 +172,13 @@ pub(super) fn part_hashes(whole: &[u8]) -> Vec<ChainingValue> {
 }
 
 fn part_hash(index: u32, part: &[u8]) -> ChainingValue {
-    let mut hasher = blake3::Hasher::new();
-    hasher.set_input_offset(index as u64 * APP_PART_BYTES as u64);
-    hasher.update(part);
-    hasher.finalize_non_root()
+    blake3_tree::part_hash(APP_PART_BYTES, index as usize, &[part])
 }
 
-/// The blake3 of a whole of `size` bytes whose parts have `hashes`: blake3's tree puts the
-/// largest power of two of bytes that leaves some on the right in its left subtree, a whole
-/// number of parts for any whole of more than one part.
+/// The blake3 of a whole of `size` bytes whose parts have `hashes` (for a whole of one part,
+/// its hash passes through).
 fn root_of(size: u64, hashes: &[ChainingValue]) -> [u8; 32] {
-    fn merge(len: u64, hashes: &[ChainingValue]) -> ChainingValue {
-        if hashes.len() == 1 {
-            return hashes[0];
-        }
-        let left = left_subtree_len(len);
-        let split = (left / APP_PART_BYTES as u64) as usize;
-        let (l, r) = (
-            merge(left, &hashes[..split]),
-            merge(len - left, &hashes[split..]),
-        );
-        merge_subtrees_non_root(&l, &r, Mode::Hash)
-    }
-    if hashes.len() == 1 {
-        return hashes[0];
-    }
-    let left = left_subtree_len(size);
-    let split = (left / APP_PART_BYTES as u64) as usize;
-    let (l, r) = (
-        merge(left, &hashes[..split]),
-        merge(size - left, &hashes[split..]),
-    );
-    *merge_subtrees_root(&l, &r, Mode::Hash).as_bytes()
+    blake3_tree::root_of(size, APP_PART_BYTES, hashes)
 }
 
 /// Checks a part against the id: its hashes make the id, and its bytes make its hash.
