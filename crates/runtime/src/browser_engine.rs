@@ -35,6 +35,46 @@ thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
     /// The import object, built once: `{ env: { <import>: <closure>, ... } }`.
     static IMPORTS: Object = imports();
+    /// A fresh instance of the module last run, made while the page had nothing else to do.
+    static SPARE: RefCell<Option<(WebAssembly::Module, WebAssembly::Instance)>> =
+        const { RefCell::new(None) };
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    fn queue_microtask(task: &JsValue);
+}
+
+/// A new instance of `module`: the spare one if it is of this module.
+fn instantiate(module: &WebAssembly::Module) -> Result<WebAssembly::Instance, JsValue> {
+    let spare = SPARE.with(|spare| spare.borrow_mut().take_if(|(of, _)| Object::is(of, module)));
+    match spare {
+        Some((_, instance)) => Ok(instance),
+        None => IMPORTS.with(|imports| WebAssembly::Instance::new(module, imports)),
+    }
+}
+
+/// Makes a spare instance of `module` once the task under way is over: a call's instance is
+/// then ready before the call comes. The node runs a call, then waits for IndexedDB to commit
+/// its writes, so the spare is made while the page waits. An instance is fresh until its first
+/// export runs, so the spare is what the next call would make itself (a module whose start
+/// function calls the host cannot be made outside a call, and is not kept).
+fn make_spare_soon(module: WebAssembly::Module) {
+    let task = Closure::once_into_js(move || {
+        if SPARE.with(|spare| {
+            spare
+                .borrow()
+                .as_ref()
+                .is_some_and(|(of, _)| Object::is(of, &module))
+        }) {
+            return;
+        }
+        if let Ok(instance) = IMPORTS.with(|imports| WebAssembly::Instance::new(&module, imports)) {
+            SPARE.with(|spare| *spare.borrow_mut() = Some((module, instance)));
+        }
+    });
+    queue_microtask(&task);
 }
 
 /// What a host function throws to unwind the guest; the error itself is in [`Current`].
@@ -248,6 +288,7 @@ impl Module {
             })
         });
         let result = self.run_current(method, &limits);
+        make_spare_soon(self.0.clone());
         let current = CURRENT
             .with(|c| c.borrow_mut().take())
             .expect("the call's state stays until the call ends");
@@ -255,11 +296,9 @@ impl Module {
     }
 
     fn run_current(&self, method: &str, limits: &crate::Limits) -> Result<u64, RuntimeError> {
-        let instance = IMPORTS
-            .with(|imports| WebAssembly::Instance::new(&self.0, imports))
-            .map_err(|e| {
-                RuntimeError::InvalidModule(format!("cannot instantiate: {}", describe(&e)))
-            })?;
+        let instance = instantiate(&self.0).map_err(|e| {
+            RuntimeError::InvalidModule(format!("cannot instantiate: {}", describe(&e)))
+        })?;
         let exports = instance.exports();
         let global = |name| -> WebAssembly::Global {
             export(&exports, name)
