@@ -8,6 +8,7 @@
 // `node bench/set-profile.mjs 100,1000 40`. Names of the node's functions need a wasm with
 // its name section: `PKG_DIR=/tmp/pkg-names` serves another build of pkg/ (wasm-bindgen of
 // the cargo output without wasm-opt's stripping).
+import { writeFile } from 'node:fs/promises';
 import { startStack } from '../scripts/serve.mjs';
 import { launchChromium, waitForNode } from '../tests/e2e/browser.mjs';
 import { routeBare } from './bare-node.mjs';
@@ -151,6 +152,8 @@ try {
     if (profiling) await cdp.send('Profiler.start');
     const { ms, tx, counts, calls, guest } = await sets({ from: size + 10, to: size + 10 + window_ });
     const { profile } = profiling ? await cdp.send('Profiler.stop') : { profile: { nodes: [], samples: [], timeDeltas: [] } };
+    // PROFILE_OUT=dir: the raw profile of each size, for DevTools or a script (`<size>.cpuprofile`).
+    if (profiling && process.env.PROFILE_OUT) await writeFile(`${process.env.PROFILE_OUT}/${size}.cpuprofile`, JSON.stringify(profile));
     filled = size + 10 + window_;
 
     // Self time per node: samples × their intervals.

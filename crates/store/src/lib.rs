@@ -13,6 +13,7 @@ mod memory;
 mod merkle;
 #[cfg(any(target_arch = "wasm32", test))]
 mod parted;
+mod same;
 mod sealed;
 
 pub mod conformance;

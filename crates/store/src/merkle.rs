@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::blake3_tree::{self, ChainingValue};
+use crate::same::same_bytes;
 
 /// A leaf whose input (`len ‖ key ‖ value`) is this long or longer is kept with its chunks'
 /// chaining values.
@@ -88,7 +89,10 @@ fn big_leaf(
         let (from, to) = (start.saturating_sub(head), end - head);
         i < chunks.len()
             && ((i + 1) * CHUNK).min(head + was.len()) == end
-            && was.get(from..to) == value.get(from..to)
+            && was
+                .get(from..to)
+                .zip(value.get(from..to))
+                .is_some_and(|(was, now)| same_bytes(was, now))
     };
     let chunks: Vec<ChainingValue> = (0..len.div_ceil(CHUNK))
         .map(|i| {

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use crate::same::same_bytes;
 use crate::{Namespace, PARTED_MAX, PART_BYTES, WHOLE_MAX};
 
 /// The most bytes of values kept to compare against: past it every kept value is forgotten
@@ -150,7 +151,8 @@ impl Parted {
             .enumerate()
             .filter(|(i, part)| {
                 let at = i * PART_BYTES;
-                old.get(at..old.len().min(at + PART_BYTES)) != Some(*part)
+                !old.get(at..old.len().min(at + PART_BYTES))
+                    .is_some_and(|was| same_bytes(was, part))
             })
             .map(|(i, _)| i as u32)
             .collect();
