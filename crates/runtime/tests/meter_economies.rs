@@ -3,8 +3,8 @@
 //! (returns, logs, events, writes, fuel used, or the same error), at full fuel and at budgets
 //! swept so that running out falls in many places of each call, and with stack and memory
 //! limits that stop recursion and growth at many depths. Natively the lean module runs on
-//! wasmi; in headless Chromium also on the browser's engine, always against the plain module
-//! on wasmi.
+//! wasmi; in headless Chromium on the browser's engine; always against the plain module on
+//! wasmi.
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
@@ -17,10 +17,11 @@ use tabnode_runtime::{App, Call, EngineKind, Limits, Outcome, Runtime, RuntimeEr
 
 type Step = Result<Outcome, RuntimeError>;
 
-/// The engines this build can run guests on.
+/// The engines the lean module runs on here: natively wasmi; in the browser its own engine
+/// (wasmi against wasmi is the native run's).
 fn engines() -> Vec<EngineKind> {
     if cfg!(target_arch = "wasm32") {
-        vec![EngineKind::Wasmi, EngineKind::Browser]
+        vec![EngineKind::Browser]
     } else {
         vec![EngineKind::Wasmi]
     }
