@@ -252,6 +252,8 @@ pub struct Runtime {
     linker: wasmi::Linker<wasmi_engine::Data>,
     limits: Limits,
     metered: bool,
+    /// Modules written with `tabnode_meter::Config::plain`: see [`Runtime::with_plain_meter`].
+    plain_meter: bool,
 }
 
 impl Runtime {
@@ -277,6 +279,16 @@ impl Runtime {
         Self::build(limits, kind, false)
     }
 
+    /// A runtime whose modules carry the accounting written the plain way (meter 1), which
+    /// behaves exactly as the lean way every other runtime writes: only for the test that
+    /// shows it (`tests/meter_economies.rs`).
+    #[doc(hidden)]
+    pub fn with_plain_meter(limits: Limits, kind: EngineKind) -> Result<Self, RuntimeError> {
+        let mut runtime = Self::with_engine(limits, kind)?;
+        runtime.plain_meter = true;
+        Ok(runtime)
+    }
+
     fn build(limits: Limits, kind: EngineKind, metered: bool) -> Self {
         let engine = wasmi_engine::engine(&limits);
         let linker = wasmi_engine::linker(&engine);
@@ -286,6 +298,7 @@ impl Runtime {
             linker,
             limits,
             metered,
+            plain_meter: false,
         }
     }
 
@@ -306,6 +319,7 @@ impl Runtime {
         let shape = abi::validate_module(wasm, &self.limits)?;
         let config = tabnode_meter::Config {
             charge_fuel: self.metered,
+            plain: self.plain_meter,
             ..engine::meter_config(&self.limits)
         };
         let metered = tabnode_meter::instrument(wasm, &config)
