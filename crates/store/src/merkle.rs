@@ -38,22 +38,30 @@ fn bucket_of(key: &[u8]) -> usize {
     blake3::hash(key).as_bytes()[0] as usize
 }
 
-/// A leaf's input, `len ‖ key ‖ value`, as its pieces.
-struct Input<'a>([[u8; 8]; 1], &'a [u8], &'a [u8]);
+/// A leaf's input, `len(key) ‖ key ‖ value` (`len` as a u64, little-endian), as its pieces.
+struct Input<'a> {
+    key_len: [u8; 8],
+    key: &'a [u8],
+    value: &'a [u8],
+}
 
 impl<'a> Input<'a> {
     fn new(key: &'a [u8], value: &'a [u8]) -> Self {
-        Self([(key.len() as u64).to_le_bytes()], key, value)
+        Self {
+            key_len: (key.len() as u64).to_le_bytes(),
+            key,
+            value,
+        }
     }
 
     fn len(&self) -> usize {
-        8 + self.1.len() + self.2.len()
+        8 + self.key.len() + self.value.len()
     }
 
-    /// The pieces of bytes `range` of the input (at most three).
+    /// The pieces of bytes `start..end` of the input (at most three).
     fn slice(&self, start: usize, end: usize) -> impl Iterator<Item = &[u8]> {
         let mut at = 0;
-        [&self.0[0][..], self.1, self.2]
+        [&self.key_len[..], self.key, self.value]
             .into_iter()
             .filter_map(move |piece| {
                 let (from, to) = (at, at + piece.len());
@@ -64,11 +72,13 @@ impl<'a> Input<'a> {
     }
 }
 
+/// A leaf's hash: the blake3 of its input.
 fn leaf(key: &[u8], value: &[u8]) -> [u8; 32] {
+    let input = Input::new(key, value);
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&(key.len() as u64).to_le_bytes());
-    hasher.update(key);
-    hasher.update(value);
+    for piece in input.slice(0, input.len()) {
+        hasher.update(piece);
+    }
     *hasher.finalize().as_bytes()
 }
 
