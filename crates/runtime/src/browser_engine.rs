@@ -88,28 +88,20 @@ const HOST_TRAP: &str = "tabnode: host function stopped the call";
 /// (`subarray`, then `copy_to`'s view of the node's memory): about 1,500 crossings in a kv-store
 /// `set` at 1,000 keys, which makes some 270 host calls.
 #[wasm_bindgen(inline_js = r#"
+function copy(src, from, dst, to, len) {
+  if (len <= 32) for (let i = 0; i < len; i++) dst[to + i] = src[from + i];
+  else dst.set(src.subarray(from, from + len), to);
+}
 export class GuestBytes {
   constructor(guest, node) { this.guest = guest; this.node = node; this.g = new Uint8Array(0); this.n = new Uint8Array(0); }
-  views() {
+  /** Whether `len` bytes at `ptr` are in the guest's memory, with both views fresh. */
+  fits(ptr, len) {
     if (this.g.byteLength === 0) this.g = new Uint8Array(this.guest.buffer);
     if (this.n.byteLength === 0) this.n = new Uint8Array(this.node.buffer);
+    return ptr + len <= this.g.length;
   }
-  read(ptr, len, out) {
-    this.views();
-    const g = this.g, n = this.n;
-    if (ptr + len > g.length) return false;
-    if (len <= 32) for (let i = 0; i < len; i++) n[out + i] = g[ptr + i];
-    else n.set(g.subarray(ptr, ptr + len), out);
-    return true;
-  }
-  write(ptr, len, from) {
-    this.views();
-    const g = this.g, n = this.n;
-    if (ptr + len > g.length) return false;
-    if (len <= 32) for (let i = 0; i < len; i++) g[ptr + i] = n[from + i];
-    else g.set(n.subarray(from, from + len), ptr);
-    return true;
-  }
+  read(ptr, len, out) { return this.fits(ptr, len) && (copy(this.g, ptr, this.n, out, len), true); }
+  write(ptr, len, from) { return this.fits(ptr, len) && (copy(this.n, from, this.g, ptr, len), true); }
 }
 "#)]
 extern "C" {

@@ -10,8 +10,7 @@ pub(crate) fn meter_config(limits: &Limits) -> tabnode_meter::Config {
     tabnode_meter::Config {
         stack_slots: limits.stack_slots,
         max_memory_pages: limits.max_memory_pages,
-        charge_fuel: true,
-        plain: false,
+        ..Default::default()
     }
 }
 

@@ -251,9 +251,9 @@ pub struct Runtime {
     engine: wasmi::Engine,
     linker: wasmi::Linker<wasmi_engine::Data>,
     limits: Limits,
-    metered: bool,
-    /// Modules written with `tabnode_meter::Config::plain`: see [`Runtime::with_plain_meter`].
-    plain_meter: bool,
+    /// How [`Runtime::compile`] rewrites a module: the limits' accounting, with or without
+    /// fuel (see [`Runtime::unmetered`]).
+    meter: tabnode_meter::Config,
 }
 
 impl Runtime {
@@ -285,20 +285,23 @@ impl Runtime {
     #[doc(hidden)]
     pub fn with_plain_meter(limits: Limits, kind: EngineKind) -> Result<Self, RuntimeError> {
         let mut runtime = Self::with_engine(limits, kind)?;
-        runtime.plain_meter = true;
+        runtime.meter.plain = true;
         Ok(runtime)
     }
 
     fn build(limits: Limits, kind: EngineKind, metered: bool) -> Self {
         let engine = wasmi_engine::engine(&limits);
         let linker = wasmi_engine::linker(&engine);
+        let meter = tabnode_meter::Config {
+            charge_fuel: metered,
+            ..engine::meter_config(&limits)
+        };
         Self {
             kind,
             engine,
             linker,
             limits,
-            metered,
-            plain_meter: false,
+            meter,
         }
     }
 
@@ -317,12 +320,7 @@ impl Runtime {
     pub fn compile(&self, wasm: &[u8]) -> Result<App, RuntimeError> {
         abi::validate_size(wasm, &self.limits)?;
         let shape = abi::validate_module(wasm, &self.limits)?;
-        let config = tabnode_meter::Config {
-            charge_fuel: self.metered,
-            plain: self.plain_meter,
-            ..engine::meter_config(&self.limits)
-        };
-        let metered = tabnode_meter::instrument(wasm, &config)
+        let metered = tabnode_meter::instrument(wasm, &self.meter)
             .map_err(|e| RuntimeError::InvalidModule(e.to_string()))?;
         let on_wasmi = || -> Result<Compiled, RuntimeError> {
             let module = wasmi::Module::new(&self.engine, &metered[..]).map_err(|e| {

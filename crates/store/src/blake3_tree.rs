@@ -11,10 +11,14 @@ use blake3::hazmat::{
 
 pub use blake3::hazmat::ChainingValue;
 
-/// The chaining value of part `index` (`part`, at most `part_bytes` long) of a whole cut in
+/// The chaining value of part `index` (`part`, in pieces, at most `part_bytes` long in all) of a whole cut in
 /// parts of `part_bytes`, a power of two of at least 1 KiB. Not a hash on its own: only
 /// [`root_of`] makes one of it.
-pub fn part_hash(part_bytes: usize, index: usize, part: &[&[u8]]) -> ChainingValue {
+pub fn part_hash<'a>(
+    part_bytes: usize,
+    index: usize,
+    part: impl IntoIterator<Item = &'a [u8]>,
+) -> ChainingValue {
     let mut hasher = blake3::Hasher::new();
     hasher.set_input_offset((index * part_bytes) as u64);
     for piece in part {
@@ -72,7 +76,7 @@ mod tests {
                 let hashes: Vec<_> = whole
                     .chunks(part_bytes)
                     .enumerate()
-                    .map(|(i, part)| part_hash(part_bytes, i, &[part]))
+                    .map(|(i, part)| part_hash(part_bytes, i, [part]))
                     .collect();
                 assert_eq!(
                     root_of(len as u64, part_bytes, &hashes),

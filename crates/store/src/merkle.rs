@@ -20,7 +20,7 @@ use crate::same::same_bytes;
 
 /// A leaf whose input (`len ‖ key ‖ value`) is this long or longer is kept with its chunks'
 /// chaining values.
-pub const BIG_LEAF: usize = 8 * 1024;
+const BIG_LEAF: usize = 8 * 1024;
 /// blake3's chunk: the finest part of its tree.
 const CHUNK: usize = 1024;
 
@@ -92,25 +92,19 @@ fn big_leaf(
 ) -> ([u8; 32], Vec<ChainingValue>) {
     let input = Input::new(key, value);
     let (len, head) = (input.len(), 8 + key.len());
-    let unchanged = |i: usize, start: usize, end: usize| {
-        let Some((was, chunks)) = old else {
-            return false;
-        };
-        let (from, to) = (start.saturating_sub(head), end - head);
-        i < chunks.len()
-            && ((i + 1) * CHUNK).min(head + was.len()) == end
-            && was
-                .get(from..to)
-                .zip(value.get(from..to))
-                .is_some_and(|(was, now)| same_bytes(was, now))
-    };
     let chunks: Vec<ChainingValue> = (0..len.div_ceil(CHUNK))
         .map(|i| {
             let (start, end) = (i * CHUNK, ((i + 1) * CHUNK).min(len));
-            match old {
-                Some((_, chunks)) if unchanged(i, start, end) => chunks[i],
-                _ => blake3_tree::part_hash(CHUNK, i, &input.slice(start, end).collect::<Vec<_>>()),
-            }
+            // The old chunk's value, if it spanned the same bytes and they are the same.
+            let kept = old.and_then(|(was, chunks)| {
+                let (from, to) = (start.saturating_sub(head), end - head);
+                let same = ((i + 1) * CHUNK).min(head + was.len()) == end
+                    && was
+                        .get(from..to)
+                        .is_some_and(|was| same_bytes(was, &value[from..to]));
+                same.then(|| chunks.get(i).copied()).flatten()
+            });
+            kept.unwrap_or_else(|| blake3_tree::part_hash(CHUNK, i, input.slice(start, end)))
         })
         .collect();
     (blake3_tree::root_of(len as u64, CHUNK, &chunks), chunks)

@@ -172,7 +172,7 @@ pub(super) fn part_hashes(whole: &[u8]) -> Vec<ChainingValue> {
 }
 
 fn part_hash(index: u32, part: &[u8]) -> ChainingValue {
-    blake3_tree::part_hash(APP_PART_BYTES, index as usize, &[part])
+    blake3_tree::part_hash(APP_PART_BYTES, index as usize, [part])
 }
 
 /// The blake3 of a whole of `size` bytes whose parts have `hashes` (for a whole of one part,
